@@ -1,0 +1,364 @@
+// Board files: a board is data (PX4, Zephyr). TOML, validated on load: unknown keys, missing keys,
+// wrong types, wrong units and impossible values are refused with the file, the key and why.
+// Quantities are strings with their unit ("750 V", "60 kW", "200 A", "70 °C", "200 ms").
+import ChargerCore
+import SimPlant
+import TOMLKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum BoardKind: String, Sendable { case sim, bench, real }
+
+/// A loaded, validated board.
+public struct Board: Sendable {
+    public var name: String
+    public var description: String
+    public var kind: BoardKind
+    public var path: String
+    /// FNV-1a 64 of the file's bytes, shown by `version` so a technician knows which file runs.
+    public var checksum: String
+    public var spec: StationSpec
+    /// Plant model of a simulated board (absent on real boards).
+    public var plant: PlantParameters?
+}
+
+public struct BoardFileError: Error, CustomStringConvertible, Equatable {
+    public var file: String
+    public var key: String
+    public var why: String
+    public var description: String { key.isEmpty ? "\(file): \(why)" : "\(file): \(key): \(why)" }
+}
+
+public enum BoardLoader {
+    /// Reads and validates the board file at `path`.
+    public static func load(path: String) throws(BoardFileError) -> Board {
+        guard let bytes = readFile(path) else {
+            throw BoardFileError(file: path, key: "", why: "cannot read the file (\(String(cString: strerror(errno))))")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw BoardFileError(file: path, key: "", why: "not UTF-8 text")
+        }
+        var board = try parse(text, file: path)
+        board.checksum = fnv1a(bytes)
+        return board
+    }
+
+    /// Parses and validates board-file text; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws(BoardFileError) -> Board {
+        let root: TOMLTable
+        do { root = try TOMLTable(string: text) }
+        catch let e as TOMLParseError {
+            throw BoardFileError(file: file, key: "", why: "TOML syntax error at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+        } catch {
+            throw BoardFileError(file: file, key: "", why: "TOML syntax error: \(error)")
+        }
+        let r = Reader(file: file)
+        let top = Section(table: root, path: "")
+        try r.onlyKeys(top, ["board", "limits", "gun", "modules", "plant"])
+
+        let b = try r.table(top, "board")
+        try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
+        let name = try r.string(b, "name")
+        let description = try r.optionalString(b, "description") ?? ""
+        let kindText = try r.string(b, "kind")
+        guard let kind = BoardKind(rawValue: kindText) else {
+            throw r.error(b, "kind", "'\(kindText)' is not one of sim, bench, real")
+        }
+        let period = try r.duration(b, "period", default: .ms(1), range: .us(100)...(.ms(100)))
+        let gridLimit = try r.power(b, "grid_limit", range: Watts(1_000)...Watts.kW(10_000))
+
+        var timing = (close: Duration.ms(200), open: Duration.ms(200), module: Duration.s(1), meter: Duration.s(2),
+                      imd: Duration.s(2), allocation: Duration.ms(500))
+        if let l = try r.optionalTable(top, "limits") {
+            try r.onlyKeys(l, ["contactor_close_timeout", "contactor_open_timeout", "module_comm_timeout",
+                               "meter_comm_timeout", "imd_comm_timeout", "allocation_period"])
+            timing.close = try r.duration(l, "contactor_close_timeout", default: timing.close, range: .ms(10)...(.s(2)))
+            timing.open = try r.duration(l, "contactor_open_timeout", default: timing.open, range: .ms(10)...(.s(2)))
+            timing.module = try r.duration(l, "module_comm_timeout", default: timing.module, range: .ms(50)...(.s(10)))
+            timing.meter = try r.duration(l, "meter_comm_timeout", default: timing.meter, range: .ms(50)...(.s(10)))
+            timing.imd = try r.duration(l, "imd_comm_timeout", default: timing.imd, range: .ms(50)...(.s(15)))
+            timing.allocation = try r.duration(l, "allocation_period", default: timing.allocation, range: .ms(10)...(.s(10)))
+        }
+
+        let gunTables = try r.arrayOfTables(top, "gun")
+        guard !gunTables.isEmpty else { throw r.error(top, "gun", "at least one [[gun]] is required") }
+        guard gunTables.count <= Capacity.guns else { throw r.error(top, "gun", "\(gunTables.count) guns; at most \(Capacity.guns)") }
+        var guns: [GunSpec] = []
+        for g in gunTables {
+            try r.onlyKeys(g, ["rated_power", "max_voltage", "min_voltage", "max_current", "connector_current", "cooling",
+                               "derating_start", "derating_end", "trip_temperature", "ramp_up", "stop_ramp",
+                               "over_current_factor", "insulation_rule", "lock_timeout"])
+            let maxV = try r.voltage(g, "max_voltage", range: Volts(50)...Volts(1500))
+            let minV = try r.voltage(g, "min_voltage", range: Volts(50)...Volts(1500))
+            guard minV < maxV else { throw r.error(g, "min_voltage", "\(minV.value) V must be below max_voltage (\(maxV.value) V)") }
+            let maxI = try r.current(g, "max_current", range: Amps(1)...Amps(3000))
+            let connI = try r.current(g, "connector_current", range: Amps(1)...Amps(3000))
+            let power = try r.power(g, "rated_power", range: Watts(1_000)...Watts.kW(5_000))
+            guard power <= maxV * maxI else {
+                throw r.error(g, "rated_power", "\(power.kilowatts) kW exceeds max_voltage × max_current (\((maxV * maxI).kilowatts) kW)")
+            }
+            let coolingText = try r.string(g, "cooling")
+            guard let cooling = ["natural": Cooling.natural, "liquid": .liquid][coolingText] else {
+                throw r.error(g, "cooling", "'\(coolingText)' is not one of natural, liquid")
+            }
+            let dStart = try r.temperature(g, "derating_start", range: Celsius(20)...Celsius(150))
+            let dEnd = try r.temperature(g, "derating_end", range: Celsius(20)...Celsius(150))
+            guard dStart < dEnd else { throw r.error(g, "derating_end", "\(dEnd.value) °C must be above derating_start (\(dStart.value) °C)") }
+            let trip = try r.temperature(g, "trip_temperature", range: Celsius(20)...Celsius(150))
+            guard trip >= dEnd else { throw r.error(g, "trip_temperature", "\(trip.value) °C must be at or above derating_end (\(dEnd.value) °C)") }
+            // standards.md "Current demand changes are followed at ≥ 20 A/s"; "Normal stop ramps ... ≥ 100 A/s".
+            let up = try r.ramp(g, "ramp_up", range: Standard.minimumDemandRamp...AmpsPerSecond(100_000))
+            let stop = try r.ramp(g, "stop_ramp", range: Standard.minimumStopRamp...AmpsPerSecond(100_000))
+            let ocf = try r.optionalNumber(g, "over_current_factor") ?? 1.1
+            guard ocf >= 1.0 && ocf <= 2.0 else { throw r.error(g, "over_current_factor", "\(ocf) must be within 1.0...2.0") }
+            let ruleText = try r.optionalString(g, "insulation_rule") ?? "gbt"
+            guard let rule = ["gbt": InsulationRule.gbt, "iec": .iec][ruleText] else {
+                throw r.error(g, "insulation_rule", "'\(ruleText)' is not one of gbt, iec")
+            }
+            let lockTimeout = try r.duration(g, "lock_timeout", default: .s(2), range: .ms(100)...(.s(10)))
+            guns.append(GunSpec(ratedPower: power, maxVoltage: maxV, minVoltage: minV, maxCurrent: maxI, connectorCurrent: connI,
+                                cooling: cooling, deratingStart: dStart, deratingEnd: dEnd, tripTemperature: trip,
+                                rampUp: up, stopRamp: stop, overCurrentFactor: ocf, insulationRule: rule, lockTimeout: lockTimeout))
+        }
+
+        let moduleGroups = try r.arrayOfTables(top, "modules")
+        guard !moduleGroups.isEmpty else { throw r.error(top, "modules", "at least one [[modules]] group is required") }
+        var modules: [ModuleSpec] = []
+        for mt in moduleGroups {
+            try r.onlyKeys(mt, ["count", "rated_power", "max_voltage", "min_voltage", "max_current", "guns"])
+            let count = try r.integer(mt, "count", range: 1...Capacity.modules)
+            let maxV = try r.voltage(mt, "max_voltage", range: Volts(50)...Volts(1500))
+            let minV = try r.voltage(mt, "min_voltage", range: Volts(50)...Volts(1500))
+            guard minV < maxV else { throw r.error(mt, "min_voltage", "\(minV.value) V must be below max_voltage (\(maxV.value) V)") }
+            let maxI = try r.current(mt, "max_current", range: Amps(1)...Amps(1000))
+            let power = try r.power(mt, "rated_power", range: Watts(1_000)...Watts.kW(200))
+            let gunList = try r.integerArray(mt, "guns")
+            guard !gunList.isEmpty else { throw r.error(mt, "guns", "must name at least one gun") }
+            var mask: UInt16 = 0
+            for gi in gunList {
+                guard gi >= 0 && gi < guns.count else { throw r.error(mt, "guns", "gun \(gi) does not exist (guns are 0...\(guns.count - 1))") }
+                mask |= 1 << UInt16(gi)
+            }
+            guard modules.count + count <= Capacity.modules else {
+                throw r.error(mt, "count", "\(modules.count + count) modules in all; at most \(Capacity.modules)")
+            }
+            for _ in 0..<count {
+                modules.append(ModuleSpec(ratedPower: power, maxVoltage: maxV, minVoltage: minV, maxCurrent: maxI, gunMask: mask))
+            }
+        }
+        for (g, gun) in guns.enumerated() where !modules.contains(where: { $0.gunMask & (1 << UInt16(g)) != 0 }) {
+            _ = gun
+            throw r.error(top, "modules", "no module can serve gun \(g)")
+        }
+
+        var plant: PlantParameters? = nil
+        if let p = try r.optionalTable(top, "plant") {
+            guard kind == .sim || kind == .bench else { throw r.error(p, "", "a [plant] model belongs to sim or bench boards only") }
+            try r.onlyKeys(p, ["contactor_close_delay", "contactor_open_delay", "lock_time", "module_time_constant",
+                               "bus_time_constant", "discharge_time_constant", "ambient", "thermal_rise_at_rated",
+                               "thermal_time_constant", "insulation", "imd_period", "imd_selftest_time"])
+            var pp = PlantParameters()
+            pp.contactorCloseDelay = try r.duration(p, "contactor_close_delay", default: pp.contactorCloseDelay, range: .ms(1)...(.ms(500)))
+            pp.contactorOpenDelay = try r.duration(p, "contactor_open_delay", default: pp.contactorOpenDelay, range: .ms(1)...(.ms(500)))
+            pp.lockTime = try r.duration(p, "lock_time", default: pp.lockTime, range: .ms(10)...(.s(5)))
+            pp.moduleTimeConstant = try r.duration(p, "module_time_constant", default: pp.moduleTimeConstant, range: .ms(1)...(.s(1)))
+            pp.busTimeConstant = try r.duration(p, "bus_time_constant", default: pp.busTimeConstant, range: .ms(1)...(.s(2)))
+            pp.dischargeTimeConstant = try r.duration(p, "discharge_time_constant", default: pp.dischargeTimeConstant, range: .ms(5)...(.ms(300)))
+            pp.ambient = try r.optionalTemperature(p, "ambient", range: Celsius(-40)...Celsius(60)) ?? pp.ambient
+            pp.thermalRiseAtRated = try r.optionalTemperature(p, "thermal_rise_at_rated", range: Celsius(1)...Celsius(150)) ?? pp.thermalRiseAtRated
+            pp.thermalTimeConstant = try r.duration(p, "thermal_time_constant", default: pp.thermalTimeConstant, range: .s(1)...(.s(7200)))
+            pp.insulation = try r.optionalResistance(p, "insulation", range: Ohms(1)...Ohms(1e12)) ?? pp.insulation
+            pp.imdPeriod = try r.duration(p, "imd_period", default: pp.imdPeriod, range: .ms(10)...(.s(5)))
+            pp.imdSelfTestTime = try r.duration(p, "imd_selftest_time", default: pp.imdSelfTestTime, range: .ms(10)...(.s(20)))
+            plant = pp
+        } else if kind == .sim {
+            throw r.error(top, "plant", "a sim board needs a [plant] table")
+        }
+
+        let spec = StationSpec(guns: guns, modules: modules, gridLimit: gridLimit, period: period,
+                               contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open,
+                               moduleCommTimeout: timing.module, meterCommTimeout: timing.meter,
+                               imdCommTimeout: timing.imd, allocationPeriod: timing.allocation)
+        return Board(name: name, description: description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
+                     spec: spec, plant: plant)
+    }
+
+    static func readFile(_ path: String) -> [UInt8]? {
+        guard let f = fopen(path, "rb") else { return nil }
+        defer { fclose(f) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n > 0 { out.append(contentsOf: buf[0..<n]) }
+            if n < buf.count { break }
+            if out.count > 1 << 20 { errno = EFBIG; return nil }   // a board file is small
+        }
+        return out
+    }
+
+    static func fnv1a(_ bytes: [UInt8]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// A table and its dotted path in the file (for error messages).
+struct Section {
+    var table: TOMLTable
+    var path: String
+    func key(_ k: String) -> String { path.isEmpty ? k : (k.isEmpty ? path : "\(path).\(k)") }
+}
+
+/// Typed, unit-checked reads with errors naming file, key and why.
+struct Reader {
+    let file: String
+
+    func error(_ s: Section, _ key: String, _ why: String) -> BoardFileError {
+        BoardFileError(file: file, key: s.key(key), why: why)
+    }
+
+    func onlyKeys(_ s: Section, _ allowed: [String]) throws(BoardFileError) {
+        for k in s.table.keys.sorted() where !allowed.contains(k) {
+            throw error(s, k, "unknown key (allowed here: \(allowed.joined(separator: ", ")))")
+        }
+    }
+
+    func table(_ s: Section, _ k: String) throws(BoardFileError) -> Section {
+        guard let t = try optionalTable(s, k) else { throw error(s, k, "missing table [\(s.key(k))]") }
+        return t
+    }
+
+    func optionalTable(_ s: Section, _ k: String) throws(BoardFileError) -> Section? {
+        guard let v = s.table[k] else { return nil }
+        guard let t = v.table else { throw error(s, k, "must be a table, found \(v.type)") }
+        return Section(table: t, path: s.key(k))
+    }
+
+    func arrayOfTables(_ s: Section, _ k: String) throws(BoardFileError) -> [Section] {
+        guard let v = s.table[k] else { throw error(s, k, "missing [[\(k)]] entries") }
+        guard let a = v.array else { throw error(s, k, "must be an array of tables ([[\(k)]]), found \(v.type)") }
+        var out: [Section] = []
+        for (i, e) in a.enumerated() {
+            guard let t = e.table else { throw error(s, "\(k)[\(i)]", "must be a table") }
+            out.append(Section(table: t, path: s.key("\(k)[\(i)]")))
+        }
+        return out
+    }
+
+    func string(_ s: Section, _ k: String) throws(BoardFileError) -> String {
+        guard let v = try optionalString(s, k) else { throw error(s, k, "missing (a string is required)") }
+        return v
+    }
+
+    func optionalString(_ s: Section, _ k: String) throws(BoardFileError) -> String? {
+        guard let v = s.table[k] else { return nil }
+        guard let str = v.string else { throw error(s, k, "must be a string, found \(v.type)") }
+        return str
+    }
+
+    func optionalNumber(_ s: Section, _ k: String) throws(BoardFileError) -> Double? {
+        guard let v = s.table[k] else { return nil }
+        if let i = v.int { return Double(i) }
+        if let d = v.double, d.isFinite { return d }
+        throw error(s, k, "must be a number, found \(v.type)")
+    }
+
+    func integer(_ s: Section, _ k: String, range: ClosedRange<Int>) throws(BoardFileError) -> Int {
+        guard let v = s.table[k] else { throw error(s, k, "missing (an integer is required)") }
+        guard let i = v.int else { throw error(s, k, "must be an integer, found \(v.type)") }
+        guard range.contains(i) else { throw error(s, k, "\(i) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return i
+    }
+
+    func integerArray(_ s: Section, _ k: String) throws(BoardFileError) -> [Int] {
+        guard let v = s.table[k] else { throw error(s, k, "missing (a list of gun indices is required)") }
+        guard let a = v.array else { throw error(s, k, "must be a list of gun indices, found \(v.type)") }
+        var out: [Int] = []
+        for e in a {
+            guard let i = e.int else { throw error(s, k, "every entry must be an integer gun index") }
+            out.append(i)
+        }
+        return out
+    }
+
+    /// Reads "<number> <unit>" and converts with the unit's factor; a bare number is refused.
+    func quantity(_ s: Section, _ k: String, units: [String: Double], what: String) throws(BoardFileError) -> Double? {
+        guard let v = s.table[k] else { return nil }
+        guard let text = v.string else {
+            throw error(s, k, "must be a string with a unit, e.g. \"\(example(units))\" (found \(v.type))")
+        }
+        var numberPart = ""
+        var unitPart = ""
+        for ch in text {
+            if unitPart.isEmpty && (ch.isNumber || ch == "." || ch == "-" || ch == "+" || ch == "e" && !numberPart.isEmpty) {
+                numberPart.append(ch)
+            } else if ch != " " || !unitPart.isEmpty {
+                unitPart.append(ch)
+            }
+        }
+        guard let n = Double(numberPart), n.isFinite else { throw error(s, k, "'\(text)' does not start with a number") }
+        guard !unitPart.isEmpty else { throw error(s, k, "'\(text)' has no unit; a \(what) needs one of \(units.keys.sorted().joined(separator: ", "))") }
+        guard let f = units[unitPart] else {
+            throw error(s, k, "'\(unitPart)' is not a unit of \(what) (use \(units.keys.sorted().joined(separator: ", ")))")
+        }
+        return n * f
+    }
+
+    private func example(_ units: [String: Double]) -> String { "1 \(units.keys.sorted().first ?? "")" }
+
+    static let voltUnits = ["V": 1.0, "kV": 1000]
+    static let ampUnits = ["A": 1.0, "kA": 1000]
+    static let wattUnits = ["W": 1.0, "kW": 1000, "MW": 1_000_000]
+    static let celsiusUnits = ["°C": 1.0, "C": 1.0, "degC": 1.0]
+    static let timeUnits = ["us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60]
+    static let ohmUnits = ["Ω": 1.0, "Ohm": 1.0, "kΩ": 1e3, "kOhm": 1e3, "MΩ": 1e6, "MOhm": 1e6]
+    static let rampUnits = ["A/s": 1.0]
+
+    func checked<Q: Quantity>(_ s: Section, _ k: String, _ q: Q, _ range: ClosedRange<Q>) throws(BoardFileError) -> Q {
+        guard range.contains(q) else {
+            throw error(s, k, "\(q.value) \(Q.symbol) is outside \(range.lowerBound.value)...\(range.upperBound.value) \(Q.symbol)")
+        }
+        return q
+    }
+
+    func voltage(_ s: Section, _ k: String, range: ClosedRange<Volts>) throws(BoardFileError) -> Volts {
+        guard let v = try quantity(s, k, units: Self.voltUnits, what: "voltage") else { throw error(s, k, "missing (e.g. \"750 V\")") }
+        return try checked(s, k, Volts(v), range)
+    }
+    func current(_ s: Section, _ k: String, range: ClosedRange<Amps>) throws(BoardFileError) -> Amps {
+        guard let v = try quantity(s, k, units: Self.ampUnits, what: "current") else { throw error(s, k, "missing (e.g. \"200 A\")") }
+        return try checked(s, k, Amps(v), range)
+    }
+    func power(_ s: Section, _ k: String, range: ClosedRange<Watts>) throws(BoardFileError) -> Watts {
+        guard let v = try quantity(s, k, units: Self.wattUnits, what: "power") else { throw error(s, k, "missing (e.g. \"60 kW\")") }
+        return try checked(s, k, Watts(v), range)
+    }
+    func temperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius {
+        guard let v = try optionalTemperature(s, k, range: range) else { throw error(s, k, "missing (e.g. \"70 °C\")") }
+        return v
+    }
+    func optionalTemperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius? {
+        guard let v = try quantity(s, k, units: Self.celsiusUnits, what: "temperature") else { return nil }
+        return try checked(s, k, Celsius(v), range)
+    }
+    func optionalResistance(_ s: Section, _ k: String, range: ClosedRange<Ohms>) throws(BoardFileError) -> Ohms? {
+        guard let v = try quantity(s, k, units: Self.ohmUnits, what: "resistance") else { return nil }
+        return try checked(s, k, Ohms(v), range)
+    }
+    func ramp(_ s: Section, _ k: String, range: ClosedRange<AmpsPerSecond>) throws(BoardFileError) -> AmpsPerSecond {
+        guard let v = try quantity(s, k, units: Self.rampUnits, what: "current ramp") else { throw error(s, k, "missing (e.g. \"100 A/s\")") }
+        return try checked(s, k, AmpsPerSecond(v), range)
+    }
+    func duration(_ s: Section, _ k: String, default d: Duration, range: ClosedRange<Duration>) throws(BoardFileError) -> Duration {
+        guard let v = try quantity(s, k, units: Self.timeUnits, what: "time") else { return d }
+        let dur = Duration.seconds(v)
+        guard range.contains(dur) else {
+            throw error(s, k, "\(v) s is outside \(range.lowerBound.seconds)...\(range.upperBound.seconds) s")
+        }
+        return dur
+    }
+}

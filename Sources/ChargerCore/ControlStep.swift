@@ -1,0 +1,337 @@
+// The control step: (state, inputs, time) → (state, outputs). Pure, allocation-free and lock-free,
+// proven by the compiler (@_noAllocation, @_noLocks). Order inside one cycle:
+//   1. supervisor checks and resets   2. session per gun   3. limits per gun
+//   4. station share (grid connection / setpoint)   5. module pool   6. ramps and module setpoints
+//   7. the arbiter: latched faults override everything above.
+
+/// One module's place in the pool.
+public struct ModuleSlot: Sendable {
+    /// Gun whose bus the matrix relays connect this module to, -1 for none.
+    public var assigned: Int8 = -1
+    /// Commanded off, waiting for zero current before its relay may move.
+    public var releasing = false
+    public init() {}
+}
+
+/// Per-gun figures computed this cycle (kept for status and invariants).
+public struct GunFigures: Sendable {
+    public var wish: Watts = .zero
+    public var share: Watts = .zero
+    public var activeModules = 0
+    public var wantedModules = 0
+    public var starvedSince: Instant? = nil
+    public init() {}
+}
+
+public struct StationState: Sendable {
+    public var started = false
+    public var bootAt: Instant = .zero
+    public var lastNow: Instant = .zero
+    public var sessions = GunArray<GunSession>(repeating: GunSession())
+    public var safety = GunArray<GunSafety>(repeating: GunSafety())
+    public var station = StationSafety()
+    public var modules = ModuleArray<ModuleSlot>(repeating: ModuleSlot())
+    public var figures = GunArray<GunFigures>(repeating: GunFigures())
+    public var log = FaultLog()
+    public var lastAllocation: Instant = .never
+    /// Number of cycles stepped.
+    public var cycles: UInt64 = 0
+    public init() {}
+}
+
+/// Thermal derating factor of the connector at temperature `t` (board-file curve).
+@inlinable public func thermalFactor(_ t: Celsius, _ gun: GunSpec) -> Double {
+    if t <= gun.deratingStart { return 1 }
+    if t >= gun.deratingEnd { return 0 }
+    return (gun.deratingEnd - t) / (gun.deratingEnd - gun.deratingStart)
+}
+
+/// Runs one control cycle. `out` is overwritten completely.
+@_noAllocation @_noLocks
+public func controlStep(_ s: inout StationState, _ inp: StationInputs, _ spec: StationSpec,
+                        _ out: inout StationOutputs) {
+    let now = inp.now
+    if !s.started { s.started = true; s.bootAt = now; s.lastNow = now }
+    var dt = Duration(micros: now.micros &- s.lastNow.micros)
+    if dt < .zero { dt = .zero }
+    if dt > .ms(10) { dt = .ms(10) }
+    s.lastNow = now
+    s.cycles &+= 1
+
+    // 1. Supervisor (independent of the session) and explicit resets.
+    s.supervise(inp, spec)
+    s.applyResets(inp, spec)
+
+    // 2. Sessions. Demands are kept in a fixed array.
+    var demands = GunArray<SessionDemand>(repeating: SessionDemand())
+    for g in 0..<spec.gunCount {
+        out.guns[g] = GunOutputs()
+        let blocking = s.faults(gun: g).strongestReaction
+        let blocked = blocking != nil && blocking! >= .refuse
+        var d = SessionDemand()
+        if let f = s.sessions[g].advance(now: now, input: inp.guns[g], gun: spec.guns[g], blocked: blocked,
+                                         out: &out.guns[g], demand: &d) {
+            s.raise(f.code, gun: g, value: f.value, now: now)
+        }
+        demands[g] = d
+    }
+
+    // 3. Limits per gun, in amps at the operating voltage, with the binding source.
+    var limitA = GunArray<Amps>(repeating: .zero)
+    var source = GunArray<LimitSource>(repeating: .none)
+    var vop = GunArray<Volts>(repeating: .zero)
+    for g in 0..<spec.gunCount {
+        let gs = spec.guns[g]
+        let gi = inp.guns[g]
+        let d = demands[g]
+        // Power limits become current limits at the present output voltage (not the car's voltage demand,
+        // which is the CV ceiling and would understate the current available).
+        let v = max(gi.vehicleSideVoltage, gs.minVoltage)
+        vop[g] = v
+        var lim = min(gs.maxCurrent, gs.ratedPower / v)
+        var src = LimitSource.gunRating
+        if gs.connectorCurrent < lim { lim = gs.connectorCurrent; src = .connector }
+        let thermal = gs.connectorCurrent * thermalFactor(gi.gunTemperature, gs)
+        if thermal < lim { lim = thermal; src = .thermal }
+        if let sp = gi.gridSetpoint {
+            let a = max(sp, .zero) / v
+            if a < lim { lim = a; src = .gridSetpoint }
+        }
+        if s.sessions[g].phase == .insulationCheck {
+            if Standard.cableCheckCurrentLimit < lim { lim = Standard.cableCheckCurrentLimit; src = .cableCheck }
+        } else if s.sessions[g].phase != .stopping && d.current < lim {
+            // While stopping the demand is zero by definition and the stop ramp takes the current
+            // there; the car's demand is a limit only while it is charging.
+            lim = d.current; src = .vehicle
+        }
+        if !d.needsPower { lim = .zero; src = .none }
+        limitA[g] = lim
+        source[g] = src
+        s.figures[g].wish = lim * v
+    }
+
+    // 4. Station share: max-min fair water-filling of min(grid connection, grid setpoint).
+    var budget = spec.gridLimit
+    if let sp = inp.stationSetpoint, sp < budget { budget = max(sp, .zero) }
+    let budgetFromSetpoint = budget < spec.gridLimit
+    var open = GunArray<Bool>(repeating: false)
+    var openCount = 0
+    for g in 0..<spec.gunCount {
+        s.figures[g].share = .zero
+        if demands[g].needsPower && s.figures[g].wish > .zero { open[g] = true; openCount += 1 }
+    }
+    var remaining = budget
+    var rounds = 0
+    while openCount > 0 && rounds < Capacity.guns {
+        rounds += 1
+        let fair = remaining / Double(openCount)
+        var satisfied = 0
+        for g in 0..<spec.gunCount where open[g] && s.figures[g].wish <= fair {
+            s.figures[g].share = s.figures[g].wish
+            remaining -= s.figures[g].wish
+            open[g] = false; openCount -= 1; satisfied += 1
+        }
+        if satisfied == 0 {
+            for g in 0..<spec.gunCount where open[g] { s.figures[g].share = fair; open[g] = false }
+            openCount = 0
+        }
+    }
+    for g in 0..<spec.gunCount where demands[g].needsPower {
+        let shareA = s.figures[g].share / vop[g]
+        if s.figures[g].share < s.figures[g].wish - Watts(1) && shareA < limitA[g] {
+            limitA[g] = shareA
+            source[g] = budgetFromSetpoint ? .gridSetpoint : .station
+        }
+    }
+
+    // 5. Module pool.
+    allocateModules(&s, inp, spec, demands, vop)
+    for g in 0..<spec.gunCount {
+        guard demands[g].needsPower else { continue }
+        var cap = Amps.zero
+        for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && !s.modules[m].releasing
+            && s.station.moduleLatched[m].isEmpty {
+            cap += spec.modules[m].currentCapability(at: vop[g])
+        }
+        if cap < limitA[g] { limitA[g] = cap; source[g] = .modules }
+        if s.figures[g].activeModules == 0 {
+            let since = s.figures[g].starvedSince ?? now
+            s.figures[g].starvedSince = since
+            if now - since > .s(2) { s.raise(.noModulesAvailable, gun: g, value: 0, now: now) }
+        } else { s.figures[g].starvedSince = nil }
+    }
+
+    // 6. Ramps and module setpoints.
+    for g in 0..<spec.gunCount {
+        let gs = spec.guns[g]
+        let d = demands[g]
+        let target = min(d.current, limitA[g])
+        var i = s.sessions[g].rampedCurrent
+        if !d.needsPower || d.dropAtOnce {
+            i = .zero
+        } else if target < i {
+            // Limits and demand reductions apply at once; a normal stop ramps at the stop rate.
+            if s.sessions[g].phase == .stopping {
+                i = max(target, i - gs.stopRamp * dt)
+            } else { i = target }
+        } else {
+            i = min(target, i + gs.rampUp * dt)
+        }
+        s.sessions[g].rampedCurrent = i
+        out.guns[g].voltageSetpoint = d.voltage
+        out.guns[g].currentSetpoint = i
+        out.guns[g].currentLimit = limitA[g]
+        out.guns[g].powerLimit = limitA[g] * vop[g]
+        out.guns[g].binding = source[g]
+    }
+    for m in 0..<spec.moduleCount {
+        var mo = ModuleOutputs()
+        let slot = s.modules[m]
+        mo.gun = slot.assigned
+        if slot.assigned >= 0 && !slot.releasing && s.station.moduleLatched[m].isEmpty {
+            let g = Int(slot.assigned)
+            let n = s.figures[g].activeModules
+            if demands[g].needsPower && n > 0 {
+                mo.enabled = true
+                mo.voltage = demands[g].voltage
+                mo.current = out.guns[g].currentSetpoint / Double(n)
+            }
+        }
+        out.modules[m] = mo
+    }
+
+    // 7. The arbiter: latched faults win over everything the session asked for.
+    for g in 0..<spec.gunCount {
+        let gi = inp.guns[g]
+        guard let reaction = s.faults(gun: g).strongestReaction else {
+            s.safety[g].shutdownSince = nil
+            recordCommand(&s, g, out.guns[g].closeK1K2, now)
+            continue
+        }
+        out.guns[g].lamp = .fault
+        let energised = gi.k1Closed || gi.k2Closed || s.safety[g].k1k2Commanded
+        var emergency = reaction == .emergency
+        if reaction >= .refuse && !emergency {
+            // Error shutdown: current to zero, open at ≤ 5 A, escalate after 2.5 s.
+            var measured = gi.meterCurrent
+            for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) {
+                let mi = inp.modules[m].outputCurrent
+                if mi > measured { measured = mi }
+            }
+            if energised {
+                let since = s.safety[g].shutdownSince ?? now
+                s.safety[g].shutdownSince = since
+                if now - since > Standard.errorShutdownEscalation {
+                    s.raise(.escalatedToEmergency, gun: g, value: measured.value, now: now)
+                    emergency = true
+                }
+            }
+            out.guns[g].closeK1K2 = energised && s.safety[g].k1k2Commanded && measured > Standard.openCurrentLimit
+            out.guns[g].currentSetpoint = .zero
+            out.guns[g].currentLimit = .zero
+            out.guns[g].powerLimit = .zero
+            out.guns[g].binding = .safety
+            s.sessions[g].rampedCurrent = .zero
+            out.guns[g].imdSelfTest = false
+            if !out.guns[g].closeK1K2 { out.guns[g].discharge = true }
+            for m in 0..<spec.moduleCount where out.modules[m].gun == Int8(g) {
+                out.modules[m].current = .zero
+                out.modules[m].enabled = false
+            }
+        }
+        if emergency {
+            // Modules off and K1/K2 open in this same cycle.
+            out.guns[g].closeK1K2 = false
+            out.guns[g].discharge = true
+            out.guns[g].imdSelfTest = false
+            out.guns[g].currentSetpoint = .zero
+            out.guns[g].currentLimit = .zero
+            out.guns[g].powerLimit = .zero
+            out.guns[g].binding = .safety
+            s.sessions[g].rampedCurrent = .zero
+            for m in 0..<spec.moduleCount where out.modules[m].gun == Int8(g) {
+                out.modules[m].enabled = false
+                out.modules[m].current = .zero
+                out.modules[m].voltage = .zero
+            }
+        }
+        recordCommand(&s, g, out.guns[g].closeK1K2, now)
+    }
+}
+
+@_noAllocation @_noLocks
+func recordCommand(_ s: inout StationState, _ g: Int, _ close: Bool, _ now: Instant) {
+    if close != s.safety[g].k1k2Commanded {
+        s.safety[g].k1k2Commanded = close
+        s.safety[g].k1k2ChangedAt = now
+    }
+}
+
+/// Module pool: decide how many modules each gun needs, keep existing assignments where they still
+/// serve, release surplus (off first, relay moved only at zero current), hand free modules to the guns
+/// with the largest deficit. Deterministic: ties go to the lower index.
+@_noAllocation @_noLocks
+func allocateModules(_ s: inout StationState, _ inp: StationInputs, _ spec: StationSpec,
+                     _ demands: GunArray<SessionDemand>, _ vop: GunArray<Volts>) {
+    let now = inp.now
+    // Releasing modules become free once their output current is zero ("move a module only when its
+    // current is zero"); unhealthy modules are released the same way.
+    for m in 0..<spec.moduleCount {
+        let healthy = s.station.moduleLatched[m].bits == 0
+        if s.modules[m].assigned >= 0 && !healthy { s.modules[m].releasing = true }
+        if s.modules[m].releasing && inp.modules[m].outputCurrent.magnitude < Amps(0.5) {
+            s.modules[m].assigned = -1
+            s.modules[m].releasing = false
+        }
+    }
+    var tick = now - s.lastAllocation >= spec.allocationPeriod
+    for g in 0..<spec.gunCount where demands[g].needsPower && s.figures[g].activeModules == 0 { tick = true }
+    // Count active modules per gun.
+    var active = GunArray<Int>(repeating: 0)
+    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && !s.modules[m].releasing {
+        active[Int(s.modules[m].assigned)] += 1
+    }
+    if tick {
+        s.lastAllocation = now
+        var want = GunArray<Int>(repeating: 0)
+        for g in 0..<spec.gunCount where demands[g].needsPower {
+            // Module capacity at this voltage; the target is the gun's share (≥ one module).
+            var per = Watts.zero
+            for m in 0..<spec.moduleCount where spec.modules[m].gunMask & (1 << UInt16(g)) != 0 {
+                per = spec.modules[m].currentCapability(at: vop[g]) * vop[g]
+                break
+            }
+            var n = 1
+            if per > .zero {
+                let target = min(s.figures[g].share, s.figures[g].wish)
+                let k = target / per
+                var c = Int(k)
+                if Double(c) < k { c += 1 }
+                if c > n { n = c }
+            }
+            want[g] = n
+        }
+        // Keep what still serves, release the surplus (highest index first).
+        for m in stride(from: spec.moduleCount - 1, through: 0, by: -1) {
+            let a = s.modules[m].assigned
+            guard a >= 0, !s.modules[m].releasing else { continue }
+            let g = Int(a)
+            if active[g] > want[g] { s.modules[m].releasing = true; active[g] -= 1 }
+        }
+        // Free, healthy modules go to the gun with the largest deficit that the matrix allows.
+        for m in 0..<spec.moduleCount where s.modules[m].assigned < 0 && s.station.moduleLatched[m].isEmpty {
+            var best = -1
+            var bestDeficit = 0
+            for g in 0..<spec.gunCount where spec.modules[m].gunMask & (1 << UInt16(g)) != 0 {
+                let deficit = want[g] - active[g]
+                if deficit > bestDeficit { best = g; bestDeficit = deficit }
+            }
+            if best >= 0 { s.modules[m].assigned = Int8(best); active[best] += 1 }
+        }
+        for g in 0..<spec.gunCount { s.figures[g].wantedModules = want[g] }
+    }
+    for g in 0..<spec.gunCount { s.figures[g].activeModules = 0 }
+    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && !s.modules[m].releasing && s.station.moduleLatched[m].isEmpty {
+        s.figures[Int(s.modules[m].assigned)].activeModules += 1
+    }
+}

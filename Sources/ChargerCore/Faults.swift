@@ -1,0 +1,224 @@
+// Fault codes, their reaction class, the latch and the bounded fault log.
+
+/// How the controller reacts to a fault (standards.md "Fault reactions", last paragraph).
+public enum Reaction: UInt8, Sendable, Comparable {
+    /// No stop: the gun continues at reduced capability (a module lost, re-allocated).
+    case derate
+    /// The session may not start / go on, nothing is energised (refusal before energy flows).
+    case refuse
+    /// Ramp to ≤ 5 A, then open K1/K2; escalate to emergency after 2.5 s.
+    case errorShutdown
+    /// Modules off and K1/K2 open in the same control cycle.
+    case emergency
+    public static func < (a: Reaction, b: Reaction) -> Bool { a.rawValue < b.rawValue }
+    public var name: String {
+        switch self {
+        case .derate: "derate"
+        case .refuse: "refuse"
+        case .errorShutdown: "error-shutdown"
+        case .emergency: "emergency-shutdown"
+        }
+    }
+}
+
+public enum FaultCode: UInt8, Sendable, CaseIterable {
+    case emergencyStop = 0
+    case doorOpen
+    case groundFault
+    case protectiveEarthLost
+    case insulationFault
+    case insulationCheckTimeout
+    case imdSelfTestFailed
+    case outputVoltageBeforeCheck
+    case overVoltageTable103
+    case overVoltageVehicleMax
+    case overVoltageNegotiated
+    case overCurrent
+    case gunOverTemperature
+    case contactorWelded
+    case contactorFailedToClose
+    case cc1OutOfBand
+    case vehicleCommTimeout
+    case vehicleVoltageMismatch
+    case prechargeTimeout
+    case inrushOverCurrent
+    case lockFailure
+    case moduleFault
+    case moduleCommLost
+    case noModulesAvailable
+    case meterCommLost
+    case imdCommLost
+    case mainsLost
+    case escalatedToEmergency
+    case controlLoopOverrun
+
+    /// Reaction class, from standards.md "Fault reactions" (row named on each line).
+    public var reaction: Reaction {
+        switch self {
+        case .emergencyStop: .emergency            // "emergency stop button | modules off and contactors open at once"
+        case .doorOpen: .errorShutdown             // "other fault preventing charge | CST and K1/K2 open within 100 ms"
+        case .groundFault: .emergency              // "Residual current / earth": trip opens the contactor in hardware too
+        case .protectiveEarthLost: .emergency      // "protective earth continuity lost | cut power within 100 ms"
+        case .insulationFault: .errorShutdown      // "insulation / cable-check fault | error shutdown"
+        case .insulationCheckTimeout: .errorShutdown
+        case .imdSelfTestFailed: .errorShutdown
+        case .outputVoltageBeforeCheck: .refuse    // "voltage outside K1/K2 must be < 10 V, else refuse to charge"
+        case .overVoltageTable103: .emergency      // "over-voltage above IEC Table 103 limit for 9 ms | emergency shutdown"
+        case .overVoltageVehicleMax: .errorShutdown // "output above car's maximum voltage | stop, open K1–K4 within 1 s"
+        case .overVoltageNegotiated: .errorShutdown // "output above negotiated maximum > 400 ms | error shutdown"
+        case .overCurrent: .emergency              // "over-current | emergency shutdown"
+        case .gunOverTemperature: .errorShutdown   // "other fault preventing charge"
+        case .contactorWelded: .emergency          // "a welded contactor is a latched fault that blocks the gun"
+        case .contactorFailedToClose: .errorShutdown
+        case .cc1OutOfBand: .errorShutdown         // "CC1 broken / point 1 leaves 4 V band | CST, open within 100 ms (50 ms to ≤ 5 A)"
+        case .vehicleCommTimeout: .errorShutdown   // "car communication timeout while charging | open K1/K2 within 10 s"
+        case .vehicleVoltageMismatch: .refuse      // "within ±5 % of the value the car reported (BCP) ... otherwise refuse"
+        case .prechargeTimeout: .refuse            // "Precharge times out at 60 s"
+        case .inrushOverCurrent: .emergency        // "Inrush peak ≤ 20 A"
+        case .lockFailure: .refuse                 // "gun must be locked ... before any test voltage is applied"
+        case .moduleFault: .derate                 // "survive a module failing mid-session (re-allocate, derate, log)"
+        case .moduleCommLost: .derate
+        case .noModulesAvailable: .errorShutdown
+        case .meterCommLost: .errorShutdown        // "other fault preventing charge"
+        case .imdCommLost: .errorShutdown
+        case .mainsLost: .emergency                // "AC mains lost | output below 60 V within 1 s, no automatic resume"
+        case .escalatedToEmergency: .emergency     // "error shutdown not done after 2.5 s → emergency"
+        case .controlLoopOverrun: .emergency
+        }
+    }
+
+    /// Stable code for logs and the JSON summary.
+    public var name: String {
+        switch self {
+        case .emergencyStop: "E01-estop"
+        case .doorOpen: "E02-door-open"
+        case .groundFault: "E03-ground-fault"
+        case .protectiveEarthLost: "E04-pe-lost"
+        case .insulationFault: "E05-insulation"
+        case .insulationCheckTimeout: "E06-cable-check-timeout"
+        case .imdSelfTestFailed: "E07-imd-selftest"
+        case .outputVoltageBeforeCheck: "E08-voltage-before-check"
+        case .overVoltageTable103: "E09-ov-table103"
+        case .overVoltageVehicleMax: "E10-ov-vehicle-max"
+        case .overVoltageNegotiated: "E11-ov-negotiated"
+        case .overCurrent: "E12-over-current"
+        case .gunOverTemperature: "E13-gun-over-temperature"
+        case .contactorWelded: "E14-contactor-welded"
+        case .contactorFailedToClose: "E15-contactor-not-closed"
+        case .cc1OutOfBand: "E16-cc1-out-of-band"
+        case .vehicleCommTimeout: "E17-vehicle-comm-timeout"
+        case .vehicleVoltageMismatch: "E18-battery-voltage-mismatch"
+        case .prechargeTimeout: "E19-precharge-timeout"
+        case .inrushOverCurrent: "E20-inrush"
+        case .lockFailure: "E21-lock-failure"
+        case .moduleFault: "E22-module-fault"
+        case .moduleCommLost: "E23-module-comm-lost"
+        case .noModulesAvailable: "E24-no-modules"
+        case .meterCommLost: "E25-meter-comm-lost"
+        case .imdCommLost: "E26-imd-comm-lost"
+        case .mainsLost: "E27-mains-lost"
+        case .escalatedToEmergency: "E28-shutdown-escalated"
+        case .controlLoopOverrun: "E29-loop-overrun"
+        }
+    }
+
+    /// Station-wide faults apply to every gun.
+    public var isStationWide: Bool {
+        switch self {
+        case .emergencyStop, .doorOpen, .mainsLost, .controlLoopOverrun: true
+        default: false
+        }
+    }
+}
+
+/// A set of fault codes (bit per code).
+public struct FaultSet: Sendable, Equatable {
+    public var bits: UInt64
+    @inlinable public init(bits: UInt64 = 0) { self.bits = bits }
+    @inlinable public static var empty: FaultSet { FaultSet() }
+    @inlinable public func contains(_ c: FaultCode) -> Bool { bits & (1 << UInt64(c.rawValue)) != 0 }
+    @inlinable public mutating func insert(_ c: FaultCode) { bits |= 1 << UInt64(c.rawValue) }
+    @inlinable public mutating func remove(_ c: FaultCode) { bits &= ~(1 << UInt64(c.rawValue)) }
+    @inlinable public var isEmpty: Bool { bits == 0 }
+    @inlinable public static func | (a: FaultSet, b: FaultSet) -> FaultSet { FaultSet(bits: a.bits | b.bits) }
+    @inlinable public static func & (a: FaultSet, b: FaultSet) -> FaultSet { FaultSet(bits: a.bits & b.bits) }
+    @inlinable public func subtracting(_ b: FaultSet) -> FaultSet { FaultSet(bits: bits & ~b.bits) }
+    /// The strongest reaction any member asks for.
+    public var strongestReaction: Reaction? {
+        var best: Reaction? = nil
+        var b = bits
+        while b != 0 {
+            let i = b.trailingZeroBitCount
+            b &= b - 1
+            if let c = FaultCode(rawValue: UInt8(i)) {
+                let r = c.reaction
+                if best == nil || best! < r { best = r }
+            }
+        }
+        return best
+    }
+    public var codes: [FaultCode] { FaultCode.allCases.filter { contains($0) } }
+}
+
+/// One latched fault, as logged.
+public struct FaultRecord: Sendable, Equatable {
+    /// Monotonic sequence number (1-based) of this record.
+    public var sequence: UInt64
+    public var code: FaultCode
+    /// Gun index, or -1 for the station.
+    public var gun: Int8
+    /// Module index for module faults, else -1.
+    public var module: Int8
+    public var raisedAt: Instant
+    public var reaction: Reaction
+    /// The measured value that tripped it, in the unit natural to the code (V, A, °C, Ω, s), or NaN.
+    public var value: Double
+    public var clearedAt: Instant?
+    public init(sequence: UInt64, code: FaultCode, gun: Int8, module: Int8, raisedAt: Instant, reaction: Reaction, value: Double) {
+        self.sequence = sequence; self.code = code; self.gun = gun; self.module = module
+        self.raisedAt = raisedAt; self.reaction = reaction; self.value = value; self.clearedAt = nil
+    }
+    public static let empty = FaultRecord(sequence: 0, code: .emergencyStop, gun: -1, module: -1, raisedAt: .zero, reaction: .derate, value: 0)
+}
+
+/// A bounded ring of fault records. When full, the oldest record is overwritten and counted in
+/// `overwritten`; the runtime drains records by sequence number into the durable log every cycle.
+public struct FaultLog: Sendable {
+    public var records = InlineArray<128, FaultRecord>(repeating: .empty)
+    /// Sequence number of the newest record (0 = none yet).
+    public private(set) var lastSequence: UInt64 = 0
+    public private(set) var overwritten: UInt64 = 0
+    public init() {}
+
+    @inlinable public var count: Int { lastSequence < 128 ? Int(lastSequence) : 128 }
+
+    public mutating func append(code: FaultCode, gun: Int8, module: Int8, at: Instant, value: Double) {
+        lastSequence &+= 1
+        if lastSequence > 128 { overwritten &+= 1 }
+        let slot = Int((lastSequence &- 1) % 128)
+        records[slot] = FaultRecord(sequence: lastSequence, code: code, gun: gun, module: module, raisedAt: at,
+                                    reaction: code.reaction, value: value)
+    }
+
+    /// Record with this sequence number, if still in the ring.
+    public func record(sequence: UInt64) -> FaultRecord? {
+        guard sequence >= 1, sequence <= lastSequence, lastSequence - sequence < 128 else { return nil }
+        return records[Int((sequence - 1) % 128)]
+    }
+
+    /// Marks the newest uncleared record of (code, gun, module) cleared.
+    public mutating func markCleared(code: FaultCode, gun: Int8, module: Int8, at: Instant) {
+        var s = lastSequence
+        var n = 0
+        while s >= 1 && n < 128 {
+            let slot = Int((s - 1) % 128)
+            let r = records[slot]
+            let same = module >= 0 ? (r.code == code && r.module == module) : (r.code == code && r.gun == gun && r.module < 0)
+            if same {
+                if records[slot].clearedAt == nil { records[slot].clearedAt = at }
+                return
+            }
+            s -= 1; n += 1
+        }
+    }
+}

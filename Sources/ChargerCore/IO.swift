@@ -1,0 +1,126 @@
+// One cycle's inputs and outputs: fixed-size values, one snapshot each, one direction of flow
+// (design.md "One direction of flow per cycle").
+
+/// IMD self-test progress as the device reports it.
+public enum SelfTestState: UInt8, Sendable { case idle, running, passed, failed }
+
+/// Lamp shown to the user (status lamps on GPIO).
+public enum Lamp: UInt8, Sendable { case off, available, busy, charging, fault }
+
+/// Inputs of one gun, sampled once per cycle.
+public struct GunInputs: Sendable {
+    /// Detection point 1 voltage (CC1).
+    public var cc1: Volts = Standard.cc1Unplugged
+    public var lockConfirmed = false
+    /// Auxiliary (mirror) contacts of the DC contactors: true = closed.
+    public var k1Closed = false
+    public var k2Closed = false
+    public var k3k4Closed = false
+    /// Voltage on the charger side of K1/K2 (module bus of this gun).
+    public var chargerSideVoltage: Volts = .zero
+    /// Voltage on the vehicle side of K1/K2 (the cable, the car's battery once its contactors close).
+    public var vehicleSideVoltage: Volts = .zero
+    /// DC meter at the gun.
+    public var meterVoltage: Volts = .zero
+    public var meterCurrent: Amps = .zero
+    public var meterEnergy: WattHours = .zero
+    public var meterSeenAt: Instant = .never
+    /// Hottest connector/cable temperature sensor.
+    public var gunTemperature = Celsius(25)
+    /// IMD: the lower of DC+/DC− to earth, its alarm relay, self-test state, when last read.
+    public var insulation = Ohms(.infinity)
+    public var imdAlarm = false
+    public var imdSelfTest: SelfTestState = .idle
+    public var imdSeenAt: Instant = .never
+    /// Residual current device or 6 mA DC fault detector trip input.
+    public var groundFaultTrip = false
+    /// Protective earth continuity monitor: true = continuity good.
+    public var peContinuity = true
+    /// Latest car messages on this gun's link.
+    public var vehicle = VehicleMessages()
+    /// Orderly-charging setpoint for this gun from the grid interface, if any.
+    public var gridSetpoint: Watts? = nil
+    /// Operator commands (console, HIL): explicit fault reset; stop the session.
+    public var resetRequest = false
+    public var stopRequest = false
+    public init() {}
+}
+
+/// Measurements of one module, as polled.
+public struct ModuleInputs: Sendable {
+    public var outputVoltage: Volts = .zero
+    public var outputCurrent: Amps = .zero
+    public var temperature = Celsius(25)
+    public var faulted = false
+    public var seenAt: Instant = .never
+    public init() {}
+}
+
+/// Everything the step sees in one cycle. Time is an input: the step never reads a clock.
+public struct StationInputs: Sendable {
+    public var now: Instant = .zero
+    public var guns = GunArray<GunInputs>(repeating: GunInputs())
+    public var modules = ModuleArray<ModuleInputs>(repeating: ModuleInputs())
+    public var emergencyStop = false
+    public var doorOpen = false
+    public var mainsPresent = true
+    /// Station-wide orderly-charging setpoint from the grid interface, if any.
+    public var stationSetpoint: Watts? = nil
+    public init() {}
+}
+
+/// Which source sets the power limit in force on a gun.
+public enum LimitSource: UInt8, Sendable, CaseIterable {
+    case none, gunRating, connector, thermal, modules, station, gridSetpoint, vehicle, cableCheck, safety
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .gunRating: "gun-rating"
+        case .connector: "connector"
+        case .thermal: "thermal"
+        case .modules: "modules"
+        case .station: "station"
+        case .gridSetpoint: "grid-setpoint"
+        case .vehicle: "vehicle"
+        case .cableCheck: "cable-check"
+        case .safety: "safety"
+        }
+    }
+}
+
+/// Outputs of one gun.
+public struct GunOutputs: Sendable {
+    public var closeK1K2 = false
+    public var closeK3K4 = false
+    public var lock = false
+    /// Output discharge (bleeder) circuit.
+    public var discharge = false
+    public var lamp: Lamp = .available
+    public var imdEnable = false
+    public var imdSelfTest = false
+    public var tx = ChargerMessages()
+    // What the step decided, for status, logs and invariants.
+    public var voltageSetpoint: Volts = .zero
+    public var currentSetpoint: Amps = .zero
+    /// Limit in force in current and in power at the present voltage, and the source that binds.
+    public var currentLimit: Amps = .zero
+    public var powerLimit: Watts = .zero
+    public var binding: LimitSource = .none
+    public init() {}
+}
+
+/// Command to one module.
+public struct ModuleOutputs: Sendable {
+    public var enabled = false
+    /// Gun the matrix relays connect the module to, -1 for none.
+    public var gun: Int8 = -1
+    public var voltage: Volts = .zero
+    public var current: Amps = .zero
+    public init() {}
+}
+
+public struct StationOutputs: Sendable {
+    public var guns = GunArray<GunOutputs>(repeating: GunOutputs())
+    public var modules = ModuleArray<ModuleOutputs>(repeating: ModuleOutputs())
+    public init() {}
+}

@@ -1,0 +1,202 @@
+// GB/T 27930-2015 messages as typed values (standards.md "GB/T 27930-2015 charger ⇄ car messages").
+// The CAN wire format (29-bit ids, J1939-21 transport) is not modelled here: a vehicle-link driver
+// decodes frames into these values and stamps them with the instant they arrived.
+
+/// A received message and the instant it arrived.
+public struct Stamped<M: Sendable>: Sendable {
+    public var message: M
+    public var at: Instant
+    @inlinable public init(_ message: M, at: Instant) { self.message = message; self.at = at }
+}
+
+// MARK: Car → charger
+
+/// BHM: handshake, carries the car's maximum allowed charging voltage.
+public struct BHM: Sendable, Equatable {
+    public var maxAllowedVoltage: Volts
+    public init(maxAllowedVoltage: Volts) { self.maxAllowedVoltage = maxAllowedVoltage }
+}
+
+public enum BatteryType: UInt8, Sendable { case leadAcid = 1, nimh, lfp, lmo, lco, nmc, polymer, lto, other = 0xFF }
+
+/// BRM: battery/vehicle identification (multi-frame on the wire).
+public struct BRM: Sendable, Equatable {
+    public var batteryType: BatteryType
+    public var ratedCapacityAh: Double
+    public var ratedVoltage: Volts
+    /// VIN, 17 ASCII bytes (no String in core values: they are copied every cycle).
+    public var vin: InlineArray<17, UInt8>
+    public init(batteryType: BatteryType, ratedCapacityAh: Double, ratedVoltage: Volts, vin: InlineArray<17, UInt8>) {
+        self.batteryType = batteryType; self.ratedCapacityAh = ratedCapacityAh; self.ratedVoltage = ratedVoltage; self.vin = vin
+    }
+    public static func == (a: BRM, b: BRM) -> Bool {
+        guard a.batteryType == b.batteryType, a.ratedCapacityAh == b.ratedCapacityAh, a.ratedVoltage == b.ratedVoltage else { return false }
+        for i in 0..<17 where a.vin[i] != b.vin[i] { return false }
+        return true
+    }
+}
+
+/// BCP: battery charging parameters.
+public struct BCP: Sendable, Equatable {
+    public var maxCellVoltage: Volts
+    public var maxChargeCurrent: Amps
+    public var nominalEnergy: WattHours
+    public var maxChargeVoltage: Volts
+    public var maxTemperature: Celsius
+    public var soc: Double          // 0...100 %
+    public var batteryVoltage: Volts
+    public init(maxCellVoltage: Volts, maxChargeCurrent: Amps, nominalEnergy: WattHours, maxChargeVoltage: Volts,
+                maxTemperature: Celsius, soc: Double, batteryVoltage: Volts) {
+        self.maxCellVoltage = maxCellVoltage; self.maxChargeCurrent = maxChargeCurrent; self.nominalEnergy = nominalEnergy
+        self.maxChargeVoltage = maxChargeVoltage; self.maxTemperature = maxTemperature; self.soc = soc; self.batteryVoltage = batteryVoltage
+    }
+}
+
+/// BRO: battery ready for charging (0x00 not ready, 0xAA ready).
+public struct BRO: Sendable, Equatable { public var ready: Bool; public init(ready: Bool) { self.ready = ready } }
+
+public enum ChargeMode: UInt8, Sendable { case constantVoltage = 1, constantCurrent = 2 }
+
+/// BCL: battery charging demand.
+public struct BCL: Sendable, Equatable {
+    public var voltageDemand: Volts
+    public var currentDemand: Amps
+    public var mode: ChargeMode
+    public init(voltageDemand: Volts, currentDemand: Amps, mode: ChargeMode) {
+        self.voltageDemand = voltageDemand; self.currentDemand = currentDemand; self.mode = mode
+    }
+}
+
+/// BCS: battery charging status.
+public struct BCS: Sendable, Equatable {
+    public var measuredVoltage: Volts
+    public var measuredCurrent: Amps
+    public var soc: Double
+    public var remainingMinutes: Double
+    public init(measuredVoltage: Volts, measuredCurrent: Amps, soc: Double, remainingMinutes: Double) {
+        self.measuredVoltage = measuredVoltage; self.measuredCurrent = measuredCurrent; self.soc = soc; self.remainingMinutes = remainingMinutes
+    }
+}
+
+/// BSM: battery status bits; "charging allowed" 00 pauses output, 01 resumes.
+public struct BSM: Sendable, Equatable {
+    public var chargingAllowed: Bool
+    public var maxCellTemperature: Celsius
+    public var faultFlags: UInt16
+    public init(chargingAllowed: Bool, maxCellTemperature: Celsius, faultFlags: UInt16) {
+        self.chargingAllowed = chargingAllowed; self.maxCellTemperature = maxCellTemperature; self.faultFlags = faultFlags
+    }
+}
+
+/// BST: the car stops charging, with reasons.
+public struct BST: Sendable, Equatable {
+    public struct Reasons: OptionSet, Sendable, Equatable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let socTargetReached = Reasons(rawValue: 1 << 0)
+        public static let totalVoltageReached = Reasons(rawValue: 1 << 2)
+        public static let cellVoltageReached = Reasons(rawValue: 1 << 4)
+        public static let chargerStopped = Reasons(rawValue: 1 << 6)
+        public static let insulationFault = Reasons(rawValue: 1 << 8)
+        public static let overTemperature = Reasons(rawValue: 1 << 10)
+        public static let batteryFault = Reasons(rawValue: 1 << 12)
+        public static let otherFault = Reasons(rawValue: 1 << 14)
+    }
+    public var reasons: Reasons
+    public init(reasons: Reasons) { self.reasons = reasons }
+}
+
+/// BSD: battery statistics at the end of charging.
+public struct BSD: Sendable, Equatable {
+    public var finalSoc: Double
+    public var minCellVoltage: Volts
+    public var maxCellVoltage: Volts
+    public init(finalSoc: Double, minCellVoltage: Volts, maxCellVoltage: Volts) {
+        self.finalSoc = finalSoc; self.minCellVoltage = minCellVoltage; self.maxCellVoltage = maxCellVoltage
+    }
+}
+
+/// The latest of each car message seen on one gun's link, with arrival instants.
+public struct VehicleMessages: Sendable {
+    public var bhm: Stamped<BHM>?
+    public var brm: Stamped<BRM>?
+    public var bcp: Stamped<BCP>?
+    public var bro: Stamped<BRO>?
+    public var bcl: Stamped<BCL>?
+    public var bcs: Stamped<BCS>?
+    public var bsm: Stamped<BSM>?
+    public var bst: Stamped<BST>?
+    public var bsd: Stamped<BSD>?
+    public init() {}
+}
+
+// MARK: Charger → car
+
+/// CRM recognition result: 0x00 before identification, 0xAA after.
+public enum Recognition: UInt8, Sendable { case notRecognised = 0x00, recognised = 0xAA }
+
+/// CML: charger's output capability.
+public struct CML: Sendable, Equatable {
+    public var maxVoltage: Volts
+    public var minVoltage: Volts
+    public var maxCurrent: Amps
+    public var minCurrent: Amps
+    public init(maxVoltage: Volts, minVoltage: Volts, maxCurrent: Amps, minCurrent: Amps) {
+        self.maxVoltage = maxVoltage; self.minVoltage = minVoltage; self.maxCurrent = maxCurrent; self.minCurrent = minCurrent
+    }
+}
+
+/// CCS: charger output status.
+public struct CCS: Sendable, Equatable {
+    public var voltage: Volts
+    public var current: Amps
+    public var chargingMinutes: Double
+    public var chargingAllowed: Bool
+    public init(voltage: Volts, current: Amps, chargingMinutes: Double, chargingAllowed: Bool) {
+        self.voltage = voltage; self.current = current; self.chargingMinutes = chargingMinutes; self.chargingAllowed = chargingAllowed
+    }
+}
+
+/// CST: charger stops, with reasons.
+public struct CST: Sendable, Equatable {
+    public struct Reasons: OptionSet, Sendable, Equatable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let conditionsReached = Reasons(rawValue: 1 << 0)
+        public static let manualStop = Reasons(rawValue: 1 << 2)
+        public static let fault = Reasons(rawValue: 1 << 4)
+        public static let vehicleStopped = Reasons(rawValue: 1 << 6)
+        public static let overTemperature = Reasons(rawValue: 1 << 8)
+        public static let connectorFault = Reasons(rawValue: 1 << 10)
+        public static let currentMismatch = Reasons(rawValue: 1 << 12)
+        public static let voltageAbnormal = Reasons(rawValue: 1 << 14)
+        public static let emergencyStop = Reasons(rawValue: 1 << 16)
+    }
+    public var reasons: Reasons
+    public init(reasons: Reasons) { self.reasons = reasons }
+}
+
+/// CSD: charger statistics.
+public struct CSD: Sendable, Equatable {
+    public var chargingMinutes: Double
+    public var energy: WattHours
+    public init(chargingMinutes: Double, energy: WattHours) { self.chargingMinutes = chargingMinutes; self.energy = energy }
+}
+
+/// Which car message timed out (CEM/BEM payload).
+public enum VehicleMessageKind: UInt8, Sendable { case bhm, brm, bcp, bro, bcl, bcs, bst, bsd }
+
+/// What the charger currently broadcasts on one gun's link. The link driver repeats each present
+/// message at its GB/T 27930 period; `nil` means "not being sent".
+public struct ChargerMessages: Sendable, Equatable {
+    public var chm: Bool = false                  // CHM (protocol version is fixed: 1.1)
+    public var crm: Recognition? = nil
+    public var cts: Bool = false
+    public var cml: CML? = nil
+    public var cro: Bool? = nil                   // CRO: false = 0x00, true = 0xAA
+    public var ccs: CCS? = nil
+    public var cst: CST? = nil
+    public var csd: CSD? = nil
+    public var cem: VehicleMessageKind? = nil
+    public init() {}
+}

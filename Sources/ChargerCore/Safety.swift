@@ -1,0 +1,205 @@
+// The safety supervisor: evaluated every cycle from the raw inputs and the previous cycle's
+// commands, independent of the session logic, and applied last (the arbiter) so that it always wins.
+
+/// Per-gun memory of the supervisor (persistence timers, command history).
+public struct GunSafety: Sendable {
+    public var latched = FaultSet.empty
+    /// Causes seen active in the latest cycle (a reset clears only what is no longer active).
+    public var active = FaultSet.empty
+    public var ovTable103Since: Instant? = nil
+    public var ovNegotiatedSince: Instant? = nil
+    public var ovVehicleSince: Instant? = nil
+    public var cc1BadSince: Instant? = nil
+    public var overCurrentSince: Instant? = nil
+    /// Error shutdown in progress since.
+    public var shutdownSince: Instant? = nil
+    /// Previous cycle's K1/K2 command and when it last changed.
+    public var k1k2Commanded = false
+    public var k1k2ChangedAt: Instant = .zero
+    public init() {}
+}
+
+/// Latched state of the station-wide conditions and the modules.
+public struct StationSafety: Sendable {
+    public var latched = FaultSet.empty
+    public var active = FaultSet.empty
+    /// Per module: latched moduleFault / moduleCommLost.
+    public var moduleLatched = ModuleArray<FaultSet>(repeating: .empty)
+    public var moduleActive = ModuleArray<FaultSet>(repeating: .empty)
+    public init() {}
+}
+
+extension StationState {
+    /// Latches `code` on gun `g` (or the station for station-wide codes) and logs it on its rising edge.
+    mutating func raise(_ code: FaultCode, gun g: Int, value: Double, now: Instant) {
+        if code.isStationWide {
+            station.active.insert(code)
+            if !station.latched.contains(code) {
+                station.latched.insert(code)
+                log.append(code: code, gun: -1, module: -1, at: now, value: value)
+            }
+        } else {
+            safety[g].active.insert(code)
+            if !safety[g].latched.contains(code) {
+                safety[g].latched.insert(code)
+                log.append(code: code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: value)
+            }
+        }
+    }
+
+    mutating func raiseModule(_ code: FaultCode, module m: Int, value: Double, now: Instant) {
+        station.moduleActive[m].insert(code)
+        if !station.moduleLatched[m].contains(code) {
+            station.moduleLatched[m].insert(code)
+            log.append(code: code, gun: modules[m].assigned, module: Int8(truncatingIfNeeded: m), at: now, value: value)
+        }
+    }
+
+    /// Faults in force on gun `g`: its own and the station's.
+    @inlinable public func faults(gun g: Int) -> FaultSet { safety[g].latched | station.latched }
+
+    /// Every check of the supervisor, for every gun, station and module. Reads inputs and the
+    /// previous cycle's commands; never the session's wishes of this cycle.
+        mutating func supervise(_ inp: StationInputs, _ spec: StationSpec) {
+        let now = inp.now
+        let sinceBoot = now - bootAt
+        station.active = .empty
+        // Station-wide inputs.
+        if inp.emergencyStop { raise(.emergencyStop, gun: 0, value: 1, now: now) }
+        if inp.doorOpen { raise(.doorOpen, gun: 0, value: 1, now: now) }
+        if !inp.mainsPresent { raise(.mainsLost, gun: 0, value: 0, now: now) }
+
+        // Modules: health and communication.
+        for m in 0..<spec.moduleCount {
+            station.moduleActive[m] = .empty
+            let mi = inp.modules[m]
+            if mi.faulted { raiseModule(.moduleFault, module: m, value: mi.temperature.value, now: now) }
+            if sinceBoot > spec.moduleCommTimeout && now - mi.seenAt > spec.moduleCommTimeout {
+                raiseModule(.moduleCommLost, module: m, value: (now - mi.seenAt).seconds, now: now)
+            }
+        }
+
+        for g in 0..<spec.gunCount {
+            let gi = inp.guns[g]
+            let gs = spec.guns[g]
+            let phase = sessions[g].phase
+            safety[g].active = .empty
+            let energised = safety[g].k1k2Commanded || gi.k1Closed || gi.k2Closed
+
+            if gi.groundFaultTrip { raise(.groundFault, gun: g, value: 1, now: now) }
+            if !gi.peContinuity { raise(.protectiveEarthLost, gun: g, value: 0, now: now) }
+            if gi.gunTemperature > gs.tripTemperature { raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, now: now) }
+
+            // Communication with the meter and the IMD (board-file timeouts).
+            if sinceBoot > spec.meterCommTimeout && now - gi.meterSeenAt > spec.meterCommTimeout {
+                raise(.meterCommLost, gun: g, value: (now - gi.meterSeenAt).seconds, now: now)
+            }
+            if sinceBoot > spec.imdCommTimeout && now - gi.imdSeenAt > spec.imdCommTimeout {
+                raise(.imdCommLost, gun: g, value: (now - gi.imdSeenAt).seconds, now: now)
+            }
+
+            // Over-voltage, IEC 61851-23 Table 103: persistent 9 ms → emergency.
+            let vOut = max(gi.vehicleSideVoltage, gi.chargerSideVoltage)
+            if vOut > Standard.table103Limit(rated: gs.maxVoltage) {
+                let since = safety[g].ovTable103Since ?? now
+                safety[g].ovTable103Since = since
+                if now - since >= Standard.table103Persistence { raise(.overVoltageTable103, gun: g, value: vOut.value, now: now) }
+            } else { safety[g].ovTable103Since = nil }
+
+            // Above the car's maximum (BHM): stop within 1 s. 10 ms filter against sensor spikes.
+            if let carMax = sessions[g].carMaxVoltage, energised, gi.vehicleSideVoltage > carMax {
+                let since = safety[g].ovVehicleSince ?? now
+                safety[g].ovVehicleSince = since
+                if now - since >= .ms(10) { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
+            } else { safety[g].ovVehicleSince = nil }
+
+            // Above the negotiated maximum for more than 400 ms → error shutdown.
+            if phase == .charging || phase == .stopping, gi.vehicleSideVoltage > sessions[g].negotiatedMaxVoltage(gs) {
+                let since = safety[g].ovNegotiatedSince ?? now
+                safety[g].ovNegotiatedSince = since
+                if now - since > Standard.negotiatedOvPersistence { raise(.overVoltageNegotiated, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
+            } else { safety[g].ovNegotiatedSince = nil }
+
+            // Over-current against the gun's rating (board overCurrentFactor), 2 ms persistence.
+            if gi.meterCurrent > gs.maxCurrent * gs.overCurrentFactor {
+                let since = safety[g].overCurrentSince ?? now
+                safety[g].overCurrentSince = since
+                if now - since >= .ms(2) { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
+            } else { safety[g].overCurrentSince = nil }
+
+            // Inrush on closing ("Inrush peak ≤ 20 A"): in precharge and the first 100 ms of charging.
+            if phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < .ms(100)) {
+                if gi.meterCurrent > Standard.inrushLimit { raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
+            }
+
+            // Continuous insulation monitoring while energised in charging (same fault threshold).
+            if phase == .charging || phase == .stopping {
+                let ref = max(gi.vehicleSideVoltage, sessions[g].testVoltage)
+                if gi.imdAlarm || (ref.value > 0 && gi.insulation / ref <= Standard.insulationFault) {
+                    raise(.insulationFault, gun: g, value: gi.insulation.value, now: now)
+                }
+            }
+
+            // CC1 must stay in band through the session (3 ms debounce).
+            if phase.plugMustStayConnected && (gi.cc1 < Standard.cc1StopBelow || gi.cc1 > Standard.cc1StopAbove) {
+                let since = safety[g].cc1BadSince ?? now
+                safety[g].cc1BadSince = since
+                if now - since >= Standard.cc1FaultDebounce { raise(.cc1OutOfBand, gun: g, value: gi.cc1.value, now: now) }
+            } else { safety[g].cc1BadSince = nil }
+
+            // Car messages while charging: BCL 1 s, BCS 5 s.
+            if phase == .charging {
+                let start = sessions[g].chargingSince
+                let bclAt = max(gi.vehicle.bcl?.at ?? start, start)
+                let bcsAt = max(gi.vehicle.bcs?.at ?? start, start)
+                if now - bclAt > Standard.bclTimeout {
+                    raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcl.rawValue), now: now)
+                } else if now - bcsAt > Standard.bcsTimeout {
+                    raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcs.rawValue), now: now)
+                }
+            }
+
+            // Contactor feedback against the previous command.
+            let sinceChange = now - safety[g].k1k2ChangedAt
+            if safety[g].k1k2Commanded {
+                if sinceChange > spec.contactorCloseTimeout && (!gi.k1Closed || !gi.k2Closed) {
+                    raise(.contactorFailedToClose, gun: g, value: gi.k1Closed ? 2 : 1, now: now)
+                }
+            } else if sinceChange > spec.contactorOpenTimeout && (gi.k1Closed || gi.k2Closed) {
+                raise(.contactorWelded, gun: g, value: gi.k1Closed ? 1 : 2, now: now)
+            }
+        }
+    }
+
+    /// Explicit reset: clears latched faults whose cause is gone (standards: "reset only by explicit
+    /// command and only when the cause is gone").
+    mutating func applyResets(_ inp: StationInputs, _ spec: StationSpec) {
+        var any = false
+        for g in 0..<spec.gunCount where inp.guns[g].resetRequest {
+            any = true
+            let clear = safety[g].latched.subtracting(safety[g].active)
+            clearLogged(clear, gun: Int8(truncatingIfNeeded: g), now: inp.now)
+            safety[g].latched = safety[g].latched & safety[g].active
+            if safety[g].latched.isEmpty { safety[g].shutdownSince = nil }
+        }
+        guard any else { return }
+        let clear = station.latched.subtracting(station.active)
+        clearLogged(clear, gun: -1, now: inp.now)
+        station.latched = station.latched & station.active
+        for m in 0..<spec.moduleCount {
+            let c = station.moduleLatched[m].subtracting(station.moduleActive[m])
+            if c.contains(.moduleFault) { log.markCleared(code: .moduleFault, gun: -1, module: Int8(truncatingIfNeeded: m), at: inp.now) }
+            if c.contains(.moduleCommLost) { log.markCleared(code: .moduleCommLost, gun: -1, module: Int8(truncatingIfNeeded: m), at: inp.now) }
+            station.moduleLatched[m] = station.moduleLatched[m] & station.moduleActive[m]
+        }
+    }
+
+    mutating func clearLogged(_ set: FaultSet, gun: Int8, now: Instant) {
+        var b = set.bits
+        while b != 0 {
+            let i = b.trailingZeroBitCount
+            b &= b - 1
+            if let code = FaultCode(rawValue: UInt8(i)) { log.markCleared(code: code, gun: gun, module: -1, at: now) }
+        }
+    }
+}

@@ -1,0 +1,442 @@
+// The DC session of one gun: GB/T 18487.1 Annex B with GB/T 27930 phases.
+// Session logic decides what it *wants*; the safety supervisor (Safety.swift) and the arbiter in
+// ControlStep.swift decide what is *allowed*, and always win.
+
+public enum SessionPhase: UInt8, Sendable, CaseIterable {
+    case unplugged, connecting, connected, locking, auxPower, handshake, insulationCheck, identification,
+         parameterExchange, precharge, charging, stopping, statistics, weldingCheck, unlocking, finished, faulted
+
+    public var name: String {
+        switch self {
+        case .unplugged: "unplugged"
+        case .connecting: "connecting"
+        case .connected: "connected"
+        case .locking: "locking"
+        case .auxPower: "aux-power"
+        case .handshake: "handshake"
+        case .insulationCheck: "insulation-check"
+        case .identification: "identification"
+        case .parameterExchange: "parameter-exchange"
+        case .precharge: "precharge"
+        case .charging: "charging"
+        case .stopping: "stopping"
+        case .statistics: "statistics"
+        case .weldingCheck: "welding-check"
+        case .unlocking: "unlocking"
+        case .finished: "finished"
+        case .faulted: "faulted"
+        }
+    }
+
+    /// Phases in which the gun is part of a session with the plug latched (CC1 must stay in band).
+    @inlinable public var plugMustStayConnected: Bool {
+        switch self {
+        case .auxPower, .handshake, .insulationCheck, .identification, .parameterExchange, .precharge,
+             .charging, .stopping, .statistics: true
+        default: false
+        }
+    }
+}
+
+/// Steps inside the insulation (cable) check.
+public enum CableCheckStep: UInt8, Sendable { case precheck, closing, raising, measuring, discharging }
+
+/// Why a session stopped.
+public enum StopReason: UInt8, Sendable {
+    case none, vehicleRequest, operatorRequest, pauseTooLong, fault
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .vehicleRequest: "vehicle-bst"
+        case .operatorRequest: "operator"
+        case .pauseTooLong: "pause-timeout"
+        case .fault: "fault"
+        }
+    }
+}
+
+/// A fault the session itself detected (timeouts of its own sequence, a failed check).
+public struct SessionFault: Sendable {
+    public var code: FaultCode
+    public var value: Double
+    @inlinable public init(_ code: FaultCode, _ value: Double) { self.code = code; self.value = value }
+}
+
+/// State of one gun's session.
+public struct GunSession: Sendable {
+    public var phase: SessionPhase = .unplugged
+    public var phaseSince: Instant = .zero
+    public var cableStep: CableCheckStep = .precheck
+    public var stepSince: Instant = .zero
+    public var handshakeAttempt = 0
+    public var carMaxVoltage: Volts? = nil
+    public var bcp: BCP? = nil
+    public var testVoltage: Volts = .zero
+    public var insulationWarning = false
+    public var insulationMeasured: OhmsPerVolt = .zero
+    public var chargingSince: Instant = .never
+    public var energyAtStart: WattHours = .zero
+    public var pausedSince: Instant? = nil
+    public var stopReason: StopReason = .none
+    public var chargerInitiatedStop = false
+    /// Current command after ramping (what modules are asked for, before the arbiter).
+    public var rampedCurrent: Amps = .zero
+    /// Number of sessions this gun has started (handshake reached).
+    public var sessionsStarted: UInt32 = 0
+    public init() {}
+
+    mutating func enter(_ p: SessionPhase, _ now: Instant) { phase = p; phaseSince = now }
+    mutating func enterStep(_ s: CableCheckStep, _ now: Instant) { cableStep = s; stepSince = now }
+
+    /// Negotiated maximum output voltage: the car's BCP maximum charge voltage within the gun's range.
+    @inlinable public func negotiatedMaxVoltage(_ gun: GunSpec) -> Volts {
+        guard let bcp else { return gun.maxVoltage }
+        return min(bcp.maxChargeVoltage, gun.maxVoltage)
+    }
+}
+
+/// What the session asks for this cycle (before limits and the arbiter).
+public struct SessionDemand: Sendable {
+    /// The gun needs modules (cable check, precharge, charging, stopping).
+    public var needsPower = false
+    public var voltage: Volts = .zero
+    /// Target current before limits (the car's demand, the cable-check cap, or zero).
+    public var current: Amps = .zero
+    /// When true, the current drops to zero at once (charger-initiated stop: ≤ 5 A within 100 ms).
+    public var dropAtOnce = false
+    public init() {}
+}
+
+/// Insulation test voltage (standards.md "Insulation check before charging").
+@inlinable public func insulationTestVoltage(carMax: Volts?, gun: GunSpec) -> Volts {
+    switch gun.insulationRule {
+    case .gbt:
+        // "min(car's maximum allowed voltage from BHM, charger rated voltage); 500 V if the car sends no BHM"
+        guard let carMax else { return min(Standard.insulationTestVoltageWithoutBHM, gun.maxVoltage) }
+        return min(carMax, gun.maxVoltage)
+    case .iec:
+        // "car max ≤ 500 V → min(500, car max + 50, charger max); otherwise min(charger max, 1.1 × car max)"
+        let car = carMax ?? gun.maxVoltage
+        if car.value <= 500 { return min(min(Volts(500), car + Volts(50)), gun.maxVoltage) }
+        return min(gun.maxVoltage, car * 1.1)
+    }
+}
+
+/// True when `v` is within the standard's ±0.8 V of `nominal`.
+func cc1Is(_ v: Volts, _ nominal: Volts) -> Bool {
+    (v - nominal).magnitude <= Standard.cc1Tolerance
+}
+
+extension GunSession {
+    /// Advances the session by one cycle. Writes the gun's wanted outputs into `out` and its power
+    /// demand into `demand`; returns a fault it detected itself, if any.
+    /// `blocked` is true while a latched fault at or above `refuse` is active on this gun.
+        mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool,
+                          out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
+        let inPhase = now - phaseSince
+        let car = input.vehicle
+        var fault: SessionFault? = nil
+
+        // Any latched blocking fault sends the session to `faulted` (the arbiter has already made
+        // the outputs safe; the session only sequences the aftermath).
+        if blocked && phase != .faulted && phase != .unplugged && phase != .finished {
+            stopReason = .fault
+            enter(.faulted, now)
+        }
+
+        switch phase {
+        case .unplugged:
+            out.lamp = blocked ? .fault : .available
+            if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
+            else if cc1Is(input.cc1, Standard.cc1LatchPressed) { enter(.connecting, now) }
+
+        case .connecting:
+            out.lamp = .busy
+            if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
+            else if cc1Is(input.cc1, Standard.cc1Unplugged) && inPhase > .s(5) { enter(.unplugged, now) }
+
+        case .connected:
+            out.lamp = .busy
+            if !cc1Is(input.cc1, Standard.cc1Connected) { enter(.connecting, now) }
+            else if inPhase >= Standard.cc1ConnectDebounce && !blocked { enter(.locking, now) }
+
+        case .locking:
+            out.lamp = .busy
+            out.lock = true
+            if input.lockConfirmed { enter(.auxPower, now) }
+            else if inPhase > gun.lockTimeout { fault = SessionFault(.lockFailure, inPhase.seconds) }
+
+        case .auxPower:
+            out.lamp = .busy
+            out.lock = true
+            out.closeK3K4 = true
+            if input.k3k4Closed {
+                handshakeAttempt = 1
+                sessionsStarted &+= 1
+                carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none
+                chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never
+                enter(.handshake, now)
+            } else if inPhase > Standard.defaultMessageTimeout {
+                fault = SessionFault(.contactorFailedToClose, inPhase.seconds)
+            }
+
+        case .handshake:
+            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
+            out.tx.chm = true
+            if let bhm = car.bhm, bhm.at >= phaseSince {
+                carMaxVoltage = bhm.message.maxAllowedVoltage
+                startCableCheck(now, gun)
+            } else if inPhase > Standard.defaultMessageTimeout {
+                // A car that sends no BHM (GB/T 27930-2011) is checked at 500 V (standards.md).
+                carMaxVoltage = nil
+                startCableCheck(now, gun)
+            }
+
+        case .insulationCheck:
+            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
+            out.tx.chm = true
+            out.imdEnable = true
+            fault = cableCheck(now: now, input: input, gun: gun, out: &out, demand: &demand)
+
+        case .identification:
+            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
+            out.imdEnable = true
+            out.tx.crm = .notRecognised
+            if let brm = car.brm, brm.at >= phaseSince {
+                _ = brm
+                out.tx.crm = .recognised
+                enter(.parameterExchange, now)
+            } else if inPhase > Standard.defaultMessageTimeout {
+                fault = retryHandshake(now, .brm)
+            }
+
+        case .parameterExchange:
+            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
+            out.imdEnable = true
+            out.tx.crm = .recognised
+            if bcp == nil {
+                if let m = car.bcp, m.at >= phaseSince { bcp = m.message; phaseSince = now }
+                else if inPhase > Standard.defaultMessageTimeout { fault = retryHandshake(now, .bcp) }
+            } else {
+                out.tx.cts = true
+                out.tx.cml = CML(maxVoltage: gun.maxVoltage, minVoltage: gun.minVoltage,
+                                 maxCurrent: min(gun.maxCurrent, gun.connectorCurrent), minCurrent: .zero)
+                if let bro = car.bro, bro.at >= phaseSince, bro.message.ready, let bcp {
+                    // "Battery voltage measured outside K1/K2 must be within ±5 % of the value the car
+                    // reported (BCP), and within the charger's range; otherwise refuse." (standards.md)
+                    let v = input.vehicleSideVoltage
+                    let tol = bcp.batteryVoltage * Standard.prechargeBatteryVoltageTolerance
+                    if (v - bcp.batteryVoltage).magnitude > tol || v < gun.minVoltage || v > gun.maxVoltage {
+                        fault = SessionFault(.vehicleVoltageMismatch, v.value)
+                    } else {
+                        enter(.precharge, now)
+                    }
+                } else if inPhase > Standard.vehicleReadyTimeout {
+                    fault = retryHandshake(now, .bro)
+                }
+            }
+
+        case .precharge:
+            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
+            out.imdEnable = true
+            out.tx.crm = .recognised
+            out.tx.cro = false
+            let vb = input.vehicleSideVoltage
+            // "Raise the output to 1–10 V below that voltage, then close K1/K2."
+            demand.needsPower = true
+            demand.voltage = vb - Standard.prechargeOffsetTarget
+            demand.current = Standard.cableCheckCurrentLimit
+            let gap = vb - input.chargerSideVoltage
+            let inWindow = gap >= Standard.prechargeOffsetMin && gap <= Standard.prechargeOffsetMax
+            if inWindow || input.k1Closed || input.k2Closed { out.closeK1K2 = true }
+            if input.k1Closed && input.k2Closed {
+                out.tx.cro = true
+                chargingSince = now
+                energyAtStart = input.meterEnergy
+                rampedCurrent = .zero
+                enter(.charging, now)
+            } else if inPhase > Standard.prechargeTimeout {
+                fault = SessionFault(.prechargeTimeout, inPhase.seconds)
+            }
+
+        case .charging:
+            out.lamp = .charging; out.lock = true; out.closeK3K4 = true; out.closeK1K2 = true
+            out.imdEnable = true
+            out.tx.cro = true
+            demand.needsPower = true
+            var allowed = true
+            if let bsm = car.bsm, !bsm.message.chargingAllowed { allowed = false }
+            if allowed { pausedSince = nil } else if pausedSince == nil { pausedSince = now }
+            out.tx.ccs = CCS(voltage: input.meterVoltage, current: input.meterCurrent,
+                             chargingMinutes: (now - chargingSince).seconds / 60, chargingAllowed: allowed)
+            if let bcl = car.bcl {
+                let vmax = min(negotiatedMaxVoltage(gun), carMaxVoltage ?? gun.maxVoltage)
+                demand.voltage = min(bcl.message.voltageDemand, vmax)
+                demand.current = allowed ? bcl.message.currentDemand : .zero
+                if let bcp, demand.current > bcp.maxChargeCurrent { demand.current = bcp.maxChargeCurrent }
+            } else {
+                demand.voltage = input.vehicleSideVoltage
+                demand.current = .zero
+            }
+            if let bst = car.bst, bst.at >= chargingSince {
+                beginStop(.vehicleRequest, chargerInitiated: false, now)
+            } else if input.stopRequest {
+                beginStop(.operatorRequest, chargerInitiated: true, now)
+            } else if let p = pausedSince, now - p > Standard.maxPause {
+                beginStop(.pauseTooLong, chargerInitiated: true, now)
+            }
+
+        case .stopping:
+            out.lamp = .charging; out.lock = true; out.closeK3K4 = true
+            out.imdEnable = true
+            if chargerInitiatedStop {
+                out.tx.cst = CST(reasons: stopReason == .operatorRequest ? .manualStop : .conditionsReached)
+            } else {
+                out.tx.cst = CST(reasons: .vehicleStopped)
+            }
+            demand.needsPower = true
+            demand.voltage = car.bcl?.message.voltageDemand ?? input.vehicleSideVoltage
+            demand.current = .zero
+            demand.dropAtOnce = chargerInitiatedStop
+            // "Open K1/K2 only with current ≤ 5 A."
+            let i = input.meterCurrent
+            let open = i <= Standard.openCurrentLimit && rampedCurrent <= Standard.openCurrentLimit
+            out.closeK1K2 = !open
+            if open {
+                demand.needsPower = false
+                out.discharge = true
+                if !input.k1Closed && !input.k2Closed { enter(.statistics, now) }
+            }
+
+        case .statistics:
+            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
+            out.discharge = true
+            out.tx.csd = CSD(chargingMinutes: (now - chargingSince).seconds / 60, energy: input.meterEnergy - energyAtStart)
+            if let bsd = car.bsd, bsd.at >= phaseSince { enter(.weldingCheck, now) }
+            else if inPhase > Standard.statisticsTimeout { enter(.weldingCheck, now) }
+
+        case .weldingCheck:
+            // The supervisor watches the auxiliary contacts; here we wait out the contactor open time
+            // and the discharge of both sides before the aux supply goes off.
+            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
+            out.discharge = true
+            if inPhase > Standard.dischargeTime {
+                if input.chargerSideVoltage < Standard.dischargeTarget && input.vehicleSideVoltage < Standard.dischargeTarget {
+                    enter(.unlocking, now)
+                }
+            }
+
+        case .unlocking:
+            out.lamp = .busy
+            out.discharge = true
+            // "unlock only when the output is below 60 V"
+            out.lock = input.vehicleSideVoltage >= Standard.unlockMaxVoltage
+            if !input.lockConfirmed { enter(.finished, now) }
+            else if inPhase > gun.lockTimeout { fault = SessionFault(.lockFailure, inPhase.seconds) }
+
+        case .finished:
+            out.lamp = .available
+            if cc1Is(input.cc1, Standard.cc1Unplugged) { enter(.unplugged, now) }
+
+        case .faulted:
+            out.lamp = .fault
+            out.discharge = true
+            if chargingSince != .never || handshakeAttempt > 0 {
+                out.tx.cst = CST(reasons: .fault)
+            }
+            // Keep the gun locked while the output is live; release below 60 V.
+            out.lock = input.lockConfirmed && input.vehicleSideVoltage >= Standard.unlockMaxVoltage
+            out.closeK3K4 = false
+            if !blocked {
+                handshakeAttempt = 0
+                // No automatic resume: a cleared fault waits for the plug to come out.
+                enter(cc1Is(input.cc1, Standard.cc1Unplugged) ? .unplugged : .finished, now)
+            }
+        }
+        return fault
+    }
+
+    mutating func startCableCheck(_ now: Instant, _ gun: GunSpec) {
+        testVoltage = insulationTestVoltage(carMax: carMaxVoltage, gun: gun)
+        enter(.insulationCheck, now)
+        enterStep(.precheck, now)
+    }
+
+    mutating func beginStop(_ reason: StopReason, chargerInitiated: Bool, _ now: Instant) {
+        stopReason = reason
+        chargerInitiatedStop = chargerInitiated
+        enter(.stopping, now)
+    }
+
+    /// "handshake retried 3 times": a timeout in identification or parameter exchange starts the
+    /// handshake again, up to three attempts, then the session ends with a communication fault.
+    mutating func retryHandshake(_ now: Instant, _ kind: VehicleMessageKind) -> SessionFault? {
+        if handshakeAttempt < Standard.handshakeAttempts {
+            handshakeAttempt += 1
+            bcp = nil
+            enter(.handshake, now)
+            return nil
+        }
+        return SessionFault(.vehicleCommTimeout, Double(kind.rawValue))
+    }
+
+    /// The insulation (cable) check, standards.md "Insulation check before charging".
+        mutating func cableCheck(now: Instant, input: GunInputs, gun: GunSpec,
+                             out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
+        let inStep = now - stepSince
+        if now - phaseSince > Standard.cableCheckTimeout {
+            return SessionFault(.insulationCheckTimeout, (now - phaseSince).seconds)
+        }
+        switch cableStep {
+        case .precheck:
+            // "Before the check the voltage outside K1/K2 must be < 10 V, else refuse to charge."
+            if input.vehicleSideVoltage >= Standard.insulationPreCheckMaxVoltage {
+                return SessionFault(.outputVoltageBeforeCheck, input.vehicleSideVoltage.value)
+            }
+            enterStep(.closing, now)
+        case .closing:
+            out.closeK1K2 = true
+            if input.k1Closed && input.k2Closed { enterStep(.raising, now) }
+        case .raising:
+            out.closeK1K2 = true
+            demand.needsPower = true
+            demand.voltage = testVoltage
+            demand.current = Standard.cableCheckCurrentLimit
+            // IEC 61851-23:2023 CC.4.1.3: self-test the IMD during the check.
+            out.imdSelfTest = input.imdSelfTest != .passed
+            if input.imdSelfTest == .failed { return SessionFault(.imdSelfTestFailed, inStep.seconds) }
+            if inStep > Standard.imdSelfTestTimeout { return SessionFault(.imdSelfTestFailed, inStep.seconds) }
+            if now - input.imdSeenAt > Standard.imdNoAnswerTimeout && inStep > Standard.imdNoAnswerTimeout {
+                return SessionFault(.insulationCheckTimeout, inStep.seconds)
+            }
+            if input.imdSelfTest == .passed && input.vehicleSideVoltage >= testVoltage * 0.95 {
+                enterStep(.measuring, now)
+            }
+        case .measuring:
+            out.closeK1K2 = true
+            demand.needsPower = true
+            demand.voltage = testVoltage
+            demand.current = Standard.cableCheckCurrentLimit
+            if inStep >= Standard.insulationSettleTime && input.imdSeenAt >= stepSince {
+                let rpv = input.insulation / testVoltage
+                insulationMeasured = rpv
+                if rpv <= Standard.insulationFault || input.imdAlarm {
+                    return SessionFault(.insulationFault, input.insulation.value)
+                }
+                insulationWarning = gun.insulationRule == .gbt && rpv <= Standard.insulationWarning
+                enterStep(.discharging, now)
+            }
+        case .discharging:
+            // "After the check, discharge the output below 60 V within 1 s."
+            out.closeK1K2 = true
+            out.discharge = true
+            if input.vehicleSideVoltage < Standard.dischargeTarget && input.chargerSideVoltage < Standard.dischargeTarget {
+                out.closeK1K2 = false
+                if !input.k1Closed && !input.k2Closed { enter(.identification, now) }
+            } else if inStep > Standard.dischargeTime {
+                return SessionFault(.insulationCheckTimeout, input.vehicleSideVoltage.value)
+            }
+        }
+        return nil
+    }
+}

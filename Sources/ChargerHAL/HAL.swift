@@ -1,0 +1,78 @@
+// Hardware abstraction: one small protocol per device class. The runtime samples every device into
+// one StationInputs snapshot per cycle and applies one StationOutputs; backends (simulated board,
+// gpiod, modbus) implement these. None of these calls run inside the control step.
+import ChargerCore
+
+/// Digital and analog I/O of one gun's front end: contactor coils and mirror contacts, K3/K4, the lock
+/// motor and its feedback, detection point 1 (CC1), output voltage sensing both sides of K1/K2, the
+/// connector temperature sensors, the ground-fault (RCD / 6 mA DC) trip input and PE monitor, lamps.
+public protocol GunFrontEnd: AnyObject {
+    func sample(gun: Int, into input: inout GunInputs)
+    func apply(gun: Int, _ output: GunOutputs)
+}
+
+/// Station-wide inputs: emergency stop, door switch, AC mains presence.
+public protocol StationSignals: AnyObject {
+    func sample(into input: inout StationInputs)
+}
+
+/// The rectifier power modules and the module-to-gun matrix relays.
+public protocol PowerModuleBus: AnyObject {
+    func sample(into modules: inout ModuleArray<ModuleInputs>, count: Int)
+    func apply(_ modules: ModuleArray<ModuleOutputs>, count: Int)
+}
+
+/// The DC energy meter of one gun (voltage, current, energy at 0.001 kWh resolution).
+public protocol EnergyMeter: AnyObject {
+    func sample(gun: Int, into input: inout GunInputs)
+}
+
+/// The insulation monitor (IEC 61557-8) of one gun.
+public protocol InsulationMonitor: AnyObject {
+    func sample(gun: Int, into input: inout GunInputs)
+    func apply(gun: Int, enable: Bool, selfTest: Bool)
+}
+
+/// The GB/T 27930 link to the car of one gun (typed messages; framing is the driver's business).
+public protocol VehicleLink: AnyObject {
+    func receive(gun: Int, into messages: inout VehicleMessages)
+    func transmit(gun: Int, _ messages: ChargerMessages)
+}
+
+/// The devices of one board, each by its class. A board is data: a backend builds this from the board file.
+public struct BoardDevices {
+    public var frontEnd: any GunFrontEnd
+    public var signals: any StationSignals
+    public var modules: any PowerModuleBus
+    public var meter: any EnergyMeter
+    public var imd: any InsulationMonitor
+    public var vehicle: any VehicleLink
+    public init(frontEnd: any GunFrontEnd, signals: any StationSignals, modules: any PowerModuleBus,
+                meter: any EnergyMeter, imd: any InsulationMonitor, vehicle: any VehicleLink) {
+        self.frontEnd = frontEnd; self.signals = signals; self.modules = modules
+        self.meter = meter; self.imd = imd; self.vehicle = vehicle
+    }
+
+    /// Samples every device into `inputs` (the snapshot the step will see).
+    public func sample(into inputs: inout StationInputs, spec: StationSpec) {
+        signals.sample(into: &inputs)
+        modules.sample(into: &inputs.modules, count: spec.moduleCount)
+        for g in 0..<spec.gunCount {
+            frontEnd.sample(gun: g, into: &inputs.guns[g])
+            meter.sample(gun: g, into: &inputs.guns[g])
+            imd.sample(gun: g, into: &inputs.guns[g])
+            vehicle.receive(gun: g, into: &inputs.guns[g].vehicle)
+        }
+    }
+
+    /// Applies one cycle's outputs to every device.
+    public func apply(_ outputs: StationOutputs, spec: StationSpec) {
+        for g in 0..<spec.gunCount {
+            let o = outputs.guns[g]
+            frontEnd.apply(gun: g, o)
+            imd.apply(gun: g, enable: o.imdEnable, selfTest: o.imdSelfTest)
+            vehicle.transmit(gun: g, o.tx)
+        }
+        modules.apply(outputs.modules, count: spec.moduleCount)
+    }
+}

@@ -1,0 +1,149 @@
+// `--inject WHAT[:GUN][=VALUE]@TIME`: fault injection and operator actions on the simulated board,
+// scheduled in virtual time. TIME is a time (`90s`, `5min`, `1500ms`, `300`) or `stop` (the moment the
+// gun enters the stopping phase).
+import ChargerCore
+import SimPlant
+
+public enum InjectionTime: Sendable, Equatable {
+    case at(Instant)
+    case onStop
+}
+
+public enum InjectionAction: Sendable, Equatable {
+    case plant(Plant.Injection)
+    case reset(gun: Int)
+    case stop(gun: Int)
+    case stationSetpoint(Watts?)
+    case gunSetpoint(gun: Int, Watts?)
+}
+
+public struct ScheduledInjection: Sendable, Equatable {
+    public var text: String
+    public var time: InjectionTime
+    public var action: InjectionAction
+    public var done = false
+}
+
+public struct InjectionError: Error, CustomStringConvertible {
+    public var text: String
+    public var why: String
+    public var description: String { "--inject '\(text)': \(why)" }
+}
+
+public enum InjectionParser {
+    public static let names = [
+        "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "pe-loss",
+        "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
+        "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "cc1=V", "latch",
+        "bms-silent", "bms-stop", "bms-pause", "bms-resume", "reset", "stop", "setpoint=P", "gun-setpoint=P",
+    ]
+
+    public static func parse(_ text: String, spec: StationSpec) throws(InjectionError) -> ScheduledInjection {
+        func fail(_ why: String) -> InjectionError { InjectionError(text: text, why: why) }
+        guard let at = text.lastIndex(of: "@") else { throw fail("missing '@TIME' (e.g. estop@120s)") }
+        let head = String(text[..<at])
+        let timeText = String(text[text.index(after: at)...]).lowercased()
+        let time: InjectionTime
+        if timeText == "stop" { time = .onStop }
+        else {
+            guard let s = parseSeconds(timeText), s >= 0 else { throw fail("'\(timeText)' is not a time (e.g. 90s, 5min, 1500ms) or 'stop'") }
+            time = .at(Instant(micros: Int64((s * 1e6).rounded())))
+        }
+        var what = head
+        var value: String? = nil
+        if let eq = head.firstIndex(of: "=") { what = String(head[..<eq]); value = String(head[head.index(after: eq)...]) }
+        var gun = 0
+        if let colon = what.firstIndex(of: ":") {
+            guard let g = Int(what[what.index(after: colon)...]), g >= 0, g < spec.gunCount else {
+                throw fail("gun must be 0...\(spec.gunCount - 1)")
+            }
+            gun = g
+            what = String(what[..<colon])
+        }
+        func need() throws(InjectionError) -> String {
+            guard let value, !value.isEmpty else { throw fail("'\(what)' needs a value ('\(what)=...')") }
+            return value
+        }
+        func quantity(_ units: [String: Double], _ what: String) throws(InjectionError) -> Double {
+            let v = try need()
+            var num = ""
+            var unit = ""
+            for ch in v {
+                if unit.isEmpty && (ch.isNumber || ch == "." || ch == "+" || ch == "-") { num.append(ch) } else if ch != " " { unit.append(ch) }
+            }
+            guard let n = Double(num), n.isFinite else { throw fail("'\(v)' is not a \(what)") }
+            guard let f = units[unit.lowercased()] else {
+                throw fail("'\(unit)' is not a unit of \(what) (use \(units.keys.sorted().joined(separator: ", ")))")
+            }
+            return n * f
+        }
+        let action: InjectionAction
+        switch what.lowercased() {
+        case "estop": action = .plant(.emergencyStop(true))
+        case "estop-release": action = .plant(.emergencyStop(false))
+        case "door": action = .plant(.door(true))
+        case "door-close": action = .plant(.door(false))
+        case "mains-loss": action = .plant(.mains(false))
+        case "mains-restore": action = .plant(.mains(true))
+        case "rcd-trip", "ground-fault": action = .plant(.groundFault(gun: gun))
+        case "pe-loss": action = .plant(.peLoss(gun: gun))
+        case "insulation":
+            let r = try quantity(["ohm": 1, "kohm": 1e3, "mohm": 1e6, "ω": 1, "kω": 1e3, "mω": 1e6], "resistance")
+            guard r >= 0 else { throw fail("resistance must be ≥ 0") }
+            action = .plant(.insulation(gun: gun, Ohms(r)))
+        case "imd-selftest-fail": action = .plant(.imdSelfTestFails(gun: gun))
+        case "imd-silent": action = .plant(.imdSilent(gun: gun))
+        case "meter-silent": action = .plant(.meterSilent(gun: gun))
+        case "module-fail", "module-silent":
+            guard let m = Int(try need()), m >= 0, m < spec.moduleCount else { throw fail("module must be 0...\(spec.moduleCount - 1)") }
+            action = .plant(what.lowercased() == "module-fail" ? .moduleFail(m) : .moduleSilent(m))
+        case "weld", "fail-close":
+            let k = try need().uppercased()
+            guard k == "K1" || k == "K2" else { throw fail("contactor must be K1 or K2") }
+            let n = k == "K1" ? 1 : 2
+            action = .plant(what.lowercased() == "weld" ? .weld(gun: gun, contactor: n) : .failToClose(gun: gun, contactor: n))
+        case "lock-jam": action = .plant(.lockJam(gun: gun))
+        case "overheat":
+            let t = try quantity(["c": 1, "°c": 1, "k": 1], "temperature rise")
+            action = .plant(.gunTemperatureOffset(gun: gun, Celsius(t)))
+        case "overvoltage":
+            let v = try quantity(["v": 1, "kv": 1000], "voltage")
+            guard v > 0 else { throw fail("voltage must be > 0") }
+            action = .plant(.overVoltage(gun: gun, Volts(v)))
+        case "cc1":
+            let v = try quantity(["v": 1], "voltage")
+            action = .plant(.cc1(gun: gun, Volts(v)))
+        case "latch": action = .plant(.latchPressed(gun: gun))
+        case "bms-silent": action = .plant(.bmsSilent(gun: gun))
+        case "bms-stop": action = .plant(.bmsStop(gun: gun))
+        case "bms-pause": action = .plant(.bmsPause(gun: gun, true))
+        case "bms-resume": action = .plant(.bmsPause(gun: gun, false))
+        case "reset": action = .reset(gun: gun)
+        case "stop": action = .stop(gun: gun)
+        case "setpoint", "gun-setpoint":
+            let v = try need()
+            var p: Watts? = nil
+            if v.lowercased() != "none" {
+                let w = try quantity(["w": 1, "kw": 1e3, "mw": 1e6], "power")
+                guard w >= 0 else { throw fail("a power setpoint must be ≥ 0 (out of range)") }
+                p = Watts(w)
+            }
+            action = what.lowercased() == "setpoint" ? .stationSetpoint(p) : .gunSetpoint(gun: gun, p)
+        default:
+            throw fail("unknown injection '\(what)' (known: \(names.joined(separator: ", ")))")
+        }
+        if case .onStop = time, case .plant(.weld) = action {} else if case .onStop = time {
+            throw fail("'@stop' applies to weld= only")
+        }
+        return ScheduledInjection(text: text, time: time, action: action)
+    }
+
+    /// "90s", "90", "1500ms", "5min", "1h" → seconds.
+    public static func parseSeconds(_ t: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 1e-3), ("min", 60), ("h", 3600), ("s", 1)]
+        for (u, f) in units where t.hasSuffix(u) {
+            return Double(t.dropLast(u.count)).map { $0 * f }
+        }
+        return Double(t)
+    }
+}

@@ -1,0 +1,142 @@
+// What a person or a script sees: one status line per interval, a summary, and the JSON contract
+// (`--json`: one object on the last line of standard output).
+import ChargerCore
+import Foundation
+
+public enum EndState: String, Sendable {
+    case completed, faulted, timeout, invariantViolated = "invariant-violated"
+}
+
+public struct SessionSummary: Sendable {
+    public var board: String
+    public var energyKWh: Double
+    public var durationS: Double
+    public var peakPowerKW: Double
+    public var endState: EndState
+    public var socStart: Double?
+    public var socEnd: Double?
+    public var maxGunTemperature: Double
+    public var faults: [FaultRecord]
+    public var violations: [InvariantViolation]
+    public var sessionsCompleted: Int
+    public var limitShare: [(String, Double)]
+
+    public var exitCode: Int32 {
+        switch endState {
+        case .completed: 0
+        case .faulted: 1
+        case .timeout: 4
+        case .invariantViolated: 3
+        }
+    }
+}
+
+extension Simulation {
+    /// The status line of gun `g`.
+    public func statusLine(gun g: Int) -> String {
+        let gi = inputs.guns[g]
+        let o = outputs.guns[g]
+        let p = gi.meterVoltage * gi.meterCurrent
+        let soc = plant.guns[g].car.map { fmt($0.soc, 1) + "%" } ?? "-"
+        let time = fmt(now.seconds, 1).leftPad(8)
+        var line = "[\(time) s] gun\(g) \(phase(g).name.rightPad(18)) \(fmt(gi.meterVoltage.value, 1).leftPad(6)) V \(fmt(gi.meterCurrent.value, 1).leftPad(6)) A \(fmt(p.kilowatts, 1).leftPad(6)) kW"
+        line += "  limit \(fmt(o.powerLimit.kilowatts, 1).leftPad(6)) kW (\(o.binding.name))"
+        line += "  SOC \(soc)  gun \(fmt(gi.gunTemperature.value, 1)) °C"
+        let f = state.faults(gun: g)
+        if !f.isEmpty { line += "  FAULT " + f.codes.map(\.name).joined(separator: ",") }
+        return line
+    }
+
+    public func summary(timedOut: Bool) -> SessionSummary {
+        var kwh = 0.0, peak = 0.0, maxT = -100.0
+        var socStart: Double? = nil, socEnd: Double? = nil
+        var completed = 0
+        var normal = true
+        var share: [LimitSource: Double] = [:]
+        for g in 0..<spec.gunCount {
+            kwh += energy(gun: g).kilowattHours
+            peak = max(peak, reports[g].peakPower.kilowatts)
+            maxT = max(maxT, reports[g].maxTemperature.value)
+            if socStart == nil { socStart = reports[g].socStart }
+            if socEnd == nil { socEnd = reports[g].socEnd }
+            completed += reports[g].completedSessions
+            if plant.guns[g].car != nil && !reports[g].endedNormally { normal = false }
+            for (k, v) in reports[g].limitSourceTime { share[k, default: 0] += v }
+        }
+        let total = share.values.reduce(0, +)
+        let shares = LimitSource.allCases.compactMap { s -> (String, Double)? in
+            guard let v = share[s], total > 0 else { return nil }
+            return (s.name, v / total)
+        }
+        let state: EndState
+        // Derate-class faults (a module lost) do not end a session; anything stronger does.
+        let stopping = faults.contains { $0.reaction != .derate }
+        if !violations.isEmpty { state = .invariantViolated }
+        else if stopping { state = .faulted }
+        else if timedOut { state = .timeout }
+        else if !normal { state = .faulted }
+        else { state = .completed }
+        return SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,
+                              socStart: socStart, socEnd: socEnd, maxGunTemperature: maxT, faults: faults,
+                              violations: violations, sessionsCompleted: completed, limitShare: shares)
+    }
+}
+
+extension SessionSummary {
+    public var text: String {
+        var s = "== session summary (\(board)) ==\n"
+        s += "end state      \(endState.rawValue)\n"
+        s += "energy         \(fmt(energyKWh, 3)) kWh (meter, at the gun)\n"
+        s += "duration       \(fmt(durationS, 1)) s simulated (\(fmt(durationS / 60, 1)) min)\n"
+        s += "peak power     \(fmt(peakPowerKW, 1)) kW\n"
+        if let a = socStart, let b = socEnd { s += "SOC            \(fmt(a, 1)) % → \(fmt(b, 1)) %\n" }
+        s += "gun max temp   \(fmt(maxGunTemperature, 1)) °C\n"
+        if !limitShare.isEmpty {
+            s += "limit in force " + limitShare.map { "\($0.0) \(fmt($0.1 * 100, 0)) %" }.joined(separator: ", ") + " of charging time\n"
+        }
+        if faults.isEmpty { s += "faults         none\n" }
+        for f in faults {
+            s += "fault          \(f.code.name) gun \(f.gun) at \(fmt(f.raisedAt.seconds, 3)) s → \(f.reaction.name)"
+            if f.value.isFinite { s += " (value \(fmt(f.value, 3)))" }
+            if let c = f.clearedAt { s += ", cleared at \(fmt(c.seconds, 3)) s" }
+            s += "\n"
+        }
+        for v in violations.prefix(20) { s += "INVARIANT      \(v)\n" }
+        return s
+    }
+
+    /// One JSON object (the contract benches rely on; see README).
+    public var json: String {
+        func str(_ s: String) -> String {
+            var out = "\""
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                default:
+                    if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+                }
+            }
+            return out + "\""
+        }
+        func num(_ v: Double, _ p: Int) -> String { v.isFinite ? fmt(v, p) : "null" }
+        let fs = faults.map { f in
+            "{\"code\":\(str(f.code.name)),\"gun\":\(f.gun),\"module\":\(f.module),\"at_s\":\(num(f.raisedAt.seconds, 3)),\"reaction\":\(str(f.reaction.name)),\"value\":\(num(f.value, 3)),\"cleared_at_s\":\(f.clearedAt.map { num($0.seconds, 3) } ?? "null")}"
+        }
+        let vs = violations.prefix(100).map { str($0.description) }
+        let shares = limitShare.map { "\(str($0.0)):\(num($0.1, 4))" }
+        var o = "{\"board\":\(str(board)),\"energy_kwh\":\(num(energyKWh, 3)),\"duration_s\":\(num(durationS, 3)),"
+        o += "\"peak_power_kw\":\(num(peakPowerKW, 2)),\"end_state\":\(str(endState.rawValue)),"
+        o += "\"soc_start\":\(socStart.map { num($0, 2) } ?? "null"),\"soc_end\":\(socEnd.map { num($0, 2) } ?? "null"),"
+        o += "\"max_gun_temperature_c\":\(num(maxGunTemperature, 1)),\"sessions_completed\":\(sessionsCompleted),"
+        o += "\"limit_share\":{\(shares.joined(separator: ","))},"
+        o += "\"faults\":[\(fs.joined(separator: ","))],\"invariant_violations\":[\(vs.joined(separator: ","))]}"
+        return o
+    }
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+    func rightPad(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+}

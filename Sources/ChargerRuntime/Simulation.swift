@@ -1,0 +1,278 @@
+// The simulated charger: the mocked board's plant, the HAL sampling, the control step and the
+// invariants, cycle by cycle in virtual time. Deterministic: same board, cars and injections →
+// the same trace, bit for bit.
+import ChargerCore
+import Foundation
+import ChargerHAL
+import BoardFile
+import SimPlant
+
+/// An invariant that failed, with when and what.
+public struct InvariantViolation: Sendable, CustomStringConvertible {
+    public var at: Instant
+    public var gun: Int
+    public var rule: String
+    public var detail: String
+    public var description: String { "t=\(fmt(at.seconds, 3)) s gun \(gun): \(rule): \(detail)" }
+}
+
+/// Per-gun running figures for the status line and the summary.
+public struct GunReport: Sendable {
+    public var peakPower: Watts = .zero
+    public var energyAtPlug: WattHours? = nil
+    public var socStart: Double? = nil
+    public var socEnd: Double? = nil
+    public var chargingStarted: Instant? = nil
+    public var completedSessions = 0
+    public var endedNormally = false
+    public var maxTemperature = Celsius(-100)
+    public var limitSourceTime: [LimitSource: Double] = [:]
+    public init() {}
+}
+
+public final class Simulation {
+    public let board: Board
+    public let spec: StationSpec
+    public let plant: Plant
+    let devices: BoardDevices
+    public private(set) var state = StationState()
+    public private(set) var inputs = StationInputs()
+    public private(set) var outputs = StationOutputs()
+    public private(set) var previousOutputs = StationOutputs()
+    public var injections: [ScheduledInjection]
+    /// Every fault record drained from the core's bounded ring, in order.
+    public private(set) var faults: [FaultRecord] = []
+    public private(set) var violations: [InvariantViolation] = []
+    public private(set) var reports: [GunReport]
+    /// Optional observer called after every cycle (tests, traces).
+    public var observer: ((Simulation) -> Void)? = nil
+    var gunSetpoints: [Watts?]
+    var stationSetpoint: Watts? = nil
+    var pendingReset: [Bool]
+    var pendingStop: [Bool]
+    var faultLatchedAt: [Instant?]
+    var lastPhase: [SessionPhase]
+
+    public init(board: Board, cars: [Int: CarProfile], injections: [ScheduledInjection] = []) {
+        precondition(board.plant != nil, "a simulation needs a board with a [plant] model")
+        self.board = board
+        spec = board.spec
+        plant = Plant(spec: board.spec, params: board.plant!)
+        devices = plant.devices()
+        self.injections = injections
+        reports = Array(repeating: GunReport(), count: board.spec.gunCount)
+        gunSetpoints = Array(repeating: nil, count: board.spec.gunCount)
+        pendingReset = Array(repeating: false, count: board.spec.gunCount)
+        pendingStop = Array(repeating: false, count: board.spec.gunCount)
+        faultLatchedAt = Array(repeating: nil, count: board.spec.gunCount)
+        lastPhase = Array(repeating: .unplugged, count: board.spec.gunCount)
+        for (g, car) in cars where g < spec.gunCount { plant.attach(car: car, gun: g) }
+    }
+
+    public var now: Instant { plant.now }
+    public func phase(_ g: Int) -> SessionPhase { state.sessions[g].phase }
+
+    /// Operator actions (console, HIL) arrive as inputs of the next cycle.
+    public func requestReset(gun g: Int) { pendingReset[g] = true }
+    public func requestStop(gun g: Int) { pendingStop[g] = true }
+    public func setStationSetpoint(_ p: Watts?) { stationSetpoint = p }
+    public func setGunSetpoint(_ g: Int, _ p: Watts?) { gunSetpoints[g] = p }
+
+    /// One control cycle: scheduled injections, sample, step, apply, invariants, then the plant moves
+    /// one period on.
+    public func cycle() {
+        applyDueInjections()
+        inputs.now = plant.now
+        devices.sample(into: &inputs, spec: spec)
+        inputs.stationSetpoint = stationSetpoint
+        for g in 0..<spec.gunCount {
+            inputs.guns[g].gridSetpoint = gunSetpoints[g]
+            inputs.guns[g].resetRequest = pendingReset[g]
+            inputs.guns[g].stopRequest = pendingStop[g]
+        }
+        previousOutputs = outputs
+        controlStep(&state, inputs, spec, &outputs)
+        for g in 0..<spec.gunCount {
+            if pendingReset[g] { pendingReset[g] = false }
+            if pendingStop[g] && state.sessions[g].phase != .charging { pendingStop[g] = false }
+        }
+        devices.apply(outputs, spec: spec)
+        drainFaults()
+        checkInvariants()
+        account()
+        observer?(self)
+        plant.advance(by: spec.period)
+    }
+
+    /// Runs cycles until `until` returns true or `limit` of virtual time has passed.
+    public func run(for limit: Duration, until: (Simulation) -> Bool = { _ in false }) {
+        let end = plant.now + limit
+        while plant.now < end {
+            cycle()
+            if until(self) { return }
+        }
+    }
+
+    func applyDueInjections() {
+        for i in injections.indices where !injections[i].done {
+            switch injections[i].time {
+            case .at(let t) where plant.now >= t:
+                perform(injections[i].action)
+                injections[i].done = true
+            case .onStop:
+                if case .plant(.weld(let g, _)) = injections[i].action, state.sessions[g].phase == .stopping {
+                    perform(injections[i].action)
+                    injections[i].done = true
+                }
+            default: break
+            }
+        }
+    }
+
+    public func perform(_ a: InjectionAction) {
+        switch a {
+        case .plant(let p): plant.inject(p)
+        case .reset(let g): requestReset(gun: g)
+        case .stop(let g): requestStop(gun: g)
+        case .stationSetpoint(let p): setStationSetpoint(p)
+        case .gunSetpoint(let g, let p): setGunSetpoint(g, p)
+        }
+    }
+
+    func drainFaults() {
+        let log = state.log
+        let have = UInt64(faults.count)
+        if log.lastSequence > have {
+            var s = have + 1
+            while s <= log.lastSequence {
+                if let r = log.record(sequence: s) { faults.append(r) }
+                s += 1
+            }
+        }
+        // Clearing marks older records: refresh the uncleared ones still in the ring.
+        for i in faults.indices where faults[i].clearedAt == nil {
+            if let r = log.record(sequence: faults[i].sequence), r.clearedAt != nil { faults[i].clearedAt = r.clearedAt }
+        }
+    }
+
+    func violate(_ g: Int, _ rule: String, _ detail: String) {
+        if violations.count < 1000 { violations.append(InvariantViolation(at: plant.now, gun: g, rule: rule, detail: detail)) }
+    }
+
+    /// What must hold every cycle (TigerBeetle-style assertions on the simulated station).
+    func checkInvariants() {
+        var stationPower = Watts.zero
+        for g in 0..<spec.gunCount {
+            let gs = spec.guns[g]
+            let gi = inputs.guns[g]
+            let o = outputs.guns[g]
+            let was = previousOutputs.guns[g].closeK1K2
+            let faults = state.faults(gun: g)
+            let reaction = faults.strongestReaction
+            let isEmergency = reaction == .emergency
+            stationPower += gi.meterVoltage * gi.meterCurrent
+
+            // A latched fault is always in the log, uncleared.
+            if !faults.isEmpty {
+                for code in faults.codes where !self.faults.contains(where: { $0.code == code && $0.clearedAt == nil && (Int($0.gun) == g || $0.gun < 0) }) {
+                    violate(g, "latched-fault-logged", "\(code.name) latched but not in the log")
+                }
+                if faultLatchedAt[g] == nil { faultLatchedAt[g] = plant.now }
+            } else { faultLatchedAt[g] = nil }
+
+            // Emergency: modules off and K1/K2 open in the same cycle.
+            if isEmergency {
+                if o.closeK1K2 { violate(g, "emergency-opens-at-once", "K1/K2 commanded closed under \(faults.codes.map(\.name))") }
+                for m in 0..<spec.moduleCount where outputs.modules[m].gun == Int8(g) && outputs.modules[m].enabled {
+                    violate(g, "emergency-modules-off", "module \(m) enabled under an emergency")
+                }
+            }
+            // Never energised with an insulation, ground or PE fault beyond the shutdown window.
+            if faults.contains(.insulationFault) || faults.contains(.groundFault) || faults.contains(.protectiveEarthLost) {
+                if o.closeK1K2, let t = faultLatchedAt[g], plant.now - t > Standard.errorShutdownOpenWithin {
+                    violate(g, "no-energy-on-insulation-fault", "K1/K2 closed \(fmt((plant.now - t).seconds * 1000, 0)) ms after the fault")
+                }
+            }
+            // Never close K1/K2 across more than 10 V.
+            if o.closeK1K2 && !was {
+                let diff = (gi.chargerSideVoltage - gi.vehicleSideVoltage).magnitude
+                if diff > Standard.maxCloseMismatch {
+                    violate(g, "close-mismatch", "closing across \(fmt(diff.value, 1)) V")
+                }
+            }
+            // Current ≤ 5 A at every non-emergency opening.
+            if !o.closeK1K2 && was && !isEmergency && gi.meterCurrent > Standard.openCurrentLimit {
+                violate(g, "open-under-load", "opened at \(fmt(gi.meterCurrent.value, 1)) A without an emergency")
+            }
+            // Never above any limit: the command within the limit in force; the measurement within the ratings.
+            if o.currentSetpoint > o.currentLimit + Amps(1e-6) {
+                violate(g, "command-above-limit", "\(fmt(o.currentSetpoint.value, 2)) A > limit \(fmt(o.currentLimit.value, 2)) A (\(o.binding.name))")
+            }
+            let ratedI = min(gs.maxCurrent, gs.connectorCurrent)
+            if gi.meterCurrent > ratedI * 1.01 + Amps(1) {
+                violate(g, "current-above-rating", "\(fmt(gi.meterCurrent.value, 1)) A > \(fmt(ratedI.value, 0)) A")
+            }
+            if gi.meterVoltage * gi.meterCurrent > gs.ratedPower * 1.02 + Watts(500) {
+                violate(g, "power-above-rating", "\(fmt((gi.meterVoltage * gi.meterCurrent).kilowatts, 1)) kW > \(fmt(gs.ratedPower.kilowatts, 0)) kW")
+            }
+        }
+        if stationPower > spec.gridLimit * 1.02 + Watts(1000) {
+            violate(0, "station-above-grid-limit", "\(fmt(stationPower.kilowatts, 1)) kW > \(fmt(spec.gridLimit.kilowatts, 0)) kW")
+        }
+    }
+
+    func account() {
+        for g in 0..<spec.gunCount {
+            let gi = inputs.guns[g]
+            let p = gi.meterVoltage * gi.meterCurrent
+            let phase = state.sessions[g].phase
+            if p > reports[g].peakPower { reports[g].peakPower = p }
+            if gi.gunTemperature > reports[g].maxTemperature { reports[g].maxTemperature = gi.gunTemperature }
+            if let car = plant.guns[g].car {
+                if lastPhase[g] == .unplugged && phase != .unplugged {
+                    reports[g].energyAtPlug = gi.meterEnergy
+                    reports[g].socStart = car.soc
+                    reports[g].endedNormally = false
+                }
+                reports[g].socEnd = car.soc
+            }
+            if phase == .charging {
+                if reports[g].chargingStarted == nil { reports[g].chargingStarted = plant.now }
+                reports[g].limitSourceTime[outputs.guns[g].binding, default: 0] += spec.period.seconds
+            }
+            if phase == .finished && lastPhase[g] != .finished && state.sessions[g].stopReason != .fault {
+                reports[g].endedNormally = true
+                reports[g].completedSessions += 1
+            }
+            // The car leaves once the gun is unlocked after the session (or after a fault, once safe).
+            if var car = plant.guns[g].car, !car.unplugRequested {
+                let safe = phase == .faulted && !inputs.guns[g].lockConfirmed && !inputs.guns[g].k1Closed && !inputs.guns[g].k2Closed
+                if phase == .finished || safe { car.unplugRequested = true; plant.guns[g].car = car }
+            }
+            lastPhase[g] = phase
+        }
+    }
+
+    /// Energy delivered at gun `g` since its car plugged in (meter, 0.001 kWh resolution).
+    public func energy(gun g: Int) -> WattHours {
+        guard let start = reports[g].energyAtPlug else { return .zero }
+        return inputs.guns[g].meterEnergy - start
+    }
+
+    /// True once every car has come, been served (or refused) and gone.
+    public var allCarsGone: Bool {
+        for g in 0..<spec.gunCount {
+            guard let car = plant.guns[g].car else { continue }
+            if !car.done { return false }
+            let p = state.sessions[g].phase
+            if p != .unplugged && p != .faulted { return false }
+        }
+        return true
+    }
+}
+
+/// Fixed-point formatting for reports ("%.*f").
+public func fmt(_ v: Double, _ places: Int) -> String {
+    guard v.isFinite else { return v > 0 ? "inf" : (v < 0 ? "-inf" : "nan") }
+    return String(format: "%.\(places)f", v)
+}

@@ -1,0 +1,426 @@
+// The mocked board: a physical model of the station run in virtual time, behind the HAL protocols,
+// with a back door for tests to inject faults (as Zephyr's gpio_emul).
+import ChargerCore
+import ChargerHAL
+
+/// Plant parameters of a simulated board (the board file's [plant] table).
+public struct PlantParameters: Sendable, Equatable {
+    public var contactorCloseDelay: Duration = .ms(30)
+    public var contactorOpenDelay: Duration = .ms(20)
+    public var lockTime: Duration = .ms(400)
+    /// Module current loop time constant (first-order).
+    public var moduleTimeConstant: Duration = .ms(15)
+    /// Module output voltage time constant with no load on the bus.
+    public var busTimeConstant: Duration = .ms(60)
+    /// Output discharge (bleeder) time constant; natural self-discharge otherwise.
+    public var dischargeTimeConstant: Duration = .ms(120)
+    public var selfDischargeTimeConstant: Duration = .s(20)
+    public var ambient = Celsius(25)
+    /// Connector temperature rise at rated current in steady state, and its thermal time constant.
+    public var thermalRiseAtRated = Celsius(35)
+    public var thermalTimeConstant: Duration = .s(600)
+    /// Insulation resistance of a healthy gun + cable + car.
+    public var insulation = Ohms(20_000_000)
+    /// IMD: measurement refresh period and self-test duration.
+    public var imdPeriod: Duration = .ms(500)
+    public var imdSelfTestTime: Duration = .s(2)
+    public init() {}
+}
+
+/// One contactor (coil command, main contacts, auxiliary mirror contact).
+public struct SimContactor: Sendable {
+    public var commanded = false
+    public var closed = false
+    var changeAt: Instant = .never
+    public var welded = false
+    public var failsToClose = false
+    mutating func command(_ c: Bool, now: Instant, params: PlantParameters) {
+        if c != commanded { commanded = c; changeAt = now + (c ? params.contactorCloseDelay : params.contactorOpenDelay) }
+    }
+    mutating func advance(now: Instant) {
+        guard closed != commanded, now >= changeAt else { return }
+        if commanded && failsToClose { return }
+        if !commanded && welded { return }
+        closed = commanded
+    }
+}
+
+public struct SimGun: Sendable {
+    public var k1 = SimContactor(), k2 = SimContactor(), k3k4 = SimContactor()
+    public var lockCommanded = false
+    public var locked = false
+    var lockChangeAt: Instant = .never
+    public var lockJammed = false
+    public var chargerSide: Volts = .zero
+    public var vehicleSide: Volts = .zero
+    public var current: Amps = .zero
+    public var discharge = false
+    public var temperature = Celsius(25)
+    public var temperatureOffset = Celsius(0)
+    public var energy: WattHours = .zero
+    public var meterSilent = false
+    public var meterSeenAt: Instant = .never
+    public var insulation = Ohms(20_000_000)
+    public var imdEnabled = false
+    public var imdSelfTest: SelfTestState = .idle
+    var imdSelfTestCommand = false
+    var imdSelfTestAt: Instant = .never
+    public var imdSelfTestFails = false
+    public var imdSilent = false
+    public var imdReading = Ohms(.infinity)
+    public var imdSeenAt: Instant = .never
+    var imdNextAt: Instant = .zero
+    public var groundFault = false
+    public var peLost = false
+    public var cc1Override: Volts? = nil
+    /// A runaway module holding the bus at this voltage (over-voltage injection).
+    public var forcedVoltage: Volts? = nil
+    public var car: SimCar? = nil
+    public var rx = VehicleMessages()
+    public var tx = ChargerMessages()
+    public var peakInrush: Amps = .zero
+    public init() {}
+}
+
+public struct SimModule: Sendable {
+    public var enabled = false
+    public var gun: Int8 = -1
+    public var voltageSetpoint: Volts = .zero
+    public var currentSetpoint: Amps = .zero
+    public var current: Amps = .zero
+    public var temperature = Celsius(30)
+    public var failed = false
+    public var silent = false
+    public var seenAt: Instant = .never
+    public init() {}
+}
+
+/// The whole simulated station. Single-threaded: the runtime advances it between control cycles.
+public final class Plant {
+    public let spec: StationSpec
+    public let params: PlantParameters
+    public private(set) var now: Instant = .zero
+    public var guns: [SimGun]
+    public var modules: [SimModule]
+    public var emergencyStop = false
+    public var doorOpen = false
+    public var mainsPresent = true
+
+    public init(spec: StationSpec, params: PlantParameters) {
+        self.spec = spec
+        self.params = params
+        var g = SimGun()
+        g.temperature = params.ambient
+        g.insulation = params.insulation
+        guns = Array(repeating: g, count: spec.gunCount)
+        modules = Array(repeating: SimModule(), count: spec.moduleCount)
+    }
+
+    /// Plugs a car into gun `g` (it arrives at `profile.plugAt`).
+    public func attach(car: CarProfile, gun g: Int) { guns[g].car = SimCar(profile: car) }
+
+    /// Advances the physics by `dt` to `now + dt`.
+    public func advance(by dt: Duration) {
+        now = now + dt
+        let h = dt.seconds
+        for m in modules.indices where !modules[m].silent { modules[m].seenAt = now }
+        for g in guns.indices { advanceGun(g, h) }
+    }
+
+    private func advanceGun(_ g: Int, _ h: Double) {
+        var gun = guns[g]
+        let gs = spec.guns[g]
+        gun.k1.advance(now: now); gun.k2.advance(now: now); gun.k3k4.advance(now: now)
+        if gun.lockCommanded != gun.locked && now >= gun.lockChangeAt && !gun.lockJammed { gun.locked = gun.lockCommanded }
+
+        // Modules on this gun's bus.
+        var iSet = Amps.zero
+        var vSet = Volts.zero
+        var anyOn = false
+        for m in modules.indices where modules[m].gun == Int8(g) && modules[m].enabled && !modules[m].failed {
+            iSet += modules[m].currentSetpoint
+            vSet = max(vSet, modules[m].voltageSetpoint)
+            anyOn = true
+        }
+        let tauBus = params.busTimeConstant.seconds
+        let tauDis = (gun.discharge ? params.dischargeTimeConstant : params.selfDischargeTimeConstant).seconds
+        let kClosed = gun.k1.closed && gun.k2.closed
+        var carClosed = false
+        var ocv = Volts.zero
+        var rInt = Ohms(0.05)
+        if var car = gun.car {
+            car.movePlug(now: now)
+            carClosed = car.contactorsClosed && car.plug == .connected
+            ocv = car.ocv
+            rInt = car.profile.internalResistance
+            gun.car = car
+        }
+
+        var i = gun.current
+        if kClosed && carClosed {
+            // Charging: the modules are a current source with a voltage ceiling into the battery.
+            let wasOpen = gun.vehicleSide.value < ocv.value - 20 || gun.chargerSide < ocv - Volts(20)
+            if wasOpen {
+                // Closing across a difference: the inrush the meter sees in this instant.
+                let inrush = Amps(max(0, gun.chargerSide.value - ocv.value) / rInt.value)
+                if inrush > gun.peakInrush { gun.peakInrush = inrush }
+                i = inrush
+            }
+            var target = Amps.zero
+            if anyOn { target = max(.zero, min(iSet, (vSet - ocv) / rInt.value > .zero ? Amps((vSet - ocv).value / rInt.value) : .zero)) }
+            let a = min(1, h / params.moduleTimeConstant.seconds)
+            if !wasOpen { i = i + (target - i) * a }
+            if !anyOn { i = i * (1 - a) }
+            if i.value < 1e-6 { i = .zero }
+            let v = ocv + i * rInt
+            gun.chargerSide = v
+            gun.vehicleSide = v
+            // The battery takes the charge.
+            if var car = gun.car {
+                let ah = car.profile.capacity.value / car.profile.nominalVoltage.value
+                car.soc = min(100, car.soc + i.value * h / 3600 / ah * 100)
+                gun.car = car
+            }
+        } else {
+            i = i * max(0, 1 - h / params.moduleTimeConstant.seconds)
+            if i.value < 0.01 { i = .zero }
+            // The charger-side bus (and the cable when K1/K2 are closed) follows the modules or decays.
+            var bus = gun.chargerSide
+            if anyOn && !gun.discharge { bus = bus + (vSet - bus) * min(1, h / tauBus) }
+            else { bus = bus * max(0, 1 - h / tauDis) }
+            gun.chargerSide = bus
+            if kClosed {
+                gun.vehicleSide = bus
+            } else if carClosed {
+                gun.vehicleSide = ocv
+            } else {
+                // Cable discharges through the car's input and the IMD.
+                gun.vehicleSide = gun.vehicleSide * max(0, 1 - h / 0.2)
+            }
+            if kClosed && anyOn { i = min(iSet, Amps(0.01)) }   // leakage + IMD during the cable check
+        }
+        if let f = gun.forcedVoltage { gun.chargerSide = f; if kClosed { gun.vehicleSide = f } }
+        gun.current = i
+        // Share the gun current among the modules that deliver it.
+        for m in modules.indices where modules[m].gun == Int8(g) {
+            if modules[m].enabled && !modules[m].failed && iSet.value > 0 {
+                modules[m].current = i * (modules[m].currentSetpoint.value / iSet.value)
+            } else { modules[m].current = modules[m].current * max(0, 1 - h / params.moduleTimeConstant.seconds) }
+        }
+
+        // Meter.
+        gun.energy += gun.vehicleSide * i * Duration.seconds(h)
+        if !gun.meterSilent { gun.meterSeenAt = now }
+
+        // Connector temperature: heating with I², cooling towards ambient (first order).
+        let rated = min(gs.maxCurrent, gs.connectorCurrent).value
+        let rise = params.thermalRiseAtRated.value * (i.value / rated) * (i.value / rated)
+        let tau = params.thermalTimeConstant.seconds
+        let tEq = params.ambient.value + rise
+        gun.temperature = Celsius(gun.temperature.value + (tEq - gun.temperature.value) * min(1, h / tau))
+
+        // IMD: refreshes its reading periodically while enabled; self-test on a rising edge.
+        if gun.imdSelfTestCommand && gun.imdSelfTest != .running && gun.imdSelfTest != .passed && gun.imdSelfTest != .failed {
+            gun.imdSelfTest = .running
+            gun.imdSelfTestAt = now
+        }
+        if gun.imdSelfTest == .running && now - gun.imdSelfTestAt >= params.imdSelfTestTime {
+            gun.imdSelfTest = gun.imdSelfTestFails ? .failed : .passed
+        }
+        if !gun.imdSelfTestCommand && gun.imdSelfTest != .running { gun.imdSelfTest = .idle }
+        if now >= gun.imdNextAt {
+            gun.imdNextAt = now + params.imdPeriod
+            if !gun.imdSilent {
+                gun.imdReading = gun.imdEnabled && (kClosed || gun.chargerSide > Volts(50)) ? gun.insulation : Ohms(.infinity)
+                gun.imdSeenAt = now
+            }
+        }
+
+        // The car's BMS.
+        if var car = gun.car {
+            car.powered = gun.k3k4.closed && car.plug == .connected
+            car.bms(now: now, tx: gun.tx, terminal: gun.vehicleSide, current: i, rx: &gun.rx)
+            if !car.powered { gun.rx = VehicleMessages() }
+            gun.car = car
+        }
+        guns[g] = gun
+    }
+
+    // MARK: Fault injection (the back door)
+
+    public enum Injection: Sendable, Equatable {
+        case emergencyStop(Bool)
+        case door(Bool)
+        case mains(Bool)
+        case groundFault(gun: Int)
+        case peLoss(gun: Int)
+        case insulation(gun: Int, Ohms)
+        case imdSelfTestFails(gun: Int)
+        case imdSilent(gun: Int)
+        case meterSilent(gun: Int)
+        case moduleFail(Int)
+        case moduleSilent(Int)
+        case weld(gun: Int, contactor: Int)
+        case failToClose(gun: Int, contactor: Int)
+        case lockJam(gun: Int)
+        case gunTemperatureOffset(gun: Int, Celsius)
+        case overVoltage(gun: Int, Volts)
+        case cc1(gun: Int, Volts?)
+        case latchPressed(gun: Int)
+        case bmsSilent(gun: Int)
+        case bmsStop(gun: Int)
+        case bmsPause(gun: Int, Bool)
+    }
+
+    public func inject(_ f: Injection) {
+        switch f {
+        case .emergencyStop(let on): emergencyStop = on
+        case .door(let open): doorOpen = open
+        case .mains(let present): mainsPresent = present
+        case .groundFault(let g): guns[g].groundFault = true
+        case .peLoss(let g): guns[g].peLost = true
+        case .insulation(let g, let r): guns[g].insulation = r
+        case .imdSelfTestFails(let g): guns[g].imdSelfTestFails = true
+        case .imdSilent(let g): guns[g].imdSilent = true
+        case .meterSilent(let g): guns[g].meterSilent = true
+        case .moduleFail(let m): modules[m].failed = true
+        case .moduleSilent(let m): modules[m].silent = true
+        case .weld(let g, let k): if k == 1 { guns[g].k1.welded = true } else { guns[g].k2.welded = true }
+        case .failToClose(let g, let k): if k == 1 { guns[g].k1.failsToClose = true } else { guns[g].k2.failsToClose = true }
+        case .lockJam(let g): guns[g].lockJammed = true
+        case .gunTemperatureOffset(let g, let t): guns[g].temperatureOffset = t
+        case .overVoltage(let g, let v): guns[g].forcedVoltage = v
+        case .cc1(let g, let v): guns[g].cc1Override = v
+        case .latchPressed(let g): guns[g].cc1Override = Standard.cc1Unplugged
+        case .bmsSilent(let g): guns[g].car?.silent = true
+        case .bmsStop(let g): guns[g].car?.ownFault = true
+        case .bmsPause(let g, let p): guns[g].car?.pauseRequested = p
+        }
+    }
+
+    /// Clears the conditions an operator can clear (e-stop released, door shut, RCD reset...).
+    public func clearInjections() {
+        emergencyStop = false; doorOpen = false; mainsPresent = true
+        for g in guns.indices {
+            guns[g].groundFault = false; guns[g].peLost = false; guns[g].insulation = params.insulation
+            guns[g].imdSelfTestFails = false; guns[g].imdSilent = false; guns[g].meterSilent = false
+            guns[g].temperatureOffset = Celsius(0); guns[g].forcedVoltage = nil; guns[g].cc1Override = nil
+            guns[g].lockJammed = false
+        }
+        for m in modules.indices { modules[m].failed = false; modules[m].silent = false }
+    }
+}
+
+// MARK: HAL conformances (the mocked board's drivers)
+
+public final class SimFrontEnd: GunFrontEnd {
+    let plant: Plant
+    public init(_ plant: Plant) { self.plant = plant }
+    public func sample(gun g: Int, into i: inout GunInputs) {
+        let p = plant.guns[g]
+        i.cc1 = p.cc1Override ?? p.car?.cc1 ?? Standard.cc1Unplugged
+        i.lockConfirmed = p.locked
+        i.k1Closed = p.k1.closed
+        i.k2Closed = p.k2.closed
+        i.k3k4Closed = p.k3k4.closed
+        i.chargerSideVoltage = p.chargerSide
+        i.vehicleSideVoltage = p.vehicleSide
+        i.gunTemperature = p.temperature + p.temperatureOffset
+        i.groundFaultTrip = p.groundFault
+        i.peContinuity = !p.peLost
+    }
+    public func apply(gun g: Int, _ o: GunOutputs) {
+        let now = plant.now
+        let params = plant.params
+        plant.guns[g].k1.command(o.closeK1K2, now: now, params: params)
+        plant.guns[g].k2.command(o.closeK1K2, now: now, params: params)
+        plant.guns[g].k3k4.command(o.closeK3K4, now: now, params: params)
+        if o.lock != plant.guns[g].lockCommanded {
+            plant.guns[g].lockCommanded = o.lock
+            plant.guns[g].lockChangeAt = now + params.lockTime
+        }
+        plant.guns[g].discharge = o.discharge
+    }
+}
+
+public final class SimSignals: StationSignals {
+    let plant: Plant
+    public init(_ plant: Plant) { self.plant = plant }
+    public func sample(into i: inout StationInputs) {
+        i.emergencyStop = plant.emergencyStop
+        i.doorOpen = plant.doorOpen
+        i.mainsPresent = plant.mainsPresent
+    }
+}
+
+public final class SimModuleBus: PowerModuleBus {
+    let plant: Plant
+    public init(_ plant: Plant) { self.plant = plant }
+    public func sample(into ms: inout ModuleArray<ModuleInputs>, count: Int) {
+        for m in 0..<count {
+            let p = plant.modules[m]
+            if p.silent { continue }   // stale values, old timestamp
+            ms[m].outputCurrent = p.current
+            ms[m].outputVoltage = p.gun >= 0 ? plant.guns[Int(p.gun)].chargerSide : .zero
+            ms[m].temperature = p.temperature
+            ms[m].faulted = p.failed
+            ms[m].seenAt = p.seenAt
+        }
+    }
+    public func apply(_ ms: ModuleArray<ModuleOutputs>, count: Int) {
+        for m in 0..<count where !plant.modules[m].silent {
+            let o = ms[m]
+            plant.modules[m].enabled = o.enabled
+            plant.modules[m].gun = o.gun
+            plant.modules[m].voltageSetpoint = o.voltage
+            plant.modules[m].currentSetpoint = o.current
+        }
+    }
+}
+
+public final class SimMeter: EnergyMeter {
+    let plant: Plant
+    public init(_ plant: Plant) { self.plant = plant }
+    public func sample(gun g: Int, into i: inout GunInputs) {
+        let p = plant.guns[g]
+        guard !p.meterSilent else { return }
+        i.meterVoltage = p.vehicleSide
+        i.meterCurrent = p.current
+        // The meter's register resolution is 0.001 kWh.
+        i.meterEnergy = WattHours((p.energy.value).rounded(.down))
+        i.meterSeenAt = p.meterSeenAt
+    }
+}
+
+public final class SimIMD: InsulationMonitor {
+    let plant: Plant
+    public init(_ plant: Plant) { self.plant = plant }
+    public func sample(gun g: Int, into i: inout GunInputs) {
+        let p = plant.guns[g]
+        guard !p.imdSilent else { return }
+        i.insulation = p.imdReading
+        // The simulated IMD reports through its reading; its alarm relay is not modelled separately.
+        i.imdAlarm = false
+        i.imdSelfTest = p.imdSelfTest
+        i.imdSeenAt = p.imdSeenAt
+    }
+    public func apply(gun g: Int, enable: Bool, selfTest: Bool) {
+        plant.guns[g].imdEnabled = enable
+        plant.guns[g].imdSelfTestCommand = selfTest
+    }
+}
+
+public final class SimVehicleLink: VehicleLink {
+    let plant: Plant
+    public init(_ plant: Plant) { self.plant = plant }
+    public func receive(gun g: Int, into m: inout VehicleMessages) { m = plant.guns[g].rx }
+    public func transmit(gun g: Int, _ tx: ChargerMessages) { plant.guns[g].tx = tx }
+}
+
+extension Plant {
+    /// The mocked board's devices, each behind its HAL protocol.
+    public func devices() -> BoardDevices {
+        BoardDevices(frontEnd: SimFrontEnd(self), signals: SimSignals(self), modules: SimModuleBus(self),
+                     meter: SimMeter(self), imd: SimIMD(self), vehicle: SimVehicleLink(self))
+    }
+}

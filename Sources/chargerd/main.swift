@@ -1,0 +1,164 @@
+// chargerd: the charger controller. On a sim board it runs the mocked plant and a simulated car in
+// virtual time; the contract is documented in README.md ("chargerd contract").
+import ArgumentParser
+import BoardFile
+import ChargerCore
+import ChargerRuntime
+import SimPlant
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Chargerd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chargerd",
+        abstract: "DC charger controller (simulated board: one session in virtual time).",
+        discussion: """
+        Exit status: 0 session ended normally; 1 session ended with a fault (listed); 2 bad arguments or
+        board file; 3 an invariant of the simulation failed; 4 the session did not end within --max-time.
+        Injections (--inject WHAT[:GUN][=VALUE]@TIME): \(InjectionParser.names.joined(separator: ", ")).
+        """)
+
+    @Option(name: .long, help: "Board file (Boards/*.toml).")
+    var board: String
+
+    @Option(name: .long, help: "Car on gun 0: 'capacity=60kWh,soc=20,target=80,max-voltage=500V[,max-current=250A][,plug-at=2s]'.")
+    var car: String?
+
+    @Option(name: .long, parsing: .singleValue, help: "A car on another gun: 'GUN:capacity=...,soc=...' (repeatable).")
+    var carOn: [String] = []
+
+    @Option(name: .long, help: "Virtual-time speed: a factor (60 = one simulated minute per second) or 'max'.")
+    var speed: String = "max"
+
+    @Flag(name: .long, help: "Print the final summary as one JSON object on the last line of standard output.")
+    var json = false
+
+    @Option(name: .long, parsing: .singleValue, help: "Inject a fault or action: WHAT[:GUN][=VALUE]@TIME (repeatable).")
+    var inject: [String] = []
+
+    @Option(name: .long, help: "Simulated seconds between status lines (0: none).")
+    var statusInterval: Double = 60
+
+    @Option(name: .long, help: "Give up after this much simulated time, in seconds.")
+    var maxTime: Double = 6 * 3600
+
+    @Flag(name: .long, help: "Run without a session limit: wait for cars as a real charger does; a new simulated car arrives --arrival-interval after the previous one left. Stops at --max-time or on SIGINT/SIGTERM.")
+    var continuous = false
+
+    @Option(name: .long, help: "Continuous mode: simulated seconds between one car leaving and the next arriving.")
+    var arrivalInterval: Double = 600
+
+    mutating func run() throws {
+        let loaded: Board
+        do { loaded = try BoardLoader.load(path: board) } catch {
+            fail("board file: \(error)")
+        }
+        guard loaded.plant != nil else {
+            fail("board '\(loaded.name)' (\(board)) is a \(loaded.kind.rawValue) board without a [plant] model: this build drives simulated boards only; use a sim- board")
+        }
+        var cars: [Int: CarProfile] = [:]
+        do {
+            cars[0] = try car.map { try CarProfile.parse($0) } ?? CarProfile()
+            for c in carOn {
+                guard let colon = c.firstIndex(of: ":"), let g = Int(c[..<colon]), g >= 0, g < loaded.spec.gunCount else {
+                    fail("--car-on '\(c)': expected GUN:PROFILE with GUN 0...\(loaded.spec.gunCount - 1)")
+                }
+                cars[g] = try CarProfile.parse(String(c[c.index(after: colon)...]))
+            }
+        } catch { fail("\(error)") }
+        var scheduled: [ScheduledInjection] = []
+        for text in inject {
+            do { scheduled.append(try InjectionParser.parse(text, spec: loaded.spec)) } catch { fail("\(error)") }
+        }
+        var factor: Double? = nil
+        if speed.lowercased() != "max" {
+            guard let f = Double(speed), f > 0, f.isFinite else { fail("--speed '\(speed)': expected a positive factor or 'max'") }
+            factor = f
+        }
+        guard statusInterval >= 0, maxTime > 0, arrivalInterval >= 0 else { fail("--status-interval, --max-time and --arrival-interval must be positive") }
+
+        installSignalHandlers()
+        let sim = Simulation(board: loaded, cars: cars, injections: scheduled)
+        let profiles = cars
+        var pace = Pacer(factor: factor)
+        let status = statusInterval > 0 ? Duration.seconds(statusInterval) : nil
+        var nextStatus = Instant.zero + (status ?? .zero)
+        let end = Instant.zero + .seconds(maxTime)
+        print("chargerd: board \(loaded.name) (\(loaded.path), checksum \(loaded.checksum)), \(loaded.spec.gunCount) gun(s), \(loaded.spec.moduleCount) modules, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")")
+        var timedOut = false
+        while true {
+            sim.cycle()
+            if let status, sim.now >= nextStatus {
+                nextStatus = nextStatus + status
+                for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
+                fflush(nil)
+            }
+            pace.wait(virtual: sim.now)
+            if stopRequested { break }
+            if sim.now >= end { timedOut = !continuous; break }
+            if sim.allCarsGone {
+                if !continuous { break }
+                // The next car for each gun arrives after the arrival interval.
+                for (g, p) in profiles {
+                    var next = p
+                    next.plugAt = (sim.now - .zero) + .seconds(arrivalInterval)
+                    sim.plant.attach(car: next, gun: g)
+                }
+                print(sim.summary(timedOut: false).text)
+            }
+        }
+        for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
+        let summary = sim.summary(timedOut: timedOut)
+        print(summary.text, terminator: "")
+        if json { print(summary.json) }
+        fflush(nil)
+        if summary.endState != .completed {
+            let why = summary.faults.first.map { "\($0.code.name) at \(fmt($0.raisedAt.seconds, 3)) s (\($0.reaction.name))" }
+                ?? summary.violations.first.map { "\($0)" } ?? summary.endState.rawValue
+            writeStderr("chargerd: session did not end normally: \(why)\n")
+        }
+        throw ExitCode(summary.exitCode)
+    }
+}
+
+/// Keeps virtual time at `factor` × wall time (no pacing at 'max').
+struct Pacer {
+    let factor: Double?
+    var startWall: Double = monotonicSeconds()
+    var lastCheck: Instant = .zero
+    mutating func wait(virtual: Instant) {
+        guard let factor, virtual - lastCheck >= .ms(20) else { return }
+        lastCheck = virtual
+        let due = startWall + virtual.seconds / factor
+        let ahead = due - monotonicSeconds()
+        if ahead > 0 {
+            var ts = timespec(tv_sec: Int(ahead), tv_nsec: Int((ahead - Double(Int(ahead))) * 1e9))
+            nanosleep(&ts, nil)
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+nonisolated(unsafe) var stopRequested = false
+func installSignalHandlers() {
+    signal(SIGINT) { _ in stopRequested = true }
+    signal(SIGTERM) { _ in stopRequested = true }
+}
+
+func writeStderr(_ s: String) {
+    var bytes = Array(s.utf8)
+    _ = write(2, &bytes, bytes.count)
+}
+
+func fail(_ message: String) -> Never {
+    writeStderr("chargerd: \(message)\n")
+    exit(2)
+}
+
+Chargerd.main()
