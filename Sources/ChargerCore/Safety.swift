@@ -60,7 +60,7 @@ extension StationState {
 
     /// Every check of the supervisor, for every gun, station and module. Reads inputs and the
     /// previous cycle's commands; never the session's wishes of this cycle.
-        mutating func supervise(_ inp: StationInputs, _ spec: StationSpec) {
+        mutating func supervise(_ inp: inout StationInputs, _ spec: inout StationSpec) {
         let now = inp.now
         let sinceBoot = now - bootAt
         station.active = .empty
@@ -173,7 +173,7 @@ extension StationState {
 
     /// Explicit reset: clears latched faults whose cause is gone (standards: "reset only by explicit
     /// command and only when the cause is gone").
-    mutating func applyResets(_ inp: StationInputs, _ spec: StationSpec) {
+    mutating func applyResets(_ inp: inout StationInputs, _ spec: inout StationSpec) {
         var any = false
         for g in 0..<spec.gunCount where inp.guns[g].resetRequest {
             any = true

@@ -35,10 +35,11 @@ public final class Simulation {
     public let spec: StationSpec
     public let plant: Plant
     let devices: BoardDevices
-    public private(set) var state = StationState()
-    public private(set) var inputs = StationInputs()
-    public private(set) var outputs = StationOutputs()
-    public private(set) var previousOutputs = StationOutputs()
+    /// The per-cycle data, kept in one value and accessed in place (no snapshot copies per cycle).
+    public private(set) var frame: ControlFrame
+    public var state: StationState { frame.state }
+    public var inputs: StationInputs { frame.inputs }
+    public var outputs: StationOutputs { frame.outputs }
     public var injections: [ScheduledInjection]
     /// Every fault record drained from the core's bounded ring, in order.
     public private(set) var faults: [FaultRecord] = []
@@ -59,6 +60,7 @@ public final class Simulation {
         spec = board.spec
         plant = Plant(spec: board.spec, params: board.plant!)
         devices = plant.devices()
+        frame = ControlFrame(spec: board.spec)
         self.injections = injections
         reports = Array(repeating: GunReport(), count: board.spec.gunCount)
         gunSetpoints = Array(repeating: nil, count: board.spec.gunCount)
@@ -70,7 +72,7 @@ public final class Simulation {
     }
 
     public var now: Instant { plant.now }
-    public func phase(_ g: Int) -> SessionPhase { state.sessions[g].phase }
+    public func phase(_ g: Int) -> SessionPhase { frame.state.sessions[g].phase }
 
     /// Operator actions (console, HIL) arrive as inputs of the next cycle.
     public func requestReset(gun g: Int) { pendingReset[g] = true }
@@ -82,26 +84,39 @@ public final class Simulation {
     /// one period on.
     public func cycle() {
         applyDueInjections()
-        inputs.now = plant.now
-        devices.sample(into: &inputs, spec: spec)
-        inputs.stationSetpoint = stationSetpoint
-        for g in 0..<spec.gunCount {
-            inputs.guns[g].gridSetpoint = gunSetpoints[g]
-            inputs.guns[g].resetRequest = pendingReset[g]
-            inputs.guns[g].stopRequest = pendingStop[g]
-        }
-        previousOutputs = outputs
-        controlStep(&state, inputs, spec, &outputs)
+        Self.sampleStepApply(&frame, devices: devices, now: plant.now, stationSetpoint: stationSetpoint,
+                             gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop)
         for g in 0..<spec.gunCount {
             if pendingReset[g] { pendingReset[g] = false }
-            if pendingStop[g] && state.sessions[g].phase != .charging { pendingStop[g] = false }
+            if pendingStop[g] && frame.state.sessions[g].phase != .charging { pendingStop[g] = false }
         }
-        devices.apply(outputs, spec: spec)
         drainFaults()
-        checkInvariants()
-        account()
+        checkInvariants(&frame)
+        account(&frame)
         observer?(self)
         plant.advance(by: spec.period)
+    }
+
+    static func sampleStepApply(_ f: inout ControlFrame, devices: BoardDevices, now: Instant,
+                                stationSetpoint: Watts?, gunSetpoints: [Watts?], reset: [Bool], stop: [Bool]) {
+        let gunCount = f.spec.gunCount
+        f.inputs.now = now
+        f.inputs.stationSetpoint = stationSetpoint
+        for g in 0..<gunCount {
+            f.inputs.guns[g].gridSetpoint = gunSetpoints[g]
+            f.inputs.guns[g].resetRequest = reset[g]
+            f.inputs.guns[g].stopRequest = stop[g]
+            f.wasClosed[g] = f.outputs.guns[g].closeK1K2
+        }
+        stepInPlace(spec: &f.spec, state: &f.state, inputs: &f.inputs, outputs: &f.outputs, devices: devices)
+    }
+
+    /// Sample → step → apply on storage passed by address, so no snapshot is copied on the way.
+    static func stepInPlace(spec: inout StationSpec, state: inout StationState, inputs: inout StationInputs,
+                            outputs: inout StationOutputs, devices: BoardDevices) {
+        devices.sample(into: &inputs, spec: spec)
+        controlStep(&state, &inputs, &spec, &outputs)
+        devices.apply(outputs, spec: spec)
     }
 
     /// Runs cycles until `until` returns true or `limit` of virtual time has passed.
@@ -120,7 +135,7 @@ public final class Simulation {
                 perform(injections[i].action)
                 injections[i].done = true
             case .onStop:
-                if case .plant(.weld(let g, _)) = injections[i].action, state.sessions[g].phase == .stopping {
+                if case .plant(.weld(let g, _)) = injections[i].action, frame.state.sessions[g].phase == .stopping {
                     perform(injections[i].action)
                     injections[i].done = true
                 }
@@ -140,7 +155,8 @@ public final class Simulation {
     }
 
     func drainFaults() {
-        let log = state.log
+        guard frame.state.log.lastSequence > UInt64(faults.count) || faults.contains(where: { $0.clearedAt == nil }) else { return }
+        let log = frame.state.log
         let have = UInt64(faults.count)
         if log.lastSequence > have {
             var s = have + 1
@@ -160,14 +176,14 @@ public final class Simulation {
     }
 
     /// What must hold every cycle (TigerBeetle-style assertions on the simulated station).
-    func checkInvariants() {
+    func checkInvariants(_ f: inout ControlFrame) {
         var stationPower = Watts.zero
         for g in 0..<spec.gunCount {
             let gs = spec.guns[g]
-            let gi = inputs.guns[g]
-            let o = outputs.guns[g]
-            let was = previousOutputs.guns[g].closeK1K2
-            let faults = state.faults(gun: g)
+            let gi = GunView(f.inputs.guns[g])
+            let o = OutputView(f.outputs.guns[g])
+            let was = f.wasClosed[g]
+            let faults = f.state.faults(gun: g)
             let reaction = faults.strongestReaction
             let isEmergency = reaction == .emergency
             stationPower += gi.meterVoltage * gi.meterCurrent
@@ -183,7 +199,7 @@ public final class Simulation {
             // Emergency: modules off and K1/K2 open in the same cycle.
             if isEmergency {
                 if o.closeK1K2 { violate(g, "emergency-opens-at-once", "K1/K2 commanded closed under \(faults.codes.map(\.name))") }
-                for m in 0..<spec.moduleCount where outputs.modules[m].gun == Int8(g) && outputs.modules[m].enabled {
+                for m in 0..<spec.moduleCount where f.outputs.modules[m].gun == Int8(g) && f.outputs.modules[m].enabled {
                     violate(g, "emergency-modules-off", "module \(m) enabled under an emergency")
                 }
             }
@@ -221,11 +237,11 @@ public final class Simulation {
         }
     }
 
-    func account() {
+    func account(_ f: inout ControlFrame) {
         for g in 0..<spec.gunCount {
-            let gi = inputs.guns[g]
+            let gi = GunView(f.inputs.guns[g])
             let p = gi.meterVoltage * gi.meterCurrent
-            let phase = state.sessions[g].phase
+            let phase = f.state.sessions[g].phase
             if p > reports[g].peakPower { reports[g].peakPower = p }
             if gi.gunTemperature > reports[g].maxTemperature { reports[g].maxTemperature = gi.gunTemperature }
             if let car = plant.guns[g].car {
@@ -238,15 +254,15 @@ public final class Simulation {
             }
             if phase == .charging {
                 if reports[g].chargingStarted == nil { reports[g].chargingStarted = plant.now }
-                reports[g].limitSourceTime[outputs.guns[g].binding, default: 0] += spec.period.seconds
+                reports[g].limitSourceTime[f.outputs.guns[g].binding, default: 0] += spec.period.seconds
             }
-            if phase == .finished && lastPhase[g] != .finished && state.sessions[g].stopReason != .fault {
+            if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {
                 reports[g].endedNormally = true
                 reports[g].completedSessions += 1
             }
             // The car leaves once the gun is unlocked after the session (or after a fault, once safe).
             if var car = plant.guns[g].car, !car.unplugRequested {
-                let safe = phase == .faulted && !inputs.guns[g].lockConfirmed && !inputs.guns[g].k1Closed && !inputs.guns[g].k2Closed
+                let safe = phase == .faulted && !gi.lockConfirmed && !gi.k1Closed && !gi.k2Closed
                 if phase == .finished || safe { car.unplugRequested = true; plant.guns[g].car = car }
             }
             lastPhase[g] = phase
@@ -256,7 +272,7 @@ public final class Simulation {
     /// Energy delivered at gun `g` since its car plugged in (meter, 0.001 kWh resolution).
     public func energy(gun g: Int) -> WattHours {
         guard let start = reports[g].energyAtPlug else { return .zero }
-        return inputs.guns[g].meterEnergy - start
+        return frame.inputs.guns[g].meterEnergy - start
     }
 
     /// True once every car has come, been served (or refused) and gone.
@@ -264,7 +280,7 @@ public final class Simulation {
         for g in 0..<spec.gunCount {
             guard let car = plant.guns[g].car else { continue }
             if !car.done { return false }
-            let p = state.sessions[g].phase
+            let p = frame.state.sessions[g].phase
             if p != .unplugged && p != .faulted { return false }
         }
         return true
@@ -275,4 +291,36 @@ public final class Simulation {
 public func fmt(_ v: Double, _ places: Int) -> String {
     guard v.isFinite else { return v > 0 ? "inf" : (v < 0 ? "-inf" : "nan") }
     return String(format: "%.\(places)f", v)
+}
+
+/// The data of one control cycle: the core's state, the input snapshot, the outputs, and what the
+/// invariants need from the previous cycle.
+public struct ControlFrame: Sendable {
+    public var spec: StationSpec
+    public var state = StationState()
+    public var inputs = StationInputs()
+    public var outputs = StationOutputs()
+    public var wasClosed = GunArray<Bool>(repeating: false)
+    public init(spec: StationSpec) { self.spec = spec }
+}
+
+/// The scalar fields of a gun's inputs the invariants and reports read (a small copy, not the messages).
+struct GunView {
+    var meterVoltage: Volts, meterCurrent: Amps, meterEnergy: WattHours
+    var chargerSideVoltage: Volts, vehicleSideVoltage: Volts
+    var gunTemperature: Celsius
+    var lockConfirmed: Bool, k1Closed: Bool, k2Closed: Bool
+    init(_ i: borrowing GunInputs) {
+        meterVoltage = i.meterVoltage; meterCurrent = i.meterCurrent; meterEnergy = i.meterEnergy
+        chargerSideVoltage = i.chargerSideVoltage; vehicleSideVoltage = i.vehicleSideVoltage
+        gunTemperature = i.gunTemperature
+        lockConfirmed = i.lockConfirmed; k1Closed = i.k1Closed; k2Closed = i.k2Closed
+    }
+}
+
+struct OutputView {
+    var closeK1K2: Bool, currentSetpoint: Amps, currentLimit: Amps, binding: LimitSource
+    init(_ o: borrowing GunOutputs) {
+        closeK1K2 = o.closeK1K2; currentSetpoint = o.currentSetpoint; currentLimit = o.currentLimit; binding = o.binding
+    }
 }

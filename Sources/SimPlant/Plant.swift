@@ -124,11 +124,11 @@ public final class Plant {
         now = now + dt
         let h = dt.seconds
         for m in modules.indices where !modules[m].silent { modules[m].seenAt = now }
-        for g in guns.indices { advanceGun(g, h) }
+        for g in guns.indices { advanceGun(&guns[g], g, h) }
     }
 
-    private func advanceGun(_ g: Int, _ h: Double) {
-        var gun = guns[g]
+    /// One gun's physics, on the gun's storage in place.
+    private func advanceGun(_ gun: inout SimGun, _ g: Int, _ h: Double) {
         let gs = spec.guns[g]
         gun.k1.advance(now: now); gun.k2.advance(now: now); gun.k3k4.advance(now: now)
         if gun.lockCommanded != gun.locked && now >= gun.lockChangeAt && !gun.lockJammed { gun.locked = gun.lockCommanded }
@@ -243,7 +243,6 @@ public final class Plant {
             if !car.powered { gun.rx = VehicleMessages() }
             gun.car = car
         }
-        guns[g] = gun
     }
 
     // MARK: Fault injection (the back door)
