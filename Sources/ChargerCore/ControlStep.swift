@@ -216,8 +216,10 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         var emergency = reaction == .emergency
         if reaction >= .refuse && !emergency {
             // Error shutdown: current to zero, open at ≤ 5 A, escalate after 2.5 s.
-            var measured = gi.meterCurrent
-            for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) {
+            // Only fresh measurements count: a silent meter's last value is not the current now.
+            let meterFresh = now - gi.meterSeenAt <= spec.meterCommTimeout
+            var measured = meterFresh ? gi.meterCurrent : Amps.zero
+            for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && now - inp.modules[m].seenAt <= spec.moduleCommTimeout {
                 let mi = inp.modules[m].outputCurrent
                 if mi > measured { measured = mi }
             }

@@ -107,7 +107,10 @@ extension StationState {
             } else { safety[g].ovTable103Since = nil }
 
             // Above the car's maximum (BHM): stop within 1 s. 10 ms filter against sensor spikes.
-            if let carMax = sessions[g].carMaxVoltage, energised, gi.vehicleSideVoltage > carMax {
+            // Only once the battery is on the cable: the IEC cable check deliberately tests at up to
+            // 1.1 × the car's maximum with the car's contactors open (standards.md, CC.1).
+            let batteryOnCable = phase == .precharge || phase == .charging || phase == .stopping
+            if let carMax = sessions[g].carMaxVoltage, energised, batteryOnCable, gi.vehicleSideVoltage > carMax {
                 let since = safety[g].ovVehicleSince ?? now
                 safety[g].ovVehicleSince = since
                 if now - since >= .ms(10) { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
@@ -127,9 +130,12 @@ extension StationState {
                 if now - since >= .ms(2) { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
             } else { safety[g].overCurrentSince = nil }
 
-            // Inrush on closing ("Inrush peak ≤ 20 A"): in precharge and the first 100 ms of charging.
+            // Inrush on closing ("Inrush peak ≤ 20 A"): in precharge and the first 100 ms of charging, the
+            // current beyond what the modules were commanded (the demand ramp is not inrush).
             if phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < .ms(100)) {
-                if gi.meterCurrent > Standard.inrushLimit { raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
+                if gi.meterCurrent > sessions[g].rampedCurrent + Standard.inrushLimit {
+                    raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
+                }
             }
 
             // Continuous insulation monitoring while energised in charging (same fault threshold).

@@ -186,7 +186,7 @@ public final class Simulation {
             let faults = f.state.faults(gun: g)
             let reaction = faults.strongestReaction
             let isEmergency = reaction == .emergency
-            stationPower += gi.meterVoltage * gi.meterCurrent
+            if plant.guns[g].forcedVoltage == nil { stationPower += plant.guns[g].vehicleSide * plant.guns[g].current }
 
             // A latched fault is always in the log, uncleared.
             if !faults.isEmpty {
@@ -216,17 +216,21 @@ public final class Simulation {
                     violate(g, "close-mismatch", "closing across \(fmt(diff.value, 1)) V")
                 }
             }
-            // Current ≤ 5 A at every non-emergency opening.
-            if !o.closeK1K2 && was && !isEmergency && gi.meterCurrent > Standard.openCurrentLimit {
-                violate(g, "open-under-load", "opened at \(fmt(gi.meterCurrent.value, 1)) A without an emergency")
+            // Current ≤ 5 A at every non-emergency opening (the plant's true current, not a reading).
+            let trueCurrent = plant.guns[g].current
+            if !o.closeK1K2 && was && !isEmergency && trueCurrent > Standard.openCurrentLimit {
+                violate(g, "open-under-load", "opened at \(fmt(trueCurrent.value, 1)) A without an emergency")
             }
             // Never above any limit: the command within the limit in force; the measurement within the ratings.
             if o.currentSetpoint > o.currentLimit + Amps(1e-6) {
                 violate(g, "command-above-limit", "\(fmt(o.currentSetpoint.value, 2)) A > limit \(fmt(o.currentLimit.value, 2)) A (\(o.binding.name))")
             }
+            // Measured-value rules judge the controller, so they are skipped while an injection forces
+            // the plant's voltage (a runaway module is the plant failing, and the OV checks own it).
+            if plant.guns[g].forcedVoltage != nil { continue }
             let ratedI = min(gs.maxCurrent, gs.connectorCurrent)
-            if gi.meterCurrent > ratedI * 1.01 + Amps(1) {
-                violate(g, "current-above-rating", "\(fmt(gi.meterCurrent.value, 1)) A > \(fmt(ratedI.value, 0)) A")
+            if trueCurrent > ratedI * 1.01 + Amps(1) {
+                violate(g, "current-above-rating", "\(fmt(trueCurrent.value, 1)) A > \(fmt(ratedI.value, 0)) A")
             }
             if gi.meterVoltage * gi.meterCurrent > gs.ratedPower * 1.02 + Watts(500) {
                 violate(g, "power-above-rating", "\(fmt((gi.meterVoltage * gi.meterCurrent).kilowatts, 1)) kW > \(fmt(gs.ratedPower.kilowatts, 0)) kW")
@@ -262,7 +266,8 @@ public final class Simulation {
             }
             // The car leaves once the gun is unlocked after the session (or after a fault, once safe).
             if var car = plant.guns[g].car, !car.unplugRequested {
-                let safe = phase == .faulted && !gi.lockConfirmed && !gi.k1Closed && !gi.k2Closed
+                // After a fault the driver takes the gun once the controller has unlocked it.
+                let safe = phase == .faulted && !gi.lockConfirmed
                 if phase == .finished || safe { car.unplugRequested = true; plant.guns[g].car = car }
             }
             lastPhase[g] = phase
