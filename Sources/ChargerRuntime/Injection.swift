@@ -34,7 +34,7 @@ public enum InjectionParser {
     public static let names = [
         "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "pe-loss",
         "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
-        "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "cc1=V", "latch",
+        "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "latch",
         "bms-silent", "bms-stop", "bms-pause", "bms-resume", "reset", "stop", "setpoint=P", "gun-setpoint=P",
     ]
 
@@ -110,6 +110,10 @@ public enum InjectionParser {
             let v = try quantity(["v": 1, "kv": 1000], "voltage")
             guard v > 0 else { throw fail("voltage must be > 0") }
             action = .plant(.overVoltage(gun: gun, Volts(v)))
+        case "overcurrent":
+            let a = try quantity(["a": 1, "ka": 1000], "current")
+            guard a > 0 else { throw fail("current must be > 0") }
+            action = .plant(.overCurrent(gun: gun, Amps(a)))
         case "cc1":
             let v = try quantity(["v": 1], "voltage")
             action = .plant(.cc1(gun: gun, Volts(v)))

@@ -186,7 +186,7 @@ public final class Simulation {
             let faults = f.state.faults(gun: g)
             let reaction = faults.strongestReaction
             let isEmergency = reaction == .emergency
-            if plant.guns[g].forcedVoltage == nil { stationPower += plant.guns[g].vehicleSide * plant.guns[g].current }
+            if plant.guns[g].forcedVoltage == nil && plant.guns[g].forcedCurrent == nil { stationPower += plant.guns[g].vehicleSide * plant.guns[g].current }
 
             // A latched fault is always in the log, uncleared.
             if !faults.isEmpty {
@@ -227,7 +227,7 @@ public final class Simulation {
             }
             // Measured-value rules judge the controller, so they are skipped while an injection forces
             // the plant's voltage (a runaway module is the plant failing, and the OV checks own it).
-            if plant.guns[g].forcedVoltage != nil { continue }
+            if plant.guns[g].forcedVoltage != nil || plant.guns[g].forcedCurrent != nil { continue }
             let ratedI = min(gs.maxCurrent, gs.connectorCurrent)
             if trueCurrent > ratedI * 1.01 + Amps(1) {
                 violate(g, "current-above-rating", "\(fmt(trueCurrent.value, 1)) A > \(fmt(ratedI.value, 0)) A")

@@ -75,6 +75,8 @@ public struct SimGun: Sendable {
     public var cc1Override: Volts? = nil
     /// A runaway module holding the bus at this voltage (over-voltage injection).
     public var forcedVoltage: Volts? = nil
+    /// A short or a module ignoring its setpoint: the gun current is held at this value while K1/K2 are closed.
+    public var forcedCurrent: Amps? = nil
     public var car: SimCar? = nil
     public var rx = VehicleMessages()
     public var tx = ChargerMessages()
@@ -200,6 +202,7 @@ public final class Plant {
             if kClosed && anyOn { i = min(iSet, Amps(0.01)) }   // leakage + IMD during the cable check
         }
         if let f = gun.forcedVoltage { gun.chargerSide = f; if kClosed { gun.vehicleSide = f } }
+        if let f = gun.forcedCurrent, kClosed { i = f }
         gun.current = i
         // Share the gun current among the modules that deliver it.
         for m in modules.indices where modules[m].gun == Int8(g) {
@@ -264,6 +267,7 @@ public final class Plant {
         case lockJam(gun: Int)
         case gunTemperatureOffset(gun: Int, Celsius)
         case overVoltage(gun: Int, Volts)
+        case overCurrent(gun: Int, Amps)
         case cc1(gun: Int, Volts?)
         case latchPressed(gun: Int)
         case bmsSilent(gun: Int)
@@ -289,6 +293,7 @@ public final class Plant {
         case .lockJam(let g): guns[g].lockJammed = true
         case .gunTemperatureOffset(let g, let t): guns[g].temperatureOffset = t
         case .overVoltage(let g, let v): guns[g].forcedVoltage = v
+        case .overCurrent(let g, let a): guns[g].forcedCurrent = a
         case .cc1(let g, let v): guns[g].cc1Override = v
         case .latchPressed(let g): guns[g].cc1Override = Standard.cc1Unplugged
         case .bmsSilent(let g): guns[g].car?.silent = true
@@ -303,7 +308,7 @@ public final class Plant {
         for g in guns.indices {
             guns[g].groundFault = false; guns[g].peLost = false; guns[g].insulation = params.insulation
             guns[g].imdSelfTestFails = false; guns[g].imdSilent = false; guns[g].meterSilent = false
-            guns[g].temperatureOffset = Celsius(0); guns[g].forcedVoltage = nil; guns[g].cc1Override = nil
+            guns[g].temperatureOffset = Celsius(0); guns[g].forcedVoltage = nil; guns[g].forcedCurrent = nil; guns[g].cc1Override = nil
             guns[g].lockJammed = false
         }
         for m in modules.indices { modules[m].failed = false; modules[m].silent = false }

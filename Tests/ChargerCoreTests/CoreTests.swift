@@ -1,0 +1,244 @@
+// The pure control core, driven with plain values: no plant, no I/O.
+import ChargerCore
+import Testing
+
+@Suite struct UnitsAndThresholds {
+    @Test func dimensionalArithmetic() {
+        #expect(Volts(400) * Amps(150) == Watts.kW(60))
+        #expect(Watts.kW(60) / Volts(400) == Amps(150))
+        #expect(Ohms.kOhm(50) / Volts(500) == OhmsPerVolt(100))
+        #expect((Watts.kW(36) * Duration.s(3600)).kilowattHours == 36)
+        #expect(AmpsPerSecond(100) * Duration.ms(50) == Amps(5))
+        #expect(Instant(micros: 1_500_000) - Instant(micros: 500_000) == .s(1))
+    }
+
+    /// IEC 61851-23 Table 103 rows (standards.md "Fault reactions").
+    @Test(arguments: [(500.0, 550.0), (750.0, 825.0), (850.0, 935.0), (1000.0, 1100.0), (1250.0, 1375.0), (400.0, 550.0)])
+    func table103(rated: Double, limit: Double) {
+        #expect(Standard.table103Limit(rated: Volts(rated)) == Volts(limit))
+    }
+
+    /// Insulation test voltage, GB/T and IEC rules (standards.md "Insulation check before charging").
+    @Test func insulationTestVoltage() {
+        var gun = GunSpec.placeholder
+        gun.maxVoltage = Volts(750)
+        gun.insulationRule = .gbt
+        #expect(ChargerCore.insulationTestVoltage(carMax: Volts(500), gun: gun) == Volts(500))
+        #expect(ChargerCore.insulationTestVoltage(carMax: Volts(900), gun: gun) == Volts(750))
+        #expect(ChargerCore.insulationTestVoltage(carMax: nil, gun: gun) == Volts(500))
+        gun.insulationRule = .iec
+        gun.maxVoltage = Volts(1000)
+        #expect(ChargerCore.insulationTestVoltage(carMax: Volts(420), gun: gun) == Volts(470))
+        #expect(ChargerCore.insulationTestVoltage(carMax: Volts(480), gun: gun) == Volts(500))
+        #expect(ChargerCore.insulationTestVoltage(carMax: Volts(800), gun: gun).value.isApproximately(880))
+        #expect(ChargerCore.insulationTestVoltage(carMax: Volts(950), gun: gun) == Volts(1000))
+    }
+
+    /// The board's derating curve: full current at or below the start, linear to zero at the end.
+    @Test func thermalDerating() {
+        var gun = GunSpec.placeholder
+        gun.deratingStart = Celsius(70); gun.deratingEnd = Celsius(90)
+        #expect(thermalFactor(Celsius(25), gun) == 1)
+        #expect(thermalFactor(Celsius(70), gun) == 1)
+        #expect(thermalFactor(Celsius(80), gun).isApproximately(0.5))
+        #expect(thermalFactor(Celsius(90), gun) == 0)
+        #expect(thermalFactor(Celsius(120), gun) == 0)
+    }
+
+    /// Every fault code has the reaction class the standards table names.
+    @Test func reactionClasses() {
+        #expect(FaultCode.emergencyStop.reaction == .emergency)
+        #expect(FaultCode.groundFault.reaction == .emergency)
+        #expect(FaultCode.protectiveEarthLost.reaction == .emergency)
+        #expect(FaultCode.overVoltageTable103.reaction == .emergency)
+        #expect(FaultCode.overCurrent.reaction == .emergency)
+        #expect(FaultCode.mainsLost.reaction == .emergency)
+        #expect(FaultCode.insulationFault.reaction == .errorShutdown)
+        #expect(FaultCode.overVoltageNegotiated.reaction == .errorShutdown)
+        #expect(FaultCode.overVoltageVehicleMax.reaction == .errorShutdown)
+        #expect(FaultCode.cc1OutOfBand.reaction == .errorShutdown)
+        #expect(FaultCode.vehicleCommTimeout.reaction == .errorShutdown)
+        #expect(FaultCode.moduleFault.reaction == .derate)
+        #expect(Set(FaultCode.allCases.map(\.name)).count == FaultCode.allCases.count, "codes are unique")
+        var set = FaultSet()
+        set.insert(.moduleFault); set.insert(.doorOpen)
+        #expect(set.strongestReaction == .errorShutdown)
+        set.insert(.emergencyStop)
+        #expect(set.strongestReaction == .emergency)
+        #expect(FaultSet().strongestReaction == nil)
+    }
+}
+
+@Suite struct FaultLogBehaviour {
+    @Test func boundedRingCountsWhatItOverwrites() {
+        var log = FaultLog()
+        for i in 0..<200 { log.append(code: .doorOpen, gun: 0, module: -1, at: Instant(micros: Int64(i)), value: Double(i)) }
+        #expect(log.count == Capacity.faultLog)
+        #expect(log.lastSequence == 200)
+        #expect(log.overwritten == 72)
+        #expect(log.record(sequence: 72) == nil, "overwritten records are gone, not wrong")
+        #expect(log.record(sequence: 73)?.value == 72)
+        #expect(log.record(sequence: 200)?.value == 199)
+        #expect(log.record(sequence: 201) == nil)
+    }
+
+    @Test func clearingMarksTheNewestRecordOfThatFault() {
+        var log = FaultLog()
+        log.append(code: .emergencyStop, gun: -1, module: -1, at: .zero, value: 1)
+        log.append(code: .moduleFault, gun: 0, module: 3, at: .zero, value: 1)
+        log.markCleared(code: .emergencyStop, gun: -1, module: -1, at: Instant(micros: 5))
+        #expect(log.record(sequence: 1)?.clearedAt == Instant(micros: 5))
+        #expect(log.record(sequence: 2)?.clearedAt == nil)
+        log.markCleared(code: .moduleFault, gun: -1, module: 3, at: Instant(micros: 6))
+        #expect(log.record(sequence: 2)?.clearedAt == Instant(micros: 6))
+    }
+}
+
+/// A one-gun, two-module station as plain values.
+func oneGunSpec() -> StationSpec {
+    let gun = GunSpec(ratedPower: .kW(60), maxVoltage: Volts(750), minVoltage: Volts(200), maxCurrent: Amps(200),
+                      connectorCurrent: Amps(200), cooling: .natural, deratingStart: Celsius(70), deratingEnd: Celsius(90),
+                      tripTemperature: Celsius(95), rampUp: AmpsPerSecond(50), stopRamp: AmpsPerSecond(200))
+    let module = ModuleSpec(ratedPower: .kW(30), maxVoltage: Volts(750), minVoltage: Volts(150), maxCurrent: Amps(100), gunMask: 1)
+    return StationSpec(guns: [gun], modules: [module, module], gridLimit: .kW(80))
+}
+
+/// Drives the step with hand-made inputs, one millisecond at a time.
+struct Harness {
+    var spec = oneGunSpec()
+    var state = StationState()
+    var inputs = StationInputs()
+    var outputs = StationOutputs()
+    var t: Int64 = 0
+    init() {
+        for m in 0..<2 { inputs.modules[m].seenAt = .zero }
+        inputs.guns[0].meterSeenAt = .zero
+        inputs.guns[0].imdSeenAt = .zero
+    }
+    mutating func step(ms: Int = 1) {
+        for _ in 0..<ms {
+            t += 1000
+            inputs.now = Instant(micros: t)
+            for m in 0..<2 { inputs.modules[m].seenAt = inputs.now }
+            inputs.guns[0].meterSeenAt = inputs.now
+            inputs.guns[0].imdSeenAt = inputs.now
+            controlStep(&state, &inputs, &spec, &outputs)
+        }
+    }
+    var phase: SessionPhase { state.sessions[0].phase }
+}
+
+@Suite struct SessionWithPlainValues {
+    @Test func plugLockAuxHandshake() {
+        var h = Harness()
+        h.step(ms: 10)
+        #expect(h.phase == .unplugged)
+        #expect(h.outputs.guns[0].lamp == .available)
+        h.inputs.guns[0].cc1 = Volts(12)               // latch pressed
+        h.step()
+        #expect(h.phase == .connecting)
+        h.inputs.guns[0].cc1 = Volts(4.1)              // fully connected, within ±0.8 V
+        h.step()
+        #expect(h.phase == .connected)
+        h.step(ms: 99)
+        #expect(h.phase == .connected, "debounce 100 ms")
+        h.step(ms: 2)
+        #expect(h.phase == .locking)
+        #expect(h.outputs.guns[0].lock)
+        #expect(!h.outputs.guns[0].closeK3K4, "no aux power before the lock is confirmed")
+        h.inputs.guns[0].lockConfirmed = true
+        h.step()
+        #expect(h.phase == .auxPower)
+        h.step()
+        #expect(h.outputs.guns[0].closeK3K4)
+        h.inputs.guns[0].k3k4Closed = true
+        h.step()
+        #expect(h.phase == .handshake)
+        h.step()
+        #expect(h.outputs.guns[0].tx.chm)
+        h.inputs.guns[0].vehicle.bhm = Stamped(BHM(maxAllowedVoltage: Volts(480)), at: h.inputs.now)
+        h.step()
+        #expect(h.phase == .insulationCheck)
+        #expect(h.state.sessions[0].testVoltage == Volts(480))
+    }
+
+    /// "Before the check the voltage outside K1/K2 must be < 10 V, else refuse to charge."
+    @Test func refusesCableCheckWithVoltageOnTheCable() {
+        var h = Harness()
+        h.inputs.guns[0].cc1 = Volts(4); h.inputs.guns[0].lockConfirmed = true; h.inputs.guns[0].k3k4Closed = true
+        h.step(ms: 200)
+        h.inputs.guns[0].vehicle.bhm = Stamped(BHM(maxAllowedVoltage: Volts(500)), at: h.inputs.now)
+        h.inputs.guns[0].vehicleSideVoltage = Volts(12)
+        h.step(ms: 3)
+        #expect(h.state.faults(gun: 0).contains(.outputVoltageBeforeCheck))
+        #expect(!h.outputs.guns[0].closeK1K2)
+        #expect(h.phase == .faulted)
+        // The cause goes away; an explicit reset clears it, and the gun waits for the plug to come out.
+        h.inputs.guns[0].vehicleSideVoltage = .zero
+        h.step(ms: 5)
+        #expect(h.state.faults(gun: 0).contains(.outputVoltageBeforeCheck), "latched until reset")
+        h.inputs.guns[0].resetRequest = true
+        h.step(); h.inputs.guns[0].resetRequest = false; h.step()
+        #expect(h.state.faults(gun: 0).isEmpty)
+        #expect(h.phase == .finished, "no automatic resume")
+    }
+
+    /// Reset clears only faults whose cause is gone.
+    @Test func resetNeedsTheCauseGone() {
+        var h = Harness()
+        h.inputs.emergencyStop = true
+        h.step()
+        #expect(h.state.faults(gun: 0).contains(.emergencyStop))
+        #expect(h.state.log.record(sequence: 1)?.code == .emergencyStop)
+        h.inputs.guns[0].resetRequest = true
+        h.step()
+        #expect(h.state.faults(gun: 0).contains(.emergencyStop), "button still pressed")
+        h.inputs.emergencyStop = false
+        h.step()
+        #expect(h.state.faults(gun: 0).isEmpty)
+        #expect(h.state.log.record(sequence: 1)?.clearedAt != nil)
+    }
+
+    /// The step reads its inputs and spec but never writes them, though they are passed by reference.
+    @Test func stepDoesNotWriteInputsOrSpec() {
+        var h = Harness()
+        h.inputs.guns[0].cc1 = Volts(4)
+        h.step(ms: 300)
+        let before = [h.inputs.guns[0].cc1.value, h.inputs.now.seconds, h.inputs.guns[0].vehicleSideVoltage.value,
+                      h.inputs.modules[0].seenAt.seconds, h.spec.guns[0].ratedPower.value, h.spec.gridLimit.value]
+        let inputBytes = withUnsafeBytes(of: h.inputs) { $0.reduce(0) { $0 &+ Int($1) } }
+        let specBytes = withUnsafeBytes(of: h.spec) { $0.reduce(0) { $0 &+ Int($1) } }
+        controlStep(&h.state, &h.inputs, &h.spec, &h.outputs)
+        let after = [h.inputs.guns[0].cc1.value, h.inputs.now.seconds, h.inputs.guns[0].vehicleSideVoltage.value,
+                     h.inputs.modules[0].seenAt.seconds, h.spec.guns[0].ratedPower.value, h.spec.gridLimit.value]
+        #expect(before == after)
+        // Same storage, not re-initialised by the step: its bytes (padding included) are unchanged.
+        let inputUnchanged = withUnsafeBytes(of: h.inputs) { $0.reduce(0) { $0 &+ Int($1) } } == inputBytes
+        let specUnchanged = withUnsafeBytes(of: h.spec) { $0.reduce(0) { $0 &+ Int($1) } } == specBytes
+        #expect(inputUnchanged)
+        #expect(specUnchanged)
+    }
+
+    /// Same state and inputs → same outputs and state (replayable).
+    @Test func deterministic() {
+        var a = Harness(), b = Harness()
+        for i in 0..<500 {
+            let cc1 = i < 50 ? Volts(6) : Volts(4)
+            a.inputs.guns[0].cc1 = cc1; b.inputs.guns[0].cc1 = cc1
+            a.inputs.guns[0].lockConfirmed = i > 300; b.inputs.guns[0].lockConfirmed = i > 300
+            a.step(); b.step()
+        }
+        #expect(a.phase == b.phase)
+        #expect(a.phase == .auxPower)
+        #expect(a.state.sessions[0].phaseSince == b.state.sessions[0].phaseSince)
+        #expect(a.state.log.lastSequence == b.state.log.lastSequence)
+        #expect(a.state.faults(gun: 0) == b.state.faults(gun: 0))
+        #expect(a.outputs.guns[0].lock == b.outputs.guns[0].lock)
+        #expect(a.outputs.guns[0].closeK3K4 == b.outputs.guns[0].closeK3K4)
+        #expect(a.outputs.guns[0].tx == b.outputs.guns[0].tx)
+    }
+}
+
+extension Double {
+    func isApproximately(_ other: Double, tolerance: Double = 1e-9) -> Bool { abs(self - other) <= tolerance * max(1, abs(other)) }
+}
