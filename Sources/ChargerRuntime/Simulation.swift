@@ -249,7 +249,9 @@ public final class Simulation {
             if p > reports[g].peakPower { reports[g].peakPower = p }
             if gi.gunTemperature > reports[g].maxTemperature { reports[g].maxTemperature = gi.gunTemperature }
             if let car = plant.guns[g].car {
-                if lastPhase[g] == .unplugged && phase != .unplugged {
+                // A session starts when the plug is confirmed and the lock is commanded (a driver holding
+                // the latch while holstering the gun shows as "connecting" and is no session).
+                if lastPhase[g] != .locking && phase == .locking {
                     reports[g].energyAtPlug = gi.meterEnergy
                     reports[g].socStart = car.soc
                     reports[g].endedNormally = false

@@ -9,7 +9,7 @@ public struct PlantParameters: Sendable, Equatable {
     public var contactorOpenDelay: Duration = .ms(20)
     public var lockTime: Duration = .ms(400)
     /// Module current loop time constant (first-order).
-    public var moduleTimeConstant: Duration = .ms(15)
+    public var moduleTimeConstant: Duration = .ms(10)
     /// Module output voltage time constant with no load on the bus.
     public var busTimeConstant: Duration = .ms(60)
     /// Output discharge (bleeder) time constant; natural self-discharge otherwise.

@@ -1,0 +1,160 @@
+// Board files: every shipped board loads; bad files are refused naming the file, the key and why.
+import BoardFile
+import ChargerCore
+import Testing
+
+let repoRoot: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)   // Tests/BoardFileTests/BoardFileTests.swift
+    return parts.joined(separator: "/")
+}()
+
+let minimal = """
+[board]
+name = "t"
+kind = "sim"
+grid_limit = "80 kW"
+
+[[gun]]
+rated_power = "60 kW"
+max_voltage = "750 V"
+min_voltage = "200 V"
+max_current = "200 A"
+connector_current = "200 A"
+cooling = "natural"
+derating_start = "70 °C"
+derating_end = "90 °C"
+trip_temperature = "95 °C"
+ramp_up = "50 A/s"
+stop_ramp = "200 A/s"
+
+[[modules]]
+count = 2
+rated_power = "30 kW"
+max_voltage = "750 V"
+min_voltage = "150 V"
+max_current = "100 A"
+guns = [0]
+
+[plant]
+"""
+
+func refusal(_ text: String) -> BoardFileError? {
+    do { _ = try BoardLoader.parse(text, file: "bad.toml"); return nil } catch { return error }
+}
+
+@Suite struct ShippedBoards {
+    @Test(arguments: ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw"])
+    func loads(name: String) throws {
+        let b = try BoardLoader.load(path: "\(repoRoot)/Boards/\(name).toml")
+        #expect(b.name == name)
+        #expect(b.kind == .sim)
+        #expect(b.plant != nil)
+        #expect(b.checksum.count == 16)
+        #expect(b.spec.period == .ms(1))
+    }
+
+    /// The figures the issue names for each board.
+    @Test func boardFigures() throws {
+        let a = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-60kw.toml").spec
+        #expect(a.gunCount == 1 && a.moduleCount == 2)
+        #expect(a.guns[0].ratedPower == .kW(60) && a.guns[0].maxVoltage == Volts(750) && a.guns[0].maxCurrent == Amps(200))
+        #expect(a.guns[0].cooling == .natural)
+        let d = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-dual-360kw.toml").spec
+        #expect(d.gunCount == 2 && d.moduleCount == 12 && d.gridLimit == .kW(300))
+        #expect(d.guns[1].maxCurrent == Amps(250) && d.guns[1].maxVoltage == Volts(1000))
+        #expect(d.modules[11].gunMask == 0b11, "matrix: every module can serve both guns")
+        let h = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-hpc-480kw.toml").spec
+        #expect(h.moduleCount == 12 && h.modules[0].ratedPower == .kW(40) && h.guns[0].maxCurrent == Amps(800))
+        #expect(h.guns[0].cooling == .liquid)
+        let m = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-mcs-1mw.toml").spec
+        #expect(m.moduleCount == 25 && m.guns[0].maxVoltage == Volts(1250) && m.guns[0].maxCurrent >= Amps(1000))
+    }
+
+    @Test func minimalParses() throws {
+        let b = try BoardLoader.parse(minimal, file: "min.toml")
+        #expect(b.spec.guns[0].rampUp == AmpsPerSecond(50))
+        #expect(b.spec.contactorCloseTimeout == .ms(200), "default when [limits] is absent")
+    }
+}
+
+@Suite struct BadBoardFiles {
+    @Test func missingFile() {
+        do { _ = try BoardLoader.load(path: "/nonexistent/board.toml"); Issue.record("loaded a missing file") }
+        catch { #expect(error.description.contains("/nonexistent/board.toml") && error.description.contains("cannot read")) }
+    }
+
+    @Test func syntaxErrorNamesLineAndColumn() throws {
+        let e = try #require(refusal("[board]\nname = \n"))
+        #expect(e.file == "bad.toml")
+        #expect(e.why.contains("line 2"))
+    }
+
+    @Test func unknownKey() throws {
+        let e = try #require(refusal(minimal.replacingFirst("cooling = \"natural\"", "cooling = \"natural\"\nmax_voltag = \"750 V\"")))
+        #expect(e.key == "gun[0].max_voltag")
+        #expect(e.why.contains("unknown key"))
+    }
+
+    @Test func missingKey() throws {
+        let e = try #require(refusal(minimal.replacingFirst("max_current = \"200 A\"\n", "")))
+        #expect(e.key == "gun[0].max_current")
+        #expect(e.why.contains("missing"))
+    }
+
+    @Test func wrongUnit() throws {
+        let e = try #require(refusal(minimal.replacingFirst("max_voltage = \"750 V\"", "max_voltage = \"750 A\"")))
+        #expect(e.key == "gun[0].max_voltage")
+        #expect(e.why.contains("'A' is not a unit of voltage"))
+    }
+
+    @Test func bareNumberHasNoUnit() throws {
+        let e = try #require(refusal(minimal.replacingFirst("max_voltage = \"750 V\"", "max_voltage = 750")))
+        #expect(e.key == "gun[0].max_voltage")
+        #expect(e.why.contains("with a unit"))
+    }
+
+    @Test func impossibleValues() throws {
+        let a = try #require(refusal(minimal.replacingFirst("min_voltage = \"200 V\"", "min_voltage = \"800 V\"")))
+        #expect(a.key == "gun[0].min_voltage" && a.why.contains("below max_voltage"))
+        let b = try #require(refusal(minimal.replacingFirst("derating_end = \"90 °C\"", "derating_end = \"60 °C\"")))
+        #expect(b.key == "gun[0].derating_end")
+        let c = try #require(refusal(minimal.replacingFirst("rated_power = \"60 kW\"", "rated_power = \"600 kW\"")))
+        #expect(c.key == "gun[0].rated_power" && c.why.contains("exceeds"))
+        let d = try #require(refusal(minimal.replacingFirst("guns = [0]", "guns = [3]")))
+        #expect(d.key == "modules[0].guns" && d.why.contains("gun 3 does not exist"))
+        let e = try #require(refusal(minimal.replacingFirst("count = 2", "count = 65")))
+        #expect(e.key == "modules[0].count")
+    }
+
+    /// standards.md: demand followed at ≥ 20 A/s, normal stop ramp ≥ 100 A/s: a board may not go below.
+    @Test func rampsBelowTheStandardAreRefused() throws {
+        let a = try #require(refusal(minimal.replacingFirst("ramp_up = \"50 A/s\"", "ramp_up = \"10 A/s\"")))
+        #expect(a.key == "gun[0].ramp_up" && a.why.contains("outside 20"))
+        let b = try #require(refusal(minimal.replacingFirst("stop_ramp = \"200 A/s\"", "stop_ramp = \"50 A/s\"")))
+        #expect(b.key == "gun[0].stop_ramp")
+    }
+
+    @Test func kindAndPlant() throws {
+        let a = try #require(refusal(minimal.replacingFirst("kind = \"sim\"", "kind = \"simulated\"")))
+        #expect(a.key == "board.kind")
+        let b = try #require(refusal(minimal.replacingFirst("[plant]", "")))
+        #expect(b.key == "plant" && b.why.contains("sim board needs"))
+        let c = try #require(refusal(minimal.replacingFirst("[plant]", "[plant]\nlock_time = \"fast\"")))
+        #expect(c.key == "plant.lock_time")
+    }
+
+    @Test func wrongTypes() throws {
+        let a = try #require(refusal(minimal.replacingFirst("count = 2", "count = \"two\"")))
+        #expect(a.key == "modules[0].count" && a.why.contains("integer"))
+        let b = try #require(refusal(minimal.replacingFirst("[board]", "board = 3\n[x]")))
+        #expect(!b.description.isEmpty)
+    }
+}
+
+extension String {
+    func replacingFirst(_ a: String, _ b: String) -> String {
+        guard let r = range(of: a) else { return self }
+        return replacingCharacters(in: r, with: b)
+    }
+}

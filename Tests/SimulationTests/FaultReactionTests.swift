@@ -1,0 +1,264 @@
+// Every row of standards.md "Fault reactions", asserting the reaction class and its time bound in
+// simulated time, measured on the plant (the physical current and contactors), not on the commands.
+import ChargerCore
+import ChargerRuntime
+import SimPlant
+import Testing
+
+/// Charges on the default board until t = 100 s, injects, and returns the run.
+func charging(_ inject: [String], board: String = "sim-60kw", cars: [Int: CarProfile] = [0: CarProfile()]) throws -> Run {
+    let run = try Run(board, cars: cars, inject: inject)
+    run.until(99.5)
+    #expect(run.sim.phase(0) == .charging)
+    #expect(run.current > Amps(100))
+    return run
+}
+
+let t100 = Instant(micros: 100_000_000)
+/// An injected plant change is sensed from the next control cycle on.
+let plantLatency = Duration.ms(1)
+
+func ms(_ d: Duration) -> Double { d.seconds * 1000 }
+
+@Suite struct FaultReactions {
+    /// "switch S opens (latch pressed) | current ≤ 5 A within 50 ms"
+    @Test func latchPressedCurrentDownWithin50ms() throws {
+        let run = try charging(["latch@100s"])
+        let low = try #require(run.until(limit: .s(1)) { $0.plant.guns[0].current <= Standard.openCurrentLimit })
+        #expect(low - t100 <= Standard.cc1CurrentDownWithin, "\(ms(low - t100)) ms")
+        #expect(run.raisedAt[.cc1OutOfBand] != nil)
+        #expect(FaultCode.cc1OutOfBand.reaction == .errorShutdown)
+        run.until(101)
+        expectNoViolations(run)
+    }
+
+    /// "CC1 broken / point 1 leaves 4 V band | send CST, open K1/K2 within 100 ms"
+    @Test func cc1BrokenOpensWithin100ms() throws {
+        let run = try charging(["cc1=0V@100s"])
+        let open = try #require(run.until(limit: .s(1)) { !($0.plant.guns[0].k1.closed || $0.plant.guns[0].k2.closed) })
+        #expect(open - t100 <= Standard.cc1OpenWithin, "\(ms(open - t100)) ms")
+        #expect(run.sim.outputs.guns[0].tx.cst?.reasons.contains(.fault) == true)
+        run.until(101)
+        expectNoViolations(run)
+    }
+
+    /// "other fault preventing charge | CST and K1/K2 open within 100 ms" (door opened).
+    @Test func doorOpensWithin100msWithCST() throws {
+        let run = try charging(["door@100s"])
+        let open = try #require(run.until(limit: .s(1)) { !($0.plant.guns[0].k1.closed || $0.plant.guns[0].k2.closed) })
+        #expect(open - t100 <= Standard.errorShutdownOpenWithin, "\(ms(open - t100)) ms")
+        #expect(run.sim.outputs.guns[0].tx.cst != nil)
+        #expect(run.sim.faults.first?.code == .doorOpen && run.sim.faults.first?.reaction == .errorShutdown)
+        run.until(101)
+        expectNoViolations(run)
+    }
+
+    /// "protective earth continuity lost | cut power within 100 ms" — emergency: same cycle.
+    @Test func peLossCutsWithin100ms() throws {
+        let run = try charging(["pe-loss@100s"])
+        run.until(limit: .s(1)) { !$0.state.faults(gun: 0).isEmpty }
+        let raised = try #require(run.raisedAt[.protectiveEarthLost])
+        #expect(!run.sim.outputs.guns[0].closeK1K2, "open commanded in the cycle the fault latched")
+        #expect(!run.sim.outputs.modules[0].enabled && !run.sim.outputs.modules[1].enabled)
+        let open = try #require(run.until(limit: .s(1)) { !($0.plant.guns[0].k1.closed || $0.plant.guns[0].k2.closed) })
+        #expect(open - t100 <= Standard.peLossCutWithin, "\(ms(open - t100)) ms")
+        #expect(raised - t100 <= .ms(1))
+        #expect(run.sim.faults[0].reaction == .emergency)
+    }
+
+    /// "output above car's maximum voltage | stop, open K1–K4 within 1 s"
+    @Test func aboveCarMaximumOpensK1toK4Within1s() throws {
+        let run = try charging(["overvoltage=510V@100s"])
+        let open = try #require(run.until(limit: .s(2)) { s in
+            let g = s.plant.guns[0]
+            return !(g.k1.closed || g.k2.closed || g.k3k4.closed)
+        })
+        #expect(open - t100 <= Standard.vehicleMaxOvOpenWithin, "\(ms(open - t100)) ms")
+        #expect(run.raisedAt[.overVoltageVehicleMax] != nil)
+        #expect(FaultCode.overVoltageVehicleMax.reaction == .errorShutdown)
+    }
+
+    /// "over-voltage above IEC Table 103 limit for 9 ms | emergency shutdown starting within 1 ms more"
+    @Test func table103EmergencyAfter9ms() throws {
+        let run = try charging(["overvoltage=900V@100s"])
+        run.until(limit: .s(1)) { $0.state.faults(gun: 0).contains(.overVoltageTable103) }
+        let raised = try #require(run.raisedAt[.overVoltageTable103])
+        // The plant shows the over-voltage from the next cycle (plantLatency) on.
+        #expect(raised - t100 >= Standard.table103Persistence + plantLatency, "not before 9 ms")
+        #expect(raised - t100 <= Standard.table103Persistence + .ms(1) + plantLatency, "\(ms(raised - t100)) ms")
+        #expect(!run.sim.outputs.guns[0].closeK1K2 && !run.sim.outputs.modules[0].enabled, "emergency in the same cycle")
+    }
+
+    /// "output above negotiated maximum > 400 ms | error shutdown within 50 ms"
+    @Test func aboveNegotiatedMaximum() throws {
+        // Between the negotiated maximum (BCP max charge voltage ≈ 480 V) and the car's maximum (500 V).
+        let run = try charging(["overvoltage=490V@100s"])
+        run.until(limit: .s(2)) { $0.state.faults(gun: 0).contains(.overVoltageNegotiated) }
+        let raised = try #require(run.raisedAt[.overVoltageNegotiated])
+        #expect(raised - t100 > Standard.negotiatedOvPersistence)
+        #expect(raised - t100 <= Standard.negotiatedOvPersistence + .ms(1) + plantLatency)
+        #expect(run.sim.state.faults(gun: 0).strongestReaction == .errorShutdown)
+        let low = try #require(run.until(limit: .s(1)) { $0.plant.guns[0].current <= Standard.openCurrentLimit })
+        #expect(low - raised <= .ms(50), "error shutdown to ≤ 5 A in \(ms(low - raised)) ms")
+    }
+
+    /// "over-current | emergency shutdown"
+    @Test func overCurrentEmergency() throws {
+        let run = try charging(["overcurrent=260A@100s"])
+        run.until(limit: .s(1)) { $0.state.faults(gun: 0).contains(.overCurrent) }
+        let raised = try #require(run.raisedAt[.overCurrent])
+        #expect(raised - t100 <= .ms(2) + plantLatency, "2 ms persistence: \(ms(raised - t100)) ms")
+        #expect(!run.sim.outputs.guns[0].closeK1K2 && !run.sim.outputs.modules[0].enabled)
+        #expect(run.sim.faults.first { $0.code == .overCurrent }?.reaction == .emergency)
+    }
+
+    /// "insulation / cable-check fault | error shutdown" — continuous monitoring while charging.
+    @Test func insulationFaultWhileCharging() throws {
+        let run = try charging(["insulation=40kOhm@100s"])
+        let raised = try #require(run.until(limit: .s(3)) { $0.state.faults(gun: 0).contains(.insulationFault) })
+        #expect(raised - t100 <= .s(1), "IMD asymmetric fault ≤ 1 s: \(ms(raised - t100)) ms")
+        let open = try #require(run.until(limit: .s(1)) { !($0.plant.guns[0].k1.closed || $0.plant.guns[0].k2.closed) })
+        #expect(open - raised <= Standard.errorShutdownOpenWithin)
+        run.until(110)
+        expectNoViolations(run)
+    }
+
+    /// The cable check itself refuses a poor insulation before any charging.
+    @Test func insulationFaultInCableCheck() throws {
+        let run = try Run("sim-60kw", inject: ["insulation=40kOhm@1s"])
+        let s = run.toEnd(limit: .s(120))
+        expectNoViolations(run)
+        #expect(s.endState == .faulted)
+        #expect(s.faults.first?.code == .insulationFault)
+        #expect(!run.phases.contains(.charging))
+        #expect(s.energyKWh == 0)
+    }
+
+    /// "after charger sends CST | current ≤ 5 A within 100 ms" (operator stop).
+    @Test func chargerStopCurrentDownWithin100ms() throws {
+        let run = try charging(["stop@100s"])
+        let low = try #require(run.until(limit: .s(1)) { $0.plant.guns[0].current <= Standard.openCurrentLimit })
+        #expect(low - t100 <= Standard.cstCurrentDownWithin, "\(ms(low - t100)) ms")
+        let s = run.toEnd(limit: .s(120))
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(run.sim.state.sessions[0].stopReason == .operatorRequest)
+    }
+
+    /// "after car sends BST | current ≤ 5 A within 10 s"
+    @Test func vehicleStopCurrentDownWithin10s() throws {
+        let run = try charging(["bms-stop@100s"])
+        let bst = try #require(run.until(limit: .s(1)) { $0.inputs.guns[0].vehicle.bst != nil })
+        let low = try #require(run.until(limit: .s(11)) { $0.plant.guns[0].current <= Standard.openCurrentLimit })
+        #expect(low - bst <= Standard.bstCurrentDownWithin)
+        // Ramped, not cut: at ≥ 100 A/s (the board's 200 A/s) from ~146 A takes about 0.7 s.
+        #expect(low - bst > .ms(300), "\(ms(low - bst)) ms")
+        let s = run.toEnd(limit: .s(120))
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+    }
+
+    /// "car communication timeout while charging | open K1/K2 (and aux) within 10 s"
+    @Test func vehicleSilentOpensWithin10s() throws {
+        let run = try charging(["bms-silent@100s"])
+        let open = try #require(run.until(limit: .s(11)) { s in
+            let g = s.plant.guns[0]
+            return !(g.k1.closed || g.k2.closed || g.k3k4.closed)
+        })
+        #expect(open - t100 <= Standard.commTimeoutOpenWithin, "\(ms(open - t100)) ms")
+        let f = try #require(run.sim.faults.first)
+        #expect(f.code == .vehicleCommTimeout && f.value == Double(VehicleMessageKind.bcl.rawValue), "BCL timed out first (1 s)")
+        // 1 s after the last BCL, which came at most one BCL period before the car fell silent.
+        #expect(f.raisedAt - t100 >= Standard.bclTimeout - Standard.periodBCL)
+        #expect(f.raisedAt - t100 <= Standard.bclTimeout + .ms(1))
+    }
+
+    /// "AC mains lost | output below 60 V within 1 s, no automatic resume"
+    @Test func mainsLostDischargesAndDoesNotResume() throws {
+        let run = try charging(["mains-loss@100s", "mains-restore@105s"])
+        let low = try #require(run.until(limit: .s(2)) { s in
+            s.plant.guns[0].chargerSide < Standard.dischargeTarget && !(s.plant.guns[0].k1.closed || s.plant.guns[0].k2.closed)
+        })
+        #expect(low - t100 <= Standard.mainsLostDischargeWithin, "\(ms(low - t100)) ms")
+        run.until(130)
+        #expect(run.sim.phase(0) == .faulted || run.sim.phase(0) == .unplugged, "no automatic resume after mains return")
+        #expect(run.sim.state.faults(gun: 0).contains(.mainsLost), "latched until an explicit reset")
+        #expect(run.current == .zero)
+    }
+
+    /// "emergency stop button | modules off and contactors open at once"
+    @Test func emergencyStopSameCycle() throws {
+        let run = try charging(["estop@100s"])
+        run.until(limit: .s(1)) { !$0.state.faults(gun: 0).isEmpty }
+        #expect(run.raisedAt[.emergencyStop] == t100, "latched in the cycle the button is read")
+        #expect(!run.sim.outputs.guns[0].closeK1K2)
+        #expect(!run.sim.outputs.modules[0].enabled && !run.sim.outputs.modules[1].enabled)
+        #expect(run.sim.faults[0].code == .emergencyStop && run.sim.faults[0].gun == -1)
+        run.until(101)
+        expectNoViolations(run)
+    }
+
+    /// Ground fault (RCD / 6 mA DC detector trip): latched, emergency, never re-closes without a reset.
+    @Test func groundFaultLatches() throws {
+        let run = try charging(["rcd-trip@100s"])
+        run.until(100.01)
+        #expect(run.sim.state.faults(gun: 0).contains(.groundFault))
+        #expect(!run.sim.outputs.guns[0].closeK1K2)
+        run.until(200)
+        #expect(!run.k1k2Closed && run.sim.state.faults(gun: 0).contains(.groundFault))
+        #expect(run.sim.faults.count == 1, "logged once")
+    }
+
+    /// "error shutdown not done after 2.5 s → emergency": the current will not fall (a stuck module).
+    @Test func errorShutdownEscalates() throws {
+        let run = try charging(["overcurrent=50A@99.9s", "door@100s"])
+        run.until(limit: .s(4)) { $0.state.faults(gun: 0).contains(.escalatedToEmergency) }
+        let esc = try #require(run.raisedAt[.escalatedToEmergency])
+        #expect(esc - t100 > Standard.errorShutdownEscalation)
+        #expect(esc - t100 <= Standard.errorShutdownEscalation + .ms(1))
+        #expect(!run.sim.outputs.guns[0].closeK1K2)
+    }
+
+    /// A contactor welded at the stop: detected by its mirror contact, latched, blocks the gun; a reset
+    /// cannot clear it while the contact stays closed.
+    @Test func weldedContactorBlocksTheGun() throws {
+        let run = try Run("sim-60kw", cars: [0: try car("capacity=30kWh,soc=70,target=75")], inject: ["weld=K1@stop"])
+        let s = run.toEnd(limit: .s(1800))
+        #expect(s.endState == .faulted)
+        let f = try #require(s.faults.first { $0.code == .contactorWelded })
+        #expect(f.value == 1, "K1")
+        #expect(f.reaction == .emergency)
+        run.sim.requestReset(gun: 0)
+        run.sim.run(for: .ms(10))
+        #expect(run.sim.state.faults(gun: 0).contains(.contactorWelded), "the cause is still there")
+        expectNoViolations(run)
+    }
+
+    @Test(arguments: [("imd-selftest-fail@1s", FaultCode.imdSelfTestFailed), ("fail-close=K2@1s", .contactorFailedToClose),
+                      ("lock-jam@1s", .lockFailure), ("meter-silent@100s", .meterCommLost), ("imd-silent@100s", .imdCommLost),
+                      ("overheat=+80C@100s", .gunOverTemperature)])
+    func otherFaultsEndTheSessionSafely(inject: String, code: FaultCode) throws {
+        let run = try Run("sim-60kw", inject: [inject])
+        let s = run.toEnd(limit: .s(300))
+        expectNoViolations(run)
+        #expect(s.endState == .faulted)
+        #expect(s.faults.first?.code == code)
+        #expect(!run.k1k2Closed)
+        #expect(run.sim.faults.allSatisfy { $0.code != .escalatedToEmergency }, "shut down without escalation")
+    }
+
+    /// After a fault, release and reset, the gun charges the next car normally.
+    @Test func chargesAgainAfterReset() throws {
+        let run = try charging(["estop@100s", "estop-release@110s", "reset@115s"])
+        run.until(120)
+        #expect(run.sim.state.faults(gun: 0).isEmpty)
+        #expect(run.sim.faults[0].clearedAt == Instant(micros: 115_000_000))
+        var next = try car("capacity=30kWh,soc=50,target=60")
+        next.plugAt = (run.sim.now - .zero) + .s(5)
+        run.sim.plant.attach(car: next, gun: 0)
+        let s = run.toEnd(limit: .s(3600))
+        expectNoViolations(run)
+        #expect(s.sessionsCompleted == 1)
+        #expect(run.sim.phase(0) == .unplugged)
+    }
+}

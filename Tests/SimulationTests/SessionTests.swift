@@ -1,0 +1,130 @@
+// Whole sessions on the mocked board, in virtual time, with the invariants checked every cycle.
+import ChargerCore
+import ChargerRuntime
+import SimPlant
+import Testing
+
+@Suite struct FullSessions {
+    /// The whole GB/T 18487.1 Annex B / GB/T 27930 sequence, in order, on the default board.
+    @Test func sim60kwTwentyToEighty() throws {
+        let run = try Run("sim-60kw")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.faults.isEmpty)
+        #expect(run.phases == [.unplugged, .connecting, .connected, .locking, .auxPower, .handshake, .insulationCheck,
+                               .identification, .parameterExchange, .precharge, .charging, .stopping, .statistics,
+                               .weldingCheck, .unlocking, .finished, .unplugged])
+        #expect((s.socEnd ?? 0) >= 80 && (s.socEnd ?? 100) < 80.5)
+        // 60 % of 60 kWh at the gun, plus the battery's I²R losses.
+        #expect(s.energyKWh > 36 && s.energyKWh < 38.5, "energy \(s.energyKWh)")
+        #expect(s.peakPowerKW > 58 && s.peakPowerKW <= 60.6)
+        #expect(s.durationS > 30 * 60 && s.durationS < 50 * 60)
+    }
+
+    @Test func dual360kwOneCar() throws {
+        let run = try Run("sim-dual-360kw", cars: [0: try car("capacity=80kWh,soc=20,target=80,max-voltage=900V,max-current=250A")])
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.peakPowerKW > 180 && s.peakPowerKW <= 255)
+    }
+
+    /// Two cars share 12 modules under the 300 kW grid connection: the station limit binds and is honoured.
+    @Test func dual360kwTwoCarsShareTheGrid() throws {
+        let c = try car("capacity=100kWh,soc=10,target=80,max-voltage=900V,max-current=250A")
+        var c2 = c
+        c2.plugAt = .s(30)
+        let run = try Run("sim-dual-360kw", cars: [0: c, 1: c2])
+        run.until(600)
+        #expect(run.sim.phase(0) == .charging && run.sim.phase(1) == .charging)
+        let o = run.sim.outputs
+        #expect(o.guns[0].binding == .station || o.guns[1].binding == .station || o.guns[0].binding == .modules)
+        #expect(run.maxStationPower <= Watts.kW(300) * 1.02)
+        let p0 = run.sim.plant.guns[0].vehicleSide * run.sim.plant.guns[0].current
+        let p1 = run.sim.plant.guns[1].vehicleSide * run.sim.plant.guns[1].current
+        #expect((p0 + p1) > .kW(280), "the station's connection is used")
+        #expect((p0 - p1).magnitude < .kW(40), "fair share: \(p0.kilowatts) vs \(p1.kilowatts) kW")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.sessionsCompleted == 2)
+    }
+
+    /// Liquid-cooled 800 A gun: the connector's derating curve binds part of the session.
+    @Test func hpc480kwUsesThermalDerating() throws {
+        let run = try Run("sim-hpc-480kw", cars: [0: try car("capacity=100kWh,soc=20,target=80,max-voltage=900V,max-current=700A")])
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.peakPowerKW > 450 && s.peakPowerKW <= 490)
+        let thermal = s.limitShare.first { $0.0 == "thermal" }?.1 ?? 0
+        #expect(thermal > 0.02, "thermal derating bound \(thermal * 100) % of the time")
+        #expect(s.maxGunTemperature > 60 && s.maxGunTemperature < 95)
+    }
+
+    @Test func mcs1mwTruck() throws {
+        let run = try Run("sim-mcs-1mw", cars: [0: try car("capacity=600kWh,soc=20,target=80,max-voltage=1100V,max-current=1400A")])
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.peakPowerKW > 900 && s.peakPowerKW <= 1020)
+        #expect(s.energyKWh > 355)
+    }
+
+    /// An 800 V car on a 1000 V charger (IEC rule: test voltage 1.1 × car max, within the gun's range).
+    @Test func eightHundredVoltCar() throws {
+        let run = try Run("sim-dual-360kw", cars: [0: try car("capacity=90kWh,soc=30,target=60,max-voltage=850V,max-current=250A")])
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(run.sim.state.sessions[0].testVoltage == Volts(850), "GB/T rule on this gun: min(BHM, rated)")
+    }
+
+    /// Same board, car and injections → the same result, bit for bit in the figures.
+    @Test func deterministicReplay() throws {
+        func once() throws -> String {
+            let run = try Run("sim-60kw", cars: [0: try car("capacity=40kWh,soc=50,target=60")], inject: ["module-fail=1@100s"])
+            let s = run.toEnd()
+            return s.json
+        }
+        #expect(try once() == once())
+    }
+}
+
+@Suite struct ModulePool {
+    /// A module fails mid-session: it is logged (derate), the gun is re-served by what remains and the
+    /// session still ends normally.
+    @Test func moduleFailsMidSession() throws {
+        let run = try Run("sim-60kw", inject: ["module-fail=1@200s"])
+        run.until(199)
+        let before = run.sim.plant.guns[0].vehicleSide * run.current
+        run.until(205)
+        let after = run.sim.plant.guns[0].vehicleSide * run.current
+        #expect(run.sim.phase(0) == .charging, "no stop for a lost module")
+        #expect(before > .kW(55))
+        #expect(after < .kW(31) && after > .kW(25), "derated to one 30 kW module: \(after.kilowatts) kW")
+        #expect(run.sim.outputs.guns[0].binding == .modules)
+        #expect(!run.sim.outputs.modules[1].enabled, "the failed module is off")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.faults.map(\.code) == [.moduleFault])
+        #expect(s.faults[0].reaction == .derate && s.faults[0].module == 1)
+    }
+
+    /// On the shared station a failed module is replaced from the pool.
+    @Test func poolReplacesAFailedModule() throws {
+        let run = try Run("sim-dual-360kw", cars: [0: try car("capacity=80kWh,soc=20,target=80,max-voltage=900V,max-current=250A")],
+                          inject: ["module-fail=0@120s"])
+        run.until(119)
+        let before = run.current
+        run.until(130)
+        #expect(run.sim.phase(0) == .charging)
+        #expect((run.current - before).magnitude < Amps(5), "still served at full current: \(before.value) → \(run.current.value) A")
+        #expect(run.sim.state.modules[0].assigned == -1)
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+    }
+}
