@@ -47,7 +47,8 @@ extension Simulation {
         return line
     }
 
-    public func summary(timedOut: Bool) -> SessionSummary {
+    /// `continuous`: the run had no session limit, so a car still charging at the end is no failure.
+    public func summary(timedOut: Bool, continuous: Bool = false) -> SessionSummary {
         var kwh = 0.0, peak = 0.0, maxT = -100.0
         var socStart: Double? = nil, socEnd: Double? = nil
         var completed = 0
@@ -60,7 +61,7 @@ extension Simulation {
             if socStart == nil { socStart = reports[g].socStart }
             if socEnd == nil { socEnd = reports[g].socEnd }
             completed += reports[g].completedSessions
-            if plant.guns[g].car != nil && !reports[g].endedNormally { normal = false }
+            if plant.guns[g].car != nil && !reports[g].endedNormally && !continuous { normal = false }
             for (k, v) in reports[g].limitSourceTime { share[k, default: 0] += v }
         }
         let total = share.values.reduce(0, +)

@@ -105,11 +105,11 @@ struct Chargerd: ParsableCommand {
                     next.plugAt = (sim.now - .zero) + .seconds(arrivalInterval)
                     sim.plant.attach(car: next, gun: g)
                 }
-                print(sim.summary(timedOut: false).text)
+                print("chargerd: car served (\(sim.summary(timedOut: false, continuous: true).sessionsCompleted) sessions so far); next car in \(fmt(arrivalInterval, 0)) s")
             }
         }
         for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
-        let summary = sim.summary(timedOut: timedOut)
+        let summary = sim.summary(timedOut: timedOut, continuous: continuous)
         print(summary.text, terminator: "")
         if json { print(summary.json) }
         fflush(nil)

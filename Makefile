@@ -1,0 +1,51 @@
+# DC charger controller. `make run` and `make test` work on a fresh Debian machine with Swift:
+# they install what is missing (apt-get) and do nothing more on a second call.
+SWIFT ?= swift
+BOARD ?= Boards/sim-60kw.toml
+SPEED ?= 60
+
+.PHONY: deps build run test test-swift test-cli bench-session clean
+
+deps:
+	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
+	@missing=""; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	dpkg -s libstdc++-12-dev >/dev/null 2>&1 || [ -n "$$(ls /usr/lib/gcc/x86_64-linux-gnu/*/libstdc++.so 2>/dev/null)" ] || missing="$$missing libstdc++-12-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --product chargerd
+
+# One simulated session on the default board, at 60x (about 40 s for a 37-minute 20->80 % charge).
+run: build
+	.build/release/chargerd --board $(BOARD) --speed $(SPEED) --status-interval 60
+
+# Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
+test: deps test-swift test-cli
+
+test-swift:
+	$(SWIFT) build -c release --build-tests
+	$(SWIFT) test -c release --skip-build
+
+test-cli: build
+	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards
+
+# A benchmark, not a test: wall time of whole sessions in virtual time on each board (release).
+bench-session: build
+	@for b in sim-60kw sim-dual-360kw sim-hpc-480kw sim-mcs-1mw; do \
+	  case $$b in sim-60kw) car='capacity=60kWh,soc=20,target=80,max-voltage=500V';; \
+	    sim-mcs-1mw) car='capacity=600kWh,soc=20,target=80,max-voltage=1100V,max-current=1400A';; \
+	    sim-hpc-480kw) car='capacity=100kWh,soc=20,target=80,max-voltage=900V,max-current=700A';; \
+	    *) car='capacity=80kWh,soc=20,target=80,max-voltage=900V,max-current=250A';; esac; \
+	  start=$$(date +%s.%N); \
+	  .build/release/chargerd --board Boards/$$b.toml --car "$$car" --json --status-interval 0 | tail -n 1 > /tmp/bench-$$b.json; \
+	  end=$$(date +%s.%N); \
+	  python3 -c "import json,sys; d=json.load(open('/tmp/bench-$$b.json')); w=$$end-$$start; print(f'{\"$$b\":16} simulated {d[\"duration_s\"]:8.1f} s  wall {w:6.2f} s  {d[\"duration_s\"]/w:7.0f}x real time  ({d[\"duration_s\"]*1000/w/1e6:5.2f} M cycles/s)')"; \
+	done
+
+clean:
+	rm -rf .build

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The chargerd command-line contract (README "chargerd contract"), checked on the built binary:
+# exit codes, the JSON summary on the last line, and clear errors for bad input.
+set -u
+bin=${1:-.build/release/chargerd}
+boards=${2:-Boards}
+pass=0; fail=0
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+check() { # name, condition-result
+    if [ "$2" = 0 ]; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1"; fi
+}
+json() { tail -n 1 "$1" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); $2"; }
+
+# 1. A default session: exit 0, JSON last line with the contract's keys.
+"$bin" --board "$boards/sim-60kw.toml" --json --status-interval 600 >"$tmp/ok.out" 2>"$tmp/ok.err"; rc=$?
+check "default session exits 0" $([ $rc = 0 ]; echo $?)
+json "$tmp/ok.out" "assert d['end_state']=='completed' and d['faults']==[] and 36<d['energy_kwh']<38.5 and d['duration_s']>1800 and 55<d['peak_power_kw']<=60.6, d" 2>/dev/null
+check "JSON summary: energy_kwh, duration_s, peak_power_kw, end_state, faults" $?
+grep -q "gun0 charging" "$tmp/ok.out"; check "status lines name the state" $?
+grep -q "limit .*(gun-rating)" "$tmp/ok.out"; check "status lines name the binding limit source" $?
+
+# 2. An injected fault: non-zero exit, the fault named with code, time and reaction.
+"$bin" --board "$boards/sim-60kw.toml" --json --inject estop@120s >"$tmp/f.out" 2>"$tmp/f.err"; rc=$?
+check "faulted session exits 1" $([ $rc = 1 ]; echo $?)
+json "$tmp/f.out" "f=d['faults'][0]; assert d['end_state']=='faulted' and f['code']=='E01-estop' and f['at_s']==120.0 and f['reaction']=='emergency-shutdown', d" 2>/dev/null
+check "JSON faults list code, time and reaction" $?
+grep -q "E01-estop" "$tmp/f.err"; check "stderr names the fault" $?
+
+# 3. Several injections and a custom car.
+"$bin" --board "$boards/sim-60kw.toml" --json --car 'capacity=40kWh,soc=50,target=60,max-voltage=500V' --inject module-fail=1@60s >"$tmp/m.out" 2>&1; rc=$?
+check "module failure derates, session still ends normally" $([ $rc = 0 ]; echo $?)
+json "$tmp/m.out" "assert d['faults'][0]['code']=='E22-module-fault' and d['faults'][0]['reaction']=='derate' and d['soc_end']>=60, d" 2>/dev/null
+check "derate fault listed" $?
+
+# 4. Bad input is refused with exit 2 and a message naming what was wrong.
+printf '[board]\nname = "x"\nkind = "sim"\ngrid_limit = "80 kW"\nbogus = 1\n' > "$tmp/bad.toml"
+"$bin" --board "$tmp/bad.toml" >/dev/null 2>"$tmp/b.err"; rc=$?
+check "bad board file exits 2" $([ $rc = 2 ]; echo $?)
+grep -q "bad.toml: board.bogus: unknown key" "$tmp/b.err"; check "board error names file, key and why" $?
+"$bin" --board /nonexistent.toml >/dev/null 2>"$tmp/n.err"; rc=$?
+check "missing board file exits 2 with its path" $([ $rc = 2 ] && grep -q "/nonexistent.toml" "$tmp/n.err"; echo $?)
+"$bin" --board "$boards/sim-60kw.toml" --car 'soc=90,target=80' >/dev/null 2>"$tmp/c.err"; rc=$?
+check "impossible car refused" $([ $rc = 2 ] && grep -q "target" "$tmp/c.err"; echo $?)
+"$bin" --board "$boards/sim-60kw.toml" --inject 'estop@soon' >/dev/null 2>"$tmp/i.err"; rc=$?
+check "bad injection time refused" $([ $rc = 2 ] && grep -q "estop@soon" "$tmp/i.err"; echo $?)
+"$bin" --board "$boards/sim-60kw.toml" --inject 'setpoint=-5kW@10s' >/dev/null 2>"$tmp/s.err"; rc=$?
+check "out-of-range setpoint refused" $([ $rc = 2 ] && grep -q "out of range" "$tmp/s.err"; echo $?)
+"$bin" --board "$boards/sim-60kw.toml" --speed fast >/dev/null 2>"$tmp/sp.err"; rc=$?
+check "bad speed refused" $([ $rc = 2 ] && grep -q "speed" "$tmp/sp.err"; echo $?)
+
+# 5. Continuous mode: waits for cars; serves several in a row, stops at --max-time.
+"$bin" --board "$boards/sim-60kw.toml" --continuous --car 'capacity=20kWh,soc=50,target=60' --arrival-interval 60 --max-time 2400 --json --status-interval 0 >"$tmp/k.out" 2>&1; rc=$?
+check "continuous mode exits 0" $([ $rc = 0 ]; echo $?)
+json "$tmp/k.out" "assert d['sessions_completed']>=3, d['sessions_completed']" 2>/dev/null
+check "continuous mode serves car after car" $?
+
+echo "chargerd contract: $pass passed, $fail failed"
+[ "$fail" = 0 ]
