@@ -2,12 +2,6 @@
 // DC charger controller: pure control core, hardware abstraction, simulated board, runtime, chargerd.
 import PackageDescription
 
-// The simulator's class-held plant state is accessed millions of times per simulated hour; dynamic
-// exclusivity checks cost a quarter of a cycle (perf, sim-60kw session). Release builds of the
-// simulator and runtime drop them; debug builds (the tests) keep them. The control core never needs
-// them: it is value types only, checked statically.
-let simulatorSpeed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-
 let package = Package(
     name: "dc-charger",
     platforms: [.macOS(.v15)],
@@ -31,10 +25,9 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The mocked board: a physical plant + simulated car behind the HAL protocols.
-        .target(name: "SimPlant", dependencies: ["ChargerCore", "ChargerHAL"], swiftSettings: simulatorSpeed),
+        .target(name: "SimPlant", dependencies: ["ChargerCore", "ChargerHAL"]),
         // Cycle driver, virtual clock, invariants, reporting.
-        .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant"],
-                swiftSettings: simulatorSpeed),
+        .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant"]),
         .executableTarget(name: "chargerd", dependencies: [
             "ChargerRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -10,6 +10,10 @@ public struct ModuleSlot: Sendable {
     public var assigned: Int8 = -1
     /// Commanded off, waiting for zero current before its relay may move.
     public var releasing = false
+    /// The last current this module was commanded (what a silent module keeps delivering).
+    public var lastCommand: Amps = .zero
+    /// When the module was last heard of, once it has gone silent.
+    public var silentSince: Instant? = nil
     public init() {}
 }
 
@@ -149,9 +153,15 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
 
     // 5. Module pool.
     allocateModules(&s, &inp, &spec, demands, vop)
+    // A silent module keeps running on its last command until its own timeout switches it off
+    // (standards.md "Rectifier modules": 10–20 s): count that current as delivered and out of our hands.
+    var uncontrolled = GunArray<Amps>(repeating: .zero)
+    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && isUncontrolled(s.modules[m], now, spec) {
+        uncontrolled[Int(s.modules[m].assigned)] += s.modules[m].lastCommand
+    }
     for g in 0..<spec.gunCount {
         guard demands[g].needsPower else { continue }
-        var cap = Amps.zero
+        var cap = uncontrolled[g]
         for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && !s.modules[m].releasing
             && s.station.moduleLatched[m].isEmpty {
             cap += spec.modules[m].currentCapability(at: vop[g])
@@ -197,10 +207,11 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
             if demands[g].needsPower && n > 0 {
                 mo.enabled = true
                 mo.voltage = demands[g].voltage
-                mo.current = out.guns[g].currentSetpoint / Double(n)
+                mo.current = max(.zero, out.guns[g].currentSetpoint - uncontrolled[g]) / Double(n)
             }
         }
         out.modules[m] = mo
+        if !isUncontrolled(slot, now, spec) { s.modules[m].lastCommand = mo.enabled ? mo.current : .zero }
     }
 
     // 7. The arbiter: latched faults win over everything the session asked for.
@@ -264,6 +275,13 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     }
 }
 
+/// A silent module still within its own switch-off time: it may be delivering its last command.
+@_noAllocation @_noLocks
+func isUncontrolled(_ slot: ModuleSlot, _ now: Instant, _ spec: borrowing StationSpec) -> Bool {
+    guard let since = slot.silentSince else { return false }
+    return now - since < spec.moduleSelfOffTime && slot.lastCommand > .zero
+}
+
 @_noAllocation @_noLocks
 func recordCommand(_ s: inout StationState, _ g: Int, _ close: Bool, _ now: Instant) {
     if close != s.safety[g].k1k2Commanded {
@@ -282,11 +300,19 @@ func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec
     // Releasing modules become free once their output current is zero ("move a module only when its
     // current is zero"); unhealthy modules are released the same way.
     for m in 0..<spec.moduleCount {
+        if now - inp.modules[m].seenAt > spec.moduleCommTimeout {
+            if s.modules[m].silentSince == nil { s.modules[m].silentSince = inp.modules[m].seenAt }
+        } else { s.modules[m].silentSince = nil }
         let healthy = s.station.moduleLatched[m].bits == 0
-        if s.modules[m].assigned >= 0 && !healthy { s.modules[m].releasing = true }
-        if s.modules[m].releasing && inp.modules[m].outputCurrent.magnitude < Amps(0.5) {
+        let uncontrolled = isUncontrolled(s.modules[m], now, spec)
+        // A silent module stays on its gun (its relay must not open under load) until it has switched
+        // itself off; a faulted one that still talks is released like any surplus module.
+        if s.modules[m].assigned >= 0 && !healthy && !uncontrolled { s.modules[m].releasing = true }
+        let zeroCurrent = s.modules[m].silentSince != nil ? !uncontrolled : inp.modules[m].outputCurrent.magnitude < Amps(0.5)
+        if s.modules[m].releasing && zeroCurrent {
             s.modules[m].assigned = -1
             s.modules[m].releasing = false
+            s.modules[m].lastCommand = .zero
         }
     }
     var tick = now - s.lastAllocation >= spec.allocationPeriod

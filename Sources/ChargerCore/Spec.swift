@@ -106,6 +106,9 @@ public struct StationSpec: Sendable {
     /// A module silent for this long is lost (board file; modules themselves switch off after 10–20 s,
     /// standards.md "Rectifier modules").
     public var moduleCommTimeout: Duration
+    /// How long a module that lost its controller may go on delivering its last command before it
+    /// switches itself off (board file; standards.md "Rectifier modules": most switch off after 10–20 s).
+    public var moduleSelfOffTime: Duration
     /// Meter and IMD silence limits (board file).
     public var meterCommTimeout: Duration
     public var imdCommTimeout: Duration
@@ -115,7 +118,7 @@ public struct StationSpec: Sendable {
     public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: Duration = .ms(1),
                 contactorCloseTimeout: Duration = .ms(200), contactorOpenTimeout: Duration = .ms(200),
                 moduleCommTimeout: Duration = .s(1), meterCommTimeout: Duration = .s(2), imdCommTimeout: Duration = .s(2),
-                allocationPeriod: Duration = .ms(500)) {
+                allocationPeriod: Duration = .ms(500), moduleSelfOffTime: Duration = .s(20)) {
         precondition(guns.count >= 1 && guns.count <= Capacity.guns, "gun count out of range")
         precondition(modules.count >= 1 && modules.count <= Capacity.modules, "module count out of range")
         gunCount = guns.count
@@ -128,5 +131,6 @@ public struct StationSpec: Sendable {
         self.contactorCloseTimeout = contactorCloseTimeout; self.contactorOpenTimeout = contactorOpenTimeout
         self.moduleCommTimeout = moduleCommTimeout; self.meterCommTimeout = meterCommTimeout
         self.imdCommTimeout = imdCommTimeout; self.allocationPeriod = allocationPeriod
+        self.moduleSelfOffTime = moduleSelfOffTime
     }
 }

@@ -236,6 +236,15 @@ public final class Simulation {
                 violate(g, "power-above-rating", "\(fmt((gi.meterVoltage * gi.meterCurrent).kilowatts, 1)) kW > \(fmt(gs.ratedPower.kilowatts, 0)) kW")
             }
         }
+        // A module's matrix relay moves only when its current is zero (the plant's module current).
+        for m in 0..<spec.moduleCount where f.outputs.modules[m].gun != f.previousModuleGun[m] {
+            let i = plant.modules[m].current
+            if i > Amps(0.5) {
+                violate(Int(max(f.previousModuleGun[m], 0)), "module-moved-under-load",
+                        "module \(m) switched from gun \(f.previousModuleGun[m]) to \(f.outputs.modules[m].gun) at \(fmt(i.value, 1)) A")
+            }
+        }
+        for m in 0..<spec.moduleCount { f.previousModuleGun[m] = f.outputs.modules[m].gun }
         if stationPower > spec.gridLimit * 1.02 + Watts(1000) {
             violate(0, "station-above-grid-limit", "\(fmt(stationPower.kilowatts, 1)) kW > \(fmt(spec.gridLimit.kilowatts, 0)) kW")
         }
@@ -308,6 +317,7 @@ public struct ControlFrame: Sendable {
     public var inputs = StationInputs()
     public var outputs = StationOutputs()
     public var wasClosed = GunArray<Bool>(repeating: false)
+    public var previousModuleGun = ModuleArray<Int8>(repeating: -1)
     public init(spec: StationSpec) { self.spec = spec }
 }
 

@@ -24,6 +24,8 @@ public struct PlantParameters: Sendable, Equatable {
     /// IMD: measurement refresh period and self-test duration.
     public var imdPeriod: Duration = .ms(500)
     public var imdSelfTestTime: Duration = .s(2)
+    /// A module that stops hearing from the controller switches itself off after this long.
+    public var moduleSelfOffAfter: Duration = .s(15)
     public init() {}
 }
 
@@ -125,7 +127,10 @@ public final class Plant {
     public func advance(by dt: Duration) {
         now = now + dt
         let h = dt.seconds
-        for m in modules.indices where !modules[m].silent { modules[m].seenAt = now }
+        for m in modules.indices {
+            if !modules[m].silent { modules[m].seenAt = now }
+            else if now - modules[m].seenAt >= params.moduleSelfOffAfter { modules[m].enabled = false }
+        }
         for g in guns.indices { advanceGun(&guns[g], g, h) }
     }
 

@@ -127,4 +127,26 @@ import Testing
         expectNoViolations(run)
         #expect(s.endState == .completed)
     }
+
+    /// A module that loses its controller keeps running on its last command until its own timeout
+    /// (10–20 s): it must stay on its gun and count as delivering, so no replacement pushes the station
+    /// over its grid connection (found by the station invariant).
+    @Test func silentModuleIsNotReplacedWhileItMayRun() throws {
+        let c = try car("capacity=100kWh,soc=10,target=80,max-voltage=900V")
+        var c2 = c
+        c2.plugAt = .s(300)
+        let run = try Run("sim-dual-360kw", cars: [0: c, 1: c2], inject: ["module-silent=7@900s"])
+        run.until(899)
+        let gun = run.sim.state.modules[7].assigned
+        #expect(gun >= 0)
+        run.until(910)
+        #expect(run.sim.state.modules[7].assigned == gun, "kept on its gun while it may still be running")
+        #expect(run.sim.state.faults(gun: Int(gun)).contains(.moduleCommLost) || run.sim.state.station.moduleLatched[7].contains(.moduleCommLost))
+        run.until(930)
+        #expect(run.sim.state.modules[7].assigned == -1, "released after the module's own switch-off time")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(run.maxStationPower <= Watts.kW(300) * 1.02)
+    }
 }
