@@ -73,7 +73,8 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     var demands = GunArray<SessionDemand>(repeating: SessionDemand())
     for g in 0..<spec.gunCount {
         out.guns[g] = GunOutputs()
-        let blocking = s.faults(gun: g).strongestReaction
+        // Fields read directly: a method call on the 12 KB state would copy it.
+        let blocking = (s.safety[g].latched | s.station.latched).strongestReaction
         let blocked = blocking != nil && blocking! >= .refuse
         var d = SessionDemand()
         if let f = s.sessions[g].advance(now: now, input: inp.guns[g], gun: spec.guns[g], blocked: blocked,
@@ -217,7 +218,7 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     // 7. The arbiter: latched faults win over everything the session asked for.
     for g in 0..<spec.gunCount {
         let gi = inp.guns[g]
-        guard let reaction = s.faults(gun: g).strongestReaction else {
+        guard let reaction = (s.safety[g].latched | s.station.latched).strongestReaction else {
             s.safety[g].shutdownSince = nil
             recordCommand(&s, g, out.guns[g].closeK1K2, now)
             continue

@@ -188,6 +188,8 @@ public struct FaultLog: Sendable {
     /// Sequence number of the newest record (0 = none yet).
     public private(set) var lastSequence: UInt64 = 0
     public private(set) var overwritten: UInt64 = 0
+    /// Counts records marked cleared, so a reader knows when to refresh what it copied.
+    public private(set) var clearings: UInt64 = 0
     public init() {}
 
     @inlinable public var count: Int { lastSequence < 128 ? Int(lastSequence) : 128 }
@@ -215,7 +217,7 @@ public struct FaultLog: Sendable {
             let r = records[slot]
             let same = module >= 0 ? (r.code == code && r.module == module) : (r.code == code && r.gun == gun && r.module < 0)
             if same {
-                if records[slot].clearedAt == nil { records[slot].clearedAt = at }
+                if records[slot].clearedAt == nil { records[slot].clearedAt = at; clearings &+= 1 }
                 return
             }
             s -= 1; n += 1

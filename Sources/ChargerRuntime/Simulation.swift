@@ -33,6 +33,10 @@ public struct GunReport: Sendable {
 public final class Simulation {
     public let board: Board
     public let spec: StationSpec
+    /// Scalars of the spec read every cycle (reading them through `spec` would load all 4 KB of it).
+    let gunCount: Int
+    let moduleCount: Int
+    let period: Duration
     public let plant: Plant
     let devices: BoardDevices
     /// The per-cycle data, kept in one value and accessed in place (no snapshot copies per cycle).
@@ -53,11 +57,15 @@ public final class Simulation {
     var pendingStop: [Bool]
     var faultLatchedAt: [Instant?]
     var lastPhase: [SessionPhase]
+    var seenClearings: UInt64 = 0
 
     public init(board: Board, cars: [Int: CarProfile], injections: [ScheduledInjection] = []) {
         precondition(board.plant != nil, "a simulation needs a board with a [plant] model")
         self.board = board
         spec = board.spec
+        gunCount = board.spec.gunCount
+        moduleCount = board.spec.moduleCount
+        period = board.spec.period
         plant = Plant(spec: board.spec, params: board.plant!)
         devices = plant.devices()
         frame = ControlFrame(spec: board.spec)
@@ -68,7 +76,7 @@ public final class Simulation {
         pendingStop = Array(repeating: false, count: board.spec.gunCount)
         faultLatchedAt = Array(repeating: nil, count: board.spec.gunCount)
         lastPhase = Array(repeating: .unplugged, count: board.spec.gunCount)
-        for (g, car) in cars where g < spec.gunCount { plant.attach(car: car, gun: g) }
+        for (g, car) in cars where g < gunCount { plant.attach(car: car, gun: g) }
     }
 
     public var now: Instant { plant.now }
@@ -86,7 +94,7 @@ public final class Simulation {
         applyDueInjections()
         Self.sampleStepApply(&frame, devices: devices, now: plant.now, stationSetpoint: stationSetpoint,
                              gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop)
-        for g in 0..<spec.gunCount {
+        for g in 0..<gunCount {
             if pendingReset[g] { pendingReset[g] = false }
             if pendingStop[g] && frame.state.sessions[g].phase != .charging { pendingStop[g] = false }
         }
@@ -94,7 +102,7 @@ public final class Simulation {
         checkInvariants(&frame)
         account(&frame)
         observer?(self)
-        plant.advance(by: spec.period)
+        plant.advance(by: period)
     }
 
     static func sampleStepApply(_ f: inout ControlFrame, devices: BoardDevices, now: Instant,
@@ -114,9 +122,9 @@ public final class Simulation {
     /// Sample → step → apply on storage passed by address, so no snapshot is copied on the way.
     static func stepInPlace(spec: inout StationSpec, state: inout StationState, inputs: inout StationInputs,
                             outputs: inout StationOutputs, devices: BoardDevices) {
-        devices.sample(into: &inputs, spec: spec)
+        devices.sample(into: &inputs, spec: &spec)
         controlStep(&state, &inputs, &spec, &outputs)
-        devices.apply(outputs, spec: spec)
+        devices.apply(&outputs, spec: &spec)
     }
 
     /// Runs cycles until `until` returns true or `limit` of virtual time has passed.
@@ -155,7 +163,8 @@ public final class Simulation {
     }
 
     func drainFaults() {
-        guard frame.state.log.lastSequence > UInt64(faults.count) || faults.contains(where: { $0.clearedAt == nil }) else { return }
+        guard frame.state.log.lastSequence > UInt64(faults.count) || frame.state.log.clearings != seenClearings else { return }
+        seenClearings = frame.state.log.clearings
         let log = frame.state.log
         let have = UInt64(faults.count)
         if log.lastSequence > have {
@@ -178,12 +187,12 @@ public final class Simulation {
     /// What must hold every cycle (TigerBeetle-style assertions on the simulated station).
     func checkInvariants(_ f: inout ControlFrame) {
         var stationPower = Watts.zero
-        for g in 0..<spec.gunCount {
-            let gs = spec.guns[g]
+        for g in 0..<gunCount {
+            let gs = f.spec.guns[g]
             let gi = GunView(f.inputs.guns[g])
             let o = OutputView(f.outputs.guns[g])
             let was = f.wasClosed[g]
-            let faults = f.state.faults(gun: g)
+            let faults = f.state.safety[g].latched | f.state.station.latched
             let reaction = faults.strongestReaction
             let isEmergency = reaction == .emergency
             if plant.guns[g].forcedVoltage == nil && plant.guns[g].forcedCurrent == nil { stationPower += plant.guns[g].vehicleSide * plant.guns[g].current }
@@ -199,7 +208,7 @@ public final class Simulation {
             // Emergency: modules off and K1/K2 open in the same cycle.
             if isEmergency {
                 if o.closeK1K2 { violate(g, "emergency-opens-at-once", "K1/K2 commanded closed under \(faults.codes.map(\.name))") }
-                for m in 0..<spec.moduleCount where f.outputs.modules[m].gun == Int8(g) && f.outputs.modules[m].enabled {
+                for m in 0..<moduleCount where f.outputs.modules[m].gun == Int8(g) && f.outputs.modules[m].enabled {
                     violate(g, "emergency-modules-off", "module \(m) enabled under an emergency")
                 }
             }
@@ -237,21 +246,21 @@ public final class Simulation {
             }
         }
         // A module's matrix relay moves only when its current is zero (the plant's module current).
-        for m in 0..<spec.moduleCount where f.outputs.modules[m].gun != f.previousModuleGun[m] {
+        for m in 0..<moduleCount where f.outputs.modules[m].gun != f.previousModuleGun[m] {
             let i = plant.modules[m].current
             if i > Amps(0.5) {
                 violate(Int(max(f.previousModuleGun[m], 0)), "module-moved-under-load",
                         "module \(m) switched from gun \(f.previousModuleGun[m]) to \(f.outputs.modules[m].gun) at \(fmt(i.value, 1)) A")
             }
         }
-        for m in 0..<spec.moduleCount { f.previousModuleGun[m] = f.outputs.modules[m].gun }
-        if stationPower > spec.gridLimit * 1.02 + Watts(1000) {
-            violate(0, "station-above-grid-limit", "\(fmt(stationPower.kilowatts, 1)) kW > \(fmt(spec.gridLimit.kilowatts, 0)) kW")
+        for m in 0..<moduleCount { f.previousModuleGun[m] = f.outputs.modules[m].gun }
+        if stationPower > f.spec.gridLimit * 1.02 + Watts(1000) {
+            violate(0, "station-above-grid-limit", "\(fmt(stationPower.kilowatts, 1)) kW > \(fmt(f.spec.gridLimit.kilowatts, 0)) kW")
         }
     }
 
     func account(_ f: inout ControlFrame) {
-        for g in 0..<spec.gunCount {
+        for g in 0..<gunCount {
             let gi = GunView(f.inputs.guns[g])
             let p = gi.meterVoltage * gi.meterCurrent
             let phase = f.state.sessions[g].phase
@@ -269,7 +278,7 @@ public final class Simulation {
             }
             if phase == .charging {
                 if reports[g].chargingStarted == nil { reports[g].chargingStarted = plant.now }
-                reports[g].limitSourceTime[f.outputs.guns[g].binding, default: 0] += spec.period.seconds
+                reports[g].limitSourceTime[f.outputs.guns[g].binding, default: 0] += period.seconds
             }
             if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {
                 reports[g].endedNormally = true
@@ -293,7 +302,7 @@ public final class Simulation {
 
     /// True once every car has come, been served (or refused) and gone.
     public var allCarsGone: Bool {
-        for g in 0..<spec.gunCount {
+        for g in 0..<gunCount {
             guard let car = plant.guns[g].car else { continue }
             if !car.done { return false }
             let p = frame.state.sessions[g].phase

@@ -120,23 +120,33 @@ public final class Plant {
         modules = Array(repeating: SimModule(), count: spec.moduleCount)
     }
 
+    /// Reads gun `g` in place (one access, no copy of the gun's state).
+    @inline(__always)
+    public func withGun(_ g: Int, _ body: (inout SimGun) -> Void) { body(&guns[g]) }
+
     /// Plugs a car into gun `g` (it arrives at `profile.plugAt`).
     public func attach(car: CarProfile, gun g: Int) { guns[g].car = SimCar(profile: car) }
 
-    /// Advances the physics by `dt` to `now + dt`.
+    /// Advances the physics by `dt` to `now + dt`. The arrays are moved into locals for the update
+    /// (an O(1) move): the per-element work then needs no dynamic exclusivity checks.
     public func advance(by dt: Duration) {
         now = now + dt
         let h = dt.seconds
-        for m in modules.indices {
-            if !modules[m].silent { modules[m].seenAt = now }
-            else if now - modules[m].seenAt >= params.moduleSelfOffAfter { modules[m].enabled = false }
+        var ms = modules; modules = []
+        var gs = guns; guns = []
+        let now = self.now, params = self.params
+        for m in ms.indices {
+            if !ms[m].silent { ms[m].seenAt = now }
+            else if now - ms[m].seenAt >= params.moduleSelfOffAfter { ms[m].enabled = false }
         }
-        for g in guns.indices { advanceGun(&guns[g], g, h) }
+        for g in gs.indices { Self.advanceGun(&gs[g], g, h, &ms, now: now, params: params, gun: spec.guns[g]) }
+        modules = ms
+        guns = gs
     }
 
     /// One gun's physics, on the gun's storage in place.
-    private func advanceGun(_ gun: inout SimGun, _ g: Int, _ h: Double) {
-        let gs = spec.guns[g]
+    private static func advanceGun(_ gun: inout SimGun, _ g: Int, _ h: Double, _ modules: inout [SimModule],
+                                   now: Instant, params: PlantParameters, gun gs: GunSpec) {
         gun.k1.advance(now: now); gun.k2.advance(now: now); gun.k3k4.advance(now: now)
         if gun.lockCommanded != gun.locked && now >= gun.lockChangeAt && !gun.lockJammed { gun.locked = gun.lockCommanded }
 
@@ -326,17 +336,18 @@ public final class SimFrontEnd: GunFrontEnd {
     let plant: Plant
     public init(_ plant: Plant) { self.plant = plant }
     public func sample(gun g: Int, into i: inout GunInputs) {
-        let p = plant.guns[g]
-        i.cc1 = p.cc1Override ?? p.car?.cc1 ?? Standard.cc1Unplugged
-        i.lockConfirmed = p.locked
-        i.k1Closed = p.k1.closed
-        i.k2Closed = p.k2.closed
-        i.k3k4Closed = p.k3k4.closed
-        i.chargerSideVoltage = p.chargerSide
-        i.vehicleSideVoltage = p.vehicleSide
-        i.gunTemperature = p.temperature + p.temperatureOffset
-        i.groundFaultTrip = p.groundFault
-        i.peContinuity = !p.peLost
+        plant.withGun(g) { p in
+            i.cc1 = p.cc1Override ?? p.car?.cc1 ?? Standard.cc1Unplugged
+            i.lockConfirmed = p.locked
+            i.k1Closed = p.k1.closed
+            i.k2Closed = p.k2.closed
+            i.k3k4Closed = p.k3k4.closed
+            i.chargerSideVoltage = p.chargerSide
+            i.vehicleSideVoltage = p.vehicleSide
+            i.gunTemperature = p.temperature + p.temperatureOffset
+            i.groundFaultTrip = p.groundFault
+            i.peContinuity = !p.peLost
+        }
     }
     public func apply(gun g: Int, _ o: GunOutputs) {
         let now = plant.now
@@ -376,7 +387,7 @@ public final class SimModuleBus: PowerModuleBus {
             ms[m].seenAt = p.seenAt
         }
     }
-    public func apply(_ ms: ModuleArray<ModuleOutputs>, count: Int) {
+    public func apply(_ ms: borrowing ModuleArray<ModuleOutputs>, count: Int) {
         for m in 0..<count where !plant.modules[m].silent {
             let o = ms[m]
             plant.modules[m].enabled = o.enabled
@@ -391,13 +402,14 @@ public final class SimMeter: EnergyMeter {
     let plant: Plant
     public init(_ plant: Plant) { self.plant = plant }
     public func sample(gun g: Int, into i: inout GunInputs) {
-        let p = plant.guns[g]
-        guard !p.meterSilent else { return }
-        i.meterVoltage = p.vehicleSide
-        i.meterCurrent = p.current
-        // The meter's register resolution is 0.001 kWh.
-        i.meterEnergy = WattHours((p.energy.value).rounded(.down))
-        i.meterSeenAt = p.meterSeenAt
+        plant.withGun(g) { p in
+            guard !p.meterSilent else { return }
+            i.meterVoltage = p.vehicleSide
+            i.meterCurrent = p.current
+            // The meter's register resolution is 0.001 kWh.
+            i.meterEnergy = WattHours((p.energy.value).rounded(.down))
+            i.meterSeenAt = p.meterSeenAt
+        }
     }
 }
 
@@ -405,13 +417,14 @@ public final class SimIMD: InsulationMonitor {
     let plant: Plant
     public init(_ plant: Plant) { self.plant = plant }
     public func sample(gun g: Int, into i: inout GunInputs) {
-        let p = plant.guns[g]
+        plant.withGun(g) { p in
         guard !p.imdSilent else { return }
         i.insulation = p.imdReading
         // The simulated IMD reports through its reading; its alarm relay is not modelled separately.
         i.imdAlarm = false
         i.imdSelfTest = p.imdSelfTest
         i.imdSeenAt = p.imdSeenAt
+        }
     }
     public func apply(gun g: Int, enable: Bool, selfTest: Bool) {
         plant.guns[g].imdEnabled = enable
