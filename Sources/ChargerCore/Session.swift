@@ -393,7 +393,16 @@ extension GunSession {
             if input.vehicleSideVoltage >= Standard.insulationPreCheckMaxVoltage {
                 return SessionFault(.outputVoltageBeforeCheck, input.vehicleSideVoltage.value)
             }
-            enterStep(.closing, now)
+            // Our own side too, or K1/K2 would close across the difference (a retried handshake finds
+            // the output only below 60 V from the previous check): bleed it, within the discharge time.
+            if input.chargerSideVoltage >= Standard.insulationPreCheckMaxVoltage {
+                out.discharge = true
+                if inStep > Standard.dischargeTime {
+                    return SessionFault(.insulationCheckTimeout, input.chargerSideVoltage.value)
+                }
+            } else {
+                enterStep(.closing, now)
+            }
         case .closing:
             out.closeK1K2 = true
             if input.k1Closed && input.k2Closed { enterStep(.raising, now) }

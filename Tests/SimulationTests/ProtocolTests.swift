@@ -1,0 +1,99 @@
+// GB/T 27930 behaviour beyond the happy path, limits from the grid, and the demand ramp.
+import ChargerCore
+import ChargerRuntime
+import SimPlant
+import Testing
+
+@Suite struct ProtocolAndLimits {
+    /// BSM "charging allowed" 00 pauses output with the contactors closed; 01 resumes.
+    @Test func bsmPauseAndResume() throws {
+        let run = try charging(["bms-pause@100s", "bms-resume@160s"])
+        run.until(101)
+        #expect(run.current < Amps(1), "paused: \(run.current.value) A")
+        #expect(run.sim.phase(0) == .charging)
+        #expect(run.k1k2Closed, "a pause keeps K1/K2 closed")
+        run.until(170)
+        #expect(run.current > Amps(100), "resumed")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+    }
+
+    /// "a pause over 10 min ends the session" — normally, without a fault.
+    @Test func pauseOverTenMinutesEndsTheSession() throws {
+        let run = try charging(["bms-pause@100s"])
+        run.until(100 + 599)
+        #expect(run.sim.phase(0) == .charging)
+        run.until(100 + 602)
+        #expect(run.sim.phase(0) != .charging)
+        #expect(run.sim.state.sessions[0].stopReason == .pauseTooLong)
+        let s = run.toEnd(limit: .s(60))
+        expectNoViolations(run)
+        #expect(s.endState == .completed && s.faults.isEmpty)
+    }
+
+    /// "Current demand changes are followed at ≥ 20 A/s": the board's 50 A/s ramp, not faster.
+    @Test func rampFollowsTheBoardRate() throws {
+        let run = try Run("sim-60kw")
+        let start = try #require(run.until(limit: .s(60)) { $0.phase(0) == .charging })
+        run.sim.run(for: .s(1))
+        let i1 = run.current
+        #expect(i1 > Amps(40) && i1 <= Amps(51), "after 1 s at 50 A/s: \(i1.value) A")
+        run.sim.run(for: .s(3))
+        #expect(run.current > Amps(140), "at the gun's limit after about 3 s")
+        _ = start
+        expectNoViolations(run)
+    }
+
+    /// The orderly-charging setpoint is a plain input: a station cap applies at once and binds.
+    @Test func gridSetpointCapsAtOnce() throws {
+        let run = try charging(["setpoint=30kW@100s", "setpoint=none@200s"])
+        run.until(100.2)
+        let p = run.sim.plant.guns[0].vehicleSide * run.current
+        #expect(p <= Watts.kW(30) * 1.01, "\(p.kilowatts) kW")
+        #expect(run.sim.outputs.guns[0].binding == .gridSetpoint)
+        run.until(210)
+        #expect(run.sim.plant.guns[0].vehicleSide * run.current > .kW(55), "cap lifted")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+    }
+
+    /// A per-gun setpoint of 0 W holds the gun at zero current without stopping the session.
+    @Test func gunSetpointZeroHoldsAtZero() throws {
+        let run = try charging(["gun-setpoint=0kW@100s", "gun-setpoint=none@130s"])
+        run.until(101)
+        #expect(run.current < Amps(1))
+        #expect(run.sim.phase(0) == .charging)
+        run.until(140)
+        #expect(run.current > Amps(100))
+        expectNoViolations(run)
+    }
+
+    /// "handshake retried 3 times": a car that stops answering after the cable check is given three
+    /// attempts, then the session ends with a communication fault; nothing was energised for charging.
+    @Test func handshakeRetriedThreeTimes() throws {
+        // Silent from the middle of the first cable check: BRM never comes.
+        let run = try Run("sim-60kw", inject: ["bms-silent@5s"])
+        let s = run.toEnd(limit: .s(200))
+        expectNoViolations(run)
+        #expect(s.endState == .faulted)
+        let f = try #require(s.faults.first)
+        #expect(f.code == .vehicleCommTimeout)
+        #expect(run.phases.filter { $0 == .handshake }.count == 3, "three handshake attempts: \(run.phases.map(\.name))")
+        #expect(!run.phases.contains(.charging))
+        #expect(s.energyKWh < 0.01)
+    }
+
+    /// A BMS whose reported battery voltage is off by more than 5 % is refused before precharge.
+    @Test func batteryVoltageMismatchRefused() throws {
+        var c = CarProfile()
+        c.reportedVoltageOffset = Volts(40)
+        let run = try Run("sim-60kw", cars: [0: c])
+        let s = run.toEnd(limit: .s(120))
+        expectNoViolations(run)
+        #expect(s.faults.first?.code == .vehicleVoltageMismatch)
+        #expect(s.faults.first?.reaction == .refuse)
+        #expect(!run.phases.contains(.precharge))
+    }
+}
