@@ -103,6 +103,8 @@ public struct SimModule: Sendable {
 public final class Plant {
     public let spec: StationSpec
     public let params: PlantParameters
+    /// Each module's envelope (from the board file).
+    let moduleSpecs: [ModuleSpec]
     public private(set) var now: Instant = .zero
     public var guns: [SimGun]
     public var modules: [SimModule]
@@ -113,6 +115,7 @@ public final class Plant {
     public init(spec: StationSpec, params: PlantParameters) {
         self.spec = spec
         self.params = params
+        moduleSpecs = (0..<spec.moduleCount).map { spec.modules[$0] }
         var g = SimGun()
         g.temperature = params.ambient
         g.insulation = params.insulation
@@ -139,14 +142,16 @@ public final class Plant {
             if !ms[m].silent { ms[m].seenAt = now }
             else if now - ms[m].seenAt >= params.moduleSelfOffAfter { ms[m].enabled = false }
         }
-        for g in gs.indices { Self.advanceGun(&gs[g], g, h, &ms, now: now, params: params, gun: spec.guns[g]) }
+        for g in gs.indices {
+            Self.advanceGun(&gs[g], g, h, &ms, now: now, params: params, gun: spec.guns[g], moduleSpecs: moduleSpecs)
+        }
         modules = ms
         guns = gs
     }
 
     /// One gun's physics, on the gun's storage in place.
     private static func advanceGun(_ gun: inout SimGun, _ g: Int, _ h: Double, _ modules: inout [SimModule],
-                                   now: Instant, params: PlantParameters, gun gs: GunSpec) {
+                                   now: Instant, params: PlantParameters, gun gs: GunSpec, moduleSpecs: [ModuleSpec]) {
         gun.k1.advance(now: now); gun.k2.advance(now: now); gun.k3k4.advance(now: now)
         if gun.lockCommanded != gun.locked && now >= gun.lockChangeAt && !gun.lockJammed { gun.locked = gun.lockCommanded }
 
@@ -155,8 +160,11 @@ public final class Plant {
         var vSet = Volts.zero
         var anyOn = false
         for m in modules.indices where modules[m].gun == Int8(g) && modules[m].enabled && !modules[m].failed {
-            iSet += modules[m].currentSetpoint
-            vSet = max(vSet, modules[m].voltageSetpoint)
+            // Each module stays inside its own envelope whatever it is asked: voltage range, current
+            // limit, and constant power above the corner voltage.
+            let envelope = moduleSpecs[m]
+            iSet += min(modules[m].currentSetpoint, envelope.currentCapability(at: gun.chargerSide))
+            vSet = max(vSet, min(modules[m].voltageSetpoint, envelope.maxVoltage))
             anyOn = true
         }
         let tauBus = params.busTimeConstant.seconds
