@@ -159,8 +159,10 @@ extension StationState {
                 let bclAt = max(gi.vehicle.bcl?.at ?? start, start)
                 let bcsAt = max(gi.vehicle.bcs?.at ?? start, start)
                 if now - bclAt > Standard.bclTimeout {
+                    if !safety[g].latched.contains(.vehicleCommTimeout) { sessions[g].timedOut = .bcl }
                     raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcl.rawValue), now: now)
                 } else if now - bcsAt > Standard.bcsTimeout {
+                    if !safety[g].latched.contains(.vehicleCommTimeout) { sessions[g].timedOut = .bcs }
                     raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcs.rawValue), now: now)
                 }
             }

@@ -79,6 +79,8 @@ public struct GunSession: Sendable {
     public var pausedSince: Instant? = nil
     public var stopReason: StopReason = .none
     public var chargerInitiatedStop = false
+    /// The car message whose timeout ended the session (sent back in CEM).
+    public var timedOut: VehicleMessageKind? = nil
     /// Current command after ramping (what modules are asked for, before the arbiter).
     public var rampedCurrent: Amps = .zero
     /// Number of sessions this gun has started (handshake reached).
@@ -173,7 +175,7 @@ extension GunSession {
             if input.k3k4Closed {
                 handshakeAttempt = 1
                 sessionsStarted &+= 1
-                carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none
+                carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none; timedOut = nil
                 chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never
                 enter(.handshake, now)
             } else if inPhase > Standard.defaultMessageTimeout {
@@ -203,7 +205,6 @@ extension GunSession {
             out.imdEnable = true
             out.tx.crm = .notRecognised
             if let brm = car.brm, brm.at >= phaseSince {
-                _ = brm
                 out.tx.crm = .recognised
                 enter(.parameterExchange, now)
             } else if inPhase > Standard.defaultMessageTimeout {
@@ -344,6 +345,8 @@ extension GunSession {
             if chargingSince != .never || handshakeAttempt > 0 {
                 out.tx.cst = CST(reasons: .fault)
             }
+            // CEM names the car message that timed out (GB/T 27930 "BEM / CEM").
+            out.tx.cem = timedOut
             // Keep the gun locked while the output is live; release below 60 V.
             out.lock = input.lockConfirmed && input.vehicleSideVoltage >= Standard.unlockMaxVoltage
             out.closeK3K4 = false
@@ -377,6 +380,7 @@ extension GunSession {
             enter(.handshake, now)
             return nil
         }
+        timedOut = kind
         return SessionFault(.vehicleCommTimeout, Double(kind.rawValue))
     }
 

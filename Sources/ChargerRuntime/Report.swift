@@ -19,6 +19,8 @@ public struct SessionSummary: Sendable {
     public var faults: [FaultRecord]
     public var violations: [InvariantViolation]
     public var sessionsCompleted: Int
+    /// Why gun 0's last session stopped (vehicle-bst, operator, pause-timeout, fault, none).
+    public var stopReason: String
     public var limitShare: [(String, Double)]
 
     public var exitCode: Int32 {
@@ -79,14 +81,15 @@ extension Simulation {
         else { state = .completed }
         return SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,
                               socStart: socStart, socEnd: socEnd, maxGunTemperature: maxT, faults: faults,
-                              violations: violations, sessionsCompleted: completed, limitShare: shares)
+                              violations: violations, sessionsCompleted: completed,
+                              stopReason: frame.state.sessions[0].stopReason.name, limitShare: shares)
     }
 }
 
 extension SessionSummary {
     public var text: String {
         var s = "== session summary (\(board)) ==\n"
-        s += "end state      \(endState.rawValue)\n"
+        s += "end state      \(endState.rawValue) (stop reason: \(stopReason))\n"
         s += "energy         \(fmt(energyKWh, 3)) kWh (meter, at the gun)\n"
         s += "duration       \(fmt(durationS, 1)) s simulated (\(fmt(durationS / 60, 1)) min)\n"
         s += "peak power     \(fmt(peakPowerKW, 1)) kW\n"
@@ -130,7 +133,7 @@ extension SessionSummary {
         var o = "{\"board\":\(str(board)),\"energy_kwh\":\(num(energyKWh, 3)),\"duration_s\":\(num(durationS, 3)),"
         o += "\"peak_power_kw\":\(num(peakPowerKW, 2)),\"end_state\":\(str(endState.rawValue)),"
         o += "\"soc_start\":\(socStart.map { num($0, 2) } ?? "null"),\"soc_end\":\(socEnd.map { num($0, 2) } ?? "null"),"
-        o += "\"max_gun_temperature_c\":\(num(maxGunTemperature, 1)),\"sessions_completed\":\(sessionsCompleted),"
+        o += "\"max_gun_temperature_c\":\(num(maxGunTemperature, 1)),\"sessions_completed\":\(sessionsCompleted),\"stop_reason\":\(str(stopReason)),"
         o += "\"limit_share\":{\(shares.joined(separator: ","))},"
         o += "\"faults\":[\(fs.joined(separator: ","))],\"invariant_violations\":[\(vs.joined(separator: ","))]}"
         return o

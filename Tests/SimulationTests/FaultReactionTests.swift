@@ -168,6 +168,7 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
         #expect(open - t100 <= Standard.commTimeoutOpenWithin, "\(ms(open - t100)) ms")
         let f = try #require(run.sim.faults.first)
         #expect(f.code == .vehicleCommTimeout && f.value == Double(VehicleMessageKind.bcl.rawValue), "BCL timed out first (1 s)")
+        #expect(run.sim.outputs.guns[0].tx.cem == .bcl, "CEM names BCL")
         // 1 s after the last BCL, which came at most one BCL period before the car fell silent.
         #expect(f.raisedAt - t100 >= Standard.bclTimeout - Standard.periodBCL)
         #expect(f.raisedAt - t100 <= Standard.bclTimeout + .ms(1))
