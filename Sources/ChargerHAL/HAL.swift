@@ -19,7 +19,7 @@ public protocol StationSignals: AnyObject {
 /// The rectifier power modules and the module-to-gun matrix relays.
 public protocol PowerModuleBus: AnyObject {
     func sample(into modules: inout ModuleArray<ModuleInputs>, count: Int)
-    func apply(_ modules: borrowing ModuleArray<ModuleOutputs>, count: Int)
+    func apply(_ modules: inout ModuleArray<ModuleOutputs>, count: Int)
 }
 
 /// The DC energy meter of one gun (voltage, current, energy at 0.001 kWh resolution).
@@ -74,6 +74,6 @@ public struct BoardDevices {
             imd.apply(gun: g, enable: outputs.guns[g].imdEnable, selfTest: outputs.guns[g].imdSelfTest)
             vehicle.transmit(gun: g, outputs.guns[g].tx)
         }
-        modules.apply(outputs.modules, count: spec.moduleCount)
+        modules.apply(&outputs.modules, count: spec.moduleCount)
     }
 }

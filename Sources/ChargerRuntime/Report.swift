@@ -64,11 +64,11 @@ extension Simulation {
             if socEnd == nil { socEnd = reports[g].socEnd }
             completed += reports[g].completedSessions
             if plant.guns[g].car != nil && !reports[g].endedNormally && !continuous { normal = false }
-            for (k, v) in reports[g].limitSourceTime { share[k, default: 0] += v }
+            for k in LimitSource.allCases { share[k, default: 0] += reports[g].limitSourceTime[Int(k.rawValue)] }
         }
         let total = share.values.reduce(0, +)
         let shares = LimitSource.allCases.compactMap { s -> (String, Double)? in
-            guard let v = share[s], total > 0 else { return nil }
+            guard let v = share[s], v > 0, total > 0 else { return nil }
             return (s.name, v / total)
         }
         let state: EndState

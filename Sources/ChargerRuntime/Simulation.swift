@@ -26,7 +26,8 @@ public struct GunReport: Sendable {
     public var completedSessions = 0
     public var endedNormally = false
     public var maxTemperature = Celsius(-100)
-    public var limitSourceTime: [LimitSource: Double] = [:]
+    /// Seconds of charging during which each limit source bound, indexed by `LimitSource.rawValue`.
+    public var limitSourceTime = [Double](repeating: 0, count: LimitSource.allCases.count)
     public init() {}
 }
 
@@ -37,6 +38,7 @@ public final class Simulation {
     let gunCount: Int
     let moduleCount: Int
     let period: Duration
+    let periodSeconds: Double
     public let plant: Plant
     let devices: BoardDevices
     /// The per-cycle data, kept in one value and accessed in place (no snapshot copies per cycle).
@@ -66,6 +68,7 @@ public final class Simulation {
         gunCount = board.spec.gunCount
         moduleCount = board.spec.moduleCount
         period = board.spec.period
+        periodSeconds = board.spec.period.seconds
         plant = Plant(spec: board.spec, params: board.plant!)
         devices = plant.devices()
         frame = ControlFrame(spec: board.spec)
@@ -278,7 +281,7 @@ public final class Simulation {
             }
             if phase == .charging {
                 if reports[g].chargingStarted == nil { reports[g].chargingStarted = plant.now }
-                reports[g].limitSourceTime[f.outputs.guns[g].binding, default: 0] += period.seconds
+                reports[g].limitSourceTime[Int(f.outputs.guns[g].binding.rawValue)] += periodSeconds
             }
             if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {
                 reports[g].endedNormally = true

@@ -123,9 +123,13 @@ public final class Plant {
         modules = Array(repeating: SimModule(), count: spec.moduleCount)
     }
 
-    /// Reads gun `g` in place (one access, no copy of the gun's state).
+    /// Gun `g` in place: one exclusive access for a whole batch of reads or writes, no copy.
     @inline(__always)
     public func withGun(_ g: Int, _ body: (inout SimGun) -> Void) { body(&guns[g]) }
+
+    /// All modules in place, one exclusive access.
+    @inline(__always)
+    public func withModules(_ body: (inout [SimModule]) -> Void) { body(&modules) }
 
     /// Plugs a car into gun `g` (it arrives at `profile.plugAt`).
     public func attach(car: CarProfile, gun g: Int) { guns[g].car = SimCar(profile: car) }
@@ -360,14 +364,16 @@ public final class SimFrontEnd: GunFrontEnd {
     public func apply(gun g: Int, _ o: GunOutputs) {
         let now = plant.now
         let params = plant.params
-        plant.guns[g].k1.command(o.closeK1K2, now: now, params: params)
-        plant.guns[g].k2.command(o.closeK1K2, now: now, params: params)
-        plant.guns[g].k3k4.command(o.closeK3K4, now: now, params: params)
-        if o.lock != plant.guns[g].lockCommanded {
-            plant.guns[g].lockCommanded = o.lock
-            plant.guns[g].lockChangeAt = now + params.lockTime
+        plant.withGun(g) { gun in
+            gun.k1.command(o.closeK1K2, now: now, params: params)
+            gun.k2.command(o.closeK1K2, now: now, params: params)
+            gun.k3k4.command(o.closeK3K4, now: now, params: params)
+            if o.lock != gun.lockCommanded {
+                gun.lockCommanded = o.lock
+                gun.lockChangeAt = now + params.lockTime
+            }
+            gun.discharge = o.discharge
         }
-        plant.guns[g].discharge = o.discharge
     }
 }
 
@@ -385,23 +391,27 @@ public final class SimModuleBus: PowerModuleBus {
     let plant: Plant
     public init(_ plant: Plant) { self.plant = plant }
     public func sample(into ms: inout ModuleArray<ModuleInputs>, count: Int) {
-        for m in 0..<count {
-            let p = plant.modules[m]
-            if p.silent { continue }   // stale values, old timestamp
-            ms[m].outputCurrent = p.current
-            ms[m].outputVoltage = p.gun >= 0 ? plant.guns[Int(p.gun)].chargerSide : .zero
-            ms[m].temperature = p.temperature
-            ms[m].faulted = p.failed
-            ms[m].seenAt = p.seenAt
+        let guns = plant.guns
+        plant.withModules { modules in
+            for m in 0..<count {
+                let p = modules[m]
+                if p.silent { continue }   // stale values, old timestamp
+                ms[m].outputCurrent = p.current
+                ms[m].outputVoltage = p.gun >= 0 ? guns[Int(p.gun)].chargerSide : .zero
+                ms[m].temperature = p.temperature
+                ms[m].faulted = p.failed
+                ms[m].seenAt = p.seenAt
+            }
         }
     }
-    public func apply(_ ms: borrowing ModuleArray<ModuleOutputs>, count: Int) {
-        for m in 0..<count where !plant.modules[m].silent {
-            let o = ms[m]
-            plant.modules[m].enabled = o.enabled
-            plant.modules[m].gun = o.gun
-            plant.modules[m].voltageSetpoint = o.voltage
-            plant.modules[m].currentSetpoint = o.current
+    public func apply(_ ms: inout ModuleArray<ModuleOutputs>, count: Int) {
+        plant.withModules { modules in
+            for m in 0..<count where !modules[m].silent {
+                modules[m].enabled = ms[m].enabled
+                modules[m].gun = ms[m].gun
+                modules[m].voltageSetpoint = ms[m].voltage
+                modules[m].currentSetpoint = ms[m].current
+            }
         }
     }
 }
@@ -435,16 +445,18 @@ public final class SimIMD: InsulationMonitor {
         }
     }
     public func apply(gun g: Int, enable: Bool, selfTest: Bool) {
-        plant.guns[g].imdEnabled = enable
-        plant.guns[g].imdSelfTestCommand = selfTest
+        plant.withGun(g) { gun in
+            gun.imdEnabled = enable
+            gun.imdSelfTestCommand = selfTest
+        }
     }
 }
 
 public final class SimVehicleLink: VehicleLink {
     let plant: Plant
     public init(_ plant: Plant) { self.plant = plant }
-    public func receive(gun g: Int, into m: inout VehicleMessages) { m = plant.guns[g].rx }
-    public func transmit(gun g: Int, _ tx: ChargerMessages) { plant.guns[g].tx = tx }
+    public func receive(gun g: Int, into m: inout VehicleMessages) { plant.withGun(g) { m = $0.rx } }
+    public func transmit(gun g: Int, _ tx: ChargerMessages) { plant.withGun(g) { $0.tx = tx } }
 }
 
 extension Plant {
