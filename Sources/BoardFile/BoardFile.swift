@@ -33,6 +33,10 @@ public struct BoardFileError: Error, CustomStringConvertible, Equatable {
 public enum BoardLoader {
     /// Reads and validates the board file at `path`.
     public static func load(path: String) throws(BoardFileError) -> Board {
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+            throw BoardFileError(file: path, key: "", why: "not a regular file")
+        }
         guard let bytes = readFile(path) else {
             throw BoardFileError(file: path, key: "", why: "cannot read the file (\(String(cString: strerror(errno))))")
         }

@@ -84,6 +84,11 @@ func refusal(_ text: String) -> BoardFileError? {
         catch { #expect(error.description.contains("/nonexistent/board.toml") && error.description.contains("cannot read")) }
     }
 
+    @Test func directoryIsNotABoard() {
+        do { _ = try BoardLoader.load(path: repoRoot + "/Boards"); Issue.record("loaded a directory") }
+        catch { #expect(error.why == "not a regular file") }
+    }
+
     @Test func syntaxErrorNamesLineAndColumn() throws {
         let e = try #require(refusal("[board]\nname = \n"))
         #expect(e.file == "bad.toml")
