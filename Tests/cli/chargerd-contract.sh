@@ -55,5 +55,5 @@ check "continuous mode exits 0" $([ $rc = 0 ]; echo $?)
 json "$tmp/k.out" "assert d['sessions_completed']>=3, d['sessions_completed']" 2>/dev/null
 check "continuous mode serves car after car" $?
 
-echo "chargerd contract: $pass passed, $fail failed"
+echo "contract: $pass passed, $fail failed"
 [ "$fail" = 0 ]
