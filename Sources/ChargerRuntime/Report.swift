@@ -21,6 +21,9 @@ public struct SessionSummary: Sendable {
     public var sessionsCompleted: Int
     /// Why gun 0's last session stopped (vehicle-bst, operator, pause-timeout, fault, none).
     public var stopReason: String
+    /// Gun 0's cable-check result in Ω/V, and whether it fell in GB/T's warning band (100–500 Ω/V).
+    public var insulationOhmPerVolt: Double?
+    public var insulationWarning: Bool
     public var limitShare: [(String, Double)]
 
     public var exitCode: Int32 {
@@ -82,7 +85,10 @@ extension Simulation {
         return SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,
                               socStart: socStart, socEnd: socEnd, maxGunTemperature: maxT, faults: faults,
                               violations: violations, sessionsCompleted: completed,
-                              stopReason: frame.state.sessions[0].stopReason.name, limitShare: shares)
+                              stopReason: frame.state.sessions[0].stopReason.name,
+                              insulationOhmPerVolt: frame.state.sessions[0].insulationMeasured.value > 0
+                                  ? frame.state.sessions[0].insulationMeasured.value : nil,
+                              insulationWarning: frame.state.sessions[0].insulationWarning, limitShare: shares)
     }
 }
 
@@ -95,6 +101,9 @@ extension SessionSummary {
         s += "peak power     \(fmt(peakPowerKW, 1)) kW\n"
         if let a = socStart, let b = socEnd { s += "SOC            \(fmt(a, 1)) % → \(fmt(b, 1)) %\n" }
         s += "gun max temp   \(fmt(maxGunTemperature, 1)) °C\n"
+        if let r = insulationOhmPerVolt {
+            s += "insulation     \(r.isFinite ? fmt(r, 0) : "inf") Ω/V at the cable check\(insulationWarning ? " — WARNING band (100–500 Ω/V), charging allowed" : "")\n"
+        }
         if !limitShare.isEmpty {
             s += "limit in force " + limitShare.map { "\($0.0) \(fmt($0.1 * 100, 0)) %" }.joined(separator: ", ") + " of charging time\n"
         }
@@ -133,7 +142,7 @@ extension SessionSummary {
         var o = "{\"board\":\(str(board)),\"energy_kwh\":\(num(energyKWh, 3)),\"duration_s\":\(num(durationS, 3)),"
         o += "\"peak_power_kw\":\(num(peakPowerKW, 2)),\"end_state\":\(str(endState.rawValue)),"
         o += "\"soc_start\":\(socStart.map { num($0, 2) } ?? "null"),\"soc_end\":\(socEnd.map { num($0, 2) } ?? "null"),"
-        o += "\"max_gun_temperature_c\":\(num(maxGunTemperature, 1)),\"sessions_completed\":\(sessionsCompleted),\"stop_reason\":\(str(stopReason)),"
+        o += "\"max_gun_temperature_c\":\(num(maxGunTemperature, 1)),\"sessions_completed\":\(sessionsCompleted),\"stop_reason\":\(str(stopReason)),\"insulation_ohm_per_v\":\(insulationOhmPerVolt.map { num($0, 0) } ?? "null"),\"insulation_warning\":\(insulationWarning),"
         o += "\"limit_share\":{\(shares.joined(separator: ","))},"
         o += "\"faults\":[\(fs.joined(separator: ","))],\"invariant_violations\":[\(vs.joined(separator: ","))]}"
         return o

@@ -96,4 +96,16 @@ import Testing
         #expect(s.faults.first?.reaction == .refuse)
         #expect(!run.phases.contains(.precharge))
     }
+
+    /// GB/T 18487.1: 100 < R ≤ 500 Ω/V is a warning, charging allowed (IEC drops the band).
+    @Test func insulationWarningBandChargesAndIsReported() throws {
+        // 150 kΩ at the 500 V test voltage = 300 Ω/V.
+        let run = try Run("sim-60kw", cars: [0: try car("capacity=30kWh,soc=70,target=75")], inject: ["insulation=150kOhm@1s"])
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.insulationWarning)
+        #expect(s.insulationOhmPerVolt == 300)
+        #expect(s.json.contains("\"insulation_warning\":true"))
+    }
 }
