@@ -93,7 +93,7 @@ public enum BoardLoader {
         for g in gunTables {
             try r.onlyKeys(g, ["rated_power", "max_voltage", "min_voltage", "max_current", "connector_current", "cooling",
                                "derating_start", "derating_end", "trip_temperature", "ramp_up", "stop_ramp",
-                               "over_current_factor", "insulation_rule", "lock_timeout"])
+                               "over_current_factor", "insulation_rule", "lock_timeout", "ground_detector_self_test"])
             let maxV = try r.voltage(g, "max_voltage", range: Volts(50)...Volts(1500))
             let minV = try r.voltage(g, "min_voltage", range: Volts(50)...Volts(1500))
             guard minV < maxV else { throw r.error(g, "min_voltage", "\(minV.value) V must be below max_voltage (\(maxV.value) V)") }
@@ -122,9 +122,11 @@ public enum BoardLoader {
                 throw r.error(g, "insulation_rule", "'\(ruleText)' is not one of gbt, iec")
             }
             let lockTimeout = try r.duration(g, "lock_timeout", default: .s(2), range: .ms(100)...(.s(10)))
+            let groundTest = try r.optionalBool(g, "ground_detector_self_test") ?? false
             guns.append(GunSpec(ratedPower: power, maxVoltage: maxV, minVoltage: minV, maxCurrent: maxI, connectorCurrent: connI,
                                 cooling: cooling, deratingStart: dStart, deratingEnd: dEnd, tripTemperature: trip,
-                                rampUp: up, stopRamp: stop, overCurrentFactor: ocf, insulationRule: rule, lockTimeout: lockTimeout))
+                                rampUp: up, stopRamp: stop, overCurrentFactor: ocf, insulationRule: rule, lockTimeout: lockTimeout,
+                                groundDetectorSelfTest: groundTest))
         }
 
         let moduleGroups = try r.arrayOfTables(top, "modules")
@@ -264,6 +266,12 @@ struct Reader {
         guard let v = s.table[k] else { return nil }
         guard let str = v.string else { throw error(s, k, "must be a string, found \(v.type)") }
         return str
+    }
+
+    func optionalBool(_ s: Section, _ k: String) throws(BoardFileError) -> Bool? {
+        guard let v = s.table[k] else { return nil }
+        guard let b = v.bool else { throw error(s, k, "must be true or false, found \(v.type)") }
+        return b
     }
 
     func optionalNumber(_ s: Section, _ k: String) throws(BoardFileError) -> Double? {

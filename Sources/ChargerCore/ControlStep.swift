@@ -274,6 +274,7 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         }
         recordCommand(&s, g, out.guns[g].closeK1K2, now)
     }
+    for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
 }
 
 /// A silent module still within its own switch-off time: it may be delivering its last command.

@@ -51,6 +51,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
     case mainsLost
     case escalatedToEmergency
     case controlLoopOverrun
+    case groundDetectorSelfTestFailed
 
     /// Reaction class, from standards.md "Fault reactions" (row named on each line).
     public var reaction: Reaction {
@@ -84,6 +85,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .mainsLost: .emergency                // "AC mains lost | output below 60 V within 1 s, no automatic resume"
         case .escalatedToEmergency: .emergency     // "error shutdown not done after 2.5 s → emergency"
         case .controlLoopOverrun: .emergency
+        case .groundDetectorSelfTestFailed: .refuse   // no session without a working earth-fault detector
         }
     }
 
@@ -119,6 +121,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .mainsLost: "E27-mains-lost"
         case .escalatedToEmergency: "E28-shutdown-escalated"
         case .controlLoopOverrun: "E29-loop-overrun"
+        case .groundDetectorSelfTestFailed: "E30-rcd-selftest"
         }
     }
 

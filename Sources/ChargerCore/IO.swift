@@ -34,6 +34,8 @@ public struct GunInputs: Sendable {
     public var imdSeenAt: Instant = .never
     /// Residual current device or 6 mA DC fault detector trip input.
     public var groundFaultTrip = false
+    /// The detector's self-test progress (devices that support one).
+    public var groundDetectorTest: SelfTestState = .idle
     /// Protective earth continuity monitor: true = continuity good.
     public var peContinuity = true
     /// Latest car messages on this gun's link.
@@ -98,6 +100,8 @@ public struct GunOutputs: Sendable {
     public var lamp: Lamp = .available
     public var imdEnable = false
     public var imdSelfTest = false
+    /// Ask the ground-fault detector to test itself (it trips its own relay while it does).
+    public var groundDetectorTest = false
     public var tx = ChargerMessages()
     // What the step decided, for status, logs and invariants.
     public var voltageSetpoint: Volts = .zero

@@ -16,6 +16,8 @@ public struct GunSafety: Sendable {
     /// Previous cycle's K1/K2 command and when it last changed.
     public var k1k2Commanded = false
     public var k1k2ChangedAt: Instant = .zero
+    /// Previous cycle's ground-detector self-test command.
+    public var groundTestCommanded = false
     public init() {}
 }
 
@@ -86,7 +88,12 @@ extension StationState {
             safety[g].active = .empty
             let energised = safety[g].k1k2Commanded || gi.k1Closed || gi.k2Closed
 
-            if gi.groundFaultTrip { raise(.groundFault, gun: g, value: 1, now: now) }
+            // A detector testing itself trips its own relay: that trip is the test, not a fault, as long
+            // as the test was commanded, nothing is energised, and the device says the test is running
+            // or has just passed.
+            let selfTesting = safety[g].groundTestCommanded && !energised
+                && (gi.groundDetectorTest == .running || gi.groundDetectorTest == .passed)
+            if gi.groundFaultTrip && !selfTesting { raise(.groundFault, gun: g, value: 1, now: now) }
             if !gi.peContinuity { raise(.protectiveEarthLost, gun: g, value: 0, now: now) }
             if gi.gunTemperature > gs.tripTemperature { raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, now: now) }
 

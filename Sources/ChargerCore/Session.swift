@@ -165,8 +165,19 @@ extension GunSession {
         case .locking:
             out.lamp = .busy
             out.lock = true
-            if input.lockConfirmed { enter(.auxPower, now) }
-            else if inPhase > gun.lockTimeout { fault = SessionFault(.lockFailure, inPhase.seconds) }
+            if input.lockConfirmed {
+                // The earth-fault detector tests itself before any voltage is applied (where it can).
+                if gun.groundDetectorSelfTest && input.groundDetectorTest != .passed {
+                    out.groundDetectorTest = true
+                    if input.groundDetectorTest == .failed {
+                        fault = SessionFault(.groundDetectorSelfTestFailed, 0)
+                    } else if inPhase > gun.lockTimeout + Standard.groundDetectorSelfTestTimeout {
+                        fault = SessionFault(.groundDetectorSelfTestFailed, inPhase.seconds)
+                    }
+                } else {
+                    enter(.auxPower, now)
+                }
+            } else if inPhase > gun.lockTimeout { fault = SessionFault(.lockFailure, inPhase.seconds) }
 
         case .auxPower:
             out.lamp = .busy

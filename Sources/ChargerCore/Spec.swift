@@ -50,16 +50,19 @@ public struct GunSpec: Sendable, Equatable {
     public var insulationRule: InsulationRule
     /// Lock feedback must confirm within this time (board file; vendor lock motors take 0.3–1 s).
     public var lockTimeout: Duration
+    /// The RCD / 6 mA DC fault detector can self-test (board file): tested before each session.
+    public var groundDetectorSelfTest: Bool
 
     public init(ratedPower: Watts, maxVoltage: Volts, minVoltage: Volts, maxCurrent: Amps, connectorCurrent: Amps,
                 cooling: Cooling, deratingStart: Celsius, deratingEnd: Celsius, tripTemperature: Celsius,
                 rampUp: AmpsPerSecond, stopRamp: AmpsPerSecond, overCurrentFactor: Double = 1.1,
-                insulationRule: InsulationRule = .gbt, lockTimeout: Duration = .s(2)) {
+                insulationRule: InsulationRule = .gbt, lockTimeout: Duration = .s(2), groundDetectorSelfTest: Bool = false) {
         self.ratedPower = ratedPower; self.maxVoltage = maxVoltage; self.minVoltage = minVoltage
         self.maxCurrent = maxCurrent; self.connectorCurrent = connectorCurrent; self.cooling = cooling
         self.deratingStart = deratingStart; self.deratingEnd = deratingEnd; self.tripTemperature = tripTemperature
         self.rampUp = rampUp; self.stopRamp = stopRamp; self.overCurrentFactor = overCurrentFactor
         self.insulationRule = insulationRule; self.lockTimeout = lockTimeout
+        self.groundDetectorSelfTest = groundDetectorSelfTest
     }
 
     public static let placeholder = GunSpec(ratedPower: .zero, maxVoltage: .zero, minVoltage: .zero, maxCurrent: .zero,

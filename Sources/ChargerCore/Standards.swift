@@ -43,6 +43,12 @@ public enum Standard {
     /// asymmetric-fault response is ≤ 1 s per "Typical IMD" in the same section).
     public static let insulationSettleTime = Duration.ms(1500)
 
+    // MARK: Residual current / earth — standards.md "Residual current / earth"
+    /// "Self-test the detector before each session where the device supports it." The time allowed for
+    /// the device to report is not in the standards we read (unconfirmed): 5 s, a vendor figure
+    /// (RDC-DD self-tests take about 100–500 ms).
+    public static let groundDetectorSelfTestTimeout = Duration.s(5)
+
     // MARK: Precharge and contactors — standards.md "Precharge and contactors"
     /// "within ±5 % of the value the car reported (BCP)"
     public static let prechargeBatteryVoltageTolerance = 0.05

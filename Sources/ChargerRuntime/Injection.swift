@@ -32,7 +32,7 @@ public struct InjectionError: Error, CustomStringConvertible {
 
 public enum InjectionParser {
     public static let names = [
-        "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "pe-loss",
+        "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "rcd-selftest-fail", "pe-loss",
         "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
         "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "latch",
         "bms-silent", "bms-stop", "bms-pause", "bms-resume", "reset", "stop", "setpoint=P", "gun-setpoint=P",
@@ -86,6 +86,7 @@ public enum InjectionParser {
         case "mains-loss": action = .plant(.mains(false))
         case "mains-restore": action = .plant(.mains(true))
         case "rcd-trip", "ground-fault": action = .plant(.groundFault(gun: gun))
+        case "rcd-selftest-fail": action = .plant(.groundDetectorSelfTestFails(gun: gun))
         case "pe-loss": action = .plant(.peLoss(gun: gun))
         case "insulation":
             let r = try quantity(["ohm": 1, "kohm": 1e3, "mohm": 1e6, "ω": 1, "kω": 1e3, "mω": 1e6], "resistance")

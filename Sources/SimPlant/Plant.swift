@@ -73,6 +73,11 @@ public struct SimGun: Sendable {
     public var imdSeenAt: Instant = .never
     var imdNextAt: Instant = .zero
     public var groundFault = false
+    /// The earth-fault detector's self-test: a working one trips its relay for the test's duration.
+    public var groundTest: SelfTestState = .idle
+    var groundTestCommand = false
+    var groundTestAt: Instant = .never
+    public var groundTestFails = false
     public var peLost = false
     public var cc1Override: Volts? = nil
     /// A runaway module holding the bus at this voltage (over-voltage injection).
@@ -276,6 +281,13 @@ public final class Plant {
             }
         }
 
+        // Earth-fault detector self-test (200 ms; a failing detector never trips).
+        if gun.groundTestCommand && gun.groundTest == .idle { gun.groundTest = .running; gun.groundTestAt = now }
+        if gun.groundTest == .running && now - gun.groundTestAt >= .ms(200) {
+            gun.groundTest = gun.groundTestFails ? .failed : .passed
+        }
+        if !gun.groundTestCommand && gun.groundTest != .running { gun.groundTest = .idle }
+
         // The car's BMS.
         if var car = gun.car {
             car.powered = gun.k3k4.closed && car.plug == .connected
@@ -292,6 +304,7 @@ public final class Plant {
         case door(Bool)
         case mains(Bool)
         case groundFault(gun: Int)
+        case groundDetectorSelfTestFails(gun: Int)
         case peLoss(gun: Int)
         case insulation(gun: Int, Ohms)
         case imdSelfTestFails(gun: Int)
@@ -318,6 +331,7 @@ public final class Plant {
         case .door(let open): doorOpen = open
         case .mains(let present): mainsPresent = present
         case .groundFault(let g): guns[g].groundFault = true
+        case .groundDetectorSelfTestFails(let g): guns[g].groundTestFails = true
         case .peLoss(let g): guns[g].peLost = true
         case .insulation(let g, let r): guns[g].insulation = r
         case .imdSelfTestFails(let g): guns[g].imdSelfTestFails = true
@@ -343,7 +357,7 @@ public final class Plant {
     public func clearInjections() {
         emergencyStop = false; doorOpen = false; mainsPresent = true
         for g in guns.indices {
-            guns[g].groundFault = false; guns[g].peLost = false; guns[g].insulation = params.insulation
+            guns[g].groundFault = false; guns[g].groundTestFails = false; guns[g].peLost = false; guns[g].insulation = params.insulation
             guns[g].imdSelfTestFails = false; guns[g].imdSilent = false; guns[g].meterSilent = false
             guns[g].temperatureOffset = Celsius(0); guns[g].forcedVoltage = nil; guns[g].forcedCurrent = nil; guns[g].cc1Override = nil
             guns[g].lockJammed = false
@@ -367,7 +381,8 @@ public final class SimFrontEnd: GunFrontEnd {
             i.chargerSideVoltage = p.chargerSide
             i.vehicleSideVoltage = p.vehicleSide
             i.gunTemperature = p.temperature + p.temperatureOffset
-            i.groundFaultTrip = p.groundFault
+            i.groundFaultTrip = p.groundFault || (p.groundTest == .running && !p.groundTestFails)
+            i.groundDetectorTest = p.groundTest
             i.peContinuity = !p.peLost
         }
     }
@@ -383,6 +398,7 @@ public final class SimFrontEnd: GunFrontEnd {
                 gun.lockChangeAt = now + params.lockTime
             }
             gun.discharge = o.discharge
+            gun.groundTestCommand = o.groundDetectorTest
         }
     }
 }

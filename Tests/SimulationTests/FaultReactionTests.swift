@@ -236,7 +236,7 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
     }
 
     @Test(arguments: [("imd-selftest-fail@1s", FaultCode.imdSelfTestFailed), ("fail-close=K2@1s", .contactorFailedToClose),
-                      ("lock-jam@1s", .lockFailure), ("meter-silent@100s", .meterCommLost), ("imd-silent@100s", .imdCommLost),
+                      ("lock-jam@1s", .lockFailure), ("rcd-selftest-fail@1s", .groundDetectorSelfTestFailed), ("meter-silent@100s", .meterCommLost), ("imd-silent@100s", .imdCommLost),
                       ("overheat=+80C@100s", .gunOverTemperature)])
     func otherFaultsEndTheSessionSafely(inject: String, code: FaultCode) throws {
         let run = try Run("sim-60kw", inject: [inject])
@@ -261,5 +261,22 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
         expectNoViolations(run)
         #expect(s.sessionsCompleted == 1)
         #expect(run.sim.phase(0) == .unplugged)
+    }
+
+    /// The earth-fault detector tests itself before every session; its own trip during the test is not
+    /// a ground fault, and nothing is energised before it has passed.
+    @Test func groundDetectorSelfTestBeforeEachSession() throws {
+        let run = try Run("sim-60kw")
+        var tested = false, energisedBeforeTest = false
+        run.sim.observer = { [unowned run] s in
+            run.record(s)
+            if s.outputs.guns[0].groundDetectorTest { tested = true }
+            if !tested && (s.outputs.guns[0].closeK3K4 || s.outputs.guns[0].closeK1K2) { energisedBeforeTest = true }
+        }
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(tested)
+        #expect(!energisedBeforeTest)
+        #expect(s.endState == .completed && s.faults.isEmpty, "the test's own trip is no ground fault")
     }
 }
