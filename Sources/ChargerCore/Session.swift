@@ -316,8 +316,11 @@ extension GunSession {
             out.closeK1K2 = !open
             if open {
                 demand.needsPower = false
-                out.discharge = true
-                if !input.k1Closed && !input.k2Closed { enter(.statistics, now) }
+                // Bleed the output only once the mirror contacts confirm the battery is disconnected.
+                if !input.k1Closed && !input.k2Closed {
+                    out.discharge = true
+                    enter(.statistics, now)
+                }
             }
 
         case .statistics:
@@ -360,7 +363,8 @@ extension GunSession {
             out.tx.cem = timedOut
             // Keep the gun locked while the output is live; release below 60 V.
             out.lock = input.lockConfirmed && input.vehicleSideVoltage >= Standard.unlockMaxVoltage
-            out.closeK3K4 = false
+            // The BMS keeps its auxiliary supply until K1/K2 are open (an error shutdown ramps first).
+            out.closeK3K4 = input.k1Closed || input.k2Closed
             if !blocked {
                 handshakeAttempt = 0
                 // No automatic resume: a cleared fault waits for the plug to come out.
