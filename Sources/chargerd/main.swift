@@ -5,6 +5,7 @@ import BoardFile
 import ChargerCore
 import ChargerRuntime
 import SimPlant
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,7 +21,10 @@ struct Chargerd: ParsableCommand {
         """)
 
     @Option(name: .long, help: "Board file (Boards/*.toml).")
-    var board: String
+    var board: String?
+
+    @Flag(name: .long, help: "List every fault code with its reaction class, and exit.")
+    var listFaults = false
 
     @Option(name: .long, help: "Car on gun 0: 'capacity=60kWh,soc=20,target=80,max-voltage=500V[,max-current=250A][,plug-at=2s]'.")
     var car: String?
@@ -50,6 +54,14 @@ struct Chargerd: ParsableCommand {
     var arrivalInterval: Double = 600
 
     mutating func run() throws {
+        if listFaults {
+            for code in FaultCode.allCases {
+                let scope = code.isStationWide ? "station" : "gun"
+                print("\(code.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(code.reaction.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(scope)")
+            }
+            return
+        }
+        guard let board else { fail("--board FILE is required (see --help)") }
         let loaded: Board
         do { loaded = try BoardLoader.load(path: board) } catch {
             fail("board file: \(error)")

@@ -55,5 +55,16 @@ check "continuous mode exits 0" $([ $rc = 0 ]; echo $?)
 json "$tmp/k.out" "assert d['sessions_completed']>=3, d['sessions_completed']" 2>/dev/null
 check "continuous mode serves car after car" $?
 
+# 6. Continuous mode stops cleanly on SIGINT with its summary.
+"$bin" --board "$boards/sim-60kw.toml" --continuous --speed 600 --json --status-interval 0 >"$tmp/sig.out" 2>&1 &
+pid=$!; sleep 2; kill -INT $pid; wait $pid; rc=$?
+check "continuous mode stops on SIGINT with exit 0" $([ $rc = 0 ]; echo $?)
+json "$tmp/sig.out" "assert d['faults']==[] and d['duration_s']>100, d" 2>/dev/null
+check "and prints its summary" $?
+
+# 7. The fault codes a technician sees, with their reaction class.
+"$bin" --list-faults >"$tmp/lf.out"; rc=$?
+check "--list-faults" $([ $rc = 0 ] && grep -q "^E01-estop .*emergency-shutdown .*station" "$tmp/lf.out" && grep -q "^E05-insulation .*error-shutdown" "$tmp/lf.out"; echo $?)
+
 echo "contract: $pass passed, $fail failed"
 [ "$fail" = 0 ]
