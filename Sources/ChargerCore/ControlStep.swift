@@ -79,7 +79,12 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         var d = SessionDemand()
         if let f = s.sessions[g].advance(now: now, input: inp.guns[g], gun: spec.guns[g], blocked: blocked,
                                          out: &out.guns[g], demand: &d) {
-            s.raise(f.code, gun: g, value: f.value, now: now)
+            if f.latch {
+                s.raise(f.code, gun: g, value: f.value, now: now)
+            } else {
+                s.log.append(code: f.code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: f.value,
+                             reaction: .reconnect)
+            }
         }
         demands[g] = d
     }

@@ -4,6 +4,9 @@
 public enum Reaction: UInt8, Sendable, Comparable {
     /// No stop: the gun continues at reduced capability (a module lost, re-allocated).
     case derate
+    /// Controlled stop, then the protocol's own reconnection (GB/T 27930: a car timeout while charging is
+    /// retried; the third in a row ends the session). Logged, not latched.
+    case reconnect
     /// The session may not start / go on, nothing is energised (refusal before energy flows).
     case refuse
     /// Ramp to ≤ 5 A, then open K1/K2; escalate to emergency after 2.5 s.
@@ -14,6 +17,7 @@ public enum Reaction: UInt8, Sendable, Comparable {
     public var name: String {
         switch self {
         case .derate: "derate"
+        case .reconnect: "stop-and-reconnect"
         case .refuse: "refuse"
         case .errorShutdown: "error-shutdown"
         case .emergency: "emergency-shutdown"
@@ -197,12 +201,13 @@ public struct FaultLog: Sendable {
 
     @inlinable public var count: Int { lastSequence < 128 ? Int(lastSequence) : 128 }
 
-    public mutating func append(code: FaultCode, gun: Int8, module: Int8, at: Instant, value: Double) {
+    public mutating func append(code: FaultCode, gun: Int8, module: Int8, at: Instant, value: Double,
+                                reaction: Reaction? = nil) {
         lastSequence &+= 1
         if lastSequence > 128 { overwritten &+= 1 }
         let slot = Int((lastSequence &- 1) % 128)
         records[slot] = FaultRecord(sequence: lastSequence, code: code, gun: gun, module: module, raisedAt: at,
-                                    reaction: code.reaction, value: value)
+                                    reaction: reaction ?? code.reaction, value: value)
     }
 
     /// Record with this sequence number, if still in the ring.

@@ -160,17 +160,14 @@ extension StationState {
                 if now - since >= Standard.cc1FaultDebounce { raise(.cc1OutOfBand, gun: g, value: gi.cc1.value, now: now) }
             } else { safety[g].cc1BadSince = nil }
 
-            // Car messages while charging: BCL 1 s, BCS 5 s.
-            if phase == .charging {
+            // Backstop for the car's silence, independent of the session's own 1 s / 5 s handling and
+            // reconnection: energised with no BCL for the standard's 10 s bound latches the fault.
+            if energised && (phase == .charging || phase == .stopping) {
                 let start = sessions[g].chargingSince
                 let bclAt = max(gi.vehicle.bcl?.at ?? start, start)
-                let bcsAt = max(gi.vehicle.bcs?.at ?? start, start)
-                if now - bclAt > Standard.bclTimeout {
+                if start != .never && now - bclAt > Standard.commTimeoutOpenWithin {
                     if !safety[g].latched.contains(.vehicleCommTimeout) { sessions[g].timedOut = .bcl }
                     raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcl.rawValue), now: now)
-                } else if now - bcsAt > Standard.bcsTimeout {
-                    if !safety[g].latched.contains(.vehicleCommTimeout) { sessions[g].timedOut = .bcs }
-                    raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcs.rawValue), now: now)
                 }
             }
 

@@ -43,7 +43,7 @@ public enum CableCheckStep: UInt8, Sendable { case precheck, closing, raising, m
 
 /// Why a session stopped.
 public enum StopReason: UInt8, Sendable {
-    case none, vehicleRequest, operatorRequest, pauseTooLong, fault
+    case none, vehicleRequest, operatorRequest, pauseTooLong, fault, commTimeout
     public var name: String {
         switch self {
         case .none: "none"
@@ -51,6 +51,7 @@ public enum StopReason: UInt8, Sendable {
         case .operatorRequest: "operator"
         case .pauseTooLong: "pause-timeout"
         case .fault: "fault"
+        case .commTimeout: "vehicle-comm-timeout"
         }
     }
 }
@@ -59,7 +60,11 @@ public enum StopReason: UInt8, Sendable {
 public struct SessionFault: Sendable {
     public var code: FaultCode
     public var value: Double
-    @inlinable public init(_ code: FaultCode, _ value: Double) { self.code = code; self.value = value }
+    /// False for a protocol event that is logged with the reconnect reaction but not latched.
+    public var latch: Bool
+    @inlinable public init(_ code: FaultCode, _ value: Double, latch: Bool = true) {
+        self.code = code; self.value = value; self.latch = latch
+    }
 }
 
 /// State of one gun's session.
@@ -81,6 +86,10 @@ public struct GunSession: Sendable {
     public var chargerInitiatedStop = false
     /// The car message whose timeout ended the session (sent back in CEM).
     public var timedOut: VehicleMessageKind? = nil
+    /// Car timeouts while charging without a clean minute of charging in between ("3 in a row").
+    public var commTimeouts = 0
+    /// Aux supply held off until this instant before a reconnection (the BMS restarts).
+    public var reconnectAt: Instant? = nil
     /// Current command after ramping (what modules are asked for, before the arbiter).
     public var rampedCurrent: Amps = .zero
     /// Number of sessions this gun has started (handshake reached).
@@ -182,11 +191,18 @@ extension GunSession {
         case .auxPower:
             out.lamp = .busy
             out.lock = true
+            if let r = reconnectAt, now < r {
+                // Reconnecting after a car timeout: aux off first, so the BMS starts afresh.
+                out.closeK3K4 = false
+                out.tx.cem = timedOut
+                break
+            }
             out.closeK3K4 = true
             if input.k3k4Closed {
                 handshakeAttempt = 1
-                sessionsStarted &+= 1
-                carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none; timedOut = nil
+                if reconnectAt == nil { sessionsStarted &+= 1; commTimeouts = 0 }
+                reconnectAt = nil
+                carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none
                 chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never
                 enter(.handshake, now)
             } else if inPhase > Standard.defaultMessageTimeout {
@@ -290,7 +306,18 @@ extension GunSession {
                 demand.voltage = input.vehicleSideVoltage
                 demand.current = .zero
             }
-            if let bst = car.bst, bst.at >= chargingSince {
+            // GB/T 27930: BCL within 1 s, BCS within 5 s while charging; a timeout stops charging and
+            // the charger reconnects; the third in a row ends the session (standards.md).
+            let bclAt = max(car.bcl?.at ?? chargingSince, chargingSince)
+            let bcsAt = max(car.bcs?.at ?? chargingSince, chargingSince)
+            if now - chargingSince > Standard.commTimeoutCleanCharging && now - bclAt < .ms(100) { commTimeouts = 0 }
+            if now - bclAt > Standard.bclTimeout || now - bcsAt > Standard.bcsTimeout {
+                let kind: VehicleMessageKind = now - bclAt > Standard.bclTimeout ? .bcl : .bcs
+                timedOut = kind
+                commTimeouts += 1
+                beginStop(.commTimeout, chargerInitiated: true, now)
+                fault = SessionFault(.vehicleCommTimeout, Double(kind.rawValue), latch: commTimeouts >= Standard.commTimeoutsEndingSession)
+            } else if let bst = car.bst, bst.at >= chargingSince {
                 beginStop(.vehicleRequest, chargerInitiated: false, now)
             } else if input.stopRequest {
                 beginStop(.operatorRequest, chargerInitiated: true, now)
@@ -302,7 +329,9 @@ extension GunSession {
             out.lamp = .charging; out.lock = true; out.closeK3K4 = true
             out.imdEnable = true
             if chargerInitiatedStop {
-                out.tx.cst = CST(reasons: stopReason == .operatorRequest ? .manualStop : .conditionsReached)
+                out.tx.cst = CST(reasons: stopReason == .operatorRequest ? .manualStop
+                                        : stopReason == .commTimeout ? .fault : .conditionsReached)
+                if stopReason == .commTimeout { out.tx.cem = timedOut }
             } else {
                 out.tx.cst = CST(reasons: .vehicleStopped)
             }
@@ -319,7 +348,14 @@ extension GunSession {
                 // Bleed the output only once the mirror contacts confirm the battery is disconnected.
                 if !input.k1Closed && !input.k2Closed {
                     out.discharge = true
-                    enter(.statistics, now)
+                    if stopReason == .commTimeout {
+                        // "open K1/K2 (and aux)", then reconnect from the handshake.
+                        reconnectAt = now + .s(1)
+                        chargingSince = .never
+                        enter(.auxPower, now)
+                    } else {
+                        enter(.statistics, now)
+                    }
                 }
             }
 

@@ -92,6 +92,10 @@ public enum Standard {
     public static let bstCurrentDownWithin = Duration.s(10)
     /// "car communication timeout while charging | open K1/K2 (and aux) within 10 s"
     public static let commTimeoutOpenWithin = Duration.s(10)
+    /// "... 3 timeouts in a row end the session" (same row). "In a row": no clean minute of charging
+    /// between them (design choice; the row does not say).
+    public static let commTimeoutsEndingSession = 3
+    public static let commTimeoutCleanCharging = Duration.s(60)
     /// "AC mains lost | output below 60 V within 1 s"
     public static let mainsLostDischargeWithin = Duration.s(1)
 

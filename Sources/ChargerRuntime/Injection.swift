@@ -35,7 +35,7 @@ public enum InjectionParser {
         "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "rcd-selftest-fail", "pe-loss",
         "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
         "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "latch",
-        "bms-silent", "bms-stop", "bms-pause", "bms-resume", "reset", "stop", "setpoint=P", "gun-setpoint=P",
+        "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "reset", "stop", "setpoint=P", "gun-setpoint=P",
     ]
 
     public static func parse(_ text: String, spec: StationSpec) throws(InjectionError) -> ScheduledInjection {
@@ -119,7 +119,8 @@ public enum InjectionParser {
             let v = try quantity(["v": 1], "voltage")
             action = .plant(.cc1(gun: gun, Volts(v)))
         case "latch": action = .plant(.latchPressed(gun: gun))
-        case "bms-silent": action = .plant(.bmsSilent(gun: gun))
+        case "bms-silent": action = .plant(.bmsSilent(gun: gun, true))
+        case "bms-recover": action = .plant(.bmsSilent(gun: gun, false))
         case "bms-stop": action = .plant(.bmsStop(gun: gun))
         case "bms-pause": action = .plant(.bmsPause(gun: gun, true))
         case "bms-resume": action = .plant(.bmsPause(gun: gun, false))

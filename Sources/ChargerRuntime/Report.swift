@@ -75,8 +75,9 @@ extension Simulation {
             return (s.name, v / total)
         }
         let state: EndState
-        // Derate-class faults (a module lost) do not end a session; anything stronger does.
-        let stopping = faults.contains { $0.reaction != .derate }
+        // Derate (a module lost) and reconnect (a car timeout the protocol retries) do not end a
+        // session; anything stronger does.
+        let stopping = faults.contains { $0.reaction > .reconnect }
         if !violations.isEmpty { state = .invariantViolated }
         else if stopping { state = .faulted }
         else if timedOut { state = .timeout }

@@ -320,7 +320,7 @@ public final class Plant {
         case overCurrent(gun: Int, Amps)
         case cc1(gun: Int, Volts?)
         case latchPressed(gun: Int)
-        case bmsSilent(gun: Int)
+        case bmsSilent(gun: Int, Bool)
         case bmsStop(gun: Int)
         case bmsPause(gun: Int, Bool)
     }
@@ -347,7 +347,7 @@ public final class Plant {
         case .overCurrent(let g, let a): guns[g].forcedCurrent = a
         case .cc1(let g, let v): guns[g].cc1Override = v
         case .latchPressed(let g): guns[g].cc1Override = Standard.cc1Unplugged
-        case .bmsSilent(let g): guns[g].car?.silent = true
+        case .bmsSilent(let g, let on): guns[g].car?.silent = on
         case .bmsStop(let g): guns[g].car?.ownFault = true
         case .bmsPause(let g, let p): guns[g].car?.pauseRequested = p
         }

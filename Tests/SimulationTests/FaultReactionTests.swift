@@ -168,10 +168,18 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
         #expect(open - t100 <= Standard.commTimeoutOpenWithin, "\(ms(open - t100)) ms")
         let f = try #require(run.sim.faults.first)
         #expect(f.code == .vehicleCommTimeout && f.value == Double(VehicleMessageKind.bcl.rawValue), "BCL timed out first (1 s)")
+        #expect(f.reaction == .reconnect, "the first timeout is retried")
         #expect(run.sim.outputs.guns[0].tx.cem == .bcl, "CEM names BCL")
         // 1 s after the last BCL, which came at most one BCL period before the car fell silent.
         #expect(f.raisedAt - t100 >= Standard.bclTimeout - Standard.periodBCL)
         #expect(f.raisedAt - t100 <= Standard.bclTimeout + .ms(1))
+        // A car that stays silent: the reconnection's handshake attempts fail and the session ends
+        // with the fault latched, nothing energised.
+        let s = run.toEnd(limit: .s(300))
+        expectNoViolations(run)
+        #expect(s.endState == .faulted)
+        #expect(run.sim.state.faults(gun: 0).contains(.vehicleCommTimeout))
+        #expect(!run.k1k2Closed)
     }
 
     /// "AC mains lost | output below 60 V within 1 s, no automatic resume"
@@ -278,5 +286,31 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
         #expect(tested)
         #expect(!energisedBeforeTest)
         #expect(s.endState == .completed && s.faults.isEmpty, "the test's own trip is no ground fault")
+    }
+
+    /// A short silence while charging: stop, aux off, reconnect, charge on; logged, not latched.
+    @Test func vehicleTimeoutReconnectsAndChargesOn() throws {
+        let run = try charging(["bms-silent@100s", "bms-recover@101.5s"])
+        run.until(110)
+        #expect(run.phases.suffix(8).contains(.auxPower), "reconnected through the aux supply")
+        run.until(130)
+        #expect(run.sim.phase(0) == .charging && run.current > Amps(100), "charging again")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.faults.map(\.reaction) == [.reconnect])
+        #expect(s.sessionsCompleted == 1)
+    }
+
+    /// "3 timeouts in a row end the session".
+    @Test func threeTimeoutsInARowEndTheSession() throws {
+        let run = try charging(["bms-silent@100s", "bms-recover@101.5s", "bms-silent@125s", "bms-recover@126.5s",
+                                "bms-silent@150s", "bms-recover@151.5s"])
+        let s = run.toEnd(limit: .s(600))
+        expectNoViolations(run)
+        #expect(s.endState == .faulted)
+        let e17 = s.faults.filter { $0.code == .vehicleCommTimeout }
+        #expect(e17.map(\.reaction) == [.reconnect, .reconnect, .errorShutdown], "\(e17.map { ($0.raisedAt.seconds, $0.reaction.name) })")
+        #expect(run.sim.state.faults(gun: 0).contains(.vehicleCommTimeout))
     }
 }
