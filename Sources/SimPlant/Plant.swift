@@ -192,12 +192,12 @@ public final class Plant {
         var carClosed = false
         var ocv = Volts.zero
         var rInt = Ohms(0.05)
-        if var car = gun.car {
-            car.movePlug(now: now)
-            carClosed = car.contactorsClosed && car.plug == .connected
-            ocv = car.ocv
-            rInt = car.profile.internalResistance
-            gun.car = car
+        // The car is mutated in place through the optional (no copy out and back each cycle).
+        if gun.car != nil {
+            gun.car!.movePlug(now: now)
+            carClosed = gun.car!.contactorsClosed && gun.car!.plug == .connected
+            ocv = gun.car!.ocv
+            rInt = gun.car!.profile.internalResistance
         }
 
         var i = gun.current
@@ -220,10 +220,9 @@ public final class Plant {
             gun.chargerSide = v
             gun.vehicleSide = v
             // The battery takes the charge.
-            if var car = gun.car {
-                let ah = car.profile.capacity.value / car.profile.nominalVoltage.value
-                car.soc = min(100, car.soc + i.value * h / 3600 / ah * 100)
-                gun.car = car
+            if gun.car != nil {
+                let ah = gun.car!.profile.capacity.value / gun.car!.profile.nominalVoltage.value
+                gun.car!.soc = min(100, gun.car!.soc + i.value * h / 3600 / ah * 100)
             }
         } else {
             i = i * max(0, 1 - h / params.moduleTimeConstant.seconds)
@@ -289,11 +288,11 @@ public final class Plant {
         if !gun.groundTestCommand && gun.groundTest != .running { gun.groundTest = .idle }
 
         // The car's BMS.
-        if var car = gun.car {
-            car.powered = gun.k3k4.closed && car.plug == .connected
-            car.bms(now: now, tx: gun.tx, terminal: gun.vehicleSide, current: i, rx: &gun.rx)
-            if !car.powered { gun.rx = VehicleMessages() }
-            gun.car = car
+        if gun.car != nil {
+            gun.car!.powered = gun.k3k4.closed && gun.car!.plug == .connected
+            let tx = gun.tx, terminal = gun.vehicleSide
+            gun.car!.bms(now: now, tx: tx, terminal: terminal, current: i, rx: &gun.rx)
+            if !gun.car!.powered { gun.rx = VehicleMessages() }
         }
     }
 
