@@ -11,6 +11,7 @@ public struct GunSafety: Sendable {
     public var ovVehicleSince: Instant? = nil
     public var cc1BadSince: Instant? = nil
     public var overCurrentSince: Instant? = nil
+    public var uncommandedSince: Instant? = nil
     /// Error shutdown in progress since.
     public var shutdownSince: Instant? = nil
     /// Previous cycle's K1/K2 command and when it last changed.
@@ -137,13 +138,22 @@ extension StationState {
                 if now - since >= .ms(2) { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
             } else { safety[g].overCurrentSince = nil }
 
-            // Inrush on closing ("Inrush peak ≤ 20 A"): in precharge and the first 100 ms of charging, the
-            // current beyond what the modules were commanded (the demand ramp is not inrush).
-            if phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < .ms(100)) {
-                if gi.meterCurrent > sessions[g].rampedCurrent + Standard.inrushLimit {
+            // Current beyond what the modules were commanded: a short, or a module ignoring its setpoint.
+            // On closing ("Inrush peak ≤ 20 A": precharge and the first 100 ms of charging) at once;
+            // otherwise after 100 ms, which the modules' own lag after a commanded drop never reaches.
+            let commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : sessions[g].rampedCurrent
+            let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < .ms(100))
+            if energised && gi.meterCurrent > commanded + Standard.inrushLimit {
+                if closing {
                     raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
+                } else {
+                    let since = safety[g].uncommandedSince ?? now
+                    safety[g].uncommandedSince = since
+                    if now - since > Standard.uncommandedCurrentPersistence {
+                        raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now)
+                    }
                 }
-            }
+            } else { safety[g].uncommandedSince = nil }
 
             // Continuous insulation monitoring while energised in charging (same fault threshold).
             if phase == .charging || phase == .stopping {

@@ -58,6 +58,9 @@ public enum Standard {
     public static let prechargeOffsetTarget = Volts(5)
     /// "Inrush peak ≤ 20 A."
     public static let inrushLimit = Amps(20)
+    /// Current more than `inrushLimit` above the command for this long is an over-current (design
+    /// choice: 10 module time constants, inside the 100 ms the standards give for shutting down).
+    public static let uncommandedCurrentPersistence = Duration.ms(100)
     /// "Precharge times out at 60 s."
     public static let prechargeTimeout = Duration.s(60)
     /// "Open K1/K2 only with current ≤ 5 A (except emergency)."

@@ -218,14 +218,25 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
         #expect(run.sim.faults.count == 1, "logged once")
     }
 
-    /// "error shutdown not done after 2.5 s → emergency": the current will not fall (a stuck module).
+    /// "error shutdown not done after 2.5 s → emergency": the current will not fall below 5 A (a module
+    /// stuck at 15 A: within the 20 A margin of the over-current rule, so only the escalation catches it).
     @Test func errorShutdownEscalates() throws {
-        let run = try charging(["overcurrent=50A@99.9s", "door@100s"])
+        let run = try charging(["overcurrent=15A@99.9s", "door@100s"])
         run.until(limit: .s(4)) { $0.state.faults(gun: 0).contains(.escalatedToEmergency) }
         let esc = try #require(run.raisedAt[.escalatedToEmergency])
         #expect(esc - t100 > Standard.errorShutdownEscalation)
         #expect(esc - t100 <= Standard.errorShutdownEscalation + .ms(1))
         #expect(!run.sim.outputs.guns[0].closeK1K2)
+        #expect(run.raisedAt[.overCurrent] == nil)
+    }
+
+    /// A stuck module far above the command is an over-current within 100 ms, before any escalation.
+    @Test func stuckModuleAboveTheCommandIsOverCurrent() throws {
+        let run = try charging(["overcurrent=50A@99.9s", "door@100s"])
+        run.until(101)
+        let oc = try #require(run.raisedAt[.overCurrent])
+        #expect(oc - t100 <= Standard.uncommandedCurrentPersistence + .ms(2))
+        #expect(!run.k1k2Closed)
     }
 
     /// A contactor welded at the stop: detected by its mirror contact, latched, blocks the gun; a reset

@@ -108,4 +108,38 @@ import Testing
         #expect(s.insulationOhmPerVolt == 300)
         #expect(s.json.contains("\"insulation_warning\":true"))
     }
+
+    /// "Inrush peak ≤ 20 A": current beyond the command on closing is an emergency.
+    @Test func inrushOnClosingIsAnEmergency() throws {
+        // 60 A the moment K1/K2 close for charging (7.5 s), before any current is commanded.
+        let run = try Run("sim-60kw", inject: ["overcurrent=60A@7.3s"])
+        let s = run.toEnd(limit: .s(120))
+        expectNoViolations(run)
+        let f = try #require(s.faults.first)
+        #expect(f.code == .inrushOverCurrent && f.reaction == .emergency, "\(s.faults.map(\.code.name))")
+        #expect(s.energyKWh < 0.01)
+    }
+
+    /// A short during the cable check (2 A commanded) is an over-current, not a surprise at the opening.
+    @Test func currentBeyondTheCableCheckLimit() throws {
+        let run = try Run("sim-60kw", inject: ["overcurrent=60A@5s"])
+        let s = run.toEnd(limit: .s(120))
+        expectNoViolations(run)
+        let f = try #require(s.faults.first)
+        #expect(f.code == .overCurrent && f.reaction == .emergency, "\(s.faults.map(\.code.name))")
+        #expect(f.raisedAt - Instant(micros: 5_000_000) <= Standard.uncommandedCurrentPersistence + .ms(2))
+        #expect(!run.phases.contains(.charging))
+    }
+
+    /// "BSD / CSD ... wait up to 10 s": a car that never sends BSD does not hold the gun.
+    @Test func statisticsWaitIsBounded() throws {
+        let run = try charging(["bms-stop@100s", "bms-silent@100.2s"])
+        let entered = try #require(run.until(limit: .s(5)) { $0.phase(0) == .statistics })
+        let left = try #require(run.until(limit: .s(15)) { $0.phase(0) != .statistics })
+        #expect(left - entered >= Standard.statisticsTimeout)
+        #expect(left - entered <= Standard.statisticsTimeout + .ms(2))
+        let s = run.toEnd(limit: .s(60))
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+    }
 }
