@@ -22,7 +22,6 @@ public struct GunFigures: Sendable {
     public var wish: Watts = .zero
     public var share: Watts = .zero
     public var activeModules = 0
-    public var wantedModules = 0
     public var starvedSince: Instant? = nil
     public init() {}
 }
@@ -38,8 +37,6 @@ public struct StationState: Sendable {
     public var figures = GunArray<GunFigures>(repeating: GunFigures())
     public var log = FaultLog()
     public var lastAllocation: Instant = .never
-    /// Number of cycles stepped.
-    public var cycles: UInt64 = 0
     public init() {}
 }
 
@@ -63,7 +60,6 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     if dt < .zero { dt = .zero }
     if dt > .ms(10) { dt = .ms(10) }
     s.lastNow = now
-    s.cycles &+= 1
 
     // 1. Supervisor (independent of the session) and explicit resets.
     s.supervise(&inp, &spec)
@@ -248,38 +244,36 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
                     emergency = true
                 }
             }
+            cutOutput(&s, &out, gun: g, moduleCount: spec.moduleCount)
             out.guns[g].closeK1K2 = energised && s.safety[g].k1k2Commanded && measured > Standard.openCurrentLimit
-            out.guns[g].currentSetpoint = .zero
-            out.guns[g].currentLimit = .zero
-            out.guns[g].powerLimit = .zero
-            out.guns[g].binding = .safety
-            s.sessions[g].rampedCurrent = .zero
-            out.guns[g].imdSelfTest = false
             if !out.guns[g].closeK1K2 { out.guns[g].discharge = true }
-            for m in 0..<spec.moduleCount where out.modules[m].gun == Int8(g) {
-                out.modules[m].current = .zero
-                out.modules[m].enabled = false
-            }
         }
         if emergency {
             // Modules off and K1/K2 open in this same cycle.
+            cutOutput(&s, &out, gun: g, moduleCount: spec.moduleCount)
             out.guns[g].closeK1K2 = false
             out.guns[g].discharge = true
-            out.guns[g].imdSelfTest = false
-            out.guns[g].currentSetpoint = .zero
-            out.guns[g].currentLimit = .zero
-            out.guns[g].powerLimit = .zero
-            out.guns[g].binding = .safety
-            s.sessions[g].rampedCurrent = .zero
-            for m in 0..<spec.moduleCount where out.modules[m].gun == Int8(g) {
-                out.modules[m].enabled = false
-                out.modules[m].current = .zero
-                out.modules[m].voltage = .zero
-            }
         }
         recordCommand(&s, g, out.guns[g].closeK1K2, now)
     }
     for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
+}
+
+/// What both shutdown classes do to a gun: no current asked or allowed, its modules off, no IMD
+/// self-test. The classes differ only in when K1/K2 open (the caller decides).
+@_noAllocation @_noLocks
+func cutOutput(_ s: inout StationState, _ out: inout StationOutputs, gun g: Int, moduleCount: Int) {
+    out.guns[g].currentSetpoint = .zero
+    out.guns[g].currentLimit = .zero
+    out.guns[g].powerLimit = .zero
+    out.guns[g].binding = .safety
+    out.guns[g].imdSelfTest = false
+    s.sessions[g].rampedCurrent = .zero
+    for m in 0..<moduleCount where out.modules[m].gun == Int8(g) {
+        out.modules[m].enabled = false
+        out.modules[m].current = .zero
+        out.modules[m].voltage = .zero
+    }
 }
 
 /// A silent module still within its own switch-off time: it may be delivering its last command.
@@ -366,7 +360,6 @@ func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec
             }
             if best >= 0 { s.modules[m].assigned = Int8(best); active[best] += 1 }
         }
-        for g in 0..<spec.gunCount { s.figures[g].wantedModules = want[g] }
     }
     for g in 0..<spec.gunCount { s.figures[g].activeModules = 0 }
     for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && !s.modules[m].releasing && s.station.moduleLatched[m].isEmpty {

@@ -92,8 +92,6 @@ public struct GunSession: Sendable {
     public var reconnectAt: Instant? = nil
     /// Current command after ramping (what modules are asked for, before the arbiter).
     public var rampedCurrent: Amps = .zero
-    /// Number of sessions this gun has started (handshake reached).
-    public var sessionsStarted: UInt32 = 0
     public init() {}
 
     mutating func enter(_ p: SessionPhase, _ now: Instant) { phase = p; phaseSince = now }
@@ -200,7 +198,7 @@ extension GunSession {
             out.closeK3K4 = true
             if input.k3k4Closed {
                 handshakeAttempt = 1
-                if reconnectAt == nil { sessionsStarted &+= 1; commTimeouts = 0 }
+                if reconnectAt == nil { commTimeouts = 0 }
                 reconnectAt = nil
                 carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none
                 chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never

@@ -22,7 +22,6 @@ public struct GunReport: Sendable {
     public var energyAtPlug: WattHours? = nil
     public var socStart: Double? = nil
     public var socEnd: Double? = nil
-    public var chargingStarted: Instant? = nil
     public var completedSessions = 0
     public var endedNormally = false
     public var maxTemperature = Celsius(-100)
@@ -290,7 +289,6 @@ public final class Simulation {
                 reports[g].socEnd = soc
             }
             if phase == .charging {
-                if reports[g].chargingStarted == nil { reports[g].chargingStarted = plant.now }
                 reports[g].limitSourceTime[Int(f.outputs.guns[g].binding.rawValue)] += periodSeconds
             }
             if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {

@@ -87,7 +87,6 @@ public struct SimGun: Sendable {
     public var car: SimCar? = nil
     public var rx = VehicleMessages()
     public var tx = ChargerMessages()
-    public var peakInrush: Amps = .zero
     public init() {}
 }
 
@@ -206,9 +205,7 @@ public final class Plant {
             let wasOpen = gun.vehicleSide.value < ocv.value - 20 || gun.chargerSide < ocv - Volts(20)
             if wasOpen {
                 // Closing across a difference: the inrush the meter sees in this instant.
-                let inrush = Amps(max(0, gun.chargerSide.value - ocv.value) / rInt.value)
-                if inrush > gun.peakInrush { gun.peakInrush = inrush }
-                i = inrush
+                i = Amps(max(0, gun.chargerSide.value - ocv.value) / rInt.value)
             }
             var target = Amps.zero
             if anyOn { target = max(.zero, min(iSet, (vSet - ocv) / rInt.value > .zero ? Amps((vSet - ocv).value / rInt.value) : .zero)) }
