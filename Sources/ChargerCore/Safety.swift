@@ -121,7 +121,7 @@ extension StationState {
             if let carMax = sessions[g].carMaxVoltage, energised, batteryOnCable, gi.vehicleSideVoltage > carMax {
                 let since = safety[g].ovVehicleSince ?? now
                 safety[g].ovVehicleSince = since
-                if now - since >= .ms(10) { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
+                if now - since >= Standard.vehicleMaxOvFilter { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
             } else { safety[g].ovVehicleSince = nil }
 
             // Above the negotiated maximum for more than 400 ms → error shutdown.
@@ -131,18 +131,18 @@ extension StationState {
                 if now - since > Standard.negotiatedOvPersistence { raise(.overVoltageNegotiated, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
             } else { safety[g].ovNegotiatedSince = nil }
 
-            // Over-current against the gun's rating (board overCurrentFactor), 2 ms persistence.
+            // Over-current against the gun's rating (board overCurrentFactor), after a spike filter.
             if gi.meterCurrent > gs.maxCurrent * gs.overCurrentFactor {
                 let since = safety[g].overCurrentSince ?? now
                 safety[g].overCurrentSince = since
-                if now - since >= .ms(2) { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
+                if now - since >= Standard.overCurrentFilter { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
             } else { safety[g].overCurrentSince = nil }
 
             // Current beyond what the modules were commanded: a short, or a module ignoring its setpoint.
             // On closing ("Inrush peak ≤ 20 A": precharge and the first 100 ms of charging) at once;
             // otherwise after 100 ms, which the modules' own lag after a commanded drop never reaches.
             let commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : sessions[g].rampedCurrent
-            let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < .ms(100))
+            let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < Standard.closingWindow)
             if energised && gi.meterCurrent > commanded + Standard.inrushLimit {
                 if closing {
                     raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
@@ -176,7 +176,6 @@ extension StationState {
                 let start = sessions[g].chargingSince
                 let bclAt = max(gi.vehicle.bcl?.at ?? start, start)
                 if start != .never && now - bclAt > Standard.commTimeoutOpenWithin {
-                    if !safety[g].latched.contains(.vehicleCommTimeout) { sessions[g].timedOut = .bcl }
                     raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcl.rawValue), now: now)
                 }
             }

@@ -162,7 +162,7 @@ extension GunSession {
         case .connecting:
             out.lamp = .busy
             if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
-            else if cc1Is(input.cc1, Standard.cc1Unplugged) && inPhase > .s(5) { enter(.unplugged, now) }
+            else if cc1Is(input.cc1, Standard.cc1Unplugged) && inPhase > Standard.connectingAbandon { enter(.unplugged, now) }
 
         case .connected:
             out.lamp = .busy
@@ -308,7 +308,7 @@ extension GunSession {
             // the charger reconnects; the third in a row ends the session (standards.md).
             let bclAt = max(car.bcl?.at ?? chargingSince, chargingSince)
             let bcsAt = max(car.bcs?.at ?? chargingSince, chargingSince)
-            if now - chargingSince > Standard.commTimeoutCleanCharging && now - bclAt < .ms(100) { commTimeouts = 0 }
+            if now - chargingSince > Standard.commTimeoutCleanCharging && now - bclAt < Standard.periodBCL * 2 { commTimeouts = 0 }
             if now - bclAt > Standard.bclTimeout || now - bcsAt > Standard.bcsTimeout {
                 let kind: VehicleMessageKind = now - bclAt > Standard.bclTimeout ? .bcl : .bcs
                 timedOut = kind
@@ -348,7 +348,7 @@ extension GunSession {
                     out.discharge = true
                     if stopReason == .commTimeout {
                         // "open K1/K2 (and aux)", then reconnect from the handshake.
-                        reconnectAt = now + .s(1)
+                        reconnectAt = now + Standard.reconnectAuxOff
                         chargingSince = .never
                         enter(.auxPower, now)
                     } else {

@@ -117,6 +117,9 @@ public struct StationSpec: Sendable {
     public var imdCommTimeout: Duration
     /// How often module allocation is reconsidered (board file; moves need zero current anyway).
     public var allocationPeriod: Duration
+    /// A gun that needs power and has had no module for this long raises E24 (four allocation
+    /// periods: a free module would have been handed over by then).
+    public var noModulesGrace: Duration { allocationPeriod * 4 }
 
     public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: Duration = .ms(1),
                 contactorCloseTimeout: Duration = .ms(200), contactorOpenTimeout: Duration = .ms(200),

@@ -12,6 +12,9 @@ public enum Standard {
     /// "outside 0–3.2 V or above 4.8 V → stop" (same row, "Normal band at point 1 while charging").
     public static let cc1StopBelow = Volts(3.2)
     public static let cc1StopAbove = Volts(4.8)
+    /// Latch pressed (12 V) and then back at the idle 6 V for this long: the driver put the gun back
+    /// without plugging in (design choice; 6 V at point 1 cannot tell "inserted, latch held" apart).
+    public static let connectingAbandon = Duration.s(5)
     /// Debounce before CC1 out-of-band is believed: a design choice, well inside the 50 ms budget of
     /// "switch S opens (latch pressed) | current ≤ 5 A within 50 ms" (Fault reactions table).
     public static let cc1FaultDebounce = Duration.ms(3)
@@ -63,6 +66,9 @@ public enum Standard {
     public static let uncommandedCurrentPersistence = Duration.ms(100)
     /// "Precharge times out at 60 s."
     public static let prechargeTimeout = Duration.s(60)
+    /// Window after K1/K2 close in which current beyond the command counts as inrush (design choice:
+    /// ten module time constants of the fastest module).
+    public static let closingWindow = Duration.ms(100)
     /// "Open K1/K2 only with current ≤ 5 A (except emergency)."
     public static let openCurrentLimit = Amps(5)
     /// "Normal stop ramps current down at ≥ 100 A/s."
@@ -87,6 +93,11 @@ public enum Standard {
     public static let table103Persistence = Duration.ms(9)
     /// "output above negotiated maximum > 400 ms | error shutdown within 50 ms"
     public static let negotiatedOvPersistence = Duration.ms(400)
+    /// Filters for sensor spikes before an over-voltage against the car's maximum, or an over-current
+    /// against the gun's rating, is believed (design choices, far inside the 1 s and "emergency"
+    /// budgets of their rows).
+    public static let vehicleMaxOvFilter = Duration.ms(10)
+    public static let overCurrentFilter = Duration.ms(2)
     /// "error shutdown not done after 2.5 s → emergency"
     public static let errorShutdownEscalation = Duration.ms(2500)
     /// "after charger sends CST | current ≤ 5 A within 100 ms"
@@ -98,6 +109,8 @@ public enum Standard {
     /// "... 3 timeouts in a row end the session" (same row). "In a row": no clean minute of charging
     /// between them (design choice; the row does not say).
     public static let commTimeoutsEndingSession = 3
+    /// Aux supply (K3/K4) held off before a reconnection so the BMS restarts (design choice).
+    public static let reconnectAuxOff = Duration.s(1)
     public static let commTimeoutCleanCharging = Duration.s(60)
     /// "AC mains lost | output below 60 V within 1 s"
     public static let mainsLostDischargeWithin = Duration.s(1)

@@ -162,6 +162,19 @@ struct Harness {
         #expect(h.state.sessions[0].testVoltage == Volts(480))
     }
 
+    /// Latch pressed, then back at 6 V: the gun went back to its holster after `connectingAbandon`.
+    @Test func abandonedConnectionReturnsToUnplugged() {
+        var h = Harness()
+        h.inputs.guns[0].cc1 = Volts(12)
+        h.step()
+        #expect(h.phase == .connecting)
+        h.inputs.guns[0].cc1 = Volts(6)
+        h.step(ms: Int(Standard.connectingAbandon.micros / 1000))
+        #expect(h.phase == .connecting)
+        h.step(ms: 2)
+        #expect(h.phase == .unplugged)
+    }
+
     /// "Before the check the voltage outside K1/K2 must be < 10 V, else refuse to charge."
     @Test func refusesCableCheckWithVoltageOnTheCable() {
         var h = Harness()

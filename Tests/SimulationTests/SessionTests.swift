@@ -149,4 +149,16 @@ import Testing
         #expect(s.endState == .completed)
         #expect(run.maxStationPower <= Watts.kW(300) * 1.02)
     }
+
+    /// Every module of a single-gun board failing: E24 after the board's grace (four allocation periods).
+    @Test func noModulesLeftEndsTheSession() throws {
+        let run = try Run("sim-60kw", inject: ["module-fail=0@100s", "module-fail=1@100s"])
+        let s = run.toEnd(limit: .s(300))
+        expectNoViolations(run)
+        let e24 = try #require(s.faults.first { $0.code == .noModulesAvailable })
+        let grace = run.sim.spec.noModulesGrace
+        #expect(e24.raisedAt - Instant(micros: 100_000_000) > grace)
+        #expect(e24.raisedAt - Instant(micros: 100_000_000) <= grace + .ms(5))
+        #expect(s.endState == .faulted)
+    }
 }
