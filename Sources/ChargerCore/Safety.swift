@@ -63,7 +63,7 @@ extension StationState {
 
     /// Every check of the supervisor, for every gun, station and module. Reads inputs and the
     /// previous cycle's commands; never the session's wishes of this cycle.
-        mutating func supervise(_ inp: inout StationInputs, _ spec: inout StationSpec) {
+    mutating func supervise(_ inp: inout StationInputs, _ spec: inout StationSpec) {
         let now = inp.now
         let sinceBoot = now - bootAt
         station.active = .empty

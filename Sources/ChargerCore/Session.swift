@@ -140,7 +140,7 @@ extension GunSession {
     /// Advances the session by one cycle. Writes the gun's wanted outputs into `out` and its power
     /// demand into `demand`; returns a fault it detected itself, if any.
     /// `blocked` is true while a latched fault at or above `refuse` is active on this gun.
-        mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool,
+    mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool,
                           out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
         let inPhase = now - phaseSince
         let car = input.vehicle
@@ -198,7 +198,8 @@ extension GunSession {
             out.closeK3K4 = true
             if input.k3k4Closed {
                 handshakeAttempt = 1
-                if reconnectAt == nil { commTimeouts = 0 }
+                // A fresh session (not a reconnection) starts with no timeout history.
+                if reconnectAt == nil { commTimeouts = 0; timedOut = nil }
                 reconnectAt = nil
                 carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none
                 chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never
@@ -434,7 +435,7 @@ extension GunSession {
     }
 
     /// The insulation (cable) check, standards.md "Insulation check before charging".
-        mutating func cableCheck(now: Instant, input: GunInputs, gun: GunSpec,
+    mutating func cableCheck(now: Instant, input: GunInputs, gun: GunSpec,
                              out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
         let inStep = now - stepSince
         if now - phaseSince > Standard.cableCheckTimeout {

@@ -180,6 +180,15 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
         #expect(s.endState == .faulted)
         #expect(run.sim.state.faults(gun: 0).contains(.vehicleCommTimeout))
         #expect(!run.k1k2Closed)
+        // Reset and a new car: its session starts with no timeout history (no stale CEM).
+        run.sim.perform(.plant(.bmsSilent(gun: 0, false)))
+        run.sim.requestReset(gun: 0)
+        var next = CarProfile()
+        next.plugAt = (run.sim.now - .zero) + .s(5)
+        run.sim.plant.attach(car: next, gun: 0)
+        run.until(limit: .s(60)) { $0.phase(0) == .charging }
+        #expect(run.sim.state.sessions[0].timedOut == nil)
+        #expect(run.sim.outputs.guns[0].tx.cem == nil)
     }
 
     /// "AC mains lost | output below 60 V within 1 s, no automatic resume"
