@@ -32,7 +32,8 @@ public struct GunReport: Sendable {
 
 public final class Simulation {
     public let board: Board
-    public let spec: StationSpec
+    /// The station as the step sees it (one copy, in the frame).
+    public var spec: StationSpec { frame.spec }
     /// Scalars of the spec read every cycle (reading them through `spec` would load all 4 KB of it).
     let gunCount: Int
     let moduleCount: Int
@@ -40,7 +41,6 @@ public final class Simulation {
     let periodSeconds: Double
     public let plant: Plant
     let devices: BoardDevices
-    /// The per-cycle data, kept in one value and accessed in place (no snapshot copies per cycle).
     /// Everything the cycle reads and writes, in storage this object owns: through a pointer these
     /// accesses skip Swift's dynamic exclusivity bookkeeping (about a fifth of a cycle, perf). The
     /// simulation is single-threaded.
@@ -63,14 +63,12 @@ public final class Simulation {
     public var inputs: StationInputs { frame.inputs }
     public var outputs: StationOutputs { frame.outputs }
     public var injections: [ScheduledInjection]
-    /// Every fault record drained from the core's bounded ring, in order.
     /// Optional observer called after every cycle (tests, traces).
     public var observer: ((Simulation) -> Void)? = nil
 
     public init(board: Board, cars: [Int: CarProfile], injections: [ScheduledInjection] = []) {
         precondition(board.plant != nil, "a simulation needs a board with a [plant] model")
         self.board = board
-        spec = board.spec
         gunCount = board.spec.gunCount
         moduleCount = board.spec.moduleCount
         period = board.spec.period
