@@ -17,23 +17,36 @@ let package = Package(
         // Pure control core: units, session, safety supervisor, limits, module pool, fault log.
         // No I/O, no Foundation, no allocation in the cycle (compiler-checked).
         .target(name: "ChargerCore", swiftSettings: [.unsafeFlags(["-wmo", "-num-threads", "4"])]),
+        // The C library calls of the real-time runtime (clock_nanosleep, mlockall, SCHED_FIFO, affinity).
+        .target(name: "CRealTime"),
+        // Replaces malloc to count allocations per thread: linked by the tests and the benchmark only.
+        .target(name: "CAllocationCounter"),
+        // Cyclic executive, lock-free SPSC queues, latency histograms. Whole-module so the
+        // compiler-checked cycle code sees (and inlines) the queue and histogram bodies in debug too.
+        .target(name: "RealTime", dependencies: ["CRealTime"], swiftSettings: [.unsafeFlags(["-wmo", "-num-threads", "4"])]),
         // One protocol per device class; no implementation.
         .target(name: "ChargerHAL", dependencies: ["ChargerCore"]),
         // Board files (TOML) -> validated StationSpec + plant parameters.
         .target(name: "BoardFile", dependencies: [
-            "ChargerCore", "SimPlant",
+            "ChargerCore", "SimPlant", "RealTime",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The mocked board: a physical plant + simulated car behind the HAL protocols.
         .target(name: "SimPlant", dependencies: ["ChargerCore", "ChargerHAL"]),
         // Cycle driver, virtual clock, invariants, reporting.
-        .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant"]),
+        .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
             "ChargerRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
+        .executableTarget(name: "charger-bench", dependencies: [
+            "ChargerRuntime", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "ChargerRuntime", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
         .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "SimPlant", "BoardFile", "ChargerCore"]),
     ]
 )

@@ -4,6 +4,7 @@
 import ChargerCore
 import SimPlant
 import TOMLKit
+import RealTime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,6 +22,8 @@ public struct Board: Sendable {
     public var spec: StationSpec
     /// Plant model of a simulated board (absent on real boards).
     public var plant: PlantParameters?
+    /// The real-time loop: period (from [board] period), priority, CPU, memory locking, miss limit.
+    public var runtime: LoopSettings
 }
 
 public struct BoardFileError: Error, CustomStringConvertible, Equatable {
@@ -59,7 +62,7 @@ public enum BoardLoader {
         }
         let r = Reader(file: file)
         let top = Section(table: root, path: "")
-        try r.onlyKeys(top, ["board", "limits", "gun", "modules", "plant"])
+        try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "plant"])
 
         let b = try r.table(top, "board")
         try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
@@ -84,6 +87,15 @@ public enum BoardLoader {
             timing.imd = try r.duration(l, "imd_comm_timeout", default: timing.imd, range: .ms(50)...(.s(15)))
             timing.allocation = try r.duration(l, "allocation_period", default: timing.allocation, range: .ms(10)...(.s(10)))
             timing.selfOff = try r.duration(l, "module_self_off_time", default: timing.selfOff, range: .s(1)...(.s(120)))
+        }
+
+        var runtime = LoopSettings(periodNanos: period.micros * 1000)
+        if let rt = try r.optionalTable(top, "runtime") {
+            try r.onlyKeys(rt, ["priority", "cpu", "lock_memory", "miss_limit"])
+            if rt.table["priority"] != nil { runtime.priority = Int32(try r.integer(rt, "priority", range: 0...99)) }
+            if rt.table["cpu"] != nil { runtime.cpu = try r.integer(rt, "cpu", range: 0...1023) }
+            if let l = try r.optionalBool(rt, "lock_memory") { runtime.lockMemory = l }
+            if rt.table["miss_limit"] != nil { runtime.missLimit = try r.integer(rt, "miss_limit", range: 1...1000) }
         }
 
         let gunTables = try r.arrayOfTables(top, "gun")
@@ -189,7 +201,7 @@ public enum BoardLoader {
                                imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
                                moduleSelfOffTime: timing.selfOff)
         return Board(name: name, description: description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
-                     spec: spec, plant: plant)
+                     spec: spec, plant: plant, runtime: runtime)
     }
 
     static func readFile(_ path: String) -> [UInt8]? {

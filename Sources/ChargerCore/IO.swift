@@ -66,6 +66,9 @@ public struct StationInputs: Sendable {
     public var emergencyStop = false
     public var doorOpen = false
     public var mainsPresent = true
+    /// The runtime's cyclic executive missed more deadlines in a row than the board allows (board file
+    /// [runtime] miss_limit): the outputs were already forced safe; the step latches E29.
+    public var loopOverrun = false
     /// Station-wide orderly-charging setpoint from the grid interface, if any.
     public var stationSetpoint: Watts? = nil
     public init() {}
@@ -127,4 +130,39 @@ public struct StationOutputs: Sendable {
     public var guns = GunArray<GunOutputs>(repeating: GunOutputs())
     public var modules = ModuleArray<ModuleOutputs>(repeating: ModuleOutputs())
     public init() {}
+
+    /// Puts every output in its safe state in place, without the step (the runtime's last word when the
+    /// loop stops or overruns): modules off at zero setpoints, K1/K2 and K3/K4 open, the discharge
+    /// circuit on, the fault lamp. The lock and the matrix relays stay as they are: the lock is released
+    /// only by the session once the output is below 60 V, and a relay moved under current could arc.
+    @_noAllocation @_noLocks
+    public mutating func makeSafe(gunCount: Int, moduleCount: Int) {
+        for g in 0..<gunCount {
+            guns[g].closeK1K2 = false
+            guns[g].closeK3K4 = false
+            guns[g].discharge = true
+            guns[g].currentSetpoint = .zero
+            guns[g].voltageSetpoint = .zero
+            guns[g].lamp = .fault
+        }
+        for m in 0..<moduleCount {
+            modules[m].enabled = false
+            modules[m].current = .zero
+            modules[m].voltage = .zero
+        }
+    }
 }
+
+// Values that leave the control loop by copy through the runtime's lock-free queues: plain bits.
+extension Instant: BitwiseCopyable {}
+extension Duration: BitwiseCopyable {}
+extension Volts: BitwiseCopyable {}
+extension Amps: BitwiseCopyable {}
+extension Watts: BitwiseCopyable {}
+extension Celsius: BitwiseCopyable {}
+extension SessionPhase: BitwiseCopyable {}
+extension LimitSource: BitwiseCopyable {}
+extension FaultCode: BitwiseCopyable {}
+extension Reaction: BitwiseCopyable {}
+extension FaultSet: BitwiseCopyable {}
+extension FaultRecord: BitwiseCopyable {}

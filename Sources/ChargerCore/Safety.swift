@@ -71,6 +71,7 @@ extension StationState {
         if inp.emergencyStop { raise(.emergencyStop, gun: 0, value: 1, now: now) }
         if inp.doorOpen { raise(.doorOpen, gun: 0, value: 1, now: now) }
         if !inp.mainsPresent { raise(.mainsLost, gun: 0, value: 0, now: now) }
+        if inp.loopOverrun { raise(.controlLoopOverrun, gun: 0, value: 1, now: now) }
 
         // Modules: health and communication.
         for m in 0..<spec.moduleCount {

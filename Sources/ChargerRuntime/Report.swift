@@ -25,6 +25,8 @@ public struct SessionSummary: Sendable {
     public var insulationOhmPerVolt: Double?
     public var insulationWarning: Bool
     public var limitShare: [(String, Double)]
+    /// The process's resident memory now and at its peak, in kB (set by chargerd; not part of a replay).
+    public var memoryKB: (resident: Int, peak: Int)? = nil
 
     public var exitCode: Int32 {
         switch endState {
@@ -145,12 +147,13 @@ extension SessionSummary {
         o += "\"soc_start\":\(socStart.map { num($0, 2) } ?? "null"),\"soc_end\":\(socEnd.map { num($0, 2) } ?? "null"),"
         o += "\"max_gun_temperature_c\":\(num(maxGunTemperature, 1)),\"sessions_completed\":\(sessionsCompleted),\"stop_reason\":\(str(stopReason)),\"insulation_ohm_per_v\":\(insulationOhmPerVolt.map { num($0, 0) } ?? "null"),\"insulation_warning\":\(insulationWarning),"
         o += "\"limit_share\":{\(shares.joined(separator: ","))},"
+        if let m = memoryKB { o += "\"rss_kb\":\(m.resident),\"peak_rss_kb\":\(m.peak)," }
         o += "\"faults\":[\(fs.joined(separator: ","))],\"invariant_violations\":[\(vs.joined(separator: ","))]}"
         return o
     }
 }
 
 extension String {
-    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
-    func rightPad(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+    public func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+    public func rightPad(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
 }

@@ -6,6 +6,7 @@ import Foundation
 import ChargerHAL
 import BoardFile
 import SimPlant
+import RealTime
 
 /// An invariant that failed, with when and what.
 public struct InvariantViolation: Sendable, CustomStringConvertible {
@@ -63,6 +64,8 @@ public final class Simulation {
     public var inputs: StationInputs { frame.inputs }
     public var outputs: StationOutputs { frame.outputs }
     public var injections: [ScheduledInjection]
+    /// Times every control step when set (benchmark).
+    public var stepTimer: StepTimer? = nil
     /// Optional observer called after every cycle (tests, traces).
     public var observer: ((Simulation) -> Void)? = nil
 
@@ -97,13 +100,27 @@ public final class Simulation {
     /// One control cycle: scheduled injections, sample, step, apply, invariants, then the plant moves
     /// one period on.
     public func cycle() {
+        controlHalf()
+        plantHalf()
+    }
+
+    /// What the controller does in a cycle: operator requests and scheduled injections in, then
+    /// sample → step → apply (on a real board this is the whole cycle).
+    public func controlHalf() {
         applyDueInjections()
         Self.sampleStepApply(&frame, devices: devices, now: plant.now, stationSetpoint: stationSetpoint,
-                             gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop)
+                             gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop,
+                             loopOverrun: hot.pointee.pendingLoopOverrun, timer: stepTimer)
+        hot.pointee.pendingLoopOverrun = false
         for g in 0..<gunCount {
             if pendingReset[g] { pendingReset[g] = false }
             if pendingStop[g] && frame.state.sessions[g].phase != .charging { pendingStop[g] = false }
         }
+    }
+
+    /// What the simulator does after it: the fault log drained, the invariants checked, the figures
+    /// accounted, and the plant moved one period on.
+    public func plantHalf() {
         drainFaults()
         checkInvariants(&frame)
         account(&frame)
@@ -111,10 +128,24 @@ public final class Simulation {
         plant.advance(by: period)
     }
 
+    /// The runtime's loop missed too many deadlines: outputs safe now, E29 latched next cycle.
+    public func loopOverrun() {
+        hot.pointee.pendingLoopOverrun = true
+        forceSafeOutputs()
+    }
+
+    /// Puts every output in its safe state and applies it to the board at once (no step).
+    public func forceSafeOutputs() {
+        hot.pointee.frame.outputs.makeSafe(gunCount: gunCount, moduleCount: moduleCount)
+        devices.apply(&hot.pointee.frame.outputs, spec: &hot.pointee.frame.spec)
+    }
+
     static func sampleStepApply(_ f: inout ControlFrame, devices: BoardDevices, now: Instant,
-                                stationSetpoint: Watts?, gunSetpoints: [Watts?], reset: [Bool], stop: [Bool]) {
+                                stationSetpoint: Watts?, gunSetpoints: [Watts?], reset: [Bool], stop: [Bool],
+                                loopOverrun: Bool = false, timer: StepTimer? = nil) {
         let gunCount = f.spec.gunCount
         f.inputs.now = now
+        f.inputs.loopOverrun = loopOverrun
         f.inputs.stationSetpoint = stationSetpoint
         for g in 0..<gunCount {
             f.inputs.guns[g].gridSetpoint = gunSetpoints[g]
@@ -122,14 +153,20 @@ public final class Simulation {
             f.inputs.guns[g].stopRequest = stop[g]
             f.wasClosed[g] = f.outputs.guns[g].closeK1K2
         }
-        stepInPlace(spec: &f.spec, state: &f.state, inputs: &f.inputs, outputs: &f.outputs, devices: devices)
+        stepInPlace(spec: &f.spec, state: &f.state, inputs: &f.inputs, outputs: &f.outputs, devices: devices, timer: timer)
     }
 
     /// Sample → step → apply on storage passed by address, so no snapshot is copied on the way.
     static func stepInPlace(spec: inout StationSpec, state: inout StationState, inputs: inout StationInputs,
-                            outputs: inout StationOutputs, devices: BoardDevices) {
+                            outputs: inout StationOutputs, devices: BoardDevices, timer: StepTimer?) {
         devices.sample(into: &inputs, spec: &spec)
-        controlStep(&state, &inputs, &spec, &outputs)
+        if let timer {
+            let t0 = monotonicNanos()
+            controlStep(&state, &inputs, &spec, &outputs)
+            timer.add(monotonicNanos() - t0)
+        } else {
+            controlStep(&state, &inputs, &spec, &outputs)
+        }
         devices.apply(&outputs, spec: &spec)
     }
 
@@ -376,9 +413,35 @@ struct CycleBook {
     var faultLatchedAt: [Instant?]
     var lastPhase: [SessionPhase]
     var seenClearings: UInt64 = 0
+    var pendingLoopOverrun = false
     init(frame: ControlFrame, reports: [GunReport], gunSetpoints: [Watts?], pendingReset: [Bool], pendingStop: [Bool],
          faultLatchedAt: [Instant?], lastPhase: [SessionPhase]) {
         self.frame = frame; self.reports = reports; self.gunSetpoints = gunSetpoints; self.pendingReset = pendingReset
         self.pendingStop = pendingStop; self.faultLatchedAt = faultLatchedAt; self.lastPhase = lastPhase
+        // Room reserved up front: a fault in a real-time cycle appends without allocating.
+        faults.reserveCapacity(1024)
+        violations.reserveCapacity(1000)
+    }
+}
+
+/// Wall time of each control step, in ns, into storage allocated up front (benchmark).
+public final class StepTimer {
+    public let capacity: Int
+    private let samples: UnsafeMutablePointer<Int64>
+    public private(set) var count = 0
+    public init(capacity: Int) {
+        self.capacity = capacity
+        samples = .allocate(capacity: capacity)
+    }
+    deinit { samples.deallocate() }
+    func add(_ nanos: Int64) {
+        if count < capacity { samples[count] = nanos; count += 1 }
+    }
+    /// The value (ns) at fraction `p` of the sorted samples.
+    public func percentile(_ p: Double) -> Int64 {
+        guard count > 0 else { return 0 }
+        let sorted = UnsafeBufferPointer(start: samples, count: count).sorted()
+        let rank = max(1, Int((Double(count) * p).rounded(.up)))
+        return sorted[min(count, rank) - 1]
     }
 }

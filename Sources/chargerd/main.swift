@@ -5,6 +5,7 @@ import BoardFile
 import ChargerCore
 import ChargerRuntime
 import SimPlant
+import RealTime
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -35,6 +36,9 @@ struct Chargerd: ParsableCommand {
     @Option(name: .long, help: "Virtual-time speed: a factor (60 = one simulated minute per second) or 'max'.")
     var speed: String = "max"
 
+    @Flag(name: .long, help: "Run on the real-time loop at the board's period in wall-clock time (SCHED_FIFO, CPU, mlockall from the board's [runtime]; degrades with one warning without the rights).")
+    var realtime = false
+
     @Flag(name: .long, help: "Print the final summary as one JSON object on the last line of standard output.")
     var json = false
 
@@ -52,6 +56,9 @@ struct Chargerd: ParsableCommand {
 
     @Option(name: .long, help: "Continuous mode: simulated seconds between one car leaving and the next arriving.")
     var arrivalInterval: Double = 600
+
+    @Option(name: .long, help: "Print resident memory every this many simulated seconds (0: never): 'memory: t=… s rss … kB peak … kB sessions …'.")
+    var memoryInterval: Double = 0
 
     mutating func run() throws {
         if listFaults {
@@ -88,10 +95,16 @@ struct Chargerd: ParsableCommand {
             guard let f = Double(speed), f > 0, f.isFinite else { fail("--speed '\(speed)': expected a positive factor or 'max'") }
             factor = f
         }
-        guard statusInterval >= 0, maxTime > 0, arrivalInterval >= 0 else { fail("--status-interval, --max-time and --arrival-interval must be positive") }
+        guard statusInterval >= 0, maxTime > 0, arrivalInterval >= 0, memoryInterval >= 0 else { fail("--status-interval, --max-time, --arrival-interval and --memory-interval must be positive") }
+
+        if realtime && factor != nil { fail("--realtime runs at the board's own period (1x); drop --speed") }
 
         installSignalHandlers()
         let sim = Simulation(board: loaded, cars: cars, injections: scheduled)
+        if realtime {
+            let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json)
+            throw ExitCode(code)
+        }
         let profiles = cars
         var pace = Pacer(factor: factor)
         let status = statusInterval > 0 ? Duration.seconds(statusInterval) : nil
@@ -99,8 +112,15 @@ struct Chargerd: ParsableCommand {
         let end = Instant.zero + .seconds(maxTime)
         print("chargerd: board \(loaded.name) (\(loaded.path), checksum \(loaded.checksum)), \(loaded.spec.gunCount) gun(s), \(loaded.spec.moduleCount) modules, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")")
         var timedOut = false
+        let memoryEvery = memoryInterval > 0 ? Duration.seconds(memoryInterval) : nil
+        var nextMemory = Instant.zero + (memoryEvery ?? .zero)
         while true {
             sim.cycle()
+            if let memoryEvery, sim.now >= nextMemory {
+                nextMemory = nextMemory + memoryEvery
+                print("memory: t=\(fmt(sim.now.seconds, 0)) s rss \(currentResidentKB()) kB peak \(peakResidentKB()) kB sessions \(sim.reports.reduce(0) { $0 + $1.completedSessions })")
+                fflush(nil)
+            }
             if let status, sim.now >= nextStatus {
                 nextStatus = nextStatus + status
                 for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
@@ -121,7 +141,11 @@ struct Chargerd: ParsableCommand {
             }
         }
         for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
-        let summary = sim.summary(timedOut: timedOut, continuous: continuous)
+        if memoryEvery != nil {
+            print("memory: t=\(fmt(sim.now.seconds, 0)) s rss \(currentResidentKB()) kB peak \(peakResidentKB()) kB sessions \(sim.reports.reduce(0) { $0 + $1.completedSessions })")
+        }
+        var summary = sim.summary(timedOut: timedOut, continuous: continuous)
+        summary.memoryKB = (currentResidentKB(), peakResidentKB())
         print(summary.text, terminator: "")
         if json { print(summary.json) }
         fflush(nil)
@@ -132,6 +156,60 @@ struct Chargerd: ParsableCommand {
         }
         throw ExitCode(summary.exitCode)
     }
+}
+
+/// The real-time mode: the cyclic executive runs the cycles on its own thread; this thread only prints
+/// what comes out of the loop's event queue, and stops the loop on SIGINT/SIGTERM or when the cars are gone.
+func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime: Double, json: Bool) -> Int32 {
+    let period = board.runtime.periodNanos
+    let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
+    let body = RealTimeSimulation(sim: sim, statusEvery: statusEvery)
+    let loop = CyclicExecutive(settings: board.runtime, body: body)
+    let grant: RealTimeGrant
+    do { grant = try loop.start() } catch { fail("\(error)") }
+    if let w = grant.warning { writeStderr("chargerd: warning: \(w)\n") }
+    let sched = grant.fifo ? "SCHED_FIFO \(board.runtime.priority)" : "SCHED_OTHER"
+    let cpu = grant.pinnedCPU.map { " on CPU \($0)" } ?? ""
+    print("chargerd: board \(board.name) (\(board.path), checksum \(board.checksum)), real-time loop every \(fmt(Double(period) / 1e6, 3)) ms, \(sched)\(cpu), memory \(grant.memoryLocked ? "locked" : "not locked")")
+    fflush(nil)
+    let maxCycles = UInt64(maxTime * 1e9 / Double(period))
+    var timedOut = false
+    func drain() {
+        while let e = body.events.queue.pop() {
+            switch e {
+            case .status(let s): print(s.line)
+            case .phase(let g, let p, let at): print("[\(fmt(at.seconds, 3).leftPad(10)) s] gun\(g) \(p.name)")
+            case .fault(let r):
+                let gun = r.gun < 0 ? "station" : "gun\(r.gun)"
+                if let c = r.clearedAt { print("[\(fmt(c.seconds, 3).leftPad(10)) s] \(gun) cleared \(r.code.name)") }
+                else { print("[\(fmt(r.raisedAt.seconds, 3).leftPad(10)) s] \(gun) FAULT \(r.code.name) (\(r.reaction.name)), value \(fmt(r.value, 1))") }
+            case .overrun(let n, let at): print("[\(fmt(at.seconds, 3).leftPad(10)) s] loop missed \(n) deadlines in a row: outputs forced safe")
+            }
+        }
+        fflush(nil)
+    }
+    while true {
+        sleepUntil(nanos: monotonicNanos() + 20_000_000)
+        drain()
+        if stopRequested || body.done { break }
+        if loop.cycles >= maxCycles { timedOut = true; break }
+    }
+    loop.requestStop()
+    loop.join()
+    drain()
+    for g in 0..<board.spec.gunCount { print(sim.statusLine(gun: g)) }
+    print("loop: " + loop.statistics().line)
+    var summary = sim.summary(timedOut: timedOut, continuous: false)
+    summary.memoryKB = (currentResidentKB(), peakResidentKB())
+    print(summary.text, terminator: "")
+    if json { print(summary.json) }
+    fflush(nil)
+    if summary.endState != .completed && !stopRequested {
+        let why = summary.faults.first.map { "\($0.code.name) at \(fmt($0.raisedAt.seconds, 3)) s (\($0.reaction.name))" }
+            ?? summary.violations.first.map { "\($0)" } ?? summary.endState.rawValue
+        writeStderr("chargerd: session did not end normally: \(why)\n")
+    }
+    return summary.exitCode
 }
 
 /// Keeps virtual time at `factor` × wall time (no pacing at 'max').

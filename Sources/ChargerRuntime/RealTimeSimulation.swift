@@ -1,0 +1,177 @@
+// The simulated board on the real-time runtime: the cyclic executive calls one cycle per period, the
+// simulation's control half (sample → step → apply) then its plant half. Nothing leaves the loop but
+// fixed-size events through a lock-free queue; nothing enters but operator commands through another.
+import ChargerCore
+import RealTime
+import Synchronization
+
+/// What the loop tells the rest of the process, by value, through an SPSC queue.
+public enum LoopEvent: Sendable, BitwiseCopyable {
+    /// A fault latched (or an existing record cleared), as logged by the core.
+    case fault(FaultRecord)
+    /// A gun's session changed phase.
+    case phase(gun: Int8, SessionPhase, at: Instant)
+    /// The loop missed `misses` deadlines in a row (beyond the board's limit): outputs forced safe.
+    case overrun(misses: Int32, at: Instant)
+    /// A gun's figures, once per status interval.
+    case status(GunStatus)
+}
+
+/// One gun's figures at one instant (the status line's data).
+public struct GunStatus: Sendable, BitwiseCopyable {
+    public var gun: Int8
+    public var at: Instant
+    public var phase: SessionPhase
+    public var voltage: Volts
+    public var current: Amps
+    public var powerLimit: Watts
+    public var binding: LimitSource
+    /// NaN when no car.
+    public var soc: Double
+    public var gunTemperature: Celsius
+    public var faults: FaultSet
+}
+
+/// Operator requests into the loop (console, grid interface, signal handler).
+public enum OperatorCommand: Sendable, BitwiseCopyable {
+    case reset(gun: Int8)
+    case stop(gun: Int8)
+    case stationSetpoint(Watts?)
+    case gunSetpoint(gun: Int8, Watts?)
+}
+
+/// Timing of the first ground-fault edge seen by the loop (benchmark and tests).
+public struct ReactionProbe: Sendable, BitwiseCopyable {
+    /// Cycle in which the trip input was first sampled set, and the cycle whose applied outputs had
+    /// K1/K2 open and every module of the gun off.
+    public var edgeCycle: UInt64 = .max
+    public var safeCycle: UInt64 = .max
+    /// ns from the start of the edge cycle's sampling to the moment its outputs were applied.
+    public var edgeToAppliedNanos: Int64 = -1
+    public var complete: Bool { safeCycle != .max }
+}
+
+public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
+    public let sim: Simulation
+    public let events = SPSCBuffer<LoopEvent>(capacity: 4096, filler: .overrun(misses: 0, at: .zero))
+    public let commands = SPSCBuffer<OperatorCommand>(capacity: 256, filler: .reset(gun: 0))
+    /// Cycles between status events (0: none).
+    let statusEvery: UInt64
+    let gunCount: Int
+    private let lastPhase: UnsafeMutablePointer<SessionPhase>
+    private var lastSequence: UInt64 = 0
+    private var lastClearings: UInt64 = 0
+    private let doneFlag = Atomic<Bool>(false)
+    private let probeStorage: UnsafeMutablePointer<ReactionProbe>
+    private let probeReady = Atomic<Bool>(false)
+
+    public init(sim: Simulation, statusEvery: UInt64) {
+        self.sim = sim
+        self.statusEvery = statusEvery
+        gunCount = sim.spec.gunCount
+        lastPhase = .allocate(capacity: Capacity.guns)
+        lastPhase.initialize(repeating: .unplugged, count: Capacity.guns)
+        probeStorage = .allocate(capacity: 1)
+        probeStorage.initialize(to: ReactionProbe())
+    }
+    deinit { lastPhase.deallocate(); probeStorage.deallocate() }
+
+    /// Every car served and gone (set by the loop; read by anyone).
+    public var done: Bool { doneFlag.load(ordering: .acquiring) }
+    /// The ground-fault reaction timing, once measured.
+    public var reaction: ReactionProbe? { probeReady.load(ordering: .acquiring) ? probeStorage.pointee : nil }
+
+    public func runCycle(deadline: Int64, index: UInt64) {
+        while let c = commands.queue.pop() {
+            switch c {
+            case .reset(let g): sim.requestReset(gun: Int(g))
+            case .stop(let g): sim.requestStop(gun: Int(g))
+            case .stationSetpoint(let p): sim.setStationSetpoint(p)
+            case .gunSetpoint(let g, let p): sim.setGunSetpoint(Int(g), p)
+            }
+        }
+        let started = monotonicNanos()
+        sim.controlHalf()
+        let applied = monotonicNanos()
+        probe(index: index, nanos: applied - started)
+        sim.plantHalf()
+        publish(index: index)
+        if index % 1024 == 0 && sim.allCarsGone { doneFlag.store(true, ordering: .releasing) }
+    }
+
+    public func loopOverrun(consecutiveMisses: Int, at deadline: Int64) {
+        sim.loopOverrun()
+        events.queue.push(.overrun(misses: Int32(clamping: consecutiveMisses), at: sim.now))
+    }
+
+    public func loopStopped() { sim.forceSafeOutputs() }
+
+    private func probe(index: UInt64, nanos: Int64) {
+        guard !probeReady.load(ordering: .relaxed) else { return }
+        let f = sim.frame
+        for g in 0..<gunCount where f.inputs.guns[g].groundFaultTrip {
+            if probeStorage.pointee.edgeCycle == .max {
+                probeStorage.pointee.edgeCycle = index
+                probeStorage.pointee.edgeToAppliedNanos = nanos
+            }
+            var safe = !f.outputs.guns[g].closeK1K2
+            for m in 0..<sim.moduleCount where f.outputs.modules[m].gun == Int8(g) && f.outputs.modules[m].enabled { safe = false }
+            if safe {
+                probeStorage.pointee.safeCycle = index
+                probeReady.store(true, ordering: .releasing)
+            }
+            return
+        }
+    }
+
+    private func publish(index: UInt64) {
+        let q = events.queue
+        let log = sim.frame.state.log
+        while lastSequence < log.lastSequence {
+            lastSequence += 1
+            if let r = log.record(sequence: lastSequence) { q.push(.fault(r)) }
+        }
+        if log.clearings != lastClearings {
+            lastClearings = log.clearings
+            var s = log.lastSequence
+            var n = 0
+            while s >= 1 && n < 128 {
+                if let r = log.record(sequence: s), let c = r.clearedAt, c == sim.now { q.push(.fault(r)) }
+                s -= 1; n += 1
+            }
+        }
+        for g in 0..<gunCount {
+            let p = sim.frame.state.sessions[g].phase
+            if p != lastPhase[g] {
+                lastPhase[g] = p
+                q.push(.phase(gun: Int8(g), p, at: sim.now))
+            }
+        }
+        if statusEvery > 0 && index % statusEvery == statusEvery - 1 {
+            for g in 0..<gunCount { q.push(.status(status(gun: g))) }
+        }
+    }
+
+    /// Gun `g`'s figures now (on the loop thread, or after it stopped).
+    public func status(gun g: Int) -> GunStatus {
+        let f = sim.frame
+        var soc = Double.nan
+        sim.plant.withGun(g) { soc = $0.car?.soc ?? .nan }
+        return GunStatus(gun: Int8(g), at: sim.now, phase: f.state.sessions[g].phase, voltage: f.inputs.guns[g].meterVoltage,
+                         current: f.inputs.guns[g].meterCurrent, powerLimit: f.outputs.guns[g].powerLimit,
+                         binding: f.outputs.guns[g].binding, soc: soc, gunTemperature: f.inputs.guns[g].gunTemperature,
+                         faults: f.state.faults(gun: g))
+    }
+}
+
+extension GunStatus {
+    /// The status line, same shape as the virtual-time one.
+    public var line: String {
+        let p = voltage * current
+        let socText = soc.isNaN ? "-" : fmt(soc, 1) + "%"
+        var s = "[\(fmt(at.seconds, 1).leftPad(8)) s] gun\(gun) \(phase.name.rightPad(18)) \(fmt(voltage.value, 1).leftPad(6)) V \(fmt(current.value, 1).leftPad(6)) A \(fmt(p.kilowatts, 1).leftPad(6)) kW"
+        s += "  limit \(fmt(powerLimit.kilowatts, 1).leftPad(6)) kW (\(binding.name))  SOC \(socText)  gun \(fmt(gunTemperature.value, 1)) °C"
+        if !faults.isEmpty { s += "  FAULT " + faults.codes.map(\.name).joined(separator: ",") }
+        return s
+    }
+}
