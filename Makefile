@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps build run test test-swift test-cli bench-session clean
+.PHONY: deps build run test test-swift test-cli bench bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
@@ -33,6 +33,16 @@ test-swift:
 
 test-cli: build
 	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards
+
+# The runtime's benchmark (one table, written to BENCHMARKS.md with the machine and the date): loop
+# latency beside cyclictest (rt-tests, installed here if missing), step time, allocations per cycle,
+# fault reaction, virtual-time speed, memory and a 24 h virtual soak. About 5 minutes on 2 cores.
+bench: deps
+	@command -v cyclictest >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq rt-tests; }
+	$(SWIFT) build -c release --product chargerd
+	$(SWIFT) build -c release --product charger-bench
+	.build/release/charger-bench --chargerd .build/release/chargerd --write BENCHMARKS.md
 
 # A benchmark, not a test: wall time of whole sessions in virtual time on each board (release).
 bench-session: build

@@ -27,90 +27,101 @@ struct ChargerBench: ParsableCommand {
     @Option(help: "chargerd binary (memory figures are of that process).") var chargerd = ".build/release/chargerd"
     @Option(help: "Seconds of real-time loop and of cyclictest.") var latencySeconds = 10
     @Option(help: "Hours of virtual time for the memory soak.") var soakHours = 24.0
+    @Option(help: "Run only these sections (comma-separated: 1 = latency and reaction, 2, 3, 5, 6).") var only: String?
     @Option(help: "Also write the table with the machine and date to this Markdown file.") var write: String?
 
     mutating func run() throws {
         guard allocation_counter_active() == 1 else { throw ValidationError("the allocation counter is not linked") }
         var rows: [Row] = []
+        let wanted = Set((only ?? "1,2,3,4,5,6").split(separator: ",").compactMap { Int($0) })
         let sim60 = try board("sim-60kw")
         let dual = try board("sim-dual-360kw")
 
-        // 1 + 4: loop latency at the board's period, with a ground fault during charging; then cyclictest.
-        note("real-time loop on sim-60kw for \(latencySeconds) s (ground fault at 9.5 s)")
-        let rt = realTimeRun(sim60, seconds: latencySeconds, groundFaultAt: 9.5)
-        let w = rt.stats.wakeLatency
-        let s = sim60.runtime
-        let setting = "\(s.periodNanos / 1000) µs period, \(rt.grant.fifo ? "SCHED_FIFO \(s.priority)" : "SCHED_OTHER")\(rt.grant.pinnedCPU.map { ", CPU \($0)" } ?? ""), memory \(rt.grant.memoryLocked ? "locked" : "not locked")"
-        rows.append(Row(section: "1 latency", metric: "loop wake-up, \(latencySeconds) s (\(setting))", value: latencyText(w)))
-        rows.append(Row(section: "1 latency", metric: "loop misses / overruns / cycles", value: "\(rt.stats.misses) / \(rt.stats.overruns) / \(rt.stats.cycles)"))
-        note("cyclictest for \(latencySeconds) s")
-        let ct = cyclictest(settings: s, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds)
-        switch ct {
-        case .success(let h):
-            rows.append(Row(section: "1 latency", metric: "cyclictest, same period/priority/CPU/length", value: latencyText(h)))
-            let ratio = Double(max(w.percentileMicros(0.99), 1)) / Double(max(h.percentileMicros(0.99), 1))
-            rows.append(Row(section: "1 latency", metric: "p99 ratio loop / cyclictest", value: fmt(ratio, 2) + "x",
-                            target: "≤ 1.25x", verdict: ratio <= 1.25 ? "met" : "missed"))
-        case .failure(let e):
-            rows.append(Row(section: "1 latency", metric: "cyclictest", value: "not run: \(e.why)", verdict: "n/a"))
+        // 1 + 4: loop latency at the board's period with a ground fault while charging, then cyclictest.
+        if wanted.contains(1) {
+            note("real-time loop on sim-60kw for \(latencySeconds) s (ground fault at 9.5 s)")
+            let rt = realTimeRun(sim60, seconds: latencySeconds, groundFaultAt: 9.5)
+            let w = rt.stats.wakeLatency
+            let s = sim60.runtime
+            let setting = "\(s.periodNanos / 1000) µs period, \(rt.grant.fifo ? "SCHED_FIFO \(s.priority)" : "SCHED_OTHER")\(rt.grant.pinnedCPU.map { ", CPU \($0)" } ?? ""), memory \(rt.grant.memoryLocked ? "locked" : "not locked")"
+            rows.append(Row(section: "1 latency", metric: "loop wake-up, \(latencySeconds) s (\(setting))", value: latencyText(w)))
+            rows.append(Row(section: "1 latency", metric: "loop misses / overruns / cycles", value: "\(rt.stats.misses) / \(rt.stats.overruns) / \(rt.stats.cycles)"))
+            note("cyclictest for \(latencySeconds) s")
+            let ct = cyclictest(settings: s, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds)
+            switch ct {
+            case .success(let h):
+                rows.append(Row(section: "1 latency", metric: "cyclictest, same period/priority/CPU/length", value: latencyText(h)))
+                let ratio = Double(max(w.percentileMicros(0.99), 1)) / Double(max(h.percentileMicros(0.99), 1))
+                rows.append(Row(section: "1 latency", metric: "p99 ratio loop / cyclictest", value: fmt(ratio, 2) + "x",
+                                target: "≤ 1.25x", verdict: ratio <= 1.25 ? "met" : "missed"))
+            case .failure(let e):
+                rows.append(Row(section: "1 latency", metric: "cyclictest", value: "not run: \(e.why)", verdict: "n/a"))
+            }
+            // 4: fault reaction, from the same run.
+            if let r = rt.reaction {
+                let cycles = r.safeCycle - r.edgeCycle
+                rows.append(Row(section: "4 reaction", metric: "ground-fault input edge → K1/K2 open + modules off commanded",
+                                value: "\(cycles) cycles, \(fmt(Double(r.edgeToAppliedNanos) / 1000, 1)) µs from sampling to applied outputs",
+                                target: "within 1 cycle", verdict: cycles <= 1 ? "met" : "missed"))
+            } else {
+                rows.append(Row(section: "4 reaction", metric: "ground-fault reaction", value: "not measured (the fault never reached the loop)", verdict: "missed"))
+            }
         }
 
         // 2: control-step compute time.
-        let station12 = try BoardLoader.parse(generatedStation(guns: 12, modules: 48), file: "generated-12gun-48mod")
-        for (name, b) in [("sim-60kw", sim60), ("sim-dual-360kw", dual), ("generated 12 guns / 48 modules", station12)] {
-            note("step compute on \(name)")
-            let t = stepTimes(b, cycles: 200_000)
-            rows.append(Row(section: "2 step", metric: "control step, \(name), \(t.samples) charging cycles",
-                            value: "p50 \(fmt(Double(t.p50) / 1000, 2)) µs  p99 \(fmt(Double(t.p99) / 1000, 2)) µs  max \(fmt(Double(t.max) / 1000, 1)) µs"))
+        if wanted.contains(2) {
+            let station12 = try BoardLoader.parse(generatedStation(guns: 12, modules: 48), file: "generated-12gun-48mod")
+            for (name, b) in [("sim-60kw", sim60), ("sim-dual-360kw", dual), ("generated 12 guns / 48 modules", station12)] {
+                note("step compute on \(name)")
+                let t = stepTimes(b, cycles: 200_000)
+                rows.append(Row(section: "2 step", metric: "control step, \(name), \(t.samples) charging cycles",
+                                value: "p50 \(fmt(Double(t.p50) / 1000, 2)) µs  p99 \(fmt(Double(t.p99) / 1000, 2)) µs  max \(fmt(Double(t.max) / 1000, 1)) µs"))
+            }
         }
 
         // 3: heap allocations per cycle.
-        note("allocations: real-time loop on sim-dual-360kw, then a whole session in virtual time")
-        let rtDual = realTimeRun(dual, seconds: 3, groundFaultAt: nil, countAllocations: true)
-        let perCycle = Double(rtDual.stats.allocations) / Double(max(rtDual.stats.cycles, 1))
-        rows.append(Row(section: "3 allocations", metric: "real-time loop, sim-dual-360kw, \(rtDual.stats.cycles) cycles",
-                        value: "\(rtDual.stats.allocations) (\(fmt(perCycle, 3)) per cycle)", target: "0", verdict: rtDual.stats.allocations == 0 ? "met" : "missed"))
-        let va = virtualAllocations(dual)
-        rows.append(Row(section: "3 allocations", metric: "whole 20→80 % session, sim-dual-360kw, \(va.cycles) cycles: control half / plant half",
-                        value: "\(va.control) / \(va.plant)", target: "0 / -", verdict: va.control == 0 ? "met" : "missed"))
-
-        // 4: fault reaction, from run 1.
-        if let r = rt.reaction {
-            let cycles = r.safeCycle - r.edgeCycle
-            rows.append(Row(section: "4 reaction", metric: "ground-fault input edge → K1/K2 open + modules off commanded",
-                            value: "\(cycles) cycles, \(fmt(Double(r.edgeToAppliedNanos) / 1000, 1)) µs from sampling to applied outputs",
-                            target: "within 1 cycle", verdict: cycles <= 1 ? "met" : "missed"))
-        } else {
-            rows.append(Row(section: "4 reaction", metric: "ground-fault reaction", value: "not measured (the fault never reached the loop)", verdict: "missed"))
+        if wanted.contains(3) {
+            note("allocations: real-time loop on sim-dual-360kw, then a whole session in virtual time")
+            let rtDual = realTimeRun(dual, seconds: 3, groundFaultAt: nil, countAllocations: true)
+            let perCycle = Double(rtDual.stats.allocations) / Double(max(rtDual.stats.cycles, 1))
+            rows.append(Row(section: "3 allocations", metric: "real-time loop, sim-dual-360kw, \(rtDual.stats.cycles) cycles",
+                            value: "\(rtDual.stats.allocations) (\(fmt(perCycle, 3)) per cycle)", target: "0", verdict: rtDual.stats.allocations == 0 ? "met" : "missed"))
+            let va = virtualAllocations(dual)
+            rows.append(Row(section: "3 allocations", metric: "whole 20→80 % session, sim-dual-360kw, \(va.cycles) cycles: control half / plant half",
+                            value: "\(va.control) / \(va.plant)", target: "0 / -", verdict: va.control == 0 ? "met" : "missed"))
         }
 
         // 5: virtual-time speed.
-        for (name, b, cars) in speedCases() {
-            note("virtual-time session on \(name)")
-            let board = try self.board(b)
-            let v = virtualSession(board, cars: cars)
-            rows.append(Row(section: "5 speed", metric: "20→80 % session, \(name) (\(fmt(v.simulated / 60, 1)) min simulated)",
-                            value: "\(fmt(v.simulated / v.wall, 0))x real time (\(fmt(v.wall, 2)) s wall)",
-                            target: "≥ 5000x", verdict: v.simulated / v.wall >= 5000 ? "met" : "missed"))
+        if wanted.contains(5) {
+            for (name, b, cars) in speedCases() {
+                note("virtual-time session on \(name)")
+                let board = try self.board(b)
+                let v = virtualSession(board, cars: cars)
+                rows.append(Row(section: "5 speed", metric: "20→80 % session, \(name) (\(fmt(v.simulated / 60, 1)) min simulated)",
+                                value: "\(fmt(v.simulated / v.wall, 0))x real time (\(fmt(v.wall, 2)) s wall)",
+                                target: "≥ 5000x", verdict: v.simulated / v.wall >= 5000 ? "met" : "missed"))
+            }
         }
 
         // 6: memory of chargerd.
-        note("memory: chargerd on sim-dual-360kw, then a \(fmt(soakHours, 0)) h virtual soak")
-        let dualCars = ["--car", "capacity=80kWh,soc=20,target=80,max-voltage=900V,max-current=250A",
-                        "--car-on", "1:capacity=60kWh,soc=30,target=80,max-voltage=500V,plug-at=5s"]
-        let single = runChargerd(["--board", "\(boards)/sim-dual-360kw.toml", "--status-interval", "0"] + dualCars)
-        rows.append(Row(section: "6 memory", metric: "chargerd peak resident, one session on sim-dual-360kw",
-                        value: "\(single.peakKB / 1024) MB (\(single.peakKB) kB)", target: "< 64 MB", verdict: single.peakKB < 64 * 1024 ? "met" : "missed"))
-        let soak = runChargerd(["--board", "\(boards)/sim-dual-360kw.toml", "--status-interval", "0", "--continuous",
-                                "--max-time", "\(Int(soakHours * 3600))", "--arrival-interval", "60", "--memory-interval", "3600"] + dualCars)
-        let mem = soak.output.split(separator: "\n").compactMap(MemoryLine.init)
-        if let first = mem.first, let last = mem.last {
-            let growth = last.rss - first.rss
-            rows.append(Row(section: "6 memory", metric: "\(fmt(soakHours, 0)) h virtual soak, \(last.sessions) sessions: rss at 1 h → end, peak",
-                            value: "\(first.rss) kB → \(last.rss) kB (\(growth >= 0 ? "+" : "")\(growth) kB), peak \(soak.peakKB) kB, \(fmt(soak.wall, 0)) s wall",
-                            target: "flat, < 64 MB", verdict: growth <= 256 && soak.peakKB < 64 * 1024 ? "met" : "missed"))
-        } else {
-            rows.append(Row(section: "6 memory", metric: "soak", value: "no memory lines from chargerd (exit \(soak.status))", verdict: "missed"))
+        if wanted.contains(6) {
+            note("memory: chargerd on sim-dual-360kw, then a \(fmt(soakHours, 0)) h virtual soak")
+            let dualCars = ["--car", "capacity=80kWh,soc=20,target=80,max-voltage=900V,max-current=250A",
+                            "--car-on", "1:capacity=60kWh,soc=30,target=80,max-voltage=500V,plug-at=5s"]
+            let single = runChargerd(["--board", "\(boards)/sim-dual-360kw.toml", "--status-interval", "0"] + dualCars)
+            rows.append(Row(section: "6 memory", metric: "chargerd peak resident, one session on sim-dual-360kw",
+                            value: "\(single.peakKB / 1024) MB (\(single.peakKB) kB)", target: "< 64 MB", verdict: single.peakKB < 64 * 1024 ? "met" : "missed"))
+            let soak = runChargerd(["--board", "\(boards)/sim-dual-360kw.toml", "--status-interval", "0", "--continuous",
+                                    "--max-time", "\(Int(soakHours * 3600))", "--arrival-interval", "60", "--memory-interval", "3600"] + dualCars)
+            let mem = soak.output.split(separator: "\n").compactMap(MemoryLine.init)
+            if let first = mem.first, let last = mem.last {
+                let growth = last.rss - first.rss
+                rows.append(Row(section: "6 memory", metric: "\(fmt(soakHours, 0)) h virtual soak, \(last.sessions) sessions: rss at 1 h → end, peak",
+                                value: "\(first.rss) kB → \(last.rss) kB (\(growth >= 0 ? "+" : "")\(growth) kB), peak \(soak.peakKB) kB, \(fmt(soak.wall, 0)) s wall",
+                                target: "flat, < 64 MB", verdict: growth <= 256 && soak.peakKB < 64 * 1024 ? "met" : "missed"))
+            } else {
+                rows.append(Row(section: "6 memory", metric: "soak", value: "no memory lines from chargerd (exit \(soak.status))", verdict: "missed"))
+            }
         }
 
         let table = render(rows)

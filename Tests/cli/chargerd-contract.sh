@@ -66,5 +66,32 @@ check "and prints its summary" $?
 "$bin" --list-faults >"$tmp/lf.out"; rc=$?
 check "--list-faults" $([ $rc = 0 ] && grep -q "^E01-estop .*emergency-shutdown .*station" "$tmp/lf.out" && grep -q "^E05-insulation .*error-shutdown" "$tmp/lf.out"; echo $?)
 
+# 8. The real-time loop (wall-clock time): a ground fault while charging ends the session with the
+#    fault, and the loop's own figures are printed; SIGTERM stops the loop promptly.
+"$bin" --board "$boards/sim-60kw.toml" --realtime --json --status-interval 5 --inject ground-fault@9s >"$tmp/rt.out" 2>"$tmp/rt.err"; rc=$?
+check "--realtime: ground fault while charging exits 1" $([ $rc = 1 ]; echo $?)
+grep -q "gun0 FAULT E03-ground-fault (emergency-shutdown)" "$tmp/rt.out"; check "--realtime: the fault is printed as it latches, with its time" $?
+grep -q "gun0 charging" "$tmp/rt.out"; check "--realtime: phase changes printed" $?
+grep -Eq "^loop: [0-9]+ cycles, [0-9]+ missed deadlines .*wake-up latency p50 [0-9]+ µs p99 [0-9]+ µs" "$tmp/rt.out"; check "--realtime: loop figures (cycles, misses, latency)" $?
+json "$tmp/rt.out" "assert d['faults'][0]['code']=='E03-ground-fault' and d['end_state']=='faulted', d" 2>/dev/null
+check "--realtime: JSON summary" $?
+
+"$bin" --board "$boards/sim-60kw.toml" --realtime --status-interval 0 >"$tmp/term.out" 2>&1 &
+pid=$!; sleep 2; kill -TERM $pid; wait $pid
+check "--realtime stops on SIGTERM with the loop figures" $(grep -q "^loop: " "$tmp/term.out"; echo $?)
+
+# 9. Without the rights for SCHED_FIFO and memory locking it still runs, with one warning saying what
+#    is missing and how to grant it.
+if command -v setpriv >/dev/null && command -v prlimit >/dev/null; then
+    setpriv --inh-caps=-sys_nice,-ipc_lock --bounding-set=-sys_nice,-ipc_lock \
+        prlimit --rtprio=0 --memlock=0 "$bin" --board "$boards/sim-60kw.toml" --realtime --max-time 1 --status-interval 0 >"$tmp/nr.out" 2>"$tmp/nr.err"; rc=$?
+    check "--realtime without rights still runs (exit 4 at --max-time)" $([ $rc = 4 ] && grep -q "^loop: " "$tmp/nr.out"; echo $?)
+    check "--realtime without rights: exactly one warning" $([ "$(grep -c 'warning' "$tmp/nr.err")" = 1 ]; echo $?)
+    grep -q "warning: running without real-time guarantees: SCHED_FIFO priority 80 refused (EPERM): grant LimitRTPRIO=80 .*memory not locked (.*): grant LimitMEMLOCK=infinity" "$tmp/nr.err"
+    check "--realtime without rights: the warning names SCHED_FIFO, memory locking and how to grant them" $?
+else
+    echo "skip --realtime without rights (setpriv/prlimit missing)"
+fi
+
 echo "contract: $pass passed, $fail failed"
 [ "$fail" = 0 ]
