@@ -81,7 +81,7 @@ public final class Simulation {
         self.injections = injections
         let n = board.spec.gunCount
         hot = .allocate(capacity: 1)
-        hot.initialize(to: CycleBook(frame: ControlFrame(spec: board.spec), reports: Array(repeating: GunReport(), count: n),
+        hot.initialize(to: CycleBook(frame: ControlFrame(spec: board.spec), reports: (0..<n).map { _ in GunReport() },
                                      gunSetpoints: Array(repeating: nil, count: n), pendingReset: Array(repeating: false, count: n),
                                      pendingStop: Array(repeating: false, count: n), faultLatchedAt: Array(repeating: nil, count: n),
                                      lastPhase: Array(repeating: .unplugged, count: n)))

@@ -277,7 +277,7 @@ struct MemoryLine {
     init?(_ line: Substring) {
         guard line.hasPrefix("memory: ") else { return nil }
         let f = line.split(separator: " ")
-        guard f.count >= 10, let t = Double(f[1].dropFirst(2)), let r = Int(f[4]), let p = Int(f[7]), let s = Int(f[9]) else { return nil }
+        guard f.count >= 11, let t = Double(f[1].dropFirst(2)), let r = Int(f[4]), let p = Int(f[7]), let s = Int(f[10]) else { return nil }
         time = t; rss = r; peak = p; sessions = s
     }
 }

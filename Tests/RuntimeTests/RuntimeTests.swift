@@ -143,6 +143,28 @@ func wait(seconds: Double, until done: () -> Bool) {
         #expect(sim.violations.isEmpty, "\(sim.violations.first.map { "\($0)" } ?? "")")
     }
 
+    /// A whole two-car session in virtual time (1.2 M cycles, every phase from plug-in to unplug):
+    /// neither the controller's half of a cycle nor the simulator's half allocates.
+    @Test func zeroAllocationsOverAWholeSession() throws {
+        let b = try board("sim-dual-360kw")
+        var c0 = CarProfile(); c0.capacity = .kWh(80); c0.maxVoltage = Volts(900)
+        var c1 = CarProfile(); c1.soc = 30; c1.plugAt = .s(5)
+        let sim = Simulation(board: b, cars: [0: c0, 1: c1])
+        var control: UInt64 = 0, plant: UInt64 = 0, cycles = 0
+        while !sim.allCarsGone && sim.now < Instant.zero + .s(3 * 3600) {
+            let a = allocation_count_this_thread()
+            sim.controlHalf()
+            let m = allocation_count_this_thread()
+            sim.plantHalf()
+            control += m - a
+            plant += allocation_count_this_thread() - m
+            cycles += 1
+        }
+        #expect(sim.allCarsGone && sim.reports[0].completedSessions == 1 && sim.reports[1].completedSessions == 1)
+        #expect(cycles > 1_000_000)
+        #expect(control == 0 && plant == 0, "control half \(control), plant half \(plant) over \(cycles) cycles")
+    }
+
     /// The positive control on the loop itself: a cycle that allocates is counted.
     @Test func allocatingCycleIsCounted() throws {
         final class Allocating: CycleBody {
