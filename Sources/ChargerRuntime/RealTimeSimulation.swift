@@ -127,6 +127,8 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
     private func publish(index: UInt64) {
         let q = events.queue
         let log = sim.frame.state.log
+        // The instant this cycle's step ran (the plant has since moved one period on).
+        let stepAt = sim.frame.inputs.now
         while lastSequence < log.lastSequence {
             lastSequence += 1
             if let r = log.record(sequence: lastSequence) { q.push(.fault(r)) }
@@ -136,7 +138,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
             var s = log.lastSequence
             var n = 0
             while s >= 1 && n < 128 {
-                if let r = log.record(sequence: s), let c = r.clearedAt, c == sim.now { q.push(.fault(r)) }
+                if let r = log.record(sequence: s), let c = r.clearedAt, c == stepAt { q.push(.fault(r)) }
                 s -= 1; n += 1
             }
         }
@@ -144,7 +146,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
             let p = sim.frame.state.sessions[g].phase
             if p != lastPhase[g] {
                 lastPhase[g] = p
-                q.push(.phase(gun: Int8(g), p, at: sim.now))
+                q.push(.phase(gun: Int8(g), p, at: stepAt))
             }
         }
         if statusEvery > 0 && index % statusEvery == statusEvery - 1 {
@@ -157,7 +159,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
         let f = sim.frame
         var soc = Double.nan
         sim.plant.withGun(g) { soc = $0.car?.soc ?? .nan }
-        return GunStatus(gun: Int8(g), at: sim.now, phase: f.state.sessions[g].phase, voltage: f.inputs.guns[g].meterVoltage,
+        return GunStatus(gun: Int8(g), at: f.inputs.now, phase: f.state.sessions[g].phase, voltage: f.inputs.guns[g].meterVoltage,
                          current: f.inputs.guns[g].meterCurrent, powerLimit: f.outputs.guns[g].powerLimit,
                          binding: f.outputs.guns[g].binding, soc: soc, gunTemperature: f.inputs.guns[g].gunTemperature,
                          faults: f.state.faults(gun: g))

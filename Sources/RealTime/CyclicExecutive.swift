@@ -52,6 +52,7 @@ public struct RealTimeGrant: Sendable, Equatable {
     public var fifoErrno: Int32 = 0
     public var pinnedCPU: Int? = nil
     public var affinityErrno: Int32 = 0
+    public var otherThreadsMovedOff = false
     public var cpuWakeLatencyHeld = false
     public var cpuWakeLatencyErrno: Int32 = 0
     public var requested: LoopSettings
@@ -200,6 +201,10 @@ public final class CyclicExecutive: @unchecked Sendable {
         grant.fifo = bits & 1 != 0
         grant.fifoErrno = fifoErrno.load(ordering: .relaxed)
         grant.pinnedCPU = bits & 2 != 0 ? settings.cpu : nil
+        // The loop owns its CPU: the starting thread (and every thread it starts afterwards: console,
+        // Modbus polling, logging) moves off it. On a non-PREEMPT_RT kernel a normal thread in a
+        // system call on the loop's CPU can hold the loop off until the call ends.
+        if let cpu = grant.pinnedCPU { grant.otherThreadsMovedOff = rt_exclude_cpu(Int32(cpu)) == 0 }
         grant.affinityErrno = affinityErrno.load(ordering: .relaxed)
         return grant
     }

@@ -124,6 +124,16 @@ public struct HistogramSnapshot: Sendable {
         return HistogramLayout.lowerEdge(bucket: counts.count - 1)
     }
 
+    /// The sum of two histograms (e.g. interleaved rounds of one measurement).
+    public func merged(with o: HistogramSnapshot) -> HistogramSnapshot {
+        guard count > 0 else { return o }
+        guard o.count > 0 else { return self }
+        var c = counts
+        for i in c.indices { c[i] += o.counts[i] }
+        return HistogramSnapshot(counts: c, count: count + o.count, sumNanos: sumNanos + o.sumNanos,
+                                 minNanos: min(minNanos, o.minNanos), maxNanos: max(maxNanos, o.maxNanos))
+    }
+
     public var meanMicros: Double { count == 0 ? 0 : Double(sumNanos) / Double(count) / 1000 }
     public var minMicros: Double { Double(minNanos) / 1000 }
     public var maxMicros: Double { Double(maxNanos) / 1000 }

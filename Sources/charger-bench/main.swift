@@ -25,7 +25,8 @@ struct ChargerBench: ParsableCommand {
 
     @Option(help: "Folder of board files.") var boards = "Boards"
     @Option(help: "chargerd binary (memory figures are of that process).") var chargerd = ".build/release/chargerd"
-    @Option(help: "Seconds of real-time loop and of cyclictest.") var latencySeconds = 10
+    @Option(help: "Seconds of real-time loop and of cyclictest per round.") var latencySeconds = 10
+    @Option(help: "Rounds of (loop, cyclictest), interleaved.") var latencyRounds = 3
     @Option(help: "Hours of virtual time for the memory soak.") var soakHours = 24.0
     @Option(help: "Run only these sections (comma-separated: 1 = latency and reaction, 2, 3, 5, 6).") var only: String?
     @Option(help: "Also write the table with the machine and date to this Markdown file.") var write: String?
@@ -39,23 +40,40 @@ struct ChargerBench: ParsableCommand {
 
         // 1 + 4: loop latency at the board's period with a ground fault while charging, then cyclictest.
         if wanted.contains(1) {
-            note("real-time loop on sim-60kw for \(latencySeconds) s (ground fault at 9.5 s)")
-            let rt = realTimeRun(sim60, seconds: latencySeconds, groundFaultAt: 9.5)
-            let w = rt.stats.wakeLatency
+            // Rounds alternate the loop and cyclictest so both see the same host (a shared VM's noise
+            // comes in bursts); each histogram is the sum of its rounds.
+            var loopHist: HistogramSnapshot? = nil, ctHist: HistogramSnapshot? = nil
+            var first: RealTimeResult? = nil
+            var misses: UInt64 = 0, overruns: UInt64 = 0, cycles: UInt64 = 0
+            var rounds: [String] = []
+            var ctError: String? = nil
+            for round in 1...latencyRounds {
+                note("round \(round)/\(latencyRounds): real-time loop on sim-60kw for \(latencySeconds) s (ground fault at 9.5 s), then cyclictest for \(latencySeconds) s")
+                let rt = realTimeRun(sim60, seconds: latencySeconds, groundFaultAt: 9.5)
+                if first == nil { first = rt }
+                loopHist = loopHist?.merged(with: rt.stats.wakeLatency) ?? rt.stats.wakeLatency
+                misses += rt.stats.misses; overruns += rt.stats.overruns; cycles += rt.stats.cycles
+                switch cyclictest(settings: sim60.runtime, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds) {
+                case .success(let h):
+                    ctHist = ctHist?.merged(with: h) ?? h
+                    rounds.append("\(rt.stats.wakeLatency.percentileMicros(0.99))/\(h.percentileMicros(0.99))")
+                case .failure(let e): ctError = e.why
+                }
+            }
+            let rt = first!
+            let w = loopHist!
             let s = sim60.runtime
             let setting = "\(s.periodNanos / 1000) µs period, \(rt.grant.fifo ? "SCHED_FIFO \(s.priority)" : "SCHED_OTHER")\(rt.grant.pinnedCPU.map { ", CPU \($0)" } ?? ""), memory \(rt.grant.memoryLocked ? "locked" : "not locked")"
-            rows.append(Row(section: "1 latency", metric: "loop wake-up, \(latencySeconds) s (\(setting))", value: latencyText(w)))
-            rows.append(Row(section: "1 latency", metric: "loop misses / overruns / cycles", value: "\(rt.stats.misses) / \(rt.stats.overruns) / \(rt.stats.cycles)"))
-            note("cyclictest for \(latencySeconds) s")
-            let ct = cyclictest(settings: s, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds)
-            switch ct {
-            case .success(let h):
-                rows.append(Row(section: "1 latency", metric: "cyclictest, same period/priority/CPU/length", value: latencyText(h)))
+            let length = "\(latencyRounds) × \(latencySeconds) s"
+            rows.append(Row(section: "1 latency", metric: "loop wake-up, \(length) (\(setting))", value: latencyText(w)))
+            rows.append(Row(section: "1 latency", metric: "loop misses / overruns / cycles", value: "\(misses) / \(overruns) / \(cycles)"))
+            if let h = ctHist {
+                rows.append(Row(section: "1 latency", metric: "cyclictest, same period/priority/CPU/length, interleaved", value: latencyText(h)))
                 let ratio = Double(max(w.percentileMicros(0.99), 1)) / Double(max(h.percentileMicros(0.99), 1))
-                rows.append(Row(section: "1 latency", metric: "p99 ratio loop / cyclictest", value: fmt(ratio, 2) + "x",
-                                target: "≤ 1.25x", verdict: ratio <= 1.25 ? "met" : "missed"))
-            case .failure(let e):
-                rows.append(Row(section: "1 latency", metric: "cyclictest", value: "not run: \(e.why)", verdict: "n/a"))
+                rows.append(Row(section: "1 latency", metric: "p99 ratio loop / cyclictest (each round: loop/cyclictest p99 µs \(rounds.joined(separator: ", ")))",
+                                value: fmt(ratio, 2) + "x", target: "≤ 1.25x", verdict: ratio <= 1.25 ? "met" : "missed"))
+            } else {
+                rows.append(Row(section: "1 latency", metric: "cyclictest", value: "not run: \(ctError ?? "?")", verdict: "n/a"))
             }
             // 4: fault reaction, from the same run.
             if let r = rt.reaction {
@@ -310,10 +328,12 @@ func markdown(_ rows: [Row]) -> String {
 
 let explanations = """
 ## How each figure is measured
-1. The cyclic executive (Sources/RealTime) runs the sim-60kw board with its [runtime] settings for the
-   stated time, charging a car with a ground fault at 9.5 s; wake-up latency = actual wake − absolute
-   deadline, 1 µs buckets. cyclictest (rt-tests) then runs alone with the same period, priority, CPU,
-   memory locking and length; both histograms go through the same percentile code (lower bucket edge).
+1. The cyclic executive (Sources/RealTime) runs the sim-60kw board with its [runtime] settings for 10 s,
+   charging a car with a ground fault at 9.5 s; wake-up latency = actual wake − absolute deadline, 1 µs
+   buckets. cyclictest (rt-tests) then runs alone for 10 s with the same period, priority, CPU and
+   memory locking. Three such rounds alternate, so both see the same host (this VM's noise comes in
+   bursts); each side's histogram is the sum of its rounds, and both go through the same percentile
+   code (lower bucket edge).
 2. `controlStep` alone, timed with CLOCK_MONOTONIC around each call, over 200 000 cycles once every gun
    is charging (the generated station: 12 × 150 kW guns sharing 48 × 30 kW modules, 1.2 MW grid).
 3. A malloc replacement (Sources/CAllocationCounter) counts each thread's allocation calls; the loop

@@ -118,8 +118,7 @@ struct Chargerd: ParsableCommand {
             sim.cycle()
             if let memoryEvery, sim.now >= nextMemory {
                 nextMemory = nextMemory + memoryEvery
-                print("memory: t=\(fmt(sim.now.seconds, 0)) s rss \(currentResidentKB()) kB peak \(peakResidentKB()) kB sessions \(sim.reports.reduce(0) { $0 + $1.completedSessions })")
-                fflush(nil)
+                printMemory(sim)
             }
             if let status, sim.now >= nextStatus {
                 nextStatus = nextStatus + status
@@ -141,9 +140,7 @@ struct Chargerd: ParsableCommand {
             }
         }
         for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
-        if memoryEvery != nil {
-            print("memory: t=\(fmt(sim.now.seconds, 0)) s rss \(currentResidentKB()) kB peak \(peakResidentKB()) kB sessions \(sim.reports.reduce(0) { $0 + $1.completedSessions })")
-        }
+        if memoryEvery != nil { printMemory(sim) }
         var summary = sim.summary(timedOut: timedOut, continuous: continuous)
         summary.memoryKB = (currentResidentKB(), peakResidentKB())
         print(summary.text, terminator: "")
@@ -198,7 +195,8 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
     loop.join()
     drain()
     for g in 0..<board.spec.gunCount { print(sim.statusLine(gun: g)) }
-    print("loop: " + loop.statistics().line)
+    let dropped = body.events.queue.dropped
+    print("loop: " + loop.statistics().line + (dropped > 0 ? "; \(dropped) events dropped (queue full)" : ""))
     var summary = sim.summary(timedOut: timedOut, continuous: false)
     summary.memoryKB = (currentResidentKB(), peakResidentKB())
     print(summary.text, terminator: "")
@@ -210,6 +208,12 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
         writeStderr("chargerd: session did not end normally: \(why)\n")
     }
     return summary.exitCode
+}
+
+/// The soak's memory line (`--memory-interval`): resident and peak (VmHWM) memory, sessions served.
+func printMemory(_ sim: Simulation) {
+    print("memory: t=\(fmt(sim.now.seconds, 0)) s rss \(currentResidentKB()) kB peak \(peakResidentKB()) kB sessions \(sim.reports.reduce(0) { $0 + $1.completedSessions })")
+    fflush(nil)
 }
 
 /// Keeps virtual time at `factor` × wall time (no pacing at 'max').

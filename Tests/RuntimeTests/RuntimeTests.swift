@@ -239,6 +239,10 @@ func wait(seconds: Double, until done: () -> Bool) {
         loop2.requestStop()
         loop2.join()
         #expect(sim.faults.first { $0.code == .controlLoopOverrun }?.clearedAt != nil)
+        // The clearing came out of the loop as an event, with the time of the cycle that cleared it.
+        var clearedEvent: FaultRecord? = nil
+        while let e = inner.events.queue.pop() { if case .fault(let r) = e, r.code == .controlLoopOverrun, r.clearedAt != nil { clearedEvent = r } }
+        #expect(clearedEvent?.clearedAt == sim.faults.first { $0.code == .controlLoopOverrun }?.clearedAt)
     }
 
     /// Stopping the loop (SIGTERM/SIGINT in chargerd) leaves every output in its safe state.

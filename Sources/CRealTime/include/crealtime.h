@@ -19,6 +19,9 @@ int rt_set_fifo(int priority);
 int rt_current_policy(int *priority);
 /// Pins the calling thread to one CPU (pthread_setaffinity_np). 0 or errno (EINVAL: no such CPU).
 int rt_set_affinity(int cpu);
+/// Takes one CPU out of the calling thread's affinity (so it and the threads it starts later leave that
+/// CPU to the real-time loop). 0 or errno (EINVAL: not in the set, or the last CPU).
+int rt_exclude_cpu(int cpu);
 /// Number of CPUs this process may run on.
 int rt_cpu_count(void);
 /// Touches `bytes` of stack below the caller so the loop never takes a page fault to grow it.
