@@ -10,6 +10,8 @@ deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
 	@missing=""; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	dpkg -s libgpiod-dev >/dev/null 2>&1 || missing="$$missing libgpiod-dev"; \
 	dpkg -s libstdc++-12-dev >/dev/null 2>&1 || [ -n "$$(ls /usr/lib/gcc/x86_64-linux-gnu/*/libstdc++.so 2>/dev/null)" ] || missing="$$missing libstdc++-12-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -24,6 +24,9 @@ let package = Package(
         // Cyclic executive, lock-free SPSC queues, latency histograms. Whole-module so the
         // compiler-checked cycle code sees (and inlines) the queue and histogram bodies in debug too.
         .target(name: "RealTime", dependencies: ["CRealTime"], swiftSettings: [.unsafeFlags(["-wmo", "-num-threads", "4"])]),
+        // libgpiod v1 (Debian's libgpiod-dev) and its Swift wrapper + the GPIO backend of real boards.
+        .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
+        .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile"]),
         // One protocol per device class; no implementation.
         .target(name: "ChargerHAL", dependencies: ["ChargerCore"]),
         // Board files (TOML) -> validated StationSpec + plant parameters.
@@ -36,7 +39,7 @@ let package = Package(
         // Cycle driver, virtual clock, invariants, reporting.
         .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
-            "ChargerRuntime",
+            "ChargerRuntime", "GPIOD",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
@@ -46,6 +49,7 @@ let package = Package(
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
+        .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "BoardFile"]),
         .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "ChargerRuntime", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
         .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "SimPlant", "BoardFile", "ChargerCore"]),
     ]

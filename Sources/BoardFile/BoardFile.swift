@@ -24,6 +24,8 @@ public struct Board: Sendable {
     public var plant: PlantParameters?
     /// The real-time loop: period (from [board] period), priority, CPU, memory locking, miss limit.
     public var runtime: LoopSettings
+    /// The GPIO map (real and bench boards; empty on sim boards, whose signals are the plant's).
+    public var gpio: [GPIOLineSpec] = []
 }
 
 public struct BoardFileError: Error, CustomStringConvertible, Equatable {
@@ -62,7 +64,7 @@ public enum BoardLoader {
         }
         let r = Reader(file: file)
         let top = Section(table: root, path: "")
-        try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "plant"])
+        try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant"])
 
         let b = try r.table(top, "board")
         try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
@@ -171,6 +173,18 @@ public enum BoardLoader {
             throw r.error(top, "modules", "no module can serve gun \(g)")
         }
 
+        let gpio = try gpioMap(r, top, guns: guns.count, modules: modules)
+        if kind == .real && gpio.isEmpty { throw r.error(top, "gpio", "a real board needs its [[gpio]] map") }
+        if kind == .real {
+            for g in 0..<guns.count {
+                for needed in [GPIOSignal.k1k2, .k1Aux, .k2Aux, .lockMotor, .lockFeedback, .rcdTrip]
+                where !gpio.contains(where: { $0.signal == needed && $0.gun == g }) {
+                    throw r.error(top, "gpio", "gun \(g) has no '\(needed.rawValue)' line")
+                }
+            }
+            if !gpio.contains(where: { $0.signal == .emergencyStop }) { throw r.error(top, "gpio", "no 'estop' line") }
+        }
+
         var plant: PlantParameters? = nil
         if let p = try r.optionalTable(top, "plant") {
             guard kind == .sim || kind == .bench else { throw r.error(p, "", "a [plant] model belongs to sim or bench boards only") }
@@ -201,7 +215,7 @@ public enum BoardLoader {
                                imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
                                moduleSelfOffTime: timing.selfOff)
         return Board(name: name, description: description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
-                     spec: spec, plant: plant, runtime: runtime)
+                     spec: spec, plant: plant, runtime: runtime, gpio: gpio)
     }
 
     static func readFile(_ path: String) -> [UInt8]? {

@@ -6,6 +6,7 @@ import ChargerCore
 import ChargerRuntime
 import SimPlant
 import RealTime
+import GPIOD
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -74,7 +75,11 @@ struct Chargerd: ParsableCommand {
             fail("board file: \(error)")
         }
         guard loaded.plant != nil else {
-            fail("board '\(loaded.name)' (\(board)) is a \(loaded.kind.rawValue) board without a [plant] model: this build drives simulated boards only; use a sim- board")
+            // A real board: its GPIO lines first, every output requested in its safe state.
+            let bank: GPIOBank
+            do { bank = try GPIOBank(map: loaded.gpio) } catch { fail("board '\(loaded.name)' (\(board)): \(error)") }
+            let errors = bank.makeSafe()
+            fail("board '\(loaded.name)' (\(board)): \(bank.lines.count) GPIO lines requested, outputs safe\(errors.isEmpty ? "" : " except \(errors)"); its Modbus devices (modules, meter, IMD) are not driven by this build yet, so it stops here")
         }
         var cars: [Int: CarProfile] = [:]
         do {

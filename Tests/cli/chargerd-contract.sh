@@ -93,5 +93,15 @@ else
     echo "skip --realtime without rights (setpriv/prlimit missing)"
 fi
 
+# 10. A real board on a machine without its GPIO chip: exit 2, naming the chip and what to do instead.
+"$bin" --board "$boards/cm4-rs485-60kw.toml" >/dev/null 2>"$tmp/real.err"; rc=$?
+if [ -e /dev/gpiochip0 ]; then
+    echo "skip real board without its chip (this machine has /dev/gpiochip0)"
+else
+    check "real board without its GPIO chip exits 2" $([ $rc = 2 ]; echo $?)
+    grep -q "cannot open GPIO chip 'gpiochip0'.*use a sim- board, e.g. --board Boards/sim-60kw.toml" "$tmp/real.err"
+    check "the error names the chip and suggests a sim- board" $?
+fi
+
 echo "contract: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,0 +1,97 @@
+// The libgpiod backend on a machine without GPIO (CI, this VM): it links and runs, and the error a user
+// gets names the chip and says what to do. The board's GPIO map is validated on load.
+import BoardFile
+import GPIOD
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let repoRoot: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+
+@Suite struct GPIOBackend {
+    @Test func linksAgainstLibgpiodV1() {
+        #expect(gpiodVersion().hasPrefix("1."), "libgpiod \(gpiodVersion()): the v1 API is required")
+    }
+
+    @Test func missingChipNamesTheChipAndSuggestsASimBoard() {
+        do {
+            _ = try GPIOChip("gpiochip97")
+            Issue.record("gpiochip97 opened")
+        } catch {
+            #expect(error.operation == .openChip && error.chip == "gpiochip97" && error.errno == ENOENT)
+            #expect(error.description.contains("cannot open GPIO chip 'gpiochip97'"))
+            #expect(error.description.contains("use a sim- board, e.g. --board Boards/sim-60kw.toml"))
+        }
+    }
+
+    /// The real board's whole map, as chargerd requests it: on a machine without its chip the first
+    /// line's chip is named, and nothing is left requested.
+    @Test func realBoardOnAMachineWithoutItsChip() throws {
+        let b = try BoardLoader.load(path: "\(repoRoot)/Boards/cm4-rs485-60kw.toml")
+        guard access("/dev/gpiochip0", F_OK) != 0 else { return }  // a machine with the chip: nothing to prove
+        do {
+            _ = try GPIOBank(map: b.gpio)
+            Issue.record("opened")
+        } catch {
+            #expect(error.chip == "gpiochip0")
+            #expect(error.description.contains("sim- board"))
+        }
+    }
+}
+
+@Suite struct GPIOMapInBoardFiles {
+    @Test func cm4BoardMap() throws {
+        let b = try BoardLoader.load(path: "\(repoRoot)/Boards/cm4-rs485-60kw.toml")
+        #expect(b.kind == .real && b.plant == nil)
+        #expect(b.gpio.count == 16)
+        let k1k2 = try #require(b.gpio.first { $0.signal == .k1k2 })
+        #expect(k1k2.chip == "gpiochip0" && k1k2.line == 17 && k1k2.isOutput && k1k2.active == .high && k1k2.gun == 0)
+        let estop = try #require(b.gpio.first { $0.signal == .emergencyStop })
+        #expect(estop.gun == nil && !estop.isOutput && estop.active == .low)
+        #expect(b.runtime.missLimit == 3 && b.runtime.cpu == 3)
+        // The sim boards carry no GPIO map: their signals are the plant's.
+        #expect(try BoardLoader.load(path: "\(repoRoot)/Boards/sim-60kw.toml").gpio.isEmpty)
+    }
+
+    static let base = try! String(contentsOfFile: "\(repoRoot)/Boards/cm4-rs485-60kw.toml", encoding: .utf8)
+
+    @Test(arguments: [
+        ("signal = \"k1k2\"", "signal = \"k9\"", "gpio[0].signal", "'k9' is not a known signal"),
+        ("line = 27\ndirection = \"output\"", "line = 27\ndirection = \"input\"", "gpio[1].direction", "k3k4 is an output of the controller, not an input"),
+        ("line = 27", "line = 17", "gpio[1].line", "gpiochip0:17 is already used by k1k2 gun 0"),
+        ("signal = \"k3k4\"", "signal = \"k1k2\"", "gpio[1].signal", "k1k2 gun 0 is mapped twice"),
+        ("signal = \"estop\"\nchip", "signal = \"estop\"\ngun = 0\nchip", "gpio[14].gun", "station signal: no gun"),
+        ("line = 22\ndirection = \"output\"\nactive = \"high\"", "line = 22\ndirection = \"output\"\nactive = \"up\"", "gpio[2].active", "'up' is not one of high, low"),
+        ("line = 17", "line = 4096", "gpio[0].line", "outside 0...1023"),
+        ("gun = 0\nchip = \"gpiochip0\"\nline = 24", "gun = 3\nchip = \"gpiochip0\"\nline = 24", "gpio[7].gun", "outside 0...0"),
+    ])
+    func badEntries(from: String, to: String, key: String, why: String) {
+        let text = Self.base.replacingOccurrences(of: from, with: to, options: [], range: Self.base.range(of: from))
+        #expect(text != Self.base)
+        do {
+            _ = try BoardLoader.parse(text, file: "cm4.toml")
+            Issue.record("accepted \(to)")
+        } catch {
+            #expect(error.key == key, "\(error)")
+            #expect(error.why.contains(why), "\(error)")
+        }
+    }
+
+    /// A real board must map what safety needs: every gun's contactors, mirrors, lock, RCD; the e-stop.
+    @Test func realBoardWithoutSafetyLinesIsRefused() throws {
+        let entry = "[[gpio]]\nsignal = \"rcd-trip\"\ngun = 0\nchip = \"gpiochip0\"\nline = 20\ndirection = \"input\"\nactive = \"low\"\n\n"
+        let text = Self.base.replacingOccurrences(of: entry, with: "")
+        #expect(text != Self.base)
+        do {
+            _ = try BoardLoader.parse(text, file: "cm4.toml")
+            Issue.record("accepted a board without its RCD line")
+        } catch {
+            #expect(error.description == "cm4.toml: gpio: gun 0 has no 'rcd-trip' line")
+        }
+    }
+}
