@@ -10,14 +10,19 @@ deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
 	@missing=""; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	python3 -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	dpkg -s libgpiod-dev >/dev/null 2>&1 || missing="$$missing libgpiod-dev"; \
+	dpkg -s libmodbus-dev >/dev/null 2>&1 || missing="$$missing libmodbus-dev"; \
+	command -v socat >/dev/null || missing="$$missing socat"; \
 	dpkg -s libstdc++-12-dev >/dev/null 2>&1 || [ -n "$$(ls /usr/lib/gcc/x86_64-linux-gnu/*/libstdc++.so 2>/dev/null)" ] || missing="$$missing libstdc++-12-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@python3 -c "import pymodbus, serial" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial)"; \
+	  python3 -m pip install -q -r HIL/peers/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r HIL/peers/requirements.txt; }
 
 build: deps
 	$(SWIFT) build -c release --product chargerd

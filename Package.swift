@@ -27,6 +27,9 @@ let package = Package(
         // libgpiod v1 (Debian's libgpiod-dev) and its Swift wrapper + the GPIO backend of real boards.
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile"]),
+        // libmodbus (Debian's libmodbus-dev) and its Swift wrapper: RTU and TCP, typed errors.
+        .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
+        .target(name: "Modbus", dependencies: ["CModbus"]),
         // One protocol per device class; no implementation.
         .target(name: "ChargerHAL", dependencies: ["ChargerCore"]),
         // Board files (TOML) -> validated StationSpec + plant parameters.
@@ -49,6 +52,7 @@ let package = Package(
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
+        .testTarget(name: "ModbusTests", dependencies: ["Modbus"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "BoardFile"]),
         .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "ChargerRuntime", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
         .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "SimPlant", "BoardFile", "ChargerCore"]),
