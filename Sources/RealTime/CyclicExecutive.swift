@@ -181,6 +181,8 @@ public final class CyclicExecutive: @unchecked Sendable {
     @discardableResult
     public func start() throws(LoopError) -> RealTimeGrant {
         guard !running else { throw .alreadyStarted }
+        stopFlag.store(false, ordering: .relaxed)
+        startedFlag.store(0, ordering: .relaxed)
         if settings.lockMemory {
             let e = rt_lock_memory()
             grant.memoryLocked = e == 0
@@ -193,7 +195,12 @@ public final class CyclicExecutive: @unchecked Sendable {
         let context = Unmanaged.passUnretained(self).toOpaque()
         var handle: UInt64 = 0
         let e = rt_thread_start(executiveThreadEntry, context, settings.stackBytes, &handle)
-        guard e == 0 else { throw .threadStart(errno: e) }
+        guard e == 0 else {
+            if grant.memoryLocked { rt_unlock_memory() }
+            rt_release_cpu_dma_latency(latencyFD)
+            latencyFD = -1
+            throw .threadStart(errno: e)
+        }
         thread = handle
         running = true
         while startedFlag.load(ordering: .acquiring) == 0 { _ = rt_sleep_until_ns(rt_monotonic_ns() + 100_000) }
