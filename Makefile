@@ -51,18 +51,10 @@ bench: deps
 	$(SWIFT) build -c release --product charger-bench
 	.build/release/charger-bench --chargerd .build/release/chargerd --write BENCHMARKS.md
 
-# A benchmark, not a test: wall time of whole sessions in virtual time on each board (release).
-bench-session: build
-	@for b in sim-60kw sim-dual-360kw sim-hpc-480kw sim-mcs-1mw; do \
-	  case $$b in sim-60kw) car='capacity=60kWh,soc=20,target=80,max-voltage=500V';; \
-	    sim-mcs-1mw) car='capacity=600kWh,soc=20,target=80,max-voltage=1100V,max-current=1400A';; \
-	    sim-hpc-480kw) car='capacity=100kWh,soc=20,target=80,max-voltage=900V,max-current=700A';; \
-	    *) car='capacity=80kWh,soc=20,target=80,max-voltage=900V,max-current=250A';; esac; \
-	  start=$$(date +%s.%N); \
-	  .build/release/chargerd --board Boards/$$b.toml --car "$$car" --json --status-interval 0 | tail -n 1 > /tmp/bench-$$b.json; \
-	  end=$$(date +%s.%N); \
-	  python3 -c "import json,sys; d=json.load(open('/tmp/bench-$$b.json')); w=$$end-$$start; print(f'{\"$$b\":16} simulated {d[\"duration_s\"]:8.1f} s  wall {w:6.2f} s  {d[\"duration_s\"]/w:7.0f}x real time  ({d[\"duration_s\"]*1000/w/1e6:5.2f} M cycles/s)')"; \
-	done
+# The quick speed check: section 5 of `make bench` alone (whole sessions in virtual time per board).
+bench-session: deps
+	$(SWIFT) build -c release --product charger-bench
+	.build/release/charger-bench --only 5
 
 clean:
 	rm -rf .build

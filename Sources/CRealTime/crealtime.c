@@ -34,14 +34,6 @@ int rt_set_fifo(int priority) {
     return pthread_setschedparam(pthread_self(), SCHED_FIFO, &p);
 }
 
-int rt_current_policy(int *priority) {
-    int policy = 0;
-    struct sched_param p;
-    if (pthread_getschedparam(pthread_self(), &policy, &p) != 0) return -1;
-    if (priority) *priority = p.sched_priority;
-    return policy;
-}
-
 int rt_set_affinity(int cpu) {
     if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
     cpu_set_t set;
@@ -132,4 +124,3 @@ long rt_current_rss_kb(void) {
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-long rt_write(int fd, const void *bytes, size_t count) { return write(fd, bytes, count); }

@@ -263,21 +263,11 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
 }
 
-/// What both shutdown classes do to a gun: no current asked or allowed, its modules off, no IMD
-/// self-test. The classes differ only in when K1/K2 open (the caller decides).
+/// A gun's outputs cut (`StationOutputs.cut`) and its session's ramp reset to zero.
 @_noAllocation @_noLocks
 func cutOutput(_ s: inout StationState, _ out: inout StationOutputs, gun g: Int, moduleCount: Int) {
-    out.guns[g].currentSetpoint = .zero
-    out.guns[g].currentLimit = .zero
-    out.guns[g].powerLimit = .zero
-    out.guns[g].binding = .safety
-    out.guns[g].imdSelfTest = false
+    out.cut(gun: g, moduleCount: moduleCount)
     s.sessions[g].rampedCurrent = .zero
-    for m in 0..<moduleCount where out.modules[m].gun == Int8(g) {
-        out.modules[m].enabled = false
-        out.modules[m].current = .zero
-        out.modules[m].voltage = .zero
-    }
 }
 
 /// A silent module still within its own switch-off time: it may be delivering its last command.

@@ -131,25 +131,37 @@ public struct StationOutputs: Sendable {
     public var modules = ModuleArray<ModuleOutputs>(repeating: ModuleOutputs())
     public init() {}
 
-    /// Puts every output in its safe state in place, without the step (the runtime's last word when the
-    /// loop stops or overruns): modules off at zero setpoints, K1/K2 and K3/K4 open, the discharge
-    /// circuit on, the fault lamp. The lock and the matrix relays stay as they are: the lock is released
-    /// only by the session once the output is below 60 V, and a relay moved under current could arc.
+    /// What both shutdown classes do to a gun's outputs: no current asked or allowed, its modules off,
+    /// no IMD self-test. When K1/K2 open is the caller's decision.
     @_noAllocation @_noLocks
-    public mutating func makeSafe(gunCount: Int, moduleCount: Int) {
-        for g in 0..<gunCount {
-            guns[g].closeK1K2 = false
-            guns[g].closeK3K4 = false
-            guns[g].discharge = true
-            guns[g].currentSetpoint = .zero
-            guns[g].voltageSetpoint = .zero
-            guns[g].lamp = .fault
-        }
-        for m in 0..<moduleCount {
+    public mutating func cut(gun g: Int, moduleCount: Int) {
+        guns[g].currentSetpoint = .zero
+        guns[g].currentLimit = .zero
+        guns[g].powerLimit = .zero
+        guns[g].binding = .safety
+        guns[g].imdSelfTest = false
+        for m in 0..<moduleCount where modules[m].gun == Int8(g) {
             modules[m].enabled = false
             modules[m].current = .zero
             modules[m].voltage = .zero
         }
+    }
+
+    /// Every output in its safe state, without the step (the runtime's last word when the loop stops
+    /// or overruns): each gun cut, K1/K2 and K3/K4 open, the discharge circuit on, the fault lamp, and
+    /// every module off. The lock and the matrix relays stay as they are: the lock is released only by
+    /// the session once the output is below 60 V, and a relay moved under current could arc.
+    @_noAllocation @_noLocks
+    public mutating func makeSafe(gunCount: Int, moduleCount: Int) {
+        for g in 0..<gunCount {
+            cut(gun: g, moduleCount: moduleCount)
+            guns[g].closeK1K2 = false
+            guns[g].closeK3K4 = false
+            guns[g].discharge = true
+            guns[g].voltageSetpoint = .zero
+            guns[g].lamp = .fault
+        }
+        for m in 0..<moduleCount { modules[m].enabled = false; modules[m].current = .zero; modules[m].voltage = .zero }
     }
 }
 

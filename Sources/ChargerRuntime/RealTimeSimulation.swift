@@ -17,21 +17,6 @@ public enum LoopEvent: Sendable, BitwiseCopyable {
     case status(GunStatus)
 }
 
-/// One gun's figures at one instant (the status line's data).
-public struct GunStatus: Sendable, BitwiseCopyable {
-    public var gun: Int8
-    public var at: Instant
-    public var phase: SessionPhase
-    public var voltage: Volts
-    public var current: Amps
-    public var powerLimit: Watts
-    public var binding: LimitSource
-    /// NaN when no car.
-    public var soc: Double
-    public var gunTemperature: Celsius
-    public var faults: FaultSet
-}
-
 /// Operator requests into the loop (console, grid interface, signal handler).
 public enum OperatorCommand: Sendable, BitwiseCopyable {
     case reset(gun: Int8)
@@ -48,7 +33,6 @@ public struct ReactionProbe: Sendable, BitwiseCopyable {
     public var safeCycle: UInt64 = .max
     /// ns from the start of the edge cycle's sampling to the moment its outputs were applied.
     public var edgeToAppliedNanos: Int64 = -1
-    public var complete: Bool { safeCycle != .max }
 }
 
 public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
@@ -150,30 +134,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
             }
         }
         if statusEvery > 0 && index % statusEvery == statusEvery - 1 {
-            for g in 0..<gunCount { q.push(.status(status(gun: g))) }
+            for g in 0..<gunCount { q.push(.status(sim.status(gun: g))) }
         }
-    }
-
-    /// Gun `g`'s figures now (on the loop thread, or after it stopped).
-    public func status(gun g: Int) -> GunStatus {
-        let f = sim.frame
-        var soc = Double.nan
-        sim.plant.withGun(g) { soc = $0.car?.soc ?? .nan }
-        return GunStatus(gun: Int8(g), at: f.inputs.now, phase: f.state.sessions[g].phase, voltage: f.inputs.guns[g].meterVoltage,
-                         current: f.inputs.guns[g].meterCurrent, powerLimit: f.outputs.guns[g].powerLimit,
-                         binding: f.outputs.guns[g].binding, soc: soc, gunTemperature: f.inputs.guns[g].gunTemperature,
-                         faults: f.state.faults(gun: g))
-    }
-}
-
-extension GunStatus {
-    /// The status line, same shape as the virtual-time one.
-    public var line: String {
-        let p = voltage * current
-        let socText = soc.isNaN ? "-" : fmt(soc, 1) + "%"
-        var s = "[\(fmt(at.seconds, 1).leftPad(8)) s] gun\(gun) \(phase.name.rightPad(18)) \(fmt(voltage.value, 1).leftPad(6)) V \(fmt(current.value, 1).leftPad(6)) A \(fmt(p.kilowatts, 1).leftPad(6)) kW"
-        s += "  limit \(fmt(powerLimit.kilowatts, 1).leftPad(6)) kW (\(binding.name))  SOC \(socText)  gun \(fmt(gunTemperature.value, 1)) °C"
-        if !faults.isEmpty { s += "  FAULT " + faults.codes.map(\.name).joined(separator: ",") }
-        return s
     }
 }

@@ -40,18 +40,17 @@ public struct SessionSummary: Sendable {
 
 extension Simulation {
     /// The status line of gun `g`.
-    public func statusLine(gun g: Int) -> String {
-        let gi = inputs.guns[g]
-        let o = outputs.guns[g]
-        let p = gi.meterVoltage * gi.meterCurrent
-        let soc = plant.guns[g].car.map { fmt($0.soc, 1) + "%" } ?? "-"
-        let time = fmt(now.seconds, 1).leftPad(8)
-        var line = "[\(time) s] gun\(g) \(phase(g).name.rightPad(18)) \(fmt(gi.meterVoltage.value, 1).leftPad(6)) V \(fmt(gi.meterCurrent.value, 1).leftPad(6)) A \(fmt(p.kilowatts, 1).leftPad(6)) kW"
-        line += "  limit \(fmt(o.powerLimit.kilowatts, 1).leftPad(6)) kW (\(o.binding.name))"
-        line += "  SOC \(soc)  gun \(fmt(gi.gunTemperature.value, 1)) °C"
-        let f = state.faults(gun: g)
-        if !f.isEmpty { line += "  FAULT " + f.codes.map(\.name).joined(separator: ",") }
-        return line
+    public func statusLine(gun g: Int) -> String { status(gun: g).line }
+
+    /// Gun `g`'s figures as of the last step (the status line's data; also what the real-time loop
+    /// sends out by value).
+    public func status(gun g: Int) -> GunStatus {
+        var soc = Double.nan
+        plant.withGun(g) { soc = $0.car?.soc ?? .nan }
+        return GunStatus(gun: Int8(g), at: frame.inputs.now, phase: frame.state.sessions[g].phase,
+                         voltage: frame.inputs.guns[g].meterVoltage, current: frame.inputs.guns[g].meterCurrent,
+                         powerLimit: frame.outputs.guns[g].powerLimit, binding: frame.outputs.guns[g].binding, soc: soc,
+                         gunTemperature: frame.inputs.guns[g].gunTemperature, faults: frame.state.faults(gun: g))
     }
 
     /// `continuous`: the run had no session limit, so a car still charging at the end is no failure.
@@ -92,6 +91,33 @@ extension Simulation {
                               insulationOhmPerVolt: frame.state.sessions[0].insulationMeasured.value > 0
                                   ? frame.state.sessions[0].insulationMeasured.value : nil,
                               insulationWarning: frame.state.sessions[0].insulationWarning, limitShare: shares)
+    }
+}
+
+/// One gun's figures at one instant (the status line's data).
+public struct GunStatus: Sendable, BitwiseCopyable {
+    public var gun: Int8
+    public var at: Instant
+    public var phase: SessionPhase
+    public var voltage: Volts
+    public var current: Amps
+    public var powerLimit: Watts
+    public var binding: LimitSource
+    /// NaN when no car.
+    public var soc: Double
+    public var gunTemperature: Celsius
+    public var faults: FaultSet
+}
+
+extension GunStatus {
+    /// "[  60.0 s] gun0 charging  406.8 V  147.5 A   60.0 kW  limit 60.0 kW (gun-rating)  SOC 21.4%  gun 25.3 °C"
+    public var line: String {
+        let p = voltage * current
+        let socText = soc.isNaN ? "-" : fmt(soc, 1) + "%"
+        var s = "[\(fmt(at.seconds, 1).leftPad(8)) s] gun\(gun) \(phase.name.rightPad(18)) \(fmt(voltage.value, 1).leftPad(6)) V \(fmt(current.value, 1).leftPad(6)) A \(fmt(p.kilowatts, 1).leftPad(6)) kW"
+        s += "  limit \(fmt(powerLimit.kilowatts, 1).leftPad(6)) kW (\(binding.name))  SOC \(socText)  gun \(fmt(gunTemperature.value, 1)) °C"
+        if !faults.isEmpty { s += "  FAULT " + faults.codes.map(\.name).joined(separator: ",") }
+        return s
     }
 }
 

@@ -142,7 +142,7 @@ public final class Simulation {
 
     static func sampleStepApply(_ f: inout ControlFrame, devices: BoardDevices, now: Instant,
                                 stationSetpoint: Watts?, gunSetpoints: [Watts?], reset: [Bool], stop: [Bool],
-                                loopOverrun: Bool = false, timer: StepTimer? = nil) {
+                                loopOverrun: Bool, timer: StepTimer?) {
         let gunCount = f.spec.gunCount
         f.inputs.now = now
         f.inputs.loopOverrun = loopOverrun
@@ -168,6 +168,24 @@ public final class Simulation {
             controlStep(&state, &inputs, &spec, &outputs)
         }
         devices.apply(&outputs, spec: &spec)
+    }
+
+    /// Heap allocations made by each half of every cycle until every car is gone or `limit` of virtual
+    /// time has passed. `probe` returns the calling thread's allocation count (a malloc replacement the
+    /// tests and the benchmark link).
+    public func countAllocations(limit: Duration, probe: @convention(c) () -> UInt64) -> (control: UInt64, plant: UInt64, cycles: Int) {
+        var control: UInt64 = 0, plant: UInt64 = 0, cycles = 0
+        let end = now + limit
+        while !allCarsGone && now < end {
+            let a = probe()
+            controlHalf()
+            let m = probe()
+            plantHalf()
+            control += m - a
+            plant += probe() - m
+            cycles += 1
+        }
+        return (control, plant, cycles)
     }
 
     /// Runs cycles until `until` returns true or `limit` of virtual time has passed.

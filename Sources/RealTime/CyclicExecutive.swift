@@ -52,7 +52,6 @@ public struct RealTimeGrant: Sendable, Equatable {
     public var fifoErrno: Int32 = 0
     public var pinnedCPU: Int? = nil
     public var affinityErrno: Int32 = 0
-    public var otherThreadsMovedOff = false
     public var cpuWakeLatencyHeld = false
     public var cpuWakeLatencyErrno: Int32 = 0
     public var requested: LoopSettings
@@ -106,17 +105,17 @@ public enum LoopError: Error, CustomStringConvertible {
     }
 }
 
-/// Counters the loop keeps (relaxed atomics: written by the loop, read by anyone).
-public struct LoopCounters: ~Copyable {
-    public let cycles = Atomic<UInt64>(0)
+/// Counters the loop keeps (relaxed atomics: written by the loop, read by anyone through `statistics()`).
+struct LoopCounters: ~Copyable {
+    let cycles = Atomic<UInt64>(0)
     /// Deadlines passed without a cycle (the loop woke a whole period or more late and skipped them).
-    public let misses = Atomic<UInt64>(0)
+    let misses = Atomic<UInt64>(0)
     /// Cycles whose compute ran past the next deadline.
-    public let overruns = Atomic<UInt64>(0)
-    public let longestMissRun = Atomic<Int>(0)
+    let overruns = Atomic<UInt64>(0)
+    let longestMissRun = Atomic<Int>(0)
     /// Heap allocations made inside cycles, when an allocation probe is installed.
-    public let allocations = Atomic<UInt64>(0)
-    public let overrunFaults = Atomic<UInt64>(0)
+    let allocations = Atomic<UInt64>(0)
+    let overrunFaults = Atomic<UInt64>(0)
     init() {}
 }
 
@@ -148,7 +147,6 @@ public final class CyclicExecutive: @unchecked Sendable {
     public let wakeLatency = LatencyRecorder()
     public let computeTime = LatencyRecorder()
     let counterStorage: UnsafeMutablePointer<LoopCounters>
-    public var counters: UnsafePointer<LoopCounters> { UnsafePointer(counterStorage) }
     /// Optional probe returning the calling thread's allocation count (tests and benchmark).
     public var allocationProbe: (@convention(c) () -> UInt64)?
 
@@ -211,7 +209,8 @@ public final class CyclicExecutive: @unchecked Sendable {
         // The loop owns its CPU: the starting thread (and every thread it starts afterwards: console,
         // Modbus polling, logging) moves off it. On a non-PREEMPT_RT kernel a normal thread in a
         // system call on the loop's CPU can hold the loop off until the call ends.
-        if let cpu = grant.pinnedCPU { grant.otherThreadsMovedOff = rt_exclude_cpu(Int32(cpu)) == 0 }
+        // (Best effort: on a one-CPU machine there is nowhere else to go.)
+        if let cpu = grant.pinnedCPU { _ = rt_exclude_cpu(Int32(cpu)) }
         grant.affinityErrno = affinityErrno.load(ordering: .relaxed)
         return grant
     }

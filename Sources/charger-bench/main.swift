@@ -247,16 +247,7 @@ func virtualAllocations(_ board: Board) -> (control: UInt64, plant: UInt64, cycl
     var c0 = CarProfile(); c0.capacity = .kWh(80); c0.maxVoltage = Volts(900)
     var c1 = CarProfile(); c1.maxVoltage = Volts(500); c1.soc = 30; c1.plugAt = .s(5)
     let sim = Simulation(board: board, cars: [0: c0, 1: c1])
-    var control: UInt64 = 0, plant: UInt64 = 0, n = 0
-    while !sim.allCarsGone && sim.now < Instant.zero + .s(4 * 3600) {
-        let a = allocation_count_this_thread()
-        sim.controlHalf()
-        let b = allocation_count_this_thread()
-        sim.plantHalf()
-        let c = allocation_count_this_thread()
-        control += b - a; plant += c - b; n += 1
-    }
-    return (control, plant, n)
+    return sim.countAllocations(limit: .s(4 * 3600), probe: allocation_count_this_thread)
 }
 
 func speedCases() -> [(String, String, [Int: String])] {

@@ -144,19 +144,8 @@ struct Chargerd: ParsableCommand {
                 print("chargerd: car served (\(sim.summary(timedOut: false, continuous: true).sessionsCompleted) sessions so far); next car in \(fmt(arrivalInterval, 0)) s")
             }
         }
-        for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
         if memoryEvery != nil { printMemory(sim) }
-        var summary = sim.summary(timedOut: timedOut, continuous: continuous)
-        summary.memoryKB = (currentResidentKB(), peakResidentKB())
-        print(summary.text, terminator: "")
-        if json { print(summary.json) }
-        fflush(nil)
-        if summary.endState != .completed {
-            let why = summary.faults.first.map { "\($0.code.name) at \(fmt($0.raisedAt.seconds, 3)) s (\($0.reaction.name))" }
-                ?? summary.violations.first.map { "\($0)" } ?? summary.endState.rawValue
-            writeStderr("chargerd: session did not end normally: \(why)\n")
-        }
-        throw ExitCode(summary.exitCode)
+        throw ExitCode(finish(sim, timedOut: timedOut, continuous: continuous, json: json))
     }
 }
 
@@ -199,10 +188,17 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
     loop.requestStop()
     loop.join()
     drain()
-    for g in 0..<board.spec.gunCount { print(sim.statusLine(gun: g)) }
     let dropped = body.events.queue.dropped
     print("loop: " + loop.statistics().line + (dropped > 0 ? "; \(dropped) events dropped (queue full)" : ""))
-    var summary = sim.summary(timedOut: timedOut, continuous: false)
+    return finish(sim, timedOut: timedOut, continuous: false, json: json)
+}
+
+/// The end of a run, either mode: each gun's last status line, the summary (and its JSON line), the
+/// reason on standard error when the session did not end normally (unless the operator stopped it),
+/// and the exit status.
+func finish(_ sim: Simulation, timedOut: Bool, continuous: Bool, json: Bool) -> Int32 {
+    for g in 0..<sim.spec.gunCount { print(sim.statusLine(gun: g)) }
+    var summary = sim.summary(timedOut: timedOut, continuous: continuous)
     summary.memoryKB = (currentResidentKB(), peakResidentKB())
     print(summary.text, terminator: "")
     if json { print(summary.json) }

@@ -150,16 +150,7 @@ func wait(seconds: Double, until done: () -> Bool) {
         var c0 = CarProfile(); c0.capacity = .kWh(80); c0.maxVoltage = Volts(900)
         var c1 = CarProfile(); c1.soc = 30; c1.plugAt = .s(5)
         let sim = Simulation(board: b, cars: [0: c0, 1: c1])
-        var control: UInt64 = 0, plant: UInt64 = 0, cycles = 0
-        while !sim.allCarsGone && sim.now < Instant.zero + .s(3 * 3600) {
-            let a = allocation_count_this_thread()
-            sim.controlHalf()
-            let m = allocation_count_this_thread()
-            sim.plantHalf()
-            control += m - a
-            plant += allocation_count_this_thread() - m
-            cycles += 1
-        }
+        let (control, plant, cycles) = sim.countAllocations(limit: .s(3 * 3600), probe: allocation_count_this_thread)
         #expect(sim.allCarsGone && sim.reports[0].completedSessions == 1 && sim.reports[1].completedSessions == 1)
         #expect(cycles > 1_000_000)
         #expect(control == 0 && plant == 0, "control half \(control), plant half \(plant) over \(cycles) cycles")

@@ -15,8 +15,6 @@ int rt_lock_memory(void);
 void rt_unlock_memory(void);
 /// pthread_setschedparam(self, SCHED_FIFO, priority). 0 or errno (EPERM without CAP_SYS_NICE or LimitRTPRIO).
 int rt_set_fifo(int priority);
-/// The calling thread's policy (0 = SCHED_OTHER, 1 = SCHED_FIFO, 2 = SCHED_RR) and priority.
-int rt_current_policy(int *priority);
 /// Pins the calling thread to one CPU (pthread_setaffinity_np). 0 or errno (EINVAL: no such CPU).
 int rt_set_affinity(int cpu);
 /// Takes one CPU out of the calling thread's affinity (so it and the threads it starts later leave that
@@ -38,7 +36,5 @@ long rt_current_rss_kb(void);
 /// for as long as the returned fd stays open. Returns the fd, or -errno.
 int rt_hold_cpu_dma_latency(int32_t microseconds);
 void rt_release_cpu_dma_latency(int fd);
-/// Writes bytes to a file descriptor without buffering (stderr is fd 2). Returns what write(2) returns.
-long rt_write(int fd, const void *bytes, size_t count);
 
 #endif
