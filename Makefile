@@ -43,7 +43,7 @@ test-cli: build
 
 # The runtime's benchmark (one table, written to BENCHMARKS.md with the machine and the date): loop
 # latency beside cyclictest (rt-tests, installed here if missing), step time, allocations per cycle,
-# fault reaction, virtual-time speed, memory and a 24 h virtual soak. About 5 minutes on 2 cores.
+# fault reaction, virtual-time speed, memory and a 24 h virtual soak. 233 s of benchmark on this 2-core VM, plus the build.
 bench: deps
 	@command -v cyclictest >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq rt-tests; }
