@@ -26,6 +26,14 @@ public struct Board: Sendable {
     public var runtime: LoopSettings
     /// The GPIO map (real and bench boards; empty on sim boards, whose signals are the plant's).
     public var gpio: [GPIOLineSpec] = []
+    /// Modbus buses, devices and register maps (real and bench boards).
+    public var modbus = ModbusConfig()
+    /// Analog inputs (IIO channels) of a real board.
+    public var analog: [AnalogInputSpec] = []
+    /// The hardware watchdog the loop kicks, if the board has one.
+    public var watchdog: WatchdogSpec? = nil
+    /// A bench board's channel to the plant emulator.
+    public var bench: BenchSpec? = nil
 }
 
 public struct BoardFileError: Error, CustomStringConvertible, Equatable {
@@ -64,7 +72,8 @@ public enum BoardLoader {
         }
         let r = Reader(file: file)
         let top = Section(table: root, path: "")
-        try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant"])
+        try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant", "modbus_bus", "modbus_device",
+                             "modbus_map", "analog", "watchdog", "bench"])
 
         let b = try r.table(top, "board")
         try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
@@ -185,6 +194,19 @@ public enum BoardLoader {
             if !gpio.contains(where: { $0.signal == .emergencyStop }) { throw r.error(top, "gpio", "no 'estop' line") }
         }
 
+        let modbus = try modbusConfig(r, top, guns: guns.count, modules: modules.count, selfOff: timing.selfOff,
+                                      commTimeouts: [.module: timing.module, .meter: timing.meter, .imd: timing.imd])
+        if kind != .sim && modbus.isEmpty {
+            throw r.error(top, "modbus_device", "a \(kind.rawValue) board needs its Modbus devices ([[modbus_bus]], [[modbus_device]], [modbus_map.NAME])")
+        }
+        if kind == .sim && !modbus.isEmpty {
+            throw r.error(top, "modbus_device", "a sim board's devices are the simulated plant's; Modbus devices belong to bench and real boards")
+        }
+        let analog = try analogInputs(r, top, guns: guns.count)
+        if kind != .real && !analog.isEmpty { throw r.error(top, "analog", "analog inputs belong to real boards (a bench board's come through its channel)") }
+        let watchdog = try watchdog(r, top, period: period)
+        let bench = try bench(r, top, kind: kind)
+
         var plant: PlantParameters? = nil
         if let p = try r.optionalTable(top, "plant") {
             guard kind == .sim || kind == .bench else { throw r.error(p, "", "a [plant] model belongs to sim or bench boards only") }
@@ -205,8 +227,8 @@ public enum BoardLoader {
             pp.imdPeriod = try r.duration(p, "imd_period", default: pp.imdPeriod, range: .ms(10)...(.s(5)))
             pp.imdSelfTestTime = try r.duration(p, "imd_selftest_time", default: pp.imdSelfTestTime, range: .ms(10)...(.s(20)))
             plant = pp
-        } else if kind == .sim {
-            throw r.error(top, "plant", "a sim board needs a [plant] table")
+        } else if kind == .sim || kind == .bench {
+            throw r.error(top, "plant", "a \(kind.rawValue) board needs a [plant] table (the \(kind == .sim ? "simulator" : "plant emulator") runs it)")
         }
 
         let spec = StationSpec(guns: guns, modules: modules, gridLimit: gridLimit, period: period,
@@ -215,7 +237,7 @@ public enum BoardLoader {
                                imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
                                moduleSelfOffTime: timing.selfOff)
         return Board(name: name, description: description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
-                     spec: spec, plant: plant, runtime: runtime, gpio: gpio)
+                     spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench)
     }
 
     static func readFile(_ path: String) -> [UInt8]? {

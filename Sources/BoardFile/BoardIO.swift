@@ -1,0 +1,97 @@
+// The rest of a board's I/O as data: analog inputs ([[analog]], Linux IIO sysfs channels), the
+// hardware watchdog ([watchdog]) and, on bench boards, the local channel shared with the plant
+// emulator ([bench]).
+import ChargerCore
+
+/// Analog quantities of a gun the controller samples.
+public enum AnalogSignal: String, Sendable, CaseIterable {
+    case cc1 = "cc1"                           // detection point 1 voltage
+    case chargerVoltage = "charger-voltage"    // charger side of K1/K2
+    case vehicleVoltage = "vehicle-voltage"    // vehicle side of K1/K2
+    case gunTemperature = "gun-temperature"    // hottest connector sensor
+
+    var units: [String: Double] { self == .gunTemperature ? Reader.celsiusUnits : Reader.voltUnits }
+}
+
+/// One analog input: an IIO channel's raw value file; value = (raw + offset) × scale.
+public struct AnalogInputSpec: Sendable, Equatable {
+    public var signal: AnalogSignal
+    public var gun: Int
+    /// e.g. /sys/bus/iio/devices/iio:device0/in_voltage0_raw
+    public var path: String
+    /// The quantity of one raw step at the input of the divider or amplifier (V or °C).
+    public var scale: Double
+    /// Raw offset added before scaling (IIO's in_*_offset).
+    public var offset: Double
+}
+
+/// A hardware watchdog the control loop kicks: if the loop stops, the board resets and its outputs
+/// fall to their hardware-safe state.
+public struct WatchdogSpec: Sendable, Equatable {
+    public var device: String
+    /// Timeout set on the device (WDIOC_SETTIMEOUT), or nil to keep the device's own.
+    public var timeout: Duration?
+    /// How often the loop kicks it.
+    public var kick: Duration
+}
+
+/// A bench board's local channel with the plant emulator (HIL/README.md "The bench channel").
+public struct BenchSpec: Sendable, Equatable {
+    /// The shared-memory file both processes map (the emulator creates it).
+    public var channel: String
+}
+
+extension BoardLoader {
+    static func analogInputs(_ r: Reader, _ top: Section, guns: Int) throws(BoardFileError) -> [AnalogInputSpec] {
+        guard top.table["analog"] != nil else { return [] }
+        var out: [AnalogInputSpec] = []
+        for a in try r.arrayOfTables(top, "analog") {
+            try r.onlyKeys(a, ["signal", "gun", "source", "path", "scale", "offset"])
+            let text = try r.string(a, "signal")
+            guard let signal = AnalogSignal(rawValue: text) else {
+                throw r.error(a, "signal", "'\(text)' is not one of \(AnalogSignal.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let gun = try r.integer(a, "gun", range: 0...(guns - 1))
+            let source = try r.optionalString(a, "source") ?? "iio"
+            guard source == "iio" else { throw r.error(a, "source", "'\(source)' is not a supported source (iio)") }
+            let path = try r.string(a, "path")
+            guard path.hasPrefix("/"), path.hasSuffix("_raw") || path.hasSuffix("_input") else {
+                throw r.error(a, "path", "'\(path)' is not an IIO channel file (/sys/bus/iio/devices/iio:deviceN/in_voltageM_raw)")
+            }
+            guard let scale = try r.quantity(a, "scale", units: signal.units, what: signal == .gunTemperature ? "temperature" : "voltage") else {
+                throw r.error(a, "scale", "missing: the quantity of one raw step, e.g. \"0.25 V\"")
+            }
+            guard scale != 0, scale.isFinite else { throw r.error(a, "scale", "must not be 0") }
+            let offset = try r.optionalNumber(a, "offset") ?? 0
+            if out.contains(where: { $0.signal == signal && $0.gun == gun }) { throw r.error(a, "signal", "\(text) of gun \(gun) is mapped twice") }
+            out.append(AnalogInputSpec(signal: signal, gun: gun, path: path, scale: scale, offset: offset))
+        }
+        return out
+    }
+
+    static func watchdog(_ r: Reader, _ top: Section, period: Duration) throws(BoardFileError) -> WatchdogSpec? {
+        guard let w = try r.optionalTable(top, "watchdog") else { return nil }
+        try r.onlyKeys(w, ["device", "timeout", "kick"])
+        let device = try r.string(w, "device")
+        guard device.hasPrefix("/") else { throw r.error(w, "device", "'\(device)' is not a device path (/dev/watchdog0)") }
+        var timeout: Duration? = nil
+        if w.table["timeout"] != nil { timeout = try r.duration(w, "timeout", default: .s(1), range: .s(1)...(.s(60))) }
+        let kick = try r.duration(w, "kick", default: .ms(100), range: period...(.s(10)))
+        if let timeout, kick * 4 > timeout {
+            throw r.error(w, "kick", "\(kick.seconds) s is not well inside the timeout (\(timeout.seconds) s): at most a quarter of it")
+        }
+        return WatchdogSpec(device: device, timeout: timeout, kick: kick)
+    }
+
+    static func bench(_ r: Reader, _ top: Section, kind: BoardKind) throws(BoardFileError) -> BenchSpec? {
+        guard let b = try r.optionalTable(top, "bench") else {
+            if kind == .bench { throw r.error(top, "bench", "a bench board needs a [bench] table (its channel to the plant emulator)") }
+            return nil
+        }
+        guard kind == .bench else { throw r.error(b, "", "[bench] belongs to bench boards only") }
+        try r.onlyKeys(b, ["channel"])
+        let channel = try r.string(b, "channel")
+        guard channel.hasPrefix("/"), !channel.hasSuffix("/") else { throw r.error(b, "channel", "'\(channel)' is not a file path (/dev/shm/charger-bench)") }
+        return BenchSpec(channel: channel)
+    }
+}

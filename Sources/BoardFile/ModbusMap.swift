@@ -1,0 +1,418 @@
+// The Modbus side of a board file: buses ([[modbus_bus]]), devices on them ([[modbus_device]]) and the
+// register maps of each device model ([modbus_map.NAME]). A register map is data: which register holds
+// which quantity, in which table, as which type, with which scale, offset and word order. The drivers
+// (Sources/FieldBus) and the plant emulator (HIL/emulator) both read the same maps, so a bench speaks
+// exactly what the board file says a real device speaks.
+import ChargerCore
+
+/// Where a bus is: a Modbus TCP gateway (host, port), or an RTU serial line with its options.
+public enum BusTransport: Sendable, Equatable {
+    case tcp(host: String, port: Int)
+    /// parity "N", "E" or "O".
+    case rtu(device: String, baud: Int, parity: Character, dataBits: Int, stopBits: Int, rs485: Bool, rtsToggle: Bool)
+}
+
+/// One Modbus link and how it is polled.
+public struct ModbusBusSpec: Sendable, Equatable {
+    public var name: String
+    public var transport: BusTransport
+    /// How long a request waits for its reply before it counts as a timeout.
+    public var responseTimeout: Duration
+    /// The shortest time between two polls of the same device.
+    public var pollPeriod: Duration
+    /// Failed exchanges in a row after which a device counts as lost (a communication fault).
+    public var faultAfter: Int
+    /// Module commands are re-sent at least this often even when unchanged: the modules' own watchdog
+    /// switches them off when it stops hearing from the controller ([limits] module_self_off_time).
+    public var keepalive: Duration
+}
+
+public enum DeviceRole: String, Sendable, CaseIterable { case module, meter, imd }
+
+public enum RegisterTable: String, Sendable { case holding, input }
+public enum RegisterType: String, Sendable { case u16, i16, u32, i32, f32 }
+public enum WordOrder: String, Sendable { case highFirst = "high-first", lowFirst = "low-first" }
+
+/// What a register field carries, and so which units its scale may have.
+public enum FieldQuantity: Sendable { case voltage, current, temperature, energy, resistance, raw }
+
+/// The named fields a register map may hold.
+public enum RegisterFieldName: String, Sendable, CaseIterable {
+    case enable, voltageSetpoint = "voltage_setpoint", currentSetpoint = "current_setpoint"
+    case voltage, current, temperature, status, energy
+    case resistancePlus = "resistance_plus", resistanceMinus = "resistance_minus"
+    case selftest, selftestResult = "selftest_result"
+
+    public var quantity: FieldQuantity {
+        switch self {
+        case .voltageSetpoint, .voltage: .voltage
+        case .currentSetpoint, .current: .current
+        case .temperature: .temperature
+        case .energy: .energy
+        case .resistancePlus, .resistanceMinus: .resistance
+        case .enable, .status, .selftest, .selftestResult: .raw
+        }
+    }
+    /// Written by the controller (commands); the others are read (measurements).
+    public var isCommand: Bool { self == .enable || self == .voltageSetpoint || self == .currentSetpoint || self == .selftest }
+
+    /// Required and optional fields of each device role.
+    public static func required(_ role: DeviceRole) -> [RegisterFieldName] {
+        switch role {
+        case .module: [.enable, .voltageSetpoint, .currentSetpoint, .voltage, .current, .temperature, .status]
+        case .meter: [.voltage, .current, .energy]
+        case .imd: [.resistancePlus, .resistanceMinus, .status, .selftest, .selftestResult]
+        }
+    }
+    public static func optional(_ role: DeviceRole) -> [RegisterFieldName] {
+        switch role {
+        case .module: []
+        case .meter: [.status]
+        case .imd: [.enable]
+        }
+    }
+}
+
+/// One quantity in one register (or two): value = raw × scale + offset, in SI units (V, A, °C, Wh, Ω).
+public struct RegisterField: Sendable, Equatable {
+    public var table: RegisterTable
+    public var address: Int
+    public var type: RegisterType
+    public var scale: Double
+    public var offset: Double
+    public var wordOrder: WordOrder
+    public init(table: RegisterTable, address: Int, type: RegisterType, scale: Double = 1, offset: Double = 0, wordOrder: WordOrder = .highFirst) {
+        self.table = table; self.address = address; self.type = type; self.scale = scale; self.offset = offset; self.wordOrder = wordOrder
+    }
+
+    public var words: Int { type == .u16 || type == .i16 ? 1 : 2 }
+
+    /// The value from its register words (`hi`/`lo` as they sit at address and address+1).
+    public func decode(_ first: UInt16, _ second: UInt16 = 0) -> Double {
+        let (hi, lo) = wordOrder == .highFirst ? (first, second) : (second, first)
+        let bits = UInt32(hi) << 16 | UInt32(lo)
+        let raw: Double
+        switch type {
+        case .u16: raw = Double(first)
+        case .i16: raw = Double(Int16(bitPattern: first))
+        case .u32: raw = Double(bits)
+        case .i32: raw = Double(Int32(bitPattern: bits))
+        case .f32: raw = Double(Float(bitPattern: bits))
+        }
+        return raw * scale + offset
+    }
+
+    /// The register words for `value` (in wire order), or nil when it cannot be represented (out of the
+    /// type's range, or not a number): the caller refuses to send it.
+    public func encode(_ value: Double) -> (UInt16, UInt16)? {
+        guard value.isFinite, scale != 0 else { return nil }
+        let raw = (value - offset) / scale
+        let bits: UInt32
+        switch type {
+        case .u16:
+            let r = raw.rounded()
+            guard r >= 0 && r <= Double(UInt16.max) else { return nil }
+            return (UInt16(r), 0)
+        case .i16:
+            let r = raw.rounded()
+            guard r >= Double(Int16.min) && r <= Double(Int16.max) else { return nil }
+            return (UInt16(bitPattern: Int16(r)), 0)
+        case .u32:
+            let r = raw.rounded()
+            guard r >= 0 && r <= Double(UInt32.max) else { return nil }
+            bits = UInt32(r)
+        case .i32:
+            let r = raw.rounded()
+            guard r >= Double(Int32.min) && r <= Double(Int32.max) else { return nil }
+            bits = UInt32(bitPattern: Int32(r))
+        case .f32:
+            guard abs(raw) <= Double(Float.greatestFiniteMagnitude) else { return nil }
+            bits = Float(raw).bitPattern
+        }
+        let hi = UInt16(bits >> 16), lo = UInt16(bits & 0xFFFF)
+        return wordOrder == .highFirst ? (hi, lo) : (lo, hi)
+    }
+}
+
+/// A device model's register map.
+public struct RegisterMap: Sendable, Equatable {
+    public var name: String
+    public var role: DeviceRole
+    public var fields: [RegisterFieldName: RegisterField]
+    /// Module: status bits that mean "faulted". IMD: status bits that mean "alarm". Meter: "error".
+    public var faultMask: UInt16
+    /// IMD self-test result codes (selftest_result).
+    public var selftestRunning: UInt16 = 1
+    public var selftestPassed: UInt16 = 2
+    public var selftestFailed: UInt16 = 3
+
+    /// The read fields grouped into as few requests as the protocol allows: runs of one table, at most
+    /// 125 registers each, reading through gaps of up to 8 unused registers.
+    public var readRuns: [RegisterRun] { Self.runs(fields.filter { !$0.key.isCommand }, maxGap: 8) }
+    /// The command fields grouped into write requests (function 16): runs without gaps only, since a
+    /// write through a gap would overwrite registers the map does not describe.
+    public var writeRuns: [RegisterRun] { Self.runs(fields.filter { $0.key.isCommand }, maxGap: 0) }
+
+    static func runs(_ f: [RegisterFieldName: RegisterField], maxGap: Int) -> [RegisterRun] {
+        var out: [RegisterRun] = []
+        for table in [RegisterTable.holding, .input] {
+            let sorted = f.filter { $0.value.table == table }.sorted { $0.value.address < $1.value.address }
+            for (name, field) in sorted {
+                if var last = out.last, last.table == table,
+                   field.address - (last.address + last.count) <= maxGap,
+                   field.address + field.words - last.address <= 125 {
+                    last.count = max(last.count, field.address + field.words - last.address)
+                    last.fields.append(name)
+                    out[out.count - 1] = last
+                } else {
+                    out.append(RegisterRun(table: table, address: field.address, count: field.words, fields: [name]))
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// One request's worth of registers.
+public struct RegisterRun: Sendable, Equatable {
+    public var table: RegisterTable
+    public var address: Int
+    public var count: Int
+    public var fields: [RegisterFieldName]
+}
+
+/// One device on a bus: which module (or which gun's meter or IMD) it is, its unit id and its map.
+public struct ModbusDeviceSpec: Sendable, Equatable {
+    public var role: DeviceRole
+    /// Module index (modules) or gun index (meter, IMD).
+    public var index: Int
+    public var bus: Int
+    public var unit: Int
+    public var map: Int
+    /// "module 0", "meter gun 0", "imd gun 1".
+    public var name: String { role == .module ? "module \(index)" : "\(role.rawValue) gun \(index)" }
+}
+
+/// Everything Modbus of a board.
+public struct ModbusConfig: Sendable, Equatable {
+    public var buses: [ModbusBusSpec] = []
+    public var devices: [ModbusDeviceSpec] = []
+    public var maps: [RegisterMap] = []
+    public init() {}
+    public var isEmpty: Bool { devices.isEmpty }
+    public func device(_ role: DeviceRole, _ index: Int) -> ModbusDeviceSpec? {
+        devices.first { $0.role == role && $0.index == index }
+    }
+}
+
+extension BoardLoader {
+    static func modbusConfig(_ r: Reader, _ top: Section, guns: Int, modules: Int, selfOff: Duration,
+                             commTimeouts: [DeviceRole: Duration]) throws(BoardFileError) -> ModbusConfig {
+        var config = ModbusConfig()
+        if top.table["modbus_bus"] == nil && top.table["modbus_device"] == nil && top.table["modbus_map"] == nil { return config }
+
+        // Maps first: devices name them.
+        let mapsTable = try r.table(top, "modbus_map")
+        for name in mapsTable.table.keys.sorted() {
+            let m = try r.table(mapsTable, name)
+            try r.onlyKeys(m, ["role", "word_order", "fault_mask", "selftest_running", "selftest_passed", "selftest_failed"]
+                              + RegisterFieldName.allCases.map(\.rawValue))
+            let roleText = try r.string(m, "role")
+            guard let role = DeviceRole(rawValue: roleText) else {
+                throw r.error(m, "role", "'\(roleText)' is not one of \(DeviceRole.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let orderText = try r.optionalString(m, "word_order") ?? WordOrder.highFirst.rawValue
+            guard let order = WordOrder(rawValue: orderText) else { throw r.error(m, "word_order", "'\(orderText)' is not one of high-first, low-first") }
+            var map = RegisterMap(name: name, role: role, fields: [:], faultMask: 0)
+            let allowed = RegisterFieldName.required(role) + RegisterFieldName.optional(role)
+            for f in RegisterFieldName.allCases where m.table[f.rawValue] != nil {
+                guard allowed.contains(f) else {
+                    throw r.error(m, f.rawValue, "a \(role.rawValue) map has no '\(f.rawValue)' (allowed: \(allowed.map(\.rawValue).joined(separator: ", ")))")
+                }
+                map.fields[f] = try registerField(r, try r.table(m, f.rawValue), f, order: order)
+            }
+            for f in RegisterFieldName.required(role) where map.fields[f] == nil {
+                throw r.error(m, f.rawValue, "missing: a \(role.rawValue) map needs \(RegisterFieldName.required(role).map(\.rawValue).joined(separator: ", "))")
+            }
+            if role == .module || role == .imd || m.table["fault_mask"] != nil {
+                map.faultMask = UInt16(try r.integer(m, "fault_mask", range: 1...0xFFFF))
+            }
+            if role == .imd {
+                if m.table["selftest_running"] != nil { map.selftestRunning = UInt16(try r.integer(m, "selftest_running", range: 0...0xFFFF)) }
+                if m.table["selftest_passed"] != nil { map.selftestPassed = UInt16(try r.integer(m, "selftest_passed", range: 0...0xFFFF)) }
+                if m.table["selftest_failed"] != nil { map.selftestFailed = UInt16(try r.integer(m, "selftest_failed", range: 0...0xFFFF)) }
+                guard Set([map.selftestRunning, map.selftestPassed, map.selftestFailed]).count == 3 else {
+                    throw r.error(m, "selftest_failed", "selftest_running, selftest_passed and selftest_failed must differ")
+                }
+            }
+            // Two fields in the same register would make one of them a lie.
+            let placed = map.fields.sorted { ($0.value.table.rawValue, $0.value.address) < ($1.value.table.rawValue, $1.value.address) }
+            for (a, b) in zip(placed, placed.dropFirst()) where a.value.table == b.value.table && a.value.address + a.value.words > b.value.address {
+                throw r.error(m, b.key.rawValue, "register \(b.value.address) overlaps '\(a.key.rawValue)' (\(a.value.address), \(a.value.words) word(s))")
+            }
+            config.maps.append(map)
+        }
+
+        for b in try r.arrayOfTables(top, "modbus_bus") {
+            try r.onlyKeys(b, ["name", "transport", "host", "port", "device", "baud", "parity", "data_bits", "stop_bits", "rs485",
+                               "rts_toggle", "response_timeout", "poll_period", "fault_after", "keepalive"])
+            let name = try r.string(b, "name")
+            guard !name.isEmpty else { throw r.error(b, "name", "must not be empty") }
+            if config.buses.contains(where: { $0.name == name }) { throw r.error(b, "name", "bus '\(name)' is defined twice") }
+            let kind = try r.string(b, "transport")
+            let transport: BusTransport
+            switch kind {
+            case "tcp":
+                for k in ["device", "baud", "parity", "data_bits", "stop_bits", "rs485", "rts_toggle"] where b.table[k] != nil {
+                    throw r.error(b, k, "a tcp bus has no '\(k)' (that is an rtu option)")
+                }
+                let host = try r.string(b, "host")
+                guard !host.isEmpty, !host.contains(" ") else { throw r.error(b, "host", "'\(host)' is not a host name or address") }
+                transport = .tcp(host: host, port: try r.integer(b, "port", range: 1...65535))
+            case "rtu":
+                for k in ["host", "port"] where b.table[k] != nil { throw r.error(b, k, "an rtu bus has no '\(k)' (that is a tcp option)") }
+                let device = try r.string(b, "device")
+                guard device.hasPrefix("/") else { throw r.error(b, "device", "'\(device)' is not a device path (/dev/ttyAMA0, /dev/ttyUSB0)") }
+                let baud = try r.integer(b, "baud", range: 1200...921_600)
+                guard [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115_200, 230_400, 460_800, 921_600].contains(baud) else {
+                    throw r.error(b, "baud", "\(baud) is not a standard rate (9600, 19200, 38400, 57600, 115200, ...)")
+                }
+                let parityText = try r.optionalString(b, "parity") ?? "none"
+                guard let parity = ["none": Character("N"), "even": "E", "odd": "O"][parityText] else {
+                    throw r.error(b, "parity", "'\(parityText)' is not one of none, even, odd")
+                }
+                let dataBits = b.table["data_bits"] == nil ? 8 : try r.integer(b, "data_bits", range: 7...8)
+                let stopBits = b.table["stop_bits"] == nil ? 1 : try r.integer(b, "stop_bits", range: 1...2)
+                transport = .rtu(device: device, baud: baud, parity: parity, dataBits: dataBits, stopBits: stopBits,
+                                 rs485: try r.optionalBool(b, "rs485") ?? false, rtsToggle: try r.optionalBool(b, "rts_toggle") ?? false)
+            default:
+                throw r.error(b, "transport", "'\(kind)' is not one of tcp, rtu")
+            }
+            let timeout = try r.duration(b, "response_timeout", default: .ms(100), range: .ms(5)...(.s(5)))
+            let poll = try r.duration(b, "poll_period", default: .ms(100), range: .ms(1)...(.s(10)))
+            let faultAfter = b.table["fault_after"] == nil ? 3 : try r.integer(b, "fault_after", range: 1...100)
+            let keepalive = try r.duration(b, "keepalive", default: .ms(200), range: .ms(10)...(.s(60)))
+            // "Well inside" the modules' own timeout: four keep-alives before a module gives up.
+            guard keepalive * 4 <= selfOff else {
+                throw r.error(b, "keepalive", "\(keepalive.seconds) s is not well inside the modules' own timeout ([limits] module_self_off_time \(selfOff.seconds) s): at most a quarter of it")
+            }
+            config.buses.append(ModbusBusSpec(name: name, transport: transport, responseTimeout: timeout, pollPeriod: poll,
+                                              faultAfter: faultAfter, keepalive: keepalive))
+        }
+
+        for d in try r.arrayOfTables(top, "modbus_device") {
+            try r.onlyKeys(d, ["role", "module", "gun", "bus", "unit", "map"])
+            let roleText = try r.string(d, "role")
+            guard let role = DeviceRole(rawValue: roleText) else {
+                throw r.error(d, "role", "'\(roleText)' is not one of \(DeviceRole.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let index: Int
+            if role == .module {
+                if d.table["gun"] != nil { throw r.error(d, "gun", "a module device names its module, not a gun") }
+                index = try r.integer(d, "module", range: 0...(modules - 1))
+            } else {
+                if d.table["module"] != nil { throw r.error(d, "module", "a \(role.rawValue) device names its gun, not a module") }
+                index = try r.integer(d, "gun", range: 0...(guns - 1))
+            }
+            let busName = try r.string(d, "bus")
+            guard let bus = config.buses.firstIndex(where: { $0.name == busName }) else {
+                throw r.error(d, "bus", "no [[modbus_bus]] named '\(busName)' (buses: \(config.buses.map(\.name).joined(separator: ", ")))")
+            }
+            let unit = try r.integer(d, "unit", range: 1...247)
+            let mapName = try r.string(d, "map")
+            guard let map = config.maps.firstIndex(where: { $0.name == mapName }) else {
+                throw r.error(d, "map", "no [modbus_map.\(mapName)] (maps: \(config.maps.map(\.name).joined(separator: ", ")))")
+            }
+            guard config.maps[map].role == role else {
+                throw r.error(d, "map", "'\(mapName)' is a \(config.maps[map].role.rawValue) map, not a \(role.rawValue) map")
+            }
+            let spec = ModbusDeviceSpec(role: role, index: index, bus: bus, unit: unit, map: map)
+            if let other = config.devices.first(where: { $0.bus == bus && $0.unit == unit }) {
+                throw r.error(d, "unit", "unit \(unit) on bus '\(busName)' is already \(other.name)")
+            }
+            if config.devices.contains(where: { $0.role == role && $0.index == index }) { throw r.error(d, "role", "\(spec.name) is defined twice") }
+            // A poll must come round well inside the core's communication timeout for the role.
+            if let t = commTimeouts[role], config.buses[bus].pollPeriod * 2 > t {
+                throw r.error(d, "bus", "bus '\(busName)' polls every \(config.buses[bus].pollPeriod.seconds) s: too slow for the \(role.rawValue)'s communication timeout of \(t.seconds) s ([limits]); at most half of it")
+            }
+            config.devices.append(spec)
+        }
+        // Every module and every gun's meter and IMD is somewhere.
+        for m in 0..<modules where config.device(.module, m) == nil { throw r.error(top, "modbus_device", "no device for module \(m)") }
+        for g in 0..<guns {
+            for role in [DeviceRole.meter, .imd] where config.device(role, g) == nil {
+                throw r.error(top, "modbus_device", "no \(role.rawValue) device for gun \(g)")
+            }
+        }
+        return config
+    }
+
+    static func registerField(_ r: Reader, _ s: Section, _ name: RegisterFieldName, order: WordOrder) throws(BoardFileError) -> RegisterField {
+        try r.onlyKeys(s, ["table", "address", "type", "scale", "offset", "word_order"])
+        let tableText = try r.optionalString(s, "table") ?? "holding"
+        guard let table = RegisterTable(rawValue: tableText) else { throw r.error(s, "table", "'\(tableText)' is not one of holding, input") }
+        if name.isCommand && table != .holding { throw r.error(s, "table", "'\(name.rawValue)' is written, so it must be a holding register") }
+        let address = try r.integer(s, "address", range: 0...65535)
+        let typeText = try r.optionalString(s, "type") ?? "u16"
+        guard let type = RegisterType(rawValue: typeText) else { throw r.error(s, "type", "'\(typeText)' is not one of u16, i16, u32, i32, f32") }
+        let orderText = try r.optionalString(s, "word_order") ?? order.rawValue
+        guard let wordOrder = WordOrder(rawValue: orderText) else { throw r.error(s, "word_order", "'\(orderText)' is not one of high-first, low-first") }
+        var field = RegisterField(table: table, address: address, type: type, wordOrder: wordOrder)
+        guard address + field.words - 1 <= 65535 else { throw r.error(s, "address", "\(type.rawValue) at \(address) runs past register 65535") }
+        let units: [String: Double]
+        switch name.quantity {
+        case .voltage: units = Reader.voltUnits
+        case .current: units = Reader.ampUnits
+        case .temperature: units = Reader.celsiusUnits
+        case .energy: units = ["Wh": 1, "kWh": 1000, "MWh": 1e6]
+        case .resistance: units = Reader.ohmUnits
+        case .raw:
+            for k in ["scale", "offset"] where s.table[k] != nil { throw r.error(s, k, "'\(name.rawValue)' is a raw code: no \(k)") }
+            if type == .f32 { throw r.error(s, "type", "'\(name.rawValue)' is a raw code: an integer type") }
+            return field
+        }
+        guard let scale = try r.quantity(s, "scale", units: units, what: "\(name.quantity) per register step") else {
+            throw r.error(s, "scale", "missing: the value of one register step with its unit (e.g. \"\(name.quantity == .energy ? "0.001 kWh" : "0.1 " + (units.keys.sorted().first ?? ""))\")")
+        }
+        guard scale != 0 else { throw r.error(s, "scale", "must not be 0") }
+        field.scale = scale
+        field.offset = try r.quantity(s, "offset", units: units, what: "\(name.quantity)") ?? 0
+        return field
+    }
+}
+
+extension ModbusConfig {
+    /// Time on the wire of one poll of every device of RTU bus `bus`, from frame sizes (not measured):
+    /// each read run is a request of 8 bytes and a reply of 5 + 2n; each write run a request of 9 + 2n
+    /// and a reply of 8; every frame is followed by 3.5 characters of silence; a character is 1 start bit,
+    /// the data bits, the parity bit if any and the stop bits. Returns (reads, writes) in seconds.
+    public func rtuWireTime(bus: Int) -> (reads: Double, writes: Double)? {
+        guard case .rtu(_, let baud, let parity, let dataBits, let stopBits, _, _) = buses[bus].transport else { return nil }
+        let bitsPerChar = Double(1 + dataBits + (parity == "N" ? 0 : 1) + stopBits)
+        let charTime = bitsPerChar / Double(baud)
+        var reads = 0.0, writes = 0.0
+        for d in devices where d.bus == bus {
+            let map = maps[d.map]
+            for run in map.readRuns { reads += (Double(8 + 5 + 2 * run.count) + 7) * charTime }
+            for run in map.writeRuns { writes += (Double(9 + 2 * run.count + 8) + 7) * charTime }
+        }
+        return (reads, writes)
+    }
+}
+
+extension ModbusConfig {
+    /// How long a module command takes to show in the readings, in wall time: it waits up to one poll
+    /// period and one round of the bus to be sent, and the result up to as long to be read back (module
+    /// and meter). A round is the RTU wire time from frame sizes, or 1 ms per device on TCP (a loopback
+    /// or LAN exchange measured well under that). The largest over the buses of modules and meters.
+    public var commandLatency: Duration {
+        var worst = Duration.zero
+        for (b, bus) in buses.enumerated() where devices.contains(where: { $0.bus == b && $0.role != .imd }) {
+            let round: Duration
+            if let w = rtuWireTime(bus: b) { round = .seconds(w.reads + w.writes) }
+            else { round = .ms(Int64(devices.filter { $0.bus == b }.count)) }
+            worst = max(worst, (bus.pollPeriod + round) * 2)
+        }
+        return worst
+    }
+}
