@@ -12,6 +12,10 @@ public struct GunSafety: Sendable {
     public var cc1BadSince: Instant? = nil
     public var overCurrentSince: Instant? = nil
     public var uncommandedSince: Instant? = nil
+    /// The highest commanded current in the current and the previous window of `commandLatency`: the
+    /// commands that may still be on their way to the modules or in the readings.
+    public var commandPeak = Amps.zero, previousCommandPeak = Amps.zero
+    public var commandWindowStart: Instant = .zero
     /// Error shutdown in progress since.
     public var shutdownSince: Instant? = nil
     /// Previous cycle's K1/K2 command and when it last changed.
@@ -142,7 +146,17 @@ extension StationState {
             // Current beyond what the modules were commanded: a short, or a module ignoring its setpoint.
             // On closing ("Inrush peak ≤ 20 A": precharge and the first 100 ms of charging) at once;
             // otherwise after 100 ms, which the modules' own lag after a commanded drop never reaches.
-            let commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : sessions[g].rampedCurrent
+            var commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : sessions[g].rampedCurrent
+            if spec.commandLatency > .zero {
+                if now - safety[g].commandWindowStart >= spec.commandLatency {
+                    safety[g].previousCommandPeak = safety[g].commandPeak
+                    safety[g].commandPeak = .zero
+                    safety[g].commandWindowStart = now
+                }
+                if commanded > safety[g].commandPeak { safety[g].commandPeak = commanded }
+                if safety[g].commandPeak > commanded { commanded = safety[g].commandPeak }
+                if safety[g].previousCommandPeak > commanded { commanded = safety[g].previousCommandPeak }
+            }
             let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < Standard.closingWindow)
             if energised && gi.meterCurrent > commanded + Standard.inrushLimit {
                 if closing {

@@ -120,6 +120,11 @@ public struct StationSpec: Sendable {
     /// A gun that needs power and has had no module for this long raises E24 (four allocation
     /// periods: a free module would have been handed over by then).
     public var noModulesGrace: Duration { allocationPeriod * 4 }
+    /// How long a command takes to show in the measurements: zero for the simulated board's direct
+    /// drivers; on a field bus, one poll to deliver the command and one to read the result back (set
+    /// by the runtime from the board's buses, `ModbusConfig.commandLatency`). The uncommanded-current
+    /// check compares the current with the highest command of this long ago, not only the latest.
+    public var commandLatency: Duration = .zero
 
     public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: Duration = .ms(1),
                 contactorCloseTimeout: Duration = .ms(200), contactorOpenTimeout: Duration = .ms(200),
