@@ -25,6 +25,10 @@ public struct ModbusBusSpec: Sendable, Equatable {
     /// Module commands are re-sent at least this often even when unchanged: the modules' own watchdog
     /// switches them off when it stops hearing from the controller ([limits] module_self_off_time).
     public var keepalive: Duration
+    public init(name: String, transport: BusTransport, responseTimeout: Duration, pollPeriod: Duration, faultAfter: Int, keepalive: Duration) {
+        self.name = name; self.transport = transport; self.responseTimeout = responseTimeout
+        self.pollPeriod = pollPeriod; self.faultAfter = faultAfter; self.keepalive = keepalive
+    }
 }
 
 public enum DeviceRole: String, Sendable, CaseIterable { case module, meter, imd }
@@ -189,6 +193,9 @@ public struct ModbusDeviceSpec: Sendable, Equatable {
     public var bus: Int
     public var unit: Int
     public var map: Int
+    public init(role: DeviceRole, index: Int, bus: Int, unit: Int, map: Int) {
+        self.role = role; self.index = index; self.bus = bus; self.unit = unit; self.map = map
+    }
     /// "module 0", "meter gun 0", "imd gun 1".
     public var name: String { role == .module ? "module \(index)" : "\(role.rawValue) gun \(index)" }
 }
@@ -246,7 +253,12 @@ extension BoardLoader {
                 }
             }
             // Two fields in the same register would make one of them a lie.
-            let placed = map.fields.sorted { ($0.value.table.rawValue, $0.value.address) < ($1.value.table.rawValue, $1.value.address) }
+            // In file order of the field names where two start at the same register, so the error is stable.
+            let rank = RegisterFieldName.allCases
+            let placed = map.fields.sorted { (a, b) -> Bool in
+                let ra = rank.firstIndex(of: a.key)!, rb = rank.firstIndex(of: b.key)!
+                return (a.value.table.rawValue, a.value.address, ra) < (b.value.table.rawValue, b.value.address, rb)
+            }
             for (a, b) in zip(placed, placed.dropFirst()) where a.value.table == b.value.table && a.value.address + a.value.words > b.value.address {
                 throw r.error(m, b.key.rawValue, "register \(b.value.address) overlaps '\(a.key.rawValue)' (\(a.value.address), \(a.value.words) word(s))")
             }

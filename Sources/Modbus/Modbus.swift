@@ -61,7 +61,7 @@ public struct ModbusError: Error, CustomStringConvertible, Equatable, Sendable {
         default: kind = .other
         }
     }
-    init(device: String, operation: String, unsupported why: String) {
+    public init(device: String, operation: String, unsupported why: String) {
         self.device = device; self.operation = operation; errno = ENOTTY; kind = .unsupported; text = why
     }
 }
@@ -70,8 +70,15 @@ public struct ModbusError: Error, CustomStringConvertible, Equatable, Sendable {
 public final class ModbusConnection {
     let context: OpaquePointer
     public let transport: ModbusTransport
-    public let unit: Int
+    public private(set) var unit: Int
     public var name: String { "\(transport) unit \(unit)" }
+
+    /// Addresses the next requests to another unit on the same link (an RTU bus, a TCP gateway).
+    public func setUnit(_ u: Int) {
+        guard u != unit else { return }
+        unit = u
+        modbus_set_slave(context, Int32(u))
+    }
     public private(set) var connected = false
 
     /// Creates the context, sets the unit id (libmodbus TCP would send 0xFF otherwise) and the response

@@ -1,0 +1,197 @@
+// The Modbus side of board files: the shipped bench and real boards load with the maps they document;
+// register fields decode and encode with their type, scale and word order; bad Modbus sections are
+// refused naming the key and why.
+import BoardFile
+import ChargerCore
+import Foundation
+import Testing
+
+@Suite struct ModbusBoards {
+    @Test(arguments: ["bench-60kw-tcp", "bench-60kw-rtu", "cm4-rs485-60kw"])
+    func loads(name: String) throws {
+        let b = try BoardLoader.load(path: "\(repoRoot)/Boards/\(name).toml")
+        #expect(b.modbus.devices.count == 4)
+        for m in 0..<2 { #expect(b.modbus.device(.module, m) != nil) }
+        #expect(b.modbus.device(.meter, 0)?.unit == 10)
+        #expect(b.modbus.device(.imd, 0)?.unit == 20)
+        let module = b.modbus.maps.first { $0.name == "rect-30kw" }!
+        // One write of enable + both setpoints (registers 0-4), one read of the four measurements.
+        #expect(module.writeRuns.count == 1)
+        #expect(module.writeRuns[0].address == 0 && module.writeRuns[0].count == 5 && module.writeRuns[0].table == .holding)
+        #expect(Set(module.writeRuns[0].fields) == [.enable, .voltageSetpoint, .currentSetpoint])
+        #expect(module.readRuns.count == 1 && module.readRuns[0].address == 16 && module.readRuns[0].count == 4)
+        #expect(module.faultMask == 0x000E)
+        // The IMD's self-test trigger has a write of its own (written on edges only).
+        let imd = b.modbus.maps.first { $0.name == "imd-dc" }!
+        #expect(imd.writeRuns.map(\.fields) == [[.selftest], [.enable]])
+        // The meter reads through the gap between current and energy (≤ 8 registers), in one request.
+        let meter = b.modbus.maps.first { $0.name == "dc-meter" }!
+        #expect(meter.readRuns.count == 1 && meter.readRuns[0].count == 21)
+    }
+
+    @Test func benchBoardsNeedTheirChannelAndRealBoardsTheirWatchdogIsRead() throws {
+        let cm4 = try BoardLoader.load(path: "\(repoRoot)/Boards/cm4-rs485-60kw.toml")
+        #expect(cm4.watchdog?.device == "/dev/watchdog0" && cm4.watchdog?.timeout == .s(1) && cm4.watchdog?.kick == .ms(100))
+        #expect(cm4.analog.count == 4)
+        let temp = cm4.analog.first { $0.signal == .gunTemperature }!
+        #expect(temp.scale == 0.05 && temp.offset == -1000)
+        guard case .rtu(let dev, 115_200, "N", 8, 1, true, false) = cm4.modbus.buses[0].transport else { Issue.record("bus"); return }
+        #expect(dev == "/dev/ttyAMA0")
+        let bench = try BoardLoader.load(path: "\(repoRoot)/Boards/bench-60kw-tcp.toml")
+        #expect(bench.bench?.channel == "/dev/shm/bench-60kw-tcp")
+        #expect(bench.kind == .bench)
+    }
+
+    /// The RTU budget of the CM4 board (computed from frame sizes, not measured): 115200 8N1 is 86.8 µs
+    /// a character; a module is one read of 4 registers (8 + 13 bytes + 2 × 3.5 gaps = 28 characters) and
+    /// one write of 5 (19 + 8 + 7 = 34 characters).
+    @Test func rtuWireTimeFromFrameSizes() throws {
+        let cm4 = try BoardLoader.load(path: "\(repoRoot)/Boards/cm4-rs485-60kw.toml")
+        let t = try #require(cm4.modbus.rtuWireTime(bus: 0))
+        let char = 10.0 / 115_200
+        // reads: module 2 × 28, meter 8+5+42+7 = 62, IMD 8+5+12+7 = 32 characters
+        #expect(abs(t.reads - (2 * 28 + 62 + 32) * char) < 1e-9)
+        // writes: module 2 × 34, IMD self-test 9+2+8+7 = 26, IMD enable 26 characters
+        #expect(abs(t.writes - (2 * 34 + 26 + 26) * char) < 1e-9)
+        // The latency the core allows for: (poll 50 ms + one round) × 2.
+        #expect(abs(cm4.modbus.commandLatency.seconds - 2 * (0.050 + t.reads + t.writes)) < 1e-5)
+    }
+}
+
+@Suite struct RegisterCodec {
+    @Test func wordOrderAndSign() {
+        let lowFirst = RegisterField(table: .input, address: 0, type: .i32, scale: 0.01, wordOrder: .lowFirst)
+        // -12.50 A = -1250 = 0xFFFFFB1E; low word first on the wire.
+        #expect(lowFirst.encode(-12.5)! == (0xFB1E, 0xFFFF))
+        #expect(lowFirst.decode(0xFB1E, 0xFFFF) == -12.5)
+        let highFirst = RegisterField(table: .holding, address: 1, type: .u32, scale: 0.001)
+        #expect(highFirst.encode(500)! == (0x0007, 0xA120))   // 500000
+        #expect(abs(highFirst.decode(0x0007, 0xA120) - 500) < 1e-9)
+        let temp = RegisterField(table: .input, address: 18, type: .i16, scale: 0.1)
+        #expect(abs(temp.decode(UInt16(bitPattern: -55)) - -5.5) < 1e-9)
+        let f = RegisterField(table: .input, address: 0, type: .f32)
+        #expect(f.decode(f.encode(1234.5)!.0, f.encode(1234.5)!.1) == 1234.5)
+    }
+
+    @Test func unrepresentableValuesAreNotSent() {
+        let u16 = RegisterField(table: .holding, address: 0, type: .u16, scale: 0.1)
+        #expect(u16.encode(-1) == nil)          // negative into unsigned
+        #expect(u16.encode(6553.6) == nil)      // one step beyond 65535
+        #expect(u16.encode(.nan) == nil)
+        #expect(u16.encode(.infinity) == nil)
+        #expect(u16.encode(6553.5)! == (65535, 0))
+    }
+}
+
+@Suite struct BadModbusSections {
+    static let bus = """
+
+    [[modbus_bus]]
+    name = "b"
+    transport = "tcp"
+    host = "127.0.0.1"
+    port = 1502
+    """
+    static let maps = """
+
+    [modbus_map.m]
+    role = "module"
+    fault_mask = 2
+    enable = { table = "holding", address = 0 }
+    voltage_setpoint = { table = "holding", address = 1, type = "u32", scale = "0.001 V" }
+    current_setpoint = { table = "holding", address = 3, type = "u32", scale = "0.001 A" }
+    voltage = { table = "input", address = 0, scale = "0.1 V" }
+    current = { table = "input", address = 1, type = "i16", scale = "0.1 A" }
+    temperature = { table = "input", address = 2, type = "i16", scale = "0.1 °C" }
+    status = { table = "input", address = 3 }
+
+    [modbus_map.e]
+    role = "meter"
+    voltage = { table = "input", address = 0, type = "i32", scale = "0.01 V" }
+    current = { table = "input", address = 2, type = "i32", scale = "0.01 A" }
+    energy = { table = "input", address = 4, type = "u32", scale = "0.001 kWh" }
+
+    [modbus_map.i]
+    role = "imd"
+    fault_mask = 1
+    resistance_plus = { table = "input", address = 0, type = "u32", scale = "1 kΩ" }
+    resistance_minus = { table = "input", address = 2, type = "u32", scale = "1 kΩ" }
+    status = { table = "input", address = 4 }
+    selftest_result = { table = "input", address = 5 }
+    selftest = { table = "holding", address = 0 }
+    """
+    static let devices = """
+
+    [[modbus_device]]
+    role = "module"
+    module = 0
+    bus = "b"
+    unit = 1
+    map = "m"
+
+    [[modbus_device]]
+    role = "module"
+    module = 1
+    bus = "b"
+    unit = 2
+    map = "m"
+
+    [[modbus_device]]
+    role = "meter"
+    gun = 0
+    bus = "b"
+    unit = 3
+    map = "e"
+
+    [[modbus_device]]
+    role = "imd"
+    gun = 0
+    bus = "b"
+    unit = 4
+    map = "i"
+
+    [bench]
+    channel = "/dev/shm/t"
+    """
+    static var good: String { minimal.replacingFirst("kind = \"sim\"", "kind = \"bench\"") + bus + maps + devices }
+
+    @Test func goodOneLoads() throws {
+        let b = try BoardLoader.parse(Self.good, file: "good.toml")
+        #expect(b.modbus.devices.count == 4)
+    }
+
+    @Test(arguments: [
+        ("unit = 2", "unit = 1", "modbus_device[1].unit", "already module 0"),
+        ("unit = 3", "unit = 300", "modbus_device[2].unit", "1"),
+        ("map = \"e\"", "map = \"m\"", "modbus_device[2].map", "is a module map, not a meter map"),
+        ("bus = \"b\"\nunit = 4", "bus = \"x\"\nunit = 4", "modbus_device[3].bus", "no [[modbus_bus]] named 'x'"),
+        ("port = 1502", "port = 1502\nbaud = 9600", "modbus_bus[0].baud", "rtu option"),
+        ("transport = \"tcp\"", "transport = \"can\"", "modbus_bus[0].transport", "not one of tcp, rtu"),
+        ("scale = \"0.01 V\" }", "scale = \"0.01 A\" }", "modbus_map.e.voltage.scale", "not a unit of voltage"),
+        ("current = { table = \"input\", address = 1,", "current = { table = \"input\", address = 0,", "modbus_map.m.current", "overlaps"),
+        ("selftest = { table = \"holding\"", "selftest = { table = \"input\"", "modbus_map.i.selftest.table", "must be a holding register"),
+        ("status = { table = \"input\", address = 3 }", "", "modbus_map.m.status", "missing"),
+        ("port = 1502", "port = 1502\nkeepalive = \"10 s\"", "modbus_bus[0].keepalive", "well inside"),
+        ("port = 1502", "port = 1502\npoll_period = \"800 ms\"", "modbus_device[0].bus", "too slow"),
+    ])
+    func refused(_ c: (String, String, String, String)) throws {
+        let e = try #require(refusal(Self.good.replacingFirst(c.0, c.1)), "accepted: \(c.1)")
+        #expect(e.key == c.2, "\(e)")
+        #expect(e.why.contains(c.3), "\(e)")
+    }
+
+    @Test func everyDeviceMustBeSomewhere() throws {
+        let noImd = Self.good.components(separatedBy: "[[modbus_device]]\nrole = \"imd\"")[0] + "[bench]\nchannel = \"/dev/shm/t\"\n"
+        let e2 = try #require(refusal(noImd))
+        #expect(e2.why.contains("no imd device for gun 0"), "\(e2)")
+    }
+
+    @Test func kindsAndTheirSections() throws {
+        let simWithModbus = try #require(refusal(minimal + Self.bus + Self.maps + Self.devices.components(separatedBy: "[bench]")[0]))
+        #expect(simWithModbus.why.contains("belong to bench and real boards"), "\(simWithModbus)")
+        let benchWithoutChannel = try #require(refusal(Self.good.components(separatedBy: "[bench]")[0]))
+        #expect(benchWithoutChannel.key == "bench", "\(benchWithoutChannel)")
+        let analogOnBench = try #require(refusal(Self.good + "\n[[analog]]\nsignal = \"cc1\"\ngun = 0\npath = \"/sys/x_raw\"\nscale = \"1 V\"\n"))
+        #expect(analogOnBench.why.contains("real boards"), "\(analogOnBench)")
+    }
+}
