@@ -77,3 +77,17 @@ public struct BoardDevices {
         modules.apply(&outputs.modules, count: spec.moduleCount)
     }
 }
+
+/// The module-to-gun matrix relays (GPIO on a real board, the channel on a bench): `set` each module's
+/// gun (-1 none) during a cycle, `commit` once at its end.
+public protocol MatrixRelays: AnyObject {
+    func set(module: Int, gun: Int8)
+    func commit()
+}
+
+/// The instant of the cycle being sampled, for drivers that stamp what they receive (a fresh Modbus
+/// reading is stamped with the cycle that first saw it). Set by the loop before sampling.
+public final class LoopClock: @unchecked Sendable {
+    public var now: Instant = .zero
+    public init() {}
+}
