@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps build run test test-swift test-cli bench bench-session clean
+.PHONY: deps build run test test-swift test-cli test-wire bench bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
@@ -26,13 +26,14 @@ deps:
 
 build: deps
 	$(SWIFT) build -c release --product chargerd
+	$(SWIFT) build -c release --product charger-plant
 
 # One simulated session on the default board, at 60x (about 40 s for a 37-minute 20->80 % charge).
 run: build
 	.build/release/chargerd --board $(BOARD) --speed $(SPEED) --status-interval 60
 
 # Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
-test: deps test-swift test-cli
+test: deps test-swift test-cli test-wire
 
 test-swift:
 	$(SWIFT) build -c release --build-tests
@@ -40,6 +41,11 @@ test-swift:
 
 test-cli: build
 	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards
+
+# Over the wire: chargerd against the plant emulator through libmodbus (TCP and RTU on socat ptys),
+# every communication fault, pymodbus against the emulator. About 3 minutes (two 434 s sessions at 10x).
+test-wire: build
+	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/wire -v
 
 # The runtime's benchmark (one table, written to BENCHMARKS.md with the machine and the date): loop
 # latency beside cyclictest (rt-tests, installed here if missing), step time, allocations per cycle,

@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "chargerd", targets: ["chargerd"]),
+        .executable(name: "charger-plant", targets: ["charger-plant"]),
         .library(name: "ChargerCore", targets: ["ChargerCore"]),
     ],
     dependencies: [
@@ -30,6 +31,12 @@ let package = Package(
         // libmodbus (Debian's libmodbus-dev) and its Swift wrapper: RTU and TCP, typed errors.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .target(name: "Modbus", dependencies: ["CModbus"]),
+        // Modbus devices from their board-file register maps: one polling thread per bus, triple buffers
+        // to the loop, per-device counters; the HAL drivers of modules, meters and IMDs.
+        .target(name: "FieldBus", dependencies: ["Modbus", "BoardFile", "ChargerHAL", "ChargerCore", "RealTime"]),
+        // The local channel of a bench board with the plant emulator (shared memory, seqlocks, lockstep clock).
+        .target(name: "CBenchChannel"),
+        .target(name: "BenchChannel", dependencies: ["CBenchChannel", "ChargerCore", "ChargerHAL"]),
         // One protocol per device class; no implementation.
         .target(name: "ChargerHAL", dependencies: ["ChargerCore"]),
         // Board files (TOML) -> validated StationSpec + plant parameters.
@@ -42,9 +49,15 @@ let package = Package(
         // Cycle driver, virtual clock, invariants, reporting.
         .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
-            "ChargerRuntime", "GPIOD",
+            "ChargerRuntime", "GPIOD", "FieldBus", "BenchChannel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
+        // board's register maps, the bench channel in lockstep with chargerd.
+        .executableTarget(name: "charger-plant", dependencies: [
+            "ChargerRuntime", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "HIL/emulator"),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
         .executableTarget(name: "charger-bench", dependencies: [
             "ChargerRuntime", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant",
@@ -52,9 +65,9 @@ let package = Package(
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
-        .testTarget(name: "ModbusTests", dependencies: ["Modbus"]),
+        .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "BoardFile"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "ChargerRuntime", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
         .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "SimPlant", "BoardFile", "ChargerCore"]),
     ]
 )

@@ -40,25 +40,20 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
     public let events = SPSCBuffer<LoopEvent>(capacity: 4096, filler: .overrun(misses: 0, at: .zero))
     public let commands = SPSCBuffer<OperatorCommand>(capacity: 256, filler: .reset(gun: 0))
     /// Cycles between status events (0: none).
-    let statusEvery: UInt64
     let gunCount: Int
-    private let lastPhase: UnsafeMutablePointer<SessionPhase>
-    private var lastSequence: UInt64 = 0
-    private var lastClearings: UInt64 = 0
+    private let publisher: EventPublisher
     private let doneFlag = Atomic<Bool>(false)
     private let probeStorage: UnsafeMutablePointer<ReactionProbe>
     private let probeReady = Atomic<Bool>(false)
 
     public init(sim: Simulation, statusEvery: UInt64) {
         self.sim = sim
-        self.statusEvery = statusEvery
         gunCount = sim.spec.gunCount
-        lastPhase = .allocate(capacity: Capacity.guns)
-        lastPhase.initialize(repeating: .unplugged, count: Capacity.guns)
+        publisher = EventPublisher(queue: events.queue, gunCount: gunCount, statusEvery: statusEvery)
         probeStorage = .allocate(capacity: 1)
         probeStorage.initialize(to: ReactionProbe())
     }
-    deinit { lastPhase.deallocate(); probeStorage.deallocate() }
+    deinit { probeStorage.deallocate() }
 
     /// Every car served and gone (set by the loop; read by anyone).
     public var done: Bool { doneFlag.load(ordering: .acquiring) }
@@ -109,32 +104,53 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
     }
 
     private func publish(index: UInt64) {
-        let q = events.queue
-        let log = sim.frame.state.log
         // The instant this cycle's step ran (the plant has since moved one period on).
-        let stepAt = sim.frame.inputs.now
-        while lastSequence < log.lastSequence {
+        publisher.publish(state: &sim.hotFrame.pointee.state, stepAt: sim.frame.inputs.now, index: index) { sim.status(gun: $0) }
+    }
+}
+
+/// Turns what one cycle changed into events: faults as they latch (and clearings), phase changes, and
+/// each gun's status once per `statusEvery` cycles. Shared by the simulated and the hardware loops.
+final class EventPublisher {
+    let queue: SPSCQueue<LoopEvent>
+    let gunCount: Int
+    let statusEvery: UInt64
+    private let lastPhase: UnsafeMutablePointer<SessionPhase>
+    private var lastSequence: UInt64 = 0
+    private var lastClearings: UInt64 = 0
+
+    init(queue: SPSCQueue<LoopEvent>, gunCount: Int, statusEvery: UInt64) {
+        self.queue = queue; self.gunCount = gunCount; self.statusEvery = statusEvery
+        lastPhase = .allocate(capacity: Capacity.guns)
+        lastPhase.initialize(repeating: .unplugged, count: Capacity.guns)
+    }
+    deinit { lastPhase.deallocate() }
+
+    /// `state` is read only (by reference: no copy of it per cycle).
+    func publish(state: inout StationState, stepAt: Instant, index: UInt64, status: (Int) -> GunStatus) {
+        let q = queue
+        while lastSequence < state.log.lastSequence {
             lastSequence += 1
-            if let r = log.record(sequence: lastSequence) { q.push(.fault(r)) }
+            if let r = state.log.record(sequence: lastSequence) { q.push(.fault(r)) }
         }
-        if log.clearings != lastClearings {
-            lastClearings = log.clearings
-            var s = log.lastSequence
+        if state.log.clearings != lastClearings {
+            lastClearings = state.log.clearings
+            var s = state.log.lastSequence
             var n = 0
             while s >= 1 && n < 128 {
-                if let r = log.record(sequence: s), let c = r.clearedAt, c == stepAt { q.push(.fault(r)) }
+                if let r = state.log.record(sequence: s), let c = r.clearedAt, c == stepAt { q.push(.fault(r)) }
                 s -= 1; n += 1
             }
         }
         for g in 0..<gunCount {
-            let p = sim.frame.state.sessions[g].phase
+            let p = state.sessions[g].phase
             if p != lastPhase[g] {
                 lastPhase[g] = p
                 q.push(.phase(gun: Int8(g), p, at: stepAt))
             }
         }
         if statusEvery > 0 && index % statusEvery == statusEvery - 1 {
-            for g in 0..<gunCount { q.push(.status(sim.status(gun: g))) }
+            for g in 0..<gunCount { q.push(.status(status(g))) }
         }
     }
 }

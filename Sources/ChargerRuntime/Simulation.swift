@@ -46,6 +46,10 @@ public final class Simulation {
     /// accesses skip Swift's dynamic exclusivity bookkeeping (about a fifth of a cycle, perf). The
     /// simulation is single-threaded.
     private let hot: UnsafeMutablePointer<CycleBook>
+    /// The frame in place (the real-time wrapper reads the state through it without a copy).
+    var hotFrame: UnsafeMutablePointer<ControlFrame> {
+        (UnsafeMutableRawPointer(hot) + MemoryLayout<CycleBook>.offset(of: \CycleBook.frame)!).assumingMemoryBound(to: ControlFrame.self)
+    }
     deinit { hot.deinitialize(count: 1); hot.deallocate() }
     /// The per-cycle data, kept in one value and accessed in place (no snapshot copies per cycle).
     public private(set) var frame: ControlFrame { _read { yield hot.pointee.frame } _modify { yield &hot.pointee.frame } }
@@ -69,7 +73,9 @@ public final class Simulation {
     /// Optional observer called after every cycle (tests, traces).
     public var observer: ((Simulation) -> Void)? = nil
 
-    public init(board: Board, cars: [Int: CarProfile], injections: [ScheduledInjection] = []) {
+    /// `modules` replaces the plant's module driver (tests: a field bus's delay in front of the plant).
+    public init(board: Board, cars: [Int: CarProfile], injections: [ScheduledInjection] = [],
+                modules: ((Plant) -> any PowerModuleBus)? = nil) {
         precondition(board.plant != nil, "a simulation needs a board with a [plant] model")
         self.board = board
         gunCount = board.spec.gunCount
@@ -77,7 +83,9 @@ public final class Simulation {
         period = board.spec.period
         periodSeconds = board.spec.period.seconds
         plant = Plant(spec: board.spec, params: board.plant!)
-        devices = plant.devices()
+        var devices = plant.devices()
+        if let modules { devices.modules = modules(plant) }
+        self.devices = devices
         self.injections = injections
         let n = board.spec.gunCount
         hot = .allocate(capacity: 1)

@@ -58,6 +58,9 @@ struct Chargerd: ParsableCommand {
     @Option(name: .long, help: "Continuous mode: simulated seconds between one car leaving and the next arriving.")
     var arrivalInterval: Double = 600
 
+    @Option(name: .long, help: "Bench board: stop after this many sessions ended (a gun back to unplugged); 0 runs until --max-time or a signal.")
+    var sessions: Int = 0
+
     @Option(name: .long, help: "Print resident memory every this many simulated seconds (0: never): 'memory: t=… s rss … kB peak … kB sessions …'.")
     var memoryInterval: Double = 0
 
@@ -74,7 +77,21 @@ struct Chargerd: ParsableCommand {
         do { loaded = try BoardLoader.load(path: board) } catch {
             fail("board file: \(error)")
         }
-        guard loaded.plant != nil else {
+        if loaded.kind == .bench {
+            var actions: [ScheduledInjection] = []
+            for text in inject {
+                do { actions.append(try InjectionParser.parse(text, spec: loaded.spec)) } catch { fail("\(error)") }
+                if case .plant = actions.last!.action { fail("--inject '\(text)': on a bench board the plant is the emulator's: give plant faults to charger-plant --inject") }
+                guard case .at = actions.last!.time else { fail("--inject '\(text)': on a bench board operator actions take a time") }
+            }
+            guard car == nil && carOn.isEmpty && speed == "max" && !realtime && !continuous else {
+                fail("on a bench board the car and the speed are the plant emulator's (charger-plant --car, --speed); --realtime and --continuous do not apply")
+            }
+            installSignalHandlers()
+            let run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions)
+            throw ExitCode(run.run())
+        }
+        guard loaded.kind != .real else {
             // A real board: its GPIO lines first, every output requested in its safe state.
             let bank: GPIOBank
             do { bank = try GPIOBank(map: loaded.gpio) } catch { fail("board '\(loaded.name)' (\(board)): \(error)") }
@@ -166,17 +183,7 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
     let maxCycles = UInt64(maxTime * 1e9 / Double(period))
     var timedOut = false
     func drain() {
-        while let e = body.events.queue.pop() {
-            switch e {
-            case .status(let s): print(s.line)
-            case .phase(let g, let p, let at): print("[\(fmt(at.seconds, 3).leftPad(10)) s] gun\(g) \(p.name)")
-            case .fault(let r):
-                let gun = r.gun < 0 ? "station" : "gun\(r.gun)"
-                if let c = r.clearedAt { print("[\(fmt(c.seconds, 3).leftPad(10)) s] \(gun) cleared \(r.code.name)") }
-                else { print("[\(fmt(r.raisedAt.seconds, 3).leftPad(10)) s] \(gun) FAULT \(r.code.name) (\(r.reaction.name)), value \(fmt(r.value, 1))") }
-            case .overrun(let n, let at): print("[\(fmt(at.seconds, 3).leftPad(10)) s] loop missed \(n) deadlines in a row: outputs forced safe")
-            }
-        }
+        while let e = body.events.queue.pop() { printEvent(e) }
         fflush(nil)
     }
     while true {

@@ -1,0 +1,353 @@
+// charger-plant: the plant emulator of a bench board. It runs the simulated plant (rectifier modules,
+// DC meter, IMD, contactors, lock, the car) and serves its Modbus devices as real Modbus slaves, TCP on
+// the board's host:port and RTU on a serial line or pseudo-terminal, with the register maps the board
+// file describes. What a real board carries on GPIO, analog inputs and CAN goes through the bench
+// channel (HIL/README.md "The bench channel"), in lockstep with chargerd's control cycles.
+import ArgumentParser
+import BenchChannel
+import BoardFile
+import ChargerCore
+import ChargerHAL
+import ChargerRuntime
+import SimPlant
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct CommFault {
+    var role: DeviceRole
+    var index: Int
+    var behaviour: CommBehaviour
+    var at: Instant
+    var text: String
+    var done = false
+
+    /// `module:N=MODE@TIME`, `meter:G=MODE@TIME`, `imd:G=MODE@TIME`; MODE silent, exception, garbage,
+    /// slow=MS, normal.
+    static func parse(_ text: String, spec: StationSpec) throws(ValidationError) -> CommFault {
+        func bad(_ why: String) -> ValidationError { ValidationError("--comm-fault '\(text)': \(why)") }
+        guard let atSign = text.lastIndex(of: "@"), let eq = text.firstIndex(of: "="), eq < atSign else {
+            throw bad("expected DEVICE=MODE@TIME, e.g. module:0=silent@60s, meter:0=slow=300ms@90s")
+        }
+        let device = text[..<eq], mode = String(text[text.index(after: eq)..<atSign])
+        guard let seconds = InjectionParser.parseSeconds(String(text[text.index(after: atSign)...]).lowercased()), seconds >= 0 else {
+            throw bad("'\(text[text.index(after: atSign)...])' is not a time (90s, 5min, 1500ms)")
+        }
+        let parts = device.split(separator: ":")
+        guard parts.count == 2, let role = DeviceRole(rawValue: String(parts[0])), let index = Int(parts[1]) else {
+            throw bad("device '\(device)' is not module:N, meter:GUN or imd:GUN")
+        }
+        let count = role == .module ? spec.moduleCount : spec.gunCount
+        guard index >= 0 && index < count else { throw bad("\(role.rawValue) \(index) does not exist (0...\(count - 1))") }
+        guard let b = CommBehaviour(mode) else { throw bad("mode '\(mode)' is not one of silent, exception, garbage, slow=MS, normal") }
+        return CommFault(role: role, index: index, behaviour: b, at: Instant(micros: Int64((seconds * 1e6).rounded())), text: text)
+    }
+}
+
+struct ChargerPlant: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "charger-plant",
+        abstract: "Plant emulator for a bench board: the simulated plant and car, its Modbus devices served over TCP and RTU.",
+        discussion: """
+        Start it first, then `chargerd --board SAME-BOARD`. The plant waits for chargerd to attach to the \
+        bench channel, then runs one plant period per control cycle, paced to --speed times wall time.
+        Plant injections (--inject WHAT[:GUN][=VALUE]@TIME): the plant's entries of chargerd's list; \
+        imd-silent, meter-silent and module-silent=N silence the device on the wire.
+        """)
+
+    @Option(name: .long, help: "Bench board file (kind = \"bench\").")
+    var board: String
+
+    @Option(name: .long, help: "Car on gun 0 (chargerd's --car syntax).")
+    var car: String?
+
+    @Option(name: .long, parsing: .singleValue, help: "A car on another gun: 'GUN:PROFILE' (repeatable).")
+    var carOn: [String] = []
+
+    @Option(name: .long, help: "Plant seconds per wall second, or 'max' (lockstep with chargerd only).")
+    var speed: String = "1"
+
+    @Option(name: .long, parsing: .singleValue, help: "Serve an RTU bus on this serial line or pty (the other end of the board's device): BUS=PATH, or PATH when the board has one RTU bus (repeatable).")
+    var serveRtu: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: "A plant fault or action: WHAT[:GUN][=VALUE]@TIME (repeatable).")
+    var inject: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: "Make a device misbehave on the wire: module:N|meter:G|imd:G=silent|exception|garbage|slow=MS|normal@TIME (repeatable).")
+    var commFault: [String] = []
+
+    @Flag(name: .long, help: "Exit when the chargerd that attached detaches.")
+    var once = false
+
+    @Option(name: .long, help: "Stop after this much plant time, in seconds.")
+    var maxTime: Double = 24 * 3600
+
+    mutating func run() throws {
+        let loaded: Board
+        do { loaded = try BoardLoader.load(path: board) } catch { fail("board file: \(error)") }
+        guard loaded.kind == .bench, let bench = loaded.bench, let params = loaded.plant else {
+            fail("board '\(loaded.name)' is a \(loaded.kind.rawValue) board; the emulator runs bench boards (kind = \"bench\", with [bench] and [plant])")
+        }
+        let spec = loaded.spec
+        var factor: Double? = nil
+        if speed.lowercased() != "max" {
+            guard let f = Double(speed), f > 0, f <= 1000 else { fail("--speed '\(speed)': expected a factor 0 < K ≤ 1000, or 'max'") }
+            factor = f
+        }
+        let plant = Plant(spec: spec, params: params)
+        do {
+            plant.attach(car: try car.map { try CarProfile.parse($0) } ?? CarProfile(), gun: 0)
+            for c in carOn {
+                guard let colon = c.firstIndex(of: ":"), let g = Int(c[..<colon]), g >= 0, g < spec.gunCount else {
+                    fail("--car-on '\(c)': expected GUN:PROFILE with GUN 0...\(spec.gunCount - 1)")
+                }
+                plant.attach(car: try CarProfile.parse(String(c[c.index(after: colon)...])), gun: g)
+            }
+        } catch { fail("\(error)") }
+        var injections: [ScheduledInjection] = []
+        for text in inject {
+            do { injections.append(try InjectionParser.parse(text, spec: spec)) } catch { fail("\(error)") }
+            guard case .plant = injections.last!.action, case .at = injections.last!.time else {
+                fail("--inject '\(text)': only plant faults at a time belong to the emulator; operator actions (reset, stop, setpoints) go to chargerd")
+            }
+        }
+        var faults: [CommFault] = []
+        for text in commFault { do { faults.append(try CommFault.parse(text, spec: spec)) } catch { fail(error.message) } }
+
+        // The devices' registers and the bus servers.
+        let config = loaded.modbus
+        var banks: [DeviceRole: [Int: RegisterBank]] = [.module: [:], .meter: [:], .imd: [:]]
+        var servers: [BusServer] = []
+        var endpoints: [String] = []
+        var rtuPaths: [String: String] = [:]
+        let rtuBuses = config.buses.filter { if case .rtu = $0.transport { true } else { false } }
+        for s in serveRtu {
+            if let eq = s.firstIndex(of: "="), !s.hasPrefix("/") { rtuPaths[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            else if rtuBuses.count == 1 { rtuPaths[rtuBuses[0].name] = s }
+            else { fail("--serve-rtu '\(s)': the board has \(rtuBuses.count) RTU buses; name one: BUS=PATH") }
+        }
+        for (b, bus) in config.buses.enumerated() {
+            var list: [RegisterBank] = []
+            for d in config.devices where d.bus == b {
+                let bank = RegisterBank(spec: d, map: config.maps[d.map])
+                if d.role == .module {
+                    bank.limits = [.voltageSetpoint: spec.modules[d.index].maxVoltage.value, .currentSetpoint: spec.modules[d.index].maxCurrent.value]
+                }
+                banks[d.role]![d.index] = bank
+                list.append(bank)
+            }
+            let server = BusServer(name: bus.name, banks: list)
+            servers.append(server)
+            switch bus.transport {
+            case .tcp(let host, let port):
+                if let e = server.serveTCP(host: host, port: port) { fail("bus '\(bus.name)': \(e)") }
+                endpoints.append("\(bus.name) tcp \(host):\(port) (\(list.count) devices)")
+            case .rtu(let device, let baud, _, _, _, _, _):
+                guard let path = rtuPaths[bus.name] else {
+                    fail("bus '\(bus.name)' is RTU on \(device): give the emulator the other end of that line with --serve-rtu \(bus.name)=PATH (e.g. a socat pty pair)")
+                }
+                if let e = server.serveRTU(path: path, baud: baud) { fail("bus '\(bus.name)': \(e)") }
+                endpoints.append("\(bus.name) rtu \(path) for \(device) (\(list.count) devices)")
+            }
+        }
+        for name in rtuPaths.keys where !rtuBuses.contains(where: { $0.name == name }) { fail("--serve-rtu: the board has no RTU bus '\(name)'") }
+
+        let channel: BenchChannel
+        do { channel = try BenchChannel.create(path: bench.channel, guns: spec.gunCount, modules: spec.moduleCount, speed: factor ?? 0) } catch { fail("\(error)") }
+        installSignalHandlers()
+
+        let bridge = PlantBridge(plant: plant, channel: channel, banks: banks, spec: spec)
+        bridge.publish()
+        channel.publishTick(1, now: plant.now)
+        print("charger-plant: ready: board \(loaded.name), channel \(bench.channel), \(endpoints.joined(separator: ", ")), speed \(factor.map { "\(fmt($0, 1))x" } ?? "max")")
+        fflush(nil)
+
+        // Nothing moves until a controller is there: a car plugged in at 2 s must find one.
+        while !channel.controllerAttached && !stopRequested { usleep(5_000) }
+        if !stopRequested { print("charger-plant: controller attached"); fflush(nil) }
+
+        let period = spec.period
+        let end = Instant.zero + .seconds(maxTime)
+        var tick: UInt32 = 1
+        var late = 0
+        var wasAttached = true
+        let startWall = monotonicMicros()
+        var nextPace = Instant.zero
+        while !stopRequested && plant.now < end {
+            let attached = channel.controllerAttached
+            if attached && !channel.waitAcknowledged(tick, timeoutMicros: 200_000) {
+                late += 1
+                if late == 1 || late % 100 == 0 { print("[\(stamp(plant.now))] controller did not acknowledge tick \(tick) within 200 ms (\(late) times): the plant runs on") }
+            }
+            if wasAttached && !attached {
+                print("[\(stamp(plant.now))] controller detached")
+                if once { break }
+            }
+            wasAttached = attached
+            for i in injections.indices where !injections[i].done {
+                guard case .at(let t) = injections[i].time, plant.now >= t, case .plant(let p) = injections[i].action else { continue }
+                injections[i].done = true
+                print("[\(stamp(plant.now))] inject \(injections[i].text)")
+                switch p {
+                case .imdSilent(let g): banks[.imd]![g]!.behaviour = .silent
+                case .meterSilent(let g): banks[.meter]![g]!.behaviour = .silent
+                case .moduleSilent(let m): banks[.module]![m]!.behaviour = .silent
+                default: plant.inject(p)
+                }
+            }
+            for i in faults.indices where !faults[i].done && plant.now >= faults[i].at {
+                faults[i].done = true
+                banks[faults[i].role]![faults[i].index]!.behaviour = faults[i].behaviour
+                print("[\(stamp(plant.now))] comm \(faults[i].text)")
+            }
+            bridge.applyControllerOutputs()
+            plant.advance(by: period)
+            bridge.publish()
+            tick &+= 1
+            channel.publishTick(tick, now: plant.now)
+            for line in bridge.takeNotes() { print("[\(stamp(plant.now))] \(line)") }
+            if tick % 16 == 0 {
+                for (role, list) in banks { for (i, b) in list { for r in b.takeRefusals() { print("[\(stamp(plant.now))] \(role == .module ? "module \(i)" : "\(role.rawValue) gun \(i)"): \(r)") } } }
+            }
+            if let factor, plant.now >= nextPace {
+                nextPace = plant.now + .ms(10)
+                let due = startWall + Int64(Double(plant.now.micros) / factor)
+                let ahead = due - monotonicMicros()
+                if ahead > 0 { usleep(UInt32(ahead)) }
+            }
+            if tick % 1000 == 0 { fflush(nil) }
+        }
+        usleep(100_000)   // the controller's last commands, sent as it stops
+        for (role, list) in banks { for (i, b) in list { for r in b.takeRefusals() { print("[\(stamp(plant.now))] \(role == .module ? "module \(i)" : "\(role.rawValue) gun \(i)"): \(r)") } } }
+        for s in servers { s.running.store(false, ordering: .relaxed) }
+        print("charger-plant: stopped at \(fmt(plant.now.seconds, 3)) s; controller late \(late) times")
+        // The plant's own truth at the end, for benches and tests: what the controller left energised.
+        for (g, p) in plant.guns.enumerated() {
+            print("charger-plant: gun \(g): K1 \(p.k1.closed ? "closed" : "open"), K2 \(p.k2.closed ? "closed" : "open"), \(fmt(p.current.value, 1)) A, \(fmt(p.vehicleSide.value, 1)) V at the car, lock \(p.locked ? "locked" : "open"), meter \(fmt(p.energy.value / 1000, 3)) kWh")
+        }
+        for (m, mod) in plant.modules.enumerated() {
+            print("charger-plant: module \(m): \(mod.enabled ? "on" : "off"), \(fmt(mod.current.value, 1)) A")
+        }
+        for role in [DeviceRole.module, .meter, .imd] {
+            for (i, bank) in banks[role]!.sorted(by: { $0.key < $1.key }) {
+                let t = bank.tables.withLock { ($0.requests, $0.writes) }
+                print("charger-plant: \(role == .module ? "module \(i)" : "\(role.rawValue) gun \(i)") (unit \(bank.spec.unit)): \(t.0) requests answered, \(t.1) writes")
+            }
+        }
+        fflush(nil)
+    }
+}
+
+/// Moves values between the plant, the register banks and the bench channel, once per plant period.
+final class PlantBridge {
+    let plant: Plant
+    let channel: BenchChannel
+    let banks: [DeviceRole: [Int: RegisterBank]]
+    let spec: StationSpec
+    let frontEnd: SimFrontEnd
+    let imd: SimIMD
+    var lastWrites: [UInt64]
+    var lastCommandAt: [Instant]
+    var selfOff: [Bool]
+    var notes: [String] = []
+
+    init(plant: Plant, channel: BenchChannel, banks: [DeviceRole: [Int: RegisterBank]], spec: StationSpec) {
+        self.plant = plant; self.channel = channel; self.banks = banks; self.spec = spec
+        frontEnd = SimFrontEnd(plant); imd = SimIMD(plant)
+        lastWrites = Array(repeating: 0, count: spec.moduleCount)
+        lastCommandAt = Array(repeating: .zero, count: spec.moduleCount)
+        selfOff = Array(repeating: false, count: spec.moduleCount)
+    }
+
+    func takeNotes() -> [String] { defer { notes.removeAll() }; return notes }
+
+    /// What the controller wrote (channel outputs, car messages, matrix; module and IMD registers).
+    func applyControllerOutputs() {
+        let now = plant.now
+        for g in 0..<spec.gunCount {
+            if let o = channel.outputs(gun: g) { frontEnd.apply(gun: g, o) }
+            if let m = channel.chargerMessages(gun: g) { plant.withGun(g) { $0.tx = m } }
+            if let b = banks[.imd]?[g] {
+                imd.apply(gun: g, enable: (b.value(.enable) ?? 1) != 0, selfTest: (b.value(.selftest) ?? 0) != 0)
+            }
+        }
+        let matrix = channel.matrix()
+        for m in 0..<spec.moduleCount {
+            guard let b = banks[.module]?[m] else { continue }
+            let writes = b.writeCount
+            if writes != lastWrites[m] {
+                lastWrites[m] = writes; lastCommandAt[m] = now
+                if selfOff[m] { selfOff[m] = false; notes.append("module \(m) hears the controller again") }
+            }
+            // The module's own watchdog: no command for module_self_off_time and it switches off.
+            let lapsed = now - lastCommandAt[m] > spec.moduleSelfOffTime
+            if lapsed && !selfOff[m] { selfOff[m] = true; notes.append("module \(m): no command for \(fmt(spec.moduleSelfOffTime.seconds, 1)) s: switched itself off") }
+            let enable = !lapsed && (b.value(.enable) ?? 0) != 0
+            let v = b.value(.voltageSetpoint) ?? 0, i = b.value(.currentSetpoint) ?? 0
+            plant.withModules { ms in
+                ms[m].enabled = enable
+                ms[m].gun = matrix[m]
+                ms[m].voltageSetpoint = Volts(v)
+                ms[m].currentSetpoint = Amps(i)
+            }
+        }
+    }
+
+    /// The plant's state into the channel and the registers.
+    func publish() {
+        var station = StationInputs()
+        SimSignals(plant).sample(into: &station)
+        channel.publish(station: station.emergencyStop, door: station.doorOpen, mains: station.mainsPresent)
+        let guns = plant.guns
+        for g in 0..<spec.gunCount {
+            var gi = GunInputs()
+            frontEnd.sample(gun: g, into: &gi)
+            channel.publish(gun: g, inputs: gi, imdAlarm: false)
+            channel.publish(gun: g, vehicle: guns[g].rx)
+            let p = guns[g]
+            banks[.meter]?[g]?.publish([(.voltage, p.vehicleSide.value), (.current, p.current.value),
+                                        (.energy, p.energy.value.rounded(.down)), (.status, 0)])
+            if let b = banks[.imd]?[g] {
+                let code: Double
+                switch p.imdSelfTest {
+                case .idle: code = 0
+                case .running: code = Double(b.map.selftestRunning)
+                case .passed: code = Double(b.map.selftestPassed)
+                case .failed: code = Double(b.map.selftestFailed)
+                }
+                b.publish([(.resistancePlus, p.imdReading.value), (.resistanceMinus, p.imdReading.value), (.status, 0), (.selftestResult, code)])
+            }
+        }
+        let modules = plant.modules
+        for m in 0..<spec.moduleCount {
+            let mod = modules[m]
+            let v = mod.gun >= 0 ? guns[Int(mod.gun)].chargerSide : .zero
+            let status = (mod.enabled ? 1.0 : 0) + (mod.failed ? 2 : 0)
+            banks[.module]?[m]?.publish([(.voltage, v.value), (.current, mod.current.value), (.temperature, mod.temperature.value), (.status, status)])
+        }
+    }
+}
+
+func stamp(_ t: Instant) -> String { fmt(t.seconds, 3).leftPad(10) + " s" }
+
+func monotonicMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}
+
+nonisolated(unsafe) var stopRequested = false
+func installSignalHandlers() {
+    signal(SIGINT) { _ in stopRequested = true }
+    signal(SIGTERM) { _ in stopRequested = true }
+    signal(SIGPIPE, SIG_IGN)
+}
+
+func fail(_ message: String) -> Never {
+    var bytes = Array("charger-plant: \(message)\n".utf8)
+    _ = write(2, &bytes, bytes.count)
+    exit(2)
+}
+
+ChargerPlant.main()

@@ -1,0 +1,98 @@
+// The controller on a board with real devices (a real board, or a bench board whose plant is the
+// emulator): one cycle is sample → step → apply on the board's drivers at the instant the clock gives.
+// Nothing is simulated here. The cycle is driven either by the cyclic executive (a real board: the
+// monotonic clock) or by the bench channel's ticks (a bench board: the plant's clock, in lockstep).
+import ChargerCore
+import ChargerHAL
+import RealTime
+import Synchronization
+
+public final class HardwareLoop: CycleBody, @unchecked Sendable {
+    public let spec: StationSpec
+    let devices: BoardDevices
+    public let clock: LoopClock
+    public let events = SPSCBuffer<LoopEvent>(capacity: 4096, filler: .overrun(misses: 0, at: .zero))
+    public let commands = SPSCBuffer<OperatorCommand>(capacity: 256, filler: .reset(gun: 0))
+    private let frame: UnsafeMutablePointer<ControlFrame>
+    private let publisher: EventPublisher
+    private let gunCount: Int
+    private let moduleCount: Int
+    private var overrunPending = false
+    /// Where the loop's time comes from when the cyclic executive drives it: monotonic ns at time zero.
+    private let epochNanos: Int64
+    /// Kicked every `kickEvery` cycles (a hardware watchdog), if any.
+    private let kick: (() -> Void)?
+    private let kickEvery: UInt64
+    private let cyclesDone = Atomic<UInt64>(0)
+    private let snapshotLock = Mutex<[GunStatus]>([])
+
+    public init(spec: StationSpec, devices: BoardDevices, clock: LoopClock, statusEvery: UInt64,
+                kick: (() -> Void)? = nil, kickEvery: UInt64 = 100) {
+        self.spec = spec
+        self.devices = devices
+        self.clock = clock
+        self.kick = kick
+        self.kickEvery = max(1, kickEvery)
+        gunCount = spec.gunCount
+        moduleCount = spec.moduleCount
+        frame = .allocate(capacity: 1)
+        frame.initialize(to: ControlFrame(spec: spec))
+        publisher = EventPublisher(queue: events.queue, gunCount: spec.gunCount, statusEvery: statusEvery)
+        epochNanos = monotonicNanos()
+    }
+    deinit { frame.deinitialize(count: 1); frame.deallocate() }
+
+    public var cycles: UInt64 { cyclesDone.load(ordering: .relaxed) }
+
+    /// One cycle at `now` (the bench's tick, or the executive's clock).
+    public func cycle(now: Instant, index: UInt64) {
+        let f = frame
+        clock.now = now
+        f.pointee.inputs.now = now
+        f.pointee.inputs.loopOverrun = overrunPending
+        overrunPending = false
+        for g in 0..<gunCount { f.pointee.inputs.guns[g].resetRequest = false; f.pointee.inputs.guns[g].stopRequest = false }
+        while let c = commands.queue.pop() {
+            switch c {
+            case .reset(let g): f.pointee.inputs.guns[Int(g)].resetRequest = true
+            case .stop(let g): f.pointee.inputs.guns[Int(g)].stopRequest = true
+            case .stationSetpoint(let p): f.pointee.inputs.stationSetpoint = p
+            case .gunSetpoint(let g, let p): f.pointee.inputs.guns[Int(g)].gridSetpoint = p
+            }
+        }
+        devices.sample(into: &f.pointee.inputs, spec: &f.pointee.spec)
+        controlStep(&f.pointee.state, &f.pointee.inputs, &f.pointee.spec, &f.pointee.outputs)
+        devices.apply(&f.pointee.outputs, spec: &f.pointee.spec)
+        publisher.publish(state: &f.pointee.state, stepAt: now, index: index) { status(gun: $0) }
+        if let kick, index % kickEvery == 0 { kick() }
+        cyclesDone.add(1, ordering: .relaxed)
+    }
+
+    /// Gun `g`'s figures as of the last step; the SOC is the car's own (BCS).
+    public func status(gun g: Int) -> GunStatus {
+        let f = frame
+        let i = f.pointee.inputs.guns[g]
+        return GunStatus(gun: Int8(g), at: f.pointee.inputs.now, phase: f.pointee.state.sessions[g].phase,
+                         voltage: i.meterVoltage, current: i.meterCurrent, powerLimit: f.pointee.outputs.guns[g].powerLimit,
+                         binding: f.pointee.outputs.guns[g].binding, soc: i.vehicle.bcs?.message.soc ?? .nan,
+                         gunTemperature: i.gunTemperature, faults: f.pointee.state.faults(gun: g))
+    }
+
+    /// Every output safe and applied at once (no step): the loop's last word, and its word on overrun.
+    public func forceSafeOutputs() {
+        frame.pointee.outputs.makeSafe(gunCount: gunCount, moduleCount: moduleCount)
+        devices.apply(&frame.pointee.outputs, spec: &frame.pointee.spec)
+    }
+
+    // MARK: CycleBody (driven by the cyclic executive on a real board)
+
+    public func runCycle(deadline: Int64, index: UInt64) {
+        cycle(now: Instant(micros: (deadline - epochNanos) / 1000), index: index)
+    }
+    public func loopOverrun(consecutiveMisses: Int, at deadline: Int64) {
+        overrunPending = true
+        forceSafeOutputs()
+        events.queue.push(.overrun(misses: Int32(clamping: consecutiveMisses), at: Instant(micros: (deadline - epochNanos) / 1000)))
+    }
+    public func loopStopped() { forceSafeOutputs() }
+}

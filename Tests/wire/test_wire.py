@@ -1,0 +1,224 @@
+"""Over the wire: chargerd on a bench board against the plant emulator, through real libmodbus over Modbus
+TCP on loopback and Modbus RTU on a socat pseudo-terminal pair; every communication fault the emulator
+can play; pymodbus (an independent implementation) reading and writing the emulator's registers.
+
+Run by `make test` (needs the release build of chargerd and charger-plant, socat and pymodbus):
+    python3 -m unittest discover -s Tests/wire -v
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import BIN, Bench  # noqa: E402
+
+CAR = "capacity=10kWh,soc=20,target=80"
+
+
+def counters(out, device):
+    """The counters of one device from chargerd's report, as a dict."""
+    line = next(l for l in out.splitlines() if l.startswith(f"modbus {device} ("))
+    found = {k: int(v) for v, k in re.findall(r"(\d+) (exchanges|ok|timeouts|bad replies|exceptions|connection errors)", line)}
+    found["lost"] = re.search(r"lost \d+x", line) is not None     # lost at least once
+    found["lost now"] = "still lost" in line
+    found["line"] = line
+    return found
+
+
+def plant_gun(plant_out):
+    m = re.search(r"charger-plant: gun 0: K1 (\w+), K2 (\w+), (-?[\d.]+) A", plant_out)
+    return m.group(1), m.group(2), float(m.group(3))
+
+
+class Session(unittest.TestCase):
+    """A whole 20 → 80 % session over the wire (434 s of plant time at 10x)."""
+
+    def session(self, transport):
+        with Bench(transport, car=CAR, speed=10) as b:
+            rc, out, err = b.chargerd("--sessions", "1", "--max-time", "900", "--status-interval", "60")
+            time.sleep(0.5)
+            plant = b.plant_output()
+            self.assertEqual(rc, 0, out + err + plant)
+            self.assertIn("4/4 Modbus devices answered", out)
+            for phase in ["insulation-check", "precharge", "charging", "stopping", "welding-check", "unlocking", "finished"]:
+                self.assertRegex(out, rf"gun0 {phase}\n")
+            self.assertIn("faults: none", out)
+            energy = float(re.search(r"energy by the meter: gun0 ([\d.]+) kWh", out).group(1))
+            self.assertGreater(energy, 5.5, out)   # 60 % of 10 kWh, by the meter over Modbus, less losses
+            self.assertLess(energy, 6.5, out)
+            self.assertRegex(out, r"SOC (7[5-9]|80)\.\d%")
+            for dev in ["module 0", "module 1", "meter gun 0", "imd gun 0"]:
+                c = counters(out, dev)
+                self.assertGreater(c["ok"], 1000, c["line"])
+                self.assertEqual(c["timeouts"] + c["bad replies"] + c["exceptions"] + c["connection errors"], 0, c["line"])
+            self.assertRegex(out, r"round trip p50 \d+ / p99 \d+ / max \d+ µs")
+            # The plant's own truth: contactors open, no current, modules switched off by the controller.
+            self.assertEqual(b.close(), 0, plant)
+            plant = b.plant_output()
+            self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
+            self.assertIn("charger-plant: module 0: off", plant)
+            self.assertNotIn("refused", plant)
+
+    def test_tcp_session_20_to_80(self):
+        self.session("tcp")
+
+    def test_rtu_session_20_to_80(self):
+        self.session("rtu")
+
+
+class CommFaults(unittest.TestCase):
+    """Each way a device can fail on the wire, during charging, ends in the documented reaction:
+    a module lost derates the gun (its share until its own watchdog switches it off, then the remaining
+    module's 30 kW); a meter or IMD lost stops the gun (error shutdown). Nothing crashes."""
+
+    def run_fault(self, fault, transport="tcp", max_time=45):
+        with Bench(transport, car=CAR, speed=10, plant_args=["--comm-fault", fault]) as b:
+            rc, out, err = b.chargerd("--max-time", str(max_time), "--status-interval", "5")
+            status = b.close()
+            plant = b.plant_output()
+            self.assertEqual(rc, 1, out + err)          # a fault, not a crash (a signal would be negative)
+            self.assertEqual(status, 0, plant)          # the emulator survived its own misbehaviour
+            self.assertIn("session did not end normally", err)
+            return out, plant
+
+    def assert_module_lost(self, out, plant, counter):
+        self.assertRegex(out, r"FAULT E23-module-comm-lost \(derate\)")
+        self.assertNotIn("E12-over-current", out)
+        c = counters(out, "module 0")
+        self.assertTrue(c["lost"], c["line"])
+        self.assertGreater(c[counter], 0, c["line"])
+        self.assertEqual(counters(out, "module 1")["timeouts"], 0)
+        # Until the silent module switches itself off (15 s) the gun goes on at 60 kW with it, then at
+        # the remaining module's 30 kW: the status lines after 36 s show the module limit binding.
+        self.assertIn("module 0: no command for 15.0 s: switched itself off", plant)
+        self.assertRegex(out, r"\[ +40\.0 s\] gun0 charging .*limit +30\.0 kW \(modules\)")
+
+    def test_module_silent(self):
+        self.assert_module_lost(*self.run_fault("module:0=silent@20s"), "timeouts")
+
+    def test_module_exception_replies(self):
+        out, plant = self.run_fault("module:0=exception@20s")
+        self.assert_module_lost(out, plant, "exceptions")
+        self.assertIn("Slave device or server failure", counters(out, "module 0")["line"])
+
+    def test_module_garbage_replies(self):
+        self.assert_module_lost(*self.run_fault("module:0=garbage@20s"), "bad replies")
+
+    def test_module_garbage_on_rtu(self):
+        # On RTU, garbage is bytes with a bad CRC: libmodbus refuses them.
+        self.assert_module_lost(*self.run_fault("module:0=garbage@20s", transport="rtu"), "bad replies")
+
+    def test_module_slow_replies(self):
+        # 300 ms replies against a 50 ms response timeout on a link shared by every device: the late
+        # replies delay and confuse the whole bus, the meter and the IMD are lost too, and the gun stops.
+        out, plant = self.run_fault("module:0=slow=300ms@20s")
+        self.assertRegex(out, r"FAULT E23-module-comm-lost")
+        self.assertRegex(out, r"FAULT E2[56]-(meter|imd)-comm-lost \(error-shutdown\)")
+        self.assertGreater(counters(out, "module 0")["timeouts"], 0)
+        self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
+
+    def test_meter_silent(self):
+        out, plant = self.run_fault("meter:0=silent@20s")
+        self.assertRegex(out, r"FAULT E25-meter-comm-lost \(error-shutdown\)")
+        self.assertRegex(out, r"gun0 faulted")
+        self.assertTrue(counters(out, "meter gun 0")["lost"])
+        self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
+        self.assertIn("module 0: off", plant)
+
+    def test_imd_garbage(self):
+        out, plant = self.run_fault("imd:0=garbage@20s")
+        self.assertRegex(out, r"FAULT E26-imd-comm-lost \(error-shutdown\)")
+        self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
+
+    def test_device_back_to_normal_is_read_again(self):
+        # Silent for 3 s of plant time, then normal: the poller's retry finds it again.
+        with Bench("tcp", car=CAR, speed=10, plant_args=["--comm-fault", "meter:0=silent@20s",
+                                                         "--comm-fault", "meter:0=normal@23s"]) as b:
+            rc, out, err = b.chargerd("--max-time", "40", "--status-interval", "0")
+        c = counters(out, "meter gun 0")
+        self.assertEqual(rc, 1)
+        self.assertIn("E25-meter-comm-lost", out)
+        self.assertTrue(c["lost"], c["line"])
+        self.assertFalse(c["lost now"], c["line"])   # heard again by the end; the latched fault needs a reset
+        self.assertGreater(c["ok"], 300, c["line"])
+
+    def test_emulator_killed_mid_session(self):
+        b = Bench("tcp", car=CAR, speed=10)
+        try:
+            p = subprocess.Popen([os.path.join(BIN, "chargerd"),
+                                  "--board", b.board, "--max-time", "600", "--status-interval", "0"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(3)
+            b.plant.send_signal(signal.SIGKILL)
+            b.plant.wait(5)        # reaped, as its parent shell would
+            out, err = p.communicate(timeout=30)
+            self.assertEqual(p.returncode, 1, out + err)
+            self.assertIn("stopped ticking", out)
+            self.assertIn("is gone", err)
+        finally:
+            b.close()
+
+
+class Peers(unittest.TestCase):
+    """pymodbus, an independent Modbus implementation, against the emulator's slaves."""
+
+    def check_registers(self, client):
+        # Module 0 (unit 1): setpoints written and read back (u32, 0.001 V / 0.001 A, high word first).
+        v, i = 500_000, 50_500
+        r = client.write_registers(0, [1, v >> 16, v & 0xFFFF, i >> 16, i & 0xFFFF], device_id=1)
+        self.assertFalse(r.isError(), r)
+        r = client.read_holding_registers(0, count=5, device_id=1)
+        self.assertEqual(r.registers, [1, v >> 16, v & 0xFFFF, i >> 16, i & 0xFFFF])
+        # Measurements: input registers 16..19 (voltage, current, temperature, status) at plant time 0.
+        r = client.read_input_registers(16, count=4, device_id=1)
+        self.assertFalse(r.isError(), r)
+        self.assertEqual(r.registers[0], 0)            # no gun connected yet: 0 V
+        self.assertEqual(r.registers[2], 300)          # 30.0 °C, the plant's module temperature
+        # The meter (unit 10): low word first; 0 kWh at the start.
+        r = client.read_input_registers(0, count=21, device_id=10)
+        self.assertEqual(len(r.registers), 21)         # reading through the map's gaps is allowed
+        # The IMD (unit 20): not measuring, "infinite" resistance clamps to the register's top.
+        r = client.read_input_registers(0, count=6, device_id=20)
+        self.assertEqual(r.registers[:4], [65535, 65535, 65535, 65535])
+        # Refusals, each with its Modbus exception: a measurement is not writable (2), a setpoint
+        # above the module's 750 V is refused whole (3), a register outside the map (2).
+        r = client.write_register(16, 1, device_id=1)
+        self.assertTrue(r.isError()); self.assertEqual(r.exception_code, 2)
+        too_high = 800_000
+        r = client.write_registers(1, [too_high >> 16, too_high & 0xFFFF], device_id=1)
+        self.assertTrue(r.isError()); self.assertEqual(r.exception_code, 3)
+        r = client.read_holding_registers(1, count=2, device_id=1)
+        self.assertEqual(r.registers, [v >> 16, v & 0xFFFF])   # not half-applied
+        r = client.read_input_registers(500, count=1, device_id=1)
+        self.assertTrue(r.isError()); self.assertEqual(r.exception_code, 2)
+
+    def test_pymodbus_tcp_reads_and_writes_the_emulator(self):
+        from pymodbus.client import ModbusTcpClient
+        with Bench("tcp", car=None, speed=1) as b:
+            c = ModbusTcpClient("127.0.0.1", port=b.port, timeout=2)
+            self.assertTrue(c.connect())
+            self.check_registers(c)
+            # A unit the gateway does not have: exception 11 (gateway target device failed to respond).
+            r = c.read_input_registers(0, count=1, device_id=99)
+            self.assertTrue(r.isError()); self.assertEqual(r.exception_code, 11)
+            c.close()
+
+    def test_pymodbus_rtu_reads_and_writes_the_emulator(self):
+        from pymodbus.client import ModbusSerialClient
+        with Bench("rtu", car=None, speed=1) as b:
+            c = ModbusSerialClient(port=b.pty_controller, baudrate=115200, bytesize=8, parity="N", stopbits=1, timeout=1, retries=0)
+            self.assertTrue(c.connect())
+            self.check_registers(c)
+            # An RTU slave that is not there stays silent (no exception reply on a serial line).
+            from pymodbus.exceptions import ModbusIOException
+            with self.assertRaises(ModbusIOException):
+                c.read_input_registers(0, count=1, device_id=99)
+            c.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
