@@ -105,10 +105,10 @@ extension StationState {
 
             // Communication with the meter and the IMD (board-file timeouts).
             if sinceBoot > spec.meterCommTimeout && now - gi.meterSeenAt > spec.meterCommTimeout {
-                raise(.meterCommLost, gun: g, value: (now - gi.meterSeenAt).seconds, now: now)
+                raise(.meterCommLost, gun: g, value: Swift.min((now - gi.meterSeenAt).seconds, sinceBoot.seconds), now: now)
             }
             if sinceBoot > spec.imdCommTimeout && now - gi.imdSeenAt > spec.imdCommTimeout {
-                raise(.imdCommLost, gun: g, value: (now - gi.imdSeenAt).seconds, now: now)
+                raise(.imdCommLost, gun: g, value: Swift.min((now - gi.imdSeenAt).seconds, sinceBoot.seconds), now: now)
             }
 
             // Over-voltage, IEC 61851-23 Table 103: persistent 9 ms → emergency.
