@@ -58,7 +58,7 @@ struct Chargerd: ParsableCommand {
     @Option(name: .long, help: "Continuous mode: simulated seconds between one car leaving and the next arriving.")
     var arrivalInterval: Double = 600
 
-    @Option(name: .long, help: "Bench board: stop after this many sessions ended (a gun back to unplugged); 0 runs until --max-time or a signal.")
+    @Option(name: .long, help: "Bench board: stop after this many sessions ended (finished, or the car gone before); 0 runs until --max-time or a signal.")
     var sessions: Int = 0
 
     @Option(name: .long, help: "Print resident memory every this many simulated seconds (0: never): 'memory: t=… s rss … kB peak … kB sessions …'.")
@@ -96,7 +96,7 @@ struct Chargerd: ParsableCommand {
             let bank: GPIOBank
             do { bank = try GPIOBank(map: loaded.gpio) } catch { fail("board '\(loaded.name)' (\(board)): \(error)") }
             let errors = bank.makeSafe()
-            fail("board '\(loaded.name)' (\(board)): \(bank.lines.count) GPIO lines requested, outputs safe\(errors.isEmpty ? "" : " except \(errors)"); its Modbus devices (modules, meter, IMD) are not driven by this build yet, so it stops here")
+            fail("board '\(loaded.name)' (\(board)): \(bank.lines.count) GPIO lines requested, outputs safe\(errors.isEmpty ? "" : " except \(errors)"); its front end (GPIO and IIO drivers), watchdog and CAN link to the car are not driven by this build yet, so it stops here")
         }
         var cars: [Int: CarProfile] = [:]
         do {

@@ -48,8 +48,10 @@ class Session(unittest.TestCase):
                 self.assertRegex(out, rf"gun0 {phase}\n")
             self.assertIn("faults: none", out)
             energy = float(re.search(r"energy by the meter: gun0 ([\d.]+) kWh", out).group(1))
-            self.assertGreater(energy, 5.5, out)   # 60 % of 10 kWh, by the meter over Modbus, less losses
-            self.assertLess(energy, 6.5, out)
+            # 60 % of 10 kWh goes into the cells; the meter at the gun also counts the pack's I²R loss
+            # (SimPlant.Car: 0.26 Ω for this 10 kWh pack, ~4.8 kW of 60 kW at 135 A, about 8 %).
+            self.assertGreater(energy, 6.0, out)
+            self.assertLess(energy, 6.0 * 1.12, out)
             self.assertRegex(out, r"SOC (7[5-9]|80)\.\d%")
             for dev in ["module 0", "module 1", "meter gun 0", "imd gun 0"]:
                 c = counters(out, dev)
