@@ -107,6 +107,10 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
             let a = max(sp, .zero) / v
             if a < lim { lim = a; src = .gridSetpoint }
         }
+        if let cap = gi.operatorCap {
+            let a = max(cap, .zero) / v
+            if a < lim { lim = a; src = .operatorCap }
+        }
         if s.sessions[g].phase == .insulationCheck {
             if Standard.cableCheckCurrentLimit < lim { lim = Standard.cableCheckCurrentLimit; src = .cableCheck }
         } else if s.sessions[g].phase != .stopping && d.current < lim {

@@ -45,7 +45,38 @@ public struct GunInputs: Sendable {
     /// Operator commands (console, HIL): explicit fault reset; stop the session.
     public var resetRequest = false
     public var stopRequest = false
+    /// A technician's temporary power cap on this gun (console `cap`), if any.
+    public var operatorCap: Watts? = nil
+    /// The gun is out of service (console `service GUN off`): no new session starts; a running one stops.
+    public var outOfService = false
+    /// An actuator test the technician holds (console `test ...`); honoured only while the gun is idle.
+    public var actuatorTest: ActuatorTest = .none
     public init() {}
+}
+
+/// Actuator tests a technician runs on an idle gun (console `test contactor K1`, `test lock`, `test lamp`,
+/// `imd selftest`). The step honours one only while `actuatorTestAllowed` holds; otherwise it is ignored.
+public enum ActuatorTest: UInt8, Sendable, CaseIterable {
+    case none, contactorsK1K2, contactorsK3K4, lock, lamp, imdSelfTest
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .contactorsK1K2: "contactor K1/K2"
+        case .contactorsK3K4: "contactor K3/K4"
+        case .lock: "lock"
+        case .lamp: "lamp"
+        case .imdSelfTest: "imd selftest"
+        }
+    }
+}
+
+/// Whether an actuator test may run on a gun: idle (unplugged phase, no latched fault), no plug seen on
+/// CC1, and both sides of K1/K2 below 60 V (standards.md "Stop and unlock": the 60 V touch-safe level).
+public func actuatorTestAllowed(phase: SessionPhase, blocked: Bool, input: borrowing GunInputs) -> Bool {
+    if phase != .unplugged || blocked { return false }
+    if !cc1Is(input.cc1, Standard.cc1Unplugged) { return false }
+    if input.vehicleSideVoltage >= Standard.unlockMaxVoltage { return false }
+    return input.chargerSideVoltage < Standard.unlockMaxVoltage
 }
 
 /// Measurements of one module, as polled.
@@ -76,7 +107,7 @@ public struct StationInputs: Sendable {
 
 /// Which source sets the power limit in force on a gun.
 public enum LimitSource: UInt8, Sendable, CaseIterable {
-    case none, gunRating, connector, thermal, modules, station, gridSetpoint, vehicle, cableCheck, safety
+    case none, gunRating, connector, thermal, modules, station, gridSetpoint, vehicle, cableCheck, safety, operatorCap
     public var name: String {
         switch self {
         case .none: "none"
@@ -89,6 +120,7 @@ public enum LimitSource: UInt8, Sendable, CaseIterable {
         case .vehicle: "vehicle"
         case .cableCheck: "cable-check"
         case .safety: "safety"
+        case .operatorCap: "operator-cap"
         }
     }
 }
@@ -178,3 +210,4 @@ extension FaultCode: BitwiseCopyable {}
 extension Reaction: BitwiseCopyable {}
 extension FaultSet: BitwiseCopyable {}
 extension FaultRecord: BitwiseCopyable {}
+extension ActuatorTest: BitwiseCopyable {}

@@ -155,7 +155,20 @@ extension GunSession {
 
         switch phase {
         case .unplugged:
-            out.lamp = blocked ? .fault : .available
+            out.lamp = blocked ? .fault : input.outOfService ? .off : .available
+            if input.actuatorTest != .none && actuatorTestAllowed(phase: phase, blocked: blocked, input: input) {
+                // A technician's actuator test on an idle gun: the output only, no module is powered.
+                switch input.actuatorTest {
+                case .contactorsK1K2: out.closeK1K2 = true
+                case .contactorsK3K4: out.closeK3K4 = true
+                case .lock: out.lock = true
+                case .lamp: out.lamp = (now.micros / 500_000) % 2 == 0 ? .charging : .fault
+                case .imdSelfTest: out.imdEnable = true; out.imdSelfTest = true   // held: the result stays readable
+                case .none: break
+                }
+                break
+            }
+            if input.outOfService { break }
             if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
             else if cc1Is(input.cc1, Standard.cc1LatchPressed) { enter(.connecting, now) }
 
@@ -318,7 +331,7 @@ extension GunSession {
                 fault = SessionFault(.vehicleCommTimeout, Double(kind.rawValue), latch: commTimeouts >= Standard.commTimeoutsEndingSession)
             } else if let bst = car.bst, bst.at >= chargingSince {
                 beginStop(.vehicleRequest, chargerInitiated: false, now)
-            } else if input.stopRequest {
+            } else if input.stopRequest || input.outOfService {
                 beginStop(.operatorRequest, chargerInitiated: true, now)
             } else if let p = pausedSince, now - p > Standard.maxPause {
                 beginStop(.pauseTooLong, chargerInitiated: true, now)

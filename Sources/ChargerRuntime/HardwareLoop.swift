@@ -58,6 +58,9 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
             case .stop(let g): f.pointee.inputs.guns[Int(g)].stopRequest = true
             case .stationSetpoint(let p): f.pointee.inputs.stationSetpoint = p
             case .gunSetpoint(let g, let p): f.pointee.inputs.guns[Int(g)].gridSetpoint = p
+            case .operatorCap(let g, let p): f.pointee.inputs.guns[Int(g)].operatorCap = p
+            case .outOfService(let g, let o): f.pointee.inputs.guns[Int(g)].outOfService = o
+            case .actuatorTest(let g, let t): f.pointee.inputs.guns[Int(g)].actuatorTest = t
             }
         }
         devices.sample(into: &f.pointee.inputs, spec: &f.pointee.spec)

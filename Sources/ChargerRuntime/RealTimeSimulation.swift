@@ -23,6 +23,12 @@ public enum OperatorCommand: Sendable, BitwiseCopyable {
     case stop(gun: Int8)
     case stationSetpoint(Watts?)
     case gunSetpoint(gun: Int8, Watts?)
+    /// A technician's temporary power cap on a gun (nil lifts it).
+    case operatorCap(gun: Int8, Watts?)
+    /// Take a gun out of service (true) or back (false).
+    case outOfService(gun: Int8, Bool)
+    /// Hold an actuator test on an idle gun (`.none` ends it).
+    case actuatorTest(gun: Int8, ActuatorTest)
 }
 
 /// Timing of the first ground-fault edge seen by the loop (benchmark and tests).
@@ -67,6 +73,9 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
             case .stop(let g): sim.requestStop(gun: Int(g))
             case .stationSetpoint(let p): sim.setStationSetpoint(p)
             case .gunSetpoint(let g, let p): sim.setGunSetpoint(Int(g), p)
+            case .operatorCap(let g, let p): sim.setOperatorCap(gun: Int(g), p)
+            case .outOfService(let g, let o): sim.setOutOfService(gun: Int(g), o)
+            case .actuatorTest(let g, let t): sim.setActuatorTest(gun: Int(g), t)
             }
         }
         let started = monotonicNanos()

@@ -61,6 +61,8 @@ public final class Simulation {
     var stationSetpoint: Watts? { _read { yield hot.pointee.stationSetpoint } _modify { yield &hot.pointee.stationSetpoint } }
     var pendingReset: [Bool] { _read { yield hot.pointee.pendingReset } _modify { yield &hot.pointee.pendingReset } }
     var pendingStop: [Bool] { _read { yield hot.pointee.pendingStop } _modify { yield &hot.pointee.pendingStop } }
+    /// What a technician holds on each gun until changed (console): power cap, out of service, actuator test.
+    var held: GunArray<HeldOperatorInputs> { _read { yield hot.pointee.held } _modify { yield &hot.pointee.held } }
     var faultLatchedAt: [Instant?] { _read { yield hot.pointee.faultLatchedAt } _modify { yield &hot.pointee.faultLatchedAt } }
     var lastPhase: [SessionPhase] { _read { yield hot.pointee.lastPhase } _modify { yield &hot.pointee.lastPhase } }
     var seenClearings: UInt64 { _read { yield hot.pointee.seenClearings } _modify { yield &hot.pointee.seenClearings } }
@@ -104,6 +106,9 @@ public final class Simulation {
     public func requestStop(gun g: Int) { pendingStop[g] = true }
     public func setStationSetpoint(_ p: Watts?) { stationSetpoint = p }
     public func setGunSetpoint(_ g: Int, _ p: Watts?) { gunSetpoints[g] = p }
+    public func setOperatorCap(gun g: Int, _ p: Watts?) { held[g].cap = p }
+    public func setOutOfService(gun g: Int, _ out: Bool) { held[g].outOfService = out }
+    public func setActuatorTest(gun g: Int, _ t: ActuatorTest) { held[g].test = t }
 
     /// One control cycle: scheduled injections, sample, step, apply, invariants, then the plant moves
     /// one period on.
@@ -117,7 +122,7 @@ public final class Simulation {
     public func controlHalf() {
         applyDueInjections()
         Self.sampleStepApply(&frame, devices: devices, now: plant.now, stationSetpoint: stationSetpoint,
-                             gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop,
+                             gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop, held: held,
                              loopOverrun: hot.pointee.pendingLoopOverrun, timer: stepTimer)
         hot.pointee.pendingLoopOverrun = false
         for g in 0..<gunCount {
@@ -150,7 +155,7 @@ public final class Simulation {
 
     static func sampleStepApply(_ f: inout ControlFrame, devices: BoardDevices, now: Instant,
                                 stationSetpoint: Watts?, gunSetpoints: [Watts?], reset: [Bool], stop: [Bool],
-                                loopOverrun: Bool, timer: StepTimer?) {
+                                held: GunArray<HeldOperatorInputs>, loopOverrun: Bool, timer: StepTimer?) {
         let gunCount = f.spec.gunCount
         f.inputs.now = now
         f.inputs.loopOverrun = loopOverrun
@@ -159,6 +164,9 @@ public final class Simulation {
             f.inputs.guns[g].gridSetpoint = gunSetpoints[g]
             f.inputs.guns[g].resetRequest = reset[g]
             f.inputs.guns[g].stopRequest = stop[g]
+            f.inputs.guns[g].operatorCap = held[g].cap
+            f.inputs.guns[g].outOfService = held[g].outOfService
+            f.inputs.guns[g].actuatorTest = held[g].test
             f.wasClosed[g] = f.outputs.guns[g].closeK1K2
         }
         stepInPlace(spec: &f.spec, state: &f.state, inputs: &f.inputs, outputs: &f.outputs, devices: devices, timer: timer)
@@ -426,6 +434,14 @@ struct OutputView {
     }
 }
 
+/// Inputs a technician sets from the console and that hold until changed.
+public struct HeldOperatorInputs: Sendable, BitwiseCopyable {
+    public var cap: Watts? = nil
+    public var outOfService = false
+    public var test: ActuatorTest = .none
+    public init() {}
+}
+
 /// The simulation's per-cycle bookkeeping, in one place.
 struct CycleBook {
     var frame: ControlFrame
@@ -440,6 +456,7 @@ struct CycleBook {
     var lastPhase: [SessionPhase]
     var seenClearings: UInt64 = 0
     var pendingLoopOverrun = false
+    var held = GunArray<HeldOperatorInputs>(repeating: HeldOperatorInputs())
     init(frame: ControlFrame, reports: [GunReport], gunSetpoints: [Watts?], pendingReset: [Bool], pendingStop: [Bool],
          faultLatchedAt: [Instant?], lastPhase: [SessionPhase]) {
         self.frame = frame; self.reports = reports; self.gunSetpoints = gunSetpoints; self.pendingReset = pendingReset
