@@ -34,6 +34,9 @@ let package = Package(
         // Modbus devices from their board-file register maps: one polling thread per bus, triple buffers
         // to the loop, per-device counters; the HAL drivers of modules, meters and IMDs.
         .target(name: "FieldBus", dependencies: ["Modbus", "BoardFile", "ChargerHAL", "ChargerCore", "RealTime"]),
+        // The fault and session journal on the board's storage (append-only, checksummed, rotating) and
+        // the operator figures computed from it.
+        .target(name: "Journal"),
         // The local channel of a bench board with the plant emulator (shared memory, seqlocks, lockstep clock).
         .target(name: "CBenchChannel"),
         .target(name: "BenchChannel", dependencies: ["CBenchChannel", "ChargerCore", "ChargerHAL"]),
@@ -64,6 +67,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
+        .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "BoardFile"]),

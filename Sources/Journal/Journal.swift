@@ -1,0 +1,308 @@
+// The fault and session log on the board's storage: append-only records with checksums, written and
+// flushed to storage (fdatasync) before an append returns, so whatever was acknowledged survives a
+// `kill -9` at any moment and a power cut after the acknowledgement. A power cut mid-write leaves a torn
+// tail: on open it is detected (bad magic, length or CRC) and cut off, and the cut is itself recorded.
+// Bounded: files rotate at `maxBytes`, the oldest beyond `files` are deleted.
+//
+// Record frame (little endian):  magic "CRL1" (u32) | payload length (u32) | CRC-32 of payload (u32) | payload
+// The payload is one JSON object (`JournalEntry`). Files: DIR/journal-000001.log, -000002.log, ...
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One record of the journal. Fields beyond the first five depend on `kind`.
+public struct JournalEntry: Codable, Sendable, Equatable {
+    /// Sequence number, increasing across files and restarts.
+    public var seq: UInt64 = 0
+    /// What happened: boot, shutdown, fault, fault-cleared, session-start, session-end, command,
+    /// login, login-failed, lockout, logout, torn-tail.
+    public var kind: String
+    /// Controller time (seconds since this boot: the loop's clock; virtual time on a sim board).
+    public var t: Double
+    /// Wall-clock time of the write, UTC (ISO 8601).
+    public var wall: String = ""
+    /// Which boot of the controller wrote it (increases at each start).
+    public var boot: UInt64 = 0
+    public var gun: Int? = nil
+    public var code: String? = nil
+    public var reaction: String? = nil
+    public var value: Double? = nil
+    /// The core's fault sequence number (a clearing names the record it clears).
+    public var faultSeq: UInt64? = nil
+    public var user: String? = nil
+    public var command: String? = nil
+    public var result: String? = nil
+    public var energyKWh: Double? = nil
+    public var soc: Double? = nil
+    public var stopReason: String? = nil
+    public var text: String? = nil
+
+    public init(kind: String, t: Double) { self.kind = kind; self.t = t }
+
+    /// One line for a terminal.
+    public var line: String {
+        var s = "#\(seq) \(wall) t=\(String(format: "%.3f", t)) s \(kind)"
+        if let gun { s += " gun\(gun)" }
+        if let code { s += " \(code)" }
+        if let reaction { s += " (\(reaction))" }
+        if let value, value.isFinite { s += " value \(String(format: "%g", value))" }
+        if let faultSeq { s += " fault#\(faultSeq)" }
+        if let user { s += " user \(user)" }
+        if let command { s += " \"\(command)\"" }
+        if let result { s += " -> \(result)" }
+        if let energyKWh { s += " meter \(String(format: "%.3f", energyKWh)) kWh" }
+        if let soc, soc.isFinite { s += " SOC \(String(format: "%.1f", soc))%" }
+        if let stopReason { s += " stop \(stopReason)" }
+        if let text { s += " \(text)" }
+        return s
+    }
+}
+
+public struct JournalError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ what: String, path: String, errno e: Int32 = 0) {
+        description = "journal \(path): \(what)" + (e != 0 ? ": \(String(cString: strerror(e))) (errno \(e))" : "")
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zlib's crc32.
+public enum CRC32 {
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+    public static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        return c ^ 0xFFFF_FFFF
+    }
+}
+
+/// Reading one journal file: the records that check out, and where (if anywhere) the good part ends.
+public struct JournalScan {
+    public var entries: [JournalEntry] = []
+    /// Bytes of good records from the start of the file.
+    public var goodBytes = 0
+    /// Bytes after the last good record (a torn tail, or damage), 0 when the file is whole.
+    public var badBytes = 0
+    /// Why the scan stopped early, if it did.
+    public var problem: String? = nil
+
+    public static let magic: UInt32 = 0x314C_5243   // "CRL1"
+    public static let maxPayload = 64 * 1024
+
+    public init(bytes: [UInt8]) {
+        var at = 0
+        func u32(_ i: Int) -> UInt32 {
+            UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+        }
+        let decoder = JSONDecoder()
+        while at < bytes.count {
+            guard bytes.count - at >= 12 else { problem = "record header cut short"; break }
+            guard u32(at) == Self.magic else { problem = "bad magic at byte \(at)"; break }
+            let len = Int(u32(at + 4))
+            guard len > 0, len <= Self.maxPayload else { problem = "bad length \(len) at byte \(at)"; break }
+            guard bytes.count - at - 12 >= len else { problem = "record at byte \(at) cut short"; break }
+            let payload = bytes[(at + 12)..<(at + 12 + len)]
+            guard CRC32.checksum(payload) == u32(at + 8) else { problem = "checksum mismatch at byte \(at)"; break }
+            guard let e = try? decoder.decode(JournalEntry.self, from: Data(payload)) else { problem = "undecodable record at byte \(at)"; break }
+            entries.append(e)
+            at += 12 + len
+        }
+        goodBytes = at
+        badBytes = bytes.count - at
+    }
+
+    /// The frame of one entry as it is written.
+    public static func frame(_ e: JournalEntry) -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let payload = Array((try? enc.encode(e)) ?? Data("{}".utf8))
+        var out = [UInt8]()
+        out.reserveCapacity(payload.count + 12)
+        for v in [magic, UInt32(payload.count), CRC32.checksum(payload)] {
+            out.append(UInt8(v & 0xFF)); out.append(UInt8(v >> 8 & 0xFF)); out.append(UInt8(v >> 16 & 0xFF)); out.append(UInt8(v >> 24))
+        }
+        out += payload
+        return out
+    }
+}
+
+/// The journal: a directory of rotating files (or, with no directory, memory only: the console still
+/// has its recent events and faults, nothing survives a restart).
+public final class Journal: Sendable {
+    public let directory: String?
+    public let maxBytes: Int
+    public let files: Int
+    /// What opening found: records read, torn tail cut (bytes), files deleted by rotation.
+    public let openReport: String
+    private let state: Mutex<State>
+
+    struct State {
+        var fd: Int32 = -1
+        var fileNumber = 0
+        var size = 0
+        var nextSeq: UInt64 = 1
+        var boot: UInt64 = 1
+        var recent: [JournalEntry] = []
+        var written: UInt64 = 0
+        var writeErrors: UInt64 = 0
+        var lastError: String? = nil
+    }
+
+    /// Records kept in memory for the console (`log`, `faults`).
+    public static let recentLimit = 500
+
+    /// Opens (creating if needed) the journal in `directory`: reads every file, cuts a torn tail off the
+    /// newest, and continues its sequence. Throws when the directory cannot be made or written.
+    public init(directory: String?, maxBytes: Int = 1 << 20, files: Int = 8) throws {
+        self.directory = directory
+        self.maxBytes = max(4096, maxBytes)
+        self.files = max(2, files)
+        var st = State()
+        var report = "journal: memory only (no --journal directory)"
+        if let dir = directory {
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw JournalError("cannot create the directory", path: dir, errno: errno) }
+            let numbers = Journal.fileNumbers(dir)
+            var count = 0
+            var torn = 0
+            for (i, n) in numbers.enumerated() {
+                let path = Journal.path(dir, n)
+                let scan = JournalScan(bytes: Journal.readAll(path))
+                count += scan.entries.count
+                if let last = scan.entries.last { st.nextSeq = last.seq + 1; st.boot = last.boot + 1 }
+                st.recent += scan.entries.suffix(Self.recentLimit)
+                if st.recent.count > Self.recentLimit { st.recent.removeFirst(st.recent.count - Self.recentLimit) }
+                if scan.badBytes > 0 && i == numbers.count - 1 {
+                    // The torn tail of the file being written at the cut: drop it.
+                    torn = scan.badBytes
+                    guard truncate(path, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: errno) }
+                }
+            }
+            st.fileNumber = numbers.last ?? 1
+            let path = Journal.path(dir, st.fileNumber)
+            st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard st.fd >= 0 else { throw JournalError("cannot open for appending", path: path, errno: errno) }
+            var sb = stat()
+            fstat(st.fd, &sb)
+            st.size = Int(sb.st_size)
+            Journal.syncDirectory(dir)
+            report = "journal: \(dir): \(count) records in \(numbers.count) file(s)"
+                + (torn > 0 ? ", torn tail of \(torn) bytes dropped" : "") + ", next #\(st.nextSeq), boot \(st.boot)"
+            state = Mutex(st)
+            openReport = report
+            if torn > 0 {
+                var e = JournalEntry(kind: "torn-tail", t: 0)
+                e.text = "\(torn) bytes after record #\(st.nextSeq - 1) dropped on start (power cut mid-write)"
+                _ = append(e)
+            }
+            return
+        }
+        state = Mutex(st)
+        openReport = report
+    }
+
+    deinit { state.withLock { if $0.fd >= 0 { close($0.fd) } } }
+
+    /// Writes `entry` (its seq, boot and wall time filled in) and flushes it to storage; returns it as
+    /// recorded once it is durable. On a write error the entry stays in memory and the error is counted.
+    @discardableResult
+    public func append(_ entry: JournalEntry) -> JournalEntry {
+        state.withLock { st in
+            var e = entry
+            e.seq = st.nextSeq
+            e.boot = st.boot
+            e.wall = Journal.wallNow()
+            st.nextSeq += 1
+            if let dir = directory {
+                let frame = JournalScan.frame(e)
+                if st.size > 0 && st.size + frame.count > maxBytes { rotate(&st, dir) }
+                if st.fd >= 0 {
+                    if Journal.writeAll(st.fd, frame) && fdatasync(st.fd) == 0 {
+                        st.size += frame.count
+                        st.written += 1
+                    } else {
+                        st.writeErrors += 1
+                        st.lastError = String(cString: strerror(errno))
+                    }
+                }
+            }
+            st.recent.append(e)
+            if st.recent.count > Self.recentLimit { st.recent.removeFirst(st.recent.count - Self.recentLimit) }
+            return e
+        }
+    }
+
+    /// The last `n` records (memory).
+    public func recent(_ n: Int = Journal.recentLimit) -> [JournalEntry] { state.withLock { Array($0.recent.suffix(n)) } }
+
+    public var counters: (written: UInt64, errors: UInt64, lastError: String?) {
+        state.withLock { ($0.written, $0.writeErrors, $0.lastError) }
+    }
+
+    /// Every record on storage, oldest first (for export and statistics), and the problems met.
+    public static func readAll(directory dir: String) -> (entries: [JournalEntry], problems: [String]) {
+        var entries: [JournalEntry] = []
+        var problems: [String] = []
+        for n in fileNumbers(dir) {
+            let p = path(dir, n)
+            let scan = JournalScan(bytes: readAll(p))
+            entries += scan.entries
+            if let why = scan.problem { problems.append("\(p): \(why), \(scan.badBytes) bytes skipped") }
+        }
+        return (entries, problems)
+    }
+
+    private func rotate(_ st: inout State, _ dir: String) {
+        if st.fd >= 0 { close(st.fd) }
+        st.fileNumber += 1
+        st.fd = open(Journal.path(dir, st.fileNumber), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        st.size = 0
+        let numbers = Journal.fileNumbers(dir)
+        for n in numbers.dropLast(files) { unlink(Journal.path(dir, n)) }
+        Journal.syncDirectory(dir)
+    }
+
+    static func path(_ dir: String, _ n: Int) -> String { dir + "/journal-" + String(format: "%06d", n) + ".log" }
+
+    static func fileNumbers(_ dir: String) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix("journal-"), name.hasSuffix(".log") else { return nil }
+            return Int(name.dropFirst(8).dropLast(4))
+        }.sorted()
+    }
+
+    static func readAll(_ path: String) -> [UInt8] {
+        guard let d = FileManager.default.contents(atPath: path) else { return [] }
+        return Array(d)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 { if errno == EINTR { continue }; return false }
+            done += n
+        }
+        return true
+    }
+
+    static func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+
+    static func wallNow() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,
+                      tmv.tm_hour, tmv.tm_min, tmv.tm_sec, Int(ts.tv_nsec / 1_000_000))
+    }
+}

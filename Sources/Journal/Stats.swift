@@ -1,0 +1,108 @@
+// Operator figures from the journal: availability and first-time charge success rate.
+import Foundation
+
+public struct OperatorStats: Sendable, Equatable {
+    /// Controller time covered by the journal (sum over boots of the last record's time), seconds.
+    public var coveredSeconds: Double = 0
+    /// Per gun: seconds with a latched fault (gun or station) within the covered time.
+    public var faultedSeconds: [Int: Double] = [:]
+    public var sessionsStarted = 0
+    /// Sessions that delivered energy and ended normally (not a fault, not a lost car link).
+    public var sessionsSucceeded = 0
+    public var energyKWh = 0.0
+    public var faults = 0
+    public var boots = 0
+
+    /// Availability of gun `g`: time not faulted / covered time (1 when nothing is covered).
+    public func availability(gun g: Int) -> Double {
+        coveredSeconds > 0 ? max(0, 1 - (faultedSeconds[g] ?? 0) / coveredSeconds) : 1
+    }
+    /// First-time charge success rate (nil with no session).
+    public var successRate: Double? { sessionsStarted > 0 ? Double(sessionsSucceeded) / Double(sessionsStarted) : nil }
+
+    /// Computes the figures for `guns` guns from the records, oldest first. Faults still latched when a boot
+    /// ends count until that boot's last record (a restart clears the core's latches).
+    public init(entries: [JournalEntry], guns: Int) {
+        var byBoot: [UInt64: [JournalEntry]] = [:]
+        var order: [UInt64] = []
+        for e in entries {
+            if byBoot[e.boot] == nil { order.append(e.boot) }
+            byBoot[e.boot, default: []].append(e)
+        }
+        boots = order.count
+        for g in 0..<guns { faultedSeconds[g] = 0 }
+        var starts: [Int: Double] = [:]   // gun → meter energy at session start
+        for b in order {
+            let es = byBoot[b]!
+            let end = es.map(\.t).max() ?? 0
+            coveredSeconds += end
+            // Open fault intervals: core fault seq → (gun or -1, raised at).
+            var open: [UInt64: (Int, Double)] = [:]
+            var faultedUntil = [Int: [(Double, Double)]]()
+            func close(_ key: UInt64, at t: Double) {
+                guard let (g, t0) = open.removeValue(forKey: key) else { return }
+                let gunsHit = g < 0 ? Array(0..<guns) : [g]
+                for gg in gunsHit { faultedUntil[gg, default: []].append((t0, t)) }
+            }
+            for e in es {
+                switch e.kind {
+                case "fault":
+                    faults += 1
+                    if let s = e.faultSeq, e.reaction != "derate", e.reaction != "stop-and-reconnect" { open[s] = (e.gun ?? -1, e.t) }
+                case "fault-cleared":
+                    if let s = e.faultSeq { close(s, at: e.t) }
+                case "session-start":
+                    sessionsStarted += 1
+                    if let g = e.gun { starts[g] = e.energyKWh }
+                case "session-end":
+                    if let g = e.gun, let s0 = starts.removeValue(forKey: g), let s1 = e.energyKWh {
+                        let delivered = s1 - s0
+                        energyKWh += max(0, delivered)
+                        let normal = e.stopReason != "fault" && e.stopReason != "vehicle-comm-timeout"
+                        if normal && delivered >= 0.001 { sessionsSucceeded += 1 }
+                    }
+                default: break
+                }
+            }
+            for k in Array(open.keys) { close(k, at: end) }
+            starts.removeAll()
+            // Overlapping faults on a gun count once: merge the intervals.
+            for (g, spans) in faultedUntil {
+                var total = 0.0
+                var cur: (Double, Double)? = nil
+                for s in spans.sorted(by: { $0.0 < $1.0 }) {
+                    if let c = cur, s.0 <= c.1 { cur = (c.0, max(c.1, s.1)) } else {
+                        if let c = cur { total += c.1 - c.0 }
+                        cur = s
+                    }
+                }
+                if let c = cur { total += c.1 - c.0 }
+                faultedSeconds[g, default: 0] += total
+            }
+        }
+    }
+
+    public var text: String {
+        var s = "journal covers \(String(format: "%.1f", coveredSeconds / 3600)) h of controller time over \(boots) boot(s), \(faults) fault record(s)\n"
+        for g in faultedSeconds.keys.sorted() {
+            s += "gun\(g): availability \(String(format: "%.2f", availability(gun: g) * 100)) % (faulted \(String(format: "%.0f", faultedSeconds[g] ?? 0)) s)\n"
+        }
+        if let r = successRate {
+            s += "first-time charge success \(String(format: "%.1f", r * 100)) % (\(sessionsSucceeded) of \(sessionsStarted) sessions delivered energy and ended normally), \(String(format: "%.3f", energyKWh)) kWh\n"
+        } else {
+            s += "first-time charge success: no session yet\n"
+        }
+        return s
+    }
+
+    public var json: String {
+        var d: [String: Any] = ["coveredSeconds": coveredSeconds, "sessionsStarted": sessionsStarted,
+                                "sessionsSucceeded": sessionsSucceeded, "energyKWh": energyKWh, "faults": faults, "boots": boots]
+        var av: [String: Double] = [:]
+        for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g) }
+        d["availability"] = av
+        d["successRate"] = successRate ?? NSNull()
+        let data = (try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

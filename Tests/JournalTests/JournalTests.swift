@@ -1,0 +1,143 @@
+// The journal on storage: framing and checksums, the torn tail cut at every possible byte, rotation
+// and retention, the sequence across restarts, and the operator figures.
+import Foundation
+import Journal
+import Testing
+
+func tempDir() -> String {
+    let d = NSTemporaryDirectory() + "journal-test-\(getpid())-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
+    var e = JournalEntry(kind: kind, t: t)
+    e.gun = gun
+    return e
+}
+
+@Suite struct JournalOnStorage {
+    @Test func crc32KnownVector() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([UInt8]()) == 0)
+    }
+
+    @Test func appendsAreReadBackInOrderAcrossRestarts() throws {
+        let dir = tempDir()
+        do {
+            let j = try Journal(directory: dir)
+            for i in 0..<10 { j.append(entry("fault", Double(i))) }
+        }
+        let j2 = try Journal(directory: dir)
+        #expect(j2.openReport.contains("10 records"))
+        let e = j2.append(entry("boot", 0))
+        #expect(e.seq == 11)
+        #expect(e.boot == 2)
+        let all = Journal.readAll(directory: dir)
+        #expect(all.problems.isEmpty)
+        #expect(all.entries.map(\.seq) == Array(1...11))
+    }
+
+    /// A power cut can stop a write at any byte: cut the file at every offset of the last record, and
+    /// at each one the records before it are kept, the tail is dropped and the cut is recorded.
+    @Test func tornTailIsDroppedAtEveryCut() throws {
+        let dir = tempDir()
+        do {
+            let j = try Journal(directory: dir)
+            for i in 0..<3 { var e = entry("session-end", Double(i)); e.energyKWh = Double(i); j.append(e) }
+        }
+        let path = dir + "/journal-000001.log"
+        let whole = try Data(contentsOf: URL(fileURLWithPath: path))
+        let lastStart = JournalScan(bytes: Array(whole)).entries.count == 3 ? {
+            // offset of the third record: scan the first two
+            var at = 0
+            let b = Array(whole)
+            for _ in 0..<2 { at += 12 + Int(UInt32(b[at + 4]) | UInt32(b[at + 5]) << 8 | UInt32(b[at + 6]) << 16 | UInt32(b[at + 7]) << 24) }
+            return at
+        }() : 0
+        #expect(lastStart > 0)
+        for cut in lastStart..<(whole.count) {
+            try whole.prefix(cut).write(to: URL(fileURLWithPath: path))
+            let j = try Journal(directory: dir)
+            if cut > lastStart { #expect(j.openReport.contains("torn tail of \(cut - lastStart) bytes dropped"), "cut \(cut): \(j.openReport)") }
+            let all = Journal.readAll(directory: dir)
+            #expect(all.problems.isEmpty, "cut \(cut): \(all.problems)")
+            #expect(Array(all.entries.prefix(2).map(\.seq)) == [1, 2])
+            #expect(!all.entries.contains { $0.seq == 3 && $0.kind == "session-end" })
+            if cut > lastStart { #expect(all.entries.last?.kind == "torn-tail") }
+        }
+    }
+
+    /// A flipped bit in the tail is damage like a cut: the checksum catches it.
+    @Test func corruptedRecordIsCaughtByItsChecksum() throws {
+        let dir = tempDir()
+        do { let j = try Journal(directory: dir); j.append(entry("fault", 1)); j.append(entry("fault", 2)) }
+        let path = dir + "/journal-000001.log"
+        var b = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        b[b.count - 3] ^= 0x20
+        try Data(b).write(to: URL(fileURLWithPath: path))
+        let scan = JournalScan(bytes: b)
+        #expect(scan.entries.count == 1)
+        #expect(scan.problem?.contains("checksum mismatch") == true)
+        let j = try Journal(directory: dir)
+        #expect(j.openReport.contains("torn tail"))
+    }
+
+    @Test func rotatesAndKeepsTheNewestFiles() throws {
+        let dir = tempDir()
+        let j = try Journal(directory: dir, maxBytes: 4096, files: 3)
+        for i in 0..<400 { var e = entry("command", Double(i)); e.command = String(repeating: "x", count: 40); j.append(e) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".log") }.sorted()
+        #expect(names.count == 3)
+        for n in names {
+            let size = (try FileManager.default.attributesOfItem(atPath: dir + "/" + n)[.size] as? Int) ?? 0
+            #expect(size <= 4096)
+        }
+        let all = Journal.readAll(directory: dir)
+        #expect(all.entries.last?.seq == 400)
+        // Contiguous from the oldest kept record.
+        let seqs = all.entries.map(\.seq)
+        #expect(seqs == Array(seqs.first!...400))
+        #expect(j.recent(5).map(\.seq) == [396, 397, 398, 399, 400])
+    }
+
+    @Test func unwritableDirectoryIsAClearError() {
+        #expect(throws: JournalError.self) { try Journal(directory: "/proc/no-such-dir/journal") }
+        do { _ = try Journal(directory: "/proc/no-such-dir/journal") } catch {
+            #expect("\(error)".contains("/proc/no-such-dir/journal"))
+        }
+    }
+}
+
+@Suite struct OperatorFigures {
+    @Test func availabilityAndSuccessRate() {
+        func e(_ kind: String, _ t: Double, gun: Int?, seq: UInt64? = nil, energy: Double? = nil, stop: String? = nil, reaction: String? = nil, boot: UInt64 = 1) -> JournalEntry {
+            var x = JournalEntry(kind: kind, t: t)
+            x.gun = gun; x.faultSeq = seq; x.energyKWh = energy; x.stopReason = stop; x.reaction = reaction; x.boot = boot
+            return x
+        }
+        let entries = [
+            e("boot", 0, gun: nil),
+            e("session-start", 10, gun: 0, energy: 100),
+            e("session-end", 100, gun: 0, energy: 110, stop: "vehicle-bst"),          // success
+            e("session-start", 200, gun: 0, energy: 110),
+            e("fault", 250, gun: 0, seq: 1, reaction: "error-shutdown"),
+            e("session-end", 251, gun: 0, energy: 111, stop: "fault"),                 // failed
+            e("fault-cleared", 350, gun: 0, seq: 1),                                   // 100 s faulted
+            e("fault", 500, gun: nil, seq: 2, reaction: "emergency-shutdown"),       // station-wide, never cleared
+            e("boot", 0, gun: nil, boot: 2),                                           // boot 1 ended at 500 + 0
+            e("session-start", 10, gun: 1, energy: 0, boot: 2),
+            e("session-end", 20, gun: 1, energy: 0, stop: "vehicle-bst", boot: 2),    // no energy: not a success
+            e("shutdown", 1000, gun: nil, boot: 2),
+        ]
+        let s = OperatorStats(entries: entries, guns: 2)
+        #expect(s.coveredSeconds == 1500)
+        #expect(s.faultedSeconds[0] == 100)
+        #expect(s.faultedSeconds[1] == 0)
+        #expect(s.availability(gun: 0) == 1 - 100.0 / 1500)
+        #expect(s.sessionsStarted == 3)
+        #expect(s.sessionsSucceeded == 1)
+        #expect(abs(s.energyKWh - 11) < 1e-9)
+        #expect(s.text.contains("1 of 3 sessions"))
+    }
+}
