@@ -176,8 +176,16 @@ public final class ModbusConnection {
     /// The error of the call that just failed; a lost TCP connection is closed so the next call reconnects.
     private func failure(_ operation: String) -> ModbusError {
         let e = ModbusError(device: name, operation: operation, errno: errno)
-        if e.kind == .connection || e.kind == .badReply { close() }
-        if e.kind == .timeout { modbus_flush(context) }
+        var serial = false
+        if case .rtu = transport { serial = true }
+        if e.kind == .connection || (e.kind == .badReply && !serial) { close() }
+        if e.kind == .timeout || (e.kind == .badReply && serial) {
+            // On a serial line a late reply (or the rest of a bad one) may still be on its way: let the
+            // line go quiet for a few character times, then drop what came in, so the next request does
+            // not read the previous answer ("Response not from requested slave").
+            if serial { usleep(5_000) }
+            modbus_flush(context)
+        }
         return e
     }
 }
