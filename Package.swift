@@ -37,6 +37,11 @@ let package = Package(
         // The fault and session journal on the board's storage (append-only, checksummed, rotating) and
         // the operator figures computed from it.
         .target(name: "Journal"),
+        // crypt(3) (libxcrypt) for the technicians' password hashes, and the XSI pty calls.
+        .systemLibrary(name: "CConsole"),
+        // The technician's serial console (line editor, termios/pty port, login, commands) and the
+        // recorder of loop events into the journal.
+        .target(name: "Console", dependencies: ["ChargerCore", "ChargerRuntime", "Journal", "CConsole", "RealTime"]),
         // The local channel of a bench board with the plant emulator (shared memory, seqlocks, lockstep clock).
         .target(name: "CBenchChannel"),
         .target(name: "BenchChannel", dependencies: ["CBenchChannel", "ChargerCore", "ChargerHAL"]),
@@ -52,7 +57,7 @@ let package = Package(
         // Cycle driver, virtual clock, invariants, reporting.
         .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
-            "ChargerRuntime", "GPIOD", "FieldBus", "BenchChannel",
+            "ChargerRuntime", "GPIOD", "FieldBus", "BenchChannel", "Console", "Journal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
@@ -68,6 +73,7 @@ let package = Package(
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "BoardFile"]),

@@ -12,6 +12,22 @@ import Glibc
 public enum BoardKind: String, Sendable { case sim, bench, real }
 
 /// A loaded, validated board.
+/// `[console]`: the UART the technician's console is served on (115200 8N1 unless said otherwise).
+public struct ConsoleSpec: Sendable, Equatable {
+    public var device: String
+    public var baud = 115_200
+    public var parity = "N"
+    public var stopBits = 1
+    public var rtsCts = false
+}
+
+/// `[storage]`: the journal's directory on the board's storage, its file size and how many files to keep.
+public struct StorageSpec: Sendable, Equatable {
+    public var journal: String
+    public var journalMaxKB = 1024
+    public var journalFiles = 8
+}
+
 public struct Board: Sendable {
     public var name: String
     public var description: String
@@ -34,6 +50,10 @@ public struct Board: Sendable {
     public var watchdog: WatchdogSpec? = nil
     /// A bench board's channel to the plant emulator.
     public var bench: BenchSpec? = nil
+    /// The technician's serial console (`[console]`): UART path and line settings; nil: none on the board.
+    public var console: ConsoleSpec? = nil
+    /// Where the journal lives on the board's storage (`[storage]`); nil: none configured.
+    public var storage: StorageSpec? = nil
 }
 
 public struct BoardFileError: Error, CustomStringConvertible, Equatable {
@@ -73,7 +93,7 @@ public enum BoardLoader {
         let r = Reader(file: file)
         let top = Section(table: root, path: "")
         try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant", "modbus_bus", "modbus_device",
-                             "modbus_map", "analog", "watchdog", "bench"])
+                             "modbus_map", "analog", "watchdog", "bench", "console", "storage"])
 
         let b = try r.table(top, "board")
         try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
@@ -231,13 +251,39 @@ public enum BoardLoader {
             throw r.error(top, "plant", "a \(kind.rawValue) board needs a [plant] table (the \(kind == .sim ? "simulator" : "plant emulator") runs it)")
         }
 
+        var console: ConsoleSpec? = nil
+        if let c = try r.optionalTable(top, "console") {
+            try r.onlyKeys(c, ["device", "baud", "parity", "stop_bits", "flow_control"])
+            var cs = ConsoleSpec(device: try r.string(c, "device"))
+            if c.table["baud"] != nil { cs.baud = try r.integer(c, "baud", range: 9600...921_600) }
+            if let p = try r.optionalString(c, "parity") {
+                guard ["N", "E", "O"].contains(p) else { throw r.error(c, "parity", "'\(p)': expected \"N\", \"E\" or \"O\"") }
+                cs.parity = p
+            }
+            if c.table["stop_bits"] != nil { cs.stopBits = try r.integer(c, "stop_bits", range: 1...2) }
+            if let fc = try r.optionalString(c, "flow_control") {
+                guard fc == "none" || fc == "rtscts" else { throw r.error(c, "flow_control", "'\(fc)': expected \"none\" or \"rtscts\"") }
+                cs.rtsCts = fc == "rtscts"
+            }
+            console = cs
+        }
+        var storage: StorageSpec? = nil
+        if let st = try r.optionalTable(top, "storage") {
+            try r.onlyKeys(st, ["journal", "journal_max_kb", "journal_files"])
+            var ss = StorageSpec(journal: try r.string(st, "journal"))
+            if st.table["journal_max_kb"] != nil { ss.journalMaxKB = try r.integer(st, "journal_max_kb", range: 4...1_048_576) }
+            if st.table["journal_files"] != nil { ss.journalFiles = try r.integer(st, "journal_files", range: 2...1000) }
+            storage = ss
+        }
+
         let spec = StationSpec(guns: guns, modules: modules, gridLimit: gridLimit, period: period,
                                contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open,
                                moduleCommTimeout: timing.module, meterCommTimeout: timing.meter,
                                imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
                                moduleSelfOffTime: timing.selfOff)
         return Board(name: name, description: description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
-                     spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench)
+                     spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
+                     console: console, storage: storage)
     }
 
     static func readFile(_ path: String) -> [UInt8]? {

@@ -211,3 +211,8 @@ extension Reaction: BitwiseCopyable {}
 extension FaultSet: BitwiseCopyable {}
 extension FaultRecord: BitwiseCopyable {}
 extension ActuatorTest: BitwiseCopyable {}
+extension WattHours: BitwiseCopyable {}
+extension Ohms: BitwiseCopyable {}
+extension SelfTestState: BitwiseCopyable {}
+extension Lamp: BitwiseCopyable {}
+extension StopReason: BitwiseCopyable {}

@@ -24,7 +24,8 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
     private let kick: (() -> Void)?
     private let kickEvery: UInt64
     private let cyclesDone = Atomic<UInt64>(0)
-    private let snapshotLock = Mutex<[GunStatus]>([])
+    /// The station's view for the console (written by the loop every 100 cycles).
+    public let view = TripleBufferStorage(initial: StationView())
 
     public init(spec: StationSpec, devices: BoardDevices, clock: LoopClock, statusEvery: UInt64,
                 kick: (() -> Void)? = nil, kickEvery: UInt64 = 100) {
@@ -37,7 +38,7 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
         moduleCount = spec.moduleCount
         frame = .allocate(capacity: 1)
         frame.initialize(to: ControlFrame(spec: spec))
-        publisher = EventPublisher(queue: events.queue, gunCount: spec.gunCount, statusEvery: statusEvery)
+        publisher = EventPublisher(queue: events.queue, gunCount: spec.gunCount, statusEvery: statusEvery, view: view.buffer)
         epochNanos = monotonicNanos()
     }
     deinit { frame.deinitialize(count: 1); frame.deallocate() }
@@ -66,7 +67,7 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
         devices.sample(into: &f.pointee.inputs, spec: &f.pointee.spec)
         controlStep(&f.pointee.state, &f.pointee.inputs, &f.pointee.spec, &f.pointee.outputs)
         devices.apply(&f.pointee.outputs, spec: &f.pointee.spec)
-        publisher.publish(state: &f.pointee.state, stepAt: now, index: index) { status(gun: $0) }
+        publisher.publish(frame: f, stepAt: now, index: index) { status(gun: $0) }
         if let kick, index % kickEvery == 0 { kick() }
         cyclesDone.add(1, ordering: .relaxed)
     }

@@ -15,6 +15,8 @@ public enum LoopEvent: Sendable, BitwiseCopyable {
     case overrun(misses: Int32, at: Instant)
     /// A gun's figures, once per status interval.
     case status(GunStatus)
+    /// A session began or ended (for the journal).
+    case session(SessionEdge)
 }
 
 /// Operator requests into the loop (console, grid interface, signal handler).
@@ -52,10 +54,13 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
     private let probeStorage: UnsafeMutablePointer<ReactionProbe>
     private let probeReady = Atomic<Bool>(false)
 
+    /// The station's view for the console (written by the loop every 100 cycles).
+    public let view = TripleBufferStorage(initial: StationView())
+
     public init(sim: Simulation, statusEvery: UInt64) {
         self.sim = sim
         gunCount = sim.spec.gunCount
-        publisher = EventPublisher(queue: events.queue, gunCount: gunCount, statusEvery: statusEvery)
+        publisher = EventPublisher(queue: events.queue, gunCount: gunCount, statusEvery: statusEvery, view: view.buffer)
         probeStorage = .allocate(capacity: 1)
         probeStorage.initialize(to: ReactionProbe())
     }
@@ -114,52 +119,78 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
 
     private func publish(index: UInt64) {
         // The instant this cycle's step ran (the plant has since moved one period on).
-        publisher.publish(state: &sim.hotFrame.pointee.state, stepAt: sim.frame.inputs.now, index: index) { sim.status(gun: $0) }
+        publisher.publish(frame: sim.hotFrame, stepAt: sim.frame.inputs.now, index: index) { sim.status(gun: $0) }
     }
 }
 
-/// Turns what one cycle changed into events: faults as they latch (and clearings), phase changes, and
-/// each gun's status once per `statusEvery` cycles. Shared by the simulated and the hardware loops.
+/// Turns what one cycle changed into events: faults as they latch (and clearings), phase changes, session
+/// edges, and each gun's status once per `statusEvery` cycles; and every `viewEvery` cycles the station's
+/// view into its triple buffer. Shared by the simulated and the hardware loops. No allocation.
 final class EventPublisher {
     let queue: SPSCQueue<LoopEvent>
     let gunCount: Int
     let statusEvery: UInt64
+    let view: TripleBuffer<StationView>?
+    let viewEvery: UInt64
     private let lastPhase: UnsafeMutablePointer<SessionPhase>
+    private let inSession: UnsafeMutablePointer<Bool>
+    private let scratch: UnsafeMutablePointer<StationView>
     private var lastSequence: UInt64 = 0
     private var lastClearings: UInt64 = 0
 
-    init(queue: SPSCQueue<LoopEvent>, gunCount: Int, statusEvery: UInt64) {
+    init(queue: SPSCQueue<LoopEvent>, gunCount: Int, statusEvery: UInt64, view: TripleBuffer<StationView>? = nil, viewEvery: UInt64 = 100) {
         self.queue = queue; self.gunCount = gunCount; self.statusEvery = statusEvery
+        self.view = view; self.viewEvery = max(1, viewEvery)
         lastPhase = .allocate(capacity: Capacity.guns)
         lastPhase.initialize(repeating: .unplugged, count: Capacity.guns)
+        inSession = .allocate(capacity: Capacity.guns)
+        inSession.initialize(repeating: false, count: Capacity.guns)
+        scratch = .allocate(capacity: 1)
+        scratch.initialize(to: StationView())
     }
-    deinit { lastPhase.deallocate() }
+    deinit { lastPhase.deallocate(); inSession.deallocate(); scratch.deallocate() }
 
-    /// `state` is read only (by reference: no copy of it per cycle).
-    func publish(state: inout StationState, stepAt: Instant, index: UInt64, status: (Int) -> GunStatus) {
+    /// `frame` is read only (in place: no copy of it per cycle).
+    func publish(frame f: UnsafeMutablePointer<ControlFrame>, stepAt: Instant, index: UInt64, status: (Int) -> GunStatus) {
         let q = queue
-        while lastSequence < state.log.lastSequence {
+        let log = UnsafeMutablePointer(&f.pointee.state.log)
+        while lastSequence < log.pointee.lastSequence {
             lastSequence += 1
-            if let r = state.log.record(sequence: lastSequence) { q.push(.fault(r)) }
+            if let r = log.pointee.record(sequence: lastSequence) { q.push(.fault(r)) }
         }
-        if state.log.clearings != lastClearings {
-            lastClearings = state.log.clearings
-            var s = state.log.lastSequence
+        if log.pointee.clearings != lastClearings {
+            lastClearings = log.pointee.clearings
+            var s = log.pointee.lastSequence
             var n = 0
             while s >= 1 && n < 128 {
-                if let r = state.log.record(sequence: s), let c = r.clearedAt, c == stepAt { q.push(.fault(r)) }
+                if let r = log.pointee.record(sequence: s), let c = r.clearedAt, c == stepAt { q.push(.fault(r)) }
                 s -= 1; n += 1
             }
         }
         for g in 0..<gunCount {
-            let p = state.sessions[g].phase
+            let p = f.pointee.state.sessions[g].phase
             if p != lastPhase[g] {
+                let before = lastPhase[g]
                 lastPhase[g] = p
                 q.push(.phase(gun: Int8(g), p, at: stepAt))
+                // Session edges: locking begins one; finished or faulted ends it, or the car went before.
+                let startsNow = p == .locking && before != .locking
+                let endsNow = inSession[g] && (p == .finished || p == .faulted || p == .unplugged)
+                if endsNow || startsNow {
+                    let i = UnsafeMutablePointer(&f.pointee.inputs.guns[g])
+                    let edge = SessionEdge(gun: Int8(g), started: startsNow && !endsNow, at: stepAt, meterEnergy: i.pointee.meterEnergy,
+                                           soc: i.pointee.vehicle.bcs?.message.soc ?? .nan, stopReason: f.pointee.state.sessions[g].stopReason)
+                    if endsNow { inSession[g] = false; q.push(.session(edge)) }
+                    if startsNow { inSession[g] = true; var e = edge; e.started = true; if endsNow { q.push(.session(e)) } else { q.push(.session(edge)) } }
+                }
             }
         }
         if statusEvery > 0 && index % statusEvery == statusEvery - 1 {
             for g in 0..<gunCount { q.push(.status(status(g))) }
+        }
+        if let view, index % viewEvery == 0 {
+            scratch.pointee.fill(f.pointee, index: index, status: status)
+            view.write(scratch.pointee)
         }
     }
 }

@@ -7,15 +7,28 @@ import ChargerRuntime
 import SimPlant
 import RealTime
 import GPIOD
+import Console
+import Journal
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// The firmware's version, shown by `version` on the console and at start.
+let firmwareVersion = "chargerd 0.6.0"
+
 struct Chargerd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chargerd",
-        abstract: "DC charger controller (simulated board: one session in virtual time).",
+        abstract: "DC charger controller.",
+        subcommands: [Run.self, JournalCommand.self, Passwd.self],
+        defaultSubcommand: Run.self)
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the controller (the default): a simulated board in virtual time, a bench board against the plant emulator.",
         discussion: """
         Exit status: 0 session ended normally; 1 session ended with a fault (listed); 2 bad arguments or
         board file; 3 an invariant of the simulation failed; 4 the session did not end within --max-time.
@@ -63,6 +76,30 @@ struct Chargerd: ParsableCommand {
 
     @Option(name: .long, help: "Print resident memory every this many simulated seconds (0: never): 'memory: t=… s rss … kB peak … kB sessions …'.")
     var memoryInterval: Double = 0
+
+    @Option(name: .long, help: "Technician console: 'pty' (a new pseudo-terminal, its path printed), 'stdin', 'board' (the board file's [console] UART), or a serial device path.")
+    var console: String?
+
+    @Option(name: .long, help: "Technicians' credentials file (user:crypt-hash lines; make entries with 'chargerd passwd').")
+    var credentials: String?
+
+    @Option(name: .long, help: "Journal directory (faults, sessions, acting commands); default: the board file's [storage] journal, else memory only.")
+    var journal: String?
+
+    @Option(name: .long, help: "Journal file size before rotation, in kB (default: board file, else 1024).")
+    var journalMaxKb: Int?
+
+    @Option(name: .long, help: "Journal files kept (default: board file, else 8).")
+    var journalFiles: Int?
+
+    @Flag(name: .long, help: "Print 'journal: #SEQ KIND acknowledged' after each record is on storage (tests, HIL).")
+    var journalAcks = false
+
+    @Option(name: .long, help: "Console: seconds without a key before a technician is logged out.")
+    var consoleIdle: Double = 600
+
+    @Option(name: .long, help: "Console: seconds logins stay locked after 5 failures.")
+    var consoleLockout: Double = 300
 
     mutating func run() throws {
         if listFaults {
@@ -123,10 +160,14 @@ struct Chargerd: ParsableCommand {
 
         installSignalHandlers()
         let sim = Simulation(board: loaded, cars: cars, injections: scheduled)
+        let desk = try OperatorDesk(run: self, board: loaded)
         if realtime {
-            let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json)
+            let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json, desk: desk)
             throw ExitCode(code)
         }
+        let body = RealTimeSimulation(sim: sim, statusEvery: 0)
+        desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { "virtual time: no real-time loop in this mode (t=\(fmt(sim.now.seconds, 1)) s, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")); run with --realtime for loop timing" }, comm: { "simulated board: its devices are the plant model's (no field bus)" })
+        var cycleIndex: UInt64 = 0
         let profiles = cars
         var pace = Pacer(factor: factor)
         let status = statusInterval > 0 ? Duration.seconds(statusInterval) : nil
@@ -137,7 +178,9 @@ struct Chargerd: ParsableCommand {
         let memoryEvery = memoryInterval > 0 ? Duration.seconds(memoryInterval) : nil
         var nextMemory = Instant.zero + (memoryEvery ?? .zero)
         while true {
-            sim.cycle()
+            body.runCycle(deadline: 0, index: cycleIndex)
+            cycleIndex &+= 1
+            while let e = body.events.queue.pop() { desk.record(e) }
             if let memoryEvery, sim.now >= nextMemory {
                 nextMemory = nextMemory + memoryEvery
                 printMemory(sim)
@@ -162,17 +205,20 @@ struct Chargerd: ParsableCommand {
             }
         }
         if memoryEvery != nil { printMemory(sim) }
+        while let e = body.events.queue.pop() { desk.record(e) }
+        desk.shutdown(at: sim.now)
         throw ExitCode(finish(sim, timedOut: timedOut, continuous: continuous, json: json))
     }
 }
 
 /// The real-time mode: the cyclic executive runs the cycles on its own thread; this thread only prints
 /// what comes out of the loop's event queue, and stops the loop on SIGINT/SIGTERM or when the cars are gone.
-func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime: Double, json: Bool) -> Int32 {
+func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime: Double, json: Bool, desk: OperatorDesk) -> Int32 {
     let period = board.runtime.periodNanos
     let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
     let body = RealTimeSimulation(sim: sim, statusEvery: statusEvery)
     let loop = CyclicExecutive(settings: board.runtime, body: body)
+    desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { rtText(loop.statistics()) }, comm: { "simulated board: its devices are the plant model's (no field bus)" })
     let grant: RealTimeGrant
     do { grant = try loop.start() } catch { fail("\(error)") }
     if let w = grant.warning { writeStderr("chargerd: warning: \(w)\n") }
@@ -183,7 +229,7 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
     let maxCycles = UInt64(maxTime * 1e9 / Double(period))
     var timedOut = false
     func drain() {
-        while let e = body.events.queue.pop() { printEvent(e) }
+        while let e = body.events.queue.pop() { printEvent(e); desk.record(e) }
         fflush(nil)
     }
     while true {
@@ -195,6 +241,7 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
     loop.requestStop()
     loop.join()
     drain()
+    desk.shutdown(at: sim.now)
     let dropped = body.events.queue.dropped
     print("loop: " + loop.statistics().line + (dropped > 0 ? "; \(dropped) events dropped (queue full)" : ""))
     return finish(sim, timedOut: timedOut, continuous: false, json: json)

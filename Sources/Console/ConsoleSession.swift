@@ -1,0 +1,587 @@
+// The technician's console: what each command shows and does. Read-only commands need no login; acting
+// ones need a technician's login, are refused unless the station allows them now, and are journalled
+// with the user. It meets the control loop only through the station's view (a triple buffer, read) and
+// the operator-command queue (pushed); it never waits on the loop.
+import ChargerCore
+import ChargerRuntime
+import Foundation
+import Journal
+
+/// What the console needs from the rest of chargerd (closures: the console's own thread calls them).
+public struct ConsoleContext: @unchecked Sendable {
+    /// The newest station view (the console thread is the triple buffer's only reader).
+    public var view: () -> StationView
+    /// Queues an operator command for the loop; false when the queue is full.
+    public var send: (OperatorCommand) -> Bool
+    public var journal: Journal
+    /// nil: no credentials file, acting commands cannot be unlocked.
+    public var credentials: Credentials?
+    /// "chargerd 0.6.0" and the board: name, path, checksum.
+    public var version: String
+    public var board: String
+    /// The loop's timing (`rt`) and the field bus counters (`comm`), as text.
+    public var rt: () -> String
+    public var comm: () -> String
+    /// Monotonic wall seconds (lockout, idle, watch) and a sleep (actuator tests wait for feedback).
+    public var clock: () -> Double
+    public var sleep: (Double) -> Void
+    public var idleLogout: Double = 600
+    public var lockoutTime: Double = 300
+    public var maxFailures = 5
+
+    public init(view: @escaping () -> StationView, send: @escaping (OperatorCommand) -> Bool, journal: Journal,
+                credentials: Credentials?, version: String, board: String, rt: @escaping () -> String,
+                comm: @escaping () -> String, clock: @escaping () -> Double, sleep: @escaping (Double) -> Void) {
+        self.view = view; self.send = send; self.journal = journal; self.credentials = credentials
+        self.version = version; self.board = board; self.rt = rt; self.comm = comm; self.clock = clock; self.sleep = sleep
+    }
+}
+
+public final class ConsoleSession {
+    public let ctx: ConsoleContext
+    var editor = LineEditor()
+    public private(set) var user: String? = nil
+    var lastActivity: Double
+    var failures = 0
+    var lockedUntil: Double? = nil
+    /// Waiting for the password of this user.
+    var loginUser: String? = nil
+    /// `watch status`: the next refresh (wall seconds).
+    var watchNext: Double? = nil
+    /// Temporary caps: gun → controller time (s) they expire at.
+    var capExpiry: [Int: Double] = [:]
+    var out: [UInt8] = []
+
+    static let commands: [(name: String, acting: Bool, usage: String, help: String)] = [
+        ("help", false, "help [COMMAND]", "list the commands, or explain one"),
+        ("status", false, "status", "each gun: state, V, A, kW, the limit in force and its source, SOC, temperature, the car"),
+        ("faults", false, "faults", "the fault log: time, code, reaction, value, cleared or latched"),
+        ("modules", false, "modules", "each rectifier module: gun, setpoint, measured V/A/°C, state"),
+        ("imd", false, "imd", "insulation monitor per gun: resistance, alarm, self-test"),
+        ("limits", false, "limits [GUN]", "every limit source and its value; the one that binds"),
+        ("rt", false, "rt", "control loop timing: latency histogram, misses, overruns"),
+        ("comm", false, "comm", "per-device Modbus counters"),
+        ("log", false, "log [N]", "the last N journal records (default 20)"),
+        ("stats", false, "stats", "availability and first-time charge success from the journal"),
+        ("export", false, "export text|json", "the whole journal, for the operator's platform"),
+        ("version", false, "version", "firmware and board file with its checksum"),
+        ("watch", false, "watch status", "status refreshed every second until a key is pressed"),
+        ("login", false, "login USER", "log in as a technician (asks for the password)"),
+        ("logout", false, "logout", "end the technician session"),
+        ("fault", true, "fault reset [GUN]", "clear latched faults whose cause has gone"),
+        ("stop", true, "stop GUN", "stop the session on GUN in order"),
+        ("test", true, "test contactor K1|K2|K3|K4 [GUN] | test lock [GUN] | test lamp [GUN]", "actuator test on an idle, unplugged gun below 60 V"),
+        ("imd-selftest", true, "imd selftest [GUN]", "run the IMD self-test on an idle gun"),
+        ("cap", true, "cap GUN KW [MINUTES] | cap GUN off", "temporary power cap (default 60 minutes)"),
+        ("service", true, "service GUN off|on", "take a gun out of service (no new session; a running one stops) and back"),
+    ]
+
+    public init(ctx: ConsoleContext) {
+        self.ctx = ctx
+        lastActivity = ctx.clock()
+        editor.prompt = prompt
+        editor.complete = { text in
+            let words = text.split(separator: " ", omittingEmptySubsequences: false)
+            guard words.count <= 1 else { return [] }
+            let names = Set(ConsoleSession.commands.map { $0.name == "imd-selftest" ? "imd" : $0.name })
+            return names.filter { $0.hasPrefix(text) }.sorted()
+        }
+    }
+
+    var prompt: String { user.map { "charger#\($0)> " } ?? "charger> " }
+
+    /// The greeting when a terminal attaches.
+    public func banner() -> [UInt8] {
+        say("\(ctx.version), board \(ctx.board)\nType 'help' for the commands. Read-only commands need no login.")
+        showPrompt()
+        return take()
+    }
+
+    /// Bytes typed by the technician; returns what to show.
+    public func input(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        lastActivity = ctx.clock()
+        if watchNext != nil, !bytes.isEmpty {
+            watchNext = nil
+            say("(watch ended)")
+            showPrompt()
+            return take()
+        }
+        for b in bytes {
+            if let e = editor.feed(b, out: &out) {
+                switch e {
+                case .cancel:
+                    if loginUser != nil { loginUser = nil; editor.echo = true }
+                    showPrompt()
+                case .line(let l):
+                    handle(l)
+                    if watchNext == nil { showPrompt() }
+                }
+            }
+        }
+        return take()
+    }
+
+    /// Called a few times a second: `watch` refresh, idle logout, expiry of temporary caps.
+    public func tick() -> [UInt8] {
+        let now = ctx.clock()
+        if let next = watchNext, now >= next {
+            watchNext = next + 1
+            out += Array("\u{1B}[H\u{1B}[2J".utf8)   // home, clear (VT100; a dumb terminal shows it as noise and scrolls)
+            statusCommand()
+            say("(watching: press any key to stop)")
+        }
+        if let u = user, now - lastActivity > ctx.idleLogout {
+            journal("logout", text: "idle for \(Int(ctx.idleLogout)) s")
+            user = nil
+            say("\nlogged out: idle for \(Int(ctx.idleLogout)) s (\(u))")
+            showPrompt()
+        }
+        let v = ctx.view()
+        for (g, until) in capExpiry where v.at.seconds >= until {
+            capExpiry[g] = nil
+            _ = ctx.send(.operatorCap(gun: Int8(g), nil))
+            var e = JournalEntry(kind: "command", t: v.at.seconds)
+            e.gun = g; e.command = "cap \(g) off"; e.result = "temporary cap expired"; e.user = "console"
+            ctx.journal.append(e)
+        }
+        return take()
+    }
+
+    /// The terminal went away (pty closed): the technician is logged out.
+    public func disconnected() {
+        if user != nil { journal("logout", text: "terminal disconnected") }
+        user = nil; loginUser = nil; watchNext = nil
+        editor = LineEditor()
+        editor.prompt = prompt
+        editor.complete = { text in
+            let names = Set(ConsoleSession.commands.map { $0.name == "imd-selftest" ? "imd" : $0.name })
+            return text.contains(" ") ? [] : names.filter { $0.hasPrefix(text) }.sorted()
+        }
+        out.removeAll()
+    }
+
+    // MARK: Commands
+
+    func handle(_ raw: String) {
+        if let u = loginUser {
+            loginUser = nil
+            editor.echo = true
+            finishLogin(user: u, password: raw)
+            return
+        }
+        let words = raw.split(separator: " ").map(String.init)
+        guard let cmd = words.first?.lowercased() else { return }
+        let args = Array(words.dropFirst())
+        switch cmd {
+        case "help", "?": helpCommand(args)
+        case "status": statusCommand()
+        case "faults": faultsCommand()
+        case "modules": modulesCommand()
+        case "imd":
+            if args.first?.lowercased() == "selftest" { acting(raw) { imdSelfTest(Array(args.dropFirst())) } } else { imdCommand() }
+        case "limits": limitsCommand(args)
+        case "rt": say(ctx.rt())
+        case "comm": say(ctx.comm())
+        case "log": logCommand(args)
+        case "stats": statsCommand()
+        case "export": exportCommand(args)
+        case "version": say("\(ctx.version)\nboard \(ctx.board)\n\(ctx.journal.openReport)")
+        case "watch":
+            guard args.first?.lowercased() == "status" else { return usage("watch") }
+            watchNext = ctx.clock()
+            _ = tick()
+        case "login": loginCommand(args)
+        case "logout":
+            if let u = user { journal("logout", text: "by command"); user = nil; say("logged out (\(u))") } else { say("not logged in") }
+        case "whoami": say(user ?? "not logged in")
+        case "fault": acting(raw) { faultCommand(args) }
+        case "stop": acting(raw) { stopCommand(args) }
+        case "test": acting(raw) { testCommand(args) }
+        case "cap": acting(raw) { capCommand(args) }
+        case "service": acting(raw) { serviceCommand(args) }
+        default:
+            let printable = cmd.count > 24 ? String(cmd.prefix(24)) + "…" : cmd
+            say("unknown command '\(printable)': type 'help'")
+        }
+    }
+
+    func usage(_ name: String) {
+        let c = Self.commands.first { $0.name == name }!
+        say("usage: \(c.usage)")
+    }
+
+    func helpCommand(_ args: [String]) {
+        if let a = args.first?.lowercased() {
+            let key = a == "imd" && args.count > 1 ? "imd-selftest" : a
+            guard let c = Self.commands.first(where: { $0.name == key }) else { return say("no command '\(String(a.prefix(24)))': type 'help'") }
+            say("\(c.usage)\n  \(c.help)\(c.acting ? "\n  needs a technician login" : "")")
+            if key == "imd" { say("imd selftest [GUN]\n  run the IMD self-test on an idle gun (needs a technician login)") }
+            return
+        }
+        var s = "read-only:\n"
+        for c in Self.commands where !c.acting { s += "  \(c.usage.padding(toLength: 22, withPad: " ", startingAt: 0)) \(c.help)\n" }
+        s += "acting (after 'login USER'):\n"
+        for c in Self.commands where c.acting { s += "  \(c.usage)\n      \(c.help)\n" }
+        s += "keys: Backspace, Ctrl-U erase line, Ctrl-C cancel, arrows up/down history, Tab completes"
+        say(s)
+    }
+
+    func statusCommand() {
+        let v = ctx.view()
+        guard v.cycles > 0 else { return say("no data from the control loop yet") }
+        var s = "t=\(f(v.at.seconds, 1)) s  station: grid \(f(v.gridLimit.kilowatts, 0)) kW"
+        if let sp = v.stationSetpoint { s += ", grid setpoint \(f(sp.kilowatts, 1)) kW" }
+        if v.emergencyStop { s += ", E-STOP PRESSED" }
+        if v.doorOpen { s += ", DOOR OPEN" }
+        if !v.mainsPresent { s += ", MAINS LOST" }
+        if !v.stationFaults.isEmpty { s += ", station faults " + v.stationFaults.codes.map(\.name).joined(separator: ",") }
+        for g in 0..<v.gunCount {
+            let x = v.guns[g]
+            let st = x.status
+            s += "\ngun\(g) \(st.phase.name)\(x.outOfService ? " (OUT OF SERVICE)" : "")  \(f(st.voltage.value, 1)) V  \(f(st.current.value, 1)) A  \(f((st.voltage * st.current).kilowatts, 1)) kW"
+            s += "  limit \(f(st.powerLimit.kilowatts, 1)) kW (\(st.binding.name))"
+            s += "  SOC \(st.soc.isNaN ? "-" : f(st.soc, 1) + " %")  gun \(f(st.gunTemperature.value, 1)) °C"
+            s += "\n      lock \(x.lockConfirmed ? "locked" : "open")  K1 \(x.k1Closed ? "closed" : "open")  K2 \(x.k2Closed ? "closed" : "open")  K3/K4 \(x.k3k4Closed ? "closed" : "open")  CC1 \(f(x.cc1.value, 1)) V  meter \(f(x.meterEnergy.kilowattHours, 3)) kWh"
+            if let mv = x.carMaxVoltage {
+                s += "\n      car: max \(f(mv.value, 0)) V (BHM)"
+                if let cv = x.carMaxChargeVoltage, let ci = x.carMaxChargeCurrent { s += ", charge max \(f(cv.value, 0)) V / \(f(ci.value, 0)) A (BCP)" }
+                if let bv = x.carBatteryVoltage { s += ", battery \(f(bv.value, 1)) V" }
+                if let dv = x.carVoltageDemand, let di = x.carCurrentDemand { s += ", asks \(f(dv.value, 1)) V \(f(di.value, 1)) A (BCL)" }
+                if let t = x.carMaxCellTemperature { s += ", cells ≤ \(f(t.value, 0)) °C" }
+            }
+            if !st.faults.isEmpty { s += "\n      FAULT " + st.faults.codes.map(\.name).joined(separator: ", ") + " (latched: 'faults', then 'fault reset' once the cause is gone)" }
+        }
+        say(s)
+    }
+
+    func faultsCommand() {
+        let entries = ctx.journal.recent()
+        let faults = entries.filter { $0.kind == "fault" }
+        guard !faults.isEmpty else { return say("no fault in the journal") }
+        let cleared = Set(entries.filter { $0.kind == "fault-cleared" && $0.boot == (entries.last?.boot ?? 0) }.compactMap(\.faultSeq))
+        let boot = entries.last?.boot ?? 0
+        var s = ""
+        for e in faults.suffix(50) {
+            let state = e.boot != boot ? "before restart" : cleared.contains(e.faultSeq ?? 0) ? "cleared" : (e.reaction == "derate" || e.reaction == "stop-and-reconnect") ? "logged" : "LATCHED"
+            s += "\(e.wall)  t=\(f(e.t, 3)) s  \(e.gun.map { "gun\($0)" } ?? "station")  \(e.code ?? "?")  \(e.reaction ?? "")  value \(f(e.value ?? .nan, 3))  \(state)\n"
+        }
+        say(String(s.dropLast()))
+    }
+
+    func modulesCommand() {
+        let v = ctx.view()
+        guard v.moduleCount > 0 else { return say("no module") }
+        var s = "mod gun  state     set V    set A    meas V   meas A    °C   last seen"
+        for m in 0..<v.moduleCount {
+            let x = v.modules[m]
+            let state = x.faulted ? "FAULT" : x.enabled ? "on" : "off"
+            let seen = x.seenAt == .never ? "never" : "\(f((v.at - x.seenAt).seconds * 1000, 0)) ms ago"
+            s += "\n\(String(m).leftPadded(3)) \(x.gun < 0 ? "  -" : String(x.gun).leftPadded(3))  \(state.padding(toLength: 6, withPad: " ", startingAt: 0)) \(f(x.voltageSetpoint.value, 1).leftPadded(8)) \(f(x.currentSetpoint.value, 1).leftPadded(8)) \(f(x.voltage.value, 1).leftPadded(9)) \(f(x.current.value, 1).leftPadded(8)) \(f(x.temperature.value, 1).leftPadded(6))   \(seen)"
+        }
+        s += "\ncomm errors per module: 'comm'"
+        say(s)
+    }
+
+    func imdCommand() {
+        let v = ctx.view()
+        var s = ""
+        for g in 0..<v.gunCount {
+            let x = v.guns[g]
+            let r = x.insulation.value.isFinite ? "\(f(x.insulation.value / 1000, 1)) kΩ" : "not measuring (open circuit)"
+            let seen = x.imdSeenAt == .never ? "never read" : "read \(f((v.at - x.imdSeenAt).seconds * 1000, 0)) ms ago"
+            s += "gun\(g): insulation \(r), alarm \(x.imdAlarm ? "ON" : "off"), self-test \(x.imdSelfTest), \(seen); ground-fault detector \(x.groundFaultTrip ? "TRIPPED" : "ok"), PE \(x.peContinuity ? "ok" : "LOST")\n"
+        }
+        say(String(s.dropLast()))
+    }
+
+    func limitsCommand(_ args: [String]) {
+        let v = ctx.view()
+        let guns = args.first.flatMap(Int.init).map { [$0] } ?? Array(0..<v.gunCount)
+        var s = "station: grid connection \(f(v.gridLimit.kilowatts, 0)) kW (board file)"
+        s += v.stationSetpoint.map { ", grid setpoint \(f($0.kilowatts, 1)) kW" } ?? ", no grid setpoint"
+        for g in guns where g >= 0 && g < v.gunCount {
+            let x = v.guns[g]
+            let volts = max(x.status.voltage.value, 1)
+            s += "\ngun\(g) (at \(f(volts, 0)) V): binding \(x.status.binding.name), limit \(f(x.currentLimit.value, 1)) A = \(f(x.status.powerLimit.kilowatts, 1)) kW"
+            s += "\n  gun rating       \(f(x.ratedPower.kilowatts, 0)) kW, \(f(x.maxCurrent.value, 0)) A (board file)"
+            s += "\n  connector        \(f(x.connectorCurrent.value, 0)) A (board file)"
+            s += "\n  thermal          \(f(x.thermalCurrent.value, 1)) A at \(f(x.status.gunTemperature.value, 1)) °C (board derating curve)"
+            s += "\n  grid setpoint    " + (x.gridSetpoint.map { "\(f($0.kilowatts, 1)) kW" } ?? "none")
+            s += "\n  operator cap     " + (x.operatorCap.map { "\(f($0.kilowatts, 1)) kW" + (capExpiry[g].map { " until t=\(f($0, 0)) s" } ?? "") } ?? "none")
+            s += "\n  vehicle demand   " + (x.carCurrentDemand.map { "\(f($0.value, 1)) A" } ?? "none")
+            s += "\n  command now      \(f(x.currentSetpoint.value, 1)) A"
+        }
+        say(s)
+    }
+
+    func logCommand(_ args: [String]) {
+        var n = 20
+        if let a = args.first {
+            guard let k = Int(a), k > 0, k <= Journal.recentLimit else { return say("log: N must be 1...\(Journal.recentLimit)") }
+            n = k
+        }
+        let r = ctx.journal.recent(n)
+        say(r.isEmpty ? "the journal is empty" : r.map(\.line).joined(separator: "\n"))
+    }
+
+    func allEntries() -> [JournalEntry] {
+        if let d = ctx.journal.directory { return Journal.readAll(directory: d).entries }
+        return ctx.journal.recent()
+    }
+
+    func statsCommand() {
+        let v = ctx.view()
+        say(OperatorStats(entries: allEntries(), guns: max(1, v.gunCount)).text.trimmingCharacters(in: .newlines))
+    }
+
+    func exportCommand(_ args: [String]) {
+        let form = args.first?.lowercased()
+        guard form == "text" || form == "json" else { return usage("export") }
+        let entries = allEntries()
+        if form == "text" { say(entries.map(\.line).joined(separator: "\n")) }
+        else {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            say(entries.map { String(decoding: (try? enc.encode($0)) ?? Data(), as: UTF8.self) }.joined(separator: "\n"))
+        }
+    }
+
+    // MARK: Login
+
+    func loginCommand(_ args: [String]) {
+        guard ctx.credentials != nil else { return say("login: no credentials file configured (chargerd --credentials FILE)") }
+        guard args.count == 1 else { return usage("login") }
+        let now = ctx.clock()
+        if let until = lockedUntil, now < until {
+            say("login refused: locked out for another \(Int((until - now).rounded(.up))) s after \(ctx.maxFailures) failed logins")
+            return
+        }
+        loginUser = String(args[0].prefix(32))
+        editor.echo = false
+        out += Array("password: ".utf8)
+    }
+
+    func finishLogin(user u: String, password: String) {
+        let now = ctx.clock()
+        if let until = lockedUntil, now < until {
+            say("login refused: locked out for another \(Int((until - now).rounded(.up))) s")
+            return
+        }
+        if ctx.credentials?.verify(user: u, password: password) == true {
+            user = u
+            failures = 0
+            lockedUntil = nil
+            journal("login", text: nil)
+            say("logged in as \(u); acting commands are journalled with your name")
+        } else {
+            failures += 1
+            var e = JournalEntry(kind: "login-failed", t: ctx.view().at.seconds)
+            e.user = Credentials.validUser(u) ? u : "(invalid name)"
+            e.text = "failure \(failures) of \(ctx.maxFailures)"
+            ctx.journal.append(e)
+            if failures >= ctx.maxFailures {
+                lockedUntil = now + ctx.lockoutTime
+                failures = 0
+                var l = JournalEntry(kind: "lockout", t: ctx.view().at.seconds)
+                l.text = "\(ctx.maxFailures) failed logins: console locked for \(Int(ctx.lockoutTime)) s"
+                ctx.journal.append(l)
+                say("login failed; \(ctx.maxFailures) failures: logins locked out for \(Int(ctx.lockoutTime)) s")
+            } else {
+                say("login failed")
+            }
+        }
+    }
+
+    func journal(_ kind: String, text: String?) {
+        var e = JournalEntry(kind: kind, t: ctx.view().at.seconds)
+        e.user = user
+        e.text = text
+        ctx.journal.append(e)
+    }
+
+    // MARK: Acting commands
+
+    /// Runs an acting command if a technician is logged in; journals it with the user and the result.
+    func acting(_ raw: String, _ body: () -> String?) {
+        guard let u = user else {
+            say("'\(raw.split(separator: " ").first ?? "")' acts on the charger: log in first ('login USER')")
+            return
+        }
+        let before = out.count
+        let result = body()
+        let shown = String(decoding: out[before...], as: UTF8.self)
+        var e = JournalEntry(kind: "command", t: ctx.view().at.seconds)
+        e.user = u
+        e.command = String(raw.prefix(LineEditor.maxLine))
+        e.result = result ?? shown.split(separator: "\r\n").last.map(String.init) ?? ""
+        let rec = ctx.journal.append(e)
+        say("(journal #\(rec.seq))")
+    }
+
+    /// GUN from `arg`, or gun 0 on a one-gun station; nil (and a message) otherwise.
+    func gunArg(_ arg: String?, view v: StationView) -> Int? {
+        if let a = arg {
+            guard let g = Int(a), g >= 0, g < v.gunCount else { say("no gun '\(String(a.prefix(8)))': guns are 0...\(v.gunCount - 1)"); return nil }
+            return g
+        }
+        if v.gunCount == 1 { return 0 }
+        say("which gun? (0...\(v.gunCount - 1))")
+        return nil
+    }
+
+    func faultCommand(_ args: [String]) -> String? {
+        guard args.first?.lowercased() == "reset" else { usage("fault"); return "usage" }
+        let v = ctx.view()
+        let guns: [Int]
+        if args.count > 1 { guard let g = gunArg(args[1], view: v) else { return "refused: bad gun" }; guns = [g] } else { guns = Array(0..<v.gunCount) }
+        for g in guns where !ctx.send(.reset(gun: Int8(g))) { say("the loop's command queue is full: try again"); return "refused: queue full" }
+        ctx.sleep(0.3)
+        let after = ctx.view()
+        var still: [String] = []
+        for g in guns { still += after.guns[g].status.faults.codes.map { "gun\(g) \($0.name)" } }
+        if still.isEmpty { say("reset sent: no fault latched now"); return "cleared" }
+        say("reset sent; still latched (cause present?): " + still.joined(separator: ", "))
+        return "still latched: " + still.joined(separator: ", ")
+    }
+
+    func stopCommand(_ args: [String]) -> String? {
+        let v = ctx.view()
+        guard let g = gunArg(args.first, view: v) else { return "refused: bad gun" }
+        guard v.guns[g].status.phase == .charging else { say("refused: gun\(g) is \(v.guns[g].status.phase.name), not charging"); return "refused" }
+        _ = ctx.send(.stop(gun: Int8(g)))
+        say("stop requested on gun\(g)")
+        return "stop requested"
+    }
+
+    /// Why an actuator test is refused on gun `g` now, or nil.
+    func testRefusal(_ v: StationView, _ g: Int) -> String? {
+        let x = v.guns[g]
+        if !x.status.faults.isEmpty { return "gun\(g) has a latched fault (\(x.status.faults.codes.map(\.name).joined(separator: ",")))" }
+        if x.status.phase != .unplugged { return "gun\(g) is not idle (\(x.status.phase.name))" }
+        if abs(x.cc1.value - Standard.cc1Unplugged.value) > Standard.cc1Tolerance.value { return "gun\(g) is plugged in (CC1 \(f(x.cc1.value, 1)) V)" }
+        let hi = max(x.vehicleSideVoltage.value, x.chargerSideVoltage.value)
+        if hi >= Standard.unlockMaxVoltage.value { return "gun\(g) output is at \(f(hi, 0)) V (must be below \(f(Standard.unlockMaxVoltage.value, 0)) V)" }
+        if !x.testAllowed { return "gun\(g) does not allow it now" }
+        return nil
+    }
+
+    func testCommand(_ args: [String]) -> String? {
+        guard let what = args.first?.lowercased() else { usage("test"); return "usage" }
+        var rest = Array(args.dropFirst())
+        let kind: ActuatorTest
+        var name = what
+        switch what {
+        case "contactor":
+            guard let k = rest.first?.uppercased(), ["K1", "K2", "K3", "K4"].contains(k) else { usage("test"); return "usage" }
+            kind = k == "K1" || k == "K2" ? .contactorsK1K2 : .contactorsK3K4
+            name = "contactor \(k)"
+            rest.removeFirst()
+        case "lock": kind = .lock
+        case "lamp": kind = .lamp
+        default: usage("test"); return "usage"
+        }
+        let v = ctx.view()
+        guard let g = gunArg(rest.first, view: v) else { return "refused: bad gun" }
+        return runTest(kind, name: name, gun: g, hold: kind == .lamp ? 3 : 2)
+    }
+
+    func imdSelfTest(_ args: [String]) -> String? {
+        let v = ctx.view()
+        guard let g = gunArg(args.first, view: v) else { return "refused: bad gun" }
+        return runTest(.imdSelfTest, name: "imd selftest", gun: g, hold: 10)
+    }
+
+    /// Holds the test for up to `hold` wall seconds, reports what the feedback said, and releases it.
+    func runTest(_ kind: ActuatorTest, name: String, gun g: Int, hold: Double) -> String? {
+        let v = ctx.view()
+        if let why = testRefusal(v, g) { say("refused: \(why)"); return "refused: \(why)" }
+        guard ctx.send(.actuatorTest(gun: Int8(g), kind)) else { say("the loop's command queue is full: try again"); return "refused: queue full" }
+        let t0 = ctx.clock()
+        let v0 = v.at
+        var result = "no feedback within \(f(hold, 0)) s"
+        var lamps = Set<UInt8>()
+        while ctx.clock() - t0 < hold {
+            ctx.sleep(0.02)
+            let x = ctx.view()
+            let gx = x.guns[g]
+            if gx.status.phase != .unplugged || !gx.status.faults.isEmpty { result = "aborted: gun\(g) is \(gx.status.phase.name)"; break }
+            let ms = f((x.at - v0).seconds * 1000, 0)
+            switch kind {
+            case .contactorsK1K2:
+                if gx.k1Closed && gx.k2Closed { result = "K1 and K2 closed (aux contacts) after \(ms) ms of controller time"; break }
+            case .contactorsK3K4:
+                if gx.k3k4Closed { result = "K3/K4 closed (aux contact) after \(ms) ms of controller time"; break }
+            case .lock:
+                if gx.lockConfirmed { result = "lock confirmed by its feedback after \(ms) ms of controller time"; break }
+            case .lamp:
+                lamps.insert(gx.lamp.rawValue)
+                if lamps.count >= 2 { result = "lamp driven (charging / fault alternating)" }
+                continue
+            case .imdSelfTest:
+                if gx.imdSelfTest == .passed { result = "IMD self-test passed after \(ms) ms of controller time"; break }
+                if gx.imdSelfTest == .failed { result = "IMD self-test FAILED after \(ms) ms of controller time"; break }
+                continue
+            case .none: break
+            }
+            if result.hasPrefix("no feedback") { continue }
+            break
+        }
+        _ = ctx.send(.actuatorTest(gun: Int8(g), .none))
+        ctx.sleep(0.1)
+        say("test \(name) on gun\(g): \(result); released")
+        return result
+    }
+
+    func capCommand(_ args: [String]) -> String? {
+        let v = ctx.view()
+        guard args.count >= 2, let g = gunArg(args[0], view: v) else { usage("cap"); return "usage" }
+        if args[1].lowercased() == "off" {
+            capExpiry[g] = nil
+            _ = ctx.send(.operatorCap(gun: Int8(g), nil))
+            say("gun\(g): cap lifted")
+            return "cap lifted"
+        }
+        let rated = v.guns[g].ratedPower.kilowatts
+        let text = args[1].lowercased().replacingOccurrences(of: "kw", with: "")
+        guard let kw = Double(text), kw.isFinite, kw >= 0, kw <= rated else {
+            say("refused: cap '\(String(args[1].prefix(12)))' must be 0...\(f(rated, 0)) kW (gun\(g) rating, board file)")
+            return "refused: out of range"
+        }
+        var minutes = 60.0
+        if args.count > 2 {
+            guard let m = Double(args[2]), m > 0, m <= 24 * 60 else { say("refused: minutes must be 1...1440"); return "refused: bad duration" }
+            minutes = m
+        }
+        guard ctx.send(.operatorCap(gun: Int8(g), .kW(kw))) else { say("the loop's command queue is full: try again"); return "refused: queue full" }
+        capExpiry[g] = v.at.seconds + minutes * 60
+        say("gun\(g): capped at \(f(kw, 1)) kW for \(f(minutes, 0)) min")
+        return "capped \(f(kw, 1)) kW for \(f(minutes, 0)) min"
+    }
+
+    func serviceCommand(_ args: [String]) -> String? {
+        let v = ctx.view()
+        guard args.count == 2, let g = gunArg(args[0], view: v), ["on", "off"].contains(args[1].lowercased()) else { usage("service"); return "usage" }
+        let out = args[1].lowercased() == "off"
+        _ = ctx.send(.outOfService(gun: Int8(g), out))
+        let running = v.guns[g].status.phase == .charging
+        say(out ? "gun\(g) out of service\(running ? ": the running session stops in order" : "")" : "gun\(g) back in service")
+        return out ? "out of service" : "in service"
+    }
+
+    // MARK: Output
+
+    func say(_ s: String) {
+        out += Array((s.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n").utf8)
+    }
+    func showPrompt() {
+        editor.prompt = prompt
+        out += Array(prompt.utf8)
+    }
+    func take() -> [UInt8] { defer { out.removeAll(keepingCapacity: true) }; return out }
+}
+
+func f(_ v: Double, _ places: Int) -> String { fmt(v, places) }
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}

@@ -1,0 +1,166 @@
+// chargerd's operator side: the journal (loop events, acting commands) and the technician's console,
+// set up from the board file and the command line. Everything here runs off the control loop.
+import ArgumentParser
+import BoardFile
+import ChargerCore
+import ChargerRuntime
+import Console
+import Foundation
+import Journal
+import RealTime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class OperatorDesk {
+    let journal: Journal
+    let acks: Bool
+    let board: Board
+    var console: ConsoleServer? = nil
+    let consoleChoice: String?
+    let credentials: Credentials?
+    let idle: Double
+    let lockout: Double
+
+    init(run: Run, board: Board) throws {
+        self.board = board
+        acks = run.journalAcks
+        let dir = run.journal ?? board.storage?.journal
+        let maxKB = run.journalMaxKb ?? board.storage?.journalMaxKB ?? 1024
+        let files = run.journalFiles ?? board.storage?.journalFiles ?? 8
+        guard (4...1_048_576).contains(maxKB), (2...1000).contains(files) else { fail("--journal-max-kb must be 4...1048576 and --journal-files 2...1000") }
+        do { journal = try Journal(directory: dir, maxBytes: maxKB * 1024, files: files) } catch { fail("\(error)") }
+        print(journal.openReport)
+        consoleChoice = run.console
+        if let c = run.credentials {
+            do { credentials = try Credentials(path: c) } catch { fail("\(error)") }
+        } else { credentials = nil }
+        guard run.consoleIdle > 0, run.consoleLockout > 0 else { fail("--console-idle and --console-lockout must be positive") }
+        idle = run.consoleIdle
+        lockout = run.consoleLockout
+        var boot = JournalEntry(kind: "boot", t: 0)
+        boot.text = "\(firmwareVersion), board \(board.name) (\(board.path), checksum \(board.checksum))"
+        ack(journal.append(boot))
+    }
+
+    /// Starts the console (if one was asked for) on the loop's view and command queue.
+    func attach(view: TripleBuffer<StationView>, commands: SPSCQueue<OperatorCommand>, rt: @escaping () -> String, comm: @escaping () -> String) {
+        guard let choice = consoleChoice else { return }
+        let port: ConsolePort
+        do {
+            switch choice {
+            case "pty": port = try ConsolePort.pseudoTerminal()
+            case "stdin": port = ConsolePort.standardIO()
+            case "board":
+                guard let c = board.console else { fail("--console board: board '\(board.name)' has no [console] section (use pty, stdin or a device path)") }
+                port = try ConsolePort.uart(path: c.device, baud: c.baud, parity: SerialParity(rawValue: c.parity) ?? .none, stopBits: c.stopBits, rtsCts: c.rtsCts)
+            default:
+                let c = board.console
+                port = try ConsolePort.uart(path: choice, baud: c?.baud ?? 115_200, parity: SerialParity(rawValue: c?.parity ?? "N") ?? .none, stopBits: c?.stopBits ?? 1, rtsCts: c?.rtsCts ?? false)
+            }
+        } catch { fail("\(error)") }
+        var ctx = ConsoleContext(view: { view.read() }, send: { commands.push($0) }, journal: journal, credentials: credentials,
+                                 version: firmwareVersion, board: "\(board.name) (\(board.path), checksum \(board.checksum))",
+                                 rt: rt, comm: comm, clock: { monotonicSeconds() }, sleep: { usleep(useconds_t($0 * 1e6)) })
+        ctx.idleLogout = idle
+        ctx.lockoutTime = lockout
+        let server = ConsoleServer(port: port, session: ConsoleSession(ctx: ctx))
+        print("console: \(port.name)\(port.isPseudoTerminal ? " (open it with: picocom -b 115200 \(port.name))" : "")")
+        fflush(nil)
+        server.start()
+        console = server
+    }
+
+    /// A loop event into the journal (faults, sessions, overruns).
+    func record(_ e: LoopEvent) {
+        guard let entry = Recorder.entry(for: e) else { return }
+        ack(journal.append(entry))
+    }
+
+    func ack(_ e: JournalEntry) {
+        guard acks else { return }
+        print("journal: #\(e.seq) \(e.kind) acknowledged")
+        fflush(nil)
+    }
+
+    func shutdown(at t: Instant) {
+        console?.stop()
+        var e = JournalEntry(kind: "shutdown", t: t.seconds)
+        e.text = stopRequested ? "signal" : "run ended"
+        ack(journal.append(e))
+    }
+}
+
+func rtText(_ s: LoopStatistics) -> String {
+    var out = "loop: " + s.line
+    let w = s.wakeLatency
+    out += "\nwake-up latency histogram (µs): "
+    var parts: [String] = []
+    for edge in [10, 20, 50, 100, 200, 500, 1000] {
+        parts.append("≥\(edge): \(w.countAtOrAbove(micros: edge))")
+    }
+    out += parts.joined(separator: "  ")
+    out += "\noverrun faults \(s.overrunFaults), allocations in the cycle \(s.allocations)"
+    return out
+}
+
+struct JournalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "Read the fault and session journal: export it (text or JSON lines) or print the operator figures.")
+
+    @Argument(help: "export | stats")
+    var action: String
+
+    @Option(name: .long, help: "Journal directory.")
+    var dir: String
+
+    @Flag(name: .long, help: "export: one JSON object per line; stats: one JSON object.")
+    var json = false
+
+    @Option(name: .long, help: "stats: number of guns of the station.")
+    var guns: Int = 1
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: dir) else { fail("journal \(dir): no such directory") }
+        let (entries, problems) = Journal.readAll(directory: dir)
+        for p in problems { writeStderr("chargerd: journal: \(p)\n") }
+        switch action {
+        case "export":
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            for e in entries {
+                print(json ? String(decoding: try enc.encode(e), as: UTF8.self) : e.line)
+            }
+        case "stats":
+            guard (1...Capacity.guns).contains(guns) else { fail("--guns must be 1...\(Capacity.guns)") }
+            let s = OperatorStats(entries: entries, guns: guns)
+            print(json ? s.json : s.text, terminator: json ? "\n" : "")
+        default:
+            fail("journal: unknown action '\(action)': expected export or stats")
+        }
+    }
+}
+
+struct Passwd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passwd",
+        abstract: "Add or change a technician's password in a credentials file (read from standard input; stored as a yescrypt hash).")
+
+    @Option(name: .long, help: "Credentials file (created 0600 if missing).")
+    var file: String
+
+    @Argument(help: "Technician's user name.")
+    var user: String
+
+    func run() throws {
+        if isatty(0) != 0 { print("password for \(user): ", terminator: ""); fflush(nil) }
+        var t = termios()
+        let tty = isatty(0) != 0 && tcgetattr(0, &t) == 0
+        if tty { var n = t; n.c_lflag &= ~tcflag_t(ECHO); tcsetattr(0, TCSANOW, &n) }
+        let line = readLine(strippingNewline: true) ?? ""
+        if tty { tcsetattr(0, TCSANOW, &t); print("") }
+        do { try Credentials.setPassword(path: file, user: user, password: line) } catch { fail("\(error)") }
+        print("chargerd: \(user) set in \(file)")
+    }
+}
