@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps build run test test-swift test-cli test-wire bench bench-session clean
+.PHONY: deps build run test test-swift test-cli test-wire test-console bench bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
@@ -21,7 +21,7 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@python3 -c "import pymodbus, serial" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial)"; \
+	@python3 -c "import pymodbus, serial, pexpect" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial, pexpect)"; \
 	  python3 -m pip install -q -r HIL/peers/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r HIL/peers/requirements.txt; }
 
 build: deps
@@ -33,7 +33,7 @@ run: build
 	.build/release/chargerd --board $(BOARD) --speed $(SPEED) --status-interval 60
 
 # Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
-test: deps test-swift test-cli test-wire
+test: deps test-swift test-cli test-wire test-console
 
 test-swift:
 	$(SWIFT) build -c release --build-tests
@@ -46,6 +46,12 @@ test-cli: build
 # every communication fault, pymodbus against the emulator. About 3 minutes (two 434 s sessions at 10x).
 test-wire: build
 	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/wire -v
+
+# The technician's console over a real pty driven by socat under pexpect (read-only commands, login and
+# lockout, actuator tests and refusals, noise, disconnects, a terminal that never reads) and the journal
+# under SIGKILL in a loop. About 1 minute.
+test-console: build
+	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/console -v
 
 # The runtime's benchmark (one table, written to BENCHMARKS.md with the machine and the date): loop
 # latency beside cyclictest (rt-tests, installed here if missing), step time, allocations per cycle,

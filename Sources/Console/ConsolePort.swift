@@ -109,6 +109,8 @@ public final class ConsolePort: @unchecked Sendable {
         if r <= 0 { return .nothing }
         if fds.contains(where: { $0.revents & Int16(POLLOUT) != 0 }) { flush() }
         let re = fds[0].revents
+        // A pty whose terminal went away: what it left unread is the old terminal's, not the next one's.
+        if isPseudoTerminal && re & Int16(POLLHUP) != 0 { return .disconnected }
         if re & Int16(POLLIN) != 0 {
             let n = buffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
             if n > 0 { return .bytes(n) }
@@ -134,7 +136,12 @@ public final class ConsolePort: @unchecked Sendable {
     /// Drops what is queued (a disconnect: the next technician starts clean).
     public func discardOutput() {
         pending.removeAll()
-        if isPseudoTerminal { tcflush(readFD, TCIOFLUSH) }
+        guard isPseudoTerminal else { return }
+        tcflush(readFD, TCIOFLUSH)
+        // What was already handed to the slave side (answers the old terminal never read) sits in the
+        // slave's input queue: flush it there too, so the next terminal starts with the banner.
+        let s = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+        if s >= 0 { tcflush(s, TCIOFLUSH); close(s) }
     }
 
     public var pendingOutput: Int { pending.count }

@@ -114,7 +114,7 @@ public final class ConsoleSession {
                     showPrompt()
                 case .line(let l):
                     handle(l)
-                    if watchNext == nil { showPrompt() }
+                    if watchNext == nil && loginUser == nil { showPrompt() }
                 }
             }
         }
@@ -240,7 +240,8 @@ public final class ConsoleSession {
             let st = x.status
             s += "\ngun\(g) \(st.phase.name)\(x.outOfService ? " (OUT OF SERVICE)" : "")  \(f(st.voltage.value, 1)) V  \(f(st.current.value, 1)) A  \(f((st.voltage * st.current).kilowatts, 1)) kW"
             s += "  limit \(f(st.powerLimit.kilowatts, 1)) kW (\(st.binding.name))"
-            s += "  SOC \(st.soc.isNaN ? "-" : f(st.soc, 1) + " %")  gun \(f(st.gunTemperature.value, 1)) °C"
+            let plugged = st.phase != .unplugged
+            s += "  SOC \(st.soc.isNaN || !plugged ? "-" : f(st.soc, 1) + " %")  gun \(f(st.gunTemperature.value, 1)) °C"
             s += "\n      lock \(x.lockConfirmed ? "locked" : "open")  K1 \(x.k1Closed ? "closed" : "open")  K2 \(x.k2Closed ? "closed" : "open")  K3/K4 \(x.k3k4Closed ? "closed" : "open")  CC1 \(f(x.cc1.value, 1)) V  meter \(f(x.meterEnergy.kilowattHours, 3)) kWh"
             if let mv = x.carMaxVoltage {
                 s += "\n      car: max \(f(mv.value, 0)) V (BHM)"
@@ -351,11 +352,8 @@ public final class ConsoleSession {
     func loginCommand(_ args: [String]) {
         guard ctx.credentials != nil else { return say("login: no credentials file configured (chargerd --credentials FILE)") }
         guard args.count == 1 else { return usage("login") }
-        let now = ctx.clock()
-        if let until = lockedUntil, now < until {
-            say("login refused: locked out for another \(Int((until - now).rounded(.up))) s after \(ctx.maxFailures) failed logins")
-            return
-        }
+        // The password is always asked for, even while locked out: a refusal before the prompt would
+        // have the technician type the password as a command, in clear on the screen.
         loginUser = String(args[0].prefix(32))
         editor.echo = false
         out += Array("password: ".utf8)
@@ -364,7 +362,7 @@ public final class ConsoleSession {
     func finishLogin(user u: String, password: String) {
         let now = ctx.clock()
         if let until = lockedUntil, now < until {
-            say("login refused: locked out for another \(Int((until - now).rounded(.up))) s")
+            say("login refused: locked out for another \(Int((until - now).rounded(.up))) s after \(ctx.maxFailures) failed logins")
             return
         }
         if ctx.credentials?.verify(user: u, password: password) == true {

@@ -1,1 +1,209 @@
+// The console with plain values: the line editor byte by byte, and the session against a station view
+// and a command queue it can only read and push (no loop, no terminal).
+import ChargerCore
+import ChargerRuntime
+import Console
+import Foundation
+import Journal
 import Testing
+
+func feed(_ e: inout LineEditor, _ s: String) -> (out: String, events: [LineEditor.Event]) {
+    var out: [UInt8] = []
+    var events: [LineEditor.Event] = []
+    for b in Array(s.utf8) { if let ev = e.feed(b, out: &out) { events.append(ev) } }
+    return (String(decoding: out, as: UTF8.self), events)
+}
+
+@Suite struct LineEditing {
+    @Test func enterBackspaceAndCRLF() {
+        var e = LineEditor()
+        let r = feed(&e, "statx\u{7F}us\r\n")
+        #expect(r.events == [.line("status")])
+        #expect(r.out == "statx\u{8} \u{8}us\r\n")
+        #expect(feed(&e, "a\nb\r").events == [.line("a"), .line("b")])
+    }
+
+    @Test func ctrlUErasesAndCtrlCCancels() {
+        var e = LineEditor()
+        #expect(feed(&e, "fault reset\u{15}version\r").events == [.line("version")])
+        #expect(feed(&e, "stop 0\u{3}").events == [.cancel])
+        #expect(e.line.isEmpty)
+    }
+
+    @Test func historyWithArrowKeys() {
+        var e = LineEditor()
+        _ = feed(&e, "status\r")
+        _ = feed(&e, "version\r")
+        _ = feed(&e, "\u{1B}[A")
+        #expect(String(decoding: e.line, as: UTF8.self) == "version")
+        _ = feed(&e, "\u{1B}OA")   // SS3 form (application cursor keys)
+        #expect(String(decoding: e.line, as: UTF8.self) == "status")
+        _ = feed(&e, "\u{1B}[B")
+        #expect(String(decoding: e.line, as: UTF8.self) == "version")
+        #expect(feed(&e, "\r").events == [.line("version")])
+    }
+
+    @Test func tabCompletes() {
+        var e = LineEditor()
+        e.complete = { t in ["status", "stats", "stop", "version"].filter { $0.hasPrefix(t) } }
+        _ = feed(&e, "ver\t")
+        #expect(String(decoding: e.line, as: UTF8.self) == "version ")
+        var e2 = LineEditor()
+        e2.complete = e.complete
+        _ = feed(&e2, "sta\t")   // status, stats: extends to the common prefix "stat"
+        #expect(String(decoding: e2.line, as: UTF8.self) == "stat")
+    }
+
+    @Test func garbageIsDroppedAndLinesAreBounded() {
+        var e = LineEditor()
+        var bytes: [UInt8] = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }.filter { $0 != 0x0D && $0 != 0x0A && $0 != 0x03 }
+        bytes += Array(String(repeating: "x", count: 1000).utf8)
+        var out: [UInt8] = []
+        for b in bytes { _ = e.feed(b, out: &out) }
+        #expect(e.line.count <= LineEditor.maxLine)
+        #expect(e.dropped > 0)
+        _ = feed(&e, "\u{15}version\r")
+        #expect(String(decoding: e.line, as: UTF8.self) == "")
+    }
+
+    @Test func passwordIsNotEchoedNorKept() {
+        var e = LineEditor()
+        e.echo = false
+        let r = feed(&e, "secret-pass\r")
+        #expect(r.events == [.line("secret-pass")])
+        #expect(!r.out.contains("secret"))
+        #expect(e.history.isEmpty)
+    }
+}
+
+/// A console session against a fixed view, a fake clock and a recorded command queue.
+final class Bench {
+    var view = StationView()
+    var sent: [OperatorCommand] = []
+    var now = 1000.0
+    let journal: Journal
+    var session: ConsoleSession! = nil
+
+    init() throws {
+        journal = try Journal(directory: nil)
+        view.cycles = 1
+        view.gunCount = 1
+        view.moduleCount = 2
+        view.at = Instant(micros: 5_000_000)
+        view.guns[0].cc1 = Standard.cc1Unplugged
+        view.guns[0].ratedPower = .kW(60)
+        view.guns[0].testAllowed = true
+        let hash = try Credentials.hash("secret-pass")
+        var ctx = ConsoleContext(view: { [unowned self] in view }, send: { [unowned self] in sent.append($0); return true },
+                                 journal: journal, credentials: Credentials(users: ["tech": hash]), version: "chargerd test",
+                                 board: "sim-test", rt: { "rt" }, comm: { "comm" }, clock: { [unowned self] in now },
+                                 sleep: { [unowned self] in now += $0 })
+        ctx.lockoutTime = 300
+        ctx.idleLogout = 600
+        session = ConsoleSession(ctx: ctx)
+        _ = session.banner()
+    }
+
+    @discardableResult
+    func type(_ s: String) -> String { String(decoding: session.input(ArraySlice(Array((s + "\r").utf8))), as: UTF8.self) }
+}
+
+@Suite struct ConsoleCommands {
+    @Test func readOnlyCommandsNeedNoLogin() throws {
+        let b = try Bench()
+        #expect(b.type("status").contains("gun0 unplugged"))
+        #expect(b.type("version").contains("chargerd test"))
+        #expect(b.type("limits").contains("gun rating       60 kW"))
+        #expect(b.type("help").contains("acting (after 'login USER')"))
+        #expect(b.type("help cap").contains("needs a technician login"))
+        #expect(b.type("frobnicate").contains("unknown command 'frobnicate'"))
+        #expect(b.sent.isEmpty)
+    }
+
+    @Test func actingCommandsNeedALogin() throws {
+        let b = try Bench()
+        #expect(b.type("fault reset").contains("log in first"))
+        #expect(b.type("test lock").contains("log in first"))
+        #expect(b.sent.isEmpty)
+    }
+
+    @Test func fiveFailuresLockTheConsoleOut() throws {
+        let b = try Bench()
+        for i in 1...5 {
+            b.type("login tech")
+            let r = b.type("wrong-\(i)")
+            #expect(r.contains("login failed"))
+        }
+        b.type("login tech")
+        #expect(b.type("secret-pass").contains("locked out"))
+        #expect(b.session.user == nil)
+        b.now += 301
+        b.type("login tech")
+        #expect(b.type("secret-pass").contains("logged in as tech"))
+        let kinds = b.journal.recent().map(\.kind)
+        #expect(kinds.filter { $0 == "login-failed" }.count == 5)
+        #expect(kinds.contains("lockout"))
+        #expect(kinds.last == "login")
+    }
+
+    @Test func idleSessionLogsOut() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        #expect(b.session.user == "tech")
+        b.now += 601
+        #expect(String(decoding: b.session.tick(), as: UTF8.self).contains("logged out: idle"))
+        #expect(b.session.user == nil)
+    }
+
+    @Test func actuatorTestRefusedUnlessIdleUnpluggedAndSafe() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        b.view.guns[0].status.phase = .charging
+        #expect(b.type("test contactor K1").contains("refused: gun0 is not idle (charging)"))
+        b.view.guns[0].status.phase = .unplugged
+        b.view.guns[0].cc1 = Standard.cc1Connected
+        #expect(b.type("test lock").contains("refused: gun0 is plugged in"))
+        b.view.guns[0].cc1 = Standard.cc1Unplugged
+        b.view.guns[0].vehicleSideVoltage = Volts(75)
+        #expect(b.type("test lamp").contains("output is at 75 V"))
+        #expect(b.sent.isEmpty)
+        // Each refusal is journalled with the user.
+        let cmds = b.journal.recent().filter { $0.kind == "command" }
+        #expect(cmds.count == 3)
+        #expect(cmds.allSatisfy { $0.user == "tech" && ($0.result ?? "").hasPrefix("refused") })
+    }
+
+    @Test func actuatorTestHoldsAndReleases() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        b.view.guns[0].k1Closed = true; b.view.guns[0].k2Closed = true   // the feedback the plant would give
+        let r = b.type("test contactor K2")
+        #expect(r.contains("K1 and K2 closed"))
+        #expect(b.sent.count == 2)
+        if case .actuatorTest(0, .contactorsK1K2) = b.sent[0] {} else { Issue.record("first command \(b.sent[0])") }
+        if case .actuatorTest(0, ActuatorTest.none) = b.sent[1] {} else { Issue.record("second command \(b.sent[1])") }
+    }
+
+    @Test func capIsCheckedAndExpires() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        #expect(b.type("cap 0 75").contains("must be 0...60 kW"))
+        #expect(b.type("cap 0 nan").contains("must be 0...60 kW"))
+        #expect(b.type("cap 3 20").contains("no gun '3'"))
+        #expect(b.type("cap 0 20 1").contains("capped at 20.0 kW for 1 min"))
+        #expect(b.sent.count == 1)
+        b.view.at = b.view.at + .s(61)
+        _ = b.session.tick()
+        #expect(b.sent.count == 2)
+        if case .operatorCap(0, nil) = b.sent[1] {} else { Issue.record("expiry sent \(b.sent[1])") }
+    }
+
+    @Test func serviceAndStop() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        #expect(b.type("stop 0").contains("not charging"))
+        #expect(b.type("service 0 off").contains("out of service"))
+        #expect(b.type("service 0 maybe").contains("usage"))
+        if case .outOfService(0, true) = b.sent.last! {} else { Issue.record("\(b.sent)") }
+    }
+}

@@ -1,0 +1,333 @@
+"""The technician's console over a real pseudo-terminal, driven by a real terminal-side program (socat
+in raw mode, under pexpect), and the journal under SIGKILL.
+
+    python3 -m unittest discover -s Tests/console -v
+"""
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import termios
+import time
+import tty
+import unittest
+import json
+
+import pexpect
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHARGERD = os.path.join(ROOT, ".build", "release", "chargerd")
+BOARD = os.path.join(ROOT, "Boards", "sim-60kw.toml")
+PASSWORD = "secret-pass"
+PROMPT = "charger> "
+TECH = "charger#tech> "
+
+
+class Charger:
+    """chargerd on the simulated board with its console on a new pty; stdout collected in a thread-free way."""
+
+    def __init__(self, *extra, car="capacity=10kWh,soc=20,target=80,plug-at=100000s", speed="1", idle=None, lockout=None):
+        self.dir = tempfile.mkdtemp(prefix="console-")
+        self.creds = os.path.join(self.dir, "technicians")
+        subprocess.run([CHARGERD, "passwd", "--file", self.creds, "tech"], input=PASSWORD + "\n", text=True, check=True,
+                       capture_output=True)
+        args = [CHARGERD, "--board", BOARD, "--car", car, "--speed", speed, "--max-time", "100000", "--status-interval", "1",
+                "--console", "pty", "--credentials", self.creds, "--journal", os.path.join(self.dir, "journal")]
+        if idle: args += ["--console-idle", str(idle)]
+        if lockout: args += ["--console-lockout", str(lockout)]
+        args += list(extra)
+        self.out_path = os.path.join(self.dir, "stdout")
+        self.out = open(self.out_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.out, stderr=subprocess.STDOUT, text=True)
+        self.pty = None
+        deadline = time.time() + 20
+        while time.time() < deadline and self.pty is None:
+            m = re.search(r"console: (/dev/pts/\d+)", self.output())
+            if m: self.pty = m.group(1)
+            else: time.sleep(0.05)
+        assert self.pty, self.output()
+        self.term = None
+
+    def output(self):
+        with open(self.out_path) as f:
+            return f.read()
+
+    def attach(self):
+        """A terminal program on the console's pty: socat, raw, no echo (as picocom would set the line)."""
+        self.term = pexpect.spawn("socat", ["-,raw,echo=0", self.pty + ",raw,echo=0"], encoding="utf-8",
+                                  codec_errors="replace", timeout=10)
+        self.term.expect(PROMPT)
+        return self.term
+
+    def cmd(self, line, prompt=PROMPT, timeout=10):
+        self.term.send(line + "\r")
+        self.term.expect_exact(prompt, timeout=timeout)
+        return self.term.before
+
+    def login(self):
+        self.term.send("login tech\r")
+        self.term.expect_exact("password: ")
+        self.term.send(PASSWORD + "\r")
+        self.term.expect_exact(TECH)
+        return self.term.before
+
+    def status_lines(self):
+        return len(re.findall(r"gun0 \w", self.output()))
+
+    def close(self):
+        if self.term is not None and self.term.isalive():
+            self.term.terminate(force=True)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try: self.proc.wait(10)
+            except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+        self.out.close()
+        return self.proc.returncode
+
+    def journal(self):
+        r = subprocess.run([CHARGERD, "journal", "export", "--json", "--dir", os.path.join(self.dir, "journal")],
+                           capture_output=True, text=True)
+        return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+
+    def __enter__(self): return self
+
+    def __exit__(self, *a):
+        self.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ReadOnly(unittest.TestCase):
+    def test_read_only_commands_without_login(self):
+        with Charger() as c:
+            c.attach()
+            self.assertIn("gun0 unplugged", c.cmd("status"))
+            v = c.cmd("version")
+            self.assertIn("chargerd ", v)
+            self.assertRegex(v, r"checksum [0-9a-f]{16}")
+            self.assertIn("gun rating       60 kW", c.cmd("limits"))
+            self.assertRegex(c.cmd("modules"), r"\n\s+0\s+-\s+off")
+            self.assertIn("insulation", c.cmd("imd"))
+            self.assertIn("virtual time", c.cmd("rt"))
+            self.assertIn("no field bus", c.cmd("comm"))
+            self.assertIn("boot", c.cmd("log 5"))
+            self.assertIn("first-time charge success", c.cmd("stats"))
+            self.assertIn("no fault", c.cmd("faults"))
+            h = c.cmd("help")
+            for name in ["status", "faults", "modules", "imd", "limits", "rt", "comm", "log", "version", "watch status", "fault reset", "test contactor"]:
+                self.assertIn(name, h)
+            self.assertIn("needs a technician login", c.cmd("help service"))
+            self.assertIn("unknown command 'reboot'", c.cmd("reboot"))
+            self.assertIn("log in first", c.cmd("fault reset"))
+
+    def test_tab_completion_history_and_ctrl_c(self):
+        with Charger() as c:
+            t = c.attach()
+            t.send("vers\t")
+            t.expect_exact("version ")
+            t.send("\r")
+            t.expect_exact(PROMPT)
+            t.send("\x1b[A")            # arrow up: the last line again
+            t.expect_exact("version")
+            t.send("\r")
+            t.expect("board sim-60kw")
+            t.expect_exact(PROMPT)
+            t.send("status\x03")         # Ctrl-C cancels the line
+            t.expect_exact("^C")
+            t.expect_exact(PROMPT)
+            t.send("xyz\x15version\r")   # Ctrl-U erases it
+            t.expect("board sim-60kw")
+            t.expect_exact(PROMPT)
+
+    def test_watch_status_until_a_key(self):
+        with Charger() as c:
+            t = c.attach()
+            t.send("watch status\r")
+            t.expect("gun0 unplugged")
+            t.expect("press any key")
+            t.expect("gun0 unplugged", timeout=3)    # refreshed a second later
+            t.send("q")
+            t.expect_exact("(watch ended)")
+            t.expect_exact(PROMPT)
+
+
+class Login(unittest.TestCase):
+    def test_lockout_after_five_failures(self):
+        with Charger(lockout=3) as c:
+            t = c.attach()
+            for i in range(5):
+                t.send("login tech\r")
+                t.expect_exact("password: ")
+                t.send("wrong%d\r" % i)
+                t.expect("login failed")
+                t.expect_exact(PROMPT)
+            self.assertIn("locked out for 3 s", t.before)
+            t.send("login tech\r")
+            t.expect_exact("password: ")
+            t.send(PASSWORD + "\r")
+            t.expect("login refused: locked out")
+            t.expect_exact(PROMPT)
+            self.assertNotIn(PASSWORD, t.before)          # never echoed
+            time.sleep(3.2)
+            c.login()
+            kinds = [e["kind"] for e in c.journal()]
+            self.assertEqual(kinds.count("login-failed"), 5)
+            self.assertIn("lockout", kinds)
+            self.assertEqual(kinds[-1], "login")
+
+    def test_idle_logout(self):
+        with Charger(idle=2) as c:
+            t = c.attach()
+            c.login()
+            t.expect("logged out: idle for 2 s", timeout=5)
+            t.expect_exact(PROMPT)
+            self.assertIn("log in first", c.cmd("test lock"))
+
+
+class Acting(unittest.TestCase):
+    def test_actuator_tests_on_an_idle_gun(self):
+        with Charger() as c:
+            c.attach()
+            c.login()
+            r = c.cmd("test contactor K1", TECH, timeout=15)
+            self.assertIn("K1 and K2 closed (aux contacts)", r)
+            self.assertIn("released", r)
+            self.assertIn("lock confirmed", c.cmd("test lock", TECH, timeout=15))
+            self.assertIn("lamp driven", c.cmd("test lamp", TECH, timeout=15))
+            self.assertIn("IMD self-test passed", c.cmd("imd selftest", TECH, timeout=20))
+            self.assertIn("must be 0...60 kW", c.cmd("cap 0 90", TECH))
+            cmds = [e for e in c.journal() if e["kind"] == "command"]
+            self.assertEqual([e["command"] for e in cmds], ["test contactor K1", "test lock", "test lamp", "imd selftest", "cap 0 90"])
+            self.assertTrue(all(e["user"] == "tech" for e in cmds))
+
+    def test_refusals_cap_and_service_during_a_session(self):
+        with Charger("--continuous", "--arrival-interval", "100000", car="capacity=60kWh,soc=20,target=80", speed="4") as c:
+            t = c.attach()
+            c.login()
+            deadline = time.time() + 30
+            while "gun0 charging" not in c.cmd("status", TECH) and time.time() < deadline:
+                time.sleep(0.5)
+            self.assertIn("refused: gun0 is not idle (charging)", c.cmd("test contactor K1", TECH))
+            self.assertIn("refused: gun0 is not idle", c.cmd("test lock", TECH))
+            self.assertIn("capped at 20.0 kW", c.cmd("cap 0 20 5", TECH))
+            time.sleep(2)
+            lim = c.cmd("limits", TECH)
+            self.assertIn("binding operator-cap", lim)
+            self.assertIn("operator cap     20.0 kW", lim)
+            self.assertIn("the running session stops in order", c.cmd("service 0 off", TECH))
+            deadline = time.time() + 30
+            st = ""
+            while time.time() < deadline:
+                st = c.cmd("status", TECH)
+                if re.search(r"gun0 (finished|unplugged) \(OUT OF SERVICE\)", st): break
+                time.sleep(0.5)
+            self.assertRegex(st, r"gun0 (finished|unplugged) \(OUT OF SERVICE\)")
+            ends = [e for e in c.journal() if e["kind"] == "session-end"]
+            self.assertEqual(ends[-1]["stopReason"], "operator", ends)
+            self.assertIn("back in service", c.cmd("service 0 on", TECH))
+
+
+class Robustness(unittest.TestCase):
+    def test_garbage_flood_and_long_lines_leave_the_loop_untouched(self):
+        with Charger(speed="20") as c:
+            t = c.attach()
+            before = c.status_lines()
+            rnd = random.Random(7)
+            noise = bytes(rnd.randrange(256) for _ in range(20000)).replace(b"\r", b"").replace(b"\n", b"").replace(b"\x03", b"")
+            fd = os.open(c.pty, os.O_RDWR | os.O_NOCTTY)
+            tty.setraw(fd)
+            for i in range(0, len(noise), 1000):
+                os.write(fd, noise[i:i + 1000])
+            os.write(fd, b"A" * 5000 + b"\x15")                  # an over-long line, then erase it
+            os.close(fd)
+            t.send("\x15version\r")
+            t.expect("board sim-60kw", timeout=10)
+            t.expect_exact(PROMPT)
+            time.sleep(1.5)
+            self.assertGreater(c.status_lines(), before + 10, "the loop kept running and printing its status")
+            self.assertIsNone(c.proc.poll())
+
+    def test_disconnect_mid_command_and_a_terminal_that_never_reads(self):
+        with Charger(speed="20") as c:
+            t = c.attach()
+            c.login()
+            t.send("test con")                                   # mid-command
+            t.terminate(force=True)                              # the cable is pulled
+            time.sleep(0.5)
+            # A terminal that writes and never reads: a command flood whose answers pile up.
+            fd = os.open(c.pty, os.O_RDWR | os.O_NOCTTY)
+            tty.setraw(fd)
+            before = c.status_lines()
+            for _ in range(3000):
+                try: os.write(fd, b"help\r")
+                except BlockingIOError: break
+            time.sleep(2)
+            self.assertGreater(c.status_lines(), before + 20, "the loop ran on while the console's output was stuck")
+            self.assertIsNone(c.proc.poll())
+            os.close(fd)
+            time.sleep(0.5)
+            t = c.attach()                                       # the next technician starts logged out
+            self.assertIn("log in first", c.cmd("test lock"))
+            self.assertIn("gun0", c.cmd("status"))
+
+
+class JournalUnderKill(unittest.TestCase):
+    def test_sigkill_in_a_loop_loses_nothing_acknowledged(self):
+        """chargerd serves short sessions at full speed, writing records; it is killed with SIGKILL at random
+        moments. Every record acknowledged before a kill is read back, in order; half the kills are
+        followed by a torn tail (a power cut mid-write: part of a frame appended), which the next start
+        drops and records."""
+        d = tempfile.mkdtemp(prefix="journal-kill-")
+        jdir = os.path.join(d, "journal")
+        acked = {}
+        rnd = random.Random(11)
+        torn_made = 0
+        try:
+            for i in range(12):
+                p = subprocess.Popen([CHARGERD, "--board", BOARD, "--car", "capacity=10kWh,soc=79,target=80,plug-at=1s",
+                                      "--continuous", "--arrival-interval", "1", "--status-interval", "0", "--max-time", "1e9",
+                                      "--journal", jdir, "--journal-acks", "--journal-max-kb", "8", "--journal-files", "1000"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                os.set_blocking(p.stdout.fileno(), False)
+                end = time.time() + rnd.uniform(0.3, 1.2)
+                buf = b""
+                while time.time() < end:
+                    r, _, _ = select.select([p.stdout], [], [], 0.05)
+                    if r:
+                        chunk = p.stdout.read() or b""
+                        buf += chunk
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                try: buf += p.stdout.read() or b""
+                except Exception: pass
+                for m in re.finditer(rb"journal: #(\d+) ([\w-]+) acknowledged\n", buf):
+                    acked[int(m.group(1))] = m.group(2).decode()
+                if i % 2 == 1:
+                    files = sorted(f for f in os.listdir(jdir) if f.endswith(".log"))
+                    with open(os.path.join(jdir, files[-1]), "ab") as f:
+                        f.write(b"CRL1" + bytes([200, 0, 0, 0]) + bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 60))))
+                    torn_made += 1
+            r = subprocess.run([CHARGERD, "journal", "export", "--json", "--dir", jdir], capture_output=True, text=True)
+            entries = [json.loads(l) for l in r.stdout.splitlines()]
+            seqs = [e["seq"] for e in entries]
+            self.assertEqual(seqs, sorted(set(seqs)), "sequence strictly increasing, no duplicate")
+            kinds = {e["seq"]: e["kind"] for e in entries}
+            self.assertGreater(len(acked), 100, "enough records were written to mean something")
+            missing = [s for s in acked if kinds.get(s) != acked[s]]
+            self.assertEqual(missing, [], "acknowledged records lost")
+            files = [f for f in os.listdir(jdir) if f.endswith(".log")]
+            self.assertGreater(len(files), 1, "rotation happened")
+            # Each torn tail but the last was dropped by the next start and recorded; the last is still there.
+            self.assertEqual(sum(1 for e in entries if e["kind"] == "torn-tail"), torn_made - 1)
+            self.assertIn("bytes skipped", r.stderr)
+            print(f"\njournal under SIGKILL: 12 kills, {len(acked)} records acknowledged, {len(entries)} read back, "
+                  f"{torn_made} torn tails made, {len(files)} files")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
