@@ -19,6 +19,8 @@ struct BenchRun {
     /// Stop after this many sessions ended (0: run until --max-time or a signal).
     var sessions: Int
     var actions: [ScheduledInjection]
+    /// The journal and the technician's console.
+    var desk: OperatorDesk
 
     /// Runs until the sessions are done, --max-time of plant time, or SIGINT/SIGTERM. Exit status:
     /// 0 sessions ended without a fault; 1 a fault latched; 2 the bench could not start; 4 timed out.
@@ -57,6 +59,9 @@ struct BenchRun {
                                    meter: drivers.meter, imd: drivers.imd, vehicle: ChannelVehicleLink(channel))
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval / spec.period.seconds).rounded())) : 0
         let loop = HardwareLoop(spec: spec, devices: devices, clock: clock, statusEvery: statusEvery)
+        desk.attach(view: loop.view.buffer, commands: loop.commands.queue,
+                    rt: { "bench board: the loop runs in lockstep with the plant emulator's ticks (\(loop.cycles) cycles)" },
+                    comm: { field.report().joined(separator: "\n") })
 
         var actions = self.actions
         var seen: UInt32 = 0
@@ -75,6 +80,7 @@ struct BenchRun {
         func drain() {
             while let e = loop.events.queue.pop() {
                 printEvent(e)
+                desk.record(e)
                 switch e {
                 case .fault(let r) where r.clearedAt == nil: faults.append(r)
                 case .phase(let g, let p, _):
@@ -138,6 +144,7 @@ struct BenchRun {
         drain()
         // The last word: every output safe, sent to the modules by the pollers' final round.
         loop.forceSafeOutputs()
+        desk.shutdown(at: clock.now)
         field.stop()
         channel.detach()
         for g in 0..<spec.gunCount { print(loop.status(gun: g).line) }

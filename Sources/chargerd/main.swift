@@ -125,7 +125,8 @@ struct Run: ParsableCommand {
                 fail("on a bench board the car and the speed are the plant emulator's (charger-plant --car, --speed); --realtime and --continuous do not apply")
             }
             installSignalHandlers()
-            let run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions)
+            let desk = try OperatorDesk(run: self, board: loaded)
+            let run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
             throw ExitCode(run.run())
         }
         guard loaded.kind != .real else {
@@ -165,7 +166,7 @@ struct Run: ParsableCommand {
             let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json, desk: desk)
             throw ExitCode(code)
         }
-        let body = RealTimeSimulation(sim: sim, statusEvery: 0)
+        let body = RealTimeSimulation(sim: sim, statusEvery: 0, probeReaction: false)
         desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { "virtual time: no real-time loop in this mode (t=\(fmt(sim.now.seconds, 1)) s, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")); run with --realtime for loop timing" }, comm: { "simulated board: its devices are the plant model's (no field bus)" })
         var cycleIndex: UInt64 = 0
         let profiles = cars

@@ -154,6 +154,47 @@ class ReadOnly(unittest.TestCase):
             t.expect_exact(PROMPT)
 
 
+class SerialDevice(unittest.TestCase):
+    def test_console_on_a_serial_device_at_115200(self):
+        """The UART path: chargerd opens a tty device with termios (raw, 115200 8N1); the technician's end
+        is the other side of a socat pty pair, as a USB-serial cable would be."""
+        d = tempfile.mkdtemp(prefix="uart-")
+        a, b = os.path.join(d, "uart-controller"), os.path.join(d, "uart-technician")
+        pair = subprocess.Popen(["socat", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b],
+                                stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                if os.path.exists(a) and os.path.exists(b): break
+                time.sleep(0.05)
+            p = subprocess.Popen([CHARGERD, "--board", BOARD, "--car", "plug-at=100000s", "--speed", "1", "--max-time", "100000",
+                                  "--status-interval", "0", "--console", a], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                t = pexpect.spawn("socat", ["-,raw,echo=0", b + ",raw,echo=0,b115200"], encoding="utf-8", timeout=10)
+                t.send("\r")
+                t.expect_exact(PROMPT)
+                t.send("status\r")
+                t.expect("gun0 unplugged")
+                t.expect_exact(PROMPT)
+                fd = os.open(a, os.O_RDONLY | os.O_NOCTTY)
+                self.assertEqual(termios.tcgetattr(fd)[4], termios.B115200)     # ispeed as chargerd set it
+                os.close(fd)
+                t.terminate(force=True)
+            finally:
+                p.terminate(); p.wait(10)
+            self.assertIn("console: " + a, p.stdout.read())
+        finally:
+            pair.terminate(); pair.wait()
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_missing_serial_device_is_a_clear_error(self):
+        r = subprocess.run([CHARGERD, "--board", BOARD, "--console", "/dev/ttyNOPE9"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("console /dev/ttyNOPE9: open: No such file or directory", r.stderr)
+        r = subprocess.run([CHARGERD, "--board", BOARD, "--console", "board"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("has no [console] section", r.stderr)
+
+
 class Login(unittest.TestCase):
     def test_lockout_after_five_failures(self):
         with Charger(lockout=3) as c:
