@@ -25,6 +25,8 @@ public struct ConsoleContext: @unchecked Sendable {
     /// Monotonic wall seconds (lockout, idle, watch) and a sleep (actuator tests wait for feedback).
     public var clock: () -> Double
     public var sleep: (Double) -> Void
+    /// A module's communication errors as text ("-" where its devices are simulated).
+    public var moduleComm: (Int) -> String = { _ in "-" }
     public var idleLogout: Double = 600
     public var lockoutTime: Double = 300
     public var maxFailures = 5
@@ -272,14 +274,14 @@ public final class ConsoleSession {
     func modulesCommand() {
         let v = ctx.view()
         guard v.moduleCount > 0 else { return say("no module") }
-        var s = "mod gun  state     set V    set A    meas V   meas A    °C   last seen"
+        var s = "mod gun  state     set V    set A    meas V   meas A    °C   last seen   comm errors"
         for m in 0..<v.moduleCount {
             let x = v.modules[m]
             let state = x.faulted ? "FAULT" : x.enabled ? "on" : "off"
             let seen = x.seenAt == .never ? "never" : "\(f((v.at - x.seenAt).seconds * 1000, 0)) ms ago"
-            s += "\n\(String(m).leftPadded(3)) \(x.gun < 0 ? "  -" : String(x.gun).leftPadded(3))  \(state.padding(toLength: 6, withPad: " ", startingAt: 0)) \(f(x.voltageSetpoint.value, 1).leftPadded(8)) \(f(x.currentSetpoint.value, 1).leftPadded(8)) \(f(x.voltage.value, 1).leftPadded(9)) \(f(x.current.value, 1).leftPadded(8)) \(f(x.temperature.value, 1).leftPadded(6))   \(seen)"
+            s += "\n\(String(m).leftPadded(3)) \(x.gun < 0 ? "  -" : String(x.gun).leftPadded(3))  \(state.padding(toLength: 6, withPad: " ", startingAt: 0)) \(f(x.voltageSetpoint.value, 1).leftPadded(8)) \(f(x.currentSetpoint.value, 1).leftPadded(8)) \(f(x.voltage.value, 1).leftPadded(9)) \(f(x.current.value, 1).leftPadded(8)) \(f(x.temperature.value, 1).leftPadded(6))   \(seen.padding(toLength: 11, withPad: " ", startingAt: 0)) \(ctx.moduleComm(m))"
         }
-        s += "\ncomm errors per module: 'comm'"
+        s += "\nper-device counters and the last Modbus error: 'comm'"
         say(s)
     }
 

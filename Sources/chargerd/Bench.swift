@@ -61,7 +61,12 @@ struct BenchRun {
         let loop = HardwareLoop(spec: spec, devices: devices, clock: clock, statusEvery: statusEvery)
         desk.attach(view: loop.view.buffer, commands: loop.commands.queue,
                     rt: { "bench board: the loop runs in lockstep with the plant emulator's ticks (\(loop.cycles) cycles)" },
-                    comm: { field.report().joined(separator: "\n") })
+                    comm: { field.report().joined(separator: "\n") },
+                    moduleComm: { m in
+                        guard let c = field.device(.module, m)?.counts else { return "-" }
+                        let errors = c.timeouts + c.badReplies + c.exceptions + c.connectionErrors
+                        return "\(errors) of \(c.exchanges)" + (c.lost ? " LOST" : "")
+                    })
 
         var actions = self.actions
         var seen: UInt32 = 0

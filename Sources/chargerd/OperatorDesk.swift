@@ -44,7 +44,8 @@ final class OperatorDesk {
     }
 
     /// Starts the console (if one was asked for) on the loop's view and command queue.
-    func attach(view: TripleBuffer<StationView>, commands: SPSCQueue<OperatorCommand>, rt: @escaping () -> String, comm: @escaping () -> String) {
+    func attach(view: TripleBuffer<StationView>, commands: SPSCQueue<OperatorCommand>, rt: @escaping () -> String, comm: @escaping () -> String,
+                moduleComm: ((Int) -> String)? = nil) {
         guard let choice = consoleChoice else { return }
         let port: ConsolePort
         do {
@@ -62,6 +63,7 @@ final class OperatorDesk {
         var ctx = ConsoleContext(view: { view.read() }, send: { commands.push($0) }, journal: journal, credentials: credentials,
                                  version: firmwareVersion, board: "\(board.name) (\(board.path), checksum \(board.checksum))",
                                  rt: rt, comm: comm, clock: { monotonicSeconds() }, sleep: { usleep(useconds_t($0 * 1e6)) })
+        if let moduleComm { ctx.moduleComm = moduleComm }
         ctx.idleLogout = idle
         ctx.lockoutTime = lockout
         let server = ConsoleServer(port: port, session: ConsoleSession(ctx: ctx))

@@ -168,6 +168,43 @@ class CommFaults(unittest.TestCase):
             b.close()
 
 
+class ConsoleOnTheBench(unittest.TestCase):
+    def test_technician_sees_the_field_bus(self):
+        """The console on a bench board: `comm` and `modules` show a silent module's counters and libmodbus's
+        error, `faults` the E23 it raised; the journal has it."""
+        import pexpect, tempfile, shutil
+        jdir = tempfile.mkdtemp(prefix="bench-journal-")
+        with Bench("tcp", car=CAR, speed=10, plant_args=["--comm-fault", "module:1=silent@20s"]) as b:
+            p = subprocess.Popen([os.path.join(BIN, "chargerd"), "--board", b.board, "--max-time", "200", "--status-interval", "0",
+                                  "--console", "pty", "--journal", jdir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                path = None
+                for line in p.stdout:
+                    m = re.match(r"console: (/dev/pts/\d+)", line)
+                    if m:
+                        path = m.group(1)
+                        break
+                self.assertIsNotNone(path)
+                time.sleep(5)        # 50 s of plant time: the module went silent at 20 s
+                t = pexpect.spawn("socat", ["-,raw,echo=0", path + ",raw,echo=0"], encoding="utf-8", timeout=10)
+                t.expect_exact("charger> ")
+                t.send("comm\r"); t.expect_exact("charger> ")
+                self.assertRegex(t.before, r"modbus module 1 \(unit 2\): \d+ exchanges, \d+ ok, [1-9]\d* timeouts")
+                self.assertIn("lost", t.before)
+                t.send("modules\r"); t.expect_exact("charger> ")
+                self.assertRegex(t.before, r"\n\s+1 .* \d+ of \d+ LOST")
+                t.send("faults\r"); t.expect_exact("charger> ")
+                self.assertIn("E23-module-comm-lost", t.before)
+                t.terminate(force=True)
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(20)
+            r = subprocess.run([os.path.join(BIN, "chargerd"), "journal", "export", "--dir", jdir], capture_output=True, text=True)
+            self.assertIn("E23-module-comm-lost", r.stdout)
+            self.assertIn("shutdown", r.stdout)
+            shutil.rmtree(jdir, ignore_errors=True)
+
+
 class Peers(unittest.TestCase):
     """pymodbus, an independent Modbus implementation, against the emulator's slaves."""
 
