@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps build run test test-swift test-cli test-wire test-console bench bench-session clean
+.PHONY: deps build run test test-swift test-cli test-wire test-console test-hil hil fuzz bench bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
@@ -27,13 +27,14 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product chargerd
 	$(SWIFT) build -c release --product charger-plant
+	$(SWIFT) build -c release --product charger-hil
 
 # One simulated session on the default board, at 60x (about 40 s for a 37-minute 20->80 % charge).
 run: build
 	.build/release/chargerd --board $(BOARD) --speed $(SPEED) --status-interval 60
 
 # Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
-test: deps test-swift test-cli test-wire test-console
+test: deps test-swift test-cli test-wire test-console test-hil
 
 test-swift:
 	$(SWIFT) build -c release --build-tests
@@ -52,6 +53,18 @@ test-wire: build
 # under SIGKILL in a loop. About 1 minute.
 test-console: build
 	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/console -v
+
+# HIL: every scenario under HIL/scenarios (traces, SVG plots, junit.xml in .build/hil), a scenario with
+# wrong expectations failing, and a seeded fault campaign of 200 seeds. About 3 minutes.
+test-hil: build
+	Tests/cli/charger-hil-contract.sh .build/release/charger-hil
+
+# The scenarios alone, their outputs kept in .build/hil; `make fuzz SEEDS=1000` for a longer campaign.
+hil: build
+	.build/release/charger-hil run HIL/scenarios/*.toml --out .build/hil
+SEEDS ?= 200
+fuzz: build
+	.build/release/charger-hil fuzz --seeds $(SEEDS)
 
 # The runtime's benchmark (one table, written to BENCHMARKS.md with the machine and the date): loop
 # latency beside cyclictest (rt-tests, installed here if missing), step time, allocations per cycle,

@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "chargerd", targets: ["chargerd"]),
         .executable(name: "charger-plant", targets: ["charger-plant"]),
+        .executable(name: "charger-hil", targets: ["charger-hil"]),
         .library(name: "ChargerCore", targets: ["ChargerCore"]),
     ],
     dependencies: [
@@ -66,6 +67,15 @@ let package = Package(
             "ChargerRuntime", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "HIL/emulator"),
+        // HIL scenarios (files under HIL/scenarios), their traces, JUnit and plots; seeded fault campaigns.
+        .target(name: "HILRunner", dependencies: [
+            "ChargerRuntime", "BoardFile", "SimPlant", "ChargerCore",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .executableTarget(name: "charger-hil", dependencies: [
+            "HILRunner",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
         .executableTarget(name: "charger-bench", dependencies: [
             "ChargerRuntime", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant",
@@ -73,6 +83,7 @@ let package = Package(
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
+        .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),

@@ -1,0 +1,242 @@
+// Runs a scenario on the simulated board in virtual time: the simulation's own invariants every cycle,
+// the expectations against the plant's truth and the controller's log, a trace row every trace period.
+import BoardFile
+import ChargerCore
+import ChargerRuntime
+import Foundation
+import SimPlant
+
+/// One expectation's verdict, with the time and the values that decided it.
+public struct Verdict: Sendable {
+    public var expectation: String
+    public var passed: Bool
+    public var detail: String
+}
+
+/// A row of the trace (one gun at one instant).
+public struct TraceRow: Sendable {
+    public var t: Double
+    public var gun: Int
+    public var phase: SessionPhase
+    public var vehicleVoltage: Double, chargerVoltage: Double, current: Double, powerKW: Double
+    public var limitKW: Double
+    public var binding: LimitSource
+    public var soc: Double
+    public var gunTemperature: Double
+    public var faults: String
+}
+
+public struct ScenarioResult: Sendable {
+    public var scenario: String
+    public var file: String
+    public var verdicts: [Verdict]
+    public var violations: [String]
+    public var trace: [TraceRow]
+    /// Faults as latched (time, gun, code) and state changes, for the plot.
+    public var faultMarks: [(t: Double, gun: Int, code: String)]
+    public var phaseMarks: [(t: Double, gun: Int, phase: String)]
+    public var endTime: Double
+    public var wallSeconds: Double
+    /// FNV-1a of the trace: equal for a bit-for-bit equal run.
+    public var traceHash: UInt64
+    public var passed: Bool { verdicts.allSatisfy(\.passed) && violations.isEmpty }
+}
+
+/// What the observer records cycle by cycle.
+final class Recorder {
+    let gunCount: Int
+    var trace: [TraceRow] = []
+    var nextTrace = Instant.zero
+    let tracePeriod: Duration
+    var wasClosed: [Bool]
+    var lastCurrent: [Amps]
+    /// Non-emergency openings: (time, current just before).
+    var openings: [[(Double, Double)]]
+    var maxPower: [Watts]
+    var maxStation = Watts.zero
+    var bindingAt: [Int: [(Instant, LimitSource)]] = [:]
+    var phaseAt: [Int: [(Instant, SessionPhase)]] = [:]
+    var lastPhase: [SessionPhase]
+    var phaseMarks: [(Double, Int, String)] = []
+    /// Per gun: (t, current) samples while some current-below window applies.
+    /// "≤ max within `within` after `after`, and below from then until `until`": when it first got there,
+    /// and the worst value seen after that.
+    var currentWatch: [(gun: Int, after: Instant, until: Instant?, max: Amps, reachedAt: Instant?, worst: Double, worstAt: Double)] = []
+    var voltageWatch: [(gun: Int, after: Instant, until: Instant?, max: Volts, reachedAt: Instant?, worst: Double, worstAt: Double)] = []
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    init(gunCount: Int, tracePeriod: Duration) {
+        self.gunCount = gunCount
+        self.tracePeriod = tracePeriod
+        wasClosed = Array(repeating: false, count: gunCount)
+        lastCurrent = Array(repeating: .zero, count: gunCount)
+        openings = Array(repeating: [], count: gunCount)
+        maxPower = Array(repeating: .zero, count: gunCount)
+        lastPhase = Array(repeating: .unplugged, count: gunCount)
+    }
+
+    func mix(_ v: UInt64) { hash = (hash ^ v) &* 0x100_0000_01b3 }
+
+    func record(_ s: Simulation) {
+        let now = s.now
+        var station = Watts.zero
+        let emergency = (0..<gunCount).map { g in ((s.state.safety[g].latched | s.state.station.latched).strongestReaction ?? .derate) == .emergency }
+        for g in 0..<gunCount {
+            let pg = s.plant.guns[g]
+            let closed = pg.k1.closed || pg.k2.closed
+            let power = pg.vehicleSide * pg.current
+            station += power
+            if power > maxPower[g] { maxPower[g] = power }
+            if wasClosed[g] && !closed && !emergency[g] { openings[g].append((now.seconds, lastCurrent[g].value)) }
+            wasClosed[g] = closed
+            lastCurrent[g] = pg.current
+            let phase = s.phase(g)
+            if phase != lastPhase[g] {
+                lastPhase[g] = phase
+                phaseMarks.append((now.seconds, g, phase.name))
+                phaseAt[g, default: []].append((now, phase))
+            }
+            for i in currentWatch.indices where currentWatch[i].gun == g && now >= currentWatch[i].after && (currentWatch[i].until.map { now <= $0 } ?? true) {
+                if currentWatch[i].reachedAt == nil {
+                    if pg.current <= currentWatch[i].max { currentWatch[i].reachedAt = now }
+                } else if pg.current.value > currentWatch[i].worst { currentWatch[i].worst = pg.current.value; currentWatch[i].worstAt = now.seconds }
+            }
+            for i in voltageWatch.indices where voltageWatch[i].gun == g && now >= voltageWatch[i].after && (voltageWatch[i].until.map { now <= $0 } ?? true) {
+                if voltageWatch[i].reachedAt == nil {
+                    if pg.chargerSide <= voltageWatch[i].max { voltageWatch[i].reachedAt = now }
+                } else if pg.chargerSide.value > voltageWatch[i].worst { voltageWatch[i].worst = pg.chargerSide.value; voltageWatch[i].worstAt = now.seconds }
+            }
+            let b = s.outputs.guns[g].binding
+            if bindingAt[g]?.last?.1 != b { bindingAt[g, default: []].append((now, b)) }
+            mix(UInt64(bitPattern: Int64(pg.current.value * 1000))); mix(UInt64(phase.rawValue))
+        }
+        if station > maxStation { maxStation = station }
+        if now >= nextTrace {
+            nextTrace = nextTrace + tracePeriod
+            for g in 0..<gunCount {
+                let pg = s.plant.guns[g]
+                let o = s.outputs.guns[g]
+                let st = s.status(gun: g)
+                trace.append(TraceRow(t: now.seconds, gun: g, phase: s.phase(g), vehicleVoltage: pg.vehicleSide.value, chargerVoltage: pg.chargerSide.value,
+                                      current: pg.current.value, powerKW: (pg.vehicleSide * pg.current).kilowatts, limitKW: o.powerLimit.kilowatts,
+                                      binding: o.binding, soc: st.soc, gunTemperature: st.gunTemperature.value,
+                                      faults: st.faults.codes.map(\.name).joined(separator: "|")))
+            }
+        }
+    }
+
+    func value<T>(_ series: [(Instant, T)]?, at t: Instant) -> T? {
+        guard let series else { return nil }
+        var v: T? = nil
+        for (at, x) in series { if at <= t { v = x } else { break } }
+        return v
+    }
+}
+
+public enum ScenarioRunner {
+    /// Runs `scenario` to its end and judges every expectation.
+    public static func run(_ scenario: Scenario) -> ScenarioResult {
+        let wall0 = Date()
+        let sim = Simulation(board: scenario.board, cars: scenario.cars, injections: scenario.events)
+        let rec = Recorder(gunCount: scenario.board.spec.gunCount, tracePeriod: scenario.tracePeriod)
+        for e in scenario.expectations {
+            if case .currentBelow(let g, let max, let after, let within, let until) = e {
+                rec.currentWatch.append((g, after, until, max, nil, 0, 0))
+            }
+            if case .voltageBelow(let g, let max, let after, let within, let until) = e {
+                rec.voltageWatch.append((g, after, until, max, nil, 0, 0))
+            }
+        }
+        sim.observer = { rec.record($0) }
+        let end = Instant.zero + scenario.duration
+        // Not before the last instant an expectation names (a state at 130 s needs the run at 130 s).
+        var lastNamed = Instant(seconds: 1)
+        for e in scenario.expectations {
+            switch e {
+            case .state(_, let at, _), .binding(_, let at, _): if at > lastNamed { lastNamed = at }
+            case .currentBelow(_, _, let after, let within, let until), .voltageBelow(_, _, let after, let within, let until):
+                let t = until ?? (after + within)
+                if t > lastNamed { lastNamed = t }
+            default: break
+            }
+        }
+        while sim.now < end {
+            sim.cycle()
+            if scenario.endWhenCarsGone && sim.allCarsGone && sim.now > lastNamed && pendingEvents(sim) == 0 { break }
+        }
+        var verdicts: [Verdict] = []
+        for e in scenario.expectations { verdicts.append(judge(e, sim: sim, rec: rec)) }
+        let gunCount = scenario.board.spec.gunCount
+        var faultMarks: [(Double, Int, String)] = []
+        for f in sim.faults where f.clearedAt == nil || true { faultMarks.append((f.raisedAt.seconds, Int(f.gun), f.code.name)) }
+        _ = gunCount
+        return ScenarioResult(scenario: scenario.name, file: scenario.file, verdicts: verdicts, violations: sim.violations.map(\.description),
+                              trace: rec.trace, faultMarks: faultMarks.map { (t: $0.0, gun: $0.1, code: $0.2) },
+                              phaseMarks: rec.phaseMarks.map { (t: $0.0, gun: $0.1, phase: $0.2) },
+                              endTime: sim.now.seconds, wallSeconds: Date().timeIntervalSince(wall0), traceHash: rec.hash)
+    }
+
+    static func pendingEvents(_ sim: Simulation) -> Int {
+        sim.injections.filter { inj in
+            if inj.done { return false }
+            if case .onStop = inj.time { return false }
+            return true
+        }.count
+    }
+
+    static func judge(_ e: Expectation, sim: Simulation, rec: Recorder) -> Verdict {
+        func v(_ ok: Bool, _ detail: String) -> Verdict { Verdict(expectation: e.text, passed: ok, detail: detail) }
+        switch e {
+        case .state(let g, let at, let phase):
+            guard sim.now >= at else { return v(false, "the run ended at \(fmt(sim.now.seconds, 3)) s, before \(fmt(at.seconds, 3)) s") }
+            let p = rec.value(rec.phaseAt[g], at: at) ?? .unplugged
+            return v(p == phase, "gun\(g) was \(p.name) at \(fmt(at.seconds, 3)) s")
+        case .fault(let code, let gun, let after, let within):
+            let hits = sim.faults.filter { $0.code == code && (gun == nil || Int($0.gun) == gun || $0.gun < 0) && $0.raisedAt >= after }
+            guard let first = hits.first else {
+                let seen = sim.faults.map { "\($0.code.name)@\(fmt($0.raisedAt.seconds, 3))s" }
+                return v(false, "not raised after \(fmt(after.seconds, 3)) s (faults: \(seen.isEmpty ? "none" : seen.joined(separator: ", ")))")
+            }
+            let dt = first.raisedAt - after
+            return v(dt <= within, "raised at \(fmt(first.raisedAt.seconds, 3)) s (\(fmt(dt.seconds * 1000, 1)) ms after), \(first.reaction.name), value \(fmt(first.value, 3))")
+        case .noFault:
+            let latched = sim.faults.filter { $0.reaction != .derate && $0.reaction != .reconnect }
+            return v(latched.isEmpty, latched.isEmpty ? "none" : latched.map { "\($0.code.name)@\(fmt($0.raisedAt.seconds, 3))s" }.joined(separator: ", "))
+        case .notFault(let code):
+            let hit = sim.faults.first { $0.code == code }
+            return v(hit == nil, hit.map { "raised at \(fmt($0.raisedAt.seconds, 3)) s" } ?? "never raised")
+        case .openingCurrent(let g, let max, let n):
+            let o = rec.openings[g]
+            let worst = o.max { $0.1 < $1.1 }
+            let ok = o.count >= n && o.allSatisfy { $0.1 <= max.value }
+            return v(ok, "\(o.count) non-emergency opening(s)" + (worst.map { ", worst \(fmt($0.1, 2)) A at \(fmt($0.0, 3)) s" } ?? ""))
+        case .currentBelow(let g, let max, let after, let within, _):
+            guard let w = rec.currentWatch.first(where: { $0.gun == g && $0.max == max && $0.after == after }) else { return v(false, "no window") }
+            guard let at = w.reachedAt else { return v(false, "never at or below \(fmt(max.value, 1)) A after \(fmt(after.seconds, 3)) s") }
+            let dt = at - after
+            return v(dt <= within && w.worst <= max.value, "≤ \(fmt(max.value, 1)) A at \(fmt(at.seconds, 3)) s (\(fmt(dt.seconds * 1000, 1)) ms after), highest since \(fmt(w.worst, 2)) A" + (w.worst > 0 ? " at \(fmt(w.worstAt, 3)) s" : ""))
+        case .voltageBelow(let g, let max, let after, let within, _):
+            guard let w = rec.voltageWatch.first(where: { $0.gun == g && $0.max == max && $0.after == after }) else { return v(false, "no window") }
+            guard let at = w.reachedAt else { return v(false, "never at or below \(fmt(max.value, 1)) V after \(fmt(after.seconds, 3)) s") }
+            let dt = at - after
+            return v(dt <= within && w.worst <= max.value, "≤ \(fmt(max.value, 1)) V at \(fmt(at.seconds, 3)) s (\(fmt(dt.seconds * 1000, 1)) ms after), highest since \(fmt(w.worst, 1)) V")
+        case .energy(let g, let lo, let hi):
+            let en = sim.frame.inputs.guns[g].meterEnergy
+            var ok = true
+            if let lo, en < lo { ok = false }
+            if let hi, en > hi { ok = false }
+            return v(ok, "\(fmt(en.kilowattHours, 3)) kWh by the meter")
+        case .powerNever(let g, let max):
+            let peak = g.map { rec.maxPower[$0] } ?? rec.maxStation
+            return v(peak <= max, "peak \(fmt(peak.kilowatts, 2)) kW")
+        case .binding(let g, let at, let source):
+            guard sim.now >= at else { return v(false, "the run ended at \(fmt(sim.now.seconds, 3)) s") }
+            let b = rec.value(rec.bindingAt[g], at: at) ?? .none
+            return v(b == source, "\(b.name) at \(fmt(at.seconds, 3)) s")
+        case .endState(let want):
+            let summary = sim.summary(timedOut: !sim.allCarsGone)
+            let got = summary.endState.rawValue
+            return v(got == want, "ended \(got) at \(fmt(sim.now.seconds, 3)) s")
+        }
+    }
+}

@@ -1,0 +1,234 @@
+// HIL scenario files (HIL/scenarios/*.toml): the board, the cars, a timeline of events and the
+// expectations. Events use chargerd's injection grammar (WHAT[:GUN][=VALUE]), so a scenario line and a
+// `chargerd --inject` say the same thing. Format documented in HIL/README.md.
+import BoardFile
+import ChargerCore
+import ChargerRuntime
+import Foundation
+import SimPlant
+import TOMLKit
+
+public struct ScenarioError: Error, CustomStringConvertible {
+    public var file: String
+    public var key: String
+    public var why: String
+    public var description: String { key.isEmpty ? "\(file): \(why)" : "\(file): \(key): \(why)" }
+}
+
+/// What a scenario expects, each checked against the plant's truth or the controller's log.
+public enum Expectation: Sendable {
+    /// The gun's session phase at a time.
+    case state(gun: Int, at: Instant, phase: SessionPhase)
+    /// A fault with this code raised (on `gun`, or station-wide when nil matches any) within `within`
+    /// after `after`.
+    case fault(code: FaultCode, gun: Int?, after: Instant, within: Duration)
+    /// No fault latched during the whole run.
+    case noFault
+    /// No fault with this code during the whole run.
+    case notFault(code: FaultCode)
+    /// Plant current ≤ `max` before every non-emergency opening of K1/K2 on the gun (at least `minOpenings`).
+    case openingCurrent(gun: Int, max: Amps, minOpenings: Int)
+    /// Plant current ≤ `max` from `after + within` on, until `until` (or the end).
+    case currentBelow(gun: Int, max: Amps, after: Instant, within: Duration, until: Instant?)
+    /// The charger's output voltage (charger side of K1/K2) ≤ `max` from `after + within` on, until `until`.
+    case voltageBelow(gun: Int, max: Volts, after: Instant, within: Duration, until: Instant?)
+    /// Energy at the gun's meter over the run.
+    case energy(gun: Int, atLeast: WattHours?, atMost: WattHours?)
+    /// Power (plant truth) never above `max`, on a gun or the whole station (gun nil).
+    case powerNever(gun: Int?, above: Watts)
+    /// The limit source binding on a gun at a time.
+    case binding(gun: Int, at: Instant, source: LimitSource)
+    /// How the run ends: "completed" (every session ended normally), "faulted".
+    case endState(String)
+
+    public var text: String {
+        switch self {
+        case .state(let g, let at, let p): "gun\(g) is \(p.name) at \(fmt(at.seconds, 3)) s"
+        case .fault(let c, let g, let after, let within):
+            "\(c.name)\(g.map { " on gun\($0)" } ?? "") within \(fmt(within.seconds * 1000, 0)) ms after \(fmt(after.seconds, 3)) s"
+        case .noFault: "no fault"
+        case .notFault(let c): "never \(c.name)"
+        case .openingCurrent(let g, let a, let n): "gun\(g): current ≤ \(fmt(a.value, 1)) A before every non-emergency K1/K2 opening (≥ \(n))"
+        case .currentBelow(let g, let a, let after, let within, let until):
+            "gun\(g): current ≤ \(fmt(a.value, 1)) A within \(fmt(within.seconds * 1000, 0)) ms after \(fmt(after.seconds, 3)) s" + (until.map { " until \(fmt($0.seconds, 3)) s" } ?? "")
+        case .voltageBelow(let g, let v, let after, let within, let until):
+            "gun\(g): output ≤ \(fmt(v.value, 1)) V within \(fmt(within.seconds * 1000, 0)) ms after \(fmt(after.seconds, 3)) s" + (until.map { " until \(fmt($0.seconds, 3)) s" } ?? "")
+        case .energy(let g, let lo, let hi):
+            "gun\(g): energy" + (lo.map { " ≥ \(fmt($0.kilowattHours, 3)) kWh" } ?? "") + (hi.map { " ≤ \(fmt($0.kilowattHours, 3)) kWh" } ?? "")
+        case .powerNever(let g, let p): "\(g.map { "gun\($0)" } ?? "station"): power never above \(fmt(p.kilowatts, 1)) kW"
+        case .binding(let g, let at, let s): "gun\(g): limit source \(s.name) at \(fmt(at.seconds, 3)) s"
+        case .endState(let s): "run ends \(s)"
+        }
+    }
+}
+
+public struct Scenario: Sendable {
+    public var name: String
+    public var description: String
+    public var file: String
+    public var board: Board
+    public var cars: [Int: CarProfile]
+    public var events: [ScheduledInjection]
+    public var duration: Duration
+    /// Stop early once every car has gone (default true).
+    public var endWhenCarsGone: Bool
+    public var expectations: [Expectation]
+    /// Trace row period.
+    public var tracePeriod: Duration
+
+    public init(name: String, description: String = "", file: String = "(memory)", board: Board, cars: [Int: CarProfile],
+                events: [ScheduledInjection] = [], duration: Duration, endWhenCarsGone: Bool = true,
+                expectations: [Expectation] = [], tracePeriod: Duration = .ms(100)) {
+        self.name = name; self.description = description; self.file = file; self.board = board; self.cars = cars
+        self.events = events; self.duration = duration; self.endWhenCarsGone = endWhenCarsGone
+        self.expectations = expectations; self.tracePeriod = tracePeriod
+    }
+
+    /// Loads a scenario file. `boardsDirectory` resolves `board = "sim-60kw"` (a name) to a file; a value
+    /// with a '/' or ending in .toml is a path relative to the scenario file.
+    public static func load(path: String, boardsDirectory: String) throws(ScenarioError) -> Scenario {
+        func err(_ key: String, _ why: String) -> ScenarioError { ScenarioError(file: path, key: key, why: why) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw err("", "cannot read the file") }
+        let root: TOMLTable
+        do { root = try TOMLTable(string: String(decoding: data, as: UTF8.self)) } catch { throw err("", "TOML syntax error: \(error)") }
+        for k in root.keys where !["scenario", "car", "event", "expect"].contains(k) {
+            throw err(k, "unknown table (known: scenario, car, event, expect)")
+        }
+        guard let s = root["scenario"]?.table else { throw err("scenario", "missing [scenario] table") }
+        for k in s.keys where !["name", "description", "board", "duration", "end_when_cars_gone", "trace_period"].contains(k) {
+            throw err("scenario.\(k)", "unknown key")
+        }
+        guard let name = s["name"]?.string, !name.isEmpty else { throw err("scenario.name", "missing or not a string") }
+        guard let boardName = s["board"]?.string else { throw err("scenario.board", "missing (a board name like \"sim-60kw\" or a path)") }
+        let boardPath: String
+        if boardName.contains("/") || boardName.hasSuffix(".toml") {
+            boardPath = boardName.hasPrefix("/") ? boardName : (path as NSString).deletingLastPathComponent + "/" + boardName
+        } else { boardPath = boardsDirectory + "/" + boardName + ".toml" }
+        let board: Board
+        do { board = try BoardLoader.load(path: boardPath) } catch { throw err("scenario.board", "\(error)") }
+        guard board.plant != nil else { throw err("scenario.board", "board '\(board.name)' has no [plant]: scenarios run on sim- boards (bench boards through charger-plant)") }
+        let spec = board.spec
+        func seconds(_ v: TOMLValueConvertible?, _ key: String) throws(ScenarioError) -> Double {
+            if let d = v?.double { return d }
+            if let i = v?.int { return Double(i) }
+            guard let t = v?.string, let x = InjectionParser.parseSeconds(t.replacingOccurrences(of: " ", with: "").lowercased()), x.isFinite, x >= 0 else {
+                throw err(key, "expected a time such as \"120 s\", \"1500 ms\", \"5 min\"")
+            }
+            return x
+        }
+        func quantity(_ v: TOMLValueConvertible?, _ key: String, _ units: [String: Double]) throws(ScenarioError) -> Double {
+            guard let t = v?.string else { throw err(key, "expected a string with a unit (\(units.keys.sorted().joined(separator: ", ")))") }
+            var num = "", unit = ""
+            for ch in t where ch != " " {
+                if unit.isEmpty && (ch.isNumber || ch == "." || ch == "-" || ch == "+") { num.append(ch) } else { unit.append(ch) }
+            }
+            guard let n = Double(num), n.isFinite, let f = units[unit.lowercased()] else {
+                throw err(key, "'\(t)': expected a number and one of \(units.keys.sorted().joined(separator: ", "))")
+            }
+            return n * f
+        }
+        func gunIndex(_ v: TOMLValueConvertible?, _ key: String, default d: Int? = 0) throws(ScenarioError) -> Int? {
+            guard let v else { return d }
+            guard let g = v.int, g >= 0, g < spec.gunCount else { throw err(key, "gun must be 0...\(spec.gunCount - 1)") }
+            return g
+        }
+        let duration = try seconds(s["duration"] ?? "3600 s", "scenario.duration")
+        guard duration > 0, duration <= 48 * 3600 else { throw err("scenario.duration", "must be within 0...48 h") }
+        let trace = try seconds(s["trace_period"] ?? "100 ms", "scenario.trace_period")
+        guard trace >= spec.period.seconds, trace <= 60 else { throw err("scenario.trace_period", "must be one cycle ... 60 s") }
+
+        var cars: [Int: CarProfile] = [:]
+        for (i, c) in (root["car"]?.array ?? TOMLArray()).enumerated() {
+            let key = "car[\(i)]"
+            guard let t = c.table else { throw err(key, "expected a table ([[car]])") }
+            for k in t.keys where !["gun", "profile"].contains(k) { throw err("\(key).\(k)", "unknown key (gun, profile)") }
+            let g = try gunIndex(t["gun"], "\(key).gun")!
+            guard cars[g] == nil else { throw err("\(key).gun", "a second car on gun \(g)") }
+            do { cars[g] = try CarProfile.parse(t["profile"]?.string ?? "") } catch { throw err("\(key).profile", "\(error)") }
+        }
+        var events: [ScheduledInjection] = []
+        for (i, e) in (root["event"]?.array ?? TOMLArray()).enumerated() {
+            let key = "event[\(i)]"
+            guard let t = e.table else { throw err(key, "expected a table ([[event]])") }
+            for k in t.keys where !["at", "do"].contains(k) { throw err("\(key).\(k)", "unknown key (at, do)") }
+            guard let what = t["do"]?.string else { throw err("\(key).do", "missing: what happens, as in chargerd --inject (e.g. \"insulation:0=40kOhm\")") }
+            let at: String
+            if let s = t["at"]?.string, s.lowercased() == "stop" { at = "stop" } else { at = "\(try seconds(t["at"], "\(key).at"))s" }
+            do { events.append(try InjectionParser.parse("\(what)@\(at)", spec: spec)) } catch { throw err("\(key).do", "\(error)") }
+        }
+        var expectations: [Expectation] = []
+        for (i, e) in (root["expect"]?.array ?? TOMLArray()).enumerated() {
+            let key = "expect[\(i)]"
+            guard let t = e.table else { throw err(key, "expected a table ([[expect]])") }
+            guard let kind = t["kind"]?.string else { throw err("\(key).kind", "missing") }
+            let allowed: [String: [String]] = [
+                "state": ["gun", "at", "state"], "fault": ["code", "gun", "after", "within"], "no-fault": [], "not-fault": ["code"],
+                "opening-current": ["gun", "max", "min_openings"], "current-below": ["gun", "max", "after", "within", "until"],
+                "voltage-below": ["gun", "max", "after", "within", "until"],
+                "energy": ["gun", "at_least", "at_most"], "power-never-above": ["gun", "max"], "binding": ["gun", "at", "source"],
+                "end-state": ["state"],
+            ]
+            guard let keys = allowed[kind] else { throw err("\(key).kind", "'\(kind)' (known: \(allowed.keys.sorted().joined(separator: ", ")))") }
+            for k in t.keys where k != "kind" && !keys.contains(k) { throw err("\(key).\(k)", "not a key of '\(kind)' (\(keys.joined(separator: ", ")))") }
+            let amps = ["a": 1.0, "ka": 1000]
+            let watts = ["w": 1.0, "kw": 1e3, "mw": 1e6]
+            func code() throws(ScenarioError) -> FaultCode {
+                guard let c = t["code"]?.string, let f = FaultCode.allCases.first(where: { $0.name == c || $0.name.hasPrefix(c + "-") }) else {
+                    throw err("\(key).code", "unknown fault code (see chargerd --list-faults; 'E05' or 'E05-insulation')")
+                }
+                return f
+            }
+            switch kind {
+            case "state":
+                guard let p = t["state"]?.string, let phase = SessionPhase.allCases.first(where: { $0.name == p }) else {
+                    throw err("\(key).state", "unknown state (\(SessionPhase.allCases.map(\.name).joined(separator: ", ")))")
+                }
+                expectations.append(.state(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant(seconds: try seconds(t["at"], "\(key).at")), phase: phase))
+            case "fault":
+                expectations.append(.fault(code: try code(), gun: try gunIndex(t["gun"], "\(key).gun", default: nil),
+                                           after: Instant(seconds: try seconds(t["after"] ?? 0, "\(key).after")),
+                                           within: .seconds(try seconds(t["within"], "\(key).within"))))
+            case "no-fault": expectations.append(.noFault)
+            case "not-fault": expectations.append(.notFault(code: try code()))
+            case "opening-current":
+                expectations.append(.openingCurrent(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Amps(try quantity(t["max"] ?? "5 A", "\(key).max", amps)),
+                                                    minOpenings: t["min_openings"]?.int ?? 1))
+            case "current-below":
+                expectations.append(.currentBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Amps(try quantity(t["max"], "\(key).max", amps)),
+                                                  after: Instant(seconds: try seconds(t["after"], "\(key).after")),
+                                                  within: .seconds(try seconds(t["within"], "\(key).within")),
+                                                  until: t["until"] == nil ? nil : Instant(seconds: try seconds(t["until"], "\(key).until"))))
+            case "voltage-below":
+                expectations.append(.voltageBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Volts(try quantity(t["max"], "\(key).max", ["v": 1, "kv": 1000])),
+                                                  after: Instant(seconds: try seconds(t["after"], "\(key).after")),
+                                                  within: .seconds(try seconds(t["within"], "\(key).within")),
+                                                  until: t["until"] == nil ? nil : Instant(seconds: try seconds(t["until"], "\(key).until"))))
+            case "energy":
+                let wh = ["wh": 1.0, "kwh": 1e3, "mwh": 1e6]
+                let lo = t["at_least"] == nil ? nil : WattHours(try quantity(t["at_least"], "\(key).at_least", wh))
+                let hi = t["at_most"] == nil ? nil : WattHours(try quantity(t["at_most"], "\(key).at_most", wh))
+                guard lo != nil || hi != nil else { throw err(key, "energy needs at_least or at_most") }
+                expectations.append(.energy(gun: try gunIndex(t["gun"], "\(key).gun")!, atLeast: lo, atMost: hi))
+            case "power-never-above":
+                expectations.append(.powerNever(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), above: Watts(try quantity(t["max"], "\(key).max", watts))))
+            case "binding":
+                guard let src = t["source"]?.string, let ls = LimitSource.allCases.first(where: { $0.name == src }) else {
+                    throw err("\(key).source", "unknown limit source (\(LimitSource.allCases.map(\.name).joined(separator: ", ")))")
+                }
+                expectations.append(.binding(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant(seconds: try seconds(t["at"], "\(key).at")), source: ls))
+            case "end-state":
+                guard let st = t["state"]?.string, ["completed", "faulted"].contains(st) else { throw err("\(key).state", "expected \"completed\" or \"faulted\"") }
+                expectations.append(.endState(st))
+            default: break
+            }
+        }
+        guard !expectations.isEmpty else { throw err("expect", "a scenario needs at least one [[expect]]") }
+        return Scenario(name: name, description: s["description"]?.string ?? "", file: path, board: board, cars: cars, events: events,
+                        duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
+                        expectations: expectations, tracePeriod: .seconds(trace))
+    }
+}
+
+extension Instant {
+    init(seconds s: Double) { self.init(micros: Int64((s * 1e6).rounded())) }
+}

@@ -1,0 +1,153 @@
+// The HIL runner with its own scenario files: every shipped scenario passes, a wrong expectation fails,
+// malformed files are refused with the key named, outputs are well formed, and fuzz seeds replay bit
+// for bit.
+import ChargerCore
+import ChargerRuntime
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import HILRunner
+import Testing
+
+let repoRoot: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+let boardsDir = repoRoot + "/Boards"
+
+func scenarioFiles() -> [String] {
+    let dir = repoRoot + "/HIL/scenarios"
+    return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".toml") }.sorted().map { dir + "/" + $0 }
+}
+
+func write(_ text: String) -> String {
+    let path = NSTemporaryDirectory() + "scenario-\(UUID().uuidString).toml"
+    try? text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+@Suite struct Scenarios {
+    @Test func atLeast25ScenariosCoverEveryBoardAndReactionRow() throws {
+        let files = scenarioFiles()
+        #expect(files.count >= 25)
+        let loaded = try files.map { try Scenario.load(path: $0, boardsDirectory: boardsDir) }
+        let boards = Set(loaded.map(\.board.name))
+        for b in ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw"] { #expect(boards.contains(b), "no scenario on \(b)") }
+        // Every reaction row of standards.md's table is named by the first line of some scenario.
+        let rows = ["switch S opens", "CC1 broken", "other fault preventing charge", "protective earth continuity lost",
+                    "output above car's maximum voltage", "IEC Table 103", "output above negotiated maximum", "over-current",
+                    "insulation / cable-check fault", "after charger sends CST", "after car sends BST",
+                    "car communication timeout while charging", "AC mains lost", "emergency stop button"]
+        let heads = files.compactMap { try? String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").first.map(String.init) }
+        for r in rows { #expect(heads.contains { $0.contains(r) }, "no scenario for the row '\(r)'") }
+    }
+
+    @Test(arguments: scenarioFiles().map { ($0 as NSString).lastPathComponent })
+    func shippedScenarioPasses(_ name: String) throws {
+        let s = try Scenario.load(path: repoRoot + "/HIL/scenarios/" + name, boardsDirectory: boardsDir)
+        let r = ScenarioRunner.run(s)
+        let passed = r.passed
+        #expect(passed, "\(ScenarioOutputs.text(r))")
+    }
+
+    /// The same scenario with each kind of expectation made wrong: every one fails, with its values.
+    @Test func wrongExpectationsFail() throws {
+        let base = """
+        [scenario]
+        name = "wrong"
+        board = "sim-60kw"
+        duration = "300 s"
+        [[car]]
+        profile = "capacity=30kWh,soc=20,target=80"
+        [[event]]
+        at = "100 s"
+        do = "door"
+
+        """
+        let wrong = [
+            "kind = \"state\"\nat = \"90 s\"\nstate = \"finished\"",
+            "kind = \"fault\"\ncode = \"E05\"\nafter = \"100 s\"\nwithin = \"1 s\"",
+            "kind = \"fault\"\ncode = \"E02\"\nafter = \"99 s\"\nwithin = \"500 ms\"\ngun = 0",
+            "kind = \"no-fault\"",
+            "kind = \"energy\"\nat_least = \"5 kWh\"",
+            "kind = \"power-never-above\"\nmax = \"30 kW\"",
+            "kind = \"binding\"\nat = \"60 s\"\nsource = \"vehicle\"",
+            "kind = \"end-state\"\nstate = \"completed\"",
+            "kind = \"current-below\"\nmax = \"5 A\"\nafter = \"50 s\"\nwithin = \"1 s\"",
+        ]
+        for w in wrong {
+            let s = try Scenario.load(path: write(base + "[[expect]]\n" + w + "\n"), boardsDirectory: boardsDir)
+            let r = ScenarioRunner.run(s)
+            let passed = r.passed
+            let detail = r.verdicts.first?.detail ?? ""
+            #expect(!passed, "expected to fail: \(w.replacingOccurrences(of: "\n", with: " ")): \(detail)")
+            #expect(!detail.isEmpty)
+        }
+        // And the right ones pass on the same run.
+        let right = base + "[[expect]]\nkind = \"fault\"\ncode = \"E02\"\nafter = \"100 s\"\nwithin = \"5 ms\"\n[[expect]]\nkind = \"end-state\"\nstate = \"faulted\"\n"
+        let ok = ScenarioRunner.run(try Scenario.load(path: write(right), boardsDirectory: boardsDir)).passed
+        #expect(ok)
+    }
+
+    @Test(arguments: [
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n", "expect", "at least one [[expect]]"),
+        ("[scenario]\nname = \"x\"\nboard = \"nope\"\n[[expect]]\nkind = \"no-fault\"\n", "scenario.board", "nope.toml"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[event]]\nat = \"1 s\"\ndo = \"frobnicate\"\n[[expect]]\nkind = \"no-fault\"\n", "event[0].do", "unknown injection"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"fault\"\ncode = \"E99\"\nwithin = \"1 s\"\n", "expect[0].code", "unknown fault code"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"state\"\nat = \"soon\"\nstate = \"charging\"\n", "expect[0].at", "expected a time"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[car]]\ngun = 3\nprofile = \"soc=20\"\n[[expect]]\nkind = \"no-fault\"\n", "car[0].gun", "gun must be 0...0"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"no-fault\"\ncolour = 1\n", "expect[0].colour", "not a key"),
+        ("[scenario\nname = ", "", "TOML syntax error"),
+    ])
+    func malformedFilesAreRefusedWithTheKeyNamed(_ text: String, _ key: String, _ why: String) {
+        let path = write(text)
+        do {
+            _ = try Scenario.load(path: path, boardsDirectory: boardsDir)
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.key == key, "\(error)")
+            #expect(error.description.contains(why), "\(error)")
+            #expect(error.description.hasPrefix(path))
+        }
+    }
+
+    @Test func outputsAreWellFormed() throws {
+        let s = try Scenario.load(path: repoRoot + "/HIL/scenarios/door-open-while-charging.toml", boardsDirectory: boardsDir)
+        let r = ScenarioRunner.run(s)
+        let csv = ScenarioOutputs.csv(r).split(separator: "\n")
+        #expect(csv.first == "t_s,gun,state,vehicle_v,charger_v,current_a,power_kw,limit_kw,limit_source,soc_pct,gun_temp_c,faults")
+        #expect(csv.count > 1000)
+        #expect(csv.allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 12 })
+        #expect(csv.contains { $0.hasSuffix("E02-door-open") })
+        let svg = ScenarioOutputs.svg(r)
+        #expect(svg.hasPrefix("<svg") && svg.contains("E02-door-open") && svg.contains("active limit"))
+        #expect((try? XMLDocument(xmlString: svg)) != nil)
+        let junit = ScenarioOutputs.junit([r])
+        #expect((try? XMLDocument(xmlString: junit)) != nil)
+        #expect(junit.contains("failures=\"0\""))
+    }
+}
+
+@Suite struct FaultCampaign {
+    /// Replays are bit for bit: the same seed, the same draw, the same trace hash.
+    @Test func seedsReplayBitForBit() {
+        for seed: UInt64 in [3, 17] {
+            let a = Campaign.run(seed: seed, boardsDirectory: boardsDir)
+            let b = Campaign.run(seed: seed, boardsDirectory: boardsDir)
+            let (ha, hb) = (a.traceHash, b.traceHash)
+            #expect(ha == hb)
+            #expect(a.events == b.events && a.board == b.board && a.faults == b.faults)
+        }
+        #expect(Campaign.run(seed: 3, boardsDirectory: boardsDir).traceHash != Campaign.run(seed: 4, boardsDirectory: boardsDir).traceHash)
+    }
+
+    @Test func aShortCampaignPasses() {
+        for seed: UInt64 in 1...20 {
+            let r = Campaign.run(seed: seed, boardsDirectory: boardsDir)
+            let passed = r.passed
+            #expect(passed, "seed \(seed): \(r.failures) events \(r.events)")
+        }
+    }
+}
