@@ -35,7 +35,7 @@ public enum InjectionParser {
         "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "rcd-selftest-fail", "pe-loss",
         "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
         "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "latch",
-        "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "reset", "stop", "setpoint=P", "gun-setpoint=P",
+        "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "unplug", "reset", "stop", "setpoint=P", "gun-setpoint=P",
     ]
 
     public static func parse(_ text: String, spec: StationSpec) throws(InjectionError) -> ScheduledInjection {
@@ -124,6 +124,7 @@ public enum InjectionParser {
         case "bms-stop": action = .plant(.bmsStop(gun: gun))
         case "bms-pause": action = .plant(.bmsPause(gun: gun, true))
         case "bms-resume": action = .plant(.bmsPause(gun: gun, false))
+        case "unplug": action = .plant(.unplug(gun: gun))
         case "reset": action = .reset(gun: gun)
         case "stop": action = .stop(gun: gun)
         case "setpoint", "gun-setpoint":

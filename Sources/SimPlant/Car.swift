@@ -138,7 +138,8 @@ public struct SimCar: Sendable {
     }
 
     /// Moves the plug: latch pressed 0.3 s, inserted 0.3 s, connected; after the session, out.
-    mutating func movePlug(now: Instant) {
+    /// `locked`: the gun's lock holds it in the inlet (a driver who wants to leave waits for it to open).
+    mutating func movePlug(now: Instant, locked: Bool = false) {
         let since = now - plugSince
         switch plug {
         case .holstered:
@@ -148,7 +149,7 @@ public struct SimCar: Sendable {
         case .insertedLatchPressed:
             if since >= .ms(300) { plug = .connected; plugSince = now }
         case .connected:
-            if unplugRequested { plug = .removing; plugSince = now }
+            if unplugRequested && !locked { plug = .removing; plugSince = now }
         case .removing:
             if since >= .ms(300) { plug = .latchPressed; plugSince = now; done = true }
         }

@@ -193,7 +193,7 @@ public final class Plant {
         var rInt = Ohms(0.05)
         // The car is mutated in place through the optional (no copy out and back each cycle).
         if gun.car != nil {
-            gun.car!.movePlug(now: now)
+            gun.car!.movePlug(now: now, locked: gun.locked)
             carClosed = gun.car!.contactorsClosed && gun.car!.plug == .connected
             ocv = gun.car!.ocv
             rInt = gun.car!.profile.internalResistance
@@ -319,6 +319,9 @@ public final class Plant {
         case bmsSilent(gun: Int, Bool)
         case bmsStop(gun: Int)
         case bmsPause(gun: Int, Bool)
+        /// The driver takes the gun out and leaves (once the lock lets go; before the session if it is
+        /// not locked yet).
+        case unplug(gun: Int)
     }
 
     public func inject(_ f: Injection) {
@@ -346,6 +349,7 @@ public final class Plant {
         case .bmsSilent(let g, let on): guns[g].car?.silent = on
         case .bmsStop(let g): guns[g].car?.ownFault = true
         case .bmsPause(let g, let p): guns[g].car?.pauseRequested = p
+        case .unplug(let g): guns[g].car?.unplugRequested = true
         }
     }
 
