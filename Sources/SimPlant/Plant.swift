@@ -242,9 +242,15 @@ public final class Plant {
         if let f = gun.forcedVoltage { gun.chargerSide = f; if kClosed { gun.vehicleSide = f } }
         if let f = gun.forcedCurrent, kClosed { i = f }
         gun.current = i
-        // Share the gun current among the modules that deliver it.
+        // Share the gun current among the modules that deliver it. A forced (runaway) current comes from
+        // the gun's modules whatever they were told, and their own readings show it: current from nowhere
+        // would leave a controller whose meter is silent blind to it (found by the fault campaign).
+        var delivering = 0
+        if gun.forcedCurrent != nil && kClosed { for m in modules.indices where modules[m].gun == Int8(g) && !modules[m].failed { delivering += 1 } }
         for m in modules.indices where modules[m].gun == Int8(g) {
-            if modules[m].enabled && !modules[m].failed && iSet.value > 0 {
+            if delivering > 0 {
+                modules[m].current = modules[m].failed ? .zero : i / Double(delivering)
+            } else if modules[m].enabled && !modules[m].failed && iSet.value > 0 {
                 modules[m].current = i * (modules[m].currentSetpoint.value / iSet.value)
             } else { modules[m].current = modules[m].current * max(0, 1 - h / params.moduleTimeConstant.seconds) }
         }
