@@ -51,6 +51,17 @@ struct BenchRun {
         // takes `speed` times longer in plant time (at 'max' the lockstep rate, measured below).
         spec.commandLatency = .seconds(board.modbus.commandLatency.seconds * max(1, channel.speed))
         print("chargerd: command latency through the bus \(fmt(board.modbus.commandLatency.seconds * 1000, 1)) ms (\(fmt(spec.commandLatency.seconds * 1000, 0)) ms of plant time)")
+        // Likewise a reading's age: the board's comm timeouts bound how long the bus may be silent, in
+        // wall time as on a real charger; in plant time that is `speed` times longer. Without this a
+        // 200 ms stall of a loaded machine is a second of plant time at 5x, and a module is "lost".
+        // A device the poller counts lost (fault_after failures, wall time) is lost at once either way.
+        let k = max(1, channel.speed)
+        spec.moduleCommTimeout = .seconds(board.spec.moduleCommTimeout.seconds * k)
+        spec.meterCommTimeout = .seconds(board.spec.meterCommTimeout.seconds * k)
+        spec.imdCommTimeout = .seconds(board.spec.imdCommTimeout.seconds * k)
+        if k > 1 {
+            print("chargerd: comm timeouts \(fmt(board.spec.moduleCommTimeout.seconds, 1)) / \(fmt(board.spec.meterCommTimeout.seconds, 1)) / \(fmt(board.spec.imdCommTimeout.seconds, 1)) s of bus silence (module / meter / IMD) = \(fmt(spec.moduleCommTimeout.seconds, 1)) / \(fmt(spec.meterCommTimeout.seconds, 1)) / \(fmt(spec.imdCommTimeout.seconds, 1)) s of plant time")
+        }
         let clock = LoopClock()
         let matrix = ChannelMatrix(channel)
         let drivers = field.drivers(spec: spec, clock: clock, relays: matrix)
