@@ -71,7 +71,7 @@ public enum ActuatorTest: UInt8, Sendable, CaseIterable {
 }
 
 /// Whether an actuator test may run on a gun: idle (unplugged phase, no latched fault), no plug seen on
-/// CC1, and both sides of K1/K2 below 60 V (standards.md "Stop and unlock": the 60 V touch-safe level).
+/// CC1, and both sides of K1/K2 below 60 V (standards.md "Connection confirm": unlock only below 60 V).
 public func actuatorTestAllowed(phase: SessionPhase, blocked: Bool, input: borrowing GunInputs) -> Bool {
     if phase != .unplugged || blocked { return false }
     if !cc1Is(input.cc1, Standard.cc1Unplugged) { return false }
