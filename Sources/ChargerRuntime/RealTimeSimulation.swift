@@ -161,17 +161,17 @@ final class EventPublisher {
     /// `frame` is read only (in place: no copy of it per cycle).
     func publish(frame f: UnsafeMutablePointer<ControlFrame>, stepAt: Instant, index: UInt64, status: (Int) -> GunStatus) {
         let q = queue
-        let log = UnsafeMutablePointer(&f.pointee.state.log)
-        while lastSequence < log.pointee.lastSequence {
+        // Everything is read through `f.pointee` in place (no copy of the 12 KB state per cycle).
+        while lastSequence < f.pointee.state.log.lastSequence {
             lastSequence += 1
-            if let r = log.pointee.record(sequence: lastSequence) { q.push(.fault(r)) }
+            if let r = f.pointee.state.log.record(sequence: lastSequence) { q.push(.fault(r)) }
         }
-        if log.pointee.clearings != lastClearings {
-            lastClearings = log.pointee.clearings
-            var s = log.pointee.lastSequence
+        if f.pointee.state.log.clearings != lastClearings {
+            lastClearings = f.pointee.state.log.clearings
+            var s = f.pointee.state.log.lastSequence
             var n = 0
             while s >= 1 && n < 128 {
-                if let r = log.pointee.record(sequence: s), let c = r.clearedAt, c == stepAt { q.push(.fault(r)) }
+                if let r = f.pointee.state.log.record(sequence: s), let c = r.clearedAt, c == stepAt { q.push(.fault(r)) }
                 s -= 1; n += 1
             }
         }
@@ -185,9 +185,9 @@ final class EventPublisher {
                 let startsNow = p == .locking && before != .locking
                 let endsNow = inSession[g] && (p == .finished || p == .faulted || p == .unplugged)
                 if endsNow || startsNow {
-                    let i = UnsafeMutablePointer(&f.pointee.inputs.guns[g])
-                    let edge = SessionEdge(gun: Int8(g), started: startsNow, at: stepAt, meterEnergy: i.pointee.meterEnergy,
-                                           soc: i.pointee.vehicle.bcs?.message.soc ?? .nan, stopReason: f.pointee.state.sessions[g].stopReason)
+                    let edge = SessionEdge(gun: Int8(g), started: startsNow, at: stepAt, meterEnergy: f.pointee.inputs.guns[g].meterEnergy,
+                                           soc: f.pointee.inputs.guns[g].vehicle.bcs?.message.soc ?? .nan,
+                                           stopReason: f.pointee.state.sessions[g].stopReason)
                     // (A phase cannot both end one session and begin another: locking is neither end.)
                     if endsNow { inSession[g] = false }
                     if startsNow { inSession[g] = true }
