@@ -66,12 +66,8 @@ public enum InjectionParser {
         }
         func quantity(_ units: [String: Double], _ what: String) throws(InjectionError) -> Double {
             let v = try need()
-            var num = ""
-            var unit = ""
-            for ch in v {
-                if unit.isEmpty && (ch.isNumber || ch == "." || ch == "+" || ch == "-") { num.append(ch) } else if ch != " " { unit.append(ch) }
-            }
-            guard let n = Double(num), n.isFinite else { throw fail("'\(v)' is not a \(what)") }
+            let (number, unit) = splitQuantity(v)
+            guard let n = number else { throw fail("'\(v)' is not a \(what)") }
             guard let f = units[unit.lowercased()] else {
                 throw fail("'\(unit)' is not a unit of \(what) (use \(units.keys.sorted().joined(separator: ", ")))")
             }
@@ -143,6 +139,17 @@ public enum InjectionParser {
             throw fail("'@stop' applies to weld= only")
         }
         return ScheduledInjection(text: text, time: time, action: action)
+    }
+
+    /// "40kOhm", "+80 C", "-5 kW" → (40, "kOhm"): the leading number (nil when it is not a finite
+    /// number) and the unit after it, spaces dropped. The caller looks the unit up in its own table.
+    public static func splitQuantity(_ v: String) -> (number: Double?, unit: String) {
+        var num = "", unit = ""
+        for ch in v where ch != " " {
+            if unit.isEmpty && (ch.isNumber || ch == "." || ch == "+" || ch == "-") { num.append(ch) } else { unit.append(ch) }
+        }
+        let n = Double(num)
+        return (n.flatMap { $0.isFinite ? $0 : nil }, unit)
     }
 
     /// "90s", "90", "1500ms", "5min", "1h" → seconds.

@@ -82,12 +82,14 @@ public final class ConsoleSession {
         self.ctx = ctx
         lastActivity = ctx.clock()
         editor.prompt = prompt
-        editor.complete = { text in
-            let words = text.split(separator: " ", omittingEmptySubsequences: false)
-            guard words.count <= 1 else { return [] }
-            let names = Set(ConsoleSession.commands.map { $0.name == "imd-selftest" ? "imd" : $0.name })
-            return names.filter { $0.hasPrefix(text) }.sorted()
-        }
+        editor.complete = Self.completions
+    }
+
+    /// Tab: the command names that start with what is typed (the first word only).
+    static let completions: @Sendable (String) -> [String] = { text in
+        guard !text.contains(" ") else { return [] }
+        let names = Set(ConsoleSession.commands.map { $0.name == "imd-selftest" ? "imd" : $0.name })
+        return names.filter { $0.hasPrefix(text) }.sorted()
     }
 
     var prompt: String { user.map { "charger#\($0)> " } ?? "charger> " }
@@ -155,10 +157,7 @@ public final class ConsoleSession {
         user = nil; loginUser = nil; watchNext = nil
         editor = LineEditor()
         editor.prompt = prompt
-        editor.complete = { text in
-            let names = Set(ConsoleSession.commands.map { $0.name == "imd-selftest" ? "imd" : $0.name })
-            return text.contains(" ") ? [] : names.filter { $0.hasPrefix(text) }.sorted()
-        }
+        editor.complete = Self.completions
         out.removeAll()
     }
 
@@ -231,8 +230,8 @@ public final class ConsoleSession {
     func statusCommand() {
         let v = ctx.view()
         guard v.cycles > 0 else { return say("no data from the control loop yet") }
-        var s = "t=\(f(v.at.seconds, 1)) s  station: grid \(f(v.gridLimit.kilowatts, 0)) kW"
-        if let sp = v.stationSetpoint { s += ", grid setpoint \(f(sp.kilowatts, 1)) kW" }
+        var s = "t=\(fmt(v.at.seconds, 1)) s  station: grid \(fmt(v.gridLimit.kilowatts, 0)) kW"
+        if let sp = v.stationSetpoint { s += ", grid setpoint \(fmt(sp.kilowatts, 1)) kW" }
         if v.emergencyStop { s += ", E-STOP PRESSED" }
         if v.doorOpen { s += ", DOOR OPEN" }
         if !v.mainsPresent { s += ", MAINS LOST" }
@@ -240,17 +239,17 @@ public final class ConsoleSession {
         for g in 0..<v.gunCount {
             let x = v.guns[g]
             let st = x.status
-            s += "\ngun\(g) \(st.phase.name)\(x.outOfService ? " (OUT OF SERVICE)" : "")  \(f(st.voltage.value, 1)) V  \(f(st.current.value, 1)) A  \(f((st.voltage * st.current).kilowatts, 1)) kW"
-            s += "  limit \(f(st.powerLimit.kilowatts, 1)) kW (\(st.binding.name))"
+            s += "\ngun\(g) \(st.phase.name)\(x.outOfService ? " (OUT OF SERVICE)" : "")  \(fmt(st.voltage.value, 1)) V  \(fmt(st.current.value, 1)) A  \(fmt((st.voltage * st.current).kilowatts, 1)) kW"
+            s += "  limit \(fmt(st.powerLimit.kilowatts, 1)) kW (\(st.binding.name))"
             let plugged = st.phase != .unplugged
-            s += "  SOC \(st.soc.isNaN || !plugged ? "-" : f(st.soc, 1) + " %")  gun \(f(st.gunTemperature.value, 1)) °C"
-            s += "\n      lock \(x.lockConfirmed ? "locked" : "open")  K1 \(x.k1Closed ? "closed" : "open")  K2 \(x.k2Closed ? "closed" : "open")  K3/K4 \(x.k3k4Closed ? "closed" : "open")  CC1 \(f(x.cc1.value, 1)) V  meter \(f(x.meterEnergy.kilowattHours, 3)) kWh"
+            s += "  SOC \(st.soc.isNaN || !plugged ? "-" : fmt(st.soc, 1) + " %")  gun \(fmt(st.gunTemperature.value, 1)) °C"
+            s += "\n      lock \(x.lockConfirmed ? "locked" : "open")  K1 \(x.k1Closed ? "closed" : "open")  K2 \(x.k2Closed ? "closed" : "open")  K3/K4 \(x.k3k4Closed ? "closed" : "open")  CC1 \(fmt(x.cc1.value, 1)) V  meter \(fmt(x.meterEnergy.kilowattHours, 3)) kWh"
             if let mv = x.carMaxVoltage {
-                s += "\n      car: max \(f(mv.value, 0)) V (BHM)"
-                if let cv = x.carMaxChargeVoltage, let ci = x.carMaxChargeCurrent { s += ", charge max \(f(cv.value, 0)) V / \(f(ci.value, 0)) A (BCP)" }
-                if let bv = x.carBatteryVoltage { s += ", battery \(f(bv.value, 1)) V" }
-                if let dv = x.carVoltageDemand, let di = x.carCurrentDemand { s += ", asks \(f(dv.value, 1)) V \(f(di.value, 1)) A (BCL)" }
-                if let t = x.carMaxCellTemperature { s += ", cells ≤ \(f(t.value, 0)) °C" }
+                s += "\n      car: max \(fmt(mv.value, 0)) V (BHM)"
+                if let cv = x.carMaxChargeVoltage, let ci = x.carMaxChargeCurrent { s += ", charge max \(fmt(cv.value, 0)) V / \(fmt(ci.value, 0)) A (BCP)" }
+                if let bv = x.carBatteryVoltage { s += ", battery \(fmt(bv.value, 1)) V" }
+                if let dv = x.carVoltageDemand, let di = x.carCurrentDemand { s += ", asks \(fmt(dv.value, 1)) V \(fmt(di.value, 1)) A (BCL)" }
+                if let t = x.carMaxCellTemperature { s += ", cells ≤ \(fmt(t.value, 0)) °C" }
             }
             if !st.faults.isEmpty { s += "\n      FAULT " + st.faults.codes.map(\.name).joined(separator: ", ") + " (latched: 'faults', then 'fault reset' once the cause is gone)" }
         }
@@ -266,7 +265,7 @@ public final class ConsoleSession {
         var s = ""
         for e in faults.suffix(50) {
             let state = e.boot != boot ? "before restart" : cleared.contains(e.faultSeq ?? 0) ? "cleared" : (e.reaction == "derate" || e.reaction == "stop-and-reconnect") ? "logged" : "LATCHED"
-            s += "\(e.wall)  t=\(f(e.t, 3)) s  \(e.gun.map { "gun\($0)" } ?? "station")  \(e.code ?? "?")  \(e.reaction ?? "")  value \(f(e.value ?? .nan, 3))  \(state)\n"
+            s += "\(e.wall)  t=\(fmt(e.t, 3)) s  \(e.gun.map { "gun\($0)" } ?? "station")  \(e.code ?? "?")  \(e.reaction ?? "")  value \(fmt(e.value ?? .nan, 3))  \(state)\n"
         }
         say(String(s.dropLast()))
     }
@@ -278,8 +277,8 @@ public final class ConsoleSession {
         for m in 0..<v.moduleCount {
             let x = v.modules[m]
             let state = x.faulted ? "FAULT" : x.enabled ? "on" : "off"
-            let seen = x.seenAt == .never ? "never" : "\(f((v.at - x.seenAt).seconds * 1000, 0)) ms ago"
-            s += "\n\(String(m).leftPadded(3)) \(x.gun < 0 ? "  -" : String(x.gun).leftPadded(3))  \(state.padding(toLength: 6, withPad: " ", startingAt: 0)) \(f(x.voltageSetpoint.value, 1).leftPadded(8)) \(f(x.currentSetpoint.value, 1).leftPadded(8)) \(f(x.voltage.value, 1).leftPadded(9)) \(f(x.current.value, 1).leftPadded(8)) \(f(x.temperature.value, 1).leftPadded(6))   \(seen.padding(toLength: 11, withPad: " ", startingAt: 0)) \(ctx.moduleComm(m))"
+            let seen = x.seenAt == .never ? "never" : "\(fmt((v.at - x.seenAt).seconds * 1000, 0)) ms ago"
+            s += "\n\(String(m).leftPad(3)) \(x.gun < 0 ? "  -" : String(x.gun).leftPad(3))  \(state.padding(toLength: 6, withPad: " ", startingAt: 0)) \(fmt(x.voltageSetpoint.value, 1).leftPad(8)) \(fmt(x.currentSetpoint.value, 1).leftPad(8)) \(fmt(x.voltage.value, 1).leftPad(9)) \(fmt(x.current.value, 1).leftPad(8)) \(fmt(x.temperature.value, 1).leftPad(6))   \(seen.padding(toLength: 11, withPad: " ", startingAt: 0)) \(ctx.moduleComm(m))"
         }
         s += "\nper-device counters and the last Modbus error: 'comm'"
         say(s)
@@ -290,8 +289,8 @@ public final class ConsoleSession {
         var s = ""
         for g in 0..<v.gunCount {
             let x = v.guns[g]
-            let r = x.insulation.value.isFinite ? "\(f(x.insulation.value / 1000, 1)) kΩ" : "not measuring (open circuit)"
-            let seen = x.imdSeenAt == .never ? "never read" : "read \(f((v.at - x.imdSeenAt).seconds * 1000, 0)) ms ago"
+            let r = x.insulation.value.isFinite ? "\(fmt(x.insulation.value / 1000, 1)) kΩ" : "not measuring (open circuit)"
+            let seen = x.imdSeenAt == .never ? "never read" : "read \(fmt((v.at - x.imdSeenAt).seconds * 1000, 0)) ms ago"
             s += "gun\(g): insulation \(r), alarm \(x.imdAlarm ? "ON" : "off"), self-test \(x.imdSelfTest), \(seen); ground-fault detector \(x.groundFaultTrip ? "TRIPPED" : "ok"), PE \(x.peContinuity ? "ok" : "LOST")\n"
         }
         say(String(s.dropLast()))
@@ -300,19 +299,19 @@ public final class ConsoleSession {
     func limitsCommand(_ args: [String]) {
         let v = ctx.view()
         let guns = args.first.flatMap(Int.init).map { [$0] } ?? Array(0..<v.gunCount)
-        var s = "station: grid connection \(f(v.gridLimit.kilowatts, 0)) kW (board file)"
-        s += v.stationSetpoint.map { ", grid setpoint \(f($0.kilowatts, 1)) kW" } ?? ", no grid setpoint"
+        var s = "station: grid connection \(fmt(v.gridLimit.kilowatts, 0)) kW (board file)"
+        s += v.stationSetpoint.map { ", grid setpoint \(fmt($0.kilowatts, 1)) kW" } ?? ", no grid setpoint"
         for g in guns where g >= 0 && g < v.gunCount {
             let x = v.guns[g]
             let volts = max(x.status.voltage.value, 1)
-            s += "\ngun\(g) (at \(f(volts, 0)) V): binding \(x.status.binding.name), limit \(f(x.currentLimit.value, 1)) A = \(f(x.status.powerLimit.kilowatts, 1)) kW"
-            s += "\n  gun rating       \(f(x.ratedPower.kilowatts, 0)) kW, \(f(x.maxCurrent.value, 0)) A (board file)"
-            s += "\n  connector        \(f(x.connectorCurrent.value, 0)) A (board file)"
-            s += "\n  thermal          \(f(x.thermalCurrent.value, 1)) A at \(f(x.status.gunTemperature.value, 1)) °C (board derating curve)"
-            s += "\n  grid setpoint    " + (x.gridSetpoint.map { "\(f($0.kilowatts, 1)) kW" } ?? "none")
-            s += "\n  operator cap     " + (x.operatorCap.map { "\(f($0.kilowatts, 1)) kW" + (capExpiry[g].map { " until t=\(f($0, 0)) s" } ?? "") } ?? "none")
-            s += "\n  vehicle demand   " + (x.carCurrentDemand.map { "\(f($0.value, 1)) A" } ?? "none")
-            s += "\n  command now      \(f(x.currentSetpoint.value, 1)) A"
+            s += "\ngun\(g) (at \(fmt(volts, 0)) V): binding \(x.status.binding.name), limit \(fmt(x.currentLimit.value, 1)) A = \(fmt(x.status.powerLimit.kilowatts, 1)) kW"
+            s += "\n  gun rating       \(fmt(x.ratedPower.kilowatts, 0)) kW, \(fmt(x.maxCurrent.value, 0)) A (board file)"
+            s += "\n  connector        \(fmt(x.connectorCurrent.value, 0)) A (board file)"
+            s += "\n  thermal          \(fmt(x.thermalCurrent.value, 1)) A at \(fmt(x.status.gunTemperature.value, 1)) °C (board derating curve)"
+            s += "\n  grid setpoint    " + (x.gridSetpoint.map { "\(fmt($0.kilowatts, 1)) kW" } ?? "none")
+            s += "\n  operator cap     " + (x.operatorCap.map { "\(fmt($0.kilowatts, 1)) kW" + (capExpiry[g].map { " until t=\(fmt($0, 0)) s" } ?? "") } ?? "none")
+            s += "\n  vehicle demand   " + (x.carCurrentDemand.map { "\(fmt($0.value, 1)) A" } ?? "none")
+            s += "\n  command now      \(fmt(x.currentSetpoint.value, 1)) A"
         }
         say(s)
     }
@@ -458,9 +457,9 @@ public final class ConsoleSession {
         let x = v.guns[g]
         if !x.status.faults.isEmpty { return "gun\(g) has a latched fault (\(x.status.faults.codes.map(\.name).joined(separator: ",")))" }
         if x.status.phase != .unplugged { return "gun\(g) is not idle (\(x.status.phase.name))" }
-        if abs(x.cc1.value - Standard.cc1Unplugged.value) > Standard.cc1Tolerance.value { return "gun\(g) is plugged in (CC1 \(f(x.cc1.value, 1)) V)" }
+        if abs(x.cc1.value - Standard.cc1Unplugged.value) > Standard.cc1Tolerance.value { return "gun\(g) is plugged in (CC1 \(fmt(x.cc1.value, 1)) V)" }
         let hi = max(x.vehicleSideVoltage.value, x.chargerSideVoltage.value)
-        if hi >= Standard.unlockMaxVoltage.value { return "gun\(g) output is at \(f(hi, 0)) V (must be below \(f(Standard.unlockMaxVoltage.value, 0)) V)" }
+        if hi >= Standard.unlockMaxVoltage.value { return "gun\(g) output is at \(fmt(hi, 0)) V (must be below \(fmt(Standard.unlockMaxVoltage.value, 0)) V)" }
         if !x.testAllowed { return "gun\(g) does not allow it now" }
         return nil
     }
@@ -498,14 +497,14 @@ public final class ConsoleSession {
         guard ctx.send(.actuatorTest(gun: Int8(g), kind)) else { say("the loop's command queue is full: try again"); return "refused: queue full" }
         let t0 = ctx.clock()
         let v0 = v.at
-        var result = "no feedback within \(f(hold, 0)) s"
+        var result = "no feedback within \(fmt(hold, 0)) s"
         var lamps = Set<UInt8>()
         while ctx.clock() - t0 < hold {
             ctx.sleep(0.02)
             let x = ctx.view()
             let gx = x.guns[g]
             if gx.status.phase != .unplugged || !gx.status.faults.isEmpty { result = "aborted: gun\(g) is \(gx.status.phase.name)"; break }
-            let ms = f((x.at - v0).seconds * 1000, 0)
+            let ms = fmt((x.at - v0).seconds * 1000, 0)
             switch kind {
             case .contactorsK1K2:
                 if gx.k1Closed && gx.k2Closed { result = "K1 and K2 closed (aux contacts) after \(ms) ms of controller time"; break }
@@ -544,7 +543,7 @@ public final class ConsoleSession {
         let rated = v.guns[g].ratedPower.kilowatts
         let text = args[1].lowercased().replacingOccurrences(of: "kw", with: "")
         guard let kw = Double(text), kw.isFinite, kw >= 0, kw <= rated else {
-            say("refused: cap '\(String(args[1].prefix(12)))' must be 0...\(f(rated, 0)) kW (gun\(g) rating, board file)")
+            say("refused: cap '\(String(args[1].prefix(12)))' must be 0...\(fmt(rated, 0)) kW (gun\(g) rating, board file)")
             return "refused: out of range"
         }
         var minutes = 60.0
@@ -554,8 +553,8 @@ public final class ConsoleSession {
         }
         guard ctx.send(.operatorCap(gun: Int8(g), .kW(kw))) else { say("the loop's command queue is full: try again"); return "refused: queue full" }
         capExpiry[g] = v.at.seconds + minutes * 60
-        say("gun\(g): capped at \(f(kw, 1)) kW for \(f(minutes, 0)) min")
-        return "capped \(f(kw, 1)) kW for \(f(minutes, 0)) min"
+        say("gun\(g): capped at \(fmt(kw, 1)) kW for \(fmt(minutes, 0)) min")
+        return "capped \(fmt(kw, 1)) kW for \(fmt(minutes, 0)) min"
     }
 
     func serviceCommand(_ args: [String]) -> String? {
@@ -580,8 +579,3 @@ public final class ConsoleSession {
     func take() -> [UInt8] { defer { out.removeAll(keepingCapacity: true) }; return out }
 }
 
-func f(_ v: Double, _ places: Int) -> String { fmt(v, places) }
-
-extension String {
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
-}

@@ -98,7 +98,7 @@ public enum Campaign {
         let injections = eventTexts.compactMap { try? InjectionParser.parse($0, spec: board.spec) }
         if injections.count != eventTexts.count { failures.append("setup: an event did not parse") }
         let sim = Simulation(board: board, cars: cars, injections: injections)
-        let rec = Recorder(gunCount: board.spec.gunCount, tracePeriod: .s(1))
+        let rec = ScenarioObserver(gunCount: board.spec.gunCount, tracePeriod: .s(1))
         sim.observer = { rec.record($0) }
         let gunCount = board.spec.gunCount
 
@@ -114,10 +114,8 @@ public enum Campaign {
         // had not done yet is cancelled (a weld "at the next stop" belongs to the drawn sessions, not to
         // the fresh car after the repair).
         for i in sim.injections.indices { sim.injections[i].done = true }
-        sim.plant.clearInjections()
+        sim.plant.repair()
         for g in 0..<gunCount {
-            sim.plant.guns[g].k1.welded = false; sim.plant.guns[g].k2.welded = false
-            sim.plant.guns[g].k1.failsToClose = false; sim.plant.guns[g].k2.failsToClose = false
             sim.plant.guns[g].car?.silent = false; sim.plant.guns[g].car?.pauseRequested = false
             if sim.phase(g) == .charging { sim.requestStop(gun: g) }
         }

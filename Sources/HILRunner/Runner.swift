@@ -43,7 +43,7 @@ public struct ScenarioResult: Sendable {
 }
 
 /// What the observer records cycle by cycle.
-final class Recorder {
+final class ScenarioObserver {
     let gunCount: Int
     var trace: [TraceRow] = []
     var nextTrace = Instant.zero
@@ -138,7 +138,7 @@ public enum ScenarioRunner {
     public static func run(_ scenario: Scenario) -> ScenarioResult {
         let wall0 = Date()
         let sim = Simulation(board: scenario.board, cars: scenario.cars, injections: scenario.events)
-        let rec = Recorder(gunCount: scenario.board.spec.gunCount, tracePeriod: scenario.tracePeriod)
+        let rec = ScenarioObserver(gunCount: scenario.board.spec.gunCount, tracePeriod: scenario.tracePeriod)
         for e in scenario.expectations {
             if case .currentBelow(let g, let max, let after, let within, let until) = e {
                 rec.currentWatch.append((g, after, until, max, nil, 0, 0))
@@ -150,7 +150,7 @@ public enum ScenarioRunner {
         sim.observer = { rec.record($0) }
         let end = Instant.zero + scenario.duration
         // Not before the last instant an expectation names (a state at 130 s needs the run at 130 s).
-        var lastNamed = Instant(seconds: 1)
+        var lastNamed = Instant.zero + .seconds(1)
         for e in scenario.expectations {
             switch e {
             case .state(_, let at, _), .binding(_, let at, _): if at > lastNamed { lastNamed = at }
@@ -166,12 +166,8 @@ public enum ScenarioRunner {
         }
         var verdicts: [Verdict] = []
         for e in scenario.expectations { verdicts.append(judge(e, sim: sim, rec: rec)) }
-        let gunCount = scenario.board.spec.gunCount
-        var faultMarks: [(Double, Int, String)] = []
-        for f in sim.faults where f.clearedAt == nil || true { faultMarks.append((f.raisedAt.seconds, Int(f.gun), f.code.name)) }
-        _ = gunCount
         return ScenarioResult(scenario: scenario.name, file: scenario.file, verdicts: verdicts, violations: sim.violations.map(\.description),
-                              trace: rec.trace, faultMarks: faultMarks.map { (t: $0.0, gun: $0.1, code: $0.2) },
+                              trace: rec.trace, faultMarks: sim.faults.map { (t: $0.raisedAt.seconds, gun: Int($0.gun), code: $0.code.name) },
                               phaseMarks: rec.phaseMarks.map { (t: $0.0, gun: $0.1, phase: $0.2) },
                               endTime: sim.now.seconds, wallSeconds: Date().timeIntervalSince(wall0), traceHash: rec.hash)
     }
@@ -184,7 +180,7 @@ public enum ScenarioRunner {
         }.count
     }
 
-    static func judge(_ e: Expectation, sim: Simulation, rec: Recorder) -> Verdict {
+    static func judge(_ e: Expectation, sim: Simulation, rec: ScenarioObserver) -> Verdict {
         func v(_ ok: Bool, _ detail: String) -> Verdict { Verdict(expectation: e.text, passed: ok, detail: detail) }
         switch e {
         case .state(let g, let at, let phase):

@@ -118,11 +118,8 @@ public struct Scenario: Sendable {
         }
         func quantity(_ v: TOMLValueConvertible?, _ key: String, _ units: [String: Double]) throws(ScenarioError) -> Double {
             guard let t = v?.string else { throw err(key, "expected a string with a unit (\(units.keys.sorted().joined(separator: ", ")))") }
-            var num = "", unit = ""
-            for ch in t where ch != " " {
-                if unit.isEmpty && (ch.isNumber || ch == "." || ch == "-" || ch == "+") { num.append(ch) } else { unit.append(ch) }
-            }
-            guard let n = Double(num), n.isFinite, let f = units[unit.lowercased()] else {
+            let (number, unit) = InjectionParser.splitQuantity(t)
+            guard let n = number, let f = units[unit.lowercased()] else {
                 throw err(key, "'\(t)': expected a number and one of \(units.keys.sorted().joined(separator: ", "))")
             }
             return n * f
@@ -183,10 +180,10 @@ public struct Scenario: Sendable {
                 guard let p = t["state"]?.string, let phase = SessionPhase.allCases.first(where: { $0.name == p }) else {
                     throw err("\(key).state", "unknown state (\(SessionPhase.allCases.map(\.name).joined(separator: ", ")))")
                 }
-                expectations.append(.state(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant(seconds: try seconds(t["at"], "\(key).at")), phase: phase))
+                expectations.append(.state(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), phase: phase))
             case "fault":
                 expectations.append(.fault(code: try code(), gun: try gunIndex(t["gun"], "\(key).gun", default: nil),
-                                           after: Instant(seconds: try seconds(t["after"] ?? 0, "\(key).after")),
+                                           after: Instant.zero + .seconds(try seconds(t["after"] ?? 0, "\(key).after")),
                                            within: .seconds(try seconds(t["within"], "\(key).within"))))
             case "no-fault": expectations.append(.noFault)
             case "not-fault": expectations.append(.notFault(code: try code()))
@@ -195,14 +192,14 @@ public struct Scenario: Sendable {
                                                     minOpenings: t["min_openings"]?.int ?? 1))
             case "current-below":
                 expectations.append(.currentBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Amps(try quantity(t["max"], "\(key).max", amps)),
-                                                  after: Instant(seconds: try seconds(t["after"], "\(key).after")),
+                                                  after: Instant.zero + .seconds(try seconds(t["after"], "\(key).after")),
                                                   within: .seconds(try seconds(t["within"], "\(key).within")),
-                                                  until: t["until"] == nil ? nil : Instant(seconds: try seconds(t["until"], "\(key).until"))))
+                                                  until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
             case "voltage-below":
                 expectations.append(.voltageBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Volts(try quantity(t["max"], "\(key).max", ["v": 1, "kv": 1000])),
-                                                  after: Instant(seconds: try seconds(t["after"], "\(key).after")),
+                                                  after: Instant.zero + .seconds(try seconds(t["after"], "\(key).after")),
                                                   within: .seconds(try seconds(t["within"], "\(key).within")),
-                                                  until: t["until"] == nil ? nil : Instant(seconds: try seconds(t["until"], "\(key).until"))))
+                                                  until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
             case "energy":
                 let wh = ["wh": 1.0, "kwh": 1e3, "mwh": 1e6]
                 let lo = t["at_least"] == nil ? nil : WattHours(try quantity(t["at_least"], "\(key).at_least", wh))
@@ -215,7 +212,7 @@ public struct Scenario: Sendable {
                 guard let src = t["source"]?.string, let ls = LimitSource.allCases.first(where: { $0.name == src }) else {
                     throw err("\(key).source", "unknown limit source (\(LimitSource.allCases.map(\.name).joined(separator: ", ")))")
                 }
-                expectations.append(.binding(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant(seconds: try seconds(t["at"], "\(key).at")), source: ls))
+                expectations.append(.binding(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), source: ls))
             case "end-state":
                 guard let st = t["state"]?.string, ["completed", "faulted"].contains(st) else { throw err("\(key).state", "expected \"completed\" or \"faulted\"") }
                 expectations.append(.endState(st))
@@ -227,8 +224,4 @@ public struct Scenario: Sendable {
                         duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
                         expectations: expectations, tracePeriod: .seconds(trace))
     }
-}
-
-extension Instant {
-    init(seconds s: Double) { self.init(micros: Int64((s * 1e6).rounded())) }
 }

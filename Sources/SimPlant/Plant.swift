@@ -370,6 +370,15 @@ public final class Plant {
         }
         for m in modules.indices { modules[m].failed = false; modules[m].silent = false }
     }
+
+    /// What a technician's repair adds to clearing: welded or stuck contactors replaced.
+    public func repair() {
+        clearInjections()
+        for g in guns.indices {
+            guns[g].k1.welded = false; guns[g].k2.welded = false
+            guns[g].k1.failsToClose = false; guns[g].k2.failsToClose = false
+        }
+    }
 }
 
 // MARK: HAL conformances (the mocked board's drivers)
