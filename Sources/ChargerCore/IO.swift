@@ -55,7 +55,7 @@ public struct GunInputs: Sendable {
 }
 
 /// Actuator tests a technician runs on an idle gun (console `test contactor K1`, `test lock`, `test lamp`,
-/// `imd selftest`). The step honours one only while `actuatorTestAllowed` holds; otherwise it is ignored.
+/// `imd selftest`). The step honours one only while `actuatorTestRefusal` is nil; otherwise it is ignored.
 public enum ActuatorTest: UInt8, Sendable, CaseIterable {
     case none, contactorsK1K2, contactorsK3K4, lock, lamp, imdSelfTest
     public var name: String {
@@ -70,13 +70,27 @@ public enum ActuatorTest: UInt8, Sendable, CaseIterable {
     }
 }
 
-/// Whether an actuator test may run on a gun: idle (unplugged phase, no latched fault), no plug seen on
-/// CC1, and both sides of K1/K2 below 60 V (standards.md "Connection confirm": unlock only below 60 V).
-public func actuatorTestAllowed(phase: SessionPhase, blocked: Bool, input: borrowing GunInputs) -> Bool {
-    if phase != .unplugged || blocked { return false }
-    if !cc1Is(input.cc1, Standard.cc1Unplugged) { return false }
-    if input.vehicleSideVoltage >= Standard.unlockMaxVoltage { return false }
-    return input.chargerSideVoltage < Standard.unlockMaxVoltage
+/// Why an actuator test may not run on a gun now (the console words it; the step obeys it).
+public enum ActuatorTestRefusal: UInt8, Sendable {
+    /// A latched fault at or above `refuse` holds the gun.
+    case faultLatched
+    /// The gun's session is not idle (not in `unplugged`).
+    case notIdle
+    /// CC1 is not at the unplugged level: a plug is in, or on its way.
+    case plugged
+    /// A side of K1/K2 is at or above 60 V (standards.md "Connection confirm": unlock only below 60 V).
+    case outputLive
+}
+
+/// Nil when an actuator test may run: idle (unplugged phase, no blocking fault), no plug seen on CC1, and
+/// both sides of K1/K2 below 60 V; otherwise the first reason it may not.
+public func actuatorTestRefusal(phase: SessionPhase, blocked: Bool, input: borrowing GunInputs) -> ActuatorTestRefusal? {
+    if blocked { return .faultLatched }
+    if phase != .unplugged { return .notIdle }
+    if !cc1Is(input.cc1, Standard.cc1Unplugged) { return .plugged }
+    if input.vehicleSideVoltage >= Standard.unlockMaxVoltage { return .outputLive }
+    if input.chargerSideVoltage >= Standard.unlockMaxVoltage { return .outputLive }
+    return nil
 }
 
 /// Measurements of one module, as polled.
@@ -216,3 +230,4 @@ extension Ohms: BitwiseCopyable {}
 extension SelfTestState: BitwiseCopyable {}
 extension Lamp: BitwiseCopyable {}
 extension StopReason: BitwiseCopyable {}
+extension ActuatorTestRefusal: BitwiseCopyable {}

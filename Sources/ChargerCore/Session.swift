@@ -156,7 +156,7 @@ extension GunSession {
         switch phase {
         case .unplugged:
             out.lamp = blocked ? .fault : input.outOfService ? .off : .available
-            if input.actuatorTest != .none && actuatorTestAllowed(phase: phase, blocked: blocked, input: input) {
+            if input.actuatorTest != .none && actuatorTestRefusal(phase: phase, blocked: blocked, input: input) == nil {
                 // A technician's actuator test on an idle gun: the output only, no module is powered.
                 switch input.actuatorTest {
                 case .contactorsK1K2: out.closeK1K2 = true

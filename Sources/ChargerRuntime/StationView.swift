@@ -38,8 +38,8 @@ public struct GunSnapshot: Sendable, BitwiseCopyable {
     public var carMaxCellTemperature: Celsius? = nil
     public var outOfService = false
     public var actuatorTest: ActuatorTest = .none
-    /// Whether an actuator test would be allowed now (the step decides again when it runs).
-    public var testAllowed = false
+    /// Why an actuator test would be refused now, nil when it would run (the step decides again when it runs).
+    public var testRefusal: ActuatorTestRefusal? = nil
     public init(status: GunStatus) { self.status = status }
 }
 
@@ -110,7 +110,7 @@ extension StationView {
             v.outOfService = i.outOfService
             v.actuatorTest = i.actuatorTest
             let blocked = (f.state.safety[g].latched | f.state.station.latched).strongestReaction.map { $0 >= .refuse } ?? false
-            v.testAllowed = actuatorTestAllowed(phase: f.state.sessions[g].phase, blocked: blocked, input: i)
+            v.testRefusal = actuatorTestRefusal(phase: f.state.sessions[g].phase, blocked: blocked, input: i)
             guns[g] = v
         }
         for m in 0..<moduleCount {

@@ -452,16 +452,19 @@ public final class ConsoleSession {
         return "stop requested"
     }
 
-    /// Why an actuator test is refused on gun `g` now, or nil.
+    /// Why an actuator test is refused on gun `g` now, in words, or nil: the core's own reason
+    /// (`actuatorTestRefusal`, as the loop last evaluated it) with the values behind it.
     func testRefusal(_ v: StationView, _ g: Int) -> String? {
         let x = v.guns[g]
-        if !x.status.faults.isEmpty { return "gun\(g) has a latched fault (\(x.status.faults.codes.map(\.name).joined(separator: ",")))" }
-        if x.status.phase != .unplugged { return "gun\(g) is not idle (\(x.status.phase.name))" }
-        if abs(x.cc1.value - Standard.cc1Unplugged.value) > Standard.cc1Tolerance.value { return "gun\(g) is plugged in (CC1 \(fmt(x.cc1.value, 1)) V)" }
-        let hi = max(x.vehicleSideVoltage.value, x.chargerSideVoltage.value)
-        if hi >= Standard.unlockMaxVoltage.value { return "gun\(g) output is at \(fmt(hi, 0)) V (must be below \(fmt(Standard.unlockMaxVoltage.value, 0)) V)" }
-        if !x.testAllowed { return "gun\(g) does not allow it now" }
-        return nil
+        switch x.testRefusal {
+        case nil: return nil
+        case .faultLatched: return "gun\(g) has a latched fault (\(x.status.faults.codes.map(\.name).joined(separator: ",")))"
+        case .notIdle: return "gun\(g) is not idle (\(x.status.phase.name))"
+        case .plugged: return "gun\(g) is plugged in (CC1 \(fmt(x.cc1.value, 1)) V)"
+        case .outputLive:
+            let hi = max(x.vehicleSideVoltage.value, x.chargerSideVoltage.value)
+            return "gun\(g) output is at \(fmt(hi, 0)) V (must be below \(fmt(Standard.unlockMaxVoltage.value, 0)) V)"
+        }
     }
 
     func testCommand(_ args: [String]) -> String? {

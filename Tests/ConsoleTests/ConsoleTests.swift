@@ -92,7 +92,6 @@ final class Bench {
         view.at = Instant(micros: 5_000_000)
         view.guns[0].cc1 = Standard.cc1Unplugged
         view.guns[0].ratedPower = .kW(60)
-        view.guns[0].testAllowed = true
         let hash = try Credentials.hash("secret-pass")
         var ctx = ConsoleContext(view: { [unowned self] in view }, send: { [unowned self] in sent.append($0); return true },
                                  journal: journal, credentials: Credentials(users: ["tech": hash]), version: "chargerd test",
@@ -159,12 +158,15 @@ final class Bench {
         let b = try Bench()
         b.type("login tech"); b.type("secret-pass")
         b.view.guns[0].status.phase = .charging
+        b.view.guns[0].testRefusal = .notIdle
         #expect(b.type("test contactor K1").contains("refused: gun0 is not idle (charging)"))
         b.view.guns[0].status.phase = .unplugged
         b.view.guns[0].cc1 = Standard.cc1Connected
+        b.view.guns[0].testRefusal = .plugged
         #expect(b.type("test lock").contains("refused: gun0 is plugged in"))
         b.view.guns[0].cc1 = Standard.cc1Unplugged
         b.view.guns[0].vehicleSideVoltage = Volts(75)
+        b.view.guns[0].testRefusal = .outputLive
         #expect(b.type("test lamp").contains("output is at 75 V"))
         #expect(b.sent.isEmpty)
         // Each refusal is journalled with the user.
