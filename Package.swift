@@ -48,9 +48,16 @@ let package = Package(
         .target(name: "BenchChannel", dependencies: ["CBenchChannel", "ChargerCore", "ChargerHAL"]),
         // One protocol per device class; no implementation.
         .target(name: "ChargerHAL", dependencies: ["ChargerCore"]),
-        // Board files (TOML) -> validated StationSpec + plant parameters.
+        // Orderly charging, pure: station clock, time of use, the EMS register map and its fail-safe,
+        // OCPP charging profiles, and the composite grid limit fed to the loop.
+        .target(name: "Grid", dependencies: ["ChargerCore"]),
+        // The grid interfaces of chargerd: the EMS's Modbus TCP server (libmodbus) and the OCPP 1.6J charge
+        // point (WebSocket over TCP or TLS with OpenSSL). Threads of their own, never the loop's.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "GridInterfaces", dependencies: ["Grid", "BoardFile", "ChargerCore", "ChargerRuntime", "CModbus", "COpenSSL"]),
+        // Board files (TOML) -> validated StationSpec + plant parameters; site files (EMS, OCPP, time of use).
         .target(name: "BoardFile", dependencies: [
-            "ChargerCore", "SimPlant", "RealTime",
+            "ChargerCore", "SimPlant", "RealTime", "Grid",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The mocked board: a physical plant + simulated car behind the HAL protocols.
@@ -58,7 +65,7 @@ let package = Package(
         // Cycle driver, virtual clock, invariants, reporting.
         .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
-            "ChargerRuntime", "GPIOD", "FieldBus", "BenchChannel", "Console", "Journal",
+            "ChargerRuntime", "GPIOD", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
@@ -82,6 +89,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
+        .testTarget(name: "GridTests", dependencies: ["Grid", "BoardFile", "ChargerCore", "ChargerRuntime", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "ChargerCore"]),

@@ -90,6 +90,7 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     var limitA = GunArray<Amps>(repeating: .zero)
     var source = GunArray<LimitSource>(repeating: .none)
     var vop = GunArray<Volts>(repeating: .zero)
+    var nonGrid = GunArray<Amps>(repeating: .zero)
     for g in 0..<spec.gunCount {
         let gs = spec.guns[g]
         let gi = inp.guns[g]
@@ -103,10 +104,6 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         if gs.connectorCurrent < lim { lim = gs.connectorCurrent; src = .connector }
         let thermal = gs.connectorCurrent * thermalFactor(gi.gunTemperature, gs)
         if thermal < lim { lim = thermal; src = .thermal }
-        if let sp = gi.gridSetpoint {
-            let a = max(sp, .zero) / v
-            if a < lim { lim = a; src = .gridSetpoint }
-        }
         if let cap = gi.operatorCap {
             let a = max(cap, .zero) / v
             if a < lim { lim = a; src = .operatorCap }
@@ -118,7 +115,14 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
             // there; the car's demand is a limit only while it is charging.
             lim = d.current; src = .vehicle
         }
-        if !d.needsPower { lim = .zero; src = .none }
+        // Every limit but the grid's: a lower grid limit is ramped down to, never below these.
+        nonGrid[g] = lim
+        if let sp = gi.gridSetpoint {
+            let a = max(sp, .zero) / v
+            if a < lim { lim = a; src = .gridSetpoint }
+        }
+        if let a = gi.gridCurrentLimit, max(a, .zero) < lim { lim = max(a, .zero); src = .gridSetpoint }
+        if !d.needsPower { lim = .zero; src = .none; nonGrid[g] = .zero }
         limitA[g] = lim
         source[g] = src
         s.figures[g].wish = lim * v
@@ -190,9 +194,13 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         if !d.needsPower || d.dropAtOnce {
             i = .zero
         } else if target < i {
-            // Limits and demand reductions apply at once; a normal stop ramps at the stop rate.
+            // Limits and demand reductions apply at once; a normal stop ramps at the stop rate, and so
+            // does a lower grid limit (a dispatch is a request, not a protection: the board's ramp), but
+            // never staying above any other limit or the car's demand.
             if s.sessions[g].phase == .stopping {
                 i = max(target, i - gs.stopRamp * dt)
+            } else if source[g] == .gridSetpoint {
+                i = max(target, min(min(i - gs.stopRamp * dt, nonGrid[g]), d.current))
             } else { i = target }
         } else {
             i = min(target, i + gs.rampUp * dt)
@@ -200,8 +208,10 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         s.sessions[g].rampedCurrent = i
         out.guns[g].voltageSetpoint = d.voltage
         out.guns[g].currentSetpoint = i
-        out.guns[g].currentLimit = limitA[g]
-        out.guns[g].powerLimit = limitA[g] * vop[g]
+        // While the command ramps down to a lower grid limit, the limit in force is the ramp.
+        let inForce = source[g] == .gridSetpoint && i > limitA[g] ? i : limitA[g]
+        out.guns[g].currentLimit = inForce
+        out.guns[g].powerLimit = inForce * vop[g]
         out.guns[g].binding = source[g]
     }
     for m in 0..<spec.moduleCount {

@@ -42,6 +42,14 @@ public struct GunInputs: Sendable {
     public var vehicle = VehicleMessages()
     /// Orderly-charging setpoint for this gun from the grid interface, if any.
     public var gridSetpoint: Watts? = nil
+    /// A grid limit in amps of output current (an OCPP profile in A), if any.
+    public var gridCurrentLimit: Amps? = nil
+    /// Which grid source set `gridSetpoint` or `gridCurrentLimit` (carried to the console and the EMS read-back; the step
+    /// treats every grid source alike).
+    public var gridSource: GridSource = .none
+    /// A session may start on this gun (an idTag or a remote start was accepted; true where the station
+    /// charges without authorization). Without it a plugged car waits in `connected`, unlocked.
+    public var authorized = true
     /// Operator commands (console, HIL): explicit fault reset; stop the session.
     public var resetRequest = false
     public var stopRequest = false
@@ -231,3 +239,40 @@ extension SelfTestState: BitwiseCopyable {}
 extension Lamp: BitwiseCopyable {}
 extension StopReason: BitwiseCopyable {}
 extension ActuatorTestRefusal: BitwiseCopyable {}
+
+/// Where a grid limit came from (standards.md "Orderly charging and grid setpoints"): the composite of
+/// the grid interfaces names its binding source with one of these.
+public enum GridSource: UInt8, Sendable, CaseIterable, BitwiseCopyable {
+    case none, manual, ems, emsFailsafe, touPeak, touFlat, touValley, ocppChargePointMax, ocppTxDefault, ocppTx
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .manual: "manual"
+        case .ems: "ems"
+        case .emsFailsafe: "ems-failsafe"
+        case .touPeak: "tou-peak"
+        case .touFlat: "tou-flat"
+        case .touValley: "tou-valley"
+        case .ocppChargePointMax: "ocpp-charge-point-max"
+        case .ocppTxDefault: "ocpp-tx-default"
+        case .ocppTx: "ocpp-tx"
+        }
+    }
+}
+
+/// What the grid interfaces feed the step, computed once off the loop (the composite limit of the
+/// EMS, OCPP and the time-of-use schedule) and read by the loop whole, without a lock.
+public struct GridFeed: Sendable, BitwiseCopyable {
+    /// The station's cap and the source that set it (nil: none).
+    public var station: Watts? = nil
+    public var stationSource: GridSource = .none
+    public var guns = GunArray<Watts?>(repeating: nil)
+    /// Per gun: a limit in amps of output current (OCPP profiles in A), nil: none.
+    public var gunCurrents = GunArray<Amps?>(repeating: nil)
+    public var gunSources = GunArray<GridSource>(repeating: .none)
+    /// Per gun: a session may start (see `GunInputs.authorized`).
+    public var authorized = GunArray<Bool>(repeating: true)
+    /// Per gun: bumped by one for each remote stop; the loop turns a change into a stop request.
+    public var stopCount = GunArray<UInt32>(repeating: 0)
+    public init() {}
+}

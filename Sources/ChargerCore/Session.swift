@@ -180,7 +180,8 @@ extension GunSession {
         case .connected:
             out.lamp = .busy
             if !cc1Is(input.cc1, Standard.cc1Connected) { enter(.connecting, now) }
-            else if inPhase >= Standard.cc1ConnectDebounce && !blocked { enter(.locking, now) }
+            // The lock closes only once the session is authorized (free vend, an idTag, a remote start).
+            else if inPhase >= Standard.cc1ConnectDebounce && !blocked && input.authorized && !input.outOfService { enter(.locking, now) }
 
         case .locking:
             out.lamp = .busy

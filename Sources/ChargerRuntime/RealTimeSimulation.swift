@@ -56,6 +56,11 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
 
     /// The station's view for the console (written by the loop every 100 cycles).
     public let view = TripleBufferStorage(initial: StationView())
+    /// The same view for the grid interfaces' thread (a triple buffer has one reader).
+    public let gridView = TripleBufferStorage(initial: StationView())
+    /// The grid's composite feed, written off the loop, read by it every cycle (wait-free).
+    public let grid = TripleBufferStorage(initial: GridFeed())
+    private var gridWrites: UInt64 = 0
 
     /// Times the first ground-fault reaction (two clock reads a cycle): the benchmark's and the tests'.
     let probeReaction: Bool
@@ -64,7 +69,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
         self.sim = sim
         self.probeReaction = probeReaction
         gunCount = sim.spec.gunCount
-        publisher = EventPublisher(queue: events.queue, gunCount: gunCount, statusEvery: statusEvery, view: view.buffer)
+        publisher = EventPublisher(queue: events.queue, gunCount: gunCount, statusEvery: statusEvery, view: view.buffer, gridView: gridView.buffer)
         probeStorage = .allocate(capacity: 1)
         probeStorage.initialize(to: ReactionProbe())
     }
@@ -86,6 +91,12 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
             case .outOfService(let g, let o): sim.setOutOfService(gun: Int(g), o)
             case .actuatorTest(let g, let t): sim.setActuatorTest(gun: Int(g), t)
             }
+        }
+        // A new grid feed (the writer publishes about every 100 ms): read only when one was written.
+        let writes = grid.buffer.writes
+        if writes != gridWrites {
+            gridWrites = writes
+            sim.setGridFeed(grid.buffer.read())
         }
         if probeReaction && !probeReady.load(ordering: .relaxed) {
             let started = monotonicNanos()
@@ -139,6 +150,7 @@ final class EventPublisher {
     let gunCount: Int
     let statusEvery: UInt64
     let view: TripleBuffer<StationView>?
+    let gridView: TripleBuffer<StationView>?
     let viewEvery: UInt64
     private let lastPhase: UnsafeMutablePointer<SessionPhase>
     private let inSession: UnsafeMutablePointer<Bool>
@@ -146,9 +158,10 @@ final class EventPublisher {
     private var lastSequence: UInt64 = 0
     private var lastClearings: UInt64 = 0
 
-    init(queue: SPSCQueue<LoopEvent>, gunCount: Int, statusEvery: UInt64, view: TripleBuffer<StationView>? = nil, viewEvery: UInt64 = 100) {
+    init(queue: SPSCQueue<LoopEvent>, gunCount: Int, statusEvery: UInt64, view: TripleBuffer<StationView>? = nil,
+         gridView: TripleBuffer<StationView>? = nil, viewEvery: UInt64 = 100) {
         self.queue = queue; self.gunCount = gunCount; self.statusEvery = statusEvery
-        self.view = view; self.viewEvery = max(1, viewEvery)
+        self.view = view; self.gridView = gridView; self.viewEvery = max(1, viewEvery)
         lastPhase = .allocate(capacity: Capacity.guns)
         lastPhase.initialize(repeating: .unplugged, count: Capacity.guns)
         inSession = .allocate(capacity: Capacity.guns)
@@ -198,9 +211,10 @@ final class EventPublisher {
         if statusEvery > 0 && index % statusEvery == statusEvery - 1 {
             for g in 0..<gunCount { q.push(.status(status(g))) }
         }
-        if let view, index % viewEvery == 0 {
+        if view != nil || gridView != nil, index % viewEvery == 0 {
             scratch.pointee.fill(f.pointee, index: index, status: status)
-            view.write(scratch.pointee)
+            view?.write(scratch.pointee)
+            gridView?.write(scratch.pointee)
         }
     }
 }

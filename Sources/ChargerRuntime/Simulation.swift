@@ -109,6 +109,16 @@ public final class Simulation {
     public func setOperatorCap(gun g: Int, _ p: Watts?) { held[g].cap = p }
     public func setOutOfService(gun g: Int, _ out: Bool) { held[g].outOfService = out }
     public func setActuatorTest(gun g: Int, _ t: ActuatorTest) { held[g].test = t }
+    /// The grid interfaces' composite limit, authorizations and remote stops (applied from the next cycle;
+    /// a bumped stop count is a stop request).
+    public func setGridFeed(_ feed: GridFeed) {
+        for g in 0..<gunCount where feed.stopCount[g] != hot.pointee.lastStopCount[g] {
+            hot.pointee.lastStopCount[g] = feed.stopCount[g]
+            pendingStop[g] = true
+        }
+        hot.pointee.grid = feed
+    }
+    public var gridFeed: GridFeed { hot.pointee.grid }
 
     /// One control cycle: scheduled injections, sample, step, apply, invariants, then the plant moves
     /// one period on.
@@ -123,7 +133,7 @@ public final class Simulation {
         applyDueInjections()
         Self.sampleStepApply(&frame, devices: devices, now: plant.now, stationSetpoint: stationSetpoint,
                              gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop, held: held,
-                             loopOverrun: hot.pointee.pendingLoopOverrun, timer: stepTimer)
+                             grid: hot.pointee.grid, loopOverrun: hot.pointee.pendingLoopOverrun, timer: stepTimer)
         hot.pointee.pendingLoopOverrun = false
         for g in 0..<gunCount {
             if pendingReset[g] { pendingReset[g] = false }
@@ -155,13 +165,18 @@ public final class Simulation {
 
     static func sampleStepApply(_ f: inout ControlFrame, devices: BoardDevices, now: Instant,
                                 stationSetpoint: Watts?, gunSetpoints: [Watts?], reset: [Bool], stop: [Bool],
-                                held: GunArray<HeldOperatorInputs>, loopOverrun: Bool, timer: StepTimer?) {
+                                held: GunArray<HeldOperatorInputs>, grid: GridFeed, loopOverrun: Bool, timer: StepTimer?) {
         let gunCount = f.spec.gunCount
         f.inputs.now = now
         f.inputs.loopOverrun = loopOverrun
-        f.inputs.stationSetpoint = stationSetpoint
+        // A setpoint given by hand (HIL injection, console) and the grid's composite: the lower binds.
+        f.inputs.stationSetpoint = lower(stationSetpoint, grid.station)
         for g in 0..<gunCount {
-            f.inputs.guns[g].gridSetpoint = gunSetpoints[g]
+            f.inputs.guns[g].gridSetpoint = lower(gunSetpoints[g], grid.guns[g])
+            f.inputs.guns[g].gridCurrentLimit = grid.gunCurrents[g]
+            if let m = gunSetpoints[g], grid.guns[g].map({ m <= $0 }) ?? true { f.inputs.guns[g].gridSource = .manual }
+            else { f.inputs.guns[g].gridSource = grid.gunSources[g] }
+            f.inputs.guns[g].authorized = grid.authorized[g]
             f.inputs.guns[g].resetRequest = reset[g]
             f.inputs.guns[g].stopRequest = stop[g]
             f.inputs.guns[g].operatorCap = held[g].cap
@@ -442,6 +457,13 @@ public struct HeldOperatorInputs: Sendable, BitwiseCopyable {
     public init() {}
 }
 
+/// The lower of two optional limits (nil: none).
+@inline(__always) func lower(_ a: Watts?, _ b: Watts?) -> Watts? {
+    guard let a else { return b }
+    guard let b else { return a }
+    return a < b ? a : b
+}
+
 /// The simulation's per-cycle bookkeeping, in one place.
 struct CycleBook {
     var frame: ControlFrame
@@ -457,6 +479,9 @@ struct CycleBook {
     var seenClearings: UInt64 = 0
     var pendingLoopOverrun = false
     var held = GunArray<HeldOperatorInputs>(repeating: HeldOperatorInputs())
+    /// The grid interfaces' composite (EMS, OCPP, time of use), as last fed.
+    var grid = GridFeed()
+    var lastStopCount = GunArray<UInt32>(repeating: 0)
     init(frame: ControlFrame, reports: [GunReport], gunSetpoints: [Watts?], pendingReset: [Bool], pendingStop: [Bool],
          faultLatchedAt: [Instant?], lastPhase: [SessionPhase]) {
         self.frame = frame; self.reports = reports; self.gunSetpoints = gunSetpoints; self.pendingReset = pendingReset

@@ -25,6 +25,9 @@ public struct GunSnapshot: Sendable, BitwiseCopyable {
     public var connectorCurrent: Amps = .zero
     public var thermalCurrent: Amps = .zero
     public var gridSetpoint: Watts? = nil
+    public var gridCurrentLimit: Amps? = nil
+    public var gridSource: GridSource = .none
+    public var authorized = true
     public var operatorCap: Watts? = nil
     public var carCurrentDemand: Amps? = nil
     public var carVoltageDemand: Volts? = nil
@@ -99,6 +102,7 @@ extension StationView {
             v.ratedPower = gs.ratedPower; v.maxCurrent = gs.maxCurrent; v.connectorCurrent = gs.connectorCurrent
             v.thermalCurrent = gs.connectorCurrent * thermalFactor(i.gunTemperature, gs)
             v.gridSetpoint = i.gridSetpoint; v.operatorCap = i.operatorCap
+            v.gridCurrentLimit = i.gridCurrentLimit; v.gridSource = i.gridSource; v.authorized = i.authorized
             v.carCurrentDemand = i.vehicle.bcl?.message.currentDemand
             v.carVoltageDemand = i.vehicle.bcl?.message.voltageDemand
             v.currentLimit = o.currentLimit; v.currentSetpoint = o.currentSetpoint

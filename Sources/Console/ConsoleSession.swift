@@ -27,6 +27,8 @@ public struct ConsoleContext: @unchecked Sendable {
     public var sleep: (Double) -> Void
     /// A module's communication errors as text ("-" where its devices are simulated).
     public var moduleComm: (Int) -> String = { _ in "-" }
+    /// The grid interfaces (EMS link, time of use, OCPP profiles, composite), nil without a site file.
+    public var grid: (() -> String)? = nil
     public var idleLogout: Double = 600
     public var lockoutTime: Double = 300
     public var maxFailures = 5
@@ -309,10 +311,14 @@ public final class ConsoleSession {
             s += "\n  connector        \(fmt(x.connectorCurrent.value, 0)) A (board file)"
             s += "\n  thermal          \(fmt(x.thermalCurrent.value, 1)) A at \(fmt(x.status.gunTemperature.value, 1)) °C (board derating curve)"
             s += "\n  grid setpoint    " + (x.gridSetpoint.map { "\(fmt($0.kilowatts, 1)) kW" } ?? "none")
+                + (x.gridCurrentLimit.map { (x.gridSetpoint == nil ? "" : ", ") + "\(fmt($0.value, 1)) A" } ?? "")
+                + (x.gridSource == .none ? "" : " (\(x.gridSource.name))")
+            if !x.authorized { s += "\n  authorization    waiting (idTag or remote start)" }
             s += "\n  operator cap     " + (x.operatorCap.map { "\(fmt($0.kilowatts, 1)) kW" + (capExpiry[g].map { " until t=\(fmt($0, 0)) s" } ?? "") } ?? "none")
             s += "\n  vehicle demand   " + (x.carCurrentDemand.map { "\(fmt($0.value, 1)) A" } ?? "none")
             s += "\n  command now      \(fmt(x.currentSetpoint.value, 1)) A"
         }
+        if let grid = ctx.grid { s += "\n" + grid() }
         say(s)
     }
 

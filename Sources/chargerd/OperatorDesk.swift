@@ -45,7 +45,7 @@ final class OperatorDesk {
 
     /// Starts the console (if one was asked for) on the loop's view and command queue.
     func attach(view: TripleBuffer<StationView>, commands: SPSCQueue<OperatorCommand>, rt: @escaping () -> String, comm: @escaping () -> String,
-                moduleComm: ((Int) -> String)? = nil) {
+                moduleComm: ((Int) -> String)? = nil, grid: (() -> String)? = nil) {
         guard let choice = consoleChoice else { return }
         let port: ConsolePort
         do {
@@ -64,6 +64,7 @@ final class OperatorDesk {
                                  version: firmwareVersion, board: "\(board.name) (\(board.path), checksum \(board.checksum))",
                                  rt: rt, comm: comm, clock: { monotonicSeconds() }, sleep: { usleep(useconds_t($0 * 1e6)) })
         if let moduleComm { ctx.moduleComm = moduleComm }
+        ctx.grid = grid
         ctx.idleLogout = idle
         ctx.lockoutTime = lockout
         let server = ConsoleServer(port: port, session: ConsoleSession(ctx: ctx))

@@ -9,6 +9,7 @@ import RealTime
 import GPIOD
 import Console
 import Journal
+import Grid
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +22,7 @@ struct Chargerd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chargerd",
         abstract: "DC charger controller.",
-        subcommands: [Run.self, JournalCommand.self, Passwd.self],
+        subcommands: [Run.self, JournalCommand.self, Passwd.self, EMSMap.self],
         defaultSubcommand: Run.self)
 }
 
@@ -95,11 +96,48 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Print 'journal: #SEQ KIND acknowledged' after each record is on storage (tests, HIL).")
     var journalAcks = false
 
+    @Option(name: .long, help: "Site file (EMS Modbus TCP server, OCPP 1.6J central system, time-of-use schedule); see README 'Orderly charging'.")
+    var site: String?
+
+    @Option(name: .long, help: "The station clock at the start of the run, RFC 3339 (e.g. 2026-11-24T14:00:00+08:00); default: now. Time-of-use periods and OCPP timestamps follow it.")
+    var startTime: String?
+
+    @Option(name: .long, help: "The idTag the driver presents at the plug (an RFID card), sent to the central system with Authorize; without it a session waits for a RemoteStartTransaction.")
+    var idTag: String?
+
     @Option(name: .long, help: "Console: seconds without a key before a technician is logged out.")
     var consoleIdle: Double = 600
 
     @Option(name: .long, help: "Console: seconds logins stay locked after 5 failures.")
     var consoleLockout: Double = 300
+
+    /// The site's grid interfaces, if a site file is given.
+    func makeGrid(board: Board, desk: OperatorDesk, paced: Bool, speed: Double) throws -> GridDesk? {
+        guard let site else {
+            if startTime != nil || idTag != nil { fail("--start-time and --id-tag need a --site file") }
+            return nil
+        }
+        let config: SiteConfig
+        do { config = try SiteLoader.load(path: site, board: board) } catch { fail("site file: \(error)") }
+        if (config.ems != nil || config.ocpp != nil) && !paced {
+            fail("site \(site): the EMS server and the OCPP client talk to peers in wall-clock time: run with --realtime or --speed FACTOR (not max)")
+        }
+        var start: Int64
+        if let t = startTime {
+            guard let ms = Timestamp.parse(t) else { fail("--start-time '\(t)': expected RFC 3339, e.g. 2026-11-24T14:00:00+08:00") }
+            start = ms
+        } else {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            start = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+        }
+        let g = try GridDesk(site: config, board: board, startEpochMillis: start, desk: desk)
+        if let o = g.ocpp {
+            o.speedFactor = speed
+            for gun in 0..<board.spec.gunCount { o.present(idTag: idTag, gun: gun) }
+        }
+        return g
+    }
 
     mutating func run() throws {
         if listFaults {
@@ -162,12 +200,16 @@ struct Run: ParsableCommand {
         installSignalHandlers()
         let sim = Simulation(board: loaded, cars: cars, injections: scheduled)
         let desk = try OperatorDesk(run: self, board: loaded)
+        let grid = try makeGrid(board: loaded, desk: desk, paced: realtime || factor != nil, speed: factor ?? 1)
         if realtime {
-            let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json, desk: desk)
+            let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json, desk: desk, grid: grid)
             throw ExitCode(code)
         }
         let body = RealTimeSimulation(sim: sim, statusEvery: 0, probeReaction: false)
-        desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { "virtual time: no real-time loop in this mode (t=\(fmt(sim.now.seconds, 1)) s, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")); run with --realtime for loop timing" }, comm: { "simulated board: its devices are the plant model's (no field bus)" })
+        desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { "virtual time: no real-time loop in this mode (t=\(fmt(sim.now.seconds, 1)) s, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")); run with --realtime for loop timing" }, comm: { "simulated board: its devices are the plant model's (no field bus)" },
+                    grid: grid.map { g in { g.consoleText() } })
+        grid?.start()
+        let gridEvery = UInt64(max(1, 100_000_000 / loaded.runtime.periodNanos))
         var cycleIndex: UInt64 = 0
         let profiles = cars
         var pace = Pacer(factor: factor)
@@ -180,8 +222,9 @@ struct Run: ParsableCommand {
         var nextMemory = Instant.zero + (memoryEvery ?? .zero)
         while true {
             body.runCycle(deadline: 0, index: cycleIndex)
+            if let grid, cycleIndex % gridEvery == 0 { body.grid.buffer.write(grid.tick(view: body.gridView.buffer.read())) }
             cycleIndex &+= 1
-            while let e = body.events.queue.pop() { desk.record(e) }
+            while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
             if let memoryEvery, sim.now >= nextMemory {
                 nextMemory = nextMemory + memoryEvery
                 printMemory(sim)
@@ -206,7 +249,8 @@ struct Run: ParsableCommand {
             }
         }
         if memoryEvery != nil { printMemory(sim) }
-        while let e = body.events.queue.pop() { desk.record(e) }
+        while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
+        if let grid { _ = grid.tick(view: body.gridView.buffer.read()); grid.shutdown() }
         desk.shutdown(at: sim.now)
         throw ExitCode(finish(sim, timedOut: timedOut, continuous: continuous, json: json))
     }
@@ -214,12 +258,14 @@ struct Run: ParsableCommand {
 
 /// The real-time mode: the cyclic executive runs the cycles on its own thread; this thread only prints
 /// what comes out of the loop's event queue, and stops the loop on SIGINT/SIGTERM or when the cars are gone.
-func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime: Double, json: Bool, desk: OperatorDesk) -> Int32 {
+func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime: Double, json: Bool, desk: OperatorDesk, grid: GridDesk?) -> Int32 {
     let period = board.runtime.periodNanos
     let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
     let body = RealTimeSimulation(sim: sim, statusEvery: statusEvery)
     let loop = CyclicExecutive(settings: board.runtime, body: body)
-    desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { rtText(loop.statistics()) }, comm: { "simulated board: its devices are the plant model's (no field bus)" })
+    desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { rtText(loop.statistics()) }, comm: { "simulated board: its devices are the plant model's (no field bus)" },
+                grid: grid.map { g in { g.consoleText() } })
+    grid?.start()
     let grant: RealTimeGrant
     do { grant = try loop.start() } catch { fail("\(error)") }
     if let w = grant.warning { writeStderr("chargerd: warning: \(w)\n") }
@@ -230,18 +276,24 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
     let maxCycles = UInt64(maxTime * 1e9 / Double(period))
     var timedOut = false
     func drain() {
-        while let e = body.events.queue.pop() { printEvent(e); desk.record(e) }
+        while let e = body.events.queue.pop() { printEvent(e); desk.record(e); grid?.loopEvent(e) }
         fflush(nil)
     }
+    var nextGrid = monotonicNanos()
     while true {
         sleepUntil(nanos: monotonicNanos() + 20_000_000)
         drain()
+        if let grid, monotonicNanos() >= nextGrid {
+            nextGrid += 100_000_000
+            body.grid.buffer.write(grid.tick(view: body.gridView.buffer.read()))
+        }
         if stopRequested || body.done { break }
         if loop.cycles >= maxCycles { timedOut = true; break }
     }
     loop.requestStop()
     loop.join()
     drain()
+    grid?.shutdown()
     desk.shutdown(at: sim.now)
     let dropped = body.events.queue.dropped
     print("loop: " + loop.statistics().line + (dropped > 0 ? "; \(dropped) events dropped (queue full)" : ""))
@@ -309,6 +361,13 @@ func writeStderr(_ s: String) {
 func fail(_ message: String) -> Never {
     writeStderr("chargerd: \(message)\n")
     exit(2)
+}
+
+struct EMSMap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ems-map",
+        abstract: "Print the EMS Modbus TCP register map as CSV (the data file HIL/ems-register-map.csv).")
+    func run() throws { print(EMSRegisterMap.csv, terminator: "") }
 }
 
 Chargerd.main()

@@ -45,10 +45,15 @@ import Testing
         expectNoViolations(run)
     }
 
-    /// The orderly-charging setpoint is a plain input: a station cap applies at once and binds.
-    @Test func gridSetpointCapsAtOnce() throws {
+    /// The orderly-charging setpoint is a plain input: a station cap binds, reached at the board's stop
+    /// ramp (issue 6: grid changes apply at the board's ramp rate; a dispatch is not a protection).
+    @Test func gridSetpointCapsAtTheBoardsRamp() throws {
         let run = try charging(["setpoint=30kW@100s", "setpoint=none@200s"])
+        let before = run.current
         run.until(100.2)
+        let ramp = run.sim.spec.guns[0].stopRamp
+        #expect(abs((before - run.current).value - ramp.value * 0.2) < 3, "\(before.value) A -> \(run.current.value) A in 0.2 s at \(ramp.value) A/s")
+        run.until(101.5)
         let p = run.sim.plant.guns[0].vehicleSide * run.current
         #expect(p <= Watts.kW(30) * 1.01, "\(p.kilowatts) kW")
         #expect(run.sim.outputs.guns[0].binding == .gridSetpoint)

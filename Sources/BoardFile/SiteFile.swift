@@ -1,0 +1,176 @@
+// Site files: what an installation adds to a board (the board is the hardware, the site is where it
+// stands): its clock's UTC offset, the station EMS's Modbus TCP server, the time-of-use schedule and the
+// OCPP central system. Same TOML conventions and errors as board files; checked against the board.
+import ChargerCore
+import Grid
+import TOMLKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `[ems]`: the Modbus TCP server the station EMS writes its setpoints to.
+public struct EMSServerConfig: Sendable, Equatable {
+    public var address = "127.0.0.1"
+    public var port = 1502
+    public var unit = 1
+    /// Client addresses allowed to write (empty: any); others may read.
+    public var allow: [String] = []
+    public var settings = EMSSettings()
+}
+
+/// `[ocpp]`: the central system this charge point connects to (OCPP 1.6J).
+public struct OCPPConfig: Sendable, Equatable {
+    public var url: String
+    public var chargePointId: String
+    /// wss: CA bundle to verify the central system with, and the charge point's own certificate and key.
+    public var caFile: String? = nil
+    public var certFile: String? = nil
+    public var keyFile: String? = nil
+    public var vendor = "OpenDC"
+    public var model = "chargerd"
+    /// Profiles and the offline queue live here (nil: memory only).
+    public var stateDirectory: String? = nil
+    public var meterInterval: Duration = .s(60)
+    public var heartbeatInterval: Duration = .s(300)
+    public var reconnectInterval: Duration = .s(5)
+    public var callTimeout: Duration = .s(30)
+    /// Sessions start without an idTag (no Authorize/RemoteStart needed).
+    public var freeVend = false
+}
+
+public struct SiteConfig: Sendable, Equatable {
+    public var name: String
+    public var path: String
+    public var utcOffsetSeconds: Int
+    public var electrical = SiteElectrical()
+    public var ems: EMSServerConfig? = nil
+    public var tou = TimeOfUse()
+    public var ocpp: OCPPConfig? = nil
+}
+
+public enum SiteLoader {
+    public static func load(path: String, board: Board) throws(BoardFileError) -> SiteConfig {
+        guard let bytes = BoardLoader.readFile(path) else {
+            throw BoardFileError(file: path, key: "", why: "cannot read the file (\(String(cString: strerror(errno))))")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw BoardFileError(file: path, key: "", why: "not UTF-8 text") }
+        return try parse(text, file: path, board: board)
+    }
+
+    public static func parse(_ text: String, file: String, board: Board) throws(BoardFileError) -> SiteConfig {
+        let root: TOMLTable
+        do { root = try TOMLTable(string: text) }
+        catch let e as TOMLParseError {
+            throw BoardFileError(file: file, key: "", why: "TOML syntax error at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+        } catch { throw BoardFileError(file: file, key: "", why: "TOML syntax error: \(error)") }
+        let r = Reader(file: file)
+        let top = Section(table: root, path: "")
+        try r.onlyKeys(top, ["site", "ems", "tou", "ocpp"])
+        let s = try r.table(top, "site")
+        try r.onlyKeys(s, ["name", "utc_offset", "ac_phase_voltage", "ac_phases"])
+        let offsetText = try r.optionalString(s, "utc_offset") ?? "+08:00"
+        guard let offset = Timestamp.parseOffset(offsetText) else { throw r.error(s, "utc_offset", "'\(offsetText)' is not an offset like \"+08:00\"") }
+        var site = SiteConfig(name: try r.string(s, "name"), path: file, utcOffsetSeconds: offset)
+        if s.table["ac_phase_voltage"] != nil { site.electrical.acPhaseVoltage = try r.voltage(s, "ac_phase_voltage", range: Volts(100)...Volts(400)) }
+        if s.table["ac_phases"] != nil { site.electrical.acPhases = try r.integer(s, "ac_phases", range: 1...3) }
+        let grid = board.spec.gridLimit
+        let gridRange = Watts.zero...grid
+
+        if let t = try r.optionalTable(top, "tou") {
+            try r.onlyKeys(t, ["peak", "flat", "valley", "periods"])
+            var tou = TimeOfUse()
+            if t.table["peak"] != nil { tou.peakLimit = try r.power(t, "peak", range: gridRange) }
+            if t.table["flat"] != nil { tou.flatLimit = try r.power(t, "flat", range: gridRange) }
+            if t.table["valley"] != nil { tou.valleyLimit = try r.power(t, "valley", range: gridRange) }
+            guard let arr = t.table["periods"]?.array else { throw r.error(t, "periods", "missing: a list like [{ start = \"15:00\", kind = \"peak\" }, ...]") }
+            for (i, e) in arr.enumerated() {
+                guard let et = e.table else { throw r.error(t, "periods[\(i)]", "must be a table { start = \"HH:MM\", kind = \"peak|flat|valley\" }") }
+                let p = Section(table: et, path: t.key("periods[\(i)]"))
+                try r.onlyKeys(p, ["start", "kind"])
+                let st = try r.string(p, "start")
+                guard let m = TimeOfUse.minute(of: st) else { throw r.error(p, "start", "'\(st)' is not a time of day like \"15:00\"") }
+                let k = try r.string(p, "kind")
+                guard let kind = TariffKind.allCases.first(where: { $0.name == k }) else { throw r.error(p, "kind", "'\(k)' is not peak, flat or valley") }
+                tou.periods.append(.init(startMinute: m, kind: kind))
+            }
+            if let why = tou.problem { throw r.error(t, "periods", why) }
+            site.tou = tou
+        }
+
+        if let e = try r.optionalTable(top, "ems") {
+            try r.onlyKeys(e, ["listen", "port", "unit", "allow", "heartbeat_timeout", "failsafe_limit", "failsafe_minimum"])
+            var c = EMSServerConfig()
+            c.address = try r.optionalString(e, "listen") ?? c.address
+            guard isIPv4(c.address) else { throw r.error(e, "listen", "'\(c.address)' is not an IPv4 address") }
+            if e.table["port"] != nil { c.port = try r.integer(e, "port", range: 1...65535) }
+            if e.table["unit"] != nil { c.unit = try r.integer(e, "unit", range: 1...247) }
+            if let a = e.table["allow"] {
+                guard let arr = a.array else { throw r.error(e, "allow", "must be a list of IPv4 addresses") }
+                for (i, x) in arr.enumerated() {
+                    guard let str = x.string, isIPv4(str) else { throw r.error(e, "allow[\(i)]", "must be an IPv4 address string") }
+                    c.allow.append(str)
+                }
+            }
+            c.settings.heartbeatTimeout = try r.duration(e, "heartbeat_timeout", default: .s(60), range: .s(1)...(.s(3600)))
+            c.settings.failsafeLimit = try r.power(e, "failsafe_limit", range: gridRange)
+            c.settings.failsafeMinimum = try r.duration(e, "failsafe_minimum", default: .s(7200), range: .zero...(.s(86_400)))
+            site.ems = c
+        }
+
+        if let o = try r.optionalTable(top, "ocpp") {
+            try r.onlyKeys(o, ["url", "charge_point_id", "ca", "cert", "key", "vendor", "model", "state_dir", "meter_interval",
+                               "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend"])
+            let url = try r.string(o, "url")
+            guard let parsed = WebSocketURL(url) else { throw r.error(o, "url", "'\(url)' is not a ws:// or wss:// URL") }
+            let id = try r.optionalString(o, "charge_point_id") ?? parsed.lastPathComponent
+            guard !id.isEmpty, id.count <= 20 else { throw r.error(o, "charge_point_id", "'\(id)' must be 1...20 characters (OCPP CiString20; give charge_point_id or end the URL with it)") }
+            var c = OCPPConfig(url: url, chargePointId: id)
+            c.caFile = try r.optionalString(o, "ca")
+            c.certFile = try r.optionalString(o, "cert")
+            c.keyFile = try r.optionalString(o, "key")
+            if parsed.secure == false, c.caFile != nil || c.certFile != nil { throw r.error(o, "url", "certificates are given but the URL is ws:// (use wss://)") }
+            if (c.certFile == nil) != (c.keyFile == nil) { throw r.error(o, c.certFile == nil ? "cert" : "key", "cert and key go together") }
+            for (k, v) in [("ca", c.caFile), ("cert", c.certFile), ("key", c.keyFile)] {
+                if let v, access(v, R_OK) != 0 { throw r.error(o, k, "cannot read '\(v)' (\(String(cString: strerror(errno))))") }
+            }
+            c.vendor = try r.optionalString(o, "vendor") ?? c.vendor
+            c.model = try r.optionalString(o, "model") ?? c.model
+            c.stateDirectory = try r.optionalString(o, "state_dir")
+            c.meterInterval = try r.duration(o, "meter_interval", default: .s(60), range: .s(1)...(.s(3600)))
+            c.heartbeatInterval = try r.duration(o, "heartbeat_interval", default: .s(300), range: .s(1)...(.s(86_400)))
+            c.reconnectInterval = try r.duration(o, "reconnect_interval", default: .s(5), range: .ms(100)...(.s(3600)))
+            c.callTimeout = try r.duration(o, "call_timeout", default: .s(30), range: .s(1)...(.s(600)))
+            c.freeVend = try r.optionalBool(o, "free_vend") ?? false
+            site.ocpp = c
+        }
+        return site
+    }
+
+    static func isIPv4(_ s: String) -> Bool {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { p in p.count <= 3 && Int(p).map { (0...255).contains($0) } ?? false }
+    }
+}
+
+/// A ws:// or wss:// URL, split.
+public struct WebSocketURL: Sendable, Equatable {
+    public var secure: Bool
+    public var host: String
+    public var port: Int
+    public var path: String
+    public var lastPathComponent: String { String(path.split(separator: "/").last ?? "") }
+
+    public init?(_ text: String) {
+        let rest: Substring
+        if text.hasPrefix("ws://") { secure = false; rest = text.dropFirst(5) }
+        else if text.hasPrefix("wss://") { secure = true; rest = text.dropFirst(6) }
+        else { return nil }
+        let hostPort = rest.prefix { $0 != "/" }
+        path = rest.count > hostPort.count ? String(rest.dropFirst(hostPort.count)) : "/"
+        if let colon = hostPort.lastIndex(of: ":") {
+            guard let p = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            host = String(hostPort[..<colon]); port = p
+        } else { host = String(hostPort); port = secure ? 443 : 80 }
+        guard !host.isEmpty, !host.contains(" ") else { return nil }
+    }
+}

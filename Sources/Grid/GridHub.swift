@@ -1,0 +1,107 @@
+// Where the grid interfaces meet: the EMS server and the OCPP client change the grid state under a
+// lock (their own threads); the thread that feeds the loop ticks it (advances the EMS fail-safe, reads
+// the station's observation) and takes the composite feed. Never touched by the real-time thread.
+import ChargerCore
+import Synchronization
+
+/// A grid event for the journal and the console (`limits`).
+public struct GridLogEntry: Sendable, Equatable {
+    public var at: Instant
+    public var kind: String
+    public var text: String
+}
+
+public final class GridHub: Sendable {
+    struct Shared {
+        var state: GridState
+        var observation = StationObservation()
+        var feed = GridFeed()
+        var log: [GridLogEntry] = []
+        /// Entries not yet taken for the journal.
+        var pending: [GridLogEntry] = []
+        /// Last EMS mode change, shown by the console.
+        var emsLast: GridLogEntry? = nil
+    }
+    let shared: Mutex<Shared>
+
+    public init(state: GridState) {
+        shared = Mutex(Shared(state: state))
+    }
+
+    /// Reads or changes the grid state under the lock.
+    public func with<R>(_ body: (inout GridState) throws -> R) rethrows -> R {
+        try shared.withLock { try body(&$0.state) }
+    }
+
+    public var state: GridState { shared.withLock { $0.state } }
+    public var observation: StationObservation { shared.withLock { $0.observation } }
+    public var lastFeed: GridFeed { shared.withLock { $0.feed } }
+
+    /// Records an event (journal and console).
+    public func log(_ kind: String, _ text: String, at: Instant? = nil) {
+        shared.withLock { s in
+            let e = GridLogEntry(at: at ?? s.observation.at, kind: kind, text: text)
+            s.log.append(e)
+            if s.log.count > 64 { s.log.removeFirst(s.log.count - 64) }
+            s.pending.append(e)
+        }
+    }
+
+    /// The feeding thread, every tick: the station as the loop last showed it, the EMS state machine
+    /// moved on, and the feed for the loop.
+    public func tick(observation o: StationObservation) -> GridFeed {
+        shared.withLock { s in
+            s.observation = o
+            if s.state.ems != nil {
+                for e in s.state.ems!.advance(to: o.at) {
+                    let entry = GridLogEntry(at: e.at, kind: "ems", text: e.text)
+                    s.log.append(entry); s.pending.append(entry); s.emsLast = entry
+                }
+            }
+            s.feed = s.state.feed(at: o.at, volts: o.guns.map(\.voltage))
+            return s.feed
+        }
+    }
+
+    /// Events not yet journalled.
+    public func takePending() -> [GridLogEntry] {
+        shared.withLock { s in defer { s.pending.removeAll() }; return s.pending }
+    }
+
+    public var recentLog: [GridLogEntry] { shared.withLock { $0.log } }
+
+    /// The console's `limits` addendum: the EMS link, the time-of-use period, OCPP's limits and the
+    /// composite per gun.
+    public func consoleText() -> String {
+        shared.withLock { s in
+            let st = s.state, o = s.observation
+            let t = st.clock.epochMillis(o.at)
+            var lines: [String] = []
+            lines.append("grid       station clock \(Timestamp.format(t)) (UTC), local \(TimeOfUse.clock(st.clock.localSecondOfDay(epochMillis: t) / 60))")
+            if let e = st.ems {
+                var l = "  EMS      \(e.mode.name)"
+                if let b = e.lastBeatAt { l += ", last heartbeat \(Int((o.at - b).seconds)) s ago" } else { l += ", no heartbeat yet" }
+                l += "; timeout \(fmtSeconds(e.settings.heartbeatTimeout)), fail-safe \(fmtKW(e.settings.failsafeLimit)) for ≥ \(fmtSeconds(e.settings.failsafeMinimum))"
+                if e.mode == .failsafe { l += " (\(Int(e.failsafeRemaining(at: o.at).seconds)) s left)" }
+                lines.append(l)
+                lines.append("  EMS set  station " + (e.stationSetpoint.map(fmtKW) ?? "none") + "; " +
+                             e.gunSetpoints.enumerated().map { "gun \($0.offset) " + ($0.element.map(fmtKW) ?? "none") }.joined(separator: ", "))
+                if let last = s.emsLast { lines.append("  EMS last change at t=\(Int(last.at.seconds)) s: \(last.text)") }
+            } else { lines.append("  EMS      not configured") }
+            let k = st.tou.kind(atSecondOfDay: st.clock.localSecondOfDay(epochMillis: t))
+            lines.append("  TOU      now \(k?.name ?? "none"); \(st.tou.text)")
+            lines.append("  OCPP     \(st.profiles.profiles.count) charging profile(s)" + st.profiles.profiles.map { " [#\($0.profile.chargingProfileId) \($0.profile.chargingProfilePurpose.rawValue) c\($0.connectorId) L\($0.profile.stackLevel)]" }.joined())
+            lines.append("  station  " + (s.feed.station.map { "\(fmtKW($0)) from \(s.feed.stationSource.name)" } ?? "no grid limit"))
+            for g in 0..<st.gunCount {
+                var l = "  gun \(g)    "
+                let w = s.feed.guns[g].map(fmtKW), a = s.feed.gunCurrents[g].map { "\(Int($0.value)) A" }
+                l += [w, a].compactMap { $0 }.joined(separator: " and ")
+                l += s.feed.gunSources[g] == .none ? "no gun grid limit" : " from \(s.feed.gunSources[g].name)"
+                if let tx = st.transactions[g] { l += "; OCPP transaction \(tx.id)" }
+                if !st.authorized[g] { l += "; waiting for authorization" }
+                lines.append(l)
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+}

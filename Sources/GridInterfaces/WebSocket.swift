@@ -1,0 +1,290 @@
+// A WebSocket client (RFC 6455) over a blocking TCP socket, optionally in TLS (OpenSSL 3): what an OCPP
+// 1.6J charge point needs and no more. Text messages, fragmented or not; pings answered; close
+// handshake; the subprotocol checked; the server's certificate and name verified on wss://.
+import BoardFile
+import COpenSSL
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct WebSocketError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
+}
+
+/// TLS settings for wss:// (security profiles 2 and 3 of the OCPP security whitepaper).
+public struct TLSFiles: Sendable {
+    public var ca: String?
+    public var cert: String?
+    public var key: String?
+    public init(ca: String?, cert: String?, key: String?) { self.ca = ca; self.cert = cert; self.key = key }
+}
+
+public final class WebSocketConnection {
+    let fd: Int32
+    var ssl: OpaquePointer? = nil
+    var sslCtx: OpaquePointer? = nil
+    var inbox: [UInt8] = []
+    var fragments: [UInt8] = []
+    public private(set) var open = false
+    public let protocolName: String
+    public let peer: String
+
+    /// Connects, does TLS (wss) and the HTTP upgrade; throws with what failed.
+    public init(url: WebSocketURL, subprotocol: String, tls: TLSFiles, timeout: Double) throws(WebSocketError) {
+        peer = "\(url.secure ? "wss" : "ws")://\(url.host):\(url.port)\(url.path)"
+        fd = try Self.tcpConnect(host: url.host, port: url.port, timeout: timeout)
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        protocolName = subprotocol
+        do {
+            if url.secure { try startTLS(host: url.host, tls: tls) }
+            try handshake(url: url, subprotocol: subprotocol)
+        } catch {
+            teardown()
+            throw error
+        }
+        open = true
+    }
+
+    deinit { teardown() }
+
+    func teardown() {
+        if let ssl { SSL_shutdown(ssl); SSL_free(ssl) }
+        if let sslCtx { SSL_CTX_free(sslCtx) }
+        ssl = nil; sslCtx = nil
+        if fd >= 0 { Glibc.close(fd) }
+        open = false
+    }
+
+    static func tcpConnect(host: String, port: Int, timeout: Double) throws(WebSocketError) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>? = nil
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        guard rc == 0, let first = res else { throw WebSocketError("cannot resolve \(host): \(String(cString: gai_strerror(rc)))") }
+        defer { freeaddrinfo(res) }
+        var lastError = "no address"
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        while let a = ai {
+            ai = a.pointee.ai_next
+            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
+            guard fd >= 0 else { continue }
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            var r = connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen)
+            if r != 0 && errno == EINPROGRESS {
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&p, 1, Int32(timeout * 1000)) == 1 {
+                    var err: Int32 = 0, len = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+                    r = err == 0 ? 0 : -1
+                    errno = err
+                } else { errno = ETIMEDOUT }
+            }
+            if r == 0 {
+                _ = fcntl(fd, F_SETFL, flags)
+                return fd
+            }
+            lastError = String(cString: strerror(errno))
+            Glibc.close(fd)
+        }
+        throw WebSocketError("cannot connect to \(host):\(port): \(lastError)")
+    }
+
+    static func sslErrors() -> String {
+        var parts: [String] = []
+        while true {
+            let e = ERR_get_error()
+            if e == 0 { break }
+            var buf = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(e, &buf, 256)
+            parts.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return parts.isEmpty ? "unknown TLS error" : parts.joined(separator: "; ")
+    }
+
+    func startTLS(host: String, tls: TLSFiles) throws(WebSocketError) {
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw WebSocketError("TLS: \(Self.sslErrors())") }
+        sslCtx = ctx
+        _ = copenssl_min_tls12(ctx)
+        if let ca = tls.ca {
+            guard SSL_CTX_load_verify_locations(ctx, ca, nil) == 1 else { throw WebSocketError("TLS: cannot load CA file \(ca): \(Self.sslErrors())") }
+        } else { SSL_CTX_set_default_verify_paths(ctx) }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+        if let cert = tls.cert, let key = tls.key {
+            guard SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else { throw WebSocketError("TLS: cannot load certificate \(cert): \(Self.sslErrors())") }
+            guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else { throw WebSocketError("TLS: cannot load key \(key): \(Self.sslErrors())") }
+            guard SSL_CTX_check_private_key(ctx) == 1 else { throw WebSocketError("TLS: key \(key) does not match certificate \(cert)") }
+        }
+        guard let s = SSL_new(ctx) else { throw WebSocketError("TLS: \(Self.sslErrors())") }
+        ssl = s
+        SSL_set_fd(s, fd)
+        _ = copenssl_set_sni(s, host)
+        guard SSL_set1_host(s, host) == 1 else { throw WebSocketError("TLS: cannot set the expected host name \(host)") }
+        if SSL_connect(s) != 1 {
+            let verify = SSL_get_verify_result(s)
+            let why = verify != X509_V_OK ? "certificate verification failed: " + String(cString: X509_verify_cert_error_string(verify)) : Self.sslErrors()
+            throw WebSocketError("TLS handshake with \(host) failed: \(why)")
+        }
+    }
+
+    // MARK: raw bytes
+
+    func writeAll(_ bytes: [UInt8]) throws(WebSocketError) {
+        var off = 0
+        while off < bytes.count {
+            let n: Int = bytes.withUnsafeBytes { b in
+                if let ssl { return Int(SSL_write(ssl, b.baseAddress! + off, Int32(bytes.count - off))) }
+                return Glibc.send(fd, b.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
+            }
+            if n <= 0 {
+                if n < 0 && errno == EINTR { continue }
+                open = false
+                throw WebSocketError("send to \(peer) failed: \(ssl != nil ? Self.sslErrors() : String(cString: strerror(errno)))")
+            }
+            off += n
+        }
+    }
+
+    /// Reads what is there (waiting at most `timeoutMs`); false on timeout; throws when the peer is gone.
+    func fill(timeoutMs: Int32) throws(WebSocketError) -> Bool {
+        if ssl == nil || SSL_pending(ssl) == 0 {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, timeoutMs)
+            if r == 0 { return false }
+            if r < 0 { if errno == EINTR { return false }; throw WebSocketError("poll: \(String(cString: strerror(errno)))") }
+        }
+        var buf = [UInt8](repeating: 0, count: 16_384)
+        let n: Int = buf.withUnsafeMutableBytes { b in
+            if let ssl { return Int(SSL_read(ssl, b.baseAddress, Int32(b.count))) }
+            return recv(fd, b.baseAddress, b.count, 0)
+        }
+        if n <= 0 {
+            if n < 0 && (errno == EAGAIN || errno == EINTR) && ssl == nil { return false }
+            open = false
+            throw WebSocketError("connection to \(peer) closed\(n < 0 ? ": \(ssl != nil ? Self.sslErrors() : String(cString: strerror(errno)))" : "")")
+        }
+        inbox.append(contentsOf: buf[0..<n])
+        return true
+    }
+
+    func handshake(url: WebSocketURL, subprotocol: String) throws(WebSocketError) {
+        var nonce = [UInt8](repeating: 0, count: 16)
+        guard RAND_bytes(&nonce, 16) == 1 else { throw WebSocketError("no random bytes for the handshake key") }
+        let key = Data(nonce).base64EncodedString()
+        let hostHeader = (url.port == (url.secure ? 443 : 80)) ? url.host : "\(url.host):\(url.port)"
+        let request = "GET \(url.path) HTTP/1.1\r\nHost: \(hostHeader)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: \(subprotocol)\r\n\r\n"
+        try writeAll(Array(request.utf8))
+        let deadline = Date().addingTimeInterval(10)
+        var headerEnd: Int? = nil
+        while headerEnd == nil {
+            guard Date() < deadline else { throw WebSocketError("no HTTP upgrade answer from \(peer)") }
+            _ = try fill(timeoutMs: 200)
+            if inbox.count > 16_384 { throw WebSocketError("HTTP upgrade answer from \(peer) too long") }
+            if inbox.count >= 4 { for i in 0...(inbox.count - 4) where inbox[i] == 13 && inbox[i + 1] == 10 && inbox[i + 2] == 13 && inbox[i + 3] == 10 { headerEnd = i; break } }
+        }
+        let text = String(decoding: inbox[0..<headerEnd!], as: UTF8.self)
+        inbox.removeFirst(headerEnd! + 4)
+        let lines = text.components(separatedBy: "\r\n")
+        guard let status = lines.first, status.hasPrefix("HTTP/1.1 101") else {
+            throw WebSocketError("\(peer) refused the WebSocket upgrade: '\(lines.first ?? "")'")
+        }
+        var headers: [String: String] = [:]
+        for l in lines.dropFirst() {
+            guard let c = l.firstIndex(of: ":") else { continue }
+            headers[l[..<c].lowercased().trimmingCharacters(in: .whitespaces)] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
+        }
+        var digest = [UInt8](repeating: 0, count: 20)
+        let material = Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8)
+        SHA1(material, material.count, &digest)
+        let expected = Data(digest).base64EncodedString()
+        guard headers["sec-websocket-accept"] == expected else { throw WebSocketError("\(peer): Sec-WebSocket-Accept is wrong (not a WebSocket server?)") }
+        guard headers["sec-websocket-protocol"] == subprotocol else {
+            throw WebSocketError("\(peer) did not agree to the subprotocol \(subprotocol) (answered '\(headers["sec-websocket-protocol"] ?? "none")')")
+        }
+    }
+
+    // MARK: frames
+
+    func sendFrame(opcode: UInt8, payload: [UInt8]) throws(WebSocketError) {
+        var f: [UInt8] = [0x80 | opcode]
+        let n = payload.count
+        if n < 126 { f.append(0x80 | UInt8(n)) }
+        else if n < 65_536 { f += [0x80 | 126, UInt8(n >> 8), UInt8(n & 0xFF)] }
+        else { f.append(0x80 | 127); for i in (0..<8).reversed() { f.append(UInt8((n >> (8 * i)) & 0xFF)) } }
+        var mask = [UInt8](repeating: 0, count: 4)
+        _ = RAND_bytes(&mask, 4)
+        f += mask
+        f.reserveCapacity(f.count + n)
+        for (i, b) in payload.enumerated() { f.append(b ^ mask[i & 3]) }
+        try writeAll(f)
+    }
+
+    public func send(text: String) throws(WebSocketError) {
+        guard open else { throw WebSocketError("not connected") }
+        try sendFrame(opcode: 1, payload: Array(text.utf8))
+    }
+
+    /// The next text message, waiting at most `timeoutMs`; nil on timeout. Pings are answered here;
+    /// a close frame is answered and ends the connection (throws).
+    public func receive(timeoutMs: Int32) throws(WebSocketError) -> String? {
+        var waited = false
+        while true {
+            if let (fin, opcode, payload, used) = parseFrame() {
+                inbox.removeFirst(used)
+                switch opcode {
+                case 0x9: try sendFrame(opcode: 0xA, payload: payload)
+                case 0xA: break
+                case 0x8:
+                    try? sendFrame(opcode: 0x8, payload: Array(payload.prefix(2)))
+                    open = false
+                    let code = payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : 1005
+                    throw WebSocketError("\(peer) closed the connection (code \(code))")
+                case 0x1, 0x0, 0x2:
+                    fragments += payload
+                    if fragments.count > 1_048_576 { throw WebSocketError("message from \(peer) over 1 MB") }
+                    if fin {
+                        defer { fragments.removeAll() }
+                        return String(decoding: fragments, as: UTF8.self)
+                    }
+                default: throw WebSocketError("\(peer) sent an unknown opcode \(opcode)")
+                }
+                continue
+            }
+            // The first wait is the caller's; the rest of a frame already begun gets a short one.
+            if !(try fill(timeoutMs: waited ? 20 : timeoutMs)) { return nil }
+            waited = true
+        }
+    }
+
+    func parseFrame() -> (Bool, UInt8, [UInt8], Int)? {
+        guard inbox.count >= 2 else { return nil }
+        let fin = inbox[0] & 0x80 != 0, opcode = inbox[0] & 0x0F
+        let masked = inbox[1] & 0x80 != 0
+        var len = Int(inbox[1] & 0x7F), off = 2
+        if len == 126 { guard inbox.count >= 4 else { return nil }; len = Int(inbox[2]) << 8 | Int(inbox[3]); off = 4 }
+        else if len == 127 {
+            guard inbox.count >= 10 else { return nil }
+            len = 0; for i in 2..<10 { len = len << 8 | Int(inbox[i]) }; off = 10
+        }
+        var mask: [UInt8] = []
+        if masked { guard inbox.count >= off + 4 else { return nil }; mask = Array(inbox[off..<(off + 4)]); off += 4 }
+        guard inbox.count >= off + len else { return nil }
+        var payload = Array(inbox[off..<(off + len)])
+        if masked { for i in payload.indices { payload[i] ^= mask[i & 3] } }
+        return (fin, opcode, payload, off + len)
+    }
+
+    /// Sends a close frame (normal closure) and drops the connection.
+    public func close(code: UInt16 = 1000) {
+        if open { try? sendFrame(opcode: 0x8, payload: [UInt8(code >> 8), UInt8(code & 0xFF)]) }
+        teardown()
+    }
+}

@@ -1,0 +1,103 @@
+// chargerd's grid side: the site file's EMS server, OCPP charge point and time-of-use schedule around one
+// GridHub. The thread that owns the loop's events (the main thread) ticks it every 100 ms of station
+// time: the view in, the composite feed out to the loop, grid events into the journal.
+import BoardFile
+import ChargerCore
+import ChargerRuntime
+import Foundation
+import Grid
+import GridInterfaces
+import Journal
+
+final class GridDesk {
+    let site: SiteConfig
+    let hub: GridHub
+    let ems: EMSServer?
+    let ocpp: OCPPClient?
+    let desk: OperatorDesk
+    let gunCount: Int
+
+    init(site: SiteConfig, board: Board, startEpochMillis: Int64, desk: OperatorDesk) throws {
+        self.site = site
+        self.desk = desk
+        gunCount = board.spec.gunCount
+        let clock = StationClock(epochMillisAtZero: startEpochMillis, utcOffsetSeconds: site.utcOffsetSeconds)
+        var state = GridState(clock: clock, ems: site.ems?.settings, tou: site.tou, gridConnection: board.spec.gridLimit,
+                              ratings: (0..<board.spec.gunCount).map { board.spec.guns[$0].ratedPower },
+                              freeVend: site.ocpp.map(\.freeVend) ?? true)
+        state.electrical = site.electrical
+        hub = GridHub(state: state)
+        if let c = site.ems {
+            do { ems = try EMSServer(config: c, hub: hub) } catch { fail("site \(site.path): \(error)") }
+        } else { ems = nil }
+        if let c = site.ocpp {
+            do { ocpp = try OCPPClient(config: c, hub: hub, firmware: firmwareVersion, gunCount: board.spec.gunCount) } catch { fail("site \(site.path): \(error)") }
+        } else { ocpp = nil }
+        var parts = ["site \(site.name) (\(site.path)), clock starts \(Timestamp.format(startEpochMillis)), UTC\(utcOffsetText(site.utcOffsetSeconds))"]
+        if let ems, let c = site.ems {
+            parts.append("EMS Modbus TCP server on \(c.address):\(ems.boundPort) unit \(c.unit)" + (c.allow.isEmpty ? "" : ", writes from \(c.allow.joined(separator: ", ")) only"))
+        }
+        if !site.tou.periods.isEmpty { parts.append("time of use: \(site.tou.text)") }
+        if let c = site.ocpp { parts.append("OCPP 1.6J charge point \(c.chargePointId) -> \(c.url)") }
+        print("grid: " + parts.joined(separator: "; "))
+        fflush(nil)
+    }
+
+    func start() {
+        ems?.start()
+        ocpp?.start()
+    }
+
+    /// The console's addendum to `limits`.
+    func consoleText() -> String {
+        var s = hub.consoleText()
+        if let ems { s += "\n  EMS server: \(ems.answered.load(ordering: .relaxed)) requests answered, \(ems.applied.load(ordering: .relaxed)) writes applied, \(ems.refused.load(ordering: .relaxed)) refused" }
+        if let ocpp { s += "\n  " + ocpp.statusLine() }
+        return s
+    }
+
+    /// One tick: the station's view in, the loop's feed out; grid events journalled.
+    func tick(view v: StationView) -> GridFeed {
+        var o = StationObservation()
+        o.at = v.at
+        o.gridConnection = v.gridLimit
+        for g in 0..<v.gunCount {
+            let x = v.guns[g]
+            var go = GunObservation()
+            go.phase = x.status.phase
+            go.binding = x.status.binding
+            go.gridSource = x.gridSource
+            go.faulted = !x.status.faults.isEmpty
+            go.voltage = x.status.voltage
+            go.current = x.status.current
+            go.meterEnergy = x.meterEnergy
+            go.powerLimit = x.status.powerLimit
+            go.ratedPower = x.ratedPower
+            go.soc = x.status.soc
+            o.guns.append(go)
+        }
+        let feed = hub.tick(observation: o)
+        ocpp?.observe(o)
+        for e in hub.takePending() {
+            var j = JournalEntry(kind: "grid", t: e.at.seconds)
+            j.command = e.kind
+            j.text = e.text
+            desk.ack(desk.journal.append(j))
+            if e.kind == "ems" || e.kind.hasPrefix("ocpp") || e.kind == "ems-refused" { print("grid: t=\(fmt(e.at.seconds, 1)) s \(e.kind): \(e.text)") }
+        }
+        return feed
+    }
+
+    /// A loop event for the charge point (phases, session edges, faults).
+    func loopEvent(_ e: LoopEvent) { ocpp?.loopEvent(e) }
+
+    func shutdown() {
+        ocpp?.stop()
+        ems?.stop()
+    }
+}
+
+func utcOffsetText(_ s: Int) -> String {
+    let a = abs(s)
+    return (s < 0 ? "-" : "+") + String(format: "%02d:%02d", a / 3600, a / 60 % 60)
+}

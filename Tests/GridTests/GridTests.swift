@@ -1,0 +1,318 @@
+// Orderly charging with plain values: the station clock, time of use, the EMS heartbeat's fail-safe,
+// the EMS register map's refusals, OCPP charging profiles and the composite limit; and, through the
+// simulation, the grid feed reaching the step (ramped reductions, authorization).
+import BoardFile
+import ChargerCore
+import ChargerRuntime
+import Grid
+import SimPlant
+import Testing
+
+let repoRoot: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+
+/// 2026-11-24T00:00:00+08:00 (local midnight in China).
+let midnightCST: Int64 = Timestamp.parse("2026-11-24T00:00:00+08:00")!
+let cst = StationClock(epochMillisAtZero: midnightCST, utcOffsetSeconds: 8 * 3600)
+func at(_ s: Double) -> Instant { Instant(micros: Int64(s * 1e6)) }
+
+let peakCap = TimeOfUse(periods: [.init(startMinute: 0, kind: .valley), .init(startMinute: 420, kind: .flat),
+                                  .init(startMinute: 900, kind: .peak), .init(startMinute: 1320, kind: .valley)],
+                        peak: .kW(40), flat: .kW(80), valley: nil)
+
+@Suite struct Clock {
+    @Test func timestampsRoundTripAndOffsets() {
+        #expect(Timestamp.format(midnightCST) == "2026-11-23T16:00:00.000Z")
+        #expect(Timestamp.parse("2026-11-23T16:00:00Z") == midnightCST)
+        #expect(Timestamp.parse("2026-11-23T16:00:00.5Z") == midnightCST + 500)
+        #expect(Timestamp.parse("2024-02-29T12:00:00Z").map(Timestamp.format) == "2024-02-29T12:00:00.000Z")
+        #expect(Timestamp.parse("1969-12-31T23:59:59Z") == -1000)
+        for bad in ["2026-13-01T00:00:00Z", "2026-11-24 00:00", "2026-11-24T00:00:00", "2026-11-24T00:00:00+8", "garbage"] {
+            #expect(Timestamp.parse(bad) == nil, "\(bad)")
+        }
+        #expect(cst.localSecondOfDay(at(15 * 3600 + 1)) == 15 * 3600 + 1)
+        #expect(cst.nextLocalMidnight(after: midnightCST + 1) == midnightCST + 86_400_000)
+    }
+}
+
+@Suite struct TimeOfUseTests {
+    @Test func periodsWrapPastMidnight() {
+        #expect(peakCap.kind(atSecondOfDay: 0) == .valley)
+        #expect(peakCap.kind(atSecondOfDay: 14 * 3600 + 3599) == .flat)
+        #expect(peakCap.kind(atSecondOfDay: 15 * 3600) == .peak)
+        #expect(peakCap.kind(atSecondOfDay: 22 * 3600) == .valley)
+        // A schedule not starting at midnight: the last period runs on past it.
+        let late = TimeOfUse(periods: [.init(startMinute: 480, kind: .flat), .init(startMinute: 1380, kind: .valley)])
+        #expect(late.kind(atSecondOfDay: 3600) == .valley)
+        #expect(peakCap.limit(atSecondOfDay: 16 * 3600)! == (Watts.kW(40), GridSource.touPeak))
+        #expect(peakCap.limit(atSecondOfDay: 23 * 3600) == nil)
+    }
+
+    @Test func invalidSchedulesAreNamed() {
+        var t = peakCap
+        t.periods[2].startMinute = 300
+        #expect(t.problem?.contains("period 2 starts at 05:00, not after") == true)
+        t.periods = Array(repeating: .init(startMinute: 0, kind: .flat), count: 13)
+        #expect(t.problem?.contains("13 periods") == true)
+    }
+}
+
+@Suite struct EMSFailsafe {
+    var settings: EMSSettings {
+        var s = EMSSettings()
+        s.heartbeatTimeout = .s(10); s.failsafeLimit = .kW(20); s.failsafeMinimum = .s(60)
+        return s
+    }
+
+    @Test func noHeartbeatAfterStartMeansFailsafe() {
+        var e = EMSState(settings: settings, gunCount: 2, tou: TimeOfUse())
+        #expect(e.advance(to: at(9.9)).isEmpty)
+        #expect(e.mode == .waiting && e.stationLimit == nil)
+        let ev = e.advance(to: at(10.1))
+        #expect(ev.map(\.mode) == [.failsafe])
+        #expect(ev.first?.at == at(10))
+        #expect(e.stationLimit! == (Watts.kW(20), GridSource.emsFailsafe))
+    }
+
+    @Test func lapseHoldsAtLeastTheMinimumThenDefaultOrBack() {
+        var e = EMSState(settings: settings, gunCount: 2, tou: TimeOfUse())
+        e.stationSetpoint = .kW(50)
+        e.gunSetpoints[1] = .kW(30)
+        e.heartbeat(1, at: at(1))
+        #expect(e.advance(to: at(1)).map(\.mode) == [.valid])
+        #expect(e.stationLimit! == (Watts.kW(50), GridSource.ems))
+        #expect(e.gunLimit(1) == .kW(30))
+        // A repeated value is not a heartbeat.
+        e.heartbeat(1, at: at(8))
+        #expect(e.advance(to: at(11.5)).map(\.mode) == [.failsafe])
+        #expect(e.gunLimit(1) == nil)
+        // Back within the minimum: the fail-safe holds on.
+        e.heartbeat(2, at: at(20))
+        #expect(e.advance(to: at(30)).isEmpty)
+        #expect(e.mode == .failsafe)
+        #expect(e.failsafeRemaining(at: at(30)) == .s(41))
+        // The minimum passed with the heartbeat fresh: the EMS's setpoints again.
+        e.heartbeat(3, at: at(70))
+        #expect(e.advance(to: at(71.5)).map(\.mode) == [.valid])
+        #expect(e.stationLimit! == (Watts.kW(50), GridSource.ems))
+        // Lapse again; silent through the minimum: the default (no EMS limit).
+        #expect(e.advance(to: at(80.5)).map(\.mode) == [.failsafe])
+        let ev = e.advance(to: at(141))
+        #expect(ev.map(\.mode) == [.released])
+        #expect(ev.first?.at == at(140))
+        #expect(e.stationLimit == nil)
+        e.heartbeat(4, at: at(200))
+        #expect(e.advance(to: at(200)).map(\.mode) == [.valid])
+    }
+}
+
+@Suite struct EMSRegisters {
+    var ems: EMSState {
+        var s = EMSSettings()
+        s.heartbeatTimeout = .s(10); s.failsafeLimit = .kW(20); s.failsafeMinimum = .s(60)
+        return EMSState(settings: s, gunCount: 2, tou: peakCap)
+    }
+    let ratings = [Watts.kW(60), Watts.kW(60)]
+    func write(_ e: EMSState, _ a: Int, _ v: [UInt16]) throws(EMSRefusal) -> EMSState {
+        try EMSRegisterMap.write(e, address: a, values: v, gridConnection: .kW(120), ratings: ratings, now: at(5)).0
+    }
+    func refusal(_ e: EMSState, _ a: Int, _ v: [UInt16]) -> EMSRefusal? {
+        do { _ = try write(e, a, v); return nil } catch { return error }
+    }
+
+    @Test func writesApplyWhole() throws {
+        var e = try write(ems, 6, [0, 50_000])
+        #expect(e.stationSetpoint == .kW(50))
+        e = try write(e, 100, [0, 30_000, 0xFFFF, 0xFFFF])
+        #expect(e.gunSetpoints == [.kW(30), nil])
+        e = try write(e, 0, [7])
+        #expect(e.lastBeatValue == 7 && e.lastBeatAt == at(5))
+        // One request with the count and its periods replaces the schedule at once.
+        e = try write(e, 14, [2, 0, 3, 480, 2])
+        #expect(e.tou.periods == [.init(startMinute: 0, kind: .valley), .init(startMinute: 480, kind: .flat)])
+        let img = EMSRegisterMap.holdingImage(e)
+        #expect(Array(img[0...7]) == [7, 10, 0, 20_000, 0, 60, 0, 50_000])
+        #expect(img[14] == 2)
+    }
+
+    @Test func badWritesAreRefusedAndChangeNothing() {
+        let e = ems
+        let cases: [(Int, [UInt16], ModbusExceptionCode, String)] = [
+            (6, [1], .illegalDataAddress, "ends in the middle of the 32-bit station_setpoint"),
+            (7, [1], .illegalDataAddress, "starts in the middle of the 32-bit station_setpoint"),
+            (6, [0x0002, 0], .illegalDataValue, "station_setpoint 131072 W above 120000 W"),
+            (100, [0, 61_000], .illegalDataValue, "gun 0 setpoint 61000 W above 60000 W"),
+            (2, [0xFFFF, 0xFFFF], .illegalDataValue, "failsafe_limit: 0xFFFFFFFF"),
+            (1, [0], .illegalDataValue, "heartbeat_timeout 0 s"),
+            (40, [1], .illegalDataAddress, "not in the map"),
+            (104, [0, 1], .illegalDataAddress, "outside the holding registers"),
+            (14, [2, 480, 2, 0, 3], .illegalDataValue, "not after the period before it"),
+            (14, [1, 0, 9], .illegalDataValue, "tou_0_kind 9"),
+            (14, [13], .illegalDataValue, "tou_count 13"),
+            // A valid setpoint in the same request as a bad one: neither applies.
+            (0, [9, 10, 0, 1000, 0, 60, 0, 50_000, 0xFFFF, 0xFFF0], .illegalDataValue, "tou_peak_limit"),
+        ]
+        for (a, v, code, why) in cases {
+            let r = refusal(e, a, v)
+            #expect(r?.code == code, "write \(a) \(v): \(String(describing: r))")
+            #expect(r?.why.contains(why) == true, "write \(a) \(v): \(String(describing: r))")
+        }
+    }
+
+    @Test func theDataFileIsTheMap() throws {
+        let file = try #require(BoardLoader.readFile("\(repoRoot)/HIL/ems-register-map.csv"))
+        #expect(String(decoding: file, as: UTF8.self) == EMSRegisterMap.csv, "regenerate with: chargerd ems-map > HIL/ems-register-map.csv")
+    }
+}
+
+func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: Int = 0, unit: RateUnit = .W,
+             periods: [(Int, Double)], start: String? = nil, duration: Int? = nil, recurrency: RecurrencyKind? = nil,
+             validFrom: String? = nil, validTo: String? = nil) -> ChargingProfile {
+    ChargingProfile(chargingProfileId: id, transactionId: nil, stackLevel: level, chargingProfilePurpose: purpose,
+                    chargingProfileKind: kind, recurrencyKind: recurrency, validFrom: validFrom, validTo: validTo,
+                    chargingSchedule: ChargingSchedule(duration: duration, startSchedule: start, chargingRateUnit: unit,
+                                                       chargingSchedulePeriod: periods.map { SchedulePeriod(startPeriod: $0.0, limit: $0.1) }))
+}
+
+@Suite struct Profiles {
+    let t0 = midnightCST
+
+    @Test func stackLevelsKindsAndValidity() throws {
+        var store = ProfileStore()
+        // Daily recurring from local midnight: 30 kW until 07:00, then 50 kW.
+        try store.install(profile(1, .TxDefaultProfile, .Recurring, level: 0, periods: [(0, 30_000), (7 * 3600, 50_000)],
+                                  start: "2026-11-23T00:00:00+08:00", recurrency: .Daily), connectorId: 0, connectors: 2, activeTransaction: nil, at: t0)
+        #expect(store.limit(purpose: .TxDefaultProfile, connectorId: 1, at: t0 + 3_600_000, txStart: nil)?.value == 30_000)
+        #expect(store.limit(purpose: .TxDefaultProfile, connectorId: 2, at: t0 + 8 * 3_600_000, txStart: nil)?.value == 50_000)
+        // A higher stack level for one hour only, on connector 1.
+        try store.install(profile(2, .TxDefaultProfile, .Absolute, level: 3, periods: [(0, 10_000)], start: "2026-11-24T01:00:00+08:00", duration: 3600),
+                          connectorId: 1, connectors: 2, activeTransaction: nil, at: t0)
+        #expect(store.limit(purpose: .TxDefaultProfile, connectorId: 1, at: t0 + 90 * 60_000, txStart: nil)?.value == 10_000)
+        #expect(store.limit(purpose: .TxDefaultProfile, connectorId: 2, at: t0 + 90 * 60_000, txStart: nil)?.value == 30_000)
+        #expect(store.limit(purpose: .TxDefaultProfile, connectorId: 1, at: t0 + 2 * 3_600_000, txStart: nil)?.value == 30_000)
+        // Relative: from the transaction's start; none without one.
+        try store.install(profile(3, .TxProfile, .Relative, level: 0, unit: .A, periods: [(0, 100), (600, 50)]),
+                          connectorId: 2, connectors: 2, activeTransaction: 42, at: t0)
+        #expect(store.limit(purpose: .TxProfile, connectorId: 2, at: t0 + 700_000, txStart: t0)! == RateLimit(value: 50, unit: .A, phases: nil))
+        #expect(store.profiles.last?.profile.transactionId == 42)
+        // validTo ends a profile.
+        try store.install(profile(4, .ChargePointMaxProfile, .Absolute, periods: [(0, 90_000)], start: "2026-11-24T00:00:00+08:00",
+                                  validTo: "2026-11-24T02:00:00+08:00"), connectorId: 0, connectors: 2, activeTransaction: nil, at: t0)
+        #expect(store.limit(purpose: .ChargePointMaxProfile, connectorId: 0, at: t0 + 3_600_000, txStart: nil)?.value == 90_000)
+        #expect(store.limit(purpose: .ChargePointMaxProfile, connectorId: 0, at: t0 + 7_200_000, txStart: nil) == nil)
+        // Same stack level and purpose on the same connector replaces; clearing by purpose.
+        try store.install(profile(5, .TxDefaultProfile, .Absolute, level: 3, periods: [(0, 5_000)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: t0)
+        #expect(!store.profiles.contains { $0.profile.chargingProfileId == 2 })
+        #expect(store.clear(id: nil, connectorId: nil, purpose: .TxDefaultProfile, stackLevel: nil) == 2)
+        store.transactionEnded(connectorId: 2)
+        #expect(store.profiles.map(\.profile.chargingProfileId) == [4])
+    }
+
+    @Test func refusals() {
+        var store = ProfileStore()
+        func why(_ p: ChargingProfile, _ c: Int, tx: Int? = nil) -> String {
+            do { try store.install(p, connectorId: c, connectors: 2, activeTransaction: tx, at: 0); return "accepted" } catch { return error.why }
+        }
+        #expect(why(profile(1, .TxProfile, .Relative, periods: [(0, 1)]), 1).contains("no transaction"))
+        #expect(why(profile(1, .ChargePointMaxProfile, .Absolute, periods: [(0, 1)]), 1).contains("connector 0 only"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(10, 1)]), 1).contains("must start at 0"))
+        #expect(why(profile(1, .TxDefaultProfile, .Recurring, periods: [(0, 1)]), 1).contains("recurrencyKind and startSchedule"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, 1), (0, 2)]), 1).contains("does not increase"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, -1)]), 1).contains("negative"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, 1)], start: "yesterday"), 1).contains("RFC 3339"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, 1)]), 3).contains("does not exist"))
+        var p = profile(1, .TxProfile, .Relative, periods: [(0, 1)]); p.transactionId = 9
+        #expect(why(p, 1, tx: 8).contains("not the connector's transaction 8"))
+        #expect(store.profiles.isEmpty)
+    }
+}
+
+@Suite struct Composite {
+    func state() -> GridState {
+        var e = EMSSettings(); e.heartbeatTimeout = .s(10); e.failsafeLimit = .kW(20); e.failsafeMinimum = .s(60)
+        return GridState(clock: cst, ems: nil, tou: peakCap, gridConnection: .kW(120), ratings: [.kW(60), .kW(60)], freeVend: true)
+    }
+
+    @Test func lowestSourceBindsAndTheScheduleSaysSo() throws {
+        var s = state()
+        // 16:00 local: peak 40 kW binds the station; a ChargePointMax of 100 A per phase (69 kW) does not.
+        let t = midnightCST + 16 * 3_600_000
+        try s.profiles.install(profile(1, .ChargePointMaxProfile, .Absolute, unit: .A, periods: [(0, 100)], start: "2026-11-24T00:00:00+08:00"),
+                               connectorId: 0, connectors: 2, activeTransaction: nil, at: t)
+        var f = s.feed(at: cst.instant(epochMillis: t), volts: [Volts(400), Volts(400)])
+        #expect(f.station == .kW(40) && f.stationSource == .touPeak)
+        // A TxDefault in A reaches the gun as a current limit.
+        try s.profiles.install(profile(2, .TxDefaultProfile, .Absolute, unit: .A, periods: [(0, 50)], start: "2026-11-24T00:00:00+08:00"),
+                               connectorId: 1, connectors: 2, activeTransaction: nil, at: t)
+        f = s.feed(at: cst.instant(epochMillis: t), volts: [Volts(400), Volts(400)])
+        #expect(f.gunCurrents[0] == Amps(50) && f.gunSources[0] == .ocppTxDefault && f.gunCurrents[1] == nil)
+        // Composite over 8 h from 14:00 for connector 2: gun rating 60 kW, 40 kW from 15:00, 60 kW from 22:00.
+        let from = midnightCST + 14 * 3_600_000
+        let w = s.compositeSchedule(connectorId: 2, from: from, duration: 8 * 3600, unit: .W, volts: Volts(400))
+        #expect(w == [SchedulePeriod(startPeriod: 0, limit: 60_000), SchedulePeriod(startPeriod: 3600, limit: 40_000)])
+        let w0 = s.compositeSchedule(connectorId: 0, from: from, duration: 9 * 3600, unit: .W, volts: Volts(400))
+        #expect(w0 == [SchedulePeriod(startPeriod: 0, limit: 69_000), SchedulePeriod(startPeriod: 3600, limit: 40_000), SchedulePeriod(startPeriod: 8 * 3600, limit: 69_000)])
+        // Connector 1 in A at 400 V: 50 A all along (the TxDefault binds below 40 kW = 100 A).
+        let a = s.compositeSchedule(connectorId: 1, from: from, duration: 8 * 3600, unit: .A, volts: Volts(400))
+        #expect(a == [SchedulePeriod(startPeriod: 0, limit: 50)])
+    }
+
+    @Test func emsFailsafeShowsInTheSchedule() {
+        var e = EMSSettings(); e.heartbeatTimeout = .s(10); e.failsafeLimit = .kW(20); e.failsafeMinimum = .s(600)
+        var s = GridState(clock: cst, ems: e, tou: TimeOfUse(), gridConnection: .kW(120), ratings: [.kW(60)], freeVend: true)
+        _ = s.ems!.advance(to: at(11))
+        #expect(s.ems!.mode == .failsafe)
+        let sched = s.compositeSchedule(connectorId: 0, from: cst.epochMillis(at(11)), duration: 3600, unit: .W, volts: Volts(400))
+        #expect(sched == [SchedulePeriod(startPeriod: 0, limit: 20_000), SchedulePeriod(startPeriod: 599, limit: 120_000)])
+    }
+}
+
+@Suite struct FeedInTheLoop {
+    func sim() throws -> Simulation {
+        let b = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-60kw.toml")
+        return Simulation(board: b, cars: [0: try CarProfile.parse("capacity=60kWh,soc=20,target=80,max-voltage=500V")])
+    }
+
+    /// A lower grid limit is ramped down to at the board's stop ramp, the invariants hold all along,
+    /// and the limit in force follows the ramp.
+    @Test func lowerGridLimitRampsAtTheBoardsRate() throws {
+        let s = try sim()
+        s.run(for: .s(60))
+        #expect(s.phase(0) == .charging)
+        let before = s.outputs.guns[0].currentSetpoint
+        #expect(before > Amps(120))
+        var f = GridFeed(); f.station = .kW(20); f.stationSource = .ems
+        s.setGridFeed(f)
+        s.run(for: .ms(100))
+        let stopRamp = s.spec.guns[0].stopRamp
+        let after100 = s.outputs.guns[0].currentSetpoint
+        #expect(abs((before - after100).value - stopRamp.value * 0.1) < 1.5, "\(before) -> \(after100)")
+        s.run(for: .s(3))
+        #expect(abs(s.outputs.guns[0].powerLimit.value - 20_000) < 50)
+        #expect(s.outputs.guns[0].binding == .gridSetpoint)
+        #expect(s.violations.isEmpty, "\(s.violations.prefix(3))")
+    }
+
+    /// Without authorization a plugged car waits unlocked; a remote stop (a bumped count) stops it.
+    @Test func authorizationGatesTheLockAndStopCountStops() throws {
+        let s = try sim()
+        var f = GridFeed(); f.authorized[0] = false
+        s.setGridFeed(f)
+        s.run(for: .s(20))
+        #expect(s.phase(0) == .connected)
+        #expect(!s.outputs.guns[0].lock)
+        f.authorized[0] = true
+        s.setGridFeed(f)
+        s.run(for: .s(40))
+        #expect(s.phase(0) == .charging)
+        f.stopCount[0] = 1
+        s.setGridFeed(f)
+        s.run(for: .s(2))
+        #expect(s.phase(0) != .charging)
+        #expect(s.frame.state.sessions[0].stopReason == .operatorRequest)
+        #expect(s.violations.isEmpty)
+    }
+}

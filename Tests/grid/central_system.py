@@ -1,0 +1,135 @@
+"""An OCPP 1.6J central system for the tests, built on the `ocpp` package (PyPI) and `websockets`.
+
+It runs in a thread with its own asyncio loop; the test drives it with blocking helpers. Every message the
+charge point sends is validated by `ocpp` against the OCPP 1.6 JSON schemas and recorded in order.
+"""
+import asyncio
+import datetime
+import threading
+import time
+
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as CP
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+
+
+class RecordingCP(CP):
+    def __init__(self, cp_id, ws, server):
+        super().__init__(cp_id, ws)
+        self.server = server
+        self.next_tx = server.next_tx
+
+    def record(self, action, payload):
+        with self.server.lock:
+            self.server.received.append((time.monotonic(), action, payload))
+
+    @on(Action.boot_notification)
+    def on_boot(self, charge_point_vendor, charge_point_model, **kw):
+        self.record("BootNotification", dict(vendor=charge_point_vendor, model=charge_point_model, **kw))
+        return call_result.BootNotification(current_time=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                                            interval=self.server.heartbeat_interval, status=RegistrationStatus.accepted)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **kw):
+        self.record("Heartbeat", kw)
+        return call_result.Heartbeat(current_time=datetime.datetime.now(datetime.timezone.utc).isoformat())
+
+    @on(Action.status_notification)
+    def on_status(self, connector_id, error_code, status, **kw):
+        self.record("StatusNotification", dict(connector_id=connector_id, error_code=error_code, status=status, **kw))
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag, **kw):
+        self.record("Authorize", dict(id_tag=id_tag))
+        ok = id_tag in self.server.accepted_tags
+        return call_result.Authorize(id_tag_info={"status": AuthorizationStatus.accepted if ok else AuthorizationStatus.invalid})
+
+    @on(Action.start_transaction)
+    def on_start(self, connector_id, id_tag, meter_start, timestamp, **kw):
+        with self.server.lock:
+            tx = self.server.next_tx
+            self.server.next_tx += 1
+        self.record("StartTransaction", dict(connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, timestamp=timestamp, transaction_id=tx))
+        return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": AuthorizationStatus.accepted})
+
+    @on(Action.meter_values)
+    def on_meter(self, connector_id, meter_value, **kw):
+        self.record("MeterValues", dict(connector_id=connector_id, meter_value=meter_value, **kw))
+        return call_result.MeterValues()
+
+    @on(Action.stop_transaction)
+    def on_stop(self, meter_stop, timestamp, transaction_id, **kw):
+        self.record("StopTransaction", dict(meter_stop=meter_stop, timestamp=timestamp, transaction_id=transaction_id, **kw))
+        return call_result.StopTransaction()
+
+
+class CentralSystem:
+    def __init__(self, port=0, heartbeat_interval=30, accepted_tags=("TAG-OK",), ssl_context=None):
+        self.port = port
+        self.heartbeat_interval = heartbeat_interval
+        self.accepted_tags = set(accepted_tags)
+        self.ssl_context = ssl_context
+        self.received = []
+        self.lock = threading.Lock()
+        self.next_tx = 1001
+        self.cp = None
+        self.ws = None
+        self.connections = 0
+        self.loop = asyncio.new_event_loop()
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.started.wait(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._serve())
+
+    async def _serve(self):
+        self.stop_event = asyncio.Event()
+        async with websockets.serve(self._on_connect, "127.0.0.1", self.port, subprotocols=["ocpp1.6"], ssl=self.ssl_context) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            self.started.set()
+            await self.stop_event.wait()
+
+    async def _on_connect(self, ws):
+        cp_id = ws.request.path.strip("/")
+        self.connections += 1
+        self.ws = ws
+        self.cp = RecordingCP(cp_id, ws, self)
+        self.cp_id = cp_id
+        try:
+            await self.cp.start()
+        except websockets.exceptions.ConnectionClosed:
+            pass
+
+    # blocking helpers for tests
+    def call(self, message, timeout=15):
+        fut = asyncio.run_coroutine_threadsafe(self.cp.call(message), self.loop)
+        return fut.result(timeout)
+
+    def drop(self):
+        """Closes the charge point's connection abruptly (TCP reset, no close handshake)."""
+        def _drop():
+            self.ws.transport.abort()
+        self.loop.call_soon_threadsafe(_drop)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(5)
+
+    def messages(self, action=None):
+        with self.lock:
+            return [m for m in self.received if action is None or m[1] == action]
+
+    def wait_for(self, action, predicate=lambda p: True, timeout=30, after=0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, a, p in self.messages(action):
+                if t >= after and predicate(p):
+                    return p
+            time.sleep(0.05)
+        raise AssertionError(f"no {action} matching within {timeout} s; got {[m[1] for m in self.messages()][-20:]}")
