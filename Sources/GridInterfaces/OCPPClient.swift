@@ -52,6 +52,7 @@ public final class OCPPClient: @unchecked Sendable {
     let gunCount: Int
     private var thread: pthread_t? = nil
     private let stopFlag = Atomic<Bool>(false)
+    private let flushDeadline = Atomic<Int64>(0)
 
     /// What the main thread hands over (loop events, observations), under a lock.
     struct Inbox { var events: [LoopEvent] = []; var observation: StationObservation? = nil }
@@ -171,8 +172,11 @@ public final class OCPPClient: @unchecked Sendable {
         thread = t
     }
 
-    public func stop() {
+    /// Stops the client; while connected, queued transaction messages get up to `flushWithin` seconds
+    /// to go out first (what is left stays on storage for the next start).
+    public func stop(flushWithin: Double = 5) {
         guard let t = thread else { return }
+        flushDeadline.store(Int64((monotonic() + flushWithin) * 1000), ordering: .releasing)
         stopFlag.store(true, ordering: .releasing)
         pthread_join(t, nil)
         thread = nil
@@ -188,8 +192,15 @@ public final class OCPPClient: @unchecked Sendable {
 
     func setStatus(_ s: String) { statusText.withLock { $0 = s } }
 
+    /// Stop asked: go on only while connected, with transaction messages to send, before the deadline.
+    var shouldStop: Bool {
+        guard stopFlag.load(ordering: .acquiring) else { return false }
+        let busy = ws?.open == true && booted && (!queue.messages.isEmpty || pending?.queued != nil || !inbox.withLock { $0.events.isEmpty })
+        return !busy || monotonic() * 1000 > Double(flushDeadline.load(ordering: .acquiring))
+    }
+
     func run() {
-        while !stopFlag.load(ordering: .acquiring) {
+        while !shouldStop {
             takeInbox()
             if ws == nil || ws?.open == false {
                 if ws != nil { dropConnection("connection lost") }
@@ -203,6 +214,8 @@ public final class OCPPClient: @unchecked Sendable {
                 dropConnection("\(error)")
             }
         }
+        // What the loop said last (a session's end) is queued and on storage before the thread ends.
+        takeInbox()
         if let ws { ws.close() }
     }
 

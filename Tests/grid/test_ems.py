@@ -1,0 +1,216 @@
+"""The station EMS's Modbus TCP interface of chargerd, driven by pymodbus (an independent implementation)
+as the EMS: setpoints written and read back, the power delivered following them, bad writes refused with
+the right Modbus exception and nothing applied, the allow-list, and the heartbeat fail-safe with its
+minimum duration, in the journal and on the console's `limits`.
+
+chargerd runs a sim board paced at 1x (the EMS lives in wall-clock time). Run by `make test-grid`.
+"""
+import os
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from support import BIN, Chargerd, free_port, register_map  # noqa: E402
+
+from pymodbus.client import ModbusTcpClient  # noqa: E402
+from pymodbus.pdu import ExceptionResponse  # noqa: E402
+
+MAP = register_map()
+NONE32 = [0xFFFF, 0xFFFF]
+
+
+def addr(name, gun=0):
+    table, a, words, stride = MAP[name]
+    return a + stride * gun
+
+
+def u32(w):
+    return [(w >> 16) & 0xFFFF, w & 0xFFFF]
+
+
+def site(port, allow='["127.0.0.1"]', timeout="3 s", failsafe="20 kW", minimum="8 s"):
+    return f"""
+[site]
+name = "EMS test"
+utc_offset = "+08:00"
+[ems]
+listen = "127.0.0.1"
+port = {port}
+unit = 1
+allow = {allow}
+heartbeat_timeout = "{timeout}"
+failsafe_limit = "{failsafe}"
+failsafe_minimum = "{minimum}"
+"""
+
+
+class EMS(unittest.TestCase):
+    def start(self, text, *args):
+        c = Chargerd(text, "--speed", "1", "--status-interval", "1", "--start-time", "2026-11-24T10:00:00+08:00", *args)
+        self.addCleanup(c.stop)
+        c.wait_line(r"EMS Modbus TCP server on 127\.0\.0\.1:\d+", timeout=20)
+        return c
+
+    def client(self, port, source=None):
+        cl = ModbusTcpClient("127.0.0.1", port=port, source_address=(source, 0) if source else None, timeout=2)
+        self.assertTrue(cl.connect())
+        self.addCleanup(cl.close)
+        return cl
+
+    def read_in(self, cl, name, gun=0):
+        table, a, words, stride = MAP[name]
+        r = cl.read_input_registers(a + stride * gun, count=words, device_id=1)
+        self.assertFalse(r.isError(), r)
+        return r.registers[0] if words == 1 else (r.registers[0] << 16) | r.registers[1]
+
+    def test_setpoints_apply_and_read_back(self):
+        port = free_port()
+        c = self.start(site(port, timeout="30 s"))
+        cl = self.client(port)
+        i, st = c.status(timeout=30)
+        while st[1] != "charging" or st[4] < 55:
+            i, st = c.status(after=i + 1, timeout=30)
+        beat = 1
+        self.assertFalse(cl.write_registers(addr("heartbeat"), [beat], device_id=1).isError())
+        self.assertFalse(cl.write_registers(addr("station_setpoint"), u32(25_000), device_id=1).isError())
+        # The station limit, its source and the gun's power follow within about a second (ramped).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.read_in(cl, "gun_power") > 25_300:
+            time.sleep(0.2)
+        self.assertEqual(self.read_in(cl, "ems_state"), 1)
+        self.assertEqual(self.read_in(cl, "station_limit"), 25_000)
+        self.assertEqual(self.read_in(cl, "station_limit_source"), 2)   # ems
+        self.assertLessEqual(self.read_in(cl, "gun_power"), 25_300)
+        self.assertGreater(self.read_in(cl, "gun_power"), 23_000)
+        self.assertEqual(self.read_in(cl, "gun_binding"), 6)            # grid-setpoint
+        self.assertEqual(self.read_in(cl, "gun_phase"), 10)             # charging
+        # A per-gun setpoint below it binds the gun; the holding registers read back what was written.
+        self.assertFalse(cl.write_registers(addr("gun_setpoint"), u32(15_000), device_id=1).isError())
+        time.sleep(2.5)
+        self.assertLessEqual(self.read_in(cl, "gun_power"), 15_200)
+        self.assertEqual(self.read_in(cl, "gun_grid_source"), 2)
+        r = cl.read_holding_registers(0, count=8, device_id=1)
+        self.assertEqual(r.registers, [beat, 30, *u32(20_000), *u32(8), *u32(25_000)])
+        self.assertEqual(cl.read_holding_registers(addr("gun_setpoint"), count=2, device_id=1).registers, u32(15_000))
+        # Energy read back is the meter's register; it grows.
+        e1 = self.read_in(cl, "gun_energy")
+        time.sleep(2)
+        self.assertGreater(self.read_in(cl, "gun_energy"), e1)
+        i, st = c.status(after=len(c.lines), timeout=5)
+        self.assertLessEqual(st[4], 15.2, st)
+        self.assertEqual(st[6], "grid-setpoint")
+
+    def test_bad_writes_are_refused_and_change_nothing(self):
+        port = free_port()
+        self.start(site(port, timeout="60 s"))
+        cl = self.client(port)
+        cl.write_registers(addr("station_setpoint"), u32(40_000), device_id=1)
+        before = cl.read_holding_registers(0, count=39, device_id=1).registers
+        gun_before = cl.read_holding_registers(100, count=2, device_id=1).registers
+        cases = [
+            (lambda: cl.write_register(addr("station_setpoint"), 1, device_id=1), 2, "half of a 32-bit value"),
+            (lambda: cl.write_register(addr("station_setpoint") + 1, 1, device_id=1), 2, "low word alone"),
+            (lambda: cl.write_registers(addr("station_setpoint"), [0x0002, 0], device_id=1), 3, "131 kW above the 80 kW connection"),
+            (lambda: cl.write_registers(addr("gun_setpoint"), u32(61_000), device_id=1), 3, "above the 60 kW gun"),
+            (lambda: cl.write_registers(addr("failsafe_limit"), NONE32, device_id=1), 3, "no fail-safe value"),
+            (lambda: cl.write_register(addr("heartbeat_timeout"), 0, device_id=1), 3, "zero timeout"),
+            (lambda: cl.write_register(50, 1, device_id=1), 2, "unmapped register"),
+            (lambda: cl.write_registers(addr("tou_count"), [2, 600, 1, 300, 3], device_id=1), 3, "periods out of order"),
+            (lambda: cl.write_registers(addr("tou_count"), [1, 0, 7], device_id=1), 3, "unknown kind"),
+            (lambda: cl.read_holding_registers(100, count=10, device_id=1), 2, "read past the map"),
+            (lambda: cl.write_coil(0, True, device_id=1), 1, "coils are not served"),
+            (lambda: cl.read_holding_registers(0, count=2, device_id=9), 0x0B, "another unit"),
+            # One good value and one bad in one request: neither applies.
+            (lambda: cl.write_registers(addr("station_setpoint"), [*u32(30_000), *u32(10_000_000)], device_id=1), 3, "mixed request"),
+        ]
+        for call, code, what in cases:
+            r = call()
+            self.assertIsInstance(r, ExceptionResponse, what)
+            self.assertEqual(r.exception_code, code, what)
+        self.assertEqual(cl.read_holding_registers(0, count=39, device_id=1).registers, before)
+        self.assertEqual(cl.read_holding_registers(100, count=2, device_id=1).registers, gun_before)
+        # A whole schedule in one request is taken.
+        self.assertFalse(cl.write_registers(addr("tou_count"), [2, 0, 3, 900, 1], device_id=1).isError())
+        self.assertEqual(cl.read_holding_registers(addr("tou_count"), count=5, device_id=1).registers, [2, 0, 3, 900, 1])
+
+    def test_allow_list(self):
+        port = free_port()
+        self.start(site(port, allow='["127.0.0.2"]'))
+        stranger = self.client(port)                     # from 127.0.0.1
+        r = stranger.write_registers(addr("station_setpoint"), u32(10_000), device_id=1)
+        self.assertIsInstance(r, ExceptionResponse)
+        self.assertEqual(r.exception_code, 1)
+        self.assertFalse(stranger.read_input_registers(0, count=4, device_id=1).isError(), "reads stay open")
+        ems = self.client(port, source="127.0.0.2")
+        self.assertFalse(ems.write_registers(addr("station_setpoint"), u32(10_000), device_id=1).isError())
+        self.assertEqual(stranger.read_holding_registers(addr("station_setpoint"), count=2, device_id=1).registers, u32(10_000))
+
+    def test_heartbeat_loss_failsafe_minimum_then_default(self):
+        port = free_port()
+        journal = os.path.join(os.path.dirname(__file__), "..", "..", ".build", "grid-ems-journal")
+        subprocess.run(["rm", "-rf", journal])
+        c = Chargerd(site(port, timeout="3 s", failsafe="20 kW", minimum="8 s"), "--speed", "1", "--status-interval", "1",
+                     "--journal", journal, "--console", "stdin", stdin=True)
+        self.addCleanup(c.stop)
+        c.wait_line(r"EMS Modbus TCP server", timeout=20)
+        cl = self.client(port)
+        cl.write_registers(addr("station_setpoint"), u32(50_000), device_id=1)
+        beating = threading.Event()
+
+        def heartbeat_loop():
+            beat = 0
+            while not stopped.is_set():
+                if beating.is_set():
+                    beat += 1
+                    hb.write_register(addr("heartbeat"), beat, device_id=1)
+                time.sleep(0.5)
+
+        stopped = threading.Event()
+        hb = self.client(port)
+        t = threading.Thread(target=heartbeat_loop, daemon=True)
+        t.start()
+        self.addCleanup(lambda: (stopped.set(), t.join(2)))
+        beating.set()
+        time.sleep(14)                                   # into charging at 50 kW
+        self.assertEqual(self.read_in(cl, "ems_state"), 1)
+        self.assertEqual(self.read_in(cl, "station_limit"), 50_000)
+        beating.clear()
+        lost_at = time.monotonic()
+        c.wait_line(r"ems: EMS heartbeat lost", timeout=6)
+        self.assertGreater(time.monotonic() - lost_at, 2.5)
+        time.sleep(1.5)
+        self.assertEqual(self.read_in(cl, "ems_state"), 2)
+        self.assertEqual(self.read_in(cl, "station_limit"), 20_000)
+        self.assertEqual(self.read_in(cl, "station_limit_source"), 3)     # ems-failsafe
+        self.assertLessEqual(self.read_in(cl, "gun_power"), 20_300)
+        c.send("limits\n")
+        c.wait_line(r"EMS\s+fail-safe", timeout=5)
+        c.wait_line(r"EMS last change at t=\d+ s: EMS heartbeat lost", timeout=5)
+        # The heartbeat back within the minimum: the fail-safe holds until the minimum is over.
+        beating.set()
+        time.sleep(2)
+        self.assertEqual(self.read_in(cl, "ems_state"), 2, "fail-safe holds its minimum")
+        c.wait_line(r"fail-safe over after 8 s, EMS heartbeat back", timeout=8)
+        time.sleep(0.5)
+        self.assertEqual(self.read_in(cl, "ems_state"), 1)
+        self.assertEqual(self.read_in(cl, "station_limit"), 50_000)
+        beating.clear()
+        # Silent again through the whole minimum: the default (no EMS limit).
+        start = len(c.lines)
+        c.wait_line(r"EMS heartbeat lost", timeout=6, start=start)
+        c.wait_line(r"fail-safe over after 8 s, EMS still silent: default limits", timeout=12, start=start)
+        time.sleep(0.5)
+        self.assertEqual(self.read_in(cl, "ems_state"), 3)
+        self.assertEqual(self.read_in(cl, "station_limit"), 0xFFFFFFFF)
+        c.stop()
+        out = subprocess.run([BIN, "journal", "export", "--dir", journal], capture_output=True, text=True).stdout
+        self.assertRegex(out, r"grid .*ems.*EMS heartbeat lost \(timeout 3 s\): fail-safe 20\.0 kW for at least 8 s")
+        self.assertRegex(out, r"grid .*ems.*default limits")
+        self.assertRegex(out, r"grid .*ems-write.*station setpoint 50\.0 kW")
+
+
+if __name__ == "__main__":
+    unittest.main()

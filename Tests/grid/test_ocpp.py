@@ -1,0 +1,304 @@
+"""chargerd as an OCPP 1.6J charge point against the `ocpp` package (PyPI) as the central system, on
+loopback: boot, authorization, a whole transaction with meter values, charging profiles of each kind
+changing the power delivered in a simulated session, GetCompositeSchedule answering what is applied, a
+dropped connection mid-transaction with nothing lost, profiles and queued messages surviving a restart,
+and wss with a CA and a client certificate. Every message chargerd sends is validated by `ocpp` against
+the OCPP 1.6 JSON schemas (a message that failed validation would be answered with a CALLERROR and the
+test would not see it arrive). Run by `make test-grid`.
+"""
+import datetime
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from central_system import CentralSystem  # noqa: E402
+from support import Chargerd, free_port  # noqa: E402
+
+from ocpp.v16 import call  # noqa: E402
+
+SMALL_CAR = "capacity=5kWh,soc=76,target=80,max-voltage=500V,plug-at=2s"
+BIG_CAR = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=2s"
+
+
+def site(port, state_dir, *, scheme="ws", host="127.0.0.1", meter="2 s", free_vend=False, extra=""):
+    return f"""
+[site]
+name = "OCPP test"
+utc_offset = "+08:00"
+[ocpp]
+url = "{scheme}://{host}:{port}/CP001"
+state_dir = "{state_dir}"
+meter_interval = "{meter}"
+reconnect_interval = "500 ms"
+call_timeout = "5 s"
+free_vend = {"true" if free_vend else "false"}
+{extra}
+"""
+
+
+def parse_ts(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def sampled(mv, measurand):
+    for v in mv["meter_value"][0]["sampled_value"]:
+        if v["measurand"] == measurand:
+            return float(v["value"])
+    return None
+
+
+class OCPP(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ocpp-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.state = os.path.join(self.tmp, "state")
+
+    def cs(self, **kw):
+        c = CentralSystem(**kw)
+        self.addCleanup(c.stop)
+        return c
+
+    def chargerd(self, text, *args):
+        c = Chargerd(text, "--status-interval", "1", *args, tmp=self.tmp)
+        self.addCleanup(c.stop)
+        return c
+
+    def power_settles(self, c, kw, tol=0.4, timeout=20):
+        """Waits for the status line's power to sit within `tol` kW of `kw`; returns the line."""
+        i = len(c.lines)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            i, st = c.status(after=i, timeout=timeout)
+            i += 1
+            last = st
+            if st[1] == "charging" and abs(st[4] - kw) <= tol:
+                return st
+        self.fail(f"power did not settle at {kw} kW (last {last})\n" + c.output()[-3000:])
+
+    def test_boot_authorize_and_a_whole_transaction(self):
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "10", "--car", SMALL_CAR, "--id-tag", "TAG-OK")
+        boot = cs.wait_for("BootNotification", timeout=10)
+        self.assertEqual((boot["vendor"], boot["model"]), ("OpenDC", "chargerd"))
+        self.assertEqual(cs.cp_id, "CP001")
+        auth = cs.wait_for("Authorize", timeout=15)
+        self.assertEqual(auth["id_tag"], "TAG-OK")
+        start = cs.wait_for("StartTransaction", timeout=15)
+        self.assertEqual((start["connector_id"], start["id_tag"]), (1, "TAG-OK"))
+        stop = cs.wait_for("StopTransaction", timeout=60)
+        rc = c.stop()
+        self.assertEqual(rc, 0, c.output()[-2000:])
+        self.assertEqual(stop["transaction_id"], start["transaction_id"])
+        self.assertEqual(stop["reason"], "EVDisconnected")          # the car ended it (BST)
+        energy_kwh = float(next(l for l in c.lines if l.startswith("energy ")).split()[1])
+        self.assertAlmostEqual((stop["meter_stop"] - start["meter_start"]) / 1000, energy_kwh, delta=0.002)
+        mvs = [p for p in (m[2] for m in cs.messages("MeterValues")) if p.get("transaction_id") == start["transaction_id"]]
+        self.assertGreaterEqual(len(mvs), 3, [m[1] for m in cs.messages()])
+        energies = [sampled(m, "Energy.Active.Import.Register") for m in mvs]
+        self.assertEqual(energies, sorted(energies))
+        for m in mvs:
+            v, a, w = sampled(m, "Voltage"), sampled(m, "Current.Import"), sampled(m, "Power.Active.Import")
+            self.assertAlmostEqual(w, v * a, delta=0.002 * w + 50)
+        self.assertGreater(max(sampled(m, "Power.Active.Import") for m in mvs), 10_000)
+        self.assertTrue(all(sampled(m, "SoC") is not None for m in mvs))
+        statuses = [p["status"] for p in (m[2] for m in cs.messages("StatusNotification")) if p["connector_id"] == 1]
+        for a, b in zip(["Available", "Preparing", "Charging", "Finishing", "Available"], self.subsequence(statuses, ["Available", "Preparing", "Charging", "Finishing", "Available"])):
+            self.assertEqual(a, b, statuses)
+        order = [m[1] for m in cs.messages() if m[1] in ("StartTransaction", "MeterValues", "StopTransaction")]
+        self.assertEqual(order[0], "StartTransaction")
+        self.assertEqual(order[-1], "StopTransaction")
+
+    @staticmethod
+    def subsequence(seq, wanted):
+        out, j = [], 0
+        for s in seq:
+            if j < len(wanted) and s == wanted[j]:
+                out.append(s)
+                j += 1
+        return out + [None] * (len(wanted) - len(out))
+
+    def test_unknown_tag_waits_then_remote_start(self):
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "5", "--car", SMALL_CAR, "--id-tag", "STOLEN-CARD")
+        self.assertEqual(cs.wait_for("Authorize", timeout=15)["id_tag"], "STOLEN-CARD")
+        c.wait_line(r"idTag STOLEN-CARD on connector 1: Invalid", timeout=10)
+        time.sleep(3)
+        self.assertEqual(cs.messages("StartTransaction"), [])
+        self.assertIn("gun0 connected", c.output())
+        r = cs.call(call.RemoteStartTransaction(id_tag="APP-USER-7", connector_id=1))
+        self.assertEqual(r.status, "Accepted")
+        self.assertEqual(cs.wait_for("StartTransaction", timeout=15)["id_tag"], "APP-USER-7")
+        r = cs.call(call.RemoteStartTransaction(id_tag="SECOND", connector_id=1))
+        self.assertEqual(r.status, "Rejected", "one transaction per connector")
+        r = cs.call(call.RemoteStopTransaction(transaction_id=424242))
+        self.assertEqual(r.status, "Rejected")
+
+    def test_profiles_of_each_kind_change_the_power(self):
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)
+        cs.wait_for("BootNotification", timeout=10)
+        c.wait_line(r"gun0 connected", timeout=15)
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="APP", connector_id=1)).status, "Accepted")
+        tx = cs.wait_for("StartTransaction", timeout=15)["transaction_id"]
+        self.power_settles(c, 60.0, timeout=25)
+
+        def composite(connector, unit):
+            r = cs.call(call.GetCompositeSchedule(connector_id=connector, duration=600, charging_rate_unit=unit))
+            self.assertEqual(r.status, "Accepted")
+            return r.charging_schedule["charging_schedule_period"][0]["limit"]
+
+        def set_profile(connector, profile):
+            return cs.call(call.SetChargingProfile(connector_id=connector, cs_charging_profiles=profile)).status
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        # Absolute TxDefaultProfile in W on connector 0 (every connector).
+        self.assertEqual(set_profile(0, {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+                                         "chargingProfileKind": "Absolute", "chargingSchedule": {
+                                             "startSchedule": (now - datetime.timedelta(minutes=1)).isoformat(), "chargingRateUnit": "W",
+                                             "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 30000}]}}), "Accepted")
+        st = self.power_settles(c, 30.0)
+        self.assertEqual(st[6], "grid-setpoint")
+        self.assertAlmostEqual(composite(1, "W"), 30000, delta=1)
+        # Relative TxProfile in A on the transaction, stack level 1: it overrides the TxDefault.
+        self.assertEqual(set_profile(1, {"chargingProfileId": 2, "transactionId": tx, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
+                                         "chargingProfileKind": "Relative", "chargingSchedule": {
+                                             "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 40.0}]}}), "Accepted")
+        st = self.power_settles(c, 40.0 * c_volts(c) / 1000, tol=0.5)
+        self.assertAlmostEqual(st[3], 40.0, delta=0.3)
+        self.assertAlmostEqual(composite(1, "A"), 40.0, delta=0.2)
+        # Recurring daily ChargePointMaxProfile (station, W) whose period now is 12 kW (from local midnight).
+        midnight = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8))).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.assertEqual(set_profile(0, {"chargingProfileId": 3, "stackLevel": 0, "chargingProfilePurpose": "ChargePointMaxProfile",
+                                         "chargingProfileKind": "Recurring", "recurrencyKind": "Daily", "chargingSchedule": {
+                                             "startSchedule": midnight.isoformat(), "chargingRateUnit": "W",
+                                             "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 12000}]}}), "Accepted")
+        st = self.power_settles(c, 12.0)
+        self.assertAlmostEqual(composite(0, "W"), 12000, delta=1)
+        self.assertAlmostEqual(composite(1, "W"), 12000, delta=1)
+        # What GetCompositeSchedule says is what is delivered (the car asks for more), and the meter
+        # values offer it.
+        self.assertAlmostEqual(st[4] * 1000, composite(1, "W"), delta=300)
+        cs.wait_for("MeterValues", lambda p: abs(sampled(p, "Power.Offered") - 12000) < 100 and abs(sampled(p, "Power.Active.Import") - 12000) < 300, timeout=6)
+        # A TxProfile for a transaction that is not running is refused; ClearChargingProfile lifts them.
+        self.assertEqual(set_profile(1, {"chargingProfileId": 9, "transactionId": tx + 1, "stackLevel": 2, "chargingProfilePurpose": "TxProfile",
+                                         "chargingProfileKind": "Relative", "chargingSchedule": {"chargingRateUnit": "W",
+                                         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 1000}]}}), "Rejected")
+        self.assertEqual(cs.call(call.ClearChargingProfile(charging_profile_purpose="ChargePointMaxProfile")).status, "Accepted")
+        self.power_settles(c, 40.0 * c_volts(c) / 1000, tol=0.6)
+        self.assertEqual(cs.call(call.ClearChargingProfile()).status, "Accepted")
+        self.power_settles(c, 60.0)
+        self.assertEqual(cs.call(call.ClearChargingProfile(id=77)).status, "Unknown")
+
+    def test_dropped_connection_mid_transaction_loses_nothing(self):
+        port = free_port()
+        cs = CentralSystem(port=port)
+        # --continuous: chargerd stays up after the car leaves (waiting for the next), as a charger does.
+        c = self.chargerd(site(port, self.state, meter="5 s"), "--speed", "5", "--car", SMALL_CAR, "--id-tag", "TAG-OK",
+                          "--continuous", "--arrival-interval", "3600")
+        start = cs.wait_for("StartTransaction", timeout=20)
+        cs.wait_for("MeterValues", timeout=10)
+        # The central system goes away mid-transaction (TCP reset, then nobody listening).
+        cs.drop()
+        cs.stop()
+        i, _ = c.wait_line(r"ocpp-offline: disconnected", timeout=10)
+        c.wait_line(r"gun0 (finished|unplugged)", timeout=60, start=i)
+        time.sleep(1)
+        self.assertRegex(c.output(), r"transaction message\(s\) queued")
+        cs2 = self.cs(port=port)
+        stop = cs2.wait_for("StopTransaction", timeout=20)
+        self.assertEqual(stop["transaction_id"], start["transaction_id"])
+        all_mv = [m[2] for m in cs.messages("MeterValues")] + [m[2] for m in cs2.messages("MeterValues")]
+        stamps = [parse_ts(m["meter_value"][0]["timestamp"]) for m in all_mv]
+        self.assertEqual(stamps, sorted(stamps), "in order")
+        gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
+        self.assertTrue(all(g < 7.5 for g in gaps), f"a meter value is missing: gaps {gaps}")
+        self.assertGreaterEqual(len(cs2.messages("MeterValues")), 1, "some were sent after the reconnect")
+        first = parse_ts(start["timestamp"])
+        self.assertLess((stamps[0] - first).total_seconds(), 7.5)
+        self.assertLess((parse_ts(stop["timestamp"]) - stamps[-1]).total_seconds(), 7.5)
+        order = [m[1] for m in cs2.messages() if m[1] in ("MeterValues", "StopTransaction")]
+        self.assertEqual(order[-1], "StopTransaction")
+
+    def test_profiles_and_queue_survive_a_restart(self):
+        port = free_port()
+        cs = CentralSystem(port=port)
+        c = self.chargerd(site(port, self.state), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs.wait_for("BootNotification", timeout=10)
+        self.assertEqual(cs.call(call.SetChargingProfile(connector_id=1, cs_charging_profiles={
+            "chargingProfileId": 5, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+            "chargingSchedule": {"startSchedule": datetime.datetime.now(datetime.timezone.utc).isoformat(), "chargingRateUnit": "W",
+                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 25000}]}})).status, "Accepted")
+        c.stop()
+        cs.stop()
+        # Offline: a free-vend session runs with no central system; its messages wait on storage.
+        c2 = self.chargerd(site(port, self.state, free_vend=True), "--speed", "10", "--car", "capacity=10kWh,soc=74,target=80,max-voltage=500V,plug-at=2s")
+        c2.wait_line(r"1 charging profile\(s\) restored", timeout=10)
+        st = self.power_settles(c2, 25.0, timeout=30)
+        self.assertEqual(st[6], "grid-setpoint")
+        c2.wait_line(r"gun0 (finished|unplugged)", timeout=60, start=len(c2.lines) - 1)
+        time.sleep(0.5)
+        self.assertEqual(c2.stop(), 0, c2.output()[-2000:])
+        # Back online after a restart: the queued transaction arrives whole, in order.
+        cs3 = self.cs(port=port)
+        t0 = time.monotonic()
+        c3 = self.chargerd(site(port, self.state, free_vend=True), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        c3.wait_line(r"transaction message\(s\) restored", timeout=10)
+        stop = cs3.wait_for("StopTransaction", timeout=60)
+        print(f"\n  {len(cs3.messages())} messages delivered from the restored queue {time.monotonic() - t0:.1f} s after chargerd started", file=sys.stderr)
+        start = cs3.wait_for("StartTransaction", timeout=1)
+        self.assertEqual(stop["transaction_id"], start["transaction_id"])
+        self.assertEqual(start["id_tag"], "FREEVEND")
+        kinds = [m[1] for m in cs3.messages() if m[1] in ("StartTransaction", "MeterValues", "StopTransaction")]
+        self.assertEqual(kinds[0], "StartTransaction")
+        self.assertEqual(kinds[-1], "StopTransaction")
+        self.assertGreaterEqual(kinds.count("MeterValues"), 2)
+        r = cs3.call(call.GetCompositeSchedule(connector_id=1, duration=60, charging_rate_unit="W"))
+        self.assertEqual(r.charging_schedule["charging_schedule_period"][0]["limit"], 25000)
+
+    def test_wss_with_certificates(self):
+        d = self.tmp
+        def ossl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True)
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem", "-days", "2", "-subj", "/CN=Test CSMS CA")
+        for name, ext in [("server", "subjectAltName=DNS:localhost"), ("client", "extendedKeyUsage=clientAuth")]:
+            ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr", "-subj", f"/CN={'localhost' if name == 'server' else 'CP001'}")
+            with open(f"{d}/{name}.ext", "w") as f:
+                f.write(ext + "\n")
+            ossl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/{name}.pem", "-days", "2", "-extfile", f"{d}/{name}.ext")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
+        ctx.load_verify_locations(f"{d}/ca.pem")
+        ctx.verify_mode = ssl.CERT_REQUIRED          # security profile 3: the charge point shows its certificate
+        cs = self.cs(ssl_context=ctx)
+        tls = f'ca = "{d}/ca.pem"\ncert = "{d}/client.pem"\nkey = "{d}/client.key"'
+        c = self.chargerd(site(cs.port, self.state, scheme="wss", host="localhost", extra=tls), "--speed", "1", "--car", SMALL_CAR)
+        cs.wait_for("BootNotification", timeout=15)
+        c.wait_line(r"connected to wss://localhost", timeout=5)
+        c.stop()
+        # A central system whose certificate the charge point's CA did not sign: refused, and said why.
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/rogue.key", "-out", f"{d}/rogue.pem", "-days", "2", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost")
+        rogue = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        rogue.load_cert_chain(f"{d}/rogue.pem", f"{d}/rogue.key")
+        cs2 = self.cs(ssl_context=rogue)
+        c2 = self.chargerd(site(cs2.port, self.state, scheme="wss", host="localhost", extra=tls), "--speed", "1", "--car", SMALL_CAR)
+        c2.wait_line(r"certificate verification failed", timeout=10)
+        time.sleep(1)
+        self.assertEqual(cs2.messages(), [])
+
+
+def c_volts(c):
+    """The gun's voltage from the last status line."""
+    _, st = c.status(after=len(c.lines) - 1, timeout=5)
+    return st[2]
+
+
+if __name__ == "__main__":
+    unittest.main()
