@@ -76,7 +76,7 @@ let package = Package(
         ], path: "HIL/emulator"),
         // HIL scenarios (files under HIL/scenarios), their traces, JUnit and plots; seeded fault campaigns.
         .target(name: "HILRunner", dependencies: [
-            "ChargerRuntime", "BoardFile", "SimPlant", "ChargerCore",
+            "ChargerRuntime", "BoardFile", "SimPlant", "ChargerCore", "Grid",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "charger-hil", dependencies: [

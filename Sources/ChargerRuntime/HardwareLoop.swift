@@ -26,6 +26,15 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
     private let cyclesDone = Atomic<UInt64>(0)
     /// The station's view for the console (written by the loop every 100 cycles).
     public let view = TripleBufferStorage(initial: StationView())
+    /// The same view for the grid interfaces' thread, and the grid's composite feed back (wait-free).
+    public let gridView = TripleBufferStorage(initial: StationView())
+    public let grid = TripleBufferStorage(initial: GridFeed())
+    private var gridWrites: UInt64 = 0
+    private var feed = GridFeed()
+    private var lastStopCount = GunArray<UInt32>(repeating: 0)
+    /// Setpoints given by hand (console, bench actions); the grid's composite is applied beside them.
+    private var manualStation: Watts? = nil
+    private var manualGun = GunArray<Watts?>(repeating: nil)
 
     public init(spec: StationSpec, devices: BoardDevices, clock: LoopClock, statusEvery: UInt64,
                 kick: (() -> Void)? = nil, kickEvery: UInt64 = 100) {
@@ -38,7 +47,7 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
         moduleCount = spec.moduleCount
         frame = .allocate(capacity: 1)
         frame.initialize(to: ControlFrame(spec: spec))
-        publisher = EventPublisher(queue: events.queue, gunCount: spec.gunCount, statusEvery: statusEvery, view: view.buffer)
+        publisher = EventPublisher(queue: events.queue, gunCount: spec.gunCount, statusEvery: statusEvery, view: view.buffer, gridView: gridView.buffer)
         epochNanos = monotonicNanos()
     }
     deinit { frame.deinitialize(count: 1); frame.deallocate() }
@@ -57,12 +66,30 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
             switch c {
             case .reset(let g): f.pointee.inputs.guns[Int(g)].resetRequest = true
             case .stop(let g): f.pointee.inputs.guns[Int(g)].stopRequest = true
-            case .stationSetpoint(let p): f.pointee.inputs.stationSetpoint = p
-            case .gunSetpoint(let g, let p): f.pointee.inputs.guns[Int(g)].gridSetpoint = p
+            case .stationSetpoint(let p): manualStation = p
+            case .gunSetpoint(let g, let p): manualGun[Int(g)] = p
             case .operatorCap(let g, let p): f.pointee.inputs.guns[Int(g)].operatorCap = p
             case .outOfService(let g, let o): f.pointee.inputs.guns[Int(g)].outOfService = o
             case .actuatorTest(let g, let t): f.pointee.inputs.guns[Int(g)].actuatorTest = t
             }
+        }
+        // The grid's composite (written off the loop about every 100 ms): a bumped stop count is a stop.
+        let writes = grid.buffer.writes
+        if writes != gridWrites {
+            gridWrites = writes
+            feed = grid.buffer.read()
+            for g in 0..<gunCount where feed.stopCount[g] != lastStopCount[g] {
+                lastStopCount[g] = feed.stopCount[g]
+                f.pointee.inputs.guns[g].stopRequest = true
+            }
+        }
+        f.pointee.inputs.stationSetpoint = lower(manualStation, feed.station)
+        for g in 0..<gunCount {
+            f.pointee.inputs.guns[g].gridSetpoint = lower(manualGun[g], feed.guns[g])
+            f.pointee.inputs.guns[g].gridCurrentLimit = feed.gunCurrents[g]
+            if let m = manualGun[g], feed.guns[g].map({ m <= $0 }) ?? true { f.pointee.inputs.guns[g].gridSource = .manual }
+            else { f.pointee.inputs.guns[g].gridSource = feed.gunSources[g] }
+            f.pointee.inputs.guns[g].authorized = feed.authorized[g]
         }
         devices.sample(into: &f.pointee.inputs, spec: &f.pointee.spec)
         controlStep(&f.pointee.state, &f.pointee.inputs, &f.pointee.spec, &f.pointee.outputs)

@@ -1,6 +1,7 @@
 // Runs a scenario on the simulated board in virtual time: the simulation's own invariants every cycle,
 // the expectations against the plant's truth and the controller's log, a trace row every trace period.
 import BoardFile
+import Grid
 import ChargerCore
 import ChargerRuntime
 import Foundation
@@ -53,6 +54,11 @@ final class ScenarioObserver {
     /// Non-emergency openings: (time, current just before).
     var openings: [[(Double, Double)]]
     var maxPower: [Watts]
+    /// power-never-above windows (gun nil: station) with the peak seen in each, and energy-share windows
+    /// with the energy (Wh) inside and in all.
+    var powerWindows: [(gun: Int?, from: Instant?, until: Instant?, peak: Watts)] = []
+    var energyWindows: [(gun: Int?, from: Instant, until: Instant, inside: Double, total: Double)] = []
+    var periodHours = 0.001 / 3600
     var maxStation = Watts.zero
     var bindingAt: [Int: [(Instant, LimitSource)]] = [:]
     var phaseAt: [Int: [(Instant, SessionPhase)]] = [:]
@@ -87,6 +93,14 @@ final class ScenarioObserver {
             let power = pg.vehicleSide * pg.current
             station += power
             if power > maxPower[g] { maxPower[g] = power }
+            for i in powerWindows.indices where powerWindows[i].gun == g && (powerWindows[i].from.map { now >= $0 } ?? true) && (powerWindows[i].until.map { now < $0 } ?? true) {
+                if power > powerWindows[i].peak { powerWindows[i].peak = power }
+            }
+            for i in energyWindows.indices where energyWindows[i].gun == g {
+                let wh = power.value * periodHours
+                energyWindows[i].total += wh
+                if now >= energyWindows[i].from && now < energyWindows[i].until { energyWindows[i].inside += wh }
+            }
             if wasClosed[g] && !closed && !emergency[g] { openings[g].append((now.seconds, lastCurrent[g].value)) }
             wasClosed[g] = closed
             lastCurrent[g] = pg.current
@@ -111,6 +125,14 @@ final class ScenarioObserver {
             mix(UInt64(bitPattern: Int64(pg.current.value * 1000))); mix(UInt64(phase.rawValue))
         }
         if station > maxStation { maxStation = station }
+        for i in powerWindows.indices where powerWindows[i].gun == nil && (powerWindows[i].from.map { now >= $0 } ?? true) && (powerWindows[i].until.map { now < $0 } ?? true) {
+            if station > powerWindows[i].peak { powerWindows[i].peak = station }
+        }
+        for i in energyWindows.indices where energyWindows[i].gun == nil {
+            let wh = station.value * periodHours
+            energyWindows[i].total += wh
+            if now >= energyWindows[i].from && now < energyWindows[i].until { energyWindows[i].inside += wh }
+        }
         if now >= nextTrace {
             nextTrace = nextTrace + tracePeriod
             for g in 0..<gunCount {
@@ -146,7 +168,10 @@ public enum ScenarioRunner {
             if case .voltageBelow(let g, let max, let after, let within, let until) = e {
                 rec.voltageWatch.append((g, after, until, max, nil, 0, 0))
             }
+            if case .powerNever(let g, _, let from, let until) = e { rec.powerWindows.append((g, from, until, .zero)) }
+            if case .energyShare(let g, let from, let until, _, _) = e { rec.energyWindows.append((g, from, until, 0, 0)) }
         }
+        rec.periodHours = scenario.board.spec.period.seconds / 3600
         sim.observer = { rec.record($0) }
         let end = Instant.zero + scenario.duration
         // Not before the last instant an expectation names (a state at 130 s needs the run at 130 s).
@@ -160,7 +185,14 @@ public enum ScenarioRunner {
             default: break
             }
         }
+        // The grid's composite limit (time of use) every 100 ms of virtual time, as chargerd feeds it.
+        let gridEvery = Duration.ms(100)
+        var nextGrid = Instant.zero
         while sim.now < end {
+            if let grid = scenario.grid, sim.now >= nextGrid {
+                nextGrid = nextGrid + gridEvery
+                sim.setGridFeed(grid.feed(at: sim.now, volts: (0..<scenario.board.spec.gunCount).map { sim.plant.guns[$0].vehicleSide }))
+            }
             sim.cycle()
             if scenario.endWhenCarsGone && sim.allCarsGone && sim.now > lastNamed && pendingEvents(sim) == 0 { break }
         }
@@ -222,9 +254,16 @@ public enum ScenarioRunner {
             if let lo, en < lo { ok = false }
             if let hi, en > hi { ok = false }
             return v(ok, "\(fmt(en.kilowattHours, 3)) kWh by the meter")
-        case .powerNever(let g, let max):
-            let peak = g.map { rec.maxPower[$0] } ?? rec.maxStation
+        case .powerNever(let g, let max, let from, let until):
+            let peak = rec.powerWindows.first { $0.gun == g && $0.from == from && $0.until == until }?.peak ?? .zero
             return v(peak <= max, "peak \(fmt(peak.kilowatts, 2)) kW")
+        case .energyShare(let g, let from, let until, let lo, let hi):
+            guard let w = rec.energyWindows.first(where: { $0.gun == g && $0.from == from && $0.until == until }), w.total > 0 else { return v(false, "no energy delivered") }
+            let share = w.inside / w.total
+            var ok = true
+            if let lo, share < lo { ok = false }
+            if let hi, share > hi { ok = false }
+            return v(ok, "\(fmt(share * 100, 1)) % (\(fmt(w.inside / 1000, 2)) of \(fmt(w.total / 1000, 2)) kWh)")
         case .binding(let g, let at, let source):
             guard sim.now >= at else { return v(false, "the run ended at \(fmt(sim.now.seconds, 3)) s") }
             let b = rec.value(rec.bindingAt[g], at: at) ?? .none

@@ -2,6 +2,7 @@
 // expectations. Events use chargerd's injection grammar (WHAT[:GUN][=VALUE]), so a scenario line and a
 // `chargerd --inject` say the same thing. Format documented in HIL/README.md.
 import BoardFile
+import Grid
 import ChargerCore
 import ChargerRuntime
 import Foundation
@@ -34,8 +35,10 @@ public enum Expectation: Sendable {
     case voltageBelow(gun: Int, max: Volts, after: Instant, within: Duration, until: Instant?)
     /// Energy at the gun's meter over the run.
     case energy(gun: Int, atLeast: WattHours?, atMost: WattHours?)
-    /// Power (plant truth) never above `max`, on a gun or the whole station (gun nil).
-    case powerNever(gun: Int?, above: Watts)
+    /// Power (plant truth) never above `max`, on a gun or the whole station (gun nil), within [from, until).
+    case powerNever(gun: Int?, above: Watts, from: Instant?, until: Instant?)
+    /// The share of the run's energy (plant truth, a gun or the station) delivered within [from, until).
+    case energyShare(gun: Int?, from: Instant, until: Instant, atLeast: Double?, atMost: Double?)
     /// The limit source binding on a gun at a time.
     case binding(gun: Int, at: Instant, source: LimitSource)
     /// How the run ends: "completed" (every session ended normally), "faulted".
@@ -55,7 +58,12 @@ public enum Expectation: Sendable {
             "gun\(g): output ≤ \(fmt(v.value, 1)) V within \(fmt(within.seconds * 1000, 0)) ms after \(fmt(after.seconds, 3)) s" + (until.map { " until \(fmt($0.seconds, 3)) s" } ?? "")
         case .energy(let g, let lo, let hi):
             "gun\(g): energy" + (lo.map { " ≥ \(fmt($0.kilowattHours, 3)) kWh" } ?? "") + (hi.map { " ≤ \(fmt($0.kilowattHours, 3)) kWh" } ?? "")
-        case .powerNever(let g, let p): "\(g.map { "gun\($0)" } ?? "station"): power never above \(fmt(p.kilowatts, 1)) kW"
+        case .powerNever(let g, let p, let from, let until):
+            "\(g.map { "gun\($0)" } ?? "station"): power never above \(fmt(p.kilowatts, 1)) kW"
+                + (from.map { " from \(fmt($0.seconds, 0)) s" } ?? "") + (until.map { " until \(fmt($0.seconds, 0)) s" } ?? "")
+        case .energyShare(let g, let from, let until, let lo, let hi):
+            "\(g.map { "gun\($0)" } ?? "station"): share of the energy between \(fmt(from.seconds, 0)) s and \(fmt(until.seconds, 0)) s"
+                + (lo.map { " ≥ \(fmt($0 * 100, 0)) %" } ?? "") + (hi.map { " ≤ \(fmt($0 * 100, 0)) %" } ?? "")
         case .binding(let g, let at, let s): "gun\(g): limit source \(s.name) at \(fmt(at.seconds, 3)) s"
         case .endState(let s): "run ends \(s)"
         }
@@ -75,6 +83,8 @@ public struct Scenario: Sendable {
     public var expectations: [Expectation]
     /// Trace row period.
     public var tracePeriod: Duration
+    /// The site's grid state (time of use) and station clock, if the scenario names a site.
+    public var grid: GridState? = nil
 
     public init(name: String, description: String = "", file: String = "(memory)", board: Board, cars: [Int: CarProfile],
                 events: [ScheduledInjection] = [], duration: Duration, endWhenCarsGone: Bool = true,
@@ -95,7 +105,7 @@ public struct Scenario: Sendable {
             throw err(k, "unknown table (known: scenario, car, event, expect)")
         }
         guard let s = root["scenario"]?.table else { throw err("scenario", "missing [scenario] table") }
-        for k in s.keys where !["name", "description", "board", "duration", "end_when_cars_gone", "trace_period"].contains(k) {
+        for k in s.keys where !["name", "description", "board", "duration", "end_when_cars_gone", "trace_period", "site", "start"].contains(k) {
             throw err("scenario.\(k)", "unknown key")
         }
         guard let name = s["name"]?.string, !name.isEmpty else { throw err("scenario.name", "missing or not a string") }
@@ -108,6 +118,22 @@ public struct Scenario: Sendable {
         do { board = try BoardLoader.load(path: boardPath) } catch { throw err("scenario.board", "\(error)") }
         guard board.plant != nil else { throw err("scenario.board", "board '\(board.name)' has no [plant]: scenarios run on sim- boards (bench boards through charger-plant)") }
         let spec = board.spec
+        // A site file (time of use) and the station clock at the start: the grid's composite limit is
+        // fed to the run every 100 ms of virtual time, as chargerd does.
+        var grid: GridState? = nil
+        if let siteName = s["site"]?.string {
+            let sitePath = siteName.hasPrefix("/") ? siteName : (path as NSString).deletingLastPathComponent + "/" + siteName
+            let site: SiteConfig
+            do { site = try SiteLoader.load(path: sitePath, board: board) } catch { throw err("scenario.site", "\(error)") }
+            guard site.ems == nil, site.ocpp == nil else { throw err("scenario.site", "a scenario's site may have a time-of-use schedule only (EMS and OCPP peers run in wall-clock time: Tests/grid)") }
+            guard let startText = s["start"]?.string, let start = Timestamp.parse(startText) else {
+                throw err("scenario.start", "a site needs the station clock at the start, RFC 3339 (e.g. \"2026-11-24T16:00:00+08:00\")")
+            }
+            var g = GridState(clock: StationClock(epochMillisAtZero: start, utcOffsetSeconds: site.utcOffsetSeconds), ems: nil, tou: site.tou,
+                              gridConnection: spec.gridLimit, ratings: (0..<spec.gunCount).map { spec.guns[$0].ratedPower }, freeVend: true)
+            g.electrical = site.electrical
+            grid = g
+        } else if s["start"] != nil { throw err("scenario.start", "only with a site") }
         func seconds(_ v: TOMLValueConvertible?, _ key: String) throws(ScenarioError) -> Double {
             if let d = v?.double { return d }
             if let i = v?.int { return Double(i) }
@@ -162,7 +188,8 @@ public struct Scenario: Sendable {
                 "state": ["gun", "at", "state"], "fault": ["code", "gun", "after", "within"], "no-fault": [], "not-fault": ["code"],
                 "opening-current": ["gun", "max", "min_openings"], "current-below": ["gun", "max", "after", "within", "until"],
                 "voltage-below": ["gun", "max", "after", "within", "until"],
-                "energy": ["gun", "at_least", "at_most"], "power-never-above": ["gun", "max"], "binding": ["gun", "at", "source"],
+                "energy": ["gun", "at_least", "at_most"], "power-never-above": ["gun", "max", "from", "until"],
+                "energy-share": ["gun", "from", "until", "at_least", "at_most"], "binding": ["gun", "at", "source"],
                 "end-state": ["state"],
             ]
             guard let keys = allowed[kind] else { throw err("\(key).kind", "'\(kind)' (known: \(allowed.keys.sorted().joined(separator: ", ")))") }
@@ -207,7 +234,15 @@ public struct Scenario: Sendable {
                 guard lo != nil || hi != nil else { throw err(key, "energy needs at_least or at_most") }
                 expectations.append(.energy(gun: try gunIndex(t["gun"], "\(key).gun")!, atLeast: lo, atMost: hi))
             case "power-never-above":
-                expectations.append(.powerNever(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), above: Watts(try quantity(t["max"], "\(key).max", watts))))
+                expectations.append(.powerNever(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), above: Watts(try quantity(t["max"], "\(key).max", watts)),
+                                                from: t["from"] == nil ? nil : Instant.zero + .seconds(try seconds(t["from"], "\(key).from")),
+                                                until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
+            case "energy-share":
+                let lo = t["at_least"]?.double, hi = t["at_most"]?.double
+                guard lo != nil || hi != nil, (lo ?? 0) >= 0, (hi ?? 1) <= 1 else { throw err(key, "energy-share needs at_least and/or at_most as fractions 0...1") }
+                let from = Instant.zero + .seconds(try seconds(t["from"], "\(key).from")), until = Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))
+                guard until > from else { throw err("\(key).until", "must be after from") }
+                expectations.append(.energyShare(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), from: from, until: until, atLeast: lo, atMost: hi))
             case "binding":
                 guard let src = t["source"]?.string, let ls = LimitSource.allCases.first(where: { $0.name == src }) else {
                     throw err("\(key).source", "unknown limit source (\(LimitSource.allCases.map(\.name).joined(separator: ", ")))")
@@ -220,8 +255,10 @@ public struct Scenario: Sendable {
             }
         }
         guard !expectations.isEmpty else { throw err("expect", "a scenario needs at least one [[expect]]") }
-        return Scenario(name: name, description: s["description"]?.string ?? "", file: path, board: board, cars: cars, events: events,
-                        duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
-                        expectations: expectations, tracePeriod: .seconds(trace))
+        var sc = Scenario(name: name, description: s["description"]?.string ?? "", file: path, board: board, cars: cars, events: events,
+                          duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
+                          expectations: expectations, tracePeriod: .seconds(trace))
+        sc.grid = grid
+        return sc
     }
 }

@@ -21,6 +21,8 @@ struct BenchRun {
     var actions: [ScheduledInjection]
     /// The journal and the technician's console.
     var desk: OperatorDesk
+    /// The site's grid interfaces (EMS server, OCPP client, time of use), if a site file was given.
+    var grid: GridDesk? = nil
 
     /// Runs until the sessions are done, --max-time of plant time, or SIGINT/SIGTERM. Exit status:
     /// 0 sessions ended without a fault; 1 a fault latched; 2 the bench could not start; 4 timed out.
@@ -77,7 +79,10 @@ struct BenchRun {
                         guard let c = field.device(.module, m)?.counts else { return "-" }
                         let errors = c.timeouts + c.badReplies + c.exceptions + c.connectionErrors
                         return "\(errors) of \(c.exchanges)" + (c.lost ? " LOST" : "")
-                    })
+                    }, grid: grid.map { g in { g.consoleText() } })
+        grid?.ocpp?.speedFactor = max(1, channel.speed)
+        grid?.start()
+        let gridEvery = UInt64(max(1, (0.1 / spec.period.seconds).rounded()))
 
         var actions = self.actions
         var seen: UInt32 = 0
@@ -97,6 +102,7 @@ struct BenchRun {
             while let e = loop.events.queue.pop() {
                 printEvent(e)
                 desk.record(e)
+                grid?.loopEvent(e)
                 switch e {
                 case .fault(let r) where r.clearedAt == nil: faults.append(r)
                 case .phase(let g, let p, _):
@@ -150,6 +156,7 @@ struct BenchRun {
                 }
             }
             loop.cycle(now: now, index: index)
+            if let grid, index % gridEvery == 0 { loop.grid.buffer.write(grid.tick(view: loop.gridView.buffer.read())) }
             index += 1
             signals.stalled = false
             channel.acknowledge(t)
@@ -160,6 +167,7 @@ struct BenchRun {
         drain()
         // The last word: every output safe, sent to the modules by the pollers' final round.
         loop.forceSafeOutputs()
+        grid?.shutdown()
         desk.shutdown(at: clock.now)
         field.stop()
         channel.detach()

@@ -164,7 +164,9 @@ struct Run: ParsableCommand {
             }
             installSignalHandlers()
             let desk = try OperatorDesk(run: self, board: loaded)
-            let run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
+            var run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
+            // The plant's clock paces a bench board (the emulator's speed): the grid peers see it as paced.
+            run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
             throw ExitCode(run.run())
         }
         guard loaded.kind != .real else {

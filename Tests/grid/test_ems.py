@@ -214,3 +214,58 @@ class EMS(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EMSOnABench(unittest.TestCase):
+    """The same EMS interface on a bench board: chargerd's hardware loop against the plant emulator
+    over Modbus TCP (Tests/wire), the EMS's setpoint reaching the plant's real current."""
+
+    def test_bench_board_follows_the_ems(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wire"))
+        from bench import Bench
+        port = free_port()
+        site_path = os.path.join(os.path.dirname(__file__), "..", "..", ".build", f"grid-bench-site-{os.getpid()}.toml")
+        with open(site_path, "w") as f:
+            f.write(site(port, timeout="60 s"))
+        self.addCleanup(os.unlink, site_path)
+        with Bench("tcp", car="capacity=10kWh,soc=20,target=80", speed=1) as b:
+            p = subprocess.Popen([BIN, "--board", b.board, "--site", site_path, "--max-time", "40", "--status-interval", "1"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                time.sleep(3)
+                cl = self.client_for(port)
+                cl.write_registers(addr("heartbeat"), [1], device_id=1)
+                cl.write_registers(addr("station_setpoint"), u32(20_000), device_id=1)
+                deadline = time.monotonic() + 30
+                powers = []
+                while time.monotonic() < deadline:
+                    if self.read(cl, "gun_phase") == 10:
+                        powers.append(self.read(cl, "gun_power"))
+                        if len(powers) >= 8:
+                            break
+                    cl.write_registers(addr("heartbeat"), [len(powers) + 2 + int(time.monotonic() * 10) % 1000], device_id=1)
+                    time.sleep(1)
+                self.assertGreaterEqual(len(powers), 8, powers)
+                self.assertTrue(all(w <= 20_300 for w in powers[3:]), powers)
+                self.assertGreater(max(powers), 15_000, powers)
+                self.assertEqual(self.read(cl, "gun_binding"), 6)
+                cl.close()
+            finally:
+                p.terminate()
+                out = p.communicate(timeout=15)[0]
+            self.assertIn("EMS Modbus TCP server", out)
+            self.assertRegex(out, r"limit\s+20\.0 kW \(grid-setpoint\)")
+
+    def client_for(self, port):
+        cl = ModbusTcpClient("127.0.0.1", port=port, timeout=2)
+        for _ in range(50):
+            if cl.connect():
+                return cl
+            time.sleep(0.1)
+        self.fail("EMS server not reachable")
+
+    def read(self, cl, name):
+        table, a, words, stride = MAP[name]
+        r = cl.read_input_registers(a, count=words, device_id=1)
+        self.assertFalse(r.isError(), r)
+        return r.registers[0] if words == 1 else (r.registers[0] << 16) | r.registers[1]
