@@ -174,12 +174,11 @@ public final class EMSServer: @unchecked Sendable {
             switch result {
             case .failure(let r): return refuse(r)
             case .success(let changes):
+                // The reply echoes the request; libmodbus also stores the values in the mapping, which
+                // holds the applied image (reads refill it from the hub anyway).
                 let tab = mapping.pointee.tab_registers!
-                let image = hub.emsImages(input: false).1
-                for (i, v) in image.enumerated() { tab[i] = v }
-                // The reply echoes the request (libmodbus also stores the values, already in the image).
+                for (i, v) in hub.emsImages(input: false).1.enumerated() { tab[i] = v }
                 modbus_reply(ctx, q, Int32(length), mapping)
-                for (i, v) in image.enumerated() { tab[i] = v }
                 answered.add(1, ordering: .relaxed)
                 applied.add(1, ordering: .relaxed)
                 for c in changes { hub.log("ems-write", "EMS \(peer): \(c)") }
@@ -195,7 +194,7 @@ extension GridHub {
     public func emsImages(input: Bool) -> (EMSState?, [UInt16]) {
         let s = state, o = observation, f = lastFeed
         if input {
-            let kind = s.tou.kind(atSecondOfDay: s.clock.localSecondOfDay(s.clock.instant(epochMillis: s.clock.epochMillis(o.at))))
+            let kind = s.tou.kind(atSecondOfDay: s.clock.localSecondOfDay(o.at))
             return (s.ems, EMSRegisterMap.inputImage(ems: s.ems, touKind: kind, stationLimit: f.station, stationSource: f.stationSource, observation: o))
         }
         return (s.ems, s.ems.map { EMSRegisterMap.holdingImage($0) } ?? [])

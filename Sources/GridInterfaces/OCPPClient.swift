@@ -82,6 +82,9 @@ public final class OCPPClient: @unchecked Sendable {
     var pendingTxProfile: [ChargingProfile?]
     var connectedOnce = false
     var nextConnectAttempt = 0.0
+    var nextOfflineLog = 0.0
+    /// A BootNotification answered Pending or Rejected is sent again at this time.
+    var bootRetryAt = 0.0
     public private(set) var presentedTags: [String?]
 
     public init(config: OCPPConfig, hub: GridHub, firmware: String, gunCount: Int, presentedTags: [String?] = []) throws(OCPPError) {
@@ -235,7 +238,11 @@ public final class OCPPClient: @unchecked Sendable {
         } catch {
             nextConnectAttempt = now() + config.reconnectInterval.seconds
             setStatus("OCPP: offline (\(error)); \(queue.messages.count) transaction message(s) queued")
-            if !connectedOnce || Int(now()) % 30 == 0 { hub.log("ocpp-offline", "cannot connect: \(error)") }
+            // The first failure and then one a minute go to the journal (the console shows the latest).
+            if now() >= nextOfflineLog {
+                nextOfflineLog = now() + 60
+                hub.log("ocpp-offline", "cannot connect: \(error)")
+            }
         }
     }
 
@@ -244,7 +251,6 @@ public final class OCPPClient: @unchecked Sendable {
         ws = nil
         // A call without its answer: a queued one is sent again, anything else is dropped.
         pending = nil
-        outbox.removeAll { $0.action == "Heartbeat" }
         nextConnectAttempt = now() + config.reconnectInterval.seconds
         hub.log("ocpp-offline", "disconnected: \(why); \(queue.messages.count) transaction message(s) queued")
         setStatus("OCPP: offline (\(why)); \(queue.messages.count) transaction message(s) queued")
@@ -360,7 +366,6 @@ public final class OCPPClient: @unchecked Sendable {
     // MARK: sending
 
     func connectorStatus(_ c: Int) -> ConnectorStatus {
-        let s = hub.state
         if c == 0 { return observation.guns.allSatisfy { $0.faulted } && !observation.guns.isEmpty ? .Faulted : .Available }
         let g = c - 1
         guard g < observation.guns.count else { return .Available }
@@ -370,7 +375,7 @@ public final class OCPPClient: @unchecked Sendable {
         case .unplugged: return .Available
         case .charging: return o.current.value < 1 && o.powerLimit.value < 1 ? .SuspendedEVSE : .Charging
         case .stopping, .statistics, .weldingCheck, .unlocking, .finished: return .Finishing
-        default: return s.authorized[g] || txRef[g] != nil ? .Preparing : .Preparing
+        default: return .Preparing      // plugged, waiting for authorization or on its way to charging
         }
     }
 
@@ -383,6 +388,7 @@ public final class OCPPClient: @unchecked Sendable {
             return
         }
         if !booted {
+            guard now() >= bootRetryAt else { return }
             try call(ws, "BootNotification", ["chargePointVendor": config.vendor, "chargePointModel": config.model,
                                                "chargePointSerialNumber": config.chargePointId, "firmwareVersion": firmware], queued: nil, gun: nil)
             return
@@ -482,7 +488,7 @@ public final class OCPPClient: @unchecked Sendable {
             } else {
                 // Pending/Rejected: try again after the interval.
                 hub.log("ocpp", "BootNotification \(status); again in \(interval) s")
-                pending = ("wait", "BootNotification", now() - config.callTimeout.seconds + Double(max(interval, 1)), nil, nil)
+                bootRetryAt = now() + Double(max(interval, 1))
             }
         case "Authorize":
             let status = (r["idTagInfo"] as? [String: Any])?["status"] as? String ?? "?"
