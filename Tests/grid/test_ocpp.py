@@ -140,6 +140,18 @@ class OCPP(unittest.TestCase):
         r = cs.call(call.RemoteStopTransaction(transaction_id=424242))
         self.assertEqual(r.status, "Rejected")
 
+    def test_remote_stop_before_the_energy_transfer(self):
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)
+        c.wait_line(r"gun0 connected", timeout=15)
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="APP", connector_id=1)).status, "Accepted")
+        start = cs.wait_for("StartTransaction", timeout=15)
+        # Stopped while the cable check runs: the session must not go on charging.
+        self.assertEqual(cs.call(call.RemoteStopTransaction(transaction_id=start["transaction_id"])).status, "Accepted")
+        stop = cs.wait_for("StopTransaction", timeout=30)
+        self.assertEqual((stop["transaction_id"], stop["reason"]), (start["transaction_id"], "Remote"))
+        self.assertLess(stop["meter_stop"] - start["meter_start"], 100, "stopped within a second of charging")
+
     def test_profiles_of_each_kind_change_the_power(self):
         cs = self.cs()
         c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)
