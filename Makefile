@@ -58,7 +58,7 @@ test-console: build
 
 # Orderly charging against real peers on loopback: pymodbus as the station EMS (setpoints, bad writes,
 # allow-list, heartbeat fail-safe) and the `ocpp` package as the OCPP 1.6J central system (transactions,
-# charging profiles, composite schedules, a dropped connection, a restart, wss). About 3 minutes.
+# charging profiles, composite schedules, a dropped connection, a restart, wss). About 2.5 minutes.
 test-grid: build
 	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/grid -v
 
