@@ -153,6 +153,25 @@ extension GunSession {
             enter(.faulted, now)
         }
 
+        // An operator's stop (console, OCPP remote stop, out of service) ends a session that has not
+        // reached the energy transfer too, in order. Before the car is talking (lock, aux supply) the
+        // gun simply unlocks; from the handshake on it stops as a charger-initiated stop while charging
+        // does: CST (manual stop), output to zero, K1/K2 open, discharge, statistics, welding check,
+        // unlock. (Waiting in `connected` for authorization is not a session yet: nothing to stop.)
+        if input.stopRequest || input.outOfService {
+            switch phase {
+            case .locking, .auxPower:
+                stopReason = .operatorRequest
+                reconnectAt = nil
+                enter(.unlocking, now)
+            case .handshake, .insulationCheck, .identification, .parameterExchange, .precharge:
+                energyAtStart = input.meterEnergy
+                rampedCurrent = .zero
+                beginStop(.operatorRequest, chargerInitiated: true, now)
+            default: break
+            }
+        }
+
         switch phase {
         case .unplugged:
             out.lamp = blocked ? .fault : input.outOfService ? .off : .available
@@ -356,12 +375,18 @@ extension GunSession {
             let i = input.meterCurrent
             let open = i <= Standard.openCurrentLimit && rampedCurrent <= Standard.openCurrentLimit
             out.closeK1K2 = !open
+            // CST (10 ms period) goes out until the car answers with BST, or the default 5 s timeout
+            // ("BST / CST | 10 ms"; "Default timeout 5 s"); a silent car is not waited for.
+            let answered = !chargerInitiatedStop || stopReason == .commTimeout
+                || (car.bst.map { $0.at >= phaseSince } ?? false) || inPhase > Standard.defaultMessageTimeout
             if open {
                 demand.needsPower = false
                 // Bleed the output only once the mirror contacts confirm the battery is disconnected.
                 if !input.k1Closed && !input.k2Closed {
                     out.discharge = true
-                    if stopReason == .commTimeout {
+                    if !answered {
+                        // (discharging already; the statistics wait for the car's answer)
+                    } else if stopReason == .commTimeout {
                         // "open K1/K2 (and aux)", then reconnect from the handshake.
                         reconnectAt = now + Standard.reconnectAuxOff
                         chargingSince = .never
@@ -375,7 +400,9 @@ extension GunSession {
         case .statistics:
             out.lamp = .busy; out.lock = true; out.closeK3K4 = true
             out.discharge = true
-            out.tx.csd = CSD(chargingMinutes: (now - chargingSince).seconds / 60, energy: input.meterEnergy - energyAtStart)
+            // A session stopped before the energy transfer reports no charging time.
+            let minutes = chargingSince == .never ? 0 : (now - chargingSince).seconds / 60
+            out.tx.csd = CSD(chargingMinutes: minutes, energy: input.meterEnergy - energyAtStart)
             if let bsd = car.bsd, bsd.at >= phaseSince { enter(.weldingCheck, now) }
             else if inPhase > Standard.statisticsTimeout { enter(.weldingCheck, now) }
 

@@ -280,11 +280,6 @@ public final class OCPPClient: @unchecked Sendable {
             idTag[g] = tag
             outbox.append(("Authorize", ["idTag": tag], g))
         }
-        // A remote stop accepted before the energy transfer began is said again once it begins (the
-        // loop acts on a stop while charging; earlier phases run to charging within seconds).
-        if p == .charging && remoteStopped.contains(g) && txRef[g] != nil {
-            hub.with { $0.stopCount[g] &+= 1 }
-        }
         if p == .unplugged && before != .unplugged {
             // The car left: an authorization not used goes with it.
             let free = config.freeVend

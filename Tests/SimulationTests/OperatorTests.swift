@@ -79,6 +79,100 @@ import Testing
         expectNoViolations(run)
     }
 
+    /// A stop before the energy transfer ends the session in order from every phase it can come in:
+    /// from the handshake on as a charger-initiated stop (CST manual stop, K1/K2 never closed or opened at
+    /// ≤ 5 A, both sides discharged below 60 V before the lock releases), before it by unlocking.
+    /// No fault is latched, the car leaves, and a later session on the gun charges.
+    @Test(arguments: [SessionPhase.locking, .auxPower, .handshake, .insulationCheck, .identification, .parameterExchange, .precharge])
+    func stopBeforeCharging(_ at: SessionPhase) throws {
+        let run = try Run("sim-60kw", cars: [0: try car("capacity=10kWh,soc=20,target=80")])
+        try #require(run.until(limit: .s(60)) { $0.phase(0) == at } != nil, "never reached \(at.name)")
+        // Into the phase a little: the cable check at its test voltage, precharge raising the output.
+        if at == .insulationCheck { run.until(run.sim.now.seconds + 0.3) }
+        if at == .precharge { run.until(run.sim.now.seconds + 0.01) }
+        try #require(run.sim.phase(0) == at)
+        run.sim.requestStop(gun: 0)
+        var sawCST = false, maxCurrent = Amps.zero, unlockAtVolts: Volts? = nil
+        var wasLocked = true
+        let end = run.until(limit: .s(30)) { s in
+            if let cst = s.outputs.guns[0].tx.cst { sawCST = true; #expect(cst.reasons == .manualStop) }
+            let g = s.plant.guns[0]
+            if g.current > maxCurrent { maxCurrent = g.current }
+            if wasLocked && !g.locked { unlockAtVolts = max(g.chargerSide, g.vehicleSide) }
+            wasLocked = g.locked
+            return s.phase(0) == .finished || s.phase(0) == .unplugged
+        }
+        try #require(end != nil, "still \(run.sim.phase(0).name) 30 s after the stop")
+        #expect(run.sim.state.sessions[0].stopReason == .operatorRequest)
+        #expect(run.sim.faults.isEmpty, "\(run.sim.faults.map(\.code.name))")
+        #expect(!run.phases.contains(.charging))
+        #expect(maxCurrent <= Standard.cableCheckCurrentLimit, "\(maxCurrent)")
+        let carTalking = at != .locking && at != .auxPower
+        #expect(sawCST == carTalking)
+        if carTalking { #expect(run.phases.suffix(5).elementsEqual([.stopping, .statistics, .weldingCheck, .unlocking, .finished])) }
+        else { #expect(run.phases.last == .finished && !run.phases.contains(.handshake) && !run.phases.contains(.stopping)) }
+        if let v = unlockAtVolts { #expect(v < Standard.unlockMaxVoltage, "unlocked at \(v)") }
+        #expect(!run.k1k2Closed)
+        expectNoViolations(run)
+        // The car goes; the next one charges.
+        run.until(limit: .s(10)) { $0.phase(0) == .unplugged }
+        #expect(run.sim.phase(0) == .unplugged)
+    }
+
+    /// A car that does not answer the stop (no BST): CST goes out for the default 5 s timeout, then the
+    /// session goes on to the statistics (their own 10 s wait) and ends without a fault.
+    @Test func cstUntilTheCarAnswersOrFiveSeconds() throws {
+        let run = try Run("sim-60kw", cars: [0: try car("capacity=10kWh,soc=20,target=80")])
+        try #require(run.until(limit: .s(60)) { $0.phase(0) == .insulationCheck } != nil)
+        run.until(run.sim.now.seconds + 0.3)
+        run.sim.plant.inject(.bmsSilent(gun: 0, true))
+        run.sim.requestStop(gun: 0)
+        var cstCycles = 0
+        let end = run.until(limit: .s(40)) { s in
+            if s.outputs.guns[0].tx.cst != nil { cstCycles += 1 }
+            return s.phase(0) == .finished
+        }
+        try #require(end != nil, "still \(run.sim.phase(0).name)")
+        let stopping = try #require(run.phaseTimes.firstIndex { $0.0 == .stopping })
+        let held = run.phaseTimes[stopping + 1].1 - run.phaseTimes[stopping].1
+        #expect(run.phaseTimes[stopping + 1].0 == .statistics)
+        #expect(held > Standard.defaultMessageTimeout && held < Standard.defaultMessageTimeout + .ms(5), "\(held.seconds) s")
+        #expect(Double(cstCycles) >= Standard.defaultMessageTimeout.seconds * 1000)
+        #expect(run.sim.faults.isEmpty, "\(run.sim.faults.map(\.code.name))")
+        expectNoViolations(run)
+    }
+
+    /// Out of service during the cable check stops the session there (it used to charge first).
+    @Test func outOfServiceDuringCableCheck() throws {
+        let run = try Run("sim-60kw", cars: [0: try car("capacity=10kWh,soc=20,target=80")])
+        try #require(run.until(limit: .s(60)) { $0.phase(0) == .insulationCheck } != nil)
+        run.sim.setOutOfService(gun: 0, true)
+        try #require(run.until(limit: .s(30)) { $0.phase(0) == .finished } != nil)
+        #expect(!run.phases.contains(.charging))
+        #expect(run.sim.state.sessions[0].stopReason == .operatorRequest)
+        #expect(run.sim.faults.isEmpty)
+        expectNoViolations(run)
+    }
+
+    /// A stop while the car waits for authorization does nothing (there is no session to stop); the
+    /// authorization that follows starts one.
+    @Test func stopWhileWaitingForAuthorization() throws {
+        let run = try Run("sim-60kw", cars: [0: try car("capacity=10kWh,soc=70,target=80")])
+        var feed = GridFeed()
+        feed.authorized[0] = false
+        run.sim.setGridFeed(feed)
+        try #require(run.until(limit: .s(10)) { $0.phase(0) == .connected } != nil)
+        run.until(run.sim.now.seconds + 2)
+        run.sim.requestStop(gun: 0)
+        run.until(run.sim.now.seconds + 1)
+        #expect(run.sim.phase(0) == .connected)
+        feed.authorized[0] = true
+        run.sim.setGridFeed(feed)
+        let s = run.toEnd(limit: .s(1800))
+        #expect(s.endState == .completed)
+        #expect(s.energyKWh > 0.5)
+    }
+
     /// A technician's cap binds as its own limit source and the delivered power follows it.
     @Test func operatorCapBinds() throws {
         let run = try Run("sim-60kw", cars: [0: try car("capacity=60kWh,soc=20,target=80")])

@@ -8,6 +8,7 @@ test would not see it arrive). Run by `make test-grid`.
 """
 import datetime
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -146,11 +147,15 @@ class OCPP(unittest.TestCase):
         c.wait_line(r"gun0 connected", timeout=15)
         self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="APP", connector_id=1)).status, "Accepted")
         start = cs.wait_for("StartTransaction", timeout=15)
-        # Stopped while the cable check runs: the session must not go on charging.
+        # Stopped while the cable check holds its test voltage: the session must not go on charging.
+        c.wait_line(r"gun0 insulation-check\s+[1-9]\d\d\.\d V", timeout=15)
         self.assertEqual(cs.call(call.RemoteStopTransaction(transaction_id=start["transaction_id"])).status, "Accepted")
         stop = cs.wait_for("StopTransaction", timeout=30)
         self.assertEqual((stop["transaction_id"], stop["reason"]), (start["transaction_id"], "Remote"))
-        self.assertLess(stop["meter_stop"] - start["meter_start"], 100, "stopped within a second of charging")
+        # The session ends where it was: no energy, the contactors never closed on the battery.
+        self.assertLessEqual(stop["meter_stop"] - start["meter_start"], 1)
+        c.wait_line(r"end state\s+completed \(stop reason: operator\)", timeout=30)
+        self.assertFalse([l for l in c.lines if re.search(r"gun0 (precharge|charging)\b", l)], "the session went on towards charging")
 
     def test_profiles_of_each_kind_change_the_power(self):
         cs = self.cs()
