@@ -100,7 +100,8 @@ public struct GridState: Sendable, Equatable {
     }
 
     /// What the loop gets at `now`: the station cap, each gun's cap (power and/or current), the
-    /// authorizations and the remote stops. `volts` are the guns' present output voltages.
+    /// authorizations and the remote stops. `volts` are the guns' present output voltages (a gun the
+    /// observation does not cover yet counts as at 0 V).
     public func feed(at now: Instant, volts: [Volts]) -> GridFeed {
         let t = clock.epochMillis(now)
         var f = GridFeed()
@@ -111,7 +112,7 @@ public struct GridState: Sendable, Equatable {
                 if let p = l.power { f.guns[g] = min(f.guns[g] ?? p, p) }
                 if let a = l.current { f.gunCurrents[g] = min(f.gunCurrents[g] ?? a, a) }
             }
-            if let (_, src) = Self.lowest(limits, at: max(volts[g], Volts(1))) { f.gunSources[g] = src }
+            if let (_, src) = Self.lowest(limits, at: max(g < volts.count ? volts[g] : .zero, Volts(1))) { f.gunSources[g] = src }
             f.authorized[g] = authorized[g]
             f.stopCount[g] = stopCount[g]
         }

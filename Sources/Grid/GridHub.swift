@@ -9,6 +9,7 @@ public struct GridLogEntry: Sendable, Equatable {
     public var at: Instant
     public var kind: String
     public var text: String
+    public init(at: Instant, kind: String, text: String) { self.at = at; self.kind = kind; self.text = text }
 }
 
 public final class GridHub: Sendable {
@@ -21,6 +22,8 @@ public final class GridHub: Sendable {
         var pending: [GridLogEntry] = []
         /// Last EMS mode change, shown by the console.
         var emsLast: GridLogEntry? = nil
+        /// Holds back what a chatty peer would flood the journal with.
+        var limiter = GridLogLimiter()
     }
     let shared: Mutex<Shared>
 
@@ -40,7 +43,7 @@ public final class GridHub: Sendable {
     /// Records an event (journal and console).
     public func log(_ kind: String, _ text: String, at: Instant? = nil) {
         shared.withLock { s in
-            let e = GridLogEntry(at: at ?? s.observation.at, kind: kind, text: text)
+            guard let e = s.limiter.admit(GridLogEntry(at: at ?? s.observation.at, kind: kind, text: text)) else { return }
             s.log.append(e)
             if s.log.count > 64 { s.log.removeFirst(s.log.count - 64) }
             s.pending.append(e)
@@ -58,6 +61,8 @@ public final class GridHub: Sendable {
                     s.log.append(entry); s.pending.append(entry); s.emsLast = entry
                 }
             }
+            for e in s.limiter.flush(at: o.at) { s.log.append(e); s.pending.append(e) }
+            if s.log.count > 64 { s.log.removeFirst(s.log.count - 64) }
             s.feed = s.state.feed(at: o.at, volts: o.guns.map(\.voltage))
             return s.feed
         }

@@ -316,3 +316,58 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         #expect(s.violations.isEmpty)
     }
 }
+
+@Suite struct JournalFlooding {
+    func at(_ s: Double) -> Instant { Instant(micros: Int64(s * 1e6)) }
+
+    /// An EMS writing a new setpoint every second: ten go through, then one per 6 s carrying the count of
+    /// what was held back; when it falls quiet the last value held back is still journalled.
+    @Test func aChattyPeerIsLimitedAndTheLastValueKept() {
+        var l = GridLogLimiter(burst: 10, interval: .s(6))
+        var passed: [GridLogEntry] = []
+        for i in 0..<60 {
+            if let e = l.admit(GridLogEntry(at: at(Double(i)), kind: "ems-write", text: "station setpoint \(i) kW")) { passed.append(e) }
+        }
+        // The burst, then about one per 6 s: at most 10 + 60/6 in the minute.
+        #expect(passed.count > 10 && passed.count <= 20, "\(passed.count)")
+        #expect(passed.prefix(10).allSatisfy { !$0.text.contains("held back") })
+        #expect(passed.dropFirst(10).contains { $0.text.contains("held back") })
+        // Other kinds are never held back, even meanwhile.
+        #expect(l.admit(GridLogEntry(at: at(59), kind: "ems", text: "fail-safe")) != nil)
+        // Quiet: the flush tells what was held back, with the last value written.
+        var flushed: [GridLogEntry] = []
+        for t in 60..<80 { flushed += l.flush(at: at(Double(t))) }
+        let lastJournalled = flushed.last?.text ?? passed.last!.text
+        #expect(lastJournalled.hasSuffix("station setpoint 59 kW"), "\(lastJournalled)")
+        #expect(flushed.count <= 1)
+        // Every write is accounted for: passed, or counted in a note or a summary.
+        func counted(_ e: GridLogEntry) -> Int {
+            guard let r = e.text.range(of: #"\d+(?= (earlier )?ems-write event)"#, options: .regularExpression) else { return 0 }
+            return Int(e.text[r])!
+        }
+        let total = passed.count + passed.map(counted).reduce(0, +) + flushed.map(counted).reduce(0, +)
+        #expect(total == 60, "\(total)")
+        // And once quiet for a minute, the burst is there again.
+        var again = 0
+        for i in 0..<10 where l.admit(GridLogEntry(at: at(200 + Double(i) * 0.1), kind: "ems-write", text: "x")) != nil { again += 1 }
+        #expect(again == 10)
+    }
+
+    /// Through the hub: an EMS client connecting for each of 100 polls leaves a bounded trail.
+    @Test func theHubHoldsBackAndFlushes() throws {
+        let hub = GridHub(state: GridState(clock: cst, ems: nil, tou: TimeOfUse(), gridConnection: .kW(120), ratings: [.kW(60)], freeVend: true))
+        var o = StationObservation()
+        for i in 0..<100 {
+            o.at = Instant(micros: Int64(i) * 100_000)
+            _ = hub.tick(observation: o)
+            hub.log("ems-client", "EMS client 127.0.0.1 connected")
+        }
+        let first = hub.takePending()
+        #expect(first.count < 15, "\(first.count) records")
+        o.at = Instant(micros: 60_000_000)
+        _ = hub.tick(observation: o)
+        let later = hub.takePending()
+        #expect(later.count == 1)
+        #expect(later.first?.text.contains("held back") == true)
+    }
+}
