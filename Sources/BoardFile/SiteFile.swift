@@ -36,6 +36,9 @@ public struct OCPPConfig: Sendable, Equatable {
     public var callTimeout: Duration = .s(30)
     /// Sessions start without an idTag (no Authorize/RemoteStart needed).
     public var freeVend = false
+    /// OCPP ConnectionTimeOut: an authorization (RemoteStart) given before the car is plugged lapses if
+    /// no car comes within it.
+    public var connectionTimeout: Duration = .s(60)
 }
 
 public struct SiteConfig: Sendable, Equatable {
@@ -119,7 +122,7 @@ public enum SiteLoader {
 
         if let o = try r.optionalTable(top, "ocpp") {
             try r.onlyKeys(o, ["url", "charge_point_id", "ca", "cert", "key", "vendor", "model", "state_dir", "meter_interval",
-                               "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend"])
+                               "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend", "connection_timeout"])
             let url = try r.string(o, "url")
             guard let parsed = WebSocketURL(url) else { throw r.error(o, "url", "'\(url)' is not a ws:// or wss:// URL") }
             let id = try r.optionalString(o, "charge_point_id") ?? parsed.lastPathComponent
@@ -138,6 +141,7 @@ public enum SiteLoader {
             c.stateDirectory = try r.optionalString(o, "state_dir")
             c.meterInterval = try r.duration(o, "meter_interval", default: .s(60), range: .s(1)...(.s(3600)))
             c.heartbeatInterval = try r.duration(o, "heartbeat_interval", default: .s(300), range: .s(1)...(.s(86_400)))
+            c.connectionTimeout = try r.duration(o, "connection_timeout", default: .s(60), range: .s(1)...(.s(3600)))
             c.reconnectInterval = try r.duration(o, "reconnect_interval", default: .s(5), range: .ms(100)...(.s(3600)))
             c.callTimeout = try r.duration(o, "call_timeout", default: .s(30), range: .s(1)...(.s(600)))
             c.freeVend = try r.optionalBool(o, "free_vend") ?? false

@@ -122,13 +122,21 @@ public struct ProfileStore: Codable, Sendable, Equatable {
     public private(set) var profiles: [InstalledProfile] = []
     public init() {}
 
+    /// What the charge point accepts, told to the central system as configuration keys
+    /// (ChargeProfileMaxStackLevel, ChargingScheduleMaxPeriods, MaxChargingProfilesInstalled): the store,
+    /// its file and the composite's work stay bounded whatever a central system sends.
+    public static let maxStackLevel = 99
+    public static let maxPeriods = 48
+    public static let maxProfiles = 64
+
     /// Installs a profile (SetChargingProfile). `activeTransaction` is the connector's transaction, if any.
     public mutating func install(_ p: ChargingProfile, connectorId: Int, connectors: Int, activeTransaction: Int?,
                                  at now: Int64) throws(ProfileError) {
         guard (0...connectors).contains(connectorId) else { throw ProfileError(why: "connector \(connectorId) does not exist (0...\(connectors))") }
-        guard p.stackLevel >= 0 else { throw ProfileError(why: "stackLevel \(p.stackLevel) is negative") }
+        guard (0...Self.maxStackLevel).contains(p.stackLevel) else { throw ProfileError(why: "stackLevel \(p.stackLevel) outside 0...\(Self.maxStackLevel)") }
         let s = p.chargingSchedule
         guard !s.chargingSchedulePeriod.isEmpty else { throw ProfileError(why: "the schedule has no periods") }
+        guard s.chargingSchedulePeriod.count <= Self.maxPeriods else { throw ProfileError(why: "\(s.chargingSchedulePeriod.count) periods (at most \(Self.maxPeriods))") }
         guard s.chargingSchedulePeriod.first!.startPeriod == 0 else { throw ProfileError(why: "the first period must start at 0") }
         var last = -1
         for x in s.chargingSchedulePeriod {
@@ -158,10 +166,14 @@ public struct ProfileStore: Codable, Sendable, Equatable {
         var stored = p
         if p.chargingProfilePurpose == .TxProfile && stored.transactionId == nil { stored.transactionId = activeTransaction }
         // Same id, or same stack level and purpose on the same connector: the new one replaces it.
-        profiles.removeAll {
+        let replaced: (InstalledProfile) -> Bool = {
             $0.profile.chargingProfileId == p.chargingProfileId
                 || ($0.connectorId == connectorId && $0.profile.stackLevel == p.stackLevel && $0.profile.chargingProfilePurpose == p.chargingProfilePurpose)
         }
+        guard profiles.count(where: { !replaced($0) }) < Self.maxProfiles else {
+            throw ProfileError(why: "\(Self.maxProfiles) profiles are installed already (clear some first)")
+        }
+        profiles.removeAll(where: replaced)
         profiles.append(InstalledProfile(connectorId: connectorId, profile: stored, receivedAt: now))
     }
 

@@ -64,6 +64,11 @@ public final class OCPPClient: @unchecked Sendable {
     var ws: WebSocketConnection? = nil
     var booted = false
     var heartbeatInterval: Duration
+    /// Configuration keys the central system may change (ChangeConfiguration).
+    var meterInterval: Duration
+    var connectionTimeout: Duration
+    /// Per gun: when (monotonic) an authorization was given with no car plugged (ConnectionTimeOut runs).
+    var authorizedWaiting: [Double?]
     var lastSent = 0.0
     var lastHeartbeat = 0.0
     var pending: (id: String, action: String, sentAt: Double, queued: UInt64?, gun: Int?)? = nil
@@ -91,6 +96,9 @@ public final class OCPPClient: @unchecked Sendable {
         guard let u = WebSocketURL(config.url) else { throw OCPPError(description: "OCPP url '\(config.url)' is not ws:// or wss://") }
         self.config = config; url = u; self.hub = hub; self.firmware = firmware; self.gunCount = gunCount
         heartbeatInterval = config.heartbeatInterval
+        meterInterval = config.meterInterval
+        connectionTimeout = config.connectionTimeout
+        authorizedWaiting = Array(repeating: nil, count: gunCount)
         phase = Array(repeating: .unplugged, count: gunCount)
         sentStatus = Array(repeating: nil, count: gunCount + 1)
         idTag = Array(repeating: nil, count: gunCount)
@@ -210,6 +218,7 @@ public final class OCPPClient: @unchecked Sendable {
                 if now() >= nextConnectAttempt { connect() }
                 if ws == nil { usleep(50_000); continue }
             }
+            expireAuthorizations()
             do {
                 if let text = try ws!.receive(timeoutMs: 50) { handle(text) }
                 try sendDue()
@@ -275,6 +284,8 @@ public final class OCPPClient: @unchecked Sendable {
     func phaseChanged(_ g: Int, _ p: SessionPhase) {
         let before = phase[g]
         phase[g] = p
+        // The car came: ConnectionTimeOut no longer runs.
+        if p != .unplugged { authorizedWaiting[g] = nil }
         // A car plugged with an idTag presented: ask the central system.
         if (p == .connecting || p == .connected) && before == .unplugged, !hub.state.authorized[g], let tag = presentedTags[g] {
             idTag[g] = tag
@@ -337,9 +348,39 @@ public final class OCPPClient: @unchecked Sendable {
     }
     var remoteStopped = Set<Int>()
 
+    /// The configuration keys this charge point has (OCPP 1.6 §9), with their values now.
+    func configuration() -> [(key: String, readonly: Bool, value: String)] {
+        [("HeartbeatInterval", false, String(Int(heartbeatInterval.seconds))),
+         ("MeterValueSampleInterval", false, String(Int(meterInterval.seconds))),
+         ("ConnectionTimeOut", false, String(Int(connectionTimeout.seconds))),
+         ("MeterValuesSampledData", true, "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,Power.Offered,SoC"),
+         ("NumberOfConnectors", true, String(gunCount)),
+         ("ChargeProfileMaxStackLevel", true, String(ProfileStore.maxStackLevel)),
+         ("ChargingScheduleAllowedChargingRateUnit", true, "Current,Power"),
+         ("ChargingScheduleMaxPeriods", true, String(ProfileStore.maxPeriods)),
+         ("MaxChargingProfilesInstalled", true, String(ProfileStore.maxProfiles)),
+         ("AuthorizeRemoteTxRequests", true, "false"),
+         ("SupportedFeatureProfiles", true, "Core,SmartCharging")]
+    }
+
+    /// ConnectionTimeOut: an authorization given with no car plugged lapses when none comes in time
+    /// (station time: sooner at a simulation speed above 1).
+    func expireAuthorizations() {
+        for g in 0..<gunCount {
+            guard let since = authorizedWaiting[g], now() - since > connectionTimeout.seconds / max(1, speedFactor) else { continue }
+            authorizedWaiting[g] = nil
+            guard txRef[g] == nil, phase[g] == .unplugged else { continue }
+            let free = config.freeVend
+            hub.with { $0.authorized[g] = free }
+            pendingTxProfile[g] = nil
+            hub.log("ocpp", "authorization for \(idTag[g] ?? "?") on connector \(g + 1) lapsed: no car within ConnectionTimeOut (\(fmtS(connectionTimeout.seconds)) s)")
+            idTag[g] = nil
+        }
+    }
+
     func meterValuesIfDue() {
         for g in 0..<gunCount {
-            guard let ref = txRef[g], g < observation.guns.count, monotonic() - lastMeter[g] >= config.meterInterval.seconds / max(1, speedFactor) else { continue }
+            guard let ref = txRef[g], observation.guns.count > g, meterInterval.micros > 0, monotonic() - lastMeter[g] >= meterInterval.seconds / max(1, speedFactor) else { continue }
             lastMeter[g] = monotonic()
             let o = observation.guns[g]
             var sampled: [[String: Any]] = [
@@ -372,7 +413,7 @@ public final class OCPPClient: @unchecked Sendable {
         let o = observation.guns[g]
         if o.faulted || phase[g] == .faulted { return .Faulted }
         switch phase[g] {
-        case .unplugged: return .Available
+        case .unplugged: return authorizedWaiting[g] != nil ? .Preparing : .Available   // authorized, waiting for the car
         case .charging: return o.current.value < 1 && o.powerLimit.value < 1 ? .SuspendedEVSE : .Charging
         case .stopping, .statistics, .weldingCheck, .unlocking, .finished: return .Finishing
         default: return .Preparing      // plugged, waiting for authorization or on its way to charging
@@ -556,7 +597,8 @@ public final class OCPPClient: @unchecked Sendable {
             }
             idTag[g] = tag
             hub.with { $0.authorized[g] = true }
-            hub.log("ocpp", "RemoteStartTransaction for \(tag) accepted on connector \(g + 1)")
+            if phase[g] == .unplugged { authorizedWaiting[g] = now() }
+            hub.log("ocpp", "RemoteStartTransaction for \(tag) accepted on connector \(g + 1)" + (phase[g] == .unplugged ? ", waiting up to \(fmtS(connectionTimeout.seconds)) s for the car" : ""))
             reply(id, ["status": "Accepted"])
         case "RemoteStopTransaction":
             guard let tx = p["transactionId"] as? Int, let g = (0..<gunCount).first(where: { txRef[$0] == tx }) else {
@@ -610,21 +652,29 @@ public final class OCPPClient: @unchecked Sendable {
                                             "chargingSchedulePeriod": periods.map { ["startPeriod": $0.startPeriod, "limit": $0.limit] }]])
         case "ChangeConfiguration":
             let key = p["key"] as? String ?? "", value = p["value"] as? String ?? ""
-            switch key {
-            case "HeartbeatInterval":
-                guard let v = Int(value), v > 0 else { return reply(id, ["status": "Rejected"]) }
-                heartbeatInterval = .s(Int64(v)); reply(id, ["status": "Accepted"])
-            default: reply(id, ["status": "NotSupported"])
+            guard let entry = configuration().first(where: { $0.key == key }) else { return reply(id, ["status": "NotSupported"]) }
+            guard !entry.readonly else { return reply(id, ["status": "Rejected"]) }
+            // Seconds: HeartbeatInterval and ConnectionTimeOut > 0; MeterValueSampleInterval ≥ 0 (0: none).
+            guard let v = Int(value.trimmingCharacters(in: .whitespaces)), v >= (key == "MeterValueSampleInterval" ? 0 : 1), v <= 86_400 else {
+                hub.log("ocpp", "ChangeConfiguration \(key)=\(value) rejected (whole seconds expected)")
+                return reply(id, ["status": "Rejected"])
             }
+            switch key {
+            case "HeartbeatInterval": heartbeatInterval = .s(Int64(v))
+            case "MeterValueSampleInterval": meterInterval = .s(Int64(v))
+            case "ConnectionTimeOut": connectionTimeout = .s(Int64(v))
+            default: return reply(id, ["status": "NotSupported"])
+            }
+            hub.log("ocpp", "configuration \(key) = \(v) s")
+            reply(id, ["status": "Accepted"])
         case "GetConfiguration":
-            reply(id, ["configurationKey": [
-                ["key": "HeartbeatInterval", "readonly": false, "value": String(Int(heartbeatInterval.seconds))],
-                ["key": "MeterValueSampleInterval", "readonly": true, "value": String(Int(config.meterInterval.seconds))],
-                ["key": "NumberOfConnectors", "readonly": true, "value": String(gunCount)],
-                ["key": "ChargeProfileMaxStackLevel", "readonly": true, "value": "99"],
-                ["key": "ChargingScheduleAllowedChargingRateUnit", "readonly": true, "value": "Current,Power"],
-                ["key": "AuthorizeRemoteTxRequests", "readonly": true, "value": "false"],
-            ]])
+            let all = configuration()
+            let asked = (p["key"] as? [String]) ?? []
+            let known = asked.isEmpty ? all : all.filter { asked.contains($0.key) }
+            let unknown = asked.filter { k in !all.contains { $0.key == k } }
+            var r: [String: Any] = ["configurationKey": known.map { ["key": $0.key, "readonly": $0.readonly, "value": $0.value] as [String: Any] }]
+            if !unknown.isEmpty { r["unknownKey"] = unknown }
+            reply(id, r)
         default:
             replyError(id, "NotImplemented", "\(action) is not supported by this charge point")
         }

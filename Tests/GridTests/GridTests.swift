@@ -226,7 +226,27 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, 1)]), 3).contains("does not exist"))
         var p = profile(1, .TxProfile, .Relative, periods: [(0, 1)]); p.transactionId = 9
         #expect(why(p, 1, tx: 8).contains("not the connector's transaction 8"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, level: 100, periods: [(0, 1)]), 1).contains("stackLevel 100 outside 0...99"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: (0..<49).map { ($0 * 60, 1) }), 1).contains("49 periods (at most 48)"))
         #expect(store.profiles.isEmpty)
+        // The limits themselves are accepted.
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, level: 99, periods: (0..<48).map { ($0 * 60, 1) }), 1) == "accepted")
+    }
+
+    /// At most 64 installed: the 65th is refused, a replacement (same id) still goes, clearing makes room.
+    @Test func theStoreIsBounded() throws {
+        var store = ProfileStore()
+        for i in 0..<ProfileStore.maxProfiles {
+            try store.install(profile(i + 1, .TxDefaultProfile, .Absolute, level: i, periods: [(0, 1)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: 0)
+        }
+        #expect(throws: ProfileError.self) {
+            try store.install(profile(1000, .TxDefaultProfile, .Absolute, level: 0, periods: [(0, 1)]), connectorId: 2, connectors: 2, activeTransaction: nil, at: 0)
+        }
+        try store.install(profile(5, .TxDefaultProfile, .Absolute, level: 4, periods: [(0, 2)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: 0)
+        #expect(store.profiles.count == ProfileStore.maxProfiles)
+        #expect(store.clear(id: 7, connectorId: nil, purpose: nil, stackLevel: nil) == 1)
+        try store.install(profile(1000, .TxDefaultProfile, .Absolute, level: 0, periods: [(0, 1)]), connectorId: 2, connectors: 2, activeTransaction: nil, at: 0)
+        #expect(store.profiles.count == ProfileStore.maxProfiles)
     }
 }
 

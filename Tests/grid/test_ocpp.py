@@ -141,6 +141,42 @@ class OCPP(unittest.TestCase):
         r = cs.call(call.RemoteStopTransaction(transaction_id=424242))
         self.assertEqual(r.status, "Rejected")
 
+    def test_configuration_and_connection_timeout(self):
+        cs = self.cs()
+        late_car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=12s"
+        c = self.chargerd(site(cs.port, self.state, extra='connection_timeout = "3 s"'), "--speed", "1", "--car", late_car)
+        cs.wait_for("BootNotification", timeout=10)
+        r = cs.call(call.GetConfiguration(key=["ConnectionTimeOut", "NoSuchKey"]))
+        self.assertEqual(r.configuration_key, [{"key": "ConnectionTimeOut", "readonly": False, "value": "3"}])
+        self.assertEqual(r.unknown_key, ["NoSuchKey"])
+        keys = {k["key"]: k for k in cs.call(call.GetConfiguration()).configuration_key}
+        self.assertEqual(keys["NumberOfConnectors"]["value"], "1")
+        self.assertEqual(keys["ChargingScheduleMaxPeriods"]["value"], "48")
+        self.assertEqual(keys["MeterValueSampleInterval"], {"key": "MeterValueSampleInterval", "readonly": False, "value": "2"})
+        # Read-only keys are Rejected, unknown ones NotSupported, bad values Rejected.
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="NumberOfConnectors", value="2")).status, "Rejected")
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="NoSuchKey", value="1")).status, "NotSupported")
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="ConnectionTimeOut", value="soon")).status, "Rejected")
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="ConnectionTimeOut", value="2")).status, "Accepted")
+        self.assertEqual(cs.call(call.GetConfiguration(key=["ConnectionTimeOut"])).configuration_key[0]["value"], "2")
+        # Authorized before the car is there: Preparing, and after ConnectionTimeOut with no car, Available.
+        t0 = time.monotonic()
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="APP", connector_id=1)).status, "Accepted")
+        cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Preparing", timeout=5, after=t0)
+        cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Available", timeout=6, after=t0)
+        c.wait_line(r"authorization for APP on connector 1 lapsed", timeout=5)
+        # The car that comes later waits for an authorization of its own.
+        c.wait_line(r"gun0 connected", timeout=20)
+        time.sleep(3)
+        self.assertEqual(cs.messages("StartTransaction"), [])
+        # MeterValueSampleInterval 0: no periodic meter values (the site said every 2 s).
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="MeterValueSampleInterval", value="0")).status, "Accepted")
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="APP", connector_id=1)).status, "Accepted")
+        cs.wait_for("StartTransaction", timeout=10)
+        c.wait_line(r"gun0 charging", timeout=20)
+        time.sleep(5)
+        self.assertEqual(cs.messages("MeterValues"), [])
+
     def test_remote_stop_before_the_energy_transfer(self):
         cs = self.cs()
         c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)

@@ -1,0 +1,85 @@
+// Site files (orderly charging): the shipped sites load; bad ones are refused naming the file, the key
+// and why, never half-read.
+import BoardFile
+import ChargerCore
+import Testing
+
+let siteBase = """
+[site]
+name = "t"
+utc_offset = "+08:00"
+
+[ems]
+listen = "127.0.0.1"
+port = 15020
+heartbeat_timeout = "10 s"
+failsafe_limit = "20 kW"
+failsafe_minimum = "30 s"
+
+[tou]
+peak = "40 kW"
+periods = [{ start = "00:00", kind = "valley" }, { start = "15:00", kind = "peak" }, { start = "22:00", kind = "valley" }]
+
+[ocpp]
+url = "ws://127.0.0.1:9000/CP001"
+connection_timeout = "90 s"
+"""
+
+@Suite struct SiteFiles {
+    let board: Board
+    init() throws { board = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-60kw.toml") }
+
+    func refusal(_ text: String) -> BoardFileError? {
+        do { _ = try SiteLoader.parse(text, file: "site.toml", board: board); return nil } catch { return error }
+    }
+
+    @Test(arguments: ["ems-loopback", "depot-peak-cap"])
+    func shippedSitesLoad(name: String) throws {
+        let s = try SiteLoader.load(path: "\(repoRoot)/HIL/sites/\(name).toml", board: board)
+        #expect(s.utcOffsetSeconds == 8 * 3600)
+        #expect(s.tou.problem == nil)
+    }
+
+    @Test func figuresAndDefaults() throws {
+        let s = try SiteLoader.parse(siteBase, file: "site.toml", board: board)
+        #expect(s.ems?.port == 15020 && s.ems?.settings.failsafeLimit == .kW(20) && s.ems?.settings.failsafeMinimum == .s(30))
+        #expect(s.tou.peakLimit == .kW(40) && s.tou.periods.count == 3)
+        let o = try #require(s.ocpp)
+        #expect(o.chargePointId == "CP001" && o.connectionTimeout == .s(90))
+        #expect(o.meterInterval == .s(60) && o.heartbeatInterval == .s(300) && !o.freeVend)
+    }
+
+    /// Each line is (replace this, with that) in the base, the key named and a fragment of why.
+    @Test(arguments: [
+        ("utc_offset = \"+08:00\"", "utc_offset = \"8 hours\"", "site.utc_offset", "not an offset"),
+        ("name = \"t\"\n", "", "site.name", "missing"),
+        ("port = 15020", "port = 70000", "ems.port", "70000"),
+        ("listen = \"127.0.0.1\"", "listen = \"localhost\"", "ems.listen", "not an IPv4 address"),
+        ("failsafe_limit = \"20 kW\"", "failsafe_limit = \"200 kW\"", "ems.failsafe_limit", ""),
+        ("failsafe_limit = \"20 kW\"", "failsafe_limit = \"20 A\"", "ems.failsafe_limit", "not a unit of power"),
+        ("heartbeat_timeout = \"10 s\"", "heartbeat_timeout = \"0 s\"", "ems.heartbeat_timeout", ""),
+        ("kind = \"peak\"", "kind = \"summer\"", "tou.periods[1].kind", "not peak, flat or valley"),
+        ("start = \"15:00\"", "start = \"25:00\"", "tou.periods[1].start", "not a time of day"),
+        ("start = \"15:00\"", "start = \"23:00\"", "tou.periods", ""),
+        ("url = \"ws://127.0.0.1:9000/CP001\"", "url = \"http://127.0.0.1/CP001\"", "ocpp.url", "not a ws:// or wss:// URL"),
+        ("connection_timeout = \"90 s\"", "connection_timeout = \"2 h\"", "ocpp.connection_timeout", ""),
+        ("connection_timeout = \"90 s\"", "connection_timeout = \"90 s\"\nconnection_timout = \"1 s\"", "ocpp.connection_timout", "unknown key"),
+        ("connection_timeout = \"90 s\"", "cert = \"/etc/cp.pem\"", "ocpp.url", "ws://"),
+    ])
+    func badSitesAreRefused(_ from: String, _ to: String, _ key: String, _ why: String) throws {
+        #expect(siteBase.contains(from), "the base has no '\(from)'")
+        let e = try #require(refusal(siteBase.replacingFirst(from, to)), "accepted: \(to)")
+        #expect(e.file == "site.toml")
+        #expect(e.key == key, "\(e)")
+        #expect(why.isEmpty || e.why.contains(why), "\(e)")
+    }
+
+    @Test func missingAndGarbage() throws {
+        do { _ = try SiteLoader.load(path: "/nonexistent/site.toml", board: board); Issue.record("loaded a missing file") }
+        catch { #expect(error.description.contains("/nonexistent/site.toml") && error.why.contains("cannot read")) }
+        let e = try #require(refusal("[site\nname = 1"))
+        #expect(e.why.contains("TOML syntax error at line 1"))
+        let n = try #require(refusal(siteBase.replacingFirst("[tou]", "[tariff]")))
+        #expect(n.why.contains("unknown"), "\(n)")
+    }
+}
