@@ -5,6 +5,9 @@ import Foundation
 
 public enum EndState: String, Sendable {
     case completed, faulted, timeout, invariantViolated = "invariant-violated"
+    /// Stopped by the operator (SIGINT/SIGTERM) with a session under way and no fault: a normal
+    /// shutdown, not a failure.
+    case interrupted
 }
 
 public struct SessionSummary: Sendable {
@@ -30,7 +33,7 @@ public struct SessionSummary: Sendable {
 
     public var exitCode: Int32 {
         switch endState {
-        case .completed: 0
+        case .completed, .interrupted: 0
         case .faulted: 1
         case .timeout: 4
         case .invariantViolated: 3
@@ -54,7 +57,7 @@ extension Simulation {
     }
 
     /// `continuous`: the run had no session limit, so a car still charging at the end is no failure.
-    public func summary(timedOut: Bool, continuous: Bool = false) -> SessionSummary {
+    public func summary(timedOut: Bool, continuous: Bool = false, interrupted: Bool = false) -> SessionSummary {
         var kwh = 0.0, peak = 0.0, maxT = -100.0
         var socStart: Double? = nil, socEnd: Double? = nil
         var completed = 0
@@ -82,6 +85,7 @@ extension Simulation {
         if !violations.isEmpty { state = .invariantViolated }
         else if stopping { state = .faulted }
         else if timedOut { state = .timeout }
+        else if !normal && interrupted { state = .interrupted }
         else if !normal { state = .faulted }
         else { state = .completed }
         return SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,

@@ -307,7 +307,7 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
 /// and the exit status.
 func finish(_ sim: Simulation, timedOut: Bool, continuous: Bool, json: Bool) -> Int32 {
     for g in 0..<sim.spec.gunCount { print(sim.statusLine(gun: g)) }
-    var summary = sim.summary(timedOut: timedOut, continuous: continuous)
+    var summary = sim.summary(timedOut: timedOut, continuous: continuous, interrupted: stopRequested)
     summary.memoryKB = (currentResidentKB(), peakResidentKB())
     print(summary.text, terminator: "")
     if json { print(summary.json) }

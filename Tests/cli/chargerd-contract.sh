@@ -62,6 +62,13 @@ check "continuous mode stops on SIGINT with exit 0" $([ $rc = 0 ]; echo $?)
 json "$tmp/sig.out" "assert d['faults']==[] and d['duration_s']>100, d" 2>/dev/null
 check "and prints its summary" $?
 
+# 6b. A single session stopped by SIGTERM before it ends: a normal shutdown, not a fault.
+"$bin" --board "$boards/sim-60kw.toml" --speed 60 --json --status-interval 0 >"$tmp/term1.out" 2>&1 &
+pid=$!; sleep 2; kill -TERM $pid; wait $pid; rc=$?
+check "SIGTERM mid-session exits 0" $([ $rc = 0 ]; echo $?)
+json "$tmp/term1.out" "assert d['end_state']=='interrupted' and d['faults']==[], d" 2>/dev/null
+check "with end state interrupted" $?
+
 # 7. The fault codes a technician sees, with their reaction class.
 "$bin" --list-faults >"$tmp/lf.out"; rc=$?
 check "--list-faults" $([ $rc = 0 ] && grep -q "^E01-estop .*emergency-shutdown .*station" "$tmp/lf.out" && grep -q "^E05-insulation .*error-shutdown" "$tmp/lf.out"; echo $?)
