@@ -274,5 +274,8 @@ public struct GridFeed: Sendable, BitwiseCopyable {
     public var authorized = GunArray<Bool>(repeating: true)
     /// Per gun: bumped by one for each remote stop; the loop turns a change into a stop request.
     public var stopCount = GunArray<UInt32>(repeating: 0)
+    /// Per gun: made unavailable by the central system (OCPP ChangeAvailability Inoperative); the loop
+    /// takes the gun out of service as the console's `service GUN off` does (either one suffices).
+    public var unavailable = GunArray<Bool>(repeating: false)
     public init() {}
 }

@@ -35,6 +35,8 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
     /// Setpoints given by hand (console, bench actions); the grid's composite is applied beside them.
     private var manualStation: Watts? = nil
     private var manualGun = GunArray<Watts?>(repeating: nil)
+    /// The console's `service GUN off` (the grid's unavailability is ORed with it every cycle).
+    private var heldOutOfService = GunArray<Bool>(repeating: false)
 
     public init(spec: StationSpec, devices: BoardDevices, clock: LoopClock, statusEvery: UInt64,
                 kick: (() -> Void)? = nil, kickEvery: UInt64 = 100) {
@@ -69,7 +71,7 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
             case .stationSetpoint(let p): manualStation = p
             case .gunSetpoint(let g, let p): manualGun[Int(g)] = p
             case .operatorCap(let g, let p): f.pointee.inputs.guns[Int(g)].operatorCap = p
-            case .outOfService(let g, let o): f.pointee.inputs.guns[Int(g)].outOfService = o
+            case .outOfService(let g, let o): heldOutOfService[Int(g)] = o
             case .actuatorTest(let g, let t): f.pointee.inputs.guns[Int(g)].actuatorTest = t
             }
         }
@@ -90,6 +92,7 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
             if let m = manualGun[g], feed.guns[g].map({ m <= $0 }) ?? true { f.pointee.inputs.guns[g].gridSource = .manual }
             else { f.pointee.inputs.guns[g].gridSource = feed.gunSources[g] }
             f.pointee.inputs.guns[g].authorized = feed.authorized[g]
+            f.pointee.inputs.guns[g].outOfService = heldOutOfService[g] || feed.unavailable[g]
         }
         devices.sample(into: &f.pointee.inputs, spec: &f.pointee.spec)
         controlStep(&f.pointee.state, &f.pointee.inputs, &f.pointee.spec, &f.pointee.outputs)

@@ -180,7 +180,7 @@ public final class Simulation {
             f.inputs.guns[g].resetRequest = reset[g]
             f.inputs.guns[g].stopRequest = stop[g]
             f.inputs.guns[g].operatorCap = held[g].cap
-            f.inputs.guns[g].outOfService = held[g].outOfService
+            f.inputs.guns[g].outOfService = held[g].outOfService || grid.unavailable[g]
             f.inputs.guns[g].actuatorTest = held[g].test
             f.wasClosed[g] = f.outputs.guns[g].closeK1K2
         }

@@ -42,6 +42,8 @@ public struct GridState: Sendable, Equatable {
     /// Per gun: a session may start (free vend where no OCPP is configured).
     public var authorized: [Bool]
     public var stopCount: [UInt32]
+    /// Per gun: made Inoperative by the central system (OCPP ChangeAvailability).
+    public var unavailable: [Bool]
     public var gridConnection: Watts
     public var ratings: [Watts]
 
@@ -53,6 +55,7 @@ public struct GridState: Sendable, Equatable {
         transactions = Array(repeating: nil, count: n)
         authorized = Array(repeating: freeVend, count: n)
         stopCount = Array(repeating: 0, count: n)
+        unavailable = Array(repeating: false, count: n)
         self.gridConnection = gridConnection
         self.ratings = ratings
     }
@@ -115,6 +118,7 @@ public struct GridState: Sendable, Equatable {
             if let (_, src) = Self.lowest(limits, at: max(g < volts.count ? volts[g] : .zero, Volts(1))) { f.gunSources[g] = src }
             f.authorized[g] = authorized[g]
             f.stopCount[g] = stopCount[g]
+            f.unavailable[g] = unavailable[g]
         }
         return f
     }

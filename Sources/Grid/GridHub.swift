@@ -104,6 +104,7 @@ public final class GridHub: Sendable {
                 l += s.feed.gunSources[g] == .none ? "no gun grid limit" : " from \(s.feed.gunSources[g].name)"
                 if let tx = st.transactions[g] { l += "; OCPP transaction \(tx.id)" }
                 if !st.authorized[g] { l += "; waiting for authorization" }
+                if st.unavailable[g] { l += "; Inoperative (OCPP ChangeAvailability): out of service" }
                 lines.append(l)
             }
             return lines.joined(separator: "\n")

@@ -36,6 +36,9 @@ struct QueuedMessage: Codable, Equatable {
     var gun: Int
 }
 
+/// Connectors the central system made Inoperative (gun indexes), as stored.
+struct Availability: Codable { var inoperative: [Int] }
+
 struct PersistedQueue: Codable {
     var nextSeq: UInt64 = 1
     var nextRef: Int = -1
@@ -69,6 +72,8 @@ public final class OCPPClient: @unchecked Sendable {
     var connectionTimeout: Duration
     /// Per gun: when (monotonic) an authorization was given with no car plugged (ConnectionTimeOut runs).
     var authorizedWaiting: [Double?]
+    /// Per gun: an availability change answered Scheduled, applied when the transaction ends.
+    var scheduledAvailability: [Bool?]
     var lastSent = 0.0
     var lastHeartbeat = 0.0
     var pending: (id: String, action: String, sentAt: Double, queued: UInt64?, gun: Int?)? = nil
@@ -99,6 +104,7 @@ public final class OCPPClient: @unchecked Sendable {
         meterInterval = config.meterInterval
         connectionTimeout = config.connectionTimeout
         authorizedWaiting = Array(repeating: nil, count: gunCount)
+        scheduledAvailability = Array(repeating: nil, count: gunCount)
         phase = Array(repeating: .unplugged, count: gunCount)
         sentStatus = Array(repeating: nil, count: gunCount + 1)
         idTag = Array(repeating: nil, count: gunCount)
@@ -122,6 +128,7 @@ public final class OCPPClient: @unchecked Sendable {
 
     var profilesPath: String? { config.stateDirectory.map { $0 + "/profiles.json" } }
     var queuePath: String? { config.stateDirectory.map { $0 + "/queue.json" } }
+    var availabilityPath: String? { config.stateDirectory.map { $0 + "/availability.json" } }
 
     func loadState(_ dir: String) {
         if let p = profilesPath, let d = FileManager.default.contents(atPath: p) {
@@ -129,6 +136,15 @@ public final class OCPPClient: @unchecked Sendable {
                 hub.with { $0.profiles = store }
                 hub.log("ocpp", "\(store.profiles.count) charging profile(s) restored from \(p)")
             } else { hub.log("ocpp", "charging profiles in \(p) unreadable: ignored") }
+        }
+        // OCPP 1.6 §5.2: availability persists across restarts.
+        if let p = availabilityPath, let d = FileManager.default.contents(atPath: p) {
+            if let a = try? JSONDecoder().decode(Availability.self, from: d) {
+                let n = gunCount
+                let off = a.inoperative.filter { (0..<n).contains($0) }
+                hub.with { s in for g in off { s.unavailable[g] = true } }
+                if !off.isEmpty { hub.log("ocpp", "connector(s) \(off.map { String($0 + 1) }.joined(separator: ", ")) Inoperative, as before the restart") }
+            } else { hub.log("ocpp", "availability in \(p) unreadable: every connector Operative") }
         }
         if let p = queuePath, let d = FileManager.default.contents(atPath: p) {
             if let q = try? JSONDecoder().decode(PersistedQueue.self, from: d) {
@@ -152,6 +168,25 @@ public final class OCPPClient: @unchecked Sendable {
     func saveProfiles() {
         guard let p = profilesPath, let d = try? JSONEncoder().encode(hub.state.profiles) else { return }
         Self.writeDurably(d, to: p)
+    }
+
+    /// Per gun: Inoperative (read under the hub's lock, without copying the whole grid state).
+    var unavailable: [Bool] { hub.with { $0.unavailable } }
+
+    func saveAvailability() {
+        let u = unavailable
+        let off = u.indices.filter { u[$0] }
+        guard let p = availabilityPath, let d = try? JSONEncoder().encode(Availability(inoperative: off)) else { return }
+        Self.writeDurably(d, to: p)
+    }
+
+    /// Sets a gun Operative or Inoperative now (the loop takes it out of service, as `service GUN off`).
+    func setAvailable(_ g: Int, _ available: Bool) {
+        scheduledAvailability[g] = nil
+        guard unavailable[g] == available else { return }
+        hub.with { $0.unavailable[g] = !available }
+        saveAvailability()
+        hub.log("ocpp", "connector \(g + 1) " + (available ? "Operative" : "Inoperative (out of service)"))
     }
 
     func saveQueue() {
@@ -337,6 +372,7 @@ public final class OCPPClient: @unchecked Sendable {
             remoteStopped.remove(g)
             enqueue("StopTransaction", payload, ref: ref, gun: g)
             txRef[g] = nil; txStart[g] = nil; idTag[g] = nil
+            if let a = scheduledAvailability[g] { setAvailable(g, a) }
             let free = config.freeVend
             hub.with { s in
                 s.transactions[g] = nil
@@ -407,11 +443,15 @@ public final class OCPPClient: @unchecked Sendable {
     // MARK: sending
 
     func connectorStatus(_ c: Int) -> ConnectorStatus {
-        if c == 0 { return observation.guns.allSatisfy { $0.faulted } && !observation.guns.isEmpty ? .Faulted : .Available }
+        if c == 0 {
+            if observation.guns.allSatisfy({ $0.faulted }) && !observation.guns.isEmpty { return .Faulted }
+            return unavailable.allSatisfy { $0 } ? .Unavailable : .Available
+        }
         let g = c - 1
         guard g < observation.guns.count else { return .Available }
         let o = observation.guns[g]
         if o.faulted || phase[g] == .faulted { return .Faulted }
+        if unavailable[g] && txRef[g] == nil { return .Unavailable }
         switch phase[g] {
         case .unplugged: return authorizedWaiting[g] != nil ? .Preparing : .Available   // authorized, waiting for the car
         case .charging: return o.current.value < 1 && o.powerLimit.value < 1 ? .SuspendedEVSE : .Charging
@@ -581,9 +621,10 @@ public final class OCPPClient: @unchecked Sendable {
             if let c = p["connectorId"] as? Int {
                 if c >= 1 && c <= gunCount { gun = c - 1 }
             } else {
-                gun = (0..<gunCount).first { txRef[$0] == nil && (phase[$0] == .connected || phase[$0] == .connecting) } ?? (0..<gunCount).first { txRef[$0] == nil && phase[$0] == .unplugged }
+                let off = unavailable
+                gun = (0..<gunCount).first { txRef[$0] == nil && !off[$0] && (phase[$0] == .connected || phase[$0] == .connecting) } ?? (0..<gunCount).first { txRef[$0] == nil && !off[$0] && phase[$0] == .unplugged }
             }
-            guard let g = gun, txRef[g] == nil, !(observation.guns.count > g && observation.guns[g].faulted) else {
+            guard let g = gun, txRef[g] == nil, !unavailable[g], !(observation.guns.count > g && observation.guns[g].faulted) else {
                 hub.log("ocpp", "RemoteStartTransaction for \(tag) rejected (no free connector)")
                 return reply(id, ["status": "Rejected"])
             }
@@ -667,6 +708,23 @@ public final class OCPPClient: @unchecked Sendable {
             }
             hub.log("ocpp", "configuration \(key) = \(v) s")
             reply(id, ["status": "Accepted"])
+        case "ChangeAvailability":
+            guard let c = p["connectorId"] as? Int, let type = p["type"] as? String, type == "Inoperative" || type == "Operative" else {
+                return replyError(id, "FormationViolation", "connectorId and type (Inoperative|Operative) are required")
+            }
+            guard (0...gunCount).contains(c) else {
+                hub.log("ocpp", "ChangeAvailability of connector \(c) rejected (0...\(gunCount))")
+                return reply(id, ["status": "Rejected"])
+            }
+            let available = type == "Operative"
+            var scheduled = false
+            for g in (c == 0 ? Array(0..<gunCount) : [c - 1]) {
+                // A running transaction finishes first (§5.2): the change waits for its end.
+                if !available && txRef[g] != nil { scheduledAvailability[g] = false; scheduled = true }
+                else { setAvailable(g, available) }
+            }
+            if scheduled { hub.log("ocpp", "ChangeAvailability \(type) of connector \(c) scheduled for the end of the running transaction") }
+            reply(id, ["status": scheduled ? "Scheduled" : "Accepted"])
         case "GetConfiguration":
             let all = configuration()
             let asked = (p["key"] as? [String]) ?? []

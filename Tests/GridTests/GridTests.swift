@@ -316,6 +316,28 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         #expect(s.violations.isEmpty, "\(s.violations.prefix(3))")
     }
 
+    /// A gun made unavailable by the grid (OCPP ChangeAvailability) is out of service: a car gets no
+    /// session; made available, it charges; unavailable again while charging, the session stops in order.
+    @Test func unavailableIsOutOfService() throws {
+        let s = try sim()
+        var f = GridFeed(); f.unavailable[0] = true
+        s.setGridFeed(f)
+        s.run(for: .s(20))
+        #expect(s.phase(0) == .unplugged)
+        #expect(s.outputs.guns[0].lamp == .off)
+        f.unavailable[0] = false
+        s.setGridFeed(f)
+        s.run(for: .s(40))
+        #expect(s.phase(0) == .charging)
+        f.unavailable[0] = true
+        s.setGridFeed(f)
+        s.run(for: .s(30))
+        #expect(s.phase(0) == .finished || s.phase(0) == .unplugged)
+        #expect(s.frame.state.sessions[0].stopReason == .operatorRequest)
+        #expect(s.faults.isEmpty)
+        #expect(s.violations.isEmpty)
+    }
+
     /// Without authorization a plugged car waits unlocked; a remote stop (a bumped count) stops it.
     @Test func authorizationGatesTheLockAndStopCountStops() throws {
         let s = try sim()

@@ -177,6 +177,46 @@ class OCPP(unittest.TestCase):
         time.sleep(5)
         self.assertEqual(cs.messages("MeterValues"), [])
 
+    def test_change_availability(self):
+        port = free_port()
+        cs = CentralSystem(port=port)
+        self.addCleanup(cs.stop)
+        c = self.chargerd(site(port, self.state), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs.wait_for("BootNotification", timeout=10)
+        self.assertEqual(cs.call(call.ChangeAvailability(connector_id=2, type="Inoperative")).status, "Rejected", "no connector 2")
+        t0 = time.monotonic()
+        self.assertEqual(cs.call(call.ChangeAvailability(connector_id=1, type="Inoperative")).status, "Accepted")
+        cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Unavailable", timeout=5, after=t0)
+        cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 0 and p["status"] == "Unavailable", timeout=5, after=t0)
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="APP", connector_id=1)).status, "Rejected")
+        self.assertEqual(c.stop(), 0, c.output()[-3000:])
+        cs.stop()
+        # Availability persists across a restart (OCPP 1.6 5.2): the car that comes gets no session.
+        cs = CentralSystem(port=port)
+        self.addCleanup(cs.stop)
+        c = self.chargerd(site(port, self.state), "--speed", "1", "--car", BIG_CAR)
+        c.wait_line(r"connector\(s\) 1 Inoperative, as before the restart", timeout=10)
+        cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Unavailable", timeout=10)
+        time.sleep(4)
+        self.assertTrue([l for l in c.lines if re.search(r"gun0 unplugged", l)][-1:], c.output()[-2000:])
+        self.assertFalse([l for l in c.lines if re.search(r"gun0 (connected|charging)", l)], "a session on an Inoperative gun")
+        # Operative: the waiting car is seen and, remotely started, charges.
+        self.assertEqual(cs.call(call.ChangeAvailability(connector_id=0, type="Operative")).status, "Accepted")
+        c.wait_line(r"gun0 connected", timeout=10)
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="APP", connector_id=1)).status, "Accepted")
+        start = cs.wait_for("StartTransaction", timeout=10)
+        c.wait_line(r"gun0 charging", timeout=20)
+        # Inoperative during a transaction: Scheduled, the session goes on, and the gun goes Unavailable
+        # once the transaction has ended.
+        self.assertEqual(cs.call(call.ChangeAvailability(connector_id=1, type="Inoperative")).status, "Scheduled")
+        i = len(c.lines)
+        time.sleep(2.5)
+        self.assertTrue(all("gun0 charging" in l for l in c.lines[i:] if "] gun0 " in l), c.output()[-1500:])
+        t1 = time.monotonic()
+        self.assertEqual(cs.call(call.RemoteStopTransaction(transaction_id=start["transaction_id"])).status, "Accepted")
+        cs.wait_for("StopTransaction", timeout=15)
+        cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Unavailable", timeout=30, after=t1)
+
     def test_remote_stop_before_the_energy_transfer(self):
         cs = self.cs()
         c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)
