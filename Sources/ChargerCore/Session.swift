@@ -376,22 +376,21 @@ extension GunSession {
             let open = i <= Standard.openCurrentLimit && rampedCurrent <= Standard.openCurrentLimit
             out.closeK1K2 = !open
             // CST (10 ms period) goes out until the car answers with BST, or the default 5 s timeout
-            // ("BST / CST | 10 ms"; "Default timeout 5 s"); a silent car is not waited for.
-            let answered = !chargerInitiatedStop || stopReason == .commTimeout
-                || (car.bst.map { $0.at >= phaseSince } ?? false) || inPhase > Standard.defaultMessageTimeout
+            // ("BST / CST | 10 ms"; "Default timeout 5 s"); a car that timed out is not waited for.
+            let answered = !chargerInitiatedStop || (car.bst.map { $0.at >= phaseSince } ?? false)
+                || inPhase > Standard.defaultMessageTimeout
             if open {
                 demand.needsPower = false
                 // Bleed the output only once the mirror contacts confirm the battery is disconnected.
+                // (Discharging begins at once; the statistics wait for the car's answer.)
                 if !input.k1Closed && !input.k2Closed {
                     out.discharge = true
-                    if !answered {
-                        // (discharging already; the statistics wait for the car's answer)
-                    } else if stopReason == .commTimeout {
+                    if stopReason == .commTimeout {
                         // "open K1/K2 (and aux)", then reconnect from the handshake.
                         reconnectAt = now + Standard.reconnectAuxOff
                         chargingSince = .never
                         enter(.auxPower, now)
-                    } else {
+                    } else if answered {
                         enter(.statistics, now)
                     }
                 }

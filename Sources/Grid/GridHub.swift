@@ -24,6 +24,13 @@ public final class GridHub: Sendable {
         var emsLast: GridLogEntry? = nil
         /// Holds back what a chatty peer would flood the journal with.
         var limiter = GridLogLimiter()
+
+        /// An event for the journal (pending) and the console's recent log (the last 64).
+        mutating func record(_ e: GridLogEntry) {
+            log.append(e)
+            if log.count > 64 { log.removeFirst(log.count - 64) }
+            pending.append(e)
+        }
     }
     let shared: Mutex<Shared>
 
@@ -43,10 +50,7 @@ public final class GridHub: Sendable {
     /// Records an event (journal and console).
     public func log(_ kind: String, _ text: String, at: Instant? = nil) {
         shared.withLock { s in
-            guard let e = s.limiter.admit(GridLogEntry(at: at ?? s.observation.at, kind: kind, text: text)) else { return }
-            s.log.append(e)
-            if s.log.count > 64 { s.log.removeFirst(s.log.count - 64) }
-            s.pending.append(e)
+            if let e = s.limiter.admit(GridLogEntry(at: at ?? s.observation.at, kind: kind, text: text)) { s.record(e) }
         }
     }
 
@@ -58,11 +62,10 @@ public final class GridHub: Sendable {
             if s.state.ems != nil {
                 for e in s.state.ems!.advance(to: o.at) {
                     let entry = GridLogEntry(at: e.at, kind: "ems", text: e.text)
-                    s.log.append(entry); s.pending.append(entry); s.emsLast = entry
+                    s.record(entry); s.emsLast = entry
                 }
             }
-            for e in s.limiter.flush(at: o.at) { s.log.append(e); s.pending.append(e) }
-            if s.log.count > 64 { s.log.removeFirst(s.log.count - 64) }
+            for e in s.limiter.flush(at: o.at) { s.record(e) }
             s.feed = s.state.feed(at: o.at, volts: o.guns.map(\.voltage))
             return s.feed
         }

@@ -328,8 +328,7 @@ public final class OCPPClient: @unchecked Sendable {
         }
         if p == .unplugged && before != .unplugged {
             // The car left: an authorization not used goes with it.
-            let free = config.freeVend
-            hub.with { $0.authorized[g] = free }
+            revokeAuthorization(g)
             if txRef[g] == nil { idTag[g] = nil }
         }
     }
@@ -373,10 +372,9 @@ public final class OCPPClient: @unchecked Sendable {
             enqueue("StopTransaction", payload, ref: ref, gun: g)
             txRef[g] = nil; txStart[g] = nil; idTag[g] = nil
             if let a = scheduledAvailability[g] { setAvailable(g, a) }
-            let free = config.freeVend
+            revokeAuthorization(g)
             hub.with { s in
                 s.transactions[g] = nil
-                s.authorized[g] = free
                 s.profiles.transactionEnded(connectorId: g + 1)
             }
             saveProfiles()
@@ -399,6 +397,12 @@ public final class OCPPClient: @unchecked Sendable {
          ("SupportedFeatureProfiles", true, "Core,SmartCharging")]
     }
 
+    /// The gun needs a new authorization for its next session (none needed under free vend).
+    func revokeAuthorization(_ g: Int) {
+        let free = config.freeVend
+        hub.with { $0.authorized[g] = free }
+    }
+
     /// ConnectionTimeOut: an authorization given with no car plugged lapses when none comes in time
     /// (station time: sooner at a simulation speed above 1).
     func expireAuthorizations() {
@@ -406,8 +410,7 @@ public final class OCPPClient: @unchecked Sendable {
             guard let since = authorizedWaiting[g], now() - since > connectionTimeout.seconds / max(1, speedFactor) else { continue }
             authorizedWaiting[g] = nil
             guard txRef[g] == nil, phase[g] == .unplugged else { continue }
-            let free = config.freeVend
-            hub.with { $0.authorized[g] = free }
+            revokeAuthorization(g)
             pendingTxProfile[g] = nil
             hub.log("ocpp", "authorization for \(idTag[g] ?? "?") on connector \(g + 1) lapsed: no car within ConnectionTimeOut (\(fmtS(connectionTimeout.seconds)) s)")
             idTag[g] = nil
