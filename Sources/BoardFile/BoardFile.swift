@@ -106,13 +106,14 @@ public enum BoardLoader {
         let period = try r.duration(b, "period", default: .ms(1), range: .us(100)...(.ms(100)))
         let gridLimit = try r.power(b, "grid_limit", range: Watts(1_000)...Watts.kW(10_000))
 
-        var timing = (close: Duration.ms(200), open: Duration.ms(200), module: Duration.s(1), meter: Duration.s(2),
+        var timing = (close: Duration.ms(200), open: Duration.ms(200), opening: Duration.ms(30), module: Duration.s(1), meter: Duration.s(2),
                       imd: Duration.s(2), allocation: Duration.ms(500), selfOff: Duration.s(20))
         if let l = try r.optionalTable(top, "limits") {
-            try r.onlyKeys(l, ["contactor_close_timeout", "contactor_open_timeout", "module_comm_timeout",
+            try r.onlyKeys(l, ["contactor_close_timeout", "contactor_open_timeout", "contactor_opening_time", "module_comm_timeout",
                                "meter_comm_timeout", "imd_comm_timeout", "allocation_period", "module_self_off_time"])
             timing.close = try r.duration(l, "contactor_close_timeout", default: timing.close, range: .ms(10)...(.s(2)))
             timing.open = try r.duration(l, "contactor_open_timeout", default: timing.open, range: .ms(10)...(.s(2)))
+            timing.opening = try r.duration(l, "contactor_opening_time", default: timing.opening, range: .ms(1)...(.ms(100)))
             timing.module = try r.duration(l, "module_comm_timeout", default: timing.module, range: .ms(50)...(.s(10)))
             timing.meter = try r.duration(l, "meter_comm_timeout", default: timing.meter, range: .ms(50)...(.s(10)))
             timing.imd = try r.duration(l, "imd_comm_timeout", default: timing.imd, range: .ms(50)...(.s(15)))
@@ -277,7 +278,7 @@ public enum BoardLoader {
         }
 
         let spec = StationSpec(guns: guns, modules: modules, gridLimit: gridLimit, period: period,
-                               contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open,
+                               contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open, contactorOpeningTime: timing.opening,
                                moduleCommTimeout: timing.module, meterCommTimeout: timing.meter,
                                imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
                                moduleSelfOffTime: timing.selfOff)

@@ -234,11 +234,14 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     // 7. The arbiter: latched faults win over everything the session asked for.
     for g in 0..<spec.gunCount {
         let gi = inp.guns[g]
-        guard let reaction = (s.safety[g].latched | s.station.latched).strongestReaction else {
-            s.safety[g].shutdownSince = nil
+        let faults = s.safety[g].latched | s.station.latched
+        guard let reaction = faults.strongestReaction else {
+            s.safety[g].shutdownDeadline = nil
+            s.safety[g].shutdownCounted = .empty
             recordCommand(&s, g, out.guns[g].closeK1K2, now)
             continue
         }
+        noteShutdownDeadline(&s, g, faults, now, opening: spec.contactorOpeningTime)
         out.guns[g].lamp = .fault
         // CEM names the message that timed out; when the supervisor's own 10 s backstop latched E17
         // (it watches BCL) the session may not have said so itself.
@@ -246,24 +249,20 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         let energised = gi.k1Closed || gi.k2Closed || s.safety[g].k1k2Commanded
         var emergency = reaction == .emergency
         if reaction >= .refuse && !emergency {
-            // Error shutdown: current to zero, open at ≤ 5 A, escalate after 2.5 s.
-            // Only fresh measurements count: a silent meter's last value is not the current now.
-            let meterFresh = now - gi.meterSeenAt <= spec.meterCommTimeout
-            var measured = meterFresh ? gi.meterCurrent : Amps.zero
-            for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && now - inp.modules[m].seenAt <= spec.moduleCommTimeout {
-                let mi = inp.modules[m].outputCurrent
-                if mi > measured { measured = mi }
-            }
-            if energised {
-                let since = s.safety[g].shutdownSince ?? now
-                s.safety[g].shutdownSince = since
-                if now - since > Standard.errorShutdownEscalation {
-                    s.raise(.escalatedToEmergency, gun: g, value: measured.value, now: now)
-                    emergency = true
-                }
+            // Error shutdown (standards.md "Fault reactions", last paragraph): modules to zero, open K1/K2
+            // once the current is ≤ 5 A. The rule's 5 A gives way to the row's time: a current that no
+            // command can bring down (silent modules still on their last command) or that is still above
+            // 5 A at the row's deadline is broken under load, as an emergency (E28 with the current broken,
+            // the contactor-wear record), rather than energy held on a faulted gun.
+            let i = shutdownCurrent(&s, &inp, &spec, gun: g, uncontrolled: uncontrolled[g], now: now)
+            let holding = energised && s.safety[g].k1k2Commanded && i > Standard.openCurrentLimit
+            let hopeless = uncontrolled[g] > Standard.openCurrentLimit
+            if holding && (hopeless || now >= s.safety[g].shutdownDeadline ?? now) {
+                s.raise(.escalatedToEmergency, gun: g, value: i.value, now: now)
+                emergency = true
             }
             cutOutput(&s, &out, gun: g, moduleCount: spec.moduleCount)
-            out.guns[g].closeK1K2 = energised && s.safety[g].k1k2Commanded && measured > Standard.openCurrentLimit
+            out.guns[g].closeK1K2 = holding && !emergency
             if !out.guns[g].closeK1K2 { out.guns[g].discharge = true }
         }
         if emergency {
@@ -275,6 +274,41 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         recordCommand(&s, g, out.guns[g].closeK1K2, now)
     }
     for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
+}
+
+/// Counts faults latched since the last cycle into the gun's shutdown deadline: each fault's row gives
+/// the time from its latch by which K1/K2 must be open (`FaultCode.openWithin`), less the contactor's own
+/// opening time (`opening`) for the command; the earliest wins.
+@_noAllocation @_noLocks
+func noteShutdownDeadline(_ s: inout StationState, _ g: Int, _ faults: FaultSet, _ now: Instant, opening: Duration) {
+    // A fault cleared by a reset and latched again counts anew.
+    s.safety[g].shutdownCounted = s.safety[g].shutdownCounted & faults
+    var fresh = faults.subtracting(s.safety[g].shutdownCounted).bits
+    while fresh != 0 {
+        let bit = fresh.trailingZeroBitCount
+        fresh &= fresh - 1
+        guard let code = FaultCode(rawValue: UInt8(bit)), let within = code.openWithin else { continue }
+        let due = now + (within > opening ? within - opening : .zero)
+        if let d = s.safety[g].shutdownDeadline, d <= due { continue }
+        s.safety[g].shutdownDeadline = due
+    }
+    s.safety[g].shutdownCounted = faults
+}
+
+/// The current an error shutdown may believe is flowing in gun `g`, from what can still be measured and
+/// what no longer can. A fresh meter reading is the gun's current (it sees every module, silent or not);
+/// beside it the sum of the gun's modules' fresh readings (a sum: with three modules at 3 A each, 9 A
+/// flow). Without a fresh meter, a silent module counts at its last command until its own switch-off time
+/// (`uncontrolled`, what the core assumes it still delivers), never at zero.
+@_noAllocation @_noLocks
+func shutdownCurrent(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec,
+                     gun g: Int, uncontrolled: Amps, now: Instant) -> Amps {
+    var modulesSum = Amps.zero
+    for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && now - inp.modules[m].seenAt <= spec.moduleCommTimeout {
+        modulesSum += max(inp.modules[m].outputCurrent, .zero)
+    }
+    if now - inp.guns[g].meterSeenAt <= spec.meterCommTimeout { return max(inp.guns[g].meterCurrent, modulesSum) }
+    return modulesSum + uncontrolled
 }
 
 /// A gun's outputs cut (`StationOutputs.cut`) and its session's ramp reset to zero.

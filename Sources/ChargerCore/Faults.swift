@@ -87,9 +87,30 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .meterCommLost: .errorShutdown        // "other fault preventing charge"
         case .imdCommLost: .errorShutdown
         case .mainsLost: .emergency                // "AC mains lost | output below 60 V within 1 s, no automatic resume"
-        case .escalatedToEmergency: .emergency     // "error shutdown not done after 2.5 s → emergency"
+        case .escalatedToEmergency: .emergency     // an error shutdown that could not meet its row's time (openWithin)
         case .controlLoopOverrun: .emergency
         case .groundDetectorSelfTestFailed: .refuse   // no session without a working earth-fault detector
+        }
+    }
+
+    /// The time from the latch by which K1/K2 must be open, whatever the devices do: the fault's row of
+    /// standards.md "Fault reactions". An error shutdown that cannot confirm ≤ 5 A by then (less the
+    /// contactor's opening time, `StationSpec.contactorOpeningTime`) opens under load as an emergency (E28,
+    /// journalled with the current broken: the contactor-wear record). Zero for emergencies (same cycle);
+    /// nil where the reaction stops nothing (derate) or the session stops in order (reconnect).
+    public var openWithin: Duration? {
+        switch reaction {
+        case .derate, .reconnect: return nil
+        case .emergency: return .zero
+        case .refuse, .errorShutdown:
+            switch self {
+            case .cc1OutOfBand: return Standard.cc1OpenWithin                  // "CC1 broken ... open K1/K2 within 100 ms"
+            case .overVoltageVehicleMax: return Standard.vehicleMaxOvOpenWithin // "stop, open K1–K4 within 1 s"
+            case .overVoltageNegotiated: return Standard.errorShutdownEscalation // "not done after 2.5 s → emergency"
+            // The supervisor latches E17 at the row's own 10 s bound ("open K1/K2 (and aux) within 10 s"):
+            // nothing of it is left, so it opens like any other fault preventing charge.
+            default: return Standard.errorShutdownOpenWithin                  // "other fault preventing charge | ... within 100 ms"
+            }
         }
     }
 

@@ -16,8 +16,10 @@ public struct GunSafety: Sendable {
     /// commands that may still be on their way to the modules or in the readings.
     public var commandPeak = Amps.zero, previousCommandPeak = Amps.zero
     public var commandWindowStart: Instant = .zero
-    /// Error shutdown in progress since.
-    public var shutdownSince: Instant? = nil
+    /// The earliest time by which the latched faults' rows want K1/K2 open (`FaultCode.openWithin`, from
+    /// each fault's latch), and the faults already counted into it.
+    public var shutdownDeadline: Instant? = nil
+    public var shutdownCounted = FaultSet.empty
     /// Previous cycle's K1/K2 command and when it last changed.
     public var k1k2Commanded = false
     public var k1k2ChangedAt: Instant = .zero
@@ -216,7 +218,7 @@ extension StationState {
             let clear = safety[g].latched.subtracting(safety[g].active)
             clearLogged(clear, gun: Int8(truncatingIfNeeded: g), now: inp.now)
             safety[g].latched = safety[g].latched & safety[g].active
-            if safety[g].latched.isEmpty { safety[g].shutdownSince = nil }
+            if safety[g].latched.isEmpty { safety[g].shutdownDeadline = nil; safety[g].shutdownCounted = .empty }
         }
         guard any else { return }
         let clear = station.latched.subtracting(station.active)

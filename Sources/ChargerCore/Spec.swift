@@ -106,6 +106,10 @@ public struct StationSpec: Sendable {
     public var contactorCloseTimeout: Duration
     /// Contactor must report open within this time, else it is welded (board file).
     public var contactorOpenTimeout: Duration
+    /// The contactor's own opening time, coil off to contacts apart (board file, from the datasheet; 30 ms
+    /// when the board does not say). A shutdown that must escalate commands the open this long before its
+    /// row's deadline, so that the contacts are apart by the deadline, not just the coil.
+    public var contactorOpeningTime: Duration = .ms(30)
     /// A module silent for this long is lost (board file; modules themselves switch off after 10–20 s,
     /// standards.md "Rectifier modules").
     public var moduleCommTimeout: Duration
@@ -127,7 +131,7 @@ public struct StationSpec: Sendable {
     public var commandLatency: Duration = .zero
 
     public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: Duration = .ms(1),
-                contactorCloseTimeout: Duration = .ms(200), contactorOpenTimeout: Duration = .ms(200),
+                contactorCloseTimeout: Duration = .ms(200), contactorOpenTimeout: Duration = .ms(200), contactorOpeningTime: Duration = .ms(30),
                 moduleCommTimeout: Duration = .s(1), meterCommTimeout: Duration = .s(2), imdCommTimeout: Duration = .s(2),
                 allocationPeriod: Duration = .ms(500), moduleSelfOffTime: Duration = .s(20)) {
         precondition(guns.count >= 1 && guns.count <= Capacity.guns, "gun count out of range")
@@ -140,6 +144,7 @@ public struct StationSpec: Sendable {
         for (i, m) in modules.enumerated() { self.modules[i] = m }
         self.gridLimit = gridLimit; self.period = period
         self.contactorCloseTimeout = contactorCloseTimeout; self.contactorOpenTimeout = contactorOpenTimeout
+        self.contactorOpeningTime = contactorOpeningTime
         self.moduleCommTimeout = moduleCommTimeout; self.meterCommTimeout = meterCommTimeout
         self.imdCommTimeout = imdCommTimeout; self.allocationPeriod = allocationPeriod
         self.moduleSelfOffTime = moduleSelfOffTime

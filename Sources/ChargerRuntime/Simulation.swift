@@ -287,8 +287,12 @@ public final class Simulation {
             let faults = f.state.safety[g].latched | f.state.station.latched
             let reaction = faults.strongestReaction
             let isEmergency = reaction == .emergency
-            var truth = (forced: false, power: Watts.zero, current: Amps.zero)
-            plant.withGun(g) { truth = ($0.forcedVoltage != nil || $0.forcedCurrent != nil, $0.vehicleSide * $0.current, $0.current) }
+            var truth = (forced: false, power: Watts.zero, current: Amps.zero, closed: false)
+            plant.withGun(g) {
+                // A welded contact stays closed whatever anyone commands: that is E14's business.
+                let closed = ($0.k1.closed && !$0.k1.welded) || ($0.k2.closed && !$0.k2.welded)
+                truth = ($0.forcedVoltage != nil || $0.forcedCurrent != nil, $0.vehicleSide * $0.current, $0.current, closed)
+            }
             if !truth.forced { stationPower += truth.power }
 
             // A latched fault is always in the log, uncleared.
@@ -310,6 +314,18 @@ public final class Simulation {
             if faults.contains(.insulationFault) || faults.contains(.groundFault) || faults.contains(.protectiveEarthLost) {
                 if o.closeK1K2, let t = faultLatchedAt[g], plant.now - t > Standard.errorShutdownOpenWithin {
                     violate(g, "no-energy-on-insulation-fault", "K1/K2 closed \(fmt((plant.now - t).seconds * 1000, 0)) ms after the fault")
+                }
+            }
+            // Every shutdown meets its row's time whatever the devices do: the plant's K1/K2 contacts apart
+            // by the earliest latch + openWithin of the faults in force (standards.md "Fault reactions").
+            if truth.closed && !faults.isEmpty {
+                for r in self.faults where r.clearedAt == nil && r.reaction >= .refuse && (Int(r.gun) == g || r.gun < 0) {
+                    // An emergency commands the open in the latch's cycle (checked above); its contacts take
+                    // the contactor's own opening time to part.
+                    if let row = r.code.openWithin, case let within = max(row, f.spec.contactorOpeningTime), plant.now - r.raisedAt > within {
+                        violate(g, "open-within-row", "K1/K2 still closed \(fmt((plant.now - r.raisedAt).seconds * 1000, 0)) ms after \(r.code.name) (row: \(fmt(within.seconds * 1000, 0)) ms)")
+                        break
+                    }
                 }
             }
             // Never close K1/K2 across more than 10 V.

@@ -375,7 +375,9 @@ public final class Plant {
     public func repair() {
         clearInjections()
         for g in guns.indices {
+            // A replaced contactor follows its coil at once (a welded one was closed against it).
             guns[g].k1.welded = false; guns[g].k2.welded = false
+            guns[g].k1.closed = guns[g].k1.commanded; guns[g].k2.closed = guns[g].k2.commanded
             guns[g].k1.failsToClose = false; guns[g].k2.failsToClose = false
         }
     }

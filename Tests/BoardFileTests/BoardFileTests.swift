@@ -75,6 +75,18 @@ func refusal(_ text: String) -> BoardFileError? {
         let b = try BoardLoader.parse(minimal, file: "min.toml")
         #expect(b.spec.guns[0].rampUp == AmpsPerSecond(50))
         #expect(b.spec.contactorCloseTimeout == .ms(200), "default when [limits] is absent")
+        #expect(b.spec.contactorOpeningTime == .ms(30), "default when [limits] is absent")
+    }
+
+    /// The contactor's opening time (datasheet) moves an escalated shutdown's command earlier; it must be
+    /// well inside the shortest row of the fault-reaction table (100 ms).
+    @Test func contactorOpeningTime() throws {
+        let ok = try BoardLoader.parse(minimal + "\n[limits]\ncontactor_opening_time = \"15 ms\"\n", file: "b.toml")
+        #expect(ok.spec.contactorOpeningTime == .ms(15))
+        let slow = try #require(refusal(minimal + "\n[limits]\ncontactor_opening_time = \"150 ms\"\n"))
+        #expect(slow.key == "limits.contactor_opening_time")
+        let bare = try #require(refusal(minimal + "\n[limits]\ncontactor_opening_time = 15\n"))
+        #expect(bare.key == "limits.contactor_opening_time")
     }
 }
 

@@ -151,3 +151,52 @@ func write(_ text: String) -> String {
         }
     }
 }
+
+/// The defect class a 1000-seed campaign found (issue 16): a device that stops answering must not make a
+/// shutdown miss its row of standards.md "Fault reactions". Every error-shutdown fault, on every simulated
+/// board, right after a device on the gun went silent: the simulation's invariants (K1/K2 open within the
+/// row's time whatever the modules do, no opening above 5 A outside an emergency, no energy on an
+/// insulation fault) hold every cycle, and the gun ends faulted.
+@Suite struct SilentDeviceShutdowns {
+    static let boards = ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw"]
+    /// Silent devices: the gun's first two modules (which keep delivering their last command), the meter, the IMD.
+    static let silences = [["module-silent=0", "module-silent=1"], ["meter-silent:0"], ["imd-silent:0"]]
+    /// One fault per error-shutdown row the plant can play: insulation, door (other fault preventing
+    /// charge), connector over-temperature, CC1 broken, output above the car's maximum.
+    static let faults = ["insulation:0=20kOhm", "door", "overheat:0=+80C", "cc1:0=0V", "overvoltage:0=560V"]
+
+    @Test(arguments: boards)
+    func everyShutdownRowHoldsWithASilentDevice(_ board: String) throws {
+        var failures: [String] = []
+        for silence in Self.silences {
+            for fault in Self.faults {
+                let events = (silence.map { ($0, "40 s") } + [(fault, "40.5 s")])
+                    .map { "[[event]]\nat = \"\($0.1)\"\ndo = \"\($0.0)\"\n" }.joined(separator: "\n")
+                let text = """
+                [scenario]
+                name = "silent-\(board)"
+                board = "\(board)"
+                duration = "60 s"
+
+                [[car]]
+                gun = 0
+                profile = "capacity=40kWh,soc=20,target=90,max-voltage=500V,plug-at=2s"
+
+                \(events)
+                [[expect]]
+                kind = "state"
+                gun = 0
+                at = "39 s"
+                state = "charging"
+
+                [[expect]]
+                kind = "end-state"
+                state = "faulted"
+                """
+                let r = ScenarioRunner.run(try Scenario.load(path: write(text), boardsDirectory: boardsDir))
+                if !r.passed { failures.append("\(silence) then \(fault):\n\(ScenarioOutputs.text(r))") }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of \(Self.silences.count * Self.faults.count) failed:\n\(failures.joined(separator: "\n"))")
+    }
+}
