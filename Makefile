@@ -63,7 +63,9 @@ test-grid: build
 	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/grid -v
 
 # HIL: every scenario under HIL/scenarios (traces, SVG plots, junit.xml in .build/hil), a scenario with
-# wrong expectations failing, and a seeded fault campaign of 200 seeds. About 3 minutes.
+# wrong expectations failing, the regression campaign (seeds 1-200), an exploration of 200 seeds from a
+# start drawn per run (printed first; EXPLORE_SEED=S replays it), --jobs and shards merged equal to one
+# run. About 5 minutes on 2 cores.
 test-hil: build
 	Tests/cli/charger-hil-contract.sh .build/release/charger-hil
 
@@ -71,8 +73,9 @@ test-hil: build
 hil: build
 	.build/release/charger-hil run HIL/scenarios/*.toml --out .build/hil
 SEEDS ?= 200
+JOBS ?= $(shell nproc)
 fuzz: build
-	.build/release/charger-hil fuzz --seeds $(SEEDS)
+	.build/release/charger-hil fuzz --seeds $(SEEDS) --jobs $(JOBS)
 
 # The runtime's benchmark (one table, written to BENCHMARKS.md with the machine and the date): loop
 # latency beside cyclictest (rt-tests, installed here if missing), step time, allocations per cycle,

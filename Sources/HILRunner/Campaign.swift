@@ -25,7 +25,7 @@ public struct SeededRandom {
     public mutating func chance(_ p: Double) -> Bool { double(0...1) < p }
 }
 
-public struct SeedResult: Sendable {
+public struct SeedResult: Sendable, Codable, Equatable {
     public var seed: UInt64
     public var board: String
     public var cars: [String]
