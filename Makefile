@@ -36,7 +36,17 @@ run: build
 	.build/release/chargerd --board $(BOARD) --speed $(SPEED) --status-interval 60
 
 # Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
-test: deps test-swift test-cli test-wire test-console test-grid test-hil
+# Every suite target runs even when an earlier one failed; the failed ones are listed at the end and the
+# exit status is non-zero if any failed (one flaky target must not hide the others' results).
+TEST_TARGETS = test-swift test-cli test-wire test-console test-grid test-hil
+test: deps
+	@failed=""; for t in $(TEST_TARGETS); do \
+	  echo "=== make $$t"; start=$$(date +%s); \
+	  if $(MAKE) --no-print-directory $$t; then echo "=== $$t passed in $$(( $$(date +%s) - start )) s"; \
+	  else echo "=== $$t FAILED after $$(( $$(date +%s) - start )) s"; failed="$$failed $$t"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: failed targets:$$failed"; exit 1; fi; \
+	echo "make test: every target passed ($(TEST_TARGETS))"
 
 test-swift:
 	$(SWIFT) build -c release --build-tests
