@@ -35,6 +35,11 @@ public struct SeedResult: Sendable, Codable, Equatable {
     public var simulated: Double
     public var traceHash: UInt64
     public var passed: Bool { failures.isEmpty }
+    public init(seed: UInt64, board: String, cars: [String], events: [String], failures: [String], faults: [String],
+                simulated: Double, traceHash: UInt64) {
+        self.seed = seed; self.board = board; self.cars = cars; self.events = events; self.failures = failures
+        self.faults = faults; self.simulated = simulated; self.traceHash = traceHash
+    }
 }
 
 public enum Campaign {

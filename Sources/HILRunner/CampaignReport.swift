@@ -119,6 +119,43 @@ public enum CampaignReport {
         return t
     }
 
+    /// An HTML page a bench engineer reads: the campaign's figures, the seeds per board, and every failure
+    /// with its draw (board, cars, events), the faults it raised, what failed and the command that replays it.
+    public static func html(_ slice: CampaignSlice, _ results: [SeedResult]) -> String {
+        func esc(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        let failed = results.filter { !$0.passed }
+        let simulated = results.reduce(0.0) { $0 + $1.simulated }
+        var h = """
+        <!DOCTYPE html>
+        <html><head><meta charset="utf-8"><title>Fault campaign: \(results.count) seeds from \(results.first?.seed ?? slice.start)</title>
+        <style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}
+        td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;font-size:13px}th{background:#f4f4f4}
+        .fail{color:#c00;font-weight:bold}.ok{color:#080;font-weight:bold}code{background:#f6f6f6;padding:1px 4px;white-space:nowrap}</style></head><body>
+
+        """
+        h += "<h1>Fault campaign: \(results.count) seeds from \(results.first?.seed ?? slice.start)</h1>\n"
+        h += "<p class=\"\(failed.isEmpty ? "ok" : "fail")\">\(results.count - failed.count) passed, \(failed.count) failed</p>\n"
+        h += "<p>\(results.reduce(0) { $0 + $1.faults.count }) faults raised; \(String(format: "%.1f", simulated / 3600)) hours simulated.</p>\n"
+        h += "<h2>Seeds per board</h2><table><tr><th>board</th><th>seeds</th><th>failed</th><th>faults raised</th></tr>\n"
+        for board in Set(results.map(\.board)).sorted() {
+            let rs = results.filter { $0.board == board }
+            h += "<tr><td>\(esc(board))</td><td>\(rs.count)</td><td>\(rs.filter { !$0.passed }.count)</td><td>\(rs.reduce(0) { $0 + $1.faults.count })</td></tr>\n"
+        }
+        h += "</table>\n<h2>Failures</h2>\n"
+        if failed.isEmpty { h += "<p>None.</p>\n" } else {
+            h += "<table><tr><th>seed</th><th>board</th><th>cars</th><th>events</th><th>faults</th><th>what failed</th><th>replay</th></tr>\n"
+            for r in failed {
+                h += "<tr><td>\(r.seed)</td><td>\(esc(r.board))</td><td>\(r.cars.map(esc).joined(separator: "<br>"))</td>"
+                h += "<td>\(r.events.map(esc).joined(separator: "<br>"))</td><td>\(r.faults.map(esc).joined(separator: "<br>"))</td>"
+                h += "<td>\(r.failures.map(esc).joined(separator: "<br>"))</td><td><code>\(esc(replay(r)))</code></td></tr>\n"
+            }
+            h += "</table>\n"
+        }
+        return h + "</body></html>\n"
+    }
+
     /// JUnit XML: one test case per seed, a failure carrying what failed and the replay command.
     public static func junit(_ results: [SeedResult], name: String = "fault-campaign") -> String {
         func esc(_ s: String) -> String {

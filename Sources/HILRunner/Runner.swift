@@ -27,9 +27,19 @@ public struct TraceRow: Sendable {
     public var faults: String
 }
 
+/// The station at one trace time: the plant's delivered power and the limit the station is held to (the
+/// board's grid connection, or a lower station setpoint from the grid).
+public struct StationRow: Sendable {
+    public var t: Double
+    public var powerKW: Double
+    public var limitKW: Double
+}
+
 public struct ScenarioResult: Sendable {
     public var scenario: String
     public var file: String
+    public var board: String = ""
+    public var station: [StationRow] = []
     public var verdicts: [Verdict]
     public var violations: [String]
     public var trace: [TraceRow]
@@ -70,6 +80,7 @@ final class ScenarioObserver {
     var currentWatch: [(gun: Int, after: Instant, until: Instant?, max: Amps, reachedAt: Instant?, worst: Double, worstAt: Double)] = []
     var voltageWatch: [(gun: Int, after: Instant, until: Instant?, max: Volts, reachedAt: Instant?, worst: Double, worstAt: Double)] = []
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var stationTrace: [StationRow] = []
 
     init(gunCount: Int, tracePeriod: Duration) {
         self.gunCount = gunCount
@@ -135,6 +146,9 @@ final class ScenarioObserver {
         }
         if now >= nextTrace {
             nextTrace = nextTrace + tracePeriod
+            var limit = s.spec.gridLimit
+            if let sp = s.frame.inputs.stationSetpoint, sp < limit { limit = max(sp, .zero) }
+            stationTrace.append(StationRow(t: now.seconds, powerKW: station.kilowatts, limitKW: limit.kilowatts))
             for g in 0..<gunCount {
                 let pg = s.plant.guns[g]
                 let o = s.outputs.guns[g]
@@ -198,7 +212,8 @@ public enum ScenarioRunner {
         }
         var verdicts: [Verdict] = []
         for e in scenario.expectations { verdicts.append(judge(e, sim: sim, rec: rec)) }
-        return ScenarioResult(scenario: scenario.name, file: scenario.file, verdicts: verdicts, violations: sim.violations.map(\.description),
+        return ScenarioResult(scenario: scenario.name, file: scenario.file, board: scenario.board.name, station: rec.stationTrace,
+                              verdicts: verdicts, violations: sim.violations.map(\.description),
                               trace: rec.trace, faultMarks: sim.faults.map { (t: $0.raisedAt.seconds, gun: Int($0.gun), code: $0.code.name) },
                               phaseMarks: rec.phaseMarks.map { (t: $0.0, gun: $0.1, phase: $0.2) },
                               endTime: sim.now.seconds, wallSeconds: Date().timeIntervalSince(wall0), traceHash: rec.hash)

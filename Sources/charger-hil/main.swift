@@ -109,6 +109,9 @@ struct Fuzz: ParsableCommand {
     @Option(name: .long, help: "Write a JUnit XML report (a test case per seed) to FILE.")
     var junit: String?
 
+    @Option(name: .long, help: "Write an HTML report (figures, seeds per board, each failure with its draw and replay command) to FILE.")
+    var report: String?
+
     /// Internal: run every N-th seed of the slice from K (K/N) and print each result as a JSON line.
     @Option(name: .long, help: .hidden)
     var worker: String?
@@ -148,6 +151,7 @@ struct Fuzz: ParsableCommand {
         print(CampaignReport.summary(slice, out, wall: wall, jobs: n))
         if let results { try writeFile(results, CampaignFile.encode(slice, out)) }
         if let junit { try writeFile(junit, CampaignReport.junit(out)) }
+        if let report { try writeFile(report, CampaignReport.html(slice, out)) }
         if out.contains(where: { !$0.passed }) { throw ExitCode(1) }
     }
 
@@ -237,6 +241,9 @@ struct Merge: ParsableCommand {
     @Option(name: .long, help: "Write a JUnit XML report to FILE.")
     var junit: String?
 
+    @Option(name: .long, help: "Write an HTML report to FILE.")
+    var report: String?
+
     func run() throws {
         let slice: CampaignSlice, all: [SeedResult]
         do {
@@ -251,6 +258,7 @@ struct Merge: ParsableCommand {
         print(CampaignReport.summary(slice, all, wall: nil, jobs: nil))
         if let results { try writeFile(results, CampaignFile.encode(slice, all)) }
         if let junit { try writeFile(junit, CampaignReport.junit(all)) }
+        if let report { try writeFile(report, CampaignReport.html(slice, all)) }
         if all.contains(where: { !$0.passed }) { throw ExitCode(1) }
     }
 }

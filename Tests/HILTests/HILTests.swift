@@ -128,6 +128,56 @@ func write(_ text: String) -> String {
         #expect((try? XMLDocument(xmlString: junit)) != nil)
         #expect(junit.contains("failures=\"0\""))
     }
+
+    /// A two-gun page shows both guns, the station against its limit, each gun's state lane, and labels
+    /// that do not overlap.
+    @Test func twoGunPlotShowsEveryGunAndTheStation() throws {
+        let s = try Scenario.load(path: repoRoot + "/HIL/scenarios/dual-360kw-two-cars-under-grid-cap.toml", boardsDirectory: boardsDir)
+        let r = ScenarioRunner.run(s)
+        let svg = ScenarioOutputs.svg(r)
+        #expect((try? XMLDocument(xmlString: svg)) != nil)
+        for text in ["gun 0 state", "gun 1 state", "station power (kW)", "station limit", "time (min)"] {
+            #expect(svg.contains(text), "missing \(text)")
+        }
+        #expect(r.station.count > 100 && r.station.allSatisfy { $0.limitKW <= 300 })
+        // Every text of the fault row and every phase name written inside its band: no two overlap.
+        let doc = try XMLDocument(xmlString: svg)
+        let texts = try doc.nodes(forXPath: "//*[local-name()='text'][@font-size='9']").compactMap { $0 as? XMLElement }
+        var boxes: [(Double, Double, Double, String)] = []     // x0, x1, y, text
+        for t in texts {
+            guard let xs = t.attribute(forName: "x")?.stringValue, let x = Double(xs),
+                  let ys = t.attribute(forName: "y")?.stringValue, let y = Double(ys), let v = t.stringValue else { continue }
+            let w = ScenarioOutputs.textWidth(v, 9)
+            let end = t.attribute(forName: "text-anchor")?.stringValue == "end"
+            boxes.append(end ? (x - w, x, y, v) : (x, x + w, y, v))
+        }
+        for i in boxes.indices { for j in boxes.indices where j > i && boxes[i].2 == boxes[j].2 {
+            #expect(boxes[i].1 <= boxes[j].0 || boxes[j].1 <= boxes[i].0, "'\(boxes[i].3)' overlaps '\(boxes[j].3)'")
+        } }
+    }
+}
+
+@Suite struct CampaignReports {
+    /// The HTML report lists every failure with its draw and the command that replays it; the results
+    /// file reads back equal, and a merge refuses files that are not one campaign.
+    @Test func reportAndResultsFile() throws {
+        var bad = SeedResult(seed: 7, board: "sim-60kw", cars: ["0:capacity=10kWh"], events: ["door@5s"],
+                             failures: ["invariant: <made up>"], faults: ["E02-door-open@5.000s"], simulated: 60, traceHash: 0xdead_beef_0000_0001)
+        let good = SeedResult(seed: 8, board: "sim-60kw", cars: [], events: [], failures: [], faults: [], simulated: 60, traceHash: 42)
+        let html = CampaignReport.html(CampaignSlice(start: 7, count: 2), [bad, good])
+        #expect(html.contains("1 passed, 1 failed") && html.contains("charger-hil fuzz --seeds 1 --seed 7 --verbose"))
+        #expect(html.contains("invariant: &lt;made up&gt;") && html.contains("door@5s"))
+        let slice = CampaignSlice(start: 7, count: 2)
+        let path = write(CampaignFile.encode(slice, [bad, good]))
+        let (s, back) = try CampaignFile.read(path: path)
+        #expect(s == slice && back == [bad, good])
+        bad.seed = 9
+        let wrong = write(CampaignFile.encode(slice, [bad, good]))
+        #expect(throws: CampaignFileError.self) { try CampaignFile.read(path: wrong) }
+        #expect(CampaignSlice(start: 1, count: 10, shard: 3, shards: 4).seeds == [6, 7])
+        let all = (1...4).flatMap { CampaignSlice(start: 1, count: 10, shard: $0, shards: 4).seeds }
+        #expect(all == Array(1...10))
+    }
 }
 
 @Suite struct FaultCampaign {
