@@ -156,7 +156,7 @@ public enum BoardLoader {
             guard dStart < dEnd else { throw r.error(g, "derating_end", "\(dEnd.value) °C must be above derating_start (\(dStart.value) °C)") }
             let trip = try r.temperature(g, "trip_temperature", range: Celsius(20)...Celsius(150))
             guard trip >= dEnd else { throw r.error(g, "trip_temperature", "\(trip.value) °C must be at or above derating_end (\(dEnd.value) °C)") }
-            // standards.md "Current demand changes are followed at ≥ 20 A/s"; "Normal stop ramps ... ≥ 100 A/s".
+            // standards.md "Current demand changes" (≥ 20 A/s) and "Normal stop ramps" (≥ 100 A/s).
             let up = try r.ramp(g, "ramp_up", range: Standard.minimumDemandRamp...AmpsPerSecond(100_000))
             let stop = try r.ramp(g, "stop_ramp", range: Standard.minimumStopRamp...AmpsPerSecond(100_000))
             let ocf = try r.optionalNumber(g, "over_current_factor") ?? 1.1

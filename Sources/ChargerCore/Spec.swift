@@ -70,7 +70,7 @@ public struct GunSpec: Sendable, Equatable {
         tripTemperature: Celsius(95), rampUp: AmpsPerSecond(20), stopRamp: AmpsPerSecond(100))
 }
 
-/// One rectifier power module (standards.md "Rectifier modules: 20/30/40 kW, about 150–1000 V, 100–133 A").
+/// One rectifier power module (standards.md "Rectifier modules": 20/30/40 kW, about 150–1000 V, 100–133 A).
 public struct ModuleSpec: Sendable, Equatable {
     public var ratedPower: Watts
     public var maxVoltage: Volts

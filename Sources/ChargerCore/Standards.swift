@@ -1,5 +1,6 @@
 // Every threshold the controller honours, with its name, unit and source.
-// "standards.md" below is ../shared/standards.md; the quoted heading names the row.
+// "standards.md" below is docs/standards.md in this repository (each number there with its standard and
+// clause); the quoted heading names the section or row, and a quoted rule is that row's requirement.
 // Values a board may override live in GunSpec/StationSpec (Spec.swift); these are the fixed ones.
 
 public enum Standard {

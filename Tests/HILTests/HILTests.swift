@@ -250,3 +250,35 @@ func write(_ text: String) -> String {
         #expect(failures.isEmpty, "\(failures.count) of \(Self.silences.count * Self.faults.count) failed:\n\(failures.joined(separator: "\n"))")
     }
 }
+
+/// Every citation of the form standards.md «Title» (the title in double quotes) in the code, the tests, the scenarios and the boards names a
+/// section, a table row or a named bullet of the repository's own docs/standards.md, and nothing points
+/// at a file outside the repository.
+@Suite struct CitationsResolve {
+    @Test func everyCitationNamesSomethingInDocsStandards() throws {
+        let doc = try String(contentsOfFile: repoRoot + "/docs/standards.md", encoding: .utf8)
+        let fm = FileManager.default
+        var cited = 0
+        var broken: [String] = []
+        for dir in ["Sources", "Tests", "HIL", "Boards"] {
+            guard let walk = fm.enumerator(atPath: repoRoot + "/" + dir) else { continue }
+            for case let rel as String in walk where [".swift", ".toml", ".py", ".sh", ".md"].contains(where: { rel.hasSuffix($0) }) {
+                guard let text = try? String(contentsOfFile: repoRoot + "/\(dir)/\(rel)", encoding: .utf8) else { continue }
+                if text.contains("shared/" + "standards") { broken.append("\(dir)/\(rel): cites a file outside the repository") }
+                var rest = Substring(text)
+                while let r = rest.range(of: "standards" + ".md") {
+                    rest = rest[r.upperBound...]
+                    // The title in double quotes right after the name, or after a comma or a colon.
+                    let after = rest.drop { $0 == "," || $0 == ":" || $0 == " " }
+                    guard after.first == "\"", let close = after.dropFirst().firstIndex(of: "\"") else { continue }
+                    let title = String(after[after.index(after: after.startIndex)..<close])
+                    guard title.count >= 4, !title.contains("\n") else { continue }
+                    cited += 1
+                    if !doc.contains(title) { broken.append("\(dir)/\(rel): \"\(title)\"") }
+                }
+            }
+        }
+        #expect(cited >= 50, "found \(cited) citations")
+        #expect(broken.isEmpty, "citations docs/standards.md does not have:\n\(broken.joined(separator: "\n"))")
+    }
+}
