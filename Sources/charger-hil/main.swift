@@ -163,7 +163,8 @@ struct Fuzz: ParsableCommand {
         var procs: [Process] = []
         for k in 0..<n {
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            // This same binary, by its real path (so that ps names it).
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             var args = ["fuzz", "--seeds", "\(seeds)", "--seed", "\(seed)", "--boards", boardsDir, "--worker", "\(k)/\(n)"]
             if let shard { args += ["--shard", shard] }
             p.arguments = args
