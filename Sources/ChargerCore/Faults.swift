@@ -202,6 +202,8 @@ public struct FaultRecord: Sendable, Equatable {
     /// The measured value that tripped it, in the unit natural to the code (V, A, °C, Ω, s), or NaN.
     public var value: Double
     public var clearedAt: Instant?
+    /// Latched again at start from the journal: the fault stood when the controller last stopped.
+    public var restored = false
     public init(sequence: UInt64, code: FaultCode, gun: Int8, module: Int8, raisedAt: Instant, reaction: Reaction, value: Double) {
         self.sequence = sequence; self.code = code; self.gun = gun; self.module = module
         self.raisedAt = raisedAt; self.reaction = reaction; self.value = value; self.clearedAt = nil
@@ -229,6 +231,12 @@ public struct FaultLog: Sendable {
         let slot = Int((lastSequence &- 1) % 128)
         records[slot] = FaultRecord(sequence: lastSequence, code: code, gun: gun, module: module, raisedAt: at,
                                     reaction: reaction ?? code.reaction, value: value)
+    }
+
+    /// Marks the newest record restored (see `StationState.restoreLatched`).
+    public mutating func markNewestRestored() {
+        guard lastSequence >= 1 else { return }
+        records[Int((lastSequence - 1) % 128)].restored = true
     }
 
     /// Record with this sequence number, if still in the ring.

@@ -64,6 +64,21 @@ extension StationState {
         }
     }
 
+    /// Latches `code` again at start because it stood when the controller last stopped (the journal says
+    /// so): a restart is not a reset ("Faults are latched ... and need an explicit reset"). Logged like a
+    /// new latch, marked `restored`; an explicit reset clears it once its cause is gone, as any latch.
+    /// `gun` -1 (or any gun, for a station-wide code) latches it on the station. Call before the first cycle.
+    public mutating func restoreLatched(_ code: FaultCode, gun g: Int, at now: Instant) {
+        let before = log.lastSequence
+        if code.isStationWide {
+            if !station.latched.contains(code) { station.latched.insert(code); log.append(code: code, gun: -1, module: -1, at: now, value: .nan) }
+        } else if g >= 0 && g < Capacity.guns && !safety[g].latched.contains(code) {
+            safety[g].latched.insert(code)
+            log.append(code: code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: .nan)
+        }
+        if log.lastSequence != before { log.markNewestRestored() }
+    }
+
     /// Faults in force on gun `g`: its own and the station's.
     @inlinable public func faults(gun g: Int) -> FaultSet { safety[g].latched | station.latched }
 

@@ -56,6 +56,12 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
 
     public var cycles: UInt64 { cyclesDone.load(ordering: .relaxed) }
 
+    /// Latches faults that stood when the controller last stopped (`Journal.latchedAtStart`); call before
+    /// the loop starts: a restart is not a reset.
+    public func restoreLatched(_ faults: [(code: FaultCode, gun: Int)]) {
+        for f in faults { frame.pointee.state.restoreLatched(f.code, gun: f.gun, at: clock.now) }
+    }
+
     /// One cycle at `now` (the bench's tick, or the executive's clock).
     public func cycle(now: Instant, index: UInt64) {
         let f = frame

@@ -101,6 +101,12 @@ public final class Simulation {
     public var now: Instant { plant.now }
     public func phase(_ g: Int) -> SessionPhase { frame.state.sessions[g].phase }
 
+    /// Latches faults that stood when the controller last stopped (`Journal.latchedAtStart`), before the
+    /// first cycle: a restart is not a reset.
+    public func restoreLatched(_ faults: [(code: FaultCode, gun: Int)]) {
+        for f in faults { hot.pointee.frame.state.restoreLatched(f.code, gun: f.gun, at: now) }
+    }
+
     /// Operator actions (console, HIL) arrive as inputs of the next cycle.
     public func requestReset(gun g: Int) { pendingReset[g] = true }
     public func requestStop(gun g: Int) { pendingStop[g] = true }

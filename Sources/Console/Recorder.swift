@@ -16,6 +16,7 @@ public enum Recorder {
             j.value = r.value.isFinite ? r.value : nil
             j.faultSeq = r.sequence
             if r.module >= 0 { j.text = "module \(r.module)" }
+            if r.restored && r.clearedAt == nil { j.text = "latched again at start: it stood when the controller stopped" }
             return j
         case .session(let s):
             var j = JournalEntry(kind: s.started ? "session-start" : "session-end", t: s.at.seconds)

@@ -139,6 +139,9 @@ public final class Journal: Sendable {
     public let files: Int
     /// What opening found: records read, torn tail cut (bytes), files deleted by rotation.
     public let openReport: String
+    /// Faults latched in an earlier boot and never cleared (`Journal.outstandingFaults`), found on open: the
+    /// controller latches them again before its first cycle, since a restart is not a reset.
+    public let latchedAtStart: [JournalEntry]
     private let state: Mutex<State>
 
     struct State {
@@ -169,10 +172,12 @@ public final class Journal: Sendable {
             let numbers = Journal.fileNumbers(dir)
             var count = 0
             var torn = 0
+            var all: [JournalEntry] = []
             for (i, n) in numbers.enumerated() {
                 let path = Journal.path(dir, n)
                 let scan = JournalScan(bytes: Journal.readAll(path))
                 count += scan.entries.count
+                all += scan.entries
                 if let last = scan.entries.last { st.nextSeq = last.seq + 1; st.boot = last.boot + 1 }
                 st.recent += scan.entries.suffix(Self.recentLimit)
                 if st.recent.count > Self.recentLimit { st.recent.removeFirst(st.recent.count - Self.recentLimit) }
@@ -182,6 +187,7 @@ public final class Journal: Sendable {
                     guard truncate(path, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: errno) }
                 }
             }
+            latchedAtStart = Journal.outstandingFaults(all)
             st.fileNumber = numbers.last ?? 1
             let path = Journal.path(dir, st.fileNumber)
             st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -201,6 +207,7 @@ public final class Journal: Sendable {
             }
             return
         }
+        latchedAtStart = []
         state = Mutex(st)
         openReport = report
     }
@@ -244,6 +251,29 @@ public final class Journal: Sendable {
     }
 
     /// Every record on storage, oldest first (for export and statistics), and the problems met.
+    /// The faults still latched at the end of `entries` (oldest first): every "fault" record of a stopping
+    /// reaction (refuse, error or emergency shutdown: the ones that block a gun) that no "fault-cleared"
+    /// record of the same boot matched, across boots, one per gun and code (the newest record). Derate and
+    /// reconnect records are left out: they stop nothing.
+    public static func outstandingFaults(_ entries: [JournalEntry]) -> [JournalEntry] {
+        let stopping: Set<String> = ["refuse", "error-shutdown", "emergency-shutdown"]
+        var open: [String: JournalEntry] = [:]
+        var bySeq: [UInt64: String] = [:]          // the core's fault numbers restart at every boot
+        var boot: UInt64? = nil
+        for e in entries {
+            if e.boot != boot { boot = e.boot; bySeq = [:] }
+            guard let code = e.code else { continue }
+            let key = "\(e.gun ?? -1)|\(code)"
+            if e.kind == "fault", stopping.contains(e.reaction ?? "") {
+                open[key] = e
+                if let n = e.faultSeq { bySeq[n] = key }
+            } else if e.kind == "fault-cleared", let n = e.faultSeq, let k = bySeq[n] {
+                open[k] = nil
+            }
+        }
+        return open.values.sorted { $0.seq < $1.seq }
+    }
+
     public static func readAll(directory dir: String) -> (entries: [JournalEntry], problems: [String]) {
         var entries: [JournalEntry] = []
         var problems: [String] = []

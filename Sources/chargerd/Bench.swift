@@ -72,6 +72,7 @@ struct BenchRun {
                                    meter: drivers.meter, imd: drivers.imd, vehicle: ChannelVehicleLink(channel))
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval / spec.period.seconds).rounded())) : 0
         let loop = HardwareLoop(spec: spec, devices: devices, clock: clock, statusEvery: statusEvery)
+        loop.restoreLatched(desk.latchedAtStart)
         desk.attach(view: loop.view.buffer, commands: loop.commands.queue,
                     rt: { "bench board: the loop runs in lockstep with the plant emulator's ticks (\(loop.cycles) cycles)" },
                     comm: { field.report().joined(separator: "\n") },

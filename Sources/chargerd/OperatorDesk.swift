@@ -14,6 +14,22 @@ import Glibc
 
 final class OperatorDesk {
     let journal: Journal
+
+    /// The faults the journal says stood when the controller last stopped, as the core's codes; printed,
+    /// so the technician sees why a gun starts faulted.
+    var latchedAtStart: [(code: FaultCode, gun: Int)] {
+        var out: [(code: FaultCode, gun: Int)] = []
+        for e in journal.latchedAtStart {
+            guard let name = e.code, let code = FaultCode.allCases.first(where: { $0.name == name }) else { continue }
+            out.append((code, e.gun ?? -1))
+        }
+        if !out.isEmpty {
+            print("journal: \(out.count) fault(s) latched before this start, latched again until a reset: "
+                  + out.map { "\($0.code.name)\($0.gun >= 0 ? " gun\($0.gun)" : "")" }.joined(separator: ", "))
+            fflush(nil)
+        }
+        return out
+    }
     let acks: Bool
     let board: Board
     var console: ConsoleServer? = nil

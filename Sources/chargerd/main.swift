@@ -202,6 +202,7 @@ struct Run: ParsableCommand {
         installSignalHandlers()
         let sim = Simulation(board: loaded, cars: cars, injections: scheduled)
         let desk = try OperatorDesk(run: self, board: loaded)
+        sim.restoreLatched(desk.latchedAtStart)
         let grid = try makeGrid(board: loaded, desk: desk, paced: realtime || factor != nil, speed: factor ?? 1)
         if realtime {
             let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json, desk: desk, grid: grid)

@@ -109,6 +109,44 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
     }
 }
 
+/// A restart is not a reset: the faults that stood when the controller stopped are found on open.
+@Suite struct LatchedAcrossRestarts {
+    func fault(_ kind: String, _ code: String, gun: Int?, seq: UInt64, reaction: String = "error-shutdown") -> JournalEntry {
+        var e = JournalEntry(kind: kind, t: 1)
+        e.gun = gun; e.code = code; e.reaction = reaction; e.faultSeq = seq
+        return e
+    }
+
+    @Test func outstandingFaultsAcrossBoots() throws {
+        let dir = tempDir()
+        do {   // boot 1: E02 (station) and E05 on gun 1 latched, E05 cleared, E13 latched; a derate fault
+            let j = try Journal(directory: dir)
+            j.append(entry("boot", 0, gun: nil))
+            j.append(fault("fault", "E02-door-open", gun: nil, seq: 1))
+            j.append(fault("fault", "E05-insulation", gun: 1, seq: 2))
+            j.append(fault("fault-cleared", "E05-insulation", gun: 1, seq: 2))
+            j.append(fault("fault", "E13-gun-over-temperature", gun: 0, seq: 3))
+            j.append(fault("fault", "E23-module-comm-lost", gun: 0, seq: 4, reaction: "derate"))
+        }
+        let j2 = try Journal(directory: dir)
+        #expect(j2.latchedAtStart.map(\.code) == ["E02-door-open", "E13-gun-over-temperature"])
+        // Boot 2 latches them again (its own fault numbers from 1) and clears only E13; it is killed
+        // before anything else. Boot 3 must still see E02, whose record of boot 1 was never cleared.
+        j2.append(entry("boot", 0, gun: nil))
+        j2.append(fault("fault", "E02-door-open", gun: nil, seq: 1))
+        j2.append(fault("fault", "E13-gun-over-temperature", gun: 0, seq: 2))
+        j2.append(fault("fault-cleared", "E13-gun-over-temperature", gun: 0, seq: 2))
+        let j3 = try Journal(directory: dir)
+        #expect(j3.latchedAtStart.map(\.code) == ["E02-door-open"])
+        // A boot killed before it latched anything again changes nothing.
+        j3.append(entry("boot", 0, gun: nil))
+        #expect(try Journal(directory: dir).latchedAtStart.map(\.code) == ["E02-door-open"])
+        // A clearing in another boot with the same fault number does not clear it.
+        #expect(Journal.outstandingFaults([fault("fault", "E02-door-open", gun: nil, seq: 1)]
+                                          + [{ var e = fault("fault-cleared", "E02-door-open", gun: nil, seq: 1); e.boot = 9; return e }()]).count == 1)
+    }
+}
+
 @Suite struct OperatorFigures {
     @Test func availabilityAndSuccessRate() {
         func e(_ kind: String, _ t: Double, gun: Int?, seq: UInt64? = nil, energy: Double? = nil, stop: String? = nil, reaction: String? = nil, boot: UInt64 = 1) -> JournalEntry {
