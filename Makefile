@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps build run test test-swift test-cli test-wire test-console test-grid test-hil hil fuzz bench bench-session clean
+.PHONY: deps build run test test-swift test-cli test-wire test-console test-grid test-hil hil fuzz powerloss bench bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
@@ -86,6 +86,13 @@ SEEDS ?= 200
 JOBS ?= $(shell nproc)
 fuzz: build
 	.build/release/charger-hil fuzz --seeds $(SEEDS) --jobs $(JOBS)
+
+# Power-loss campaign (not in `make test`): chargerd killed KILLS times at random moments of sessions,
+# fault latches and resets, restarted each time on one journal; every acknowledged record read back in
+# order, the faults that stood latched again at the next start, no session counted twice. About 7 minutes.
+KILLS ?= 1000
+powerloss: build
+	python3 HIL/powerloss/campaign.py .build/release/chargerd $(BOARD) --kills $(KILLS)
 
 # The runtime's benchmark (one table, written to BENCHMARKS.md with the machine and the date): loop
 # latency beside cyclictest (rt-tests, installed here if missing), step time, allocations per cycle,

@@ -147,8 +147,13 @@ struct ChargerBench: ParsableCommand {
         let table = render(rows)
         print(table)
         if let write {
-            let text = "# Benchmarks\n\nProduced by `make bench` (`charger-bench --write BENCHMARKS.md`) on \(machine()).\n"
+            var text = "# Benchmarks\n\nProduced by `make bench` (`charger-bench --write BENCHMARKS.md`) on \(machine()).\n"
                 + "Run date: \(ISO8601DateFormatter().string(from: Date())).\n\n" + markdown(rows) + "\n" + explanations
+            // Figures of other commands (campaigns) live below the marker and are kept.
+            let marker = "<!-- figures below are not charger-bench's: kept when it rewrites this file -->"
+            if let old = try? String(contentsOfFile: write, encoding: .utf8), let r = old.range(of: marker) {
+                text += "\n" + old[r.lowerBound...]
+            }
             try text.write(toFile: write, atomically: true, encoding: .utf8)
             note("wrote \(write)")
         }

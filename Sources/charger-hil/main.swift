@@ -94,23 +94,13 @@ struct Fuzz: ParsableCommand {
     @Option(name: .long, help: "Directory of board files (default: the repository's Boards/).")
     var boards: String?
 
-    @Flag(name: .long, help: "Print every seed's draw and outcome, not only failures.")
-    var verbose = false
-
     @Option(name: .long, help: "Processes to spread the seeds over (default: the machine's cores).")
     var jobs: Int?
 
     @Option(name: .long, help: "Run only the I-th of N contiguous slices of the seeds (1-based, e.g. 2/8).")
     var shard: String?
 
-    @Option(name: .long, help: "Write every seed's result to FILE (JSON lines), for `charger-hil merge`.")
-    var results: String?
-
-    @Option(name: .long, help: "Write a JUnit XML report (a test case per seed) to FILE.")
-    var junit: String?
-
-    @Option(name: .long, help: "Write an HTML report (figures, seeds per board, each failure with its draw and replay command) to FILE.")
-    var report: String?
+    @OptionGroup var output: CampaignOutputs
 
     /// Internal: run every N-th seed of the slice from K (K/N) and print each result as a JSON line.
     @Option(name: .long, help: .hidden)
@@ -139,7 +129,7 @@ struct Fuzz: ParsableCommand {
         var out: [SeedResult] = []
         let emit: (SeedResult) -> Void = { r in
             out.append(r)
-            print(CampaignReport.seedLines(r, verbose: verbose), terminator: "")
+            print(CampaignReport.seedLines(r, verbose: output.verbose), terminator: "")
             fflush(nil)
         }
         if n == 1 {
@@ -149,10 +139,7 @@ struct Fuzz: ParsableCommand {
         }
         let wall = Date().timeIntervalSince(t0)
         print(CampaignReport.summary(slice, out, wall: wall, jobs: n))
-        if let results { try writeFile(results, CampaignFile.encode(slice, out)) }
-        if let junit { try writeFile(junit, CampaignReport.junit(out)) }
-        if let report { try writeFile(report, CampaignReport.html(slice, out)) }
-        if out.contains(where: { !$0.passed }) { throw ExitCode(1) }
+        try output.write(slice, out)
     }
 
     /// Spreads the slice over `n` child processes of this same binary (worker k runs every n-th seed from
@@ -215,6 +202,28 @@ struct Fuzz: ParsableCommand {
     }
 }
 
+/// What a campaign leaves behind, for fuzz and merge alike; `write` ends with exit 1 when a seed failed.
+struct CampaignOutputs: ParsableArguments {
+    @Flag(name: .long, help: "Print every seed's draw and outcome, not only failures.")
+    var verbose = false
+
+    @Option(name: .long, help: "Write every seed's result to FILE (JSON lines), for `charger-hil merge`.")
+    var results: String?
+
+    @Option(name: .long, help: "Write a JUnit XML report (a test case per seed) to FILE.")
+    var junit: String?
+
+    @Option(name: .long, help: "Write an HTML report (figures, seeds per board, each failure with its draw and replay command) to FILE.")
+    var report: String?
+
+    func write(_ slice: CampaignSlice, _ all: [SeedResult]) throws {
+        if let results { try writeFile(results, CampaignFile.encode(slice, all)) }
+        if let junit { try writeFile(junit, CampaignReport.junit(all)) }
+        if let report { try writeFile(report, CampaignReport.html(slice, all)) }
+        if all.contains(where: { !$0.passed }) { throw ExitCode(1) }
+    }
+}
+
 /// The workers' results on their way to the parent, guarded by `lock` (each reader thread adds, the
 /// parent takes them in seed order).
 final class Collector: @unchecked Sendable {
@@ -233,17 +242,7 @@ struct Merge: ParsableCommand {
     @Argument(help: "Shard results files (charger-hil fuzz --shard I/N --results FILE).")
     var files: [String]
 
-    @Flag(name: .long, help: "Print every seed, not only failures.")
-    var verbose = false
-
-    @Option(name: .long, help: "Write the merged results (JSON lines) to FILE.")
-    var results: String?
-
-    @Option(name: .long, help: "Write a JUnit XML report to FILE.")
-    var junit: String?
-
-    @Option(name: .long, help: "Write an HTML report to FILE.")
-    var report: String?
+    @OptionGroup var output: CampaignOutputs
 
     func run() throws {
         let slice: CampaignSlice, all: [SeedResult]
@@ -255,12 +254,9 @@ struct Merge: ParsableCommand {
             FileHandle.standardError.write(Data("charger-hil merge: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        for r in all { print(CampaignReport.seedLines(r, verbose: verbose), terminator: "") }
+        for r in all { print(CampaignReport.seedLines(r, verbose: output.verbose), terminator: "") }
         print(CampaignReport.summary(slice, all, wall: nil, jobs: nil))
-        if let results { try writeFile(results, CampaignFile.encode(slice, all)) }
-        if let junit { try writeFile(junit, CampaignReport.junit(all)) }
-        if let report { try writeFile(report, CampaignReport.html(slice, all)) }
-        if all.contains(where: { !$0.passed }) { throw ExitCode(1) }
+        try output.write(slice, all)
     }
 }
 
