@@ -30,7 +30,8 @@ def free_port():
 class Bench:
     """One emulator (and, for RTU, one socat pty pair) with a private board file."""
 
-    def __init__(self, transport, car="capacity=10kWh,soc=20,target=80", speed="10", plant_args=(), board=None):
+    def __init__(self, transport, car="capacity=10kWh,soc=20,target=80", speed="10", plant_args=(), board=None,
+                 fault_after=None):
         self.transport = transport
         self.dir = tempfile.mkdtemp(prefix="bench-")
         source = board or os.path.join(ROOT, "Boards", f"bench-60kw-{transport}.toml")
@@ -38,6 +39,8 @@ class Bench:
             text = f.read()
         self.channel = f"/dev/shm/bench-test-{os.getpid()}-{id(self)}"
         text = re.sub(r'channel = "[^"]*"', f'channel = "{self.channel}"', text)
+        if fault_after is not None:
+            text = re.sub(r"^fault_after = \d+", f"fault_after = {fault_after}", text, flags=re.M)
         self.port = None
         self.socat = None
         extra = []
