@@ -165,6 +165,10 @@ public final class Plant {
             Self.advanceGun(&store.pointee.guns[g], g, h, &store.pointee.modules, now: now, params: params,
                             gun: spec.guns[g], moduleSpecs: moduleSpecs)
         }
+        // A module whose matrix relay connects it to no gun has no circuit: no current. (Its current used
+        // to stay at its last value, and a module handed back to a gun later looked moved under load;
+        // exploration seed 102058.)
+        for m in store.pointee.modules.indices where store.pointee.modules[m].gun < 0 { store.pointee.modules[m].current = .zero }
     }
 
     /// One gun's physics, on the gun's storage in place.

@@ -33,6 +33,13 @@ out=$("$HIL" fuzz --seeds 200 --results "$OUT/fixed.jsonl" 2>&1); rc=$?
 echo "$out" | tail -3
 check "a campaign of 200 seeds passes" '[ $rc = 0 ] && echo "$out" | grep -q "200 seed(s) from 1, 200 passed, 0 failed"'
 
+# Pinned seeds: failures that explorations found, kept as regressions (the three silent-device seeds of
+# issue 16, and 102058: a module handed back to a gun looked moved under load).
+for s in 100532 100577 100883 102058; do
+  out=$("$HIL" fuzz --seeds 1 --seed $s --jobs 1 2>&1); rc=$?
+  check "pinned seed $s passes" '[ $rc = 0 ]'
+done
+
 # Exploration: 200 seeds from a start drawn at random per run (or EXPLORE_SEED), printed first so that a
 # failure replays. A failure found here is a defect: make it a scenario under HIL/scenarios or pin its seed.
 explore=${EXPLORE_SEED:-$(( (RANDOM << 15 | RANDOM) + 1000000 ))}
