@@ -107,10 +107,10 @@ public enum BoardLoader {
         let gridLimit = try r.power(b, "grid_limit", range: Watts(1_000)...Watts.kW(10_000))
 
         var timing = (close: Duration.ms(200), open: Duration.ms(200), opening: Duration.ms(30), module: Duration.s(1), meter: Duration.s(2),
-                      imd: Duration.s(2), allocation: Duration.ms(500), selfOff: Duration.s(20))
+                      imd: Duration.s(2), allocation: Duration.ms(500), selfOff: Duration.s(20), readingAge: Duration.ms(100))
         if let l = try r.optionalTable(top, "limits") {
             try r.onlyKeys(l, ["contactor_close_timeout", "contactor_open_timeout", "contactor_opening_time", "module_comm_timeout",
-                               "meter_comm_timeout", "imd_comm_timeout", "allocation_period", "module_self_off_time"])
+                               "meter_comm_timeout", "imd_comm_timeout", "allocation_period", "module_self_off_time", "reading_max_age"])
             timing.close = try r.duration(l, "contactor_close_timeout", default: timing.close, range: .ms(10)...(.s(2)))
             timing.open = try r.duration(l, "contactor_open_timeout", default: timing.open, range: .ms(10)...(.s(2)))
             timing.opening = try r.duration(l, "contactor_opening_time", default: timing.opening, range: .ms(1)...(.ms(100)))
@@ -119,6 +119,7 @@ public enum BoardLoader {
             timing.imd = try r.duration(l, "imd_comm_timeout", default: timing.imd, range: .ms(50)...(.s(15)))
             timing.allocation = try r.duration(l, "allocation_period", default: timing.allocation, range: .ms(10)...(.s(10)))
             timing.selfOff = try r.duration(l, "module_self_off_time", default: timing.selfOff, range: .s(1)...(.s(120)))
+            timing.readingAge = try r.duration(l, "reading_max_age", default: timing.readingAge, range: .ms(1)...(.s(1)))
         }
 
         var runtime = LoopSettings(periodNanos: period.micros * 1000)
@@ -281,7 +282,7 @@ public enum BoardLoader {
                                contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open, contactorOpeningTime: timing.opening,
                                moduleCommTimeout: timing.module, meterCommTimeout: timing.meter,
                                imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
-                               moduleSelfOffTime: timing.selfOff)
+                               moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
         return Board(name: name, description: description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
                      spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
                      console: console, storage: storage)

@@ -66,6 +66,15 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     s.supervise(&inp, &spec)
     s.applyResets(&inp, &spec)
 
+    // Modules that stopped answering, before anything reads a current: a silent module keeps running on
+    // its last command until its own timeout switches it off (standards.md "Rectifier modules": 10–20 s),
+    // so that current is counted as delivered and out of our hands (the sessions' stop and the arbiter).
+    noteSilentModules(&s, &inp, &spec)
+    var uncontrolled = GunArray<Amps>(repeating: .zero)
+    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && isUncontrolled(s.modules[m], now, spec) {
+        uncontrolled[Int(s.modules[m].assigned)] += s.modules[m].lastCommand
+    }
+
     // 2. Sessions. Demands are kept in a fixed array.
     var demands = GunArray<SessionDemand>(repeating: SessionDemand())
     for g in 0..<spec.gunCount {
@@ -74,7 +83,10 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         let blocking = (s.safety[g].latched | s.station.latched).strongestReaction
         let blocked = blocking != nil && blocking! >= .refuse
         var d = SessionDemand()
-        if let f = s.sessions[g].advance(now: now, input: inp.guns[g], gun: spec.guns[g], blocked: blocked,
+        // A normal stop opens on the current it can confirm, like an error shutdown (only read there).
+        let current = s.sessions[g].phase == .stopping
+            ? shutdownCurrent(&s, &inp, &spec, gun: g, uncontrolled: uncontrolled[g], now: now) : inp.guns[g].meterCurrent
+        if let f = s.sessions[g].advance(now: now, input: inp.guns[g], gun: spec.guns[g], blocked: blocked, current: current,
                                          out: &out.guns[g], demand: &d) {
             if f.latch {
                 s.raise(f.code, gun: g, value: f.value, now: now)
@@ -162,14 +174,8 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         }
     }
 
-    // 5. Module pool.
+    // 5. Module pool (it releases no module that is still uncontrolled, so `uncontrolled` holds).
     allocateModules(&s, &inp, &spec, demands, vop)
-    // A silent module keeps running on its last command until its own timeout switches it off
-    // (standards.md "Rectifier modules": 10–20 s): count that current as delivered and out of our hands.
-    var uncontrolled = GunArray<Amps>(repeating: .zero)
-    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && isUncontrolled(s.modules[m], now, spec) {
-        uncontrolled[Int(s.modules[m].assigned)] += s.modules[m].lastCommand
-    }
     for g in 0..<spec.gunCount {
         guard demands[g].needsPower else { continue }
         var cap = uncontrolled[g]
@@ -229,6 +235,20 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         }
         out.modules[m] = mo
         if !isUncontrolled(slot, now, spec) { s.modules[m].lastCommand = mo.enabled ? mo.current : .zero }
+    }
+
+    // A normal stop has its rows too (standards.md "Fault reactions"): current ≤ 5 A within 100 ms after the
+    // charger's CST, within 10 s after the car's BST. A stop still holding K1/K2 closed on more than 5 A
+    // past its row (a module ignoring its command, a current that cannot be confirmed down), or on a
+    // current no command can bring down (silent modules), opens under load as an error shutdown that
+    // missed its time does: E28 with the current broken, an emergency below. On a field bus the result of
+    // a command shows only after `commandLatency`, so the row is judged that much later.
+    for g in 0..<spec.gunCount where s.sessions[g].phase == .stopping && out.guns[g].closeK1K2 && s.safety[g].k1k2Commanded {
+        let row = (s.sessions[g].chargerInitiatedStop ? Standard.cstCurrentDownWithin : Standard.bstCurrentDownWithin) + spec.commandLatency
+        let i = shutdownCurrent(&s, &inp, &spec, gun: g, uncontrolled: uncontrolled[g], now: now)
+        if i > Standard.openCurrentLimit && (uncontrolled[g] > Standard.openCurrentLimit || now - s.sessions[g].phaseSince > row) {
+            s.raise(.escalatedToEmergency, gun: g, value: i.value, now: now)
+        }
     }
 
     // 7. The arbiter: latched faults win over everything the session asked for.
@@ -295,20 +315,25 @@ func noteShutdownDeadline(_ s: inout StationState, _ g: Int, _ faults: FaultSet,
     s.safety[g].shutdownCounted = faults
 }
 
-/// The current an error shutdown may believe is flowing in gun `g`, from what can still be measured and
-/// what no longer can. A fresh meter reading is the gun's current (it sees every module, silent or not);
-/// beside it the sum of the gun's modules' fresh readings (a sum: with three modules at 3 A each, 9 A
-/// flow). Without a fresh meter, a silent module counts at its last command until its own switch-off time
-/// (`uncontrolled`, what the core assumes it still delivers), never at zero.
+/// The current a shutdown (error or normal stop) may believe is flowing in gun `g`, from what can still
+/// be measured and what no longer can. A meter reading no older than `readingMaxAge` is the gun's current
+/// (it sees every module, silent or not); beside it the sum of the gun's modules' readings as fresh (a
+/// sum: with three modules at 3 A each, 9 A flow). Without such a meter reading: the modules' fresh
+/// readings, plus each module whose reading is older but which is not yet silent at its last reading or
+/// last command, the larger (a stale reading neither confirms nor clears), plus the silent modules at
+/// their last command until their own switch-off time (`uncontrolled`), never at zero.
 @_noAllocation @_noLocks
 func shutdownCurrent(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec,
                      gun g: Int, uncontrolled: Amps, now: Instant) -> Amps {
-    var modulesSum = Amps.zero
-    for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && now - inp.modules[m].seenAt <= spec.moduleCommTimeout {
-        modulesSum += max(inp.modules[m].outputCurrent, .zero)
+    var measured = Amps.zero, unconfirmed = Amps.zero
+    for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) {
+        let age = now - inp.modules[m].seenAt
+        let reading = max(inp.modules[m].outputCurrent, .zero)
+        if age <= spec.readingMaxAge { measured += reading }
+        else if age <= spec.moduleCommTimeout { unconfirmed += max(reading, s.modules[m].lastCommand) }
     }
-    if now - inp.guns[g].meterSeenAt <= spec.meterCommTimeout { return max(inp.guns[g].meterCurrent, modulesSum) }
-    return modulesSum + uncontrolled
+    if now - inp.guns[g].meterSeenAt <= spec.readingMaxAge { return max(inp.guns[g].meterCurrent, measured) }
+    return measured + unconfirmed + uncontrolled
 }
 
 /// A gun's outputs cut (`StationOutputs.cut`) and its session's ramp reset to zero.
@@ -316,6 +341,17 @@ func shutdownCurrent(_ s: inout StationState, _ inp: inout StationInputs, _ spec
 func cutOutput(_ s: inout StationState, _ out: inout StationOutputs, gun g: Int, moduleCount: Int) {
     out.cut(gun: g, moduleCount: moduleCount)
     s.sessions[g].rampedCurrent = .zero
+}
+
+/// Marks the modules not heard of within the module timeout as silent since their last answer.
+@_noAllocation @_noLocks
+func noteSilentModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec) {
+    let now = inp.now
+    for m in 0..<spec.moduleCount {
+        if now - inp.modules[m].seenAt > spec.moduleCommTimeout {
+            if s.modules[m].silentSince == nil { s.modules[m].silentSince = inp.modules[m].seenAt }
+        } else { s.modules[m].silentSince = nil }
+    }
 }
 
 /// A silent module still within its own switch-off time: it may be delivering its last command.
@@ -343,9 +379,6 @@ func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec
     // Releasing modules become free once their output current is zero ("move a module only when its
     // current is zero"); unhealthy modules are released the same way.
     for m in 0..<spec.moduleCount {
-        if now - inp.modules[m].seenAt > spec.moduleCommTimeout {
-            if s.modules[m].silentSince == nil { s.modules[m].silentSince = inp.modules[m].seenAt }
-        } else { s.modules[m].silentSince = nil }
         let healthy = s.station.moduleLatched[m].bits == 0
         let uncontrolled = isUncontrolled(s.modules[m], now, spec)
         // A silent module stays on its gun (its relay must not open under load) until it has switched

@@ -87,7 +87,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .meterCommLost: .errorShutdown        // "other fault preventing charge"
         case .imdCommLost: .errorShutdown
         case .mainsLost: .emergency                // "AC mains lost | output below 60 V within 1 s, no automatic resume"
-        case .escalatedToEmergency: .emergency     // an error shutdown that could not meet its row's time (openWithin)
+        case .escalatedToEmergency: .emergency     // a shutdown, error or normal stop, that could not meet its row's time
         case .controlLoopOverrun: .emergency
         case .groundDetectorSelfTestFailed: .refuse   // no session without a working earth-fault detector
         }

@@ -175,7 +175,10 @@ extension StationState {
                 if safety[g].previousCommandPeak > commanded { commanded = safety[g].previousCommandPeak }
             }
             let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < Standard.closingWindow)
-            if energised && gi.meterCurrent > commanded + Standard.inrushLimit {
+            // Only on a reading of the current now (`readingMaxAge`): a silent meter's last value, taken
+            // before a commanded drop, is no current beyond the command (E25 follows at the meter's timeout).
+            let meterNow = now - gi.meterSeenAt <= spec.readingMaxAge
+            if energised && meterNow && gi.meterCurrent > commanded + Standard.inrushLimit {
                 if closing {
                     raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
                 } else {

@@ -140,7 +140,9 @@ extension GunSession {
     /// Advances the session by one cycle. Writes the gun's wanted outputs into `out` and its power
     /// demand into `demand`; returns a fault it detected itself, if any.
     /// `blocked` is true while a latched fault at or above `refuse` is active on this gun.
-    mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool,
+    /// `current` is the gun's current as far as it can still be confirmed (`shutdownCurrent`: a fresh meter,
+    /// else the modules' fresh readings plus what silent modules still deliver), read when stopping.
+    mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool, current: Amps,
                           out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
         let inPhase = now - phaseSince
         let car = input.vehicle
@@ -371,8 +373,9 @@ extension GunSession {
             demand.voltage = car.bcl?.message.voltageDemand ?? input.vehicleSideVoltage
             demand.current = .zero
             demand.dropAtOnce = chargerInitiatedStop
-            // "Open K1/K2 only with current ≤ 5 A."
-            let i = input.meterCurrent
+            // "Open K1/K2 only with current ≤ 5 A": the current that can still be confirmed, not a meter
+            // reading that may be stale (a silent meter's last value; issue 16's sibling of the error shutdown).
+            let i = current
             let open = i <= Standard.openCurrentLimit && rampedCurrent <= Standard.openCurrentLimit
             out.closeK1K2 = !open
             // CST (10 ms period) goes out until the car answers with BST, or the default 5 s timeout

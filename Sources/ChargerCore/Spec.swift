@@ -116,6 +116,12 @@ public struct StationSpec: Sendable {
     /// How long a module that lost its controller may go on delivering its last command before it
     /// switches itself off (board file; standards.md "Rectifier modules": most switch off after 10–20 s).
     public var moduleSelfOffTime: Duration
+    /// How old a meter or module reading may be and still be taken for the current flowing now, when a
+    /// stop decides to open K1/K2 or the supervisor judges a current against its command (board file;
+    /// 100 ms when it does not say: the shortest row of standards.md "Fault reactions", so an older
+    /// reading cannot show that row was met). Older but not yet silent, a reading neither confirms nor
+    /// clears: it counts at its value or the last command, the larger.
+    public var readingMaxAge: Duration = .ms(100)
     /// Meter and IMD silence limits (board file).
     public var meterCommTimeout: Duration
     public var imdCommTimeout: Duration
@@ -133,7 +139,7 @@ public struct StationSpec: Sendable {
     public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: Duration = .ms(1),
                 contactorCloseTimeout: Duration = .ms(200), contactorOpenTimeout: Duration = .ms(200), contactorOpeningTime: Duration = .ms(30),
                 moduleCommTimeout: Duration = .s(1), meterCommTimeout: Duration = .s(2), imdCommTimeout: Duration = .s(2),
-                allocationPeriod: Duration = .ms(500), moduleSelfOffTime: Duration = .s(20)) {
+                allocationPeriod: Duration = .ms(500), moduleSelfOffTime: Duration = .s(20), readingMaxAge: Duration = .ms(100)) {
         precondition(guns.count >= 1 && guns.count <= Capacity.guns, "gun count out of range")
         precondition(modules.count >= 1 && modules.count <= Capacity.modules, "module count out of range")
         gunCount = guns.count
@@ -148,5 +154,6 @@ public struct StationSpec: Sendable {
         self.moduleCommTimeout = moduleCommTimeout; self.meterCommTimeout = meterCommTimeout
         self.imdCommTimeout = imdCommTimeout; self.allocationPeriod = allocationPeriod
         self.moduleSelfOffTime = moduleSelfOffTime
+        self.readingMaxAge = readingMaxAge
     }
 }

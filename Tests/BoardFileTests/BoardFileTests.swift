@@ -88,6 +88,18 @@ func refusal(_ text: String) -> BoardFileError? {
         let bare = try #require(refusal(minimal + "\n[limits]\ncontactor_opening_time = 15\n"))
         #expect(bare.key == "limits.contactor_opening_time")
     }
+
+    /// How old a reading may be and still count as the current now (standards.md "Fault reactions"):
+    /// 100 ms by default, the shortest row; refused outside 1 ms...1 s and without a unit.
+    @Test func readingMaxAge() throws {
+        #expect(try BoardLoader.parse(minimal, file: "b.toml").spec.readingMaxAge == .ms(100))
+        let ok = try BoardLoader.parse(minimal + "\n[limits]\nreading_max_age = \"40 ms\"\n", file: "b.toml")
+        #expect(ok.spec.readingMaxAge == .ms(40))
+        let old = try #require(refusal(minimal + "\n[limits]\nreading_max_age = \"2 s\"\n"))
+        #expect(old.key == "limits.reading_max_age")
+        let bare = try #require(refusal(minimal + "\n[limits]\nreading_max_age = 40\n"))
+        #expect(bare.key == "limits.reading_max_age")
+    }
 }
 
 @Suite struct BadBoardFiles {

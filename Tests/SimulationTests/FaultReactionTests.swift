@@ -145,6 +145,23 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
         #expect(run.sim.state.sessions[0].stopReason == .operatorRequest)
     }
 
+    /// A normal stop meets its row whatever the modules do: a module that ignores its command and holds
+    /// 12 A (below the uncommanded-current check's 20 A) must not keep K1/K2 closed past the CST row's
+    /// 100 ms; the stop opens under load as an emergency (E28, the current broken journalled).
+    @Test func chargerStopOnAModuleIgnoringItsCommandEscalatesAtTheRow() throws {
+        let run = try charging(["overcurrent=12A@100s", "stop@100s"])
+        let raised = try #require(run.until(limit: .s(1)) { $0.state.faults(gun: 0).contains(.escalatedToEmergency) })
+        #expect(raised - t100 > Standard.cstCurrentDownWithin, "not before the row: \(ms(raised - t100)) ms")
+        #expect(raised - t100 <= Standard.cstCurrentDownWithin + .ms(2), "\(ms(raised - t100)) ms")
+        let e28 = try #require(run.sim.faults.first { $0.code == .escalatedToEmergency })
+        #expect(abs(e28.value - 12) < 0.5, "the current broken: \(e28.value) A")
+        let open = try #require(run.until(limit: .s(1)) { !($0.plant.guns[0].k1.closed || $0.plant.guns[0].k2.closed) })
+        #expect(open - t100 <= Standard.cstCurrentDownWithin + run.sim.spec.contactorOpeningTime + .ms(3), "\(ms(open - t100)) ms")
+        #expect(run.raisedAt[.overCurrent] == nil)
+        run.until(102)
+        expectNoViolations(run)
+    }
+
     /// "after car sends BST | current ≤ 5 A within 10 s"
     @Test func vehicleStopCurrentDownWithin10s() throws {
         let run = try charging(["bms-stop@100s"])
