@@ -105,18 +105,21 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     var nonGrid = GunArray<Amps>(repeating: .zero)
     for g in 0..<spec.gunCount {
         let gs = spec.guns[g]
-        let gi = inp.guns[g]
+        // Fields of the inputs read in place (a `let` of the whole gun's inputs copies its messages too).
+        let vehicleSide = inp.guns[g].vehicleSideVoltage, temperature = inp.guns[g].gunTemperature
+        let operatorCap = inp.guns[g].operatorCap, gridSetpoint = inp.guns[g].gridSetpoint
+        let gridCurrentLimit = inp.guns[g].gridCurrentLimit
         let d = demands[g]
         // Power limits become current limits at the present output voltage (not the car's voltage demand,
         // which is the CV ceiling and would understate the current available).
-        let v = max(gi.vehicleSideVoltage, gs.minVoltage)
+        let v = max(vehicleSide, gs.minVoltage)
         vop[g] = v
         var lim = min(gs.maxCurrent, gs.ratedPower / v)
         var src = LimitSource.gunRating
         if gs.connectorCurrent < lim { lim = gs.connectorCurrent; src = .connector }
-        let thermal = gs.connectorCurrent * thermalFactor(gi.gunTemperature, gs)
+        let thermal = gs.connectorCurrent * thermalFactor(temperature, gs)
         if thermal < lim { lim = thermal; src = .thermal }
-        if let cap = gi.operatorCap {
+        if let cap = operatorCap {
             let a = max(cap, .zero) / v
             if a < lim { lim = a; src = .operatorCap }
         }
@@ -129,11 +132,11 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         }
         // Every limit but the grid's: a lower grid limit is ramped down to, never below these.
         nonGrid[g] = lim
-        if let sp = gi.gridSetpoint {
+        if let sp = gridSetpoint {
             let a = max(sp, .zero) / v
             if a < lim { lim = a; src = .gridSetpoint }
         }
-        if let a = gi.gridCurrentLimit, max(a, .zero) < lim { lim = max(a, .zero); src = .gridSetpoint }
+        if let a = gridCurrentLimit, max(a, .zero) < lim { lim = max(a, .zero); src = .gridSetpoint }
         if !d.needsPower { lim = .zero; src = .none; nonGrid[g] = .zero }
         limitA[g] = lim
         source[g] = src
@@ -175,7 +178,7 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
     }
 
     // 5. Module pool (it releases no module that is still uncontrolled, so `uncontrolled` holds).
-    allocateModules(&s, &inp, &spec, demands, vop)
+    allocateModules(&s, &inp, &spec, &demands, &vop)
     for g in 0..<spec.gunCount {
         guard demands[g].needsPower else { continue }
         var cap = uncontrolled[g]
@@ -253,7 +256,6 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
 
     // 7. The arbiter: latched faults win over everything the session asked for.
     for g in 0..<spec.gunCount {
-        let gi = inp.guns[g]
         let faults = s.safety[g].latched | s.station.latched
         guard let reaction = faults.strongestReaction else {
             s.safety[g].shutdownDeadline = nil
@@ -266,7 +268,7 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         // CEM names the message that timed out; when the supervisor's own 10 s backstop latched E17
         // (it watches BCL) the session may not have said so itself.
         if (s.safety[g].latched).contains(.vehicleCommTimeout) && out.guns[g].tx.cem == nil { out.guns[g].tx.cem = .bcl }
-        let energised = gi.k1Closed || gi.k2Closed || s.safety[g].k1k2Commanded
+        let energised = inp.guns[g].k1Closed || inp.guns[g].k2Closed || s.safety[g].k1k2Commanded
         var emergency = reaction == .emergency
         if reaction >= .refuse && !emergency {
             // Error shutdown (standards.md "Fault reactions", last paragraph): modules to zero, open K1/K2
@@ -372,9 +374,10 @@ func recordCommand(_ s: inout StationState, _ g: Int, _ close: Bool, _ now: Inst
 /// Module pool: decide how many modules each gun needs, keep existing assignments where they still
 /// serve, release surplus (off first, relay moved only at zero current), hand free modules to the guns
 /// with the largest deficit. Deterministic: ties go to the lower index.
+/// `demands` and `vop` are read only (by reference: a copy of the gun arrays per cycle is what it saves).
 @_noAllocation @_noLocks
 func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec,
-                     _ demands: GunArray<SessionDemand>, _ vop: GunArray<Volts>) {
+                     _ demands: inout GunArray<SessionDemand>, _ vop: inout GunArray<Volts>) {
     let now = inp.now
     // Releasing modules become free once their output current is zero ("move a module only when its
     // current is zero"); unhealthy modules are released the same way.

@@ -30,13 +30,8 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
     public let gridView = TripleBufferStorage(initial: StationView())
     public let grid = TripleBufferStorage(initial: GridFeed())
     private var gridWrites: UInt64 = 0
-    private var feed = GridFeed()
-    private var lastStopCount = GunArray<UInt32>(repeating: 0)
-    /// Setpoints given by hand (console, bench actions); the grid's composite is applied beside them.
-    private var manualStation: Watts? = nil
-    private var manualGun = GunArray<Watts?>(repeating: nil)
-    /// The console's `service GUN off` (the grid's unavailability is ORed with it every cycle).
-    private var heldOutOfService = GunArray<Bool>(repeating: false)
+    /// The operator's and the grid's requests, merged into the inputs every cycle (`LoopRequests`).
+    private var requests = LoopRequests()
 
     public init(spec: StationSpec, devices: BoardDevices, clock: LoopClock, statusEvery: UInt64,
                 kick: (() -> Void)? = nil, kickEvery: UInt64 = 100) {
@@ -67,39 +62,16 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
         let f = frame
         clock.now = now
         f.pointee.inputs.now = now
-        f.pointee.inputs.loopOverrun = overrunPending
+        requests.loopOverrun = requests.loopOverrun || overrunPending
         overrunPending = false
-        for g in 0..<gunCount { f.pointee.inputs.guns[g].resetRequest = false; f.pointee.inputs.guns[g].stopRequest = false }
-        while let c = commands.queue.pop() {
-            switch c {
-            case .reset(let g): f.pointee.inputs.guns[Int(g)].resetRequest = true
-            case .stop(let g): f.pointee.inputs.guns[Int(g)].stopRequest = true
-            case .stationSetpoint(let p): manualStation = p
-            case .gunSetpoint(let g, let p): manualGun[Int(g)] = p
-            case .operatorCap(let g, let p): f.pointee.inputs.guns[Int(g)].operatorCap = p
-            case .outOfService(let g, let o): heldOutOfService[Int(g)] = o
-            case .actuatorTest(let g, let t): f.pointee.inputs.guns[Int(g)].actuatorTest = t
-            }
-        }
-        // The grid's composite (written off the loop about every 100 ms): a bumped stop count is a stop.
+        while let c = commands.queue.pop() { requests.apply(c) }
+        // The grid's composite (written off the loop about every 100 ms), read only when one was written.
         let writes = grid.buffer.writes
         if writes != gridWrites {
             gridWrites = writes
-            feed = grid.buffer.read()
-            for g in 0..<gunCount where feed.stopCount[g] != lastStopCount[g] {
-                lastStopCount[g] = feed.stopCount[g]
-                f.pointee.inputs.guns[g].stopRequest = true
-            }
+            requests.feed(grid.buffer.read(), gunCount: gunCount)
         }
-        f.pointee.inputs.stationSetpoint = lower(manualStation, feed.station)
-        for g in 0..<gunCount {
-            f.pointee.inputs.guns[g].gridSetpoint = lower(manualGun[g], feed.guns[g])
-            f.pointee.inputs.guns[g].gridCurrentLimit = feed.gunCurrents[g]
-            if let m = manualGun[g], feed.guns[g].map({ m <= $0 }) ?? true { f.pointee.inputs.guns[g].gridSource = .manual }
-            else { f.pointee.inputs.guns[g].gridSource = feed.gunSources[g] }
-            f.pointee.inputs.guns[g].authorized = feed.authorized[g]
-            f.pointee.inputs.guns[g].outOfService = heldOutOfService[g] || feed.unavailable[g]
-        }
+        requests.merge(into: &f.pointee.inputs, gunCount: gunCount)
         devices.sample(into: &f.pointee.inputs, spec: &f.pointee.spec)
         controlStep(&f.pointee.state, &f.pointee.inputs, &f.pointee.spec, &f.pointee.outputs)
         devices.apply(&f.pointee.outputs, spec: &f.pointee.spec)

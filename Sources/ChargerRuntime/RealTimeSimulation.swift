@@ -81,17 +81,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
     public var reaction: ReactionProbe? { probeReady.load(ordering: .acquiring) ? probeStorage.pointee : nil }
 
     public func runCycle(deadline: Int64, index: UInt64) {
-        while let c = commands.queue.pop() {
-            switch c {
-            case .reset(let g): sim.requestReset(gun: Int(g))
-            case .stop(let g): sim.requestStop(gun: Int(g))
-            case .stationSetpoint(let p): sim.setStationSetpoint(p)
-            case .gunSetpoint(let g, let p): sim.setGunSetpoint(Int(g), p)
-            case .operatorCap(let g, let p): sim.setOperatorCap(gun: Int(g), p)
-            case .outOfService(let g, let o): sim.setOutOfService(gun: Int(g), o)
-            case .actuatorTest(let g, let t): sim.setActuatorTest(gun: Int(g), t)
-            }
-        }
+        while let c = commands.queue.pop() { sim.command(c) }
         // A new grid feed (the writer publishes about every 100 ms): read only when one was written.
         let writes = grid.buffer.writes
         if writes != gridWrites {

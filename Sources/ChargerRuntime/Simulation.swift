@@ -34,7 +34,7 @@ public struct GunReport: Sendable {
 public final class Simulation {
     public let board: Board
     /// The station as the step sees it (one copy, in the frame).
-    public var spec: StationSpec { frame.spec }
+    public var spec: StationSpec { _read { yield hot.pointee.frame.spec } }
     /// Scalars of the spec read every cycle (reading them through `spec` would load all 4 KB of it).
     let gunCount: Int
     let moduleCount: Int
@@ -57,23 +57,21 @@ public final class Simulation {
     public private(set) var faults: [FaultRecord] { _read { yield hot.pointee.faults } _modify { yield &hot.pointee.faults } }
     public private(set) var violations: [InvariantViolation] { _read { yield hot.pointee.violations } _modify { yield &hot.pointee.violations } }
     public private(set) var reports: [GunReport] { _read { yield hot.pointee.reports } _modify { yield &hot.pointee.reports } }
-    var gunSetpoints: [Watts?] { _read { yield hot.pointee.gunSetpoints } _modify { yield &hot.pointee.gunSetpoints } }
-    var stationSetpoint: Watts? { _read { yield hot.pointee.stationSetpoint } _modify { yield &hot.pointee.stationSetpoint } }
-    var pendingReset: [Bool] { _read { yield hot.pointee.pendingReset } _modify { yield &hot.pointee.pendingReset } }
-    var pendingStop: [Bool] { _read { yield hot.pointee.pendingStop } _modify { yield &hot.pointee.pendingStop } }
-    /// What a technician holds on each gun until changed (console): power cap, out of service, actuator test.
-    var held: GunArray<HeldOperatorInputs> { _read { yield hot.pointee.held } _modify { yield &hot.pointee.held } }
+    /// What the operator and the grid ask of the loop, merged into the inputs every cycle (`LoopRequests`).
+    var requests: LoopRequests { _read { yield hot.pointee.requests } _modify { yield &hot.pointee.requests } }
     var faultLatchedAt: [Instant?] { _read { yield hot.pointee.faultLatchedAt } _modify { yield &hot.pointee.faultLatchedAt } }
     var lastPhase: [SessionPhase] { _read { yield hot.pointee.lastPhase } _modify { yield &hot.pointee.lastPhase } }
     var seenClearings: UInt64 { _read { yield hot.pointee.seenClearings } _modify { yield &hot.pointee.seenClearings } }
-    public var state: StationState { frame.state }
-    public var inputs: StationInputs { frame.inputs }
-    public var outputs: StationOutputs { frame.outputs }
-    public var injections: [ScheduledInjection]
+    /// Borrowed in place within this module (`sim.state.safety[g]` reads one gun's fields); a caller in
+    /// another module gets a copy whatever the accessor (see `faultsInForce`, `binding`).
+    public var state: StationState { _read { yield hot.pointee.frame.state } }
+    public var inputs: StationInputs { _read { yield hot.pointee.frame.inputs } }
+    public var outputs: StationOutputs { _read { yield hot.pointee.frame.outputs } }
+    public var injections: [ScheduledInjection] { _read { yield hot.pointee.injections } _modify { yield &hot.pointee.injections } }
     /// Times every control step when set (benchmark).
-    public var stepTimer: StepTimer? = nil
+    public var stepTimer: StepTimer? { _read { yield hot.pointee.stepTimer } _modify { yield &hot.pointee.stepTimer } }
     /// Optional observer called after every cycle (tests, traces).
-    public var observer: ((Simulation) -> Void)? = nil
+    public var observer: ((Simulation) -> Void)? { _read { yield hot.pointee.observer } _modify { yield &hot.pointee.observer } }
 
     /// `modules` replaces the plant's module driver (tests: a field bus's delay in front of the plant).
     public init(board: Board, cars: [Int: CarProfile], injections: [ScheduledInjection] = [],
@@ -88,18 +86,30 @@ public final class Simulation {
         var devices = plant.devices()
         if let modules { devices.modules = modules(plant) }
         self.devices = devices
-        self.injections = injections
         let n = board.spec.gunCount
         hot = .allocate(capacity: 1)
         hot.initialize(to: CycleBook(frame: ControlFrame(spec: board.spec), reports: (0..<n).map { _ in GunReport() },
-                                     gunSetpoints: Array(repeating: nil, count: n), pendingReset: Array(repeating: false, count: n),
-                                     pendingStop: Array(repeating: false, count: n), faultLatchedAt: Array(repeating: nil, count: n),
+                                     faultLatchedAt: Array(repeating: nil, count: n), injections: injections,
                                      lastPhase: Array(repeating: .unplugged, count: n)))
         for (g, car) in cars where g < gunCount { plant.attach(car: car, gun: g) }
     }
 
     public var now: Instant { plant.now }
-    public func phase(_ g: Int) -> SessionPhase { frame.state.sessions[g].phase }
+    public func phase(_ g: Int) -> SessionPhase { hot.pointee.frame.state.sessions[g].phase }
+    /// The faults in force on gun `g` (its own and the station's), read in place. Observers in other modules
+    /// use these small reads every cycle: `sim.state` there is a copy of the whole state, whatever the accessor.
+    public func faultsInForce(gun g: Int) -> FaultSet { hot.pointee.frame.state.safety[g].latched | hot.pointee.frame.state.station.latched }
+    /// The limit source that bound gun `g`'s output in the last step.
+    public func binding(gun g: Int) -> LimitSource { hot.pointee.frame.outputs.guns[g].binding }
+    /// Timed injections not yet performed (those waiting for a stop are not counted), without a copy.
+    public var pendingTimedInjections: Int {
+        var n = 0
+        for i in hot.pointee.injections.indices where !hot.pointee.injections[i].done {
+            if case .onStop = hot.pointee.injections[i].time { continue }
+            n += 1
+        }
+        return n
+    }
 
     /// Latches faults that stood when the controller last stopped (`Journal.latchedAtStart`), before the
     /// first cycle: a restart is not a reset.
@@ -108,23 +118,18 @@ public final class Simulation {
     }
 
     /// Operator actions (console, HIL) arrive as inputs of the next cycle.
-    public func requestReset(gun g: Int) { pendingReset[g] = true }
-    public func requestStop(gun g: Int) { pendingStop[g] = true }
-    public func setStationSetpoint(_ p: Watts?) { stationSetpoint = p }
-    public func setGunSetpoint(_ g: Int, _ p: Watts?) { gunSetpoints[g] = p }
-    public func setOperatorCap(gun g: Int, _ p: Watts?) { held[g].cap = p }
-    public func setOutOfService(gun g: Int, _ out: Bool) { held[g].outOfService = out }
-    public func setActuatorTest(gun g: Int, _ t: ActuatorTest) { held[g].test = t }
+    public func command(_ c: OperatorCommand) { hot.pointee.requests.apply(c) }
+    public func requestReset(gun g: Int) { command(.reset(gun: Int8(g))) }
+    public func requestStop(gun g: Int) { command(.stop(gun: Int8(g))) }
+    public func setStationSetpoint(_ p: Watts?) { command(.stationSetpoint(p)) }
+    public func setGunSetpoint(_ g: Int, _ p: Watts?) { command(.gunSetpoint(gun: Int8(g), p)) }
+    public func setOperatorCap(gun g: Int, _ p: Watts?) { command(.operatorCap(gun: Int8(g), p)) }
+    public func setOutOfService(gun g: Int, _ out: Bool) { command(.outOfService(gun: Int8(g), out)) }
+    public func setActuatorTest(gun g: Int, _ t: ActuatorTest) { command(.actuatorTest(gun: Int8(g), t)) }
     /// The grid interfaces' composite limit, authorizations and remote stops (applied from the next cycle;
     /// a bumped stop count is a stop request).
-    public func setGridFeed(_ feed: GridFeed) {
-        for g in 0..<gunCount where feed.stopCount[g] != hot.pointee.lastStopCount[g] {
-            hot.pointee.lastStopCount[g] = feed.stopCount[g]
-            pendingStop[g] = true
-        }
-        hot.pointee.grid = feed
-    }
-    public var gridFeed: GridFeed { hot.pointee.grid }
+    public func setGridFeed(_ feed: GridFeed) { hot.pointee.requests.feed(feed, gunCount: gunCount) }
+    public var gridFeed: GridFeed { hot.pointee.requests.grid }
 
     /// One control cycle: scheduled injections, sample, step, apply, invariants, then the plant moves
     /// one period on.
@@ -137,14 +142,7 @@ public final class Simulation {
     /// sample → step → apply (on a real board this is the whole cycle).
     public func controlHalf() {
         applyDueInjections()
-        Self.sampleStepApply(&frame, devices: devices, now: plant.now, stationSetpoint: stationSetpoint,
-                             gunSetpoints: gunSetpoints, reset: pendingReset, stop: pendingStop, held: held,
-                             grid: hot.pointee.grid, loopOverrun: hot.pointee.pendingLoopOverrun, timer: stepTimer)
-        hot.pointee.pendingLoopOverrun = false
-        for g in 0..<gunCount {
-            if pendingReset[g] { pendingReset[g] = false }
-            if pendingStop[g] && frame.state.sessions[g].phase != .charging { pendingStop[g] = false }
-        }
+        Self.sampleStepApply(&hot.pointee.frame, &hot.pointee.requests, devices: devices, now: plant.now, timer: stepTimer)
     }
 
     /// What the simulator does after it: the fault log drained, the invariants checked, the figures
@@ -159,7 +157,7 @@ public final class Simulation {
 
     /// The runtime's loop missed too many deadlines: outputs safe now, E29 latched next cycle.
     public func loopOverrun() {
-        hot.pointee.pendingLoopOverrun = true
+        hot.pointee.requests.loopOverrun = true
         forceSafeOutputs()
     }
 
@@ -169,27 +167,12 @@ public final class Simulation {
         devices.apply(&hot.pointee.frame.outputs, spec: &hot.pointee.frame.spec)
     }
 
-    static func sampleStepApply(_ f: inout ControlFrame, devices: BoardDevices, now: Instant,
-                                stationSetpoint: Watts?, gunSetpoints: [Watts?], reset: [Bool], stop: [Bool],
-                                held: GunArray<HeldOperatorInputs>, grid: GridFeed, loopOverrun: Bool, timer: StepTimer?) {
+    static func sampleStepApply(_ f: inout ControlFrame, _ requests: inout LoopRequests, devices: BoardDevices, now: Instant,
+                                timer: StepTimer?) {
         let gunCount = f.spec.gunCount
         f.inputs.now = now
-        f.inputs.loopOverrun = loopOverrun
-        // A setpoint given by hand (HIL injection, console) and the grid's composite: the lower binds.
-        f.inputs.stationSetpoint = lower(stationSetpoint, grid.station)
-        for g in 0..<gunCount {
-            f.inputs.guns[g].gridSetpoint = lower(gunSetpoints[g], grid.guns[g])
-            f.inputs.guns[g].gridCurrentLimit = grid.gunCurrents[g]
-            if let m = gunSetpoints[g], grid.guns[g].map({ m <= $0 }) ?? true { f.inputs.guns[g].gridSource = .manual }
-            else { f.inputs.guns[g].gridSource = grid.gunSources[g] }
-            f.inputs.guns[g].authorized = grid.authorized[g]
-            f.inputs.guns[g].resetRequest = reset[g]
-            f.inputs.guns[g].stopRequest = stop[g]
-            f.inputs.guns[g].operatorCap = held[g].cap
-            f.inputs.guns[g].outOfService = held[g].outOfService || grid.unavailable[g]
-            f.inputs.guns[g].actuatorTest = held[g].test
-            f.wasClosed[g] = f.outputs.guns[g].closeK1K2
-        }
+        requests.merge(into: &f.inputs, gunCount: gunCount)
+        for g in 0..<gunCount { f.wasClosed[g] = f.outputs.guns[g].closeK1K2 }
         stepInPlace(spec: &f.spec, state: &f.state, inputs: &f.inputs, outputs: &f.outputs, devices: devices, timer: timer)
     }
 
@@ -471,43 +454,23 @@ struct OutputView {
     }
 }
 
-/// Inputs a technician sets from the console and that hold until changed.
-public struct HeldOperatorInputs: Sendable, BitwiseCopyable {
-    public var cap: Watts? = nil
-    public var outOfService = false
-    public var test: ActuatorTest = .none
-    public init() {}
-}
-
-/// The lower of two optional limits (nil: none).
-@inline(__always) func lower(_ a: Watts?, _ b: Watts?) -> Watts? {
-    guard let a else { return b }
-    guard let b else { return a }
-    return a < b ? a : b
-}
-
 /// The simulation's per-cycle bookkeeping, in one place.
 struct CycleBook {
     var frame: ControlFrame
     var faults: [FaultRecord] = []
     var violations: [InvariantViolation] = []
     var reports: [GunReport]
-    var gunSetpoints: [Watts?]
-    var stationSetpoint: Watts? = nil
-    var pendingReset: [Bool]
-    var pendingStop: [Bool]
     var faultLatchedAt: [Instant?]
     var lastPhase: [SessionPhase]
     var seenClearings: UInt64 = 0
-    var pendingLoopOverrun = false
-    var held = GunArray<HeldOperatorInputs>(repeating: HeldOperatorInputs())
-    /// The grid interfaces' composite (EMS, OCPP, time of use), as last fed.
-    var grid = GridFeed()
-    var lastStopCount = GunArray<UInt32>(repeating: 0)
-    init(frame: ControlFrame, reports: [GunReport], gunSetpoints: [Watts?], pendingReset: [Bool], pendingStop: [Bool],
-         faultLatchedAt: [Instant?], lastPhase: [SessionPhase]) {
-        self.frame = frame; self.reports = reports; self.gunSetpoints = gunSetpoints; self.pendingReset = pendingReset
-        self.pendingStop = pendingStop; self.faultLatchedAt = faultLatchedAt; self.lastPhase = lastPhase
+    /// The operator's and the grid's requests (`LoopRequests`), merged into the inputs every cycle.
+    var requests = LoopRequests()
+    var injections: [ScheduledInjection]
+    var stepTimer: StepTimer? = nil
+    var observer: ((Simulation) -> Void)? = nil
+    init(frame: ControlFrame, reports: [GunReport], faultLatchedAt: [Instant?], injections: [ScheduledInjection], lastPhase: [SessionPhase]) {
+        self.frame = frame; self.reports = reports; self.faultLatchedAt = faultLatchedAt; self.lastPhase = lastPhase
+        self.injections = injections
         // Room reserved up front: a fault in a real-time cycle appends without allocating.
         faults.reserveCapacity(1024)
         violations.reserveCapacity(1000)

@@ -103,8 +103,8 @@ public enum Campaign {
         let injections = eventTexts.compactMap { try? InjectionParser.parse($0, spec: board.spec) }
         if injections.count != eventTexts.count { failures.append("setup: an event did not parse") }
         let sim = Simulation(board: board, cars: cars, injections: injections)
-        let rec = ScenarioObserver(gunCount: board.spec.gunCount, tracePeriod: .s(1))
-        sim.observer = { rec.record($0) }
+        let rec = ObserverBox(ScenarioObserver(gunCount: board.spec.gunCount, tracePeriod: .s(1)))
+        sim.observer = { rec.value.record($0) }
         let gunCount = board.spec.gunCount
 
         // 1. The drawn timeline.
@@ -162,6 +162,6 @@ public enum Campaign {
         failures += sim.violations.prefix(5).map { "invariant: \($0)" }
         return SeedResult(seed: seed, board: board.name, cars: carTexts.keys.sorted().map { "\($0):\(carTexts[$0]!)" }, events: eventTexts,
                           failures: failures, faults: sim.faults.map { "\($0.code.name)@\(fmt($0.raisedAt.seconds, 3))s" },
-                          simulated: sim.now.seconds, traceHash: rec.hash)
+                          simulated: sim.now.seconds, traceHash: rec.value.hash)
     }
 }

@@ -53,8 +53,16 @@ public struct ScenarioResult: Sendable {
     public var passed: Bool { verdicts.allSatisfy(\.passed) && violations.isEmpty }
 }
 
+/// Holds the observer the simulation calls every cycle. The observer is a value: its record runs on
+/// `self` in place, so the per-cycle reads and writes of its arrays need no dynamic exclusivity check
+/// (as a class, these were about a tenth of a campaign's time, perf); the box costs one per cycle.
+final class ObserverBox {
+    var value: ScenarioObserver
+    init(_ v: ScenarioObserver) { value = v }
+}
+
 /// What the observer records cycle by cycle.
-final class ScenarioObserver {
+struct ScenarioObserver {
     let gunCount: Int
     var trace: [TraceRow] = []
     var nextTrace = Instant.zero
@@ -92,15 +100,17 @@ final class ScenarioObserver {
         lastPhase = Array(repeating: .unplugged, count: gunCount)
     }
 
-    func mix(_ v: UInt64) { hash = (hash ^ v) &* 0x100_0000_01b3 }
+    mutating func mix(_ v: UInt64) { hash = (hash ^ v) &* 0x100_0000_01b3 }
 
-    func record(_ s: Simulation) {
+    mutating func record(_ s: Simulation) {
         let now = s.now
         var station = Watts.zero
-        let emergency = (0..<gunCount).map { g in ((s.state.safety[g].latched | s.state.station.latched).strongestReaction ?? .derate) == .emergency }
         for g in 0..<gunCount {
-            let pg = s.plant.guns[g]
-            let closed = pg.k1.closed || pg.k2.closed
+            let emergency = (s.faultsInForce(gun: g).strongestReaction ?? .derate) == .emergency
+            // The plant's gun read in place (a copy of it carries the car and both message sets).
+            var pg = (k1: false, k2: false, vehicleSide: Volts.zero, chargerSide: Volts.zero, current: Amps.zero)
+            s.plant.withGun(g) { pg = ($0.k1.closed, $0.k2.closed, $0.vehicleSide, $0.chargerSide, $0.current) }
+            let closed = pg.k1 || pg.k2
             let power = pg.vehicleSide * pg.current
             station += power
             if power > maxPower[g] { maxPower[g] = power }
@@ -112,7 +122,7 @@ final class ScenarioObserver {
                 energyWindows[i].total += wh
                 if now >= energyWindows[i].from && now < energyWindows[i].until { energyWindows[i].inside += wh }
             }
-            if wasClosed[g] && !closed && !emergency[g] { openings[g].append((now.seconds, lastCurrent[g].value)) }
+            if wasClosed[g] && !closed && !emergency { openings[g].append((now.seconds, lastCurrent[g].value)) }
             wasClosed[g] = closed
             lastCurrent[g] = pg.current
             let phase = s.phase(g)
@@ -131,7 +141,7 @@ final class ScenarioObserver {
                     if pg.chargerSide <= voltageWatch[i].max { voltageWatch[i].reachedAt = now }
                 } else if pg.chargerSide.value > voltageWatch[i].worst { voltageWatch[i].worst = pg.chargerSide.value; voltageWatch[i].worstAt = now.seconds }
             }
-            let b = s.outputs.guns[g].binding
+            let b = s.binding(gun: g)
             if bindingAt[g]?.last?.1 != b { bindingAt[g, default: []].append((now, b)) }
             mix(UInt64(bitPattern: Int64(pg.current.value * 1000))); mix(UInt64(phase.rawValue))
         }
@@ -174,19 +184,20 @@ public enum ScenarioRunner {
     public static func run(_ scenario: Scenario) -> ScenarioResult {
         let wall0 = Date()
         let sim = Simulation(board: scenario.board, cars: scenario.cars, injections: scenario.events)
-        let rec = ScenarioObserver(gunCount: scenario.board.spec.gunCount, tracePeriod: scenario.tracePeriod)
+        var rec = ScenarioObserver(gunCount: scenario.board.spec.gunCount, tracePeriod: scenario.tracePeriod)
         for e in scenario.expectations {
-            if case .currentBelow(let g, let max, let after, let within, let until) = e {
+            if case .currentBelow(let g, let max, let after, _, let until) = e {
                 rec.currentWatch.append((g, after, until, max, nil, 0, 0))
             }
-            if case .voltageBelow(let g, let max, let after, let within, let until) = e {
+            if case .voltageBelow(let g, let max, let after, _, let until) = e {
                 rec.voltageWatch.append((g, after, until, max, nil, 0, 0))
             }
             if case .powerNever(let g, _, let from, let until) = e { rec.powerWindows.append((g, from, until, .zero)) }
             if case .energyShare(let g, let from, let until, _, _) = e { rec.energyWindows.append((g, from, until, 0, 0)) }
         }
         rec.periodHours = scenario.board.spec.period.seconds / 3600
-        sim.observer = { rec.record($0) }
+        let box = ObserverBox(rec)
+        sim.observer = { box.value.record($0) }
         let end = Instant.zero + scenario.duration
         // Not before the last instant an expectation names (a state at 130 s needs the run at 130 s).
         var lastNamed = Instant.zero + .seconds(1)
@@ -211,6 +222,7 @@ public enum ScenarioRunner {
             if scenario.endWhenCarsGone && sim.allCarsGone && sim.now > lastNamed && pendingEvents(sim) == 0 { break }
         }
         var verdicts: [Verdict] = []
+        rec = box.value
         for e in scenario.expectations { verdicts.append(judge(e, sim: sim, rec: rec)) }
         return ScenarioResult(scenario: scenario.name, file: scenario.file, board: scenario.board.name, station: rec.stationTrace,
                               verdicts: verdicts, violations: sim.violations.map(\.description),
@@ -219,13 +231,7 @@ public enum ScenarioRunner {
                               endTime: sim.now.seconds, wallSeconds: Date().timeIntervalSince(wall0), traceHash: rec.hash)
     }
 
-    static func pendingEvents(_ sim: Simulation) -> Int {
-        sim.injections.filter { inj in
-            if inj.done { return false }
-            if case .onStop = inj.time { return false }
-            return true
-        }.count
-    }
+    static func pendingEvents(_ sim: Simulation) -> Int { sim.pendingTimedInjections }
 
     static func judge(_ e: Expectation, sim: Simulation, rec: ScenarioObserver) -> Verdict {
         func v(_ ok: Bool, _ detail: String) -> Verdict { Verdict(expectation: e.text, passed: ok, detail: detail) }

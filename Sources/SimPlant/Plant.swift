@@ -88,6 +88,15 @@ public struct SimGun: Sendable {
     public var rx = VehicleMessages()
     public var tx = ChargerMessages()
     public init() {}
+
+    /// The car in place, if one is attached (no copy of it in and out).
+    @inline(__always) mutating func withCar(_ body: (inout SimCar) -> Void) {
+        if car != nil { body(&car!) }
+    }
+    /// The car with the link's two directions, all in place.
+    @inline(__always) mutating func withCarAndLink(_ body: (inout SimCar, borrowing ChargerMessages, inout VehicleMessages) -> Void) {
+        if car != nil { body(&car!, tx, &rx) }
+    }
 }
 
 public struct SimModule: Sendable {
@@ -109,16 +118,23 @@ public final class Plant {
     public let params: PlantParameters
     /// Each module's envelope (from the board file).
     let moduleSpecs: [ModuleSpec]
-    public private(set) var now: Instant = .zero
-    public var emergencyStop = false
-    public var doorOpen = false
-    public var mainsPresent = true
+    public private(set) var now: Instant { _read { yield store.pointee.scalars.now } _modify { yield &store.pointee.scalars.now } }
+    public var emergencyStop: Bool { _read { yield store.pointee.scalars.emergencyStop } _modify { yield &store.pointee.scalars.emergencyStop } }
+    public var doorOpen: Bool { _read { yield store.pointee.scalars.doorOpen } _modify { yield &store.pointee.scalars.doorOpen } }
+    public var mainsPresent: Bool { _read { yield store.pointee.scalars.mainsPresent } _modify { yield &store.pointee.scalars.mainsPresent } }
 
     /// The guns and modules live in storage this object owns and frees. They are read and written
     /// millions of times per simulated hour by the simulated drivers; through a pointer those accesses
     /// skip Swift's dynamic exclusivity bookkeeping (a quarter of a cycle, measured with perf). The
     /// plant is single-threaded: only the simulation's cycle touches it.
-    private let store: UnsafeMutablePointer<(guns: [SimGun], modules: [SimModule])>
+    private let store: UnsafeMutablePointer<(guns: [SimGun], modules: [SimModule], scalars: StationScalars)>
+    /// The station-wide state, in the same storage (read every cycle by the simulated drivers).
+    struct StationScalars {
+        var now: Instant = .zero
+        var emergencyStop = false
+        var doorOpen = false
+        var mainsPresent = true
+    }
     public var guns: [SimGun] {
         _read { yield store.pointee.guns }
         _modify { yield &store.pointee.guns }
@@ -138,7 +154,7 @@ public final class Plant {
         g.insulation = params.insulation
         store = .allocate(capacity: 1)
         store.initialize(to: (guns: Array(repeating: g, count: spec.gunCount),
-                              modules: Array(repeating: SimModule(), count: spec.moduleCount)))
+                              modules: Array(repeating: SimModule(), count: spec.moduleCount), scalars: StationScalars()))
     }
 
     /// Gun `g` in place: one exclusive access for a whole batch of reads or writes, no copy.
@@ -149,6 +165,12 @@ public final class Plant {
     @inline(__always)
     public func withModules(_ body: (inout [SimModule]) -> Void) { body(&modules) }
 
+    /// All modules in place as a buffer (the simulated drivers, every cycle: no uniqueness check per element).
+    @inline(__always)
+    func withModuleBuffer(_ body: (UnsafeMutableBufferPointer<SimModule>) -> Void) {
+        store.pointee.modules.withUnsafeMutableBufferPointer { body($0) }
+    }
+
     /// Plugs a car into gun `g` (it arrives at `profile.plugAt`).
     public func attach(car: CarProfile, gun g: Int) { guns[g].car = SimCar(profile: car) }
 
@@ -157,22 +179,26 @@ public final class Plant {
         now = now + dt
         let h = dt.seconds
         let now = self.now, params = self.params
-        for m in store.pointee.modules.indices {
-            if !store.pointee.modules[m].silent { store.pointee.modules[m].seenAt = now }
-            else if now - store.pointee.modules[m].seenAt >= params.moduleSelfOffAfter { store.pointee.modules[m].enabled = false }
+        // Through buffer pointers: an element write through the arrays checks their uniqueness each time.
+        store.pointee.modules.withUnsafeMutableBufferPointer { modules in
+            for m in modules.indices {
+                if !modules[m].silent { modules[m].seenAt = now }
+                else if now - modules[m].seenAt >= params.moduleSelfOffAfter { modules[m].enabled = false }
+            }
+            store.pointee.guns.withUnsafeMutableBufferPointer { guns in
+                for g in guns.indices {
+                    Self.advanceGun(&guns[g], g, h, modules, now: now, params: params, gun: spec.guns[g], moduleSpecs: moduleSpecs)
+                }
+            }
+            // A module whose matrix relay connects it to no gun has no circuit: no current. (Its current used
+            // to stay at its last value, and a module handed back to a gun later looked moved under load;
+            // exploration seed 102058.)
+            for m in modules.indices where modules[m].gun < 0 { modules[m].current = .zero }
         }
-        for g in store.pointee.guns.indices {
-            Self.advanceGun(&store.pointee.guns[g], g, h, &store.pointee.modules, now: now, params: params,
-                            gun: spec.guns[g], moduleSpecs: moduleSpecs)
-        }
-        // A module whose matrix relay connects it to no gun has no circuit: no current. (Its current used
-        // to stay at its last value, and a module handed back to a gun later looked moved under load;
-        // exploration seed 102058.)
-        for m in store.pointee.modules.indices where store.pointee.modules[m].gun < 0 { store.pointee.modules[m].current = .zero }
     }
 
     /// One gun's physics, on the gun's storage in place.
-    private static func advanceGun(_ gun: inout SimGun, _ g: Int, _ h: Double, _ modules: inout [SimModule],
+    private static func advanceGun(_ gun: inout SimGun, _ g: Int, _ h: Double, _ modules: UnsafeMutableBufferPointer<SimModule>,
                                    now: Instant, params: PlantParameters, gun gs: GunSpec, moduleSpecs: [ModuleSpec]) {
         gun.k1.advance(now: now); gun.k2.advance(now: now); gun.k3k4.advance(now: now)
         if gun.lockCommanded != gun.locked && now >= gun.lockChangeAt && !gun.lockJammed { gun.locked = gun.lockCommanded }
@@ -195,12 +221,13 @@ public final class Plant {
         var carClosed = false
         var ocv = Volts.zero
         var rInt = Ohms(0.05)
-        // The car is mutated in place through the optional (no copy out and back each cycle).
-        if gun.car != nil {
-            gun.car!.movePlug(now: now, locked: gun.locked)
-            carClosed = gun.car!.contactorsClosed && gun.car!.plug == .connected
-            ocv = gun.car!.ocv
-            rInt = gun.car!.profile.internalResistance
+        // The car is read and moved in place (`withCar`: reading `gun.car!.ocv` copied the whole car).
+        let locked = gun.locked
+        gun.withCar { car in
+            car.movePlug(now: now, locked: locked)
+            carClosed = car.contactorsClosed && car.plug == .connected
+            ocv = car.ocv
+            rInt = car.profile.internalResistance
         }
 
         var i = gun.current
@@ -221,9 +248,9 @@ public final class Plant {
             gun.chargerSide = v
             gun.vehicleSide = v
             // The battery takes the charge.
-            if gun.car != nil {
-                let ah = gun.car!.profile.capacity.value / gun.car!.profile.nominalVoltage.value
-                gun.car!.soc = min(100, gun.car!.soc + i.value * h / 3600 / ah * 100)
+            gun.withCar { car in
+                let ah = car.profile.capacity.value / car.profile.nominalVoltage.value
+                car.soc = min(100, car.soc + i.value * h / 3600 / ah * 100)
             }
         } else {
             i = i * max(0, 1 - h / params.moduleTimeConstant.seconds)
@@ -294,12 +321,16 @@ public final class Plant {
         }
         if !gun.groundTestCommand && gun.groundTest != .running { gun.groundTest = .idle }
 
-        // The car's BMS.
+        // The car's BMS (the charger's messages read in place: `gun.tx` and the car are disjoint parts).
         if gun.car != nil {
-            gun.car!.powered = gun.k3k4.closed && gun.car!.plug == .connected
-            let tx = gun.tx, terminal = gun.vehicleSide
-            gun.car!.bms(now: now, tx: tx, terminal: terminal, current: i, rx: &gun.rx)
-            if !gun.car!.powered { gun.rx = VehicleMessages() }
+            let k3k4 = gun.k3k4.closed, terminal = gun.vehicleSide
+            var powered = false
+            gun.withCarAndLink { car, tx, rx in
+                car.powered = k3k4 && car.plug == .connected
+                car.bms(now: now, tx: tx, terminal: terminal, current: i, rx: &rx)
+                powered = car.powered
+            }
+            if !powered { gun.rx = VehicleMessages() }
         }
     }
 
@@ -439,7 +470,7 @@ public final class SimModuleBus: PowerModuleBus {
     public init(_ plant: Plant) { self.plant = plant }
     public func sample(into ms: inout ModuleArray<ModuleInputs>, count: Int) {
         let guns = plant.guns
-        plant.withModules { modules in
+        plant.withModuleBuffer { modules in
             for m in 0..<count {
                 let p = modules[m]
                 if p.silent { continue }   // stale values, old timestamp
@@ -452,7 +483,7 @@ public final class SimModuleBus: PowerModuleBus {
         }
     }
     public func apply(_ ms: inout ModuleArray<ModuleOutputs>, count: Int) {
-        plant.withModules { modules in
+        plant.withModuleBuffer { modules in
             for m in 0..<count where !modules[m].silent {
                 modules[m].enabled = ms[m].enabled
                 modules[m].gun = ms[m].gun
