@@ -217,7 +217,8 @@ public enum BoardLoader {
         }
 
         let modbus = try modbusConfig(r, top, guns: guns.count, modules: modules.count, selfOff: timing.selfOff,
-                                      commTimeouts: [.module: timing.module, .meter: timing.meter, .imd: timing.imd])
+                                      commTimeouts: [.module: timing.module, .meter: timing.meter, .imd: timing.imd],
+                                      readingMaxAge: timing.readingAge)
         if kind != .sim && modbus.isEmpty {
             throw r.error(top, "modbus_device", "a \(kind.rawValue) board needs its Modbus devices ([[modbus_bus]], [[modbus_device]], [modbus_map.NAME])")
         }

@@ -214,7 +214,7 @@ public struct ModbusConfig: Sendable, Equatable {
 
 extension BoardLoader {
     static func modbusConfig(_ r: Reader, _ top: Section, guns: Int, modules: Int, selfOff: Duration,
-                             commTimeouts: [DeviceRole: Duration]) throws(BoardFileError) -> ModbusConfig {
+                             commTimeouts: [DeviceRole: Duration], readingMaxAge: Duration = .ms(100)) throws(BoardFileError) -> ModbusConfig {
         var config = ModbusConfig()
         if top.table["modbus_bus"] == nil && top.table["modbus_device"] == nil && top.table["modbus_map"] == nil { return config }
 
@@ -301,7 +301,8 @@ extension BoardLoader {
                 throw r.error(b, "transport", "'\(kind)' is not one of tcp, rtu")
             }
             let timeout = try r.duration(b, "response_timeout", default: .ms(100), range: .ms(5)...(.s(5)))
-            let poll = try r.duration(b, "poll_period", default: .ms(100), range: .ms(1)...(.s(10)))
+            // 50 ms when not given: a reading then counts as the current now under the default reading_max_age.
+            let poll = try r.duration(b, "poll_period", default: .ms(50), range: .ms(1)...(.s(10)))
             let faultAfter = b.table["fault_after"] == nil ? 3 : try r.integer(b, "fault_after", range: 1...100)
             let keepalive = try r.duration(b, "keepalive", default: .ms(200), range: .ms(10)...(.s(60)))
             // "Well inside" the modules' own timeout: four keep-alives before a module gives up.
@@ -346,6 +347,11 @@ extension BoardLoader {
             // A poll must come round well inside the core's communication timeout for the role.
             if let t = commTimeouts[role], config.buses[bus].pollPeriod * 2 > t {
                 throw r.error(d, "bus", "bus '\(busName)' polls every \(config.buses[bus].pollPeriod.seconds) s: too slow for the \(role.rawValue)'s communication timeout of \(t.seconds) s ([limits]); at most half of it")
+            }
+            // A meter's or module's reading must be able to count as the current now (standards.md
+            // "Fault reactions": a stop opens, and the current is judged against its command, only on one).
+            if role != .imd && config.buses[bus].pollPeriod * 2 > readingMaxAge {
+                throw r.error(d, "bus", "bus '\(busName)' polls every \(config.buses[bus].pollPeriod.seconds) s: too slow for [limits] reading_max_age of \(readingMaxAge.seconds) s (the \(role.rawValue)'s readings would never count as the current now); at most half of it")
             }
             config.devices.append(spec)
         }

@@ -10,8 +10,15 @@ public struct ModuleSlot: Sendable {
     public var assigned: Int8 = -1
     /// Commanded off, waiting for zero current before its relay may move.
     public var releasing = false
-    /// The last current this module was commanded (what a silent module keeps delivering).
+    /// What this module may be delivering were it to fall silent now, and what a silent one is taken to go
+    /// on delivering until its own switch-off time: its reading at its last answer or any command sent
+    /// since that answer (which may or may not have reached it), the largest. (Only the latest command,
+    /// as before, let a module released after it fell silent look idle while it still delivered its
+    /// last received setpoint: exploration seed 2198, its relay moved at 33.6 A.)
     public var lastCommand: Amps = .zero
+    /// The largest command sent since the module's last answer (`heardAt`, its inputs' `seenAt`).
+    public var commandSinceHeard: Amps = .zero
+    public var heardAt: Instant = .never
     /// When the module was last heard of, once it has gone silent.
     public var silentSince: Instant? = nil
     public init() {}
@@ -237,7 +244,18 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
             }
         }
         out.modules[m] = mo
-        if !isUncontrolled(slot, now, spec) { s.modules[m].lastCommand = mo.enabled ? mo.current : .zero }
+        if !isUncontrolled(slot, now, spec) {
+            let command = mo.enabled ? mo.current : .zero
+            if inp.modules[m].seenAt != slot.heardAt {
+                // A new answer: what it said it delivers, and what it is told from now on.
+                s.modules[m].heardAt = inp.modules[m].seenAt
+                s.modules[m].commandSinceHeard = command
+                s.modules[m].lastCommand = max(max(inp.modules[m].outputCurrent, .zero), command)
+            } else {
+                s.modules[m].commandSinceHeard = max(slot.commandSinceHeard, command)
+                s.modules[m].lastCommand = max(slot.lastCommand, command)
+            }
+        }
     }
 
     // A normal stop has its rows too (standards.md "Fault reactions"): current ≤ 5 A within 100 ms after the
@@ -387,11 +405,15 @@ func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec
         // A silent module stays on its gun (its relay must not open under load) until it has switched
         // itself off; a faulted one that still talks is released like any surplus module.
         if s.modules[m].assigned >= 0 && !healthy && !uncontrolled { s.modules[m].releasing = true }
-        let zeroCurrent = s.modules[m].silentSince != nil ? !uncontrolled : inp.modules[m].outputCurrent.magnitude < Amps(0.5)
+        // A module that talks is at zero on a current reading of zero with no command since it was read.
+        let zeroCurrent = s.modules[m].silentSince != nil ? !uncontrolled
+            : inp.modules[m].outputCurrent.magnitude < Amps(0.5) && now - inp.modules[m].seenAt <= spec.readingMaxAge
+              && s.modules[m].commandSinceHeard == .zero
         if s.modules[m].releasing && zeroCurrent {
             s.modules[m].assigned = -1
             s.modules[m].releasing = false
             s.modules[m].lastCommand = .zero
+            s.modules[m].commandSinceHeard = .zero
         }
     }
     var tick = now - s.lastAllocation >= spec.allocationPeriod

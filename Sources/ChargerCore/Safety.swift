@@ -41,19 +41,24 @@ public struct StationSafety: Sendable {
 extension StationState {
     /// Latches `code` on gun `g` (or the station for station-wide codes) and logs it on its rising edge.
     mutating func raise(_ code: FaultCode, gun g: Int, value: Double, now: Instant) {
+        if code.isStationWide { station.active.insert(code) } else { safety[g].active.insert(code) }
+        latch(code, gun: g, value: value, now: now)
+    }
+
+    /// Latches `code` on gun `g` (on the station, for a station-wide code) and logs it, once: true when it
+    /// was not latched before. The one latch-and-log rule of a raise and of a restore at start.
+    @discardableResult
+    mutating func latch(_ code: FaultCode, gun g: Int, value: Double, now: Instant) -> Bool {
         if code.isStationWide {
-            station.active.insert(code)
-            if !station.latched.contains(code) {
-                station.latched.insert(code)
-                log.append(code: code, gun: -1, module: -1, at: now, value: value)
-            }
+            guard !station.latched.contains(code) else { return false }
+            station.latched.insert(code)
+            log.append(code: code, gun: -1, module: -1, at: now, value: value)
         } else {
-            safety[g].active.insert(code)
-            if !safety[g].latched.contains(code) {
-                safety[g].latched.insert(code)
-                log.append(code: code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: value)
-            }
+            guard !safety[g].latched.contains(code) else { return false }
+            safety[g].latched.insert(code)
+            log.append(code: code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: value)
         }
+        return true
     }
 
     mutating func raiseModule(_ code: FaultCode, module m: Int, value: Double, now: Instant) {
@@ -69,14 +74,8 @@ extension StationState {
     /// new latch, marked `restored`; an explicit reset clears it once its cause is gone, as any latch.
     /// `gun` -1 (or any gun, for a station-wide code) latches it on the station. Call before the first cycle.
     public mutating func restoreLatched(_ code: FaultCode, gun g: Int, at now: Instant) {
-        let before = log.lastSequence
-        if code.isStationWide {
-            if !station.latched.contains(code) { station.latched.insert(code); log.append(code: code, gun: -1, module: -1, at: now, value: .nan) }
-        } else if g >= 0 && g < Capacity.guns && !safety[g].latched.contains(code) {
-            safety[g].latched.insert(code)
-            log.append(code: code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: .nan)
-        }
-        if log.lastSequence != before { log.markNewestRestored() }
+        guard code.isStationWide || (g >= 0 && g < Capacity.guns) else { return }
+        if latch(code, gun: g, value: .nan, now: now) { log.markNewestRestored() }
     }
 
     /// Faults in force on gun `g`: its own and the station's.

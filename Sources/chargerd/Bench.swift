@@ -61,6 +61,8 @@ struct BenchRun {
         spec.moduleCommTimeout = .seconds(board.spec.moduleCommTimeout.seconds * k)
         spec.meterCommTimeout = .seconds(board.spec.meterCommTimeout.seconds * k)
         spec.imdCommTimeout = .seconds(board.spec.imdCommTimeout.seconds * k)
+        // A reading's age counts the same way: the bus delivers readings in wall time.
+        spec.readingMaxAge = .seconds(board.spec.readingMaxAge.seconds * k)
         if k > 1 {
             print("chargerd: comm timeouts \(fmt(board.spec.moduleCommTimeout.seconds, 1)) / \(fmt(board.spec.meterCommTimeout.seconds, 1)) / \(fmt(board.spec.imdCommTimeout.seconds, 1)) s of bus silence (module / meter / IMD) = \(fmt(spec.moduleCommTimeout.seconds, 1)) / \(fmt(spec.meterCommTimeout.seconds, 1)) / \(fmt(spec.imdCommTimeout.seconds, 1)) s of plant time")
         }

@@ -100,6 +100,19 @@ func refusal(_ text: String) -> BoardFileError? {
         let bare = try #require(refusal(minimal + "\n[limits]\nreading_max_age = 40\n"))
         #expect(bare.key == "limits.reading_max_age")
     }
+
+    /// A meter or module bus polled too slowly for reading_max_age is refused: its readings would never
+    /// count as the current now (the stop and the uncommanded-current check would be blind).
+    @Test func busTooSlowForReadingMaxAge() throws {
+        let text = try String(contentsOfFile: "\(repoRoot)/Boards/bench-60kw-tcp.toml", encoding: .utf8)
+        #expect(try BoardLoader.parse(text, file: "bench.toml").spec.readingMaxAge == .ms(100))
+        let slow = text.replacingOccurrences(of: "poll_period = \"10 ms\"", with: "poll_period = \"80 ms\"")
+        #expect(slow != text)
+        let e = try #require(refusal(slow))
+        #expect(e.why.contains("reading_max_age"), "\(e)")
+        #expect(try BoardLoader.parse(slow.replacingOccurrences(of: "[limits]", with: "[limits]\nreading_max_age = \"200 ms\""),
+                                      file: "bench.toml").spec.readingMaxAge == .ms(200))
+    }
 }
 
 @Suite struct BadBoardFiles {
