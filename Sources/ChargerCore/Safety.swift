@@ -177,7 +177,11 @@ extension StationState {
             // Only on a reading of the current now (`readingMaxAge`): a silent meter's last value, taken
             // before a commanded drop, is no current beyond the command (E25 follows at the meter's timeout).
             let meterNow = now - gi.meterSeenAt <= spec.readingMaxAge
-            if energised && meterNow && gi.meterCurrent > commanded + Standard.inrushLimit {
+            // During the cable check the car's contactors are open and the output is held at 2 A: more than
+            // 5 A above that is a short or a runaway module, not an inrush (exploration seed 7481: 20 A
+            // through the cable check, then K1/K2 opened under it to go on to the precharge).
+            let margin = phase == .insulationCheck ? Standard.openCurrentLimit : Standard.inrushLimit
+            if energised && meterNow && gi.meterCurrent > commanded + margin {
                 if closing {
                     raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
                 } else {

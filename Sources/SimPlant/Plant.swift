@@ -276,10 +276,20 @@ public final class Plant {
         // Share the gun current among the modules that deliver it. A forced (runaway) current comes from
         // the gun's modules whatever they were told, and their own readings show it: current from nowhere
         // would leave a controller whose meter is silent blind to it (found by the fault campaign).
-        var delivering = 0
-        if gun.forcedCurrent != nil && kClosed { for m in modules.indices where modules[m].gun == Int8(g) && !modules[m].failed { delivering += 1 } }
+        // A module that switched itself off (or was switched off) carries none of it while another one runs
+        // (exploration seed 6969: a module off for 20 s still showed half a runaway current); with none
+        // running, the gun's modules carry it all.
+        var delivering = 0, running = 0
+        if gun.forcedCurrent != nil && kClosed {
+            for m in modules.indices where modules[m].gun == Int8(g) && !modules[m].failed {
+                delivering += 1
+                if modules[m].enabled { running += 1 }
+            }
+        }
         for m in modules.indices where modules[m].gun == Int8(g) {
-            if delivering > 0 {
+            if running > 0 {
+                modules[m].current = modules[m].failed || !modules[m].enabled ? .zero : i / Double(running)
+            } else if delivering > 0 {
                 modules[m].current = modules[m].failed ? .zero : i / Double(delivering)
             } else if modules[m].enabled && !modules[m].failed && iSet.value > 0 {
                 modules[m].current = i * (modules[m].currentSetpoint.value / iSet.value)
