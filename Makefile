@@ -54,6 +54,8 @@ test-swift:
 
 test-cli: build
 	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards
+	Tests/cli/dependent-package.sh .
+	python3 Tests/cli/module-graph.py .
 
 # Over the wire: chargerd against the plant emulator through libmodbus (TCP and RTU on socat ptys),
 # every communication fault, pymodbus against the emulator. About 3 minutes (two 434 s sessions at 10x).

@@ -1,10 +1,11 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
+// 6.2: SwiftPM accepts the core's whole-module flag (below) in a package that depends on ChargerCore at a
+// version (Tests/cli/dependent-package.sh builds one); 6.1 refused it.
 // DC charger controller: pure control core, hardware abstraction, simulated board, runtime, chargerd.
 import PackageDescription
 
 let package = Package(
     name: "dc-charger",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "chargerd", targets: ["chargerd"]),
         .executable(name: "charger-plant", targets: ["charger-plant"]),
@@ -17,15 +18,16 @@ let package = Package(
     ],
     targets: [
         // Pure control core: units, session, safety supervisor, limits, module pool, fault log.
-        // No I/O, no Foundation, no allocation in the cycle (compiler-checked).
+        // No I/O, no Foundation, no allocation in the cycle (compiler-checked). Whole-module: without it a debug
+        // build cannot check @_noAllocation code that calls into another file (release builds are WMO anyway).
         .target(name: "ChargerCore", swiftSettings: [.unsafeFlags(["-wmo", "-num-threads", "4"])]),
         // The C library calls of the real-time runtime (clock_nanosleep, mlockall, SCHED_FIFO, affinity).
         .target(name: "CRealTime"),
         // Replaces malloc to count allocations per thread: linked by the tests and the benchmark only.
         .target(name: "CAllocationCounter"),
-        // Cyclic executive, lock-free SPSC queues, latency histograms. Whole-module so the
-        // compiler-checked cycle code sees (and inlines) the queue and histogram bodies in debug too.
-        .target(name: "RealTime", dependencies: ["CRealTime"], swiftSettings: [.unsafeFlags(["-wmo", "-num-threads", "4"])]),
+        // Cyclic executive, lock-free SPSC queues, latency histograms (their cycle-side bodies are @inlinable,
+        // so the compiler-checked code of other modules sees them in debug builds too).
+        .target(name: "RealTime", dependencies: ["CRealTime"]),
         // libgpiod v1 (Debian's libgpiod-dev) and its Swift wrapper + the GPIO backend of real boards.
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile"]),
@@ -42,10 +44,13 @@ let package = Package(
         .systemLibrary(name: "CConsole"),
         // The technician's serial console (line editor, termios/pty port, login, commands) and the
         // recorder of loop events into the journal.
-        .target(name: "Console", dependencies: ["ChargerCore", "ChargerRuntime", "Journal", "CConsole", "RealTime"]),
+        .target(name: "Console", dependencies: ["ChargerCore", "LoopContract", "Journal", "CConsole", "RealTime"]),
         // The local channel of a bench board with the plant emulator (shared memory, seqlocks, lockstep clock).
         .target(name: "CBenchChannel"),
         .target(name: "BenchChannel", dependencies: ["CBenchChannel", "ChargerCore", "ChargerHAL"]),
+        // The loop's contract with the rest of the process: events, operator commands, the station's view,
+        // the requests held between cycles and the one rule that merges them into a cycle's inputs.
+        .target(name: "LoopContract", dependencies: ["ChargerCore"]),
         // One protocol per device class; no implementation.
         .target(name: "ChargerHAL", dependencies: ["ChargerCore"]),
         // Orderly charging, pure: station clock, time of use, the EMS register map and its fail-safe,
@@ -54,29 +59,36 @@ let package = Package(
         // The grid interfaces of chargerd: the EMS's Modbus TCP server (libmodbus) and the OCPP 1.6J charge
         // point (WebSocket over TCP or TLS with OpenSSL). Threads of their own, never the loop's.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .target(name: "GridInterfaces", dependencies: ["Grid", "BoardFile", "ChargerCore", "ChargerRuntime", "CModbus", "COpenSSL"]),
-        // Board files (TOML) -> validated StationSpec + plant parameters; site files (EMS, OCPP, time of use).
+        .target(name: "GridInterfaces", dependencies: ["Grid", "SiteFile", "ChargerCore", "LoopContract", "CModbus", "COpenSSL"]),
+        // Board files (TOML) -> validated plain data: the StationSpec, the plant model, the loop's scheduling,
+        // GPIO lines, Modbus register maps, analog inputs, watchdog, console, storage. Depends on the core only;
+        // the plant, the runtime and the backends build their own types from it.
         .target(name: "BoardFile", dependencies: [
-            "ChargerCore", "SimPlant", "RealTime", "Grid",
+            "ChargerCore",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        // Site files (TOML): what an installation adds to a board (clock offset, EMS server, time of use, OCPP).
+        .target(name: "SiteFile", dependencies: [
+            "BoardFile", "Grid", "ChargerCore",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The mocked board: a physical plant + simulated car behind the HAL protocols.
-        .target(name: "SimPlant", dependencies: ["ChargerCore", "ChargerHAL"]),
+        .target(name: "SimPlant", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile"]),
         // Cycle driver, virtual clock, invariants, reporting.
-        .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
+        .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
-            "ChargerRuntime", "GPIOD", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
+            "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
         // board's register maps, the bench channel in lockstep with chargerd.
         .executableTarget(name: "charger-plant", dependencies: [
-            "ChargerRuntime", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL",
+            "ChargerRuntime", "LoopContract", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "HIL/emulator"),
         // HIL scenarios (files under HIL/scenarios), their traces, JUnit and plots; seeded fault campaigns.
         .target(name: "HILRunner", dependencies: [
-            "ChargerRuntime", "BoardFile", "SimPlant", "ChargerCore", "Grid",
+            "ChargerRuntime", "LoopContract", "BoardFile", "SiteFile", "SimPlant", "ChargerCore", "Grid",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "charger-hil", dependencies: [
@@ -85,18 +97,18 @@ let package = Package(
         ]),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
         .executableTarget(name: "charger-bench", dependencies: [
-            "ChargerRuntime", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant",
+            "ChargerRuntime", "LoopContract", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
-        .testTarget(name: "GridTests", dependencies: ["Grid", "BoardFile", "ChargerCore", "ChargerRuntime", "SimPlant"]),
+        .testTarget(name: "GridTests", dependencies: ["Grid", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
-        .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime"]),
-        .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "ChargerCore"]),
-        .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "ChargerCore"]),
+        .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "LoopContract", "ChargerCore"]),
+        .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "SiteFile", "Grid", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "BoardFile"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
-        .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "SimPlant", "BoardFile", "ChargerCore"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
+        .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "LoopContract", "SimPlant", "BoardFile", "ChargerCore"]),
     ]
 )

@@ -9,6 +9,7 @@ import BoardFile
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
+import LoopContract
 import SimPlant
 import Synchronization
 #if canImport(Glibc)
@@ -95,7 +96,7 @@ struct ChargerPlant: ParsableCommand {
             guard let f = Double(speed), f > 0, f <= 1000 else { fail("--speed '\(speed)': expected a factor 0 < K ≤ 1000, or 'max'") }
             factor = f
         }
-        let plant = Plant(spec: spec, params: params)
+        let plant = Plant(spec: spec, params: PlantParameters(params))
         do {
             plant.attach(car: try car.map { try CarProfile.parse($0) } ?? CarProfile(), gun: 0)
             for c in carOn {

@@ -2,9 +2,7 @@
 // wrong types, wrong units and impossible values are refused with the file, the key and why.
 // Quantities are strings with their unit ("750 V", "60 kW", "200 A", "70 °C", "200 ms").
 import ChargerCore
-import SimPlant
 import TOMLKit
-import RealTime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,6 +26,37 @@ public struct StorageSpec: Sendable, Equatable {
     public var journalFiles = 8
 }
 
+/// `[plant]`: the physical model a sim board's simulator and a bench board's emulator run. Plain values;
+/// the plant builds its own parameters from them. The defaults are the board file's.
+public struct PlantSpec: Sendable, Equatable {
+    public var contactorCloseDelay: Duration = .ms(30)
+    public var contactorOpenDelay: Duration = .ms(20)
+    public var lockTime: Duration = .ms(400)
+    public var moduleTimeConstant: Duration = .ms(10)
+    public var busTimeConstant: Duration = .ms(60)
+    public var dischargeTimeConstant: Duration = .ms(120)
+    public var ambient = Celsius(25)
+    public var thermalRiseAtRated = Celsius(35)
+    public var thermalTimeConstant: Duration = .s(600)
+    public var insulation = Ohms(20_000_000)
+    public var imdPeriod: Duration = .ms(500)
+    public var imdSelfTestTime: Duration = .s(2)
+    public init() {}
+}
+
+/// `[runtime]`: how the real-time loop is scheduled (the runtime builds its loop settings from it).
+public struct RuntimeSpec: Sendable, Equatable {
+    /// SCHED_FIFO priority 1–99; 0 runs under the normal scheduler on purpose.
+    public var priority: Int32 = 80
+    /// CPU to pin the loop to, or nil.
+    public var cpu: Int? = nil
+    /// mlockall before starting.
+    public var lockMemory = true
+    /// More missed deadlines in a row than this is a fault (E29).
+    public var missLimit = 3
+    public init() {}
+}
+
 public struct Board: Sendable {
     public var name: String
     public var description: String
@@ -37,9 +66,9 @@ public struct Board: Sendable {
     public var checksum: String
     public var spec: StationSpec
     /// Plant model of a simulated board (absent on real boards).
-    public var plant: PlantParameters?
-    /// The real-time loop: period (from [board] period), priority, CPU, memory locking, miss limit.
-    public var runtime: LoopSettings
+    public var plant: PlantSpec?
+    /// The real-time loop: priority, CPU, memory locking, miss limit (its period is `spec.period`).
+    public var runtime: RuntimeSpec
     /// The GPIO map (real and bench boards; empty on sim boards, whose signals are the plant's).
     public var gpio: [GPIOLineSpec] = []
     /// Modbus buses, devices and register maps (real and bench boards).
@@ -61,11 +90,20 @@ public struct BoardFileError: Error, CustomStringConvertible, Equatable {
     public var key: String
     public var why: String
     public var description: String { key.isEmpty ? "\(file): \(why)" : "\(file): \(key): \(why)" }
+    public init(file: String, key: String, why: String) { self.file = file; self.key = key; self.why = why }
 }
 
 public enum BoardLoader {
     /// Reads and validates the board file at `path`.
     public static func load(path: String) throws(BoardFileError) -> Board {
+        let (text, bytes) = try readText(path)
+        var board = try parse(text, file: path)
+        board.checksum = fnv1a(bytes)
+        return board
+    }
+
+    /// A configuration file's text and bytes: a regular file, readable, UTF-8 (board and site files).
+    package static func readText(_ path: String) throws(BoardFileError) -> (String, [UInt8]) {
         var st = stat()
         if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
             throw BoardFileError(file: path, key: "", why: "not a regular file")
@@ -76,22 +114,23 @@ public enum BoardLoader {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw BoardFileError(file: path, key: "", why: "not UTF-8 text")
         }
-        var board = try parse(text, file: path)
-        board.checksum = fnv1a(bytes)
-        return board
+        return (text, bytes)
     }
 
-    /// Parses and validates board-file text; `file` names it in errors.
-    public static func parse(_ text: String, file: String) throws(BoardFileError) -> Board {
-        let root: TOMLTable
-        do { root = try TOMLTable(string: text) }
+    /// The TOML document's top table, a syntax error named with its line and column.
+    package static func topSection(_ text: String, file: String) throws(BoardFileError) -> Section {
+        do { return Section(table: try TOMLTable(string: text), path: "") }
         catch let e as TOMLParseError {
             throw BoardFileError(file: file, key: "", why: "TOML syntax error at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
         } catch {
             throw BoardFileError(file: file, key: "", why: "TOML syntax error: \(error)")
         }
+    }
+
+    /// Parses and validates board-file text; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws(BoardFileError) -> Board {
         let r = Reader(file: file)
-        let top = Section(table: root, path: "")
+        let top = try topSection(text, file: file)
         try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant", "modbus_bus", "modbus_device",
                              "modbus_map", "analog", "watchdog", "bench", "console", "storage"])
 
@@ -122,7 +161,7 @@ public enum BoardLoader {
             timing.readingAge = try r.duration(l, "reading_max_age", default: timing.readingAge, range: .ms(1)...(.s(1)))
         }
 
-        var runtime = LoopSettings(periodNanos: period.micros * 1000)
+        var runtime = RuntimeSpec()
         if let rt = try r.optionalTable(top, "runtime") {
             try r.onlyKeys(rt, ["priority", "cpu", "lock_memory", "miss_limit"])
             if rt.table["priority"] != nil { runtime.priority = Int32(try r.integer(rt, "priority", range: 0...99)) }
@@ -230,13 +269,13 @@ public enum BoardLoader {
         let watchdog = try watchdog(r, top, period: period)
         let bench = try bench(r, top, kind: kind)
 
-        var plant: PlantParameters? = nil
+        var plant: PlantSpec? = nil
         if let p = try r.optionalTable(top, "plant") {
             guard kind == .sim || kind == .bench else { throw r.error(p, "", "a [plant] model belongs to sim or bench boards only") }
             try r.onlyKeys(p, ["contactor_close_delay", "contactor_open_delay", "lock_time", "module_time_constant",
                                "bus_time_constant", "discharge_time_constant", "ambient", "thermal_rise_at_rated",
                                "thermal_time_constant", "insulation", "imd_period", "imd_selftest_time"])
-            var pp = PlantParameters()
+            var pp = PlantSpec()
             pp.contactorCloseDelay = try r.duration(p, "contactor_close_delay", default: pp.contactorCloseDelay, range: .ms(1)...(.ms(500)))
             pp.contactorOpenDelay = try r.duration(p, "contactor_open_delay", default: pp.contactorOpenDelay, range: .ms(1)...(.ms(500)))
             pp.lockTime = try r.duration(p, "lock_time", default: pp.lockTime, range: .ms(10)...(.s(5)))
@@ -303,7 +342,7 @@ public enum BoardLoader {
         return out
     }
 
-    static func fnv1a(_ bytes: [UInt8]) -> String {
+    package static func fnv1a(_ bytes: [UInt8]) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         let hex = String(h, radix: 16)
@@ -312,38 +351,40 @@ public enum BoardLoader {
 }
 
 /// A table and its dotted path in the file (for error messages).
-struct Section {
-    var table: TOMLTable
-    var path: String
-    func key(_ k: String) -> String { path.isEmpty ? k : (k.isEmpty ? path : "\(path).\(k)") }
+package struct Section {
+    package var table: TOMLTable
+    package var path: String
+    package init(table: TOMLTable, path: String) { self.table = table; self.path = path }
+    package func key(_ k: String) -> String { path.isEmpty ? k : (k.isEmpty ? path : "\(path).\(k)") }
 }
 
 /// Typed, unit-checked reads with errors naming file, key and why.
-struct Reader {
-    let file: String
+package struct Reader {
+    package let file: String
+    package init(file: String) { self.file = file }
 
-    func error(_ s: Section, _ key: String, _ why: String) -> BoardFileError {
+    package func error(_ s: Section, _ key: String, _ why: String) -> BoardFileError {
         BoardFileError(file: file, key: s.key(key), why: why)
     }
 
-    func onlyKeys(_ s: Section, _ allowed: [String]) throws(BoardFileError) {
+    package func onlyKeys(_ s: Section, _ allowed: [String]) throws(BoardFileError) {
         for k in s.table.keys.sorted() where !allowed.contains(k) {
             throw error(s, k, "unknown key (allowed here: \(allowed.joined(separator: ", ")))")
         }
     }
 
-    func table(_ s: Section, _ k: String) throws(BoardFileError) -> Section {
+    package func table(_ s: Section, _ k: String) throws(BoardFileError) -> Section {
         guard let t = try optionalTable(s, k) else { throw error(s, k, "missing table [\(s.key(k))]") }
         return t
     }
 
-    func optionalTable(_ s: Section, _ k: String) throws(BoardFileError) -> Section? {
+    package func optionalTable(_ s: Section, _ k: String) throws(BoardFileError) -> Section? {
         guard let v = s.table[k] else { return nil }
         guard let t = v.table else { throw error(s, k, "must be a table, found \(v.type)") }
         return Section(table: t, path: s.key(k))
     }
 
-    func arrayOfTables(_ s: Section, _ k: String) throws(BoardFileError) -> [Section] {
+    package func arrayOfTables(_ s: Section, _ k: String) throws(BoardFileError) -> [Section] {
         guard let v = s.table[k] else { throw error(s, k, "missing [[\(k)]] entries") }
         guard let a = v.array else { throw error(s, k, "must be an array of tables ([[\(k)]]), found \(v.type)") }
         var out: [Section] = []
@@ -354,38 +395,38 @@ struct Reader {
         return out
     }
 
-    func string(_ s: Section, _ k: String) throws(BoardFileError) -> String {
+    package func string(_ s: Section, _ k: String) throws(BoardFileError) -> String {
         guard let v = try optionalString(s, k) else { throw error(s, k, "missing (a string is required)") }
         return v
     }
 
-    func optionalString(_ s: Section, _ k: String) throws(BoardFileError) -> String? {
+    package func optionalString(_ s: Section, _ k: String) throws(BoardFileError) -> String? {
         guard let v = s.table[k] else { return nil }
         guard let str = v.string else { throw error(s, k, "must be a string, found \(v.type)") }
         return str
     }
 
-    func optionalBool(_ s: Section, _ k: String) throws(BoardFileError) -> Bool? {
+    package func optionalBool(_ s: Section, _ k: String) throws(BoardFileError) -> Bool? {
         guard let v = s.table[k] else { return nil }
         guard let b = v.bool else { throw error(s, k, "must be true or false, found \(v.type)") }
         return b
     }
 
-    func optionalNumber(_ s: Section, _ k: String) throws(BoardFileError) -> Double? {
+    package func optionalNumber(_ s: Section, _ k: String) throws(BoardFileError) -> Double? {
         guard let v = s.table[k] else { return nil }
         if let i = v.int { return Double(i) }
         if let d = v.double, d.isFinite { return d }
         throw error(s, k, "must be a number, found \(v.type)")
     }
 
-    func integer(_ s: Section, _ k: String, range: ClosedRange<Int>) throws(BoardFileError) -> Int {
+    package func integer(_ s: Section, _ k: String, range: ClosedRange<Int>) throws(BoardFileError) -> Int {
         guard let v = s.table[k] else { throw error(s, k, "missing (an integer is required)") }
         guard let i = v.int else { throw error(s, k, "must be an integer, found \(v.type)") }
         guard range.contains(i) else { throw error(s, k, "\(i) is outside \(range.lowerBound)...\(range.upperBound)") }
         return i
     }
 
-    func integerArray(_ s: Section, _ k: String) throws(BoardFileError) -> [Int] {
+    package func integerArray(_ s: Section, _ k: String) throws(BoardFileError) -> [Int] {
         guard let v = s.table[k] else { throw error(s, k, "missing (a list of gun indices is required)") }
         guard let a = v.array else { throw error(s, k, "must be a list of gun indices, found \(v.type)") }
         var out: [Int] = []
@@ -397,7 +438,7 @@ struct Reader {
     }
 
     /// Reads "<number> <unit>" and converts with the unit's factor; a bare number is refused.
-    func quantity(_ s: Section, _ k: String, units: [String: Double], what: String) throws(BoardFileError) -> Double? {
+    package func quantity(_ s: Section, _ k: String, units: [String: Double], what: String) throws(BoardFileError) -> Double? {
         guard let v = s.table[k] else { return nil }
         guard let text = v.string else {
             throw error(s, k, "must be a string with a unit, e.g. \"\(example(units))\" (found \(v.type))")
@@ -421,50 +462,50 @@ struct Reader {
 
     private func example(_ units: [String: Double]) -> String { "1 \(units.keys.sorted().first ?? "")" }
 
-    static let voltUnits = ["V": 1.0, "kV": 1000]
-    static let ampUnits = ["A": 1.0, "kA": 1000]
-    static let wattUnits = ["W": 1.0, "kW": 1000, "MW": 1_000_000]
-    static let celsiusUnits = ["°C": 1.0, "C": 1.0, "degC": 1.0]
-    static let timeUnits = ["us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60]
-    static let ohmUnits = ["Ω": 1.0, "Ohm": 1.0, "kΩ": 1e3, "kOhm": 1e3, "MΩ": 1e6, "MOhm": 1e6]
-    static let rampUnits = ["A/s": 1.0]
+    package static let voltUnits = ["V": 1.0, "kV": 1000]
+    package static let ampUnits = ["A": 1.0, "kA": 1000]
+    package static let wattUnits = ["W": 1.0, "kW": 1000, "MW": 1_000_000]
+    package static let celsiusUnits = ["°C": 1.0, "C": 1.0, "degC": 1.0]
+    package static let timeUnits = ["us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60]
+    package static let ohmUnits = ["Ω": 1.0, "Ohm": 1.0, "kΩ": 1e3, "kOhm": 1e3, "MΩ": 1e6, "MOhm": 1e6]
+    package static let rampUnits = ["A/s": 1.0]
 
-    func checked<Q: Quantity>(_ s: Section, _ k: String, _ q: Q, _ range: ClosedRange<Q>) throws(BoardFileError) -> Q {
+    package func checked<Q: Quantity>(_ s: Section, _ k: String, _ q: Q, _ range: ClosedRange<Q>) throws(BoardFileError) -> Q {
         guard range.contains(q) else {
             throw error(s, k, "\(q.value) \(Q.symbol) is outside \(range.lowerBound.value)...\(range.upperBound.value) \(Q.symbol)")
         }
         return q
     }
 
-    func voltage(_ s: Section, _ k: String, range: ClosedRange<Volts>) throws(BoardFileError) -> Volts {
+    package func voltage(_ s: Section, _ k: String, range: ClosedRange<Volts>) throws(BoardFileError) -> Volts {
         guard let v = try quantity(s, k, units: Self.voltUnits, what: "voltage") else { throw error(s, k, "missing (e.g. \"750 V\")") }
         return try checked(s, k, Volts(v), range)
     }
-    func current(_ s: Section, _ k: String, range: ClosedRange<Amps>) throws(BoardFileError) -> Amps {
+    package func current(_ s: Section, _ k: String, range: ClosedRange<Amps>) throws(BoardFileError) -> Amps {
         guard let v = try quantity(s, k, units: Self.ampUnits, what: "current") else { throw error(s, k, "missing (e.g. \"200 A\")") }
         return try checked(s, k, Amps(v), range)
     }
-    func power(_ s: Section, _ k: String, range: ClosedRange<Watts>) throws(BoardFileError) -> Watts {
+    package func power(_ s: Section, _ k: String, range: ClosedRange<Watts>) throws(BoardFileError) -> Watts {
         guard let v = try quantity(s, k, units: Self.wattUnits, what: "power") else { throw error(s, k, "missing (e.g. \"60 kW\")") }
         return try checked(s, k, Watts(v), range)
     }
-    func temperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius {
+    package func temperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius {
         guard let v = try optionalTemperature(s, k, range: range) else { throw error(s, k, "missing (e.g. \"70 °C\")") }
         return v
     }
-    func optionalTemperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius? {
+    package func optionalTemperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius? {
         guard let v = try quantity(s, k, units: Self.celsiusUnits, what: "temperature") else { return nil }
         return try checked(s, k, Celsius(v), range)
     }
-    func optionalResistance(_ s: Section, _ k: String, range: ClosedRange<Ohms>) throws(BoardFileError) -> Ohms? {
+    package func optionalResistance(_ s: Section, _ k: String, range: ClosedRange<Ohms>) throws(BoardFileError) -> Ohms? {
         guard let v = try quantity(s, k, units: Self.ohmUnits, what: "resistance") else { return nil }
         return try checked(s, k, Ohms(v), range)
     }
-    func ramp(_ s: Section, _ k: String, range: ClosedRange<AmpsPerSecond>) throws(BoardFileError) -> AmpsPerSecond {
+    package func ramp(_ s: Section, _ k: String, range: ClosedRange<AmpsPerSecond>) throws(BoardFileError) -> AmpsPerSecond {
         guard let v = try quantity(s, k, units: Self.rampUnits, what: "current ramp") else { throw error(s, k, "missing (e.g. \"100 A/s\")") }
         return try checked(s, k, AmpsPerSecond(v), range)
     }
-    func duration(_ s: Section, _ k: String, default d: Duration, range: ClosedRange<Duration>) throws(BoardFileError) -> Duration {
+    package func duration(_ s: Section, _ k: String, default d: Duration, range: ClosedRange<Duration>) throws(BoardFileError) -> Duration {
         guard let v = try quantity(s, k, units: Self.timeUnits, what: "time") else { return d }
         let dur = Duration.seconds(v)
         guard range.contains(dur) else {

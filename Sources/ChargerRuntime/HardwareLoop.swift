@@ -3,6 +3,7 @@
 // Nothing is simulated here. The cycle is driven either by the cyclic executive (a real board: the
 // monotonic clock) or by the bench channel's ticks (a bench board: the plant's clock, in lockstep).
 import ChargerCore
+import LoopContract
 import ChargerHAL
 import RealTime
 import Synchronization

@@ -2,6 +2,7 @@
 // scheduled in virtual time. TIME is a time (`90s`, `5min`, `1500ms`, `300`) or `stop` (the moment the
 // gun enters the stopping phase).
 import ChargerCore
+import LoopContract
 import SimPlant
 
 public enum InjectionTime: Sendable, Equatable {

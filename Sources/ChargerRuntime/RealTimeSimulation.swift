@@ -2,36 +2,9 @@
 // simulation's control half (sample → step → apply) then its plant half. Nothing leaves the loop but
 // fixed-size events through a lock-free queue; nothing enters but operator commands through another.
 import ChargerCore
+import LoopContract
 import RealTime
 import Synchronization
-
-/// What the loop tells the rest of the process, by value, through an SPSC queue.
-public enum LoopEvent: Sendable, BitwiseCopyable {
-    /// A fault latched (or an existing record cleared), as logged by the core.
-    case fault(FaultRecord)
-    /// A gun's session changed phase.
-    case phase(gun: Int8, SessionPhase, at: Instant)
-    /// The loop missed `misses` deadlines in a row (beyond the board's limit): outputs forced safe.
-    case overrun(misses: Int32, at: Instant)
-    /// A gun's figures, once per status interval.
-    case status(GunStatus)
-    /// A session began or ended (for the journal).
-    case session(SessionEdge)
-}
-
-/// Operator requests into the loop (console, grid interface, signal handler).
-public enum OperatorCommand: Sendable, BitwiseCopyable {
-    case reset(gun: Int8)
-    case stop(gun: Int8)
-    case stationSetpoint(Watts?)
-    case gunSetpoint(gun: Int8, Watts?)
-    /// A technician's temporary power cap on a gun (nil lifts it).
-    case operatorCap(gun: Int8, Watts?)
-    /// Take a gun out of service (true) or back (false).
-    case outOfService(gun: Int8, Bool)
-    /// Hold an actuator test on an idle gun (`.none` ends it).
-    case actuatorTest(gun: Int8, ActuatorTest)
-}
 
 /// Timing of the first ground-fault edge seen by the loop (benchmark and tests).
 public struct ReactionProbe: Sendable, BitwiseCopyable {

@@ -1,6 +1,7 @@
 // What a person or a script sees: one status line per interval, a summary, and the JSON contract
 // (`--json`: one object on the last line of standard output).
 import ChargerCore
+import LoopContract
 import Foundation
 
 public enum EndState: String, Sendable {
@@ -98,33 +99,6 @@ extension Simulation {
     }
 }
 
-/// One gun's figures at one instant (the status line's data).
-public struct GunStatus: Sendable, BitwiseCopyable {
-    public var gun: Int8
-    public var at: Instant
-    public var phase: SessionPhase
-    public var voltage: Volts
-    public var current: Amps
-    public var powerLimit: Watts
-    public var binding: LimitSource
-    /// NaN when no car.
-    public var soc: Double
-    public var gunTemperature: Celsius
-    public var faults: FaultSet
-}
-
-extension GunStatus {
-    /// "[  60.0 s] gun0 charging  406.8 V  147.5 A   60.0 kW  limit 60.0 kW (gun-rating)  SOC 21.4%  gun 25.3 °C"
-    public var line: String {
-        let p = voltage * current
-        let socText = soc.isNaN ? "-" : fmt(soc, 1) + "%"
-        var s = "[\(fmt(at.seconds, 1).leftPad(8)) s] gun\(gun) \(phase.name.rightPad(18)) \(fmt(voltage.value, 1).leftPad(6)) V \(fmt(current.value, 1).leftPad(6)) A \(fmt(p.kilowatts, 1).leftPad(6)) kW"
-        s += "  limit \(fmt(powerLimit.kilowatts, 1).leftPad(6)) kW (\(binding.name))  SOC \(socText)  gun \(fmt(gunTemperature.value, 1)) °C"
-        if !faults.isEmpty { s += "  FAULT " + faults.codes.map(\.name).joined(separator: ",") }
-        return s
-    }
-}
-
 extension SessionSummary {
     public var text: String {
         var s = "== session summary (\(board)) ==\n"
@@ -181,9 +155,4 @@ extension SessionSummary {
         o += "\"faults\":[\(fs.joined(separator: ","))],\"invariant_violations\":[\(vs.joined(separator: ","))]}"
         return o
     }
-}
-
-extension String {
-    public func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
-    public func rightPad(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
 }

@@ -2,6 +2,7 @@
 // invariants, cycle by cycle in virtual time. Deterministic: same board, cars and injections →
 // the same trace, bit for bit.
 import ChargerCore
+import LoopContract
 import Foundation
 import ChargerHAL
 import BoardFile
@@ -82,7 +83,7 @@ public final class Simulation {
         moduleCount = board.spec.moduleCount
         period = board.spec.period
         periodSeconds = board.spec.period.seconds
-        plant = Plant(spec: board.spec, params: board.plant!)
+        plant = Plant(spec: board.spec, params: PlantParameters(board.plant!))
         var devices = plant.devices()
         if let modules { devices.modules = modules(plant) }
         self.devices = devices
@@ -413,12 +414,6 @@ public final class Simulation {
         }
         return true
     }
-}
-
-/// Fixed-point formatting for reports ("%.*f").
-public func fmt(_ v: Double, _ places: Int) -> String {
-    guard v.isFinite else { return v > 0 ? "inf" : (v < 0 ? "-inf" : "nan") }
-    return String(format: "%.\(places)f", v)
 }
 
 /// The data of one control cycle: the core's state, the input snapshot, the outputs, and what the

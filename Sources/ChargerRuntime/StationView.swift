@@ -1,77 +1,7 @@
-// What the console (and anything else off the loop) sees of the station: one fixed-size value the loop
-// writes into a triple buffer every `viewEvery` cycles, read whole and never torn on the other side.
+// Fills the station's view (LoopContract) from one cycle's frame: the loop's side of the triple buffer the
+// console and the grid interfaces read.
 import ChargerCore
-import RealTime
-
-/// One gun as the loop last saw it.
-public struct GunSnapshot: Sendable, BitwiseCopyable {
-    public var status: GunStatus
-    public var k1Closed = false, k2Closed = false, k3k4Closed = false, lockConfirmed = false
-    public var cc1: Volts = .zero
-    public var chargerSideVoltage: Volts = .zero, vehicleSideVoltage: Volts = .zero
-    public var meterEnergy: WattHours = .zero
-    public var meterSeenAt: Instant = .never
-    public var insulation = Ohms(.infinity)
-    public var imdAlarm = false
-    public var imdSelfTest: SelfTestState = .idle
-    public var imdSeenAt: Instant = .never
-    public var groundFaultTrip = false
-    public var peContinuity = true
-    public var lamp: Lamp = .off
-    public var stopReason: StopReason = .none
-    /// The limit sources (each as the step computed it this cycle, nil where it does not apply).
-    public var ratedPower: Watts = .zero
-    public var maxCurrent: Amps = .zero
-    public var connectorCurrent: Amps = .zero
-    public var thermalCurrent: Amps = .zero
-    public var gridSetpoint: Watts? = nil
-    public var gridCurrentLimit: Amps? = nil
-    public var gridSource: GridSource = .none
-    public var authorized = true
-    public var operatorCap: Watts? = nil
-    public var carCurrentDemand: Amps? = nil
-    public var carVoltageDemand: Volts? = nil
-    public var currentLimit: Amps = .zero
-    public var currentSetpoint: Amps = .zero
-    /// The car, from the handshake (nil before it said).
-    public var carMaxVoltage: Volts? = nil
-    public var carMaxChargeVoltage: Volts? = nil
-    public var carMaxChargeCurrent: Amps? = nil
-    public var carBatteryVoltage: Volts? = nil
-    public var carMaxCellTemperature: Celsius? = nil
-    public var outOfService = false
-    public var actuatorTest: ActuatorTest = .none
-    /// Why an actuator test would be refused now, nil when it would run (the step decides again when it runs).
-    public var testRefusal: ActuatorTestRefusal? = nil
-    public init(status: GunStatus) { self.status = status }
-}
-
-/// One rectifier module.
-public struct ModuleSnapshot: Sendable, BitwiseCopyable {
-    public var gun: Int8 = -1
-    public var enabled = false
-    public var voltageSetpoint: Volts = .zero, currentSetpoint: Amps = .zero
-    public var voltage: Volts = .zero, current: Amps = .zero
-    public var temperature = Celsius(25)
-    public var faulted = false
-    public var seenAt: Instant = .never
-    public init() {}
-}
-
-public struct StationView: Sendable, BitwiseCopyable {
-    public var at: Instant = .zero
-    /// Cycles the loop has run (0: no view yet).
-    public var cycles: UInt64 = 0
-    public var gunCount = 0
-    public var moduleCount = 0
-    public var guns = GunArray<GunSnapshot>(repeating: GunSnapshot(status: GunStatus(gun: 0, at: .zero, phase: .unplugged, voltage: .zero, current: .zero, powerLimit: .zero, binding: .none, soc: .nan, gunTemperature: Celsius(25), faults: FaultSet())))
-    public var modules = ModuleArray<ModuleSnapshot>(repeating: ModuleSnapshot())
-    public var gridLimit: Watts = .zero
-    public var stationSetpoint: Watts? = nil
-    public var emergencyStop = false, doorOpen = false, mainsPresent = true
-    public var stationFaults = FaultSet()
-    public init() {}
-}
+import LoopContract
 
 extension StationView {
     /// Fills the view from one cycle's frame (the loop's thread; no allocation).
@@ -127,16 +57,4 @@ extension StationView {
             modules[m] = v
         }
     }
-}
-
-/// A session's edges for the journal: begins when the plug is confirmed and the lock commanded, ends
-/// at `finished`, `faulted`, or when the car is gone before either.
-public struct SessionEdge: Sendable, BitwiseCopyable {
-    public var gun: Int8
-    public var started: Bool
-    public var at: Instant
-    public var meterEnergy: WattHours
-    /// The car's SOC (BCS), NaN when unknown.
-    public var soc: Double
-    public var stopReason: StopReason
 }

@@ -3,7 +3,7 @@
 // with the user. It meets the control loop only through the station's view (a triple buffer, read) and
 // the operator-command queue (pushed); it never waits on the loop.
 import ChargerCore
-import ChargerRuntime
+import LoopContract
 import Foundation
 import Journal
 

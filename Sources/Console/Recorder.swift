@@ -1,7 +1,7 @@
 // What the loop tells the rest of the process, into the journal: faults as they latch and clear, session
 // starts and ends with the meter's energy. Runs off the loop (chargerd's main thread drains the queue).
 import ChargerCore
-import ChargerRuntime
+import LoopContract
 import Journal
 
 public enum Recorder {

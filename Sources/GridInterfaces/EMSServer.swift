@@ -2,7 +2,7 @@
 // the real-time one. Requests are checked whole against the register map (EMSRegisterMap) before
 // anything is applied: a refused write changes nothing and is answered with the Modbus exception that
 // says why (01 function, 02 address, 03 value, 0B unit), and logged.
-import BoardFile
+import SiteFile
 import ChargerCore
 import CModbus
 import Grid

@@ -10,11 +10,11 @@
 //   may arrive twice if the answer was lost, as OCPP 1.6 §4.10 allows).
 // - Smart charging: Set/ClearChargingProfile into the GridHub's store (persisted), GetCompositeSchedule
 //   answered from the same composite the loop is fed.
-import BoardFile
+import SiteFile
 import ChargerCore
 import Foundation
 import Grid
-import ChargerRuntime
+import LoopContract
 import Synchronization
 #if canImport(Glibc)
 import Glibc

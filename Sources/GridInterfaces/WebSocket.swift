@@ -1,7 +1,7 @@
 // A WebSocket client (RFC 6455) over a blocking TCP socket, optionally in TLS (OpenSSL 3): what an OCPP
 // 1.6J charge point needs and no more. Text messages, fragmented or not; pings answered; close
 // handshake; the subprotocol checked; the server's certificate and name verified on wss://.
-import BoardFile
+import Grid
 import COpenSSL
 import Foundation
 #if canImport(Glibc)

@@ -5,6 +5,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Foundation
 import SimPlant
 

@@ -2,9 +2,11 @@
 // expectations. Events use chargerd's injection grammar (WHAT[:GUN][=VALUE]), so a scenario line and a
 // `chargerd --inject` say the same thing. Format documented in HIL/README.md.
 import BoardFile
+import SiteFile
 import Grid
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Foundation
 import SimPlant
 import TOMLKit

@@ -1,32 +1,40 @@
 // The mocked board: a physical model of the station run in virtual time, behind the HAL protocols,
 // with a back door for tests to inject faults (as Zephyr's gpio_emul).
+import BoardFile
 import ChargerCore
 import ChargerHAL
 
 /// Plant parameters of a simulated board (the board file's [plant] table).
 public struct PlantParameters: Sendable, Equatable {
-    public var contactorCloseDelay: Duration = .ms(30)
-    public var contactorOpenDelay: Duration = .ms(20)
-    public var lockTime: Duration = .ms(400)
+    public var contactorCloseDelay: Duration
+    public var contactorOpenDelay: Duration
+    public var lockTime: Duration
     /// Module current loop time constant (first-order).
-    public var moduleTimeConstant: Duration = .ms(10)
+    public var moduleTimeConstant: Duration
     /// Module output voltage time constant with no load on the bus.
-    public var busTimeConstant: Duration = .ms(60)
+    public var busTimeConstant: Duration
     /// Output discharge (bleeder) time constant; natural self-discharge otherwise.
-    public var dischargeTimeConstant: Duration = .ms(120)
+    public var dischargeTimeConstant: Duration
     public var selfDischargeTimeConstant: Duration = .s(20)
-    public var ambient = Celsius(25)
+    public var ambient: Celsius
     /// Connector temperature rise at rated current in steady state, and its thermal time constant.
-    public var thermalRiseAtRated = Celsius(35)
-    public var thermalTimeConstant: Duration = .s(600)
+    public var thermalRiseAtRated: Celsius
+    public var thermalTimeConstant: Duration
     /// Insulation resistance of a healthy gun + cable + car.
-    public var insulation = Ohms(20_000_000)
+    public var insulation: Ohms
     /// IMD: measurement refresh period and self-test duration.
-    public var imdPeriod: Duration = .ms(500)
-    public var imdSelfTestTime: Duration = .s(2)
+    public var imdPeriod: Duration
+    public var imdSelfTestTime: Duration
     /// A module that stops hearing from the controller switches itself off after this long.
     public var moduleSelfOffAfter: Duration = .s(15)
-    public init() {}
+
+    /// The plant of a board's `[plant]` table (its defaults are the board file's).
+    public init(_ s: PlantSpec) {
+        contactorCloseDelay = s.contactorCloseDelay; contactorOpenDelay = s.contactorOpenDelay; lockTime = s.lockTime
+        moduleTimeConstant = s.moduleTimeConstant; busTimeConstant = s.busTimeConstant; dischargeTimeConstant = s.dischargeTimeConstant
+        ambient = s.ambient; thermalRiseAtRated = s.thermalRiseAtRated; thermalTimeConstant = s.thermalTimeConstant
+        insulation = s.insulation; imdPeriod = s.imdPeriod; imdSelfTestTime = s.imdSelfTestTime
+    }
 }
 
 /// One contactor (coil command, main contacts, auxiliary mirror contact).

@@ -7,6 +7,7 @@ import BoardFile
 import CAllocationCounter
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Foundation
 import RealTime
 import SimPlant
@@ -53,7 +54,7 @@ struct ChargerBench: ParsableCommand {
                 if first == nil { first = rt }
                 loopHist = loopHist?.merged(with: rt.stats.wakeLatency) ?? rt.stats.wakeLatency
                 misses += rt.stats.misses; overruns += rt.stats.overruns; cycles += rt.stats.cycles
-                switch cyclictest(settings: sim60.runtime, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds) {
+                switch cyclictest(settings: sim60.loopSettings, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds) {
                 case .success(let h):
                     ctHist = ctHist?.merged(with: h) ?? h
                     rounds.append("\(rt.stats.wakeLatency.percentileMicros(0.99))/\(h.percentileMicros(0.99))")
@@ -62,7 +63,7 @@ struct ChargerBench: ParsableCommand {
             }
             let rt = first!
             let w = loopHist!
-            let s = sim60.runtime
+            let s = sim60.loopSettings
             let setting = "\(s.periodNanos / 1000) µs period, \(rt.grant.fifo ? "SCHED_FIFO \(s.priority)" : "SCHED_OTHER")\(rt.grant.pinnedCPU.map { ", CPU \($0)" } ?? ""), memory \(rt.grant.memoryLocked ? "locked" : "not locked")"
             let length = "\(latencyRounds) × \(latencySeconds) s"
             rows.append(Row(section: "1 latency", metric: "loop wake-up, \(length) (\(setting))", value: latencyText(w)))
@@ -182,7 +183,7 @@ func realTimeRun(_ board: Board, seconds: Int, groundFaultAt: Double?, countAllo
     }
     let sim = Simulation(board: board, cars: cars, injections: injections)
     let body = RealTimeSimulation(sim: sim, statusEvery: 0)
-    let loop = CyclicExecutive(settings: board.runtime, body: body)
+    let loop = CyclicExecutive(settings: board.loopSettings, body: body)
     if countAllocations { loop.allocationProbe = allocation_count_this_thread }
     let grant: RealTimeGrant
     do { grant = try loop.start() } catch { fatalError("\(error)") }

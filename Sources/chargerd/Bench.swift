@@ -6,6 +6,7 @@ import BoardFile
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
+import LoopContract
 import FieldBus
 import RealTime
 #if canImport(Glibc)

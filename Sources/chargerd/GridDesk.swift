@@ -2,8 +2,10 @@
 // GridHub. The thread that owns the loop's events (the main thread) ticks it every 100 ms of station
 // time: the view in, the composite feed out to the loop, grid events into the journal.
 import BoardFile
+import SiteFile
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Foundation
 import Grid
 import GridInterfaces

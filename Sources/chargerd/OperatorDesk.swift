@@ -4,6 +4,7 @@ import ArgumentParser
 import BoardFile
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Console
 import Foundation
 import Journal

@@ -2,8 +2,10 @@
 // virtual time; the contract is documented in README.md ("chargerd contract").
 import ArgumentParser
 import BoardFile
+import SiteFile
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import SimPlant
 import RealTime
 import GPIOD
@@ -212,7 +214,7 @@ struct Run: ParsableCommand {
         desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { "virtual time: no real-time loop in this mode (t=\(fmt(sim.now.seconds, 1)) s, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")); run with --realtime for loop timing" }, comm: { "simulated board: its devices are the plant model's (no field bus)" },
                     grid: grid.map { g in { g.consoleText() } })
         grid?.start()
-        let gridEvery = UInt64(max(1, 100_000_000 / loaded.runtime.periodNanos))
+        let gridEvery = UInt64(max(1, 100_000_000 / loaded.loopSettings.periodNanos))
         var cycleIndex: UInt64 = 0
         let profiles = cars
         var pace = Pacer(factor: factor)
@@ -262,10 +264,10 @@ struct Run: ParsableCommand {
 /// The real-time mode: the cyclic executive runs the cycles on its own thread; this thread only prints
 /// what comes out of the loop's event queue, and stops the loop on SIGINT/SIGTERM or when the cars are gone.
 func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime: Double, json: Bool, desk: OperatorDesk, grid: GridDesk?) -> Int32 {
-    let period = board.runtime.periodNanos
+    let period = board.loopSettings.periodNanos
     let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
     let body = RealTimeSimulation(sim: sim, statusEvery: statusEvery)
-    let loop = CyclicExecutive(settings: board.runtime, body: body)
+    let loop = CyclicExecutive(settings: board.loopSettings, body: body)
     desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { rtText(loop.statistics()) }, comm: { "simulated board: its devices are the plant model's (no field bus)" },
                 grid: grid.map { g in { g.consoleText() } })
     grid?.start()

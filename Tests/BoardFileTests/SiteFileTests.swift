@@ -1,6 +1,8 @@
 // Site files (orderly charging): the shipped sites load; bad ones are refused naming the file, the key
 // and why, never half-read.
 import BoardFile
+import SiteFile
+import Grid
 import ChargerCore
 import Testing
 

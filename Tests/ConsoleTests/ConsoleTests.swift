@@ -2,6 +2,7 @@
 // and a command queue it can only read and push (no loop, no terminal).
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Console
 import Foundation
 import Journal

@@ -4,6 +4,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Grid
 import SimPlant
 import Testing

@@ -3,6 +3,7 @@
 // for bit.
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML

@@ -5,6 +5,7 @@ import BoardFile
 import CAllocationCounter
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import Foundation
 import RealTime
 import SimPlant
@@ -22,7 +23,7 @@ func board(_ name: String) throws -> Board { try BoardLoader.load(path: "\(repoR
 /// Settings for tests: the board's period, no SCHED_FIFO or memory locking (not what is tested here),
 /// and a miss limit a loaded CI machine cannot reach by accident unless a test stalls on purpose.
 func testSettings(_ b: Board, missLimit: Int = 1000) -> LoopSettings {
-    var s = b.runtime
+    var s = b.loopSettings
     s.priority = 0; s.cpu = nil; s.lockMemory = false; s.holdCPUWakeLatency = false; s.missLimit = missLimit
     return s
 }
@@ -275,7 +276,7 @@ func wait(seconds: Double, until done: () -> Bool) {
 @Suite struct RealTimeSettingsTests {
     @Test func boardRuntimeTable() throws {
         let b = try board("sim-dual-360kw")
-        #expect(b.runtime.periodNanos == 1_000_000)
+        #expect(b.loopSettings.periodNanos == 1_000_000)
         #expect(b.runtime.priority == 80 && b.runtime.cpu == 1 && b.runtime.lockMemory && b.runtime.missLimit == 40)
     }
 

@@ -2,6 +2,7 @@
 // simulated time, measured on the plant (the physical current and contactors), not on the commands.
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import SimPlant
 import Testing
 

@@ -1,6 +1,7 @@
 // GB/T 27930 behaviour beyond the happy path, limits from the grid, and the demand ramp.
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import SimPlant
 import Testing
 

@@ -1,6 +1,7 @@
 // Whole sessions on the mocked board, in virtual time, with the invariants checked every cycle.
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import SimPlant
 import Testing
 

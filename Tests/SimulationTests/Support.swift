@@ -1,6 +1,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
+import LoopContract
 import SimPlant
 import Testing
 

@@ -1,6 +1,7 @@
 // Site files: what an installation adds to a board (the board is the hardware, the site is where it
 // stands): its clock's UTC offset, the station EMS's Modbus TCP server, the time-of-use schedule and the
 // OCPP central system. Same TOML conventions and errors as board files; checked against the board.
+import BoardFile
 import ChargerCore
 import Grid
 import TOMLKit
@@ -53,21 +54,12 @@ public struct SiteConfig: Sendable, Equatable {
 
 public enum SiteLoader {
     public static func load(path: String, board: Board) throws(BoardFileError) -> SiteConfig {
-        guard let bytes = BoardLoader.readFile(path) else {
-            throw BoardFileError(file: path, key: "", why: "cannot read the file (\(String(cString: strerror(errno))))")
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw BoardFileError(file: path, key: "", why: "not UTF-8 text") }
-        return try parse(text, file: path, board: board)
+        try parse(try BoardLoader.readText(path).0, file: path, board: board)
     }
 
     public static func parse(_ text: String, file: String, board: Board) throws(BoardFileError) -> SiteConfig {
-        let root: TOMLTable
-        do { root = try TOMLTable(string: text) }
-        catch let e as TOMLParseError {
-            throw BoardFileError(file: file, key: "", why: "TOML syntax error at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
-        } catch { throw BoardFileError(file: file, key: "", why: "TOML syntax error: \(error)") }
         let r = Reader(file: file)
-        let top = Section(table: root, path: "")
+        let top = try BoardLoader.topSection(text, file: file)
         try r.onlyKeys(top, ["site", "ems", "tou", "ocpp"])
         let s = try r.table(top, "site")
         try r.onlyKeys(s, ["name", "utc_offset", "ac_phase_voltage", "ac_phases"])
@@ -153,28 +145,5 @@ public enum SiteLoader {
     static func isIPv4(_ s: String) -> Bool {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
         return parts.count == 4 && parts.allSatisfy { p in p.count <= 3 && Int(p).map { (0...255).contains($0) } ?? false }
-    }
-}
-
-/// A ws:// or wss:// URL, split.
-public struct WebSocketURL: Sendable, Equatable {
-    public var secure: Bool
-    public var host: String
-    public var port: Int
-    public var path: String
-    public var lastPathComponent: String { String(path.split(separator: "/").last ?? "") }
-
-    public init?(_ text: String) {
-        let rest: Substring
-        if text.hasPrefix("ws://") { secure = false; rest = text.dropFirst(5) }
-        else if text.hasPrefix("wss://") { secure = true; rest = text.dropFirst(6) }
-        else { return nil }
-        let hostPort = rest.prefix { $0 != "/" }
-        path = rest.count > hostPort.count ? String(rest.dropFirst(hostPort.count)) : "/"
-        if let colon = hostPort.lastIndex(of: ":") {
-            guard let p = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(p) else { return nil }
-            host = String(hostPort[..<colon]); port = p
-        } else { host = String(hostPort); port = secure ? 443 : 80 }
-        guard !host.isEmpty, !host.contains(" ") else { return nil }
     }
 }
