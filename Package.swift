@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "GridTests", dependencies: ["Grid", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
-        .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract"]),
+        .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract", "BoardFile", "SimPlant", .product(name: "TOMLKit", package: "TOMLKit")]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "LoopContract", "ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "SiteFile", "Grid", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),

@@ -32,8 +32,9 @@ struct CommFault {
             throw bad("expected DEVICE=MODE@TIME, e.g. module:0=silent@60s, meter:0=slow=300ms@90s")
         }
         let device = text[..<eq], mode = String(text[text.index(after: eq)..<atSign])
-        guard let seconds = InjectionParser.parseSeconds(String(text[text.index(after: atSign)...]).lowercased()), seconds >= 0 else {
-            throw bad("'\(text[text.index(after: atSign)...])' is not a time (90s, 5min, 1500ms)")
+        let timeText = String(text[text.index(after: atSign)...])
+        guard case .success(let seconds) = QuantityText.parse(timeText, .time), seconds >= 0 else {
+            throw bad("'\(timeText)' is not a time (90s, 5min, 1500ms)")
         }
         let parts = device.split(separator: ":")
         guard parts.count == 2, let role = DeviceRole(rawValue: String(parts[0])), let index = Int(parts[1]) else {

@@ -437,38 +437,17 @@ package struct Reader {
         return out
     }
 
-    /// Reads "<number> <unit>" and converts with the unit's factor; a bare number is refused.
-    package func quantity(_ s: Section, _ k: String, units: [String: Double], what: String) throws(BoardFileError) -> Double? {
+    /// Reads "<number> <unit>" (QuantityText: the one parser of quantities); a bare number is refused.
+    package func quantity(_ s: Section, _ k: String, _ table: UnitTable) throws(BoardFileError) -> Double? {
         guard let v = s.table[k] else { return nil }
         guard let text = v.string else {
-            throw error(s, k, "must be a string with a unit, e.g. \"\(example(units))\" (found \(v.type))")
+            throw error(s, k, "must be a string with a unit, e.g. \"1 \(table.units.keys.sorted().first ?? "")\" (found \(v.type))")
         }
-        var numberPart = ""
-        var unitPart = ""
-        for ch in text {
-            if unitPart.isEmpty && (ch.isNumber || ch == "." || ch == "-" || ch == "+" || ch == "e" && !numberPart.isEmpty) {
-                numberPart.append(ch)
-            } else if ch != " " || !unitPart.isEmpty {
-                unitPart.append(ch)
-            }
+        switch QuantityText.parse(text, table) {
+        case .success(let x): return x
+        case .failure(let e): throw error(s, k, e.description)
         }
-        guard let n = Double(numberPart), n.isFinite else { throw error(s, k, "'\(text)' does not start with a number") }
-        guard !unitPart.isEmpty else { throw error(s, k, "'\(text)' has no unit; a \(what) needs one of \(units.keys.sorted().joined(separator: ", "))") }
-        guard let f = units[unitPart] else {
-            throw error(s, k, "'\(unitPart)' is not a unit of \(what) (use \(units.keys.sorted().joined(separator: ", ")))")
-        }
-        return n * f
     }
-
-    private func example(_ units: [String: Double]) -> String { "1 \(units.keys.sorted().first ?? "")" }
-
-    package static let voltUnits = ["V": 1.0, "kV": 1000]
-    package static let ampUnits = ["A": 1.0, "kA": 1000]
-    package static let wattUnits = ["W": 1.0, "kW": 1000, "MW": 1_000_000]
-    package static let celsiusUnits = ["°C": 1.0, "C": 1.0, "degC": 1.0]
-    package static let timeUnits = ["us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60]
-    package static let ohmUnits = ["Ω": 1.0, "Ohm": 1.0, "kΩ": 1e3, "kOhm": 1e3, "MΩ": 1e6, "MOhm": 1e6]
-    package static let rampUnits = ["A/s": 1.0]
 
     package func checked<Q: Quantity>(_ s: Section, _ k: String, _ q: Q, _ range: ClosedRange<Q>) throws(BoardFileError) -> Q {
         guard range.contains(q) else {
@@ -478,15 +457,15 @@ package struct Reader {
     }
 
     package func voltage(_ s: Section, _ k: String, range: ClosedRange<Volts>) throws(BoardFileError) -> Volts {
-        guard let v = try quantity(s, k, units: Self.voltUnits, what: "voltage") else { throw error(s, k, "missing (e.g. \"750 V\")") }
+        guard let v = try quantity(s, k, .voltage) else { throw error(s, k, "missing (e.g. \"750 V\")") }
         return try checked(s, k, Volts(v), range)
     }
     package func current(_ s: Section, _ k: String, range: ClosedRange<Amps>) throws(BoardFileError) -> Amps {
-        guard let v = try quantity(s, k, units: Self.ampUnits, what: "current") else { throw error(s, k, "missing (e.g. \"200 A\")") }
+        guard let v = try quantity(s, k, .current) else { throw error(s, k, "missing (e.g. \"200 A\")") }
         return try checked(s, k, Amps(v), range)
     }
     package func power(_ s: Section, _ k: String, range: ClosedRange<Watts>) throws(BoardFileError) -> Watts {
-        guard let v = try quantity(s, k, units: Self.wattUnits, what: "power") else { throw error(s, k, "missing (e.g. \"60 kW\")") }
+        guard let v = try quantity(s, k, .power) else { throw error(s, k, "missing (e.g. \"60 kW\")") }
         return try checked(s, k, Watts(v), range)
     }
     package func temperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius {
@@ -494,19 +473,19 @@ package struct Reader {
         return v
     }
     package func optionalTemperature(_ s: Section, _ k: String, range: ClosedRange<Celsius>) throws(BoardFileError) -> Celsius? {
-        guard let v = try quantity(s, k, units: Self.celsiusUnits, what: "temperature") else { return nil }
+        guard let v = try quantity(s, k, .temperature) else { return nil }
         return try checked(s, k, Celsius(v), range)
     }
     package func optionalResistance(_ s: Section, _ k: String, range: ClosedRange<Ohms>) throws(BoardFileError) -> Ohms? {
-        guard let v = try quantity(s, k, units: Self.ohmUnits, what: "resistance") else { return nil }
+        guard let v = try quantity(s, k, .resistance) else { return nil }
         return try checked(s, k, Ohms(v), range)
     }
     package func ramp(_ s: Section, _ k: String, range: ClosedRange<AmpsPerSecond>) throws(BoardFileError) -> AmpsPerSecond {
-        guard let v = try quantity(s, k, units: Self.rampUnits, what: "current ramp") else { throw error(s, k, "missing (e.g. \"100 A/s\")") }
+        guard let v = try quantity(s, k, .ramp) else { throw error(s, k, "missing (e.g. \"100 A/s\")") }
         return try checked(s, k, AmpsPerSecond(v), range)
     }
     package func duration(_ s: Section, _ k: String, default d: Duration, range: ClosedRange<Duration>) throws(BoardFileError) -> Duration {
-        guard let v = try quantity(s, k, units: Self.timeUnits, what: "time") else { return d }
+        guard let v = try quantity(s, k, .time) else { return d }
         let dur = Duration.seconds(v)
         guard range.contains(dur) else {
             throw error(s, k, "\(v) s is outside \(range.lowerBound.seconds)...\(range.upperBound.seconds) s")

@@ -10,7 +10,7 @@ public enum AnalogSignal: String, Sendable, CaseIterable {
     case vehicleVoltage = "vehicle-voltage"    // vehicle side of K1/K2
     case gunTemperature = "gun-temperature"    // hottest connector sensor
 
-    var units: [String: Double] { self == .gunTemperature ? Reader.celsiusUnits : Reader.voltUnits }
+    var units: UnitTable { self == .gunTemperature ? .temperature : .voltage }
 }
 
 /// One analog input: an IIO channel's raw value file; value = (raw + offset) × scale.
@@ -58,7 +58,7 @@ extension BoardLoader {
             guard path.hasPrefix("/"), path.hasSuffix("_raw") || path.hasSuffix("_input") else {
                 throw r.error(a, "path", "'\(path)' is not an IIO channel file (/sys/bus/iio/devices/iio:deviceN/in_voltageM_raw)")
             }
-            guard let scale = try r.quantity(a, "scale", units: signal.units, what: signal == .gunTemperature ? "temperature" : "voltage") else {
+            guard let scale = try r.quantity(a, "scale", signal.units) else {
                 throw r.error(a, "scale", "missing: the quantity of one raw step, e.g. \"0.25 V\"")
             }
             guard scale != 0, scale.isFinite else { throw r.error(a, "scale", "must not be 0") }

@@ -377,24 +377,24 @@ extension BoardLoader {
         guard let wordOrder = WordOrder(rawValue: orderText) else { throw r.error(s, "word_order", "'\(orderText)' is not one of high-first, low-first") }
         var field = RegisterField(table: table, address: address, type: type, wordOrder: wordOrder)
         guard address + field.words - 1 <= 65535 else { throw r.error(s, "address", "\(type.rawValue) at \(address) runs past register 65535") }
-        let units: [String: Double]
+        let units: UnitTable
         switch name.quantity {
-        case .voltage: units = Reader.voltUnits
-        case .current: units = Reader.ampUnits
-        case .temperature: units = Reader.celsiusUnits
-        case .energy: units = ["Wh": 1, "kWh": 1000, "MWh": 1e6]
-        case .resistance: units = Reader.ohmUnits
+        case .voltage: units = .voltage
+        case .current: units = .current
+        case .temperature: units = .temperature
+        case .energy: units = .energy
+        case .resistance: units = .resistance
         case .raw:
             for k in ["scale", "offset"] where s.table[k] != nil { throw r.error(s, k, "'\(name.rawValue)' is a raw code: no \(k)") }
             if type == .f32 { throw r.error(s, "type", "'\(name.rawValue)' is a raw code: an integer type") }
             return field
         }
-        guard let scale = try r.quantity(s, "scale", units: units, what: "\(name.quantity) per register step") else {
-            throw r.error(s, "scale", "missing: the value of one register step with its unit (e.g. \"\(name.quantity == .energy ? "0.001 kWh" : "0.1 " + (units.keys.sorted().first ?? ""))\")")
+        guard let scale = try r.quantity(s, "scale", UnitTable("\(name.quantity) per register step", units.units)) else {
+            throw r.error(s, "scale", "missing: the value of one register step with its unit (e.g. \"\(name.quantity == .energy ? "0.001 kWh" : "0.1 " + (units.units.keys.sorted().first ?? ""))\")")
         }
         guard scale != 0 else { throw r.error(s, "scale", "must not be 0") }
         field.scale = scale
-        field.offset = try r.quantity(s, "offset", units: units, what: "\(name.quantity)") ?? 0
+        field.offset = try r.quantity(s, "offset", UnitTable("\(name.quantity)", units.units)) ?? 0
         return field
     }
 }

@@ -62,6 +62,10 @@ public struct StationState: Sendable {
 public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec,
                         _ out: inout StationOutputs) {
     let now = inp.now
+    // Preconditions: a station within the core's fixed capacities, a positive period, monotonic time.
+    assert(spec.gunCount >= 1 && spec.gunCount <= Capacity.guns && spec.moduleCount <= Capacity.modules, "station outside the core's capacity")
+    assert(spec.period > .zero, "a step needs a positive period")
+    assert(!s.started || now >= s.lastNow, "time went back (the loop's clock must be monotonic)")
     if !s.started { s.started = true; s.bootAt = now; s.lastNow = now }
     var dt = Duration(micros: now.micros &- s.lastNow.micros)
     if dt < .zero { dt = .zero }
@@ -314,6 +318,8 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         recordCommand(&s, g, out.guns[g].closeK1K2, now)
     }
     for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
+    // Postconditions (StepContract.swift): emergency opens at once, shutdowns at zero, nothing above a limit.
+    assert(checkStepOutputs(&s, &spec, &out).isEmpty, "the step broke its output contract (checkStepOutputs names the rule)")
 }
 
 /// Counts faults latched since the last cycle into the gun's shutdown deadline: each fault's row gives

@@ -1,6 +1,7 @@
 // `--inject WHAT[:GUN][=VALUE]@TIME`: fault injection and operator actions on the simulated board,
 // scheduled in virtual time. TIME is a time (`90s`, `5min`, `1500ms`, `300`) or `stop` (the moment the
 // gun enters the stopping phase).
+import BoardFile
 import ChargerCore
 import LoopContract
 import SimPlant
@@ -43,12 +44,15 @@ public enum InjectionParser {
         func fail(_ why: String) -> InjectionError { InjectionError(text: text, why: why) }
         guard let at = text.lastIndex(of: "@") else { throw fail("missing '@TIME' (e.g. estop@120s)") }
         let head = String(text[..<at])
-        let timeText = String(text[text.index(after: at)...]).lowercased()
+        let timeText = String(text[text.index(after: at)...])
         let time: InjectionTime
-        if timeText == "stop" { time = .onStop }
+        if timeText.lowercased() == "stop" { time = .onStop }
         else {
-            guard let s = parseSeconds(timeText), s >= 0 else { throw fail("'\(timeText)' is not a time (e.g. 90s, 5min, 1500ms) or 'stop'") }
-            time = .at(Instant(micros: Int64((s * 1e6).rounded())))
+            switch QuantityText.parse(timeText, .time) {
+            case .success(let s) where s >= 0: time = .at(Instant(micros: Int64((s * 1e6).rounded())))
+            case .success: throw fail("'\(timeText)': the time must be ≥ 0")
+            case .failure(let e): throw fail("\(e) (a time is e.g. 90s, 5min, 1500ms; or 'stop')")
+            }
         }
         var what = head
         var value: String? = nil
@@ -65,14 +69,11 @@ public enum InjectionParser {
             guard let value, !value.isEmpty else { throw fail("'\(what)' needs a value ('\(what)=...')") }
             return value
         }
-        func quantity(_ units: [String: Double], _ what: String) throws(InjectionError) -> Double {
-            let v = try need()
-            let (number, unit) = splitQuantity(v)
-            guard let n = number else { throw fail("'\(v)' is not a \(what)") }
-            guard let f = units[unit.lowercased()] else {
-                throw fail("'\(unit)' is not a unit of \(what) (use \(units.keys.sorted().joined(separator: ", ")))")
+        func quantity(_ table: UnitTable) throws(InjectionError) -> Double {
+            switch QuantityText.parse(try need(), table) {
+            case .success(let x): return x
+            case .failure(let e): throw fail(e.description)
             }
-            return n * f
         }
         let action: InjectionAction
         switch what.lowercased() {
@@ -86,7 +87,7 @@ public enum InjectionParser {
         case "rcd-selftest-fail": action = .plant(.groundDetectorSelfTestFails(gun: gun))
         case "pe-loss": action = .plant(.peLoss(gun: gun))
         case "insulation":
-            let r = try quantity(["ohm": 1, "kohm": 1e3, "mohm": 1e6, "ω": 1, "kω": 1e3, "mω": 1e6], "resistance")
+            let r = try quantity(.resistance)
             guard r >= 0 else { throw fail("resistance must be ≥ 0") }
             action = .plant(.insulation(gun: gun, Ohms(r)))
         case "imd-selftest-fail": action = .plant(.imdSelfTestFails(gun: gun))
@@ -102,18 +103,18 @@ public enum InjectionParser {
             action = .plant(what.lowercased() == "weld" ? .weld(gun: gun, contactor: n) : .failToClose(gun: gun, contactor: n))
         case "lock-jam": action = .plant(.lockJam(gun: gun))
         case "overheat":
-            let t = try quantity(["c": 1, "°c": 1, "k": 1], "temperature rise")
+            let t = try quantity(.temperatureRise)
             action = .plant(.gunTemperatureOffset(gun: gun, Celsius(t)))
         case "overvoltage":
-            let v = try quantity(["v": 1, "kv": 1000], "voltage")
+            let v = try quantity(.voltage)
             guard v > 0 else { throw fail("voltage must be > 0") }
             action = .plant(.overVoltage(gun: gun, Volts(v)))
         case "overcurrent":
-            let a = try quantity(["a": 1, "ka": 1000], "current")
+            let a = try quantity(.current)
             guard a > 0 else { throw fail("current must be > 0") }
             action = .plant(.overCurrent(gun: gun, Amps(a)))
         case "cc1":
-            let v = try quantity(["v": 1], "voltage")
+            let v = try quantity(.voltage)
             action = .plant(.cc1(gun: gun, Volts(v)))
         case "latch": action = .plant(.latchPressed(gun: gun))
         case "bms-silent": action = .plant(.bmsSilent(gun: gun, true))
@@ -128,7 +129,7 @@ public enum InjectionParser {
             let v = try need()
             var p: Watts? = nil
             if v.lowercased() != "none" {
-                let w = try quantity(["w": 1, "kw": 1e3, "mw": 1e6], "power")
+                let w = try quantity(.power)
                 guard w >= 0 else { throw fail("a power setpoint must be ≥ 0 (out of range)") }
                 p = Watts(w)
             }
@@ -140,25 +141,5 @@ public enum InjectionParser {
             throw fail("'@stop' applies to weld= only")
         }
         return ScheduledInjection(text: text, time: time, action: action)
-    }
-
-    /// "40kOhm", "+80 C", "-5 kW" → (40, "kOhm"): the leading number (nil when it is not a finite
-    /// number) and the unit after it, spaces dropped. The caller looks the unit up in its own table.
-    public static func splitQuantity(_ v: String) -> (number: Double?, unit: String) {
-        var num = "", unit = ""
-        for ch in v where ch != " " {
-            if unit.isEmpty && (ch.isNumber || ch == "." || ch == "+" || ch == "-") { num.append(ch) } else { unit.append(ch) }
-        }
-        let n = Double(num)
-        return (n.flatMap { $0.isFinite ? $0 : nil }, unit)
-    }
-
-    /// "90s", "90", "1500ms", "5min", "1h" → seconds.
-    public static func parseSeconds(_ t: String) -> Double? {
-        let units: [(String, Double)] = [("ms", 1e-3), ("min", 60), ("h", 3600), ("s", 1)]
-        for (u, f) in units where t.hasSuffix(u) {
-            return Double(t.dropLast(u.count)).map { $0 * f }
-        }
-        return Double(t)
     }
 }

@@ -293,13 +293,6 @@ public final class Simulation {
                 if faultLatchedAt[g] == nil { faultLatchedAt[g] = plant.now }
             } else { faultLatchedAt[g] = nil }
 
-            // Emergency: modules off and K1/K2 open in the same cycle.
-            if isEmergency {
-                if o.closeK1K2 { violate(g, "emergency-opens-at-once", "K1/K2 commanded closed under \(faults.codes.map(\.name))") }
-                for m in 0..<moduleCount where f.outputs.modules[m].gun == Int8(g) && f.outputs.modules[m].enabled {
-                    violate(g, "emergency-modules-off", "module \(m) enabled under an emergency")
-                }
-            }
             // Never energised with an insulation, ground or PE fault beyond the shutdown window.
             if faults.contains(.insulationFault) || faults.contains(.groundFault) || faults.contains(.protectiveEarthLost) {
                 if o.closeK1K2, let t = faultLatchedAt[g], plant.now - t > Standard.errorShutdownOpenWithin {
@@ -330,10 +323,7 @@ public final class Simulation {
             if !o.closeK1K2 && was && !isEmergency && trueCurrent > Standard.openCurrentLimit {
                 violate(g, "open-under-load", "opened at \(fmt(trueCurrent.value, 1)) A without an emergency")
             }
-            // Never above any limit: the command within the limit in force; the measurement within the ratings.
-            if o.currentSetpoint > o.currentLimit + Amps(1e-6) {
-                violate(g, "command-above-limit", "\(fmt(o.currentSetpoint.value, 2)) A > limit \(fmt(o.currentLimit.value, 2)) A (\(o.binding.name))")
-            }
+            // The measurements within the ratings (the commands' rules are the core's own, below).
             // Measured-value rules judge the controller, so they are skipped while an injection forces
             // the plant's voltage (a runaway module is the plant failing, and the OV checks own it).
             if truth.forced { continue }
@@ -344,6 +334,13 @@ public final class Simulation {
             if gi.meterVoltage * gi.meterCurrent > gs.ratedPower * 1.02 + Watts(500) {
                 violate(g, "power-above-rating", "\(fmt((gi.meterVoltage * gi.meterCurrent).kilowatts, 1)) kW > \(fmt(gs.ratedPower.kilowatts, 0)) kW")
             }
+        }
+        // The step's output contract (ChargerCore StepContract.swift: emergency opens at once, shutdowns at
+        // zero, no command above a limit or a rating), asserted by the core in debug builds, here always.
+        let broken = checkStepOutputs(&f.state, &f.spec, &f.outputs)
+        for i in 0..<broken.kept {
+            let v = broken[i]
+            violate(max(v.gun, 0), v.rule.name, "\(v.module >= 0 ? "module \(v.module): " : "")\(fmt(v.value, 2)) against \(fmt(v.bound, 2))")
         }
         // A module's matrix relay moves only when its current is zero (the plant's module current).
         for m in 0..<moduleCount where f.outputs.modules[m].gun != f.previousModuleGun[m] {

@@ -55,7 +55,6 @@ public final class GPIOChip {
     deinit { gpiod_chip_close(handle) }
 
     /// Lines on the chip (gpiod_chip_num_lines).
-    public var lineCount: Int { Int(gpiod_chip_num_lines(handle)) }
 }
 
 /// One requested line (released with the last reference).

@@ -174,14 +174,6 @@ public enum EMSRegisterMap {
         return img
     }
 
-    public static func readHolding(_ s: EMSState, address: Int, count: Int) throws(EMSRefusal) -> [UInt16] {
-        let img = holdingImage(s)
-        guard count >= 1, address >= 0, address + count <= img.count else {
-            throw EMSRefusal(code: .illegalDataAddress, why: "holding registers \(address)...\(address + count - 1) outside 0...\(img.count - 1)")
-        }
-        return Array(img[address..<(address + count)])
-    }
-
     /// Applies a write of `values` at `address` to a copy of the state, checks the whole result, and only
     /// then returns it: a refused write changes nothing. `ratings` are the guns' rated powers.
     public static func write(_ s: EMSState, address: Int, values: [UInt16], gridConnection: Watts, ratings: [Watts],

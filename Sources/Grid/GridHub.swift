@@ -76,8 +76,6 @@ public final class GridHub: Sendable {
         shared.withLock { s in defer { s.pending.removeAll() }; return s.pending }
     }
 
-    public var recentLog: [GridLogEntry] { shared.withLock { $0.log } }
-
     /// The console's `limits` addendum: the EMS link, the time-of-use period, OCPP's limits and the
     /// composite per gun.
     public func consoleText() -> String {

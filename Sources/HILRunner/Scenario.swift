@@ -136,21 +136,18 @@ public struct Scenario: Sendable {
             g.electrical = site.electrical
             grid = g
         } else if s["start"] != nil { throw err("scenario.start", "only with a site") }
-        func seconds(_ v: TOMLValueConvertible?, _ key: String) throws(ScenarioError) -> Double {
-            if let d = v?.double { return d }
-            if let i = v?.int { return Double(i) }
-            guard let t = v?.string, let x = InjectionParser.parseSeconds(t.replacingOccurrences(of: " ", with: "").lowercased()), x.isFinite, x >= 0 else {
-                throw err(key, "expected a time such as \"120 s\", \"1500 ms\", \"5 min\"")
+        // Times and quantities as board files write them: a string, a number and its unit (QuantityText).
+        func quantity(_ v: TOMLValueConvertible?, _ key: String, _ table: UnitTable) throws(ScenarioError) -> Double {
+            guard let t = v?.string else { throw err(key, "expected a string with a unit (\(table.list)), e.g. \"1 \(table.units.keys.sorted().first ?? "")\"") }
+            switch QuantityText.parse(t, table) {
+            case .success(let x): return x
+            case .failure(let e): throw err(key, e.description)
             }
-            return x
         }
-        func quantity(_ v: TOMLValueConvertible?, _ key: String, _ units: [String: Double]) throws(ScenarioError) -> Double {
-            guard let t = v?.string else { throw err(key, "expected a string with a unit (\(units.keys.sorted().joined(separator: ", ")))") }
-            let (number, unit) = InjectionParser.splitQuantity(t)
-            guard let n = number, let f = units[unit.lowercased()] else {
-                throw err(key, "'\(t)': expected a number and one of \(units.keys.sorted().joined(separator: ", "))")
-            }
-            return n * f
+        func seconds(_ v: TOMLValueConvertible?, _ key: String) throws(ScenarioError) -> Double {
+            let x = try quantity(v, key, .time)
+            guard x >= 0 else { throw err(key, "'\(v?.string ?? "")': a time must be ≥ 0") }
+            return x
         }
         func gunIndex(_ v: TOMLValueConvertible?, _ key: String, default d: Int? = 0) throws(ScenarioError) -> Int? {
             guard let v else { return d }
@@ -196,8 +193,8 @@ public struct Scenario: Sendable {
             ]
             guard let keys = allowed[kind] else { throw err("\(key).kind", "'\(kind)' (known: \(allowed.keys.sorted().joined(separator: ", ")))") }
             for k in t.keys where k != "kind" && !keys.contains(k) { throw err("\(key).\(k)", "not a key of '\(kind)' (\(keys.joined(separator: ", ")))") }
-            let amps = ["a": 1.0, "ka": 1000]
-            let watts = ["w": 1.0, "kw": 1e3, "mw": 1e6]
+            let amps = UnitTable.current
+            let watts = UnitTable.power
             func code() throws(ScenarioError) -> FaultCode {
                 guard let c = t["code"]?.string, let f = FaultCode.allCases.first(where: { $0.name == c || $0.name.hasPrefix(c + "-") }) else {
                     throw err("\(key).code", "unknown fault code (see chargerd --list-faults; 'E05' or 'E05-insulation')")
@@ -212,7 +209,7 @@ public struct Scenario: Sendable {
                 expectations.append(.state(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), phase: phase))
             case "fault":
                 expectations.append(.fault(code: try code(), gun: try gunIndex(t["gun"], "\(key).gun", default: nil),
-                                           after: Instant.zero + .seconds(try seconds(t["after"] ?? 0, "\(key).after")),
+                                           after: Instant.zero + .seconds(try seconds(t["after"] ?? "0 s", "\(key).after")),
                                            within: .seconds(try seconds(t["within"], "\(key).within"))))
             case "no-fault": expectations.append(.noFault)
             case "not-fault": expectations.append(.notFault(code: try code()))
@@ -225,12 +222,12 @@ public struct Scenario: Sendable {
                                                   within: .seconds(try seconds(t["within"], "\(key).within")),
                                                   until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
             case "voltage-below":
-                expectations.append(.voltageBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Volts(try quantity(t["max"], "\(key).max", ["v": 1, "kv": 1000])),
+                expectations.append(.voltageBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Volts(try quantity(t["max"], "\(key).max", .voltage)),
                                                   after: Instant.zero + .seconds(try seconds(t["after"], "\(key).after")),
                                                   within: .seconds(try seconds(t["within"], "\(key).within")),
                                                   until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
             case "energy":
-                let wh = ["wh": 1.0, "kwh": 1e3, "mwh": 1e6]
+                let wh = UnitTable.energy
                 let lo = t["at_least"] == nil ? nil : WattHours(try quantity(t["at_least"], "\(key).at_least", wh))
                 let hi = t["at_most"] == nil ? nil : WattHours(try quantity(t["at_most"], "\(key).at_most", wh))
                 guard lo != nil || hi != nil else { throw err(key, "energy needs at_least or at_most") }

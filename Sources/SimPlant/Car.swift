@@ -1,5 +1,6 @@
 // A simulated car: battery (OCV curve, internal resistance, SOC), its contactors (K5/K6), the CC1
 // resistors of the vehicle inlet, and a BMS that speaks the GB/T 27930 sequence with its periods.
+import BoardFile
 import ChargerCore
 
 /// What the car is, as given on the command line: `capacity=60kWh,soc=20,target=80,max-voltage=500V`.
@@ -41,37 +42,42 @@ public struct CarProfile: Sendable, Equatable {
             let kv = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces }
             guard kv.count == 2, !kv[0].isEmpty else { throw .malformed(String(item)) }
             let (k, v) = (kv[0].lowercased(), kv[1])
-            func number(_ unit: String) throws(ParseError) -> Double {
-                var s = v.lowercased()
-                if !unit.isEmpty && s.hasSuffix(unit) { s.removeLast(unit.count) }
-                guard let d = Double(s.trimmingSpaces), d.isFinite else {
-                    throw .badValue(key: k, value: v, why: "not a number\(unit.isEmpty ? "" : " in \(unit)")")
+            // Quantities as board files write them (QuantityText: the unit required); SOC and target are
+            // percentages of the battery, written with or without "%".
+            func number(_ table: UnitTable) throws(ParseError) -> Double {
+                switch QuantityText.parse(v, table) {
+                case .success(let x): return x
+                case .failure(let e): throw .badValue(key: k, value: v, why: e.description)
                 }
+            }
+            func percent() throws(ParseError) -> Double {
+                let digits = v.hasSuffix("%") ? String(v.dropLast()).trimmingSpaces : v
+                guard let d = Double(digits), d.isFinite else { throw .badValue(key: k, value: v, why: "not a number (a percentage, e.g. 20 or 20%)") }
                 return d
             }
             switch k {
             case "capacity":
-                let d = try number("kwh")
+                let d = try number(.energy) / 1000
                 guard d >= 5, d <= 2000 else { throw .badValue(key: k, value: v, why: "must be 5...2000 kWh") }
                 car.capacity = .kWh(d)
             case "soc":
-                let d = try number("%")
+                let d = try percent()
                 guard d >= 0, d < 100 else { throw .badValue(key: k, value: v, why: "must be 0...<100 %") }
                 car.soc = d
             case "target":
-                let d = try number("%")
+                let d = try percent()
                 guard d > 0, d <= 100 else { throw .badValue(key: k, value: v, why: "must be >0...100 %") }
                 car.target = d
             case "max-voltage":
-                let d = try number("v")
+                let d = try number(.voltage)
                 guard d >= 150, d <= 1500 else { throw .badValue(key: k, value: v, why: "must be 150...1500 V") }
                 car.maxVoltage = Volts(d)
             case "max-current":
-                let d = try number("a")
+                let d = try number(.current)
                 guard d > 0, d <= 3000 else { throw .badValue(key: k, value: v, why: "must be >0...3000 A") }
                 car.maxCurrent = Amps(d)
             case "plug-at":
-                let d = try number("s")
+                let d = try number(.time)
                 guard d >= 0 else { throw .badValue(key: k, value: v, why: "must be ≥ 0 s") }
                 car.plugAt = .seconds(d)
             default: throw .unknownKey(k)

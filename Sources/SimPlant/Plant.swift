@@ -169,7 +169,7 @@ public final class Plant {
     @inline(__always)
     public func withGun(_ g: Int, _ body: (inout SimGun) -> Void) { body(&guns[g]) }
 
-    /// All modules in place, one exclusive access.
+    /// All modules in place, one exclusive access (the plant emulator's register writes).
     @inline(__always)
     public func withModules(_ body: (inout [SimModule]) -> Void) { body(&modules) }
 

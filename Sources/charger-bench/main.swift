@@ -95,6 +95,9 @@ struct ChargerBench: ParsableCommand {
                 let t = stepTimes(b, cycles: 200_000)
                 rows.append(Row(section: "2 step", metric: "control step, \(name), \(t.samples) charging cycles",
                                 value: "p50 \(fmt(Double(t.p50) / 1000, 2)) µs  p99 \(fmt(Double(t.p99) / 1000, 2)) µs  max \(fmt(Double(t.max) / 1000, 1)) µs"))
+                let c = contractCheckTimes(b, cycles: 200_000)
+                rows.append(Row(section: "2 step", metric: "step output contract (debug assert), \(name), per cycle",
+                                value: "p50 \(fmt(Double(c.p50) / 1000, 3)) µs  p99 \(fmt(Double(c.p99) / 1000, 3)) µs  (\(c.broken) broken)"))
             }
         }
 
@@ -246,6 +249,25 @@ func stepTimes(_ board: Board, cycles: Int) -> (p50: Int64, p99: Int64, max: Int
     for _ in 0..<cycles { sim.cycle() }
     sim.stepTimer = nil
     return (timer.percentile(0.5), timer.percentile(0.99), timer.percentile(1.0), timer.count)
+}
+
+/// The step's output contract (`checkStepOutputs`, what `controlStep` asserts in debug builds) timed on a
+/// charging station's last cycle: what keeping the assertion in a release loop would cost per cycle.
+func contractCheckTimes(_ board: Board, cycles: Int) -> (p50: Int64, p99: Int64, broken: Int) {
+    var cars: [Int: CarProfile] = [:]
+    for g in 0..<board.spec.gunCount { var c = CarProfile(); c.capacity = .kWh(200); c.maxVoltage = Volts(750); c.plugAt = .ms(Int64(2000 + 300 * g)); cars[g] = c }
+    let sim = Simulation(board: board, cars: cars)
+    sim.run(for: .s(120)) { s in (0..<board.spec.gunCount).allSatisfy { s.phase($0) == .charging } }
+    var state = sim.state, spec = sim.spec, out = sim.outputs
+    var samples = [Int64](repeating: 0, count: cycles)
+    var broken = 0
+    for i in 0..<cycles {
+        let a = monotonicNanos()
+        broken += checkStepOutputs(&state, &spec, &out).count
+        samples[i] = monotonicNanos() - a
+    }
+    samples.sort()
+    return (samples[cycles / 2], samples[min(cycles - 1, cycles * 99 / 100)], broken)
 }
 
 /// Allocations of the control half and of the plant half over a whole session in virtual time.

@@ -255,3 +255,66 @@ struct Harness {
 extension Double {
     func isApproximately(_ other: Double, tolerance: Double = 1e-9) -> Bool { abs(self - other) <= tolerance * max(1, abs(other)) }
 }
+
+/// The step's output contract (StepContract.swift): each rule names what broke it, and the step itself
+/// keeps every rule, a latched emergency or error shutdown included.
+@Suite struct StepOutputContract {
+    @Test func eachRuleCatchesWhatItNames() {
+        var spec = oneGunSpec()
+        var state = StationState()
+        var out = StationOutputs()
+        // Clean outputs break nothing.
+        out.guns[0].currentLimit = Amps(150); out.guns[0].currentSetpoint = Amps(120)
+        out.modules[0].gun = 0; out.modules[0].enabled = true; out.modules[0].current = Amps(60)
+        out.modules[1].gun = 0; out.modules[1].enabled = true; out.modules[1].current = Amps(60)
+        #expect(checkStepOutputs(&state, &spec, &out).isEmpty)
+
+        // Commands above limits and ratings.
+        var bad = out
+        bad.guns[0].currentSetpoint = Amps(160)                       // above the 150 A limit
+        var found = checkStepOutputs(&state, &spec, &bad)
+        #expect(found.count == 1 && found[0].rule == .commandAboveLimit && found[0].value == 160 && found[0].bound == 150)
+        bad = out
+        bad.guns[0].currentLimit = Amps(250); bad.guns[0].currentSetpoint = Amps(120)   // the gun is rated 200 A
+        found = checkStepOutputs(&state, &spec, &bad)
+        #expect(found.count == 1 && found[0].rule == .limitAboveRating && found[0].bound == 200)
+        bad = out
+        bad.modules[1].current = Amps(70)                              // 130 A from modules for a 120 A command
+        found = checkStepOutputs(&state, &spec, &bad)
+        #expect(found.count == 1 && found[0].rule == .modulesAboveCommand && found[0].value == 130)
+        bad = out
+        bad.guns[0].currentLimit = Amps(200); bad.guns[0].currentSetpoint = Amps(200)
+        bad.modules[0].current = Amps(110); bad.modules[1].current = Amps(90)   // module 0 is rated 100 A
+        found = checkStepOutputs(&state, &spec, &bad)
+        #expect(found.count == 1 && found[0].rule == .moduleAboveRating && found[0].module == 0)
+
+        // A latched emergency: K1/K2 closed and modules on are both named.
+        state.safety[0].latched.insert(.groundFault)
+        bad = out
+        bad.guns[0].closeK1K2 = true
+        found = checkStepOutputs(&state, &spec, &bad)
+        let rules = (0..<found.kept).map { found[$0].rule }
+        #expect(rules.contains(.emergencyOpensAtOnce))
+        #expect(rules.filter { $0 == .emergencyModulesOff }.count == 2)
+        #expect(rules.filter { $0 == .shutdownModulesAtZero }.count == 2)
+        // An error shutdown: modules commanded to zero, or they are named.
+        state.safety[0].latched = FaultSet()
+        state.safety[0].latched.insert(.doorOpen)
+        found = checkStepOutputs(&state, &spec, &out)
+        #expect(found.count == 2 && found[0].rule == .shutdownModulesAtZero)
+    }
+
+    /// Driven through a session, a ground fault while charging and a reset, the step never breaks its
+    /// own contract (the simulator checks the same every cycle of every scenario and campaign seed).
+    @Test func theStepKeepsItsContractThroughAFault() {
+        var h = Harness()
+        var broken = 0
+        for ms in 0..<3000 {
+            if ms == 2000 { h.inputs.guns[0].groundFaultTrip = true }
+            h.step()
+            broken += checkStepOutputs(&h.state, &h.spec, &h.outputs).count
+        }
+        #expect(h.state.faults(gun: 0).contains(.groundFault))
+        #expect(broken == 0)
+    }
+}

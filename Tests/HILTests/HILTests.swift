@@ -9,6 +9,9 @@ import Foundation
 import FoundationXML
 #endif
 import HILRunner
+import BoardFile
+import SimPlant
+import TOMLKit
 import Testing
 
 let repoRoot: String = {
@@ -97,7 +100,9 @@ func write(_ text: String) -> String {
         ("[scenario]\nname = \"x\"\nboard = \"nope\"\n[[expect]]\nkind = \"no-fault\"\n", "scenario.board", "nope.toml"),
         ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[event]]\nat = \"1 s\"\ndo = \"frobnicate\"\n[[expect]]\nkind = \"no-fault\"\n", "event[0].do", "unknown injection"),
         ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"fault\"\ncode = \"E99\"\nwithin = \"1 s\"\n", "expect[0].code", "unknown fault code"),
-        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"state\"\nat = \"soon\"\nstate = \"charging\"\n", "expect[0].at", "expected a time"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"state\"\nat = \"soon\"\nstate = \"charging\"\n", "expect[0].at", "'soon' does not start with a number"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"state\"\nat = 120\nstate = \"charging\"\n", "expect[0].at", "expected a string with a unit"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"state\"\nat = \"120\"\nstate = \"charging\"\n", "expect[0].at", "'120' has no unit; a time needs one of"),
         ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[car]]\ngun = 3\nprofile = \"soc=20\"\n[[expect]]\nkind = \"no-fault\"\n", "car[0].gun", "gun must be 0...0"),
         ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"no-fault\"\ncolour = 1\n", "expect[0].colour", "not a key"),
         ("[scenario\nname = ", "", "TOML syntax error"),
@@ -281,5 +286,52 @@ func write(_ text: String) -> String {
         }
         #expect(cited >= 50, "found \(cited) citations")
         #expect(broken.isEmpty, "citations docs/standards.md does not have:\n\(broken.joined(separator: "\n"))")
+    }
+}
+
+/// One parser of "number unit" (QuantityText) behind all four inputs a person writes: a board file, a
+/// scenario, `--inject` and `--car` accept the same texts with the same value and refuse the same texts.
+@Suite struct OneQuantityParser {
+    static let cases: [(String, Double?)] = [
+        ("900V", 900), ("900 V", 900), ("0.9 kV", 900), ("9e2 V", 900),
+        ("900", nil), ("900 v", nil), ("900 KV", nil), ("V", nil), ("", nil), ("nine hundred V", nil),
+    ]
+
+    @Test(arguments: cases)
+    func aVoltageReadsAlikeInEveryInput(_ text: String, _ volts: Double?) throws {
+        let spec = try BoardLoader.load(path: boardsDir + "/sim-60kw.toml").spec
+        // The parser itself.
+        let direct = try? QuantityText.parse(text, .voltage).get()
+        #expect(direct == volts, "QuantityText '\(text)'")
+        // A board file's key (the Reader every board and site key goes through).
+        let table = try TOMLTable(string: "v = \"\(text)\"")
+        let board = try? Reader(file: "x.toml").quantity(Section(table: table, path: ""), "v", .voltage)
+        #expect(board == volts, "board file '\(text)'")
+        // --inject overvoltage=TEXT@1s
+        let inject = try? InjectionParser.parse("overvoltage=\(text)@1s", spec: spec)
+        if let volts {
+            #expect(inject?.action == .plant(.overVoltage(gun: 0, Volts(volts))), "--inject '\(text)'")
+        } else { #expect(inject == nil, "--inject accepted '\(text)'") }
+        // --car max-voltage=TEXT
+        let car = try? CarProfile.parse("soc=20,target=80,max-voltage=\(text)")
+        #expect(car.map { $0.maxVoltage.value } == volts, "--car '\(text)'")
+        // A scenario's expectation.
+        let scenario = "[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"voltage-below\"\nmax = \"\(text)\"\nafter = \"1 s\"\nwithin = \"1 s\"\n"
+        let loaded = try? Scenario.load(path: write(scenario), boardsDirectory: boardsDir)
+        #expect((loaded != nil) == (volts != nil), "scenario '\(text)'")
+    }
+
+    /// Times too: a bare number is refused in every input ("@120" was once 120 s on the command line).
+    @Test func aTimeNeedsItsUnitEverywhere() throws {
+        let spec = try BoardLoader.load(path: boardsDir + "/sim-60kw.toml").spec
+        #expect(try QuantityText.parse("1500 ms", .time).get() == 1.5)
+        #expect(try QuantityText.parse("2 h", .time).get() == 7200)
+        #expect(throws: InjectionError.self) { try InjectionParser.parse("estop@120", spec: spec) }
+        do { _ = try InjectionParser.parse("estop@120", spec: spec) } catch { #expect(error.why.contains("'120' has no unit; a time needs one of")) }
+        #expect(try InjectionParser.parse("estop@2min", spec: spec).time == .at(Instant.zero + .s(120)))
+        #expect(throws: CarProfile.ParseError.self) { try CarProfile.parse("soc=20,target=80,plug-at=5") }
+        #expect(try CarProfile.parse("soc=20%,target=80,plug-at=5 s").plugAt == .s(5))
+        #expect(throws: CarProfile.ParseError.self) { try CarProfile.parse("capacity=60,soc=20,target=80") }
+        #expect(try CarProfile.parse("capacity=60kWh,soc=20,target=80").capacity == .kWh(60))
     }
 }

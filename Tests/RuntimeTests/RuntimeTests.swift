@@ -257,7 +257,7 @@ func wait(seconds: Double, until done: () -> Bool) {
     /// modules off (emergency: same cycle).
     @Test func groundFaultReactsInTheSameCycle() throws {
         let b = try board("sim-60kw")
-        let sim = Simulation(board: b, cars: [0: CarProfile()], injections: [try InjectionParser.parse("ground-fault@12", spec: b.spec)])
+        let sim = Simulation(board: b, cars: [0: CarProfile()], injections: [try InjectionParser.parse("ground-fault@12s", spec: b.spec)])
         sim.run(for: .ms(11_500))
         #expect(sim.phase(0) == .charging)
         let body = RealTimeSimulation(sim: sim, statusEvery: 0)

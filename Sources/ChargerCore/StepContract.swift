@@ -1,0 +1,103 @@
+// The step's own assertions (issue 15): what a cycle's outputs must satisfy whatever happened before.
+// Checked by `assert` at the end of `controlStep` (debug builds) and by the simulator after every cycle
+// (release builds too: its invariants call `checkStepOutputs`). A release controller does not stop on
+// them: the arbiter is what makes them true, and the simulator is where a broken one is found.
+
+/// A rule about one cycle's outputs, read from the state, the spec and the outputs alone.
+public enum StepRule: UInt8, Sendable, CaseIterable {
+    /// A latched emergency fault: K1/K2 commanded open in the same cycle (standards.md "Fault reactions").
+    case emergencyOpensAtOnce
+    /// A latched emergency fault: no module of the gun enabled.
+    case emergencyModulesOff
+    /// An error shutdown or refusal in force: every module of the gun commanded to zero current.
+    case shutdownModulesAtZero
+    /// The gun's current command within the limit in force.
+    case commandAboveLimit
+    /// The limit in force within the gun's rating and its connector's (board file `max_current`,
+    /// `connector_current`).
+    case limitAboveRating
+    /// No module commanded above its own rated current (board file `[[modules]] max_current`).
+    case moduleAboveRating
+    /// The modules of a gun together commanded no more than the gun's command.
+    case modulesAboveCommand
+
+    public var name: String {
+        switch self {
+        case .emergencyOpensAtOnce: "emergency-opens-at-once"
+        case .emergencyModulesOff: "emergency-modules-off"
+        case .shutdownModulesAtZero: "shutdown-modules-at-zero"
+        case .commandAboveLimit: "command-above-limit"
+        case .limitAboveRating: "limit-above-rating"
+        case .moduleAboveRating: "module-above-rating"
+        case .modulesAboveCommand: "modules-above-command"
+        }
+    }
+}
+
+/// One broken rule: the gun (and module, -1 for none), the value found and the bound it broke.
+public struct StepViolation: Sendable, Equatable {
+    public var rule: StepRule
+    public var gun: Int
+    public var module: Int
+    public var value: Double
+    public var bound: Double
+}
+
+/// The rules a cycle broke: the first `capacity` kept, all counted. Fixed size: no allocation.
+public struct StepViolations: Sendable {
+    public static let capacity = 8
+    public private(set) var count = 0
+    @usableFromInline var items = InlineArray<8, StepViolation>(repeating: StepViolation(rule: .commandAboveLimit, gun: -1, module: -1, value: 0, bound: 0))
+    public init() {}
+    @inlinable public var isEmpty: Bool { count == 0 }
+    /// The kept ones (at most `capacity`).
+    public subscript(i: Int) -> StepViolation { items[i] }
+    public var kept: Int { min(count, Self.capacity) }
+    @_noAllocation @_noLocks
+    mutating func append(_ v: StepViolation) {
+        if count < Self.capacity { items[count] = v }
+        count += 1
+    }
+}
+
+/// Tolerance of the current rules (floating-point sums of module shares).
+@usableFromInline let stepCurrentTolerance = Amps(1e-6)
+
+/// The rules the outputs break (none: the step kept its contract). No allocation.
+@_noAllocation @_noLocks
+public func checkStepOutputs(_ s: inout StationState, _ spec: inout StationSpec, _ out: inout StationOutputs) -> StepViolations {
+    var found = StepViolations()
+    for g in 0..<spec.gunCount {
+        let reaction = (s.safety[g].latched | s.station.latched).strongestReaction
+        let o = out.guns[g]
+        if reaction == .emergency && o.closeK1K2 {
+            found.append(StepViolation(rule: .emergencyOpensAtOnce, gun: g, module: -1, value: 1, bound: 0))
+        }
+        if o.currentSetpoint > o.currentLimit + stepCurrentTolerance {
+            found.append(StepViolation(rule: .commandAboveLimit, gun: g, module: -1, value: o.currentSetpoint.value, bound: o.currentLimit.value))
+        }
+        let rating = min(spec.guns[g].maxCurrent, spec.guns[g].connectorCurrent)
+        if o.currentLimit > rating + stepCurrentTolerance {
+            found.append(StepViolation(rule: .limitAboveRating, gun: g, module: -1, value: o.currentLimit.value, bound: rating.value))
+        }
+        var sum = Amps.zero
+        for m in 0..<spec.moduleCount where out.modules[m].gun == Int8(truncatingIfNeeded: g) {
+            let mo = out.modules[m]
+            if mo.enabled { sum += mo.current }
+            if reaction == .emergency && mo.enabled {
+                found.append(StepViolation(rule: .emergencyModulesOff, gun: g, module: m, value: mo.current.value, bound: 0))
+            }
+            if let r = reaction, r >= .refuse, mo.current > .zero {
+                found.append(StepViolation(rule: .shutdownModulesAtZero, gun: g, module: m, value: mo.current.value, bound: 0))
+            }
+        }
+        if sum > o.currentSetpoint + stepCurrentTolerance * 100 {
+            found.append(StepViolation(rule: .modulesAboveCommand, gun: g, module: -1, value: sum.value, bound: o.currentSetpoint.value))
+        }
+    }
+    for m in 0..<spec.moduleCount where out.modules[m].current > spec.modules[m].maxCurrent + stepCurrentTolerance {
+        found.append(StepViolation(rule: .moduleAboveRating, gun: Int(out.modules[m].gun), module: m,
+                                   value: out.modules[m].current.value, bound: spec.modules[m].maxCurrent.value))
+    }
+    return found
+}
