@@ -86,8 +86,39 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         uncontrolled[Int(s.modules[m].assigned)] += s.modules[m].lastCommand
     }
 
-    // 2. Sessions. Demands are kept in a fixed array.
+    // 2-6: the sessions, the limits, the station's share, the module pool, the ramps and setpoints.
     var demands = GunArray<SessionDemand>(repeating: SessionDemand())
+    advanceSessions(&s, &inp, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
+    var L = StepLimits()
+    gunLimits(&s, &inp, &spec, &demands, &L)
+    shareStation(&s, &inp, &spec, &demands, &L)
+    allocateModules(&s, &inp, &spec, &demands, &L.vop)
+    capByModules(&s, &spec, &demands, &L, uncontrolled: &uncontrolled, now: now)
+    rampCommands(&s, &spec, &demands, &L, dt: dt, &out)
+    moduleSetpoints(&s, &inp, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
+    // 7. Safety last: opening only at ≤ 5 A, then the arbiter (latched faults win over the session).
+    openOnlyAtLowCurrent(&s, &inp, &spec, uncontrolled: &uncontrolled, now: now, &out)
+    arbitrate(&s, &inp, &spec, uncontrolled: &uncontrolled, now: now, &out)
+    for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
+    // Postconditions (StepContract.swift): emergency opens at once, shutdowns at zero, nothing above a
+    // limit. Kept in release builds: a broken one cuts the gun and latches E31.
+    let broken = enforceStepContract(&s, &spec, &out, now: now)
+    assert(broken.isEmpty, "the step broke its output contract (E31 names the rule)")
+}
+
+/// The limits of one cycle per gun: the current limit and its source, the operating voltage the power
+/// limits are converted at, and every limit but the grid's (a lower grid limit is ramped down to).
+struct StepLimits {
+    var limitA = GunArray<Amps>(repeating: .zero)
+    var source = GunArray<LimitSource>(repeating: .none)
+    var vop = GunArray<Volts>(repeating: .zero)
+    var nonGrid = GunArray<Amps>(repeating: .zero)
+}
+
+/// 2. Sessions. Demands are kept in a fixed array.
+@_noAllocation @_noLocks
+func advanceSessions(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+                     uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount {
         out.guns[g] = GunOutputs()
         // Fields read directly: a method call on the 12 KB state would copy it.
@@ -108,12 +139,11 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         }
         demands[g] = d
     }
+}
 
-    // 3. Limits per gun, in amps at the operating voltage, with the binding source.
-    var limitA = GunArray<Amps>(repeating: .zero)
-    var source = GunArray<LimitSource>(repeating: .none)
-    var vop = GunArray<Volts>(repeating: .zero)
-    var nonGrid = GunArray<Amps>(repeating: .zero)
+/// 3. Limits per gun, in amps at the operating voltage, with the binding source.
+@_noAllocation @_noLocks
+func gunLimits(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
     for g in 0..<spec.gunCount {
         let gs = spec.guns[g]
         // Fields of the inputs read in place (a `let` of the whole gun's inputs copies its messages too).
@@ -124,7 +154,7 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         // Power limits become current limits at the present output voltage (not the car's voltage demand,
         // which is the CV ceiling and would understate the current available).
         let v = max(vehicleSide, gs.minVoltage)
-        vop[g] = v
+        L.vop[g] = v
         var lim = min(gs.maxCurrent, gs.ratedPower / v)
         var src = LimitSource.gunRating
         if gs.connectorCurrent < lim { lim = gs.connectorCurrent; src = .connector }
@@ -142,19 +172,22 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
             lim = d.current; src = .vehicle
         }
         // Every limit but the grid's: a lower grid limit is ramped down to, never below these.
-        nonGrid[g] = lim
+        L.nonGrid[g] = lim
         if let sp = gridSetpoint {
             let a = max(sp, .zero) / v
             if a < lim { lim = a; src = .gridSetpoint }
         }
         if let a = gridCurrentLimit, max(a, .zero) < lim { lim = max(a, .zero); src = .gridSetpoint }
-        if !d.needsPower { lim = .zero; src = .none; nonGrid[g] = .zero }
-        limitA[g] = lim
-        source[g] = src
+        if !d.needsPower { lim = .zero; src = .none; L.nonGrid[g] = .zero }
+        L.limitA[g] = lim
+        L.source[g] = src
         s.figures[g].wish = lim * v
     }
+}
 
-    // 4. Station share: max-min fair water-filling of min(grid connection, grid setpoint).
+/// 4. Station share: max-min fair water-filling of min(grid connection, grid setpoint).
+@_noAllocation @_noLocks
+func shareStation(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
     var budget = spec.gridLimit
     if let sp = inp.stationSetpoint, sp < budget { budget = max(sp, .zero) }
     let budgetFromSetpoint = budget < spec.gridLimit
@@ -181,35 +214,44 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         }
     }
     for g in 0..<spec.gunCount where demands[g].needsPower {
-        let shareA = s.figures[g].share / vop[g]
-        if s.figures[g].share < s.figures[g].wish - Watts(1) && shareA < limitA[g] {
-            limitA[g] = shareA
-            source[g] = budgetFromSetpoint ? .gridSetpoint : .station
+        let shareA = s.figures[g].share / L.vop[g]
+        if s.figures[g].share < s.figures[g].wish - Watts(1) && shareA < L.limitA[g] {
+            L.limitA[g] = shareA
+            L.source[g] = budgetFromSetpoint ? .gridSetpoint : .station
         }
     }
+}
 
-    // 5. Module pool (it releases no module that is still uncontrolled, so `uncontrolled` holds).
-    allocateModules(&s, &inp, &spec, &demands, &vop)
+/// 5. After the module pool (`allocateModules`, which releases no module that is still uncontrolled, so
+/// `uncontrolled` holds): a gun's limit is what its modules can deliver at its voltage; a gun left without
+/// modules longer than the grace latches E24.
+@_noAllocation @_noLocks
+func capByModules(_ s: inout StationState, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+                  _ L: inout StepLimits, uncontrolled: inout GunArray<Amps>, now: Instant) {
     for g in 0..<spec.gunCount {
         guard demands[g].needsPower else { continue }
         var cap = uncontrolled[g]
         for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && !s.modules[m].releasing
             && s.station.moduleLatched[m].isEmpty {
-            cap += spec.modules[m].currentCapability(at: vop[g])
+            cap += spec.modules[m].currentCapability(at: L.vop[g])
         }
-        if cap < limitA[g] { limitA[g] = cap; source[g] = .modules }
+        if cap < L.limitA[g] { L.limitA[g] = cap; L.source[g] = .modules }
         if s.figures[g].activeModules == 0 {
             let since = s.figures[g].starvedSince ?? now
             s.figures[g].starvedSince = since
             if now - since > spec.noModulesGrace { s.raise(.noModulesAvailable, gun: g, value: 0, now: now) }
         } else { s.figures[g].starvedSince = nil }
     }
+}
 
-    // 6. Ramps and module setpoints.
+/// 6. Ramps: each gun's command towards the lower of its demand and its limit, the limit in force reported.
+@_noAllocation @_noLocks
+func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+                  _ L: inout StepLimits, dt: Duration, _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount {
         let gs = spec.guns[g]
         let d = demands[g]
-        let target = min(d.current, limitA[g])
+        let target = min(d.current, L.limitA[g])
         var i = s.sessions[g].rampedCurrent
         if !d.needsPower || d.dropAtOnce {
             i = .zero
@@ -219,8 +261,8 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
             // never staying above any other limit or the car's demand.
             if s.sessions[g].phase == .stopping {
                 i = max(target, i - gs.stopRamp * dt)
-            } else if source[g] == .gridSetpoint {
-                i = max(target, min(min(i - gs.stopRamp * dt, nonGrid[g]), d.current))
+            } else if L.source[g] == .gridSetpoint {
+                i = max(target, min(min(i - gs.stopRamp * dt, L.nonGrid[g]), d.current))
             } else { i = target }
         } else {
             i = min(target, i + gs.rampUp * dt)
@@ -229,11 +271,18 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         out.guns[g].voltageSetpoint = d.voltage
         out.guns[g].currentSetpoint = i
         // While the command ramps down to a lower grid limit, the limit in force is the ramp.
-        let inForce = source[g] == .gridSetpoint && i > limitA[g] ? i : limitA[g]
+        let inForce = L.source[g] == .gridSetpoint && i > L.limitA[g] ? i : L.limitA[g]
         out.guns[g].currentLimit = inForce
-        out.guns[g].powerLimit = inForce * vop[g]
-        out.guns[g].binding = source[g]
+        out.guns[g].powerLimit = inForce * L.vop[g]
+        out.guns[g].binding = L.source[g]
     }
+}
+
+/// 6b. Each module's command: its gun's setpoint less what silent modules still deliver, shared by the
+/// gun's active modules; and what each module is taken to deliver (`lastCommand`) once it goes silent.
+@_noAllocation @_noLocks
+func moduleSetpoints(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+                     uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
     for m in 0..<spec.moduleCount {
         var mo = ModuleOutputs()
         let slot = s.modules[m]
@@ -261,22 +310,39 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
             }
         }
     }
+}
 
-    // A normal stop has its rows too (standards.md "Fault reactions"): current ≤ 5 A within 100 ms after the
-    // charger's CST, within 10 s after the car's BST. A stop still holding K1/K2 closed on more than 5 A
-    // past its row (a module ignoring its command, a current that cannot be confirmed down), or on a
-    // current no command can bring down (silent modules), opens under load as an error shutdown that
-    // missed its time does: E28 with the current broken, an emergency below. On a field bus the result of
-    // a command shows only after `commandLatency`, so the row is judged that much later.
-    for g in 0..<spec.gunCount where s.sessions[g].phase == .stopping && out.guns[g].closeK1K2 && s.safety[g].k1k2Commanded {
-        let row = (s.sessions[g].chargerInitiatedStop ? Standard.cstCurrentDownWithin : Standard.bstCurrentDownWithin) + spec.commandLatency
+/// K1/K2 open outside an emergency only at ≤ 5 A (standards.md "Fault reactions": "open K1/K2 only with
+/// current ≤ 5 A"), judged on the current that can be confirmed (`shutdownCurrent`). The arbiter's own
+/// shutdown rules hold and escalate a gun with a fault at or above refuse; for the others:
+/// - a session that opens on more than 5 A breaks the current under load: an emergency, E28 with the
+///   current broken (exploration seed 649374051: a short through the cable check's discharge, K1/K2
+///   opened at 55 A when the output fell below 60 V, before E12's 100 ms persistence);
+/// - a normal stop has its rows: ≤ 5 A within 100 ms after the charger's CST, within 10 s after the
+///   car's BST. A stop still holding K1/K2 closed on more than 5 A past its row (a module ignoring its
+///   command, a current that cannot be confirmed down), or on a current no command can bring down
+///   (silent modules), opens under load as an error shutdown that missed its time does: E28. On a
+///   field bus the result of a command shows only after `commandLatency`, so the row is judged that
+///   much later.
+@_noAllocation @_noLocks
+func openOnlyAtLowCurrent(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant,
+                          _ out: inout StationOutputs) {
+    for g in 0..<spec.gunCount where s.safety[g].k1k2Commanded {
+        if let r = (s.safety[g].latched | s.station.latched).strongestReaction, r >= .refuse { continue }
+        let opening = !out.guns[g].closeK1K2
+        guard opening || s.sessions[g].phase == .stopping else { continue }
         let i = shutdownCurrent(&s, &inp, &spec, gun: g, uncontrolled: uncontrolled[g], now: now)
-        if i > Standard.openCurrentLimit && (uncontrolled[g] > Standard.openCurrentLimit || now - s.sessions[g].phaseSince > row) {
+        guard i > Standard.openCurrentLimit else { continue }
+        let row = (s.sessions[g].chargerInitiatedStop ? Standard.cstCurrentDownWithin : Standard.bstCurrentDownWithin) + spec.commandLatency
+        if opening || uncontrolled[g] > Standard.openCurrentLimit || now - s.sessions[g].phaseSince > row {
             s.raise(.escalatedToEmergency, gun: g, value: i.value, now: now)
         }
     }
+}
 
-    // 7. The arbiter: latched faults win over everything the session asked for.
+/// 7. The arbiter: latched faults win over everything the session asked for.
+@_noAllocation @_noLocks
+func arbitrate(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount {
         let faults = s.safety[g].latched | s.station.latched
         guard let reaction = faults.strongestReaction else {
@@ -317,9 +383,6 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
         }
         recordCommand(&s, g, out.guns[g].closeK1K2, now)
     }
-    for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
-    // Postconditions (StepContract.swift): emergency opens at once, shutdowns at zero, nothing above a limit.
-    assert(checkStepOutputs(&s, &spec, &out).isEmpty, "the step broke its output contract (checkStepOutputs names the rule)")
 }
 
 /// Counts faults latched since the last cycle into the gun's shutdown deadline: each fault's row gives

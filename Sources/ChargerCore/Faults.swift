@@ -56,6 +56,8 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
     case escalatedToEmergency
     case controlLoopOverrun
     case groundDetectorSelfTestFailed
+    /// The step's own output contract broken after the arbiter (StepContract.swift): the gun is cut.
+    case stepContractBroken
 
     /// Reaction class, from standards.md "Fault reactions" (row named on each line).
     public var reaction: Reaction {
@@ -90,6 +92,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .escalatedToEmergency: .emergency     // a shutdown, error or normal stop, that could not meet its row's time
         case .controlLoopOverrun: .emergency
         case .groundDetectorSelfTestFailed: .refuse   // no session without a working earth-fault detector
+        case .stepContractBroken: .emergency       // the controller's own outputs cannot be trusted: cut at once
         }
     }
 
@@ -147,6 +150,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .escalatedToEmergency: "E28-shutdown-escalated"
         case .controlLoopOverrun: "E29-loop-overrun"
         case .groundDetectorSelfTestFailed: "E30-rcd-selftest"
+        case .stepContractBroken: "E31-step-contract"
         }
     }
 

@@ -136,30 +136,87 @@ func cc1Is(_ v: Volts, _ nominal: Volts) -> Bool {
     (v - nominal).magnitude <= Standard.cc1Tolerance
 }
 
+/// What a phase holds every cycle before its own logic: the lamp, the gun lock, the auxiliary supply
+/// (K3/K4), the IMD and the output discharge. A phase's own step only adds what depends on its inputs.
+struct PhaseBaseline {
+    var lamp: Lamp
+    var lock = false
+    var auxSupply = false
+    var imd = false
+    var discharge = false
+}
+
+extension SessionPhase {
+    /// The table of baselines, one row per phase (the session's steps below read as their differences).
+    var baseline: PhaseBaseline {
+        switch self {
+        case .unplugged, .finished: PhaseBaseline(lamp: .available)
+        case .connecting, .connected: PhaseBaseline(lamp: .busy)
+        case .locking, .auxPower: PhaseBaseline(lamp: .busy, lock: true)
+        case .handshake: PhaseBaseline(lamp: .busy, lock: true, auxSupply: true)
+        case .insulationCheck, .identification, .parameterExchange, .precharge:
+            PhaseBaseline(lamp: .busy, lock: true, auxSupply: true, imd: true)
+        case .charging, .stopping: PhaseBaseline(lamp: .charging, lock: true, auxSupply: true, imd: true)
+        case .statistics, .weldingCheck: PhaseBaseline(lamp: .busy, lock: true, auxSupply: true, discharge: true)
+        case .unlocking: PhaseBaseline(lamp: .busy, discharge: true)
+        case .faulted: PhaseBaseline(lamp: .fault, discharge: true)
+        }
+    }
+}
+
 extension GunSession {
     /// Advances the session by one cycle. Writes the gun's wanted outputs into `out` and its power
     /// demand into `demand`; returns a fault it detected itself, if any.
     /// `blocked` is true while a latched fault at or above `refuse` is active on this gun.
     /// `current` is the gun's current as far as it can still be confirmed (`shutdownCurrent`: a fresh meter,
     /// else the modules' fresh readings plus what silent modules still deliver), read when stopping.
+    /// Order: the transitions that pre-empt any phase (a blocking fault, an operator's stop), then the
+    /// phase's baseline outputs, then the phase's own step (one function per phase, below).
     mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool, current: Amps,
                           out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
+        // Time in the phase as it was when the cycle began (a pre-empting transition does not reset it
+        // for this cycle's step).
         let inPhase = now - phaseSince
-        let car = input.vehicle
-        var fault: SessionFault? = nil
+        preempt(now: now, input: input, blocked: blocked)
+        let base = phase.baseline
+        out.lamp = base.lamp; out.lock = base.lock; out.closeK3K4 = base.auxSupply
+        out.imdEnable = base.imd; out.discharge = base.discharge
+        switch phase {
+        case .unplugged: idle(now: now, input: input, blocked: blocked, out: &out); return nil
+        case .connecting, .connected: plugging(now: now, inPhase: inPhase, input: input, blocked: blocked); return nil
+        case .locking: return locking(now: now, inPhase: inPhase, input: input, gun: gun, out: &out)
+        case .auxPower: return auxSupply(now: now, inPhase: inPhase, input: input, out: &out)
+        case .handshake: handshake(now: now, inPhase: inPhase, input: input, gun: gun, out: &out); return nil
+        case .insulationCheck:
+            out.tx.chm = true
+            return cableCheck(now: now, input: input, gun: gun, out: &out, demand: &demand)
+        case .identification: return identification(now: now, inPhase: inPhase, input: input, out: &out)
+        case .parameterExchange: return parameterExchange(now: now, inPhase: inPhase, input: input, gun: gun, out: &out)
+        case .precharge: return precharge(now: now, inPhase: inPhase, input: input, out: &out, demand: &demand)
+        case .charging: return charging(now: now, input: input, gun: gun, out: &out, demand: &demand)
+        case .stopping: stopping(now: now, inPhase: inPhase, input: input, current: current, out: &out, demand: &demand); return nil
+        case .statistics: statistics(now: now, inPhase: inPhase, input: input, out: &out); return nil
+        case .weldingCheck: weldingCheck(now: now, inPhase: inPhase, input: input); return nil
+        case .unlocking: return unlocking(now: now, inPhase: inPhase, input: input, gun: gun, out: &out)
+        case .finished: if cc1Is(input.cc1, Standard.cc1Unplugged) { enter(.unplugged, now) }; return nil
+        case .faulted: faulted(now: now, input: input, blocked: blocked, out: &out); return nil
+        }
+    }
 
+    /// The transitions that pre-empt whatever phase the session is in.
+    mutating func preempt(now: Instant, input: GunInputs, blocked: Bool) {
         // Any latched blocking fault sends the session to `faulted` (the arbiter has already made
         // the outputs safe; the session only sequences the aftermath).
         if blocked && phase != .faulted && phase != .unplugged && phase != .finished {
             stopReason = .fault
             enter(.faulted, now)
         }
-
         // An operator's stop (console, OCPP remote stop, out of service) ends a session that has not
         // reached the energy transfer too, in order. Before the car is talking (lock, aux supply) the
         // gun simply unlocks; from the handshake on it stops as a charger-initiated stop while charging
         // does: CST (manual stop), output to zero, K1/K2 open, discharge, statistics, welding check,
         // unlock. (Waiting in `connected` for authorization is not a session yet: nothing to stop.)
+        // Charging itself sees the request in its own step.
         if input.stopRequest || input.outOfService {
             switch phase {
             case .locking, .auxPower:
@@ -173,283 +230,273 @@ extension GunSession {
             default: break
             }
         }
+    }
 
-        switch phase {
-        case .unplugged:
-            out.lamp = blocked ? .fault : input.outOfService ? .off : .available
-            if input.actuatorTest != .none && actuatorTestRefusal(phase: phase, blocked: blocked, input: input) == nil {
-                // A technician's actuator test on an idle gun: the output only, no module is powered.
-                switch input.actuatorTest {
-                case .contactorsK1K2: out.closeK1K2 = true
-                case .contactorsK3K4: out.closeK3K4 = true
-                case .lock: out.lock = true
-                case .lamp: out.lamp = (now.micros / 500_000) % 2 == 0 ? .charging : .fault
-                case .imdSelfTest: out.imdEnable = true; out.imdSelfTest = true   // held: the result stays readable
-                case .none: break
-                }
-                break
+    /// No car: the lamp says whether the gun is available; a technician's actuator test may hold one
+    /// output; the plug's CC1 starts a session.
+    mutating func idle(now: Instant, input: GunInputs, blocked: Bool, out: inout GunOutputs) {
+        out.lamp = blocked ? .fault : input.outOfService ? .off : .available
+        if input.actuatorTest != .none && actuatorTestRefusal(phase: phase, blocked: blocked, input: input) == nil {
+            // A technician's actuator test on an idle gun: the output only, no module is powered.
+            switch input.actuatorTest {
+            case .contactorsK1K2: out.closeK1K2 = true
+            case .contactorsK3K4: out.closeK3K4 = true
+            case .lock: out.lock = true
+            case .lamp: out.lamp = (now.micros / 500_000) % 2 == 0 ? .charging : .fault
+            case .imdSelfTest: out.imdEnable = true; out.imdSelfTest = true   // held: the result stays readable
+            case .none: break
             }
-            if input.outOfService { break }
-            if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
-            else if cc1Is(input.cc1, Standard.cc1LatchPressed) { enter(.connecting, now) }
+            return
+        }
+        if input.outOfService { return }
+        if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
+        else if cc1Is(input.cc1, Standard.cc1LatchPressed) { enter(.connecting, now) }
+    }
 
-        case .connecting:
-            out.lamp = .busy
+    /// `connecting` (latch pressed) and `connected` (plugged, waiting for CC1 to settle and authorization).
+    mutating func plugging(now: Instant, inPhase: Duration, input: GunInputs, blocked: Bool) {
+        if phase == .connecting {
             if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
             else if cc1Is(input.cc1, Standard.cc1Unplugged) && inPhase > Standard.connectingAbandon { enter(.unplugged, now) }
-
-        case .connected:
-            out.lamp = .busy
-            if !cc1Is(input.cc1, Standard.cc1Connected) { enter(.connecting, now) }
-            // The lock closes only once the session is authorized (free vend, an idTag, a remote start).
-            else if inPhase >= Standard.cc1ConnectDebounce && !blocked && input.authorized && !input.outOfService { enter(.locking, now) }
-
-        case .locking:
-            out.lamp = .busy
-            out.lock = true
-            if input.lockConfirmed {
-                // The earth-fault detector tests itself before any voltage is applied (where it can).
-                if gun.groundDetectorSelfTest && input.groundDetectorTest != .passed {
-                    out.groundDetectorTest = true
-                    if input.groundDetectorTest == .failed {
-                        fault = SessionFault(.groundDetectorSelfTestFailed, 0)
-                    } else if inPhase > gun.lockTimeout + Standard.groundDetectorSelfTestTimeout {
-                        fault = SessionFault(.groundDetectorSelfTestFailed, inPhase.seconds)
-                    }
-                } else {
-                    enter(.auxPower, now)
-                }
-            } else if inPhase > gun.lockTimeout { fault = SessionFault(.lockFailure, inPhase.seconds) }
-
-        case .auxPower:
-            out.lamp = .busy
-            out.lock = true
-            if let r = reconnectAt, now < r {
-                // Reconnecting after a car timeout: aux off first, so the BMS starts afresh.
-                out.closeK3K4 = false
-                out.tx.cem = timedOut
-                break
-            }
-            out.closeK3K4 = true
-            if input.k3k4Closed {
-                handshakeAttempt = 1
-                // A fresh session (not a reconnection) starts with no timeout history.
-                if reconnectAt == nil { commTimeouts = 0; timedOut = nil }
-                reconnectAt = nil
-                carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none
-                chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never
-                enter(.handshake, now)
-            } else if inPhase > Standard.defaultMessageTimeout {
-                fault = SessionFault(.contactorFailedToClose, inPhase.seconds)
-            }
-
-        case .handshake:
-            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
-            out.tx.chm = true
-            if let bhm = car.bhm, bhm.at >= phaseSince {
-                carMaxVoltage = bhm.message.maxAllowedVoltage
-                startCableCheck(now, gun)
-            } else if inPhase > Standard.defaultMessageTimeout {
-                // A car that sends no BHM (GB/T 27930-2011) is checked at 500 V (standards.md).
-                carMaxVoltage = nil
-                startCableCheck(now, gun)
-            }
-
-        case .insulationCheck:
-            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
-            out.tx.chm = true
-            out.imdEnable = true
-            fault = cableCheck(now: now, input: input, gun: gun, out: &out, demand: &demand)
-
-        case .identification:
-            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
-            out.imdEnable = true
-            out.tx.crm = .notRecognised
-            if let brm = car.brm, brm.at >= phaseSince {
-                out.tx.crm = .recognised
-                enter(.parameterExchange, now)
-            } else if inPhase > Standard.defaultMessageTimeout {
-                fault = retryHandshake(now, .brm)
-            }
-
-        case .parameterExchange:
-            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
-            out.imdEnable = true
-            out.tx.crm = .recognised
-            if bcp == nil {
-                if let m = car.bcp, m.at >= phaseSince { bcp = m.message; phaseSince = now }
-                else if inPhase > Standard.defaultMessageTimeout { fault = retryHandshake(now, .bcp) }
-            } else {
-                out.tx.cts = true
-                out.tx.cml = CML(maxVoltage: gun.maxVoltage, minVoltage: gun.minVoltage,
-                                 maxCurrent: min(gun.maxCurrent, gun.connectorCurrent), minCurrent: .zero)
-                if let bro = car.bro, bro.at >= phaseSince, bro.message.ready, let bcp {
-                    // "Battery voltage measured outside K1/K2 must be within ±5 % of the value the car
-                    // reported (BCP), and within the charger's range; otherwise refuse." (standards.md)
-                    let v = input.vehicleSideVoltage
-                    let tol = bcp.batteryVoltage * Standard.prechargeBatteryVoltageTolerance
-                    if (v - bcp.batteryVoltage).magnitude > tol || v < gun.minVoltage || v > gun.maxVoltage {
-                        fault = SessionFault(.vehicleVoltageMismatch, v.value)
-                    } else {
-                        enter(.precharge, now)
-                    }
-                } else if inPhase > Standard.vehicleReadyTimeout {
-                    fault = retryHandshake(now, .bro)
-                }
-            }
-
-        case .precharge:
-            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
-            out.imdEnable = true
-            out.tx.crm = .recognised
-            out.tx.cro = false
-            let vb = input.vehicleSideVoltage
-            // "Raise the output to 1–10 V below that voltage, then close K1/K2."
-            demand.needsPower = true
-            demand.voltage = vb - Standard.prechargeOffsetTarget
-            demand.current = Standard.cableCheckCurrentLimit
-            let gap = vb - input.chargerSideVoltage
-            let inWindow = gap >= Standard.prechargeOffsetMin && gap <= Standard.prechargeOffsetMax
-            if inWindow || input.k1Closed || input.k2Closed { out.closeK1K2 = true }
-            if input.k1Closed && input.k2Closed {
-                out.tx.cro = true
-                chargingSince = now
-                energyAtStart = input.meterEnergy
-                rampedCurrent = .zero
-                enter(.charging, now)
-            } else if inPhase > Standard.prechargeTimeout {
-                fault = SessionFault(.prechargeTimeout, inPhase.seconds)
-            }
-
-        case .charging:
-            out.lamp = .charging; out.lock = true; out.closeK3K4 = true; out.closeK1K2 = true
-            out.imdEnable = true
-            out.tx.cro = true
-            demand.needsPower = true
-            var allowed = true
-            if let bsm = car.bsm, !bsm.message.chargingAllowed { allowed = false }
-            if allowed { pausedSince = nil } else if pausedSince == nil { pausedSince = now }
-            out.tx.ccs = CCS(voltage: input.meterVoltage, current: input.meterCurrent,
-                             chargingMinutes: (now - chargingSince).seconds / 60, chargingAllowed: allowed)
-            if let bcl = car.bcl {
-                let vmax = min(negotiatedMaxVoltage(gun), carMaxVoltage ?? gun.maxVoltage)
-                demand.voltage = min(bcl.message.voltageDemand, vmax)
-                demand.current = allowed ? bcl.message.currentDemand : .zero
-                if let bcp, demand.current > bcp.maxChargeCurrent { demand.current = bcp.maxChargeCurrent }
-            } else {
-                demand.voltage = input.vehicleSideVoltage
-                demand.current = .zero
-            }
-            // GB/T 27930: BCL within 1 s, BCS within 5 s while charging; a timeout stops charging and
-            // the charger reconnects; the third in a row ends the session (standards.md).
-            let bclAt = max(car.bcl?.at ?? chargingSince, chargingSince)
-            let bcsAt = max(car.bcs?.at ?? chargingSince, chargingSince)
-            if now - chargingSince > Standard.commTimeoutCleanCharging && now - bclAt < Standard.periodBCL * 2 { commTimeouts = 0 }
-            if now - bclAt > Standard.bclTimeout || now - bcsAt > Standard.bcsTimeout {
-                let kind: VehicleMessageKind = now - bclAt > Standard.bclTimeout ? .bcl : .bcs
-                timedOut = kind
-                commTimeouts += 1
-                beginStop(.commTimeout, chargerInitiated: true, now)
-                fault = SessionFault(.vehicleCommTimeout, Double(kind.rawValue), latch: commTimeouts >= Standard.commTimeoutsEndingSession)
-            } else if let bst = car.bst, bst.at >= chargingSince {
-                beginStop(.vehicleRequest, chargerInitiated: false, now)
-            } else if input.stopRequest || input.outOfService {
-                beginStop(.operatorRequest, chargerInitiated: true, now)
-            } else if let p = pausedSince, now - p > Standard.maxPause {
-                beginStop(.pauseTooLong, chargerInitiated: true, now)
-            }
-
-        case .stopping:
-            out.lamp = .charging; out.lock = true; out.closeK3K4 = true
-            out.imdEnable = true
-            if chargerInitiatedStop {
-                out.tx.cst = CST(reasons: stopReason == .operatorRequest ? .manualStop
-                                        : stopReason == .commTimeout ? .fault : .conditionsReached)
-                if stopReason == .commTimeout { out.tx.cem = timedOut }
-            } else {
-                out.tx.cst = CST(reasons: .vehicleStopped)
-            }
-            demand.needsPower = true
-            demand.voltage = car.bcl?.message.voltageDemand ?? input.vehicleSideVoltage
-            demand.current = .zero
-            demand.dropAtOnce = chargerInitiatedStop
-            // "Open K1/K2 only with current ≤ 5 A": the current that can still be confirmed, not a meter
-            // reading that may be stale (a silent meter's last value; issue 16's sibling of the error shutdown).
-            let i = current
-            let open = i <= Standard.openCurrentLimit && rampedCurrent <= Standard.openCurrentLimit
-            out.closeK1K2 = !open
-            // CST (10 ms period) goes out until the car answers with BST, or the default 5 s timeout
-            // ("BST / CST | 10 ms"; "Default timeout 5 s"); a car that timed out is not waited for.
-            let answered = !chargerInitiatedStop || (car.bst.map { $0.at >= phaseSince } ?? false)
-                || inPhase > Standard.defaultMessageTimeout
-            if open {
-                demand.needsPower = false
-                // Bleed the output only once the mirror contacts confirm the battery is disconnected.
-                // (Discharging begins at once; the statistics wait for the car's answer.)
-                if !input.k1Closed && !input.k2Closed {
-                    out.discharge = true
-                    if stopReason == .commTimeout {
-                        // "open K1/K2 (and aux)", then reconnect from the handshake.
-                        reconnectAt = now + Standard.reconnectAuxOff
-                        chargingSince = .never
-                        enter(.auxPower, now)
-                    } else if answered {
-                        enter(.statistics, now)
-                    }
-                }
-            }
-
-        case .statistics:
-            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
-            out.discharge = true
-            // A session stopped before the energy transfer reports no charging time.
-            let minutes = chargingSince == .never ? 0 : (now - chargingSince).seconds / 60
-            out.tx.csd = CSD(chargingMinutes: minutes, energy: input.meterEnergy - energyAtStart)
-            if let bsd = car.bsd, bsd.at >= phaseSince { enter(.weldingCheck, now) }
-            else if inPhase > Standard.statisticsTimeout { enter(.weldingCheck, now) }
-
-        case .weldingCheck:
-            // The supervisor watches the auxiliary contacts; here we wait out the contactor open time
-            // and the discharge of both sides before the aux supply goes off.
-            out.lamp = .busy; out.lock = true; out.closeK3K4 = true
-            out.discharge = true
-            if inPhase > Standard.dischargeTime {
-                if input.chargerSideVoltage < Standard.dischargeTarget && input.vehicleSideVoltage < Standard.dischargeTarget {
-                    enter(.unlocking, now)
-                }
-            }
-
-        case .unlocking:
-            out.lamp = .busy
-            out.discharge = true
-            // "unlock only when the output is below 60 V"
-            out.lock = input.vehicleSideVoltage >= Standard.unlockMaxVoltage
-            if !input.lockConfirmed { enter(.finished, now) }
-            else if inPhase > gun.lockTimeout { fault = SessionFault(.lockFailure, inPhase.seconds) }
-
-        case .finished:
-            out.lamp = .available
-            if cc1Is(input.cc1, Standard.cc1Unplugged) { enter(.unplugged, now) }
-
-        case .faulted:
-            out.lamp = .fault
-            out.discharge = true
-            if chargingSince != .never || handshakeAttempt > 0 {
-                out.tx.cst = CST(reasons: .fault)
-            }
-            // CEM names the car message that timed out (GB/T 27930 "BEM / CEM").
-            out.tx.cem = timedOut
-            // Keep the gun locked while the output is live; release below 60 V.
-            out.lock = input.lockConfirmed && input.vehicleSideVoltage >= Standard.unlockMaxVoltage
-            // The BMS keeps its auxiliary supply until K1/K2 are open (an error shutdown ramps first).
-            out.closeK3K4 = input.k1Closed || input.k2Closed
-            if !blocked {
-                handshakeAttempt = 0
-                // No automatic resume: a cleared fault waits for the plug to come out.
-                enter(cc1Is(input.cc1, Standard.cc1Unplugged) ? .unplugged : .finished, now)
-            }
+            return
         }
-        return fault
+        if !cc1Is(input.cc1, Standard.cc1Connected) { enter(.connecting, now) }
+        // The lock closes only once the session is authorized (free vend, an idTag, a remote start).
+        else if inPhase >= Standard.cc1ConnectDebounce && !blocked && input.authorized && !input.outOfService { enter(.locking, now) }
+    }
+
+    mutating func locking(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
+        guard input.lockConfirmed else {
+            return inPhase > gun.lockTimeout ? SessionFault(.lockFailure, inPhase.seconds) : nil
+        }
+        // The earth-fault detector tests itself before any voltage is applied (where it can).
+        guard gun.groundDetectorSelfTest && input.groundDetectorTest != .passed else {
+            enter(.auxPower, now)
+            return nil
+        }
+        out.groundDetectorTest = true
+        if input.groundDetectorTest == .failed { return SessionFault(.groundDetectorSelfTestFailed, 0) }
+        if inPhase > gun.lockTimeout + Standard.groundDetectorSelfTestTimeout {
+            return SessionFault(.groundDetectorSelfTestFailed, inPhase.seconds)
+        }
+        return nil
+    }
+
+    mutating func auxSupply(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs) -> SessionFault? {
+        if let r = reconnectAt, now < r {
+            // Reconnecting after a car timeout: aux off first, so the BMS starts afresh.
+            out.tx.cem = timedOut
+            return nil
+        }
+        out.closeK3K4 = true
+        if input.k3k4Closed {
+            handshakeAttempt = 1
+            // A fresh session (not a reconnection) starts with no timeout history.
+            if reconnectAt == nil { commTimeouts = 0; timedOut = nil }
+            reconnectAt = nil
+            carMaxVoltage = nil; bcp = nil; insulationWarning = false; stopReason = .none
+            chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never
+            enter(.handshake, now)
+        } else if inPhase > Standard.defaultMessageTimeout {
+            return SessionFault(.contactorFailedToClose, inPhase.seconds)
+        }
+        return nil
+    }
+
+    mutating func handshake(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec, out: inout GunOutputs) {
+        out.tx.chm = true
+        if let bhm = input.vehicle.bhm, bhm.at >= phaseSince {
+            carMaxVoltage = bhm.message.maxAllowedVoltage
+            startCableCheck(now, gun)
+        } else if inPhase > Standard.defaultMessageTimeout {
+            // A car that sends no BHM (GB/T 27930-2011) is checked at 500 V (standards.md).
+            carMaxVoltage = nil
+            startCableCheck(now, gun)
+        }
+    }
+
+    mutating func identification(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs) -> SessionFault? {
+        out.tx.crm = .notRecognised
+        if let brm = input.vehicle.brm, brm.at >= phaseSince {
+            out.tx.crm = .recognised
+            enter(.parameterExchange, now)
+        } else if inPhase > Standard.defaultMessageTimeout {
+            return retryHandshake(now, .brm)
+        }
+        return nil
+    }
+
+    mutating func parameterExchange(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec,
+                                    out: inout GunOutputs) -> SessionFault? {
+        let car = input.vehicle
+        out.tx.crm = .recognised
+        guard let bcp else {
+            if let m = car.bcp, m.at >= phaseSince { self.bcp = m.message; phaseSince = now }
+            else if inPhase > Standard.defaultMessageTimeout { return retryHandshake(now, .bcp) }
+            return nil
+        }
+        out.tx.cts = true
+        out.tx.cml = CML(maxVoltage: gun.maxVoltage, minVoltage: gun.minVoltage,
+                         maxCurrent: min(gun.maxCurrent, gun.connectorCurrent), minCurrent: .zero)
+        if let bro = car.bro, bro.at >= phaseSince, bro.message.ready {
+            // "Battery voltage measured outside K1/K2 must be within ±5 % of the value the car
+            // reported (BCP), and within the charger's range; otherwise refuse." (standards.md)
+            let v = input.vehicleSideVoltage
+            let tol = bcp.batteryVoltage * Standard.prechargeBatteryVoltageTolerance
+            if (v - bcp.batteryVoltage).magnitude > tol || v < gun.minVoltage || v > gun.maxVoltage {
+                return SessionFault(.vehicleVoltageMismatch, v.value)
+            }
+            enter(.precharge, now)
+        } else if inPhase > Standard.vehicleReadyTimeout {
+            return retryHandshake(now, .bro)
+        }
+        return nil
+    }
+
+    mutating func precharge(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs,
+                            demand: inout SessionDemand) -> SessionFault? {
+        out.tx.crm = .recognised
+        out.tx.cro = false
+        let vb = input.vehicleSideVoltage
+        // "Raise the output to 1–10 V below that voltage, then close K1/K2."
+        demand.needsPower = true
+        demand.voltage = vb - Standard.prechargeOffsetTarget
+        demand.current = Standard.cableCheckCurrentLimit
+        let gap = vb - input.chargerSideVoltage
+        let inWindow = gap >= Standard.prechargeOffsetMin && gap <= Standard.prechargeOffsetMax
+        if inWindow || input.k1Closed || input.k2Closed { out.closeK1K2 = true }
+        if input.k1Closed && input.k2Closed {
+            out.tx.cro = true
+            chargingSince = now
+            energyAtStart = input.meterEnergy
+            rampedCurrent = .zero
+            enter(.charging, now)
+        } else if inPhase > Standard.prechargeTimeout {
+            return SessionFault(.prechargeTimeout, inPhase.seconds)
+        }
+        return nil
+    }
+
+    mutating func charging(now: Instant, input: GunInputs, gun: GunSpec, out: inout GunOutputs,
+                           demand: inout SessionDemand) -> SessionFault? {
+        let car = input.vehicle
+        out.closeK1K2 = true
+        out.tx.cro = true
+        demand.needsPower = true
+        var allowed = true
+        if let bsm = car.bsm, !bsm.message.chargingAllowed { allowed = false }
+        if allowed { pausedSince = nil } else if pausedSince == nil { pausedSince = now }
+        out.tx.ccs = CCS(voltage: input.meterVoltage, current: input.meterCurrent,
+                         chargingMinutes: (now - chargingSince).seconds / 60, chargingAllowed: allowed)
+        if let bcl = car.bcl {
+            let vmax = min(negotiatedMaxVoltage(gun), carMaxVoltage ?? gun.maxVoltage)
+            demand.voltage = min(bcl.message.voltageDemand, vmax)
+            demand.current = allowed ? bcl.message.currentDemand : .zero
+            if let bcp, demand.current > bcp.maxChargeCurrent { demand.current = bcp.maxChargeCurrent }
+        } else {
+            demand.voltage = input.vehicleSideVoltage
+            demand.current = .zero
+        }
+        // GB/T 27930: BCL within 1 s, BCS within 5 s while charging; a timeout stops charging and
+        // the charger reconnects; the third in a row ends the session (standards.md).
+        let bclAt = max(car.bcl?.at ?? chargingSince, chargingSince)
+        let bcsAt = max(car.bcs?.at ?? chargingSince, chargingSince)
+        if now - chargingSince > Standard.commTimeoutCleanCharging && now - bclAt < Standard.periodBCL * 2 { commTimeouts = 0 }
+        if now - bclAt > Standard.bclTimeout || now - bcsAt > Standard.bcsTimeout {
+            let kind: VehicleMessageKind = now - bclAt > Standard.bclTimeout ? .bcl : .bcs
+            timedOut = kind
+            commTimeouts += 1
+            beginStop(.commTimeout, chargerInitiated: true, now)
+            return SessionFault(.vehicleCommTimeout, Double(kind.rawValue), latch: commTimeouts >= Standard.commTimeoutsEndingSession)
+        }
+        if let bst = car.bst, bst.at >= chargingSince {
+            beginStop(.vehicleRequest, chargerInitiated: false, now)
+        } else if input.stopRequest || input.outOfService {
+            beginStop(.operatorRequest, chargerInitiated: true, now)
+        } else if let p = pausedSince, now - p > Standard.maxPause {
+            beginStop(.pauseTooLong, chargerInitiated: true, now)
+        }
+        return nil
+    }
+
+    mutating func stopping(now: Instant, inPhase: Duration, input: GunInputs, current: Amps, out: inout GunOutputs,
+                           demand: inout SessionDemand) {
+        let car = input.vehicle
+        if chargerInitiatedStop {
+            out.tx.cst = CST(reasons: stopReason == .operatorRequest ? .manualStop
+                                    : stopReason == .commTimeout ? .fault : .conditionsReached)
+            if stopReason == .commTimeout { out.tx.cem = timedOut }
+        } else {
+            out.tx.cst = CST(reasons: .vehicleStopped)
+        }
+        demand.needsPower = true
+        demand.voltage = car.bcl?.message.voltageDemand ?? input.vehicleSideVoltage
+        demand.current = .zero
+        demand.dropAtOnce = chargerInitiatedStop
+        // "Open K1/K2 only with current ≤ 5 A": the current that can still be confirmed, not a meter
+        // reading that may be stale (a silent meter's last value; issue 16's sibling of the error shutdown).
+        let open = current <= Standard.openCurrentLimit && rampedCurrent <= Standard.openCurrentLimit
+        out.closeK1K2 = !open
+        // CST (10 ms period) goes out until the car answers with BST, or the default 5 s timeout
+        // ("BST / CST | 10 ms"; "Default timeout 5 s"); a car that timed out is not waited for.
+        let answered = !chargerInitiatedStop || (car.bst.map { $0.at >= phaseSince } ?? false)
+            || inPhase > Standard.defaultMessageTimeout
+        guard open else { return }
+        demand.needsPower = false
+        // Bleed the output only once the mirror contacts confirm the battery is disconnected.
+        // (Discharging begins at once; the statistics wait for the car's answer.)
+        guard !input.k1Closed && !input.k2Closed else { return }
+        out.discharge = true
+        if stopReason == .commTimeout {
+            // "open K1/K2 (and aux)", then reconnect from the handshake.
+            reconnectAt = now + Standard.reconnectAuxOff
+            chargingSince = .never
+            enter(.auxPower, now)
+        } else if answered {
+            enter(.statistics, now)
+        }
+    }
+
+    mutating func statistics(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs) {
+        // A session stopped before the energy transfer reports no charging time.
+        let minutes = chargingSince == .never ? 0 : (now - chargingSince).seconds / 60
+        out.tx.csd = CSD(chargingMinutes: minutes, energy: input.meterEnergy - energyAtStart)
+        if let bsd = input.vehicle.bsd, bsd.at >= phaseSince { enter(.weldingCheck, now) }
+        else if inPhase > Standard.statisticsTimeout { enter(.weldingCheck, now) }
+    }
+
+    /// The supervisor watches the auxiliary contacts; here the session waits out the contactor open time
+    /// and the discharge of both sides before the aux supply goes off.
+    mutating func weldingCheck(now: Instant, inPhase: Duration, input: GunInputs) {
+        if inPhase > Standard.dischargeTime
+            && input.chargerSideVoltage < Standard.dischargeTarget && input.vehicleSideVoltage < Standard.dischargeTarget {
+            enter(.unlocking, now)
+        }
+    }
+
+    mutating func unlocking(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
+        // "unlock only when the output is below 60 V"
+        out.lock = input.vehicleSideVoltage >= Standard.unlockMaxVoltage
+        if !input.lockConfirmed { enter(.finished, now) }
+        else if inPhase > gun.lockTimeout { return SessionFault(.lockFailure, inPhase.seconds) }
+        return nil
+    }
+
+    mutating func faulted(now: Instant, input: GunInputs, blocked: Bool, out: inout GunOutputs) {
+        if chargingSince != .never || handshakeAttempt > 0 {
+            out.tx.cst = CST(reasons: .fault)
+        }
+        // CEM names the car message that timed out (GB/T 27930 "BEM / CEM").
+        out.tx.cem = timedOut
+        // Keep the gun locked while the output is live; release below 60 V.
+        out.lock = input.lockConfirmed && input.vehicleSideVoltage >= Standard.unlockMaxVoltage
+        // The BMS keeps its auxiliary supply until K1/K2 are open (an error shutdown ramps first).
+        out.closeK3K4 = input.k1Closed || input.k2Closed
+        if !blocked {
+            handshakeAttempt = 0
+            // No automatic resume: a cleared fault waits for the plug to come out.
+            enter(cc1Is(input.cc1, Standard.cc1Unplugged) ? .unplugged : .finished, now)
+        }
     }
 
     mutating func startCableCheck(_ now: Instant, _ gun: GunSpec) {

@@ -252,7 +252,13 @@ public final class Simulation {
         if log.lastSequence > have {
             var s = have + 1
             while s <= log.lastSequence {
-                if let r = log.record(sequence: s) { faults.append(r) }
+                if let r = log.record(sequence: s) {
+                    faults.append(r)
+                    // The core cut a gun whose outputs broke its contract after the arbiter: never expected.
+                    if r.code == .stepContractBroken {
+                        violate(Int(max(r.gun, 0)), "step-contract", "E31: \(StepRule(rawValue: UInt8(r.value)).map(\.name) ?? "?") broken after the arbiter")
+                    }
+                }
                 s += 1
             }
         }
@@ -335,8 +341,9 @@ public final class Simulation {
                 violate(g, "power-above-rating", "\(fmt((gi.meterVoltage * gi.meterCurrent).kilowatts, 1)) kW > \(fmt(gs.ratedPower.kilowatts, 0)) kW")
             }
         }
-        // The step's output contract (ChargerCore StepContract.swift: emergency opens at once, shutdowns at
-        // zero, no command above a limit or a rating), asserted by the core in debug builds, here always.
+        // The step's output contract (ChargerCore StepContract.swift): the core cuts a gun that breaks it and
+        // latches E31; here every E31 is a violation (the arbiter should have made the outputs right), and
+        // the outputs after the cut must keep the contract.
         let broken = checkStepOutputs(&f.state, &f.spec, &f.outputs)
         for i in 0..<broken.kept {
             let v = broken[i]

@@ -315,6 +315,34 @@ extension Double {
             broken += checkStepOutputs(&h.state, &h.spec, &h.outputs).count
         }
         #expect(h.state.faults(gun: 0).contains(.groundFault))
+        #expect(!h.state.faults(gun: 0).contains(.stepContractBroken))
         #expect(broken == 0)
+    }
+
+    /// The safety net after the arbiter (every build): a gun whose outputs break the contract is cut and
+    /// E31 latches with the rule, until an explicit reset.
+    @Test func aBrokenContractCutsTheGunAndLatchesE31() {
+        var spec = oneGunSpec()
+        var state = StationState()
+        var out = StationOutputs()
+        out.guns[0].closeK1K2 = true
+        out.guns[0].currentLimit = Amps(150); out.guns[0].currentSetpoint = Amps(180)   // above its limit
+        out.modules[0].gun = 0; out.modules[0].enabled = true; out.modules[0].current = Amps(90)
+        out.modules[1].gun = 0; out.modules[1].enabled = true; out.modules[1].current = Amps(90)
+        let found = enforceStepContract(&state, &spec, &out, now: Instant(micros: 5_000))
+        #expect(found.count == 1 && found[0].rule == .commandAboveLimit)
+        #expect(!out.guns[0].closeK1K2 && out.guns[0].discharge)
+        #expect(out.guns[0].currentSetpoint == .zero && !out.modules[0].enabled && !out.modules[1].enabled)
+        #expect(state.faults(gun: 0).contains(.stepContractBroken))
+        #expect(FaultCode.stepContractBroken.reaction == .emergency && FaultCode.stepContractBroken.name == "E31-step-contract")
+        #expect(checkStepOutputs(&state, &spec, &out).isEmpty, "the cut outputs keep the contract")
+        // Latched: the next clean step keeps it, a reset clears it.
+        var h = Harness()
+        h.state = state
+        h.step()
+        #expect(h.state.faults(gun: 0).contains(.stepContractBroken))
+        h.inputs.guns[0].resetRequest = true
+        h.step()
+        #expect(!h.state.faults(gun: 0).contains(.stepContractBroken))
     }
 }
