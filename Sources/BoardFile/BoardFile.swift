@@ -127,13 +127,51 @@ public enum BoardLoader {
         }
     }
 
-    /// Parses and validates board-file text; `file` names it in errors.
+    /// Parses and validates board-file text; `file` names it in errors. One function per table, in the
+    /// order the checks have always run (the first error found is the one reported).
     public static func parse(_ text: String, file: String) throws(BoardFileError) -> Board {
         let r = Reader(file: file)
         let top = try topSection(text, file: file)
         try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant", "modbus_bus", "modbus_device",
                              "modbus_map", "analog", "watchdog", "bench", "console", "storage"])
+        let head = try boardTable(r, top)
+        let kind = head.kind
+        let timing = try limitsTable(r, top)
+        let runtime = try runtimeTable(r, top)
+        let guns = try gunTables(r, top)
+        let modules = try moduleTables(r, top, guns: guns.count)
+        let gpio = try gpioMap(r, top, guns: guns.count, modules: modules)
+        try requireRealBoardLines(r, top, kind: kind, gpio: gpio, guns: guns.count)
+        let modbus = try modbusConfig(r, top, guns: guns.count, modules: modules.count, selfOff: timing.selfOff,
+                                      commTimeouts: [.module: timing.module, .meter: timing.meter, .imd: timing.imd],
+                                      readingMaxAge: timing.readingAge)
+        if kind != .sim && modbus.isEmpty {
+            throw r.error(top, "modbus_device", "a \(kind.rawValue) board needs its Modbus devices ([[modbus_bus]], [[modbus_device]], [modbus_map.NAME])")
+        }
+        if kind == .sim && !modbus.isEmpty {
+            throw r.error(top, "modbus_device", "a sim board's devices are the simulated plant's; Modbus devices belong to bench and real boards")
+        }
+        let analog = try analogInputs(r, top, guns: guns.count)
+        if kind != .real && !analog.isEmpty { throw r.error(top, "analog", "analog inputs belong to real boards (a bench board's come through its channel)") }
+        let watchdog = try watchdog(r, top, period: head.period)
+        let bench = try bench(r, top, kind: kind)
+        let plant = try plantTable(r, top, kind: kind)
+        let console = try consoleTable(r, top)
+        let storage = try storageTable(r, top)
 
+        let spec = StationSpec(guns: guns, modules: modules, gridLimit: head.gridLimit, period: head.period,
+                               contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open, contactorOpeningTime: timing.opening,
+                               moduleCommTimeout: timing.module, meterCommTimeout: timing.meter,
+                               imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
+                               moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
+        return Board(name: head.name, description: head.description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
+                     spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
+                     console: console, storage: storage)
+    }
+
+    /// `[board]`: name, description, kind, period, grid connection.
+    static func boardTable(_ r: Reader, _ top: Section) throws(BoardFileError)
+        -> (name: String, description: String, kind: BoardKind, period: Duration, gridLimit: Watts) {
         let b = try r.table(top, "board")
         try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
         let name = try r.string(b, "name")
@@ -144,32 +182,47 @@ public enum BoardLoader {
         }
         let period = try r.duration(b, "period", default: .ms(1), range: .us(100)...(.ms(100)))
         let gridLimit = try r.power(b, "grid_limit", range: Watts(1_000)...Watts.kW(10_000))
+        return (name, description, kind, period, gridLimit)
+    }
 
-        var timing = (close: Duration.ms(200), open: Duration.ms(200), opening: Duration.ms(30), module: Duration.s(1), meter: Duration.s(2),
-                      imd: Duration.s(2), allocation: Duration.ms(500), selfOff: Duration.s(20), readingAge: Duration.ms(100))
-        if let l = try r.optionalTable(top, "limits") {
-            try r.onlyKeys(l, ["contactor_close_timeout", "contactor_open_timeout", "contactor_opening_time", "module_comm_timeout",
-                               "meter_comm_timeout", "imd_comm_timeout", "allocation_period", "module_self_off_time", "reading_max_age"])
-            timing.close = try r.duration(l, "contactor_close_timeout", default: timing.close, range: .ms(10)...(.s(2)))
-            timing.open = try r.duration(l, "contactor_open_timeout", default: timing.open, range: .ms(10)...(.s(2)))
-            timing.opening = try r.duration(l, "contactor_opening_time", default: timing.opening, range: .ms(1)...(.ms(100)))
-            timing.module = try r.duration(l, "module_comm_timeout", default: timing.module, range: .ms(50)...(.s(10)))
-            timing.meter = try r.duration(l, "meter_comm_timeout", default: timing.meter, range: .ms(50)...(.s(10)))
-            timing.imd = try r.duration(l, "imd_comm_timeout", default: timing.imd, range: .ms(50)...(.s(15)))
-            timing.allocation = try r.duration(l, "allocation_period", default: timing.allocation, range: .ms(10)...(.s(10)))
-            timing.selfOff = try r.duration(l, "module_self_off_time", default: timing.selfOff, range: .s(1)...(.s(120)))
-            timing.readingAge = try r.duration(l, "reading_max_age", default: timing.readingAge, range: .ms(1)...(.s(1)))
-        }
+    /// `[limits]`: the station's timeouts and times, each with its default.
+    struct Timing {
+        var close = Duration.ms(200), open = Duration.ms(200), opening = Duration.ms(30)
+        var module = Duration.s(1), meter = Duration.s(2), imd = Duration.s(2)
+        var allocation = Duration.ms(500), selfOff = Duration.s(20), readingAge = Duration.ms(100)
+    }
 
+    static func limitsTable(_ r: Reader, _ top: Section) throws(BoardFileError) -> Timing {
+        var timing = Timing()
+        guard let l = try r.optionalTable(top, "limits") else { return timing }
+        try r.onlyKeys(l, ["contactor_close_timeout", "contactor_open_timeout", "contactor_opening_time", "module_comm_timeout",
+                           "meter_comm_timeout", "imd_comm_timeout", "allocation_period", "module_self_off_time", "reading_max_age"])
+        timing.close = try r.duration(l, "contactor_close_timeout", default: timing.close, range: .ms(10)...(.s(2)))
+        timing.open = try r.duration(l, "contactor_open_timeout", default: timing.open, range: .ms(10)...(.s(2)))
+        timing.opening = try r.duration(l, "contactor_opening_time", default: timing.opening, range: .ms(1)...(.ms(100)))
+        timing.module = try r.duration(l, "module_comm_timeout", default: timing.module, range: .ms(50)...(.s(10)))
+        timing.meter = try r.duration(l, "meter_comm_timeout", default: timing.meter, range: .ms(50)...(.s(10)))
+        timing.imd = try r.duration(l, "imd_comm_timeout", default: timing.imd, range: .ms(50)...(.s(15)))
+        timing.allocation = try r.duration(l, "allocation_period", default: timing.allocation, range: .ms(10)...(.s(10)))
+        timing.selfOff = try r.duration(l, "module_self_off_time", default: timing.selfOff, range: .s(1)...(.s(120)))
+        timing.readingAge = try r.duration(l, "reading_max_age", default: timing.readingAge, range: .ms(1)...(.s(1)))
+        return timing
+    }
+
+    /// `[runtime]`: the loop's priority, CPU, memory locking and miss limit.
+    static func runtimeTable(_ r: Reader, _ top: Section) throws(BoardFileError) -> RuntimeSpec {
         var runtime = RuntimeSpec()
-        if let rt = try r.optionalTable(top, "runtime") {
-            try r.onlyKeys(rt, ["priority", "cpu", "lock_memory", "miss_limit"])
-            if rt.table["priority"] != nil { runtime.priority = Int32(try r.integer(rt, "priority", range: 0...99)) }
-            if rt.table["cpu"] != nil { runtime.cpu = try r.integer(rt, "cpu", range: 0...1023) }
-            if let l = try r.optionalBool(rt, "lock_memory") { runtime.lockMemory = l }
-            if rt.table["miss_limit"] != nil { runtime.missLimit = try r.integer(rt, "miss_limit", range: 1...1000) }
-        }
+        guard let rt = try r.optionalTable(top, "runtime") else { return runtime }
+        try r.onlyKeys(rt, ["priority", "cpu", "lock_memory", "miss_limit"])
+        if rt.table["priority"] != nil { runtime.priority = Int32(try r.integer(rt, "priority", range: 0...99)) }
+        if rt.table["cpu"] != nil { runtime.cpu = try r.integer(rt, "cpu", range: 0...1023) }
+        if let l = try r.optionalBool(rt, "lock_memory") { runtime.lockMemory = l }
+        if rt.table["miss_limit"] != nil { runtime.missLimit = try r.integer(rt, "miss_limit", range: 1...1000) }
+        return runtime
+    }
 
+    /// `[[gun]]`: each gun's ratings, derating curve, ramps and checks.
+    static func gunTables(_ r: Reader, _ top: Section) throws(BoardFileError) -> [GunSpec] {
         let gunTables = try r.arrayOfTables(top, "gun")
         guard !gunTables.isEmpty else { throw r.error(top, "gun", "at least one [[gun]] is required") }
         guard gunTables.count <= Capacity.guns else { throw r.error(top, "gun", "\(gunTables.count) guns; at most \(Capacity.guns)") }
@@ -212,7 +265,11 @@ public enum BoardLoader {
                                 rampUp: up, stopRamp: stop, overCurrentFactor: ocf, insulationRule: rule, lockTimeout: lockTimeout,
                                 groundDetectorSelfTest: groundTest))
         }
+        return guns
+    }
 
+    /// `[[modules]]`: groups of identical rectifier modules and the guns each can be switched onto.
+    static func moduleTables(_ r: Reader, _ top: Section, guns gunCount: Int) throws(BoardFileError) -> [ModuleSpec] {
         let moduleGroups = try r.arrayOfTables(top, "modules")
         guard !moduleGroups.isEmpty else { throw r.error(top, "modules", "at least one [[modules]] group is required") }
         var modules: [ModuleSpec] = []
@@ -228,7 +285,7 @@ public enum BoardLoader {
             guard !gunList.isEmpty else { throw r.error(mt, "guns", "must name at least one gun") }
             var mask: UInt16 = 0
             for gi in gunList {
-                guard gi >= 0 && gi < guns.count else { throw r.error(mt, "guns", "gun \(gi) does not exist (guns are 0...\(guns.count - 1))") }
+                guard gi >= 0 && gi < gunCount else { throw r.error(mt, "guns", "gun \(gi) does not exist (guns are 0...\(gunCount - 1))") }
                 mask |= 1 << UInt16(gi)
             }
             guard modules.count + count <= Capacity.modules else {
@@ -238,37 +295,27 @@ public enum BoardLoader {
                 modules.append(ModuleSpec(ratedPower: power, maxVoltage: maxV, minVoltage: minV, maxCurrent: maxI, gunMask: mask))
             }
         }
-        for (g, gun) in guns.enumerated() where !modules.contains(where: { $0.gunMask & (1 << UInt16(g)) != 0 }) {
-            _ = gun
+        for g in 0..<gunCount where !modules.contains(where: { $0.gunMask & (1 << UInt16(g)) != 0 }) {
             throw r.error(top, "modules", "no module can serve gun \(g)")
         }
+        return modules
+    }
 
-        let gpio = try gpioMap(r, top, guns: guns.count, modules: modules)
-        if kind == .real && gpio.isEmpty { throw r.error(top, "gpio", "a real board needs its [[gpio]] map") }
-        if kind == .real {
-            for g in 0..<guns.count {
-                for needed in [GPIOSignal.k1k2, .k1Aux, .k2Aux, .lockMotor, .lockFeedback, .rcdTrip]
-                where !gpio.contains(where: { $0.signal == needed && $0.gun == g }) {
-                    throw r.error(top, "gpio", "gun \(g) has no '\(needed.rawValue)' line")
-                }
+    /// A real board's GPIO map must name every gun's contactor, aux contacts, lock and RCD lines and the e-stop.
+    static func requireRealBoardLines(_ r: Reader, _ top: Section, kind: BoardKind, gpio: [GPIOLineSpec], guns: Int) throws(BoardFileError) {
+        guard kind == .real else { return }
+        if gpio.isEmpty { throw r.error(top, "gpio", "a real board needs its [[gpio]] map") }
+        for g in 0..<guns {
+            for needed in [GPIOSignal.k1k2, .k1Aux, .k2Aux, .lockMotor, .lockFeedback, .rcdTrip]
+            where !gpio.contains(where: { $0.signal == needed && $0.gun == g }) {
+                throw r.error(top, "gpio", "gun \(g) has no '\(needed.rawValue)' line")
             }
-            if !gpio.contains(where: { $0.signal == .emergencyStop }) { throw r.error(top, "gpio", "no 'estop' line") }
         }
+        if !gpio.contains(where: { $0.signal == .emergencyStop }) { throw r.error(top, "gpio", "no 'estop' line") }
+    }
 
-        let modbus = try modbusConfig(r, top, guns: guns.count, modules: modules.count, selfOff: timing.selfOff,
-                                      commTimeouts: [.module: timing.module, .meter: timing.meter, .imd: timing.imd],
-                                      readingMaxAge: timing.readingAge)
-        if kind != .sim && modbus.isEmpty {
-            throw r.error(top, "modbus_device", "a \(kind.rawValue) board needs its Modbus devices ([[modbus_bus]], [[modbus_device]], [modbus_map.NAME])")
-        }
-        if kind == .sim && !modbus.isEmpty {
-            throw r.error(top, "modbus_device", "a sim board's devices are the simulated plant's; Modbus devices belong to bench and real boards")
-        }
-        let analog = try analogInputs(r, top, guns: guns.count)
-        if kind != .real && !analog.isEmpty { throw r.error(top, "analog", "analog inputs belong to real boards (a bench board's come through its channel)") }
-        let watchdog = try watchdog(r, top, period: period)
-        let bench = try bench(r, top, kind: kind)
-
+    /// `[plant]`: the model a sim or bench board runs (required there, refused on a real board).
+    static func plantTable(_ r: Reader, _ top: Section, kind: BoardKind) throws(BoardFileError) -> PlantSpec? {
         var plant: PlantSpec? = nil
         if let p = try r.optionalTable(top, "plant") {
             guard kind == .sim || kind == .bench else { throw r.error(p, "", "a [plant] model belongs to sim or bench boards only") }
@@ -292,7 +339,11 @@ public enum BoardLoader {
         } else if kind == .sim || kind == .bench {
             throw r.error(top, "plant", "a \(kind.rawValue) board needs a [plant] table (the \(kind == .sim ? "simulator" : "plant emulator") runs it)")
         }
+        return plant
+    }
 
+    /// `[console]`: the technician's UART and its line settings.
+    static func consoleTable(_ r: Reader, _ top: Section) throws(BoardFileError) -> ConsoleSpec? {
         var console: ConsoleSpec? = nil
         if let c = try r.optionalTable(top, "console") {
             try r.onlyKeys(c, ["device", "baud", "parity", "stop_bits", "flow_control"])
@@ -309,6 +360,11 @@ public enum BoardLoader {
             }
             console = cs
         }
+        return console
+    }
+
+    /// `[storage]`: where the journal lives and how it rotates.
+    static func storageTable(_ r: Reader, _ top: Section) throws(BoardFileError) -> StorageSpec? {
         var storage: StorageSpec? = nil
         if let st = try r.optionalTable(top, "storage") {
             try r.onlyKeys(st, ["journal", "journal_max_kb", "journal_files"])
@@ -317,15 +373,7 @@ public enum BoardLoader {
             if st.table["journal_files"] != nil { ss.journalFiles = try r.integer(st, "journal_files", range: 2...1000) }
             storage = ss
         }
-
-        let spec = StationSpec(guns: guns, modules: modules, gridLimit: gridLimit, period: period,
-                               contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open, contactorOpeningTime: timing.opening,
-                               moduleCommTimeout: timing.module, meterCommTimeout: timing.meter,
-                               imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
-                               moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
-        return Board(name: name, description: description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
-                     spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
-                     console: console, storage: storage)
+        return storage
     }
 
     public static func readFile(_ path: String) -> [UInt8]? {

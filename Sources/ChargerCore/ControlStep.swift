@@ -236,6 +236,10 @@ func capByModules(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
             cap += spec.modules[m].currentCapability(at: L.vop[g])
         }
         if cap < L.limitA[g] { L.limitA[g] = cap; L.source[g] = .modules }
+        // What the modules can deliver is a physical limit: a ramp down to a lower grid limit never stays
+        // above it (exploration seed 31000309: a 2 kW setpoint released a module while the ramp held
+        // 150 A, and the one left was commanded above its 100 A rating; E31 caught it).
+        if cap < L.nonGrid[g] { L.nonGrid[g] = cap }
         if s.figures[g].activeModules == 0 {
             let since = s.figures[g].starvedSince ?? now
             s.figures[g].starvedSince = since

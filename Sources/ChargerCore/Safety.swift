@@ -103,130 +103,158 @@ extension StationState {
             }
         }
 
+        // Each gun, check by check (each function below is one group of rows of standards.md).
         for g in 0..<spec.gunCount {
             let gi = inp.guns[g]
-            let gs = spec.guns[g]
-            let phase = sessions[g].phase
             safety[g].active = .empty
             let energised = safety[g].k1k2Commanded || gi.k1Closed || gi.k2Closed
+            protectiveInputs(g, gi, &spec, now: now, energised: energised)
+            deviceCommunication(g, gi, &spec, now: now, sinceBoot: sinceBoot)
+            overVoltage(g, gi, &spec, now: now, energised: energised)
+            overCurrent(g, gi, &spec, now: now, energised: energised)
+            duringTheSession(g, gi, &spec, now: now, energised: energised)
+            contactorFeedback(g, gi, &spec, now: now)
+        }
+    }
 
-            // A detector testing itself trips its own relay: that trip is the test, not a fault, as long
-            // as the test was commanded, nothing is energised, and the device says the test is running
-            // or has just passed.
-            let selfTesting = safety[g].groundTestCommanded && !energised
-                && (gi.groundDetectorTest == .running || gi.groundDetectorTest == .passed)
-            if gi.groundFaultTrip && !selfTesting { raise(.groundFault, gun: g, value: 1, now: now) }
-            if !gi.peContinuity { raise(.protectiveEarthLost, gun: g, value: 0, now: now) }
-            if gi.gunTemperature > gs.tripTemperature { raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, now: now) }
+    /// Earth-fault detector, protective earth, gun temperature.
+    mutating func protectiveInputs(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, energised: Bool) {
+        // A detector testing itself trips its own relay: that trip is the test, not a fault, as long
+        // as the test was commanded, nothing is energised, and the device says the test is running
+        // or has just passed.
+        let selfTesting = safety[g].groundTestCommanded && !energised
+            && (gi.groundDetectorTest == .running || gi.groundDetectorTest == .passed)
+        if gi.groundFaultTrip && !selfTesting { raise(.groundFault, gun: g, value: 1, now: now) }
+        if !gi.peContinuity { raise(.protectiveEarthLost, gun: g, value: 0, now: now) }
+        if gi.gunTemperature > spec.guns[g].tripTemperature { raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, now: now) }
+    }
 
-            // Communication with the meter and the IMD (board-file timeouts).
-            if sinceBoot > spec.meterCommTimeout && now - gi.meterSeenAt > spec.meterCommTimeout {
-                raise(.meterCommLost, gun: g, value: Swift.min((now - gi.meterSeenAt).seconds, sinceBoot.seconds), now: now)
+    /// The meter and the IMD heard within their board-file timeouts.
+    mutating func deviceCommunication(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, sinceBoot: Duration) {
+        // Communication with the meter and the IMD (board-file timeouts).
+        if sinceBoot > spec.meterCommTimeout && now - gi.meterSeenAt > spec.meterCommTimeout {
+            raise(.meterCommLost, gun: g, value: Swift.min((now - gi.meterSeenAt).seconds, sinceBoot.seconds), now: now)
+        }
+        if sinceBoot > spec.imdCommTimeout && now - gi.imdSeenAt > spec.imdCommTimeout {
+            raise(.imdCommLost, gun: g, value: Swift.min((now - gi.imdSeenAt).seconds, sinceBoot.seconds), now: now)
+        }
+    }
+
+    /// Output voltage: IEC 61851-23 Table 103, the car's maximum, the negotiated maximum.
+    mutating func overVoltage(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, energised: Bool) {
+        let gs = spec.guns[g]
+        let phase = sessions[g].phase
+        // Over-voltage, IEC 61851-23 Table 103: persistent 9 ms → emergency.
+        let vOut = max(gi.vehicleSideVoltage, gi.chargerSideVoltage)
+        if vOut > Standard.table103Limit(rated: gs.maxVoltage) {
+            let since = safety[g].ovTable103Since ?? now
+            safety[g].ovTable103Since = since
+            if now - since >= Standard.table103Persistence { raise(.overVoltageTable103, gun: g, value: vOut.value, now: now) }
+        } else { safety[g].ovTable103Since = nil }
+
+        // Above the car's maximum (BHM): stop within 1 s. 10 ms filter against sensor spikes.
+        // Only once the battery is on the cable: the IEC cable check deliberately tests at up to
+        // 1.1 × the car's maximum with the car's contactors open (standards.md, CC.1).
+        let batteryOnCable = phase == .precharge || phase == .charging || phase == .stopping
+        if let carMax = sessions[g].carMaxVoltage, energised, batteryOnCable, gi.vehicleSideVoltage > carMax {
+            let since = safety[g].ovVehicleSince ?? now
+            safety[g].ovVehicleSince = since
+            if now - since >= Standard.vehicleMaxOvFilter { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
+        } else { safety[g].ovVehicleSince = nil }
+
+        // Above the negotiated maximum for more than 400 ms → error shutdown.
+        if phase == .charging || phase == .stopping, gi.vehicleSideVoltage > sessions[g].negotiatedMaxVoltage(gs) {
+            let since = safety[g].ovNegotiatedSince ?? now
+            safety[g].ovNegotiatedSince = since
+            if now - since > Standard.negotiatedOvPersistence { raise(.overVoltageNegotiated, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
+        } else { safety[g].ovNegotiatedSince = nil }
+    }
+
+    /// Current against the gun's rating, and beyond what the modules were commanded.
+    mutating func overCurrent(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, energised: Bool) {
+        let gs = spec.guns[g]
+        let phase = sessions[g].phase
+        // Over-current against the gun's rating (board overCurrentFactor), after a spike filter.
+        if gi.meterCurrent > gs.maxCurrent * gs.overCurrentFactor {
+            let since = safety[g].overCurrentSince ?? now
+            safety[g].overCurrentSince = since
+            if now - since >= Standard.overCurrentFilter { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
+        } else { safety[g].overCurrentSince = nil }
+
+        // Current beyond what the modules were commanded: a short, or a module ignoring its setpoint.
+        // On closing ("Inrush peak ≤ 20 A": precharge and the first 100 ms of charging) at once;
+        // otherwise after 100 ms, which the modules' own lag after a commanded drop never reaches.
+        var commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : sessions[g].rampedCurrent
+        if spec.commandLatency > .zero {
+            if now - safety[g].commandWindowStart >= spec.commandLatency {
+                safety[g].previousCommandPeak = safety[g].commandPeak
+                safety[g].commandPeak = .zero
+                safety[g].commandWindowStart = now
             }
-            if sinceBoot > spec.imdCommTimeout && now - gi.imdSeenAt > spec.imdCommTimeout {
-                raise(.imdCommLost, gun: g, value: Swift.min((now - gi.imdSeenAt).seconds, sinceBoot.seconds), now: now)
-            }
-
-            // Over-voltage, IEC 61851-23 Table 103: persistent 9 ms → emergency.
-            let vOut = max(gi.vehicleSideVoltage, gi.chargerSideVoltage)
-            if vOut > Standard.table103Limit(rated: gs.maxVoltage) {
-                let since = safety[g].ovTable103Since ?? now
-                safety[g].ovTable103Since = since
-                if now - since >= Standard.table103Persistence { raise(.overVoltageTable103, gun: g, value: vOut.value, now: now) }
-            } else { safety[g].ovTable103Since = nil }
-
-            // Above the car's maximum (BHM): stop within 1 s. 10 ms filter against sensor spikes.
-            // Only once the battery is on the cable: the IEC cable check deliberately tests at up to
-            // 1.1 × the car's maximum with the car's contactors open (standards.md, CC.1).
-            let batteryOnCable = phase == .precharge || phase == .charging || phase == .stopping
-            if let carMax = sessions[g].carMaxVoltage, energised, batteryOnCable, gi.vehicleSideVoltage > carMax {
-                let since = safety[g].ovVehicleSince ?? now
-                safety[g].ovVehicleSince = since
-                if now - since >= Standard.vehicleMaxOvFilter { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
-            } else { safety[g].ovVehicleSince = nil }
-
-            // Above the negotiated maximum for more than 400 ms → error shutdown.
-            if phase == .charging || phase == .stopping, gi.vehicleSideVoltage > sessions[g].negotiatedMaxVoltage(gs) {
-                let since = safety[g].ovNegotiatedSince ?? now
-                safety[g].ovNegotiatedSince = since
-                if now - since > Standard.negotiatedOvPersistence { raise(.overVoltageNegotiated, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
-            } else { safety[g].ovNegotiatedSince = nil }
-
-            // Over-current against the gun's rating (board overCurrentFactor), after a spike filter.
-            if gi.meterCurrent > gs.maxCurrent * gs.overCurrentFactor {
-                let since = safety[g].overCurrentSince ?? now
-                safety[g].overCurrentSince = since
-                if now - since >= Standard.overCurrentFilter { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
-            } else { safety[g].overCurrentSince = nil }
-
-            // Current beyond what the modules were commanded: a short, or a module ignoring its setpoint.
-            // On closing ("Inrush peak ≤ 20 A": precharge and the first 100 ms of charging) at once;
-            // otherwise after 100 ms, which the modules' own lag after a commanded drop never reaches.
-            var commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : sessions[g].rampedCurrent
-            if spec.commandLatency > .zero {
-                if now - safety[g].commandWindowStart >= spec.commandLatency {
-                    safety[g].previousCommandPeak = safety[g].commandPeak
-                    safety[g].commandPeak = .zero
-                    safety[g].commandWindowStart = now
-                }
-                if commanded > safety[g].commandPeak { safety[g].commandPeak = commanded }
-                if safety[g].commandPeak > commanded { commanded = safety[g].commandPeak }
-                if safety[g].previousCommandPeak > commanded { commanded = safety[g].previousCommandPeak }
-            }
-            let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < Standard.closingWindow)
-            // Only on a reading of the current now (`readingMaxAge`): a silent meter's last value, taken
-            // before a commanded drop, is no current beyond the command (E25 follows at the meter's timeout).
-            let meterNow = now - gi.meterSeenAt <= spec.readingMaxAge
-            // During the cable check the car's contactors are open and the output is held at 2 A: more than
-            // 5 A above that is a short or a runaway module, not an inrush (exploration seed 7481: 20 A
-            // through the cable check, then K1/K2 opened under it to go on to the precharge).
-            let margin = phase == .insulationCheck ? Standard.openCurrentLimit : Standard.inrushLimit
-            if energised && meterNow && gi.meterCurrent > commanded + margin {
-                if closing {
-                    raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
-                } else {
-                    let since = safety[g].uncommandedSince ?? now
-                    safety[g].uncommandedSince = since
-                    if now - since > Standard.uncommandedCurrentPersistence {
-                        raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now)
-                    }
-                }
-            } else { safety[g].uncommandedSince = nil }
-
-            // Continuous insulation monitoring while energised in charging (same fault threshold).
-            if phase == .charging || phase == .stopping {
-                let ref = max(gi.vehicleSideVoltage, sessions[g].testVoltage)
-                if gi.imdAlarm || (ref.value > 0 && gi.insulation / ref <= Standard.insulationFault) {
-                    raise(.insulationFault, gun: g, value: gi.insulation.value, now: now)
-                }
-            }
-
-            // CC1 must stay in band through the session (3 ms debounce).
-            if phase.plugMustStayConnected && (gi.cc1 < Standard.cc1StopBelow || gi.cc1 > Standard.cc1StopAbove) {
-                let since = safety[g].cc1BadSince ?? now
-                safety[g].cc1BadSince = since
-                if now - since >= Standard.cc1FaultDebounce { raise(.cc1OutOfBand, gun: g, value: gi.cc1.value, now: now) }
-            } else { safety[g].cc1BadSince = nil }
-
-            // Backstop for the car's silence, independent of the session's own 1 s / 5 s handling and
-            // reconnection: energised with no BCL for the standard's 10 s bound latches the fault.
-            if energised && (phase == .charging || phase == .stopping) {
-                let start = sessions[g].chargingSince
-                let bclAt = max(gi.vehicle.bcl?.at ?? start, start)
-                if start != .never && now - bclAt > Standard.commTimeoutOpenWithin {
-                    raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcl.rawValue), now: now)
+            if commanded > safety[g].commandPeak { safety[g].commandPeak = commanded }
+            if safety[g].commandPeak > commanded { commanded = safety[g].commandPeak }
+            if safety[g].previousCommandPeak > commanded { commanded = safety[g].previousCommandPeak }
+        }
+        let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < Standard.closingWindow)
+        // Only on a reading of the current now (`readingMaxAge`): a silent meter's last value, taken
+        // before a commanded drop, is no current beyond the command (E25 follows at the meter's timeout).
+        let meterNow = now - gi.meterSeenAt <= spec.readingMaxAge
+        // During the cable check the car's contactors are open and the output is held at 2 A: more than
+        // 5 A above that is a short or a runaway module, not an inrush (exploration seed 7481: 20 A
+        // through the cable check, then K1/K2 opened under it to go on to the precharge).
+        let margin = phase == .insulationCheck ? Standard.openCurrentLimit : Standard.inrushLimit
+        if energised && meterNow && gi.meterCurrent > commanded + margin {
+            if closing {
+                raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
+            } else {
+                let since = safety[g].uncommandedSince ?? now
+                safety[g].uncommandedSince = since
+                if now - since > Standard.uncommandedCurrentPersistence {
+                    raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now)
                 }
             }
+        } else { safety[g].uncommandedSince = nil }
+    }
 
-            // Contactor feedback against the previous command.
-            let sinceChange = now - safety[g].k1k2ChangedAt
-            if safety[g].k1k2Commanded {
-                if sinceChange > spec.contactorCloseTimeout && (!gi.k1Closed || !gi.k2Closed) {
-                    raise(.contactorFailedToClose, gun: g, value: gi.k1Closed ? 2 : 1, now: now)
-                }
-            } else if sinceChange > spec.contactorOpenTimeout && (gi.k1Closed || gi.k2Closed) {
-                raise(.contactorWelded, gun: g, value: gi.k1Closed ? 1 : 2, now: now)
+    /// While a session runs: insulation monitoring, CC1 in band, the backstop for the car's silence.
+    mutating func duringTheSession(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, energised: Bool) {
+        let phase = sessions[g].phase
+        // Continuous insulation monitoring while energised in charging (same fault threshold).
+        if phase == .charging || phase == .stopping {
+            let ref = max(gi.vehicleSideVoltage, sessions[g].testVoltage)
+            if gi.imdAlarm || (ref.value > 0 && gi.insulation / ref <= Standard.insulationFault) {
+                raise(.insulationFault, gun: g, value: gi.insulation.value, now: now)
             }
+        }
+
+        // CC1 must stay in band through the session (3 ms debounce).
+        if phase.plugMustStayConnected && (gi.cc1 < Standard.cc1StopBelow || gi.cc1 > Standard.cc1StopAbove) {
+            let since = safety[g].cc1BadSince ?? now
+            safety[g].cc1BadSince = since
+            if now - since >= Standard.cc1FaultDebounce { raise(.cc1OutOfBand, gun: g, value: gi.cc1.value, now: now) }
+        } else { safety[g].cc1BadSince = nil }
+
+        // Backstop for the car's silence, independent of the session's own 1 s / 5 s handling and
+        // reconnection: energised with no BCL for the standard's 10 s bound latches the fault.
+        if energised && (phase == .charging || phase == .stopping) {
+            let start = sessions[g].chargingSince
+            let bclAt = max(gi.vehicle.bcl?.at ?? start, start)
+            if start != .never && now - bclAt > Standard.commTimeoutOpenWithin {
+                raise(.vehicleCommTimeout, gun: g, value: Double(VehicleMessageKind.bcl.rawValue), now: now)
+            }
+        }
+    }
+
+    /// Contactor feedback against the previous command: failed to close, welded.
+    mutating func contactorFeedback(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant) {
+        // Contactor feedback against the previous command.
+        let sinceChange = now - safety[g].k1k2ChangedAt
+        if safety[g].k1k2Commanded {
+            if sinceChange > spec.contactorCloseTimeout && (!gi.k1Closed || !gi.k2Closed) {
+                raise(.contactorFailedToClose, gun: g, value: gi.k1Closed ? 2 : 1, now: now)
+            }
+        } else if sinceChange > spec.contactorOpenTimeout && (gi.k1Closed || gi.k2Closed) {
+            raise(.contactorWelded, gun: g, value: gi.k1Closed ? 1 : 2, now: now)
         }
     }
 
