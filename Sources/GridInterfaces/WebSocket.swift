@@ -213,8 +213,19 @@ public final class WebSocketConnection {
 
     // MARK: frames
 
-    func sendFrame(opcode: UInt8, payload: [UInt8]) throws(WebSocketError) {
-        var f: [UInt8] = [0x80 | opcode]
+    /// RFC 6455 §5.2 opcodes (the others are reserved: a frame with one ends the connection).
+    enum Opcode: UInt8 {
+        case continuation = 0x0, text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA
+    }
+    /// RFC 6455 §7.4.1 close codes used here.
+    public enum CloseCode {
+        public static let normal: UInt16 = 1000
+        /// Reported when a close frame carries no code (never sent).
+        static let noStatus = 1005
+    }
+
+    func sendFrame(opcode: Opcode, payload: [UInt8]) throws(WebSocketError) {
+        var f: [UInt8] = [0x80 | opcode.rawValue]
         let n = payload.count
         if n < 126 { f.append(0x80 | UInt8(n)) }
         else if n < 65_536 { f += [0x80 | 126, UInt8(n >> 8), UInt8(n & 0xFF)] }
@@ -229,7 +240,7 @@ public final class WebSocketConnection {
 
     public func send(text: String) throws(WebSocketError) {
         guard open else { throw WebSocketError("not connected") }
-        try sendFrame(opcode: 1, payload: Array(text.utf8))
+        try sendFrame(opcode: .text, payload: Array(text.utf8))
     }
 
     /// The next text message, waiting at most `timeoutMs`; nil on timeout. Pings are answered here;
@@ -239,22 +250,22 @@ public final class WebSocketConnection {
         while true {
             if let (fin, opcode, payload, used) = parseFrame() {
                 inbox.removeFirst(used)
-                switch opcode {
-                case 0x9: try sendFrame(opcode: 0xA, payload: payload)
-                case 0xA: break
-                case 0x8:
-                    try? sendFrame(opcode: 0x8, payload: Array(payload.prefix(2)))
+                guard let op = Opcode(rawValue: opcode) else { throw WebSocketError("\(peer) sent an unknown opcode \(opcode)") }
+                switch op {
+                case .ping: try sendFrame(opcode: .pong, payload: payload)
+                case .pong: break
+                case .close:
+                    try? sendFrame(opcode: .close, payload: Array(payload.prefix(2)))
                     open = false
-                    let code = payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : 1005
+                    let code = payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : CloseCode.noStatus
                     throw WebSocketError("\(peer) closed the connection (code \(code))")
-                case 0x1, 0x0, 0x2:
+                case .text, .continuation, .binary:
                     fragments += payload
                     if fragments.count > 1_048_576 { throw WebSocketError("message from \(peer) over 1 MB") }
                     if fin {
                         defer { fragments.removeAll() }
                         return String(decoding: fragments, as: UTF8.self)
                     }
-                default: throw WebSocketError("\(peer) sent an unknown opcode \(opcode)")
                 }
                 continue
             }
@@ -283,8 +294,8 @@ public final class WebSocketConnection {
     }
 
     /// Sends a close frame (normal closure) and drops the connection.
-    public func close(code: UInt16 = 1000) {
-        if open { try? sendFrame(opcode: 0x8, payload: [UInt8(code >> 8), UInt8(code & 0xFF)]) }
+    public func close(code: UInt16 = CloseCode.normal) {
+        if open { try? sendFrame(opcode: .close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)]) }
         teardown()
     }
 }
