@@ -92,7 +92,7 @@ fuzz: build
 # Power-loss campaign (not in `make test`): chargerd killed KILLS times at random moments of sessions,
 # fault latches and resets, console commands and OCPP traffic, restarted each time on one journal; every
 # acknowledged record read back in order, the faults that stood latched again at the next start, no
-# session counted twice (journal and central system). 565 s measured for 1000 kills beside a running make test.
+# session counted twice (journal and central system). 783 s measured for 1000 kills with console and OCPP traffic, beside a 10 000-seed campaign.
 KILLS ?= 1000
 powerloss: build
 	python3 HIL/powerloss/campaign.py .build/release/chargerd $(BOARD) --kills $(KILLS)

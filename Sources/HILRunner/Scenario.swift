@@ -97,7 +97,7 @@ public struct Scenario: Sendable {
     }
 
     /// Loads a scenario file. `boardsDirectory` resolves `board = "sim-60kw"` (a name) to a file; a value
-    /// with a '/' or ending in .toml is a path relative to the scenario file.
+    /// with a '/' or ending in .toml is a path relative to the scenario file. One function per table.
     public static func load(path: String, boardsDirectory: String) throws(ScenarioError) -> Scenario {
         func err(_ key: String, _ why: String) -> ScenarioError { ScenarioError(file: path, key: key, why: why) }
         guard let data = FileManager.default.contents(atPath: path) else { throw err("", "cannot read the file") }
@@ -119,10 +119,60 @@ public struct Scenario: Sendable {
         let board: Board
         do { board = try BoardLoader.load(path: boardPath) } catch { throw err("scenario.board", "\(error)") }
         guard board.plant != nil else { throw err("scenario.board", "board '\(board.name)' has no [plant]: scenarios run on sim- boards (bench boards through charger-plant)") }
-        let spec = board.spec
-        // A site file (time of use) and the station clock at the start: the grid's composite limit is
-        // fed to the run every 100 ms of virtual time, as chargerd does.
-        var grid: GridState? = nil
+        let r = ScenarioReader(path: path, spec: board.spec)
+        let grid = try r.site(s, board: board)
+        let duration = try r.seconds(s["duration"] ?? "3600 s", "scenario.duration")
+        guard duration > 0, duration <= 48 * 3600 else { throw err("scenario.duration", "must be within 0...48 h") }
+        let trace = try r.seconds(s["trace_period"] ?? "100 ms", "scenario.trace_period")
+        guard trace >= board.spec.period.seconds, trace <= 60 else { throw err("scenario.trace_period", "must be one cycle ... 60 s") }
+        let cars = try r.cars(root)
+        let events = try r.events(root)
+        var expectations: [Expectation] = []
+        for (i, e) in (root["expect"]?.array ?? TOMLArray()).enumerated() {
+            let key = "expect[\(i)]"
+            guard let t = e.table else { throw err(key, "expected a table ([[expect]])") }
+            expectations.append(try r.expectation(t, key))
+        }
+        guard !expectations.isEmpty else { throw err("expect", "a scenario needs at least one [[expect]]") }
+        var sc = Scenario(name: name, description: s["description"]?.string ?? "", file: path, board: board, cars: cars, events: events,
+                          duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
+                          expectations: expectations, tracePeriod: .seconds(trace))
+        sc.grid = grid
+        return sc
+    }
+}
+
+/// Reads the tables of one scenario file: its errors name the file and the key; times and quantities as
+/// board files write them (a string, a number and its unit: QuantityText).
+struct ScenarioReader {
+    let path: String
+    let spec: StationSpec
+
+    func err(_ key: String, _ why: String) -> ScenarioError { ScenarioError(file: path, key: key, why: why) }
+
+    func quantity(_ v: TOMLValueConvertible?, _ key: String, _ table: UnitTable) throws(ScenarioError) -> Double {
+        guard let t = v?.string else { throw err(key, "expected a string with a unit (\(table.list)), e.g. \"1 \(table.units.keys.sorted().first ?? "")\"") }
+        switch QuantityText.parse(t, table) {
+        case .success(let x): return x
+        case .failure(let e): throw err(key, e.description)
+        }
+    }
+
+    func seconds(_ v: TOMLValueConvertible?, _ key: String) throws(ScenarioError) -> Double {
+        let x = try quantity(v, key, .time)
+        guard x >= 0 else { throw err(key, "'\(v?.string ?? "")': a time must be ≥ 0") }
+        return x
+    }
+
+    func gunIndex(_ v: TOMLValueConvertible?, _ key: String, default d: Int? = 0) throws(ScenarioError) -> Int? {
+        guard let v else { return d }
+        guard let g = v.int, g >= 0, g < spec.gunCount else { throw err(key, "gun must be 0...\(spec.gunCount - 1)") }
+        return g
+    }
+
+    /// `site` and `start`: a site file (time of use) and the station clock at the start; the grid's
+    /// composite limit is fed to the run every 100 ms of virtual time, as chargerd does.
+    func site(_ s: TOMLTable, board: Board) throws(ScenarioError) -> GridState? {
         if let siteName = s["site"]?.string {
             let sitePath = siteName.hasPrefix("/") ? siteName : (path as NSString).deletingLastPathComponent + "/" + siteName
             let site: SiteConfig
@@ -134,31 +184,14 @@ public struct Scenario: Sendable {
             var g = GridState(clock: StationClock(epochMillisAtZero: start, utcOffsetSeconds: site.utcOffsetSeconds), ems: nil, tou: site.tou,
                               gridConnection: spec.gridLimit, ratings: (0..<spec.gunCount).map { spec.guns[$0].ratedPower }, freeVend: true)
             g.electrical = site.electrical
-            grid = g
-        } else if s["start"] != nil { throw err("scenario.start", "only with a site") }
-        // Times and quantities as board files write them: a string, a number and its unit (QuantityText).
-        func quantity(_ v: TOMLValueConvertible?, _ key: String, _ table: UnitTable) throws(ScenarioError) -> Double {
-            guard let t = v?.string else { throw err(key, "expected a string with a unit (\(table.list)), e.g. \"1 \(table.units.keys.sorted().first ?? "")\"") }
-            switch QuantityText.parse(t, table) {
-            case .success(let x): return x
-            case .failure(let e): throw err(key, e.description)
-            }
-        }
-        func seconds(_ v: TOMLValueConvertible?, _ key: String) throws(ScenarioError) -> Double {
-            let x = try quantity(v, key, .time)
-            guard x >= 0 else { throw err(key, "'\(v?.string ?? "")': a time must be ≥ 0") }
-            return x
-        }
-        func gunIndex(_ v: TOMLValueConvertible?, _ key: String, default d: Int? = 0) throws(ScenarioError) -> Int? {
-            guard let v else { return d }
-            guard let g = v.int, g >= 0, g < spec.gunCount else { throw err(key, "gun must be 0...\(spec.gunCount - 1)") }
             return g
         }
-        let duration = try seconds(s["duration"] ?? "3600 s", "scenario.duration")
-        guard duration > 0, duration <= 48 * 3600 else { throw err("scenario.duration", "must be within 0...48 h") }
-        let trace = try seconds(s["trace_period"] ?? "100 ms", "scenario.trace_period")
-        guard trace >= spec.period.seconds, trace <= 60 else { throw err("scenario.trace_period", "must be one cycle ... 60 s") }
+        if s["start"] != nil { throw err("scenario.start", "only with a site") }
+        return nil
+    }
 
+    /// `[[car]]`: at most one car per gun, each a `--car` profile.
+    func cars(_ root: TOMLTable) throws(ScenarioError) -> [Int: CarProfile] {
         var cars: [Int: CarProfile] = [:]
         for (i, c) in (root["car"]?.array ?? TOMLArray()).enumerated() {
             let key = "car[\(i)]"
@@ -168,6 +201,11 @@ public struct Scenario: Sendable {
             guard cars[g] == nil else { throw err("\(key).gun", "a second car on gun \(g)") }
             do { cars[g] = try CarProfile.parse(t["profile"]?.string ?? "") } catch { throw err("\(key).profile", "\(error)") }
         }
+        return cars
+    }
+
+    /// `[[event]]`: what happens when, as `chargerd --inject` writes it.
+    func events(_ root: TOMLTable) throws(ScenarioError) -> [ScheduledInjection] {
         var events: [ScheduledInjection] = []
         for (i, e) in (root["event"]?.array ?? TOMLArray()).enumerated() {
             let key = "event[\(i)]"
@@ -178,86 +216,80 @@ public struct Scenario: Sendable {
             if let s = t["at"]?.string, s.lowercased() == "stop" { at = "stop" } else { at = "\(try seconds(t["at"], "\(key).at"))s" }
             do { events.append(try InjectionParser.parse("\(what)@\(at)", spec: spec)) } catch { throw err("\(key).do", "\(error)") }
         }
-        var expectations: [Expectation] = []
-        for (i, e) in (root["expect"]?.array ?? TOMLArray()).enumerated() {
-            let key = "expect[\(i)]"
-            guard let t = e.table else { throw err(key, "expected a table ([[expect]])") }
-            guard let kind = t["kind"]?.string else { throw err("\(key).kind", "missing") }
-            let allowed: [String: [String]] = [
-                "state": ["gun", "at", "state"], "fault": ["code", "gun", "after", "within"], "no-fault": [], "not-fault": ["code"],
-                "opening-current": ["gun", "max", "min_openings"], "current-below": ["gun", "max", "after", "within", "until"],
-                "voltage-below": ["gun", "max", "after", "within", "until"],
-                "energy": ["gun", "at_least", "at_most"], "power-never-above": ["gun", "max", "from", "until"],
-                "energy-share": ["gun", "from", "until", "at_least", "at_most"], "binding": ["gun", "at", "source"],
-                "end-state": ["state"],
-            ]
-            guard let keys = allowed[kind] else { throw err("\(key).kind", "'\(kind)' (known: \(allowed.keys.sorted().joined(separator: ", ")))") }
-            for k in t.keys where k != "kind" && !keys.contains(k) { throw err("\(key).\(k)", "not a key of '\(kind)' (\(keys.joined(separator: ", ")))") }
-            let amps = UnitTable.current
-            let watts = UnitTable.power
-            func code() throws(ScenarioError) -> FaultCode {
-                guard let c = t["code"]?.string, let f = FaultCode.allCases.first(where: { $0.name == c || $0.name.hasPrefix(c + "-") }) else {
-                    throw err("\(key).code", "unknown fault code (see chargerd --list-faults; 'E05' or 'E05-insulation')")
-                }
-                return f
+        return events
+    }
+
+    /// One `[[expect]]` table.
+    func expectation(_ t: TOMLTable, _ key: String) throws(ScenarioError) -> Expectation {
+        guard let kind = t["kind"]?.string else { throw err("\(key).kind", "missing") }
+        let allowed: [String: [String]] = [
+            "state": ["gun", "at", "state"], "fault": ["code", "gun", "after", "within"], "no-fault": [], "not-fault": ["code"],
+            "opening-current": ["gun", "max", "min_openings"], "current-below": ["gun", "max", "after", "within", "until"],
+            "voltage-below": ["gun", "max", "after", "within", "until"],
+            "energy": ["gun", "at_least", "at_most"], "power-never-above": ["gun", "max", "from", "until"],
+            "energy-share": ["gun", "from", "until", "at_least", "at_most"], "binding": ["gun", "at", "source"],
+            "end-state": ["state"],
+        ]
+        guard let keys = allowed[kind] else { throw err("\(key).kind", "'\(kind)' (known: \(allowed.keys.sorted().joined(separator: ", ")))") }
+        for k in t.keys where k != "kind" && !keys.contains(k) { throw err("\(key).\(k)", "not a key of '\(kind)' (\(keys.joined(separator: ", ")))") }
+        let amps = UnitTable.current
+        let watts = UnitTable.power
+        func code() throws(ScenarioError) -> FaultCode {
+            guard let c = t["code"]?.string, let f = FaultCode.allCases.first(where: { $0.name == c || $0.name.hasPrefix(c + "-") }) else {
+                throw err("\(key).code", "unknown fault code (see chargerd --list-faults; 'E05' or 'E05-insulation')")
             }
-            switch kind {
-            case "state":
-                guard let p = t["state"]?.string, let phase = SessionPhase.allCases.first(where: { $0.name == p }) else {
-                    throw err("\(key).state", "unknown state (\(SessionPhase.allCases.map(\.name).joined(separator: ", ")))")
-                }
-                expectations.append(.state(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), phase: phase))
-            case "fault":
-                expectations.append(.fault(code: try code(), gun: try gunIndex(t["gun"], "\(key).gun", default: nil),
-                                           after: Instant.zero + .seconds(try seconds(t["after"] ?? "0 s", "\(key).after")),
-                                           within: .seconds(try seconds(t["within"], "\(key).within"))))
-            case "no-fault": expectations.append(.noFault)
-            case "not-fault": expectations.append(.notFault(code: try code()))
-            case "opening-current":
-                expectations.append(.openingCurrent(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Amps(try quantity(t["max"] ?? "5 A", "\(key).max", amps)),
-                                                    minOpenings: t["min_openings"]?.int ?? 1))
-            case "current-below":
-                expectations.append(.currentBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Amps(try quantity(t["max"], "\(key).max", amps)),
-                                                  after: Instant.zero + .seconds(try seconds(t["after"], "\(key).after")),
-                                                  within: .seconds(try seconds(t["within"], "\(key).within")),
-                                                  until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
-            case "voltage-below":
-                expectations.append(.voltageBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Volts(try quantity(t["max"], "\(key).max", .voltage)),
-                                                  after: Instant.zero + .seconds(try seconds(t["after"], "\(key).after")),
-                                                  within: .seconds(try seconds(t["within"], "\(key).within")),
-                                                  until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
-            case "energy":
-                let wh = UnitTable.energy
-                let lo = t["at_least"] == nil ? nil : WattHours(try quantity(t["at_least"], "\(key).at_least", wh))
-                let hi = t["at_most"] == nil ? nil : WattHours(try quantity(t["at_most"], "\(key).at_most", wh))
-                guard lo != nil || hi != nil else { throw err(key, "energy needs at_least or at_most") }
-                expectations.append(.energy(gun: try gunIndex(t["gun"], "\(key).gun")!, atLeast: lo, atMost: hi))
-            case "power-never-above":
-                expectations.append(.powerNever(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), above: Watts(try quantity(t["max"], "\(key).max", watts)),
-                                                from: t["from"] == nil ? nil : Instant.zero + .seconds(try seconds(t["from"], "\(key).from")),
-                                                until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
-            case "energy-share":
-                let lo = t["at_least"]?.double, hi = t["at_most"]?.double
-                guard lo != nil || hi != nil, (lo ?? 0) >= 0, (hi ?? 1) <= 1 else { throw err(key, "energy-share needs at_least and/or at_most as fractions 0...1") }
-                let from = Instant.zero + .seconds(try seconds(t["from"], "\(key).from")), until = Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))
-                guard until > from else { throw err("\(key).until", "must be after from") }
-                expectations.append(.energyShare(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), from: from, until: until, atLeast: lo, atMost: hi))
-            case "binding":
-                guard let src = t["source"]?.string, let ls = LimitSource.allCases.first(where: { $0.name == src }) else {
-                    throw err("\(key).source", "unknown limit source (\(LimitSource.allCases.map(\.name).joined(separator: ", ")))")
-                }
-                expectations.append(.binding(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), source: ls))
-            case "end-state":
-                guard let st = t["state"]?.string, ["completed", "faulted"].contains(st) else { throw err("\(key).state", "expected \"completed\" or \"faulted\"") }
-                expectations.append(.endState(st))
-            default: break
-            }
+            return f
         }
-        guard !expectations.isEmpty else { throw err("expect", "a scenario needs at least one [[expect]]") }
-        var sc = Scenario(name: name, description: s["description"]?.string ?? "", file: path, board: board, cars: cars, events: events,
-                          duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
-                          expectations: expectations, tracePeriod: .seconds(trace))
-        sc.grid = grid
-        return sc
+        switch kind {
+        case "state":
+            guard let p = t["state"]?.string, let phase = SessionPhase.allCases.first(where: { $0.name == p }) else {
+                throw err("\(key).state", "unknown state (\(SessionPhase.allCases.map(\.name).joined(separator: ", ")))")
+            }
+            return (.state(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), phase: phase))
+        case "fault":
+            return (.fault(code: try code(), gun: try gunIndex(t["gun"], "\(key).gun", default: nil),
+                                       after: Instant.zero + .seconds(try seconds(t["after"] ?? "0 s", "\(key).after")),
+                                       within: .seconds(try seconds(t["within"], "\(key).within"))))
+        case "no-fault": return (.noFault)
+        case "not-fault": return (.notFault(code: try code()))
+        case "opening-current":
+            return (.openingCurrent(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Amps(try quantity(t["max"] ?? "5 A", "\(key).max", amps)),
+                                                minOpenings: t["min_openings"]?.int ?? 1))
+        case "current-below":
+            return (.currentBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Amps(try quantity(t["max"], "\(key).max", amps)),
+                                              after: Instant.zero + .seconds(try seconds(t["after"], "\(key).after")),
+                                              within: .seconds(try seconds(t["within"], "\(key).within")),
+                                              until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
+        case "voltage-below":
+            return (.voltageBelow(gun: try gunIndex(t["gun"], "\(key).gun")!, max: Volts(try quantity(t["max"], "\(key).max", .voltage)),
+                                              after: Instant.zero + .seconds(try seconds(t["after"], "\(key).after")),
+                                              within: .seconds(try seconds(t["within"], "\(key).within")),
+                                              until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
+        case "energy":
+            let wh = UnitTable.energy
+            let lo = t["at_least"] == nil ? nil : WattHours(try quantity(t["at_least"], "\(key).at_least", wh))
+            let hi = t["at_most"] == nil ? nil : WattHours(try quantity(t["at_most"], "\(key).at_most", wh))
+            guard lo != nil || hi != nil else { throw err(key, "energy needs at_least or at_most") }
+            return (.energy(gun: try gunIndex(t["gun"], "\(key).gun")!, atLeast: lo, atMost: hi))
+        case "power-never-above":
+            return (.powerNever(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), above: Watts(try quantity(t["max"], "\(key).max", watts)),
+                                            from: t["from"] == nil ? nil : Instant.zero + .seconds(try seconds(t["from"], "\(key).from")),
+                                            until: t["until"] == nil ? nil : Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))))
+        case "energy-share":
+            let lo = t["at_least"]?.double, hi = t["at_most"]?.double
+            guard lo != nil || hi != nil, (lo ?? 0) >= 0, (hi ?? 1) <= 1 else { throw err(key, "energy-share needs at_least and/or at_most as fractions 0...1") }
+            let from = Instant.zero + .seconds(try seconds(t["from"], "\(key).from")), until = Instant.zero + .seconds(try seconds(t["until"], "\(key).until"))
+            guard until > from else { throw err("\(key).until", "must be after from") }
+            return (.energyShare(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), from: from, until: until, atLeast: lo, atMost: hi))
+        case "binding":
+            guard let src = t["source"]?.string, let ls = LimitSource.allCases.first(where: { $0.name == src }) else {
+                throw err("\(key).source", "unknown limit source (\(LimitSource.allCases.map(\.name).joined(separator: ", ")))")
+            }
+            return (.binding(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), source: ls))
+        case "end-state":
+            guard let st = t["state"]?.string, ["completed", "faulted"].contains(st) else { throw err("\(key).state", "expected \"completed\" or \"faulted\"") }
+            return (.endState(st))
+        default: throw err("\(key).kind", "'\(kind)'")
+        }
     }
 }

@@ -79,9 +79,9 @@ struct Fuzz: ParsableCommand {
         commandName: "fuzz",
         abstract: "Seeded fault campaign: random boards, cars and fault timelines; invariants every cycle; repair, reset, charge again.",
         discussion: """
-        A failure prints its seed and the one command that replays it. Exit status 1 on any failing seed.
-        --jobs spreads the seeds over processes on this machine; --shard runs one slice of them for many
-        machines (join the --results files with `charger-hil merge`). Neither changes any seed's result or
+        A failure prints its seed and the one command that replays it. Exit status 1 on any failing seed. \
+        --jobs spreads the seeds over processes on this machine; --shard runs one slice of them for many \
+        machines (join the --results files with `charger-hil merge`). Neither changes any seed's result or \
         the order of the report.
         """)
 
