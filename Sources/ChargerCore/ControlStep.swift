@@ -297,7 +297,11 @@ func moduleSetpoints(_ s: inout StationState, _ inp: inout StationInputs, _ spec
             if demands[g].needsPower && n > 0 {
                 mo.enabled = true
                 mo.voltage = demands[g].voltage
-                mo.current = max(.zero, out.guns[g].currentSetpoint - uncontrolled[g]) / Double(n)
+                // An equal share, never above the module's own rating: the gun's limit is what its modules
+                // can deliver, so with one module type the share is always within it; a gun served by
+                // module types of different ratings (no shipped board has one) gets less than its command
+                // rather than a module driven past its rating (E31).
+                mo.current = min(max(.zero, out.guns[g].currentSetpoint - uncontrolled[g]) / Double(n), spec.modules[m].maxCurrent)
             }
         }
         out.modules[m] = mo
