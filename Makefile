@@ -7,7 +7,7 @@ SPEED ?= 60
 .PHONY: deps build run test test-swift test-cli test-wire test-console test-grid test-hil hil fuzz powerloss bench bench-session clean
 
 deps:
-	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.1 or newer is required)"; exit 1; }
+	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.2 or newer is required: Package.swift is tools-version 6.2)"; exit 1; }
 	@missing=""; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	python3 -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
