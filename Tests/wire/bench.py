@@ -31,7 +31,7 @@ class Bench:
     """One emulator (and, for RTU, one socat pty pair) with a private board file."""
 
     def __init__(self, transport, car="capacity=10kWh,soc=20,target=80", speed="10", plant_args=(), board=None,
-                 fault_after=None):
+                 fault_after=None, comm_timeouts=None):
         self.transport = transport
         self.dir = tempfile.mkdtemp(prefix="bench-")
         source = board or os.path.join(ROOT, "Boards", f"bench-60kw-{transport}.toml")
@@ -41,6 +41,9 @@ class Bench:
         text = re.sub(r'channel = "[^"]*"', f'channel = "{self.channel}"', text)
         if fault_after is not None:
             text = re.sub(r"^fault_after = \d+", f"fault_after = {fault_after}", text, flags=re.M)
+        if comm_timeouts is not None:
+            for role, value in zip(("module", "meter", "imd"), comm_timeouts):
+                text = re.sub(rf'^{role}_comm_timeout = "[^"]*"', f'{role}_comm_timeout = "{value}"', text, flags=re.M)
         self.port = None
         self.socat = None
         extra = []
