@@ -22,12 +22,10 @@ import Glibc
 
 public struct OCPPError: Error, CustomStringConvertible { public var description: String }
 
-/// OCPP's connector status (ChargePointStatus).
-enum ConnectorStatus: String { case Available, Preparing, Charging, SuspendedEV, SuspendedEVSE, Finishing, Reserved, Unavailable, Faulted }
-
 /// A transaction message waiting for the central system, as stored.
 struct QueuedMessage: Codable, Equatable {
     var seq: UInt64
+    /// StartTransaction, StopTransaction or MeterValues (OCPPAction's raw value).
     var action: String
     /// The payload as JSON text; "transactionId" is filled from `txRef` when sent.
     var payload: String
@@ -76,13 +74,16 @@ public final class OCPPClient: @unchecked Sendable {
     var scheduledAvailability: [Bool?]
     var lastSent = 0.0
     var lastHeartbeat = 0.0
-    var pending: (id: String, action: String, sentAt: Double, queued: UInt64?, gun: Int?)? = nil
-    var outbox: [(action: String, payload: [String: Any], gun: Int?)] = []
+    /// The call waiting for its answer (OCPP-J 1.6 §4.1.1: one at a time).
+    struct PendingCall { var id: String; var action: OCPPAction; var sentAt: Double; var queued: UInt64?; var gun: Int? }
+    var pending: PendingCall? = nil
+    /// Authorize requests to send: the idTag presented at a gun's plug.
+    var authorizeQueue: [(idTag: String, gun: Int)] = []
     var queue = PersistedQueue()
     var nextCallId: UInt64 = 1
     var observation = StationObservation()
     var phase: [SessionPhase]
-    var sentStatus: [ConnectorStatus?]
+    var sentStatus: [ChargePointStatus?]
     var idTag: [String?]
     /// Per gun: the local transaction reference while a transaction runs.
     var txRef: [Int?]
@@ -324,7 +325,7 @@ public final class OCPPClient: @unchecked Sendable {
         // A car plugged with an idTag presented: ask the central system.
         if (p == .connecting || p == .connected) && before == .unplugged, !hub.state.authorized[g], let tag = presentedTags[g] {
             idTag[g] = tag
-            outbox.append(("Authorize", ["idTag": tag], g))
+            authorizeQueue.append((tag, g))
         }
         if p == .unplugged && before != .unplugged {
             // The car left: an authorization not used goes with it.
@@ -346,8 +347,8 @@ public final class OCPPClient: @unchecked Sendable {
             let tag = idTag[g] ?? "FREEVEND"
             idTag[g] = tag
             hub.with { $0.transactions[g] = TransactionInfo(id: ref, startedAt: startMs) }
-            enqueue("StartTransaction", ["connectorId": g + 1, "idTag": tag, "meterStart": Int(e.meterEnergy.value.rounded(.down)),
-                                         "timestamp": Timestamp.format(startMs)], ref: ref, gun: g)
+            enqueue(.StartTransaction, StartTransactionReq(connectorId: g + 1, idTag: tag, meterStart: Int(e.meterEnergy.value.rounded(.down)),
+                                                           timestamp: Timestamp.format(startMs)), ref: ref, gun: g)
             if let p = pendingTxProfile[g] {
                 pendingTxProfile[g] = nil
                 let result: String? = hub.with { s -> String? in
@@ -359,17 +360,18 @@ public final class OCPPClient: @unchecked Sendable {
             }
         } else if let ref = txRef[g] {
             let stopMs = hub.state.clock.epochMillis(e.at)
-            let reason: String
+            let reason: StopTransactionReason
             switch e.stopReason {
-            case .operatorRequest: reason = "Local"
-            case .vehicleRequest, .commTimeout: reason = "EVDisconnected"
-            case .fault, .pauseTooLong: reason = "Other"
-            case .none: reason = "EVDisconnected"
+            case .operatorRequest: reason = .Local
+            case .vehicleRequest, .commTimeout: reason = .EVDisconnected
+            case .fault, .pauseTooLong: reason = .Other
+            case .none: reason = .EVDisconnected
             }
-            var payload: [String: Any] = ["meterStop": Int(e.meterEnergy.value.rounded(.down)), "timestamp": Timestamp.format(stopMs), "reason": remoteStopped.contains(g) ? "Remote" : reason]
-            if let tag = idTag[g] { payload["idTag"] = tag }
+            // The transactionId stored is the local reference; the central system's id replaces it when sent.
+            let stop = StopTransactionReq(idTag: idTag[g], meterStop: Int(e.meterEnergy.value.rounded(.down)), timestamp: Timestamp.format(stopMs),
+                                          transactionId: ref, reason: remoteStopped.contains(g) ? .Remote : reason)
             remoteStopped.remove(g)
-            enqueue("StopTransaction", payload, ref: ref, gun: g)
+            enqueue(.StopTransaction, stop, ref: ref, gun: g)
             txRef[g] = nil; txStart[g] = nil; idTag[g] = nil
             if let a = scheduledAvailability[g] { setAvailable(g, a) }
             revokeAuthorization(g)
@@ -383,18 +385,18 @@ public final class OCPPClient: @unchecked Sendable {
     var remoteStopped = Set<Int>()
 
     /// The configuration keys this charge point has (OCPP 1.6 §9), with their values now.
-    func configuration() -> [(key: String, readonly: Bool, value: String)] {
-        [("HeartbeatInterval", false, String(Int(heartbeatInterval.seconds))),
-         ("MeterValueSampleInterval", false, String(Int(meterInterval.seconds))),
-         ("ConnectionTimeOut", false, String(Int(connectionTimeout.seconds))),
-         ("MeterValuesSampledData", true, "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,Power.Offered,SoC"),
-         ("NumberOfConnectors", true, String(gunCount)),
-         ("ChargeProfileMaxStackLevel", true, String(ProfileStore.maxStackLevel)),
-         ("ChargingScheduleAllowedChargingRateUnit", true, "Current,Power"),
-         ("ChargingScheduleMaxPeriods", true, String(ProfileStore.maxPeriods)),
-         ("MaxChargingProfilesInstalled", true, String(ProfileStore.maxProfiles)),
-         ("AuthorizeRemoteTxRequests", true, "false"),
-         ("SupportedFeatureProfiles", true, "Core,SmartCharging")]
+    func configuration() -> [KeyValue] {
+        [KeyValue(key: "HeartbeatInterval", readonly: false, value: String(Int(heartbeatInterval.seconds))),
+         KeyValue(key: "MeterValueSampleInterval", readonly: false, value: String(Int(meterInterval.seconds))),
+         KeyValue(key: "ConnectionTimeOut", readonly: false, value: String(Int(connectionTimeout.seconds))),
+         KeyValue(key: "MeterValuesSampledData", readonly: true, value: "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,Power.Offered,SoC"),
+         KeyValue(key: "NumberOfConnectors", readonly: true, value: String(gunCount)),
+         KeyValue(key: "ChargeProfileMaxStackLevel", readonly: true, value: String(ProfileStore.maxStackLevel)),
+         KeyValue(key: "ChargingScheduleAllowedChargingRateUnit", readonly: true, value: "Current,Power"),
+         KeyValue(key: "ChargingScheduleMaxPeriods", readonly: true, value: String(ProfileStore.maxPeriods)),
+         KeyValue(key: "MaxChargingProfilesInstalled", readonly: true, value: String(ProfileStore.maxProfiles)),
+         KeyValue(key: "AuthorizeRemoteTxRequests", readonly: true, value: "false"),
+         KeyValue(key: "SupportedFeatureProfiles", readonly: true, value: "Core,SmartCharging")]
     }
 
     /// The gun needs a new authorization for its next session (none needed under free vend).
@@ -422,30 +424,34 @@ public final class OCPPClient: @unchecked Sendable {
             guard let ref = txRef[g], observation.guns.count > g, meterInterval.micros > 0, monotonic() - lastMeter[g] >= meterInterval.seconds / max(1, speedFactor) else { continue }
             lastMeter[g] = monotonic()
             let o = observation.guns[g]
-            var sampled: [[String: Any]] = [
-                ["value": String(Int(o.meterEnergy.value.rounded(.down))), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic", "location": "Outlet"],
-                ["value": String(format: "%.1f", o.power.value), "measurand": "Power.Active.Import", "unit": "W", "context": "Sample.Periodic", "location": "Outlet"],
-                ["value": String(format: "%.1f", o.current.value), "measurand": "Current.Import", "unit": "A", "context": "Sample.Periodic", "location": "Outlet"],
-                ["value": String(format: "%.1f", o.voltage.value), "measurand": "Voltage", "unit": "V", "context": "Sample.Periodic", "location": "Outlet"],
-                ["value": String(format: "%.1f", o.powerLimit.value), "measurand": "Power.Offered", "unit": "W", "context": "Sample.Periodic", "location": "Outlet"],
+            func sample(_ value: String, _ measurand: String, _ unit: String, at location: String = "Outlet") -> SampledValue {
+                SampledValue(value: value, context: "Sample.Periodic", measurand: measurand, location: location, unit: unit)
+            }
+            var sampled = [
+                sample(String(Int(o.meterEnergy.value.rounded(.down))), "Energy.Active.Import.Register", "Wh"),
+                sample(String(format: "%.1f", o.power.value), "Power.Active.Import", "W"),
+                sample(String(format: "%.1f", o.current.value), "Current.Import", "A"),
+                sample(String(format: "%.1f", o.voltage.value), "Voltage", "V"),
+                sample(String(format: "%.1f", o.powerLimit.value), "Power.Offered", "W"),
             ]
-            if o.soc.isFinite { sampled.append(["value": String(format: "%.1f", o.soc), "measurand": "SoC", "unit": "Percent", "context": "Sample.Periodic", "location": "EV"]) }
-            enqueue("MeterValues", ["connectorId": g + 1, "meterValue": [["timestamp": timestamp, "sampledValue": sampled]]], ref: ref, gun: g)
+            if o.soc.isFinite { sampled.append(sample(String(format: "%.1f", o.soc), "SoC", "Percent", at: "EV")) }
+            enqueue(.MeterValues, MeterValuesReq(connectorId: g + 1, transactionId: ref, meterValue: [MeterValue(timestamp: timestamp, sampledValue: sampled)]),
+                    ref: ref, gun: g)
         }
     }
     /// Meter intervals are in station time: at a simulation speed above 1 they come that much sooner.
     public var speedFactor: Double = 1
 
-    func enqueue(_ action: String, _ payload: [String: Any], ref: Int, gun: Int) {
-        guard let d = try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]) else { return }
-        queue.messages.append(QueuedMessage(seq: queue.nextSeq, action: action, payload: String(decoding: d, as: UTF8.self), txRef: ref, gun: gun))
+    func enqueue(_ action: OCPPAction, _ payload: some Encodable, ref: Int, gun: Int) {
+        guard let text = JSONValue.encoded(payload) else { return }
+        queue.messages.append(QueuedMessage(seq: queue.nextSeq, action: action.rawValue, payload: text, txRef: ref, gun: gun))
         queue.nextSeq += 1
         saveQueue()
     }
 
     // MARK: sending
 
-    func connectorStatus(_ c: Int) -> ConnectorStatus {
+    func connectorStatus(_ c: Int) -> ChargePointStatus {
         if c == 0 {
             if observation.guns.allSatisfy({ $0.faulted }) && !observation.guns.isEmpty { return .Faulted }
             return unavailable.allSatisfy { $0 } ? .Unavailable : .Available
@@ -473,273 +479,75 @@ public final class OCPPClient: @unchecked Sendable {
         }
         if !booted {
             guard now() >= bootRetryAt else { return }
-            try call(ws, "BootNotification", ["chargePointVendor": config.vendor, "chargePointModel": config.model,
-                                               "chargePointSerialNumber": config.chargePointId, "firmwareVersion": firmware], queued: nil, gun: nil)
+            try call(ws, .BootNotification, BootNotificationReq(chargePointVendor: config.vendor, chargePointModel: config.model,
+                                                                 chargePointSerialNumber: config.chargePointId, firmwareVersion: firmware))
             return
         }
-        // Statuses first (each connector's latest), then Authorize and other calls, then the transaction queue.
+        // Statuses first (each connector's latest), then Authorize, then the transaction queue.
         for c in 0...gunCount {
             let st = connectorStatus(c)
             if sentStatus[c] != st {
                 sentStatus[c] = st
-                try call(ws, "StatusNotification", ["connectorId": c, "errorCode": st == .Faulted ? "OtherError" : "NoError", "status": st.rawValue, "timestamp": timestamp], queued: nil, gun: nil)
+                try call(ws, .StatusNotification, StatusNotificationReq(connectorId: c, errorCode: st == .Faulted ? .OtherError : .NoError,
+                                                                         status: st, timestamp: timestamp))
                 return
             }
         }
-        if !outbox.isEmpty {
-            let m = outbox.removeFirst()
-            try call(ws, m.action, m.payload, queued: nil, gun: m.gun)
+        if !authorizeQueue.isEmpty {
+            let a = authorizeQueue.removeFirst()
+            try call(ws, .Authorize, AuthorizeReq(idTag: a.idTag), gun: a.gun)
             return
         }
         if let m = queue.messages.first {
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(m.payload.utf8)), var payload = obj as? [String: Any] else {
+            guard let (action, payload) = readyToSend(m) else {
                 hub.log("ocpp", "queued \(m.action) #\(m.seq) unreadable: dropped")
                 queue.messages.removeFirst(); saveQueue(); return
             }
-            if m.action != "StartTransaction" {
-                payload["transactionId"] = m.txRef > 0 ? m.txRef : (queue.resolved[String(m.txRef)] ?? 0)
-            }
-            try call(ws, m.action, payload, queued: m.seq, gun: m.gun)
+            try call(ws, action, payload, queued: m.seq, gun: m.gun)
             return
         }
         if now() - lastHeartbeat >= heartbeatInterval.seconds && now() - lastSent >= heartbeatInterval.seconds {
             lastHeartbeat = now()
-            try call(ws, "Heartbeat", [:], queued: nil, gun: nil)
+            try call(ws, .Heartbeat, HeartbeatReq())
         }
     }
 
-    func call(_ ws: WebSocketConnection, _ action: String, _ payload: [String: Any], queued: UInt64?, gun: Int?) throws(WebSocketError) {
+    /// A queued message as it goes out: the central system's transaction id in place of the local
+    /// reference, checked against its action's type (a queue file from an older version included).
+    func readyToSend(_ m: QueuedMessage) -> (OCPPAction, JSONValue)? {
+        guard let action = OCPPAction(rawValue: m.action), case .object(var fields)? = try? JSONValue(json: m.payload) else { return nil }
+        if action != .StartTransaction {
+            fields["transactionId"] = .int(Int64(m.txRef > 0 ? m.txRef : (queue.resolved[String(m.txRef)] ?? 0)))
+        }
+        let payload = JSONValue.object(fields)
+        switch action {
+        case .StartTransaction: guard (try? payload.decode(StartTransactionReq.self)) != nil else { return nil }
+        case .StopTransaction: guard (try? payload.decode(StopTransactionReq.self)) != nil else { return nil }
+        case .MeterValues: guard (try? payload.decode(MeterValuesReq.self)) != nil else { return nil }
+        default: return nil
+        }
+        return (action, payload)
+    }
+
+    func call(_ ws: WebSocketConnection, _ action: OCPPAction, _ payload: some Encodable, queued: UInt64? = nil, gun: Int? = nil) throws(WebSocketError) {
         let id = String(nextCallId)
         nextCallId += 1
-        guard let d = try? JSONSerialization.data(withJSONObject: [2, id, action, payload] as [Any], options: [.sortedKeys]) else { return }
-        pending = (id, action, now(), queued, gun)
+        guard let text = OCPPFrame.call(id: id, action: action, payload: payload) else { return }
+        pending = PendingCall(id: id, action: action, sentAt: now(), queued: queued, gun: gun)
         lastSent = now()
-        try ws.send(text: String(decoding: d, as: UTF8.self))
+        try ws.send(text: text)
     }
 
-    func reply(_ id: String, _ payload: [String: Any]) {
-        guard let d = try? JSONSerialization.data(withJSONObject: [3, id, payload] as [Any], options: [.sortedKeys]) else { return }
-        try? ws?.send(text: String(decoding: d, as: UTF8.self))
+    func reply(_ id: String, _ payload: some Encodable) {
+        guard let text = OCPPFrame.result(id: id, payload: payload) else { return }
+        try? ws?.send(text: text)
     }
 
-    func replyError(_ id: String, _ code: String, _ text: String) {
-        guard let d = try? JSONSerialization.data(withJSONObject: [4, id, code, text, [String: Any]()] as [Any], options: []) else { return }
-        try? ws?.send(text: String(decoding: d, as: UTF8.self))
+    func replyError(_ id: String, _ code: CallErrorCode, _ text: String) {
+        guard let frame = OCPPFrame.error(id: id, code: code, text: text) else { return }
+        try? ws?.send(text: frame)
     }
 
-    // MARK: receiving
-
-    func handle(_ text: String) {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let a = obj as? [Any], a.count >= 3,
-              let type = a[0] as? Int, let id = a[1] as? String else {
-            hub.log("ocpp", "malformed message from the central system ignored: \(text.prefix(120))")
-            return
-        }
-        switch type {
-        case 2:
-            guard a.count >= 4, let action = a[2] as? String, let payload = a[3] as? [String: Any] else {
-                return replyError(id, "FormationViolation", "CALL needs an action and an object payload")
-            }
-            incoming(id, action, payload)
-        case 3:
-            guard let p = pending, p.id == id else { return }
-            pending = nil
-            answered(p, a[2] as? [String: Any] ?? [:])
-        case 4:
-            guard let p = pending, p.id == id else { return }
-            pending = nil
-            let code = a[2] as? String ?? "?"
-            hub.log("ocpp", "\(p.action) answered with CALLERROR \(code): \(a.count > 3 ? "\(a[3])" : "")")
-            // A transaction message the central system refuses is not sent again forever (§4.10: after
-            // the retries it is dropped); it is logged.
-            if let q = p.queued { queue.messages.removeAll { $0.seq == q }; saveQueue() }
-        default:
-            hub.log("ocpp", "message type \(type) ignored")
-        }
-    }
-
-    func answered(_ p: (id: String, action: String, sentAt: Double, queued: UInt64?, gun: Int?), _ r: [String: Any]) {
-        switch p.action {
-        case "BootNotification":
-            let status = r["status"] as? String ?? "?"
-            let interval = (r["interval"] as? Int) ?? Int(config.heartbeatInterval.seconds)
-            if interval > 0 { heartbeatInterval = .s(Int64(interval)) }
-            if status == "Accepted" {
-                booted = true
-                lastHeartbeat = now()
-                hub.log("ocpp", "BootNotification accepted, heartbeat every \(interval) s")
-                setStatus("OCPP: connected to \(url.host):\(url.port), accepted")
-            } else {
-                // Pending/Rejected: try again after the interval.
-                hub.log("ocpp", "BootNotification \(status); again in \(interval) s")
-                bootRetryAt = now() + Double(max(interval, 1))
-            }
-        case "Authorize":
-            let status = (r["idTagInfo"] as? [String: Any])?["status"] as? String ?? "?"
-            if let g = p.gun {
-                let ok = status == "Accepted"
-                hub.with { $0.authorized[g] = ok || $0.authorized[g] }
-                hub.log("ocpp", "idTag \(idTag[g] ?? "?") on connector \(g + 1): \(status)" + (ok ? ", session may start" : ""))
-                if !ok { idTag[g] = nil }
-            }
-        case "StartTransaction":
-            guard let seq = p.queued, let m = queue.messages.first(where: { $0.seq == seq }) else { break }
-            let txId = r["transactionId"] as? Int ?? 0
-            let status = (r["idTagInfo"] as? [String: Any])?["status"] as? String ?? "?"
-            queue.resolved[String(m.txRef)] = txId
-            queue.messages.removeAll { $0.seq == seq }
-            saveQueue()
-            let g = m.gun
-            if txRef[g] == m.txRef {
-                // Still running: the central system's id replaces the local one (profiles refer to it).
-                txRef[g] = txId
-                hub.with { s in
-                    if let t = s.transactions[g] { s.transactions[g] = TransactionInfo(id: txId, startedAt: t.startedAt) }
-                }
-                for i in queue.messages.indices where queue.messages[i].txRef == m.txRef { queue.messages[i].txRef = txId }
-                saveQueue()
-            }
-            hub.log("ocpp", "transaction \(txId) started on connector \(g + 1) (idTag \(status))")
-            if status != "Accepted" && txRef[g] == txId {
-                hub.with { $0.stopCount[g] &+= 1 }
-                hub.log("ocpp", "idTag not accepted at StartTransaction: session on connector \(g + 1) stopped")
-            }
-        case "StopTransaction", "MeterValues":
-            if let seq = p.queued {
-                if p.action == "StopTransaction", let m = queue.messages.first(where: { $0.seq == seq }) {
-                    hub.log("ocpp", "transaction \(m.txRef > 0 ? m.txRef : queue.resolved[String(m.txRef)] ?? 0) stopped on connector \(m.gun + 1)")
-                }
-                queue.messages.removeAll { $0.seq == seq }
-                saveQueue()
-            }
-        default: break
-        }
-    }
-
-    func incoming(_ id: String, _ action: String, _ p: [String: Any]) {
-        switch action {
-        case "RemoteStartTransaction":
-            guard let tag = p["idTag"] as? String else { return replyError(id, "FormationViolation", "idTag missing") }
-            var gun: Int? = nil
-            if let c = p["connectorId"] as? Int {
-                if c >= 1 && c <= gunCount { gun = c - 1 }
-            } else {
-                let off = unavailable
-                gun = (0..<gunCount).first { txRef[$0] == nil && !off[$0] && (phase[$0] == .connected || phase[$0] == .connecting) } ?? (0..<gunCount).first { txRef[$0] == nil && !off[$0] && phase[$0] == .unplugged }
-            }
-            guard let g = gun, txRef[g] == nil, !unavailable[g], !(observation.guns.count > g && observation.guns[g].faulted) else {
-                hub.log("ocpp", "RemoteStartTransaction for \(tag) rejected (no free connector)")
-                return reply(id, ["status": "Rejected"])
-            }
-            if let cp = p["chargingProfile"] {
-                guard let d = try? JSONSerialization.data(withJSONObject: cp), let prof = try? JSONDecoder().decode(ChargingProfile.self, from: d),
-                      prof.chargingProfilePurpose == .TxProfile else {
-                    hub.log("ocpp", "RemoteStartTransaction rejected: its chargingProfile is not a valid TxProfile")
-                    return reply(id, ["status": "Rejected"])
-                }
-                pendingTxProfile[g] = prof
-            }
-            idTag[g] = tag
-            hub.with { $0.authorized[g] = true }
-            if phase[g] == .unplugged { authorizedWaiting[g] = now() }
-            hub.log("ocpp", "RemoteStartTransaction for \(tag) accepted on connector \(g + 1)" + (phase[g] == .unplugged ? ", waiting up to \(fmtS(connectionTimeout.seconds)) s for the car" : ""))
-            reply(id, ["status": "Accepted"])
-        case "RemoteStopTransaction":
-            guard let tx = p["transactionId"] as? Int, let g = (0..<gunCount).first(where: { txRef[$0] == tx }) else {
-                hub.log("ocpp", "RemoteStopTransaction \(p["transactionId"] ?? "?") rejected (no such transaction)")
-                return reply(id, ["status": "Rejected"])
-            }
-            remoteStopped.insert(g)
-            hub.with { $0.stopCount[g] &+= 1 }
-            hub.log("ocpp", "RemoteStopTransaction \(tx) accepted: connector \(g + 1) stops")
-            reply(id, ["status": "Accepted"])
-        case "SetChargingProfile":
-            guard let c = p["connectorId"] as? Int, let cp = p["csChargingProfiles"], let d = try? JSONSerialization.data(withJSONObject: cp) else {
-                return replyError(id, "FormationViolation", "connectorId and csChargingProfiles are required")
-            }
-            let prof: ChargingProfile
-            do { prof = try JSONDecoder().decode(ChargingProfile.self, from: d) } catch {
-                return replyError(id, "PropertyConstraintViolation", "csChargingProfiles: \(error)")
-            }
-            let tx = c >= 1 && c <= gunCount ? txRef[c - 1] : nil
-            let at = stationMillis
-            let result: String? = hub.with { s -> String? in
-                do { try s.profiles.install(prof, connectorId: c, connectors: gunCount, activeTransaction: tx, at: at); return nil }
-                catch { return "\(error)" }
-            }
-            if let why = result {
-                hub.log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) rejected: \(why)")
-                return reply(id, ["status": "Rejected"])
-            }
-            saveProfiles()
-            let first = prof.chargingSchedule.chargingSchedulePeriod.first!
-            hub.log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) \(prof.chargingProfilePurpose.rawValue) \(prof.chargingProfileKind.rawValue) on connector \(c), stack level \(prof.stackLevel), first limit \(first.limit) \(prof.chargingSchedule.chargingRateUnit.rawValue)")
-            reply(id, ["status": "Accepted"])
-        case "ClearChargingProfile":
-            let purpose = (p["chargingProfilePurpose"] as? String).flatMap(ProfilePurpose.init(rawValue:))
-            let n = hub.with { $0.profiles.clear(id: p["id"] as? Int, connectorId: p["connectorId"] as? Int, purpose: purpose, stackLevel: p["stackLevel"] as? Int) }
-            if n > 0 { saveProfiles() }
-            hub.log("ocpp", "ClearChargingProfile: \(n) profile(s) cleared")
-            reply(id, ["status": n > 0 ? "Accepted" : "Unknown"])
-        case "GetCompositeSchedule":
-            guard let c = p["connectorId"] as? Int, let duration = p["duration"] as? Int, duration > 0 else {
-                return replyError(id, "FormationViolation", "connectorId and a positive duration are required")
-            }
-            guard c >= 0 && c <= gunCount else { return reply(id, ["status": "Rejected"]) }
-            let unit = (p["chargingRateUnit"] as? String).flatMap(RateUnit.init(rawValue:)) ?? .W
-            let from = stationMillis
-            let volts = c > 0 && c - 1 < observation.guns.count ? observation.guns[c - 1].voltage : .zero
-            let periods = hub.state.compositeSchedule(connectorId: c, from: from, duration: duration, unit: unit,
-                                                      volts: volts.value > 50 ? volts : Volts(400))
-            reply(id, ["status": "Accepted", "connectorId": c, "scheduleStart": Timestamp.format(from),
-                       "chargingSchedule": ["duration": duration, "startSchedule": Timestamp.format(from), "chargingRateUnit": unit.rawValue,
-                                            "chargingSchedulePeriod": periods.map { ["startPeriod": $0.startPeriod, "limit": $0.limit] }]])
-        case "ChangeConfiguration":
-            let key = p["key"] as? String ?? "", value = p["value"] as? String ?? ""
-            guard let entry = configuration().first(where: { $0.key == key }) else { return reply(id, ["status": "NotSupported"]) }
-            guard !entry.readonly else { return reply(id, ["status": "Rejected"]) }
-            // Seconds: HeartbeatInterval and ConnectionTimeOut > 0; MeterValueSampleInterval ≥ 0 (0: none).
-            guard let v = Int(value.trimmingCharacters(in: .whitespaces)), v >= (key == "MeterValueSampleInterval" ? 0 : 1), v <= 86_400 else {
-                hub.log("ocpp", "ChangeConfiguration \(key)=\(value) rejected (whole seconds expected)")
-                return reply(id, ["status": "Rejected"])
-            }
-            switch key {
-            case "HeartbeatInterval": heartbeatInterval = .s(Int64(v))
-            case "MeterValueSampleInterval": meterInterval = .s(Int64(v))
-            case "ConnectionTimeOut": connectionTimeout = .s(Int64(v))
-            default: return reply(id, ["status": "NotSupported"])
-            }
-            hub.log("ocpp", "configuration \(key) = \(v) s")
-            reply(id, ["status": "Accepted"])
-        case "ChangeAvailability":
-            guard let c = p["connectorId"] as? Int, let type = p["type"] as? String, type == "Inoperative" || type == "Operative" else {
-                return replyError(id, "FormationViolation", "connectorId and type (Inoperative|Operative) are required")
-            }
-            guard (0...gunCount).contains(c) else {
-                hub.log("ocpp", "ChangeAvailability of connector \(c) rejected (0...\(gunCount))")
-                return reply(id, ["status": "Rejected"])
-            }
-            let available = type == "Operative"
-            var scheduled = false
-            for g in (c == 0 ? Array(0..<gunCount) : [c - 1]) {
-                // A running transaction finishes first (§5.2): the change waits for its end.
-                if !available && txRef[g] != nil { scheduledAvailability[g] = false; scheduled = true }
-                else { setAvailable(g, available) }
-            }
-            if scheduled { hub.log("ocpp", "ChangeAvailability \(type) of connector \(c) scheduled for the end of the running transaction") }
-            reply(id, ["status": scheduled ? "Scheduled" : "Accepted"])
-        case "GetConfiguration":
-            let all = configuration()
-            let asked = (p["key"] as? [String]) ?? []
-            let known = asked.isEmpty ? all : all.filter { asked.contains($0.key) }
-            let unknown = asked.filter { k in !all.contains { $0.key == k } }
-            var r: [String: Any] = ["configurationKey": known.map { ["key": $0.key, "readonly": $0.readonly, "value": $0.value] as [String: Any] }]
-            if !unknown.isEmpty { r["unknownKey"] = unknown }
-            reply(id, r)
-        default:
-            replyError(id, "NotImplemented", "\(action) is not supported by this charge point")
-        }
-    }
 }
 
 func fmtS(_ x: Double) -> String { String(format: "%.0f", x) }

@@ -414,3 +414,63 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         #expect(later.first?.text.contains("held back") == true)
     }
 }
+
+/// OCPP-J 1.6 frames as types: what each hostile or careless text becomes, and the CALLERROR code a
+/// payload that does not decode is answered with (OCPP-J 1.6 §4.2.3).
+@Suite struct OCPPFrames {
+    func decodeError(_ json: String, as type: (some Decodable).Type) -> (CallErrorCode, String)? {
+        do { _ = try JSONValue(json: json).decode(type); return nil } catch { return CallErrorCode.of(error) }
+    }
+
+    @Test func framesParseOrSayWhyAndWhetherToAnswer() throws {
+        #expect(OCPPFrame.parse(#"[2,"7","Heartbeat",{}]"#) == .success(.call(id: "7", action: "Heartbeat", payload: .object([:]))))
+        #expect(OCPPFrame.parse(#"[3,"8",{"status":"Accepted","currentTime":"x","interval":30}]"#)
+                == .success(.result(id: "8", payload: .object(["status": .string("Accepted"), "currentTime": .string("x"), "interval": .int(30)]))))
+        #expect(OCPPFrame.parse(#"[4,"9","NotSupported","no",{}]"#) == .success(.error(id: "9", code: "NotSupported", text: "no")))
+        // A CALL whose id can be read is answered (FormationViolation); anything else cannot be.
+        for (text, answerable) in [(#"[2,"x6","Reset"]"#, true), (#"[2,"x7","Reset",[1]]"#, true), (#"[2,"x8",5,{}]"#, true),
+                                   (#"[2,"x9","Reset",{},{}]"#, true), ("not json", false), (#"{"a":1}"#, false),
+                                   (#"[2,7,"Reset",{}]"#, false), (#"[5,"x","Reset",{}]"#, false), (#"[3,"x"]"#, false)] {
+            guard case .failure(let m) = OCPPFrame.parse(text) else { Issue.record("\(text) parsed"); continue }
+            #expect((m.callId != nil) == answerable, "\(text): \(m.why)")
+        }
+    }
+
+    @Test func decodeErrorsGetTheirCallErrorCode() {
+        #expect(decodeError(#"{"connectorId":1}"#, as: ChangeAvailabilityReq.self)?.0 == .OccurenceConstraintViolation)
+        #expect(decodeError(#"{"connectorId":1}"#, as: ChangeAvailabilityReq.self)?.1 == "type is required")
+        #expect(decodeError(#"{"connectorId":"one","type":"Operative"}"#, as: ChangeAvailabilityReq.self)?.0 == .TypeConstraintViolation)
+        #expect(decodeError(#"{"connectorId":"one","type":"Operative"}"#, as: ChangeAvailabilityReq.self)?.1 == "connectorId must be an integer")
+        #expect(decodeError(#"{"connectorId":1,"type":"Sideways"}"#, as: ChangeAvailabilityReq.self)?.0 == .PropertyConstraintViolation)
+        #expect(decodeError(#"{"connectorId":null,"type":"Operative"}"#, as: ChangeAvailabilityReq.self)?.0 == .OccurenceConstraintViolation)
+        #expect(decodeError(#"{"connectorId":1.5,"type":"Operative"}"#, as: ChangeAvailabilityReq.self)?.0 == .TypeConstraintViolation)
+        // A nested field is named by its path.
+        let profile = #"{"connectorId":1,"csChargingProfiles":{"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"W","chargingSchedulePeriod":[{"startPeriod":0}]}}}"#
+        #expect(decodeError(profile, as: SetChargingProfileReq.self)?.1 == "csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0].limit is required")
+        #expect(decodeError(#"{"connectorId":0,"csChargingProfiles":{}}"#, as: SetChargingProfileReq.self)?.0 == .OccurenceConstraintViolation)
+        #expect(decodeError(#"{"key":["HeartbeatInterval"]}"#, as: GetConfigurationReq.self) == nil)
+        #expect(decodeError("{}", as: GetConfigurationReq.self) == nil)
+    }
+
+    @Test func everyOCPP16ActionIsKnownAndNothingElse() {
+        #expect(OCPPAction.allCases.count == 28)       // OCPP 1.6 edition 2, §6: 28 messages
+        #expect(OCPPAction(rawValue: "Reset") == .Reset)
+        #expect(OCPPAction(rawValue: "reset") == nil)
+        #expect(OCPPAction(rawValue: "FlyToTheMoon") == nil)
+    }
+
+    @Test func framesOutAreOCPPJWithOptionalFieldsLeftOut() throws {
+        let boot = BootNotificationReq(chargePointVendor: "OpenDC", chargePointModel: "chargerd", chargePointSerialNumber: nil, firmwareVersion: "1.0")
+        #expect(OCPPFrame.call(id: "1", action: .BootNotification, payload: boot)
+                == #"[2,"1","BootNotification",{"chargePointModel":"chargerd","chargePointVendor":"OpenDC","firmwareVersion":"1.0"}]"#)
+        #expect(OCPPFrame.call(id: "2", action: .Heartbeat, payload: HeartbeatReq()) == #"[2,"2","Heartbeat",{}]"#)
+        #expect(OCPPFrame.result(id: "a\"b", payload: StatusConf(AvailabilityStatus.Scheduled)) == #"[3,"a\"b",{"status":"Scheduled"}]"#)
+        #expect(OCPPFrame.error(id: "3", code: .NotSupported, text: "Reset is not supported") == #"[4,"3","NotSupported","Reset is not supported",{}]"#)
+        // What goes out parses back to the same payload.
+        let stop = StopTransactionReq(idTag: nil, meterStop: 1200, timestamp: "2026-11-24T00:00:00.000Z", transactionId: 1001, reason: .Remote)
+        guard case .success(.call(_, "StopTransaction", let p)) = OCPPFrame.parse(OCPPFrame.call(id: "4", action: .StopTransaction, payload: stop)!) else {
+            Issue.record("no round trip"); return
+        }
+        #expect(try p.decode(StopTransactionReq.self) == stop)
+    }
+}

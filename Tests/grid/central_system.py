@@ -4,6 +4,7 @@ It runs in a thread with its own asyncio loop; the test drives it with blocking 
 charge point sends is validated by `ocpp` against the OCPP 1.6 JSON schemas and recorded in order.
 """
 import asyncio
+import json
 import datetime
 import threading
 import time
@@ -20,6 +21,14 @@ class RecordingCP(CP):
         super().__init__(cp_id, ws)
         self.server = server
         self.next_tx = server.next_tx
+
+    async def route_message(self, raw_msg):
+        # Answers to frames a test sent raw (ids starting "raw-") are kept for it, not routed.
+        if raw_msg.startswith('[3,"raw-') or raw_msg.startswith('[4,"raw-'):
+            with self.server.lock:
+                self.server.raw_answers.append(raw_msg)
+            return
+        await super().route_message(raw_msg)
 
     def record(self, action, payload):
         with self.server.lock:
@@ -73,6 +82,7 @@ class CentralSystem:
         self.accepted_tags = set(accepted_tags)
         self.ssl_context = ssl_context
         self.received = []
+        self.raw_answers = []
         self.lock = threading.Lock()
         self.next_tx = 1001
         self.cp = None
@@ -110,6 +120,22 @@ class CentralSystem:
     def call(self, message, timeout=15):
         fut = asyncio.run_coroutine_threadsafe(self.cp.call(message), self.loop)
         return fut.result(timeout)
+
+    def send_raw(self, text):
+        """Sends a text frame as it is (hostile or careless central-system input)."""
+        asyncio.run_coroutine_threadsafe(self.ws.send(text), self.loop).result(5)
+
+    def raw_answer(self, call_id, timeout=10):
+        """The charge point's answer (CALLRESULT or CALLERROR) to a raw frame, parsed; None if none came."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for a in self.raw_answers:
+                    m = json.loads(a)
+                    if m[1] == call_id:
+                        return m
+            time.sleep(0.05)
+        return None
 
     def drop(self):
         """Closes the charge point's connection abruptly (TCP reset, no close handshake)."""

@@ -7,6 +7,7 @@ the OCPP 1.6 JSON schemas (a message that failed validation would be answered wi
 test would not see it arrive). Run by `make test-grid`.
 """
 import datetime
+import json
 import os
 import re
 import shutil
@@ -217,6 +218,46 @@ class OCPP(unittest.TestCase):
         cs.wait_for("StopTransaction", timeout=15)
         cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Unavailable", timeout=30, after=t1)
 
+    def test_careless_and_hostile_frames_get_the_right_callerror(self):
+        """OCPP-J 1.6 4.2.3: an action OCPP 1.6 does not have is NotImplemented, one this charge point does
+        not handle NotSupported, a payload that does not fit its action the violation that names the field,
+        a CALL whose id can be read but whose frame is wrong FormationViolation; nothing stops the client."""
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)
+        cs.wait_for("BootNotification", timeout=10)
+        cases = [
+            ('[2,"raw-1","FlyToTheMoon",{}]', "NotImplemented", "FlyToTheMoon"),
+            ('[2,"raw-2","Reset",{"type":"Hard"}]', "NotSupported", "Reset"),
+            ('[2,"raw-3","ChangeAvailability",{"connectorId":1}]', "OccurenceConstraintViolation", "type is required"),
+            ('[2,"raw-4","ChangeAvailability",{"connectorId":"one","type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
+            ('[2,"raw-5","ChangeAvailability",{"connectorId":1.5,"type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
+            ('[2,"raw-6","ChangeAvailability",{"connectorId":1,"type":"Sideways"}]', "PropertyConstraintViolation", "type"),
+            ('[2,"raw-7","SetChargingProfile",{"connectorId":0,"csChargingProfiles":{"chargingProfileId":1,"stackLevel":0,'
+             '"chargingProfilePurpose":"ChargePointMaxProfile","chargingProfileKind":"Absolute",'
+             '"chargingSchedule":{"chargingRateUnit":"W","chargingSchedulePeriod":[{"startPeriod":0}]}}}]',
+             "OccurenceConstraintViolation", "csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0].limit is required"),
+            ('[2,"raw-8","GetCompositeSchedule",{"connectorId":1,"duration":0}]', "PropertyConstraintViolation", "duration"),
+            ('[2,"raw-9","Reset"]', "FormationViolation", "[2, id, action, payload]"),
+            ('[2,"raw-10","Reset",[1]]', "FormationViolation", "not an object"),
+        ]
+        for frame, code, words in cases:
+            cs.send_raw(frame)
+        for frame, code, words in cases:
+            call_id = frame.split('"')[1]
+            answer = cs.raw_answer(call_id)
+            self.assertIsNotNone(answer, f"no answer to {frame}")
+            self.assertEqual(answer[0], 4, answer)
+            self.assertEqual(answer[2], code, f"{frame} -> {answer}")
+            self.assertIn(words, answer[3], answer)
+            self.assertEqual(answer[4], {}, answer)
+        # Frames that cannot be answered are dropped with a line in the log, and the link goes on.
+        for junk in ["not json", '{"a":1}', '[5,"raw-11","Reset",{}]', '[2,7,"Reset",{}]']:
+            cs.send_raw(junk)
+        c.wait_line(r"malformed message from the central system ignored \(message type 5", timeout=10)
+        self.assertEqual(cs.call(call.ChangeAvailability(connector_id=1, type="Operative")).status, "Accepted")
+        self.assertIsNone(cs.raw_answer("raw-11", timeout=1))
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_remote_stop_before_the_energy_transfer(self):
         cs = self.cs()
         c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)
@@ -354,6 +395,34 @@ class OCPP(unittest.TestCase):
         self.assertGreaterEqual(kinds.count("MeterValues"), 2)
         r = cs3.call(call.GetCompositeSchedule(connector_id=1, duration=60, charging_rate_unit="W"))
         self.assertEqual(r.charging_schedule["charging_schedule_period"][0]["limit"], 25000)
+
+    def test_a_queue_written_by_the_previous_version_is_sent(self):
+        """queue.json as the version before typed OCPP messages wrote it (no transactionId in the stored
+        StopTransaction and MeterValues): sent in order with the central system's id; an entry that does
+        not fit its action is dropped with a line in the log, and the rest still goes."""
+        os.makedirs(self.state)
+        ts = "2026-11-24T01:00:00.000Z"
+        start = {"connectorId": 1, "idTag": "OLD-TAG", "meterStart": 100, "timestamp": ts}
+        mv = {"connectorId": 1, "meterValue": [{"timestamp": ts, "sampledValue": [{"value": "150", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}
+        stop = {"idTag": "OLD-TAG", "meterStop": 200, "reason": "EVDisconnected", "timestamp": ts}
+        queue = {"nextSeq": 5, "nextRef": -2, "resolved": {}, "messages": [
+            {"seq": 1, "action": "StartTransaction", "payload": json.dumps(start), "txRef": -1, "gun": 0},
+            {"seq": 2, "action": "MeterValues", "payload": json.dumps(mv), "txRef": -1, "gun": 0},
+            {"seq": 3, "action": "MeterValues", "payload": json.dumps({"connectorId": "one"}), "txRef": -1, "gun": 0},
+            {"seq": 4, "action": "StopTransaction", "payload": json.dumps(stop), "txRef": -1, "gun": 0}]}
+        with open(os.path.join(self.state, "queue.json"), "w") as f:
+            json.dump(queue, f)
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state, free_vend=True), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        c.wait_line(r"4 transaction message\(s\) restored", timeout=10)
+        got_stop = cs.wait_for("StopTransaction", timeout=20)
+        got_start = cs.wait_for("StartTransaction", timeout=1)
+        self.assertEqual((got_start["id_tag"], got_start["meter_start"]), ("OLD-TAG", 100))
+        self.assertEqual((got_stop["transaction_id"], got_stop["meter_stop"]), (got_start["transaction_id"], 200))
+        mvs = cs.messages("MeterValues")
+        self.assertEqual([m[2]["transaction_id"] for m in mvs], [got_start["transaction_id"]])
+        c.wait_line(r"queued MeterValues #3 unreadable: dropped", timeout=1)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
     def test_wss_with_certificates(self):
         d = self.tmp

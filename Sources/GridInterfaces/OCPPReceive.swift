@@ -1,0 +1,262 @@
+// The OCPP client's receiving side: frames from the central system, the answers to this charge point's
+// calls, and one function per action the central system may call. Payloads arrive as the typed
+// messages of Grid/OCPP16.swift; one that does not decode is answered with the CALLERROR naming the
+// field (OCPP-J 1.6 §4.2.3), an action OCPP 1.6 does not have with NotImplemented, and one it has that
+// this charge point does not handle with NotSupported.
+import ChargerCore
+import Foundation
+import Grid
+
+extension OCPPClient {
+    func handle(_ text: String) {
+        switch OCPPFrame.parse(text) {
+        case .failure(let m):
+            if let id = m.callId {
+                hub.log("ocpp", "malformed CALL \(id) from the central system answered FormationViolation: \(m.why)")
+                replyError(id, .FormationViolation, m.why)
+            } else {
+                hub.log("ocpp", "malformed message from the central system ignored (\(m.why)): \(text.prefix(120))")
+            }
+        case .success(.call(let id, let action, let payload)):
+            incoming(id, action, payload)
+        case .success(.result(let id, let payload)):
+            guard let p = pending, p.id == id else { return }
+            pending = nil
+            answered(p, payload)
+        case .success(.error(let id, let code, let why)):
+            guard let p = pending, p.id == id else { return }
+            pending = nil
+            hub.log("ocpp", "\(p.action) answered with CALLERROR \(code): \(why)")
+            refused(p)
+        }
+    }
+
+    /// A transaction message the central system refuses is not sent again forever (§4.10: after the
+    /// retries it is dropped); it is logged.
+    func refused(_ p: PendingCall) {
+        if let q = p.queued { queue.messages.removeAll { $0.seq == q }; saveQueue() }
+    }
+
+    // MARK: answers to this charge point's calls
+
+    func answered(_ p: PendingCall, _ r: JSONValue) {
+        do {
+            switch p.action {
+            case .BootNotification: bootAnswered(try r.decode(BootNotificationConf.self))
+            case .Authorize: if let g = p.gun { authorizeAnswered(g, try r.decode(AuthorizeConf.self)) }
+            case .StartTransaction: startAnswered(p, try r.decode(StartTransactionConf.self))
+            case .StopTransaction, .MeterValues: transactionMessageAnswered(p)
+            default: break
+            }
+        } catch {
+            let why = CallErrorCode.of(error).text
+            hub.log("ocpp", "\(p.action) answer not understood (\(why)): taken as refused")
+            if p.action == .BootNotification { bootRetryAt = now() + max(config.heartbeatInterval.seconds, 1) }
+            refused(p)
+        }
+    }
+
+    func bootAnswered(_ r: BootNotificationConf) {
+        if r.interval > 0 { heartbeatInterval = .s(Int64(r.interval)) }
+        if r.status == .Accepted {
+            booted = true
+            lastHeartbeat = now()
+            hub.log("ocpp", "BootNotification accepted, heartbeat every \(r.interval) s")
+            setStatus("OCPP: connected to \(url.host):\(url.port), accepted")
+        } else {
+            // Pending/Rejected: try again after the interval.
+            hub.log("ocpp", "BootNotification \(r.status.rawValue); again in \(r.interval) s")
+            bootRetryAt = now() + Double(max(r.interval, 1))
+        }
+    }
+
+    func authorizeAnswered(_ g: Int, _ r: AuthorizeConf) {
+        let ok = r.idTagInfo.status == .Accepted
+        hub.with { $0.authorized[g] = ok || $0.authorized[g] }
+        hub.log("ocpp", "idTag \(idTag[g] ?? "?") on connector \(g + 1): \(r.idTagInfo.status.rawValue)" + (ok ? ", session may start" : ""))
+        if !ok { idTag[g] = nil }
+    }
+
+    func startAnswered(_ p: PendingCall, _ r: StartTransactionConf) {
+        guard let seq = p.queued, let m = queue.messages.first(where: { $0.seq == seq }) else { return }
+        let txId = r.transactionId
+        queue.resolved[String(m.txRef)] = txId
+        queue.messages.removeAll { $0.seq == seq }
+        saveQueue()
+        let g = m.gun
+        if txRef[g] == m.txRef {
+            // Still running: the central system's id replaces the local one (profiles refer to it).
+            txRef[g] = txId
+            hub.with { s in
+                if let t = s.transactions[g] { s.transactions[g] = TransactionInfo(id: txId, startedAt: t.startedAt) }
+            }
+            for i in queue.messages.indices where queue.messages[i].txRef == m.txRef { queue.messages[i].txRef = txId }
+            saveQueue()
+        }
+        hub.log("ocpp", "transaction \(txId) started on connector \(g + 1) (idTag \(r.idTagInfo.status.rawValue))")
+        if r.idTagInfo.status != .Accepted && txRef[g] == txId {
+            hub.with { $0.stopCount[g] &+= 1 }
+            hub.log("ocpp", "idTag not accepted at StartTransaction: session on connector \(g + 1) stopped")
+        }
+    }
+
+    func transactionMessageAnswered(_ p: PendingCall) {
+        guard let seq = p.queued else { return }
+        if p.action == .StopTransaction, let m = queue.messages.first(where: { $0.seq == seq }) {
+            hub.log("ocpp", "transaction \(m.txRef > 0 ? m.txRef : queue.resolved[String(m.txRef)] ?? 0) stopped on connector \(m.gun + 1)")
+        }
+        queue.messages.removeAll { $0.seq == seq }
+        saveQueue()
+    }
+
+    // MARK: calls from the central system
+
+    func incoming(_ id: String, _ name: String, _ payload: JSONValue) {
+        guard let action = OCPPAction(rawValue: name) else {
+            return replyError(id, .NotImplemented, "\(name) is not an OCPP 1.6 action")
+        }
+        func typed<T: Decodable>(_ type: T.Type) -> T? {
+            do { return try payload.decode(T.self) } catch {
+                let (code, why) = CallErrorCode.of(error)
+                hub.log("ocpp", "\(name) answered \(code.rawValue): \(why)")
+                replyError(id, code, why)
+                return nil
+            }
+        }
+        switch action {
+        case .RemoteStartTransaction: if let r = typed(RemoteStartTransactionReq.self) { reply(id, remoteStart(r)) }
+        case .RemoteStopTransaction: if let r = typed(RemoteStopTransactionReq.self) { reply(id, remoteStop(r)) }
+        case .SetChargingProfile: if let r = typed(SetChargingProfileReq.self) { reply(id, setChargingProfile(r)) }
+        case .ClearChargingProfile: if let r = typed(ClearChargingProfileReq.self) { reply(id, clearChargingProfile(r)) }
+        case .GetCompositeSchedule:
+            guard let r = typed(GetCompositeScheduleReq.self) else { return }
+            guard r.duration > 0 else { return replyError(id, .PropertyConstraintViolation, "duration must be positive") }
+            reply(id, compositeSchedule(r))
+        case .ChangeConfiguration: if let r = typed(ChangeConfigurationReq.self) { reply(id, changeConfiguration(r)) }
+        case .ChangeAvailability: if let r = typed(ChangeAvailabilityReq.self) { reply(id, changeAvailability(r)) }
+        case .GetConfiguration: if let r = typed(GetConfigurationReq.self) { reply(id, getConfiguration(r)) }
+        default: replyError(id, .NotSupported, "\(name) is not supported by this charge point")
+        }
+    }
+
+    func remoteStart(_ r: RemoteStartTransactionReq) -> StatusConf<AcceptedRejected> {
+        var gun: Int? = nil
+        if let c = r.connectorId {
+            if c >= 1 && c <= gunCount { gun = c - 1 }
+        } else {
+            let off = unavailable
+            gun = (0..<gunCount).first { txRef[$0] == nil && !off[$0] && (phase[$0] == .connected || phase[$0] == .connecting) }
+                ?? (0..<gunCount).first { txRef[$0] == nil && !off[$0] && phase[$0] == .unplugged }
+        }
+        guard let g = gun, txRef[g] == nil, !unavailable[g], !(observation.guns.count > g && observation.guns[g].faulted) else {
+            hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) rejected (no free connector)")
+            return StatusConf(.Rejected)
+        }
+        if let prof = r.chargingProfile {
+            guard prof.chargingProfilePurpose == .TxProfile else {
+                hub.log("ocpp", "RemoteStartTransaction rejected: its chargingProfile is not a TxProfile")
+                return StatusConf(.Rejected)
+            }
+            pendingTxProfile[g] = prof
+        }
+        idTag[g] = r.idTag
+        hub.with { $0.authorized[g] = true }
+        if phase[g] == .unplugged { authorizedWaiting[g] = now() }
+        hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) accepted on connector \(g + 1)"
+                + (phase[g] == .unplugged ? ", waiting up to \(fmtS(connectionTimeout.seconds)) s for the car" : ""))
+        return StatusConf(.Accepted)
+    }
+
+    func remoteStop(_ r: RemoteStopTransactionReq) -> StatusConf<AcceptedRejected> {
+        guard let g = (0..<gunCount).first(where: { txRef[$0] == r.transactionId }) else {
+            hub.log("ocpp", "RemoteStopTransaction \(r.transactionId) rejected (no such transaction)")
+            return StatusConf(.Rejected)
+        }
+        remoteStopped.insert(g)
+        hub.with { $0.stopCount[g] &+= 1 }
+        hub.log("ocpp", "RemoteStopTransaction \(r.transactionId) accepted: connector \(g + 1) stops")
+        return StatusConf(.Accepted)
+    }
+
+    func setChargingProfile(_ r: SetChargingProfileReq) -> StatusConf<ChargingProfileStatus> {
+        let c = r.connectorId, prof = r.csChargingProfiles
+        let tx = c >= 1 && c <= gunCount ? txRef[c - 1] : nil
+        let at = stationMillis
+        let result: String? = hub.with { s -> String? in
+            do { try s.profiles.install(prof, connectorId: c, connectors: gunCount, activeTransaction: tx, at: at); return nil }
+            catch { return "\(error)" }
+        }
+        if let why = result {
+            hub.log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) rejected: \(why)")
+            return StatusConf(.Rejected)
+        }
+        saveProfiles()
+        let first = prof.chargingSchedule.chargingSchedulePeriod.first.map { "\($0.limit)" } ?? "?"
+        hub.log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) \(prof.chargingProfilePurpose.rawValue) \(prof.chargingProfileKind.rawValue) on connector \(c), stack level \(prof.stackLevel), first limit \(first) \(prof.chargingSchedule.chargingRateUnit.rawValue)")
+        return StatusConf(.Accepted)
+    }
+
+    func clearChargingProfile(_ r: ClearChargingProfileReq) -> StatusConf<ClearChargingProfileStatus> {
+        let n = hub.with { $0.profiles.clear(id: r.id, connectorId: r.connectorId, purpose: r.chargingProfilePurpose, stackLevel: r.stackLevel) }
+        if n > 0 { saveProfiles() }
+        hub.log("ocpp", "ClearChargingProfile: \(n) profile(s) cleared")
+        return StatusConf(n > 0 ? .Accepted : .Unknown)
+    }
+
+    func compositeSchedule(_ r: GetCompositeScheduleReq) -> GetCompositeScheduleConf {
+        let c = r.connectorId
+        guard c >= 0 && c <= gunCount else { return GetCompositeScheduleConf(status: .Rejected) }
+        let unit = r.chargingRateUnit ?? .W
+        let from = stationMillis
+        let volts = c > 0 && c - 1 < observation.guns.count ? observation.guns[c - 1].voltage : .zero
+        let periods = hub.state.compositeSchedule(connectorId: c, from: from, duration: r.duration, unit: unit,
+                                                  volts: volts.value > 50 ? volts : Volts(400))
+        let start = Timestamp.format(from)
+        return GetCompositeScheduleConf(status: .Accepted, connectorId: c, scheduleStart: start,
+                                        chargingSchedule: ChargingSchedule(duration: r.duration, startSchedule: start, chargingRateUnit: unit,
+                                                                           chargingSchedulePeriod: periods.map { SchedulePeriod(startPeriod: $0.startPeriod, limit: $0.limit) }))
+    }
+
+    func changeConfiguration(_ r: ChangeConfigurationReq) -> StatusConf<ConfigurationStatus> {
+        guard let entry = configuration().first(where: { $0.key == r.key }) else { return StatusConf(.NotSupported) }
+        guard !entry.readonly else { return StatusConf(.Rejected) }
+        // Seconds: HeartbeatInterval and ConnectionTimeOut > 0; MeterValueSampleInterval ≥ 0 (0: none).
+        guard let v = Int(r.value.trimmingCharacters(in: .whitespaces)), v >= (r.key == "MeterValueSampleInterval" ? 0 : 1), v <= 86_400 else {
+            hub.log("ocpp", "ChangeConfiguration \(r.key)=\(r.value) rejected (whole seconds expected)")
+            return StatusConf(.Rejected)
+        }
+        switch r.key {
+        case "HeartbeatInterval": heartbeatInterval = .s(Int64(v))
+        case "MeterValueSampleInterval": meterInterval = .s(Int64(v))
+        case "ConnectionTimeOut": connectionTimeout = .s(Int64(v))
+        default: return StatusConf(.NotSupported)
+        }
+        hub.log("ocpp", "configuration \(r.key) = \(v) s")
+        return StatusConf(.Accepted)
+    }
+
+    func changeAvailability(_ r: ChangeAvailabilityReq) -> StatusConf<AvailabilityStatus> {
+        let c = r.connectorId
+        guard (0...gunCount).contains(c) else {
+            hub.log("ocpp", "ChangeAvailability of connector \(c) rejected (0...\(gunCount))")
+            return StatusConf(.Rejected)
+        }
+        let available = r.type == .Operative
+        var scheduled = false
+        for g in (c == 0 ? Array(0..<gunCount) : [c - 1]) {
+            // A running transaction finishes first (§5.2): the change waits for its end.
+            if !available && txRef[g] != nil { scheduledAvailability[g] = false; scheduled = true }
+            else { setAvailable(g, available) }
+        }
+        if scheduled { hub.log("ocpp", "ChangeAvailability \(r.type.rawValue) of connector \(c) scheduled for the end of the running transaction") }
+        return StatusConf(scheduled ? .Scheduled : .Accepted)
+    }
+
+    func getConfiguration(_ r: GetConfigurationReq) -> GetConfigurationConf {
+        let all = configuration()
+        let asked = r.key ?? []
+        let known = asked.isEmpty ? all : all.filter { asked.contains($0.key) }
+        let unknown = asked.filter { k in !all.contains { $0.key == k } }
+        return GetConfigurationConf(configurationKey: known, unknownKey: unknown.isEmpty ? nil : unknown)
+    }
+}
