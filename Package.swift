@@ -15,6 +15,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        // Errno as a type (the C names and strerror text) in the errors of the I/O layers.
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.6.0"),
     ],
     targets: [
         // Pure control core: units, session, safety supervisor, limits, module pool, fault log.
@@ -25,26 +27,28 @@ let package = Package(
         .target(name: "CRealTime"),
         // Replaces malloc to count allocations per thread: linked by the tests and the benchmark only.
         .target(name: "CAllocationCounter"),
+        // errno as a type (swift-system's Errno) with the C names, for the I/O layers' errors.
+        .target(name: "SystemErrors", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // Cyclic executive, lock-free SPSC queues, latency histograms (their cycle-side bodies are @inlinable,
         // so the compiler-checked code of other modules sees them in debug builds too).
-        .target(name: "RealTime", dependencies: ["CRealTime"]),
+        .target(name: "RealTime", dependencies: ["CRealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // libgpiod v1 (Debian's libgpiod-dev) and its Swift wrapper + the GPIO backend of real boards.
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
-        .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile"]),
+        .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // libmodbus (Debian's libmodbus-dev) and its Swift wrapper: RTU and TCP, typed errors.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
-        .target(name: "Modbus", dependencies: ["CModbus"]),
+        .target(name: "Modbus", dependencies: ["CModbus", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // Modbus devices from their board-file register maps: one polling thread per bus, triple buffers
         // to the loop, per-device counters; the HAL drivers of modules, meters and IMDs.
         .target(name: "FieldBus", dependencies: ["Modbus", "BoardFile", "ChargerHAL", "ChargerCore", "RealTime"]),
         // The fault and session journal on the board's storage (append-only, checksummed, rotating) and
         // the operator figures computed from it.
-        .target(name: "Journal"),
+        .target(name: "Journal", dependencies: ["SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // crypt(3) (libxcrypt) for the technicians' password hashes, and the XSI pty calls.
         .systemLibrary(name: "CConsole"),
         // The technician's serial console (line editor, termios/pty port, login, commands) and the
         // recorder of loop events into the journal.
-        .target(name: "Console", dependencies: ["ChargerCore", "LoopContract", "Journal", "CConsole", "RealTime"]),
+        .target(name: "Console", dependencies: ["ChargerCore", "LoopContract", "Journal", "CConsole", "RealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // The local channel of a bench board with the plant emulator (shared memory, seqlocks, lockstep clock).
         .target(name: "CBenchChannel"),
         .target(name: "BenchChannel", dependencies: ["CBenchChannel", "ChargerCore", "ChargerHAL"]),

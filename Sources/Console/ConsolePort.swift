@@ -3,14 +3,18 @@
 // standard input/output. Output never blocks the console's thread: it is written non-blocking from a
 // bounded buffer, and what a terminal that never reads would pile up beyond it is dropped and counted.
 import CConsole
+import SystemErrors
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
 
 public struct ConsolePortError: Error, CustomStringConvertible {
     public var description: String
-    init(_ what: String, _ path: String, errno e: Int32) {
-        description = "console \(path): \(what): \(String(cString: strerror(e))) (errno \(e))"
+    public var errno: Errno
+    init(_ what: String, _ path: String, errno e: Errno) {
+        errno = e
+        description = "console \(path): \(what): \(e) (\(e.cName))"
     }
 }
 
@@ -37,11 +41,11 @@ public final class ConsolePort: @unchecked Sendable {
     /// The slave starts raw (no echo, no line buffering, no CR/LF translation), like a UART.
     public static func pseudoTerminal() throws -> ConsolePort {
         let m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)
-        guard m >= 0 else { throw ConsolePortError("posix_openpt", "/dev/ptmx", errno: errno) }
-        guard grantpt(m) == 0, unlockpt(m) == 0, let p = ptsname(m) else { let e = errno; close(m); throw ConsolePortError("grantpt/unlockpt", "/dev/ptmx", errno: e) }
+        guard m >= 0 else { throw ConsolePortError("posix_openpt", "/dev/ptmx", errno: Errno(rawValue: errno)) }
+        guard grantpt(m) == 0, unlockpt(m) == 0, let p = ptsname(m) else { let e = errno; close(m); throw ConsolePortError("grantpt/unlockpt", "/dev/ptmx", errno: Errno(rawValue: e)) }
         let path = String(cString: p)
         let s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
-        guard s >= 0 else { let e = errno; close(m); throw ConsolePortError("open", path, errno: e) }
+        guard s >= 0 else { let e = errno; close(m); throw ConsolePortError("open", path, errno: Errno(rawValue: e)) }
         var t = termios()
         tcgetattr(s, &t)
         cfmakeraw(&t)
@@ -53,11 +57,11 @@ public final class ConsolePort: @unchecked Sendable {
 
     /// The board's UART: raw 8 data bits, the given baud, parity and stop bits, no flow control unless asked.
     public static func uart(path: String, baud: Int, parity: SerialParity = .none, stopBits: Int = 1, rtsCts: Bool = false) throws -> ConsolePort {
-        guard let speed = baudConstant(baud) else { throw ConsolePortError("baud \(baud) is not a standard rate", path, errno: EINVAL) }
+        guard let speed = baudConstant(baud) else { throw ConsolePortError("baud \(baud) is not a standard rate", path, errno: .invalidArgument) }
         let fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw ConsolePortError("open", path, errno: errno) }
+        guard fd >= 0 else { throw ConsolePortError("open", path, errno: Errno(rawValue: errno)) }
         var t = termios()
-        guard tcgetattr(fd, &t) == 0 else { let e = errno; close(fd); throw ConsolePortError("tcgetattr (not a terminal?)", path, errno: e) }
+        guard tcgetattr(fd, &t) == 0 else { let e = errno; close(fd); throw ConsolePortError("tcgetattr (not a terminal?)", path, errno: Errno(rawValue: e)) }
         cfmakeraw(&t)
         cfsetispeed(&t, speed); cfsetospeed(&t, speed)
         t.c_cflag |= tcflag_t(CLOCAL | CREAD)
@@ -67,7 +71,7 @@ public final class ConsolePort: @unchecked Sendable {
         if stopBits == 2 { t.c_cflag |= tcflag_t(CSTOPB) }
         if rtsCts { t.c_cflag |= tcflag_t(CRTSCTS) } else { t.c_cflag &= ~tcflag_t(CRTSCTS) }
         t.c_iflag &= ~tcflag_t(IXON | IXOFF | IXANY)
-        guard tcsetattr(fd, TCSANOW, &t) == 0 else { let e = errno; close(fd); throw ConsolePortError("tcsetattr", path, errno: e) }
+        guard tcsetattr(fd, TCSANOW, &t) == 0 else { let e = errno; close(fd); throw ConsolePortError("tcsetattr", path, errno: Errno(rawValue: e)) }
         return ConsolePort(readFD: fd, writeFD: fd, name: path, pty: false, owns: true)
     }
 

@@ -137,7 +137,7 @@ public final class ConsoleSession {
             say("(watching: press any key to stop)")
         }
         if let u = user, now - lastActivity > ctx.idleLogout {
-            journal("logout", text: "idle for \(Int(ctx.idleLogout)) s")
+            journal(.logout(user: user, why: "idle for \(Int(ctx.idleLogout)) s"))
             user = nil
             say("\nlogged out: idle for \(Int(ctx.idleLogout)) s (\(u))")
             showPrompt()
@@ -146,16 +146,14 @@ public final class ConsoleSession {
         for (g, until) in capExpiry where v.at.seconds >= until {
             capExpiry[g] = nil
             _ = ctx.send(.operatorCap(gun: Int8(g), nil))
-            var e = JournalEntry(kind: "command", t: v.at.seconds)
-            e.gun = g; e.command = "cap \(g) off"; e.result = "temporary cap expired"; e.user = "console"
-            ctx.journal.append(e)
+            ctx.journal.append(JournalEntry(.command(user: "console", command: "cap \(g) off", result: "temporary cap expired", gun: g), t: v.at.seconds))
         }
         return take()
     }
 
     /// The terminal went away (pty closed): the technician is logged out.
     public func disconnected() {
-        if user != nil { journal("logout", text: "terminal disconnected") }
+        if user != nil { journal(.logout(user: user, why: "terminal disconnected")) }
         user = nil; loginUser = nil; watchNext = nil
         editor = LineEditor()
         editor.prompt = prompt
@@ -195,7 +193,7 @@ public final class ConsoleSession {
             _ = tick()
         case "login": loginCommand(args)
         case "logout":
-            if let u = user { journal("logout", text: "by command"); user = nil; say("logged out (\(u))") } else { say("not logged in") }
+            if let u = user { journal(.logout(user: u, why: "by command")); user = nil; say("logged out (\(u))") } else { say("not logged in") }
         case "whoami": say(user ?? "not logged in")
         case "fault": acting(raw) { faultCommand(args) }
         case "stop": acting(raw) { stopCommand(args) }
@@ -260,14 +258,14 @@ public final class ConsoleSession {
 
     func faultsCommand() {
         let entries = ctx.journal.recent()
-        let faults = entries.filter { $0.kind == "fault" }
-        guard !faults.isEmpty else { return say("no fault in the journal") }
-        let cleared = Set(entries.filter { $0.kind == "fault-cleared" && $0.boot == (entries.last?.boot ?? 0) }.compactMap(\.faultSeq))
         let boot = entries.last?.boot ?? 0
+        let faults = entries.compactMap { e -> (JournalEntry, FaultNote)? in if case .fault(let f) = e.event { (e, f) } else { nil } }
+        guard !faults.isEmpty else { return say("no fault in the journal") }
+        let cleared = Set(entries.compactMap { e -> UInt64? in if case .faultCleared(let f) = e.event, e.boot == boot { f.faultSeq } else { nil } })
         var s = ""
-        for e in faults.suffix(50) {
-            let state = e.boot != boot ? "before restart" : cleared.contains(e.faultSeq ?? 0) ? "cleared" : (e.reaction == "derate" || e.reaction == "stop-and-reconnect") ? "logged" : "LATCHED"
-            s += "\(e.wall)  t=\(fmt(e.t, 3)) s  \(e.gun.map { "gun\($0)" } ?? "station")  \(e.code ?? "?")  \(e.reaction ?? "")  value \(fmt(e.value ?? .nan, 3))  \(state)\n"
+        for (e, f) in faults.suffix(50) {
+            let state = e.boot != boot ? "before restart" : cleared.contains(f.faultSeq ?? 0) ? "cleared" : (f.reaction == "derate" || f.reaction == "stop-and-reconnect") ? "logged" : "LATCHED"
+            s += "\(e.wall)  t=\(fmt(e.t, 3)) s  \(f.gun.map { "gun\($0)" } ?? "station")  \(f.code)  \(f.reaction)  value \(fmt(f.value ?? .nan, 3))  \(state)\n"
         }
         say(String(s.dropLast()))
     }
@@ -376,20 +374,15 @@ public final class ConsoleSession {
             user = u
             failures = 0
             lockedUntil = nil
-            journal("login", text: nil)
+            journal(.login(user: u))
             say("logged in as \(u); acting commands are journalled with your name")
         } else {
             failures += 1
-            var e = JournalEntry(kind: "login-failed", t: ctx.view().at.seconds)
-            e.user = Credentials.validUser(u) ? u : "(invalid name)"
-            e.text = "failure \(failures) of \(ctx.maxFailures)"
-            ctx.journal.append(e)
+            journal(.loginFailed(user: Credentials.validUser(u) ? u : "(invalid name)", text: "failure \(failures) of \(ctx.maxFailures)"))
             if failures >= ctx.maxFailures {
                 lockedUntil = now + ctx.lockoutTime
                 failures = 0
-                var l = JournalEntry(kind: "lockout", t: ctx.view().at.seconds)
-                l.text = "\(ctx.maxFailures) failed logins: console locked for \(Int(ctx.lockoutTime)) s"
-                ctx.journal.append(l)
+                journal(.lockout(text: "\(ctx.maxFailures) failed logins: console locked for \(Int(ctx.lockoutTime)) s"))
                 say("login failed; \(ctx.maxFailures) failures: logins locked out for \(Int(ctx.lockoutTime)) s")
             } else {
                 say("login failed")
@@ -397,12 +390,8 @@ public final class ConsoleSession {
         }
     }
 
-    func journal(_ kind: String, text: String?) {
-        var e = JournalEntry(kind: kind, t: ctx.view().at.seconds)
-        e.user = user
-        e.text = text
-        ctx.journal.append(e)
-    }
+    @discardableResult
+    func journal(_ event: JournalEvent) -> JournalEntry { ctx.journal.append(JournalEntry(event, t: ctx.view().at.seconds)) }
 
     // MARK: Acting commands
 
@@ -415,11 +404,8 @@ public final class ConsoleSession {
         let before = out.count
         let result = body()
         let shown = String(decoding: out[before...], as: UTF8.self)
-        var e = JournalEntry(kind: "command", t: ctx.view().at.seconds)
-        e.user = u
-        e.command = String(raw.prefix(LineEditor.maxLine))
-        e.result = result ?? shown.split(separator: "\r\n").last.map(String.init) ?? ""
-        let rec = ctx.journal.append(e)
+        let rec = journal(.command(user: u, command: String(raw.prefix(LineEditor.maxLine)),
+                                   result: result ?? shown.split(separator: "\r\n").last.map(String.init) ?? "", gun: nil))
         say("(journal #\(rec.seq))")
     }
 

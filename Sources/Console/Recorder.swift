@@ -9,26 +9,17 @@ public enum Recorder {
     public static func entry(for e: LoopEvent) -> JournalEntry? {
         switch e {
         case .fault(let r):
-            var j = JournalEntry(kind: r.clearedAt == nil ? "fault" : "fault-cleared", t: (r.clearedAt ?? r.raisedAt).seconds)
-            j.gun = r.gun < 0 ? nil : Int(r.gun)
-            j.code = r.code.name
-            j.reaction = r.reaction.name
-            j.value = r.value.isFinite ? r.value : nil
-            j.faultSeq = r.sequence
-            if r.module >= 0 { j.text = "module \(r.module)" }
-            if r.restored && r.clearedAt == nil { j.text = "latched again at start: it stood when the controller stopped" }
-            return j
+            var note = FaultNote(gun: r.gun < 0 ? nil : Int(r.gun), code: r.code.name, reaction: r.reaction.name,
+                                 value: r.value.isFinite ? r.value : nil, faultSeq: r.sequence)
+            if r.module >= 0 { note.text = "module \(r.module)" }
+            if r.restored && r.clearedAt == nil { note.text = "latched again at start: it stood when the controller stopped" }
+            return JournalEntry(r.clearedAt == nil ? .fault(note) : .faultCleared(note), t: (r.clearedAt ?? r.raisedAt).seconds)
         case .session(let s):
-            var j = JournalEntry(kind: s.started ? "session-start" : "session-end", t: s.at.seconds)
-            j.gun = Int(s.gun)
-            j.energyKWh = s.meterEnergy.kilowattHours
-            j.soc = s.soc.isNaN ? nil : s.soc
-            if !s.started { j.stopReason = s.stopReason.name }
-            return j
+            let note = SessionNote(gun: Int(s.gun), energyKWh: s.meterEnergy.kilowattHours, soc: s.soc.isNaN ? nil : s.soc,
+                                   stopReason: s.started ? nil : s.stopReason.name)
+            return JournalEntry(s.started ? .sessionStart(note) : .sessionEnd(note), t: s.at.seconds)
         case .overrun(let n, let at):
-            var j = JournalEntry(kind: "loop-overrun", t: at.seconds)
-            j.value = Double(n)
-            return j
+            return JournalEntry(.loopOverrun(count: Double(n)), t: at.seconds)
         case .phase, .status:
             return nil
         }

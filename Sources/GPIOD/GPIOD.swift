@@ -3,6 +3,8 @@
 // Every C call is wrapped here with a typed error carrying the operation, chip, line and errno.
 import BoardFile
 import CGPIOD
+import SystemErrors
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,17 +22,17 @@ public struct GPIOError: Error, CustomStringConvertible, Equatable, Sendable {
     public var line: Int?
     /// The signal the line carries ("k1k2 gun 0"), when known.
     public var signal: String?
-    public var errno: Int32
+    public var errno: Errno
 
     public var description: String {
         let what = line.map { "\(operation.rawValue) \(chip):\($0)\(signal.map { " (\($0))" } ?? "")" } ?? "\(operation.rawValue) '\(chip)'"
-        var s = "gpio: cannot \(what): \(String(cString: strerror(errno))) (errno \(errno))"
+        var s = "gpio: cannot \(what): \(errno) (\(errno.cName))"
         switch (operation, errno) {
-        case (.openChip, ENOENT):
+        case (.openChip, .noSuchFileOrDirectory):
             s += "; this machine has no GPIO chip '\(chip)' (see ls /dev/gpiochip*). To run without the hardware, use a sim- board, e.g. --board Boards/sim-60kw.toml"
-        case (.openChip, EACCES), (.request, EACCES):
+        case (.openChip, .permissionDenied), (.request, .permissionDenied):
             s += "; the user needs access to /dev/\(chip) (the gpio group, or a udev rule)"
-        case (.request, EBUSY):
+        case (.request, .resourceBusy):
             s += "; another program holds this line (gpioinfo \(chip) shows its consumer)"
         default: break
         }
@@ -47,7 +49,7 @@ public final class GPIOChip {
     public init(_ name: String) throws(GPIOError) {
         errno = 0
         guard let h = gpiod_chip_open_lookup(name) else {
-            throw GPIOError(operation: .openChip, chip: name, line: nil, signal: nil, errno: errno == 0 ? ENOENT : errno)
+            throw GPIOError(operation: .openChip, chip: name, line: nil, signal: nil, errno: Errno(c: errno) ?? .noSuchFileOrDirectory)
         }
         handle = h
         self.name = name
@@ -70,13 +72,13 @@ public final class GPIOLine {
         self.spec = spec
         errno = 0
         guard let h = gpiod_chip_get_line(chip.handle, UInt32(spec.line)) else {
-            throw GPIOError(operation: .getLine, chip: chip.name, line: spec.line, signal: spec.name, errno: errno == 0 ? EINVAL : errno)
+            throw GPIOError(operation: .getLine, chip: chip.name, line: spec.line, signal: spec.name, errno: Errno(c: errno) ?? .invalidArgument)
         }
         let flags = spec.active == .low ? Int32(GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW) : 0
         let r = spec.isOutput ? gpiod_line_request_output_flags(h, consumer, flags, 0)
                               : gpiod_line_request_input_flags(h, consumer, flags)
         guard r == 0 else {
-            throw GPIOError(operation: .request, chip: chip.name, line: spec.line, signal: spec.name, errno: errno)
+            throw GPIOError(operation: .request, chip: chip.name, line: spec.line, signal: spec.name, errno: Errno(rawValue: errno))
         }
         handle = h
     }
@@ -84,13 +86,13 @@ public final class GPIOLine {
 
     public func set(_ active: Bool) throws(GPIOError) {
         guard gpiod_line_set_value(handle, active ? 1 : 0) == 0 else {
-            throw GPIOError(operation: .setValue, chip: chip.name, line: spec.line, signal: spec.name, errno: errno)
+            throw GPIOError(operation: .setValue, chip: chip.name, line: spec.line, signal: spec.name, errno: Errno(rawValue: errno))
         }
     }
 
     public func get() throws(GPIOError) -> Bool {
         let v = gpiod_line_get_value(handle)
-        guard v >= 0 else { throw GPIOError(operation: .getValue, chip: chip.name, line: spec.line, signal: spec.name, errno: errno) }
+        guard v >= 0 else { throw GPIOError(operation: .getValue, chip: chip.name, line: spec.line, signal: spec.name, errno: Errno(rawValue: errno)) }
         return v == 1
     }
 }

@@ -5,65 +5,22 @@
 // Bounded: files rotate at `maxBytes`, the oldest beyond `files` are deleted.
 //
 // Record frame (little endian):  magic "CRL1" (u32) | payload length (u32) | CRC-32 of payload (u32) | payload
-// The payload is one JSON object (`JournalEntry`). Files: DIR/journal-000001.log, -000002.log, ...
+// The payload is one JSON object (`JournalEntry`, JournalEntry.swift). Files: DIR/journal-000001.log, -000002.log, ...
 import Foundation
 import Synchronization
+import SystemErrors
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One record of the journal. Fields beyond the first five depend on `kind`.
-public struct JournalEntry: Codable, Sendable, Equatable {
-    /// Sequence number, increasing across files and restarts.
-    public var seq: UInt64 = 0
-    /// What happened: boot, shutdown, fault, fault-cleared, session-start, session-end, command,
-    /// login, login-failed, lockout, logout, torn-tail.
-    public var kind: String
-    /// Controller time (seconds since this boot: the loop's clock; virtual time on a sim board).
-    public var t: Double
-    /// Wall-clock time of the write, UTC (ISO 8601).
-    public var wall: String = ""
-    /// Which boot of the controller wrote it (increases at each start).
-    public var boot: UInt64 = 0
-    public var gun: Int? = nil
-    public var code: String? = nil
-    public var reaction: String? = nil
-    public var value: Double? = nil
-    /// The core's fault sequence number (a clearing names the record it clears).
-    public var faultSeq: UInt64? = nil
-    public var user: String? = nil
-    public var command: String? = nil
-    public var result: String? = nil
-    public var energyKWh: Double? = nil
-    public var soc: Double? = nil
-    public var stopReason: String? = nil
-    public var text: String? = nil
-
-    public init(kind: String, t: Double) { self.kind = kind; self.t = t }
-
-    /// One line for a terminal.
-    public var line: String {
-        var s = "#\(seq) \(wall) t=\(String(format: "%.3f", t)) s \(kind)"
-        if let gun { s += " gun\(gun)" }
-        if let code { s += " \(code)" }
-        if let reaction { s += " (\(reaction))" }
-        if let value, value.isFinite { s += " value \(String(format: "%g", value))" }
-        if let faultSeq { s += " fault#\(faultSeq)" }
-        if let user { s += " user \(user)" }
-        if let command { s += " \"\(command)\"" }
-        if let result { s += " -> \(result)" }
-        if let energyKWh { s += " meter \(String(format: "%.3f", energyKWh)) kWh" }
-        if let soc, soc.isFinite { s += " SOC \(String(format: "%.1f", soc))%" }
-        if let stopReason { s += " stop \(stopReason)" }
-        if let text { s += " \(text)" }
-        return s
-    }
-}
-
 public struct JournalError: Error, CustomStringConvertible {
     public var description: String
-    init(_ what: String, path: String, errno e: Int32 = 0) {
-        description = "journal \(path): \(what)" + (e != 0 ? ": \(String(cString: strerror(e))) (errno \(e))" : "")
+    /// The errno of the failed call, if one failed.
+    public var errno: Errno?
+    init(_ what: String, path: String, errno e: Errno? = nil) {
+        errno = e
+        description = "journal \(path): \(what)" + (e.map { ": \($0) (\($0.cName))" } ?? "")
     }
 }
 
@@ -168,7 +125,7 @@ public final class Journal: Sendable {
         var st = State()
         var report = "journal: memory only (no --journal directory)"
         if let dir = directory {
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw JournalError("cannot create the directory", path: dir, errno: errno) }
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw JournalError("cannot create the directory", path: dir, errno: Errno(rawValue: errno)) }
             let numbers = Journal.fileNumbers(dir)
             var count = 0
             var torn = 0
@@ -184,14 +141,14 @@ public final class Journal: Sendable {
                 if scan.badBytes > 0 && i == numbers.count - 1 {
                     // The torn tail of the file being written at the cut: drop it.
                     torn = scan.badBytes
-                    guard truncate(path, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: errno) }
+                    guard truncate(path, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: Errno(rawValue: errno)) }
                 }
             }
             latchedAtStart = Journal.outstandingFaults(all)
             st.fileNumber = numbers.last ?? 1
             let path = Journal.path(dir, st.fileNumber)
             st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            guard st.fd >= 0 else { throw JournalError("cannot open for appending", path: path, errno: errno) }
+            guard st.fd >= 0 else { throw JournalError("cannot open for appending", path: path, errno: Errno(rawValue: errno)) }
             var sb = stat()
             fstat(st.fd, &sb)
             st.size = Int(sb.st_size)
@@ -201,9 +158,7 @@ public final class Journal: Sendable {
             state = Mutex(st)
             openReport = report
             if torn > 0 {
-                var e = JournalEntry(kind: "torn-tail", t: 0)
-                e.text = "\(torn) bytes after record #\(st.nextSeq - 1) dropped on start (power cut mid-write)"
-                _ = append(e)
+                append(JournalEntry(.tornTail(text: "\(torn) bytes after record #\(st.nextSeq - 1) dropped on start (power cut mid-write)"), t: 0))
             }
             return
         }
@@ -233,7 +188,7 @@ public final class Journal: Sendable {
                         st.written += 1
                     } else {
                         st.writeErrors += 1
-                        st.lastError = String(cString: strerror(errno))
+                        st.lastError = "\(Errno(rawValue: errno)) (\(Errno(rawValue: errno).cName))"
                     }
                 }
             }
@@ -256,19 +211,19 @@ public final class Journal: Sendable {
     /// record of the same boot matched, across boots, one per gun and code (the newest record). Derate and
     /// reconnect records are left out: they stop nothing.
     public static func outstandingFaults(_ entries: [JournalEntry]) -> [JournalEntry] {
-        let stopping: Set<String> = ["refuse", "error-shutdown", "emergency-shutdown"]
         var open: [String: JournalEntry] = [:]
         var bySeq: [UInt64: String] = [:]          // the core's fault numbers restart at every boot
         var boot: UInt64? = nil
         for e in entries {
             if e.boot != boot { boot = e.boot; bySeq = [:] }
-            guard let code = e.code else { continue }
-            let key = "\(e.gun ?? -1)|\(code)"
-            if e.kind == "fault", stopping.contains(e.reaction ?? "") {
+            switch e.event {
+            case .fault(let f) where f.stops:
+                let key = "\(f.gun ?? -1)|\(f.code)"
                 open[key] = e
-                if let n = e.faultSeq { bySeq[n] = key }
-            } else if e.kind == "fault-cleared", let n = e.faultSeq, let k = bySeq[n] {
-                open[k] = nil
+                if let n = f.faultSeq { bySeq[n] = key }
+            case .faultCleared(let f):
+                if let n = f.faultSeq, let k = bySeq[n] { open[k] = nil }
+            default: break
             }
         }
         return open.values.sorted { $0.seq < $1.seq }

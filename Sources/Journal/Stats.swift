@@ -45,20 +45,20 @@ public struct OperatorStats: Sendable, Equatable {
                 for gg in gunsHit { faultedUntil[gg, default: []].append((t0, t)) }
             }
             for e in es {
-                switch e.kind {
-                case "fault":
+                switch e.event {
+                case .fault(let f):
                     faults += 1
-                    if let s = e.faultSeq, e.reaction != "derate", e.reaction != "stop-and-reconnect" { open[s] = (e.gun ?? -1, e.t) }
-                case "fault-cleared":
-                    if let s = e.faultSeq { close(s, at: e.t) }
-                case "session-start":
+                    if let s = f.faultSeq, f.reaction != "derate", f.reaction != "stop-and-reconnect" { open[s] = (f.gun ?? -1, e.t) }
+                case .faultCleared(let f):
+                    if let s = f.faultSeq { close(s, at: e.t) }
+                case .sessionStart(let n):
                     sessionsStarted += 1
-                    if let g = e.gun { starts[g] = e.energyKWh }
-                case "session-end":
-                    if let g = e.gun, let s0 = starts.removeValue(forKey: g), let s1 = e.energyKWh {
+                    starts[n.gun] = n.energyKWh
+                case .sessionEnd(let n):
+                    if let s0 = starts.removeValue(forKey: n.gun), let s1 = n.energyKWh {
                         let delivered = s1 - s0
                         energyKWh += max(0, delivered)
-                        let normal = e.stopReason != "fault" && e.stopReason != "vehicle-comm-timeout"
+                        let normal = n.stopReason != "fault" && n.stopReason != "vehicle-comm-timeout"
                         if normal && delivered >= 0.001 { sessionsSucceeded += 1 }
                     }
                 default: break
@@ -95,14 +95,27 @@ public struct OperatorStats: Sendable, Equatable {
         return s
     }
 
+    /// The figures as one JSON object (keys sorted; `successRate` null with no session).
     public var json: String {
-        var d: [String: Any] = ["coveredSeconds": coveredSeconds, "sessionsStarted": sessionsStarted,
-                                "sessionsSucceeded": sessionsSucceeded, "energyKWh": energyKWh, "faults": faults, "boots": boots]
+        struct Figures: Encodable {
+            var coveredSeconds: Double, sessionsStarted: Int, sessionsSucceeded: Int, energyKWh: Double, faults: Int, boots: Int
+            var availability: [String: Double]
+            var successRate: Double?
+            enum CodingKeys: String, CodingKey { case coveredSeconds, sessionsStarted, sessionsSucceeded, energyKWh, faults, boots, availability, successRate }
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(coveredSeconds, forKey: .coveredSeconds); try c.encode(sessionsStarted, forKey: .sessionsStarted)
+                try c.encode(sessionsSucceeded, forKey: .sessionsSucceeded); try c.encode(energyKWh, forKey: .energyKWh)
+                try c.encode(faults, forKey: .faults); try c.encode(boots, forKey: .boots); try c.encode(availability, forKey: .availability)
+                try c.encode(successRate, forKey: .successRate)      // null, not left out, with no session
+            }
+        }
         var av: [String: Double] = [:]
         for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g) }
-        d["availability"] = av
-        d["successRate"] = successRate ?? NSNull()
-        let data = (try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        let f = Figures(coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded,
+                        energyKWh: energyKWh, faults: faults, boots: boots, availability: av, successRate: successRate)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return (try? enc.encode(f)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

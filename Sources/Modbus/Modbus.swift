@@ -2,6 +2,8 @@
 // the polling side owns connections and meets the loop through SPSC queues. Errors are typed and carry
 // the device, the operation and libmodbus's own text (modbus_strerror).
 import CModbus
+import SystemErrors
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,7 +42,8 @@ public struct ModbusError: Error, CustomStringConvertible, Equatable, Sendable {
     public var kind: Kind
     public var device: String
     public var operation: String
-    public var errno: Int32
+    /// errno as libmodbus left it: a system error, or one of libmodbus's own (MODBUS_ENOBASE + n).
+    public var errno: Errno
     /// libmodbus's text for the error (modbus_strerror).
     public var text: String
 
@@ -51,18 +54,19 @@ public struct ModbusError: Error, CustomStringConvertible, Equatable, Sendable {
     init(device: String, operation: String, errno e: Int32) {
         self.device = device
         self.operation = operation
-        self.errno = e
+        errno = Errno(rawValue: e)
         text = String(cString: modbus_strerror(e))
-        switch e {
-        case ETIMEDOUT: kind = .timeout
-        case Self.base + 1 ... Self.base + 11: kind = .exception(UInt8(e - Self.base))
-        case Self.base + 12 ... Self.base + 17, EMSGSIZE: kind = .badReply  // EMBBADCRC … EMBBADSLAVE
-        case ECONNRESET, ECONNREFUSED, EPIPE, EBADF, ENOTCONN, EHOSTUNREACH, ENETUNREACH: kind = .connection
+        switch errno {
+        case .timedOut: kind = .timeout
+        case _ where (Self.base + 1 ... Self.base + 11).contains(e): kind = .exception(UInt8(e - Self.base))
+        case _ where (Self.base + 12 ... Self.base + 17).contains(e), .messageTooLong: kind = .badReply  // EMBBADCRC … EMBBADSLAVE
+        case .connectionReset, .connectionRefused, .brokenPipe, .badFileDescriptor, .socketNotConnected, .noRouteToHost, .networkUnreachable:
+            kind = .connection
         default: kind = .other
         }
     }
     public init(device: String, operation: String, unsupported why: String) {
-        self.device = device; self.operation = operation; errno = ENOTTY; kind = .unsupported; text = why
+        self.device = device; self.operation = operation; errno = .inappropriateIOCTLForDevice; kind = .unsupported; text = why
     }
 }
 
@@ -119,12 +123,12 @@ public final class ModbusConnection {
             if rs485 && modbus_rtu_set_serial_mode(context, MODBUS_RTU_RS485) != 0 {
                 let e = errno
                 close()
-                throw ModbusError(device: name, operation: "RS-485 mode", unsupported: "\(device) cannot switch to RS-485 mode (\(String(cString: strerror(e)))); set rs485 = false in the board file for a port that is RS-485 in hardware")
+                throw ModbusError(device: name, operation: "RS-485 mode", unsupported: "\(device) cannot switch to RS-485 mode (\(Errno(rawValue: e))); set rs485 = false in the board file for a port that is RS-485 in hardware")
             }
             if rts && modbus_rtu_set_rts(context, MODBUS_RTU_RTS_UP) != 0 {
                 let e = errno
                 close()
-                throw ModbusError(device: name, operation: "RTS toggling", unsupported: "\(device) cannot toggle RTS (\(String(cString: strerror(e)))); set rts_toggle = false in the board file")
+                throw ModbusError(device: name, operation: "RTS toggling", unsupported: "\(device) cannot toggle RTS (\(Errno(rawValue: e))); set rts_toggle = false in the board file")
             }
             modbus_flush(context)
         }

@@ -5,6 +5,8 @@
 // overruns, and a run of misses beyond the board's limit is handed to the body as a fault that must put
 // the outputs in their safe state.
 import CRealTime
+import SystemErrors
+import SystemPackage
 import Synchronization
 
 /// What the loop runs. Called on the real-time thread only.
@@ -47,13 +49,13 @@ public struct LoopSettings: Sendable, Equatable {
 /// What the process obtained from the kernel, and what it did not.
 public struct RealTimeGrant: Sendable, Equatable {
     public var memoryLocked = false
-    public var memoryLockErrno: Int32 = 0
+    public var memoryLockError: Errno? = nil
     public var fifo = false
-    public var fifoErrno: Int32 = 0
+    public var fifoError: Errno? = nil
     public var pinnedCPU: Int? = nil
-    public var affinityErrno: Int32 = 0
+    public var affinityError: Errno? = nil
     public var cpuWakeLatencyHeld = false
-    public var cpuWakeLatencyErrno: Int32 = 0
+    public var cpuWakeLatencyError: Errno? = nil
     public var requested: LoopSettings
     public init(requested: LoopSettings) { self.requested = requested }
 
@@ -66,40 +68,28 @@ public struct RealTimeGrant: Sendable, Equatable {
     public var warning: String? {
         var missing: [String] = []
         if requested.priority > 0 && !fifo {
-            missing.append("SCHED_FIFO priority \(requested.priority) refused (\(errnoName(fifoErrno))): grant LimitRTPRIO=\(requested.priority) in the systemd unit, or CAP_SYS_NICE")
+            missing.append("SCHED_FIFO priority \(requested.priority) refused (\(fifoError.cName)): grant LimitRTPRIO=\(requested.priority) in the systemd unit, or CAP_SYS_NICE")
         }
         if requested.lockMemory && !memoryLocked {
-            missing.append("memory not locked (\(errnoName(memoryLockErrno))): grant LimitMEMLOCK=infinity in the systemd unit, or CAP_IPC_LOCK")
+            missing.append("memory not locked (\(memoryLockError.cName)): grant LimitMEMLOCK=infinity in the systemd unit, or CAP_IPC_LOCK")
         }
         if requested.holdCPUWakeLatency && !cpuWakeLatencyHeld {
-            missing.append("/dev/cpu_dma_latency not held at 0 µs (\(errnoName(cpuWakeLatencyErrno))): the CPU may sleep in deep idle states; grant write access to /dev/cpu_dma_latency")
+            missing.append("/dev/cpu_dma_latency not held at 0 µs (\(cpuWakeLatencyError.cName)): the CPU may sleep in deep idle states; grant write access to /dev/cpu_dma_latency")
         }
         if let cpu = requested.cpu, pinnedCPU == nil {
-            missing.append("not pinned to CPU \(cpu) (\(errnoName(affinityErrno)); this machine has \(rt_cpu_count()) CPUs): fix [runtime] cpu in the board file")
+            missing.append("not pinned to CPU \(cpu) (\(affinityError.cName); this machine has \(rt_cpu_count()) CPUs): fix [runtime] cpu in the board file")
         }
         guard !missing.isEmpty else { return nil }
         return "running without real-time guarantees: " + missing.joined(separator: "; ") + " (README: \"Real-time rights\")"
     }
 }
 
-func errnoName(_ e: Int32) -> String {
-    switch e {
-    case 1: "EPERM"
-    case 12: "ENOMEM"
-    case 22: "EINVAL"
-    case 13: "EACCES"
-    case 2: "ENOENT"
-    case 0: "no error"
-    default: "errno \(e)"
-    }
-}
-
 public enum LoopError: Error, CustomStringConvertible {
-    case threadStart(errno: Int32)
+    case threadStart(Errno)
     case alreadyStarted
     public var description: String {
         switch self {
-        case .threadStart(let e): "cannot start the control-loop thread (\(errnoName(e)))"
+        case .threadStart(let e): "cannot start the control-loop thread (\(e.cName))"
         case .alreadyStarted: "the control loop is already running"
         }
     }
@@ -184,11 +174,11 @@ public final class CyclicExecutive: @unchecked Sendable {
         if settings.lockMemory {
             let e = rt_lock_memory()
             grant.memoryLocked = e == 0
-            grant.memoryLockErrno = e
+            grant.memoryLockError = Errno(c: e)
         }
         if settings.holdCPUWakeLatency {
             let fd = rt_hold_cpu_dma_latency(0)
-            if fd >= 0 { latencyFD = fd; grant.cpuWakeLatencyHeld = true } else { grant.cpuWakeLatencyErrno = -fd }
+            if fd >= 0 { latencyFD = fd; grant.cpuWakeLatencyHeld = true } else { grant.cpuWakeLatencyError = Errno(c: -fd) }
         }
         let context = Unmanaged.passUnretained(self).toOpaque()
         var handle: UInt64 = 0
@@ -197,21 +187,21 @@ public final class CyclicExecutive: @unchecked Sendable {
             if grant.memoryLocked { rt_unlock_memory() }
             rt_release_cpu_dma_latency(latencyFD)
             latencyFD = -1
-            throw .threadStart(errno: e)
+            throw .threadStart(Errno(rawValue: e))
         }
         thread = handle
         running = true
         while startedFlag.load(ordering: .acquiring) == 0 { _ = rt_sleep_until_ns(rt_monotonic_ns() + 100_000) }
         let bits = grantBits.load(ordering: .acquiring)
         grant.fifo = bits & 1 != 0
-        grant.fifoErrno = fifoErrno.load(ordering: .relaxed)
+        grant.fifoError = Errno(c: fifoErrno.load(ordering: .relaxed))
         grant.pinnedCPU = bits & 2 != 0 ? settings.cpu : nil
         // The loop owns its CPU: the starting thread (and every thread it starts afterwards: console,
         // Modbus polling, logging) moves off it. On a non-PREEMPT_RT kernel a normal thread in a
         // system call on the loop's CPU can hold the loop off until the call ends.
         // (Best effort: on a one-CPU machine there is nowhere else to go.)
         if let cpu = grant.pinnedCPU { _ = rt_exclude_cpu(Int32(cpu)) }
-        grant.affinityErrno = affinityErrno.load(ordering: .relaxed)
+        grant.affinityError = Errno(c: affinityErrno.load(ordering: .relaxed))
         return grant
     }
 

@@ -81,10 +81,7 @@ final class GridDesk {
         let feed = hub.tick(observation: o)
         ocpp?.observe(o)
         for e in hub.takePending() {
-            var j = JournalEntry(kind: "grid", t: e.at.seconds)
-            j.command = e.kind
-            j.text = e.text
-            desk.ack(desk.journal.append(j))
+            desk.ack(desk.journal.append(JournalEntry(.grid(source: e.kind, text: e.text), t: e.at.seconds)))
             if e.kind == "ems" || e.kind.hasPrefix("ocpp") || e.kind == "ems-refused" { print("grid: t=\(fmt(e.at.seconds, 1)) s \(e.kind): \(e.text)") }
         }
         return feed

@@ -21,8 +21,8 @@ final class OperatorDesk {
     var latchedAtStart: [(code: FaultCode, gun: Int)] {
         var out: [(code: FaultCode, gun: Int)] = []
         for e in journal.latchedAtStart {
-            guard let name = e.code, let code = FaultCode.allCases.first(where: { $0.name == name }) else { continue }
-            out.append((code, e.gun ?? -1))
+            guard case .fault(let f) = e.event, let code = FaultCode.allCases.first(where: { $0.name == f.code }) else { continue }
+            out.append((code, f.gun ?? -1))
         }
         if !out.isEmpty {
             print("journal: \(out.count) fault(s) latched before this start, latched again until a reset: "
@@ -55,9 +55,7 @@ final class OperatorDesk {
         guard run.consoleIdle > 0, run.consoleLockout > 0 else { fail("--console-idle and --console-lockout must be positive") }
         idle = run.consoleIdle
         lockout = run.consoleLockout
-        var boot = JournalEntry(kind: "boot", t: 0)
-        boot.text = "\(firmwareVersion), board \(board.name) (\(board.path), checksum \(board.checksum))"
-        ack(journal.append(boot))
+        ack(journal.append(JournalEntry(.boot(text: "\(firmwareVersion), board \(board.name) (\(board.path), checksum \(board.checksum))"), t: 0)))
     }
 
     /// Starts the console (if one was asked for) on the loop's view and command queue.
@@ -105,9 +103,7 @@ final class OperatorDesk {
 
     func shutdown(at t: Instant) {
         console?.stop()
-        var e = JournalEntry(kind: "shutdown", t: t.seconds)
-        e.text = stopRequested ? "signal" : "run ended"
-        ack(journal.append(e))
+        ack(journal.append(JournalEntry(.shutdown(text: stopRequested ? "signal" : "run ended"), t: t.seconds)))
     }
 }
 

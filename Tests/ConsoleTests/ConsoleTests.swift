@@ -173,7 +173,7 @@ final class Bench {
         // Each refusal is journalled with the user.
         let cmds = b.journal.recent().filter { $0.kind == "command" }
         #expect(cmds.count == 3)
-        #expect(cmds.allSatisfy { $0.user == "tech" && ($0.result ?? "").hasPrefix("refused") })
+        #expect(cmds.allSatisfy { if case .command("tech", _, let result, _) = $0.event { result.hasPrefix("refused") } else { false } })
     }
 
     @Test func actuatorTestHoldsAndReleases() throws {

@@ -23,7 +23,7 @@ let repoRoot: String = {
             _ = try GPIOChip("gpiochip97")
             Issue.record("gpiochip97 opened")
         } catch {
-            #expect(error.operation == .openChip && error.chip == "gpiochip97" && error.errno == ENOENT)
+            #expect(error.operation == .openChip && error.chip == "gpiochip97" && error.errno == .noSuchFileOrDirectory)
             #expect(error.description.contains("cannot open GPIO chip 'gpiochip97'"))
             #expect(error.description.contains("use a sim- board, e.g. --board Boards/sim-60kw.toml"))
         }

@@ -10,11 +10,10 @@ func tempDir() -> String {
     return d
 }
 
-func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
-    var e = JournalEntry(kind: kind, t: t)
-    e.gun = gun
-    return e
+func faultEntry(_ t: Double, gun: Int? = 0) -> JournalEntry {
+    JournalEntry(.fault(FaultNote(gun: gun, code: "E05-insulation", reaction: "error-shutdown")), t: t)
 }
+func bootEntry() -> JournalEntry { JournalEntry(.boot(text: "test"), t: 0) }
 
 @Suite struct JournalOnStorage {
     @Test func crc32KnownVector() {
@@ -26,11 +25,11 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
         let dir = tempDir()
         do {
             let j = try Journal(directory: dir)
-            for i in 0..<10 { j.append(entry("fault", Double(i))) }
+            for i in 0..<10 { j.append(faultEntry(Double(i))) }
         }
         let j2 = try Journal(directory: dir)
         #expect(j2.openReport.contains("10 records"))
-        let e = j2.append(entry("boot", 0))
+        let e = j2.append(bootEntry())
         #expect(e.seq == 11)
         #expect(e.boot == 2)
         let all = Journal.readAll(directory: dir)
@@ -44,7 +43,7 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
         let dir = tempDir()
         do {
             let j = try Journal(directory: dir)
-            for i in 0..<3 { var e = entry("session-end", Double(i)); e.energyKWh = Double(i); j.append(e) }
+            for i in 0..<3 { j.append(JournalEntry(.sessionEnd(SessionNote(gun: 0, energyKWh: Double(i), soc: nil, stopReason: "vehicle-bst")), t: Double(i))) }
         }
         let path = dir + "/journal-000001.log"
         let whole = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -71,7 +70,7 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
     /// A flipped bit in the tail is damage like a cut: the checksum catches it.
     @Test func corruptedRecordIsCaughtByItsChecksum() throws {
         let dir = tempDir()
-        do { let j = try Journal(directory: dir); j.append(entry("fault", 1)); j.append(entry("fault", 2)) }
+        do { let j = try Journal(directory: dir); j.append(faultEntry(1)); j.append(faultEntry(2)) }
         let path = dir + "/journal-000001.log"
         var b = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         b[b.count - 3] ^= 0x20
@@ -86,7 +85,7 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
     @Test func rotatesAndKeepsTheNewestFiles() throws {
         let dir = tempDir()
         let j = try Journal(directory: dir, maxBytes: 4096, files: 3)
-        for i in 0..<400 { var e = entry("command", Double(i)); e.command = String(repeating: "x", count: 40); j.append(e) }
+        for i in 0..<400 { j.append(JournalEntry(.command(user: "tech", command: String(repeating: "x", count: 40), result: "ok", gun: nil), t: Double(i))) }
         let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".log") }.sorted()
         #expect(names.count == 3)
         for n in names {
@@ -109,19 +108,70 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
     }
 }
 
+func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.code } else { "not a fault: \(e.kind)" } }
+
+/// Records are typed events on the way in and out, and the same flat JSON objects on storage: journals
+/// written before the events were typed read as the same events, and a record this version cannot read
+/// as an event is kept and written back byte for byte.
+@Suite struct RecordsOnStorage {
+    /// Records as the version before typed events wrote them (payloads of JournalScan.frame, keys sorted).
+    static let written = [
+        #"{"boot":3,"kind":"boot","seq":1,"t":0,"text":"chargerd 0.9, board sim-60kw (Boards\/sim-60kw.toml, checksum 1a2b)","wall":"2026-11-26T08:00:00.000Z"}"#,
+        #"{"boot":3,"code":"E05-insulation","faultSeq":1,"gun":0,"kind":"fault","reaction":"error-shutdown","seq":2,"t":12.5,"value":91000,"wall":"2026-11-26T08:00:12.500Z"}"#,
+        #"{"boot":3,"code":"E05-insulation","faultSeq":1,"gun":0,"kind":"fault-cleared","reaction":"error-shutdown","seq":3,"t":40,"value":91000,"wall":"2026-11-26T08:00:40.000Z"}"#,
+        #"{"boot":3,"energyKWh":12.25,"gun":1,"kind":"session-end","seq":4,"soc":80.5,"stopReason":"vehicle-bst","t":100,"wall":"2026-11-26T08:01:40.000Z"}"#,
+        #"{"boot":3,"command":"fault reset","kind":"command","result":"fault E05 cleared","seq":5,"t":101,"user":"tech","wall":"2026-11-26T08:01:41.000Z"}"#,
+        #"{"boot":3,"command":"ocpp","kind":"grid","seq":6,"t":102,"text":"BootNotification accepted","wall":"2026-11-26T08:01:42.000Z"}"#,
+        #"{"boot":3,"kind":"logout","seq":7,"t":103,"text":"by command","user":"tech","wall":"2026-11-26T08:01:43.000Z"}"#,
+        // A kind from a newer version, and a fault missing its code: kept as read.
+        #"{"boot":3,"kind":"v2g-export","seq":8,"t":104,"text":"12 kWh","value":12,"wall":"2026-11-26T08:01:44.000Z"}"#,
+        #"{"boot":3,"faultSeq":2,"kind":"fault","seq":9,"t":105,"wall":"2026-11-26T08:01:45.000Z"}"#,
+    ]
+
+    @Test func oldRecordsReadAsEventsAndWriteBackTheSame() throws {
+        var bytes: [UInt8] = []
+        for w in Self.written {
+            let payload = Array(w.utf8)
+            for v in [JournalScan.magic, UInt32(payload.count), CRC32.checksum(payload)] { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+            bytes += payload
+        }
+        let scan = JournalScan(bytes: bytes)
+        #expect(scan.problem == nil && scan.entries.count == Self.written.count)
+        let e = scan.entries
+        #expect(e[0].event == .boot(text: "chargerd 0.9, board sim-60kw (Boards/sim-60kw.toml, checksum 1a2b)"))
+        #expect(e[1].event == .fault(FaultNote(gun: 0, code: "E05-insulation", reaction: "error-shutdown", value: 91000, faultSeq: 1)))
+        #expect(e[1].seq == 2 && e[1].boot == 3 && e[1].t == 12.5 && e[1].wall == "2026-11-26T08:00:12.500Z")
+        #expect(e[2].event == .faultCleared(FaultNote(gun: 0, code: "E05-insulation", reaction: "error-shutdown", value: 91000, faultSeq: 1)))
+        #expect(e[3].event == .sessionEnd(SessionNote(gun: 1, energyKWh: 12.25, soc: 80.5, stopReason: "vehicle-bst")))
+        #expect(e[4].event == .command(user: "tech", command: "fault reset", result: "fault E05 cleared", gun: nil))
+        #expect(e[5].event == .grid(source: "ocpp", text: "BootNotification accepted"))
+        #expect(e[6].event == .logout(user: "tech", why: "by command"))
+        guard case .unreadable(let newer) = e[7].event, case .unreadable(let broken) = e[8].event else {
+            Issue.record("\(e[7].event), \(e[8].event)"); return
+        }
+        #expect(newer.kind == "v2g-export" && newer.value == 12 && broken.faultSeq == 2)
+        #expect(e[7].kind == "v2g-export" && e[8].line.hasSuffix("s fault fault#2"))
+        // Written back: the same bytes, each record.
+        for (entry, w) in zip(e, Self.written) {
+            #expect(String(decoding: JournalScan.frame(entry).dropFirst(12), as: UTF8.self) == w)
+        }
+        // A fault record without its code latches nothing after a restart (it cannot be named).
+        #expect(Journal.outstandingFaults(e).isEmpty)
+    }
+}
+
 /// A restart is not a reset: the faults that stood when the controller stopped are found on open.
 @Suite struct LatchedAcrossRestarts {
     func fault(_ kind: String, _ code: String, gun: Int?, seq: UInt64, reaction: String = "error-shutdown") -> JournalEntry {
-        var e = JournalEntry(kind: kind, t: 1)
-        e.gun = gun; e.code = code; e.reaction = reaction; e.faultSeq = seq
-        return e
+        let note = FaultNote(gun: gun, code: code, reaction: reaction, faultSeq: seq)
+        return JournalEntry(kind == "fault" ? .fault(note) : .faultCleared(note), t: 1)
     }
 
     @Test func outstandingFaultsAcrossBoots() throws {
         let dir = tempDir()
         do {   // boot 1: E02 (station) and E05 on gun 1 latched, E05 cleared, E13 latched; a derate fault
             let j = try Journal(directory: dir)
-            j.append(entry("boot", 0, gun: nil))
+            j.append(bootEntry())
             j.append(fault("fault", "E02-door-open", gun: nil, seq: 1))
             j.append(fault("fault", "E05-insulation", gun: 1, seq: 2))
             j.append(fault("fault-cleared", "E05-insulation", gun: 1, seq: 2))
@@ -129,18 +179,18 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
             j.append(fault("fault", "E23-module-comm-lost", gun: 0, seq: 4, reaction: "derate"))
         }
         let j2 = try Journal(directory: dir)
-        #expect(j2.latchedAtStart.map(\.code) == ["E02-door-open", "E13-gun-over-temperature"])
+        #expect(j2.latchedAtStart.map(codes) == ["E02-door-open", "E13-gun-over-temperature"])
         // Boot 2 latches them again (its own fault numbers from 1) and clears only E13; it is killed
         // before anything else. Boot 3 must still see E02, whose record of boot 1 was never cleared.
-        j2.append(entry("boot", 0, gun: nil))
+        j2.append(bootEntry())
         j2.append(fault("fault", "E02-door-open", gun: nil, seq: 1))
         j2.append(fault("fault", "E13-gun-over-temperature", gun: 0, seq: 2))
         j2.append(fault("fault-cleared", "E13-gun-over-temperature", gun: 0, seq: 2))
         let j3 = try Journal(directory: dir)
-        #expect(j3.latchedAtStart.map(\.code) == ["E02-door-open"])
+        #expect(j3.latchedAtStart.map(codes) == ["E02-door-open"])
         // A boot killed before it latched anything again changes nothing.
-        j3.append(entry("boot", 0, gun: nil))
-        #expect(try Journal(directory: dir).latchedAtStart.map(\.code) == ["E02-door-open"])
+        j3.append(bootEntry())
+        #expect(try Journal(directory: dir).latchedAtStart.map(codes) == ["E02-door-open"])
         // A clearing in another boot with the same fault number does not clear it.
         #expect(Journal.outstandingFaults([fault("fault", "E02-door-open", gun: nil, seq: 1)]
                                           + [{ var e = fault("fault-cleared", "E02-door-open", gun: nil, seq: 1); e.boot = 9; return e }()]).count == 1)
@@ -150,8 +200,18 @@ func entry(_ kind: String, _ t: Double, gun: Int? = 0) -> JournalEntry {
 @Suite struct OperatorFigures {
     @Test func availabilityAndSuccessRate() {
         func e(_ kind: String, _ t: Double, gun: Int?, seq: UInt64? = nil, energy: Double? = nil, stop: String? = nil, reaction: String? = nil, boot: UInt64 = 1) -> JournalEntry {
-            var x = JournalEntry(kind: kind, t: t)
-            x.gun = gun; x.faultSeq = seq; x.energyKWh = energy; x.stopReason = stop; x.reaction = reaction; x.boot = boot
+            let fault = FaultNote(gun: gun, code: "E05-insulation", reaction: reaction ?? "error-shutdown", faultSeq: seq)
+            let session = SessionNote(gun: gun ?? 0, energyKWh: energy, soc: nil, stopReason: stop)
+            let event: JournalEvent = switch kind {
+            case "fault": .fault(fault)
+            case "fault-cleared": .faultCleared(fault)
+            case "session-start": .sessionStart(session)
+            case "session-end": .sessionEnd(session)
+            case "boot": .boot(text: "test")
+            default: .shutdown(text: "run ended")
+            }
+            var x = JournalEntry(event, t: t)
+            x.boot = boot
             return x
         }
         let entries = [

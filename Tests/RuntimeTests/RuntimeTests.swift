@@ -303,7 +303,7 @@ func wait(seconds: Double, until done: () -> Bool) {
     /// Without the rights, one warning names each missing right and how to grant it.
     @Test func degradedGrantWarning() {
         var g = RealTimeGrant(requested: LoopSettings(priority: 80, cpu: 1, lockMemory: true))
-        g.fifoErrno = 1; g.memoryLockErrno = 12; g.pinnedCPU = 1; g.cpuWakeLatencyHeld = true
+        g.fifoError = .notPermitted; g.memoryLockError = .noMemory; g.pinnedCPU = 1; g.cpuWakeLatencyHeld = true
         let w = g.warning
         #expect(w?.contains("SCHED_FIFO priority 80 refused (EPERM)") == true)
         #expect(w?.contains("LimitRTPRIO=80") == true && w?.contains("CAP_SYS_NICE") == true)
