@@ -98,6 +98,35 @@ struct ChargerPlant: ParsableCommand {
             factor = f
         }
         let plant = Plant(spec: spec, params: PlantParameters(params))
+        attachCars(plant, spec: spec)
+        var script = PlantScript(injections: plantInjections(spec: spec), faults: [])
+        for text in commFault { do { script.faults.append(try CommFault.parse(text, spec: spec)) } catch { fail(error.message) } }
+        let served = serveBuses(loaded.modbus, spec: spec)
+
+        let channel: BenchChannel
+        do { channel = try BenchChannel.create(path: bench.channel, guns: spec.gunCount, modules: spec.moduleCount, speed: factor ?? 0) } catch { fail("\(error)") }
+        installSignalHandlers()
+
+        let bridge = PlantBridge(plant: plant, channel: channel, banks: served.banks, spec: spec)
+        bridge.publish()
+        channel.publishTick(1, now: plant.now)
+        print("charger-plant: ready: board \(loaded.name), channel \(bench.channel), \(served.endpoints.joined(separator: ", ")), speed \(factor.map { "\(fmt($0, 1))x" } ?? "max")")
+        fflush(nil)
+
+        // Nothing moves until a controller is there: a car plugged in at 2 s must find one.
+        while !channel.controllerAttached && !stopRequested { usleep(5_000) }
+        if !stopRequested { print("charger-plant: controller attached"); fflush(nil) }
+
+        let late = runPlant(plant, bridge: bridge, channel: channel, banks: served.banks, script: &script, factor: factor, spec: spec)
+        usleep(100_000)   // the controller's last commands, sent as it stops
+        printRefusals(served.banks, at: plant.now)
+        for s in served.servers { s.running.store(false, ordering: .relaxed) }
+        print("charger-plant: stopped at \(fmt(plant.now.seconds, 3)) s; controller late \(late) times")
+        printPlantTruth(plant, banks: served.banks)
+    }
+
+    /// The cars of --car and --car-on, plugged at their profiles' times.
+    func attachCars(_ plant: Plant, spec: StationSpec) {
         do {
             plant.attach(car: try car.map { try CarProfile.parse($0) } ?? CarProfile(), gun: 0)
             for c in carOn {
@@ -107,6 +136,10 @@ struct ChargerPlant: ParsableCommand {
                 plant.attach(car: try CarProfile.parse(String(c[c.index(after: colon)...])), gun: g)
             }
         } catch { fail("\(error)") }
+    }
+
+    /// --inject: plant faults at a time only (operator actions go to chargerd).
+    func plantInjections(spec: StationSpec) -> [ScheduledInjection] {
         var injections: [ScheduledInjection] = []
         for text in inject {
             do { injections.append(try InjectionParser.parse(text, spec: spec)) } catch { fail("\(error)") }
@@ -114,11 +147,12 @@ struct ChargerPlant: ParsableCommand {
                 fail("--inject '\(text)': only plant faults at a time belong to the emulator; operator actions (reset, stop, setpoints) go to chargerd")
             }
         }
-        var faults: [CommFault] = []
-        for text in commFault { do { faults.append(try CommFault.parse(text, spec: spec)) } catch { fail(error.message) } }
+        return injections
+    }
 
-        // The devices' registers and the bus servers.
-        let config = loaded.modbus
+    /// The devices' register banks and a server per bus: TCP on the board's host:port, RTU on the line
+    /// --serve-rtu names.
+    func serveBuses(_ config: ModbusConfig, spec: StationSpec) -> (banks: [DeviceRole: [Int: RegisterBank]], servers: [BusServer], endpoints: [String]) {
         var banks: [DeviceRole: [Int: RegisterBank]] = [.module: [:], .meter: [:], .imd: [:]]
         var servers: [BusServer] = []
         var endpoints: [String] = []
@@ -154,22 +188,13 @@ struct ChargerPlant: ParsableCommand {
             }
         }
         for name in rtuPaths.keys where !rtuBuses.contains(where: { $0.name == name }) { fail("--serve-rtu: the board has no RTU bus '\(name)'") }
+        return (banks, servers, endpoints)
+    }
 
-        let channel: BenchChannel
-        do { channel = try BenchChannel.create(path: bench.channel, guns: spec.gunCount, modules: spec.moduleCount, speed: factor ?? 0) } catch { fail("\(error)") }
-        installSignalHandlers()
-
-        let bridge = PlantBridge(plant: plant, channel: channel, banks: banks, spec: spec)
-        bridge.publish()
-        channel.publishTick(1, now: plant.now)
-        print("charger-plant: ready: board \(loaded.name), channel \(bench.channel), \(endpoints.joined(separator: ", ")), speed \(factor.map { "\(fmt($0, 1))x" } ?? "max")")
-        fflush(nil)
-
-        // Nothing moves until a controller is there: a car plugged in at 2 s must find one.
-        while !channel.controllerAttached && !stopRequested { usleep(5_000) }
-        if !stopRequested { print("charger-plant: controller attached"); fflush(nil) }
-
-        let period = spec.period
+    /// One plant period per tick until the time is up, a signal, or (with --once) the controller
+    /// detaches; paced to --speed times wall time. Returns how many ticks the controller was late.
+    func runPlant(_ plant: Plant, bridge: PlantBridge, channel: BenchChannel, banks: [DeviceRole: [Int: RegisterBank]],
+                  script: inout PlantScript, factor: Double?, spec: StationSpec) -> Int {
         let end = Instant.zero + .seconds(maxTime)
         var tick: UInt32 = 1
         var late = 0
@@ -187,31 +212,14 @@ struct ChargerPlant: ParsableCommand {
                 if once { break }
             }
             wasAttached = attached
-            for i in injections.indices where !injections[i].done {
-                guard case .at(let t) = injections[i].time, plant.now >= t, case .plant(let p) = injections[i].action else { continue }
-                injections[i].done = true
-                print("[\(stamp(plant.now))] inject \(injections[i].text)")
-                switch p {
-                case .imdSilent(let g): banks[.imd]![g]!.behaviour = .silent
-                case .meterSilent(let g): banks[.meter]![g]!.behaviour = .silent
-                case .moduleSilent(let m): banks[.module]![m]!.behaviour = .silent
-                default: plant.inject(p)
-                }
-            }
-            for i in faults.indices where !faults[i].done && plant.now >= faults[i].at {
-                faults[i].done = true
-                banks[faults[i].role]![faults[i].index]!.behaviour = faults[i].behaviour
-                print("[\(stamp(plant.now))] comm \(faults[i].text)")
-            }
+            script.applyDue(plant, banks: banks)
             bridge.applyControllerOutputs()
-            plant.advance(by: period)
+            plant.advance(by: spec.period)
             bridge.publish()
             tick &+= 1
             channel.publishTick(tick, now: plant.now)
             for line in bridge.takeNotes() { print("[\(stamp(plant.now))] \(line)") }
-            if tick % 16 == 0 {
-                for (role, list) in banks { for (i, b) in list { for r in b.takeRefusals() { print("[\(stamp(plant.now))] \(role == .module ? "module \(i)" : "\(role.rawValue) gun \(i)"): \(r)") } } }
-            }
+            if tick % 16 == 0 { printRefusals(banks, at: plant.now) }
             if let factor, plant.now >= nextPace {
                 nextPace = plant.now + .ms(10)
                 let due = startWall + Int64(Double(plant.now.micros) / factor)
@@ -220,11 +228,15 @@ struct ChargerPlant: ParsableCommand {
             }
             if tick % 1000 == 0 { fflush(nil) }
         }
-        usleep(100_000)   // the controller's last commands, sent as it stops
-        for (role, list) in banks { for (i, b) in list { for r in b.takeRefusals() { print("[\(stamp(plant.now))] \(role == .module ? "module \(i)" : "\(role.rawValue) gun \(i)"): \(r)") } } }
-        for s in servers { s.running.store(false, ordering: .relaxed) }
-        print("charger-plant: stopped at \(fmt(plant.now.seconds, 3)) s; controller late \(late) times")
-        // The plant's own truth at the end, for benches and tests: what the controller left energised.
+        return late
+    }
+
+    func printRefusals(_ banks: [DeviceRole: [Int: RegisterBank]], at now: Instant) {
+        for (role, list) in banks { for (i, b) in list { for r in b.takeRefusals() { print("[\(stamp(now))] \(role == .module ? "module \(i)" : "\(role.rawValue) gun \(i)"): \(r)") } } }
+    }
+
+    /// The plant's own truth at the end, for benches and tests: what the controller left energised.
+    func printPlantTruth(_ plant: Plant, banks: [DeviceRole: [Int: RegisterBank]]) {
         for (g, p) in plant.guns.enumerated() {
             print("charger-plant: gun \(g): K1 \(p.k1.closed ? "closed" : "open"), K2 \(p.k2.closed ? "closed" : "open"), \(fmt(p.current.value, 1)) A, \(fmt(p.vehicleSide.value, 1)) V at the car, lock \(p.locked ? "locked" : "open"), meter \(fmt(p.energy.value / 1000, 3)) kWh")
         }
@@ -238,6 +250,31 @@ struct ChargerPlant: ParsableCommand {
             }
         }
         fflush(nil)
+    }
+}
+
+/// The plant faults (--inject) and wire faults (--comm-fault) of a run, each applied once at its time.
+struct PlantScript {
+    var injections: [ScheduledInjection]
+    var faults: [CommFault]
+
+    mutating func applyDue(_ plant: Plant, banks: [DeviceRole: [Int: RegisterBank]]) {
+        for i in injections.indices where !injections[i].done {
+            guard case .at(let t) = injections[i].time, plant.now >= t, case .plant(let p) = injections[i].action else { continue }
+            injections[i].done = true
+            print("[\(stamp(plant.now))] inject \(injections[i].text)")
+            switch p {
+            case .imdSilent(let g): banks[.imd]![g]!.behaviour = .silent
+            case .meterSilent(let g): banks[.meter]![g]!.behaviour = .silent
+            case .moduleSilent(let m): banks[.module]![m]!.behaviour = .silent
+            default: plant.inject(p)
+            }
+        }
+        for i in faults.indices where !faults[i].done && plant.now >= faults[i].at {
+            faults[i].done = true
+            banks[faults[i].role]![faults[i].index]!.behaviour = faults[i].behaviour
+            print("[\(stamp(plant.now))] comm \(faults[i].text)")
+        }
     }
 }
 

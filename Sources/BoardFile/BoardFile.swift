@@ -29,18 +29,18 @@ public struct StorageSpec: Sendable, Equatable {
 /// `[plant]`: the physical model a sim board's simulator and a bench board's emulator run. Plain values;
 /// the plant builds its own parameters from them. The defaults are the board file's.
 public struct PlantSpec: Sendable, Equatable {
-    public var contactorCloseDelay: Duration = .ms(30)
-    public var contactorOpenDelay: Duration = .ms(20)
-    public var lockTime: Duration = .ms(400)
-    public var moduleTimeConstant: Duration = .ms(10)
-    public var busTimeConstant: Duration = .ms(60)
-    public var dischargeTimeConstant: Duration = .ms(120)
+    public var contactorCloseDelay: TimeSpan = .ms(30)
+    public var contactorOpenDelay: TimeSpan = .ms(20)
+    public var lockTime: TimeSpan = .ms(400)
+    public var moduleTimeConstant: TimeSpan = .ms(10)
+    public var busTimeConstant: TimeSpan = .ms(60)
+    public var dischargeTimeConstant: TimeSpan = .ms(120)
     public var ambient = Celsius(25)
     public var thermalRiseAtRated = Celsius(35)
-    public var thermalTimeConstant: Duration = .s(600)
+    public var thermalTimeConstant: TimeSpan = .s(600)
     public var insulation = Ohms(20_000_000)
-    public var imdPeriod: Duration = .ms(500)
-    public var imdSelfTestTime: Duration = .s(2)
+    public var imdPeriod: TimeSpan = .ms(500)
+    public var imdSelfTestTime: TimeSpan = .s(2)
     public init() {}
 }
 
@@ -171,7 +171,7 @@ public enum BoardLoader {
 
     /// `[board]`: name, description, kind, period, grid connection.
     static func boardTable(_ r: Reader, _ top: Section) throws(BoardFileError)
-        -> (name: String, description: String, kind: BoardKind, period: Duration, gridLimit: Watts) {
+        -> (name: String, description: String, kind: BoardKind, period: TimeSpan, gridLimit: Watts) {
         let b = try r.table(top, "board")
         try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
         let name = try r.string(b, "name")
@@ -187,9 +187,9 @@ public enum BoardLoader {
 
     /// `[limits]`: the station's timeouts and times, each with its default.
     struct Timing {
-        var close = Duration.ms(200), open = Duration.ms(200), opening = Duration.ms(30)
-        var module = Duration.s(1), meter = Duration.s(2), imd = Duration.s(2)
-        var allocation = Duration.ms(500), selfOff = Duration.s(20), readingAge = Duration.ms(100)
+        var close = TimeSpan.ms(200), open = TimeSpan.ms(200), opening = TimeSpan.ms(30)
+        var module = TimeSpan.s(1), meter = TimeSpan.s(2), imd = TimeSpan.s(2)
+        var allocation = TimeSpan.ms(500), selfOff = TimeSpan.s(20), readingAge = TimeSpan.ms(100)
     }
 
     static func limitsTable(_ r: Reader, _ top: Section) throws(BoardFileError) -> Timing {
@@ -532,9 +532,9 @@ package struct Reader {
         guard let v = try quantity(s, k, .ramp) else { throw error(s, k, "missing (e.g. \"100 A/s\")") }
         return try checked(s, k, AmpsPerSecond(v), range)
     }
-    package func duration(_ s: Section, _ k: String, default d: Duration, range: ClosedRange<Duration>) throws(BoardFileError) -> Duration {
+    package func duration(_ s: Section, _ k: String, default d: TimeSpan, range: ClosedRange<TimeSpan>) throws(BoardFileError) -> TimeSpan {
         guard let v = try quantity(s, k, .time) else { return d }
-        let dur = Duration.seconds(v)
+        let dur = TimeSpan.seconds(v)
         guard range.contains(dur) else {
             throw error(s, k, "\(v) s is outside \(range.lowerBound.seconds)...\(range.upperBound.seconds) s")
         }

@@ -30,9 +30,9 @@ public struct AnalogInputSpec: Sendable, Equatable {
 public struct WatchdogSpec: Sendable, Equatable {
     public var device: String
     /// Timeout set on the device (WDIOC_SETTIMEOUT), or nil to keep the device's own.
-    public var timeout: Duration?
+    public var timeout: TimeSpan?
     /// How often the loop kicks it.
-    public var kick: Duration
+    public var kick: TimeSpan
 }
 
 /// A bench board's local channel with the plant emulator (HIL/README.md "The bench channel").
@@ -69,12 +69,12 @@ extension BoardLoader {
         return out
     }
 
-    static func watchdog(_ r: Reader, _ top: Section, period: Duration) throws(BoardFileError) -> WatchdogSpec? {
+    static func watchdog(_ r: Reader, _ top: Section, period: TimeSpan) throws(BoardFileError) -> WatchdogSpec? {
         guard let w = try r.optionalTable(top, "watchdog") else { return nil }
         try r.onlyKeys(w, ["device", "timeout", "kick"])
         let device = try r.string(w, "device")
         guard device.hasPrefix("/") else { throw r.error(w, "device", "'\(device)' is not a device path (/dev/watchdog0)") }
-        var timeout: Duration? = nil
+        var timeout: TimeSpan? = nil
         if w.table["timeout"] != nil { timeout = try r.duration(w, "timeout", default: .s(1), range: .s(1)...(.s(60))) }
         let kick = try r.duration(w, "kick", default: .ms(100), range: period...(.s(10)))
         if let timeout, kick * 4 > timeout {

@@ -17,15 +17,15 @@ public struct ModbusBusSpec: Sendable, Equatable {
     public var name: String
     public var transport: BusTransport
     /// How long a request waits for its reply before it counts as a timeout.
-    public var responseTimeout: Duration
+    public var responseTimeout: TimeSpan
     /// The shortest time between two polls of the same device.
-    public var pollPeriod: Duration
+    public var pollPeriod: TimeSpan
     /// Failed exchanges in a row after which a device counts as lost (a communication fault).
     public var faultAfter: Int
     /// Module commands are re-sent at least this often even when unchanged: the modules' own watchdog
     /// switches them off when it stops hearing from the controller ([limits] module_self_off_time).
-    public var keepalive: Duration
-    public init(name: String, transport: BusTransport, responseTimeout: Duration, pollPeriod: Duration, faultAfter: Int, keepalive: Duration) {
+    public var keepalive: TimeSpan
+    public init(name: String, transport: BusTransport, responseTimeout: TimeSpan, pollPeriod: TimeSpan, faultAfter: Int, keepalive: TimeSpan) {
         self.name = name; self.transport = transport; self.responseTimeout = responseTimeout
         self.pollPeriod = pollPeriod; self.faultAfter = faultAfter; self.keepalive = keepalive
     }
@@ -213,8 +213,8 @@ public struct ModbusConfig: Sendable, Equatable {
 }
 
 extension BoardLoader {
-    static func modbusConfig(_ r: Reader, _ top: Section, guns: Int, modules: Int, selfOff: Duration,
-                             commTimeouts: [DeviceRole: Duration], readingMaxAge: Duration = .ms(100)) throws(BoardFileError) -> ModbusConfig {
+    static func modbusConfig(_ r: Reader, _ top: Section, guns: Int, modules: Int, selfOff: TimeSpan,
+                             commTimeouts: [DeviceRole: TimeSpan], readingMaxAge: TimeSpan = .ms(100)) throws(BoardFileError) -> ModbusConfig {
         var config = ModbusConfig()
         if top.table["modbus_bus"] == nil && top.table["modbus_device"] == nil && top.table["modbus_map"] == nil { return config }
 
@@ -423,10 +423,10 @@ extension ModbusConfig {
     /// period and one round of the bus to be sent, and the result up to as long to be read back (module
     /// and meter). A round is the RTU wire time from frame sizes, or 1 ms per device on TCP (a loopback
     /// or LAN exchange measured well under that). The largest over the buses of modules and meters.
-    public var commandLatency: Duration {
-        var worst = Duration.zero
+    public var commandLatency: TimeSpan {
+        var worst = TimeSpan.zero
         for (b, bus) in buses.enumerated() where devices.contains(where: { $0.bus == b && $0.role != .imd }) {
-            let round: Duration
+            let round: TimeSpan
             if let w = rtuWireTime(bus: b) { round = .seconds(w.reads + w.writes) }
             else { round = .ms(Int64(devices.filter { $0.bus == b }.count)) }
             worst = max(worst, (bus.pollPeriod + round) * 2)

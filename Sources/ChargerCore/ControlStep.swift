@@ -26,7 +26,7 @@ public struct ModuleSlot: Sendable {
 
 /// Per-gun figures computed this cycle (kept for status and invariants).
 public struct GunFigures: Sendable {
-    public var wish: Watts = .zero
+    public var wanted: Watts = .zero
     public var share: Watts = .zero
     public var activeModules = 0
     public var starvedSince: Instant? = nil
@@ -55,32 +55,32 @@ public struct StationState: Sendable {
 }
 
 /// Runs one control cycle. `out` is overwritten completely.
-/// `inp` and `spec` are read-only: they are passed by reference only so that the 8 KB snapshot and the
+/// `inputs` and `spec` are read-only: they are passed by reference only so that the 8 KB snapshot and the
 /// 4 KB spec are not copied every cycle (perf: memmove was half of a simulated cycle before). The step
 /// never writes them (CoreTests `stepDoesNotWriteInputsOrSpec` checks this).
 @_noAllocation @_noLocks
-public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec,
+public func controlStep(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec,
                         _ out: inout StationOutputs) {
-    let now = inp.now
+    let now = inputs.now
     // Preconditions: a station within the core's fixed capacities, a positive period, monotonic time.
     assert(spec.gunCount >= 1 && spec.gunCount <= Capacity.guns && spec.moduleCount <= Capacity.modules, "station outside the core's capacity")
     assert(spec.period > .zero, "a step needs a positive period")
     assert(!s.started || now >= s.lastNow, "time went back (the loop's clock must be monotonic)")
     if !s.started { s.started = true; s.bootAt = now; s.lastNow = now }
-    var dt = Duration(micros: now.micros &- s.lastNow.micros)
+    var dt = TimeSpan(micros: now.micros &- s.lastNow.micros)
     if dt < .zero { dt = .zero }
     // A late cycle never integrates a ramp over more than ten periods' worth of current.
     if dt > spec.period * 10 { dt = spec.period * 10 }
     s.lastNow = now
 
     // 1. Supervisor (independent of the session) and explicit resets.
-    s.supervise(&inp, &spec)
-    s.applyResets(&inp, &spec)
+    s.supervise(&inputs, &spec)
+    s.applyResets(&inputs, &spec)
 
     // Modules that stopped answering, before anything reads a current: a silent module keeps running on
     // its last command until its own timeout switches it off (standards.md "Rectifier modules": 10–20 s),
     // so that current is counted as delivered and out of our hands (the sessions' stop and the arbiter).
-    noteSilentModules(&s, &inp, &spec)
+    noteSilentModules(&s, &inputs, &spec)
     var uncontrolled = GunArray<Amps>(repeating: .zero)
     for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && isUncontrolled(s.modules[m], now, spec) {
         uncontrolled[Int(s.modules[m].assigned)] += s.modules[m].lastCommand
@@ -88,17 +88,17 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
 
     // 2-6: the sessions, the limits, the station's share, the module pool, the ramps and setpoints.
     var demands = GunArray<SessionDemand>(repeating: SessionDemand())
-    advanceSessions(&s, &inp, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
+    advanceSessions(&s, &inputs, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
     var L = StepLimits()
-    gunLimits(&s, &inp, &spec, &demands, &L)
-    shareStation(&s, &inp, &spec, &demands, &L)
-    allocateModules(&s, &inp, &spec, &demands, &L.vop)
+    gunLimits(&s, &inputs, &spec, &demands, &L)
+    shareStation(&s, &inputs, &spec, &demands, &L)
+    allocateModules(&s, &inputs, &spec, &demands, &L.operatingVoltage)
     capByModules(&s, &spec, &demands, &L, uncontrolled: &uncontrolled, now: now)
     rampCommands(&s, &spec, &demands, &L, dt: dt, &out)
-    moduleSetpoints(&s, &inp, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
+    moduleSetpoints(&s, &inputs, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
     // 7. Safety last: opening only at ≤ 5 A, then the arbiter (latched faults win over the session).
-    openOnlyAtLowCurrent(&s, &inp, &spec, uncontrolled: &uncontrolled, now: now, &out)
-    arbitrate(&s, &inp, &spec, uncontrolled: &uncontrolled, now: now, &out)
+    openOnlyAtLowCurrent(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
+    arbitrate(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
     for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
     // Postconditions (StepContract.swift): emergency opens at once, shutdowns at zero, nothing above a
     // limit. Kept in release builds: a broken one cuts the gun and latches E31.
@@ -111,13 +111,13 @@ public func controlStep(_ s: inout StationState, _ inp: inout StationInputs, _ s
 struct StepLimits {
     var limitA = GunArray<Amps>(repeating: .zero)
     var source = GunArray<LimitSource>(repeating: .none)
-    var vop = GunArray<Volts>(repeating: .zero)
+    var operatingVoltage = GunArray<Volts>(repeating: .zero)
     var nonGrid = GunArray<Amps>(repeating: .zero)
 }
 
 /// 2. Sessions. Demands are kept in a fixed array.
 @_noAllocation @_noLocks
-func advanceSessions(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+func advanceSessions(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
                      uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount {
         out.guns[g] = GunOutputs()
@@ -127,8 +127,8 @@ func advanceSessions(_ s: inout StationState, _ inp: inout StationInputs, _ spec
         var d = SessionDemand()
         // A normal stop opens on the current it can confirm, like an error shutdown (only read there).
         let current = s.sessions[g].phase == .stopping
-            ? shutdownCurrent(&s, &inp, &spec, gun: g, uncontrolled: uncontrolled[g], now: now) : inp.guns[g].meterCurrent
-        if let f = s.sessions[g].advance(now: now, input: inp.guns[g], gun: spec.guns[g], blocked: blocked, current: current,
+            ? shutdownCurrent(&s, &inputs, &spec, gun: g, uncontrolled: uncontrolled[g], now: now) : inputs.guns[g].meterCurrent
+        if let f = s.sessions[g].advance(now: now, input: inputs.guns[g], gun: spec.guns[g], blocked: blocked, current: current,
                                          out: &out.guns[g], demand: &d) {
             if f.latch {
                 s.raise(f.code, gun: g, value: f.value, now: now)
@@ -143,59 +143,59 @@ func advanceSessions(_ s: inout StationState, _ inp: inout StationInputs, _ spec
 
 /// 3. Limits per gun, in amps at the operating voltage, with the binding source.
 @_noAllocation @_noLocks
-func gunLimits(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
+func gunLimits(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
     for g in 0..<spec.gunCount {
-        let gs = spec.guns[g]
+        let gunSpec = spec.guns[g]
         // Fields of the inputs read in place (a `let` of the whole gun's inputs copies its messages too).
-        let vehicleSide = inp.guns[g].vehicleSideVoltage, temperature = inp.guns[g].gunTemperature
-        let operatorCap = inp.guns[g].operatorCap, gridSetpoint = inp.guns[g].gridSetpoint
-        let gridCurrentLimit = inp.guns[g].gridCurrentLimit
+        let vehicleSide = inputs.guns[g].vehicleSideVoltage, temperature = inputs.guns[g].gunTemperature
+        let operatorCap = inputs.guns[g].operatorCap, gridSetpoint = inputs.guns[g].gridSetpoint
+        let gridCurrentLimit = inputs.guns[g].gridCurrentLimit
         let d = demands[g]
         // Power limits become current limits at the present output voltage (not the car's voltage demand,
         // which is the CV ceiling and would understate the current available).
-        let v = max(vehicleSide, gs.minVoltage)
-        L.vop[g] = v
-        var lim = min(gs.maxCurrent, gs.ratedPower / v)
+        let v = max(vehicleSide, gunSpec.minVoltage)
+        L.operatingVoltage[g] = v
+        var limit = min(gunSpec.maxCurrent, gunSpec.ratedPower / v)
         var src = LimitSource.gunRating
-        if gs.connectorCurrent < lim { lim = gs.connectorCurrent; src = .connector }
-        let thermal = gs.connectorCurrent * thermalFactor(temperature, gs)
-        if thermal < lim { lim = thermal; src = .thermal }
+        if gunSpec.connectorCurrent < limit { limit = gunSpec.connectorCurrent; src = .connector }
+        let thermal = gunSpec.connectorCurrent * thermalFactor(temperature, gunSpec)
+        if thermal < limit { limit = thermal; src = .thermal }
         if let cap = operatorCap {
             let a = max(cap, .zero) / v
-            if a < lim { lim = a; src = .operatorCap }
+            if a < limit { limit = a; src = .operatorCap }
         }
         if s.sessions[g].phase == .insulationCheck {
-            if Standard.cableCheckCurrentLimit < lim { lim = Standard.cableCheckCurrentLimit; src = .cableCheck }
-        } else if s.sessions[g].phase != .stopping && d.current < lim {
+            if Standard.cableCheckCurrentLimit < limit { limit = Standard.cableCheckCurrentLimit; src = .cableCheck }
+        } else if s.sessions[g].phase != .stopping && d.current < limit {
             // While stopping the demand is zero by definition and the stop ramp takes the current
             // there; the car's demand is a limit only while it is charging.
-            lim = d.current; src = .vehicle
+            limit = d.current; src = .vehicle
         }
         // Every limit but the grid's: a lower grid limit is ramped down to, never below these.
-        L.nonGrid[g] = lim
+        L.nonGrid[g] = limit
         if let sp = gridSetpoint {
             let a = max(sp, .zero) / v
-            if a < lim { lim = a; src = .gridSetpoint }
+            if a < limit { limit = a; src = .gridSetpoint }
         }
-        if let a = gridCurrentLimit, max(a, .zero) < lim { lim = max(a, .zero); src = .gridSetpoint }
-        if !d.needsPower { lim = .zero; src = .none; L.nonGrid[g] = .zero }
-        L.limitA[g] = lim
+        if let a = gridCurrentLimit, max(a, .zero) < limit { limit = max(a, .zero); src = .gridSetpoint }
+        if !d.needsPower { limit = .zero; src = .none; L.nonGrid[g] = .zero }
+        L.limitA[g] = limit
         L.source[g] = src
-        s.figures[g].wish = lim * v
+        s.figures[g].wanted = limit * v
     }
 }
 
 /// 4. Station share: max-min fair water-filling of min(grid connection, grid setpoint).
 @_noAllocation @_noLocks
-func shareStation(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
+func shareStation(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
     var budget = spec.gridLimit
-    if let sp = inp.stationSetpoint, sp < budget { budget = max(sp, .zero) }
+    if let sp = inputs.stationSetpoint, sp < budget { budget = max(sp, .zero) }
     let budgetFromSetpoint = budget < spec.gridLimit
     var open = GunArray<Bool>(repeating: false)
     var openCount = 0
     for g in 0..<spec.gunCount {
         s.figures[g].share = .zero
-        if demands[g].needsPower && s.figures[g].wish > .zero { open[g] = true; openCount += 1 }
+        if demands[g].needsPower && s.figures[g].wanted > .zero { open[g] = true; openCount += 1 }
     }
     var remaining = budget
     var rounds = 0
@@ -203,9 +203,9 @@ func shareStation(_ s: inout StationState, _ inp: inout StationInputs, _ spec: i
         rounds += 1
         let fair = remaining / Double(openCount)
         var satisfied = 0
-        for g in 0..<spec.gunCount where open[g] && s.figures[g].wish <= fair {
-            s.figures[g].share = s.figures[g].wish
-            remaining -= s.figures[g].wish
+        for g in 0..<spec.gunCount where open[g] && s.figures[g].wanted <= fair {
+            s.figures[g].share = s.figures[g].wanted
+            remaining -= s.figures[g].wanted
             open[g] = false; openCount -= 1; satisfied += 1
         }
         if satisfied == 0 {
@@ -214,8 +214,8 @@ func shareStation(_ s: inout StationState, _ inp: inout StationInputs, _ spec: i
         }
     }
     for g in 0..<spec.gunCount where demands[g].needsPower {
-        let shareA = s.figures[g].share / L.vop[g]
-        if s.figures[g].share < s.figures[g].wish - Watts(1) && shareA < L.limitA[g] {
+        let shareA = s.figures[g].share / L.operatingVoltage[g]
+        if s.figures[g].share < s.figures[g].wanted - Watts(1) && shareA < L.limitA[g] {
             L.limitA[g] = shareA
             L.source[g] = budgetFromSetpoint ? .gridSetpoint : .station
         }
@@ -233,7 +233,7 @@ func capByModules(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
         var cap = uncontrolled[g]
         for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && !s.modules[m].releasing
             && s.station.moduleLatched[m].isEmpty {
-            cap += spec.modules[m].currentCapability(at: L.vop[g])
+            cap += spec.modules[m].currentCapability(at: L.operatingVoltage[g])
         }
         if cap < L.limitA[g] { L.limitA[g] = cap; L.source[g] = .modules }
         // What the modules can deliver is a physical limit: a ramp down to a lower grid limit never stays
@@ -251,9 +251,9 @@ func capByModules(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
 /// 6. Ramps: each gun's command towards the lower of its demand and its limit, the limit in force reported.
 @_noAllocation @_noLocks
 func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
-                  _ L: inout StepLimits, dt: Duration, _ out: inout StationOutputs) {
+                  _ L: inout StepLimits, dt: TimeSpan, _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount {
-        let gs = spec.guns[g]
+        let gunSpec = spec.guns[g]
         let d = demands[g]
         let target = min(d.current, L.limitA[g])
         var i = s.sessions[g].rampedCurrent
@@ -264,12 +264,12 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
             // does a lower grid limit (a dispatch is a request, not a protection: the board's ramp), but
             // never staying above any other limit or the car's demand.
             if s.sessions[g].phase == .stopping {
-                i = max(target, i - gs.stopRamp * dt)
+                i = max(target, i - gunSpec.stopRamp * dt)
             } else if L.source[g] == .gridSetpoint {
-                i = max(target, min(min(i - gs.stopRamp * dt, L.nonGrid[g]), d.current))
+                i = max(target, min(min(i - gunSpec.stopRamp * dt, L.nonGrid[g]), d.current))
             } else { i = target }
         } else {
-            i = min(target, i + gs.rampUp * dt)
+            i = min(target, i + gunSpec.rampUp * dt)
         }
         s.sessions[g].rampedCurrent = i
         out.guns[g].voltageSetpoint = d.voltage
@@ -277,7 +277,7 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
         // While the command ramps down to a lower grid limit, the limit in force is the ramp.
         let inForce = L.source[g] == .gridSetpoint && i > L.limitA[g] ? i : L.limitA[g]
         out.guns[g].currentLimit = inForce
-        out.guns[g].powerLimit = inForce * L.vop[g]
+        out.guns[g].powerLimit = inForce * L.operatingVoltage[g]
         out.guns[g].binding = L.source[g]
     }
 }
@@ -285,7 +285,7 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
 /// 6b. Each module's command: its gun's setpoint less what silent modules still deliver, shared by the
 /// gun's active modules; and what each module is taken to deliver (`lastCommand`) once it goes silent.
 @_noAllocation @_noLocks
-func moduleSetpoints(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+func moduleSetpoints(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
                      uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
     for m in 0..<spec.moduleCount {
         var mo = ModuleOutputs()
@@ -307,11 +307,11 @@ func moduleSetpoints(_ s: inout StationState, _ inp: inout StationInputs, _ spec
         out.modules[m] = mo
         if !isUncontrolled(slot, now, spec) {
             let command = mo.enabled ? mo.current : .zero
-            if inp.modules[m].seenAt != slot.heardAt {
+            if inputs.modules[m].seenAt != slot.heardAt {
                 // A new answer: what it said it delivers, and what it is told from now on.
-                s.modules[m].heardAt = inp.modules[m].seenAt
+                s.modules[m].heardAt = inputs.modules[m].seenAt
                 s.modules[m].commandSinceHeard = command
-                s.modules[m].lastCommand = max(max(inp.modules[m].outputCurrent, .zero), command)
+                s.modules[m].lastCommand = max(max(inputs.modules[m].outputCurrent, .zero), command)
             } else {
                 s.modules[m].commandSinceHeard = max(slot.commandSinceHeard, command)
                 s.modules[m].lastCommand = max(slot.lastCommand, command)
@@ -333,13 +333,13 @@ func moduleSetpoints(_ s: inout StationState, _ inp: inout StationInputs, _ spec
 ///   field bus the result of a command shows only after `commandLatency`, so the row is judged that
 ///   much later.
 @_noAllocation @_noLocks
-func openOnlyAtLowCurrent(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant,
+func openOnlyAtLowCurrent(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant,
                           _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount where s.safety[g].k1k2Commanded {
         if let r = (s.safety[g].latched | s.station.latched).strongestReaction, r >= .refuse { continue }
         let opening = !out.guns[g].closeK1K2
         guard opening || s.sessions[g].phase == .stopping else { continue }
-        let i = shutdownCurrent(&s, &inp, &spec, gun: g, uncontrolled: uncontrolled[g], now: now)
+        let i = shutdownCurrent(&s, &inputs, &spec, gun: g, uncontrolled: uncontrolled[g], now: now)
         guard i > Standard.openCurrentLimit else { continue }
         let row = (s.sessions[g].chargerInitiatedStop ? Standard.cstCurrentDownWithin : Standard.bstCurrentDownWithin) + spec.commandLatency
         if opening || uncontrolled[g] > Standard.openCurrentLimit || now - s.sessions[g].phaseSince > row {
@@ -350,7 +350,7 @@ func openOnlyAtLowCurrent(_ s: inout StationState, _ inp: inout StationInputs, _
 
 /// 7. The arbiter: latched faults win over everything the session asked for.
 @_noAllocation @_noLocks
-func arbitrate(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
+func arbitrate(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount {
         let faults = s.safety[g].latched | s.station.latched
         guard let reaction = faults.strongestReaction else {
@@ -364,7 +364,7 @@ func arbitrate(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inou
         // CEM names the message that timed out; when the supervisor's own 10 s backstop latched E17
         // (it watches BCL) the session may not have said so itself.
         if (s.safety[g].latched).contains(.vehicleCommTimeout) && out.guns[g].tx.cem == nil { out.guns[g].tx.cem = .bcl }
-        let energised = inp.guns[g].k1Closed || inp.guns[g].k2Closed || s.safety[g].k1k2Commanded
+        let energised = inputs.guns[g].k1Closed || inputs.guns[g].k2Closed || s.safety[g].k1k2Commanded
         var emergency = reaction == .emergency
         if reaction >= .refuse && !emergency {
             // Error shutdown (standards.md "Fault reactions", last paragraph): modules to zero, open K1/K2
@@ -372,7 +372,7 @@ func arbitrate(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inou
             // command can bring down (silent modules still on their last command) or that is still above
             // 5 A at the row's deadline is broken under load, as an emergency (E28 with the current broken,
             // the contactor-wear record), rather than energy held on a faulted gun.
-            let i = shutdownCurrent(&s, &inp, &spec, gun: g, uncontrolled: uncontrolled[g], now: now)
+            let i = shutdownCurrent(&s, &inputs, &spec, gun: g, uncontrolled: uncontrolled[g], now: now)
             let holding = energised && s.safety[g].k1k2Commanded && i > Standard.openCurrentLimit
             let hopeless = uncontrolled[g] > Standard.openCurrentLimit
             if holding && (hopeless || now >= s.safety[g].shutdownDeadline ?? now) {
@@ -397,7 +397,7 @@ func arbitrate(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inou
 /// the time from its latch by which K1/K2 must be open (`FaultCode.openWithin`), less the contactor's own
 /// opening time (`opening`) for the command; the earliest wins.
 @_noAllocation @_noLocks
-func noteShutdownDeadline(_ s: inout StationState, _ g: Int, _ faults: FaultSet, _ now: Instant, opening: Duration) {
+func noteShutdownDeadline(_ s: inout StationState, _ g: Int, _ faults: FaultSet, _ now: Instant, opening: TimeSpan) {
     // A fault cleared by a reset and latched again counts anew.
     s.safety[g].shutdownCounted = s.safety[g].shutdownCounted & faults
     var fresh = faults.subtracting(s.safety[g].shutdownCounted).bits
@@ -420,16 +420,16 @@ func noteShutdownDeadline(_ s: inout StationState, _ g: Int, _ faults: FaultSet,
 /// last command, the larger (a stale reading neither confirms nor clears), plus the silent modules at
 /// their last command until their own switch-off time (`uncontrolled`), never at zero.
 @_noAllocation @_noLocks
-func shutdownCurrent(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec,
+func shutdownCurrent(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec,
                      gun g: Int, uncontrolled: Amps, now: Instant) -> Amps {
     var measured = Amps.zero, unconfirmed = Amps.zero
     for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) {
-        let age = now - inp.modules[m].seenAt
-        let reading = max(inp.modules[m].outputCurrent, .zero)
+        let age = now - inputs.modules[m].seenAt
+        let reading = max(inputs.modules[m].outputCurrent, .zero)
         if age <= spec.readingMaxAge { measured += reading }
         else if age <= spec.moduleCommTimeout { unconfirmed += max(reading, s.modules[m].lastCommand) }
     }
-    if now - inp.guns[g].meterSeenAt <= spec.readingMaxAge { return max(inp.guns[g].meterCurrent, measured) }
+    if now - inputs.guns[g].meterSeenAt <= spec.readingMaxAge { return max(inputs.guns[g].meterCurrent, measured) }
     return measured + unconfirmed + uncontrolled
 }
 
@@ -442,11 +442,11 @@ func cutOutput(_ s: inout StationState, _ out: inout StationOutputs, gun g: Int,
 
 /// Marks the modules not heard of within the module timeout as silent since their last answer.
 @_noAllocation @_noLocks
-func noteSilentModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec) {
-    let now = inp.now
+func noteSilentModules(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec) {
+    let now = inputs.now
     for m in 0..<spec.moduleCount {
-        if now - inp.modules[m].seenAt > spec.moduleCommTimeout {
-            if s.modules[m].silentSince == nil { s.modules[m].silentSince = inp.modules[m].seenAt }
+        if now - inputs.modules[m].seenAt > spec.moduleCommTimeout {
+            if s.modules[m].silentSince == nil { s.modules[m].silentSince = inputs.modules[m].seenAt }
         } else { s.modules[m].silentSince = nil }
     }
 }
@@ -469,11 +469,11 @@ func recordCommand(_ s: inout StationState, _ g: Int, _ close: Bool, _ now: Inst
 /// Module pool: decide how many modules each gun needs, keep existing assignments where they still
 /// serve, release surplus (off first, relay moved only at zero current), hand free modules to the guns
 /// with the largest deficit. Deterministic: ties go to the lower index.
-/// `demands` and `vop` are read only (by reference: a copy of the gun arrays per cycle is what it saves).
+/// `demands` and `operatingVoltage` are read only (by reference: a copy of the gun arrays per cycle is what it saves).
 @_noAllocation @_noLocks
-func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec: inout StationSpec,
-                     _ demands: inout GunArray<SessionDemand>, _ vop: inout GunArray<Volts>) {
-    let now = inp.now
+func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec,
+                     _ demands: inout GunArray<SessionDemand>, _ operatingVoltage: inout GunArray<Volts>) {
+    let now = inputs.now
     // Releasing modules become free once their output current is zero ("move a module only when its
     // current is zero"); unhealthy modules are released the same way.
     for m in 0..<spec.moduleCount {
@@ -484,7 +484,7 @@ func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec
         if s.modules[m].assigned >= 0 && !healthy && !uncontrolled { s.modules[m].releasing = true }
         // A module that talks is at zero on a current reading of zero with no command since it was read.
         let zeroCurrent = s.modules[m].silentSince != nil ? !uncontrolled
-            : inp.modules[m].outputCurrent.magnitude < Amps(0.5) && now - inp.modules[m].seenAt <= spec.readingMaxAge
+            : inputs.modules[m].outputCurrent.magnitude < Amps(0.5) && now - inputs.modules[m].seenAt <= spec.readingMaxAge
               && s.modules[m].commandSinceHeard == .zero
         if s.modules[m].releasing && zeroCurrent {
             s.modules[m].assigned = -1
@@ -507,12 +507,12 @@ func allocateModules(_ s: inout StationState, _ inp: inout StationInputs, _ spec
             // Module capacity at this voltage; the target is the gun's share (≥ one module).
             var per = Watts.zero
             for m in 0..<spec.moduleCount where spec.modules[m].gunMask & (1 << UInt16(g)) != 0 {
-                per = spec.modules[m].currentCapability(at: vop[g]) * vop[g]
+                per = spec.modules[m].currentCapability(at: operatingVoltage[g]) * operatingVoltage[g]
                 break
             }
             var n = 1
             if per > .zero {
-                let target = min(s.figures[g].share, s.figures[g].wish)
+                let target = min(s.figures[g].share, s.figures[g].wanted)
                 let k = target / per
                 var c = Int(k)
                 if Double(c) < k { c += 1 }

@@ -101,7 +101,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
     /// contactor's opening time, `StationSpec.contactorOpeningTime`) opens under load as an emergency (E28,
     /// journalled with the current broken: the contactor-wear record). Zero for emergencies (same cycle);
     /// nil where the reaction stops nothing (derate) or the session stops in order (reconnect).
-    public var openWithin: Duration? {
+    public var openWithin: TimeSpan? {
         switch reaction {
         case .derate, .reconnect: return nil
         case .emergency: return .zero

@@ -221,7 +221,7 @@ public struct StationOutputs: Sendable {
 
 // Values that leave the control loop by copy through the runtime's lock-free queues: plain bits.
 extension Instant: BitwiseCopyable {}
-extension Duration: BitwiseCopyable {}
+extension TimeSpan: BitwiseCopyable {}
 extension Volts: BitwiseCopyable {}
 extension Amps: BitwiseCopyable {}
 extension Watts: BitwiseCopyable {}

@@ -83,20 +83,20 @@ extension StationState {
 
     /// Every check of the supervisor, for every gun, station and module. Reads inputs and the
     /// previous cycle's commands; never the session's wishes of this cycle.
-    mutating func supervise(_ inp: inout StationInputs, _ spec: inout StationSpec) {
-        let now = inp.now
+    mutating func supervise(_ inputs: inout StationInputs, _ spec: inout StationSpec) {
+        let now = inputs.now
         let sinceBoot = now - bootAt
         station.active = .empty
         // Station-wide inputs.
-        if inp.emergencyStop { raise(.emergencyStop, gun: 0, value: 1, now: now) }
-        if inp.doorOpen { raise(.doorOpen, gun: 0, value: 1, now: now) }
-        if !inp.mainsPresent { raise(.mainsLost, gun: 0, value: 0, now: now) }
-        if inp.loopOverrun { raise(.controlLoopOverrun, gun: 0, value: 1, now: now) }
+        if inputs.emergencyStop { raise(.emergencyStop, gun: 0, value: 1, now: now) }
+        if inputs.doorOpen { raise(.doorOpen, gun: 0, value: 1, now: now) }
+        if !inputs.mainsPresent { raise(.mainsLost, gun: 0, value: 0, now: now) }
+        if inputs.loopOverrun { raise(.controlLoopOverrun, gun: 0, value: 1, now: now) }
 
         // Modules: health and communication.
         for m in 0..<spec.moduleCount {
             station.moduleActive[m] = .empty
-            let mi = inp.modules[m]
+            let mi = inputs.modules[m]
             if mi.faulted { raiseModule(.moduleFault, module: m, value: mi.temperature.value, now: now) }
             if sinceBoot > spec.moduleCommTimeout && now - mi.seenAt > spec.moduleCommTimeout {
                 raiseModule(.moduleCommLost, module: m, value: (now - mi.seenAt).seconds, now: now)
@@ -105,7 +105,7 @@ extension StationState {
 
         // Each gun, check by check (each function below is one group of rows of standards.md).
         for g in 0..<spec.gunCount {
-            let gi = inp.guns[g]
+            let gi = inputs.guns[g]
             safety[g].active = .empty
             let energised = safety[g].k1k2Commanded || gi.k1Closed || gi.k2Closed
             protectiveInputs(g, gi, &spec, now: now, energised: energised)
@@ -130,7 +130,7 @@ extension StationState {
     }
 
     /// The meter and the IMD heard within their board-file timeouts.
-    mutating func deviceCommunication(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, sinceBoot: Duration) {
+    mutating func deviceCommunication(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, sinceBoot: TimeSpan) {
         // Communication with the meter and the IMD (board-file timeouts).
         if sinceBoot > spec.meterCommTimeout && now - gi.meterSeenAt > spec.meterCommTimeout {
             raise(.meterCommLost, gun: g, value: Swift.min((now - gi.meterSeenAt).seconds, sinceBoot.seconds), now: now)
@@ -260,23 +260,23 @@ extension StationState {
 
     /// Explicit reset: clears latched faults whose cause is gone (standards: "reset only by explicit
     /// command and only when the cause is gone").
-    mutating func applyResets(_ inp: inout StationInputs, _ spec: inout StationSpec) {
+    mutating func applyResets(_ inputs: inout StationInputs, _ spec: inout StationSpec) {
         var any = false
-        for g in 0..<spec.gunCount where inp.guns[g].resetRequest {
+        for g in 0..<spec.gunCount where inputs.guns[g].resetRequest {
             any = true
             let clear = safety[g].latched.subtracting(safety[g].active)
-            clearLogged(clear, gun: Int8(truncatingIfNeeded: g), now: inp.now)
+            clearLogged(clear, gun: Int8(truncatingIfNeeded: g), now: inputs.now)
             safety[g].latched = safety[g].latched & safety[g].active
             if safety[g].latched.isEmpty { safety[g].shutdownDeadline = nil; safety[g].shutdownCounted = .empty }
         }
         guard any else { return }
         let clear = station.latched.subtracting(station.active)
-        clearLogged(clear, gun: -1, now: inp.now)
+        clearLogged(clear, gun: -1, now: inputs.now)
         station.latched = station.latched & station.active
         for m in 0..<spec.moduleCount {
             let c = station.moduleLatched[m].subtracting(station.moduleActive[m])
-            if c.contains(.moduleFault) { log.markCleared(code: .moduleFault, gun: -1, module: Int8(truncatingIfNeeded: m), at: inp.now) }
-            if c.contains(.moduleCommLost) { log.markCleared(code: .moduleCommLost, gun: -1, module: Int8(truncatingIfNeeded: m), at: inp.now) }
+            if c.contains(.moduleFault) { log.markCleared(code: .moduleFault, gun: -1, module: Int8(truncatingIfNeeded: m), at: inputs.now) }
+            if c.contains(.moduleCommLost) { log.markCleared(code: .moduleCommLost, gun: -1, module: Int8(truncatingIfNeeded: m), at: inputs.now) }
             station.moduleLatched[m] = station.moduleLatched[m] & station.moduleActive[m]
         }
     }

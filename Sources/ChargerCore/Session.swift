@@ -254,7 +254,7 @@ extension GunSession {
     }
 
     /// `connecting` (latch pressed) and `connected` (plugged, waiting for CC1 to settle and authorization).
-    mutating func plugging(now: Instant, inPhase: Duration, input: GunInputs, blocked: Bool) {
+    mutating func plugging(now: Instant, inPhase: TimeSpan, input: GunInputs, blocked: Bool) {
         if phase == .connecting {
             if cc1Is(input.cc1, Standard.cc1Connected) { enter(.connected, now) }
             else if cc1Is(input.cc1, Standard.cc1Unplugged) && inPhase > Standard.connectingAbandon { enter(.unplugged, now) }
@@ -265,7 +265,7 @@ extension GunSession {
         else if inPhase >= Standard.cc1ConnectDebounce && !blocked && input.authorized && !input.outOfService { enter(.locking, now) }
     }
 
-    mutating func locking(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
+    mutating func locking(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
         guard input.lockConfirmed else {
             return inPhase > gun.lockTimeout ? SessionFault(.lockFailure, inPhase.seconds) : nil
         }
@@ -282,7 +282,7 @@ extension GunSession {
         return nil
     }
 
-    mutating func auxSupply(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs) -> SessionFault? {
+    mutating func auxSupply(now: Instant, inPhase: TimeSpan, input: GunInputs, out: inout GunOutputs) -> SessionFault? {
         if let r = reconnectAt, now < r {
             // Reconnecting after a car timeout: aux off first, so the BMS starts afresh.
             out.tx.cem = timedOut
@@ -303,7 +303,7 @@ extension GunSession {
         return nil
     }
 
-    mutating func handshake(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec, out: inout GunOutputs) {
+    mutating func handshake(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec, out: inout GunOutputs) {
         out.tx.chm = true
         if let bhm = input.vehicle.bhm, bhm.at >= phaseSince {
             carMaxVoltage = bhm.message.maxAllowedVoltage
@@ -315,7 +315,7 @@ extension GunSession {
         }
     }
 
-    mutating func identification(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs) -> SessionFault? {
+    mutating func identification(now: Instant, inPhase: TimeSpan, input: GunInputs, out: inout GunOutputs) -> SessionFault? {
         out.tx.crm = .notRecognised
         if let brm = input.vehicle.brm, brm.at >= phaseSince {
             out.tx.crm = .recognised
@@ -326,7 +326,7 @@ extension GunSession {
         return nil
     }
 
-    mutating func parameterExchange(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec,
+    mutating func parameterExchange(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec,
                                     out: inout GunOutputs) -> SessionFault? {
         let car = input.vehicle
         out.tx.crm = .recognised
@@ -353,7 +353,7 @@ extension GunSession {
         return nil
     }
 
-    mutating func precharge(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs,
+    mutating func precharge(now: Instant, inPhase: TimeSpan, input: GunInputs, out: inout GunOutputs,
                             demand: inout SessionDemand) -> SessionFault? {
         out.tx.crm = .recognised
         out.tx.cro = false
@@ -419,7 +419,7 @@ extension GunSession {
         return nil
     }
 
-    mutating func stopping(now: Instant, inPhase: Duration, input: GunInputs, current: Amps, out: inout GunOutputs,
+    mutating func stopping(now: Instant, inPhase: TimeSpan, input: GunInputs, current: Amps, out: inout GunOutputs,
                            demand: inout SessionDemand) {
         let car = input.vehicle
         if chargerInitiatedStop {
@@ -457,7 +457,7 @@ extension GunSession {
         }
     }
 
-    mutating func statistics(now: Instant, inPhase: Duration, input: GunInputs, out: inout GunOutputs) {
+    mutating func statistics(now: Instant, inPhase: TimeSpan, input: GunInputs, out: inout GunOutputs) {
         // A session stopped before the energy transfer reports no charging time.
         let minutes = chargingSince == .never ? 0 : (now - chargingSince).seconds / 60
         out.tx.csd = CSD(chargingMinutes: minutes, energy: input.meterEnergy - energyAtStart)
@@ -467,14 +467,14 @@ extension GunSession {
 
     /// The supervisor watches the auxiliary contacts; here the session waits out the contactor open time
     /// and the discharge of both sides before the aux supply goes off.
-    mutating func weldingCheck(now: Instant, inPhase: Duration, input: GunInputs) {
+    mutating func weldingCheck(now: Instant, inPhase: TimeSpan, input: GunInputs) {
         if inPhase > Standard.dischargeTime
             && input.chargerSideVoltage < Standard.dischargeTarget && input.vehicleSideVoltage < Standard.dischargeTarget {
             enter(.unlocking, now)
         }
     }
 
-    mutating func unlocking(now: Instant, inPhase: Duration, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
+    mutating func unlocking(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
         // "unlock only when the output is below 60 V"
         out.lock = input.vehicleSideVoltage >= Standard.unlockMaxVoltage
         if !input.lockConfirmed { enter(.finished, now) }

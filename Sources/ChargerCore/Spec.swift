@@ -49,14 +49,14 @@ public struct GunSpec: Sendable, Equatable {
     public var overCurrentFactor: Double
     public var insulationRule: InsulationRule
     /// Lock feedback must confirm within this time (board file; vendor lock motors take 0.3–1 s).
-    public var lockTimeout: Duration
+    public var lockTimeout: TimeSpan
     /// The RCD / 6 mA DC fault detector can self-test (board file): tested before each session.
     public var groundDetectorSelfTest: Bool
 
     public init(ratedPower: Watts, maxVoltage: Volts, minVoltage: Volts, maxCurrent: Amps, connectorCurrent: Amps,
                 cooling: Cooling, deratingStart: Celsius, deratingEnd: Celsius, tripTemperature: Celsius,
                 rampUp: AmpsPerSecond, stopRamp: AmpsPerSecond, overCurrentFactor: Double = 1.1,
-                insulationRule: InsulationRule = .gbt, lockTimeout: Duration = .s(2), groundDetectorSelfTest: Bool = false) {
+                insulationRule: InsulationRule = .gbt, lockTimeout: TimeSpan = .s(2), groundDetectorSelfTest: Bool = false) {
         self.ratedPower = ratedPower; self.maxVoltage = maxVoltage; self.minVoltage = minVoltage
         self.maxCurrent = maxCurrent; self.connectorCurrent = connectorCurrent; self.cooling = cooling
         self.deratingStart = deratingStart; self.deratingEnd = deratingEnd; self.tripTemperature = tripTemperature
@@ -101,45 +101,45 @@ public struct StationSpec: Sendable {
     /// Grid connection limit of the whole station (board file).
     public var gridLimit: Watts
     /// Control period (board file; 1 ms default).
-    public var period: Duration
+    public var period: TimeSpan
     /// Contactor must report closed within this time (board file, from the contactor datasheet).
-    public var contactorCloseTimeout: Duration
+    public var contactorCloseTimeout: TimeSpan
     /// Contactor must report open within this time, else it is welded (board file).
-    public var contactorOpenTimeout: Duration
+    public var contactorOpenTimeout: TimeSpan
     /// The contactor's own opening time, coil off to contacts apart (board file, from the datasheet; 30 ms
     /// when the board does not say). A shutdown that must escalate commands the open this long before its
     /// row's deadline, so that the contacts are apart by the deadline, not just the coil.
-    public var contactorOpeningTime: Duration = .ms(30)
+    public var contactorOpeningTime: TimeSpan = .ms(30)
     /// A module silent for this long is lost (board file; modules themselves switch off after 10–20 s,
     /// standards.md "Rectifier modules").
-    public var moduleCommTimeout: Duration
+    public var moduleCommTimeout: TimeSpan
     /// How long a module that lost its controller may go on delivering its last command before it
     /// switches itself off (board file; standards.md "Rectifier modules": most switch off after 10–20 s).
-    public var moduleSelfOffTime: Duration
+    public var moduleSelfOffTime: TimeSpan
     /// How old a meter or module reading may be and still be taken for the current flowing now, when a
     /// stop decides to open K1/K2 or the supervisor judges a current against its command (board file;
     /// 100 ms when it does not say: the shortest row of standards.md "Fault reactions", so an older
     /// reading cannot show that row was met). Older but not yet silent, a reading neither confirms nor
     /// clears: it counts at its value or the last command, the larger.
-    public var readingMaxAge: Duration = .ms(100)
+    public var readingMaxAge: TimeSpan = .ms(100)
     /// Meter and IMD silence limits (board file).
-    public var meterCommTimeout: Duration
-    public var imdCommTimeout: Duration
+    public var meterCommTimeout: TimeSpan
+    public var imdCommTimeout: TimeSpan
     /// How often module allocation is reconsidered (board file; moves need zero current anyway).
-    public var allocationPeriod: Duration
+    public var allocationPeriod: TimeSpan
     /// A gun that needs power and has had no module for this long raises E24 (four allocation
     /// periods: a free module would have been handed over by then).
-    public var noModulesGrace: Duration { allocationPeriod * 4 }
+    public var noModulesGrace: TimeSpan { allocationPeriod * 4 }
     /// How long a command takes to show in the measurements: zero for the simulated board's direct
     /// drivers; on a field bus, one poll to deliver the command and one to read the result back (set
     /// by the runtime from the board's buses, `ModbusConfig.commandLatency`). The uncommanded-current
     /// check compares the current with the highest command of this long ago, not only the latest.
-    public var commandLatency: Duration = .zero
+    public var commandLatency: TimeSpan = .zero
 
-    public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: Duration = .ms(1),
-                contactorCloseTimeout: Duration = .ms(200), contactorOpenTimeout: Duration = .ms(200), contactorOpeningTime: Duration = .ms(30),
-                moduleCommTimeout: Duration = .s(1), meterCommTimeout: Duration = .s(2), imdCommTimeout: Duration = .s(2),
-                allocationPeriod: Duration = .ms(500), moduleSelfOffTime: Duration = .s(20), readingMaxAge: Duration = .ms(100)) {
+    public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: TimeSpan = .ms(1),
+                contactorCloseTimeout: TimeSpan = .ms(200), contactorOpenTimeout: TimeSpan = .ms(200), contactorOpeningTime: TimeSpan = .ms(30),
+                moduleCommTimeout: TimeSpan = .s(1), meterCommTimeout: TimeSpan = .s(2), imdCommTimeout: TimeSpan = .s(2),
+                allocationPeriod: TimeSpan = .ms(500), moduleSelfOffTime: TimeSpan = .s(20), readingMaxAge: TimeSpan = .ms(100)) {
         precondition(guns.count >= 1 && guns.count <= Capacity.guns, "gun count out of range")
         precondition(modules.count >= 1 && modules.count <= Capacity.modules, "module count out of range")
         gunCount = guns.count

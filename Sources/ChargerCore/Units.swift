@@ -90,25 +90,25 @@ public struct AmpsPerSecond: Quantity {
 @inlinable public func / (v: Volts, i: Amps) -> Ohms { Ohms(v.value / i.value) }
 @inlinable public func * (i: Amps, r: Ohms) -> Volts { Volts(i.value * r.value) }
 @inlinable public func / (r: Ohms, v: Volts) -> OhmsPerVolt { OhmsPerVolt(v.value > 0 ? r.value / v.value : .infinity) }
-@inlinable public func * (r: AmpsPerSecond, t: Duration) -> Amps { Amps(r.value * t.seconds) }
-@inlinable public func * (p: Watts, t: Duration) -> WattHours { WattHours(p.value * t.seconds / 3600) }
+@inlinable public func * (r: AmpsPerSecond, t: TimeSpan) -> Amps { Amps(r.value * t.seconds) }
+@inlinable public func * (p: Watts, t: TimeSpan) -> WattHours { WattHours(p.value * t.seconds / 3600) }
 
 // MARK: Time
 
 /// A span of time in whole microseconds. Integer so that virtual time is exact and replayable.
-public struct Duration: Comparable, Hashable, Sendable, CustomStringConvertible {
+public struct TimeSpan: Comparable, Hashable, Sendable, CustomStringConvertible {
     public var micros: Int64
     @inlinable public init(micros: Int64) { self.micros = micros }
-    @inlinable public static func us(_ v: Int64) -> Duration { Duration(micros: v) }
-    @inlinable public static func ms(_ v: Int64) -> Duration { Duration(micros: v * 1_000) }
-    @inlinable public static func s(_ v: Int64) -> Duration { Duration(micros: v * 1_000_000) }
-    @inlinable public static func seconds(_ v: Double) -> Duration { Duration(micros: Int64(v * 1e6)) }
-    @inlinable public static var zero: Duration { Duration(micros: 0) }
+    @inlinable public static func us(_ v: Int64) -> TimeSpan { TimeSpan(micros: v) }
+    @inlinable public static func ms(_ v: Int64) -> TimeSpan { TimeSpan(micros: v * 1_000) }
+    @inlinable public static func s(_ v: Int64) -> TimeSpan { TimeSpan(micros: v * 1_000_000) }
+    @inlinable public static func seconds(_ v: Double) -> TimeSpan { TimeSpan(micros: Int64(v * 1e6)) }
+    @inlinable public static var zero: TimeSpan { TimeSpan(micros: 0) }
     @inlinable public var seconds: Double { Double(micros) / 1e6 }
-    @inlinable public static func < (a: Duration, b: Duration) -> Bool { a.micros < b.micros }
-    @inlinable public static func + (a: Duration, b: Duration) -> Duration { Duration(micros: a.micros &+ b.micros) }
-    @inlinable public static func - (a: Duration, b: Duration) -> Duration { Duration(micros: a.micros &- b.micros) }
-    @inlinable public static func * (a: Duration, k: Int64) -> Duration { Duration(micros: a.micros &* k) }
+    @inlinable public static func < (a: TimeSpan, b: TimeSpan) -> Bool { a.micros < b.micros }
+    @inlinable public static func + (a: TimeSpan, b: TimeSpan) -> TimeSpan { TimeSpan(micros: a.micros &+ b.micros) }
+    @inlinable public static func - (a: TimeSpan, b: TimeSpan) -> TimeSpan { TimeSpan(micros: a.micros &- b.micros) }
+    @inlinable public static func * (a: TimeSpan, k: Int64) -> TimeSpan { TimeSpan(micros: a.micros &* k) }
     public var description: String { "\(seconds) s" }
 }
 
@@ -121,8 +121,8 @@ public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
     /// A time before anything happened (e.g. "never received").
     @inlinable public static var never: Instant { Instant(micros: Int64.min / 2) }
     @inlinable public static func < (a: Instant, b: Instant) -> Bool { a.micros < b.micros }
-    @inlinable public static func + (a: Instant, d: Duration) -> Instant { Instant(micros: a.micros &+ d.micros) }
-    @inlinable public static func - (a: Instant, b: Instant) -> Duration { Duration(micros: a.micros &- b.micros) }
+    @inlinable public static func + (a: Instant, d: TimeSpan) -> Instant { Instant(micros: a.micros &+ d.micros) }
+    @inlinable public static func - (a: Instant, b: Instant) -> TimeSpan { TimeSpan(micros: a.micros &- b.micros) }
     @inlinable public var seconds: Double { Double(micros) / 1e6 }
     public var description: String { "t=\(seconds) s" }
 }

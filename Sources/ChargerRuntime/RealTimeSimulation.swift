@@ -83,7 +83,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
 
     private func probe(index: UInt64, nanos: Int64) {
         // Through the frame's address: a copy of the whole frame per cycle would cost more than the cycle.
-        let f = sim.hotFrame
+        let f = sim.framePointer
         for g in 0..<gunCount where f.pointee.inputs.guns[g].groundFaultTrip {
             if probeStorage.pointee.edgeCycle == .max {
                 probeStorage.pointee.edgeCycle = index
@@ -101,7 +101,7 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
 
     private func publish(index: UInt64) {
         // The instant this cycle's step ran (the plant has since moved one period on).
-        publisher.publish(frame: sim.hotFrame, stepAt: sim.hotFrame.pointee.inputs.now, index: index) { sim.status(gun: $0) }
+        publisher.publish(frame: sim.framePointer, stepAt: sim.framePointer.pointee.inputs.now, index: index) { sim.status(gun: $0) }
     }
 }
 

@@ -35,44 +35,44 @@ public struct GunReport: Sendable {
 public final class Simulation {
     public let board: Board
     /// The station as the step sees it (one copy, in the frame).
-    public var spec: StationSpec { _read { yield hot.pointee.frame.spec } }
+    public var spec: StationSpec { _read { yield cycleData.pointee.frame.spec } }
     /// Scalars of the spec read every cycle (reading them through `spec` would load all 4 KB of it).
     let gunCount: Int
     let moduleCount: Int
-    let period: Duration
+    let period: TimeSpan
     let periodSeconds: Double
     public let plant: Plant
     let devices: BoardDevices
     /// Everything the cycle reads and writes, in storage this object owns: through a pointer these
     /// accesses skip Swift's dynamic exclusivity bookkeeping (about a fifth of a cycle, perf). The
     /// simulation is single-threaded.
-    private let hot: UnsafeMutablePointer<CycleBook>
+    private let cycleData: UnsafeMutablePointer<CycleRecords>
     /// The frame in place (the real-time wrapper reads the state through it without a copy).
-    var hotFrame: UnsafeMutablePointer<ControlFrame> {
-        (UnsafeMutableRawPointer(hot) + MemoryLayout<CycleBook>.offset(of: \CycleBook.frame)!).assumingMemoryBound(to: ControlFrame.self)
+    var framePointer: UnsafeMutablePointer<ControlFrame> {
+        (UnsafeMutableRawPointer(cycleData) + MemoryLayout<CycleRecords>.offset(of: \CycleRecords.frame)!).assumingMemoryBound(to: ControlFrame.self)
     }
-    deinit { hot.deinitialize(count: 1); hot.deallocate() }
+    deinit { cycleData.deinitialize(count: 1); cycleData.deallocate() }
     /// The per-cycle data, kept in one value and accessed in place (no snapshot copies per cycle).
-    public private(set) var frame: ControlFrame { _read { yield hot.pointee.frame } _modify { yield &hot.pointee.frame } }
+    public private(set) var frame: ControlFrame { _read { yield cycleData.pointee.frame } _modify { yield &cycleData.pointee.frame } }
     /// Every fault record drained from the core's bounded ring, in order.
-    public private(set) var faults: [FaultRecord] { _read { yield hot.pointee.faults } _modify { yield &hot.pointee.faults } }
-    public private(set) var violations: [InvariantViolation] { _read { yield hot.pointee.violations } _modify { yield &hot.pointee.violations } }
-    public private(set) var reports: [GunReport] { _read { yield hot.pointee.reports } _modify { yield &hot.pointee.reports } }
+    public private(set) var faults: [FaultRecord] { _read { yield cycleData.pointee.faults } _modify { yield &cycleData.pointee.faults } }
+    public private(set) var violations: [InvariantViolation] { _read { yield cycleData.pointee.violations } _modify { yield &cycleData.pointee.violations } }
+    public private(set) var reports: [GunReport] { _read { yield cycleData.pointee.reports } _modify { yield &cycleData.pointee.reports } }
     /// What the operator and the grid ask of the loop, merged into the inputs every cycle (`LoopRequests`).
-    var requests: LoopRequests { _read { yield hot.pointee.requests } _modify { yield &hot.pointee.requests } }
-    var faultLatchedAt: [Instant?] { _read { yield hot.pointee.faultLatchedAt } _modify { yield &hot.pointee.faultLatchedAt } }
-    var lastPhase: [SessionPhase] { _read { yield hot.pointee.lastPhase } _modify { yield &hot.pointee.lastPhase } }
-    var seenClearings: UInt64 { _read { yield hot.pointee.seenClearings } _modify { yield &hot.pointee.seenClearings } }
+    var requests: LoopRequests { _read { yield cycleData.pointee.requests } _modify { yield &cycleData.pointee.requests } }
+    var faultLatchedAt: [Instant?] { _read { yield cycleData.pointee.faultLatchedAt } _modify { yield &cycleData.pointee.faultLatchedAt } }
+    var lastPhase: [SessionPhase] { _read { yield cycleData.pointee.lastPhase } _modify { yield &cycleData.pointee.lastPhase } }
+    var seenClearings: UInt64 { _read { yield cycleData.pointee.seenClearings } _modify { yield &cycleData.pointee.seenClearings } }
     /// Borrowed in place within this module (`sim.state.safety[g]` reads one gun's fields); a caller in
     /// another module gets a copy whatever the accessor (see `faultsInForce`, `binding`).
-    public var state: StationState { _read { yield hot.pointee.frame.state } }
-    public var inputs: StationInputs { _read { yield hot.pointee.frame.inputs } }
-    public var outputs: StationOutputs { _read { yield hot.pointee.frame.outputs } }
-    public var injections: [ScheduledInjection] { _read { yield hot.pointee.injections } _modify { yield &hot.pointee.injections } }
+    public var state: StationState { _read { yield cycleData.pointee.frame.state } }
+    public var inputs: StationInputs { _read { yield cycleData.pointee.frame.inputs } }
+    public var outputs: StationOutputs { _read { yield cycleData.pointee.frame.outputs } }
+    public var injections: [ScheduledInjection] { _read { yield cycleData.pointee.injections } _modify { yield &cycleData.pointee.injections } }
     /// Times every control step when set (benchmark).
-    public var stepTimer: StepTimer? { _read { yield hot.pointee.stepTimer } _modify { yield &hot.pointee.stepTimer } }
+    public var stepTimer: StepTimer? { _read { yield cycleData.pointee.stepTimer } _modify { yield &cycleData.pointee.stepTimer } }
     /// Optional observer called after every cycle (tests, traces).
-    public var observer: ((Simulation) -> Void)? { _read { yield hot.pointee.observer } _modify { yield &hot.pointee.observer } }
+    public var observer: ((Simulation) -> Void)? { _read { yield cycleData.pointee.observer } _modify { yield &cycleData.pointee.observer } }
 
     /// `modules` replaces the plant's module driver (tests: a field bus's delay in front of the plant).
     public init(board: Board, cars: [Int: CarProfile], injections: [ScheduledInjection] = [],
@@ -88,25 +88,25 @@ public final class Simulation {
         if let modules { devices.modules = modules(plant) }
         self.devices = devices
         let n = board.spec.gunCount
-        hot = .allocate(capacity: 1)
-        hot.initialize(to: CycleBook(frame: ControlFrame(spec: board.spec), reports: (0..<n).map { _ in GunReport() },
+        cycleData = .allocate(capacity: 1)
+        cycleData.initialize(to: CycleRecords(frame: ControlFrame(spec: board.spec), reports: (0..<n).map { _ in GunReport() },
                                      faultLatchedAt: Array(repeating: nil, count: n), injections: injections,
                                      lastPhase: Array(repeating: .unplugged, count: n)))
         for (g, car) in cars where g < gunCount { plant.attach(car: car, gun: g) }
     }
 
     public var now: Instant { plant.now }
-    public func phase(_ g: Int) -> SessionPhase { hot.pointee.frame.state.sessions[g].phase }
+    public func phase(_ g: Int) -> SessionPhase { cycleData.pointee.frame.state.sessions[g].phase }
     /// The faults in force on gun `g` (its own and the station's), read in place. Observers in other modules
     /// use these small reads every cycle: `sim.state` there is a copy of the whole state, whatever the accessor.
-    public func faultsInForce(gun g: Int) -> FaultSet { hot.pointee.frame.state.safety[g].latched | hot.pointee.frame.state.station.latched }
+    public func faultsInForce(gun g: Int) -> FaultSet { cycleData.pointee.frame.state.safety[g].latched | cycleData.pointee.frame.state.station.latched }
     /// The limit source that bound gun `g`'s output in the last step.
-    public func binding(gun g: Int) -> LimitSource { hot.pointee.frame.outputs.guns[g].binding }
+    public func binding(gun g: Int) -> LimitSource { cycleData.pointee.frame.outputs.guns[g].binding }
     /// Timed injections not yet performed (those waiting for a stop are not counted), without a copy.
     public var pendingTimedInjections: Int {
         var n = 0
-        for i in hot.pointee.injections.indices where !hot.pointee.injections[i].done {
-            if case .onStop = hot.pointee.injections[i].time { continue }
+        for i in cycleData.pointee.injections.indices where !cycleData.pointee.injections[i].done {
+            if case .onStop = cycleData.pointee.injections[i].time { continue }
             n += 1
         }
         return n
@@ -115,11 +115,11 @@ public final class Simulation {
     /// Latches faults that stood when the controller last stopped (`Journal.latchedAtStart`), before the
     /// first cycle: a restart is not a reset.
     public func restoreLatched(_ faults: [(code: FaultCode, gun: Int)]) {
-        for f in faults { hot.pointee.frame.state.restoreLatched(f.code, gun: f.gun, at: now) }
+        for f in faults { cycleData.pointee.frame.state.restoreLatched(f.code, gun: f.gun, at: now) }
     }
 
     /// Operator actions (console, HIL) arrive as inputs of the next cycle.
-    public func command(_ c: OperatorCommand) { hot.pointee.requests.apply(c) }
+    public func command(_ c: OperatorCommand) { cycleData.pointee.requests.apply(c) }
     public func requestReset(gun g: Int) { command(.reset(gun: Int8(g))) }
     public func requestStop(gun g: Int) { command(.stop(gun: Int8(g))) }
     public func setStationSetpoint(_ p: Watts?) { command(.stationSetpoint(p)) }
@@ -129,8 +129,8 @@ public final class Simulation {
     public func setActuatorTest(gun g: Int, _ t: ActuatorTest) { command(.actuatorTest(gun: Int8(g), t)) }
     /// The grid interfaces' composite limit, authorizations and remote stops (applied from the next cycle;
     /// a bumped stop count is a stop request).
-    public func setGridFeed(_ feed: GridFeed) { hot.pointee.requests.feed(feed, gunCount: gunCount) }
-    public var gridFeed: GridFeed { hot.pointee.requests.grid }
+    public func setGridFeed(_ feed: GridFeed) { cycleData.pointee.requests.feed(feed, gunCount: gunCount) }
+    public var gridFeed: GridFeed { cycleData.pointee.requests.grid }
 
     /// One control cycle: scheduled injections, sample, step, apply, invariants, then the plant moves
     /// one period on.
@@ -143,7 +143,7 @@ public final class Simulation {
     /// sample → step → apply (on a real board this is the whole cycle).
     public func controlHalf() {
         applyDueInjections()
-        Self.sampleStepApply(&hot.pointee.frame, &hot.pointee.requests, devices: devices, now: plant.now, timer: stepTimer)
+        Self.sampleStepApply(&cycleData.pointee.frame, &cycleData.pointee.requests, devices: devices, now: plant.now, timer: stepTimer)
     }
 
     /// What the simulator does after it: the fault log drained, the invariants checked, the figures
@@ -158,14 +158,14 @@ public final class Simulation {
 
     /// The runtime's loop missed too many deadlines: outputs safe now, E29 latched next cycle.
     public func loopOverrun() {
-        hot.pointee.requests.loopOverrun = true
+        cycleData.pointee.requests.loopOverrun = true
         forceSafeOutputs()
     }
 
     /// Puts every output in its safe state and applies it to the board at once (no step).
     public func forceSafeOutputs() {
-        hot.pointee.frame.outputs.makeSafe(gunCount: gunCount, moduleCount: moduleCount)
-        devices.apply(&hot.pointee.frame.outputs, spec: &hot.pointee.frame.spec)
+        cycleData.pointee.frame.outputs.makeSafe(gunCount: gunCount, moduleCount: moduleCount)
+        devices.apply(&cycleData.pointee.frame.outputs, spec: &cycleData.pointee.frame.spec)
     }
 
     static func sampleStepApply(_ f: inout ControlFrame, _ requests: inout LoopRequests, devices: BoardDevices, now: Instant,
@@ -194,7 +194,7 @@ public final class Simulation {
     /// Heap allocations made by each half of every cycle until every car is gone or `limit` of virtual
     /// time has passed. `probe` returns the calling thread's allocation count (a malloc replacement the
     /// tests and the benchmark link).
-    public func countAllocations(limit: Duration, probe: @convention(c) () -> UInt64) -> (control: UInt64, plant: UInt64, cycles: Int) {
+    public func countAllocations(limit: TimeSpan, probe: @convention(c) () -> UInt64) -> (control: UInt64, plant: UInt64, cycles: Int) {
         var control: UInt64 = 0, plant: UInt64 = 0, cycles = 0
         let end = now + limit
         while !allCarsGone && now < end {
@@ -210,7 +210,7 @@ public final class Simulation {
     }
 
     /// Runs cycles until `until` returns true or `limit` of virtual time has passed.
-    public func run(for limit: Duration, until: (Simulation) -> Bool = { _ in false }) {
+    public func run(for limit: TimeSpan, until: (Simulation) -> Bool = { _ in false }) {
         let end = plant.now + limit
         while plant.now < end {
             cycle()
@@ -449,7 +449,7 @@ struct OutputView {
 }
 
 /// The simulation's per-cycle bookkeeping, in one place.
-struct CycleBook {
+struct CycleRecords {
     var frame: ControlFrame
     var faults: [FaultRecord] = []
     var violations: [InvariantViolation] = []

@@ -6,11 +6,11 @@ import ChargerCore
 /// Site settings of the EMS link (`[ems]` in the site file; the EMS may rewrite all but the address).
 public struct EMSSettings: Sendable, Equatable {
     /// The EMS must write a new heartbeat value at least this often.
-    public var heartbeatTimeout: Duration = .s(60)
+    public var heartbeatTimeout: TimeSpan = .s(60)
     /// Station limit while the heartbeat is lost.
     public var failsafeLimit = Watts.kW(0)
     /// The fail-safe holds at least this long, even if the heartbeat comes back sooner.
-    public var failsafeMinimum: Duration = .s(2 * 3600)
+    public var failsafeMinimum: TimeSpan = .s(2 * 3600)
     public init() {}
 }
 
@@ -123,12 +123,12 @@ public struct EMSState: Sendable, Equatable {
     }
 
     /// Seconds of fail-safe left (0 outside it).
-    public func failsafeRemaining(at now: Instant) -> Duration {
+    public func failsafeRemaining(at now: Instant) -> TimeSpan {
         mode == .failsafe ? max(.zero, settings.failsafeMinimum - (now - modeSince)) : .zero
     }
 }
 
-func fmtSeconds(_ d: Duration) -> String {
+func fmtSeconds(_ d: TimeSpan) -> String {
     let s = Int(d.seconds.rounded())
     return s % 60 == 0 && s >= 60 ? "\(s / 60) min" : "\(s) s"
 }

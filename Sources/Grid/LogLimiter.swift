@@ -13,7 +13,7 @@ public struct GridLogLimiter: Sendable {
     /// Records of one kind let through at once before the rate applies.
     public var burst: Int
     /// One more record of the kind after each interval.
-    public var interval: Duration
+    public var interval: TimeSpan
 
     struct Bucket: Sendable {
         var tokens: Double
@@ -24,7 +24,7 @@ public struct GridLogLimiter: Sendable {
     }
     var buckets: [String: Bucket] = [:]
 
-    public init(burst: Int = 10, interval: Duration = .s(6)) {
+    public init(burst: Int = 10, interval: TimeSpan = .s(6)) {
         self.burst = max(1, burst)
         self.interval = interval > .zero ? interval : .s(1)
     }

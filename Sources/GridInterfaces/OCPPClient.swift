@@ -64,10 +64,10 @@ public final class OCPPClient: @unchecked Sendable {
     // The client thread's own state (touched by that thread only, after start).
     var ws: WebSocketConnection? = nil
     var booted = false
-    var heartbeatInterval: Duration
+    var heartbeatInterval: TimeSpan
     /// Configuration keys the central system may change (ChangeConfiguration).
-    var meterInterval: Duration
-    var connectionTimeout: Duration
+    var meterInterval: TimeSpan
+    var connectionTimeout: TimeSpan
     /// Per gun: when (monotonic) an authorization was given with no car plugged (ConnectionTimeOut runs).
     var authorizedWaiting: [Double?]
     /// Per gun: an availability change answered Scheduled, applied when the transaction ends.
@@ -414,7 +414,7 @@ public final class OCPPClient: @unchecked Sendable {
             guard txRef[g] == nil, phase[g] == .unplugged else { continue }
             revokeAuthorization(g)
             pendingTxProfile[g] = nil
-            hub.log("ocpp", "authorization for \(idTag[g] ?? "?") on connector \(g + 1) lapsed: no car within ConnectionTimeOut (\(fmtS(connectionTimeout.seconds)) s)")
+            hub.log("ocpp", "authorization for \(idTag[g] ?? "?") on connector \(g + 1) lapsed: no car within ConnectionTimeOut (\(wholeText(connectionTimeout.seconds)) s)")
             idTag[g] = nil
         }
     }
@@ -473,7 +473,7 @@ public final class OCPPClient: @unchecked Sendable {
         guard let ws else { return }
         if let p = pending {
             if now() - p.sentAt > config.callTimeout.seconds {
-                throw WebSocketError("no answer to \(p.action) within \(fmtS(config.callTimeout.seconds)) s")
+                throw WebSocketError("no answer to \(p.action) within \(wholeText(config.callTimeout.seconds)) s")
             }
             return
         }
@@ -550,4 +550,4 @@ public final class OCPPClient: @unchecked Sendable {
 
 }
 
-func fmtS(_ x: Double) -> String { String(format: "%.0f", x) }
+func wholeText(_ x: Double) -> String { String(format: "%.0f", x) }

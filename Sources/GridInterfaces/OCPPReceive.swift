@@ -163,7 +163,7 @@ extension OCPPClient {
         hub.with { $0.authorized[g] = true }
         if phase[g] == .unplugged { authorizedWaiting[g] = now() }
         hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) accepted on connector \(g + 1)"
-                + (phase[g] == .unplugged ? ", waiting up to \(fmtS(connectionTimeout.seconds)) s for the car" : ""))
+                + (phase[g] == .unplugged ? ", waiting up to \(wholeText(connectionTimeout.seconds)) s for the car" : ""))
         return StatusConf(.Accepted)
     }
 

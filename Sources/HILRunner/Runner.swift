@@ -67,7 +67,7 @@ struct ScenarioObserver {
     let gunCount: Int
     var trace: [TraceRow] = []
     var nextTrace = Instant.zero
-    let tracePeriod: Duration
+    let tracePeriod: TimeSpan
     var wasClosed: [Bool]
     var lastCurrent: [Amps]
     /// Non-emergency openings: (time, current just before).
@@ -91,7 +91,7 @@ struct ScenarioObserver {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     var stationTrace: [StationRow] = []
 
-    init(gunCount: Int, tracePeriod: Duration) {
+    init(gunCount: Int, tracePeriod: TimeSpan) {
         self.gunCount = gunCount
         self.tracePeriod = tracePeriod
         wasClosed = Array(repeating: false, count: gunCount)
@@ -212,7 +212,7 @@ public enum ScenarioRunner {
             }
         }
         // The grid's composite limit (time of use) every 100 ms of virtual time, as chargerd feeds it.
-        let gridEvery = Duration.ms(100)
+        let gridEvery = TimeSpan.ms(100)
         var nextGrid = Instant.zero
         while sim.now < end {
             if let grid = scenario.grid, sim.now >= nextGrid {

@@ -24,7 +24,7 @@ public enum Expectation: Sendable {
     case state(gun: Int, at: Instant, phase: SessionPhase)
     /// A fault with this code raised (on `gun`, or station-wide when nil matches any) within `within`
     /// after `after`.
-    case fault(code: FaultCode, gun: Int?, after: Instant, within: Duration)
+    case fault(code: FaultCode, gun: Int?, after: Instant, within: TimeSpan)
     /// No fault latched during the whole run.
     case noFault
     /// No fault with this code during the whole run.
@@ -32,9 +32,9 @@ public enum Expectation: Sendable {
     /// Plant current ≤ `max` before every non-emergency opening of K1/K2 on the gun (at least `minOpenings`).
     case openingCurrent(gun: Int, max: Amps, minOpenings: Int)
     /// Plant current ≤ `max` from `after + within` on, until `until` (or the end).
-    case currentBelow(gun: Int, max: Amps, after: Instant, within: Duration, until: Instant?)
+    case currentBelow(gun: Int, max: Amps, after: Instant, within: TimeSpan, until: Instant?)
     /// The charger's output voltage (charger side of K1/K2) ≤ `max` from `after + within` on, until `until`.
-    case voltageBelow(gun: Int, max: Volts, after: Instant, within: Duration, until: Instant?)
+    case voltageBelow(gun: Int, max: Volts, after: Instant, within: TimeSpan, until: Instant?)
     /// Energy at the gun's meter over the run.
     case energy(gun: Int, atLeast: WattHours?, atMost: WattHours?)
     /// Power (plant truth) never above `max`, on a gun or the whole station (gun nil), within [from, until).
@@ -79,18 +79,18 @@ public struct Scenario: Sendable {
     public var board: Board
     public var cars: [Int: CarProfile]
     public var events: [ScheduledInjection]
-    public var duration: Duration
+    public var duration: TimeSpan
     /// Stop early once every car has gone (default true).
     public var endWhenCarsGone: Bool
     public var expectations: [Expectation]
     /// Trace row period.
-    public var tracePeriod: Duration
+    public var tracePeriod: TimeSpan
     /// The site's grid state (time of use) and station clock, if the scenario names a site.
     public var grid: GridState? = nil
 
     public init(name: String, description: String = "", file: String = "(memory)", board: Board, cars: [Int: CarProfile],
-                events: [ScheduledInjection] = [], duration: Duration, endWhenCarsGone: Bool = true,
-                expectations: [Expectation] = [], tracePeriod: Duration = .ms(100)) {
+                events: [ScheduledInjection] = [], duration: TimeSpan, endWhenCarsGone: Bool = true,
+                expectations: [Expectation] = [], tracePeriod: TimeSpan = .ms(100)) {
         self.name = name; self.description = description; self.file = file; self.board = board; self.cars = cars
         self.events = events; self.duration = duration; self.endWhenCarsGone = endWhenCarsGone
         self.expectations = expectations; self.tracePeriod = tracePeriod

@@ -13,7 +13,7 @@ public struct CarProfile: Sendable, Equatable {
     /// The car's maximum charging current (BCP).
     public var maxCurrent = Amps(250)
     /// Plug-in time after the start of the simulation.
-    public var plugAt: Duration = .s(2)
+    public var plugAt: TimeSpan = .s(2)
     /// Reported battery voltage offset in BCP (a lying or mis-calibrated BMS).
     public var reportedVoltageOffset: Volts = .zero
     public init() {}
@@ -161,7 +161,7 @@ public struct SimCar: Sendable {
         }
     }
 
-    private mutating func due(_ k: Int, _ period: Duration, _ now: Instant) -> Bool {
+    private mutating func due(_ k: Int, _ period: TimeSpan, _ now: Instant) -> Bool {
         if now - lastSent[k] >= period { lastSent[k] = now; return true }
         return false
     }

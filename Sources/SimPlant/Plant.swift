@@ -6,27 +6,27 @@ import ChargerHAL
 
 /// Plant parameters of a simulated board (the board file's [plant] table).
 public struct PlantParameters: Sendable, Equatable {
-    public var contactorCloseDelay: Duration
-    public var contactorOpenDelay: Duration
-    public var lockTime: Duration
+    public var contactorCloseDelay: TimeSpan
+    public var contactorOpenDelay: TimeSpan
+    public var lockTime: TimeSpan
     /// Module current loop time constant (first-order).
-    public var moduleTimeConstant: Duration
+    public var moduleTimeConstant: TimeSpan
     /// Module output voltage time constant with no load on the bus.
-    public var busTimeConstant: Duration
+    public var busTimeConstant: TimeSpan
     /// Output discharge (bleeder) time constant; natural self-discharge otherwise.
-    public var dischargeTimeConstant: Duration
-    public var selfDischargeTimeConstant: Duration = .s(20)
+    public var dischargeTimeConstant: TimeSpan
+    public var selfDischargeTimeConstant: TimeSpan = .s(20)
     public var ambient: Celsius
     /// Connector temperature rise at rated current in steady state, and its thermal time constant.
     public var thermalRiseAtRated: Celsius
-    public var thermalTimeConstant: Duration
+    public var thermalTimeConstant: TimeSpan
     /// Insulation resistance of a healthy gun + cable + car.
     public var insulation: Ohms
     /// IMD: measurement refresh period and self-test duration.
-    public var imdPeriod: Duration
-    public var imdSelfTestTime: Duration
+    public var imdPeriod: TimeSpan
+    public var imdSelfTestTime: TimeSpan
     /// A module that stops hearing from the controller switches itself off after this long.
-    public var moduleSelfOffAfter: Duration = .s(15)
+    public var moduleSelfOffAfter: TimeSpan = .s(15)
 
     /// The plant of a board's `[plant]` table (its defaults are the board file's).
     public init(_ s: PlantSpec) {
@@ -183,7 +183,7 @@ public final class Plant {
     public func attach(car: CarProfile, gun g: Int) { guns[g].car = SimCar(profile: car) }
 
     /// Advances the physics by `dt` to `now + dt`.
-    public func advance(by dt: Duration) {
+    public func advance(by dt: TimeSpan) {
         now = now + dt
         let h = dt.seconds
         let now = self.now, params = self.params
@@ -305,7 +305,7 @@ public final class Plant {
         }
 
         // Meter.
-        gun.energy += gun.vehicleSide * i * Duration.seconds(h)
+        gun.energy += gun.vehicleSide * i * TimeSpan.seconds(h)
         if !gun.meterSilent { gun.meterSeenAt = now }
 
         // Connector temperature: heating with I², cooling towards ambient (first order).

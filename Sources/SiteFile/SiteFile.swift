@@ -31,15 +31,15 @@ public struct OCPPConfig: Sendable, Equatable {
     public var model = "chargerd"
     /// Profiles and the offline queue live here (nil: memory only).
     public var stateDirectory: String? = nil
-    public var meterInterval: Duration = .s(60)
-    public var heartbeatInterval: Duration = .s(300)
-    public var reconnectInterval: Duration = .s(5)
-    public var callTimeout: Duration = .s(30)
+    public var meterInterval: TimeSpan = .s(60)
+    public var heartbeatInterval: TimeSpan = .s(300)
+    public var reconnectInterval: TimeSpan = .s(5)
+    public var callTimeout: TimeSpan = .s(30)
     /// Sessions start without an idTag (no Authorize/RemoteStart needed).
     public var freeVend = false
     /// OCPP ConnectionTimeOut: an authorization (RemoteStart) given before the car is plugged lapses if
     /// no car comes within it.
-    public var connectionTimeout: Duration = .s(60)
+    public var connectionTimeout: TimeSpan = .s(60)
 }
 
 public struct SiteConfig: Sendable, Equatable {

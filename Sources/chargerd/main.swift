@@ -218,12 +218,12 @@ struct Run: ParsableCommand {
         var cycleIndex: UInt64 = 0
         let profiles = cars
         var pace = Pacer(factor: factor)
-        let status = statusInterval > 0 ? Duration.seconds(statusInterval) : nil
+        let status = statusInterval > 0 ? TimeSpan.seconds(statusInterval) : nil
         var nextStatus = Instant.zero + (status ?? .zero)
         let end = Instant.zero + .seconds(maxTime)
         print("chargerd: board \(loaded.name) (\(loaded.path), checksum \(loaded.checksum)), \(loaded.spec.gunCount) gun(s), \(loaded.spec.moduleCount) modules, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")")
         var timedOut = false
-        let memoryEvery = memoryInterval > 0 ? Duration.seconds(memoryInterval) : nil
+        let memoryEvery = memoryInterval > 0 ? TimeSpan.seconds(memoryInterval) : nil
         var nextMemory = Instant.zero + (memoryEvery ?? .zero)
         while true {
             body.runCycle(deadline: 0, index: cycleIndex)

@@ -7,8 +7,8 @@ import Testing
         #expect(Volts(400) * Amps(150) == Watts.kW(60))
         #expect(Watts.kW(60) / Volts(400) == Amps(150))
         #expect(Ohms.kOhm(50) / Volts(500) == OhmsPerVolt(100))
-        #expect((Watts.kW(36) * Duration.s(3600)).kilowattHours == 36)
-        #expect(AmpsPerSecond(100) * Duration.ms(50) == Amps(5))
+        #expect((Watts.kW(36) * TimeSpan.s(3600)).kilowattHours == 36)
+        #expect(AmpsPerSecond(100) * TimeSpan.ms(50) == Amps(5))
         #expect(Instant(micros: 1_500_000) - Instant(micros: 500_000) == .s(1))
     }
 

@@ -17,9 +17,9 @@ func charging(_ inject: [String], board: String = "sim-60kw", cars: [Int: CarPro
 
 let t100 = Instant(micros: 100_000_000)
 /// An injected plant change is sensed from the next control cycle on.
-let plantLatency = Duration.ms(1)
+let plantLatency = TimeSpan.ms(1)
 
-func ms(_ d: Duration) -> Double { d.seconds * 1000 }
+func ms(_ d: TimeSpan) -> Double { d.seconds * 1000 }
 
 @Suite struct FaultReactions {
     /// "switch S opens (latch pressed) | current ≤ 5 A within 50 ms"

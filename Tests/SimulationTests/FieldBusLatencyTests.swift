@@ -23,7 +23,7 @@ final class DelayedModules: PowerModuleBus {
 }
 
 @Suite struct FieldBusLatency {
-    func session(latency: Duration) throws -> SessionSummary {
+    func session(latency: TimeSpan) throws -> SessionSummary {
         var b = try board("sim-60kw")
         b.spec.commandLatency = latency
         let sim = Simulation(board: b, cars: [0: try car("capacity=10kWh,soc=70,target=80")]) { DelayedModules($0, delay: 250) }

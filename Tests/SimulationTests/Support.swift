@@ -54,7 +54,7 @@ final class Run {
 
     /// Runs until every car has gone (or the limit).
     @discardableResult
-    func toEnd(limit: Duration = .s(6 * 3600)) -> SessionSummary {
+    func toEnd(limit: TimeSpan = .s(6 * 3600)) -> SessionSummary {
         sim.run(for: limit) { $0.allCarsGone }
         return sim.summary(timedOut: !sim.allCarsGone)
     }
@@ -64,7 +64,7 @@ final class Run {
 
     /// Runs until `cond` holds, at most `limit`; returns the instant it first held.
     @discardableResult
-    func until(limit: Duration, _ cond: (Simulation) -> Bool) -> Instant? {
+    func until(limit: TimeSpan, _ cond: (Simulation) -> Bool) -> Instant? {
         var at: Instant? = nil
         sim.run(for: limit) { s in if cond(s) { at = s.now; return true }; return false }
         return at
