@@ -91,6 +91,12 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
                          gunTemperature: i.gunTemperature, faults: f.pointee.state.faults(gun: g))
     }
 
+    /// Gun `g`'s session as of the last step: why it stopped (or `.none`), the cable check's result.
+    public func sessionEnd(gun g: Int) -> (stopReason: StopReason, insulation: Double?, insulationWarning: Bool) {
+        let s = frame.pointee.state.sessions[g]
+        return (s.stopReason, s.insulationMeasured.value > 0 ? s.insulationMeasured.value : nil, s.insulationWarning)
+    }
+
     /// Every output safe and applied at once (no step): the loop's last word, and its word on overrun.
     public func forceSafeOutputs() {
         frame.pointee.outputs.makeSafe(gunCount: gunCount, moduleCount: moduleCount)

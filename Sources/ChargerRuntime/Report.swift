@@ -32,6 +32,15 @@ public struct SessionSummary: Sendable {
     /// The process's resident memory now and at its peak, in kB (set by chargerd; not part of a replay).
     public var memoryKB: (resident: Int, peak: Int)? = nil
 
+    public init(board: String, energyKWh: Double, durationS: Double, peakPowerKW: Double, endState: EndState, socStart: Double?,
+                socEnd: Double?, maxGunTemperature: Double, faults: [FaultRecord], violations: [InvariantViolation], sessionsCompleted: Int,
+                stopReason: String, insulationOhmPerVolt: Double?, insulationWarning: Bool, limitShare: [(String, Double)]) {
+        self.board = board; self.energyKWh = energyKWh; self.durationS = durationS; self.peakPowerKW = peakPowerKW; self.endState = endState
+        self.socStart = socStart; self.socEnd = socEnd; self.maxGunTemperature = maxGunTemperature; self.faults = faults
+        self.violations = violations; self.sessionsCompleted = sessionsCompleted; self.stopReason = stopReason
+        self.insulationOhmPerVolt = insulationOhmPerVolt; self.insulationWarning = insulationWarning; self.limitShare = limitShare
+    }
+
     public var exitCode: Int32 {
         switch endState {
         case .completed, .interrupted: 0

@@ -24,6 +24,8 @@ struct BenchRun {
     var desk: OperatorDesk
     /// The site's grid interfaces (EMS server, OCPP client, time of use), if a site file was given.
     var grid: GridDesk? = nil
+    /// Print the summary's JSON on the last line (--json).
+    var json = false
 
     /// How the lockstep ended.
     enum Ending { case sessionsDone, timedOut, stopped, emulatorGone }
@@ -67,6 +69,14 @@ struct BenchRun {
         for line in field.report() { print(line) }
         print("bench: \(tally.ended) session(s) ended at \(fmt(channel.plantNow.seconds, 3)) s of plant time, energy by the meter: \(tally.energyText)")
         tally.printFaults()
+        // The same contract as every board: the summary, its JSON on the last line, the exit status.
+        var summary = tally.summary(board: board.name, loop: loop, duration: channel.plantNow.seconds,
+                                    timedOut: ending == .timedOut && sessions > 0, interrupted: stopRequested)
+        if ending == .emulatorGone { summary.endState = .faulted }
+        summary.memoryKB = (currentResidentKB(), peakResidentKB())
+        print(summary.text, terminator: "")
+        if json { print(summary.json) }
+        fflush(nil)
         if ending == .emulatorGone { writeStderr("chargerd: the plant emulator (pid \(channel.emulatorPID)) is gone\n"); return 1 }
         if let f = tally.faults.first, !stopRequested {
             writeStderr("chargerd: session did not end normally: \(f.code.name) at \(fmt(f.raisedAt.seconds, 3)) s (\(f.reaction.name))\n")
@@ -190,17 +200,24 @@ extension OperatorDesk {
     }
 }
 
-/// What a hardware-backed run counts from the loop's events: sessions ended (finished, or the car
-/// left before it could), the faults latched, and the energy each gun delivered by its meter.
+/// What a hardware-backed run counts from the loop's events: sessions ended (finished, faulted, or
+/// the car left before it could: once each), the faults latched, the energy each gun delivered by its
+/// meter, and the figures of the summary (peak power, SOC, temperature, sampled at each drain).
 struct SessionTally {
     var ended = 0
     var faults: [FaultRecord] = []
+    private var inSession: [Bool]
     private var lastPhase: [SessionPhase]
     private var energyAtStart: [Double?]
     private(set) var delivered: [Double]
     private let meters: [FieldDevice]
+    private(set) var peakPower = 0.0
+    private(set) var maxTemperature = -100.0
+    private(set) var socStart: Double? = nil
+    private(set) var socEnd: Double? = nil
 
     init(guns: Int, meters field: FieldBus) {
+        inSession = Array(repeating: false, count: guns)
         lastPhase = Array(repeating: .unplugged, count: guns)
         energyAtStart = Array(repeating: nil, count: guns)
         delivered = Array(repeating: 0, count: guns)
@@ -215,7 +232,17 @@ struct SessionTally {
             grid?.loopEvent(e)
             note(e)
         }
+        for g in inSession.indices { sample(loop.status(gun: g)) }
         fflush(nil)
+    }
+
+    mutating func sample(_ st: GunStatus) {
+        peakPower = max(peakPower, st.voltage.value * st.current.value / 1000)
+        maxTemperature = max(maxTemperature, st.gunTemperature.value)
+        if st.soc.isFinite {
+            if socStart == nil && st.gun == 0 { socStart = st.soc }
+            if st.gun == 0 { socEnd = st.soc }
+        }
     }
 
     mutating func note(_ e: LoopEvent) {
@@ -225,7 +252,10 @@ struct SessionTally {
             let g = Int(gun)
             let energy = meters[g].readings.read().energy
             if p == .charging && energyAtStart[g] == nil { energyAtStart[g] = energy }
-            if p == .finished || (p == .unplugged && lastPhase[g] != .finished && lastPhase[g] != .unplugged) {
+            // A session ends once: when it finishes, when a fault ends it, or when the car leaves first.
+            if lastPhase[g] == .unplugged && p != .unplugged { inSession[g] = true }     // a car came
+            if inSession[g] && (p == .finished || p == .faulted || p == .unplugged) {
+                inSession[g] = false
                 ended += 1
                 if let e0 = energyAtStart[g] { delivered[g] += energy - e0; energyAtStart[g] = nil }
             }
@@ -242,6 +272,21 @@ struct SessionTally {
             print("fault: \(r.gun < 0 ? "station" : "gun\(r.gun)")\(r.module >= 0 ? " module \(r.module)" : "") \(r.code.name) at \(fmt(r.raisedAt.seconds, 3)) s (\(r.reaction.name)), value \(fmt(r.value, 3))")
         }
         fflush(nil)
+    }
+
+    /// The run's summary, as a sim board's: faults that stop a session make it `faulted`, then a time-out,
+    /// an operator's stop, else `completed`.
+    func summary(board: String, loop: HardwareLoop, duration: Double, timedOut: Bool, interrupted: Bool) -> SessionSummary {
+        let state: EndState
+        if faults.contains(where: { $0.reaction > .reconnect }) { state = .faulted }
+        else if timedOut { state = .timeout }
+        else if interrupted { state = .interrupted }
+        else { state = .completed }
+        let end = loop.sessionEnd(gun: 0)
+        return SessionSummary(board: board, energyKWh: delivered.reduce(0, +) / 1000, durationS: duration, peakPowerKW: peakPower,
+                              endState: state, socStart: socStart, socEnd: socEnd, maxGunTemperature: maxTemperature, faults: faults,
+                              violations: [], sessionsCompleted: ended, stopReason: end.stopReason.name,
+                              insulationOhmPerVolt: end.insulation, insulationWarning: end.insulationWarning, limitShare: [])
     }
 }
 

@@ -169,6 +169,7 @@ struct Run: ParsableCommand {
             var run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
             // The plant's clock paces a bench board (the emulator's speed): the grid peers see it as paced.
             run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
+            run.json = json
             throw ExitCode(run.run())
         }
         guard loaded.kind != .real else {

@@ -5,6 +5,7 @@ can play; pymodbus (an independent implementation) reading and writing the emula
 Run by `make test` (needs the release build of chargerd and charger-plant, socat and pymodbus):
     python3 -m unittest discover -s Tests/wire -v
 """
+import json
 import os
 import re
 import signal
@@ -153,6 +154,35 @@ class CommFaults(unittest.TestCase):
         self.assertTrue(counters(out, "meter gun 0")["lost"])
         self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
         self.assertIn("module 0: off", plant)
+
+    def test_a_session_ended_by_a_fault_ends_the_run_with_its_json(self):
+        """The chargerd contract on a bench board as on a sim board: with --sessions 1 a session that a
+        latched fault ends counts as ended, so chargerd stops at once (not at --max-time), prints the
+        summary with its JSON on the last line and exits 1 (issue 17 §6: before, it ran on until killed)."""
+        with Bench("tcp", car=CAR, speed=10, plant_args=["--comm-fault", "meter:0=silent@20s"]) as b:
+            t0 = time.monotonic()
+            rc, out, err = b.chargerd("--sessions", "1", "--json", "--max-time", "600", "--status-interval", "60")
+            wall = time.monotonic() - t0
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("session did not end normally: E25-meter-comm-lost", err)
+            summary = json.loads(out.strip().splitlines()[-1])
+            self.assertEqual(summary["end_state"], "faulted")
+            self.assertEqual(summary["sessions_completed"], 1)
+            self.assertEqual([f["code"] for f in summary["faults"]][:1], ["E25-meter-comm-lost"])
+            self.assertLess(summary["duration_s"], 40, "the run went on after the session ended")
+            self.assertLess(wall, 60, f"{wall:.0f} s of wall time")
+            self.assertIn("bench: 1 session(s) ended", out)
+
+    def test_a_completed_bench_session_prints_the_json_summary(self):
+        with Bench("tcp", car="capacity=5kWh,soc=70,target=80", speed=10, fault_after=10, comm_timeouts=("3 s", "4 s", "4 s")) as b:
+            rc, out, err = b.chargerd("--sessions", "1", "--json", "--max-time", "600", "--status-interval", "60")
+            self.assertEqual(rc, 0, out + err)
+            summary = json.loads(out.strip().splitlines()[-1])
+            self.assertEqual((summary["end_state"], summary["sessions_completed"], summary["faults"]), ("completed", 1, []))
+            self.assertGreater(summary["energy_kwh"], 0.3)
+            self.assertEqual(summary["stop_reason"], "vehicle-bst")
+            self.assertGreater(summary["peak_power_kw"], 10)
+            self.assertGreaterEqual(summary["soc_end"], 79)
 
     def test_imd_garbage(self):
         out, plant = self.run_fault("imd:0=garbage@20s")
