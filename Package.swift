@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "RealTime", dependencies: ["CRealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // libgpiod v1 (Debian's libgpiod-dev) and its Swift wrapper + the GPIO backend of real boards.
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
-        .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile", "ChargerCore", "ChargerHAL", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // libmodbus (Debian's libmodbus-dev) and its Swift wrapper: RTU and TCP, typed errors.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .target(name: "Modbus", dependencies: ["CModbus", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),

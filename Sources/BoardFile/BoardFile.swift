@@ -142,6 +142,7 @@ public enum BoardLoader {
         let modules = try moduleTables(r, top, guns: guns.count)
         let gpio = try gpioMap(r, top, guns: guns.count, modules: modules)
         try requireRealBoardLines(r, top, kind: kind, gpio: gpio, guns: guns.count)
+        try requireSelfTestLines(r, top, kind: kind, gpio: gpio, guns: guns)
         let modbus = try modbusConfig(r, top, guns: guns.count, modules: modules.count, selfOff: timing.selfOff,
                                       commTimeouts: [.module: timing.module, .meter: timing.meter, .imd: timing.imd],
                                       readingMaxAge: timing.readingAge)
@@ -312,6 +313,14 @@ public enum BoardLoader {
             }
         }
         if !gpio.contains(where: { $0.signal == .emergencyStop }) { throw r.error(top, "gpio", "no 'estop' line") }
+    }
+
+    /// A gun whose earth-fault detector tests itself needs the line that starts the test.
+    static func requireSelfTestLines(_ r: Reader, _ top: Section, kind: BoardKind, gpio: [GPIOLineSpec], guns: [GunSpec]) throws(BoardFileError) {
+        guard kind == .real else { return }
+        for (g, gun) in guns.enumerated() where gun.groundDetectorSelfTest && !gpio.contains(where: { $0.signal == .rcdTest && $0.gun == g }) {
+            throw r.error(top, "gpio", "gun \(g) has ground_detector_self_test = true but no 'rcd-test' line to start the test")
+        }
     }
 
     /// `[plant]`: the model a sim or bench board runs (required there, refused on a real board).

@@ -9,6 +9,7 @@ public enum GPIOSignal: String, Sendable, CaseIterable {
     case k3k4 = "k3k4"                 // auxiliary supply contactors K3/K4
     case lockMotor = "lock-motor"      // electronic lock: energised = locked
     case discharge = "discharge"       // output bleeder, wired normally closed: active = bleeder open
+    case rcdTest = "rcd-test"          // the earth-fault detector's test input (active = test running)
     case lampGreen = "lamp-green", lampBlue = "lamp-blue", lampRed = "lamp-red"
     // Per gun, inputs.
     case k1Aux = "k1-aux", k2Aux = "k2-aux", k3k4Aux = "k3k4-aux"   // mirror contacts
@@ -18,16 +19,20 @@ public enum GPIOSignal: String, Sendable, CaseIterable {
     case peMonitor = "pe-monitor"      // protective-earth continuity (active = continuity good)
     // Station, inputs.
     case emergencyStop = "estop", door = "door"
+    case mains = "mains"               // AC mains present (active = present)
     // Per module, output: the matrix relay connecting module `module` to gun `gun`.
     case matrix = "matrix"
 
     public var isOutput: Bool {
         switch self {
-        case .k1k2, .k3k4, .lockMotor, .discharge, .lampGreen, .lampBlue, .lampRed, .matrix: true
+        case .k1k2, .k3k4, .lockMotor, .discharge, .rcdTest, .lampGreen, .lampBlue, .lampRed, .matrix: true
         default: false
         }
     }
-    public var isStationWide: Bool { self == .emergencyStop || self == .door }
+    public var isStationWide: Bool { self == .emergencyStop || self == .door || self == .mains }
+    /// Inputs whose trip must never be missed, however short: also watched as kernel edge events, and
+    /// their active direction is never debounced (only the release is).
+    public var isTripInput: Bool { self == .emergencyStop || self == .rcdTrip }
 }
 
 public enum ActiveLevel: String, Sendable { case high, low }
@@ -43,6 +48,8 @@ public struct GPIOLineSpec: Sendable, Equatable {
     public var chip: String
     public var line: Int
     public var active: ActiveLevel
+    /// Inputs: how long a new level must hold before the controller takes it (0: the next sample).
+    public var debounce: TimeSpan = .zero
     public var isOutput: Bool { signal.isOutput }
 
     /// "k1k2 gun 0", "matrix module 3 → gun 1", "estop".
@@ -60,7 +67,7 @@ extension BoardLoader {
         var out: [GPIOLineSpec] = []
         var used: [String: String] = [:]
         for e in try r.arrayOfTables(top, "gpio") {
-            try r.onlyKeys(e, ["signal", "gun", "module", "chip", "line", "direction", "active"])
+            try r.onlyKeys(e, ["signal", "gun", "module", "chip", "line", "direction", "active", "debounce"])
             let text = try r.string(e, "signal")
             guard let signal = GPIOSignal(rawValue: text) else {
                 throw r.error(e, "signal", "'\(text)' is not a known signal (\(GPIOSignal.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -91,7 +98,11 @@ extension BoardLoader {
             } else if e.table["module"] != nil {
                 throw r.error(e, "module", "only matrix relays name a module")
             }
-            let spec = GPIOLineSpec(signal: signal, gun: gun, module: module, chip: chip, line: line, active: active)
+            var spec = GPIOLineSpec(signal: signal, gun: gun, module: module, chip: chip, line: line, active: active)
+            if e.table["debounce"] != nil {
+                guard !signal.isOutput else { throw r.error(e, "debounce", "\(signal.rawValue) is an output: only inputs are debounced") }
+                spec.debounce = try r.duration(e, "debounce", default: .zero, range: .zero...(.ms(500)))
+            }
             let place = "\(chip):\(line)"
             if let other = used[place] { throw r.error(e, "line", "\(place) is already used by \(other)") }
             if out.contains(where: { $0.signal == spec.signal && $0.gun == spec.gun && $0.module == spec.module }) {

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <linux/watchdog.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -124,3 +126,34 @@ long rt_current_rss_kb(void) {
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+
+int rt_watchdog_open(const char *path, int timeout_s) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (timeout_s > 0 && ioctl(fd, WDIOC_SETTIMEOUT, &timeout_s) != 0) {
+        int e = errno;
+        if (write(fd, "V", 1) != 1) { /* disarm failed: the close below leaves it running */ }
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int rt_watchdog_timeout(int fd) {
+    int t = 0;
+    if (ioctl(fd, WDIOC_GETTIMEOUT, &t) != 0) return -errno;
+    return t;
+}
+
+int rt_watchdog_kick(int fd) {
+    int dummy = 0;
+    return ioctl(fd, WDIOC_KEEPALIVE, &dummy) == 0 ? 0 : -errno;
+}
+
+void rt_watchdog_disarm(int fd) {
+    if (fd < 0) return;
+    if (write(fd, "V", 1) != 1) { /* nothing more to try */ }
+    close(fd);
+}
+
+void rt_watchdog_abandon(int fd) { if (fd >= 0) close(fd); }

@@ -58,6 +58,8 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
     case groundDetectorSelfTestFailed
     /// The step's own output contract broken after the arbiter (StepContract.swift): the gun is cut.
     case stepContractBroken
+    /// A read or write of the board's GPIO lines failed in the loop: its outputs were forced safe.
+    case boardIOFailed
 
     /// Reaction class, from standards.md "Fault reactions" (row named on each line).
     public var reaction: Reaction {
@@ -93,6 +95,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .controlLoopOverrun: .emergency
         case .groundDetectorSelfTestFailed: .refuse   // no session without a working earth-fault detector
         case .stepContractBroken: .emergency       // the controller's own outputs cannot be trusted: cut at once
+        case .boardIOFailed: .emergency            // the contactors' own lines cannot be trusted: cut at once
         }
     }
 
@@ -151,13 +154,14 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .controlLoopOverrun: "E29-loop-overrun"
         case .groundDetectorSelfTestFailed: "E30-rcd-selftest"
         case .stepContractBroken: "E31-step-contract"
+        case .boardIOFailed: "E32-board-io"
         }
     }
 
     /// Station-wide faults apply to every gun.
     public var isStationWide: Bool {
         switch self {
-        case .emergencyStop, .doorOpen, .mainsLost, .controlLoopOverrun: true
+        case .emergencyStop, .doorOpen, .mainsLost, .controlLoopOverrun, .boardIOFailed: true
         default: false
         }
     }

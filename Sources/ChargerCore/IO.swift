@@ -122,6 +122,9 @@ public struct StationInputs: Sendable {
     /// The runtime's cyclic executive missed more deadlines in a row than the board allows (board file
     /// [runtime] miss_limit): the outputs were already forced safe; the step latches E29.
     public var loopOverrun = false
+    /// A read or write of the board's GPIO lines failed since the last cycle (the front end forced its
+    /// outputs safe); the step latches E32.
+    public var boardIOError = false
     /// Station-wide orderly-charging setpoint from the grid interface, if any.
     public var stationSetpoint: Watts? = nil
     public init() {}

@@ -92,6 +92,7 @@ extension StationState {
         if inputs.doorOpen { raise(.doorOpen, gun: 0, value: 1, now: now) }
         if !inputs.mainsPresent { raise(.mainsLost, gun: 0, value: 0, now: now) }
         if inputs.loopOverrun { raise(.controlLoopOverrun, gun: 0, value: 1, now: now) }
+        if inputs.boardIOError { raise(.boardIOFailed, gun: 0, value: 1, now: now) }
 
         // Modules: health and communication.
         for m in 0..<spec.moduleCount {

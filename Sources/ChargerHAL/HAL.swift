@@ -9,6 +9,12 @@ import ChargerCore
 public protocol GunFrontEnd: AnyObject {
     func sample(gun: Int, into input: inout GunInputs)
     func apply(gun: Int, _ output: GunOutputs)
+    /// The cycle's outputs are all applied: a front end that writes its lines in one go does it now.
+    func flush()
+}
+
+extension GunFrontEnd {
+    public func flush() {}
 }
 
 /// Station-wide inputs: emergency stop, door switch, AC mains presence.
@@ -75,6 +81,7 @@ public struct BoardDevices {
             vehicle.transmit(gun: g, outputs.guns[g].tx)
         }
         modules.apply(&outputs.modules, count: spec.moduleCount)
+        frontEnd.flush()
     }
 }
 

@@ -77,8 +77,18 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
         controlStep(&f.pointee.state, &f.pointee.inputs, &f.pointee.spec, &f.pointee.outputs)
         devices.apply(&f.pointee.outputs, spec: &f.pointee.spec)
         publisher.publish(frame: f, stepAt: now, index: index) { status(gun: $0) }
-        if let kick, index % kickEvery == 0 { kick() }
+        // The watchdog hears from a loop that meets its deadlines and whose supervisor can be trusted.
+        if let kick, index % kickEvery == 0, healthy(f) { kick() }
         cyclesDone.add(1, ordering: .relaxed)
+    }
+
+    /// The loop and its supervisor can be trusted (the watchdog's condition).
+    func healthy(_ f: UnsafeMutablePointer<ControlFrame>) -> Bool {
+        // This cycle's: a deadline burst (E29's cause) or a failed line read or write (E32's); a loop that
+        // meets its deadlines again with working lines kicks again. E31 stays: its outputs are suspect.
+        if f.pointee.inputs.loopOverrun || f.pointee.inputs.boardIOError { return false }
+        for g in 0..<gunCount where f.pointee.state.safety[g].latched.contains(.stepContractBroken) { return false }
+        return true
     }
 
     /// Gun `g`'s figures as of the last step; the SOC is the car's own (BCS).

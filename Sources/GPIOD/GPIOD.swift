@@ -23,6 +23,12 @@ public struct GPIOError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The signal the line carries ("k1k2 gun 0"), when known.
     public var signal: String?
     public var errno: Errno
+    /// The consumer that holds the line (as gpioinfo shows it), when a request found it taken.
+    public var holder: String? = nil
+
+    public init(operation: Operation, chip: String, line: Int?, signal: String?, errno: Errno) {
+        self.operation = operation; self.chip = chip; self.line = line; self.signal = signal; self.errno = errno
+    }
 
     public var description: String {
         let what = line.map { "\(operation.rawValue) \(chip):\($0)\(signal.map { " (\($0))" } ?? "")" } ?? "\(operation.rawValue) '\(chip)'"
@@ -33,7 +39,8 @@ public struct GPIOError: Error, CustomStringConvertible, Equatable, Sendable {
         case (.openChip, .permissionDenied), (.request, .permissionDenied):
             s += "; the user needs access to /dev/\(chip) (the gpio group, or a udev rule)"
         case (.request, .resourceBusy):
-            s += "; another program holds this line (gpioinfo \(chip) shows its consumer)"
+            s += holder.map { "; held by \"\($0)\" (gpioinfo \(chip) shows it): stop that program or free the line" }
+                ?? "; another program holds this line (gpioinfo \(chip) shows its consumer)"
         default: break
         }
         return s

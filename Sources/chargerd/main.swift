@@ -173,11 +173,20 @@ struct Run: ParsableCommand {
             throw ExitCode(run.run())
         }
         guard loaded.kind != .real else {
-            // A real board: its GPIO lines first, every output requested in its safe state.
-            let bank: GPIOBank
-            do { bank = try GPIOBank(map: loaded.gpio) } catch { fail("board '\(loaded.name)' (\(board)): \(error)") }
-            let errors = bank.makeSafe()
-            fail("board '\(loaded.name)' (\(board)): \(bank.lines.count) GPIO lines requested, outputs safe\(errors.isEmpty ? "" : " except \(errors)"); its front end (GPIO and IIO drivers), watchdog and CAN link to the car are not driven by this build yet, so it stops here")
+            guard car == nil && carOn.isEmpty && speed == "max" && inject.isEmpty && !continuous else {
+                fail("on a real board the car, the plant and the time are real: --car, --car-on, --speed, --inject and --continuous do not apply")
+            }
+            // GPIO first: every output requested at its safe level before anything else can fail.
+            let front: GPIOFrontEnd
+            do { front = try GPIOFrontEnd(map: loaded.gpio, guns: loaded.spec.gunCount, modules: loaded.spec.moduleCount, period: loaded.spec.period) } catch {
+                fail("board '\(loaded.name)' (\(board)): \(error)")
+            }
+            installSignalHandlers()
+            let desk: OperatorDesk
+            do { desk = try OperatorDesk(run: self, board: loaded) } catch { front.makeSafe(); throw error }
+            var run = RealBoardRun(board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, json: json, desk: desk)
+            run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
+            throw ExitCode(run.run())
         }
         var cars: [Int: CarProfile] = [:]
         do {

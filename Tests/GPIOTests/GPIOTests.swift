@@ -48,11 +48,12 @@ let repoRoot: String = {
     @Test func cm4BoardMap() throws {
         let b = try BoardLoader.load(path: "\(repoRoot)/Boards/cm4-rs485-60kw.toml")
         #expect(b.kind == .real && b.plant == nil)
-        #expect(b.gpio.count == 16)
+        #expect(b.gpio.count == 17)
         let k1k2 = try #require(b.gpio.first { $0.signal == .k1k2 })
         #expect(k1k2.chip == "gpiochip0" && k1k2.line == 17 && k1k2.isOutput && k1k2.active == .high && k1k2.gun == 0)
         let estop = try #require(b.gpio.first { $0.signal == .emergencyStop })
-        #expect(estop.gun == nil && !estop.isOutput && estop.active == .low)
+        #expect(estop.gun == nil && !estop.isOutput && estop.active == .low && estop.debounce == .ms(2))
+        #expect(b.gpio.first { $0.signal == .rcdTest }?.line == 4)
         #expect(b.runtime.missLimit == 3 && b.runtime.cpu == 3)
         // The sim boards carry no GPIO map: their signals are the plant's.
         #expect(try BoardLoader.load(path: "\(repoRoot)/Boards/sim-60kw.toml").gpio.isEmpty)
@@ -65,10 +66,14 @@ let repoRoot: String = {
         ("line = 27\ndirection = \"output\"", "line = 27\ndirection = \"input\"", "gpio[1].direction", "k3k4 is an output of the controller, not an input"),
         ("line = 27", "line = 17", "gpio[1].line", "gpiochip0:17 is already used by k1k2 gun 0"),
         ("signal = \"k3k4\"", "signal = \"k1k2\"", "gpio[1].signal", "k1k2 gun 0 is mapped twice"),
-        ("signal = \"estop\"\nchip", "signal = \"estop\"\ngun = 0\nchip", "gpio[14].gun", "station signal: no gun"),
+        ("signal = \"estop\"\nchip", "signal = \"estop\"\ngun = 0\nchip", "gpio[15].gun", "station signal: no gun"),
         ("line = 22\ndirection = \"output\"\nactive = \"high\"", "line = 22\ndirection = \"output\"\nactive = \"up\"", "gpio[2].active", "'up' is not one of high, low"),
         ("line = 17", "line = 4096", "gpio[0].line", "outside 0...1023"),
-        ("gun = 0\nchip = \"gpiochip0\"\nline = 24", "gun = 3\nchip = \"gpiochip0\"\nline = 24", "gpio[7].gun", "outside 0...0"),
+        ("line = 17\ndirection = \"output\"\nactive = \"high\"", "line = 17\ndirection = \"output\"\nactive = \"high\"\ndebounce = \"2 ms\"",
+         "gpio[0].debounce", "k1k2 is an output: only inputs are debounced"),
+        ("active = \"low\"\ndebounce = \"2 ms\"", "active = \"low\"\ndebounce = \"2 s\"", "gpio[12].debounce", "outside"),
+        ("active = \"low\"\ndebounce = \"2 ms\"", "active = \"low\"\ndebounce = \"2\"", "gpio[12].debounce", "no unit"),
+        ("gun = 0\nchip = \"gpiochip0\"\nline = 24", "gun = 3\nchip = \"gpiochip0\"\nline = 24", "gpio[8].gun", "outside 0...0"),
     ])
     func badEntries(from: String, to: String, key: String, why: String) {
         let text = Self.base.replacingOccurrences(of: from, with: to, options: [], range: Self.base.range(of: from))
@@ -84,7 +89,7 @@ let repoRoot: String = {
 
     /// A real board must map what safety needs: every gun's contactors, mirrors, lock, RCD; the e-stop.
     @Test func realBoardWithoutSafetyLinesIsRefused() throws {
-        let entry = "[[gpio]]\nsignal = \"rcd-trip\"\ngun = 0\nchip = \"gpiochip0\"\nline = 20\ndirection = \"input\"\nactive = \"low\"\n\n"
+        let entry = "[[gpio]]\nsignal = \"rcd-trip\"\ngun = 0\nchip = \"gpiochip0\"\nline = 20\ndirection = \"input\"\nactive = \"low\"\ndebounce = \"2 ms\"\n\n"
         let text = Self.base.replacingOccurrences(of: entry, with: "")
         #expect(text != Self.base)
         do {
@@ -93,5 +98,48 @@ let repoRoot: String = {
         } catch {
             #expect(error.description == "cm4.toml: gpio: gun 0 has no 'rcd-trip' line")
         }
+    }
+}
+
+/// A gun whose earth-fault detector tests itself needs the line that starts the test.
+@Test func selfTestWithoutItsLineIsRefused() throws {
+    let base = GPIOMapInBoardFiles.base
+    let entry = "[[gpio]]\nsignal = \"rcd-test\"\ngun = 0\nchip = \"gpiochip0\"\nline = 4\ndirection = \"output\"\nactive = \"high\"\n\n"
+    let text = base.replacingOccurrences(of: entry, with: "")
+    #expect(text != base)
+    do {
+        _ = try BoardLoader.parse(text, file: "cm4.toml")
+        Issue.record("accepted a self-testing gun without its rcd-test line")
+    } catch {
+        #expect(error.description == "cm4.toml: gpio: gun 0 has ground_detector_self_test = true but no 'rcd-test' line to start the test")
+    }
+    // Without the self-test the line is not needed.
+    _ = try BoardLoader.parse(text.replacingOccurrences(of: "ground_detector_self_test = true", with: "ground_detector_self_test = false"), file: "cm4.toml")
+}
+
+/// The front end's debounce, sample by sample (plain values: no chip needed).
+@Suite struct Debounce {
+    @Test func aNewLevelMustHoldItsCycles() {
+        var d = DebouncedInput(holdCycles: 2)
+        d.take(true, edgeSeen: false); #expect(!d.state)
+        d.take(true, edgeSeen: false); #expect(!d.state)
+        d.take(true, edgeSeen: false); #expect(d.state)           // held 3 samples: taken
+        d.take(false, edgeSeen: false); d.take(true, edgeSeen: false)
+        #expect(d.state)                                          // a one-sample glitch changes nothing
+        var now = DebouncedInput(holdCycles: 0)
+        now.take(true, edgeSeen: false); #expect(now.state)       // no debounce: the next sample
+    }
+
+    @Test func aTripIsTakenAtOnceAndOnlyItsReleaseWaits() {
+        var t = DebouncedInput(holdCycles: 3, trip: true)
+        t.take(true, edgeSeen: false); #expect(t.state)           // active: at once
+        t.take(false, edgeSeen: false); #expect(t.state)
+        t.take(false, edgeSeen: false); t.take(false, edgeSeen: false); #expect(t.state)
+        t.take(false, edgeSeen: false); #expect(!t.state)         // released after holding 4 samples
+        // A pulse shorter than a cycle: the line reads inactive again, but the kernel saw the edge.
+        t.take(false, edgeSeen: true); #expect(t.state)
+        // An ordinary input would miss it.
+        var plain = DebouncedInput(holdCycles: 0)
+        plain.take(false, edgeSeen: true); #expect(!plain.state)
     }
 }

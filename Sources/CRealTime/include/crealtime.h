@@ -37,4 +37,16 @@ long rt_current_rss_kb(void);
 int rt_hold_cpu_dma_latency(int32_t microseconds);
 void rt_release_cpu_dma_latency(int fd);
 
+/// The hardware watchdog (Linux watchdog API): opens `path` (which arms it), sets its timeout in whole
+/// seconds when `timeout_s` > 0. Returns the fd, or -errno.
+int rt_watchdog_open(const char *path, int timeout_s);
+/// The timeout the device runs with (WDIOC_GETTIMEOUT), seconds, or -errno.
+int rt_watchdog_timeout(int fd);
+/// One kick (WDIOC_KEEPALIVE): 0 or -errno.
+int rt_watchdog_kick(int fd);
+/// Disarms and closes (the magic close: 'V' then close; a driver built with nowayout keeps running).
+void rt_watchdog_disarm(int fd);
+/// Closes without disarming: the watchdog runs out and resets the board.
+void rt_watchdog_abandon(int fd);
+
 #endif

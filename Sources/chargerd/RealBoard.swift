@@ -1,0 +1,112 @@
+// chargerd on a real board: the GPIO front end on the kernel's GPIO character device, the Modbus devices
+// through libmodbus, the hardware watchdog, and the control loop on the cyclic executive in wall-clock
+// time (SCHED_FIFO, its CPU, locked memory from the board's [runtime]). The car link is not on the CAN
+// wire yet (issue 18): a car plugged in here gets no handshake and its session stops (E17), safely.
+import BoardFile
+import ChargerCore
+import ChargerHAL
+import ChargerRuntime
+import FieldBus
+import GPIOD
+import LoopContract
+import RealTime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The car link of a board whose CAN driver is not in this build: nothing is ever received.
+final class NoVehicleLink: VehicleLink {
+    func receive(gun: Int, into messages: inout VehicleMessages) {}
+    func transmit(gun: Int, _ messages: ChargerMessages) {}
+}
+
+struct RealBoardRun {
+    var board: Board
+    /// The GPIO front end, its lines requested (outputs safe) before anything else was opened.
+    var front: GPIOFrontEnd
+    var statusInterval: Double
+    var maxTime: Double
+    var sessions: Int
+    var json: Bool
+    var desk: OperatorDesk
+    var grid: GridDesk? = nil
+
+    /// Runs until SIGINT/SIGTERM, --max-time of wall time, or the sessions are done. Exit status as on
+    /// every board: 0, 1 a fault ended a session, 2 the board could not start, 4 timed out.
+    func run() -> Int32 {
+        let spec = board.spec
+        let field = startFieldBus(board)
+        let silent = field.awaitFirstReadings()
+        var watchdog: HardwareWatchdog? = nil
+        if let w = board.watchdog {
+            do { watchdog = try HardwareWatchdog(path: w.device, timeout: w.timeout.map { Int($0.seconds.rounded(.up)) }) } catch {
+                front.makeSafe(); field.stop()
+                fail("board '\(board.name)' (\(board.path)): \(error)")
+            }
+        }
+        let clock = LoopClock()
+        let drivers = field.drivers(spec: spec, clock: clock, relays: front)
+        let devices = BoardDevices(frontEnd: front, signals: front, modules: drivers.modules, meter: drivers.meter, imd: drivers.imd,
+                                   vehicle: NoVehicleLink())
+        let period = board.loopSettings.periodNanos
+        let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
+        let kickEvery = UInt64(max(1, (board.watchdog?.kick.micros ?? 100_000) * 1000 / period))
+        let loop = HardwareLoop(spec: spec, devices: devices, clock: clock, statusEvery: statusEvery,
+                                kick: watchdog.map { w in { w.kick() } }, kickEvery: kickEvery)
+        loop.restoreLatched(desk.latchedAtStart)
+        let executive = CyclicExecutive(settings: board.loopSettings, body: loop)
+        desk.attach(loop: loop, field: field, grid: grid, rt: { rtText(executive.statistics()) + "\n" + front.report })
+        grid?.start()
+        let grant: RealTimeGrant
+        do { grant = try executive.start() } catch {
+            front.makeSafe(); watchdog?.disarm(); field.stop()
+            fail("\(error)")
+        }
+        if let w = grant.warning { writeStderr("chargerd: warning: \(w)\n") }
+        let sched = grant.fifo ? "SCHED_FIFO \(board.runtime.priority)" : "SCHED_OTHER"
+        print("chargerd: board \(board.name) (\(board.path), checksum \(board.checksum)), real-time loop every \(fmt(Double(period) / 1e6, 3)) ms, \(sched)\(grant.pinnedCPU.map { " on CPU \($0)" } ?? ""), memory \(grant.memoryLocked ? "locked" : "not locked"); \(front.specs.count) GPIO lines, \(field.devices.count - silent.count)/\(field.devices.count) Modbus devices answered" + (watchdog.map { ", watchdog \($0.path) (\($0.timeoutSeconds) s)" } ?? ", no watchdog"))
+        for d in silent { print("chargerd: warning: \(d.name) has not answered: \(d.counts.lastError.isEmpty ? "no reply yet" : d.counts.lastError)") }
+        print("chargerd: the car link (CAN) is not in this build: a car plugged in gets no handshake")
+        fflush(nil)
+
+        var tally = SessionTally(guns: spec.gunCount, meters: field)
+        let started = monotonicNanos()
+        var nextGrid = started
+        var timedOut = false
+        while true {
+            sleepUntil(nanos: monotonicNanos() + 20_000_000)
+            tally.drain(loop, desk: desk, grid: grid)
+            if let grid, monotonicNanos() >= nextGrid {
+                nextGrid += 100_000_000
+                loop.grid.buffer.write(grid.tick(view: loop.gridView.buffer.read()))
+            }
+            if stopRequested { break }
+            if sessions > 0 && tally.ended >= sessions { break }
+            if Double(monotonicNanos() - started) / 1e9 >= maxTime { timedOut = true; break }
+        }
+        executive.requestStop()
+        executive.join()            // the body's loopStopped forced every output safe
+        front.makeSafe()
+        watchdog?.disarm()          // an orderly exit: the magic close
+        tally.drain(loop, desk: desk, grid: grid)
+        grid?.shutdown()
+        desk.shutdown(at: clock.now)
+        field.stop()
+        for g in 0..<spec.gunCount { print(loop.status(gun: g).line) }
+        for line in field.report() { print(line) }
+        print(front.report)
+        print("loop: " + executive.statistics().line)
+        tally.printFaults()
+        var summary = tally.summary(board: board.name, loop: loop, duration: clock.now.seconds, timedOut: timedOut && sessions > 0, interrupted: stopRequested)
+        summary.memoryKB = (currentResidentKB(), peakResidentKB())
+        print(summary.text, terminator: "")
+        if json { print(summary.json) }
+        fflush(nil)
+        if let f = tally.faults.first, !stopRequested {
+            writeStderr("chargerd: session did not end normally: \(f.code.name) at \(fmt(f.raisedAt.seconds, 3)) s (\(f.reaction.name))\n")
+            return 1
+        }
+        if timedOut && sessions > 0 { writeStderr("chargerd: \(tally.ended) of \(sessions) session(s) ended within --max-time\n"); return 4 }
+        return 0
+    }
+}

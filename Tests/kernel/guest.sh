@@ -1,0 +1,120 @@
+#!/bin/bash
+# Runs inside the qemu guest (Tests/kernel/run.sh): one gpio-sim chip "charger-io" whose lines
+# Boards/vm-gpio-sim-60kw.toml names, softdog, and charger-plant serving the Modbus devices on loopback;
+# then each case, one PASS/FAIL line in $OUT/results.
+set -u
+. "$1"
+RES="$OUT/results"
+: > "$RES"
+pass() { echo "PASS $*" >> "$RES"; }
+failc() { echo "FAIL $*" >> "$RES"; }
+T=$(mktemp -d 2>/dev/null) || { mount -t tmpfs none /mnt && T=/mnt; }
+BIN="$ROOT/.build/release"
+
+# The chip, through configfs.
+modprobe configfs; mount -t configfs none /sys/kernel/config 2>/dev/null
+insmod "$MODULE" || { failc "setup: insmod gpio-sim"; echo DONE >> "$RES"; exit 0; }
+C=/sys/kernel/config/gpio-sim/chg
+mkdir $C $C/gpio-bank0 && echo 17 > $C/gpio-bank0/num_lines && echo charger-io > $C/gpio-bank0/label && echo 1 > $C/live
+SIM="/sys/devices/platform/$(cat $C/dev_name)/$(cat $C/gpio-bank0/chip_name)"
+[ -d "$SIM/sim_gpio0" ] || { failc "setup: gpio-sim chip not live ($SIM)"; echo DONE >> "$RES"; exit 0; }
+pull() { echo "$2" > "$SIM/sim_gpio$1/pull"; }          # drive an input: pull-up / pull-down
+value() { cat "$SIM/sim_gpio$1/value"; }                # read an output
+pull 14 pull-up                                          # pe-monitor: continuity good
+modprobe softdog soft_noboot=1
+WDOG=""
+for d in /sys/class/watchdog/watchdog*; do [ "$(cat $d/identity 2>/dev/null)" = "Software Watchdog" ] && WDOG=/dev/$(basename $d); done
+ip link set lo up
+
+# The board as the test runs it: softdog's node for the watchdog; charger-plant serves the devices.
+sed "s|^device = \"/dev/watchdog\"|device = \"$WDOG\"|" "$ROOT/Boards/vm-gpio-sim-60kw.toml" > "$T/vm.toml"
+sed "s|^channel = .*|channel = \"$T/bench-channel\"|" "$ROOT/Boards/bench-60kw-tcp.toml" > "$T/bench.toml"
+"$BIN/charger-plant" --board "$T/bench.toml" --speed 1 > "$OUT/plant.log" 2>&1 &
+PLANT=$!
+for i in $(seq 1 300); do grep -q ready "$OUT/plant.log" && break; sleep 0.1; done
+grep -q ready "$OUT/plant.log" && pass "setup: chip charger-io ($SIM), softdog $WDOG, Modbus devices served" \
+    || failc "setup: charger-plant did not start: $(tail -3 $OUT/plant.log)"
+
+# Starts chargerd on the board in the background; waits until its loop runs.
+start() {
+    "$BIN/chargerd" --board "$T/vm.toml" --status-interval 1 --max-time 300 "$@" > "$OUT/chargerd.log" 2> "$OUT/chargerd.err" &
+    CPID=$!
+    for i in $(seq 1 600); do grep -q "real-time loop" "$OUT/chargerd.log" && return 0; kill -0 $CPID 2>/dev/null || return 1; sleep 0.1; done
+    return 1
+}
+stop() { kill -TERM $CPID 2>/dev/null; wait $CPID; }
+waitfor() { for i in $(seq 1 ${2:-300}); do grep -q "$1" "$OUT/chargerd.log" && return 0; sleep 0.1; done; return 1; }
+
+# 1. A line another program holds: exit 2 naming chip, line and holder.
+gpioset --mode=signal charger-io 0=0 &
+HOLD=$!; sleep 1
+"$BIN/chargerd" --board "$T/vm.toml" --max-time 5 > "$OUT/held.log" 2>&1; rc=$?
+kill $HOLD; wait $HOLD 2>/dev/null
+if [ $rc -eq 2 ] && grep -q 'charger-io:0 (k1k2 gun 0).*held by "gpioset"' "$OUT/held.log"; then pass "held line: exit 2, $(grep -o 'held by "gpioset"' $OUT/held.log)"
+else failc "held line: rc=$rc $(cat $OUT/held.log | head -3)"; fi
+
+# 2. Every line requested by chargerd, outputs at their safe level; the e-stop line latches E01, the
+#    red lamp's line goes active and K1/K2's stays inactive.
+if start; then
+    n=$(gpioinfo charger-io | grep -c '"chargerd"')
+    outs="$(value 0)$(value 1)$(value 2)$(value 4)"
+    [ "$n" = 17 ] && [ "$outs" = "0000" ] && pass "lines: 17 of 17 held by chargerd, K1/K2, K3/K4, lock, rcd-test lines inactive" \
+        || failc "lines: $n of 17 held by chargerd, outputs k1k2,k3k4,lock,rcd-test = $outs"
+    pull 15 pull-up
+    if waitfor "FAULT E01-estop" 100; then
+        sleep 0.5
+        [ "$(value 7)" = 1 ] && [ "$(value 0)" = 0 ] && pass "e-stop line: E01 latched, lamp-red line active, K1/K2 line inactive" \
+            || failc "e-stop line: lamp-red=$(value 7) k1k2=$(value 0)"
+    else failc "e-stop line: no E01 ($(tail -2 $OUT/chargerd.log))"; fi
+    pull 15 pull-down
+    stop
+    fig=$(grep -o "e-stop edge (kernel timestamp) to the lines written safe: [0-9.]* ms ([0-9.]* periods)" "$OUT/chargerd.log")
+    [ -n "$fig" ] && pass "figure: $fig (qemu TCG: not the board's timing)" || failc "figure: no e-stop edge-to-lines figure ($(grep gpio: $OUT/chargerd.log))"
+else failc "start: $(cat $OUT/chargerd.err | head -3)"; fi
+
+# 3. An RCD trip far shorter than a cycle (10 ms): the kernel's edge event catches it.
+if start; then
+    pull 12 pull-up; pull 12 pull-down
+    waitfor "FAULT E03-ground-fault" 100 && pass "rcd trip shorter than a cycle: E03 latched from the edge event" \
+        || failc "rcd trip shorter than a cycle: no E03 ($(grep -c FAULT $OUT/chargerd.log) faults)"
+    stop
+else failc "start (rcd): $(head -3 $OUT/chargerd.err)"; fi
+
+# 4. A welded contactor: K1's aux contact closed while K1/K2 are commanded open.
+if start; then
+    pull 8 pull-up
+    waitfor "FAULT E14-contactor-welded" 100 && pass "aux contact closed with K1/K2 open: E14 latched" \
+        || failc "welded: no E14 ($(tail -2 $OUT/chargerd.log))"
+    pull 8 pull-down
+    stop
+else failc "start (weld): $(head -3 $OUT/chargerd.err)"; fi
+
+# 5. The watchdog: a healthy loop keeps it quiet, an orderly exit disarms it, a stopped loop lets it run out.
+trig() { dmesg | grep -c "softdog: Triggered"; }
+before=$(trig)
+if start; then
+    sleep 8
+    h=$(trig)
+    stop; rc=$?
+    sleep 4
+    after=$(trig)
+    [ "$h" = "$before" ] && [ "$after" = "$before" ] && pass "watchdog: healthy 8 s and an orderly exit (rc $rc): never expired" \
+        || failc "watchdog: expired while healthy or after the orderly exit ($before/$h/$after)"
+else failc "start (watchdog): $(head -3 $OUT/chargerd.err)"; fi
+before=$(trig)
+if start; then
+    sleep 3
+    still=$(trig)
+    s0=$(date +%s%N)
+    kill -STOP $CPID
+    while [ "$(trig)" = "$before" ] && [ $(( ($(date +%s%N) - s0) / 1000000 )) -lt 15000 ]; do sleep 0.1; done
+    ms=$(( ($(date +%s%N) - s0) / 1000000 ))
+    kill -KILL $CPID; wait $CPID 2>/dev/null
+    if [ "$still" != "$before" ]; then failc "watchdog: expired before chargerd was stopped"
+    elif [ "$(trig)" != "$before" ] && [ $ms -ge 1500 ]; then pass "watchdog: chargerd stopped (SIGSTOP), softdog ran out $ms ms later (timeout 2 s; seen through dmesg)"
+    else failc "watchdog: chargerd stopped; softdog ran out after $ms ms (timeout 2 s)"; fi
+else failc "start (watchdog stop): $(head -3 $OUT/chargerd.err)"; fi
+
+kill $PLANT 2>/dev/null
+dmesg | tail -20 > "$OUT/dmesg.txt"
+echo DONE >> "$RES"

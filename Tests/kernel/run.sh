@@ -1,0 +1,59 @@
+#!/bin/bash
+# make test-kernel: chargerd on a real board made of the Linux kernel's own GPIO subsystem, in a qemu
+# guest. The host builds gpio-sim (which Debian's kernel does not ship) as an out-of-tree module from
+# Debian's linux-source-6.1 against linux-headers-6.1 (two files patched at test time; no kernel code is
+# kept in the repository), boots Debian's kernel under qemu's software emulation with virtme-ng (the
+# host's own root filesystem, read-only, over 9p), and runs Tests/kernel/guest.sh there once. The guest
+# writes one PASS or FAIL line per case to a shared directory; this script prints them and fails when any
+# case failed, when one is missing, or when the guest could not boot (never a skip).
+set -u
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK="$ROOT/.build/kernel"
+OUT="$WORK/out"
+mkdir -p "$WORK" && rm -rf "$OUT" && mkdir -p "$OUT"
+t0=$(date +%s)
+die() { echo "FAIL test-kernel: $*"; exit 1; }
+
+KVER=$(ls /lib/modules 2>/dev/null | grep -E '^6\.1\.0-[0-9]+-amd64$' | sort -V | tail -1)
+[ -n "$KVER" ] || die "no Debian 6.1 kernel in /lib/modules (apt-get install linux-image-amd64 linux-headers-amd64)"
+[ -f "/boot/vmlinuz-$KVER" ] || die "/boot/vmlinuz-$KVER missing"
+[ -d "/usr/src/linux-headers-$KVER" ] || die "linux-headers-$KVER missing"
+[ -f /usr/src/linux-source-6.1.tar.xz ] || die "linux-source-6.1 missing (apt-get install linux-source-6.1)"
+command -v vng >/dev/null || die "virtme-ng missing (pip install virtme-ng)"
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86 missing"
+command -v gpioinfo >/dev/null || die "gpiod (gpioinfo, gpioset) missing"
+[ -x "$ROOT/.build/release/chargerd" ] && [ -x "$ROOT/.build/release/charger-plant" ] || die "build first (swift build -c release)"
+
+# gpio-sim as an out-of-tree module: gpio-sim.c and irq_sim.c (irq_to_desc is not exported to modules:
+# generic_handle_irq does the same for a simple irq).
+MOD="$WORK/gpio-sim-$KVER"
+if [ ! -f "$MOD/gpio-sim-oot.ko" ]; then
+    rm -rf "$MOD" && mkdir -p "$MOD/src"
+    tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$MOD/src" --wildcards \
+        'linux-source-6.1/drivers/gpio/gpio-sim.c' 'linux-source-6.1/drivers/gpio/gpiolib.h' 'linux-source-6.1/kernel/irq/irq_sim.c' \
+        || die "cannot extract gpio-sim from linux-source-6.1"
+    cp "$MOD"/src/linux-source-6.1/drivers/gpio/gpio-sim.c "$MOD"/src/linux-source-6.1/drivers/gpio/gpiolib.h \
+       "$MOD"/src/linux-source-6.1/kernel/irq/irq_sim.c "$MOD/"
+    grep -q 'handle_simple_irq(irq_to_desc(irqnum))' "$MOD/irq_sim.c" || die "irq_sim.c changed: the patch no longer applies"
+    sed -i 's/handle_simple_irq(irq_to_desc(irqnum))/generic_handle_irq(irqnum)/' "$MOD/irq_sim.c"
+    printf 'obj-m := gpio-sim-oot.o\ngpio-sim-oot-y := gpio-sim.o irq_sim.o\n' > "$MOD/Makefile"
+    make -s -C "/usr/src/linux-headers-$KVER" M="$MOD" modules > "$MOD/build.log" 2>&1 || { cat "$MOD/build.log"; die "gpio-sim module did not build"; }
+fi
+echo "test-kernel: gpio-sim module for $KVER built ($(( $(date +%s) - t0 )) s); booting the guest (qemu TCG)"
+
+cat > "$WORK/env.sh" <<ENV
+ROOT="$ROOT"
+OUT="$OUT"
+MODULE="$MOD/gpio-sim-oot.ko"
+ENV
+b0=$(date +%s)
+timeout 900 vng --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
+    --exec "bash $ROOT/Tests/kernel/guest.sh $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
+b1=$(date +%s)
+[ -f "$OUT/results" ] || { tail -40 "$WORK/guest.log"; die "the guest did not boot or did not run the cases (log: $WORK/guest.log)"; }
+cat "$OUT/results"
+grep -q '^DONE' "$OUT/results" || { tail -40 "$WORK/guest.log"; die "the guest stopped before the last case (log: $WORK/guest.log)"; }
+fails=$(grep -c '^FAIL' "$OUT/results")
+passes=$(grep -c '^PASS' "$OUT/results")
+echo "test-kernel: $passes passed, $fails failed; guest $((b1 - b0)) s of wall time, $(( $(date +%s) - t0 )) s in all"
+[ "$fails" -eq 0 ] && [ "$passes" -ge 6 ] || { echo "(guest output: $WORK/guest.log)"; exit 1; }
