@@ -35,6 +35,8 @@ let package = Package(
         // libgpiod v1 (Debian's libgpiod-dev) and its Swift wrapper + the GPIO backend of real boards.
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile", "ChargerCore", "ChargerHAL", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
+        // The analog front end: IIO channels through sysfs, sampled on a thread of their own.
+        .target(name: "IIO", dependencies: ["BoardFile", "ChargerCore", "RealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // libmodbus (Debian's libmodbus-dev) and its Swift wrapper: RTU and TCP, typed errors.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .target(name: "Modbus", dependencies: ["CModbus", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
@@ -81,7 +83,7 @@ let package = Package(
         // Cycle driver, virtual clock, invariants, reporting.
         .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
-            "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
+            "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "IIO", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
@@ -111,7 +113,7 @@ let package = Package(
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "LoopContract", "ChargerCore"]),
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "SiteFile", "Grid", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
-        .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "BoardFile"]),
+        .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "IIO", "BoardFile", "ChargerCore"]),
         .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
         .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "LoopContract", "SimPlant", "BoardFile", "ChargerCore"]),
     ]

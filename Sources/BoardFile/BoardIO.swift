@@ -23,6 +23,9 @@ public struct AnalogInputSpec: Sendable, Equatable {
     public var scale: Double
     /// Raw offset added before scaling (IIO's in_*_offset).
     public var offset: Double
+    public init(signal: AnalogSignal, gun: Int, path: String, scale: Double, offset: Double) {
+        self.signal = signal; self.gun = gun; self.path = path; self.scale = scale; self.offset = offset
+    }
 }
 
 /// A hardware watchdog the control loop kicks: if the loop stops, the board resets and its outputs

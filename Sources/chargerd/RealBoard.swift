@@ -8,11 +8,26 @@ import ChargerHAL
 import ChargerRuntime
 import FieldBus
 import GPIOD
+import IIO
 import LoopContract
 import RealTime
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// A real board's front end: the digital lines (GPIO) and, where the board maps them, the analog inputs
+/// (IIO, sampled off the loop).
+final class RealFrontEnd: GunFrontEnd {
+    let gpio: GPIOFrontEnd
+    let analog: IIOSampler?
+    init(gpio: GPIOFrontEnd, analog: IIOSampler?) { self.gpio = gpio; self.analog = analog }
+    func sample(gun g: Int, into i: inout GunInputs) {
+        gpio.sample(gun: g, into: &i)
+        analog?.sample(gun: g, into: &i)
+    }
+    func apply(gun g: Int, _ o: GunOutputs) { gpio.apply(gun: g, o) }
+    func flush() { gpio.flush() }
+}
 
 /// The car link of a board whose CAN driver is not in this build: nothing is ever received.
 final class NoVehicleLink: VehicleLink {
@@ -35,6 +50,14 @@ struct RealBoardRun {
     /// every board: 0, 1 a fault ended a session, 2 the board could not start, 4 timed out.
     func run() -> Int32 {
         let spec = board.spec
+        var analog: IIOSampler? = nil
+        if !board.analog.isEmpty {
+            do { analog = try IIOSampler(specs: board.analog, every: spec.period) } catch {
+                front.makeSafe()
+                fail("board '\(board.name)' (\(board.path)): \(error)")
+            }
+            analog?.start()
+        }
         let field = startFieldBus(board)
         let silent = field.awaitFirstReadings()
         var watchdog: HardwareWatchdog? = nil
@@ -46,7 +69,7 @@ struct RealBoardRun {
         }
         let clock = LoopClock()
         let drivers = field.drivers(spec: spec, clock: clock, relays: front)
-        let devices = BoardDevices(frontEnd: front, signals: front, modules: drivers.modules, meter: drivers.meter, imd: drivers.imd,
+        let devices = BoardDevices(frontEnd: RealFrontEnd(gpio: front, analog: analog), signals: front, modules: drivers.modules, meter: drivers.meter, imd: drivers.imd,
                                    vehicle: NoVehicleLink())
         let period = board.loopSettings.periodNanos
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
@@ -88,6 +111,7 @@ struct RealBoardRun {
         executive.join()            // the body's loopStopped forced every output safe
         front.makeSafe()
         watchdog?.disarm()          // an orderly exit: the magic close
+        analog?.stop()
         tally.drain(loop, desk: desk, grid: grid)
         grid?.shutdown()
         desk.shutdown(at: clock.now)
@@ -95,6 +119,7 @@ struct RealBoardRun {
         for g in 0..<spec.gunCount { print(loop.status(gun: g).line) }
         for line in field.report() { print(line) }
         print(front.report)
+        if let analog { print("analog: \(analog.specs.count) IIO channels, \(analog.rounds) rounds, \(analog.readErrors) failed reads" + (analog.lastError.isEmpty ? "" : " (last: \(analog.lastError))")) }
         print("loop: " + executive.statistics().line)
         tally.printFaults()
         var summary = tally.summary(board: board.name, loop: loop, duration: clock.now.seconds, timedOut: timedOut && sessions > 0, interrupted: stopRequested)

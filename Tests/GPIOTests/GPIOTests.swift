@@ -1,7 +1,9 @@
 // The libgpiod backend on a machine without GPIO (CI, this VM): it links and runs, and the error a user
 // gets names the chip and says what to do. The board's GPIO map is validated on load.
 import BoardFile
+import ChargerCore
 import GPIOD
+import IIO
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -141,5 +143,61 @@ let repoRoot: String = {
         // An ordinary input would miss it.
         var plain = DebouncedInput(holdCycles: 0)
         plain.take(false, edgeSeen: true); #expect(!plain.state)
+    }
+}
+
+/// The analog front end on the IIO sysfs ABI: a directory tree with the files an IIO ADC driver has (no
+/// IIO device exists on this machine), read by the sampler as it reads /sys/bus/iio/devices/iio:deviceN.
+@Suite struct AnalogInputs {
+    @Test func sysfsNumbers() {
+        func parse(_ s: String) -> Double? { Array(s.utf8).withUnsafeBytes { parseSysfsNumber($0) } }
+        #expect(parse("2048\n") == 2048)
+        #expect(parse("-17\n") == -17)
+        #expect(parse("0.250\n") == 0.25)
+        #expect(parse("") == nil && parse("\n") == nil && parse("12a\n") == nil)
+    }
+
+    @Test func channelsAreScaledAndReachTheGunsInputs() throws {
+        let dir = NSTemporaryDirectoryPath() + "/iio-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        mkdir(dir, 0o755)
+        func write(_ name: String, _ text: String) { FileManagerLite.put(dir + "/" + name, text) }
+        write("in_voltage0_raw", "2000\n")      // CC1 through 1:3: 2000 × 3 mV = 6 V
+        write("in_voltage1_raw", "1600\n")      // charger side: 1600 × 0.25 V = 400 V
+        write("in_voltage3_raw", "1500\n")      // PT1000 transmitter: (1500 − 1000) × 0.05 °C = 25 °C
+        let specs = [AnalogInputSpec(signal: .cc1, gun: 0, path: dir + "/in_voltage0_raw", scale: 0.003, offset: 0),
+                     AnalogInputSpec(signal: .chargerVoltage, gun: 0, path: dir + "/in_voltage1_raw", scale: 0.25, offset: 0),
+                     AnalogInputSpec(signal: .gunTemperature, gun: 0, path: dir + "/in_voltage3_raw", scale: 0.05, offset: -1000)]
+        let s = try IIOSampler(specs: specs, every: .ms(1))
+        var i = GunInputs()
+        let untouched = i.vehicleSideVoltage
+        s.sample(gun: 0, into: &i)
+        #expect(abs(i.cc1.value - 6) < 1e-9 && abs(i.chargerSideVoltage.value - 400) < 1e-9 && abs(i.gunTemperature.value - 25) < 1e-9)
+        #expect(i.vehicleSideVoltage == untouched)          // not mapped: left as it was
+        // A new value is seen after the next round; a file that stops reading keeps the last value.
+        write("in_voltage1_raw", "3000\n")
+        s.sampleOnce()
+        s.sample(gun: 0, into: &i)
+        #expect(abs(i.chargerSideVoltage.value - 750) < 1e-9)
+        write("in_voltage1_raw", "garbage\n")
+        s.sampleOnce()
+        s.sample(gun: 0, into: &i)
+        #expect(abs(i.chargerSideVoltage.value - 750) < 1e-9 && s.readErrors == 1)
+        // A channel that does not exist stops the start, naming the file.
+        do {
+            _ = try IIOSampler(specs: [AnalogInputSpec(signal: .cc1, gun: 0, path: dir + "/in_voltage9_raw", scale: 1, offset: 0)], every: .ms(1))
+            Issue.record("opened a missing channel")
+        } catch {
+            #expect(error.description.contains("in_voltage9_raw: cannot open it"))
+        }
+    }
+}
+
+func NSTemporaryDirectoryPath() -> String { String(cString: getenv("TMPDIR") ?? strdup("/tmp")) }
+
+enum FileManagerLite {
+    static func put(_ path: String, _ text: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
     }
 }

@@ -1,0 +1,156 @@
+// The analog front end of a real board: Linux IIO channels through the sysfs ABI every IIO ADC driver
+// has (`in_voltageN_raw`; the board file gives the quantity of one raw step at the divider or amplifier
+// input, and the raw offset, so IIO's own `_scale`/`_offset` files are not read).
+//
+// Where sampling happens: on a thread of its own, never on the loop. A sysfs read of an SPI ADC is a
+// system call that waits for the conversion and the bus (tens to hundreds of µs, and unbounded when the
+// SPI controller is busy); the loop must never wait for it. The sampler reads every channel each
+// `every` (the loop's period by default), with pread on descriptors opened once, converts, and publishes
+// one fixed-size frame through a triple buffer; the loop copies the newest frame (wait-free, no
+// allocation, no system call). A channel whose read fails keeps its last value and is counted; the
+// frame says how old each value is, so a stalled sampler is visible.
+import BoardFile
+import ChargerCore
+import RealTime
+import SystemErrors
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct IIOError: Error, CustomStringConvertible {
+    public var path: String
+    public var why: String
+    public var description: String { "analog input \(path): \(why)" }
+}
+
+/// One frame of every analog value: per gun, cc1, charger side, vehicle side, gun temperature (V, V, V,
+/// °C), with the monotonic time each was last read (0: never).
+public struct AnalogFrame: BitwiseCopyable, Sendable {
+    public static let signals = 4
+    public var values: InlineArray<64, Double> = InlineArray(repeating: .nan)
+    public var readAtNanos: InlineArray<64, Int64> = InlineArray(repeating: 0)
+    public init() {}
+    @inlinable static func slot(_ gun: Int, _ s: AnalogSignal) -> Int {
+        gun * signals + (s == .cc1 ? 0 : s == .chargerVoltage ? 1 : s == .vehicleVoltage ? 2 : 3)
+    }
+}
+
+/// Parses a sysfs attribute's text: an integer (or a decimal) and a newline.
+public func parseSysfsNumber(_ bytes: UnsafeRawBufferPointer) -> Double? {
+    var value = 0.0, sign = 1.0, scale = 0.0, digits = 0
+    var i = 0
+    while i < bytes.count, bytes[i] == 0x20 { i += 1 }
+    if i < bytes.count, bytes[i] == 0x2D { sign = -1; i += 1 }
+    while i < bytes.count {
+        let b = bytes[i]
+        if b >= 0x30 && b <= 0x39 {
+            value = value * 10 + Double(b - 0x30); digits += 1
+            if scale > 0 { scale *= 10 }
+        } else if b == 0x2E && scale == 0 { scale = 1 }
+        else if b == 0x0A || b == 0x00 { break }
+        else { return nil }
+        i += 1
+    }
+    guard digits > 0 else { return nil }
+    return sign * (scale > 0 ? value / scale : value)
+}
+
+public final class IIOSampler: @unchecked Sendable {
+    public let specs: [AnalogInputSpec]
+    private let fds: [Int32]
+    private let every: Int64
+    private let storage = TripleBufferStorage(initial: AnalogFrame())
+    private var frame = AnalogFrame()
+    private var thread: pthread_t? = nil
+    private let stopFlag = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    /// Reads that failed (the sampler's thread), and the last one's reason.
+    public private(set) var readErrors: UInt64 = 0
+    public private(set) var lastError = ""
+    public private(set) var rounds: UInt64 = 0
+
+    /// Opens every channel's file and reads it once (a file that cannot be read stops the start).
+    public init(specs: [AnalogInputSpec], every: TimeSpan) throws(IIOError) {
+        self.specs = specs
+        self.every = max(100_000, every.micros * 1000)
+        var fds: [Int32] = []
+        for s in specs {
+            let fd = open(s.path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let e = Errno(rawValue: errno)
+                for f in fds { close(f) }
+                throw IIOError(path: s.path, why: "cannot open it: \(e) (\(e.cName)); is the ADC's IIO driver loaded (ls /sys/bus/iio/devices)?")
+            }
+            fds.append(fd)
+        }
+        self.fds = fds
+        stopFlag.initialize(to: false)
+        for (i, s) in specs.enumerated() where readOne(i) == false {
+            for f in fds { close(f) }
+            throw IIOError(path: s.path, why: "cannot read a number from it (\(lastError))")
+        }
+        storage.buffer.write(frame)
+    }
+
+    deinit { stop(); for f in fds { close(f) }; stopFlag.deallocate() }
+
+    /// Reads channel `i` into the frame: false when the read or the number failed.
+    @discardableResult
+    func readOne(_ i: Int) -> Bool {
+        let s = specs[i]
+        return withUnsafeTemporaryAllocation(byteCount: 32, alignment: 1) { buf -> Bool in
+            let n = pread(fds[i], buf.baseAddress, 31, 0)
+            guard n > 0, let raw = parseSysfsNumber(UnsafeRawBufferPointer(rebasing: buf[0..<n])) else {
+                readErrors &+= 1
+                lastError = n < 0 ? "\(Errno(rawValue: errno))" : "not a number"
+                return false
+            }
+            let slot = AnalogFrame.slot(s.gun, s.signal)
+            frame.values[slot] = (raw + s.offset) * s.scale
+            frame.readAtNanos[slot] = monotonicNanos()
+            return true
+        }
+    }
+
+    /// One round: every channel read, one frame published.
+    public func sampleOnce() {
+        for i in specs.indices { readOne(i) }
+        rounds &+= 1
+        storage.buffer.write(frame)
+    }
+
+    public func start() {
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            let me = Unmanaged<IIOSampler>.fromOpaque(arg!).takeRetainedValue()
+            var next = monotonicNanos()
+            while !me.stopFlag.pointee {
+                me.sampleOnce()
+                next += me.every
+                let now = monotonicNanos()
+                if next < now { next = now }          // behind: no burst of catch-up reads
+                sleepUntil(nanos: next)
+            }
+            return nil
+        }, box.toOpaque())
+        thread = t
+    }
+
+    public func stop() {
+        guard let t = thread else { return }
+        stopFlag.pointee = true
+        pthread_join(t, nil)
+        thread = nil
+    }
+
+    /// The loop's side: the newest values of gun `g` into its inputs (those the board maps).
+    public func sample(gun g: Int, into i: inout GunInputs) {
+        let f = storage.buffer.read()
+        let base = g * AnalogFrame.signals
+        if f.readAtNanos[base] != 0 { i.cc1 = Volts(f.values[base]) }
+        if f.readAtNanos[base + 1] != 0 { i.chargerSideVoltage = Volts(f.values[base + 1]) }
+        if f.readAtNanos[base + 2] != 0 { i.vehicleSideVoltage = Volts(f.values[base + 2]) }
+        if f.readAtNanos[base + 3] != 0 { i.gunTemperature = Celsius(f.values[base + 3]) }
+    }
+}
