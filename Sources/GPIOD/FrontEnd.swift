@@ -15,6 +15,7 @@ import ChargerCore
 import ChargerHAL
 import SystemErrors
 import SystemPackage
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -95,14 +96,19 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
 
     /// A read or write failed since the last sample (reported to the core once, then cleared).
     private var ioErrorPending = false
-    /// Every failure so far, and the last one's text (for the console).
-    public private(set) var ioErrors: UInt64 = 0
-    public private(set) var lastIOError = ""
+    /// Every failure so far, and the last one's text (for the console, another thread: the text is
+    /// behind a lock taken only on a failure and by the reader, never on a healthy cycle).
+    private let ioErrorCount = Atomic<UInt64>(0)
+    private let lastIOErrorText = Mutex("")
+    public var ioErrors: UInt64 { ioErrorCount.load(ordering: .relaxed) }
+    public var lastIOError: String { lastIOErrorText.withLock { $0 } }
 
     /// The kernel's timestamp of the last active e-stop edge, and the monotonic time the first outputs
     /// computed after it (K1/K2 inactive: E01 latched in that step) reached the lines (ns; 0 none).
-    public private(set) var lastEstopEdgeNs: Int64 = 0
-    public private(set) var lastEstopSafeWriteNs: Int64 = 0
+    private let estopEdgeNs = Atomic<Int64>(0)
+    private let estopSafeWriteNs = Atomic<Int64>(0)
+    public var lastEstopEdgeNs: Int64 { estopEdgeNs.load(ordering: .relaxed) }
+    public var lastEstopSafeWriteNs: Int64 { estopSafeWriteNs.load(ordering: .relaxed) }
     private let period: TimeSpan
 
     /// Requests every line of `map` (outputs at their safe level). `period` turns debounce times into
@@ -260,7 +266,7 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
                     inputRaw[k] = active
                     if active {
                         inputEdge[k] = true
-                        if k == estop { lastEstopEdgeNs = edgeStamps[e] }
+                        if k == estop { estopEdgeNs.store(edgeStamps[e], ordering: .relaxed) }
                     }
                 }
             }
@@ -269,9 +275,9 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
 
     private func ioFailed(_ what: String) {
         let e = Errno(rawValue: errno)
-        ioErrors &+= 1
+        ioErrorCount.add(1, ordering: .relaxed)
         ioErrorPending = true
-        lastIOError = "\(what): \(e) (\(e.cName))"
+        lastIOErrorText.withLock { $0 = "\(what): \(e) (\(e.cName))" }
         for k in 0..<outputSpec.count { outputWanted[k] = false }
         for g in outputGroups where !g.slots.isEmpty {
             for (p, k) in g.slots.enumerated() { g.values[p] = Self.physical(false, specs[outputSpec[k]]) }
@@ -336,7 +342,7 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
         if lastEstopEdgeNs > 0 && lastEstopSafeWriteNs < lastEstopEdgeNs {
             var ts = timespec()
             clock_gettime(CLOCK_MONOTONIC, &ts)
-            lastEstopSafeWriteNs = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+            estopSafeWriteNs.store(Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec), ordering: .relaxed)
         }
     }
 

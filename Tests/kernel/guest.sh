@@ -9,7 +9,6 @@ RES="$OUT/results"
 pass() { echo "PASS $*" >> "$RES"; }
 failc() { echo "FAIL $*" >> "$RES"; }
 T=$(mktemp -d 2>/dev/null) || { mount -t tmpfs none /mnt && T=/mnt; }
-BIN="$ROOT/.build/release"
 
 # The chip, through configfs.
 modprobe configfs; mount -t configfs none /sys/kernel/config 2>/dev/null
@@ -27,8 +26,8 @@ for d in /sys/class/watchdog/watchdog*; do [ "$(cat $d/identity 2>/dev/null)" = 
 ip link set lo up
 
 # The board as the test runs it: softdog's node for the watchdog; charger-plant serves the devices.
-sed "s|^device = \"/dev/watchdog\"|device = \"$WDOG\"|" "$ROOT/Boards/vm-gpio-sim-60kw.toml" > "$T/vm.toml"
-sed "s|^channel = .*|channel = \"$T/bench-channel\"|" "$ROOT/Boards/bench-60kw-tcp.toml" > "$T/bench.toml"
+sed "s|^device = \"/dev/watchdog\"|device = \"$WDOG\"|" "$BOARDS/vm-gpio-sim-60kw.toml" > "$T/vm.toml"
+sed "s|^channel = .*|channel = \"$T/bench-channel\"|" "$BOARDS/bench-60kw-tcp.toml" > "$T/bench.toml"
 "$BIN/charger-plant" --board "$T/bench.toml" --speed 1 > "$OUT/plant.log" 2>&1 &
 PLANT=$!
 for i in $(seq 1 300); do grep -q ready "$OUT/plant.log" && break; sleep 0.1; done

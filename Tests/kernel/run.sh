@@ -41,14 +41,22 @@ if [ ! -f "$MOD/gpio-sim-oot.ko" ]; then
 fi
 echo "test-kernel: gpio-sim module for $KVER built ($(( $(date +%s) - t0 )) s); booting the guest (qemu TCG)"
 
+# What the guest runs, copied under .build/kernel (shared read-write with the guest): the host's root
+# filesystem reaches the guest read-only, but a checkout under /tmp would not (the guest's /tmp is its own).
+G="$WORK/guest"
+rm -rf "$G" && mkdir -p "$G/bin" "$G/Boards"
+cp "$ROOT/.build/release/chargerd" "$ROOT/.build/release/charger-plant" "$G/bin/"
+cp "$ROOT/Boards/vm-gpio-sim-60kw.toml" "$ROOT/Boards/bench-60kw-tcp.toml" "$G/Boards/"
+cp "$ROOT/Tests/kernel/guest.sh" "$G/"
 cat > "$WORK/env.sh" <<ENV
-ROOT="$ROOT"
+BIN="$G/bin"
+BOARDS="$G/Boards"
 OUT="$OUT"
 MODULE="$MOD/gpio-sim-oot.ko"
 ENV
 b0=$(date +%s)
 timeout 900 vng --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
-    --exec "bash $ROOT/Tests/kernel/guest.sh $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
+    --exec "bash $G/guest.sh $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
 b1=$(date +%s)
 [ -f "$OUT/results" ] || { tail -40 "$WORK/guest.log"; die "the guest did not boot or did not run the cases (log: $WORK/guest.log)"; }
 cat "$OUT/results"
