@@ -56,6 +56,7 @@ test-cli: build
 	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards
 	Tests/cli/dependent-package.sh .
 	python3 Tests/cli/module-graph.py .
+	python3 Tests/cli/notify.py .build/release/chargerd Boards
 
 # Over the wire: chargerd against the plant emulator through libmodbus (TCP and RTU on socat ptys),
 # every communication fault, pymodbus against the emulator. About 3 minutes (two 434 s sessions at 10x).

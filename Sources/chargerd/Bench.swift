@@ -207,7 +207,10 @@ struct SessionTally {
     var ended = 0
     var faults: [FaultRecord] = []
     private var inSession: [Bool]
-    private var lastPhase: [SessionPhase]
+    private(set) var lastPhase: [SessionPhase]
+    /// Sample the loop's status at each drain (the bench's lockstep: the loop runs on this thread). A
+    /// real board's loop runs on its own thread: its figures come from its status events instead.
+    var sampleLoop = true
     private var energyAtStart: [Double?]
     private(set) var delivered: [Double]
     private let meters: [FieldDevice]
@@ -232,7 +235,7 @@ struct SessionTally {
             grid?.loopEvent(e)
             note(e)
         }
-        for g in inSession.indices { sample(loop.status(gun: g)) }
+        if sampleLoop { for g in inSession.indices { sample(loop.status(gun: g)) } }
         fflush(nil)
     }
 
@@ -248,6 +251,7 @@ struct SessionTally {
     mutating func note(_ e: LoopEvent) {
         switch e {
         case .fault(let r) where r.clearedAt == nil: faults.append(r)
+        case .status(let st): sample(st)
         case .phase(let gun, let p, _):
             let g = Int(gun)
             let energy = meters[g].readings.read().energy

@@ -93,12 +93,16 @@ struct RealBoardRun {
         fflush(nil)
 
         var tally = SessionTally(guns: spec.gunCount, meters: field)
+        tally.sampleLoop = false
+        let notifier = ServiceNotifier()
+        notifier.send("READY=1\nSTATUS=" + serviceStatus(phases: tally.lastPhase, faults: 0))
         let started = monotonicNanos()
         var nextGrid = started
         var timedOut = false
         while true {
             sleepUntil(nanos: monotonicNanos() + 20_000_000)
             tally.drain(loop, desk: desk, grid: grid)
+            notifier.tick(cycles: executive.cycles, status: serviceStatus(phases: tally.lastPhase, faults: tally.faults.count))
             if let grid, monotonicNanos() >= nextGrid {
                 nextGrid += 100_000_000
                 loop.grid.buffer.write(grid.tick(view: loop.gridView.buffer.read()))
@@ -107,6 +111,7 @@ struct RealBoardRun {
             if sessions > 0 && tally.ended >= sessions { break }
             if Double(monotonicNanos() - started) / 1e9 >= maxTime { timedOut = true; break }
         }
+        notifier.send("STOPPING=1\nSTATUS=stopping: outputs safe, watchdog disarmed")
         executive.requestStop()
         executive.join()            // the body's loopStopped forced every output safe
         front.makeSafe()

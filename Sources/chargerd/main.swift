@@ -235,8 +235,14 @@ struct Run: ParsableCommand {
         var timedOut = false
         let memoryEvery = memoryInterval > 0 ? TimeSpan.seconds(memoryInterval) : nil
         var nextMemory = Instant.zero + (memoryEvery ?? .zero)
+        let notifier = ServiceNotifier()
+        let guns = loaded.spec.gunCount
+        notifier.send("READY=1\nSTATUS=" + serviceStatus(phases: (0..<guns).map { sim.phase($0) }, faults: 0))
         while true {
             body.runCycle(deadline: 0, index: cycleIndex)
+            if notifier.enabled && cycleIndex % 1000 == 0 {
+                notifier.tick(cycles: cycleIndex, status: serviceStatus(phases: (0..<guns).map { sim.phase($0) }, faults: sim.faults.count))
+            }
             if let grid, cycleIndex % gridEvery == 0 { body.grid.buffer.write(grid.tick(view: body.gridView.buffer.read())) }
             cycleIndex &+= 1
             while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
@@ -264,6 +270,7 @@ struct Run: ParsableCommand {
             }
         }
         if memoryEvery != nil { printMemory(sim) }
+        notifier.send("STOPPING=1")
         while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
         if let grid { _ = grid.tick(view: body.gridView.buffer.read()); grid.shutdown() }
         desk.shutdown(at: sim.now)
