@@ -65,8 +65,9 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Simulated seconds between status lines (0: none).")
     var statusInterval: Double = 60
 
-    @Option(name: .long, help: "Give up after this much simulated time, in seconds.")
-    var maxTime: Double = 6 * 3600
+    @Option(name: .customLong("max-time"), help: "Give up after this much time, in seconds: simulated on sim and bench boards (default 6 h), wall-clock on a real board (default: none, it runs until stopped).")
+    var maxTimeOption: Double? = nil
+    var maxTime: Double { maxTimeOption ?? 6 * 3600 }
 
     @Flag(name: .long, help: "Run without a session limit: wait for cars as a real charger does; a new simulated car arrives --arrival-interval after the previous one left. Stops at --max-time or on SIGINT/SIGTERM.")
     var continuous = false
@@ -184,7 +185,8 @@ struct Run: ParsableCommand {
             installSignalHandlers()
             let desk: OperatorDesk
             do { desk = try OperatorDesk(run: self, board: loaded) } catch { front.makeSafe(); throw error }
-            var run = RealBoardRun(board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, json: json, desk: desk)
+            guard (maxTimeOption ?? 1) > 0, statusInterval >= 0 else { front.makeSafe(); fail("--status-interval and --max-time must be positive") }
+            var run = RealBoardRun(board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTimeOption ?? .infinity, sessions: sessions, json: json, desk: desk)
             run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
             throw ExitCode(run.run())
         }
