@@ -94,8 +94,9 @@ kernel-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@command -v vng >/dev/null || { echo "installing: virtme-ng"; \
-	  python3 -m pip install -q virtme-ng 2>/dev/null || python3 -m pip install -q --break-system-packages virtme-ng; }
+	@python3 -c "import virtme_ng" 2>/dev/null || { echo "installing: virtme-ng"; \
+	  python3 -m pip install -q virtme-ng 2>/dev/null || python3 -m pip install -q --break-system-packages virtme-ng; \
+	  command -v pyenv >/dev/null && pyenv rehash || true; }
 
 test-kernel: build kernel-deps
 	Tests/kernel/run.sh

@@ -19,7 +19,10 @@ KVER=$(ls /lib/modules 2>/dev/null | grep -E '^6\.1\.0-[0-9]+-amd64$' | sort -V 
 [ -f "/boot/vmlinuz-$KVER" ] || die "/boot/vmlinuz-$KVER missing"
 [ -d "/usr/src/linux-headers-$KVER" ] || die "linux-headers-$KVER missing"
 [ -f /usr/src/linux-source-6.1.tar.xz ] || die "linux-source-6.1 missing (apt-get install linux-source-6.1)"
-command -v vng >/dev/null || die "virtme-ng missing (pip install virtme-ng)"
+# vng from PATH, or beside the python3 that pip installed it for (a pyenv without its shim yet).
+VNG=$(command -v vng || true)
+[ -n "$VNG" ] || VNG="$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "vng"))')"
+[ -x "$VNG" ] || die "virtme-ng missing (pip install virtme-ng)"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86 missing"
 command -v gpioinfo >/dev/null || die "gpiod (gpioinfo, gpioset) missing"
 [ -x "$ROOT/.build/release/chargerd" ] && [ -x "$ROOT/.build/release/charger-plant" ] || die "build first (swift build -c release)"
@@ -55,7 +58,7 @@ OUT="$OUT"
 MODULE="$MOD/gpio-sim-oot.ko"
 ENV
 b0=$(date +%s)
-timeout 900 vng --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
+timeout 900 "$VNG" --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
     --exec "bash $G/guest.sh $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
 b1=$(date +%s)
 [ -f "$OUT/results" ] || { tail -40 "$WORK/guest.log"; die "the guest did not boot or did not run the cases (log: $WORK/guest.log)"; }
