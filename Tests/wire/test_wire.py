@@ -95,8 +95,8 @@ class CommFaults(unittest.TestCase):
     a module lost derates the gun (its share until its own watchdog switches it off, then the remaining
     module's 30 kW); a meter or IMD lost stops the gun (error shutdown). Nothing crashes."""
 
-    def run_fault(self, fault, transport="tcp", max_time=45):
-        with Bench(transport, car=CAR, speed=10, plant_args=["--comm-fault", fault]) as b:
+    def run_fault(self, fault, transport="tcp", max_time=45, fault_after=None):
+        with Bench(transport, car=CAR, speed=10, plant_args=["--comm-fault", fault], fault_after=fault_after) as b:
             rc, out, err = b.chargerd("--max-time", str(max_time), "--status-interval", "5")
             status = b.close()
             plant = b.plant_output()
@@ -133,8 +133,13 @@ class CommFaults(unittest.TestCase):
         self.assert_module_lost(*self.run_fault("module:0=garbage@20s"), "bad replies")
 
     def test_module_garbage_on_rtu(self):
-        # On RTU, garbage is bytes with a bad CRC: libmodbus refuses them.
-        self.assert_module_lost(*self.run_fault("module:0=garbage@20s", transport="rtu"), "bad replies")
+        # On RTU, garbage is bytes with a bad CRC: libmodbus refuses them. The two modules share one line:
+        # when a loaded machine delays the garbage, its bytes can land in module 1's exchange ("Response not
+        # from requested slave"; seen under two CPU hogs: 3 timeouts and 2 bad replies in a row, module 1
+        # counted lost with the board's fault_after = 3). That is the shared line's physics, not the fault
+        # under test, so here a device counts lost after 10 failures in a row (garbage from module 0 never
+        # stops, so it is still lost; module 1 must never be).
+        self.assert_module_lost(*self.run_fault("module:0=garbage@20s", transport="rtu", fault_after=10), "bad replies")
 
     def test_module_slow_replies(self):
         # 300 ms replies against a 50 ms response timeout on a link shared by every device: the late
