@@ -57,6 +57,21 @@ public struct DebouncedInput: Sendable {
     }
 }
 
+/// One edge event of a trip line (e-stop, RCD/6 mA trip) as the front end takes it.
+///
+/// Every edge starts or ends an active period, so an edge that reports the inactive level while the line
+/// was known inactive means an active period came and went unseen. That happens: a line requested for
+/// both edges through the v1 character device gets its edge's kind from the level the kernel's threaded
+/// handler reads, later than the edge itself, so a pulse shorter than that latency comes back as two
+/// edges of the inactive kind (seen with gpio-sim, Tests/kernel). Such a pulse is a trip.
+public enum TripEdge {
+    /// The line's level after the edge, and whether it shows an active period since the last sample.
+    public static func take(rising: Bool, activeHigh: Bool, wasActive: Bool) -> (active: Bool, tripSeen: Bool) {
+        let active = rising == activeHigh
+        return (active, active || !wasActive)
+    }
+}
+
 public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
     public let specs: [GPIOLineSpec]
     private var chips: [String: GPIOChip] = [:]
@@ -96,12 +111,33 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
 
     /// A read or write failed since the last sample (reported to the core once, then cleared).
     private var ioErrorPending = false
-    /// Every failure so far, and the last one's text (for the console, another thread: the text is
-    /// behind a lock taken only on a failure and by the reader, never on a healthy cycle).
+    /// What failed in the loop, as plain values (no text is made on the loop's thread, even on this
+    /// path: the reader formats it).
+    enum IOOperation: UInt8 {
+        case readInputs = 1, pollTrips, readTrips, writeOutputs
+        var text: String {
+            switch self {
+            case .readInputs: "read inputs"
+            case .pollTrips: "poll trip lines"
+            case .readTrips: "read trip events"
+            case .writeOutputs: "write outputs"
+            }
+        }
+    }
+    /// Every failure so far, and the last one packed as operation << 40 | chip << 32 | errno (for the
+    /// console, another thread).
     private let ioErrorCount = Atomic<UInt64>(0)
-    private let lastIOErrorText = Mutex("")
+    private let lastIOErrorPacked = Atomic<UInt64>(0)
+    /// The chips in request order: group `i` of each kind is on `chipNames[i]` (set once in init).
+    private var chipNames: [String] = []
     public var ioErrors: UInt64 { ioErrorCount.load(ordering: .relaxed) }
-    public var lastIOError: String { lastIOErrorText.withLock { $0 } }
+    public var lastIOError: String {
+        let v = lastIOErrorPacked.load(ordering: .relaxed)
+        guard let op = IOOperation(rawValue: UInt8(truncatingIfNeeded: v >> 40)) else { return "" }
+        let chip = Int(UInt8(truncatingIfNeeded: v >> 32))
+        let e = Errno(rawValue: Int32(bitPattern: UInt32(truncatingIfNeeded: v)))
+        return "\(op.text) on \(chip < chipNames.count ? chipNames[chip] : "chip \(chip)"): \(e) (\(e.cName))"
+    }
 
     /// The kernel's timestamp of the last active e-stop edge, and the monotonic time the first outputs
     /// computed after it (K1/K2 inactive: E01 latched in that step) reached the lines (ns; 0 none).
@@ -155,6 +191,7 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
         // Requests, per chip: outputs (safe levels), inputs, and each trip line for events.
         var chipsSeen: [String] = []
         for s in map where !chipsSeen.contains(s.chip) { chipsSeen.append(s.chip) }
+        chipNames = chipsSeen
         var events = 0
         for name in chipsSeen {
             let chip: GPIOChip
@@ -243,28 +280,29 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
     /// Reads every input group (one ioctl each) and drains the trip lines' edges (one ppoll; a read
     /// only where an edge came).
     private func readInputs() {
-        for g in inputGroups where !g.slots.isEmpty {
-            guard cg_bulk_get(g.bulk, g.values) == 0 else { ioFailed("read inputs on \(g.chip.name)"); continue }
+        for (c, g) in inputGroups.enumerated() where !g.slots.isEmpty {
+            guard cg_bulk_get(g.bulk, g.values) == 0 else { ioFailed(.readInputs, chip: c); continue }
             for (p, k) in g.slots.enumerated() { inputRaw[k] = (g.values[p] == 1) == (specs[inputSpec[k]].active == .high) }
         }
         guard eventCount > 0 else { return }
-        for g in eventGroups where !g.slots.isEmpty {
+        for (c, g) in eventGroups.enumerated() where !g.slots.isEmpty {
             let r = cg_bulk_events_pending(g.bulk, readyBulk)
-            if r < 0 { ioFailed("poll trip lines on \(g.chip.name)"); continue }
+            if r < 0 { ioFailed(.pollTrips, chip: c); continue }
             guard r == 1 else { continue }
-            for p in 0..<g.slots.count {
-                let line = cg_bulk_line(g.bulk, UInt32(p))
-                var ready = false
-                for q in 0..<cg_bulk_count(readyBulk) where cg_bulk_line(readyBulk, q) == line { ready = true }
-                guard ready else { continue }
+            // Only the lines with an edge waiting (usually one): find each one's position.
+            for q in 0..<cg_bulk_count(readyBulk) {
+                let line = cg_bulk_line(readyBulk, q)
+                var p = 0
+                while p < g.slots.count && cg_bulk_line(g.bulk, UInt32(p)) != line { p += 1 }
+                guard p < g.slots.count else { continue }
                 let k = g.slots[p]
                 let activeHigh = specs[inputSpec[k]].active == .high
                 let n = cg_line_read_events(line, edgeRising, edgeStamps, 16)
-                if n < 0 { ioFailed("read trip events on \(g.chip.name)"); continue }
+                if n < 0 { ioFailed(.readTrips, chip: c); continue }
                 for e in 0..<Int(n) {
-                    let active = (edgeRising[e] == 1) == activeHigh
-                    inputRaw[k] = active
-                    if active {
+                    let step = TripEdge.take(rising: edgeRising[e] == 1, activeHigh: activeHigh, wasActive: inputRaw[k])
+                    inputRaw[k] = step.active
+                    if step.tripSeen {
                         inputEdge[k] = true
                         if k == estop { estopEdgeNs.store(edgeStamps[e], ordering: .relaxed) }
                     }
@@ -273,11 +311,11 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
         }
     }
 
-    private func ioFailed(_ what: String) {
-        let e = Errno(rawValue: errno)
+    private func ioFailed(_ op: IOOperation, chip: Int) {
+        let e = UInt64(UInt32(bitPattern: errno))
         ioErrorCount.add(1, ordering: .relaxed)
         ioErrorPending = true
-        lastIOErrorText.withLock { $0 = "\(what): \(e) (\(e.cName))" }
+        lastIOErrorPacked.store(UInt64(op.rawValue) << 40 | UInt64(UInt8(truncatingIfNeeded: chip)) << 32 | e, ordering: .relaxed)
         for k in 0..<outputSpec.count { outputWanted[k] = false }
         for g in outputGroups where !g.slots.isEmpty {
             for (p, k) in g.slots.enumerated() { g.values[p] = Self.physical(false, specs[outputSpec[k]]) }
@@ -335,9 +373,9 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
 
     /// One write of every output line per chip (the cycle's end).
     public func flush() {
-        for g in outputGroups where !g.slots.isEmpty {
+        for (c, g) in outputGroups.enumerated() where !g.slots.isEmpty {
             for (p, k) in g.slots.enumerated() { g.values[p] = Self.physical(outputWanted[k], specs[outputSpec[k]]) }
-            guard cg_bulk_set(g.bulk, g.values) == 0 else { ioFailed("write outputs on \(g.chip.name)"); return }
+            guard cg_bulk_set(g.bulk, g.values) == 0 else { ioFailed(.writeOutputs, chip: c); return }
         }
         if lastEstopEdgeNs > 0 && lastEstopSafeWriteNs < lastEstopEdgeNs {
             var ts = timespec()

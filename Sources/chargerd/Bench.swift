@@ -56,7 +56,7 @@ struct BenchRun {
         grid?.ocpp?.speedFactor = max(1, channel.speed)
         grid?.start()
 
-        var tally = SessionTally(guns: spec.gunCount, meters: field)
+        var tally = SessionTally(guns: spec.gunCount)
         let ending = lockstep(channel: channel, loop: loop, signals: signals, tally: &tally)
         tally.drain(loop, desk: desk, grid: grid)
         // The last word: every output safe, sent to the modules by the pollers' final round.
@@ -202,7 +202,7 @@ extension OperatorDesk {
 
 /// What a hardware-backed run counts from the loop's events: sessions ended (finished, faulted, or
 /// the car left before it could: once each), the faults latched, the energy each gun delivered by its
-/// meter, and the figures of the summary (peak power, SOC, temperature, sampled at each drain).
+/// meter (from the loop's session edges: the meter's readings buffer has one reader, the loop), and the figures of the summary (peak power, SOC, temperature, sampled at each drain).
 struct SessionTally {
     var ended = 0
     var faults: [FaultRecord] = []
@@ -213,18 +213,16 @@ struct SessionTally {
     var sampleLoop = true
     private var energyAtStart: [Double?]
     private(set) var delivered: [Double]
-    private let meters: [FieldDevice]
     private(set) var peakPower = 0.0
     private(set) var maxTemperature = -100.0
     private(set) var socStart: Double? = nil
     private(set) var socEnd: Double? = nil
 
-    init(guns: Int, meters field: FieldBus) {
+    init(guns: Int) {
         inSession = Array(repeating: false, count: guns)
         lastPhase = Array(repeating: .unplugged, count: guns)
         energyAtStart = Array(repeating: nil, count: guns)
         delivered = Array(repeating: 0, count: guns)
-        meters = (0..<guns).map { field.device(.meter, $0)! }
     }
 
     /// Takes every event the loop published: printed, journalled, handed to the grid, and counted.
@@ -252,16 +250,18 @@ struct SessionTally {
         switch e {
         case .fault(let r) where r.clearedAt == nil: faults.append(r)
         case .status(let st): sample(st)
+        case .session(let edge):
+            // The meter's energy at the session's edges, as the loop read it in that cycle.
+            let g = Int(edge.gun)
+            if edge.started { energyAtStart[g] = edge.meterEnergy.value }
+            else if let e0 = energyAtStart[g] { delivered[g] += edge.meterEnergy.value - e0; energyAtStart[g] = nil }
         case .phase(let gun, let p, _):
             let g = Int(gun)
-            let energy = meters[g].readings.read().energy
-            if p == .charging && energyAtStart[g] == nil { energyAtStart[g] = energy }
             // A session ends once: when it finishes, when a fault ends it, or when the car leaves first.
             if lastPhase[g] == .unplugged && p != .unplugged { inSession[g] = true }     // a car came
             if inSession[g] && (p == .finished || p == .faulted || p == .unplugged) {
                 inSession[g] = false
                 ended += 1
-                if let e0 = energyAtStart[g] { delivered[g] += energy - e0; energyAtStart[g] = nil }
             }
             lastPhase[g] = p
         default: break

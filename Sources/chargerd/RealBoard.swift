@@ -92,7 +92,7 @@ struct RealBoardRun {
         print("chargerd: the car link (CAN) is not in this build: a car plugged in gets no handshake")
         fflush(nil)
 
-        var tally = SessionTally(guns: spec.gunCount, meters: field)
+        var tally = SessionTally(guns: spec.gunCount)
         tally.sampleLoop = false
         let notifier = ServiceNotifier()
         notifier.send("READY=1\nSTATUS=" + serviceStatus(phases: tally.lastPhase, faults: 0))

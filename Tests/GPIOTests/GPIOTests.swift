@@ -144,6 +144,25 @@ let repoRoot: String = {
         var plain = DebouncedInput(holdCycles: 0)
         plain.take(false, edgeSeen: true); #expect(!plain.state)
     }
+
+    /// A pulse shorter than the kernel's handler latency comes back as two edges of the inactive kind:
+    /// still a trip. A genuine release (inactive edge after an active level) is not one.
+    @Test func tripEdgesOfTheWrongKindStillShowThePulse() {
+        // Active high, line inactive: a proper pulse (rising, falling).
+        var a = TripEdge.take(rising: true, activeHigh: true, wasActive: false)
+        #expect(a.active && a.tripSeen)
+        a = TripEdge.take(rising: false, activeHigh: true, wasActive: a.active)
+        #expect(!a.active && !a.tripSeen)                          // its release: no new trip
+        // The same pulse reported as two falling edges.
+        var b = TripEdge.take(rising: false, activeHigh: true, wasActive: false)
+        #expect(!b.active && b.tripSeen)
+        b = TripEdge.take(rising: false, activeHigh: true, wasActive: b.active)
+        #expect(b.tripSeen)
+        // Active low (a normally closed e-stop chain): the rising edge is the release.
+        #expect(!TripEdge.take(rising: true, activeHigh: false, wasActive: true).tripSeen)
+        #expect(TripEdge.take(rising: true, activeHigh: false, wasActive: false).tripSeen)
+        #expect(TripEdge.take(rising: false, activeHigh: false, wasActive: false).tripSeen)
+    }
 }
 
 /// The analog front end on the IIO sysfs ABI: a directory tree with the files an IIO ADC driver has (no

@@ -74,9 +74,8 @@ else failc "start: $(cat $OUT/chargerd.err | head -3)"; fi
 # 3. An RCD trip far shorter than a cycle (10 ms): the kernel's edge event catches it.
 if start; then
     pull 12 pull-up; pull 12 pull-down
-    waitfor "FAULT E03-ground-fault" 100 && pass "rcd trip shorter than a cycle: E03 latched from the edge event" \
-        || failc "rcd trip shorter than a cycle: no E03 ($(grep -c FAULT $OUT/chargerd.log) faults)"
-    stop
+    if waitfor "FAULT E03-ground-fault" 100; then stop; pass "rcd trip shorter than a cycle: E03 latched from the edge event"
+    else stop; failc "rcd trip shorter than a cycle: no E03 ($(grep -c FAULT $OUT/chargerd.log) faults; $(grep gpio: $OUT/chargerd.log | tail -1))"; fi
 else failc "start (rcd): $(head -3 $OUT/chargerd.err)"; fi
 
 # 4. A welded contactor: K1's aux contact closed while K1/K2 are commanded open.
@@ -113,6 +112,20 @@ if start; then
     elif [ "$(trig)" != "$before" ] && [ $ms -ge 1500 ]; then pass "watchdog: chargerd stopped (SIGSTOP), softdog ran out $ms ms later (timeout 2 s; seen through dmesg)"
     else failc "watchdog: chargerd stopped; softdog ran out after $ms ms (timeout 2 s)"; fi
 else failc "start (watchdog stop): $(head -3 $OUT/chargerd.err)"; fi
+
+# 6. The chip taken away under a running loop (gpio-sim's live = 0: the lines chargerd holds are gone,
+#    every ioctl on them fails): E32 latched, and the report names the operation, the chip and errno.
+#    Last, since the chip does not come back for the cases above.
+if start; then
+    sleep 2
+    echo 0 > $C/live
+    if waitfor "FAULT E32-board-io" 100; then
+        stop
+        err=$(grep -o "I/O errors (last: .*)" "$OUT/chargerd.log" | tail -1)
+        echo "$err" | grep -Eq "on charger-io: .*\(E[A-Z]+" && pass "chip removed under the loop: E32 latched, $err" \
+            || failc "chip removed: E32 latched but the report does not name it ($(grep gpio: $OUT/chargerd.log | tail -1))"
+    else stop; failc "chip removed: no E32 ($(tail -2 $OUT/chargerd.log))"; fi
+else failc "start (chip removed): $(head -3 $OUT/chargerd.err)"; fi
 
 kill $PLANT 2>/dev/null
 dmesg | tail -20 > "$OUT/dmesg.txt"
