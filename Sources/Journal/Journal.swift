@@ -74,10 +74,16 @@ public struct JournalScan {
     }
 
     /// The frame of one entry as it is written.
-    public static func frame(_ e: JournalEntry) -> [UInt8] {
+    public static func frame(_ e: JournalEntry) -> [UInt8] { frame(payload: payload(e)) }
+
+    /// One entry's JSON (sorted keys, as on storage).
+    public static func payload(_ e: JournalEntry) -> [UInt8] {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        let payload = Array((try? enc.encode(e)) ?? Data("{}".utf8))
+        return Array((try? enc.encode(e)) ?? Data("{}".utf8))
+    }
+
+    static func frame(payload: [UInt8]) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(payload.count + 12)
         for v in [magic, UInt32(payload.count), CRC32.checksum(payload)] {
@@ -107,14 +113,16 @@ public final class Journal: Sendable {
         var size = 0
         var nextSeq: UInt64 = 1
         var boot: UInt64 = 1
-        var recent: [JournalEntry] = []
+        var recent = RecentRing(limit: Journal.recentLimit, byteCapacity: Journal.recentBytes)
         var written: UInt64 = 0
         var writeErrors: UInt64 = 0
         var lastError: String? = nil
     }
 
-    /// Records kept in memory for the console (`log`, `faults`).
+    /// Records kept in memory for the console (`log`, `faults`), at most, in a ring of this many bytes
+    /// allocated at open (records average ~150 bytes of JSON: 500 fit with room to spare).
     public static let recentLimit = 500
+    public static let recentBytes = 256 * 1024
 
     /// Opens (creating if needed) the journal in `directory`: reads every file, cuts a torn tail off the
     /// newest, and continues its sequence. Throws when the directory cannot be made or written.
@@ -136,8 +144,7 @@ public final class Journal: Sendable {
                 count += scan.entries.count
                 all += scan.entries
                 if let last = scan.entries.last { st.nextSeq = last.seq + 1; st.boot = last.boot + 1 }
-                st.recent += scan.entries.suffix(Self.recentLimit)
-                if st.recent.count > Self.recentLimit { st.recent.removeFirst(st.recent.count - Self.recentLimit) }
+                for e in scan.entries.suffix(Self.recentLimit) { st.recent.append(JournalScan.payload(e)) }
                 if scan.badBytes > 0 && i == numbers.count - 1 {
                     // The torn tail of the file being written at the cut: drop it.
                     torn = scan.badBytes
@@ -179,8 +186,9 @@ public final class Journal: Sendable {
             e.boot = st.boot
             e.wall = Journal.wallNow()
             st.nextSeq += 1
+            let payload = JournalScan.payload(e)
             if let dir = directory {
-                let frame = JournalScan.frame(e)
+                let frame = JournalScan.frame(payload: payload)
                 if st.size > 0 && st.size + frame.count > maxBytes { rotate(&st, dir) }
                 if st.fd >= 0 {
                     if Journal.writeAll(st.fd, frame) && fdatasync(st.fd) == 0 {
@@ -192,14 +200,18 @@ public final class Journal: Sendable {
                     }
                 }
             }
-            st.recent.append(e)
-            if st.recent.count > Self.recentLimit { st.recent.removeFirst(st.recent.count - Self.recentLimit) }
+            st.recent.append(payload)
             return e
         }
     }
 
     /// The last `n` records (memory).
-    public func recent(_ n: Int = Journal.recentLimit) -> [JournalEntry] { state.withLock { Array($0.recent.suffix(n)) } }
+    /// (Decoded here, on the reader's thread, from the ring's copies.)
+    public func recent(_ n: Int = Journal.recentLimit) -> [JournalEntry] {
+        let payloads = state.withLock { $0.recent.last(n) }
+        let decoder = JSONDecoder()
+        return payloads.compactMap { try? decoder.decode(JournalEntry.self, from: Data($0)) }
+    }
 
     public var counters: (written: UInt64, errors: UInt64, lastError: String?) {
         state.withLock { ($0.written, $0.writeErrors, $0.lastError) }

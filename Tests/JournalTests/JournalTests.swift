@@ -1,7 +1,7 @@
 // The journal on storage: framing and checksums, the torn tail cut at every possible byte, rotation
 // and retention, the sequence across restarts, and the operator figures.
 import Foundation
-import Journal
+@testable import Journal
 import Testing
 
 func tempDir() -> String {
@@ -237,5 +237,36 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         #expect(s.sessionsSucceeded == 1)
         #expect(abs(s.energyKWh - 11) < 1e-9)
         #expect(s.text.contains("1 of 3 sessions"))
+    }
+}
+
+/// The console's window: a fixed ring, bounded by records and by bytes, whatever the records are.
+@Suite struct RecentWindow {
+    func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+    func texts(_ r: RecentRing, _ n: Int) -> [String] { r.last(n).map { String(decoding: $0, as: UTF8.self) } }
+
+    @Test func boundedByCountThenByBytesAcrossTheWrap() {
+        var r = RecentRing(limit: 3, byteCapacity: 10)
+        for s in ["aa", "bb", "cc", "dd"] { r.append(bytes(s)) }
+        #expect(texts(r, 5) == ["bb", "cc", "dd"])                 // the oldest beyond 3 records went
+        r.append(bytes("eeeee"))                                  // 5 bytes: wraps at the end (byte 8 → 3)
+        #expect(texts(r, 5) == ["cc", "dd", "eeeee"])
+        r.append(bytes("ffffff"))                                 // 6 bytes: every older record must go
+        #expect(texts(r, 5) == ["ffffff"])
+        #expect(texts(r, 1) == ["ffffff"])
+        r.append(bytes("0123456789A"))                            // larger than the ring: not kept
+        #expect(texts(r, 5) == ["ffffff"])
+        r.append(bytes("gggg"))
+        #expect(texts(r, 5) == ["ffffff", "gggg"])
+        #expect(texts(r, 0) == [])
+    }
+
+    @Test func theWindowHoldsTheLastRecordsAndItsMemoryIsFixed() throws {
+        let j = try Journal(directory: nil)
+        for i in 0..<2000 { j.append(JournalEntry(.command(user: nil, command: "status \(i)", result: "ok", gun: nil), t: Double(i))) }
+        let r = j.recent()
+        #expect(r.count == Journal.recentLimit)
+        #expect(r.first?.seq == 1501 && r.last?.seq == 2000)
+        #expect(j.recent(3).map(\.seq) == [1998, 1999, 2000])
     }
 }
