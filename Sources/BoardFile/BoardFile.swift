@@ -159,6 +159,17 @@ public enum BoardLoader {
         let plant = try plantTable(r, top, kind: kind)
         let console = try consoleTable(r, top)
         let storage = try storageTable(r, top)
+        // One serial port, one user: a console and a Modbus bus (or two buses) on the same UART would
+        // each read the other's bytes.
+        var serialUsers: [String: String] = [:]
+        if let c = console { serialUsers[c.device] = "[console]" }
+        for b in modbus.buses {
+            guard case .rtu(let device, _, _, _, _, _, _) = b.transport else { continue }
+            if let other = serialUsers[device] {
+                throw r.error(top, "modbus_bus", "bus '\(b.name)' is on \(device), which \(other) already uses: one serial port serves one user")
+            }
+            serialUsers[device] = "bus '\(b.name)'"
+        }
 
         let spec = StationSpec(guns: guns, modules: modules, gridLimit: head.gridLimit, period: head.period,
                                contactorCloseTimeout: timing.close, contactorOpenTimeout: timing.open, contactorOpeningTime: timing.opening,

@@ -36,7 +36,7 @@ import Testing
         let temp = cm4.analog.first { $0.signal == .gunTemperature }!
         #expect(temp.scale == 0.05 && temp.offset == -1000)
         guard case .rtu(let dev, 115_200, "N", 8, 1, true, false) = cm4.modbus.buses[0].transport else { Issue.record("bus"); return }
-        #expect(dev == "/dev/ttyAMA0")
+        #expect(dev == "/dev/ttyAMA0" && cm4.console?.device == "/dev/ttyGS0")
         let bench = try BoardLoader.load(path: "\(repoRoot)/Boards/bench-60kw-tcp.toml")
         #expect(bench.bench?.channel == "/dev/shm/bench-60kw-tcp")
         #expect(bench.kind == .bench)
@@ -193,5 +193,15 @@ import Testing
         #expect(benchWithoutChannel.key == "bench", "\(benchWithoutChannel)")
         let analogOnBench = try #require(refusal(Self.good + "\n[[analog]]\nsignal = \"cc1\"\ngun = 0\npath = \"/sys/x_raw\"\nscale = \"1 V\"\n"))
         #expect(analogOnBench.why.contains("real boards"), "\(analogOnBench)")
+    }
+
+    /// One UART, one user: the CM4 board once had its console and its RS-485 bus both on /dev/ttyAMA0.
+    @Test func aSerialPortServesOneUser() throws {
+        let rtu = Self.good.replacingFirst("transport = \"tcp\"", "transport = \"rtu\"\ndevice = \"/dev/ttyS1\"\nbaud = 115200")
+            .replacingFirst("host = \"127.0.0.1\"\n", "").replacingFirst("port = 1502\n", "")
+        _ = try BoardLoader.parse(rtu, file: "rtu.toml")
+        let shared = try #require(refusal(rtu + "\n[console]\ndevice = \"/dev/ttyS1\"\n"), "a console on the bus's UART was accepted")
+        #expect(shared.key == "modbus_bus" && shared.why.contains("/dev/ttyS1, which [console] already uses"), "\(shared)")
+        _ = try BoardLoader.parse(rtu + "\n[console]\ndevice = \"/dev/ttyGS0\"\n", file: "ok.toml")
     }
 }
