@@ -51,6 +51,7 @@ final class OperatorDesk {
         consoleChoice = run.console
         if let c = run.credentials {
             do { credentials = try Credentials(path: c) } catch { fail("\(error)") }
+            if let w = credentials?.warning { writeStderr("chargerd: warning: \(w)\n") }
         } else { credentials = nil }
         guard run.consoleIdle > 0, run.consoleLockout > 0 else { fail("--console-idle and --console-lockout must be positive") }
         idle = run.consoleIdle

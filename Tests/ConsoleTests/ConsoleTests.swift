@@ -210,3 +210,38 @@ final class Bench {
         if case .outOfService(0, true) = b.sent.last! {} else { Issue.record("\(b.sent)") }
     }
 }
+
+/// The credentials file as ssh's StrictModes takes it: writable by others refused, readable warned.
+@Suite struct CredentialsFilePermissions {
+    func file(mode: mode_t) throws -> String {
+        let dir = NSTemporaryDirectory() + "creds-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o700)
+        let path = dir + "/credentials"
+        try Credentials.setPassword(path: path, user: "tech", password: "correct horse")
+        chmod(path, mode)
+        return path
+    }
+
+    @Test func othersWritingIsRefusedReadingIsWarned() throws {
+        let ok = try Credentials(path: try file(mode: 0o600))
+        #expect(ok.warning == nil && ok.users["tech"] != nil)
+        let readable = try Credentials(path: try file(mode: 0o644))
+        #expect(readable.warning?.contains("mode 0644 lets others read") == true)
+        for (mode, who) in [(mode_t(0o666), "every user"), (0o620, "its group"), (0o602, "every user")] {
+            let p = try file(mode: mode)
+            #expect { try Credentials(path: p) } throws: { e in
+                "\(e)".contains("mode 0\(String(mode, radix: 8)) lets \(who) write it: refused") && "\(e)".contains(p)
+            }
+        }
+    }
+
+    @Test func aDirectoryEveryoneCanWriteIsRefused() throws {
+        let p = try file(mode: 0o600)
+        let dir = (p as NSString).deletingLastPathComponent
+        chmod(dir, 0o777)
+        #expect { try Credentials(path: p) } throws: { "\($0)".contains("writable by every user") }
+        chmod(dir, 0o1777)                    // sticky, as /tmp: others cannot replace the file
+        #expect(try Credentials(path: p).users.count == 1)
+    }
+}
