@@ -85,7 +85,9 @@ let package = Package(
         .executableTarget(name: "chargerd", dependencies: [
             "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "IIO", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ],
+        // The Debian package's unit, generator, maintainer scripts and build script (make deb).
+        exclude: ["package"]),
         // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
         // board's register maps, the bench channel in lockstep with chargerd.
         .executableTarget(name: "charger-plant", dependencies: [

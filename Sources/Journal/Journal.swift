@@ -133,7 +133,7 @@ public final class Journal: Sendable {
         var st = State()
         var report = "journal: memory only (no --journal directory)"
         if let dir = directory {
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw JournalError("cannot create the directory", path: dir, errno: Errno(rawValue: errno)) }
+            if mkdir(dir, 0o750) != 0 && errno != EEXIST { throw JournalError("cannot create the directory", path: dir, errno: Errno(rawValue: errno)) }
             let numbers = Journal.fileNumbers(dir)
             var count = 0
             var torn = 0
@@ -154,7 +154,7 @@ public final class Journal: Sendable {
             latchedAtStart = Journal.outstandingFaults(all)
             st.fileNumber = numbers.last ?? 1
             let path = Journal.path(dir, st.fileNumber)
-            st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
             guard st.fd >= 0 else { throw JournalError("cannot open for appending", path: path, errno: Errno(rawValue: errno)) }
             var sb = stat()
             fstat(st.fd, &sb)
@@ -256,7 +256,7 @@ public final class Journal: Sendable {
     private func rotate(_ st: inout State, _ dir: String) {
         if st.fd >= 0 { close(st.fd) }
         st.fileNumber += 1
-        st.fd = open(Journal.path(dir, st.fileNumber), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        st.fd = open(Journal.path(dir, st.fileNumber), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         st.size = 0
         let numbers = Journal.fileNumbers(dir)
         for n in numbers.dropLast(files) { unlink(Journal.path(dir, n)) }

@@ -270,3 +270,13 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         #expect(j.recent(3).map(\.seq) == [1998, 1999, 2000])
     }
 }
+
+/// idTags and technicians' names are in the journal: not for every local user to read.
+@Test func journalFilesAreNotWorldReadable() throws {
+    let dir = tempDir() + "/journal"
+    let j = try Journal(directory: dir)
+    j.append(JournalEntry(.command(user: "tech", command: "status", result: "ok", gun: nil), t: 0))
+    var st = stat()
+    #expect(stat(dir, &st) == 0 && st.st_mode & 0o007 == 0, "directory mode \(String(st.st_mode & 0o777, radix: 8))")
+    #expect(stat(dir + "/journal-000001.log", &st) == 0 && st.st_mode & 0o007 == 0, "file mode \(String(st.st_mode & 0o777, radix: 8))")
+}

@@ -1,0 +1,67 @@
+#!/bin/bash
+# make deb: the Debian package of chargerd, built with dpkg-deb from a release binary linked with the
+# Swift runtime inside it (--static-swift-stdlib: the board needs no Swift toolchain).
+#   build-deb.sh BINARY OUTDIR   -> OUTDIR/chargerd_VERSION_ARCH.deb (its path printed last)
+# Layout: /usr/bin/chargerd; /lib/systemd/system/chargerd.service and the generator of its board drop-in;
+# /usr/share/chargerd/boards/ (every board file); /etc/chargerd/board.toml (the CM4 board, a conffile
+# to edit) and /etc/default/chargerd; /usr/share/doc/chargerd/ (technician's page, security notes).
+# The state directory /var/lib/chargerd (journal, OCPP state) is made by postinst and systemd.
+set -eu
+BIN="$1"; OUT="$2"
+ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
+PKG="$(cd "$(dirname "$0")" && pwd)"
+VERSION=$(sed -n 's/^let firmwareVersion = "chargerd \([0-9.]*\)".*/\1/p' "$ROOT/Sources/chargerd/main.swift")
+[ -n "$VERSION" ] || { echo "build-deb: no firmwareVersion in Sources/chargerd/main.swift"; exit 1; }
+ARCH=$(dpkg --print-architecture)
+[ -x "$BIN" ] || { echo "build-deb: $BIN is not an executable"; exit 1; }
+if readelf -d "$BIN" | grep -q 'NEEDED.*libswiftCore'; then
+    echo "build-deb: $BIN needs the Swift runtime's shared libraries (build it with --static-swift-stdlib)"; exit 1
+fi
+
+mkdir -p "$OUT"
+S="$OUT/stage"
+rm -rf "$S" && mkdir -p "$S/DEBIAN" "$S/usr/bin" "$S/lib/systemd/system" "$S/lib/systemd/system-generators" \
+    "$S/usr/share/chargerd/boards" "$S/etc/chargerd" "$S/etc/default" "$S/usr/share/doc/chargerd"
+install -m 0755 "$BIN" "$S/usr/bin/chargerd"
+strip --strip-unneeded "$S/usr/bin/chargerd"
+install -m 0644 "$PKG/chargerd.service" "$S/lib/systemd/system/chargerd.service"
+install -m 0755 "$PKG/chargerd-board-generator" "$S/lib/systemd/system-generators/chargerd-board-generator"
+install -m 0644 "$ROOT"/Boards/*.toml "$S/usr/share/chargerd/boards/"
+install -m 0640 "$ROOT/Boards/cm4-rs485-60kw.toml" "$S/etc/chargerd/board.toml"
+install -m 0644 "$PKG/default" "$S/etc/default/chargerd"
+install -m 0644 "$ROOT/docs/technician.md" "$S/usr/share/doc/chargerd/technician.md"
+[ -f "$ROOT/docs/security.md" ] && install -m 0644 "$ROOT/docs/security.md" "$S/usr/share/doc/chargerd/security.md"
+install -m 0755 "$PKG/postinst" "$PKG/prerm" "$PKG/postrm" "$S/DEBIAN/"
+printf '/etc/chargerd/board.toml\n/etc/default/chargerd\n' > "$S/DEBIAN/conffiles"
+
+# Depends: the package of every shared library the binary needs (what dpkg-shlibdeps would find).
+deps=""
+for lib in $(readelf -d "$BIN" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|AArch64|ARM/ { print $NF; exit }')
+    [ -n "$path" ] || { echo "build-deb: no $lib on this machine"; exit 1; }
+    p=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
+    [ -n "$p" ] || p=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1) || true
+    [ -n "$p" ] || { echo "build-deb: no package owns $path ($lib)"; exit 1; }
+    case " $deps " in *" $p "*) ;; *) deps="$deps $p" ;; esac
+done
+depends=$(echo $deps | sed 's/ /, /g')
+size=$(du -sk "$S" --exclude=DEBIAN | cut -f1)
+cat > "$S/DEBIAN/control" <<CONTROL
+Package: chargerd
+Version: $VERSION
+Architecture: $ARCH
+Maintainer: DC charger controller developers <chargerd@localhost>
+Section: misc
+Priority: optional
+Installed-Size: $size
+Depends: $depends
+Description: DC electric-vehicle charger controller
+ A hard real-time controller for DC chargers (GB/T 18487.1, GB/T 27930, IEC 61851-23): contactors,
+ gun lock and lamps through GPIO, rectifier modules, meter and insulation monitor over Modbus, the
+ whole DC session with its protections, a technician console, a journal, EMS and OCPP interfaces.
+ Runs as chargerd.service (Type=notify) from the board file in /etc/chargerd.
+CONTROL
+deb="$OUT/chargerd_${VERSION}_${ARCH}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$S" "$deb" > /dev/null
+rm -rf "$S"
+echo "$deb"
