@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps kernel-deps build run test test-swift test-cli test-wire test-console test-grid test-hil test-kernel test-deb deb hil fuzz powerloss bench bench-session clean
+.PHONY: deps kernel-deps build run test test-swift test-cli test-wire test-console test-grid test-hil test-kernel test-deb deb deb-deps hil fuzz powerloss bench bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.2 or newer is required: Package.swift is tools-version 6.2)"; exit 1; }
@@ -104,7 +104,19 @@ test-kernel: build kernel-deps
 # The Debian package a board installs (docs/technician.md): chargerd linked with the Swift runtime inside
 # (--static-swift-stdlib, in a scratch path of its own: switching the flag in .build rebuilds everything),
 # the unit, its generator, every board file, a default configuration. About 3.5 min of build on 2 cores.
-deb: deps
+deb-deps:
+	@missing=""; \
+	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
+	command -v readelf >/dev/null && command -v strip >/dev/null || missing="$$missing binutils"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+deb: deps deb-deps
 	$(SWIFT) build -c release --static-swift-stdlib --product chargerd --scratch-path .build-static
 	Sources/chargerd/package/build-deb.sh .build-static/release/chargerd .build/deb
 
