@@ -131,6 +131,7 @@ public final class BenchChannel: @unchecked Sendable {
     public func publish(gun g: Int, inputs i: GunInputs, imdAlarm: Bool) {
         var v = bc_gun_in(cc1_volts: i.cc1.value, charger_side_volts: i.chargerSideVoltage.value,
                           vehicle_side_volts: i.vehicleSideVoltage.value, gun_temperature_c: i.gunTemperature.value,
+                          aux_supply_volts: i.auxSupply.value,
                           lock_feedback: i.lockConfirmed ? 1 : 0, k1_aux: i.k1Closed ? 1 : 0, k2_aux: i.k2Closed ? 1 : 0,
                           k3k4_aux: i.k3k4Closed ? 1 : 0, rcd_trip: i.groundFaultTrip ? 1 : 0, pe_ok: i.peContinuity ? 1 : 0,
                           ground_test_state: i.groundDetectorTest.rawValue, imd_alarm: imdAlarm ? 1 : 0)
@@ -174,6 +175,7 @@ public final class BenchChannel: @unchecked Sendable {
         i.chargerSideVoltage = Volts(v.charger_side_volts)
         i.vehicleSideVoltage = Volts(v.vehicle_side_volts)
         i.gunTemperature = Celsius(v.gun_temperature_c)
+        i.auxSupply = Volts(v.aux_supply_volts)
         i.lockConfirmed = v.lock_feedback != 0
         i.k1Closed = v.k1_aux != 0; i.k2Closed = v.k2_aux != 0; i.k3k4Closed = v.k3k4_aux != 0
         i.groundFaultTrip = v.rcd_trip != 0

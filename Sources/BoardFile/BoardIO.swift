@@ -9,6 +9,7 @@ public enum AnalogSignal: String, Sendable, CaseIterable {
     case chargerVoltage = "charger-voltage"    // charger side of K1/K2
     case vehicleVoltage = "vehicle-voltage"    // vehicle side of K1/K2
     case gunTemperature = "gun-temperature"    // hottest connector sensor
+    case auxSupply = "aux-supply"              // the car's 12 V auxiliary supply, gun side of K3/K4
 
     var units: UnitTable { self == .gunTemperature ? .temperature : .voltage }
 }

@@ -99,7 +99,11 @@ public func controlStep(_ s: inout StationState, _ inputs: inout StationInputs, 
     // 7. Safety last: opening only at ≤ 5 A, then the arbiter (latched faults win over the session).
     openOnlyAtLowCurrent(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
     arbitrate(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
-    for g in 0..<spec.gunCount { s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest }
+    for g in 0..<spec.gunCount {
+        s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest
+        if !out.guns[g].closeK3K4 { s.safety[g].k3k4CommandedSince = nil }
+        else if s.safety[g].k3k4CommandedSince == nil { s.safety[g].k3k4CommandedSince = inputs.now }
+    }
     // Postconditions (StepContract.swift): emergency opens at once, shutdowns at zero, nothing above a
     // limit. Kept in release builds: a broken one cuts the gun and latches E31.
     let broken = enforceStepContract(&s, &spec, &out, now: now)

@@ -60,6 +60,8 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
     case stepContractBroken
     /// A read or write of the board's GPIO lines failed in the loop: its outputs were forced safe.
     case boardIOFailed
+    /// The 12 V auxiliary supply to the car left 12 V ± 0.6 V with K3/K4 closed.
+    case auxSupplyOutOfRange
 
     /// Reaction class, from standards.md "Fault reactions" (row named on each line).
     public var reaction: Reaction {
@@ -96,6 +98,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .groundDetectorSelfTestFailed: .refuse   // no session without a working earth-fault detector
         case .stepContractBroken: .emergency       // the controller's own outputs cannot be trusted: cut at once
         case .boardIOFailed: .emergency            // the contactors' own lines cannot be trusted: cut at once
+        case .auxSupplyOutOfRange: .errorShutdown  // "other fault preventing charge": the car's BMS runs on it
         }
     }
 
@@ -155,6 +158,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .groundDetectorSelfTestFailed: "E30-rcd-selftest"
         case .stepContractBroken: "E31-step-contract"
         case .boardIOFailed: "E32-board-io"
+        case .auxSupplyOutOfRange: "E33-aux-supply"
         }
     }
 

@@ -16,6 +16,9 @@ public struct GunInputs: Sendable {
     public var k1Closed = false
     public var k2Closed = false
     public var k3k4Closed = false
+    /// The 12 V auxiliary supply at the gun side of K3/K4; NaN where the board does not measure it (the
+    /// rule then has nothing to judge).
+    public var auxSupply: Volts = Volts(.nan)
     /// Voltage on the charger side of K1/K2 (module bus of this gun).
     public var chargerSideVoltage: Volts = .zero
     /// Voltage on the vehicle side of K1/K2 (the cable, the car's battery once its contactors close).

@@ -25,6 +25,10 @@ public struct GunSafety: Sendable {
     public var k1k2ChangedAt: Instant = .zero
     /// Previous cycle's ground-detector self-test command.
     public var groundTestCommanded = false
+    /// Since when K3/K4 (the car's 12 V auxiliary supply) have been commanded closed, and since when the
+    /// supply has been outside its band.
+    public var k3k4CommandedSince: Instant? = nil
+    public var auxBadSince: Instant? = nil
     public init() {}
 }
 
@@ -115,6 +119,7 @@ extension StationState {
             overCurrent(g, gi, &spec, now: now, energised: energised)
             duringTheSession(g, gi, &spec, now: now, energised: energised)
             contactorFeedback(g, gi, &spec, now: now)
+            auxiliarySupply(g, gi, now: now)
         }
     }
 
@@ -247,6 +252,19 @@ extension StationState {
     }
 
     /// Contactor feedback against the previous command: failed to close, welded.
+    /// The car's 12 V auxiliary supply, where the board measures it: within 12 V ± 0.6 V once K3/K4 have
+    /// been closed `Standard.auxSupplySettle`, out of the band `Standard.auxSupplyFaultDebounce` → E33.
+    mutating func auxiliarySupply(_ g: Int, _ gi: GunInputs, now: Instant) {
+        guard let since = safety[g].k3k4CommandedSince, gi.k3k4Closed, !gi.auxSupply.value.isNaN,
+              now - since >= Standard.auxSupplySettle else { safety[g].auxBadSince = nil; return }
+        let off = gi.auxSupply.value - Standard.auxSupplyNominal.value
+        if abs(off) > Standard.auxSupplyTolerance.value {
+            let bad = safety[g].auxBadSince ?? now
+            safety[g].auxBadSince = bad
+            if now - bad >= Standard.auxSupplyFaultDebounce { raise(.auxSupplyOutOfRange, gun: g, value: gi.auxSupply.value, now: now) }
+        } else { safety[g].auxBadSince = nil }
+    }
+
     mutating func contactorFeedback(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant) {
         // Contactor feedback against the previous command.
         let sinceChange = now - safety[g].k1k2ChangedAt

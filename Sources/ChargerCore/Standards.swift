@@ -21,6 +21,15 @@ public enum Standard {
     public static let cc1FaultDebounce = TimeSpan.ms(3)
     /// Confirmation time of the connected state before locking (design choice: plug bounce).
     public static let cc1ConnectDebounce = TimeSpan.ms(100)
+    /// "The auxiliary supply to the car (K3/K4) is 12 V ± 0.6 V" (Connection confirm), measured at the gun
+    /// side of K3/K4 where the board has the channel ([[analog]] aux-supply).
+    public static let auxSupplyNominal = Volts(12)
+    public static let auxSupplyTolerance = Volts(0.6)
+    /// Design choices (standards.md "Connection confirm"): the supply is judged once K3/K4 have been
+    /// closed this long (the car's BMS inrush and the contactor's bounce), and out of its band this long
+    /// before it is believed (a 1 kHz sample of a 12 V rail under a 10 A load step).
+    public static let auxSupplySettle = TimeSpan.ms(200)
+    public static let auxSupplyFaultDebounce = TimeSpan.ms(100)
     /// "unlock only when the output is below 60 V" (Connection confirm).
     public static let unlockMaxVoltage = Volts(60)
 

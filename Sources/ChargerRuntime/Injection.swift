@@ -36,7 +36,7 @@ public enum InjectionParser {
     public static let names = [
         "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "rcd-selftest-fail", "pe-loss",
         "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
-        "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "latch",
+        "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "aux=V", "latch",
         "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "unplug", "reset", "stop", "setpoint=P", "gun-setpoint=P",
     ]
 
@@ -116,6 +116,10 @@ public enum InjectionParser {
         case "cc1":
             let v = try quantity(.voltage)
             action = .plant(.cc1(gun: gun, Volts(v)))
+        case "aux":
+            let v = try quantity(.voltage)
+            guard v >= 0 && v <= 30 else { throw fail("the auxiliary supply's voltage must be 0 to 30 V") }
+            action = .plant(.auxSupply(gun: gun, Volts(v)))
         case "latch": action = .plant(.latchPressed(gun: gun))
         case "bms-silent": action = .plant(.bmsSilent(gun: gun, true))
         case "bms-recover": action = .plant(.bmsSilent(gun: gun, false))

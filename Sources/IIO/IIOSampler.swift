@@ -24,15 +24,24 @@ public struct IIOError: Error, CustomStringConvertible {
     public var description: String { "analog input \(path): \(why)" }
 }
 
-/// One frame of every analog value: per gun, cc1, charger side, vehicle side, gun temperature (V, V, V,
-/// °C), with the monotonic time each was last read (0: never).
+/// One frame of every analog value: per gun, cc1, charger side, vehicle side, gun temperature, 12 V
+/// auxiliary supply (V, V, V, °C, V), with the monotonic time each was last read (0: never).
 public struct AnalogFrame: BitwiseCopyable, Sendable {
-    public static let signals = 4
-    public var values: InlineArray<64, Double> = InlineArray(repeating: .nan)
-    public var readAtNanos: InlineArray<64, Int64> = InlineArray(repeating: 0)
+    public static let signals = 5
+    /// Capacity.guns (12) × signals.
+    public var values: InlineArray<60, Double> = InlineArray(repeating: .nan)
+    public var readAtNanos: InlineArray<60, Int64> = InlineArray(repeating: 0)
     public init() {}
     @inlinable static func slot(_ gun: Int, _ s: AnalogSignal) -> Int {
-        gun * signals + (s == .cc1 ? 0 : s == .chargerVoltage ? 1 : s == .vehicleVoltage ? 2 : 3)
+        let k: Int
+        switch s {
+        case .cc1: k = 0
+        case .chargerVoltage: k = 1
+        case .vehicleVoltage: k = 2
+        case .gunTemperature: k = 3
+        case .auxSupply: k = 4
+        }
+        return gun * signals + k
     }
 }
 
@@ -152,5 +161,6 @@ public final class IIOSampler: @unchecked Sendable {
         if f.readAtNanos[base + 1] != 0 { i.chargerSideVoltage = Volts(f.values[base + 1]) }
         if f.readAtNanos[base + 2] != 0 { i.vehicleSideVoltage = Volts(f.values[base + 2]) }
         if f.readAtNanos[base + 3] != 0 { i.gunTemperature = Celsius(f.values[base + 3]) }
+        if f.readAtNanos[base + 4] != 0 { i.auxSupply = Volts(f.values[base + 4]) }
     }
 }

@@ -88,6 +88,8 @@ public struct SimGun: Sendable {
     public var groundTestFails = false
     public var peLost = false
     public var cc1Override: Volts? = nil
+    /// The 12 V auxiliary supply's output (a failing or overloaded supply: injection `aux=V`).
+    public var auxSupplyVolts = Volts(12.0)
     /// A runaway module holding the bus at this voltage (over-voltage injection).
     public var forcedVoltage: Volts? = nil
     /// A short or a module ignoring its setpoint: the gun current is held at this value while K1/K2 are closed.
@@ -374,6 +376,7 @@ public final class Plant {
         case overVoltage(gun: Int, Volts)
         case overCurrent(gun: Int, Amps)
         case cc1(gun: Int, Volts?)
+        case auxSupply(gun: Int, Volts)
         case latchPressed(gun: Int)
         case bmsSilent(gun: Int, Bool)
         case bmsStop(gun: Int)
@@ -404,6 +407,7 @@ public final class Plant {
         case .overVoltage(let g, let v): guns[g].forcedVoltage = v
         case .overCurrent(let g, let a): guns[g].forcedCurrent = a
         case .cc1(let g, let v): guns[g].cc1Override = v
+        case .auxSupply(let g, let v): guns[g].auxSupplyVolts = v
         case .latchPressed(let g): guns[g].cc1Override = Standard.cc1Unplugged
         case .bmsSilent(let g, let on): guns[g].car?.silent = on
         case .bmsStop(let g): guns[g].car?.ownFault = true
@@ -419,6 +423,7 @@ public final class Plant {
             guns[g].groundFault = false; guns[g].groundTestFails = false; guns[g].peLost = false; guns[g].insulation = params.insulation
             guns[g].imdSelfTestFails = false; guns[g].imdSilent = false; guns[g].meterSilent = false
             guns[g].temperatureOffset = Celsius(0); guns[g].forcedVoltage = nil; guns[g].forcedCurrent = nil; guns[g].cc1Override = nil
+            guns[g].auxSupplyVolts = Volts(12.0)
             guns[g].lockJammed = false
         }
         for m in modules.indices { modules[m].failed = false; modules[m].silent = false }
@@ -448,6 +453,8 @@ public final class SimFrontEnd: GunFrontEnd {
             i.k1Closed = p.k1.closed
             i.k2Closed = p.k2.closed
             i.k3k4Closed = p.k3k4.closed
+            // Measured at the gun side of K3/K4: the supply's output while they are closed.
+            i.auxSupply = p.k3k4.closed ? p.auxSupplyVolts : .zero
             i.chargerSideVoltage = p.chargerSide
             i.vehicleSideVoltage = p.vehicleSide
             i.gunTemperature = p.temperature + p.temperatureOffset

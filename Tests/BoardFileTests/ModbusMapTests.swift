@@ -32,7 +32,7 @@ import Testing
     @Test func benchBoardsNeedTheirChannelAndRealBoardsTheirWatchdogIsRead() throws {
         let cm4 = try BoardLoader.load(path: "\(repoRoot)/Boards/cm4-rs485-60kw.toml")
         #expect(cm4.watchdog?.device == "/dev/watchdog0" && cm4.watchdog?.timeout == .s(1) && cm4.watchdog?.kick == .ms(100))
-        #expect(cm4.analog.count == 4)
+        #expect(cm4.analog.count == 5 && cm4.analog.contains { $0.signal == .auxSupply && $0.scale == 0.004 })
         let temp = cm4.analog.first { $0.signal == .gunTemperature }!
         #expect(temp.scale == 0.05 && temp.offset == -1000)
         guard case .rtu(let dev, 115_200, "N", 8, 1, true, false) = cm4.modbus.buses[0].transport else { Issue.record("bus"); return }

@@ -196,6 +196,52 @@ struct Harness {
         #expect(h.phase == .finished, "no automatic resume")
     }
 
+    /// "The auxiliary supply to the car (K3/K4) is 12 V ± 0.6 V": judged once K3/K4 have been closed
+    /// `auxSupplySettle`, believed out of band after `auxSupplyFaultDebounce`; not judged where the board
+    /// does not measure it (NaN) or while K3/K4 are open.
+    @Test func auxiliarySupplyBand() throws {
+        func toHandshake(aux: Double) -> Harness {
+            var h = Harness()
+            h.inputs.guns[0].cc1 = Volts(4); h.inputs.guns[0].lockConfirmed = true
+            h.inputs.guns[0].auxSupply = Volts(aux)
+            h.step(ms: 150)                       // connected, locked, aux commanded
+            #expect(h.outputs.guns[0].closeK3K4)
+            h.inputs.guns[0].k3k4Closed = true
+            return h
+        }
+        let settle = Int(Standard.auxSupplySettle.micros / 1000), debounce = Int(Standard.auxSupplyFaultDebounce.micros / 1000)
+        // 12.5 V and 11.5 V: inside 12 ± 0.6 V, never a fault.
+        for v in [12.5, 11.5] {
+            var h = toHandshake(aux: v)
+            h.step(ms: settle + debounce + 50)
+            #expect(!h.state.faults(gun: 0).contains(.auxSupplyOutOfRange), "\(v) V")
+        }
+        // 11.2 V: out of band; not before the settle time and the debounce, then E33, an error shutdown.
+        var low = toHandshake(aux: 11.2)
+        let commandedAt = try #require(low.state.safety[0].k3k4CommandedSince)
+        low.step(ms: 1)
+        while !low.state.faults(gun: 0).contains(.auxSupplyOutOfRange) && low.inputs.now - commandedAt < .s(2) { low.step() }
+        let latchedAfter = low.inputs.now - commandedAt
+        #expect(latchedAfter >= Standard.auxSupplySettle + Standard.auxSupplyFaultDebounce, "\(latchedAfter.seconds) s")
+        #expect(latchedAfter <= Standard.auxSupplySettle + Standard.auxSupplyFaultDebounce + .ms(2), "\(latchedAfter.seconds) s")
+        #expect(FaultCode.auxSupplyOutOfRange.reaction == .errorShutdown)
+        #expect(low.state.log.record(sequence: 1)?.value == 11.2)
+        // 13 V for less than the debounce, then back: nothing.
+        var blip = toHandshake(aux: 12)
+        blip.step(ms: settle + 10)
+        blip.inputs.guns[0].auxSupply = Volts(13); blip.step(ms: debounce - 10)
+        blip.inputs.guns[0].auxSupply = Volts(12); blip.step(ms: 50)
+        #expect(!blip.state.faults(gun: 0).contains(.auxSupplyOutOfRange))
+        // Not measured (NaN), or K3/K4 open: nothing to judge.
+        var unmeasured = toHandshake(aux: .nan)
+        unmeasured.step(ms: settle + debounce + 50)
+        #expect(!unmeasured.state.faults(gun: 0).contains(.auxSupplyOutOfRange))
+        var open = toHandshake(aux: 0)
+        open.inputs.guns[0].k3k4Closed = false
+        open.step(ms: 100)
+        #expect(!open.state.faults(gun: 0).contains(.auxSupplyOutOfRange))
+    }
+
     /// Reset clears only faults whose cause is gone.
     @Test func resetNeedsTheCauseGone() {
         var h = Harness()

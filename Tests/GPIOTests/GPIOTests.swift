@@ -183,14 +183,17 @@ let repoRoot: String = {
         write("in_voltage0_raw", "2000\n")      // CC1 through 1:3: 2000 × 3 mV = 6 V
         write("in_voltage1_raw", "1600\n")      // charger side: 1600 × 0.25 V = 400 V
         write("in_voltage3_raw", "1500\n")      // PT1000 transmitter: (1500 − 1000) × 0.05 °C = 25 °C
+        write("in_voltage4_raw", "3010\n")      // 12 V auxiliary supply through 1:4: 3010 × 4 mV = 12.04 V
         let specs = [AnalogInputSpec(signal: .cc1, gun: 0, path: dir + "/in_voltage0_raw", scale: 0.003, offset: 0),
                      AnalogInputSpec(signal: .chargerVoltage, gun: 0, path: dir + "/in_voltage1_raw", scale: 0.25, offset: 0),
-                     AnalogInputSpec(signal: .gunTemperature, gun: 0, path: dir + "/in_voltage3_raw", scale: 0.05, offset: -1000)]
+                     AnalogInputSpec(signal: .gunTemperature, gun: 0, path: dir + "/in_voltage3_raw", scale: 0.05, offset: -1000),
+                     AnalogInputSpec(signal: .auxSupply, gun: 0, path: dir + "/in_voltage4_raw", scale: 0.004, offset: 0)]
         let s = try IIOSampler(specs: specs, every: .ms(1))
         var i = GunInputs()
         let untouched = i.vehicleSideVoltage
         s.sample(gun: 0, into: &i)
         #expect(abs(i.cc1.value - 6) < 1e-9 && abs(i.chargerSideVoltage.value - 400) < 1e-9 && abs(i.gunTemperature.value - 25) < 1e-9)
+        #expect(abs(i.auxSupply.value - 12.04) < 1e-9)
         #expect(i.vehicleSideVoltage == untouched)          // not mapped: left as it was
         // A new value is seen after the next round; a file that stops reading keeps the last value.
         write("in_voltage1_raw", "3000\n")

@@ -54,6 +54,21 @@ func ms(_ d: TimeSpan) -> Double { d.seconds * 1000 }
         expectNoViolations(run)
     }
 
+    /// The car's 12 V auxiliary supply sagging to 10 V mid-charge ("12 V ± 0.6 V", Connection confirm):
+    /// believed after its debounce, then "other fault preventing charge | CST and K1/K2 open within 100 ms".
+    @Test func auxSupplyOutOfBandIsAnErrorShutdown() throws {
+        let run = try charging(["aux=10V@100s"])
+        run.until(limit: .s(1)) { !$0.state.faults(gun: 0).isEmpty }
+        let raised = try #require(run.raisedAt[.auxSupplyOutOfRange])
+        #expect(raised - t100 >= Standard.auxSupplyFaultDebounce && raised - t100 <= Standard.auxSupplyFaultDebounce + .ms(2), "\(ms(raised - t100)) ms")
+        let open = try #require(run.until(limit: .s(1)) { !($0.plant.guns[0].k1.closed || $0.plant.guns[0].k2.closed) })
+        #expect(open - raised <= Standard.errorShutdownOpenWithin, "\(ms(open - raised)) ms")
+        #expect(run.sim.outputs.guns[0].tx.cst != nil)
+        #expect(run.sim.faults.first?.code == .auxSupplyOutOfRange && run.sim.faults.first?.reaction == .errorShutdown)
+        run.until(101)
+        expectNoViolations(run)
+    }
+
     /// "protective earth continuity lost | cut power within 100 ms" — emergency: same cycle.
     @Test func peLossCutsWithin100ms() throws {
         let run = try charging(["pe-loss@100s"])

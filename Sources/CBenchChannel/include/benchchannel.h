@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #define BC_MAGIC 0x48434E4542474843ULL   /* "CHGBENCH" little-endian */
-#define BC_VERSION 1u
+#define BC_VERSION 2u   /* 2: aux_supply_volts */
 #define BC_MAX_GUNS 16
 #define BC_MAX_MODULES 64
 #define BC_MESSAGE_BYTES 1024
@@ -24,6 +24,7 @@ typedef struct {
     double charger_side_volts;   // before K1/K2
     double vehicle_side_volts;   // after K1/K2
     double gun_temperature_c;    // hottest connector sensor
+    double aux_supply_volts;     // the car's 12 V auxiliary supply, gun side of K3/K4 (NaN: not measured)
     uint8_t lock_feedback;       // lock position switch: locked
     uint8_t k1_aux, k2_aux, k3k4_aux;   // mirror contacts: closed
     uint8_t rcd_trip;            // RCD / 6 mA DC detector relay tripped
