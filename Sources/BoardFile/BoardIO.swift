@@ -12,20 +12,44 @@ public enum AnalogSignal: String, Sendable, CaseIterable {
     case auxSupply = "aux-supply"              // the car's 12 V auxiliary supply, gun side of K3/K4
 
     var units: UnitTable { self == .gunTemperature ? .temperature : .voltage }
+
+    /// The longest low-pass time constant a board may put on the signal: a filter delays what it
+    /// filters by about its time constant, and each signal's rule has a budget (docs/standards.md):
+    /// CC1's 3 ms debounce inside the latch row's 50 ms; the voltages' 9 ms Table 103 window; the
+    /// auxiliary supply's 100 ms debounce; a gun's temperature, which moves in minutes.
+    public var maxFilter: TimeSpan {
+        switch self {
+        case .cc1: .ms(2)
+        case .chargerVoltage, .vehicleVoltage: .ms(1)
+        case .auxSupply: .ms(20)
+        case .gunTemperature: .s(2)
+        }
+    }
 }
 
-/// One analog input: an IIO channel's raw value file; value = (raw + offset) × scale.
+/// One analog input: an IIO channel's raw value; value = (raw + offset) × scale, then low-pass filtered.
 public struct AnalogInputSpec: Sendable, Equatable {
     public var signal: AnalogSignal
     public var gun: Int
-    /// e.g. /sys/bus/iio/devices/iio:device0/in_voltage0_raw
+    /// The channel's file, e.g. /sys/bus/iio/devices/iio:device0/in_voltage0_raw; empty when the board
+    /// names the device instead (`device`, `channel`), found at start by its `name` attribute.
     public var path: String
+    /// The IIO device's name (its `name` file: the driver, e.g. "mcp3208") and the channel number: the
+    /// kernel numbers iio:deviceN in probe order, which a board's device tree does not fix.
+    public var device: String? = nil
+    public var channel: Int? = nil
     /// The quantity of one raw step at the input of the divider or amplifier (V or °C).
     public var scale: Double
     /// Raw offset added before scaling (IIO's in_*_offset).
     public var offset: Double
-    public init(signal: AnalogSignal, gun: Int, path: String, scale: Double, offset: Double) {
-        self.signal = signal; self.gun = gun; self.path = path; self.scale = scale; self.offset = offset
+    /// First-order low-pass time constant (zero: none), at most `signal.maxFilter`.
+    public var filter: TimeSpan = .zero
+    public init(signal: AnalogSignal, gun: Int, path: String, scale: Double, offset: Double, filter: TimeSpan = .zero) {
+        self.signal = signal; self.gun = gun; self.path = path; self.scale = scale; self.offset = offset; self.filter = filter
+    }
+    public init(signal: AnalogSignal, gun: Int, device: String, channel: Int, scale: Double, offset: Double, filter: TimeSpan = .zero) {
+        self.signal = signal; self.gun = gun; self.path = ""; self.device = device; self.channel = channel
+        self.scale = scale; self.offset = offset; self.filter = filter
     }
 }
 
@@ -50,7 +74,7 @@ extension BoardLoader {
         guard top.table["analog"] != nil else { return [] }
         var out: [AnalogInputSpec] = []
         for a in try r.arrayOfTables(top, "analog") {
-            try r.onlyKeys(a, ["signal", "gun", "source", "path", "scale", "offset"])
+            try r.onlyKeys(a, ["signal", "gun", "source", "path", "device", "channel", "scale", "offset", "filter"])
             let text = try r.string(a, "signal")
             guard let signal = AnalogSignal(rawValue: text) else {
                 throw r.error(a, "signal", "'\(text)' is not one of \(AnalogSignal.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -58,17 +82,36 @@ extension BoardLoader {
             let gun = try r.integer(a, "gun", range: 0...(guns - 1))
             let source = try r.optionalString(a, "source") ?? "iio"
             guard source == "iio" else { throw r.error(a, "source", "'\(source)' is not a supported source (iio)") }
-            let path = try r.string(a, "path")
-            guard path.hasPrefix("/"), path.hasSuffix("_raw") || path.hasSuffix("_input") else {
-                throw r.error(a, "path", "'\(path)' is not an IIO channel file (/sys/bus/iio/devices/iio:deviceN/in_voltageM_raw)")
+            var path = ""
+            var device: String? = nil, channel: Int? = nil
+            if a.table["device"] != nil || a.table["channel"] != nil {
+                guard a.table["path"] == nil else { throw r.error(a, "path", "give either path or device and channel, not both") }
+                let d = try r.string(a, "device")
+                guard !d.isEmpty, !d.contains("/") else { throw r.error(a, "device", "'\(d)' is not an IIO device name (its name attribute, e.g. \"mcp3208\")") }
+                device = d
+                channel = try r.integer(a, "channel", range: 0...63)
+            } else {
+                path = try r.string(a, "path")
+                guard path.hasPrefix("/"), path.hasSuffix("_raw") || path.hasSuffix("_input") else {
+                    throw r.error(a, "path", "'\(path)' is not an IIO channel file (/sys/bus/iio/devices/iio:deviceN/in_voltageM_raw)")
+                }
             }
             guard let scale = try r.quantity(a, "scale", signal.units) else {
                 throw r.error(a, "scale", "missing: the quantity of one raw step, e.g. \"0.25 V\"")
             }
             guard scale != 0, scale.isFinite else { throw r.error(a, "scale", "must not be 0") }
             let offset = try r.optionalNumber(a, "offset") ?? 0
+            var filter = TimeSpan.zero
+            if a.table["filter"] != nil {
+                filter = try r.duration(a, "filter", default: .zero, range: .zero...(.s(10)))
+                guard filter <= signal.maxFilter else {
+                    throw r.error(a, "filter", "\(filter.seconds * 1000) ms is longer than \(text) allows (\(signal.maxFilter.seconds * 1000) ms): a filter delays the rules that read the signal (README \"Analog inputs\")")
+                }
+            }
             if out.contains(where: { $0.signal == signal && $0.gun == gun }) { throw r.error(a, "signal", "\(text) of gun \(gun) is mapped twice") }
-            out.append(AnalogInputSpec(signal: signal, gun: gun, path: path, scale: scale, offset: offset))
+            var spec = AnalogInputSpec(signal: signal, gun: gun, path: path, scale: scale, offset: offset, filter: filter)
+            spec.device = device; spec.channel = channel
+            out.append(spec)
         }
         return out
     }

@@ -67,6 +67,10 @@ public func parseSysfsNumber(_ bytes: UnsafeRawBufferPointer) -> Double? {
 
 public final class IIOSampler: @unchecked Sendable {
     public let specs: [AnalogInputSpec]
+    /// Each channel's file, as given or found by its device's name.
+    public let paths: [String]
+    /// Each channel's low-pass step, 1 - exp(-period / time constant) (1: no filter).
+    private let alphas: [Double]
     private let fds: [Int32]
     private let every: Int64
     private let storage = TripleBufferStorage(initial: AnalogFrame())
@@ -78,30 +82,67 @@ public final class IIOSampler: @unchecked Sendable {
     public private(set) var lastError = ""
     public private(set) var rounds: UInt64 = 0
 
-    /// Opens every channel's file and reads it once (a file that cannot be read stops the start).
-    public init(specs: [AnalogInputSpec], every: TimeSpan) throws(IIOError) {
+    /// Finds each channel named by device and number under `iioRoot`, opens every channel's file and
+    /// reads it once (a device or file that cannot be found or read stops the start).
+    public init(specs: [AnalogInputSpec], every: TimeSpan, iioRoot: String = "/sys/bus/iio/devices") throws(IIOError) {
         self.specs = specs
         self.every = max(100_000, every.micros * 1000)
+        var paths: [String] = []
+        for s in specs { paths.append(try Self.resolve(s, root: iioRoot)) }
+        self.paths = paths
+        alphas = specs.map { s in s.filter.micros > 0 ? 1 - exp(-Double(max(100_000, every.micros * 1000)) / Double(s.filter.micros * 1000)) : 1 }
         var fds: [Int32] = []
-        for s in specs {
-            let fd = open(s.path, O_RDONLY | O_CLOEXEC)
+        for (s, path) in zip(specs, paths) {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
                 let e = Errno(rawValue: errno)
                 for f in fds { close(f) }
-                throw IIOError(path: s.path, why: "cannot open it: \(e) (\(e.cName)); is the ADC's IIO driver loaded (ls /sys/bus/iio/devices)?")
+                throw IIOError(path: path, why: "cannot open it: \(e) (\(e.cName)); is the ADC's IIO driver loaded (ls /sys/bus/iio/devices)?\(s.device.map { " (device '\($0)' channel \(s.channel ?? 0))" } ?? "")")
             }
             fds.append(fd)
         }
         self.fds = fds
         stopFlag.initialize(to: false)
-        for (i, s) in specs.enumerated() where readOne(i) == false {
+        for i in specs.indices where readOne(i) == false {
             for f in fds { close(f) }
-            throw IIOError(path: s.path, why: "cannot read a number from it (\(lastError))")
+            throw IIOError(path: paths[i], why: "cannot read a number from it (\(lastError))")
         }
         storage.buffer.write(frame)
     }
 
     deinit { stop(); for f in fds { close(f) }; stopFlag.deallocate() }
+
+    /// The channel's file: as given, or `in_voltageN_raw` of the one IIO device whose `name` is the
+    /// board's `device` (none, or two, stop the start naming what was found).
+    static func resolve(_ s: AnalogInputSpec, root: String) throws(IIOError) -> String {
+        guard let name = s.device, let channel = s.channel else { return s.path }
+        var found: [String] = [], names: [String] = []
+        if let d = opendir(root) {
+            while let e = readdir(d) {
+                let entry = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard entry.hasPrefix("iio:device") else { continue }
+                let dir = root + "/" + entry
+                let fd = open(dir + "/name", O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                var buf = [UInt8](repeating: 0, count: 64)
+                let n = read(fd, &buf, 63)
+                close(fd)
+                var end = max(0, n)
+                while end > 0 && (buf[end - 1] == 0x0A || buf[end - 1] == 0x20 || buf[end - 1] == 0x09) { end -= 1 }
+                let text = String(decoding: buf[0..<end], as: UTF8.self)
+                names.append("\(entry) '\(text)'")
+                if text == name { found.append(dir) }
+            }
+            closedir(d)
+        }
+        guard found.count == 1 else {
+            let seen = names.isEmpty ? "none" : names.sorted().joined(separator: ", ")
+            throw IIOError(path: "\(root) (device '\(name)')", why: found.isEmpty
+                ? "no IIO device has that name (devices: \(seen)); is its driver loaded?"
+                : "\(found.count) devices have that name (\(found.sorted().joined(separator: ", "))): name the channel by path instead")
+        }
+        return found[0] + "/in_voltage\(channel)_raw"
+    }
 
     /// Reads channel `i` into the frame: false when the read or the number failed.
     @discardableResult
@@ -115,7 +156,10 @@ public final class IIOSampler: @unchecked Sendable {
                 return false
             }
             let slot = AnalogFrame.slot(s.gun, s.signal)
-            frame.values[slot] = (raw + s.offset) * s.scale
+            let value = (raw + s.offset) * s.scale
+            // First-order low-pass (the board's `filter`), from the first sample on.
+            let a = alphas[i]
+            frame.values[slot] = a < 1 && frame.readAtNanos[slot] != 0 ? frame.values[slot] + a * (value - frame.values[slot]) : value
             frame.readAtNanos[slot] = monotonicNanos()
             return true
         }

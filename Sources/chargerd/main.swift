@@ -24,7 +24,7 @@ struct Chargerd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chargerd",
         abstract: "DC charger controller.",
-        subcommands: [Run.self, JournalCommand.self, Passwd.self, EMSMap.self, Unit.self],
+        subcommands: [Run.self, JournalCommand.self, Passwd.self, EMSMap.self, Unit.self, GPIOCost.self],
         defaultSubcommand: Run.self)
 }
 

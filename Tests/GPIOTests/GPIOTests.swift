@@ -76,6 +76,12 @@ let repoRoot: String = {
         ("active = \"low\"\ndebounce = \"2 ms\"", "active = \"low\"\ndebounce = \"2 s\"", "gpio[12].debounce", "outside"),
         ("active = \"low\"\ndebounce = \"2 ms\"", "active = \"low\"\ndebounce = \"2\"", "gpio[12].debounce", "no unit"),
         ("gun = 0\nchip = \"gpiochip0\"\nline = 24", "gun = 3\nchip = \"gpiochip0\"\nline = 24", "gpio[8].gun", "outside 0...0"),
+        // [[analog]]: a filter longer than its signal's rules allow, the two ways of naming a channel mixed.
+        ("scale = \"0.003 V\"\nfilter = \"1 ms\"", "scale = \"0.003 V\"\nfilter = \"5 ms\"", "analog[0].filter", "longer than cc1 allows (2.0 ms)"),
+        ("channel = 1\nscale = \"0.25 V\"", "channel = 1\nscale = \"0.25 V\"\nfilter = \"2 ms\"", "analog[1].filter", "longer than charger-voltage allows"),
+        ("channel = 0\n", "channel = 0\npath = \"/sys/bus/iio/devices/iio:device0/in_voltage0_raw\"\n", "analog[0].path", "either path or device and channel"),
+        ("channel = 4\n", "channel = 64\n", "analog[4].channel", "outside 0...63"),
+        ("device = \"mcp3208\"\nchannel = 3", "device = \"iio:device0/x\"\nchannel = 3", "analog[3].device", "not an IIO device name"),
     ])
     func badEntries(from: String, to: String, key: String, why: String) {
         let text = Self.base.replacingOccurrences(of: from, with: to, options: [], range: Self.base.range(of: from))
@@ -168,6 +174,53 @@ let repoRoot: String = {
 /// The analog front end on the IIO sysfs ABI: a directory tree with the files an IIO ADC driver has (no
 /// IIO device exists on this machine), read by the sampler as it reads /sys/bus/iio/devices/iio:deviceN.
 @Suite struct AnalogInputs {
+    /// A tree like /sys/bus/iio/devices: iio:device0 another driver, iio:device1 the board's ADC.
+    func tree() -> String {
+        let root = NSTemporaryDirectoryPath() + "/iio-root-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        for d in ["", "/iio:device0", "/iio:device1", "/trigger0"] { mkdir(root + d, 0o755) }
+        FileManagerLite.put(root + "/iio:device0/name", "ads1015\n")
+        FileManagerLite.put(root + "/iio:device1/name", "mcp3208\n")
+        FileManagerLite.put(root + "/iio:device1/in_voltage2_raw", "1000\n")
+        return root
+    }
+
+    @Test func aChannelIsFoundByItsDevicesName() throws {
+        let root = tree()
+        let s = try IIOSampler(specs: [AnalogInputSpec(signal: .vehicleVoltage, gun: 0, device: "mcp3208", channel: 2, scale: 0.25, offset: 0)],
+                               every: .ms(1), iioRoot: root)
+        #expect(s.paths == [root + "/iio:device1/in_voltage2_raw"])
+        var i = GunInputs()
+        s.sample(gun: 0, into: &i)
+        #expect(abs(i.vehicleSideVoltage.value - 250) < 1e-9)
+        // No device of that name: the start stops, naming what there is.
+        #expect { try IIOSampler(specs: [AnalogInputSpec(signal: .cc1, gun: 0, device: "mcp3008", channel: 0, scale: 1, offset: 0)], every: .ms(1), iioRoot: root) }
+            throws: { "\($0)".contains("device 'mcp3008'") && "\($0)".contains("no IIO device has that name (devices: iio:device0 'ads1015', iio:device1 'mcp3208')") }
+        // Two of them: ambiguous, refused.
+        mkdir(root + "/iio:device2", 0o755)
+        FileManagerLite.put(root + "/iio:device2/name", "mcp3208\n")
+        #expect { try IIOSampler(specs: [AnalogInputSpec(signal: .cc1, gun: 0, device: "mcp3208", channel: 2, scale: 1, offset: 0)], every: .ms(1), iioRoot: root) }
+            throws: { "\($0)".contains("2 devices have that name") }
+    }
+
+    /// The board's `filter`: a first-order low-pass at the sampling period, from the first sample on.
+    @Test func theFilterIsAFirstOrderLowPass() throws {
+        let root = tree()
+        let path = root + "/iio:device1/in_voltage2_raw"
+        FileManagerLite.put(path, "0\n")
+        let tau = TimeSpan.ms(4)
+        let s = try IIOSampler(specs: [AnalogInputSpec(signal: .auxSupply, gun: 0, path: path, scale: 0.004, offset: 0, filter: tau)], every: .ms(1))
+        FileManagerLite.put(path, "3000\n")                    // a step to 12 V
+        let a = 1 - exp(-1.0 / 4.0)
+        var i = GunInputs()
+        for k in 1...12 {
+            s.sampleOnce()
+            s.sample(gun: 0, into: &i)
+            #expect(abs(i.auxSupply.value - 12 * (1 - pow(1 - a, Double(k)))) < 1e-9, "round \(k)")
+        }
+        // After one time constant (4 rounds) 63 % of the step, as a first-order filter has.
+        #expect(abs(12 * (1 - pow(1 - a, 4)) - 12 * (1 - exp(-1))) < 1e-9)
+    }
+
     @Test func sysfsNumbers() {
         func parse(_ s: String) -> Double? { Array(s.utf8).withUnsafeBytes { parseSysfsNumber($0) } }
         #expect(parse("2048\n") == 2048)

@@ -113,7 +113,15 @@ if start; then
     else failc "watchdog: chargerd stopped; softdog ran out after $ms ms (timeout 2 s)"; fi
 else failc "start (watchdog stop): $(head -3 $OUT/chargerd.err)"; fi
 
-# 6. The chip taken away under a running loop (gpio-sim's live = 0: the lines chargerd holds are gone,
+# 6. The GPIO front end's cost per cycle, as the loop uses it (chargerd gpio-cost; outputs held safe).
+#    A figure, not a judgement: under qemu's software emulation a system call costs many times a board's,
+#    so it is also given in null system calls (getppid) measured beside it.
+if "$BIN/chargerd" gpio-cost --board "$T/vm.toml" --cycles 5000 > "$OUT/gpio-cost.log" 2>&1 \
+   && grep -q "per cycle" "$OUT/gpio-cost.log" && grep -q "I/O errors 0" "$OUT/gpio-cost.log"; then
+    pass "gpio cost (qemu TCG): $(grep -o 'median [0-9]* ns, p99 [0-9]* ns' $OUT/gpio-cost.log | head -1); $(grep -o 'getppid: median [0-9]* ns' $OUT/gpio-cost.log); $(grep -o 'a cycle is [0-9.]* null system calls' $OUT/gpio-cost.log)"
+else failc "gpio cost: $(tail -2 $OUT/gpio-cost.log)"; fi
+
+# 7. The chip taken away under a running loop (gpio-sim's live = 0: the lines chargerd holds are gone,
 #    every ioctl on them fails): E32 latched, and the report names the operation, the chip and errno.
 #    Last, since the chip does not come back for the cases above.
 if start; then
