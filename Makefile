@@ -23,7 +23,7 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@python3 -c "import pymodbus, serial, pexpect, ocpp, websockets" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial, pexpect, ocpp, websockets)"; \
+	@python3 -c "import pymodbus, serial, pexpect, ocpp, websockets, cantools, can" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial, pexpect, ocpp, websockets, cantools, python-can)"; \
 	  python3 -m pip install -q -r HIL/peers/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r HIL/peers/requirements.txt; }
 
 build: deps
@@ -57,6 +57,7 @@ test-cli: build
 	Tests/cli/dependent-package.sh .
 	python3 Tests/cli/module-graph.py .
 	python3 Tests/cli/notify.py .build/release/chargerd Boards
+	python3 Tests/cli/can-dbc.py .build/release/chargerd HIL/can/gbt27930-2015.dbc
 
 # Over the wire: chargerd against the plant emulator through libmodbus (TCP and RTU on socat ptys),
 # every communication fault, pymodbus against the emulator. About 3 minutes (two 434 s sessions at 10x).

@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile", "ChargerCore", "ChargerHAL", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // The analog front end: IIO channels through sysfs, sampled on a thread of their own.
         .target(name: "IIO", dependencies: ["BoardFile", "ChargerCore", "RealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
+        // GB/T 27930-2015 on CAN as data: the message table, 29-bit identifiers, the codec of the core's values.
+        .target(name: "GBT27930", dependencies: ["ChargerCore"]),
         // libmodbus (Debian's libmodbus-dev) and its Swift wrapper: RTU and TCP, typed errors.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .target(name: "Modbus", dependencies: ["CModbus", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
@@ -84,7 +86,7 @@ let package = Package(
         .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
             "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "IIO", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "GBT27930", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ],
         // The Debian package's unit, generator, maintainer scripts and build script (make deb).
         exclude: ["package"]),
@@ -116,6 +118,7 @@ let package = Package(
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "SiteFile", "Grid", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "IIO", "BoardFile", "ChargerCore"]),
+        .testTarget(name: "GBT27930Tests", dependencies: ["GBT27930", "ChargerCore"]),
         .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
         .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "LoopContract", "SimPlant", "BoardFile", "ChargerCore"]),
     ]

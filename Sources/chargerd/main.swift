@@ -1,6 +1,7 @@
 // chargerd: the charger controller. On a sim board it runs the mocked plant and a simulated car in
 // virtual time; the contract is documented in README.md ("chargerd contract").
 import ArgumentParser
+import GBT27930
 import BoardFile
 import SiteFile
 import ChargerCore
@@ -24,7 +25,7 @@ struct Chargerd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chargerd",
         abstract: "DC charger controller.",
-        subcommands: [Run.self, JournalCommand.self, Passwd.self, EMSMap.self, Unit.self, GPIOCost.self],
+        subcommands: [Run.self, JournalCommand.self, Passwd.self, EMSMap.self, CANDatabase.self, Unit.self, GPIOCost.self],
         defaultSubcommand: Run.self)
 }
 
@@ -392,6 +393,13 @@ struct EMSMap: ParsableCommand {
         commandName: "ems-map",
         abstract: "Print the EMS Modbus TCP register map as CSV (the data file HIL/ems-register-map.csv).")
     func run() throws { print(EMSRegisterMap.csv, terminator: "") }
+}
+
+struct CANDatabase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "can-dbc",
+        abstract: "Print the GB/T 27930-2015 messages as a DBC file (the data file HIL/can/gbt27930-2015.dbc).")
+    func run() throws { print(GBT27930.dbc, terminator: "") }
 }
 
 Chargerd.main()
