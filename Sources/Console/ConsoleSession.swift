@@ -32,6 +32,10 @@ public struct ConsoleContext: @unchecked Sendable {
     public var idleLogout: Double = 600
     public var lockoutTime: Double = 300
     public var maxFailures = 5
+    /// Seconds since 1970 (lockouts outlive a restart by it), and the journal's login records from
+    /// before this start (`Journal.loginRecordsAtStart`).
+    public var wallClock: () -> Double = wallClockSeconds
+    public var loginHistory: [JournalEntry] = []
 
     public init(view: @escaping () -> StationView, send: @escaping (OperatorCommand) -> Bool, journal: Journal,
                 credentials: Credentials?, version: String, board: String, rt: @escaping () -> String,
@@ -48,6 +52,8 @@ public final class ConsoleSession {
     var lastActivity: Double
     var failures = 0
     var lockedUntil: Double? = nil
+    /// Lockouts since the last good login (each twice as long as the one before).
+    var lockouts = 0
     /// Waiting for the password of this user.
     var loginUser: String? = nil
     /// `watch status`: the next refresh (wall seconds).
@@ -83,6 +89,12 @@ public final class ConsoleSession {
     public init(ctx: ConsoleContext) {
         self.ctx = ctx
         lastActivity = ctx.clock()
+        // A lockout and the failures before it, as the journal kept them across the restart.
+        let g = LoginGuard.fromJournal(ctx.loginHistory, base: ctx.lockoutTime)
+        failures = g.failures
+        lockouts = g.lockouts
+        let left = g.remaining(wallNow: ctx.wallClock(), base: ctx.lockoutTime)
+        if left > 0 { lockedUntil = ctx.clock() + left }
         editor.prompt = prompt
         editor.complete = Self.completions
     }
@@ -373,6 +385,7 @@ public final class ConsoleSession {
         if ctx.credentials?.verify(user: u, password: password) == true {
             user = u
             failures = 0
+            lockouts = 0
             lockedUntil = nil
             journal(.login(user: u))
             say("logged in as \(u); acting commands are journalled with your name")
@@ -380,10 +393,12 @@ public final class ConsoleSession {
             failures += 1
             journal(.loginFailed(user: Credentials.validUser(u) ? u : "(invalid name)", text: "failure \(failures) of \(ctx.maxFailures)"))
             if failures >= ctx.maxFailures {
-                lockedUntil = now + ctx.lockoutTime
+                lockouts += 1
+                let seconds = LoginGuard.backoff(base: ctx.lockoutTime, lockout: lockouts)
+                lockedUntil = now + seconds
                 failures = 0
-                journal(.lockout(text: "\(ctx.maxFailures) failed logins: console locked for \(Int(ctx.lockoutTime)) s"))
-                say("login failed; \(ctx.maxFailures) failures: logins locked out for \(Int(ctx.lockoutTime)) s")
+                journal(.lockout(text: "\(ctx.maxFailures) failed logins: console locked for \(Int(seconds)) s, until \(Journal.wallText(ctx.wallClock() + seconds))"))
+                say("login failed; \(ctx.maxFailures) failures: logins locked out for \(Int(seconds)) s")
             } else {
                 say("login failed")
             }

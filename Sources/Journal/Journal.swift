@@ -105,6 +105,9 @@ public final class Journal: Sendable {
     /// Faults latched in an earlier boot and never cleared (`Journal.outstandingFaults`), found on open: the
     /// controller latches them again before its first cycle, since a restart is not a reset.
     public let latchedAtStart: [JournalEntry]
+    /// The console's login records (login, login-failed, lockout) found on open, the newest 64: a
+    /// lockout outlives a restart (Console's LoginGuard replays them).
+    public let loginRecordsAtStart: [JournalEntry]
     private let state: Mutex<State>
 
     struct State {
@@ -152,6 +155,7 @@ public final class Journal: Sendable {
                 }
             }
             latchedAtStart = Journal.outstandingFaults(all)
+            loginRecordsAtStart = Array(all.filter { ["login", "login-failed", "lockout"].contains($0.kind) }.suffix(64))
             st.fileNumber = numbers.last ?? 1
             let path = Journal.path(dir, st.fileNumber)
             st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
@@ -170,6 +174,7 @@ public final class Journal: Sendable {
             return
         }
         latchedAtStart = []
+        loginRecordsAtStart = []
         state = Mutex(st)
         openReport = report
     }
@@ -293,9 +298,32 @@ public final class Journal: Sendable {
         if fd >= 0 { fsync(fd); close(fd) }
     }
 
+    /// Seconds since 1970 of a record's wall time ("2026-11-28T04:17:00.123Z"), nil if it does not read.
+    public static func wallSeconds(_ s: String) -> Double? {
+        let b = Array(s.utf8)
+        guard b.count >= 20, b[4] == 0x2D, b[10] == 0x54 else { return nil }
+        func n(_ from: Int, _ len: Int) -> Int? {
+            var v = 0
+            for i in from..<(from + len) { guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }; v = v * 10 + Int(b[i] - 0x30) }
+            return v
+        }
+        guard let y = n(0, 4), let mo = n(5, 2), let d = n(8, 2), let h = n(11, 2), let mi = n(14, 2), let se = n(17, 2) else { return nil }
+        var tmv = tm()
+        tmv.tm_year = Int32(y - 1900); tmv.tm_mon = Int32(mo - 1); tmv.tm_mday = Int32(d)
+        tmv.tm_hour = Int32(h); tmv.tm_min = Int32(mi); tmv.tm_sec = Int32(se)
+        let ms = b.count >= 23 && b[19] == 0x2E ? Double(n(20, 3) ?? 0) / 1000 : 0
+        return Double(timegm(&tmv)) + ms
+    }
+
     static func wallNow() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
+        return wallText(Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9)
+    }
+
+    /// A wall time as records carry it ("2026-11-28T04:17:00.123Z").
+    public static func wallText(_ seconds: Double) -> String {
+        let ts = timespec(tv_sec: Int(seconds.rounded(.down)), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
         var t = ts.tv_sec
         var tmv = tm()
         gmtime_r(&t, &tmv)

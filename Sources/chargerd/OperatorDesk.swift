@@ -83,6 +83,7 @@ final class OperatorDesk {
         ctx.grid = grid
         ctx.idleLogout = idle
         ctx.lockoutTime = lockout
+        ctx.loginHistory = journal.loginRecordsAtStart
         let server = ConsoleServer(port: port, session: ConsoleSession(ctx: ctx))
         print("console: \(port.name)\(port.isPseudoTerminal ? " (open it with: picocom -b 115200 \(port.name))" : "")")
         fflush(nil)

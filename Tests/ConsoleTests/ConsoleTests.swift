@@ -146,6 +146,70 @@ final class Bench {
         #expect(kinds.last == "login")
     }
 
+    /// Issue 21 §3: the lockout and its back-off come back from the journal after a restart, by the
+    /// wall clock; a good login clears them.
+    @Test func aLockoutOutlivesARestartAndGrows() throws {
+        let dir = NSTemporaryDirectory() + "console-lockout-\(getpid())-\(UUID().uuidString)"
+        let hash = try Credentials.hash("secret-pass")
+        var wall = 1_800_000_000.0                     // the wall clock the sessions see
+        var mono = 50.0                                // a monotonic clock that starts over at each boot
+        func session() throws -> (ConsoleSession, Journal) {
+            let journal = try Journal(directory: dir)
+            var ctx = ConsoleContext(view: { StationView() }, send: { _ in true }, journal: journal, credentials: Credentials(users: ["tech": hash]),
+                                     version: "t", board: "b", rt: { "" }, comm: { "" }, clock: { mono }, sleep: { mono += $0 })
+            ctx.lockoutTime = 300
+            ctx.wallClock = { wall }
+            ctx.loginHistory = journal.loginRecordsAtStart
+            let s = ConsoleSession(ctx: ctx)
+            _ = s.banner()
+            return (s, journal)
+        }
+        func login(_ s: ConsoleSession, _ password: String) -> String {
+            _ = s.input(ArraySlice(Array("login tech\r".utf8)))
+            return String(decoding: s.input(ArraySlice(Array((password + "\r").utf8))), as: UTF8.self)
+        }
+        // Three failures, a restart, two more: the fifth locks, though a restart came between.
+        var (s, _) = try session()
+        for i in 1...3 { #expect(login(s, "wrong-\(i)").contains("login failed")) }
+        (s, _) = try session()
+        #expect(login(s, "wrong-4").contains("login failed"))
+        #expect(login(s, "wrong-5").contains("locked out for 300 s"))
+        // A power cycle 100 s later: the lockout still holds, and says how long is left.
+        wall += 100; mono = 7
+        (s, _) = try session()
+        func left(_ text: String) -> Int? {
+            guard let r = text.range(of: "locked out for another ") else { return nil }
+            return Int(text[r.upperBound...].prefix { $0.isNumber })
+        }
+        let refused = login(s, "secret-pass")
+        #expect(left(refused) == 200, "\(refused)")
+        #expect(s.user == nil)
+        // It ends; five more failures lock for twice as long.
+        wall += 201; mono += 201
+        (s, _) = try session()
+        for i in 1...4 { _ = login(s, "again-\(i)") }
+        #expect(login(s, "again-5").contains("locked out for 600 s"))
+        wall += 599; mono = 3
+        (s, _) = try session()
+        #expect(left(login(s, "secret-pass")) == 1)
+        wall += 2; mono += 2
+        #expect(login(s, "secret-pass").contains("logged in as tech"))
+        // A good login clears the back-off: the next lockout is the first again.
+        (s, _) = try session()
+        for i in 1...4 { _ = login(s, "later-\(i)") }
+        #expect(login(s, "later-5").contains("locked out for 300 s"))
+        // A wall clock set far ahead after a power cut cannot stretch a lockout beyond its length.
+        var g = LoginGuard(); g.lockouts = 1; g.lockedUntilWall = wall + 1e9
+        #expect(g.remaining(wallNow: wall, base: 300) == 300)
+        // A lockout record as the version before wrote it (no "until"): it runs from the record's time.
+        var old = JournalEntry(.lockout(text: "5 failed logins: console locked for 300 s"), t: 0)
+        old.wall = "2026-11-28T04:00:00.000Z"
+        let replayed = LoginGuard.fromJournal([old], base: 300)
+        #expect(replayed.lockouts == 1 && replayed.lockedUntilWall == Journal.wallSeconds("2026-11-28T04:05:00.000Z"))
+        #expect(Journal.wallSeconds(Journal.wallText(1_800_000_000.25)) == 1_800_000_000.25)
+        #expect(Journal.wallSeconds("yesterday") == nil)
+    }
+
     @Test func idleSessionLogsOut() throws {
         let b = try Bench()
         b.type("login tech"); b.type("secret-pass")
