@@ -82,50 +82,164 @@ public final class EMSServer: @unchecked Sendable {
         thread = nil
     }
 
-    struct Client { var fd: Int32; var peer: String }
+    /// One connection: its requests are framed here from the MBAP header (never by libmodbus's blocking
+    /// receive, which one client trickling bytes held for as long as it liked: issue 21 §1).
+    struct Client {
+        var fd: Int32
+        var peer: String
+        /// On the write allow-list: a host that is not cannot crowd it out.
+        var privileged: Bool
+        var buffer: [UInt8] = []
+        /// When the request being received began (its first byte), 0: none.
+        var requestStart: Int64 = 0
+        var lastActivity: Int64
+    }
+
+    /// Connections closed, by reason (any thread may read): a request not whole within the deadline,
+    /// idle past the idle timeout, evicted for a newcomer, refused at accept (every slot held by
+    /// clients it may not evict), a frame that is not Modbus TCP, an accept that failed.
+    public let slowClosed = Atomic<UInt64>(0)
+    public let idleClosed = Atomic<UInt64>(0)
+    public let evicted = Atomic<UInt64>(0)
+    public let refusedConnections = Atomic<UInt64>(0)
+    public let badFrames = Atomic<UInt64>(0)
+    public let acceptErrors = Atomic<UInt64>(0)
+    /// Clients connected now.
+    public let connected = Atomic<Int>(0)
+
+    /// The connection counters, for the console's grid view and the journal.
+    public var connectionReport: String {
+        "EMS server: \(connected.load(ordering: .relaxed)) of \(config.maxClients) clients; closed: \(slowClosed.load(ordering: .relaxed)) slow, "
+            + "\(idleClosed.load(ordering: .relaxed)) idle, \(evicted.load(ordering: .relaxed)) evicted, \(refusedConnections.load(ordering: .relaxed)) refused at accept, "
+            + "\(badFrames.load(ordering: .relaxed)) not Modbus TCP; \(acceptErrors.load(ordering: .relaxed)) accept errors"
+    }
+
+    enum CloseReason { case gone, slow, idle, evicted, badFrame }
+    private func count(_ r: CloseReason) {
+        switch r {
+        case .gone: break
+        case .slow: slowClosed.add(1, ordering: .relaxed)
+        case .idle: idleClosed.add(1, ordering: .relaxed)
+        case .evicted: evicted.add(1, ordering: .relaxed)
+        case .badFrame: badFrames.add(1, ordering: .relaxed)
+        }
+    }
+
+    static func nowNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
 
     func serve() {
         var clients: [Client] = []
         let query = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(MODBUS_TCP_MAX_ADU_LENGTH))
+        var chunk = [UInt8](repeating: 0, count: Int(MODBUS_TCP_MAX_ADU_LENGTH))
+        _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
+        // A deeper accept queue than libmodbus's 8: a burst of connections waits there for the next round
+        // instead of having its SYNs dropped (and retried by the clients a second later).
+        _ = listen(listenFD, 128)
+        let deadline = Int64(config.requestDeadline.micros) * 1000, idle = Int64(config.idleTimeout.micros) * 1000
         defer {
             query.deallocate()
             for c in clients { close(c.fd) }
+            connected.store(0, ordering: .relaxed)
             close(listenFD)
+        }
+        func drop(_ i: Int, _ reason: CloseReason, _ why: String) {
+            hub.log("ems-client", "EMS client \(clients[i].peer) \(why)")
+            count(reason)
+            close(clients[i].fd)
+            clients.remove(at: i)
+            connected.store(clients.count, ordering: .relaxed)
         }
         while !stopFlag.load(ordering: .acquiring) {
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)] + clients.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             let n = poll(&fds, nfds_t(fds.count), 100)
-            guard n > 0 else { continue }
-            // The clients polled (one accepted below is polled from the next round on).
-            let polled = clients
-            if fds[0].revents & Int16(POLLIN) != 0 {
-                var addr = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
-                let fd = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listenFD, $0, &len) } }
-                if fd >= 0 {
-                    var buf = [CChar](repeating: 0, count: 32)
-                    var a = addr.sin_addr
-                    inet_ntop(AF_INET, &a, &buf, 32)
-                    let peer = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                    clients.append(Client(fd: fd, peer: peer))
-                    hub.log("ems-client", "EMS client \(peer) connected")
+            let now = Self.nowNanos()
+            if n > 0 {
+                // Requests first, from the clients polled (newcomers are polled from the next round on).
+                var closing: [(Int32, CloseReason, String)] = []
+                for i in (0..<clients.count).reversed() where fds[i + 1].revents != 0 {
+                    let got = read(clients[i].fd, &chunk, chunk.count - clients[i].buffer.count)
+                    if got == 0 { closing.append((clients[i].fd, .gone, "disconnected")); continue }
+                    if got < 0 {
+                        if errno == EAGAIN || errno == EINTR { continue }
+                        closing.append((clients[i].fd, .gone, "disconnected (\(String(cString: strerror(errno))))")); continue
+                    }
+                    if clients[i].buffer.isEmpty { clients[i].requestStart = now }
+                    clients[i].buffer += chunk[0..<got]
+                    clients[i].lastActivity = now
+                    // Every whole request in the buffer: MBAP header (transaction, protocol 0, length, unit).
+                    while clients[i].buffer.count >= 7 {
+                        let b = clients[i].buffer
+                        let protocolID = Int(b[2]) << 8 | Int(b[3]), length = Int(b[4]) << 8 | Int(b[5])
+                        guard protocolID == 0, (2...254).contains(length) else {
+                            closing.append((clients[i].fd, .badFrame, "sent a frame that is not Modbus TCP (protocol \(protocolID), length \(length)): closed"))
+                            break
+                        }
+                        guard b.count >= 6 + length else { break }
+                        for k in 0..<(6 + length) { query[k] = b[k] }
+                        modbus_set_socket(ctx, clients[i].fd)
+                        handle(query, 6 + length, peer: clients[i].peer)
+                        clients[i].buffer.removeFirst(6 + length)
+                        clients[i].requestStart = clients[i].buffer.isEmpty ? 0 : now
+                    }
+                }
+                for (fd, reason, why) in closing { if let i = clients.firstIndex(where: { $0.fd == fd }) { drop(i, reason, why) } }
+                // Newcomers. Beyond `maxClients` one takes the slot of the client idle longest, where
+                // it may: an allow-listed host's slot only for another allow-listed host.
+                if fds[0].revents & Int16(POLLIN) != 0 {
+                    for c in acceptAll(now: now) {
+                        if clients.count >= config.maxClients {
+                            let victim = clients.indices.filter { c.privileged || !clients[$0].privileged }.min { clients[$0].lastActivity < clients[$1].lastActivity }
+                            guard let v = victim else {
+                                refusedConnections.add(1, ordering: .relaxed)
+                                hub.log("ems-client", "EMS client \(c.peer) refused: all \(config.maxClients) slots held by allow-listed clients")
+                                close(c.fd)
+                                continue
+                            }
+                            drop(v, .evicted, "closed for a newcomer (idle longest of \(config.maxClients))")
+                        }
+                        clients.append(c)
+                        connected.store(clients.count, ordering: .relaxed)
+                        hub.log("ems-client", "EMS client \(c.peer) connected")
+                    }
                 }
             }
-            var gone: [Int32] = []
-            for (i, c) in polled.enumerated() where fds[i + 1].revents != 0 {
-                modbus_set_socket(ctx, c.fd)
-                let rc = modbus_receive(ctx, query)
-                if rc < 0 {
-                    gone.append(c.fd)
-                    continue
+            // A request trickled past its deadline, or a client silent past the idle timeout.
+            for i in (0..<clients.count).reversed() {
+                if clients[i].requestStart != 0 && now - clients[i].requestStart > deadline {
+                    drop(i, .slow, "did not send a whole request within \(config.requestDeadline.seconds) s: closed")
+                } else if now - clients[i].lastActivity > idle {
+                    drop(i, .idle, "idle for \(Int(config.idleTimeout.seconds)) s: closed")
                 }
-                if rc > 0 { handle(query, Int(rc), peer: c.peer) }
-            }
-            for fd in gone {
-                if let c = clients.first(where: { $0.fd == fd }) { hub.log("ems-client", "EMS client \(c.peer) disconnected") }
-                close(fd)
-                clients.removeAll { $0.fd == fd }
             }
         }
+    }
+
+    /// Takes the pending connections (up to 64 a round), non-blocking, with their peers.
+    private func acceptAll(now: Int64) -> [Client] {
+        var out: [Client] = []
+        for _ in 0..<64 {
+            var addr = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let fd = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listenFD, $0, &len) } }
+            if fd < 0 {
+                if errno != EAGAIN && errno != EINTR {
+                    acceptErrors.add(1, ordering: .relaxed)
+                    let e = errno
+                    hub.log("ems-client", "EMS server: cannot accept a connection: \(String(cString: strerror(e)))\(e == EMFILE || e == ENFILE ? " (no file descriptor left)" : "")")
+                }
+                break
+            }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            var buf = [CChar](repeating: 0, count: 32)
+            var a = addr.sin_addr
+            inet_ntop(AF_INET, &a, &buf, 32)
+            let peer = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            out.append(Client(fd: fd, peer: peer, privileged: !config.allow.isEmpty && config.allow.contains(peer), lastActivity: now))
+        }
+        return out
     }
 
     func handle(_ q: UnsafeMutablePointer<UInt8>, _ length: Int, peer: String) {
@@ -136,7 +250,7 @@ public final class EMSServer: @unchecked Sendable {
         func refuse(_ r: EMSRefusal) {
             modbus_reply_exception(ctx, q, UInt32(r.code.rawValue))
             refused.add(1, ordering: .relaxed)
-            hub.log("ems-refused", "EMS write from \(peer) refused: function \(fc): \(r)")
+            hub.log("ems-refused", "EMS request from \(peer) refused: function \(fc): \(r)")
         }
         guard unit == config.unit || unit == 0xFF else {
             return refuse(EMSRefusal(code: .gatewayTargetFailed, why: "unit \(unit) is not this server's unit \(config.unit)"))
@@ -144,6 +258,9 @@ public final class EMSServer: @unchecked Sendable {
         let isWrite = fc == 0x06 || fc == 0x10
         if isWrite && !config.allow.isEmpty && !config.allow.contains(peer) {
             return refuse(EMSRefusal(code: .illegalFunction, why: "client \(peer) is not on the allow-list (writes refused)"))
+        }
+        if !isWrite && !config.readAllow.isEmpty && !config.readAllow.contains(peer) {
+            return refuse(EMSRefusal(code: .illegalFunction, why: "client \(peer) is not on the read allow-list (reads refused)"))
         }
         let address = be16(h + 1)
         switch fc {

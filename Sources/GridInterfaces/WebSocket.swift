@@ -74,7 +74,12 @@ public final class WebSocketConnection {
         while let a = ai {
             ai = a.pointee.ai_next
             let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
-            guard fd >= 0 else { continue }
+            guard fd >= 0 else {
+                // Say why: a process out of descriptors must not read as a host with no address.
+                let e = errno
+                lastError = "cannot make a socket: \(String(cString: strerror(e)))" + (e == EMFILE || e == ENFILE ? " (no file descriptor left)" : "")
+                continue
+            }
             let flags = fcntl(fd, F_GETFL)
             _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
             var r = connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen)

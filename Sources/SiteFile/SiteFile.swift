@@ -16,6 +16,15 @@ public struct EMSServerConfig: Sendable, Equatable {
     public var unit = 1
     /// Client addresses allowed to write (empty: any); others may read.
     public var allow: [String] = []
+    /// Client addresses allowed to read (empty: any).
+    public var readAllow: [String] = []
+    /// Connections served at once; a newcomer beyond them takes the slot of the longest idle client
+    /// (never an allow-listed one's for a host that is not), or is closed.
+    public var maxClients = 8
+    /// A request must arrive whole this long after its first byte (a client that trickles it is closed).
+    public var requestDeadline: TimeSpan = .s(1)
+    /// A client that sends nothing this long is closed.
+    public var idleTimeout: TimeSpan = .s(120)
     public var settings = EMSSettings()
 }
 
@@ -93,7 +102,8 @@ public enum SiteLoader {
         }
 
         if let e = try r.optionalTable(top, "ems") {
-            try r.onlyKeys(e, ["listen", "port", "unit", "allow", "heartbeat_timeout", "failsafe_limit", "failsafe_minimum"])
+            try r.onlyKeys(e, ["listen", "port", "unit", "allow", "read_allow", "max_clients", "request_deadline", "idle_timeout",
+                               "heartbeat_timeout", "failsafe_limit", "failsafe_minimum"])
             var c = EMSServerConfig()
             c.address = try r.optionalString(e, "listen") ?? c.address
             guard isIPv4(c.address) else { throw r.error(e, "listen", "'\(c.address)' is not an IPv4 address") }
@@ -106,6 +116,16 @@ public enum SiteLoader {
                     c.allow.append(str)
                 }
             }
+            if let a = e.table["read_allow"] {
+                guard let arr = a.array else { throw r.error(e, "read_allow", "must be a list of IPv4 addresses") }
+                for (i, x) in arr.enumerated() {
+                    guard let str = x.string, isIPv4(str) else { throw r.error(e, "read_allow[\(i)]", "must be an IPv4 address string") }
+                    c.readAllow.append(str)
+                }
+            }
+            if e.table["max_clients"] != nil { c.maxClients = try r.integer(e, "max_clients", range: 1...64) }
+            c.requestDeadline = try r.duration(e, "request_deadline", default: .s(1), range: .ms(50)...(.s(10)))
+            c.idleTimeout = try r.duration(e, "idle_timeout", default: .s(120), range: .s(5)...(.s(3600)))
             c.settings.heartbeatTimeout = try r.duration(e, "heartbeat_timeout", default: .s(60), range: .s(1)...(.s(3600)))
             c.settings.failsafeLimit = try r.power(e, "failsafe_limit", range: gridRange)
             c.settings.failsafeMinimum = try r.duration(e, "failsafe_minimum", default: .s(7200), range: .zero...(.s(86_400)))

@@ -53,7 +53,7 @@ final class GridDesk {
     /// The console's addendum to `limits`.
     func consoleText() -> String {
         var s = hub.consoleText()
-        if let ems { s += "\n  EMS server: \(ems.answered.load(ordering: .relaxed)) requests answered, \(ems.applied.load(ordering: .relaxed)) writes applied, \(ems.refused.load(ordering: .relaxed)) refused" }
+        if let ems { s += "\n  EMS server: \(ems.answered.load(ordering: .relaxed)) requests answered, \(ems.applied.load(ordering: .relaxed)) writes applied, \(ems.refused.load(ordering: .relaxed)) refused\n  \(ems.connectionReport)" }
         if let ocpp { s += "\n  " + ocpp.statusLine() }
         return s
     }
@@ -93,6 +93,7 @@ final class GridDesk {
     func shutdown() {
         ocpp?.stop()
         ems?.stop()
+        if let ems { print(ems.connectionReport); fflush(nil) }
     }
 }
 

@@ -6,6 +6,9 @@ minimum duration, in the journal and on the console's `limits`.
 chargerd runs a sim board paced at 1x (the EMS lives in wall-clock time). Run by `make test-grid`.
 """
 import os
+import random
+import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +34,7 @@ def u32(w):
     return [(w >> 16) & 0xFFFF, w & 0xFFFF]
 
 
-def site(port, allow='["127.0.0.1"]', timeout="3 s", failsafe="20 kW", minimum="8 s"):
+def site(port, allow='["127.0.0.1"]', timeout="3 s", failsafe="20 kW", minimum="8 s", extra=""):
     return f"""
 [site]
 name = "EMS test"
@@ -44,6 +47,7 @@ allow = {allow}
 heartbeat_timeout = "{timeout}"
 failsafe_limit = "{failsafe}"
 failsafe_minimum = "{minimum}"
+{extra}
 """
 
 
@@ -147,6 +151,111 @@ class EMS(unittest.TestCase):
         ems = self.client(port, source="127.0.0.2")
         self.assertFalse(ems.write_registers(addr("station_setpoint"), u32(10_000), device_id=1).isError())
         self.assertEqual(stranger.read_holding_registers(addr("station_setpoint"), count=2, device_id=1).registers, u32(10_000))
+
+    def test_served_under_attack(self):
+        """Issue 21 §1-2, loopback only and bounded: a client trickling a request one byte every 0.4 s,
+        2,000 idle connections and a garbage flood, at once, from hosts not on the allow-list, while the
+        real EMS (127.0.0.2, allow-listed) reads and writes every 0.2 s: every one of its requests is
+        answered, chargerd's descriptors stay bounded, and each kind of attacker is counted as closed."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2300:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        port = free_port()
+        c = self.start(site(port, allow='["127.0.0.2"]', timeout="30 s",
+                            extra='max_clients = 8\nrequest_deadline = "1 s"\nidle_timeout = "20 s"'))
+        stop = threading.Event()
+        counts = {"slow": 0, "idle": 0, "garbage": 0}
+
+        def slow():                                       # one byte of a write request every 0.4 s
+            req = bytes([0, 1, 0, 0, 0, 9, 1, 0x10, 0, 0, 0, 1, 2, 0, 5])
+            while not stop.is_set():
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                        counts["slow"] += 1
+                        for b in req * 10:
+                            if stop.is_set():
+                                return
+                            s.sendall(bytes([b]))
+                            time.sleep(0.4)
+                except OSError:
+                    time.sleep(0.1)
+
+        idle = []
+        lock = threading.Lock()
+
+        def idler():                                      # 4 x 500 connections that never say anything
+            made = 0
+            while made < 500 and not stop.is_set():
+                try:
+                    s = socket.socket()
+                    s.bind(("127.0.0.3", 0))
+                    s.settimeout(3)
+                    s.connect(("127.0.0.1", port))
+                    with lock:
+                        idle.append(s)
+                        counts["idle"] += 1
+                    made += 1
+                except OSError:
+                    s.close()
+                    time.sleep(0.01)
+
+        def garbage():                                    # random bytes, reconnecting when closed
+            rng = random.Random(7)
+            while not stop.is_set():
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=2, source_address=("127.0.0.4", 0)) as s:
+                        counts["garbage"] += 1
+                        for _ in range(50):
+                            s.sendall(bytes(rng.randrange(256) for _ in range(64)))
+                            time.sleep(0.01)
+                except OSError:
+                    time.sleep(0.02)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (slow, idler, idler, idler, idler, garbage)]
+        for t in threads:
+            t.start()
+        ems = self.client(port, source="127.0.0.2")
+        latencies, failed, most_fds = [], [], 0
+        end = time.monotonic() + 20
+        i = 0
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                if i % 2 == 0:
+                    r = ems.read_input_registers(0, count=4, device_id=1)
+                else:
+                    r = ems.write_registers(addr("station_setpoint"), u32(40_000 + i), device_id=1)
+                ok = not r.isError()
+            except Exception as e:                         # a timeout is a failure, not a crash of the test
+                ok = False
+                r = e
+            latencies.append(time.monotonic() - t0)
+            if not ok:
+                failed.append((i, str(r)))
+                ems.close()
+                ems.connect()
+            most_fds = max(most_fds, len(os.listdir(f"/proc/{c.proc.pid}/fd")))
+            i += 1
+            time.sleep(0.2)
+        stop.set()
+        for s in idle:
+            s.close()
+        for t in threads:
+            t.join(5)
+        lat = sorted(latencies)
+        p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
+        print(f"\n     EMS under attack: {len(lat)} requests, {len(failed)} failed; p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms; "
+              f"attackers: {counts}; chargerd fds at most {most_fds}")
+        self.assertEqual(failed, [], "every request of the real EMS is answered")
+        self.assertEqual(counts["idle"], 2000, "the idle connections were made")
+        self.assertLess(most_fds, 120, "chargerd's descriptors stay bounded")
+        c.stop()
+        _, report = c.wait_line(r"EMS server: \d+ of 8 clients; closed:")
+        print("     " + report)
+        nums = dict((k, int(v)) for v, k in __import__("re").findall(r"(\d+) (slow|idle|evicted|refused at accept|not Modbus TCP)", report))
+        self.assertGreater(nums.get("slow", 0), 0, report)
+        self.assertGreater(nums.get("evicted", 0), 1900, report)
+        self.assertGreater(nums.get("not Modbus TCP", 0), 0, report)
 
     def test_heartbeat_loss_failsafe_minimum_then_default(self):
         port = free_port()
