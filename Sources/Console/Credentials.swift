@@ -44,24 +44,24 @@ public struct Credentials: Sendable {
     /// As ssh's StrictModes: a file that someone other than its owner (root or the account running
     /// chargerd) can write, or that lies in a directory others can write, is refused, since whoever can
     /// write it can make themselves a technician. A file others can read is taken with a warning.
-    static func checkPermissions(_ path: String) throws -> String? {
+    public static func checkPermissions(_ path: String, what: String = "credentials") throws -> String? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }   // missing: the read below says so
         let mode = st.st_mode & 0o7777
         let octal = String(mode, radix: 8)
         if st.st_uid != 0 && st.st_uid != getuid() {
-            throw CredentialsError(description: "credentials \(path): owned by uid \(st.st_uid), neither root nor this account (uid \(getuid())): refused (chown root \(path))")
+            throw CredentialsError(description: "\(what) \(path): owned by uid \(st.st_uid), neither root nor this account (uid \(getuid())): refused (chown root \(path))")
         }
         if mode & 0o022 != 0 {
-            throw CredentialsError(description: "credentials \(path): mode 0\(octal) lets \(mode & 0o002 != 0 ? "every user" : "its group") write it: refused (chmod 600 \(path))")
+            throw CredentialsError(description: "\(what) \(path): mode 0\(octal) lets \(mode & 0o002 != 0 ? "every user" : "its group") write it: refused (chmod 600 \(path))")
         }
         let dir = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         var ds = stat()
         if stat(dir, &ds) == 0, ds.st_mode & 0o002 != 0, ds.st_mode & 0o1000 == 0 {
-            throw CredentialsError(description: "credentials \(path): its directory \(dir) is writable by every user (anyone could replace the file): refused")
+            throw CredentialsError(description: "\(what) \(path): its directory \(dir) is writable by every user (anyone could replace the file): refused")
         }
         if mode & 0o044 != 0 {
-            return "credentials \(path): mode 0\(octal) lets others read the password hashes (chmod 600 \(path))"
+            return "\(what) \(path): mode 0\(octal) lets others read it (chmod 600 \(path))"
         }
         return nil
     }

@@ -123,6 +123,10 @@ struct Run: ParsableCommand {
         }
         let config: SiteConfig
         do { config = try SiteLoader.load(path: site, board: board) } catch { fail("site file: \(error)") }
+        // The charge point's private key, as the credentials file: refused if others can write it.
+        if let key = config.ocpp?.keyFile {
+            do { if let w = try Credentials.checkPermissions(key, what: "OCPP key") { writeStderr("chargerd: warning: \(w)\n") } } catch { fail("site \(site): \(error)") }
+        }
         if (config.ems != nil || config.ocpp != nil) && !paced {
             fail("site \(site): the EMS server and the OCPP client talk to peers in wall-clock time: run with --realtime or --speed FACTOR (not max)")
         }

@@ -48,6 +48,14 @@ check "bad injection time refused" $([ $rc = 2 ] && grep -q "estop@soon" "$tmp/i
 check "out-of-range setpoint refused" $([ $rc = 2 ] && grep -q "out of range" "$tmp/s.err"; echo $?)
 "$bin" --board "$boards/sim-60kw.toml" --speed fast >/dev/null 2>"$tmp/sp.err"; rc=$?
 check "bad speed refused" $([ $rc = 2 ] && grep -q "speed" "$tmp/sp.err"; echo $?)
+# The charge point's key and the technicians' credentials: refused when others can write them.
+printf 'key\n' > "$tmp/cp.key"; chmod 666 "$tmp/cp.key"
+printf '[site]\nname = "k"\nutc_offset = "+08:00"\n[ocpp]\nurl = "wss://127.0.0.1:9/CP1"\nkey = "%s"\ncert = "%s"\n' "$tmp/cp.key" "$tmp/cp.key" > "$tmp/site.toml"
+"$bin" --board "$boards/sim-60kw.toml" --site "$tmp/site.toml" --speed 1 --max-time 1 >/dev/null 2>"$tmp/k.err"; rc=$?
+check "world-writable OCPP key refused" $([ $rc = 2 ] && grep -q "OCPP key $tmp/cp.key: mode 0666 lets every user write it: refused" "$tmp/k.err"; echo $?)
+printf 'tech:$6$x$y\n' > "$tmp/creds"; chmod 620 "$tmp/creds"
+"$bin" --board "$boards/sim-60kw.toml" --credentials "$tmp/creds" >/dev/null 2>"$tmp/cr.err"; rc=$?
+check "group-writable credentials refused" $([ $rc = 2 ] && grep -q "credentials $tmp/creds: mode 0620 lets its group write it" "$tmp/cr.err"; echo $?)
 
 # 5. Continuous mode: waits for cars; serves several in a row, stops at --max-time.
 "$bin" --board "$boards/sim-60kw.toml" --continuous --car 'capacity=20kWh,soc=50,target=60' --arrival-interval 60 --max-time 2400 --json --status-interval 0 >"$tmp/k.out" 2>&1; rc=$?
