@@ -17,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from support import BIN, Chargerd, free_port, register_map  # noqa: E402
+from central_system import CentralSystem  # noqa: E402
 
 from pymodbus.client import ModbusTcpClient  # noqa: E402
 from pymodbus.pdu import ExceptionResponse  # noqa: E402
@@ -161,8 +162,13 @@ class EMS(unittest.TestCase):
         if soft < 2300:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
         port = free_port()
+        cs = CentralSystem(heartbeat_interval=2)           # the OCPP link must stay up through it all
+        self.addCleanup(cs.stop)
         c = self.start(site(port, allow='["127.0.0.2"]', timeout="30 s",
-                            extra='max_clients = 8\nrequest_deadline = "1 s"\nidle_timeout = "20 s"'))
+                            extra='max_clients = 8\nrequest_deadline = "1 s"\nidle_timeout = "20 s"\n'
+                                  f'[ocpp]\nurl = "ws://127.0.0.1:{cs.port}/CP001"\nreconnect_interval = "500 ms"\ncall_timeout = "5 s"\nfree_vend = true'))
+        cs.wait_for("BootNotification", timeout=30)
+        attack_start = time.monotonic()
         stop = threading.Event()
         counts = {"slow": 0, "idle": 0, "garbage": 0}
 
@@ -249,6 +255,10 @@ class EMS(unittest.TestCase):
         self.assertEqual(failed, [], "every request of the real EMS is answered")
         self.assertEqual(counts["idle"], 2000, "the idle connections were made")
         self.assertLess(most_fds, 120, "chargerd's descriptors stay bounded")
+        beats = [t for t, a, p in cs.messages("Heartbeat") if t >= attack_start]
+        print(f"     OCPP: {cs.connections} connection(s), {len(beats)} heartbeats during the attack")
+        self.assertEqual(cs.connections, 1, "the OCPP link never dropped")
+        self.assertGreaterEqual(len(beats), 5, "heartbeats kept coming (every 2 s)")
         c.stop()
         _, report = c.wait_line(r"EMS server: \d+ of 8 clients; closed:")
         print("     " + report)
