@@ -30,6 +30,15 @@ public final class EMSServer: @unchecked Sendable {
     public let refused = Atomic<UInt64>(0)
     /// The port actually bound (the config's, or the one the kernel chose for port 0 in tests).
     public let boundPort: Int
+    /// Connections served at once: the site's `max_clients`, lowered where the process's descriptor
+    /// limit would not leave `reservedDescriptors` for the journal, OCPP, the console and the buses.
+    public let maxClients: Int
+    public static let reservedDescriptors = 32
+    /// Said once at start when `max_clients` had to be lowered.
+    public private(set) var warning: String? = nil
+    /// A descriptor held in reserve: when the process has none left, it is given up to accept and close
+    /// the waiting connection (which otherwise stays queued and wakes the poll at once, forever).
+    private var spareFD: Int32 = -1
 
     /// Binds and listens at once, so a port in use is an error at start, not later.
     public init(config: EMSServerConfig, hub: GridHub) throws(EMSServerError) {
@@ -56,12 +65,21 @@ public final class EMSServer: @unchecked Sendable {
             throw EMSServerError(description: "EMS server: cannot allocate the register mapping")
         }
         mapping = m
+        var lim = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lim)
+        let room = Int(min(lim.rlim_cur, 1 << 20)) - Self.reservedDescriptors
+        if config.maxClients > room {
+            maxClients = max(1, room)
+            warning = "EMS server: max_clients \(config.maxClients) lowered to \(maxClients): the process may hold \(lim.rlim_cur) descriptors and keeps \(Self.reservedDescriptors) for the journal, OCPP, the console and the buses"
+        } else { maxClients = config.maxClients }
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
     deinit {
         stop()
         modbus_mapping_free(mapping)
         modbus_free(ctx)
+        if spareFD >= 0 { close(spareFD) }
     }
 
     public func start() {
@@ -109,7 +127,7 @@ public final class EMSServer: @unchecked Sendable {
 
     /// The connection counters, for the console's grid view and the journal.
     public var connectionReport: String {
-        "EMS server: \(connected.load(ordering: .relaxed)) of \(config.maxClients) clients; closed: \(slowClosed.load(ordering: .relaxed)) slow, "
+        "EMS server: \(connected.load(ordering: .relaxed)) of \(maxClients) clients; closed: \(slowClosed.load(ordering: .relaxed)) slow, "
             + "\(idleClosed.load(ordering: .relaxed)) idle, \(evicted.load(ordering: .relaxed)) evicted, \(refusedConnections.load(ordering: .relaxed)) refused at accept, "
             + "\(badFrames.load(ordering: .relaxed)) not Modbus TCP; \(acceptErrors.load(ordering: .relaxed)) accept errors"
     }
@@ -191,15 +209,15 @@ public final class EMSServer: @unchecked Sendable {
                 // it may: an allow-listed host's slot only for another allow-listed host.
                 if fds[0].revents & Int16(POLLIN) != 0 {
                     for c in acceptAll(now: now) {
-                        if clients.count >= config.maxClients {
+                        if clients.count >= maxClients {
                             let victim = clients.indices.filter { c.privileged || !clients[$0].privileged }.min { clients[$0].lastActivity < clients[$1].lastActivity }
                             guard let v = victim else {
                                 refusedConnections.add(1, ordering: .relaxed)
-                                hub.log("ems-client", "EMS client \(c.peer) refused: all \(config.maxClients) slots held by allow-listed clients")
+                                hub.log("ems-client", "EMS client \(c.peer) refused: all \(maxClients) slots held by allow-listed clients")
                                 close(c.fd)
                                 continue
                             }
-                            drop(v, .evicted, "closed for a newcomer (idle longest of \(config.maxClients))")
+                            drop(v, .evicted, "closed for a newcomer (idle longest of \(maxClients))")
                         }
                         clients.append(c)
                         connected.store(clients.count, ordering: .relaxed)
@@ -225,10 +243,20 @@ public final class EMSServer: @unchecked Sendable {
             var addr = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
             let fd = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listenFD, $0, &len) } }
             if fd < 0 {
-                if errno != EAGAIN && errno != EINTR {
+                let e = errno
+                if e != EAGAIN && e != EINTR {
                     acceptErrors.add(1, ordering: .relaxed)
-                    let e = errno
-                    hub.log("ems-client", "EMS server: cannot accept a connection: \(String(cString: strerror(e)))\(e == EMFILE || e == ENFILE ? " (no file descriptor left)" : "")")
+                    var refused = ""
+                    if (e == EMFILE || e == ENFILE) && spareFD >= 0 {
+                        // Out of descriptors: give up the spare one to take the connection off the queue and
+                        // close it, then hold a spare again.
+                        close(spareFD)
+                        let taken = accept(listenFD, nil, nil)
+                        if taken >= 0 { close(taken); refusedConnections.add(1, ordering: .relaxed); refused = "; the connection was refused" }
+                        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                    }
+                    hub.log("ems-client", "EMS server: cannot accept a connection: \(String(cString: strerror(e)))\(e == EMFILE || e == ENFILE ? " (no file descriptor left)" : "")\(refused)")
+                    if e == EMFILE || e == ENFILE { usleep(10_000) }   // never a busy loop on a full process
                 }
                 break
             }

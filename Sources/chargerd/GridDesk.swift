@@ -31,6 +31,7 @@ final class GridDesk {
         hub = GridHub(state: state)
         if let c = site.ems {
             do { ems = try EMSServer(config: c, hub: hub) } catch { fail("site \(site.path): \(error)") }
+            if let w = ems?.warning { writeStderr("chargerd: warning: \(w)\n") }
         } else { ems = nil }
         if let c = site.ocpp {
             do { ocpp = try OCPPClient(config: c, hub: hub, firmware: firmwareVersion, gunCount: board.spec.gunCount) } catch { fail("site \(site.path): \(error)") }

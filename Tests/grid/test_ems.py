@@ -16,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from support import BIN, Chargerd, free_port, register_map  # noqa: E402
+from support import BIN, ROOT, Chargerd, free_port, register_map  # noqa: E402
 from central_system import CentralSystem  # noqa: E402
 
 from pymodbus.client import ModbusTcpClient  # noqa: E402
@@ -266,6 +266,43 @@ class EMS(unittest.TestCase):
         self.assertGreater(nums.get("slow", 0), 0, report)
         self.assertGreater(nums.get("evicted", 0), 1900, report)
         self.assertGreater(nums.get("not Modbus TCP", 0), 0, report)
+
+    def test_a_process_short_of_descriptors(self):
+        """Issue 21 §2: with a descriptor limit too small for max_clients, the server lowers it (saying so)
+        and keeps the rest for the journal, OCPP and the console; at the very limit, a waiting connection is
+        taken off the queue and refused with the spare descriptor, never left to wake the poll in a busy
+        loop (before: half a million failed accepts in 10 s at ~93 % CPU)."""
+        port = free_port()
+        text = site(port, allow="[]", extra="max_clients = 64") + '[ocpp]\nurl = "ws://127.0.0.1:9/CP1"\nreconnect_interval = "500 ms"\n'
+        with open(os.path.join(self.tmpdir(), "site.toml"), "w") as f:
+            f.write(text)
+        for limit, lowered in ((48, "lowered to 16"), (22, "lowered to 1")):
+            p = subprocess.Popen(["prlimit", f"--nofile={limit}:{limit}", BIN, "--board", os.path.join(ROOT, "Boards", "sim-60kw.toml"),
+                                  "--site", f.name, "--speed", "1", "--max-time", "8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            self.addCleanup(p.kill)
+            time.sleep(2)
+            socks = []
+            for _ in range(40):
+                try:
+                    socks.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+                except OSError:
+                    pass
+            time.sleep(2)
+            for s in socks:
+                s.close()
+            out, _ = p.communicate(timeout=30)
+            self.assertIn(f"max_clients 64 {lowered}", out)
+            report = [l for l in out.splitlines() if l.startswith("EMS server:")][-1]
+            errors = int(__import__("re").search(r"(\d+) accept errors", report).group(1))
+            print(f"\n     nofile {limit}: {report}")
+            self.assertLess(errors, 100, "no busy loop on a full process")
+            self.assertNotIn("no address", out)
+
+    def tmpdir(self):
+        import tempfile
+        d = tempfile.mkdtemp()
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        return d
 
     def test_heartbeat_loss_failsafe_minimum_then_default(self):
         port = free_port()
