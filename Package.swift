@@ -111,7 +111,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
-        .testTarget(name: "GridTests", dependencies: ["Grid", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
+        .testTarget(name: "GridTests", dependencies: ["Grid", "GridInterfaces", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract", "BoardFile", "SimPlant", .product(name: "TOMLKit", package: "TOMLKit")]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "LoopContract", "ChargerCore"]),

@@ -61,6 +61,11 @@ public final class WebSocketConnection {
         open = false
     }
 
+    /// Why a socket could not be made, in words a technician can act on.
+    public static func socketError(_ e: Int32) -> String {
+        "cannot make a socket: \(String(cString: strerror(e)))" + (e == EMFILE || e == ENFILE ? " (no file descriptor left)" : "")
+    }
+
     static func tcpConnect(host: String, port: Int, timeout: Double) throws(WebSocketError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -76,8 +81,7 @@ public final class WebSocketConnection {
             let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
             guard fd >= 0 else {
                 // Say why: a process out of descriptors must not read as a host with no address.
-                let e = errno
-                lastError = "cannot make a socket: \(String(cString: strerror(e)))" + (e == EMFILE || e == ENFILE ? " (no file descriptor left)" : "")
+                lastError = socketError(errno)
                 continue
             }
             let flags = fcntl(fd, F_GETFL)

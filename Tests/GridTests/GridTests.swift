@@ -6,6 +6,8 @@ import ChargerCore
 import ChargerRuntime
 import LoopContract
 import Grid
+import GridInterfaces
+import Glibc
 import SimPlant
 import Testing
 
@@ -473,4 +475,11 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         }
         #expect(try p.decode(StopTransactionReq.self) == stop)
     }
+}
+
+/// Issue 21 §2: a connect that failed for lack of descriptors says so (it once read "no address").
+@Test func aSocketThatCannotBeMadeSaysWhy() {
+    #expect(WebSocketConnection.socketError(EMFILE) == "cannot make a socket: Too many open files (no file descriptor left)")
+    #expect(WebSocketConnection.socketError(ENFILE).hasSuffix("(no file descriptor left)"))
+    #expect(!WebSocketConnection.socketError(EACCES).contains("descriptor"))
 }
