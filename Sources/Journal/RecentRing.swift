@@ -6,32 +6,32 @@
 import Glibc
 #endif
 
-struct RecentRing {
+public struct RecentRing: Sendable {
     /// Most records kept (the console's `log N` bound).
-    let limit: Int
+    public let limit: Int
     /// The payloads, back to back, wrapping at the end.
     private var bytes: [UInt8]
     /// Per kept record, oldest at `first`: where its payload starts and how long it is.
     private var offsets: [Int]
     private var lengths: [Int]
     private var first = 0
-    private(set) var count = 0
+    public private(set) var count = 0
     /// Where the next payload goes, and the bytes in use (contiguous from the oldest record's start).
     private var head = 0
     private var used = 0
 
-    init(limit: Int, byteCapacity: Int) {
+    public init(limit: Int, byteCapacity: Int) {
         self.limit = max(1, limit)
         bytes = Array(repeating: 0, count: max(1, byteCapacity))
         offsets = Array(repeating: 0, count: self.limit)
         lengths = Array(repeating: 0, count: self.limit)
     }
 
-    var byteCapacity: Int { bytes.count }
+    public var byteCapacity: Int { bytes.count }
 
     /// Keeps `payload`, dropping the oldest records until it fits (by count and by bytes). A payload
     /// larger than the whole ring is not kept (the journal on storage still has it).
-    mutating func append<C: Collection>(_ payload: C) where C.Element == UInt8 {
+    public mutating func append<C: Collection>(_ payload: C) where C.Element == UInt8 {
         let n = payload.count
         guard n > 0, n <= bytes.count else { return }
         while count > 0 && (count == limit || bytes.count - used < n) {
@@ -54,7 +54,7 @@ struct RecentRing {
     }
 
     /// The payloads of the last `n` records, oldest first (copies: for the reader to decode).
-    func last(_ n: Int) -> [[UInt8]] {
+    public func last(_ n: Int) -> [[UInt8]] {
         let k = min(max(0, n), count)
         var out: [[UInt8]] = []
         out.reserveCapacity(k)

@@ -1,7 +1,7 @@
 // The journal on storage: framing and checksums, the torn tail cut at every possible byte, rotation
 // and retention, the sequence across restarts, and the operator figures.
 import Foundation
-@testable import Journal
+import Journal
 import Testing
 
 func tempDir() -> String {
