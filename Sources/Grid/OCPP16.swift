@@ -336,6 +336,20 @@ public struct ChangeAvailabilityReq: Codable, Sendable, Equatable {
 }
 public enum AvailabilityStatus: String, Codable, Sendable { case Accepted, Rejected, Scheduled }
 public struct GetConfigurationReq: Codable, Sendable, Equatable { public var key: [String]? }
+/// DataTransfer (OCPP 1.6 §6.17): a vendor's own message; its id and data are the vendor's.
+public struct DataTransferReq: Codable, Sendable, Equatable {
+    public var vendorId: String
+    public var messageId: String?
+    public var data: String?
+}
+public enum DataTransferStatus: String, Codable, Sendable { case Accepted, Rejected, UnknownMessageId, UnknownVendorId }
+public struct DataTransferConf: Codable, Sendable, Equatable {
+    public var status: DataTransferStatus
+    public var data: String?
+    public init(status: DataTransferStatus, data: String? = nil) { self.status = status; self.data = data }
+}
+/// ClearCache (OCPP 1.6 §5.4): an empty request.
+public struct ClearCacheReq: Codable, Sendable, Equatable {}
 public struct KeyValue: Codable, Sendable, Equatable {
     public var key: String
     public var readonly: Bool

@@ -135,8 +135,23 @@ extension OCPPClient {
         case .ChangeConfiguration: if let r = typed(ChangeConfigurationReq.self) { reply(id, changeConfiguration(r)) }
         case .ChangeAvailability: if let r = typed(ChangeAvailabilityReq.self) { reply(id, changeAvailability(r)) }
         case .GetConfiguration: if let r = typed(GetConfigurationReq.self) { reply(id, getConfiguration(r)) }
+        case .DataTransfer:
+            guard let r = typed(DataTransferReq.self) else { return }
+            guard r.vendorId.utf8.count <= 255, (r.messageId?.utf8.count ?? 0) <= 50 else {
+                return replyError(id, .PropertyConstraintViolation, "vendorId is CiString255 and messageId CiString50")
+            }
+            reply(id, dataTransfer(r))
+        case .ClearCache: if typed(ClearCacheReq.self) != nil { reply(id, StatusConf(AcceptedRejected.Accepted)) }
         default: replyError(id, .NotSupported, "\(name) is not supported by this charge point")
         }
+    }
+
+    /// This charge point defines no vendor messages: its own vendor id (the site's `vendor`) answers
+    /// UnknownMessageId, any other UnknownVendorId (OCPP 1.6 §4.3, §6.17). A vendor id longer than the
+    /// CiString255 it is is a PropertyConstraintViolation.
+    func dataTransfer(_ r: DataTransferReq) -> DataTransferConf {
+        hub.log("ocpp", "DataTransfer from the central system: vendor '\(r.vendorId.prefix(64))', message '\((r.messageId ?? "").prefix(64))'")
+        return DataTransferConf(status: r.vendorId == config.vendor ? .UnknownMessageId : .UnknownVendorId)
     }
 
     func remoteStart(_ r: RemoteStartTransactionReq) -> StatusConf<AcceptedRejected> {

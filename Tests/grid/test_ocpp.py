@@ -154,6 +154,11 @@ class OCPP(unittest.TestCase):
         self.assertEqual(keys["NumberOfConnectors"]["value"], "1")
         self.assertEqual(keys["ChargingScheduleMaxPeriods"]["value"], "48")
         self.assertEqual(keys["MeterValueSampleInterval"], {"key": "MeterValueSampleInterval", "readonly": False, "value": "2"})
+        # DataTransfer (issue 19 §1): no vendor messages here: another vendor's id is UnknownVendorId, our
+        # own with any message UnknownMessageId. ClearCache of the (empty) authorization cache: Accepted.
+        self.assertEqual(cs.call(call.DataTransfer(vendor_id="com.example.csms", message_id="Ping", data="1")).status, "UnknownVendorId")
+        self.assertEqual(cs.call(call.DataTransfer(vendor_id="OpenDC", message_id="Ping")).status, "UnknownMessageId")
+        self.assertEqual(cs.call(call.ClearCache()).status, "Accepted")
         # Read-only keys are Rejected, unknown ones NotSupported, bad values Rejected.
         self.assertEqual(cs.call(call.ChangeConfiguration(key="NumberOfConnectors", value="2")).status, "Rejected")
         self.assertEqual(cs.call(call.ChangeConfiguration(key="NoSuchKey", value="1")).status, "NotSupported")
@@ -239,6 +244,8 @@ class OCPP(unittest.TestCase):
             ('[2,"raw-8","GetCompositeSchedule",{"connectorId":1,"duration":0}]', "PropertyConstraintViolation", "duration"),
             ('[2,"raw-9","Reset"]', "FormationViolation", "[2, id, action, payload]"),
             ('[2,"raw-10","Reset",[1]]', "FormationViolation", "not an object"),
+            ('[2,"raw-21","DataTransfer",{"vendorId":"' + "v" * 300 + '"}]', "PropertyConstraintViolation", "CiString255"),
+            ('[2,"raw-22","DataTransfer",{"messageId":"x"}]', "OccurenceConstraintViolation", "vendorId is required"),
         ]
         for frame, code, words in cases:
             cs.send_raw(frame)
