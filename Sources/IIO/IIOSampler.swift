@@ -90,7 +90,8 @@ public final class IIOSampler: @unchecked Sendable {
         var paths: [String] = []
         for s in specs { paths.append(try Self.resolve(s, root: iioRoot)) }
         self.paths = paths
-        alphas = specs.map { s in s.filter.micros > 0 ? 1 - exp(-Double(max(100_000, every.micros * 1000)) / Double(s.filter.micros * 1000)) : 1 }
+        let period = Double(self.every)
+        alphas = specs.map { s in s.filter.micros > 0 ? 1 - exp(-period / Double(s.filter.micros * 1000)) : 1 }
         var fds: [Int32] = []
         for (s, path) in zip(specs, paths) {
             let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -9,6 +9,7 @@ import ArgumentParser
 import BoardFile
 import ChargerCore
 import GPIOD
+import RealTime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,11 +64,7 @@ struct GPIOCost: ParsableCommand {
         front.flush()
     }
 
-    private func now() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
+    private func now() -> Int64 { monotonicNanos() }
 
     struct Summary {
         var median: Int64, p99: Int64, max: Int64
