@@ -89,6 +89,8 @@ kernel-deps:
 	dpkg -s linux-headers-amd64 >/dev/null 2>&1 || missing="$$missing linux-headers-amd64"; \
 	dpkg -s linux-source-6.1 >/dev/null 2>&1 || missing="$$missing linux-source-6.1"; \
 	command -v gpioinfo >/dev/null || missing="$$missing gpiod"; \
+	command -v candump >/dev/null || missing="$$missing can-utils"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v make >/dev/null || missing="$$missing make"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -39,6 +39,10 @@ let package = Package(
         .target(name: "IIO", dependencies: ["BoardFile", "ChargerCore", "RealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // GB/T 27930-2015 on CAN as data: the message table, 29-bit identifiers, the codec of the core's values.
         .target(name: "GBT27930", dependencies: ["ChargerCore"]),
+        // SocketCAN (linux/can.h, raw sockets, error frames, SO_TIMESTAMP) and the car link on the CAN wire:
+        // a thread per board, the codec and J1939-21 transport off the loop, triple buffers to it.
+        .target(name: "CSocketCAN"),
+        .target(name: "CANLink", dependencies: ["CSocketCAN", "GBT27930", "BoardFile", "ChargerCore", "ChargerHAL", "RealTime"]),
         // libmodbus (Debian's libmodbus-dev) and its Swift wrapper: RTU and TCP, typed errors.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .target(name: "Modbus", dependencies: ["CModbus", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
@@ -86,7 +90,7 @@ let package = Package(
         .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
             "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "IIO", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
-            "GBT27930", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "GBT27930", "CANLink", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ],
         // The Debian package's unit, generator, maintainer scripts and build script (make deb).
         exclude: ["package"]),

@@ -83,6 +83,9 @@ public struct Board: Sendable {
     public var console: ConsoleSpec? = nil
     /// Where the journal lives on the board's storage (`[storage]`); nil: none configured.
     public var storage: StorageSpec? = nil
+    /// The car links on CAN, one per gun that has one (`[[can]]`); a gun without one has no car link on
+    /// a real board and the bench channel's on a bench board.
+    public var can: [CANLinkSpec] = []
 }
 
 public struct BoardFileError: Error, CustomStringConvertible, Equatable {
@@ -133,7 +136,7 @@ public enum BoardLoader {
         let r = Reader(file: file)
         let top = try topSection(text, file: file)
         try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant", "modbus_bus", "modbus_device",
-                             "modbus_map", "analog", "watchdog", "bench", "console", "storage"])
+                             "modbus_map", "analog", "watchdog", "bench", "console", "storage", "can"])
         let head = try boardTable(r, top)
         let kind = head.kind
         let timing = try limitsTable(r, top)
@@ -159,6 +162,7 @@ public enum BoardLoader {
         let plant = try plantTable(r, top, kind: kind)
         let console = try consoleTable(r, top)
         let storage = try storageTable(r, top)
+        let can = try canLinks(r, top, guns: guns.count, kind: kind)
         // One serial port, one user: a console and a Modbus bus (or two buses) on the same UART would
         // each read the other's bytes.
         var serialUsers: [String: String] = [:]
@@ -178,7 +182,7 @@ public enum BoardLoader {
                                moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
         return Board(name: head.name, description: head.description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
                      spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
-                     console: console, storage: storage)
+                     console: console, storage: storage, can: can)
     }
 
     /// `[board]`: name, description, kind, period, grid connection.

@@ -142,3 +142,53 @@ extension BoardLoader {
         return BenchSpec(channel: channel)
     }
 }
+
+/// One gun's GB/T 27930 car link on a SocketCAN interface (`[[can]]`).
+public struct CANLinkSpec: Sendable, Equatable {
+    public var gun: Int
+    /// The network interface (can0, vcan0): its bit rate is set where interfaces are configured
+    /// (systemd-networkd, `ip link set can0 type can bitrate 250000`), not by the controller.
+    public var interface: String
+    /// The bit rate the wiring expects (GB/T 27930-2015 §6: 250 kbit/s); checked against the interface's
+    /// own when the kernel reports one (a virtual vcan has none).
+    public var bitrate: Int = 250_000
+    /// J1939 source addresses (docs/standards.md "GB/T 27930 on CAN"): the receive filter passes only
+    /// frames from `bmsAddress` to `chargerAddress`.
+    public var chargerAddress: UInt8 = 0x56
+    public var bmsAddress: UInt8 = 0xF4
+    public init(gun: Int, interface: String) { self.gun = gun; self.interface = interface }
+}
+
+extension BoardLoader {
+    /// `[[can]]`: one car link per gun, each on its own interface.
+    static func canLinks(_ r: Reader, _ top: Section, guns: Int, kind: BoardKind) throws(BoardFileError) -> [CANLinkSpec] {
+        var links: [CANLinkSpec] = []
+        for c in try r.arrayOfTables(top, "can") {
+            try r.onlyKeys(c, ["gun", "interface", "bitrate", "charger_address", "bms_address"])
+            if kind == .sim { throw r.error(c, "", "a sim board's car is the simulated plant's: [[can]] belongs to bench and real boards") }
+            let gun = try r.integer(c, "gun", range: 0...(guns - 1))
+            let name = try r.string(c, "interface")
+            // IFNAMSIZ is 16 with its NUL; a name is one path component of /sys/class/net.
+            guard !name.isEmpty, name.utf8.count < 16, !name.contains("/"), !name.contains(" ") else {
+                throw r.error(c, "interface", "'\(name)' is not a network interface name (can0, vcan0: 1-15 characters, no '/' or space)")
+            }
+            var s = CANLinkSpec(gun: gun, interface: name)
+            if c.table["bitrate"] != nil {
+                s.bitrate = try r.integer(c, "bitrate", range: 10_000...1_000_000)
+            }
+            if c.table["charger_address"] != nil { s.chargerAddress = UInt8(try r.integer(c, "charger_address", range: 0...253)) }
+            if c.table["bms_address"] != nil { s.bmsAddress = UInt8(try r.integer(c, "bms_address", range: 0...253)) }
+            guard s.chargerAddress != s.bmsAddress else {
+                throw r.error(c, "bms_address", "the BMS and the charger cannot share address \(s.bmsAddress)")
+            }
+            if let other = links.first(where: { $0.gun == gun }) {
+                throw r.error(c, "gun", "gun \(gun) already has its car link on \(other.interface)")
+            }
+            if let other = links.first(where: { $0.interface == name }) {
+                throw r.error(c, "interface", "\(name) already carries gun \(other.gun)'s link: one BMS at 0x\(String(s.bmsAddress, radix: 16, uppercase: true)) per bus")
+            }
+            links.append(s)
+        }
+        return links
+    }
+}

@@ -200,3 +200,27 @@ public struct ChargerMessages: Sendable, Equatable {
     public var cem: VehicleMessageKind? = nil
     public init() {}
 }
+
+// Plain values all through: the car link hands them between threads in triple buffers.
+extension Stamped: BitwiseCopyable where M: BitwiseCopyable {}
+extension BHM: BitwiseCopyable {}
+extension BatteryType: BitwiseCopyable {}
+extension BRM: BitwiseCopyable {}
+extension BCP: BitwiseCopyable {}
+extension BRO: BitwiseCopyable {}
+extension ChargeMode: BitwiseCopyable {}
+extension BCL: BitwiseCopyable {}
+extension BCS: BitwiseCopyable {}
+extension BSM: BitwiseCopyable {}
+extension BST.Reasons: BitwiseCopyable {}
+extension BST: BitwiseCopyable {}
+extension BSD: BitwiseCopyable {}
+extension VehicleMessages: BitwiseCopyable {}
+extension Recognition: BitwiseCopyable {}
+extension CML: BitwiseCopyable {}
+extension CCS: BitwiseCopyable {}
+extension CST.Reasons: BitwiseCopyable {}
+extension CST: BitwiseCopyable {}
+extension CSD: BitwiseCopyable {}
+extension VehicleMessageKind: BitwiseCopyable {}
+extension ChargerMessages: BitwiseCopyable {}

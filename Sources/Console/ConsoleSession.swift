@@ -29,6 +29,8 @@ public struct ConsoleContext: @unchecked Sendable {
     public var moduleComm: (Int) -> String = { _ in "-" }
     /// The grid interfaces (EMS link, time of use, OCPP profiles, composite), nil without a site file.
     public var grid: (() -> String)? = nil
+    /// The car links on CAN (counters, controller state, recent frames), nil on a board without one.
+    public var can: (() -> String)? = nil
     public var idleLogout: Double = 600
     public var lockoutTime: Double = 300
     public var maxFailures = 5
@@ -71,6 +73,7 @@ public final class ConsoleSession {
         ("limits", false, "limits [GUN]", "every limit source and its value; the one that binds"),
         ("rt", false, "rt", "control loop timing: latency histogram, misses, overruns"),
         ("comm", false, "comm", "per-device Modbus counters"),
+        ("can", false, "can", "the car link on CAN: counters, controller state, each car message's age, the last frames"),
         ("log", false, "log [N]", "the last N journal records (default 20)"),
         ("stats", false, "stats", "availability and first-time charge success from the journal"),
         ("export", false, "export text|json", "the whole journal, for the operator's platform"),
@@ -195,6 +198,7 @@ public final class ConsoleSession {
         case "limits": limitsCommand(args)
         case "rt": say(ctx.rt())
         case "comm": say(ctx.comm())
+        case "can": say(ctx.can?() ?? "this board has no car link on CAN ([[can]] in the board file)")
         case "log": logCommand(args)
         case "stats": statsCommand()
         case "export": exportCommand(args)

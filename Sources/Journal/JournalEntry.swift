@@ -30,6 +30,8 @@ public enum JournalEvent: Sendable, Equatable {
     case tornTail(text: String)
     /// An event of the grid interfaces (`source`: ems, ems-refused, ocpp, ocpp-offline, ...).
     case grid(source: String, text: String)
+    /// An event of a gun's car link on CAN (bus-off, error-state changes, malformed frames, send failures).
+    case carLink(gun: Int, text: String)
     /// A record this version cannot read as one of the above, kept and written back as it was read.
     case unreadable(JournalEntry.Fields)
 
@@ -50,6 +52,7 @@ public enum JournalEvent: Sendable, Equatable {
         case .lockout: "lockout"
         case .tornTail: "torn-tail"
         case .grid: "grid"
+        case .carLink: "can"
         case .unreadable(let f): f.kind
         }
     }
@@ -162,6 +165,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case "grid":
             guard let source = f.command, let x = f.text else { return nil }
             return .grid(source: source, text: x)
+        case "can":
+            guard let g = f.gun, let x = f.text else { return nil }
+            return .carLink(gun: g, text: x)
         default: return nil
         }
     }
@@ -183,6 +189,7 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case .logout(let u, let why): f.user = u; f.text = why
         case .loginFailed(let u, let x): f.user = u; f.text = x
         case .grid(let source, let x): f.command = source; f.text = x
+        case .carLink(let g, let x): f.gun = g; f.text = x
         case .unreadable: break
         }
         return f

@@ -3,6 +3,7 @@
 // bench channel. One control cycle per plant tick, in lockstep with the emulator.
 import BenchChannel
 import BoardFile
+import CANLink
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
@@ -26,6 +27,8 @@ struct BenchRun {
     var grid: GridDesk? = nil
     /// Print the summary's JSON on the last line (--json).
     var json = false
+    /// --can-log: the candump log of the car links.
+    var canLog: String? = nil
 
     /// How the lockstep ended.
     enum Ending { case sessionsDone, timedOut, stopped, emulatorGone }
@@ -46,12 +49,18 @@ struct BenchRun {
         let clock = LoopClock()
         let drivers = field.drivers(spec: spec, clock: clock, relays: ChannelMatrix(channel))
         let signals = ChannelSignals(channel)
+        // Guns with [[can]] talk to their car on the wire; the plant's car model still follows the charger's
+        // broadcast through the channel (what a bench's battery emulator does with its contactors).
+        let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk)
+        let vehicle: any VehicleLink = can.map { RoutedVehicleLink(can: $0, fallback: ChannelVehicleLink(channel), guns: spec.gunCount, mirrorToFallback: true) }
+            ?? ChannelVehicleLink(channel)
+        do { try can?.start() } catch { fail("\(error)") }
         let devices = BoardDevices(frontEnd: ChannelFrontEnd(channel), signals: signals, modules: drivers.modules,
-                                   meter: drivers.meter, imd: drivers.imd, vehicle: ChannelVehicleLink(channel))
+                                   meter: drivers.meter, imd: drivers.imd, vehicle: vehicle)
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval / spec.period.seconds).rounded())) : 0
         let loop = HardwareLoop(spec: spec, devices: devices, clock: clock, statusEvery: statusEvery)
         loop.restoreLatched(desk.latchedAtStart)
-        desk.attach(loop: loop, field: field, grid: grid,
+        desk.attach(loop: loop, field: field, grid: grid, can: can,
                     rt: { "bench board: the loop runs in lockstep with the plant emulator's ticks (\(loop.cycles) cycles)" })
         grid?.ocpp?.speedFactor = max(1, channel.speed)
         grid?.start()
@@ -62,6 +71,8 @@ struct BenchRun {
         // The last word: every output safe, sent to the modules by the pollers' final round.
         loop.forceSafeOutputs()
         grid?.shutdown()
+        can?.stop()
+        if let can { print(canReport(can)) }
         desk.shutdown(at: clock.now)
         field.stop()
         channel.detach()
@@ -189,14 +200,14 @@ extension FieldBus {
 
 extension OperatorDesk {
     /// The console on a hardware loop's view and commands, with the field bus's counters.
-    func attach(loop: HardwareLoop, field: FieldBus, grid: GridDesk?, rt: @escaping () -> String) {
+    func attach(loop: HardwareLoop, field: FieldBus, grid: GridDesk?, can: SocketCANLink? = nil, rt: @escaping () -> String) {
         attach(view: loop.view.buffer, commands: loop.commands.queue, rt: rt,
                comm: { field.report().joined(separator: "\n") },
                moduleComm: { m in
                    guard let c = field.device(.module, m)?.counts else { return "-" }
                    let errors = c.timeouts + c.badReplies + c.exceptions + c.connectionErrors
                    return "\(errors) of \(c.exchanges)" + (c.lost ? " LOST" : "")
-               }, grid: grid.map { g in { g.consoleText() } })
+               }, grid: grid.map { g in { g.consoleText() } }, can: can.map { c in { canReport(c) } })
     }
 }
 

@@ -61,7 +61,7 @@ final class OperatorDesk {
 
     /// Starts the console (if one was asked for) on the loop's view and command queue.
     func attach(view: TripleBuffer<StationView>, commands: SPSCQueue<OperatorCommand>, rt: @escaping () -> String, comm: @escaping () -> String,
-                moduleComm: ((Int) -> String)? = nil, grid: (() -> String)? = nil) {
+                moduleComm: ((Int) -> String)? = nil, grid: (() -> String)? = nil, can: (() -> String)? = nil) {
         guard let choice = consoleChoice else { return }
         let port: ConsolePort
         do {
@@ -81,6 +81,7 @@ final class OperatorDesk {
                                  rt: rt, comm: comm, clock: { monotonicSeconds() }, sleep: { usleep(useconds_t($0 * 1e6)) })
         if let moduleComm { ctx.moduleComm = moduleComm }
         ctx.grid = grid
+        ctx.can = can
         ctx.idleLogout = idle
         ctx.lockoutTime = lockout
         ctx.loginHistory = journal.loginRecordsAtStart

@@ -1,8 +1,10 @@
 // chargerd on a real board: the GPIO front end on the kernel's GPIO character device, the Modbus devices
 // through libmodbus, the hardware watchdog, and the control loop on the cyclic executive in wall-clock
-// time (SCHED_FIFO, its CPU, locked memory from the board's [runtime]). The car link is not on the CAN
-// wire yet (issue 18): a car plugged in here gets no handshake and its session stops (E17), safely.
+// time (SCHED_FIFO, its CPU, locked memory from the board's [runtime]), and the car links on SocketCAN
+// ([[can]]). A gun without a [[can]] link has no car link: a car plugged in gets no handshake and its
+// session stops (E17), safely.
 import BoardFile
+import CANLink
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
@@ -29,7 +31,7 @@ final class RealFrontEnd: GunFrontEnd {
     func flush() { gpio.flush() }
 }
 
-/// The car link of a board whose CAN driver is not in this build: nothing is ever received.
+/// The car link of a gun the board puts on no CAN interface: nothing is ever received.
 final class NoVehicleLink: VehicleLink {
     func receive(gun: Int, into messages: inout VehicleMessages) {}
     func transmit(gun: Int, _ messages: ChargerMessages) {}
@@ -45,6 +47,8 @@ struct RealBoardRun {
     var json: Bool
     var desk: OperatorDesk
     var grid: GridDesk? = nil
+    /// --can-log: the candump log of the car links.
+    var canLog: String? = nil
 
     /// Runs until SIGINT/SIGTERM, --max-time of wall time, or the sessions are done. Exit status as on
     /// every board: 0, 1 a fault ended a session, 2 the board could not start, 4 timed out.
@@ -69,8 +73,11 @@ struct RealBoardRun {
         }
         let clock = LoopClock()
         let drivers = field.drivers(spec: spec, clock: clock, relays: front)
+        let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk)
+        do { try can?.start() } catch { front.makeSafe(); watchdog?.disarm(); field.stop(); fail("\(error)") }
+        let vehicle: any VehicleLink = can.map { RoutedVehicleLink(can: $0, fallback: NoVehicleLink(), guns: spec.gunCount, mirrorToFallback: false) } ?? NoVehicleLink()
         let devices = BoardDevices(frontEnd: RealFrontEnd(gpio: front, analog: analog), signals: front, modules: drivers.modules, meter: drivers.meter, imd: drivers.imd,
-                                   vehicle: NoVehicleLink())
+                                   vehicle: vehicle)
         let period = board.loopSettings.periodNanos
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
         let kickEvery = UInt64(max(1, (board.watchdog?.kick.micros ?? 100_000) * 1000 / period))
@@ -78,7 +85,7 @@ struct RealBoardRun {
                                 kick: watchdog.map { w in { w.kick() } }, kickEvery: kickEvery)
         loop.restoreLatched(desk.latchedAtStart)
         let executive = CyclicExecutive(settings: board.loopSettings, body: loop)
-        desk.attach(loop: loop, field: field, grid: grid, rt: { rtText(executive.statistics()) + "\n" + front.report })
+        desk.attach(loop: loop, field: field, grid: grid, can: can, rt: { rtText(executive.statistics()) + "\n" + front.report })
         grid?.start()
         let grant: RealTimeGrant
         do { grant = try executive.start() } catch {
@@ -89,7 +96,10 @@ struct RealBoardRun {
         let sched = grant.fifo ? "SCHED_FIFO \(board.runtime.priority)" : "SCHED_OTHER"
         print("chargerd: board \(board.name) (\(board.path), checksum \(board.checksum)), real-time loop every \(fmt(Double(period) / 1e6, 3)) ms, \(sched)\(grant.pinnedCPU.map { " on CPU \($0)" } ?? ""), memory \(grant.memoryLocked ? "locked" : "not locked"); \(front.specs.count) GPIO lines, \(field.devices.count - silent.count)/\(field.devices.count) Modbus devices answered" + (watchdog.map { ", watchdog \($0.path) (\($0.timeoutSeconds) s)" } ?? ", no watchdog"))
         for d in silent { print("chargerd: warning: \(d.name) has not answered: \(d.counts.lastError.isEmpty ? "no reply yet" : d.counts.lastError)") }
-        print("chargerd: the car link (CAN) is not in this build: a car plugged in gets no handshake")
+        if board.can.count < spec.gunCount {
+            let bare = (0..<spec.gunCount).filter { g in !board.can.contains { $0.gun == g } }
+            print("chargerd: gun\(bare.count > 1 ? "s" : "") \(bare.map(String.init).joined(separator: ", ")) ha\(bare.count > 1 ? "ve" : "s") no car link ([[can]]): a car plugged in gets no handshake")
+        }
         fflush(nil)
 
         var tally = SessionTally(guns: spec.gunCount)
@@ -117,6 +127,7 @@ struct RealBoardRun {
         front.makeSafe()
         watchdog?.disarm()          // an orderly exit: the magic close
         analog?.stop()
+        can?.stop()
         tally.drain(loop, desk: desk, grid: grid)
         grid?.shutdown()
         desk.shutdown(at: clock.now)
@@ -124,6 +135,7 @@ struct RealBoardRun {
         for g in 0..<spec.gunCount { print(loop.status(gun: g).line) }
         for line in field.report() { print(line) }
         print(front.report)
+        if let can { print(canReport(can)) }
         if let analog { print("analog: \(analog.specs.count) IIO channels, \(analog.rounds) rounds, \(analog.readErrors) failed reads" + (analog.lastError.isEmpty ? "" : " (last: \(analog.lastError))")) }
         print("loop: " + executive.statistics().line)
         tally.printFaults()

@@ -88,6 +88,9 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Technicians' credentials file (user:crypt-hash lines; make entries with 'chargerd passwd').")
     var credentials: String?
 
+    @Option(name: .long, help: "Write every CAN frame of the car links ([[can]]) to this file in candump's log format (candump -L; canplayer replays it).")
+    var canLog: String?
+
     @Option(name: .long, help: "Journal directory (faults, sessions, acting commands); default: the board file's [storage] journal, else memory only.")
     var journal: String?
 
@@ -173,6 +176,7 @@ struct Run: ParsableCommand {
             installSignalHandlers()
             let desk = try OperatorDesk(run: self, board: loaded)
             var run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
+            run.canLog = canLog
             // The plant's clock paces a bench board (the emulator's speed): the grid peers see it as paced.
             run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
             run.json = json
@@ -192,6 +196,7 @@ struct Run: ParsableCommand {
             do { desk = try OperatorDesk(run: self, board: loaded) } catch { front.makeSafe(); throw error }
             guard (maxTimeOption ?? 1) > 0, statusInterval >= 0 else { front.makeSafe(); fail("--status-interval and --max-time must be positive") }
             var run = RealBoardRun(board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTimeOption ?? .infinity, sessions: sessions, json: json, desk: desk)
+            run.canLog = canLog
             run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
             throw ExitCode(run.run())
         }
