@@ -97,7 +97,7 @@ let package = Package(
         // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
         // board's register maps, the bench channel in lockstep with chargerd.
         .executableTarget(name: "charger-plant", dependencies: [
-            "ChargerRuntime", "LoopContract", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL",
+            "ChargerRuntime", "LoopContract", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL", "CANLink",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "HIL/emulator"),
         // HIL scenarios (files under HIL/scenarios), their traces, JUnit and plots; seeded fault campaigns.

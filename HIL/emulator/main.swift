@@ -5,6 +5,7 @@
 // channel (HIL/README.md "The bench channel"), in lockstep with chargerd's control cycles.
 import ArgumentParser
 import BenchChannel
+import CANLink
 import BoardFile
 import ChargerCore
 import ChargerHAL
@@ -82,6 +83,9 @@ struct ChargerPlant: ParsableCommand {
     @Flag(name: .long, help: "Exit when the chargerd that attached detaches.")
     var once = false
 
+    @Flag(name: .long, help: "The simulated cars' BMS talk on the board's CAN interfaces ([[can]]); without it a CAN gun's BMS is another program on the wire (HIL/peers/gbt_bms.py) and the car model follows the charger's broadcast through the channel.")
+    var bmsOnCan = false
+
     @Option(name: .long, help: "Stop after this much plant time, in seconds.")
     var maxTime: Double = 24 * 3600
 
@@ -108,6 +112,17 @@ struct ChargerPlant: ParsableCommand {
         installSignalHandlers()
 
         let bridge = PlantBridge(plant: plant, channel: channel, banks: served.banks, spec: spec)
+        if bmsOnCan {
+            guard !loaded.can.isEmpty else { fail("--bms-on-can: board '\(loaded.name)' has no [[can]] link") }
+            for l in loaded.can {
+                do {
+                    let car = try SocketCANCar(spec: l)
+                    try car.start()
+                    bridge.canCars[l.gun] = car
+                } catch { fail("\(error)") }
+                print("charger-plant: gun \(l.gun)'s car talks GB/T 27930 on \(l.interface) (BMS 0x\(String(l.bmsAddress, radix: 16, uppercase: true)))")
+            }
+        }
         bridge.publish()
         channel.publishTick(1, now: plant.now)
         print("charger-plant: ready: board \(loaded.name), channel \(bench.channel), \(served.endpoints.joined(separator: ", ")), speed \(factor.map { "\(fmt($0, 1))x" } ?? "max")")
@@ -119,6 +134,11 @@ struct ChargerPlant: ParsableCommand {
 
         let late = runPlant(plant, bridge: bridge, channel: channel, banks: served.banks, script: &script, factor: factor, spec: spec)
         usleep(100_000)   // the controller's last commands, sent as it stops
+        for (g, car) in bridge.canCars.sorted(by: { $0.key < $1.key }) {
+            car.stop()
+            let c = car.counts.withLock { $0 }
+            print("charger-plant: gun \(g) car on CAN: \(c.sent) frames sent, \(c.received) received, \(c.transfers) transfers, \(c.aborted) aborted, \(c.timedOut) timed out, \(c.sendErrors) send errors")
+        }
         printRefusals(served.banks, at: plant.now)
         for s in served.servers { s.running.store(false, ordering: .relaxed) }
         print("charger-plant: stopped at \(fmt(plant.now.seconds, 3)) s; controller late \(late) times")
@@ -290,6 +310,8 @@ final class PlantBridge {
     var lastCommandAt: [Instant]
     var selfOff: [Bool]
     var notes: [String] = []
+    /// Guns whose simulated BMS is on the CAN wire (--bms-on-can).
+    var canCars: [Int: SocketCANCar] = [:]
 
     init(plant: Plant, channel: BenchChannel, banks: [DeviceRole: [Int: RegisterBank]], spec: StationSpec) {
         self.plant = plant; self.channel = channel; self.banks = banks; self.spec = spec
@@ -306,7 +328,10 @@ final class PlantBridge {
         let now = plant.now
         for g in 0..<spec.gunCount {
             if let o = channel.outputs(gun: g) { frontEnd.apply(gun: g, o) }
-            if let m = channel.chargerMessages(gun: g) { plant.withGun(g) { $0.tx = m } }
+            if let car = canCars[g] {
+                let m = car.chargerMessages()
+                plant.withGun(g) { $0.tx = m }
+            } else if let m = channel.chargerMessages(gun: g) { plant.withGun(g) { $0.tx = m } }
             if let b = banks[.imd]?[g] {
                 imd.apply(gun: g, enable: (b.value(.enable) ?? 1) != 0, selfTest: (b.value(.selftest) ?? 0) != 0)
             }
@@ -344,6 +369,7 @@ final class PlantBridge {
             frontEnd.sample(gun: g, into: &gi)
             channel.publish(gun: g, inputs: gi, imdAlarm: false)
             channel.publish(gun: g, vehicle: guns[g].rx)
+            canCars[g]?.publish(guns[g].rx)
             let p = guns[g]
             banks[.meter]?[g]?.publish([(.voltage, p.vehicleSide.value), (.current, p.current.value),
                                         (.energy, p.energy.value.rounded(.down)), (.status, 0)])

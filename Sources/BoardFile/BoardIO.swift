@@ -162,6 +162,7 @@ public struct CANLinkSpec: Sendable, Equatable {
 extension BoardLoader {
     /// `[[can]]`: one car link per gun, each on its own interface.
     static func canLinks(_ r: Reader, _ top: Section, guns: Int, kind: BoardKind) throws(BoardFileError) -> [CANLinkSpec] {
+        guard top.table["can"] != nil else { return [] }
         var links: [CANLinkSpec] = []
         for c in try r.arrayOfTables(top, "can") {
             try r.onlyKeys(c, ["gun", "interface", "bitrate", "charger_address", "bms_address"])

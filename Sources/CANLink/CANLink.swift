@@ -120,6 +120,7 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
     public init(links: [CANLinkSpec], guns gunCount: Int, clock: LoopClock, logPath: String? = nil) throws(CANLinkError) {
         var out = [Gun?](repeating: nil, count: max(gunCount, 1))
         var opened: [Int32] = []
+        var down: [String] = []
         func closeAll() { for f in opened { close(f) } }
         for l in links {
             let filterID = UInt32(l.chargerAddress) << 8 | UInt32(l.bmsAddress)
@@ -141,10 +142,9 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
                 closeAll()
                 throw CANLinkError(interface: l.interface, why: type < 0 ? "cannot read its type: \(String(cString: strerror(-type)))" : "not a CAN interface (hardware type \(type))")
             }
-            guard csc_interface_up(fd, l.interface) == 1 else {
-                closeAll()
-                throw CANLinkError(interface: l.interface, why: "the interface is down (ip link set \(l.interface) up type can bitrate \(l.bitrate))")
-            }
+            // Down is not fatal: the system may bring it up later (networkd, a bus-off restart); until then
+            // nothing is received and every send fails (counted, journalled), and a car times out.
+            if csc_interface_up(fd, l.interface) != 1 { down.append(l.interface) }
             guard l.gun < out.count else { closeAll(); throw CANLinkError(interface: l.interface, why: "gun \(l.gun) is not on this board") }
             out[l.gun] = Gun(spec: l, fd: fd)
         }
@@ -156,7 +156,11 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
         } else { log = nil }
         guns = out
         self.clock = clock
+        interfacesDown = down
     }
+
+    /// Interfaces that were down when the link opened (the caller warns; the link works once they are up).
+    public let interfacesDown: [String]
 
     deinit {
         stop()

@@ -294,4 +294,8 @@ public enum GBTCodec {
         for (name, reason) in map where pair(p, M.CST.f(name)) { r.insert(reason) }
         return CST(reasons: r)
     }
+    public static func decodeCSD(_ p: GBTPayload) throws(GBTDecodeError) -> CSD {
+        guard p.count >= 4 else { throw .tooShort(message: "CSD", got: p.count, needs: 4) }
+        return CSD(chargingMinutes: p.value(M.CSD.f("ChargingTime")) ?? .nan, energy: WattHours((p.value(M.CSD.f("Energy")) ?? .nan) * 1000))
+    }
 }

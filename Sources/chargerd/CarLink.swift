@@ -57,6 +57,9 @@ func openCANLinks(board: Board, clock: LoopClock, logPath: String?, desk: Operat
         print("chargerd: gun \(l.gun) car link on \(l.interface) (GB/T 27930, \(l.bitrate / 1000) kbit/s as wired; charger 0x\(hex2(l.chargerAddress)), BMS 0x\(hex2(l.bmsAddress)))"
               + (logPath.map { ", candump log \($0)" } ?? ""))
     }
+    for i in link.interfacesDown {
+        writeStderr("chargerd: warning: \(i) is down: no car is heard on it until it is up (ip link set \(i) up type can bitrate 250000)\n")
+    }
     fflush(nil)
     return link
 }

@@ -12,7 +12,7 @@ import Glibc
 struct Unit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unit",
-        abstract: "Print the systemd drop-in for chargerd.service that the board file's [runtime] and [watchdog] imply.",
+        abstract: "Print the systemd drop-in for chargerd.service that the board file's [runtime], [watchdog] and [[can]] imply.",
         discussion: """
             LimitRTPRIO is the loop's SCHED_FIFO priority, LimitMEMLOCK infinity when the board locks memory, \
             CPUAffinity every CPU of this machine but the loop's own (the loop thread pins itself to [runtime] cpu: \
@@ -49,6 +49,12 @@ enum ServiceDropIn {
         }
         let seconds = board.watchdog?.timeout.map { max(2, Int(($0.seconds).rounded(.up))) } ?? 5
         lines.append("WatchdogSec=\(seconds)s")
+        if !board.can.isEmpty {
+            // The car links' interfaces (a USB adapter may enumerate after boot): started once they exist;
+            // one that is down when chargerd starts is waited for by the link (docs/technician.md).
+            let devices = board.can.map { "sys-subsystem-net-devices-\($0.interface).device" }.joined(separator: " ")
+            lines += ["[Unit]", "# The car links' CAN interfaces ([[can]]).", "Wants=\(devices)", "After=\(devices)"]
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

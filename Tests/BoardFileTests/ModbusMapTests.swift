@@ -7,7 +7,7 @@ import Foundation
 import Testing
 
 @Suite struct ModbusBoards {
-    @Test(arguments: ["bench-60kw-tcp", "bench-60kw-rtu", "cm4-rs485-60kw"])
+    @Test(arguments: ["bench-60kw-tcp", "bench-60kw-rtu", "bench-60kw-can", "cm4-rs485-60kw"])
     func loads(name: String) throws {
         let b = try BoardLoader.load(path: "\(repoRoot)/Boards/\(name).toml")
         #expect(b.modbus.devices.count == 4)
@@ -203,5 +203,49 @@ import Testing
         let shared = try #require(refusal(rtu + "\n[console]\ndevice = \"/dev/ttyS1\"\n"), "a console on the bus's UART was accepted")
         #expect(shared.key == "modbus_bus" && shared.why.contains("/dev/ttyS1, which [console] already uses"), "\(shared)")
         _ = try BoardLoader.parse(rtu + "\n[console]\ndevice = \"/dev/ttyGS0\"\n", file: "ok.toml")
+    }
+}
+
+/// `[[can]]`: the car links on CAN. Defaults are GB/T 27930's (250 kbit/s, charger 0x56, BMS 0xF4); a
+/// board without one has none; each mistake is refused naming its key.
+@Suite struct CANLinks {
+    let bench: String = try! String(contentsOfFile: "\(repoRoot)/Boards/bench-60kw-tcp.toml", encoding: .utf8)
+
+    @Test func shippedBoards() throws {
+        let can = try BoardLoader.load(path: "\(repoRoot)/Boards/bench-60kw-can.toml")
+        #expect(can.can.count == 1)
+        let l = try #require(can.can.first)
+        #expect(l.gun == 0 && l.interface == "vcan0" && l.bitrate == 250_000 && l.chargerAddress == 0x56 && l.bmsAddress == 0xF4)
+        #expect(try BoardLoader.load(path: "\(repoRoot)/Boards/bench-60kw-tcp.toml").can.isEmpty)
+        let cm4 = try BoardLoader.load(path: "\(repoRoot)/Boards/cm4-rs485-60kw.toml")
+        #expect(cm4.can.map(\.interface) == ["can0"])
+    }
+
+    @Test func addressesAndRate() throws {
+        let b = try BoardLoader.parse(bench + "\n[[can]]\ngun = 0\ninterface = \"can1\"\nbitrate = 500000\ncharger_address = 0x57\nbms_address = 0xF5\n", file: "b.toml")
+        #expect(b.can.first?.bitrate == 500_000 && b.can.first?.chargerAddress == 0x57 && b.can.first?.bmsAddress == 0xF5)
+    }
+
+    @Test(arguments: [
+        ("gun = 1\ninterface = \"can0\"", "can[0].gun"),
+        ("gun = 0\ninterface = \"can/0\"", "can[0].interface"),
+        ("gun = 0\ninterface = \"a-name-far-too-long\"", "can[0].interface"),
+        ("gun = 0\ninterface = \"\"", "can[0].interface"),
+        ("gun = 0\ninterface = \"can0\"\nbitrate = 5", "can[0].bitrate"),
+        ("gun = 0\ninterface = \"can0\"\nbms_address = 0x56", "can[0].bms_address"),
+        ("gun = 0\ninterface = \"can0\"\nbms_address = 300", "can[0].bms_address"),
+        ("gun = 0\ninterface = \"can0\"\nspeed = 250", "can[0].speed"),
+        ("interface = \"can0\"", "can[0].gun"),
+    ])
+    func refused(entry: String, key: String) throws {
+        let e = try #require(refusal(bench + "\n[[can]]\n" + entry + "\n"), "\(entry) was taken")
+        #expect(e.key == key, "\(e)")
+    }
+
+    @Test func oneLinkPerGunAndOneGunPerInterface() throws {
+        let twice = try #require(refusal(bench + "\n[[can]]\ngun = 0\ninterface = \"can0\"\n[[can]]\ngun = 0\ninterface = \"can1\"\n"))
+        #expect(twice.key == "can[1].gun" && twice.why.contains("can0"), "\(twice)")
+        let sim = try #require(refusal(minimal + "\n[[can]]\ngun = 0\ninterface = \"can0\"\n"))
+        #expect(sim.why.contains("sim board"), "\(sim)")
     }
 }

@@ -121,6 +121,9 @@ if "$BIN/chargerd" gpio-cost --board "$T/vm.toml" --cycles 5000 > "$OUT/gpio-cos
     pass "gpio cost (qemu TCG): $(grep -o 'median [0-9]* ns, p99 [0-9]* ns' $OUT/gpio-cost.log | head -1); $(grep -o 'getppid: median [0-9]* ns' $OUT/gpio-cost.log); $(grep -o 'a cycle is [0-9.]* null system calls' $OUT/gpio-cost.log)"
 else failc "gpio cost: $(tail -2 $OUT/gpio-cost.log)"; fi
 
+# 8-12. The car link on the CAN wire (vcan0): Tests/kernel/can.sh.
+. "$HERE/can.sh"
+
 # 7. The chip taken away under a running loop (gpio-sim's live = 0: the lines chargerd holds are gone,
 #    every ioctl on them fails): E32 latched, and the report names the operation, the chip and errno.
 #    Last, since the chip does not come back for the cases above.

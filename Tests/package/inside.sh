@@ -42,7 +42,8 @@ else failc "unit: systemd-analyze verify: $out"; fi
 G=$(mktemp -d)
 /lib/systemd/system-generators/chargerd-board-generator "$G" "$G" "$G"
 drop="$G/chargerd.service.d/50-board.conf"
-if grep -q '^LimitRTPRIO=80$' "$drop" 2>/dev/null && grep -q '^WatchdogSec=2s$' "$drop" && grep -q '^LimitMEMLOCK=infinity$' "$drop"; then
+if grep -q '^LimitRTPRIO=80$' "$drop" 2>/dev/null && grep -q '^WatchdogSec=2s$' "$drop" && grep -q '^LimitMEMLOCK=infinity$' "$drop" \
+   && grep -q '^After=sys-subsystem-net-devices-can0.device$' "$drop"; then
     pass "generator: $(grep -v '^#' $drop | tr '\n' ' ')from /etc/chargerd/board.toml"
 else failc "generator: drop-in [$(cat $drop 2>/dev/null)]"; fi
 sed -i 's/^priority = 80/priority = 80x/' /etc/chargerd/board.toml

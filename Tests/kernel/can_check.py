@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Reads what a CAN session left (candump's log, the BMS's JSON line, chargerd's output) and judges it,
+for Tests/kernel/can.sh. Prints one line of figures; exits 1 with the reason when a check fails.
+
+The periods come from candump's kernel receive timestamps on vcan0, not from chargerd. Acceptance
+(docs/standards.md "GB/T 27930 on CAN", our criterion: the standard gives periods, no tolerance): the
+median interval of each message within 10 % of its period, and 95 % of the intervals within the period
+plus 20 ms.
+"""
+import argparse
+import json
+import re
+import statistics
+import sys
+
+import cantools
+
+CHARGER_TO_BMS = 0xF456
+
+
+def fail(why):
+    print(why)
+    sys.exit(1)
+
+
+def read_candump(path):
+    frames = []
+    for line in open(path):
+        m = re.match(r"\((\d+\.\d+)\)\s+(\S+)\s+([0-9A-Fa-f]+)#([0-9A-Fa-f]*)", line)
+        if m:
+            frames.append((float(m.group(1)), int(m.group(3), 16), bytes.fromhex(m.group(4))))
+    return frames
+
+
+def periods(db, frames):
+    """Per charger message: its intervals, split where the message paused (a gap over 3 periods)."""
+    out = {}
+    last = {}
+    for t, fid, data in frames:
+        if fid & 0xFFFF != CHARGER_TO_BMS:
+            continue
+        try:
+            m = db.get_message_by_frame_id(fid)
+        except KeyError:
+            continue
+        period = m.cycle_time / 1000 if m.cycle_time else None
+        if not period:
+            continue
+        if m.name in last and t - last[m.name] <= 3 * period:
+            out.setdefault(m.name, (period, []))[1].append(t - last[m.name])
+        last[m.name] = t
+    return out
+
+
+def judge_periods(db, frames):
+    figures, bad = [], []
+    for name, (period, iv) in sorted(periods(db, frames).items()):
+        if len(iv) < 5:
+            continue
+        med = statistics.median(iv)
+        iv_sorted = sorted(iv)
+        p95 = iv_sorted[int(0.95 * (len(iv) - 1))]
+        figures.append("%s %d ms: median %.1f, p95 %.1f, max %.1f ms (n=%d)" % (name, period * 1000, med * 1000, p95 * 1000, max(iv) * 1000, len(iv)))
+        if abs(med - period) > 0.1 * period or p95 > period + 0.020:
+            bad.append(name)
+    return figures, bad
+
+
+def decode_all(db, frames, name):
+    m = db.get_message_by_name(name)
+    out = []
+    for t, fid, data in frames:
+        if fid == m.frame_id:
+            out.append((t, m.decode(data + b"\xff" * (m.length - len(data)), decode_choices=False)))
+    return out
+
+
+def bms_json(path):
+    lines = [l for l in open(path).read().splitlines() if l.startswith("{")]
+    if not lines:
+        fail("the BMS printed no result")
+    return json.loads(lines[-1])
+
+
+def can_counters(text):
+    """chargerd's `can` report at exit: the counters by name."""
+    c = {}
+    for key, pat in [("rx", r"rx (\d+)"), ("tx", r"tx (\d+)"), ("malformed", r"malformed (\d+)"), ("unknown", r"unknown PGN (\d+)"),
+                     ("notj1939", r"not J1939 (\d+)"), ("tp_completed", r"completed (\d+)"), ("tp_aborted", r"aborted (\d+)"),
+                     ("tp_timeouts", r"timed out (\d+)"), ("tp_repeated", r"repeated packets (\d+)"), ("overflow", r"rx overflow (\d+)"),
+                     ("error_frames", r"error frames (\d+)"), ("delay", r"largest (\d+) µs")]:
+        m = re.search(pat, text)
+        c[key] = int(m.group(1)) if m else None
+    return c
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["session", "misbehave", "timeout"])
+    p.add_argument("--dbc", required=True)
+    p.add_argument("--candump", required=True)
+    p.add_argument("--bms", help="the BMS's JSON line (absent: the plant's own car was the BMS)")
+    p.add_argument("--chargerd", required=True)
+    p.add_argument("--soc-from", type=float, default=20)
+    p.add_argument("--soc-to", type=float, default=80)
+    a = p.parse_args()
+    db = cantools.database.load_file(a.dbc)
+    frames = read_candump(a.candump)
+    bms = bms_json(a.bms) if a.bms and a.what != "timeout" else None
+    text = open(a.chargerd).read()
+    counters = can_counters(text)
+    if not frames:
+        fail("candump recorded nothing")
+
+    if a.what == "timeout":
+        # The BMS stopped talking while charging: the charger's CEM names BCL, its CST says fault.
+        cem = decode_all(db, frames, "CEM")
+        named = [c for _, c in cem if c["BCLTimeout"] == 1]
+        cst = decode_all(db, frames, "CST")
+        faults = [c for _, c in cst if c["FaultStop"] == 1]
+        if not named:
+            fail("no CEM naming BCL on the wire (%d CEM frames)" % len(cem))
+        if not faults:
+            fail("no CST with FaultStop on the wire")
+        ccs = decode_all(db, frames, "CCS")
+        first_cem = cem[0][0]
+        after = [c for t, c in ccs if t > first_cem + 1.0 and -c["OutputCurrent"] > 5]
+        if after:
+            fail("current still flowing a second after the CEM (%.1f A)" % -after[0]["OutputCurrent"])
+        if "E17-vehicle-comm-timeout (stop-and-reconnect), value 4.0" not in text:
+            fail("chargerd did not latch E17 for BCL (stop and reconnect)")
+        print("CEM BCLTimeout %d frames, CST FaultStop %d frames, no current a second after the first CEM; chargerd: %s"
+              % (len(named), len(faults), " ".join(re.findall(r"FAULT \S+", text)[:2]) or "stopped"))
+        return
+
+    # The session ran to its end: the BMS reached its target, saw CML, CCS, CST and CSD.
+    if bms is not None:
+        if bms["state"] != "done":
+            fail("the BMS ended in state %s at SOC %.1f (phases %s)" % (bms["state"], bms["soc"], bms["phases"][-4:]))
+        if bms["soc"] < a.soc_to:
+            fail("the BMS's SOC is %.1f, below its target %.0f" % (bms["soc"], a.soc_to))
+        soc_end = bms["soc"]
+    else:
+        # The plant's car: its SOC as chargerd last reported it from BCS.
+        socs = re.findall(r"SOC ([0-9.]+)%", text)
+        soc_end = float(socs[-1]) if socs else 0
+        if soc_end < a.soc_to - 1:
+            fail("the car's SOC (BCS) ended at %.1f, below %.0f" % (soc_end, a.soc_to))
+        if "1 session(s) ended" not in text:
+            fail("chargerd did not end the session")
+    figures, bad = judge_periods(db, frames)
+    if bad:
+        fail("periods out of tolerance: %s; %s" % (", ".join(bad), "; ".join(figures)))
+    cml = decode_all(db, frames, "CML")
+    if not cml:
+        fail("no CML on the wire")
+    c = cml[-1][1]
+    # The loop's CML is the board's gun: 750 V / 200 V, 200 A (bench-60kw-can [[gun]]).
+    if abs(c["MaxVoltage"] - 750) > 0.05 or abs(c["MinVoltage"] - 200) > 0.05 or abs(-c["MaxCurrent"] - 200) > 0.05:
+        fail("CML on the wire is %s, not the board's 750 V / 200 V / 200 A" % c)
+    ccs = decode_all(db, frames, "CCS")
+    peak = max(-x["OutputCurrent"] for _, x in ccs)
+    peak_kw = max(-x["OutputCurrent"] * x["OutputVoltage"] / 1000 for _, x in ccs)
+    if not 50 <= peak <= 200.05 or peak_kw > 61:
+        fail("CCS current peaked at %.1f A, %.1f kW (the gun's 200 A, the modules' 60 kW)" % (peak, peak_kw))
+    cst = decode_all(db, frames, "CST")
+    reasons = sorted({k for _, x in cst for k, v in x.items() if v == 1})
+    if reasons != ["BMSStopped"]:
+        fail("CST on the wire says %s; the loop answers a BMS stop with BMSStopped only" % reasons)
+    csd = decode_all(db, frames, "CSD")
+    m = re.search(r"energy by the meter: gun0 ([0-9.]+) kWh", text)
+    if not csd or not m:
+        fail("no CSD on the wire, or no energy in chargerd's summary")
+    wire_kwh, meter_kwh = csd[-1][1]["Energy"], float(m.group(1))
+    if abs(wire_kwh - meter_kwh) > 0.15:
+        fail("CSD says %.1f kWh, the meter %.3f kWh" % (wire_kwh, meter_kwh))
+    if counters["rx"] is None:
+        fail("chargerd printed no CAN counters")
+    summary = ("SOC %.1f -> %.1f %%, %.3f kWh (CSD %.1f), CCS peak %.1f A %.1f kW, %d frames; link rx %d tx %d, transfers %d, kernel-to-loop-buffer delay max %d us; %s"
+               % (a.soc_from, soc_end, meter_kwh, wire_kwh, peak, peak_kw, len(frames), counters["rx"], counters["tx"],
+                  counters["tp_completed"], counters["delay"], "; ".join(figures)))
+    if a.what == "misbehave":
+        kinds = {m["kind"]: m for m in bms["misbehaviours"]}
+        need = {"wrong-dlc": counters["malformed"] >= 5, "unknown-pgn": counters["unknown"] >= 20,
+                "tp-gap": counters["tp_repeated"] is not None and bms["stats"]["gaps_made"] == 1,
+                "abort": counters["tp_aborted"] >= 1 and bms["stats"]["aborts_sent"] == 1,
+                "garbage": counters["malformed"] + counters["unknown"] >= 25,
+                # Every flood frame is an unknown PGN: counted, unless the kernel dropped it (rx overflow).
+                "flood": counters["unknown"] + (counters["overflow"] or 0) >= kinds.get("flood", {}).get("frames", 0) + 20}
+        missing = [k for k in kinds if not kinds[k]["active"] or not need.get(k, True)]
+        if missing:
+            fail("misbehaviour without its counted reaction: %s (counters %s, bms %s)" % (missing, counters, bms["stats"]))
+        flood = kinds.get("flood", {}).get("frames", 0)
+        summary = ("misbehaviours %s all counted (flood %d frames in 2 s; malformed %d, unknown PGN %d, transport aborted %d, timed out %d, rx overflow %d), session completed: "
+                   % (",".join(kinds), flood, counters["malformed"], counters["unknown"], counters["tp_aborted"], counters["tp_timeouts"],
+                      counters["overflow"] or 0)) + summary
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
