@@ -88,6 +88,10 @@ let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
         let bsm = BSM(chargingAllowed: false, maxCellTemperature: Celsius(41), faultFlags: 0b10_0001)
         #expect(try GBTCodec.decodeBSM(GBTCodec.encode(bsm)) == bsm)
         #expect(try GBTCodec.decodeBRO(GBTCodec.encode(BRO(ready: true))) == BRO(ready: true))
+        // CSD as the car reads it: whole minutes (truncated), energy rounded to 0.1 kWh.
+        let csd = try GBTCodec.decodeCSD(GBTCodec.encode(CSD(chargingMinutes: 41.7, energy: WattHours(33_360))))
+        #expect(csd.chargingMinutes == 41 && abs(csd.energy.value - 33_400) < 1e-6)
+        #expect(throws: GBTDecodeError.tooShort(message: "CSD", got: 2, needs: 4)) { try GBTCodec.decodeCSD(GBTPayload([1, 2])) }
     }
 
     /// Values beyond a field's range are held at its ends, never wrapped (a 900 A command on the 2015

@@ -126,6 +126,8 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         // A kind from a newer version, and a fault missing its code: kept as read.
         #"{"boot":3,"kind":"v2g-export","seq":8,"t":104,"text":"12 kWh","value":12,"wall":"2026-11-26T08:01:44.000Z"}"#,
         #"{"boot":3,"faultSeq":2,"kind":"fault","seq":9,"t":105,"wall":"2026-11-26T08:01:45.000Z"}"#,
+        // The car link's event (kind "can", issue 18).
+        #"{"boot":3,"gun":0,"kind":"can","seq":10,"t":106,"text":"can0: controller bus-off (error frame class 0x40)","wall":"2026-11-26T08:01:46.000Z"}"#,
     ]
 
     @Test func oldRecordsReadAsEventsAndWriteBackTheSame() throws {
@@ -151,6 +153,7 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         }
         #expect(newer.kind == "v2g-export" && newer.value == 12 && broken.faultSeq == 2)
         #expect(e[7].kind == "v2g-export" && e[8].line.hasSuffix("s fault fault#2"))
+        #expect(e[9].event == .carLink(gun: 0, text: "can0: controller bus-off (error frame class 0x40)") && e[9].kind == "can")
         // Written back: the same bytes, each record.
         for (entry, w) in zip(e, Self.written) {
             #expect(String(decoding: JournalScan.frame(entry).dropFirst(12), as: UTF8.self) == w)

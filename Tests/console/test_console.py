@@ -113,11 +113,12 @@ class ReadOnly(unittest.TestCase):
             self.assertIn("insulation", c.cmd("imd"))
             self.assertIn("virtual time", c.cmd("rt"))
             self.assertIn("no field bus", c.cmd("comm"))
+            self.assertIn("no car link on CAN ([[can]] in the board file)", c.cmd("can"))
             self.assertIn("boot", c.cmd("log 5"))
             self.assertIn("first-time charge success", c.cmd("stats"))
             self.assertIn("no fault", c.cmd("faults"))
             h = c.cmd("help")
-            for name in ["status", "faults", "modules", "imd", "limits", "rt", "comm", "log", "version", "watch status", "fault reset", "test contactor"]:
+            for name in ["status", "faults", "modules", "imd", "limits", "rt", "comm", "can", "log", "version", "watch status", "fault reset", "test contactor"]:
                 self.assertIn(name, h)
             self.assertIn("needs a technician login", c.cmd("help service"))
             self.assertIn("unknown command 'reboot'", c.cmd("reboot"))

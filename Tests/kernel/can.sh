@@ -16,7 +16,7 @@ BMS="$PY $SRC/HIL/peers/gbt_bms.py --interface vcan0 --dbc $SRC/HIL/can/gbt27930
 # with --sessions 1. Leaves $OUT/can-$TAG.{plant,bms,chargerd,candump}; returns chargerd's exit status.
 can_session() {
     local cap=$1 soc=$2; shift 2
-    if [ "$1" = plant ]; then
+    if [ "${1:-}" = plant ]; then
         # The plant's own car speaks on the wire (its BMS stops at its target) and no other BMS runs.
         shift
         "$BIN/charger-plant" --board "$CANB" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=80,max-voltage=750V,max-current=250A" \
