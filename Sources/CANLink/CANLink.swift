@@ -201,7 +201,7 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
 
     /// What, in the charger's broadcast, is sent at once when it changes: which messages are present,
     /// CRM's and CRO's value, CST's reasons and CEM's message (one word, compared each cycle).
-    @inlinable static func key(_ m: ChargerMessages) -> UInt64 {
+    static func key(_ m: ChargerMessages) -> UInt64 {
         var k: UInt64 = m.chm ? 1 : 0
         if let c = m.crm { k |= 2 | UInt64(c == .recognised ? 4 : 0) }
         if m.cts { k |= 8 }
@@ -277,35 +277,32 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
         log?.flush()
     }
 
-    /// Sends what is due on `g` now; returns when the next message falls due (ns, CLOCK_MONOTONIC).
+    /// Sends what is due on `g` now; returns when the next message falls due (ns, CLOCK_MONOTONIC). A
+    /// message is encoded only when it goes out.
     func sendDue(_ g: Gun, now: Int64) -> Int64 {
         let m = g.tx.buffer.read().messages
         var next = Int64.max
         for k in 0..<9 {
-            let key: UInt64
-            let payload: GBTPayload
+            // What the message says, in one word (nil: not in the broadcast).
+            let key: UInt64?
             switch k {
-            case 0: guard m.chm else { g.sentKey[k] = .max; continue }; key = 1; payload = GBTCodec.chm()
-            case 1: guard let c = m.crm else { g.sentKey[k] = .max; continue }; key = UInt64(c.rawValue); payload = GBTCodec.crm(c)
-            case 2:
-                guard m.cts else { g.sentKey[k] = .max; continue }
-                key = 1
-                var t = time(nil); var tmv = tm(); localtime_r(&t, &tmv)
-                payload = GBTCodec.cts(year: Int(tmv.tm_year) + 1900, month: Int(tmv.tm_mon) + 1, day: Int(tmv.tm_mday),
-                                       hour: Int(tmv.tm_hour), minute: Int(tmv.tm_min), second: Int(tmv.tm_sec))
-            case 3: guard let c = m.cml else { g.sentKey[k] = .max; continue }; key = 1; payload = GBTCodec.encode(c)
-            case 4: guard let c = m.cro else { g.sentKey[k] = .max; continue }; key = c ? 2 : 1; payload = GBTCodec.cro(ready: c)
-            case 5: guard let c = m.ccs else { g.sentKey[k] = .max; continue }; key = c.chargingAllowed ? 2 : 1; payload = GBTCodec.encode(c)
-            case 6: guard let c = m.cst else { g.sentKey[k] = .max; continue }; key = UInt64(c.reasons.rawValue); payload = GBTCodec.encode(c)
-            case 7: guard let c = m.csd else { g.sentKey[k] = .max; continue }; key = 1; payload = GBTCodec.encode(c)
-            default: guard let c = m.cem else { g.sentKey[k] = .max; continue }; key = UInt64(c.rawValue); payload = GBTCodec.cem(c)
+            case 0: key = m.chm ? 1 : nil
+            case 1: key = m.crm.map { UInt64($0.rawValue) }
+            case 2: key = m.cts ? 1 : nil
+            case 3: key = m.cml != nil ? 1 : nil
+            case 4: key = m.cro.map { $0 ? 2 : 1 }
+            case 5: key = m.ccs.map { $0.chargingAllowed ? 2 : 1 }
+            case 6: key = m.cst.map { UInt64($0.reasons.rawValue) }
+            case 7: key = m.csd != nil ? 1 : nil
+            default: key = m.cem.map { UInt64($0.rawValue) }
             }
+            guard let key else { g.sentKey[k] = .max; continue }
             let msg = Self.chargerTable[k]
             let period = (msg.period ?? .ms(250)).micros * 1000
             var due = g.lastSent[k] + period
             if key != g.sentKey[k] { due = now }          // new, or what it says changed: at once
             if due <= now {
-                send(g, pgn: msg.pgn, priority: msg.priority, payload: payload)
+                send(g, pgn: msg.pgn, priority: msg.priority, payload: Self.payload(k, m))
                 g.sentKey[k] = key
                 // Keep the phase (no drift) unless the thread was late by more than half a period.
                 g.lastSent[k] = (due == now || now - due > period / 2) ? now : due
@@ -314,6 +311,24 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
             next = min(next, due)
         }
         return next
+    }
+
+    /// The wire payload of the broadcast's message `k` (CHM CRM CTS CML CRO CCS CST CSD CEM), present.
+    static func payload(_ k: Int, _ m: ChargerMessages) -> GBTPayload {
+        switch k {
+        case 0: return GBTCodec.chm()
+        case 1: return GBTCodec.crm(m.crm!)
+        case 2:
+            var t = time(nil); var tmv = tm(); localtime_r(&t, &tmv)
+            return GBTCodec.cts(year: Int(tmv.tm_year) + 1900, month: Int(tmv.tm_mon) + 1, day: Int(tmv.tm_mday),
+                                hour: Int(tmv.tm_hour), minute: Int(tmv.tm_min), second: Int(tmv.tm_sec))
+        case 3: return GBTCodec.encode(m.cml!)
+        case 4: return GBTCodec.cro(ready: m.cro!)
+        case 5: return GBTCodec.encode(m.ccs!)
+        case 6: return GBTCodec.encode(m.cst!)
+        case 7: return GBTCodec.encode(m.csd!)
+        default: return GBTCodec.cem(m.cem!)
+        }
     }
 
     func send(_ g: Gun, pgn: UInt32, priority: UInt8, payload: GBTPayload) {

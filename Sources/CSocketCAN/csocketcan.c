@@ -128,8 +128,8 @@ void csc_drain(int fd) {
 }
 
 int csc_poll(const int *fds, int count, int timeout_ms, uint8_t *ready) {
-    struct pollfd p[8];
-    if (count > 8) count = 8;
+    struct pollfd p[32];
+    if (count > 32) count = 32;
     for (int i = 0; i < count; i++) { p[i].fd = fds[i]; p[i].events = POLLIN; p[i].revents = 0; }
     int rc = poll(p, (nfds_t)count, timeout_ms);
     if (rc < 0) return errno == EINTR ? 0 : -errno;

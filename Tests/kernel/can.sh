@@ -1,92 +1,100 @@
-# The car link on the CAN wire (sourced by guest.sh, inside the qemu guest): vcan0, the bench board
+# The car link on the CAN wire (sourced by guest.sh, inside the qemu guest): the bench board
 # bench-60kw-can at a 10 ms loop (qemu's software emulation), charger-plant running the plant and the
-# battery, and the independent BMS (HIL/peers/gbt_bms.py: python-can, cantools, the shipped DBC) on the
-# wire. candump (can-utils) records every frame; Tests/kernel/can_check.py reads the records.
+# battery, and on the wire either the independent BMS (HIL/peers/gbt_bms.py: python-can, cantools, the
+# shipped DBC) or charger-plant's own car. candump (can-utils) records every frame; Tests/kernel/can_check.py
+# judges the records. Sessions run two at a time, each on its own vcanN, bench channel and Modbus port
+# (their wall time is the charge's: a 5 kWh battery from 20 to 80 % at 60 kW takes ~3.5 min).
 # Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc.
 
 modprobe vcan 2>/dev/null
-ip link add dev vcan0 type vcan 2>/dev/null
-ip link set vcan0 up
-CANB="$T/can.toml"
-sed -e 's|^channel = .*|channel = "'"$T"'/can-channel"|' -e 's|^period = "1 ms"|period = "10 ms"|' \
-    "$BOARDS/bench-60kw-can.toml" > "$CANB"
-BMS="$PY $SRC/HIL/peers/gbt_bms.py --interface vcan0 --dbc $SRC/HIL/can/gbt27930-2015.dbc --max-voltage 750 --max-current 250"
+for n in 0 1; do ip link add dev vcan$n type vcan 2>/dev/null; ip link set vcan$n up; done
+for n in 0 1; do
+    sed -e 's|^channel = .*|channel = "'"$T"'/can-channel-'$n'"|' -e 's|^period = "1 ms"|period = "10 ms"|' \
+        -e 's|^port = 15021|port = 1503'$n'|' -e 's|^interface = "vcan0"|interface = "vcan'$n'"|' \
+        "$BOARDS/bench-60kw-can.toml" > "$T/can-$n.toml"
+done
+check() { $PY "$SRC/Tests/kernel/can_check.py" --dbc "$SRC/HIL/can/gbt27930-2015.dbc" "$@"; }
 
-# One session: the plant (battery $1 kWh from $2 %, 750 V: 169 cells, charged at constant current), the BMS (its arguments after the first two), chargerd
-# with --sessions 1. Leaves $OUT/can-$TAG.{plant,bms,chargerd,candump}; returns chargerd's exit status.
+# One session on vcan$1 (tag $2): the plant with a 750 V battery (169 cells, charged at constant current)
+# of $3 kWh from $4 %; then 'plant' (the plant's car on the wire, to 80 %) or the Python BMS's arguments.
+# chargerd runs --sessions 1. Leaves $OUT/can-TAG.{plant,bms,bms.err,chargerd,candump,log,rc}.
 can_session() {
-    local cap=$1 soc=$2; shift 2
+    local n=$1 tag=$2 cap=$3 soc=$4; shift 4
+    local board="$T/can-$n.toml" o="$OUT/can-$tag"
     if [ "${1:-}" = plant ]; then
-        # The plant's own car speaks on the wire (its BMS stops at its target) and no other BMS runs.
         shift
-        "$BIN/charger-plant" --board "$CANB" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=80,max-voltage=750V,max-current=250A" \
-            --bms-on-can --once > "$OUT/can-$TAG.plant" 2>&1 &
+        "$BIN/charger-plant" --board "$board" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=80,max-voltage=750V,max-current=250A" \
+            --bms-on-can --once > "$o.plant" 2>&1 &
     else
-        "$BIN/charger-plant" --board "$CANB" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=100,max-voltage=750V,max-current=250A" \
-            --once > "$OUT/can-$TAG.plant" 2>&1 &
+        "$BIN/charger-plant" --board "$board" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=100,max-voltage=750V,max-current=250A" \
+            --once > "$o.plant" 2>&1 &
     fi
     local plant=$!
-    for i in $(seq 1 300); do grep -q ready "$OUT/can-$TAG.plant" && break; sleep 0.1; done
-    candump -L vcan0 > "$OUT/can-$TAG.candump" 2>/dev/null &
+    for i in $(seq 1 300); do grep -q ready "$o.plant" && break; sleep 0.1; done
+    candump -L vcan$n > "$o.candump" 2>/dev/null &
     local dump=$!
     local bms=""
-    if ! grep -q "talks GB/T 27930" "$OUT/can-$TAG.plant"; then
-        $BMS --capacity-kwh "$cap" --soc "$soc" "$@" > "$OUT/can-$TAG.bms" 2> "$OUT/can-$TAG.bms.err" &
+    if ! grep -q "talks GB/T 27930" "$o.plant"; then
+        $PY "$SRC/HIL/peers/gbt_bms.py" --interface vcan$n --dbc "$SRC/HIL/can/gbt27930-2015.dbc" --max-voltage 750 --max-current 250 \
+            --capacity-kwh "$cap" --soc "$soc" "$@" > "$o.bms" 2> "$o.bms.err" &
         bms=$!
         # The BMS is up (python and cantools take seconds to load under emulation) before the charger starts.
-        for i in $(seq 1 600); do grep -q listening "$OUT/can-$TAG.bms.err" && break; sleep 0.1; done
+        for i in $(seq 1 600); do grep -q listening "$o.bms.err" && break; sleep 0.1; done
     fi
-    timeout 400 "$BIN/chargerd" --board "$CANB" --sessions 1 --max-time 360 --status-interval 5 \
-        --can-log "$OUT/can-$TAG.log" > "$OUT/can-$TAG.chargerd" 2>&1
-    local rc=$?
+    timeout 420 "$BIN/chargerd" --board "$board" --sessions 1 --max-time 400 --status-interval 5 \
+        --can-log "$o.log" > "$o.chargerd" 2>&1
+    echo $? > "$o.rc"
     sleep 1
     [ -n "$bms" ] && { kill $bms 2>/dev/null; wait $bms 2>/dev/null; }
     kill $dump 2>/dev/null; wait $dump 2>/dev/null
     kill $plant 2>/dev/null; wait $plant 2>/dev/null
-    return $rc
 }
-check() { $PY "$SRC/Tests/kernel/can_check.py" --dbc "$SRC/HIL/can/gbt27930-2015.dbc" "$@"; }
+rc_of() { cat "$OUT/can-$1.rc" 2>/dev/null || echo none; }
+why() { echo "chargerd exit $(rc_of $1) ($(tail -3 $OUT/can-$1.chargerd | tr '\n' ' '))$( [ -s $OUT/can-$1.bms.err ] && echo " bms: $(tail -2 $OUT/can-$1.bms.err | tr '\n' ' ')")"; }
 
-# 8. A whole 20 → 80 % session over CAN with the independent BMS: chargerd ends it without a fault; the
-#    BMS saw CML, the CCS stream, CST and CSD; every message the charger sends keeps its period (measured
-#    from candump's kernel timestamps); the decoded CML/CCS/CST agree with what the loop commanded.
-TAG=session
-if can_session 5 20; then
-    if out=$(check session --candump "$OUT/can-$TAG.candump" --bms "$OUT/can-$TAG.bms" --chargerd "$OUT/can-$TAG.chargerd" 2>&1); then
+# 8 and 12, side by side: a whole 20 -> 80 % session with the independent BMS (vcan0), and the same with
+# charger-plant's own car on the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender;
+# vcan1). chargerd ends each without a fault; every message the charger sends keeps its period (from
+# candump's kernel timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop
+# commanded and the meter counted.
+can_session 0 session 5 20 &
+s1=$!
+can_session 1 plantcar 5 20 plant &
+s2=$!
+wait $s1 $s2
+if [ "$(rc_of session)" = 0 ]; then
+    if out=$(check session --candump "$OUT/can-session.candump" --bms "$OUT/can-session.bms" --chargerd "$OUT/can-session.chargerd" 2>&1); then
         pass "can session 20 -> 80 % with the python BMS: $out"
     else failc "can session: $out"; fi
-else failc "can session: chargerd exit $? ($(tail -3 $OUT/can-$TAG.chargerd | tr '\n' ' ')) bms: $(tail -2 $OUT/can-$TAG.bms.err | tr '\n' ' ')"; fi
-
-# 12. The same whole session with charger-plant's own simulated car on the wire (--bms-on-can): the
-#     plant's BMS, through the Swift codec's car side and its J1939-21 sender.
-TAG=plantcar
-if can_session 5 20 plant; then
-    if out=$(check session --candump "$OUT/can-$TAG.candump" --chargerd "$OUT/can-$TAG.chargerd" 2>&1); then
-        pass "can session 20 -> 80 % with charger-plant's car: $out; plant: $(grep -o 'car on CAN: .*' $OUT/can-$TAG.plant)"
+else failc "can session: $(why session)"; fi
+if [ "$(rc_of plantcar)" = 0 ]; then
+    if out=$(check session --candump "$OUT/can-plantcar.candump" --chargerd "$OUT/can-plantcar.chargerd" 2>&1); then
+        pass "can session 20 -> 80 % with charger-plant's car: $out; plant: $(grep -o 'car on CAN: .*' $OUT/can-plantcar.plant)"
     else failc "can session with charger-plant's car: $out"; fi
-else failc "can session with charger-plant's car: chargerd exit $? ($(tail -3 $OUT/can-$TAG.chargerd | tr '\n' ' '))"; fi
+else failc "can session with charger-plant's car: $(why plantcar)"; fi
 
-# 9. The BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong length, frames of an unknown
-#    PGN, a BCS transfer with a packet left out, a transfer it aborts, random frames, and a 2 s flood of
-#    back-to-back frames. Each is counted and dropped (or asked again), and the session still ends normally.
-TAG=misbehave
-if can_session 5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 \
-        --misbehave garbage@10 --misbehave flood@12; then
-    if out=$(check misbehave --soc-from 70 --candump "$OUT/can-$TAG.candump" --bms "$OUT/can-$TAG.bms" --chargerd "$OUT/can-$TAG.chargerd" 2>&1); then
+# 9 and 10, side by side. 9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong
+# length, frames of an unknown PGN, a BCS transfer with a packet left out, a transfer it aborts, random
+# frames, and a 2 s flood of back-to-back frames; each is counted and dropped (or asked again), and the
+# session still ends normally. 10: the BMS falls silent while charging: BCL times out (1 s), the charger
+# sends CEM naming BCL and CST for a fault, the current stops, and the session ends with E17 (the
+# handshake retries find no BMS).
+can_session 0 misbehave 5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 \
+    --misbehave garbage@10 --misbehave flood@12 &
+s1=$!
+can_session 1 silent 5 70 --misbehave silent@3 --timeout 120 &
+s2=$!
+wait $s1 $s2
+if [ "$(rc_of misbehave)" = 0 ]; then
+    if out=$(check misbehave --soc-from 70 --candump "$OUT/can-misbehave.candump" --bms "$OUT/can-misbehave.bms" --chargerd "$OUT/can-misbehave.chargerd" 2>&1); then
         pass "can misbehaving BMS: $out"
     else failc "can misbehaving BMS: $out"; fi
-else failc "can misbehaving BMS: chargerd exit $? ($(tail -3 $OUT/can-$TAG.chargerd | tr '\n' ' '))"; fi
-
-# 10. The BMS falls silent while charging: BCL times out (1 s), the charger sends CEM naming BCL and a CST
-#     for a fault, the current stops; the session ends with E17 (the handshake retries find no BMS).
-TAG=silent
-can_session 5 70 --misbehave silent@3 --timeout 90
-rc=$?
-if [ $rc -eq 1 ]; then
-    if out=$(check timeout --candump "$OUT/can-$TAG.candump" --bms "$OUT/can-$TAG.bms" --chargerd "$OUT/can-$TAG.chargerd" 2>&1); then
+else failc "can misbehaving BMS: $(why misbehave)"; fi
+if [ "$(rc_of silent)" = 1 ]; then
+    if out=$(check timeout --candump "$OUT/can-silent.candump" --chargerd "$OUT/can-silent.chargerd" 2>&1); then
         pass "can silent BMS: $out"
     else failc "can silent BMS: $out"; fi
-else failc "can silent BMS: chargerd exit $rc, expected 1 (a fault) ($(tail -3 $OUT/can-$TAG.chargerd | tr '\n' ' '))"; fi
+else failc "can silent BMS: expected exit 1 (a fault): $(why silent)"; fi
 
 # 11. The CAN link on the real board's loop (vm-gpio-sim-60kw + [[can]] on vcan0, SCHED_FIFO where the
 #     guest allows it): 10 s attached and idle, then 10 s under cangen's flood of frames through the

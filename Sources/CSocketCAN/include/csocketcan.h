@@ -46,7 +46,7 @@ int csc_eventfd(void);
 /// Adds 1 to an eventfd (one write(2)); drains it (one read(2)).
 void csc_signal(int fd);
 void csc_drain(int fd);
-/// poll(2) on up to 8 fds for input: the count ready, or -errno. `ready[i]` is set for each fd with input.
+/// poll(2) on up to 32 fds for input: the count ready, or -errno. `ready[i]` is set for each fd with input.
 int csc_poll(const int *fds, int count, int timeout_ms, uint8_t *ready);
 /// CLOCK_REALTIME in microseconds (the candump log's time base).
 int64_t csc_realtime_us(void);
