@@ -51,10 +51,9 @@ struct BenchRun {
         let signals = ChannelSignals(channel)
         // Guns with [[can]] talk to their car on the wire; the plant's car model still follows the charger's
         // broadcast through the channel (what a bench's battery emulator does with its contactors).
-        let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk)
+        let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk, cleanup: { field.stop() })
         let vehicle: any VehicleLink = can.map { RoutedVehicleLink(can: $0, fallback: ChannelVehicleLink(channel), guns: spec.gunCount, mirrorToFallback: true) }
             ?? ChannelVehicleLink(channel)
-        do { try can?.start() } catch { fail("\(error)") }
         let devices = BoardDevices(frontEnd: ChannelFrontEnd(channel), signals: signals, modules: drivers.modules,
                                    meter: drivers.meter, imd: drivers.imd, vehicle: vehicle)
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval / spec.period.seconds).rounded())) : 0

@@ -35,15 +35,20 @@ final class RoutedVehicleLink: VehicleLink {
     }
 }
 
-/// Opens the board's CAN links (nil: the board has none), their events into the journal. A link that
-/// cannot open stops the start with the reason (exit 2), like a GPIO line or a serial port would.
-func openCANLinks(board: Board, clock: LoopClock, logPath: String?, desk: OperatorDesk) -> SocketCANLink? {
+/// Opens the board's CAN links (nil: the board has none), their events into the journal, and starts
+/// the link's thread. A link that cannot open stops the start with the reason (exit 2), like a GPIO line
+/// or a serial port would, after `cleanup` (outputs safe, the hardware watchdog disarmed).
+func openCANLinks(board: Board, clock: LoopClock, logPath: String?, desk: OperatorDesk, cleanup: () -> Void = {}) -> SocketCANLink? {
     guard !board.can.isEmpty else {
-        if logPath != nil { fail("--can-log: board '\(board.name)' has no car link on CAN ([[can]])") }
+        if logPath != nil { cleanup(); fail("--can-log: board '\(board.name)' has no car link on CAN ([[can]])") }
         return nil
     }
     let link: SocketCANLink
-    do { link = try SocketCANLink(links: board.can, guns: board.spec.gunCount, clock: clock, logPath: logPath) } catch {
+    do {
+        link = try SocketCANLink(links: board.can, guns: board.spec.gunCount, clock: clock, logPath: logPath)
+        try link.start()
+    } catch {
+        cleanup()
         fail("board '\(board.name)' (\(board.path)): \(error)")
     }
     let journal = desk.journal

@@ -73,8 +73,8 @@ struct RealBoardRun {
         }
         let clock = LoopClock()
         let drivers = field.drivers(spec: spec, clock: clock, relays: front)
-        let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk)
-        do { try can?.start() } catch { front.makeSafe(); watchdog?.disarm(); field.stop(); fail("\(error)") }
+        let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk,
+                               cleanup: { front.makeSafe(); watchdog?.disarm(); analog?.stop(); field.stop() })
         let vehicle: any VehicleLink = can.map { RoutedVehicleLink(can: $0, fallback: NoVehicleLink(), guns: spec.gunCount, mirrorToFallback: false) } ?? NoVehicleLink()
         let devices = BoardDevices(frontEnd: RealFrontEnd(gpio: front, analog: analog), signals: front, modules: drivers.modules, meter: drivers.meter, imd: drivers.imd,
                                    vehicle: vehicle)

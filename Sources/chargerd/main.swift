@@ -163,6 +163,9 @@ struct Run: ParsableCommand {
         do { loaded = try BoardLoader.load(path: board) } catch {
             fail("board file: \(error)")
         }
+        if canLog != nil && loaded.can.isEmpty {
+            fail("--can-log: board '\(loaded.name)' has no car link on CAN ([[can]]); on a sim board the car's messages are typed values")
+        }
         if loaded.kind == .bench {
             var actions: [ScheduledInjection] = []
             for text in inject {

@@ -132,5 +132,22 @@ check "a reset clears it and the car charges" $(grep -q "E02-door-open gun -1 at
 "$bin" --board "$boards/sim-60kw.toml" --car "$car" --journal "$tmp/jl" --max-time 5 --status-interval 0 >"$tmp/l4.out" 2>&1
 check "the start after the reset is clean" $(! grep -q "latched before this start" "$tmp/l4.out"; echo $?)
 
+# A car link that cannot open: the bench board's [[can]] on vcan0, which this machine does not have (or
+# whose kernel has no SocketCAN: CI's container may have neither). Exit 2 naming the interface, after
+# the plant emulator attached; and --can-log on a board without [[can]] is refused.
+plant=$(dirname "$bin")/charger-plant
+if [ -x "$plant" ] && ! ip link show vcan0 >/dev/null 2>&1; then
+    sed -e "s|^channel = .*|channel = \"$tmp/can-channel\"|" -e 's|^port = 15021|port = 15041|' "$boards/bench-60kw-can.toml" > "$tmp/can.toml"
+    "$plant" --board "$tmp/can.toml" --once --max-time 30 >"$tmp/canplant.out" 2>&1 &
+    pp=$!
+    for i in $(seq 1 100); do grep -q ready "$tmp/canplant.out" && break; sleep 0.1; done
+    "$bin" --board "$tmp/can.toml" --max-time 5 >"$tmp/can.out" 2>&1; rc=$?
+    kill $pp 2>/dev/null; wait $pp 2>/dev/null
+    check "a CAN interface that is not there: exit 2 naming it ($(grep -o 'CAN vcan0: [^(]*' "$tmp/can.out" | head -1))" \
+        $([ $rc = 2 ] && grep -q "CAN vcan0: \(no such network interface\|the kernel has no SocketCAN\)" "$tmp/can.out"; echo $?)
+fi
+"$bin" --board "$boards/bench-60kw-tcp.toml" --can-log "$tmp/x.log" --max-time 1 >"$tmp/nocan.out" 2>&1; rc=$?
+check "--can-log without a [[can]] link: exit 2" $([ $rc = 2 ] && grep -q "has no car link on CAN" "$tmp/nocan.out"; echo $?)
+
 echo "contract: $pass passed, $fail failed"
 [ "$fail" = 0 ]

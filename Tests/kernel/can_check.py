@@ -181,9 +181,17 @@ def main():
                   counters["tp_completed"], counters["delay"], "; ".join(figures)))
     if a.what == "misbehave":
         kinds = {m["kind"]: m for m in bms["misbehaviours"]}
+        # The charger's answers on the wire (TP.CM from 0x56 to 0xF4 about BCS, PGN 0x1100): to the packet
+        # left out, a CTS asking from packet 2 again, or (the last packet missing) T1 and an Abort for
+        # timeout (reason 3); to the BMS's own abort, nothing more for that transfer.
+        bcs_pgn = bytes([0x00, 0x11, 0x00])
+        cm = [d for _, fid, d in frames if fid == 0x1CECF456 and len(d) == 8 and d[5:8] == bcs_pgn]
+        reasked = any(d[0] == 0x11 and d[2] == 2 for d in cm)
+        timed_out = any(d[0] == 0xFF and d[1] == 3 for d in cm)
+        bms_abort = any(fid == 0x1CEC56F4 and d[0] == 0xFF and d[5:8] == bcs_pgn for _, fid, d in frames)
         need = {"wrong-dlc": counters["malformed"] >= 5, "unknown-pgn": counters["unknown"] >= 20,
-                "tp-gap": counters["tp_repeated"] is not None and bms["stats"]["gaps_made"] == 1,
-                "abort": counters["tp_aborted"] >= 1 and bms["stats"]["aborts_sent"] == 1,
+                "tp-gap": bms["stats"]["gaps_made"] == 1 and (reasked or (timed_out and counters["tp_timeouts"] >= 1)),
+                "abort": bms_abort and counters["tp_aborted"] >= 1 and bms["stats"]["aborts_sent"] == 1,
                 "garbage": counters["malformed"] + counters["unknown"] >= 25,
                 # Every flood frame is an unknown PGN: counted, unless the kernel dropped it (rx overflow).
                 "flood": counters["unknown"] + (counters["overflow"] or 0) >= kinds.get("flood", {}).get("frames", 0) + 20}
@@ -191,8 +199,8 @@ def main():
         if missing:
             fail("misbehaviour without its counted reaction: %s (counters %s, bms %s)" % (missing, counters, bms["stats"]))
         flood = kinds.get("flood", {}).get("frames", 0)
-        summary = ("misbehaviours %s all counted (flood %d frames in 2 s; malformed %d, unknown PGN %d, transport aborted %d, timed out %d, rx overflow %d), session completed: "
-                   % (",".join(kinds), flood, counters["malformed"], counters["unknown"], counters["tp_aborted"], counters["tp_timeouts"],
+        summary = ("misbehaviours %s all counted (the gap %s; flood %d frames in 2 s; malformed %d, unknown PGN %d, transport aborted %d, timed out %d, rx overflow %d), session completed: "
+                   % (",".join(kinds), "asked again" if reasked else "timed out (T1) and aborted", flood, counters["malformed"], counters["unknown"], counters["tp_aborted"], counters["tp_timeouts"],
                       counters["overflow"] or 0)) + summary
     print(summary)
 

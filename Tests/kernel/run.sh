@@ -66,7 +66,7 @@ OUT="$OUT"
 MODULE="$MOD/gpio-sim-oot.ko"
 ENV
 b0=$(date +%s)
-timeout 900 "$VNG" --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
+timeout 1500 "$VNG" --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
     --exec "bash $GUEST $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
 b1=$(date +%s)
 [ -f "$OUT/results" ] || { tail -40 "$WORK/guest.log"; die "the guest did not boot or did not run the cases (log: $WORK/guest.log)"; }
