@@ -7,8 +7,8 @@
 # Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc.
 
 modprobe vcan 2>/dev/null
-for n in 0 1; do ip link add dev vcan$n type vcan 2>/dev/null; ip link set vcan$n up; done
-for n in 0 1; do
+for n in 0 1 2; do ip link add dev vcan$n type vcan 2>/dev/null; ip link set vcan$n up; done
+for n in 0 1 2; do
     sed -e 's|^channel = .*|channel = "'"$T"'/can-channel-'$n'"|' -e 's|^period = "1 ms"|period = "10 ms"|' \
         -e 's|^port = 15021|port = 1503'$n'|' -e 's|^interface = "vcan0"|interface = "vcan'$n'"|' \
         "$BOARDS/bench-60kw-can.toml" > "$T/can-$n.toml"
@@ -73,7 +73,7 @@ if [ "$(rc_of plantcar)" = 0 ]; then
     else failc "can session with charger-plant's car: $out"; fi
 else failc "can session with charger-plant's car: $(why plantcar)"; fi
 
-# 9 and 10, side by side. 9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong
+# 9, 10 and 10b, side by side. 9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong
 # length, frames of an unknown PGN, a BCS transfer with a packet left out, a transfer it aborts, random
 # frames, and a 2 s flood of back-to-back frames; each is counted and dropped (or asked again), and the
 # session still ends normally. 10: the BMS falls silent while charging: BCL times out (1 s), the charger
@@ -84,7 +84,9 @@ can_session 0 misbehave 5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 -
 s1=$!
 can_session 1 silent 5 70 --misbehave silent@3 --timeout 120 &
 s2=$!
-wait $s1 $s2
+can_session 2 late 5 70 --misbehave late@3 --timeout 120 &
+s3=$!
+wait $s1 $s2 $s3
 if [ "$(rc_of misbehave)" = 0 ]; then
     if out=$(check misbehave --soc-from 70 --candump "$OUT/can-misbehave.candump" --bms "$OUT/can-misbehave.bms" --chargerd "$OUT/can-misbehave.chargerd" 2>&1); then
         pass "can misbehaving BMS: $out"
@@ -95,6 +97,12 @@ if [ "$(rc_of silent)" = 1 ]; then
         pass "can silent BMS: $out"
     else failc "can silent BMS: $out"; fi
 else failc "can silent BMS: expected exit 1 (a fault): $(why silent)"; fi
+# ... and one that sends BCL late (every 1.2 s; the charger allows 1 s): the same reaction.
+if [ "$(rc_of late)" = 1 ]; then
+    if out=$(check timeout --candump "$OUT/can-late.candump" --chargerd "$OUT/can-late.chargerd" 2>&1); then
+        pass "can late BMS: $out"
+    else failc "can late BMS: $out"; fi
+else failc "can late BMS: expected exit 1 (a fault): $(why late)"; fi
 
 # 11. The CAN link on the real board's loop (vm-gpio-sim-60kw + [[can]] on vcan0, SCHED_FIFO where the
 #     guest allows it): 10 s attached and idle, then 10 s under cangen's flood of frames through the
@@ -110,12 +118,17 @@ if [ -f "$T/vm.toml" ]; then
     for i in $(seq 1 100); do grep -q "car link on vcan0" "$OUT/can-rt-flood.log" && break; sleep 0.1; done
     sleep 2
     timeout 6 cangen vcan0 -g 0 -e -I 1834F456 -L 8 -D i -p 1 > /dev/null 2>&1
+    # Then the controller's error frames as a CAN driver reports them (CAN_ERR_BUSOFF, then
+    # CAN_ERR_RESTARTED): counted, the state changes printed and journalled.
+    cansend vcan0 20000040#0000000000000000; sleep 0.3; cansend vcan0 20000100#0000000000000000
     wait $rp; rc=$?
     flood=$(loopline "$OUT/can-rt-flood.log")
     unknown=$(grep -o "unknown PGN [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
     overflow=$(grep -o "rx overflow [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
     cycles=$(echo "$flood" | grep -o "^[0-9]*")
-    if [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 1000 ] && [ "${cycles:-0}" -ge 900 ]; then
-        pass "can link on the real loop: idle: $idle | flooded ($unknown frames counted, $overflow dropped by the kernel): $flood"
+    busoff=$(grep -c "can: gun 0 vcan0: controller bus-off" "$OUT/can-rt-flood.log")
+    if [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 1000 ] && [ "${cycles:-0}" -ge 900 ] && [ "$busoff" = 1 ] \
+       && grep -q "bus-off 1  restarts 1" "$OUT/can-rt-flood.log"; then
+        pass "can link on the real loop: idle: $idle | flooded ($unknown frames counted, $overflow dropped by the kernel): $flood; bus-off and restart error frames counted and reported"
     else failc "can link on the real loop: rc $rc, unknown ${unknown:-none}, cycles ${cycles:-none} ($(tail -3 $OUT/can-rt-flood.log | tr '\n' ' '))"; fi
 fi
