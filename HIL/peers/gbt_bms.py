@@ -307,7 +307,9 @@ class BMS:
                 m["frames"] += 1
             m["done"] = True
         elif k == "garbage":
-            for _ in range(200):
+            # In bursts of at most 20 ms a step: the BMS's own messages keep their periods meanwhile.
+            t = time.monotonic()
+            while m["frames"] < 200 and time.monotonic() - t < 0.02:
                 n = self.rng.randint(0, 8)
                 if self.rng.random() < 0.5:   # through the charger's filter: to 0x56 from 0xF4, any PGN
                     aid = self.rng.randint(0, 0x7) << 26 | self.rng.randint(0, 0xFF) << 16 | CHARGER_ADDR << 8 | BMS_ADDR
@@ -315,7 +317,8 @@ class BMS:
                     aid = self.rng.randint(0, 0x1FFFFFFF)
                 self.send_raw(aid, [self.rng.randint(0, 255) for _ in range(n)])
                 m["frames"] += 1
-            m["done"] = True
+            if m["frames"] >= 200:
+                m["done"] = True
         elif k == "flood":
             # Back to back through a raw socket of its own (python-can's send is too slow to flood).
             if self.flood_socket is None:
@@ -323,8 +326,12 @@ class BMS:
                 self.flood_socket.bind((self.a.interface,))
                 self.flood_socket.setblocking(False)
             if now - self.charging_since - m["at"] < 2.0:
-                for i in range(500):
+                # Back to back for 20 ms a step (the BMS's own BCL still goes out every 50 ms).
+                t = time.monotonic()
+                i = 0
+                while time.monotonic() - t < 0.02:
                     frame = struct.pack("=IB3x8s", ident(0x3400, 7) | socket.CAN_EFF_FLAG, 8, bytes([i & 0xFF] * 8))
+                    i += 1
                     try:
                         self.flood_socket.send(frame)
                         m["frames"] += 1

@@ -117,7 +117,7 @@ if [ -f "$T/vm.toml" ]; then
     rp=$!
     for i in $(seq 1 100); do grep -q "car link on vcan0" "$OUT/can-rt-flood.log" && break; sleep 0.1; done
     sleep 2
-    timeout 6 cangen vcan0 -g 0 -e -I 1834F456 -L 8 -D i -p 1 > /dev/null 2>&1
+    timeout 6 cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1
     # Then the controller's error frames as a CAN driver reports them (CAN_ERR_BUSOFF, then
     # CAN_ERR_RESTARTED): counted, the state changes printed and journalled.
     cansend vcan0 20000040#0000000000000000; sleep 0.3; cansend vcan0 20000100#0000000000000000
