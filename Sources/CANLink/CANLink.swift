@@ -113,10 +113,11 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
     /// Called on the link's thread for what belongs in the journal (bus-off, restarts, the first
     /// malformed frame of a burst); rate-limited by the link.
     public var onEvent: (@Sendable (_ gun: Int, _ text: String) -> Void)? = nil
-    var lastEventAt = InlineArray<8, Int64>(repeating: Int64.min / 2)
+    var lastEventAt = InlineArray<16, Int64>(repeating: Int64.min / 2)
 
-    /// Opens one socket per `[[can]]` link (refusing an interface that does not exist, is not CAN, or is
-    /// down) and, with `logPath`, the candump log. The thread starts with `start()`.
+    /// Opens one socket per `[[can]]` link (refusing an interface that does not exist or is not CAN; one
+    /// that is down is listed in `interfacesDown`) and, with `logPath`, the candump log. The thread starts
+    /// with `start()`.
     public init(links: [CANLinkSpec], guns gunCount: Int, clock: LoopClock, logPath: String? = nil) throws(CANLinkError) {
         var out = [Gun?](repeating: nil, count: max(gunCount, 1))
         var opened: [Int32] = []
@@ -486,7 +487,7 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
     /// A journal line from the link, at most one a second per gun unless `force` (state changes).
     func event(_ g: Gun, _ text: String, force: Bool = false) {
         let now = monotonicNanos()
-        let i = min(g.spec.gun, 7)
+        let i = min(g.spec.gun, 15)
         guard force || now - lastEventAt[i] >= 1_000_000_000 else { return }
         lastEventAt[i] = now
         onEvent?(g.spec.gun, "\(g.spec.interface): \(text)")
