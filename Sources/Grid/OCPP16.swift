@@ -361,3 +361,30 @@ public struct GetConfigurationConf: Codable, Sendable, Equatable {
     public var unknownKey: [String]?
     public init(configurationKey: [KeyValue]?, unknownKey: [String]?) { self.configurationKey = configurationKey; self.unknownKey = unknownKey }
 }
+
+// MARK: remote trigger (OCPP 1.6 §5.17)
+
+/// The messages a central system may trigger.
+public enum MessageTrigger: String, Codable, Sendable, CaseIterable {
+    case BootNotification, DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, MeterValues, StatusNotification
+}
+public struct TriggerMessageReq: Codable, Sendable, Equatable {
+    public var requestedMessage: MessageTrigger
+    public var connectorId: Int?
+}
+public enum TriggerMessageStatus: String, Codable, Sendable { case Accepted, Rejected, NotImplemented }
+/// DiagnosticsStatusNotification and FirmwareStatusNotification as a trigger sends them: no upload or
+/// update is under way, so Idle (§6.18, §6.26).
+public struct DiagnosticsStatusNotificationReq: Codable, Sendable, Equatable {
+    public var status: String
+    public init(status: String) { self.status = status }
+}
+public struct FirmwareStatusNotificationReq: Codable, Sendable, Equatable {
+    public var status: String
+    public init(status: String) { self.status = status }
+}
+
+// MARK: Reset (OCPP 1.6 §5.14)
+
+public enum ResetType: String, Codable, Sendable { case Hard, Soft }
+public struct ResetReq: Codable, Sendable, Equatable { public var type: ResetType }

@@ -84,6 +84,15 @@ public final class OCPPClient: @unchecked Sendable {
     var observation = StationObservation()
     var phase: [SessionPhase]
     var sentStatus: [ChargePointStatus?]
+    /// Messages the central system triggered (TriggerMessage), sent in order ahead of everything else.
+    var triggers: [(MessageTrigger, Int?)] = []
+    /// A Reset accepted and not yet carried out; the guns whose transactions it stopped.
+    var resetPending: ResetType? = nil
+    var resetStopped: Set<Int> = []
+    var resetFired = false
+    /// How the process restarts for a Reset (set by chargerd; nil: Reset is Rejected). Called once, on the
+    /// client's thread.
+    public var onReset: (@Sendable (ResetType) -> Void)? = nil
     var idTag: [String?]
     /// Per gun: the local transaction reference while a transaction runs.
     var txRef: [Int?]
@@ -369,8 +378,11 @@ public final class OCPPClient: @unchecked Sendable {
             }
             // The transactionId stored is the local reference; the central system's id replaces it when sent.
             let stop = StopTransactionReq(idTag: idTag[g], meterStop: Int(e.meterEnergy.value.rounded(.down)), timestamp: Timestamp.format(stopMs),
-                                          transactionId: ref, reason: remoteStopped.contains(g) ? .Remote : reason)
+                                          transactionId: ref,
+                                          reason: resetStopped.contains(g) ? (resetPending == .Hard ? .HardReset : .SoftReset)
+                                                : remoteStopped.contains(g) ? .Remote : reason)
             remoteStopped.remove(g)
+            resetStopped.remove(g)
             enqueue(.StopTransaction, stop, ref: ref, gun: g)
             txRef[g] = nil; txStart[g] = nil; idTag[g] = nil
             if let a = scheduledAvailability[g] { setAvailable(g, a) }
@@ -396,7 +408,7 @@ public final class OCPPClient: @unchecked Sendable {
          KeyValue(key: "ChargingScheduleMaxPeriods", readonly: true, value: String(ProfileStore.maxPeriods)),
          KeyValue(key: "MaxChargingProfilesInstalled", readonly: true, value: String(ProfileStore.maxProfiles)),
          KeyValue(key: "AuthorizeRemoteTxRequests", readonly: true, value: "false"),
-         KeyValue(key: "SupportedFeatureProfiles", readonly: true, value: "Core,SmartCharging")]
+         KeyValue(key: "SupportedFeatureProfiles", readonly: true, value: "Core,SmartCharging,RemoteTrigger")]
     }
 
     /// The gun needs a new authorization for its next session (none needed under free vend).
@@ -416,6 +428,44 @@ public final class OCPPClient: @unchecked Sendable {
             pendingTxProfile[g] = nil
             hub.log("ocpp", "authorization for \(idTag[g] ?? "?") on connector \(g + 1) lapsed: no car within ConnectionTimeOut (\(wholeText(connectionTimeout.seconds)) s)")
             idTag[g] = nil
+        }
+    }
+
+    /// One triggered message (its connector checked when it was accepted).
+    func sendTriggered(_ ws: WebSocketConnection, _ m: MessageTrigger, connector c: Int?) throws(WebSocketError) {
+        switch m {
+        case .BootNotification:
+            try call(ws, .BootNotification, BootNotificationReq(chargePointVendor: config.vendor, chargePointModel: config.model,
+                                                                 chargePointSerialNumber: config.chargePointId, firmwareVersion: firmware))
+        case .Heartbeat:
+            lastHeartbeat = now()
+            try call(ws, .Heartbeat, HeartbeatReq())
+        case .StatusNotification:
+            let k = c ?? 0
+            let st = connectorStatus(k)
+            sentStatus[k] = st
+            try call(ws, .StatusNotification, StatusNotificationReq(connectorId: k, errorCode: st == .Faulted ? .OtherError : .NoError,
+                                                                     status: st, timestamp: timestamp))
+        case .MeterValues:
+            let k = c ?? 1
+            // Connector 0 is the station: the guns' sums.
+            let guns = k == 0 ? Array(observation.guns.indices) : (k - 1 < observation.guns.count ? [k - 1] : [])
+            let energy = guns.reduce(0.0) { $0 + observation.guns[$1].meterEnergy.value }
+            let power = guns.reduce(0.0) { $0 + observation.guns[$1].power.value }
+            var sampled = [SampledValue(value: String(Int(energy.rounded(.down))), context: "Trigger", measurand: "Energy.Active.Import.Register", location: "Outlet", unit: "Wh"),
+                           SampledValue(value: String(format: "%.1f", power), context: "Trigger", measurand: "Power.Active.Import", location: "Outlet", unit: "W")]
+            if k > 0, let g = guns.first {
+                let o = observation.guns[g]
+                sampled.append(SampledValue(value: String(format: "%.1f", o.current.value), context: "Trigger", measurand: "Current.Import", location: "Outlet", unit: "A"))
+                sampled.append(SampledValue(value: String(format: "%.1f", o.voltage.value), context: "Trigger", measurand: "Voltage", location: "Outlet", unit: "V"))
+            }
+            // The transaction's id when the central system has issued it (a local reference is not sent).
+            let tx = k > 0 ? txRef[k - 1].flatMap { $0 > 0 ? $0 : queue.resolved[String($0)] } : nil
+            try call(ws, .MeterValues, MeterValuesReq(connectorId: k, transactionId: tx, meterValue: [MeterValue(timestamp: timestamp, sampledValue: sampled)]))
+        case .DiagnosticsStatusNotification:
+            try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: "Idle"))
+        case .FirmwareStatusNotification:
+            try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: "Idle"))
         }
     }
 
@@ -469,7 +519,17 @@ public final class OCPPClient: @unchecked Sendable {
         }
     }
 
+    /// A Reset is carried out: Hard at once, Soft once no transaction runs and nothing is queued or waiting.
+    func resetIfDue() {
+        guard let type = resetPending, !resetFired, let onReset else { return }
+        if type == .Soft && (txRef.contains { $0 != nil } || !queue.messages.isEmpty || pending != nil) { return }
+        resetFired = true
+        hub.log("ocpp", "Reset \(type.rawValue): restarting the controller")
+        onReset(type)
+    }
+
     func sendDue() throws(WebSocketError) {
+        resetIfDue()
         guard let ws else { return }
         if let p = pending {
             if now() - p.sentAt > config.callTimeout.seconds {
@@ -481,6 +541,11 @@ public final class OCPPClient: @unchecked Sendable {
             guard now() >= bootRetryAt else { return }
             try call(ws, .BootNotification, BootNotificationReq(chargePointVendor: config.vendor, chargePointModel: config.model,
                                                                  chargePointSerialNumber: config.chargePointId, firmwareVersion: firmware))
+            return
+        }
+        if !triggers.isEmpty {
+            let (m, c) = triggers.removeFirst()
+            try sendTriggered(ws, m, connector: c)
             return
         }
         // Statuses first (each connector's latest), then Authorize, then the transaction queue.

@@ -142,8 +142,45 @@ extension OCPPClient {
             }
             reply(id, dataTransfer(r))
         case .ClearCache: if typed(ClearCacheReq.self) != nil { reply(id, StatusConf(AcceptedRejected.Accepted)) }
+        case .TriggerMessage: if let r = typed(TriggerMessageReq.self) { reply(id, StatusConf(trigger(r))) }
+        case .Reset: if let r = typed(ResetReq.self) { reply(id, StatusConf(reset(r))) }
         default: replyError(id, .NotSupported, "\(name) is not supported by this charge point")
         }
+    }
+
+    /// Reset (OCPP 1.6 §5.14): every running transaction is stopped (StopTransaction with SoftReset or
+    /// HardReset). Soft: the controller restarts once every StopTransaction has gone out; Hard: at once
+    /// (the queue is on storage and goes out after the restart). The restart is the process's: chargerd
+    /// ends its run in order (outputs safe, the journal closed) and exits 5, which the service restarts.
+    func reset(_ r: ResetReq) -> AcceptedRejected {
+        guard onReset != nil else {
+            hub.log("ocpp", "Reset \(r.type.rawValue) rejected: this run cannot restart itself")
+            return .Rejected
+        }
+        if resetPending == nil || r.type == .Hard { resetPending = r.type }
+        for g in 0..<gunCount where txRef[g] != nil {
+            resetStopped.insert(g)
+            hub.with { $0.stopCount[g] &+= 1 }
+        }
+        hub.log("ocpp", "Reset \(r.type.rawValue) accepted: " + (txRef.contains { $0 != nil } ? "transactions stop, then " : "") + "the controller restarts")
+        return .Accepted
+    }
+
+    /// TriggerMessage (OCPP 1.6 §5.17): Accepted, then the message is sent after this answer (the next
+    /// message out, ahead of statuses and the queue); a connector that does not exist is Rejected. No
+    /// connector for StatusNotification or MeterValues: every connector's (MeterValues of each gun).
+    func trigger(_ r: TriggerMessageReq) -> TriggerMessageStatus {
+        if let c = r.connectorId, c < 0 || c > gunCount { return .Rejected }
+        switch r.requestedMessage {
+        case .StatusNotification:
+            for c in r.connectorId.map({ [$0] }) ?? Array(0...gunCount) { triggers.append((.StatusNotification, c)) }
+        case .MeterValues:
+            for c in r.connectorId.map({ [$0] }) ?? Array(1...max(1, gunCount)) { triggers.append((.MeterValues, c)) }
+        default:
+            triggers.append((r.requestedMessage, r.connectorId))
+        }
+        hub.log("ocpp", "TriggerMessage \(r.requestedMessage.rawValue)\(r.connectorId.map { " connector \($0)" } ?? ""): accepted")
+        return .Accepted
     }
 
     /// This charge point defines no vendor messages: its own vendor id (the site's `vendor`) answers

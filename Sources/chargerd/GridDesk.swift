@@ -35,6 +35,10 @@ final class GridDesk {
         } else { ems = nil }
         if let c = site.ocpp {
             do { ocpp = try OCPPClient(config: c, hub: hub, firmware: firmwareVersion, gunCount: board.spec.gunCount) } catch { fail("site \(site.path): \(error)") }
+            ocpp?.onReset = { type in
+                resetRequested = type.rawValue
+                stopRequested = true
+            }
         } else { ocpp = nil }
         var parts = ["site \(site.name) (\(site.path)), clock starts \(Timestamp.format(startEpochMillis)), UTC\(utcOffsetText(site.utcOffsetSeconds))"]
         if let ems, let c = site.ems {

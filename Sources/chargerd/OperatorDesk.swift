@@ -106,7 +106,7 @@ final class OperatorDesk {
 
     func shutdown(at t: Instant) {
         console?.stop()
-        ack(journal.append(JournalEntry(.shutdown(text: stopRequested ? "signal" : "run ended"), t: t.seconds)))
+        ack(journal.append(JournalEntry(.shutdown(text: resetRequested.map { "OCPP Reset \($0): restart" } ?? (stopRequested ? "signal" : "run ended")), t: t.seconds)))
     }
 }
 

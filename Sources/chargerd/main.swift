@@ -183,7 +183,7 @@ struct Run: ParsableCommand {
             // The plant's clock paces a bench board (the emulator's speed): the grid peers see it as paced.
             run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
             run.json = json
-            throw ExitCode(run.run())
+            throw ExitCode(exitStatus(run.run()))
         }
         guard loaded.kind != .real else {
             guard car == nil && carOn.isEmpty && speed == "max" && inject.isEmpty && !continuous else {
@@ -201,7 +201,7 @@ struct Run: ParsableCommand {
             var run = RealBoardRun(board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTimeOption ?? .infinity, sessions: sessions, json: json, desk: desk)
             run.canLog = canLog
             run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
-            throw ExitCode(run.run())
+            throw ExitCode(exitStatus(run.run()))
         }
         var cars: [Int: CarProfile] = [:]
         do {
@@ -233,7 +233,7 @@ struct Run: ParsableCommand {
         let grid = try makeGrid(board: loaded, desk: desk, paced: realtime || factor != nil, speed: factor ?? 1)
         if realtime {
             let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json, desk: desk, grid: grid)
-            throw ExitCode(code)
+            throw ExitCode(exitStatus(code))
         }
         let body = RealTimeSimulation(sim: sim, statusEvery: 0, probeReaction: false)
         desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { "virtual time: no real-time loop in this mode (t=\(fmt(sim.now.seconds, 1)) s, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")); run with --realtime for loop timing" }, comm: { "simulated board: its devices are the plant model's (no field bus)" },
@@ -289,7 +289,7 @@ struct Run: ParsableCommand {
         while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
         if let grid { _ = grid.tick(view: body.gridView.buffer.read()); grid.shutdown() }
         desk.shutdown(at: sim.now)
-        throw ExitCode(finish(sim, timedOut: timedOut, continuous: continuous, json: json))
+        throw ExitCode(exitStatus(finish(sim, timedOut: timedOut, continuous: continuous, json: json)))
     }
 }
 
@@ -385,6 +385,11 @@ func monotonicSeconds() -> Double {
 }
 
 nonisolated(unsafe) var stopRequested = false
+/// The central system asked for a Reset (OCPP): the run ends in order and chargerd exits 5, which the
+/// service manager restarts (Restart=on-failure).
+nonisolated(unsafe) var resetRequested: String? = nil
+/// The exit status, 5 when the run ended for a Reset.
+func exitStatus(_ code: Int32) -> Int32 { resetRequested != nil ? 5 : code }
 func installSignalHandlers() {
     signal(SIGINT) { _ in stopRequested = true }
     signal(SIGTERM) { _ in stopRequested = true }

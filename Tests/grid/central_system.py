@@ -69,6 +69,16 @@ class RecordingCP(CP):
         self.record("MeterValues", dict(connector_id=connector_id, meter_value=meter_value, **kw))
         return call_result.MeterValues()
 
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, status, **kw):
+        self.record("DiagnosticsStatusNotification", dict(status=status))
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status, **kw):
+        self.record("FirmwareStatusNotification", dict(status=status))
+        return call_result.FirmwareStatusNotification()
+
     @on(Action.stop_transaction)
     def on_stop(self, meter_stop, timestamp, transaction_id, **kw):
         self.record("StopTransaction", dict(meter_stop=meter_stop, timestamp=timestamp, transaction_id=transaction_id, **kw))

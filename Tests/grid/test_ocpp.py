@@ -24,6 +24,7 @@ from support import Chargerd, free_port  # noqa: E402
 
 from ocpp.v16 import call  # noqa: E402
 
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL_CAR = "capacity=5kWh,soc=76,target=80,max-voltage=500V,plug-at=2s"
 BIG_CAR = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=2s"
 
@@ -223,6 +224,58 @@ class OCPP(unittest.TestCase):
         cs.wait_for("StopTransaction", timeout=15)
         cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Unavailable", timeout=30, after=t1)
 
+    def test_trigger_message(self):
+        """TriggerMessage (OCPP 1.6 5.17): each of the six messages, Accepted and then sent; a connector
+        that does not exist Rejected; SupportedFeatureProfiles says RemoteTrigger."""
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR, "--id-tag", "TAG-OK")
+        cs.wait_for("StartTransaction", timeout=20)
+        c.wait_line(r"gun0 charging", timeout=40)
+        for msg, cid, action, pred in [
+                ("BootNotification", None, "BootNotification", lambda p: p["vendor"] == "OpenDC"),
+                ("Heartbeat", None, "Heartbeat", lambda p: True),
+                ("StatusNotification", 1, "StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == "Charging"),
+                ("StatusNotification", 0, "StatusNotification", lambda p: p["connector_id"] == 0),
+                ("MeterValues", 1, "MeterValues", lambda p: p["connector_id"] == 1 and p["meter_value"][0]["sampled_value"][0]["context"] == "Trigger"
+                 and "transaction_id" in p and sampled(p, "Power.Active.Import") > 1000),
+                ("DiagnosticsStatusNotification", None, "DiagnosticsStatusNotification", lambda p: p["status"] == "Idle"),
+                ("FirmwareStatusNotification", None, "FirmwareStatusNotification", lambda p: p["status"] == "Idle")]:
+            t0 = time.monotonic()
+            kw = {"requested_message": msg}
+            if cid is not None:
+                kw["connector_id"] = cid
+            self.assertEqual(cs.call(call.TriggerMessage(**kw)).status, "Accepted", msg)
+            cs.wait_for(action, pred, timeout=10, after=t0)
+        self.assertEqual(cs.call(call.TriggerMessage(requested_message="StatusNotification", connector_id=2)).status, "Rejected")
+        conf = cs.call(call.GetConfiguration(key=["SupportedFeatureProfiles"]))
+        self.assertEqual(conf.configuration_key[0]["value"], "Core,SmartCharging,RemoteTrigger")
+
+    def test_reset(self):
+        """Reset (OCPP 1.6 5.14): Soft during a transaction stops it (StopTransaction, reason SoftReset),
+        then chargerd ends its run in order and exits 5 (the service restarts it; here the test does, and
+        it boots again); Hard with nothing running exits 5 at once. The journal says why it stopped."""
+        cs = self.cs()
+        journal = os.path.join(self.tmp, "journal")
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR, "--id-tag", "TAG-OK", "--journal", journal)
+        start = cs.wait_for("StartTransaction", timeout=20)
+        c.wait_line(r"gun0 charging", timeout=40)
+        self.assertEqual(cs.call(call.Reset(type="Soft")).status, "Accepted")
+        stop = cs.wait_for("StopTransaction", timeout=20)
+        self.assertEqual((stop["transaction_id"], stop["reason"]), (start["transaction_id"], "SoftReset"))
+        c.proc.wait(timeout=30)
+        self.assertEqual(c.proc.returncode, 5, c.output()[-2000:])
+        self.assertTrue([l for l in c.lines if "Reset Soft: restarting the controller" in l], c.output()[-2000:])
+        out = subprocess.run([os.path.join(ROOT_DIR, ".build", "release", "chargerd"), "journal", "export", "--dir", journal],
+                             capture_output=True, text=True).stdout
+        self.assertIn("shutdown OCPP Reset Soft: restart", out)
+        # Started again (as the service would), it boots; a Hard reset with nothing running exits 5 at once.
+        t0 = time.monotonic()
+        c2 = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs.wait_for("BootNotification", timeout=10, after=t0)
+        self.assertEqual(cs.call(call.Reset(type="Hard")).status, "Accepted")
+        c2.proc.wait(timeout=20)
+        self.assertEqual(c2.proc.returncode, 5, c2.output()[-2000:])
+
     def test_careless_and_hostile_frames_get_the_right_callerror(self):
         """OCPP-J 1.6 4.2.3: an action OCPP 1.6 does not have is NotImplemented, one this charge point does
         not handle NotSupported, a payload that does not fit its action the violation that names the field,
@@ -232,7 +285,7 @@ class OCPP(unittest.TestCase):
         cs.wait_for("BootNotification", timeout=10)
         cases = [
             ('[2,"raw-1","FlyToTheMoon",{}]', "NotImplemented", "FlyToTheMoon"),
-            ('[2,"raw-2","Reset",{"type":"Hard"}]', "NotSupported", "Reset"),
+            ('[2,"raw-2","UnlockConnector",{"connectorId":1}]', "NotSupported", "UnlockConnector"),
             ('[2,"raw-3","ChangeAvailability",{"connectorId":1}]', "OccurenceConstraintViolation", "type is required"),
             ('[2,"raw-4","ChangeAvailability",{"connectorId":"one","type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
             ('[2,"raw-5","ChangeAvailability",{"connectorId":1.5,"type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
