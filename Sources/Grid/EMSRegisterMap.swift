@@ -29,6 +29,8 @@ public struct GunObservation: Sendable, Equatable {
     public var powerLimit: Watts = .zero
     public var ratedPower: Watts = .zero
     public var soc: Double = .nan
+    /// The gun's lock feedback says locked.
+    public var lockConfirmed = false
     public init() {}
 }
 

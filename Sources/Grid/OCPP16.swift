@@ -388,3 +388,8 @@ public struct FirmwareStatusNotificationReq: Codable, Sendable, Equatable {
 
 public enum ResetType: String, Codable, Sendable { case Hard, Soft }
 public struct ResetReq: Codable, Sendable, Equatable { public var type: ResetType }
+
+// MARK: UnlockConnector (OCPP 1.6 §5.18)
+
+public struct UnlockConnectorReq: Codable, Sendable, Equatable { public var connectorId: Int }
+public enum UnlockStatus: String, Codable, Sendable { case Unlocked, UnlockFailed, NotSupported }

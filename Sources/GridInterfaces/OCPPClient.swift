@@ -86,6 +86,12 @@ public final class OCPPClient: @unchecked Sendable {
     var sentStatus: [ChargePointStatus?]
     /// Messages the central system triggered (TriggerMessage), sent in order ahead of everything else.
     var triggers: [(MessageTrigger, Int?)] = []
+    /// UnlockConnector calls waiting for the lock to open (their ids), and the guns whose transaction an
+    /// unlock stopped; an unlock is answered UnlockFailed after `unlockWait` seconds (inside a central
+    /// system's usual 30 s call timeout).
+    var pendingUnlocks: [(id: String, gun: Int, deadline: Double)] = []
+    var unlockStopped: Set<Int> = []
+    let unlockWait = 20.0
     /// A Reset accepted and not yet carried out; the guns whose transactions it stopped.
     var resetPending: ResetType? = nil
     var resetStopped: Set<Int> = []
@@ -380,9 +386,11 @@ public final class OCPPClient: @unchecked Sendable {
             let stop = StopTransactionReq(idTag: idTag[g], meterStop: Int(e.meterEnergy.value.rounded(.down)), timestamp: Timestamp.format(stopMs),
                                           transactionId: ref,
                                           reason: resetStopped.contains(g) ? (resetPending == .Hard ? .HardReset : .SoftReset)
+                                                : unlockStopped.contains(g) ? .UnlockCommand
                                                 : remoteStopped.contains(g) ? .Remote : reason)
             remoteStopped.remove(g)
             resetStopped.remove(g)
+            unlockStopped.remove(g)
             enqueue(.StopTransaction, stop, ref: ref, gun: g)
             txRef[g] = nil; txStart[g] = nil; idTag[g] = nil
             if let a = scheduledAvailability[g] { setAvailable(g, a) }
@@ -530,6 +538,7 @@ public final class OCPPClient: @unchecked Sendable {
 
     func sendDue() throws(WebSocketError) {
         resetIfDue()
+        if !pendingUnlocks.isEmpty { answerUnlocks() }
         guard let ws else { return }
         if let p = pending {
             if now() - p.sentAt > config.callTimeout.seconds {

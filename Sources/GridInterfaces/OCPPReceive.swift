@@ -144,7 +144,49 @@ extension OCPPClient {
         case .ClearCache: if typed(ClearCacheReq.self) != nil { reply(id, StatusConf(AcceptedRejected.Accepted)) }
         case .TriggerMessage: if let r = typed(TriggerMessageReq.self) { reply(id, StatusConf(trigger(r))) }
         case .Reset: if let r = typed(ResetReq.self) { reply(id, StatusConf(reset(r))) }
+        case .UnlockConnector: if let r = typed(UnlockConnectorReq.self) { unlock(id, r) }
         default: replyError(id, .NotSupported, "\(name) is not supported by this charge point")
+        }
+    }
+
+    /// UnlockConnector (OCPP 1.6 §5.18): a transaction on the connector is stopped first (StopTransaction
+    /// with UnlockCommand) and so is a session before it (the lock opens only through the session's own
+    /// end, below 60 V: the core decides); the answer waits for the lock feedback to say open: Unlocked,
+    /// or UnlockFailed after `unlockWait`. A gun already unlocked answers at once; one that does not
+    /// exist UnlockFailed.
+    func unlock(_ id: String, _ r: UnlockConnectorReq) {
+        let g = r.connectorId - 1
+        guard g >= 0, g < gunCount else {
+            hub.log("ocpp", "UnlockConnector \(r.connectorId): no such connector")
+            return reply(id, StatusConf(UnlockStatus.UnlockFailed))
+        }
+        let locked = g < observation.guns.count && observation.guns[g].lockConfirmed
+        if !locked && txRef[g] == nil {
+            hub.log("ocpp", "UnlockConnector \(r.connectorId): unlocked")
+            return reply(id, StatusConf(UnlockStatus.Unlocked))
+        }
+        if txRef[g] != nil { unlockStopped.insert(g) }
+        hub.with { $0.stopCount[g] &+= 1 }
+        pendingUnlocks.append((id, g, now() + unlockWait))
+        hub.log("ocpp", "UnlockConnector \(r.connectorId): " + (txRef[g] != nil ? "the transaction stops, " : "the session stops, ") + "then the lock opens")
+    }
+
+    /// The answers UnlockConnector is waiting to give: Unlocked once the lock feedback says open and no
+    /// transaction runs, UnlockFailed at the deadline.
+    func answerUnlocks() {
+        pendingUnlocks.removeAll { p in
+            let open = !(p.gun < observation.guns.count && observation.guns[p.gun].lockConfirmed) && txRef[p.gun] == nil
+            if open {
+                hub.log("ocpp", "UnlockConnector \(p.gun + 1): unlocked")
+                reply(p.id, StatusConf(UnlockStatus.Unlocked))
+                return true
+            }
+            if now() >= p.deadline {
+                hub.log("ocpp", "UnlockConnector \(p.gun + 1): the lock did not open within \(wholeText(unlockWait)) s")
+                reply(p.id, StatusConf(UnlockStatus.UnlockFailed))
+                return true
+            }
+            return false
         }
     }
 

@@ -81,6 +81,7 @@ final class GridDesk {
             go.powerLimit = x.status.powerLimit
             go.ratedPower = x.ratedPower
             go.soc = x.status.soc
+            go.lockConfirmed = x.lockConfirmed
             o.guns.append(go)
         }
         let feed = hub.tick(observation: o)

@@ -250,6 +250,25 @@ class OCPP(unittest.TestCase):
         conf = cs.call(call.GetConfiguration(key=["SupportedFeatureProfiles"]))
         self.assertEqual(conf.configuration_key[0]["value"], "Core,SmartCharging,RemoteTrigger")
 
+    def test_unlock_connector(self):
+        """UnlockConnector (OCPP 1.6 5.18): on a charging gun the transaction stops first (StopTransaction,
+        reason UnlockCommand) and the answer, Unlocked, comes once the lock feedback says open (the core
+        opens it below 60 V); a connector that does not exist UnlockFailed (an idle gun: test_reset)."""
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR, "--id-tag", "TAG-OK")
+        start = cs.wait_for("StartTransaction", timeout=20)
+        c.wait_line(r"gun0 charging", timeout=40)
+        self.assertEqual(cs.call(call.UnlockConnector(connector_id=2)).status, "UnlockFailed")
+        self.assertEqual(cs.call(call.UnlockConnector(connector_id=1), timeout=30).status, "Unlocked")
+        stop = cs.wait_for("StopTransaction", timeout=5)
+        self.assertEqual((stop["transaction_id"], stop["reason"]), (start["transaction_id"], "UnlockCommand"))
+        # When the answer came the current was off and the output below 60 V (the core opens the lock
+        # only then): the next status line says so.
+        _, st = c.status(after=len(c.lines), timeout=5)
+        self.assertNotEqual(st[1], "charging", st)
+        self.assertLess(st[2], 60, st)
+        self.assertEqual(st[3], 0, st)
+
     def test_reset(self):
         """Reset (OCPP 1.6 5.14): Soft during a transaction stops it (StopTransaction, reason SoftReset),
         then chargerd ends its run in order and exits 5 (the service restarts it; here the test does, and
@@ -272,6 +291,7 @@ class OCPP(unittest.TestCase):
         t0 = time.monotonic()
         c2 = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
         cs.wait_for("BootNotification", timeout=10, after=t0)
+        self.assertEqual(cs.call(call.UnlockConnector(connector_id=1)).status, "Unlocked")   # idle: at once
         self.assertEqual(cs.call(call.Reset(type="Hard")).status, "Accepted")
         c2.proc.wait(timeout=20)
         self.assertEqual(c2.proc.returncode, 5, c2.output()[-2000:])
@@ -285,7 +305,7 @@ class OCPP(unittest.TestCase):
         cs.wait_for("BootNotification", timeout=10)
         cases = [
             ('[2,"raw-1","FlyToTheMoon",{}]', "NotImplemented", "FlyToTheMoon"),
-            ('[2,"raw-2","UnlockConnector",{"connectorId":1}]', "NotSupported", "UnlockConnector"),
+            ('[2,"raw-2","CancelReservation",{"reservationId":1}]', "NotSupported", "CancelReservation"),
             ('[2,"raw-3","ChangeAvailability",{"connectorId":1}]', "OccurenceConstraintViolation", "type is required"),
             ('[2,"raw-4","ChangeAvailability",{"connectorId":"one","type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
             ('[2,"raw-5","ChangeAvailability",{"connectorId":1.5,"type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
