@@ -109,6 +109,7 @@ class BMS:
         self.pending = []                        # multi-packet messages waiting for the transport
         self.charging_since = None
         self.last_ccs = None
+        self.latest_ccs = None
         self.misbehaviours = []
         for text in a.misbehave or []:
             kind, _, at = text.partition("@")
@@ -190,7 +191,8 @@ class BMS:
                 current = v["OutputCurrent"]           # negative: charging current on the wire
                 self.soc = min(100.0, self.soc + (-current) * (now - self.last_ccs) / 3600 / self.ah() * 100)
             self.last_ccs = now
-            if len(self.decoded["CCS"]) < 4000:
+            self.latest_ccs = v
+            if len(self.decoded["CCS"]) < 4000:      # the history in the result line, bounded
                 self.decoded["CCS"].append(v)
         elif m.name == "CST":
             self.decoded["CST"] = v
@@ -261,11 +263,11 @@ class BMS:
                 bcl_period = 1.2 if self.active("late") else 0.05
                 if self.due("BCL", bcl_period):
                     cv = self.cells * 4.15
-                    v = self.decoded["CCS"][-1]["OutputVoltage"] if self.decoded["CCS"] else 0
+                    v = self.latest_ccs["OutputVoltage"] if self.latest_ccs else 0
                     self.send("BCL", {"VoltageDemand": round(cv, 1), "CurrentDemand": -round(self.current_demand(), 1),
                                       "Mode": 1 if v >= cv - 1 else 2})
                 if self.due("BCS", 0.25) and not any(p == 0x1100 for p, _ in self.pending):
-                    last = self.decoded["CCS"][-1] if self.decoded["CCS"] else {"OutputVoltage": self.ocv(), "OutputCurrent": 0}
+                    last = self.latest_ccs or {"OutputVoltage": self.ocv(), "OutputCurrent": 0}
                     self.send("BCS", {"MeasuredVoltage": last["OutputVoltage"], "MeasuredCurrent": last["OutputCurrent"],
                                       "MaxCellVoltage": 4.0, "MaxCellGroup": 1, "SOC": int(self.soc), "RemainingTime": 0})
                 if self.due("BSM", 0.25):

@@ -2,8 +2,8 @@
 # bench-60kw-can at a 10 ms loop (qemu's software emulation), charger-plant running the plant and the
 # battery, and on the wire either the independent BMS (HIL/peers/gbt_bms.py: python-can, cantools, the
 # shipped DBC) or charger-plant's own car. candump (can-utils) records every frame; Tests/kernel/can_check.py
-# judges the records. Sessions run two at a time, each on its own vcanN, bench channel and Modbus port
-# (their wall time is the charge's: a 5 kWh battery from 20 to 80 % at 60 kW takes ~3.5 min).
+# judges the records. Sessions run two or three at a time, each on its own vcanN, bench channel and Modbus port
+# (their wall time is the charge's: a 5 kWh battery from 20 to 80 % at 60 kW takes ~4.5 min).
 # Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc.
 
 modprobe vcan 2>/dev/null
