@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import select
 import socket
 import struct
 import sys
@@ -338,8 +339,9 @@ class BMS:
                         self.flood_socket.send(frame)
                         m["frames"] += 1
                     except (BlockingIOError, OSError):
+                        # The socket's send buffer is full: wait (briefly) until it drains, and go on.
                         m["refused"] = m.get("refused", 0) + 1
-                        break
+                        select.select([], [self.flood_socket], [], 0.002)
             else:
                 m["done"] = True
 
