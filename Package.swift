@@ -71,7 +71,7 @@ let package = Package(
         // The grid interfaces of chargerd: the EMS's Modbus TCP server (libmodbus) and the OCPP 1.6J charge
         // point (WebSocket over TCP or TLS with OpenSSL). Threads of their own, never the loop's.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .target(name: "GridInterfaces", dependencies: ["Grid", "SiteFile", "ChargerCore", "LoopContract", "CModbus", "COpenSSL"]),
+        .target(name: "GridInterfaces", dependencies: ["Grid", "SiteFile", "ChargerCore", "LoopContract", "RealTime", "CModbus", "COpenSSL"]),
         // Board files (TOML) -> validated plain data: the StationSpec, the plant model, the loop's scheduling,
         // GPIO lines, Modbus register maps, analog inputs, watchdog, console, storage. Depends on the core only;
         // the plant, the runtime and the backends build their own types from it.

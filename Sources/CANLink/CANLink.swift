@@ -90,7 +90,8 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
         // Loop side.
         var seen = InlineArray<9, UInt32>(repeating: 0)
         var current = VehicleMessages()
-        var lastKey: UInt64 = 0
+        /// What each message of the broadcast said when the loop last published it (`says`; .max: absent).
+        var lastSaid = InlineArray<9, UInt64>(repeating: .max)
         // Thread side.
         var decoded = Received()
         var tp = TPReceiver()
@@ -106,9 +107,7 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
     let guns: [Gun?]
     let clock: LoopClock
     let wake: Int32
-    let stopFlag = Atomic<Bool>(false)
-    var thread: UInt64 = 0
-    var started = false
+    let thread = SideThread()
     let log: CANDumpLog?
     /// Called on the link's thread for what belongs in the journal (bus-off, restarts, the first
     /// malformed frame of a burst); rate-limited by the link.
@@ -193,51 +192,44 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
     public func transmit(gun g: Int, _ messages: ChargerMessages) {
         guard g < guns.count, let s = guns[g] else { return }
         s.tx.buffer.write(Broadcast(messages: messages))
-        let key = Self.key(messages)
-        if key != s.lastKey {
-            s.lastKey = key
-            csc_signal(wake)
+        var changed = false
+        for k in 0..<9 {
+            let said = Self.says(k, messages) ?? .max
+            if said != s.lastSaid[k] { s.lastSaid[k] = said; changed = true }
         }
+        if changed { csc_signal(wake) }
     }
 
-    /// What, in the charger's broadcast, is sent at once when it changes: which messages are present,
-    /// CRM's and CRO's value, CST's reasons and CEM's message (one word, compared each cycle).
-    static func key(_ m: ChargerMessages) -> UInt64 {
-        var k: UInt64 = m.chm ? 1 : 0
-        if let c = m.crm { k |= 2 | UInt64(c == .recognised ? 4 : 0) }
-        if m.cts { k |= 8 }
-        if m.cml != nil { k |= 16 }
-        if let c = m.cro { k |= 32 | (c ? 64 : 0) }
-        if let c = m.ccs { k |= 128 | (c.chargingAllowed ? 256 : 0) }
-        if let c = m.cst { k |= 512 | UInt64(c.reasons.rawValue & 0x3FFFF) << 20 }
-        if m.csd != nil { k |= 1024 }
-        if let c = m.cem { k |= 2048 | UInt64(c.rawValue + 1) << 12 }
-        return k
+    /// What message `k` of the broadcast (CHM CRM CTS CML CRO CCS CST CSD CEM) says, in one word; nil when
+    /// it is not in the broadcast. A message that appears or whose word changes is sent at once (the loop
+    /// wakes the thread, the thread sends it out of its period): which messages are present, CRM's and
+    /// CRO's value, CCS's charging-allowed, CST's reasons and CEM's message.
+    static func says(_ k: Int, _ m: ChargerMessages) -> UInt64? {
+        switch k {
+        case 0: m.chm ? 1 : nil
+        case 1: m.crm.map { UInt64($0.rawValue) }
+        case 2: m.cts ? 1 : nil
+        case 3: m.cml != nil ? 1 : nil
+        case 4: m.cro.map { $0 ? 2 : 1 }
+        case 5: m.ccs.map { $0.chargingAllowed ? 2 : 1 }
+        case 6: m.cst.map { UInt64($0.reasons.rawValue) }
+        case 7: m.csd != nil ? 1 : nil
+        default: m.cem.map { UInt64($0.rawValue) }
+        }
     }
 
     // MARK: The thread
 
     /// Starts the link's thread (normal scheduling: it is never on the loop's path).
     public func start() throws(CANLinkError) {
-        guard !started else { return }
-        let ctx = Unmanaged.passRetained(self).toOpaque()
-        var handle: UInt64 = 0
-        let rc = rtThreadStart(entry: canLinkEntry, context: ctx, stackBytes: 256 * 1024, handle: &handle)
-        guard rc == 0 else {
-            Unmanaged<SocketCANLink>.fromOpaque(ctx).release()
-            throw CANLinkError(interface: links.first?.interface ?? "-", why: "cannot start the link's thread (errno \(rc))")
-        }
-        thread = handle
-        started = true
+        let rc = thread.start(stackBytes: 256 * 1024) { self.run() }
+        guard rc == 0 else { throw CANLinkError(interface: links.first?.interface ?? "-", why: "cannot start the link's thread (errno \(rc))") }
     }
 
     /// Stops the thread; the charger's messages stop with it (a car that loses them times out, GB/T 27930).
     public func stop() {
-        guard started else { return }
-        stopFlag.store(true, ordering: .releasing)
-        csc_signal(wake)
-        _ = rtThreadJoin(thread)
-        started = false
+        guard thread.running else { return }
+        thread.stop { csc_signal(wake) }
         log?.flush()
     }
 
@@ -259,7 +251,7 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
         var byIndex: [Gun] = []
         for g in guns { if let g { fds.append(g.fd); byIndex.append(g) } }
         var ready = [UInt8](repeating: 0, count: fds.count)
-        while !stopFlag.load(ordering: .acquiring) {
+        while !thread.stopAsked {
             let now = monotonicNanos()
             var next = now + 100_000_000
             for g in byIndex { next = min(next, sendDue(g, now: now)) }
@@ -284,20 +276,7 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
         let m = g.tx.buffer.read().messages
         var next = Int64.max
         for k in 0..<9 {
-            // What the message says, in one word (nil: not in the broadcast).
-            let key: UInt64?
-            switch k {
-            case 0: key = m.chm ? 1 : nil
-            case 1: key = m.crm.map { UInt64($0.rawValue) }
-            case 2: key = m.cts ? 1 : nil
-            case 3: key = m.cml != nil ? 1 : nil
-            case 4: key = m.cro.map { $0 ? 2 : 1 }
-            case 5: key = m.ccs.map { $0.chargingAllowed ? 2 : 1 }
-            case 6: key = m.cst.map { UInt64($0.reasons.rawValue) }
-            case 7: key = m.csd != nil ? 1 : nil
-            default: key = m.cem.map { UInt64($0.rawValue) }
-            }
-            guard let key else { g.sentKey[k] = .max; continue }
+            guard let key = Self.says(k, m) else { g.sentKey[k] = .max; continue }
             let msg = Self.chargerTable[k]
             let period = (msg.period ?? .ms(250)).micros * 1000
             var due = g.lastSent[k] + period
@@ -492,11 +471,6 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
         lastEventAt[i] = now
         onEvent?(g.spec.gun, "\(g.spec.interface): \(text)")
     }
-}
-
-private func canLinkEntry(_ ctx: UnsafeMutableRawPointer?) {
-    let link = Unmanaged<SocketCANLink>.fromOpaque(ctx!).takeRetainedValue()
-    link.run()
 }
 
 /// `--can-log FILE`: every frame sent and received, in candump's log format (`candump -L`, replayable

@@ -13,10 +13,11 @@ import Synchronization
 import Glibc
 #endif
 
-/// The charger's messages as the car last received them (kernel receive time, CLOCK_MONOTONIC µs).
+/// The charger's messages as the car last received them, and when each was read (CLOCK_MONOTONIC µs, 0:
+/// never), in ChargerMessages' order: CHM CRM CTS CML CRO CCS CST CSD.
 struct ChargerHeard: Sendable {
-    var chm: Int64 = 0, crm: (Recognition, Int64)? = nil, cts: Int64 = 0, cml: (CML, Int64)? = nil
-    var cro: (Bool, Int64)? = nil, ccs: (CCS, Int64)? = nil, cst: (CST, Int64)? = nil, csd: (CSD, Int64)? = nil
+    var messages = ChargerMessages()
+    var at = InlineArray<8, Int64>(repeating: 0)
 }
 
 public final class SocketCANCar: @unchecked Sendable {
@@ -25,9 +26,7 @@ public final class SocketCANCar: @unchecked Sendable {
     let wake: Int32
     let outbox = TripleBufferStorage(initial: Received())
     let heard = Mutex(ChargerHeard())
-    let stopFlag = Atomic<Bool>(false)
-    var thread: UInt64 = 0
-    var started = false
+    let thread = SideThread()
     // The plant's side.
     var published = Received()
     // The thread's side.
@@ -49,22 +48,11 @@ public final class SocketCANCar: @unchecked Sendable {
     deinit { stop(); close(fd); close(wake) }
 
     public func start() throws(CANLinkError) {
-        let ctx = Unmanaged.passRetained(self).toOpaque()
-        var handle: UInt64 = 0
-        guard rtThreadStart(entry: canCarEntry, context: ctx, stackBytes: 256 * 1024, handle: &handle) == 0 else {
-            Unmanaged<SocketCANCar>.fromOpaque(ctx).release()
-            throw CANLinkError(interface: spec.interface, why: "cannot start the car's link thread")
-        }
-        thread = handle; started = true
+        let rc = thread.start(stackBytes: 256 * 1024) { self.run() }
+        guard rc == 0 else { throw CANLinkError(interface: spec.interface, why: "cannot start the car's link thread (errno \(rc))") }
     }
 
-    public func stop() {
-        guard started else { return }
-        stopFlag.store(true, ordering: .releasing)
-        csc_signal(wake)
-        _ = rtThreadJoin(thread)
-        started = false
-    }
+    public func stop() { thread.stop { csc_signal(wake) } }
 
     // MARK: The plant's side
 
@@ -89,16 +77,17 @@ public final class SocketCANCar: @unchecked Sendable {
     public func chargerMessages() -> ChargerMessages {
         let h = heard.withLock { $0 }
         let now = monotonicNanos() / 1000
-        func fresh(_ at: Int64, _ period: TimeSpan) -> Bool { at != 0 && now - at <= 3 * period.micros }
-        var m = ChargerMessages()
-        m.chm = fresh(h.chm, Standard.periodCHM)
-        if let (r, at) = h.crm, fresh(at, Standard.periodCRM) { m.crm = r }
-        m.cts = fresh(h.cts, .ms(500))
-        if let (c, at) = h.cml, fresh(at, Standard.periodCML) { m.cml = c }
-        if let (c, at) = h.cro, fresh(at, Standard.periodCRO) { m.cro = c }
-        if let (c, at) = h.ccs, fresh(at, Standard.periodCCS) { m.ccs = c }
-        if let (c, at) = h.cst, fresh(at, .ms(100)) { m.cst = c }
-        if let (c, at) = h.csd, fresh(at, Standard.periodCSD) { m.csd = c }
+        func fresh(_ i: Int, _ period: TimeSpan) -> Bool { h.at[i] != 0 && now - h.at[i] <= 3 * period.micros }
+        var m = h.messages
+        m.chm = m.chm && fresh(0, Standard.periodCHM)
+        if !fresh(1, Standard.periodCRM) { m.crm = nil }
+        m.cts = m.cts && fresh(2, .ms(500))
+        if !fresh(3, Standard.periodCML) { m.cml = nil }
+        if !fresh(4, Standard.periodCRO) { m.cro = nil }
+        if !fresh(5, Standard.periodCCS) { m.ccs = nil }
+        if !fresh(6, .ms(100)) { m.cst = nil }
+        if !fresh(7, Standard.periodCSD) { m.csd = nil }
+        m.cem = nil
         return m
     }
 
@@ -110,7 +99,7 @@ public final class SocketCANCar: @unchecked Sendable {
         let fds: [Int32] = [wake, fd]
         var ready: [UInt8] = [0, 0]
         var f = csc_frame()
-        while !stopFlag.load(ordering: .acquiring) {
+        while !thread.stopAsked {
             let rc = fds.withUnsafeBufferPointer { p in ready.withUnsafeMutableBufferPointer { csc_poll(p.baseAddress, 2, 5, $0.baseAddress) } }
             if rc < 0 { usleep(1000); continue }
             if ready[0] != 0 { csc_drain(wake) }
@@ -189,17 +178,19 @@ public final class SocketCANCar: @unchecked Sendable {
         }
         let p = GBTPayload(bytes)
         heard.withLock { h in
+            let i: Int
             switch pgn {
-            case 0x2600: h.chm = at
-            case 0x0100: if let r = p.count >= 1 ? Recognition(rawValue: p.bytes[0]) : nil { h.crm = (r, at) }
-            case 0x0700: h.cts = at
-            case 0x0800: if let c = try? GBTCodec.decodeCML(p) { h.cml = (c, at) }
-            case 0x0A00: if p.count >= 1 { h.cro = (p.bytes[0] == 0xAA, at) }
-            case 0x1200: if let c = try? GBTCodec.decodeCCS(p) { h.ccs = (c, at) }
-            case 0x1A00: if let c = try? GBTCodec.decodeCST(p) { h.cst = (c, at) }
-            case 0x1D00: if let c = try? GBTCodec.decodeCSD(p) { h.csd = (c, at) }
-            default: break          // CEM: the simulated car does not act on it
+            case 0x2600: h.messages.chm = true; i = 0
+            case 0x0100: guard let r = p.count >= 1 ? Recognition(rawValue: p.bytes[0]) : nil else { return }; h.messages.crm = r; i = 1
+            case 0x0700: h.messages.cts = true; i = 2
+            case 0x0800: guard let c = try? GBTCodec.decodeCML(p) else { return }; h.messages.cml = c; i = 3
+            case 0x0A00: guard p.count >= 1 else { return }; h.messages.cro = p.bytes[0] == 0xAA; i = 4
+            case 0x1200: guard let c = try? GBTCodec.decodeCCS(p) else { return }; h.messages.ccs = c; i = 5
+            case 0x1A00: guard let c = try? GBTCodec.decodeCST(p) else { return }; h.messages.cst = c; i = 6
+            case 0x1D00: guard let c = try? GBTCodec.decodeCSD(p) else { return }; h.messages.csd = c; i = 7
+            default: return          // CEM: the simulated car does not act on it
             }
+            h.at[i] = at
         }
     }
 
@@ -220,7 +211,3 @@ extension SocketCANCar {
     }
 }
 
-private func canCarEntry(_ ctx: UnsafeMutableRawPointer?) {
-    let car = Unmanaged<SocketCANCar>.fromOpaque(ctx!).takeRetainedValue()
-    car.run()
-}

@@ -82,9 +82,7 @@ public final class ModbusPoller: @unchecked Sendable {
     let connection: ModbusConnection
     /// Round trip of every exchange (request sent → reply decoded), good or bad.
     public let roundTrips = LatencyRecorder()
-    private let stopFlag = Atomic<Bool>(false)
-    private var thread: UInt64 = 0
-    private var started = false
+    private let thread = SideThread()
     /// How often a lost device is tried again (ns): ten polls, at least half a second.
     let lostRetry: Int64
 
@@ -111,15 +109,8 @@ public final class ModbusPoller: @unchecked Sendable {
             // board file asks is a configuration error.
             if error.kind == .unsupported || !isTCP { throw error }
         }
-        let ctx = Unmanaged.passRetained(self).toOpaque()
-        var handle: UInt64 = 0
-        let rc = rtThreadStart(entry: pollerEntry, context: ctx, stackBytes: 512 * 1024, handle: &handle)
-        guard rc == 0 else {
-            Unmanaged<ModbusPoller>.fromOpaque(ctx).release()
-            throw ModbusError(device: bus.name, operation: "start poller", unsupported: "cannot start the polling thread (errno \(rc))")
-        }
-        thread = handle
-        started = true
+        let rc = thread.start(stackBytes: 512 * 1024) { self.run() }
+        guard rc == 0 else { throw ModbusError(device: bus.name, operation: "start poller", unsupported: "cannot start the polling thread (errno \(rc))") }
     }
 
     var isTCP: Bool { if case .tcp = bus.transport { true } else { false } }
@@ -127,19 +118,17 @@ public final class ModbusPoller: @unchecked Sendable {
     /// Stops the thread after its last round, in which every module is sent its latest command (the
     /// loop's safe outputs when it stopped) once more.
     func stop() {
-        guard started else { return }
-        stopFlag.store(true, ordering: .releasing)
-        _ = rtThreadJoin(thread)
-        started = false
+        guard thread.running else { return }
+        thread.stop()
         connection.close()
     }
 
     func run() {
         let period = bus.pollPeriod.micros * 1000
         var next = monotonicNanos()
-        while !stopFlag.load(ordering: .acquiring) {
+        while !thread.stopAsked {
             for d in devices {
-                if stopFlag.load(ordering: .acquiring) { break }
+                if thread.stopAsked { break }
                 poll(d)
             }
             next += period
@@ -281,11 +270,6 @@ public final class ModbusPoller: @unchecked Sendable {
     }
 }
 
-/// The C thread entry of a poller (a plain function: no actor context on a foreign thread).
-private func pollerEntry(_ ctx: UnsafeMutableRawPointer?) {
-    let poller = Unmanaged<ModbusPoller>.fromOpaque(ctx!).takeRetainedValue()
-    poller.run()
-}
 
 /// Every Modbus device of a board, its pollers and its HAL drivers.
 public final class FieldBus: @unchecked Sendable {

@@ -6,6 +6,7 @@ import SiteFile
 import ChargerCore
 import CModbus
 import Grid
+import RealTime
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -22,8 +23,7 @@ public final class EMSServer: @unchecked Sendable {
     let listenFD: Int32
     let mapping: UnsafeMutablePointer<modbus_mapping_t>
     let gunCount: Int
-    private let stopFlag = Atomic<Bool>(false)
-    private var thread: pthread_t? = nil
+    private let thread = SideThread()
     /// Requests answered, writes applied, requests refused (any thread may read).
     public let answered = Atomic<UInt64>(0)
     public let applied = Atomic<UInt64>(0)
@@ -82,23 +82,9 @@ public final class EMSServer: @unchecked Sendable {
         if spareFD >= 0 { close(spareFD) }
     }
 
-    public func start() {
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        pthread_create(&t, nil, { arg in
-            let me = Unmanaged<EMSServer>.fromOpaque(arg!).takeRetainedValue()
-            me.serve()
-            return nil
-        }, box.toOpaque())
-        thread = t
-    }
+    public func start() { _ = thread.start(stackBytes: 1 << 20) { self.serve() } }
 
-    public func stop() {
-        guard let t = thread else { return }
-        stopFlag.store(true, ordering: .releasing)
-        pthread_join(t, nil)
-        thread = nil
-    }
+    public func stop() { thread.stop() }
 
     /// One connection: its requests are framed here from the MBAP header (never by libmodbus's blocking
     /// receive, which one client trickling bytes held for as long as it liked: issue 21 §1).
@@ -171,7 +157,7 @@ public final class EMSServer: @unchecked Sendable {
             clients.remove(at: i)
             connected.store(clients.count, ordering: .relaxed)
         }
-        while !stopFlag.load(ordering: .acquiring) {
+        while !thread.stopAsked {
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)] + clients.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             let n = poll(&fds, nfds_t(fds.count), 100)
             let now = Self.nowNanos()

@@ -75,8 +75,7 @@ public final class IIOSampler: @unchecked Sendable {
     private let every: Int64
     private let storage = TripleBufferStorage(initial: AnalogFrame())
     private var frame = AnalogFrame()
-    private var thread: pthread_t? = nil
-    private let stopFlag = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    private let thread = SideThread()
     /// Reads that failed (the sampler's thread), and the last one's reason.
     public private(set) var readErrors: UInt64 = 0
     public private(set) var lastError = ""
@@ -103,7 +102,6 @@ public final class IIOSampler: @unchecked Sendable {
             fds.append(fd)
         }
         self.fds = fds
-        stopFlag.initialize(to: false)
         for i in specs.indices where readOne(i) == false {
             for f in fds { close(f) }
             throw IIOError(path: paths[i], why: "cannot read a number from it (\(lastError))")
@@ -111,7 +109,7 @@ public final class IIOSampler: @unchecked Sendable {
         storage.buffer.write(frame)
     }
 
-    deinit { stop(); for f in fds { close(f) }; stopFlag.deallocate() }
+    deinit { stop(); for f in fds { close(f) } }
 
     /// The channel's file: as given, or `in_voltageN_raw` of the one IIO device whose `name` is the
     /// board's `device` (none, or two, stop the start naming what was found).
@@ -174,28 +172,20 @@ public final class IIOSampler: @unchecked Sendable {
     }
 
     public func start() {
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        pthread_create(&t, nil, { arg in
-            let me = Unmanaged<IIOSampler>.fromOpaque(arg!).takeRetainedValue()
-            var next = monotonicNanos()
-            while !me.stopFlag.pointee {
-                me.sampleOnce()
-                next += me.every
-                let now = monotonicNanos()
-                if next < now { next = now }          // behind: no burst of catch-up reads
-                sleepUntil(nanos: next)
-            }
-            return nil
-        }, box.toOpaque())
-        thread = t
+        _ = thread.start(stackBytes: 256 * 1024) { self.run() }
     }
 
-    public func stop() {
-        guard let t = thread else { return }
-        stopFlag.pointee = true
-        pthread_join(t, nil)
-        thread = nil
+    public func stop() { thread.stop() }
+
+    func run() {
+        var next = monotonicNanos()
+        while !thread.stopAsked {
+            sampleOnce()
+            next += every
+            let now = monotonicNanos()
+            if next < now { next = now }          // behind: no burst of catch-up reads
+            sleepUntil(nanos: next)
+        }
     }
 
     /// The loop's side: the newest values of gun `g` into its inputs (those the board maps).
