@@ -86,19 +86,27 @@ final class GridDesk {
         }
         let feed = hub.tick(observation: o)
         ocpp?.observe(o)
+        journalEvents()
+        return feed
+    }
+
+    /// Grid events into the journal (and the EMS's and OCPP's on standard output).
+    func journalEvents() {
         for e in hub.takePending() {
             desk.ack(desk.journal.append(JournalEntry(.grid(source: e.kind, text: e.text), t: e.at.seconds)))
             if e.kind == "ems" || e.kind.hasPrefix("ocpp") || e.kind == "ems-refused" { print("grid: t=\(fmt(e.at.seconds, 1)) s \(e.kind): \(e.text)") }
         }
-        return feed
     }
 
     /// A loop event for the charge point (phases, session edges, faults).
     func loopEvent(_ e: LoopEvent) { ocpp?.loopEvent(e) }
 
+    /// The interfaces stopped (OCPP's queue flushed while connected); what they said meanwhile (the last
+    /// StopTransaction answered, a retry) is journalled before the journal closes.
     func shutdown() {
         ocpp?.stop()
         ems?.stop()
+        journalEvents()
         if let ems { print(ems.connectionReport); fflush(nil) }
     }
 }
