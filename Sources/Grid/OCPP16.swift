@@ -83,6 +83,22 @@ public enum OCPPAction: String, CaseIterable, Codable, Sendable {
     case ClearChargingProfile, GetCompositeSchedule, SetChargingProfile
     // Remote trigger
     case TriggerMessage
+    // The security extension (OCPP 1.6 security whitepaper, edition 2)
+    case CertificateSigned, DeleteCertificate, ExtendedTriggerMessage, GetInstalledCertificateIds, GetLog,
+         InstallCertificate, LogStatusNotification, SecurityEventNotification, SignCertificate,
+         SignedFirmwareStatusNotification, SignedUpdateFirmware
+
+    /// The 28 messages of OCPP 1.6 edition 2 itself (§6), without the security extension's.
+    public static let core16: [OCPPAction] = Array(allCases.prefix(28))
+}
+
+/// SecurityEventNotification (security whitepaper ed. 2, §4.6): the events the whitepaper lists that this
+/// charge point detects.
+public struct SecurityEventNotificationReq: Codable, Sendable, Equatable {
+    public var type: String
+    public var timestamp: String
+    public var techInfo: String?
+    public init(type: String, timestamp: String, techInfo: String? = nil) { self.type = type; self.timestamp = timestamp; self.techInfo = techInfo }
 }
 
 /// CALLERROR codes (OCPP-J 1.6 §4.2.3; "Occurence" is spelled as 1.6 spells it).
@@ -182,6 +198,9 @@ public struct IdTagInfo: Codable, Sendable, Equatable {
     public var status: AuthorizationStatus
     public var expiryDate: String?
     public var parentIdTag: String?
+    public init(status: AuthorizationStatus, expiryDate: String? = nil, parentIdTag: String? = nil) {
+        self.status = status; self.expiryDate = expiryDate; self.parentIdTag = parentIdTag
+    }
 }
 public enum RegistrationStatus: String, Codable, Sendable { case Accepted, Pending, Rejected }
 public enum ChargePointStatus: String, Codable, Sendable {

@@ -15,6 +15,7 @@ import ChargerCore
 import Foundation
 import Grid
 import LoopContract
+import RealTime
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,14 @@ struct QueuedMessage: Codable, Equatable {
     /// Local reference of the transaction (negative until StartTransaction is answered).
     var txRef: Int
     var gun: Int
+    /// Times the central system answered it with a CALLERROR (absent in a queue of an older version).
+    var attempts: Int? = nil
+
+    /// The idTag the payload carries (StartTransaction, StopTransaction).
+    var idTag: String? {
+        guard case .object(let f)? = try? JSONValue(json: payload), case .string(let tag)? = f["idTag"] else { return nil }
+        return tag
+    }
 }
 
 /// Connectors the central system made Inoperative (gun indexes), as stored.
@@ -51,8 +60,7 @@ public final class OCPPClient: @unchecked Sendable {
     let hub: GridHub
     let firmware: String
     let gunCount: Int
-    private var thread: pthread_t? = nil
-    private let stopFlag = Atomic<Bool>(false)
+    private let thread = SideThread()
     private let flushDeadline = Atomic<Int64>(0)
 
     /// What the main thread hands over (loop events, observations), under a lock.
@@ -64,10 +72,32 @@ public final class OCPPClient: @unchecked Sendable {
     // The client thread's own state (touched by that thread only, after start).
     var ws: WebSocketConnection? = nil
     var booted = false
-    var heartbeatInterval: TimeSpan
-    /// Configuration keys the central system may change (ChangeConfiguration).
-    var meterInterval: TimeSpan
-    var connectionTimeout: TimeSpan
+    /// The configuration keys the central system may change (ChangeConfiguration), persisted.
+    var settings: OCPPSettings
+    var heartbeatInterval: TimeSpan {
+        get { .s(Int64(settings.heartbeatInterval)) }
+        set { settings.heartbeatInterval = max(1, Int(newValue.seconds)) }
+    }
+    var meterInterval: TimeSpan { .s(Int64(settings.meterValueSampleInterval)) }
+    var connectionTimeout: TimeSpan { .s(Int64(settings.connectionTimeOut)) }
+    /// The Local Authorization List and the Authorization Cache, persisted.
+    var localAuth = LocalAuthorization()
+    /// Connectors reserved (ReserveNow), persisted.
+    var reservations = Reservations()
+    /// Security profiles 1 and 2: the HTTP Basic password (the AuthorizationKey's bytes; never logged).
+    var authorizationKey: [UInt8]? = nil
+    /// Security events not sent yet (SecurityEventNotification; at most 50, the oldest dropped first).
+    var securityEvents: [SecurityEventNotificationReq] = []
+    /// The connection is closed and made again once this call's answer is out (a new AuthorizationKey).
+    var reconnectAfterAnswer = false
+    /// The transaction queue's head is not sent again before this time (a CALLERROR's retry interval).
+    var queueRetryAt = 0.0
+    /// The clock-aligned interval the last aligned meter values belong to (station time).
+    var lastAlignedSlot: Int64? = nil
+    /// Per gun: values kept for StopTransaction's transactionData while a transaction runs.
+    var transactionData: [[MeterValue]]
+    /// MeterValues outside any transaction (clock-aligned values of an idle connector): sent when online.
+    var idleMeterValues: [MeterValuesReq] = []
     /// Per gun: when (monotonic) an authorization was given with no car plugged (ConnectionTimeOut runs).
     var authorizedWaiting: [Double?]
     /// Per gun: an availability change answered Scheduled, applied when the transaction ends.
@@ -116,9 +146,9 @@ public final class OCPPClient: @unchecked Sendable {
     public init(config: OCPPConfig, hub: GridHub, firmware: String, gunCount: Int, presentedTags: [String?] = []) throws(OCPPError) {
         guard let u = WebSocketURL(config.url) else { throw OCPPError(description: "OCPP url '\(config.url)' is not ws:// or wss://") }
         self.config = config; url = u; self.hub = hub; self.firmware = firmware; self.gunCount = gunCount
-        heartbeatInterval = config.heartbeatInterval
-        meterInterval = config.meterInterval
-        connectionTimeout = config.connectionTimeout
+        settings = OCPPSettings(heartbeatInterval: Int(config.heartbeatInterval.seconds), meterValueSampleInterval: Int(config.meterInterval.seconds),
+                                connectionTimeOut: Int(config.connectionTimeout.seconds))
+        transactionData = Array(repeating: [], count: gunCount)
         authorizedWaiting = Array(repeating: nil, count: gunCount)
         scheduledAvailability = Array(repeating: nil, count: gunCount)
         phase = Array(repeating: .unplugged, count: gunCount)
@@ -135,6 +165,20 @@ public final class OCPPClient: @unchecked Sendable {
             catch { throw OCPPError(description: "OCPP state_dir \(dir): \(error.localizedDescription)") }
             loadState(dir)
         }
+        if config.securityProfile == 1 || config.securityProfile == 2 {
+            // The key the central system set last, else the site's (checked when the site was loaded).
+            for (path, whose) in [(authorizationKeyPath, "set by the central system"), (config.authorizationKeyFile, "the site's")] {
+                guard let path, let d = FileManager.default.contents(atPath: path) else { continue }
+                if case .success(let k) = AuthorizationKey.bytes(String(decoding: d, as: UTF8.self)) {
+                    authorizationKey = k
+                    hub.log("ocpp", "security profile \(config.securityProfile): HTTP Basic with the AuthorizationKey \(whose) (\(path))")
+                    break
+                }
+                hub.log("ocpp", "AuthorizationKey in \(path) unreadable: not used")
+            }
+            guard authorizationKey != nil else { throw OCPPError(description: "OCPP security profile \(config.securityProfile): no readable AuthorizationKey") }
+        }
+        securityEvent("StartupOfTheDevice", "chargerd \(firmware) started")
     }
 
     /// The idTag a driver presents at each gun's plug (a card at the reader), for the simulation.
@@ -145,6 +189,11 @@ public final class OCPPClient: @unchecked Sendable {
     var profilesPath: String? { config.stateDirectory.map { $0 + "/profiles.json" } }
     var queuePath: String? { config.stateDirectory.map { $0 + "/queue.json" } }
     var availabilityPath: String? { config.stateDirectory.map { $0 + "/availability.json" } }
+    var configurationPath: String? { config.stateDirectory.map { $0 + "/configuration.json" } }
+    var authorizationPath: String? { config.stateDirectory.map { $0 + "/authorization.json" } }
+    var reservationsPath: String? { config.stateDirectory.map { $0 + "/reservations.json" } }
+    /// An AuthorizationKey the central system set (ChangeConfiguration), over the site's key file.
+    var authorizationKeyPath: String? { config.stateDirectory.map { $0 + "/authorization-key" } }
 
     func loadState(_ dir: String) {
         if let p = profilesPath, let d = FileManager.default.contents(atPath: p) {
@@ -161,6 +210,29 @@ public final class OCPPClient: @unchecked Sendable {
                 hub.with { s in for g in off { s.unavailable[g] = true } }
                 if !off.isEmpty { hub.log("ocpp", "connector(s) \(off.map { String($0 + 1) }.joined(separator: ", ")) Inoperative, as before the restart") }
             } else { hub.log("ocpp", "availability in \(p) unreadable: every connector Operative") }
+        }
+        // OCPP 1.6 §5.3: a changed configuration persists; each stored value is checked as a
+        // ChangeConfiguration would be (a value this version no longer takes is named and left out).
+        if let p = configurationPath, let d = FileManager.default.contents(atPath: p) {
+            if let stored = try? JSONDecoder().decode([String: String].self, from: d) {
+                var bad: [String] = []
+                for (k, v) in stored.sorted(by: { $0.key < $1.key }) {
+                    if case .failure(let why) = settings.set(k, v, connectors: gunCount) { bad.append(why.description) }
+                }
+                hub.log("ocpp", "configuration restored from \(p)" + (bad.isEmpty ? "" : "; left out: " + bad.joined(separator: "; ")))
+            } else { hub.log("ocpp", "configuration in \(p) unreadable: the site's and the defaults used") }
+        }
+        if let p = authorizationPath, let d = FileManager.default.contents(atPath: p) {
+            if let a = try? JSONDecoder().decode(LocalAuthorization.self, from: d) {
+                localAuth = a
+                hub.log("ocpp", "local authorization list version \(a.listVersion) (\(a.list.count) idTag(s)) and \(a.cache.count) cached idTag(s) restored from \(p)")
+            } else { hub.log("ocpp", "local authorization in \(p) unreadable: no list, empty cache") }
+        }
+        if let p = reservationsPath, let d = FileManager.default.contents(atPath: p) {
+            if let r = try? JSONDecoder().decode(Reservations.self, from: d), r.held.allSatisfy({ (0..<gunCount).contains($0.gun) }) {
+                reservations = r
+                if !r.held.isEmpty { hub.log("ocpp", "\(r.held.count) reservation(s) restored from \(p)") }
+            } else { hub.log("ocpp", "reservations in \(p) unreadable or for connectors this board lacks: none kept") }
         }
         if let p = queuePath, let d = FileManager.default.contents(atPath: p) {
             if let q = try? JSONDecoder().decode(PersistedQueue.self, from: d) {
@@ -205,6 +277,28 @@ public final class OCPPClient: @unchecked Sendable {
         hub.log("ocpp", "connector \(g + 1) " + (available ? "Operative" : "Inoperative (out of service)"))
     }
 
+    func saveConfiguration() {
+        guard let p = configurationPath, let d = try? JSONEncoder().encode(settings.stored(facts)) else { return }
+        Self.writeDurably(d, to: p)
+    }
+
+    func saveAuthorization() {
+        guard let p = authorizationPath, let d = try? JSONEncoder().encode(localAuth) else { return }
+        Self.writeDurably(d, to: p)
+    }
+
+    func saveReservations() {
+        guard let p = reservationsPath, let d = try? JSONEncoder().encode(reservations) else { return }
+        Self.writeDurably(d, to: p)
+    }
+
+    /// A security event for the central system (and the journal), sent once online.
+    func securityEvent(_ type: String, _ info: String? = nil) {
+        if securityEvents.count >= 50 { securityEvents.removeFirst() }
+        securityEvents.append(SecurityEventNotificationReq(type: type, timestamp: timestamp, techInfo: info.map { String($0.prefix(255)) }))
+        hub.log("ocpp", "security event \(type)" + (info.map { ": \($0)" } ?? ""))
+    }
+
     func saveQueue() {
         guard let p = queuePath, let d = try? JSONEncoder().encode(queue) else { return }
         Self.writeDurably(d, to: p)
@@ -223,25 +317,13 @@ public final class OCPPClient: @unchecked Sendable {
 
     public func statusLine() -> String { statusText.withLock { $0 } }
 
-    public func start() {
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        pthread_create(&t, nil, { arg in
-            let me = Unmanaged<OCPPClient>.fromOpaque(arg!).takeRetainedValue()
-            me.run()
-            return nil
-        }, box.toOpaque())
-        thread = t
-    }
+    public func start() { _ = thread.start(stackBytes: 1 << 20) { self.run() } }
 
     /// Stops the client; while connected, queued transaction messages get up to `flushWithin` seconds
     /// to go out first (what is left stays on storage for the next start).
     public func stop(flushWithin: Double = 5) {
-        guard let t = thread else { return }
         flushDeadline.store(Int64((monotonic() + flushWithin) * 1000), ordering: .releasing)
-        stopFlag.store(true, ordering: .releasing)
-        pthread_join(t, nil)
-        thread = nil
+        thread.stop()
     }
 
     // MARK: the client thread
@@ -256,7 +338,7 @@ public final class OCPPClient: @unchecked Sendable {
 
     /// Stop asked: go on only while connected, with transaction messages to send, before the deadline.
     var shouldStop: Bool {
-        guard stopFlag.load(ordering: .acquiring) else { return false }
+        guard thread.stopAsked else { return false }
         let busy = ws?.open == true && booted && (!queue.messages.isEmpty || pending?.queued != nil || !inbox.withLock { $0.events.isEmpty })
         return !busy || monotonic() * 1000 > Double(flushDeadline.load(ordering: .acquiring))
     }
@@ -270,6 +352,7 @@ public final class OCPPClient: @unchecked Sendable {
                 if ws == nil { usleep(50_000); continue }
             }
             expireAuthorizations()
+            expireReservations()
             do {
                 if let text = try ws!.receive(timeoutMs: 50) { handle(text) }
                 try sendDue()
@@ -284,8 +367,13 @@ public final class OCPPClient: @unchecked Sendable {
 
     func connect() {
         do {
+            var headers: [String] = []
+            if let key = authorizationKey {
+                // Security profiles 1 and 2: HTTP Basic, the charge point's id and the key's bytes (RFC 7617).
+                headers.append("Authorization: Basic " + Data(Array(config.chargePointId.utf8) + [58] + key).base64EncodedString())
+            }
             let c = try WebSocketConnection(url: url, subprotocol: "ocpp1.6", tls: TLSFiles(ca: config.caFile, cert: config.certFile, key: config.keyFile),
-                                            timeout: 5)
+                                            timeout: 5, headers: headers)
             ws = c
             hub.log("ocpp", "connected to \(c.peer)" + (connectedOnce ? " again; \(queue.messages.count) queued transaction message(s) to send" : ""))
             setStatus("OCPP: connected to \(c.peer), " + (booted ? "accepted" : "booting"))
@@ -297,6 +385,9 @@ public final class OCPPClient: @unchecked Sendable {
             }
         } catch {
             nextConnectAttempt = now() + config.reconnectInterval.seconds
+            if "\(error)".contains("certificate verification failed") && now() >= nextOfflineLog {
+                securityEvent("InvalidCentralSystemCertificate", "\(error)")
+            }
             setStatus("OCPP: offline (\(error)); \(queue.messages.count) transaction message(s) queued")
             // The first failure and then one a minute go to the journal (the console shows the latest).
             if now() >= nextOfflineLog {
@@ -339,8 +430,7 @@ public final class OCPPClient: @unchecked Sendable {
         if p != .unplugged { authorizedWaiting[g] = nil }
         // A car plugged with an idTag presented: ask the central system.
         if (p == .connecting || p == .connected) && before == .unplugged, !hub.state.authorized[g], let tag = presentedTags[g] {
-            idTag[g] = tag
-            authorizeQueue.append((tag, g))
+            authorizeAtPlug(tag, g)
         }
         if p == .unplugged && before != .unplugged {
             // The car left: an authorization not used goes with it.
@@ -362,8 +452,16 @@ public final class OCPPClient: @unchecked Sendable {
             let tag = idTag[g] ?? "FREEVEND"
             idTag[g] = tag
             hub.with { $0.transactions[g] = TransactionInfo(id: ref, startedAt: startMs) }
-            enqueue(.StartTransaction, StartTransactionReq(connectorId: g + 1, idTag: tag, meterStart: Int(e.meterEnergy.value.rounded(.down)),
-                                                           timestamp: Timestamp.format(startMs)), ref: ref, gun: g)
+            // The reservation of this connector is used by its own idTag's transaction (others were
+            // refused before); its id goes in StartTransaction.
+            let used = reservations.on(gun: g) != nil && reservations.admits(tag, parent: knownParent(tag), gun: g) ? reservations.use(gun: g) : nil
+            if let used { saveReservations(); hub.log("ocpp", "reservation #\(used.id) used on connector \(g + 1)") }
+            transactionData[g] = settings.stopTxnSampledData.isEmpty ? []
+                : [MeterValue(timestamp: Timestamp.format(startMs), sampledValue: samples(connector: g + 1, settings.stopTxnSampledData, context: "Transaction.Begin"))]
+            var startReq = StartTransactionReq(connectorId: g + 1, idTag: tag, meterStart: Int(e.meterEnergy.value.rounded(.down)),
+                                               timestamp: Timestamp.format(startMs))
+            startReq.reservationId = used?.id
+            enqueue(.StartTransaction, startReq, ref: ref, gun: g)
             if let p = pendingTxProfile[g] {
                 pendingTxProfile[g] = nil
                 let result: String? = hub.with { s -> String? in
@@ -387,11 +485,20 @@ public final class OCPPClient: @unchecked Sendable {
                                           transactionId: ref,
                                           reason: resetStopped.contains(g) ? (resetPending == .Hard ? .HardReset : .SoftReset)
                                                 : unlockStopped.contains(g) ? .UnlockCommand
-                                                : remoteStopped.contains(g) ? .Remote : reason)
+                                                : remoteStopped.contains(g) ? .Remote
+                                                : deauthorized.contains(g) ? .DeAuthorized : reason)
             remoteStopped.remove(g)
+            deauthorized.remove(g)
             resetStopped.remove(g)
             unlockStopped.remove(g)
-            enqueue(.StopTransaction, stop, ref: ref, gun: g)
+            var stopWithData = stop
+            if !settings.stopTxnSampledData.isEmpty {
+                transactionData[g].append(MeterValue(timestamp: Timestamp.format(stopMs),
+                                                     sampledValue: samples(connector: g + 1, settings.stopTxnSampledData, context: "Transaction.End")))
+            }
+            if !transactionData[g].isEmpty { stopWithData.transactionData = transactionData[g] }
+            transactionData[g] = []
+            enqueue(.StopTransaction, stopWithData, ref: ref, gun: g)
             txRef[g] = nil; txStart[g] = nil; idTag[g] = nil
             if let a = scheduledAvailability[g] { setAvailable(g, a) }
             revokeAuthorization(g)
@@ -403,20 +510,113 @@ public final class OCPPClient: @unchecked Sendable {
         }
     }
     var remoteStopped = Set<Int>()
+    /// Guns whose transaction stops because StartTransaction's answer did not accept the idTag.
+    var deauthorized = Set<Int>()
+
+    /// The feature profiles this charge point implements (SupportedFeatureProfiles).
+    static let featureProfiles = "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+    var facts: OCPPSettings.Facts {
+        .init(connectors: gunCount, featureProfiles: Self.featureProfiles, maxStackLevel: ProfileStore.maxStackLevel,
+              maxPeriods: ProfileStore.maxPeriods, maxProfiles: ProfileStore.maxProfiles, securityProfile: config.securityProfile)
+    }
 
     /// The configuration keys this charge point has (OCPP 1.6 §9), with their values now.
     func configuration() -> [KeyValue] {
-        [KeyValue(key: "HeartbeatInterval", readonly: false, value: String(Int(heartbeatInterval.seconds))),
-         KeyValue(key: "MeterValueSampleInterval", readonly: false, value: String(Int(meterInterval.seconds))),
-         KeyValue(key: "ConnectionTimeOut", readonly: false, value: String(Int(connectionTimeout.seconds))),
-         KeyValue(key: "MeterValuesSampledData", readonly: true, value: "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,Power.Offered,SoC"),
-         KeyValue(key: "NumberOfConnectors", readonly: true, value: String(gunCount)),
-         KeyValue(key: "ChargeProfileMaxStackLevel", readonly: true, value: String(ProfileStore.maxStackLevel)),
-         KeyValue(key: "ChargingScheduleAllowedChargingRateUnit", readonly: true, value: "Current,Power"),
-         KeyValue(key: "ChargingScheduleMaxPeriods", readonly: true, value: String(ProfileStore.maxPeriods)),
-         KeyValue(key: "MaxChargingProfilesInstalled", readonly: true, value: String(ProfileStore.maxProfiles)),
-         KeyValue(key: "AuthorizeRemoteTxRequests", readonly: true, value: "false"),
-         KeyValue(key: "SupportedFeatureProfiles", readonly: true, value: "Core,SmartCharging,RemoteTrigger")]
+        let f = facts
+        return OCPPSettings.keys.map { KeyValue(key: $0.name, readonly: !$0.writable, value: settings.value($0.name, f)) }
+    }
+
+    /// ChangeConfiguration of AuthorizationKey (security whitepaper ed. 2, §3.1.2): on profiles 1 and 2
+    /// only; 16-20 bytes as hexadecimal digits; kept in state_dir (owner-only), then the connection is made
+    /// again with it. The key is never logged.
+    func changeAuthorizationKey(_ text: String) -> ConfigurationStatus {
+        guard config.securityProfile == 1 || config.securityProfile == 2 else {
+            hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: security profile \(config.securityProfile) does not use it")
+            return .Rejected
+        }
+        let key: [UInt8]
+        switch AuthorizationKey.bytes(text) {
+        case .failure(let why): hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: \(why)"); return .Rejected
+        case .success(let k): key = k
+        }
+        if let p = authorizationKeyPath {
+            Self.writeDurably(Data(text.utf8), to: p)
+            guard let d = FileManager.default.contents(atPath: p), d == Data(text.utf8) else {
+                hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: cannot store it in \(p)")
+                return .Rejected
+            }
+        }
+        authorizationKey = key
+        reconnectAfterAnswer = true
+        securityEvent("ReconfigurationOfSecurityParameters", "AuthorizationKey changed (\(key.count) bytes)")
+        return .Accepted
+    }
+
+    /// Online: booted and connected (the central system can answer an Authorize now).
+    var online: Bool { booted && ws?.open == true }
+
+    /// An idTag presented at a gun's plug (or a RemoteStartTransaction under AuthorizeRemoteTxRequests).
+    /// Online, the central system is asked (Authorize), unless LocalPreAuthorize lets the list or the
+    /// cache accept it at once. Offline, LocalAuthorizeOffline lets the list or the cache accept it and
+    /// AllowOfflineTxForUnknownId an idTag neither knows; a tag they know and refuse is refused; any
+    /// other waits for the central system (§3.5).
+    func authorizeAtPlug(_ tag: String, _ g: Int) {
+        let s = settings
+        if let r = reservations.on(gun: g), !reservations.admits(tag, parent: knownParent(tag), gun: g) {
+            // A reservation by parentIdTag: the central system's answer may name the parent (asked, no
+            // local shortcut).
+            guard r.parentIdTag != nil && online else {
+                hub.log("ocpp", "idTag \(tag) on connector \(g + 1): the connector is reserved for another idTag (#\(r.id)): refused")
+                return
+            }
+            idTag[g] = tag
+            authorizeQueue.append((tag, g))
+            return
+        }
+        idTag[g] = tag
+        let verdict = localAuth.verdict(tag, atMillis: stationMillis, listEnabled: s.localAuthListEnabled, cacheEnabled: s.authorizationCacheEnabled)
+        func allow(_ why: String) {
+            hub.with { $0.authorized[g] = true }
+            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): accepted by \(why), session may start")
+        }
+        if online {
+            if s.localPreAuthorize, case .accepted(let src) = verdict { return allow("the \(src.rawValue) (LocalPreAuthorize)") }
+            authorizeQueue.append((tag, g))
+            return
+        }
+        switch verdict {
+        case .accepted(let src) where s.localAuthorizeOffline:
+            allow("the \(src.rawValue), offline (LocalAuthorizeOffline)")
+        case .unknown where s.allowOfflineTxForUnknownId:
+            allow("no one, offline and unknown (AllowOfflineTxForUnknownId)")
+        case .refused(let st, let src):
+            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): \(st.rawValue) in the \(src.rawValue), offline: refused")
+            idTag[g] = nil
+        default:
+            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): offline, waits for the central system")
+            authorizeQueue.append((tag, g))
+        }
+    }
+
+    /// The parentIdTag the list or the cache knows for `tag`.
+    func knownParent(_ tag: String) -> String? {
+        localAuth.parent(of: tag, listEnabled: settings.localAuthListEnabled, cacheEnabled: settings.authorizationCacheEnabled)
+    }
+
+    /// Reservations whose expiry date has come end (the connector Available again).
+    func expireReservations() {
+        guard !reservations.held.isEmpty, !observation.guns.isEmpty else { return }
+        let gone = reservations.expire(atMillis: stationMillis)
+        guard !gone.isEmpty else { return }
+        for r in gone { hub.log("ocpp", "reservation #\(r.id) on connector \(r.gun + 1) for \(r.idTag) expired") }
+        saveReservations()
+    }
+
+    /// What the central system said of an idTag goes to the Authorization Cache (when enabled).
+    func cacheAnswer(_ tag: String?, _ info: IdTagInfo?) {
+        guard settings.authorizationCacheEnabled, let tag, let info else { return }
+        localAuth.remember(tag, info, atMillis: stationMillis)
+        saveAuthorization()
     }
 
     /// The gun needs a new authorization for its next session (none needed under free vend).
@@ -456,20 +656,10 @@ public final class OCPPClient: @unchecked Sendable {
                                                                      status: st, timestamp: timestamp))
         case .MeterValues:
             let k = c ?? 1
-            // Connector 0 is the station: the guns' sums.
-            let guns = k == 0 ? Array(observation.guns.indices) : (k - 1 < observation.guns.count ? [k - 1] : [])
-            let energy = guns.reduce(0.0) { $0 + observation.guns[$1].meterEnergy.value }
-            let power = guns.reduce(0.0) { $0 + observation.guns[$1].power.value }
-            var sampled = [SampledValue(value: String(Int(energy.rounded(.down))), context: "Trigger", measurand: "Energy.Active.Import.Register", location: "Outlet", unit: "Wh"),
-                           SampledValue(value: String(format: "%.1f", power), context: "Trigger", measurand: "Power.Active.Import", location: "Outlet", unit: "W")]
-            if k > 0, let g = guns.first {
-                let o = observation.guns[g]
-                sampled.append(SampledValue(value: String(format: "%.1f", o.current.value), context: "Trigger", measurand: "Current.Import", location: "Outlet", unit: "A"))
-                sampled.append(SampledValue(value: String(format: "%.1f", o.voltage.value), context: "Trigger", measurand: "Voltage", location: "Outlet", unit: "V"))
-            }
             // The transaction's id when the central system has issued it (a local reference is not sent).
             let tx = k > 0 ? txRef[k - 1].flatMap { $0 > 0 ? $0 : queue.resolved[String($0)] } : nil
-            try call(ws, .MeterValues, MeterValuesReq(connectorId: k, transactionId: tx, meterValue: [MeterValue(timestamp: timestamp, sampledValue: sampled)]))
+            let values = samples(connector: k, settings.meterValuesSampledData, context: "Trigger")
+            try call(ws, .MeterValues, MeterValuesReq(connectorId: k, transactionId: tx, meterValue: [MeterValue(timestamp: timestamp, sampledValue: values)]))
         case .DiagnosticsStatusNotification:
             try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: "Idle"))
         case .FirmwareStatusNotification:
@@ -477,24 +667,69 @@ public final class OCPPClient: @unchecked Sendable {
         }
     }
 
+    /// The sampled values of connector `k` now (connector 0 is the station: the guns' energy and power
+    /// summed; the per-gun measurands are left out), in the order asked, with the reading's context.
+    func samples(connector k: Int, _ measurands: [Measurand], context: String) -> [SampledValue] {
+        let guns = k == 0 ? Array(observation.guns.indices) : (k - 1 < observation.guns.count ? [k - 1] : [])
+        guard !guns.isEmpty else { return [] }
+        var out: [SampledValue] = []
+        for m in measurands {
+            let value: String
+            switch m {
+            case .energy: value = String(Int(guns.reduce(0.0) { $0 + observation.guns[$1].meterEnergy.value }.rounded(.down)))
+            case .power: value = String(format: "%.1f", guns.reduce(0.0) { $0 + observation.guns[$1].power.value })
+            case .current, .voltage, .offered, .soc:
+                guard k > 0 else { continue }
+                let o = observation.guns[guns[0]]
+                switch m {
+                case .current: value = String(format: "%.1f", o.current.value)
+                case .voltage: value = String(format: "%.1f", o.voltage.value)
+                case .offered: value = String(format: "%.1f", o.powerLimit.value)
+                default:
+                    guard o.soc.isFinite else { continue }
+                    value = String(format: "%.1f", o.soc)
+                }
+            }
+            out.append(SampledValue(value: value, context: context, measurand: m.rawValue, location: m.location, unit: m.unit))
+        }
+        return out
+    }
+
+    /// Periodic meter values of each running transaction (MeterValueSampleInterval, MeterValuesSampledData)
+    /// and the clock-aligned ones (ClockAlignedDataInterval, MeterValuesAlignedData) of every connector:
+    /// a transaction's are queued with it (and kept for StopTxnAlignedData), an idle connector's go out
+    /// when online.
     func meterValuesIfDue() {
         for g in 0..<gunCount {
-            guard let ref = txRef[g], observation.guns.count > g, meterInterval.micros > 0, monotonic() - lastMeter[g] >= meterInterval.seconds / max(1, speedFactor) else { continue }
+            guard let ref = txRef[g], observation.guns.count > g, meterInterval.micros > 0, monotonic() - lastMeter[g] >= meterInterval.seconds / max(1, speedFactor),
+                  !settings.meterValuesSampledData.isEmpty else { continue }
             lastMeter[g] = monotonic()
-            let o = observation.guns[g]
-            func sample(_ value: String, _ measurand: String, _ unit: String, at location: String = "Outlet") -> SampledValue {
-                SampledValue(value: value, context: "Sample.Periodic", measurand: measurand, location: location, unit: unit)
-            }
-            var sampled = [
-                sample(String(Int(o.meterEnergy.value.rounded(.down))), "Energy.Active.Import.Register", "Wh"),
-                sample(String(format: "%.1f", o.power.value), "Power.Active.Import", "W"),
-                sample(String(format: "%.1f", o.current.value), "Current.Import", "A"),
-                sample(String(format: "%.1f", o.voltage.value), "Voltage", "V"),
-                sample(String(format: "%.1f", o.powerLimit.value), "Power.Offered", "W"),
-            ]
-            if o.soc.isFinite { sampled.append(sample(String(format: "%.1f", o.soc), "SoC", "Percent", at: "EV")) }
-            enqueue(.MeterValues, MeterValuesReq(connectorId: g + 1, transactionId: ref, meterValue: [MeterValue(timestamp: timestamp, sampledValue: sampled)]),
+            enqueue(.MeterValues, MeterValuesReq(connectorId: g + 1, transactionId: ref, meterValue: [
+                MeterValue(timestamp: timestamp, sampledValue: samples(connector: g + 1, settings.meterValuesSampledData, context: "Sample.Periodic"))]),
                     ref: ref, gun: g)
+        }
+        let interval = Int64(settings.clockAlignedDataInterval) * 1000
+        guard interval > 0, observation.guns.count == gunCount else { lastAlignedSlot = nil; return }
+        let now = stationMillis
+        let slot = now / interval
+        defer { lastAlignedSlot = slot }
+        guard let last = lastAlignedSlot, slot > last else { return }
+        // The reading belongs to the interval's boundary (§3.14.1: aligned to the clock).
+        let at = Timestamp.format(slot * interval)
+        if !settings.meterValuesAlignedData.isEmpty {
+            for k in 0...gunCount {
+                let value = MeterValue(timestamp: at, sampledValue: samples(connector: k, settings.meterValuesAlignedData, context: "Sample.Clock"))
+                if k > 0, let ref = txRef[k - 1] {
+                    enqueue(.MeterValues, MeterValuesReq(connectorId: k, transactionId: ref, meterValue: [value]), ref: ref, gun: k - 1)
+                } else if online && idleMeterValues.count < 4 * (gunCount + 1) {
+                    idleMeterValues.append(MeterValuesReq(connectorId: k, transactionId: nil, meterValue: [value]))
+                }
+            }
+        }
+        if !settings.stopTxnAlignedData.isEmpty {
+            for g in 0..<gunCount where txRef[g] != nil && transactionData[g].count < 100 {
+                transactionData[g].append(MeterValue(timestamp: at, sampledValue: samples(connector: g + 1, settings.stopTxnAlignedData, context: "Sample.Clock")))
+            }
         }
     }
     /// Meter intervals are in station time: at a simulation speed above 1 they come that much sooner.
@@ -520,7 +755,9 @@ public final class OCPPClient: @unchecked Sendable {
         if o.faulted || phase[g] == .faulted { return .Faulted }
         if unavailable[g] && txRef[g] == nil { return .Unavailable }
         switch phase[g] {
-        case .unplugged: return authorizedWaiting[g] != nil ? .Preparing : .Available   // authorized, waiting for the car
+        case .unplugged:
+            if authorizedWaiting[g] != nil { return .Preparing }    // authorized, waiting for the car
+            return reservations.on(gun: g) != nil ? .Reserved : .Available
         case .charging: return o.current.value < 1 && o.powerLimit.value < 1 ? .SuspendedEVSE : .Charging
         case .stopping, .statistics, .weldingCheck, .unlocking, .finished: return .Finishing
         default: return .Preparing      // plugged, waiting for authorization or on its way to charging
@@ -530,7 +767,7 @@ public final class OCPPClient: @unchecked Sendable {
     /// A Reset is carried out: Hard at once, Soft once no transaction runs and nothing is queued or waiting.
     func resetIfDue() {
         guard let type = resetPending, !resetFired, let onReset else { return }
-        if type == .Soft && (txRef.contains { $0 != nil } || !queue.messages.isEmpty || pending != nil) { return }
+        if type == .Soft && (txRef.contains { $0 != nil } || !queue.messages.isEmpty || !securityEvents.isEmpty || pending != nil) { return }
         resetFired = true
         hub.log("ocpp", "Reset \(type.rawValue): restarting the controller")
         onReset(type)
@@ -557,6 +794,10 @@ public final class OCPPClient: @unchecked Sendable {
             try sendTriggered(ws, m, connector: c)
             return
         }
+        if !securityEvents.isEmpty {
+            try call(ws, .SecurityEventNotification, securityEvents.removeFirst())
+            return
+        }
         // Statuses first (each connector's latest), then Authorize, then the transaction queue.
         for c in 0...gunCount {
             let st = connectorStatus(c)
@@ -572,7 +813,11 @@ public final class OCPPClient: @unchecked Sendable {
             try call(ws, .Authorize, AuthorizeReq(idTag: a.idTag), gun: a.gun)
             return
         }
-        if let m = queue.messages.first {
+        if !idleMeterValues.isEmpty {
+            try call(ws, .MeterValues, idleMeterValues.removeFirst())
+            return
+        }
+        if let m = queue.messages.first, now() >= queueRetryAt {
             guard let (action, payload) = readyToSend(m) else {
                 hub.log("ocpp", "queued \(m.action) #\(m.seq) unreadable: dropped")
                 queue.messages.removeFirst(); saveQueue(); return
@@ -615,6 +860,12 @@ public final class OCPPClient: @unchecked Sendable {
     func reply(_ id: String, _ payload: some Encodable) {
         guard let text = OCPPFrame.result(id: id, payload: payload) else { return }
         try? ws?.send(text: text)
+        if reconnectAfterAnswer {
+            // A new AuthorizationKey: the connection is made again with it, at once.
+            reconnectAfterAnswer = false
+            dropConnection("reconnecting with the new AuthorizationKey")
+            nextConnectAttempt = now()
+        }
     }
 
     func replyError(_ id: String, _ code: CallErrorCode, _ text: String) {

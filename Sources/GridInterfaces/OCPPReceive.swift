@@ -33,8 +33,21 @@ extension OCPPClient {
 
     /// A transaction message the central system refuses is not sent again forever (§4.10: after the
     /// retries it is dropped); it is logged.
+    /// A queued one is sent again after TransactionMessageRetryInterval times the attempts made, at most
+    /// TransactionMessageAttempts times in all (§4.10; the queue's order kept).
     func refused(_ p: PendingCall) {
-        if let q = p.queued { queue.messages.removeAll { $0.seq == q }; saveQueue() }
+        guard let q = p.queued, let i = queue.messages.firstIndex(where: { $0.seq == q }) else { return }
+        let attempts = (queue.messages[i].attempts ?? 0) + 1
+        if attempts >= settings.transactionMessageAttempts {
+            hub.log("ocpp", "\(p.action) #\(q) refused \(attempts) time(s) (TransactionMessageAttempts \(settings.transactionMessageAttempts)): dropped")
+            queue.messages.remove(at: i)
+        } else {
+            let wait = settings.transactionMessageRetryInterval * attempts
+            queue.messages[i].attempts = attempts
+            queueRetryAt = now() + Double(wait) / max(1, speedFactor)
+            hub.log("ocpp", "\(p.action) #\(q) refused (attempt \(attempts) of \(settings.transactionMessageAttempts)): sent again in \(wait) s")
+        }
+        saveQueue()
     }
 
     // MARK: answers to this charge point's calls
@@ -45,7 +58,11 @@ extension OCPPClient {
             case .BootNotification: bootAnswered(try r.decode(BootNotificationConf.self))
             case .Authorize: if let g = p.gun { authorizeAnswered(g, try r.decode(AuthorizeConf.self)) }
             case .StartTransaction: startAnswered(p, try r.decode(StartTransactionConf.self))
-            case .StopTransaction, .MeterValues: transactionMessageAnswered(p)
+            case .StopTransaction:
+                let r = try r.decode(StopTransactionConf.self)
+                cacheAnswer(queuedTag(p), r.idTagInfo)
+                transactionMessageAnswered(p)
+            case .MeterValues: transactionMessageAnswered(p)
             default: break
             }
         } catch {
@@ -71,6 +88,13 @@ extension OCPPClient {
     }
 
     func authorizeAnswered(_ g: Int, _ r: AuthorizeConf) {
+        cacheAnswer(idTag[g], r.idTagInfo)
+        if let tag = idTag[g], let res = reservations.on(gun: g), r.idTagInfo.status == .Accepted,
+           !reservations.admits(tag, parent: r.idTagInfo.parentIdTag, gun: g) {
+            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): Accepted, but the connector is reserved for another idTag (#\(res.id)): refused")
+            idTag[g] = nil
+            return
+        }
         let ok = r.idTagInfo.status == .Accepted
         hub.with { $0.authorized[g] = ok || $0.authorized[g] }
         hub.log("ocpp", "idTag \(idTag[g] ?? "?") on connector \(g + 1): \(r.idTagInfo.status.rawValue)" + (ok ? ", session may start" : ""))
@@ -84,6 +108,7 @@ extension OCPPClient {
         queue.messages.removeAll { $0.seq == seq }
         saveQueue()
         let g = m.gun
+        cacheAnswer(m.idTag, r.idTagInfo)
         if txRef[g] == m.txRef {
             // Still running: the central system's id replaces the local one (profiles refer to it).
             txRef[g] = txId
@@ -95,9 +120,20 @@ extension OCPPClient {
         }
         hub.log("ocpp", "transaction \(txId) started on connector \(g + 1) (idTag \(r.idTagInfo.status.rawValue))")
         if r.idTagInfo.status != .Accepted && txRef[g] == txId {
-            hub.with { $0.stopCount[g] &+= 1 }
-            hub.log("ocpp", "idTag not accepted at StartTransaction: session on connector \(g + 1) stopped")
+            if settings.stopTransactionOnInvalidId {
+                deauthorized.insert(g)
+                hub.with { $0.stopCount[g] &+= 1 }
+                hub.log("ocpp", "idTag \(r.idTagInfo.status.rawValue) at StartTransaction: session on connector \(g + 1) stopped (StopTransactionOnInvalidId)")
+            } else {
+                hub.log("ocpp", "idTag \(r.idTagInfo.status.rawValue) at StartTransaction: the session on connector \(g + 1) goes on (StopTransactionOnInvalidId false)")
+            }
         }
+    }
+
+    /// The idTag of the queued message a call carried (while it is still queued).
+    func queuedTag(_ p: PendingCall) -> String? {
+        guard let seq = p.queued, let m = queue.messages.first(where: { $0.seq == seq }) else { return nil }
+        return m.idTag
     }
 
     func transactionMessageAnswered(_ p: PendingCall) {
@@ -141,7 +177,36 @@ extension OCPPClient {
                 return replyError(id, .PropertyConstraintViolation, "vendorId is CiString255 and messageId CiString50")
             }
             reply(id, dataTransfer(r))
-        case .ClearCache: if typed(ClearCacheReq.self) != nil { reply(id, StatusConf(AcceptedRejected.Accepted)) }
+        case .ClearCache:
+            guard typed(ClearCacheReq.self) != nil else { return }
+            let n = localAuth.cache.count
+            localAuth.clearCache()
+            saveAuthorization()
+            hub.log("ocpp", "ClearCache: \(n) cached idTag(s) cleared")
+            reply(id, StatusConf(AcceptedRejected.Accepted))
+        case .ReserveNow:
+            guard let r = typed(ReserveNowReq.self) else { return }
+            reply(id, StatusConf(reserve(r)))
+        case .CancelReservation:
+            guard let r = typed(CancelReservationReq.self) else { return }
+            if let gone = reservations.cancel(r.reservationId) {
+                saveReservations()
+                hub.log("ocpp", "reservation #\(gone.id) on connector \(gone.gun + 1) cancelled")
+                reply(id, StatusConf(CancelReservationStatus.Accepted))
+            } else {
+                hub.log("ocpp", "CancelReservation #\(r.reservationId): no such reservation")
+                reply(id, StatusConf(CancelReservationStatus.Rejected))
+            }
+        case .SendLocalList:
+            guard let r = typed(SendLocalListReq.self) else { return }
+            let (status, why) = localAuth.apply(r)
+            if status == .Accepted { saveAuthorization() }
+            hub.log("ocpp", "SendLocalList \(status.rawValue): \(why)")
+            reply(id, StatusConf(status))
+        case .GetLocalListVersion:
+            guard typed(GetLocalListVersionReq.self) != nil else { return }
+            // -1: the list is disabled (LocalAuthListEnabled false); 0: no list.
+            reply(id, GetLocalListVersionConf(listVersion: settings.localAuthListEnabled ? localAuth.listVersion : -1))
         case .TriggerMessage: if let r = typed(TriggerMessageReq.self) { reply(id, StatusConf(trigger(r))) }
         case .Reset: if let r = typed(ResetReq.self) { reply(id, StatusConf(reset(r))) }
         case .UnlockConnector: if let r = typed(UnlockConnectorReq.self) { unlock(id, r) }
@@ -204,6 +269,7 @@ extension OCPPClient {
             resetStopped.insert(g)
             hub.with { $0.stopCount[g] &+= 1 }
         }
+        securityEvent("ResetOrReboot", "Reset \(r.type.rawValue) asked by the central system")
         hub.log("ocpp", "Reset \(r.type.rawValue) accepted: " + (txRef.contains { $0 != nil } ? "transactions stop, then " : "") + "the controller restarts")
         return .Accepted
     }
@@ -225,6 +291,24 @@ extension OCPPClient {
         return .Accepted
     }
 
+    /// ReserveNow (§5.13): see Reservations.reserve. Under free vend anyone may charge, so a reservation
+    /// could not hold: Rejected.
+    func reserve(_ r: ReserveNowReq) -> ReservationStatus {
+        guard !config.freeVend else {
+            hub.log("ocpp", "ReserveNow #\(r.reservationId) Rejected: free vend (anyone may charge)")
+            return .Rejected
+        }
+        let off = unavailable
+        let (status, why) = reservations.reserve(r, connectors: gunCount, atMillis: stationMillis) { g in
+            if g < self.observation.guns.count && self.observation.guns[g].faulted { return .faulted }
+            if off[g] { return .unavailable }
+            return self.txRef[g] != nil || self.phase[g] != .unplugged || self.authorizedWaiting[g] != nil ? .occupied : .free
+        }
+        if status == .Accepted { saveReservations() }
+        hub.log("ocpp", "ReserveNow \(status.rawValue): \(why)")
+        return status
+    }
+
     /// This charge point defines no vendor messages: its own vendor id (the site's `vendor`) answers
     /// UnknownMessageId, any other UnknownVendorId (OCPP 1.6 §4.3, §6.17). A vendor id longer than the
     /// CiString255 it is is a PropertyConstraintViolation.
@@ -235,15 +319,21 @@ extension OCPPClient {
 
     func remoteStart(_ r: RemoteStartTransactionReq) -> StatusConf<AcceptedRejected> {
         var gun: Int? = nil
+        let parent = knownParent(r.idTag)
         if let c = r.connectorId {
             if c >= 1 && c <= gunCount { gun = c - 1 }
         } else {
             let off = unavailable
-            gun = (0..<gunCount).first { txRef[$0] == nil && !off[$0] && (phase[$0] == .connected || phase[$0] == .connecting) }
-                ?? (0..<gunCount).first { txRef[$0] == nil && !off[$0] && phase[$0] == .unplugged }
+            let free = { (g: Int) in self.txRef[g] == nil && !off[g] && self.reservations.admits(r.idTag, parent: parent, gun: g) }
+            gun = (0..<gunCount).first { free($0) && (phase[$0] == .connected || phase[$0] == .connecting) }
+                ?? (0..<gunCount).first { free($0) && phase[$0] == .unplugged }
         }
         guard let g = gun, txRef[g] == nil, !unavailable[g], !(observation.guns.count > g && observation.guns[g].faulted) else {
             hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) rejected (no free connector)")
+            return StatusConf(.Rejected)
+        }
+        if let res = reservations.on(gun: g), !reservations.admits(r.idTag, parent: parent, gun: g) {
+            hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) rejected: connector \(g + 1) is reserved for another idTag (#\(res.id))")
             return StatusConf(.Rejected)
         }
         if let prof = r.chargingProfile {
@@ -253,9 +343,14 @@ extension OCPPClient {
             }
             pendingTxProfile[g] = prof
         }
-        idTag[g] = r.idTag
-        hub.with { $0.authorized[g] = true }
         if phase[g] == .unplugged { authorizedWaiting[g] = now() }
+        if settings.authorizeRemoteTxRequests {
+            // Authorized as an idTag at the plug would be (AuthorizeRemoteTxRequests, §5.11).
+            authorizeAtPlug(r.idTag, g)
+        } else {
+            idTag[g] = r.idTag
+            hub.with { $0.authorized[g] = true }
+        }
         hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) accepted on connector \(g + 1)"
                 + (phase[g] == .unplugged ? ", waiting up to \(wholeText(connectionTimeout.seconds)) s for the car" : ""))
         return StatusConf(.Accepted)
@@ -311,22 +406,28 @@ extension OCPPClient {
                                                                            chargingSchedulePeriod: periods.map { SchedulePeriod(startPeriod: $0.startPeriod, limit: $0.limit) }))
     }
 
+    /// ChangeConfiguration (§5.3): a key this charge point does not have is NotSupported, a read-only one
+    /// Rejected, a value out of its type or range Rejected (the log says why); an accepted one takes
+    /// effect at once and is stored.
     func changeConfiguration(_ r: ChangeConfigurationReq) -> StatusConf<ConfigurationStatus> {
-        guard let entry = configuration().first(where: { $0.key == r.key }) else { return StatusConf(.NotSupported) }
-        guard !entry.readonly else { return StatusConf(.Rejected) }
-        // Seconds: HeartbeatInterval and ConnectionTimeOut > 0; MeterValueSampleInterval ≥ 0 (0: none).
-        guard let v = Int(r.value.trimmingCharacters(in: .whitespaces)), v >= (r.key == "MeterValueSampleInterval" ? 0 : 1), v <= 86_400 else {
-            hub.log("ocpp", "ChangeConfiguration \(r.key)=\(r.value) rejected (whole seconds expected)")
+        if r.key == "AuthorizationKey" { return StatusConf(changeAuthorizationKey(r.value)) }
+        guard let key = OCPPSettings.keys.first(where: { $0.name == r.key }) else {
+            hub.log("ocpp", "ChangeConfiguration \(r.key.prefix(60)): no such key (NotSupported)")
+            return StatusConf(.NotSupported)
+        }
+        guard key.writable else {
+            hub.log("ocpp", "ChangeConfiguration \(r.key): read-only (Rejected)")
             return StatusConf(.Rejected)
         }
-        switch r.key {
-        case "HeartbeatInterval": heartbeatInterval = .s(Int64(v))
-        case "MeterValueSampleInterval": meterInterval = .s(Int64(v))
-        case "ConnectionTimeOut": connectionTimeout = .s(Int64(v))
-        default: return StatusConf(.NotSupported)
+        switch settings.set(r.key, r.value, connectors: gunCount) {
+        case .failure(let why):
+            hub.log("ocpp", "ChangeConfiguration rejected: \(why)")
+            return StatusConf(.Rejected)
+        case .success:
+            saveConfiguration()
+            hub.log("ocpp", "configuration \(r.key) = \(settings.value(r.key, facts) ?? "")")
+            return StatusConf(.Accepted)
         }
-        hub.log("ocpp", "configuration \(r.key) = \(v) s")
-        return StatusConf(.Accepted)
     }
 
     func changeAvailability(_ r: ChangeAvailabilityReq) -> StatusConf<AvailabilityStatus> {

@@ -32,7 +32,8 @@ public final class WebSocketConnection {
     public let peer: String
 
     /// Connects, does TLS (wss) and the HTTP upgrade; throws with what failed.
-    public init(url: WebSocketURL, subprotocol: String, tls: TLSFiles, timeout: Double) throws(WebSocketError) {
+    /// `headers`: more header lines for the upgrade request (an Authorization for HTTP Basic).
+    public init(url: WebSocketURL, subprotocol: String, tls: TLSFiles, timeout: Double, headers: [String] = []) throws(WebSocketError) {
         peer = "\(url.secure ? "wss" : "ws")://\(url.host):\(url.port)\(url.path)"
         fd = try Self.tcpConnect(host: url.host, port: url.port, timeout: timeout)
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
@@ -43,7 +44,7 @@ public final class WebSocketConnection {
         protocolName = subprotocol
         do {
             if url.secure { try startTLS(host: url.host, tls: tls) }
-            try handshake(url: url, subprotocol: subprotocol)
+            try handshake(url: url, subprotocol: subprotocol, headers: headers)
         } catch {
             teardown()
             throw error
@@ -183,13 +184,14 @@ public final class WebSocketConnection {
         return true
     }
 
-    func handshake(url: WebSocketURL, subprotocol: String) throws(WebSocketError) {
+    func handshake(url: WebSocketURL, subprotocol: String, headers: [String]) throws(WebSocketError) {
         var nonce = [UInt8](repeating: 0, count: 16)
         guard RAND_bytes(&nonce, 16) == 1 else { throw WebSocketError("no random bytes for the handshake key") }
         let key = Data(nonce).base64EncodedString()
         let hostHeader = (url.port == (url.secure ? 443 : 80)) ? url.host : "\(url.host):\(url.port)"
         let request = "GET \(url.path) HTTP/1.1\r\nHost: \(hostHeader)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: \(subprotocol)\r\n\r\n"
+            "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: \(subprotocol)\r\n" +
+            headers.map { $0 + "\r\n" }.joined() + "\r\n"
         try writeAll(Array(request.utf8))
         let deadline = Date().addingTimeInterval(10)
         var headerEnd: Int? = nil

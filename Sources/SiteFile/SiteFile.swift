@@ -49,6 +49,41 @@ public struct OCPPConfig: Sendable, Equatable {
     /// OCPP ConnectionTimeOut: an authorization (RemoteStart) given before the car is plugged lapses if
     /// no car comes within it.
     public var connectionTimeout: TimeSpan = .s(60)
+    /// The OCPP 1.6 security profile (security whitepaper): 0 none, 1 HTTP Basic over ws://, 2 HTTP Basic
+    /// over wss://, 3 a client certificate over wss://.
+    public var securityProfile = 0
+    /// Profiles 1 and 2: the file holding the AuthorizationKey (hexadecimal, 16-20 bytes), readable by its
+    /// owner only. A key the central system sets later (ChangeConfiguration) is kept in state_dir.
+    public var authorizationKeyFile: String? = nil
+}
+
+/// The AuthorizationKey of OCPP 1.6's security profiles 1 and 2 (security whitepaper ed. 2, A00.FR.205):
+/// 16 to 20 bytes written as 32 to 40 hexadecimal digits; the bytes are the HTTP Basic password.
+public enum AuthorizationKey {
+    public struct Invalid: Error, CustomStringConvertible, Sendable { public var description: String }
+    /// The key's bytes, or why the text is not a key.
+    public static func bytes(_ text: String) -> Result<[UInt8], Invalid> {
+        let hex = Array(text.utf8).filter { $0 != 10 && $0 != 13 && $0 != 32 }
+        guard hex.count % 2 == 0, (32...40).contains(hex.count) else {
+            return .failure(Invalid(description: "an AuthorizationKey is 16 to 20 bytes written as 32 to 40 hexadecimal digits (\(hex.count) characters given)"))
+        }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 65...70: c - 55
+            case 97...102: c - 87
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        var i = 0
+        while i < hex.count {
+            guard let hi = nibble(hex[i]), let lo = nibble(hex[i + 1]) else { return .failure(Invalid(description: "an AuthorizationKey is hexadecimal digits only")) }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return .success(out)
+    }
 }
 
 public struct SiteConfig: Sendable, Equatable {
@@ -134,7 +169,8 @@ public enum SiteLoader {
 
         if let o = try r.optionalTable(top, "ocpp") {
             try r.onlyKeys(o, ["url", "charge_point_id", "ca", "cert", "key", "vendor", "model", "state_dir", "meter_interval",
-                               "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend", "connection_timeout"])
+                               "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend", "connection_timeout",
+                               "security_profile", "authorization_key_file"])
             let url = try r.string(o, "url")
             guard let parsed = WebSocketURL(url) else { throw r.error(o, "url", "'\(url)' is not a ws:// or wss:// URL") }
             let id = try r.optionalString(o, "charge_point_id") ?? parsed.lastPathComponent
@@ -157,6 +193,38 @@ public enum SiteLoader {
             c.reconnectInterval = try r.duration(o, "reconnect_interval", default: .s(5), range: .ms(100)...(.s(3600)))
             c.callTimeout = try r.duration(o, "call_timeout", default: .s(30), range: .s(1)...(.s(600)))
             c.freeVend = try r.optionalBool(o, "free_vend") ?? false
+            // The security profile: said, or what the URL and the files make it.
+            c.authorizationKeyFile = try r.optionalString(o, "authorization_key_file")
+            let implied = c.certFile != nil ? 3 : c.authorizationKeyFile != nil ? (parsed.secure ? 2 : 1) : 0
+            if let p = try r.optionalNumber(o, "security_profile") {
+                guard p == p.rounded(), (0...3).contains(p) else { throw r.error(o, "security_profile", "\(p) is not 0, 1, 2 or 3") }
+                c.securityProfile = Int(p)
+            } else { c.securityProfile = implied }
+            switch c.securityProfile {
+            case 0: if let k = c.authorizationKeyFile { throw r.error(o, "security_profile", "0 sends no credentials, but authorization_key_file '\(k)' is given") }
+            case 1, 2:
+                guard c.authorizationKeyFile != nil else { throw r.error(o, "authorization_key_file", "security profile \(c.securityProfile) needs the AuthorizationKey's file") }
+                guard parsed.secure == (c.securityProfile == 2) else {
+                    throw r.error(o, "url", "security profile \(c.securityProfile) is HTTP Basic over \(c.securityProfile == 2 ? "wss://" : "ws://")")
+                }
+                if c.securityProfile == 2 && c.caFile == nil { throw r.error(o, "ca", "security profile 2 verifies the central system: give its CA") }
+            case 3:
+                guard parsed.secure, c.certFile != nil else { throw r.error(o, "cert", "security profile 3 is a client certificate over wss://") }
+            default: throw r.error(o, "security_profile", "\(c.securityProfile) is not 0, 1, 2 or 3")
+            }
+            if let k = c.authorizationKeyFile {
+                // The key is a password: a file others can read is refused, as ssh refuses such a key.
+                var st = stat()
+                guard stat(k, &st) == 0 else { throw r.error(o, "authorization_key_file", "cannot read '\(k)' (\(String(cString: strerror(errno))))") }
+                guard st.st_mode & 0o077 == 0 else {
+                    throw r.error(o, "authorization_key_file", "'\(k)' is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))): chmod 600 it")
+                }
+                let text: String
+                do { text = try BoardLoader.readText(k).0 } catch { throw r.error(o, "authorization_key_file", "cannot read '\(k)'") }
+                if case .failure(let why) = AuthorizationKey.bytes(text) {
+                    throw r.error(o, "authorization_key_file", "'\(k)': \(why)")
+                }
+            }
             site.ocpp = c
         }
         return site

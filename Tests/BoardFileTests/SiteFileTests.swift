@@ -3,6 +3,7 @@
 import BoardFile
 import SiteFile
 import Grid
+import Glibc
 import ChargerCore
 import Testing
 
@@ -74,6 +75,45 @@ connection_timeout = "90 s"
         #expect(e.file == "site.toml")
         #expect(e.key == key, "\(e)")
         #expect(why.isEmpty || e.why.contains(why), "\(e)")
+    }
+
+    /// Security profiles 1 and 2: the AuthorizationKey's file must be the owner's only and hold a key;
+    /// the profile must fit the URL and the files.
+    @Test func securityProfilesAndTheAuthorizationKeyFile() throws {
+        let dir = "/tmp/site-key-\(getpid())"
+        mkdir(dir, 0o700)
+        defer { for f in ["good", "open", "short"] { unlink("\(dir)/\(f)") }; rmdir(dir) }
+        func write(_ name: String, _ text: String, mode: mode_t) {
+            let fd = open("\(dir)/\(name)", O_WRONLY | O_CREAT | O_TRUNC, mode)
+            _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+            close(fd); chmod("\(dir)/\(name)", mode)
+        }
+        write("good", "00112233445566778899aabbccddeeff\n", mode: 0o600)
+        write("open", "00112233445566778899aabbccddeeff", mode: 0o644)
+        write("short", "0011", mode: 0o600)
+        func site(_ extra: String, url: String = "ws://127.0.0.1:9000/CP001") -> String {
+            siteBase.replacingFirst("url = \"ws://127.0.0.1:9000/CP001\"", "url = \"\(url)\"\n\(extra)")
+        }
+        let ok = try SiteLoader.parse(site("authorization_key_file = \"\(dir)/good\""), file: "site.toml", board: board)
+        #expect(ok.ocpp?.securityProfile == 1)
+        #expect(try AuthorizationKey.bytes("00112233445566778899aabbccddeeff\n").get().count == 16)
+        let cases: [(String, String, String, String)] = [
+            ("authorization_key_file = \"\(dir)/open\"", "ws://127.0.0.1:9000/CP001", "ocpp.authorization_key_file", "readable by others (mode 644)"),
+            ("authorization_key_file = \"\(dir)/short\"", "ws://127.0.0.1:9000/CP001", "ocpp.authorization_key_file", "32 to 40 hexadecimal digits"),
+            ("authorization_key_file = \"\(dir)/none\"", "ws://127.0.0.1:9000/CP001", "ocpp.authorization_key_file", "cannot read"),
+            ("security_profile = 1", "ws://127.0.0.1:9000/CP001", "ocpp.authorization_key_file", "needs the AuthorizationKey"),
+            ("security_profile = 2\nauthorization_key_file = \"\(dir)/good\"", "ws://127.0.0.1:9000/CP001", "ocpp.url", "wss://"),
+            ("security_profile = 1\nauthorization_key_file = \"\(dir)/good\"", "wss://127.0.0.1:9000/CP001", "ocpp.url", "ws://"),
+            ("authorization_key_file = \"\(dir)/good\"", "wss://127.0.0.1:9000/CP001", "ocpp.ca", "give its CA"),
+            ("security_profile = 3", "wss://127.0.0.1:9000/CP001", "ocpp.cert", "client certificate"),
+            ("security_profile = 4", "ws://127.0.0.1:9000/CP001", "ocpp.security_profile", "not 0, 1, 2 or 3"),
+            ("security_profile = 0\nauthorization_key_file = \"\(dir)/good\"", "ws://127.0.0.1:9000/CP001", "ocpp.security_profile", "sends no credentials"),
+        ]
+        for (extra, url, key, why) in cases {
+            let e = try #require(refusal(site(extra, url: url)), "accepted: \(extra) \(url)")
+            #expect(e.key == key, "\(e)")
+            #expect(e.why.contains(why), "\(e)")
+        }
     }
 
     @Test func missingAndGarbage() throws {

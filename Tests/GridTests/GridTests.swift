@@ -455,7 +455,10 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
     }
 
     @Test func everyOCPP16ActionIsKnownAndNothingElse() {
-        #expect(OCPPAction.allCases.count == 28)       // OCPP 1.6 edition 2, §6: 28 messages
+        #expect(OCPPAction.core16.count == 28)         // OCPP 1.6 edition 2, §6: 28 messages
+        #expect(OCPPAction.core16.last == .TriggerMessage)
+        #expect(OCPPAction.allCases.count == 28 + 11)  // and the security whitepaper's 11
+        #expect(OCPPAction(rawValue: "SecurityEventNotification") == .SecurityEventNotification)
         #expect(OCPPAction(rawValue: "Reset") == .Reset)
         #expect(OCPPAction(rawValue: "reset") == nil)
         #expect(OCPPAction(rawValue: "FlyToTheMoon") == nil)

@@ -4,6 +4,8 @@ It runs in a thread with its own asyncio loop; the test drives it with blocking 
 charge point sends is validated by `ocpp` against the OCPP 1.6 JSON schemas and recorded in order.
 """
 import asyncio
+import base64
+import http
 import json
 import datetime
 import threading
@@ -61,8 +63,9 @@ class RecordingCP(CP):
         with self.server.lock:
             tx = self.server.next_tx
             self.server.next_tx += 1
-        self.record("StartTransaction", dict(connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, timestamp=timestamp, transaction_id=tx))
-        return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": AuthorizationStatus.accepted})
+        self.record("StartTransaction", dict(connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, timestamp=timestamp, transaction_id=tx, **kw))
+        ok = not self.server.start_checks_tags or id_tag in self.server.accepted_tags
+        return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": AuthorizationStatus.accepted if ok else AuthorizationStatus.invalid})
 
     @on(Action.meter_values)
     def on_meter(self, connector_id, meter_value, **kw):
@@ -79,14 +82,35 @@ class RecordingCP(CP):
         self.record("FirmwareStatusNotification", dict(status=status))
         return call_result.FirmwareStatusNotification()
 
+    @on(Action.security_event_notification)
+    def on_security_event(self, type, timestamp, **kw):
+        self.record("SecurityEventNotification", dict(type=type, timestamp=timestamp, **kw))
+        return call_result.SecurityEventNotification()
+
     @on(Action.stop_transaction)
     def on_stop(self, meter_stop, timestamp, transaction_id, **kw):
         self.record("StopTransaction", dict(meter_stop=meter_stop, timestamp=timestamp, transaction_id=transaction_id, **kw))
+        with self.server.lock:
+            refuse = self.server.refuse.get("StopTransaction", 0)
+            if refuse:
+                self.server.refuse["StopTransaction"] = refuse - 1
+        if refuse:
+            # The ocpp package answers an exception in a handler with a CALLERROR (InternalError).
+            raise RuntimeError("refused by the test's central system")
         return call_result.StopTransaction()
 
 
 class CentralSystem:
-    def __init__(self, port=0, heartbeat_interval=30, accepted_tags=("TAG-OK",), ssl_context=None):
+    def __init__(self, port=0, heartbeat_interval=30, accepted_tags=("TAG-OK",), ssl_context=None, start_checks_tags=False, refuse=None,
+                 basic_auth=None):
+        # basic_auth: (charge point id, key bytes): HTTP Basic required at the upgrade (security profiles 1
+        # and 2); a request without it or with another is answered 401 and counted in `unauthorized`.
+        self.basic_auth = basic_auth
+        self.unauthorized = 0
+        # start_checks_tags: StartTransaction answers Invalid for an idTag not in accepted_tags (else every
+        # one is Accepted). refuse: {action: n}: the first n such calls are answered with a CALLERROR.
+        self.start_checks_tags = start_checks_tags
+        self.refuse = dict(refuse or {})
         self.port = port
         self.heartbeat_interval = heartbeat_interval
         self.accepted_tags = set(accepted_tags)
@@ -110,10 +134,22 @@ class CentralSystem:
 
     async def _serve(self):
         self.stop_event = asyncio.Event()
-        async with websockets.serve(self._on_connect, "127.0.0.1", self.port, subprotocols=["ocpp1.6"], ssl=self.ssl_context) as server:
+        async with websockets.serve(self._on_connect, "127.0.0.1", self.port, subprotocols=["ocpp1.6"], ssl=self.ssl_context,
+                                    process_request=self._check_auth) as server:
             self.port = server.sockets[0].getsockname()[1]
             self.started.set()
             await self.stop_event.wait()
+
+    def _check_auth(self, connection, request):
+        if self.basic_auth is None:
+            return None
+        cp_id, key = self.basic_auth
+        want = "Basic " + base64.b64encode(cp_id.encode() + b":" + key).decode()
+        if request.headers.get("Authorization") == want:
+            return None
+        with self.lock:
+            self.unauthorized += 1
+        return connection.respond(http.HTTPStatus.UNAUTHORIZED, "wrong or missing credentials\n")
 
     async def _on_connect(self, ws):
         cp_id = ws.request.path.strip("/")

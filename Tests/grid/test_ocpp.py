@@ -248,7 +248,192 @@ class OCPP(unittest.TestCase):
             cs.wait_for(action, pred, timeout=10, after=t0)
         self.assertEqual(cs.call(call.TriggerMessage(requested_message="StatusNotification", connector_id=2)).status, "Rejected")
         conf = cs.call(call.GetConfiguration(key=["SupportedFeatureProfiles"]))
-        self.assertEqual(conf.configuration_key[0]["value"], "Core,SmartCharging,RemoteTrigger")
+        self.assertEqual(conf.configuration_key[0]["value"], "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger")
+
+    def test_local_list_and_offline_authorization(self):
+        """Local authorization (OCPP 1.6 3.5, 5.15): SendLocalList full and differential with versions,
+        GetLocalListVersion; the central system gone, a card in the list starts a session
+        (LocalAuthorizeOffline) and its StartTransaction goes out on reconnect; the list survives a restart;
+        AllowOfflineTxForUnknownId lets an unknown card start offline, and StartTransaction's Invalid
+        answer stops it (StopTransactionOnInvalidId, reason DeAuthorized)."""
+        port = free_port()
+        cs = CentralSystem(port=port)
+        self.addCleanup(cs.stop)
+        late_car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=12s"
+        c = self.chargerd(site(port, self.state), "--speed", "1", "--car", late_car, "--id-tag", "FLEET-7")
+        cs.wait_for("BootNotification", timeout=10)
+        self.assertEqual(cs.call(call.GetLocalListVersion()).list_version, 0)
+        full = [{"id_tag": "FLEET-7", "id_tag_info": {"status": "Accepted"}}, {"id_tag": "LOST-1", "id_tag_info": {"status": "Blocked"}}]
+        self.assertEqual(cs.call(call.SendLocalList(list_version=3, update_type="Full", local_authorization_list=full)).status, "Accepted")
+        self.assertEqual(cs.call(call.SendLocalList(list_version=3, update_type="Differential",
+                                                    local_authorization_list=[{"id_tag": "X"}])).status, "VersionMismatch")
+        too_many = [{"id_tag": f"T{i}", "id_tag_info": {"status": "Accepted"}} for i in range(251)]
+        self.assertEqual(cs.call(call.SendLocalList(list_version=4, update_type="Full", local_authorization_list=too_many)).status, "Failed")
+        self.assertEqual(cs.call(call.GetLocalListVersion()).list_version, 3)
+        keys = {k["key"]: k for k in cs.call(call.GetConfiguration(key=["LocalAuthListEnabled", "LocalAuthorizeOffline", "SendLocalListMaxLength"])).configuration_key}
+        self.assertEqual((keys["LocalAuthListEnabled"]["value"], keys["LocalAuthorizeOffline"]["value"], keys["SendLocalListMaxLength"]["value"]), ("true", "true", "250"))
+        # The central system goes away before the car comes.
+        cs.stop()
+        t_off = time.monotonic()
+        c.wait_line(r"idTag FLEET-7 on connector 1: accepted by the local list, offline \(LocalAuthorizeOffline\)", timeout=30)
+        c.wait_line(r"gun0 charging", timeout=30)
+        cs = CentralSystem(port=port)
+        self.addCleanup(cs.stop)
+        start = cs.wait_for("StartTransaction", timeout=20)
+        self.assertEqual(start["id_tag"], "FLEET-7")
+        self.assertLess(parse_ts(start["timestamp"]).timestamp(), time.time() - (time.monotonic() - t_off) + 30)
+        self.assertEqual([m for m in cs.messages("Authorize")], [], "no Authorize for a card the list accepted offline")
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        cs.stop()
+
+        # Restarted: the list is still version 3. AllowOfflineTxForUnknownId set, the central system gone,
+        # an unknown card starts a session; back online, StartTransaction says Invalid and it stops.
+        cs = CentralSystem(port=port, start_checks_tags=True)
+        self.addCleanup(cs.stop)
+        c = self.chargerd(site(port, self.state), "--speed", "1", "--car", late_car, "--id-tag", "NOBODY")
+        cs.wait_for("BootNotification", timeout=10)
+        self.assertEqual(cs.call(call.GetLocalListVersion()).list_version, 3)
+        c.wait_line(r"local authorization list version 3 \(2 idTag\(s\)\)", timeout=5)
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="AllowOfflineTxForUnknownId", value="true")).status, "Accepted")
+        cs.stop()
+        c.wait_line(r"idTag NOBODY on connector 1: accepted by no one, offline and unknown \(AllowOfflineTxForUnknownId\)", timeout=30)
+        c.wait_line(r"gun0 charging", timeout=30)
+        cs = CentralSystem(port=port, start_checks_tags=True)
+        self.addCleanup(cs.stop)
+        start = cs.wait_for("StartTransaction", timeout=20)
+        self.assertEqual(start["id_tag"], "NOBODY")
+        stop = cs.wait_for("StopTransaction", timeout=30)
+        self.assertEqual((stop["transaction_id"], stop["reason"]), (start["transaction_id"], "DeAuthorized"))
+        c.wait_line(r"idTag Invalid at StartTransaction: session on connector 1 stopped \(StopTransactionOnInvalidId\)", timeout=5)
+        # The answer went to the cache: the card is now known as Invalid there.
+        with open(os.path.join(self.state, "authorization.json")) as f:
+            cache = json.load(f)["cache"]
+        self.assertEqual(cache["nobody"]["info"]["status"], "Invalid")
+
+    def test_every_core_key_and_what_the_meter_keys_change(self):
+        """GetConfiguration lists every key of Core, LocalAuthListManagement and SmartCharging this charge
+        point has; ChangeConfiguration checks each value's type and range; the meter keys change what goes
+        out (clock-aligned values of an idle and of a charging connector, the sampled measurands,
+        StopTransaction's transactionData); a StopTransaction the central system refuses is sent again
+        after TransactionMessageRetryInterval; the changes survive a restart."""
+        cs = self.cs(refuse={"StopTransaction": 1})
+        car = "capacity=5kWh,soc=74,target=80,max-voltage=500V,plug-at=40s"
+        c = self.chargerd(site(cs.port, self.state, meter="5 s"), "--speed", "10", "--car", car, "--id-tag", "TAG-OK")
+        cs.wait_for("BootNotification", timeout=10)
+        keys = {k["key"]: k for k in cs.call(call.GetConfiguration()).configuration_key}
+        core_rw = ["AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "AuthorizeRemoteTxRequests", "ClockAlignedDataInterval",
+                   "ConnectionTimeOut", "ConnectorPhaseRotation", "HeartbeatInterval", "LocalAuthorizeOffline", "LocalPreAuthorize",
+                   "MeterValuesAlignedData", "MeterValuesSampledData", "MeterValueSampleInterval", "ResetRetries",
+                   "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId", "StopTxnAlignedData", "StopTxnSampledData",
+                   "TransactionMessageAttempts", "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect", "LocalAuthListEnabled"]
+        for k in core_rw:
+            self.assertIn(k, keys)
+            self.assertFalse(keys[k]["readonly"], k)
+        for k in ["GetConfigurationMaxKeys", "NumberOfConnectors", "SupportedFeatureProfiles", "LocalAuthListMaxLength", "SendLocalListMaxLength"]:
+            self.assertTrue(keys[k]["readonly"], k)
+        self.assertEqual(int(keys["GetConfigurationMaxKeys"]["value"]), len(keys))
+        for key, value, want in [("ClockAlignedDataInterval", "-5", "Rejected"), ("StopTransactionOnEVSideDisconnect", "false", "Rejected"),
+                                 ("MeterValuesSampledData", "Temperature", "Rejected"), ("LocalPreAuthorize", "maybe", "Rejected"),
+                                 ("GetConfigurationMaxKeys", "5", "Rejected"), ("WebSocketPingInterval", "30", "NotSupported"),
+                                 ("ClockAlignedDataInterval", "5", "Accepted"),
+                                 ("MeterValuesAlignedData", "Energy.Active.Import.Register,Power.Active.Import", "Accepted"),
+                                 ("MeterValuesSampledData", "Energy.Active.Import.Register,Voltage", "Accepted"),
+                                 ("StopTxnSampledData", "Energy.Active.Import.Register,SoC", "Accepted"),
+                                 ("StopTxnAlignedData", "Energy.Active.Import.Register", "Accepted"),
+                                 ("TransactionMessageRetryInterval", "2", "Accepted")]:
+            self.assertEqual(cs.call(call.ChangeConfiguration(key=key, value=value)).status, want, f"{key}={value}")
+        c.wait_line(r"ChangeConfiguration rejected: ClockAlignedDataInterval is a whole number 0...86400 s, not '-5'", timeout=5)
+        stops = []
+        deadline = time.monotonic() + 60
+        while len(stops) < 2 and time.monotonic() < deadline:
+            stops = cs.messages("StopTransaction")
+            time.sleep(0.2)
+        self.assertEqual(len(stops), 2, "refused once, sent again: " + c.output()[-2000:])
+        self.assertEqual(stops[0][2], stops[1][2])
+        c.wait_line(r"StopTransaction #\d+ refused \(attempt 1 of 3\): sent again in 2 s", timeout=5)
+        start = cs.wait_for("StartTransaction", timeout=5)
+        tx = start["transaction_id"]
+        stop = stops[1][2]
+        data = stop["transaction_data"]
+        self.assertEqual(data[0]["sampled_value"][0]["context"], "Transaction.Begin")
+        self.assertEqual(data[-1]["sampled_value"][0]["context"], "Transaction.End")
+        self.assertEqual([v["measurand"] for v in data[-1]["sampled_value"]], ["Energy.Active.Import.Register", "SoC"])
+        self.assertEqual(float(data[-1]["sampled_value"][0]["value"]), stop["meter_stop"])
+        self.assertGreaterEqual(float(data[-1]["sampled_value"][1]["value"]), 79.5)
+        clock_in_tx = [d for d in data if d["sampled_value"][0]["context"] == "Sample.Clock"]
+        self.assertGreaterEqual(len(clock_in_tx), 2, data)
+        mvs = [m[2] for m in cs.messages("MeterValues")]
+        aligned = [m for m in mvs if m["meter_value"][0]["sampled_value"][0]["context"] == "Sample.Clock"]
+        idle = [m for m in aligned if "transaction_id" not in m or m["transaction_id"] is None]
+        charging = [m for m in aligned if m.get("transaction_id") == tx]
+        self.assertTrue(idle and charging, [(m["connector_id"], m.get("transaction_id")) for m in aligned])
+        for m in aligned:
+            self.assertEqual([v["measurand"] for v in m["meter_value"][0]["sampled_value"]], ["Energy.Active.Import.Register", "Power.Active.Import"])
+            # On the clock: whole multiples of 5 s of station time.
+            self.assertEqual(parse_ts(m["meter_value"][0]["timestamp"]).timestamp() % 5, 0)
+        periodic = [m for m in mvs if m["meter_value"][0]["sampled_value"][0]["context"] == "Sample.Periodic"]
+        self.assertTrue(periodic)
+        for m in periodic:
+            self.assertEqual([v["measurand"] for v in m["meter_value"][0]["sampled_value"]], ["Energy.Active.Import.Register", "Voltage"])
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        # A restart keeps what was changed.
+        t0 = time.monotonic()
+        c = self.chargerd(site(cs.port, self.state, meter="5 s"), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs.wait_for("BootNotification", timeout=10, after=t0)
+        keys = {k["key"]: k["value"] for k in cs.call(call.GetConfiguration(key=["ClockAlignedDataInterval", "StopTxnSampledData", "MeterValuesSampledData"])).configuration_key}
+        self.assertEqual(keys, {"ClockAlignedDataInterval": "5", "StopTxnSampledData": "Energy.Active.Import.Register,SoC",
+                                "MeterValuesSampledData": "Energy.Active.Import.Register,Voltage"})
+
+    def test_reservations(self):
+        """Reservations (OCPP 1.6 5.13, 5.5): ReserveNow's answers (connector 0 and one that does not exist
+        Rejected, a reserved connector Occupied for another id), the connector Reserved, a reservation
+        expiring and one cancelled, another idTag refused at the plug and by RemoteStartTransaction, and the
+        reserving idTag's StartTransaction carrying the reservation's id."""
+        cs = self.cs()
+        car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=25s"
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", car, "--id-tag", "WALK-IN")
+        cs.wait_for("BootNotification", timeout=10)
+        def until(seconds):
+            return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)).isoformat()
+        def reserve(connector, rid, tag="DRIVER-1", seconds=3600):
+            return cs.call(call.ReserveNow(connector_id=connector, expiry_date=until(seconds), id_tag=tag, reservation_id=rid)).status
+        def status_after(t, s):
+            return cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p["status"] == s, timeout=10, after=t)
+        self.assertEqual(reserve(0, 1), "Rejected")
+        self.assertEqual(reserve(2, 1), "Rejected")
+        # One that expires: Reserved, then Available at its expiry date.
+        t0 = time.monotonic()
+        self.assertEqual(reserve(1, 5, seconds=3), "Accepted")
+        status_after(t0, "Reserved")
+        status_after(t0 + 2, "Available")
+        c.wait_line(r"reservation #5 on connector 1 for DRIVER-1 expired", timeout=5)
+        # One cancelled.
+        t1 = time.monotonic()
+        self.assertEqual(reserve(1, 6), "Accepted")
+        status_after(t1, "Reserved")
+        self.assertEqual(cs.call(call.CancelReservation(reservation_id=99)).status, "Rejected")
+        self.assertEqual(cs.call(call.CancelReservation(reservation_id=6)).status, "Accepted")
+        status_after(t1, "Available")
+        # The one DRIVER-1 comes for.
+        t2 = time.monotonic()
+        self.assertEqual(reserve(1, 7), "Accepted")
+        status_after(t2, "Reserved")
+        self.assertEqual(reserve(1, 8, tag="SOMEONE"), "Occupied")
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="SOMEONE", connector_id=1)).status, "Rejected")
+        keys = {k["key"]: k["value"] for k in cs.call(call.GetConfiguration(key=["ReserveConnectorZeroSupported", "SupportedFeatureProfiles"])).configuration_key}
+        self.assertEqual(keys["ReserveConnectorZeroSupported"], "false")
+        self.assertIn("Reservation", keys["SupportedFeatureProfiles"].split(","))
+        # The car comes with another card: refused without asking the central system; no transaction.
+        c.wait_line(r"idTag WALK-IN on connector 1: the connector is reserved for another idTag \(#7\): refused", timeout=40)
+        time.sleep(2)
+        self.assertEqual(cs.messages("Authorize"), [])
+        self.assertEqual(cs.messages("StartTransaction"), [])
+        # The driver it is reserved for starts it from the app.
+        self.assertEqual(cs.call(call.RemoteStartTransaction(id_tag="DRIVER-1", connector_id=1)).status, "Accepted")
+        start = cs.wait_for("StartTransaction", timeout=20)
+        self.assertEqual((start["id_tag"], start.get("reservation_id")), ("DRIVER-1", 7))
+        c.wait_line(r"reservation #7 used on connector 1", timeout=5)
+        c.wait_line(r"gun0 charging", timeout=30)
 
     def test_unlock_connector(self):
         """UnlockConnector (OCPP 1.6 5.18): on a charging gun the transaction stops first (StopTransaction,
@@ -305,7 +490,7 @@ class OCPP(unittest.TestCase):
         cs.wait_for("BootNotification", timeout=10)
         cases = [
             ('[2,"raw-1","FlyToTheMoon",{}]', "NotImplemented", "FlyToTheMoon"),
-            ('[2,"raw-2","CancelReservation",{"reservationId":1}]', "NotSupported", "CancelReservation"),
+            ('[2,"raw-2","UpdateFirmware",{"location":"http://fw.example/1.bin","retrieveDate":"2026-11-28T00:00:00Z"}]', "NotSupported", "UpdateFirmware"),
             ('[2,"raw-3","ChangeAvailability",{"connectorId":1}]', "OccurenceConstraintViolation", "type is required"),
             ('[2,"raw-4","ChangeAvailability",{"connectorId":"one","type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
             ('[2,"raw-5","ChangeAvailability",{"connectorId":1.5,"type":"Operative"}]', "TypeConstraintViolation", "connectorId must be an integer"),
@@ -503,6 +688,93 @@ class OCPP(unittest.TestCase):
         self.assertEqual([m[2]["transaction_id"] for m in mvs], [got_start["transaction_id"]])
         c.wait_line(r"queued MeterValues #3 unreadable: dropped", timeout=1)
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
+    def test_security_profiles_1_and_2(self):
+        """Security profiles 1 and 2 (OCPP 1.6 security whitepaper): HTTP Basic with the charge point's id and
+        the AuthorizationKey's bytes, over ws:// and over wss:// with the central system's certificate
+        verified; a key file others can read refused at start; the key changed by ChangeConfiguration
+        (write-only in GetConfiguration), the connection made again with it, kept across a restart;
+        SecurityEventNotification for the start and the reconfiguration."""
+        key1, key2 = "00112233445566778899aabbccddeeff", "f0e1d2c3b4a5968778695a4b3c2d1e0f01234567"
+        keyfile = os.path.join(self.tmp, "ocpp-key")
+        with open(keyfile, "w") as f:
+            f.write(key1 + "\n")
+        os.chmod(keyfile, 0o644)
+        port = free_port()
+        extra = f'authorization_key_file = "{keyfile}"'
+        bad = subprocess.run([os.path.join(ROOT_DIR, ".build", "release", "chargerd"), "--board", os.path.join(ROOT_DIR, "Boards", "sim-60kw.toml"),
+                              "--site", self._write_site(site(port, self.state, extra=extra))], capture_output=True, text=True, timeout=30)
+        self.assertEqual(bad.returncode, 2, bad.stderr)
+        self.assertIn("ocpp.authorization_key_file", bad.stderr)
+        self.assertIn("readable by others (mode 644)", bad.stderr)
+        os.chmod(keyfile, 0o600)
+        cs = CentralSystem(port=port, basic_auth=("CP001", bytes.fromhex(key1)))
+        self.addCleanup(cs.stop)
+        c = self.chargerd(site(port, self.state, extra=extra), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs.wait_for("BootNotification", timeout=10)
+        self.assertEqual(cs.wait_for("SecurityEventNotification", timeout=5)["type"], "StartupOfTheDevice")
+        self.assertEqual(cs.unauthorized, 0)
+        keys = {k["key"]: k for k in cs.call(call.GetConfiguration(key=["AuthorizationKey", "SecurityProfile"])).configuration_key}
+        self.assertEqual(keys["SecurityProfile"]["value"], "1")
+        self.assertFalse(keys["AuthorizationKey"]["readonly"])
+        self.assertNotIn("value", keys["AuthorizationKey"], "the key is write-only")
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="AuthorizationKey", value="0011")).status, "Rejected")
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="AuthorizationKey", value="zz" * 16)).status, "Rejected")
+        # The new key: the central system's record changes with it, and the charge point comes back with it.
+        cs.basic_auth = ("CP001", bytes.fromhex(key2))
+        t0 = time.monotonic()
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="AuthorizationKey", value=key2)).status, "Accepted")
+        ev = cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "ReconfigurationOfSecurityParameters", timeout=15, after=t0)
+        self.assertNotIn(key2, json.dumps(ev))
+        self.assertEqual(cs.connections, 2)
+        self.assertEqual(cs.unauthorized, 0)
+        self.assertNotIn(key2, c.output(), "the key is never printed")
+        st = os.stat(os.path.join(self.state, "authorization-key"))
+        self.assertEqual(st.st_mode & 0o077, 0, oct(st.st_mode))
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        # Restarted, it uses the key the central system set (the site's file still holds the old one).
+        t1 = time.monotonic()
+        c = self.chargerd(site(port, self.state, extra=extra), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        c.wait_line(r"HTTP Basic with the AuthorizationKey set by the central system", timeout=10)
+        cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "StartupOfTheDevice", timeout=10, after=t1)
+        self.assertEqual(cs.unauthorized, 0)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        cs.stop()
+
+        # Profile 2: the same over wss://, the central system's certificate verified against the site's CA.
+        d = self.tmp
+        def ossl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True)
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem", "-days", "2", "-subj", "/CN=Test CSMS CA")
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr", "-subj", "/CN=localhost")
+        with open(f"{d}/server.ext", "w") as f:
+            f.write("subjectAltName=DNS:localhost\n")
+        ossl("x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/server.pem", "-days", "2", "-extfile", f"{d}/server.ext")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
+        state2 = os.path.join(self.tmp, "state2")
+        cs2 = self.cs(ssl_context=ctx, basic_auth=("CP001", bytes.fromhex(key1)))
+        tls = f'ca = "{d}/ca.pem"\n' + extra
+        c = self.chargerd(site(cs2.port, state2, scheme="wss", host="localhost", extra=tls), "--speed", "1",
+                          "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs2.wait_for("BootNotification", timeout=15)
+        c.wait_line(r"connected to wss://localhost", timeout=5)
+        self.assertEqual(cs2.call(call.GetConfiguration(key=["SecurityProfile"])).configuration_key[0]["value"], "2")
+        self.assertEqual(cs2.unauthorized, 0)
+        # A central system that does not know this key refuses the upgrade: no BootNotification reaches it.
+        c.stop()
+        cs3 = self.cs(ssl_context=ctx, basic_auth=("CP001", bytes.fromhex(key2)))
+        c = self.chargerd(site(cs3.port, state2, scheme="wss", host="localhost", extra=tls), "--speed", "1",
+                          "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        c.wait_line(r"cannot connect: .*401", timeout=10)
+        self.assertGreaterEqual(cs3.unauthorized, 1)
+        self.assertEqual(cs3.messages(), [])
+
+    def _write_site(self, text):
+        path = os.path.join(self.tmp, "site-bad.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def test_wss_with_certificates(self):
         d = self.tmp
