@@ -21,30 +21,28 @@ public struct TLSFiles: Sendable {
     public init(ca: String?, cert: String?, key: String?) { self.ca = ca; self.cert = cert; self.key = key }
 }
 
-public final class WebSocketConnection {
-    let fd: Int32
+/// A TCP connection, in TLS when asked (the server's certificate and host name verified): the bytes under
+/// the WebSocket and under the file transfers (GetDiagnostics' upload, a firmware download).
+final class NetStream {
+    private(set) var fd: Int32
     var ssl: OpaquePointer? = nil
     var sslCtx: OpaquePointer? = nil
+    /// Bytes read and not yet taken.
     var inbox: [UInt8] = []
-    var fragments: [UInt8] = []
-    public private(set) var open = false
-    public let protocolName: String
-    public let peer: String
+    var open = false
+    let peer: String
 
-    /// Connects, does TLS (wss) and the HTTP upgrade; throws with what failed.
-    /// `headers`: more header lines for the upgrade request (an Authorization for HTTP Basic).
-    public init(url: WebSocketURL, subprotocol: String, tls: TLSFiles, timeout: Double, headers: [String] = []) throws(WebSocketError) {
-        peer = "\(url.secure ? "wss" : "ws")://\(url.host):\(url.port)\(url.path)"
-        fd = try Self.tcpConnect(host: url.host, port: url.port, timeout: timeout)
+    /// Connects (and does TLS when `secure`); throws with what failed.
+    init(host: String, port: Int, secure: Bool, tls: TLSFiles, timeout: Double, peer: String) throws(WebSocketError) {
+        self.peer = peer
+        fd = try Self.tcpConnect(host: host, port: port, timeout: timeout)
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        protocolName = subprotocol
         do {
-            if url.secure { try startTLS(host: url.host, tls: tls) }
-            try handshake(url: url, subprotocol: subprotocol, headers: headers)
+            if secure { try startTLS(host: host, tls: tls) }
         } catch {
             teardown()
             throw error
@@ -58,7 +56,9 @@ public final class WebSocketConnection {
         if let ssl { SSL_shutdown(ssl); SSL_free(ssl) }
         if let sslCtx { SSL_CTX_free(sslCtx) }
         ssl = nil; sslCtx = nil
-        if fd >= 0 { Glibc.close(fd) }
+        // Once only: a second close(2) of the same number could close a descriptor another thread
+        // has opened since.
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
         open = false
     }
 
@@ -183,6 +183,40 @@ public final class WebSocketConnection {
         inbox.append(contentsOf: buf[0..<n])
         return true
     }
+}
+
+public final class WebSocketConnection {
+    let stream: NetStream
+    var fragments: [UInt8] = []
+    private var upgraded = false
+    public var open: Bool { upgraded && stream.open }
+    public let protocolName: String
+    public let peer: String
+    var inbox: [UInt8] {
+        get { stream.inbox }
+        _modify { yield &stream.inbox }
+    }
+
+    /// Connects, does TLS (wss) and the HTTP upgrade; throws with what failed.
+    /// `headers`: more header lines for the upgrade request (an Authorization for HTTP Basic).
+    public init(url: WebSocketURL, subprotocol: String, tls: TLSFiles, timeout: Double, headers: [String] = []) throws(WebSocketError) {
+        peer = "\(url.secure ? "wss" : "ws")://\(url.host):\(url.port)\(url.path)"
+        protocolName = subprotocol
+        stream = try NetStream(host: url.host, port: url.port, secure: url.secure, tls: tls, timeout: timeout, peer: peer)
+        do {
+            try handshake(url: url, subprotocol: subprotocol, headers: headers)
+        } catch {
+            stream.teardown()
+            throw error
+        }
+        upgraded = true
+    }
+
+    /// Why a socket could not be made, in words a technician can act on.
+    public static func socketError(_ e: Int32) -> String { NetStream.socketError(e) }
+
+    func writeAll(_ bytes: [UInt8]) throws(WebSocketError) { try stream.writeAll(bytes) }
+    func fill(timeoutMs: Int32) throws(WebSocketError) -> Bool { try stream.fill(timeoutMs: timeoutMs) }
 
     func handshake(url: WebSocketURL, subprotocol: String, headers: [String]) throws(WebSocketError) {
         var nonce = [UInt8](repeating: 0, count: 16)
@@ -267,7 +301,7 @@ public final class WebSocketConnection {
                 case .pong: break
                 case .close:
                     try? sendFrame(opcode: .close, payload: Array(payload.prefix(2)))
-                    open = false
+                    stream.open = false
                     let code = payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : CloseCode.noStatus
                     throw WebSocketError("\(peer) closed the connection (code \(code))")
                 case .text, .continuation, .binary:
@@ -307,6 +341,6 @@ public final class WebSocketConnection {
     /// Sends a close frame (normal closure) and drops the connection.
     public func close(code: UInt16 = CloseCode.normal) {
         if open { try? sendFrame(opcode: .close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)]) }
-        teardown()
+        stream.teardown()
     }
 }
