@@ -92,6 +92,19 @@ public enum OCPPAction: String, CaseIterable, Codable, Sendable {
     public static let core16: [OCPPAction] = Array(allCases.prefix(28))
 }
 
+/// GetDiagnostics (OCPP 1.6 §5.8, §6.33): the location is a directory to upload into.
+public struct GetDiagnosticsReq: Codable, Sendable, Equatable {
+    public var location: String
+    public var retries: Int?
+    public var retryInterval: Int?
+    public var startTime: String?
+    public var stopTime: String?
+}
+public struct GetDiagnosticsConf: Codable, Sendable, Equatable {
+    public var fileName: String?
+    public init(fileName: String?) { self.fileName = fileName }
+}
+
 /// SecurityEventNotification (security whitepaper ed. 2, §4.6): the events the whitepaper lists that this
 /// charge point detects.
 public struct SecurityEventNotificationReq: Codable, Sendable, Equatable {

@@ -90,6 +90,12 @@ public final class OCPPClient: @unchecked Sendable {
     var securityEvents: [SecurityEventNotificationReq] = []
     /// The connection is closed and made again once this call's answer is out (a new AuthorizationKey).
     var reconnectAfterAnswer = false
+    /// GetDiagnostics: what is uploaded (the journal's records between two times, epoch ms; set by
+    /// chargerd), the upload's side thread, and the statuses it reached that are not notified yet.
+    public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil
+    var diagnosticsThread: SideThread? = nil
+    let diagnosticsEvents = Mutex<[String]>([])
+    let diagnosticsRunning = Atomic<Bool>(false)
     /// The transaction queue's head is not sent again before this time (a CALLERROR's retry interval).
     var queueRetryAt = 0.0
     /// The clock-aligned interval the last aligned meter values belong to (station time).
@@ -324,6 +330,7 @@ public final class OCPPClient: @unchecked Sendable {
     public func stop(flushWithin: Double = 5) {
         flushDeadline.store(Int64((monotonic() + flushWithin) * 1000), ordering: .releasing)
         thread.stop()
+        diagnosticsThread?.stop()
     }
 
     // MARK: the client thread
@@ -661,7 +668,8 @@ public final class OCPPClient: @unchecked Sendable {
             let values = samples(connector: k, settings.meterValuesSampledData, context: "Trigger")
             try call(ws, .MeterValues, MeterValuesReq(connectorId: k, transactionId: tx, meterValue: [MeterValue(timestamp: timestamp, sampledValue: values)]))
         case .DiagnosticsStatusNotification:
-            try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: "Idle"))
+            // Uploading while an upload runs, Idle otherwise (§4.4).
+            try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: diagnosticsRunning.load(ordering: .acquiring) ? "Uploading" : "Idle"))
         case .FirmwareStatusNotification:
             try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: "Idle"))
         }
@@ -796,6 +804,10 @@ public final class OCPPClient: @unchecked Sendable {
         }
         if !securityEvents.isEmpty {
             try call(ws, .SecurityEventNotification, securityEvents.removeFirst())
+            return
+        }
+        if let status = diagnosticsEvents.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+            try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: status))
             return
         }
         // Statuses first (each connector's latest), then Authorize, then the transaction queue.

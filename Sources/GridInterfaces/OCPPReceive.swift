@@ -6,6 +6,7 @@
 import ChargerCore
 import Foundation
 import Grid
+import RealTime
 
 extension OCPPClient {
     func handle(_ text: String) {
@@ -184,6 +185,19 @@ extension OCPPClient {
             saveAuthorization()
             hub.log("ocpp", "ClearCache: \(n) cached idTag(s) cleared")
             reply(id, StatusConf(AcceptedRejected.Accepted))
+        case .GetDiagnostics:
+            guard let r = typed(GetDiagnosticsReq.self) else { return }
+            guard let loc = TransferLocation(r.location) else {
+                return replyError(id, .PropertyConstraintViolation, "location is not an http://, https:// or ftp:// URL")
+            }
+            let from = r.startTime.map { Timestamp.parse($0) }, to = r.stopTime.map { Timestamp.parse($0) }
+            if from == .some(nil) || to == .some(nil) {
+                return replyError(id, .TypeConstraintViolation, "startTime and stopTime are dateTime")
+            }
+            guard (r.retries ?? 0) >= 0, (r.retryInterval ?? 0) >= 0 else {
+                return replyError(id, .PropertyConstraintViolation, "retries and retryInterval are not negative")
+            }
+            reply(id, getDiagnostics(r, loc, from: from ?? nil, to: to ?? nil))
         case .ReserveNow:
             guard let r = typed(ReserveNowReq.self) else { return }
             reply(id, StatusConf(reserve(r)))
@@ -289,6 +303,56 @@ extension OCPPClient {
         }
         hub.log("ocpp", "TriggerMessage \(r.requestedMessage.rawValue)\(r.connectorId.map { " connector \($0)" } ?? ""): accepted")
         return .Accepted
+    }
+
+    /// GetDiagnostics (§5.8): answered with the file's name at once; the upload runs on a side thread of
+    /// its own (Uploading, then Uploaded or UploadFailed after 1 + retries attempts retryInterval apart),
+    /// one at a time (another asked meanwhile gets no file name). Nothing to upload without a journal hook.
+    func getDiagnostics(_ r: GetDiagnosticsReq, _ loc: TransferLocation, from: Int64?, to: Int64?) -> GetDiagnosticsConf {
+        guard let source = diagnostics else {
+            hub.log("ocpp", "GetDiagnostics: no diagnostics in this run")
+            return GetDiagnosticsConf(fileName: nil)
+        }
+        guard !diagnosticsRunning.load(ordering: .acquiring) else {
+            hub.log("ocpp", "GetDiagnostics to \(loc.display): an upload is still running")
+            return GetDiagnosticsConf(fileName: nil)
+        }
+        diagnosticsThread?.stop()
+        let stamp = Timestamp.format(stationMillis).filter { $0 != "-" && $0 != ":" }.prefix(15)
+        let name = "\(config.chargePointId)-diagnostics-\(stamp)Z.log"
+        let attempts = 1 + (r.retries ?? 0), wait = Double(r.retryInterval ?? 0)
+        let ca = config.caFile, hub = hub
+        diagnosticsRunning.store(true, ordering: .releasing)
+        diagnosticsEvents.withLock { $0.append("Uploading") }
+        hub.log("ocpp", "GetDiagnostics: \(name) to \(loc.display) (\(attempts) attempt(s))")
+        let t = SideThread()
+        diagnosticsThread = t
+        let rc = t.start(stackBytes: 1 << 20) {
+            let data = source(from, to)
+            var outcome = "UploadFailed"
+            for attempt in 1...attempts {
+                do {
+                    try FileTransfer.upload(data, name: name, to: loc, ca: ca, timeout: 30)
+                    hub.log("ocpp", "GetDiagnostics: \(name) uploaded (\(data.count) bytes, attempt \(attempt))")
+                    outcome = "Uploaded"
+                    break
+                } catch {
+                    hub.log("ocpp", "GetDiagnostics: attempt \(attempt) of \(attempts) failed: \(error)")
+                }
+                // retryInterval between attempts, cut short by a stop.
+                var slept = 0.0
+                while attempt < attempts && slept < wait && !t.stopAsked { usleep(100_000); slept += 0.1 }
+                if t.stopAsked { break }
+            }
+            self.diagnosticsEvents.withLock { $0.append(outcome) }
+            self.diagnosticsRunning.store(false, ordering: .releasing)
+        }
+        if rc != 0 {
+            diagnosticsRunning.store(false, ordering: .releasing)
+            diagnosticsEvents.withLock { $0.append("UploadFailed") }
+            hub.log("ocpp", "GetDiagnostics: cannot start the upload's thread (errno \(rc))")
+        }
+        return GetDiagnosticsConf(fileName: name)
     }
 
     /// ReserveNow (§5.13): see Reservations.reserve. Under free vend anyone may charge, so a reservation

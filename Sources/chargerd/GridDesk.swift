@@ -39,6 +39,23 @@ final class GridDesk {
                 resetRequested = type.rawValue
                 stopRequested = true
             }
+            // GetDiagnostics uploads the journal's records of the asked window (by their wall time), as
+            // `chargerd journal export` prints them, after a head naming the charger and the window.
+            let journal = desk.journal, boardName = board.name, cp = c.chargePointId
+            ocpp?.diagnostics = { from, to in
+                let (entries, problems) = journal.directory.map { Journal.readAll(directory: $0) } ?? (journal.recent(), [])
+                let picked = entries.filter { e in
+                    guard let w = Journal.wallSeconds(e.wall) else { return true }
+                    return (from.map { w * 1000 >= Double($0) } ?? true) && (to.map { w * 1000 <= Double($0) } ?? true)
+                }
+                var text = "# chargerd \(firmwareVersion) charge point \(cp) board \(boardName): journal "
+                    + (journal.directory ?? "(memory only: the latest records)") + ", records "
+                    + (from.map { Timestamp.format($0) } ?? "from the first") + " to " + (to.map { Timestamp.format($0) } ?? "the last")
+                    + ": \(picked.count) of \(entries.count)\n"
+                for p in problems { text += "# journal: \(p)\n" }
+                for e in picked { text += e.line + "\n" }
+                return Array(text.utf8)
+            }
         } else { ocpp = nil }
         var parts = ["site \(site.name) (\(site.path)), clock starts \(Timestamp.format(startEpochMillis)), UTC\(utcOffsetText(site.utcOffsetSeconds))"]
         if let ems, let c = site.ems {

@@ -435,6 +435,82 @@ class OCPP(unittest.TestCase):
         c.wait_line(r"reservation #7 used on connector 1", timeout=5)
         c.wait_line(r"gun0 charging", timeout=30)
 
+    def test_get_diagnostics(self):
+        """GetDiagnostics (OCPP 1.6 5.8): the file's name at once, then the journal's records uploaded by
+        HTTP PUT into the location and by FTP (pyftpdlib, a user and password in the URL), with
+        DiagnosticsStatusNotification Uploading then Uploaded; a time window that leaves every record
+        out; a location that cannot be reached tried 1 + retries times retryInterval apart, then
+        UploadFailed; a location that is not a URL a CALLERROR."""
+        import http.server
+        import threading
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import FTPServer
+        puts = {}
+
+        class Put(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self):
+                n = int(self.headers.get("Content-Length", 0))
+                puts[self.path] = self.rfile.read(n)
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Put)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.shutdown)
+        ftp_root = os.path.join(self.tmp, "ftp")
+        os.makedirs(os.path.join(ftp_root, "diag"))
+        auth = DummyAuthorizer()
+        auth.add_user("diag", "s3cret", ftp_root, perm="elradfmw")
+        handler = type("H", (FTPHandler,), {"authorizer": auth, "passive_ports": None})
+        ftp = FTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=ftp.serve_forever, kwargs={"timeout": 0.2}, daemon=True).start()
+        self.addCleanup(ftp.close_all)
+        ftp_port = ftp.socket.getsockname()[1]
+
+        cs = self.cs()
+        journal = os.path.join(self.tmp, "journal")
+        c = self.chargerd(site(cs.port, self.state), "--speed", "10", "--car", SMALL_CAR, "--id-tag", "TAG-OK", "--journal", journal,
+                          "--continuous", "--arrival-interval", "36000")
+        cs.wait_for("StopTransaction", timeout=60)
+        def diagnostics(**kw):
+            t0 = time.monotonic()
+            name = cs.call(call.GetDiagnostics(**kw)).file_name
+            cs.wait_for("DiagnosticsStatusNotification", lambda p: p["status"] == "Uploading", timeout=10, after=t0)
+            end = cs.wait_for("DiagnosticsStatusNotification", lambda p: p["status"] in ("Uploaded", "UploadFailed"), timeout=30, after=t0)
+            return name, end["status"], time.monotonic() - t0
+        name, status, _ = diagnostics(location=f"http://127.0.0.1:{web.server_address[1]}/cp001/")
+        self.assertEqual(status, "Uploaded")
+        self.assertRegex(name, r"^CP001-diagnostics-\d{8}T\d{6}Z\.log$")
+        body = puts[f"/cp001/{name}"].decode()
+        self.assertIn("# chargerd ", body)
+        self.assertIn(" session-start gun0", body)
+        self.assertIn(" session-end gun0", body)
+        self.assertIn(" boot", body)
+        name2, status, _ = diagnostics(location=f"ftp://diag:s3cret@127.0.0.1:{ftp_port}/diag/")
+        self.assertEqual(status, "Uploaded")
+        with open(os.path.join(ftp_root, "diag", name2)) as f:
+            self.assertIn("# chargerd ", f.read())
+        # A window in the future: the head only, no record.
+        later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
+        name3, status, _ = diagnostics(location=f"http://127.0.0.1:{web.server_address[1]}/w/", start_time=later)
+        self.assertEqual(status, "Uploaded")
+        head = puts[f"/w/{name3}"].decode().splitlines()
+        self.assertEqual(len(head), 1, head)
+        self.assertRegex(head[0], r": 0 of \d+$")
+        # Nobody listening: 1 + 1 attempts, 2 s apart, then UploadFailed.
+        _, status, took = diagnostics(location=f"http://127.0.0.1:{free_port()}/x/", retries=1, retry_interval=2)
+        self.assertEqual(status, "UploadFailed")
+        self.assertGreaterEqual(took, 2)
+        c.wait_line(r"GetDiagnostics: attempt 2 of 2 failed", timeout=5)
+        cs.send_raw('[2,"raw-d1","GetDiagnostics",{"location":"gopher://x/"}]')
+        answer = cs.raw_answer("raw-d1")
+        self.assertEqual((answer[0], answer[2]), (4, "PropertyConstraintViolation"), answer)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_unlock_connector(self):
         """UnlockConnector (OCPP 1.6 5.18): on a charging gun the transaction stops first (StopTransaction,
         reason UnlockCommand) and the answer, Unlocked, comes once the lock feedback says open (the core

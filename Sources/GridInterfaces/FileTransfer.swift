@@ -1,0 +1,255 @@
+// File transfers for the central system's maintenance calls (GetDiagnostics' upload; a firmware
+// download): HTTP/1.1 PUT and GET, in TLS for https:// (the server's certificate and host name verified
+// against the site's CA), and FTP (RFC 959, passive mode, binary) with the user and password the URL
+// carries (anonymous otherwise). Blocking, on the caller's thread: the OCPP client runs them on a side
+// thread of their own, never on its own loop.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct TransferError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A transfer's URL: http://, https:// or ftp://, with an optional user:password@.
+public struct TransferLocation: Sendable, Equatable {
+    public enum Scheme: String, Sendable { case http, https, ftp }
+    public var scheme: Scheme
+    public var host: String
+    public var port: Int
+    public var path: String
+    public var user: String?
+    public var password: String?
+
+    public init?(_ text: String) {
+        guard let sep = text.range(of: "://"), let s = Scheme(rawValue: text[..<sep.lowerBound].lowercased()) else { return nil }
+        scheme = s
+        var rest = String(text[sep.upperBound...])
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        var authority = String(rest[..<slash])
+        rest = String(rest[slash...])
+        path = rest.isEmpty ? "/" : rest
+        if let at = authority.lastIndex(of: "@") {
+            let cred = authority[..<at]
+            authority = String(authority[authority.index(after: at)...])
+            if let c = cred.firstIndex(of: ":") {
+                user = String(cred[..<c]).removingPercentEncoding
+                password = String(cred[cred.index(after: c)...]).removingPercentEncoding
+            } else { user = String(cred).removingPercentEncoding }
+        }
+        let defaultPort = s == .https ? 443 : s == .http ? 80 : 21
+        if let c = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+            guard let p = Int(authority[authority.index(after: c)...]), (1...65_535).contains(p) else { return nil }
+            port = p
+            host = String(authority[..<c])
+        } else {
+            port = defaultPort
+            host = authority
+        }
+        guard !host.isEmpty, !host.contains(" ") else { return nil }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    }
+
+    /// The path with `name` appended as the last segment (a location is a directory, OCPP 1.6 §6.33).
+    func path(appending name: String) -> String { path.hasSuffix("/") ? path + name : path + "/" + name }
+
+    /// The URL without its password (for logs and the journal).
+    public var display: String { "\(scheme.rawValue)://\(user.map { "\($0)@" } ?? "")\(host):\(port)\(path)" }
+}
+
+public enum FileTransfer {
+    /// Uploads `data` as `name` into the location (a directory): HTTP(S) PUT of location/name, or FTP STOR.
+    public static func upload(_ data: [UInt8], name: String, to loc: TransferLocation, ca: String?, timeout: Double) throws(TransferError) {
+        switch loc.scheme {
+        case .http, .https:
+            let (status, _, _) = try http("PUT", loc, path: loc.path(appending: name), body: data, ca: ca, timeout: timeout, maxBytes: 65_536)
+            guard (200...299).contains(status.code) else { throw TransferError("\(loc.display): PUT \(name) answered '\(status.line)'") }
+        case .ftp:
+            try ftp(loc, timeout: timeout) { (c: FTPControl) throws(TransferError) in
+                let data_ = try c.passive()
+                try c.command("STOR \(loc.path(appending: name))", expect: [125, 150])
+                do { try data_.writeAll(data) } catch { throw TransferError("\(loc.display): sending \(name): \(error)") }
+                data_.teardown()
+                try c.reply(expect: [226, 250])
+            }
+        }
+    }
+
+    /// Downloads the file at the location (HTTP(S) GET, FTP RETR), at most `maxBytes`.
+    public static func download(_ loc: TransferLocation, ca: String?, timeout: Double, maxBytes: Int) throws(TransferError) -> [UInt8] {
+        switch loc.scheme {
+        case .http, .https:
+            let (status, _, body) = try http("GET", loc, path: loc.path, body: nil, ca: ca, timeout: timeout, maxBytes: maxBytes)
+            guard (200...299).contains(status.code) else { throw TransferError("\(loc.display): GET answered '\(status.line)'") }
+            return body
+        case .ftp:
+            var out: [UInt8] = []
+            try ftp(loc, timeout: timeout) { (c: FTPControl) throws(TransferError) in
+                let d = try c.passive()
+                try c.command("RETR \(loc.path)", expect: [125, 150])
+                out = try readToEnd(d, maxBytes: maxBytes, what: "\(loc.display)")
+                try c.reply(expect: [226, 250])
+            }
+            return out
+        }
+    }
+
+    // MARK: HTTP/1.1
+
+    struct Status { var code: Int; var line: String }
+
+    static func open(_ host: String, _ port: Int, secure: Bool, ca: String?, timeout: Double, what: String) throws(TransferError) -> NetStream {
+        do { return try NetStream(host: host, port: port, secure: secure, tls: TLSFiles(ca: ca, cert: nil, key: nil), timeout: timeout, peer: what) }
+        catch { throw TransferError("\(what): \(error)") }
+    }
+
+    static func http(_ method: String, _ loc: TransferLocation, path: String, body: [UInt8]?, ca: String?, timeout: Double,
+                     maxBytes: Int) throws(TransferError) -> (Status, [String: String], [UInt8]) {
+        let s = try open(loc.host, loc.port, secure: loc.scheme == .https, ca: ca, timeout: timeout, what: loc.display)
+        defer { s.teardown() }
+        let hostHeader = loc.port == (loc.scheme == .https ? 443 : 80) ? loc.host : "\(loc.host):\(loc.port)"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: chargerd\r\nConnection: close\r\n"
+        if let u = loc.user { head += "Authorization: Basic " + Data("\(u):\(loc.password ?? "")".utf8).base64EncodedString() + "\r\n" }
+        if let body { head += "Content-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        do {
+            try s.writeAll(Array(head.utf8) + (body ?? []))
+        } catch { throw TransferError("\(loc.display): sending the request: \(error)") }
+        // The head of the answer.
+        let deadline = Date().addingTimeInterval(timeout)
+        var end: Int? = nil
+        while end == nil {
+            guard Date() < deadline else { throw TransferError("\(loc.display): no answer within \(Int(timeout)) s") }
+            do { _ = try s.fill(timeoutMs: 200) } catch { throw TransferError("\(loc.display): \(error)") }
+            guard s.inbox.count <= 65_536 else { throw TransferError("\(loc.display): the answer's head is over 64 kB") }
+            if let r = find(s.inbox, [13, 10, 13, 10]) { end = r }
+        }
+        let lines = String(decoding: s.inbox[0..<end!], as: UTF8.self).components(separatedBy: "\r\n")
+        s.inbox.removeFirst(end! + 4)
+        let first = lines.first ?? ""
+        let parts = first.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]) else {
+            throw TransferError("\(loc.display): not an HTTP answer: '\(first.prefix(80))'")
+        }
+        var headers: [String: String] = [:]
+        for l in lines.dropFirst() {
+            guard let c = l.firstIndex(of: ":") else { continue }
+            headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
+        }
+        var out: [UInt8] = []
+        if method != "HEAD" {
+            if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+                out = try dechunk(try readToEnd(s, maxBytes: maxBytes * 2 + 65_536, what: loc.display), maxBytes: maxBytes, what: loc.display)
+            } else if let n = headers["content-length"].flatMap({ Int($0) }) {
+                guard n <= maxBytes else { throw TransferError("\(loc.display): \(n) bytes, over the \(maxBytes) allowed") }
+                out = try readToEnd(s, maxBytes: n, what: loc.display, exactly: n)
+            } else {
+                out = try readToEnd(s, maxBytes: maxBytes, what: loc.display)
+            }
+        }
+        return (Status(code: code, line: first), headers, out)
+    }
+
+    static func find(_ hay: [UInt8], _ needle: [UInt8]) -> Int? {
+        guard hay.count >= needle.count else { return nil }
+        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+        return nil
+    }
+
+    /// What the stream gives until the peer closes (or `exactly` bytes), at most `maxBytes`.
+    static func readToEnd(_ s: NetStream, maxBytes: Int, what: String, exactly: Int? = nil) throws(TransferError) -> [UInt8] {
+        let deadline = Date().addingTimeInterval(600)
+        while true {
+            if let n = exactly, s.inbox.count >= n { return Array(s.inbox.prefix(n)) }
+            guard s.inbox.count <= maxBytes else { throw TransferError("\(what): over the \(maxBytes) bytes allowed") }
+            guard Date() < deadline else { throw TransferError("\(what): the transfer took over 10 min") }
+            do { _ = try s.fill(timeoutMs: 1000) } catch {
+                // The peer closed: the end of the body (unless a length said more).
+                if let n = exactly, s.inbox.count < n { throw TransferError("\(what): closed after \(s.inbox.count) of \(n) bytes") }
+                return s.inbox
+            }
+        }
+    }
+
+    static func dechunk(_ raw: [UInt8], maxBytes: Int, what: String) throws(TransferError) -> [UInt8] {
+        var out: [UInt8] = [], i = 0
+        while true {
+            guard let e = find(Array(raw[i...]), [13, 10]) else { throw TransferError("\(what): a chunked body cut short") }
+            let sizeText = String(decoding: raw[i..<(i + e)], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+            guard let n = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw TransferError("\(what): a chunk size that does not read") }
+            i += e + 2
+            if n == 0 { return out }
+            guard i + n <= raw.count else { throw TransferError("\(what): a chunked body cut short") }
+            out += raw[i..<(i + n)]
+            guard out.count <= maxBytes else { throw TransferError("\(what): over the \(maxBytes) bytes allowed") }
+            i += n + 2
+        }
+    }
+
+    // MARK: FTP (RFC 959)
+
+    final class FTPControl {
+        let s: NetStream
+        let loc: TransferLocation
+        init(_ s: NetStream, _ loc: TransferLocation) { self.s = s; self.loc = loc }
+
+        /// The next reply (a multi-line one whole): its code and text.
+        func reply(expect: [Int]) throws(TransferError) {
+            let (code, text) = try read()
+            guard expect.contains(code) else { throw TransferError("\(loc.display): the FTP server answered '\(code) \(text.prefix(120))'") }
+        }
+
+        func read() throws(TransferError) -> (Int, String) {
+            let deadline = Date().addingTimeInterval(60)
+            var first: String? = nil
+            while true {
+                while let e = FileTransfer.find(s.inbox, [13, 10]) {
+                    let line = String(decoding: s.inbox[0..<e], as: UTF8.self)
+                    s.inbox.removeFirst(e + 2)
+                    let code = line.count >= 3 ? Int(line.prefix(3)) : nil
+                    if first == nil { first = line }
+                    // "NNN text" ends a reply; "NNN-" begins a multi-line one that ends with "NNN ".
+                    if let code, line.count == 3 || line.dropFirst(3).first == " " {
+                        if first!.prefix(3) == line.prefix(3) { return (code, String(first!.dropFirst(4))) }
+                    }
+                }
+                guard Date() < deadline else { throw TransferError("\(loc.display): no FTP reply within 60 s") }
+                do { _ = try s.fill(timeoutMs: 500) } catch { throw TransferError("\(loc.display): \(error)") }
+            }
+        }
+
+        func command(_ c: String, expect: [Int]) throws(TransferError) {
+            do { try s.writeAll(Array((c + "\r\n").utf8)) } catch { throw TransferError("\(loc.display): \(error)") }
+            try reply(expect: expect)
+        }
+
+        /// PASV: the data connection, to the control connection's host (the address a server behind
+        /// NAT advertises is often not reachable) at the port it names.
+        func passive() throws(TransferError) -> NetStream {
+            do { try s.writeAll(Array("PASV\r\n".utf8)) } catch { throw TransferError("\(loc.display): \(error)") }
+            let (code, text) = try read()
+            guard code == 227, let open = text.firstIndex(of: "("), let close = text.firstIndex(of: ")") else {
+                throw TransferError("\(loc.display): PASV answered '\(code) \(text.prefix(80))'")
+            }
+            let n = text[text.index(after: open)..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard n.count == 6 else { throw TransferError("\(loc.display): PASV answer '\(text.prefix(80))' does not read") }
+            return try FileTransfer.open(loc.host, n[4] * 256 + n[5], secure: false, ca: nil, timeout: 10, what: loc.display + " (data)")
+        }
+    }
+
+    static func ftp(_ loc: TransferLocation, timeout: Double, _ body: (FTPControl) throws(TransferError) -> Void) throws(TransferError) {
+        let s = try open(loc.host, loc.port, secure: false, ca: nil, timeout: timeout, what: loc.display)
+        defer { s.teardown() }
+        let c = FTPControl(s, loc)
+        try c.reply(expect: [220])
+        do { try s.writeAll(Array("USER \(loc.user ?? "anonymous")\r\n".utf8)) } catch { throw TransferError("\(loc.display): \(error)") }
+        let (code, text) = try c.read()
+        if code == 331 { try c.command("PASS \(loc.password ?? "chargerd@")", expect: [230]) }
+        else if code != 230 { throw TransferError("\(loc.display): USER answered '\(code) \(text.prefix(80))'") }
+        try c.command("TYPE I", expect: [200])
+        try body(c)
+        try? c.command("QUIT", expect: [221])
+    }
+}
