@@ -98,7 +98,7 @@ judge late 1 "can late BMS" timeout
 # 11. The CAN link on the real board's loop (vm-gpio-sim-60kw + [[can]] on vcan0, SCHED_FIFO where the
 #     guest allows it): 10 s attached and idle, then 10 s under cangen's flood of frames through the
 #     link's filter. The loop keeps its period (every cycle run, its compute figures beside the idle ones);
-#     the flood is counted by the link, off the loop.
+#     the flood is counted by the link, off the loop; bus-off and restart error frames before it.
 if [ -f "$T/vm.toml" ]; then
     { cat "$T/vm.toml"; printf '\n[[can]]\ngun = 0\ninterface = "vcan0"\n'; } > "$T/vm-can.toml"
     loopline() { grep "^loop:" "$1" | tail -1 | sed 's/^loop: //'; }
@@ -107,11 +107,12 @@ if [ -f "$T/vm.toml" ]; then
     "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-flood.log" 2>&1 &
     rp=$!
     for i in $(seq 1 100); do grep -q "car link on vcan0" "$OUT/can-rt-flood.log" && break; sleep 0.1; done
-    sleep 2
-    timeout 6 cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1
-    # Then the controller's error frames as a CAN driver reports them (CAN_ERR_BUSOFF, then
-    # CAN_ERR_RESTARTED): counted, the state changes printed and journalled.
+    # The controller's error frames as a CAN driver reports them (CAN_ERR_BUSOFF, then
+    # CAN_ERR_RESTARTED): counted, the state changes printed and journalled (first: on a loaded host the
+    # run's 10 s may end before the flood does).
     cansend vcan0 20000040#0000000000000000; sleep 0.3; cansend vcan0 20000100#0000000000000000
+    sleep 1
+    timeout 6 cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1
     wait $rp; rc=$?
     flood=$(loopline "$OUT/can-rt-flood.log")
     unknown=$(grep -o "unknown PGN [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
