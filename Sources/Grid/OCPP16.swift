@@ -105,6 +105,15 @@ public struct GetDiagnosticsConf: Codable, Sendable, Equatable {
     public init(fileName: String?) { self.fileName = fileName }
 }
 
+/// UpdateFirmware (OCPP 1.6 §5.19, §6.67).
+public struct UpdateFirmwareReq: Codable, Sendable, Equatable {
+    public var location: String
+    public var retries: Int?
+    public var retrieveDate: String
+    public var retryInterval: Int?
+}
+public struct UpdateFirmwareConf: Codable, Sendable, Equatable { public init() {} }
+
 /// SecurityEventNotification (security whitepaper ed. 2, §4.6): the events the whitepaper lists that this
 /// charge point detects.
 public struct SecurityEventNotificationReq: Codable, Sendable, Equatable {

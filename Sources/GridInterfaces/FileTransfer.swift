@@ -59,6 +59,19 @@ public struct TransferLocation: Sendable, Equatable {
     public var display: String { "\(scheme.rawValue)://\(user.map { "\($0)@" } ?? "")\(host):\(port)\(path)" }
 }
 
+/// Runs `attempt` (given its number) until it succeeds, at most `times` times, `interval` seconds apart;
+/// the wait is cut short, and no attempt made, once `stopped` says so. True when one succeeded. For the
+/// maintenance transfers' retries and retryInterval (OCPP 1.6 §5.8, §5.19).
+func retrying(times: Int, interval: Double, stopped: () -> Bool, _ attempt: (Int) -> Bool) -> Bool {
+    for n in 1...max(1, times) {
+        if stopped() { return false }
+        if attempt(n) { return true }
+        var slept = 0.0
+        while n < times && slept < interval && !stopped() { usleep(100_000); slept += 0.1 }
+    }
+    return false
+}
+
 public enum FileTransfer {
     /// Uploads `data` as `name` into the location (a directory): HTTP(S) PUT of location/name, or FTP STOR.
     public static func upload(_ data: [UInt8], name: String, to loc: TransferLocation, ca: String?, timeout: Double) throws(TransferError) {

@@ -96,6 +96,14 @@ public final class OCPPClient: @unchecked Sendable {
     var diagnosticsThread: SideThread? = nil
     let diagnosticsEvents = Mutex<[String]>([])
     let diagnosticsRunning = Atomic<Bool>(false)
+    /// UpdateFirmware: the job (persisted), its download thread, the statuses to notify, the download's
+    /// outcome for the client thread, and whether a restart into the installed version is due.
+    var firmwareJob: FirmwareJob? = nil
+    var firmwareThread: SideThread? = nil
+    let firmwareEvents = Mutex(FirmwareStatuses())
+    let firmwareBusy = Atomic<Bool>(false)
+    let firmwareResult = Mutex<FirmwareDownload?>(nil)
+    var firmwareRestartDue = false
     /// The transaction queue's head is not sent again before this time (a CALLERROR's retry interval).
     var queueRetryAt = 0.0
     /// The clock-aligned interval the last aligned meter values belong to (station time).
@@ -135,6 +143,9 @@ public final class OCPPClient: @unchecked Sendable {
     /// How the process restarts for a Reset (set by chargerd; nil: Reset is Rejected). Called once, on the
     /// client's thread.
     public var onReset: (@Sendable (ResetType) -> Void)? = nil
+    /// How the process restarts into a firmware version just installed (set by chargerd; without it the
+    /// version waits for the next start).
+    public var onFirmwareInstalled: (@Sendable (String) -> Void)? = nil
     var idTag: [String?]
     /// Per gun: the local transaction reference while a transaction runs.
     var txRef: [Int?]
@@ -234,6 +245,7 @@ public final class OCPPClient: @unchecked Sendable {
                 hub.log("ocpp", "local authorization list version \(a.listVersion) (\(a.list.count) idTag(s)) and \(a.cache.count) cached idTag(s) restored from \(p)")
             } else { hub.log("ocpp", "local authorization in \(p) unreadable: no list, empty cache") }
         }
+        loadFirmwareJob()
         if let p = reservationsPath, let d = FileManager.default.contents(atPath: p) {
             if let r = try? JSONDecoder().decode(Reservations.self, from: d), r.held.allSatisfy({ (0..<gunCount).contains($0.gun) }) {
                 reservations = r
@@ -331,6 +343,7 @@ public final class OCPPClient: @unchecked Sendable {
         flushDeadline.store(Int64((monotonic() + flushWithin) * 1000), ordering: .releasing)
         thread.stop()
         diagnosticsThread?.stop()
+        firmwareThread?.stop()
     }
 
     // MARK: the client thread
@@ -360,6 +373,7 @@ public final class OCPPClient: @unchecked Sendable {
             }
             expireAuthorizations()
             expireReservations()
+            firmwareIfDue()
             do {
                 if let text = try ws!.receive(timeoutMs: 50) { handle(text) }
                 try sendDue()
@@ -521,9 +535,12 @@ public final class OCPPClient: @unchecked Sendable {
     var deauthorized = Set<Int>()
 
     /// The feature profiles this charge point implements (SupportedFeatureProfiles).
-    static let featureProfiles = "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+    /// FirmwareManagement only with a firmware_dir to install into (GetDiagnostics works either way).
+    var featureProfiles: String {
+        "Core" + (config.firmwareDirectory != nil ? ",FirmwareManagement" : "") + ",LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+    }
     var facts: OCPPSettings.Facts {
-        .init(connectors: gunCount, featureProfiles: Self.featureProfiles, maxStackLevel: ProfileStore.maxStackLevel,
+        .init(connectors: gunCount, featureProfiles: featureProfiles, maxStackLevel: ProfileStore.maxStackLevel,
               maxPeriods: ProfileStore.maxPeriods, maxProfiles: ProfileStore.maxProfiles, securityProfile: config.securityProfile)
     }
 
@@ -671,7 +688,9 @@ public final class OCPPClient: @unchecked Sendable {
             // Uploading while an upload runs, Idle otherwise (§4.4).
             try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: diagnosticsRunning.load(ordering: .acquiring) ? "Uploading" : "Idle"))
         case .FirmwareStatusNotification:
-            try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: "Idle"))
+            // The step an update is at, Idle when none is in hand (§4.5).
+            let busy = firmwareJob != nil || firmwareBusy.load(ordering: .acquiring)
+            try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: busy ? firmwareEvents.withLock { $0.last } : "Idle"))
         }
     }
 
@@ -804,6 +823,10 @@ public final class OCPPClient: @unchecked Sendable {
         }
         if !securityEvents.isEmpty {
             try call(ws, .SecurityEventNotification, securityEvents.removeFirst())
+            return
+        }
+        if let status = firmwareEvents.withLock({ $0.queue.isEmpty ? nil : $0.queue.removeFirst() }) {
+            try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: status))
             return
         }
         if let status = diagnosticsEvents.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {

@@ -185,6 +185,17 @@ extension OCPPClient {
             saveAuthorization()
             hub.log("ocpp", "ClearCache: \(n) cached idTag(s) cleared")
             reply(id, StatusConf(AcceptedRejected.Accepted))
+        case .UpdateFirmware:
+            guard config.firmwareDirectory != nil else {
+                return replyError(id, .NotSupported, "UpdateFirmware is not supported by this charge point (no firmware_dir in the site file)")
+            }
+            guard let r = typed(UpdateFirmwareReq.self) else { return }
+            guard let loc = TransferLocation(r.location) else {
+                return replyError(id, .PropertyConstraintViolation, "location is not an http://, https:// or ftp:// URL")
+            }
+            guard let at = Timestamp.parse(r.retrieveDate) else { return replyError(id, .TypeConstraintViolation, "retrieveDate is a dateTime") }
+            reply(id, UpdateFirmwareConf())
+            updateFirmware(r, loc, retrieveAt: at)
         case .GetDiagnostics:
             guard let r = typed(GetDiagnosticsReq.self) else { return }
             guard let loc = TransferLocation(r.location) else {
@@ -329,22 +340,17 @@ extension OCPPClient {
         diagnosticsThread = t
         let rc = t.start(stackBytes: 1 << 20) {
             let data = source(from, to)
-            var outcome = "UploadFailed"
-            for attempt in 1...attempts {
+            let uploaded = retrying(times: attempts, interval: wait, stopped: { t.stopAsked }) { attempt in
                 do {
                     try FileTransfer.upload(data, name: name, to: loc, ca: ca, timeout: 30)
                     hub.log("ocpp", "GetDiagnostics: \(name) uploaded (\(data.count) bytes, attempt \(attempt))")
-                    outcome = "Uploaded"
-                    break
+                    return true
                 } catch {
                     hub.log("ocpp", "GetDiagnostics: attempt \(attempt) of \(attempts) failed: \(error)")
+                    return false
                 }
-                // retryInterval between attempts, cut short by a stop.
-                var slept = 0.0
-                while attempt < attempts && slept < wait && !t.stopAsked { usleep(100_000); slept += 0.1 }
-                if t.stopAsked { break }
             }
-            self.diagnosticsEvents.withLock { $0.append(outcome) }
+            self.diagnosticsEvents.withLock { $0.append(uploaded ? "Uploaded" : "UploadFailed") }
             self.diagnosticsRunning.store(false, ordering: .releasing)
         }
         if rc != 0 {

@@ -55,6 +55,9 @@ public struct OCPPConfig: Sendable, Equatable {
     /// Profiles 1 and 2: the file holding the AuthorizationKey (hexadecimal, 16-20 bytes), readable by its
     /// owner only. A key the central system sets later (ChangeConfiguration) is kept in state_dir.
     public var authorizationKeyFile: String? = nil
+    /// UpdateFirmware installs into this directory (each version a file, `current` the link to the one
+    /// to run); nil: UpdateFirmware is not supported.
+    public var firmwareDirectory: String? = nil
 }
 
 /// The AuthorizationKey of OCPP 1.6's security profiles 1 and 2 (security whitepaper ed. 2, A00.FR.205):
@@ -170,7 +173,7 @@ public enum SiteLoader {
         if let o = try r.optionalTable(top, "ocpp") {
             try r.onlyKeys(o, ["url", "charge_point_id", "ca", "cert", "key", "vendor", "model", "state_dir", "meter_interval",
                                "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend", "connection_timeout",
-                               "security_profile", "authorization_key_file"])
+                               "security_profile", "authorization_key_file", "firmware_dir"])
             let url = try r.string(o, "url")
             guard let parsed = WebSocketURL(url) else { throw r.error(o, "url", "'\(url)' is not a ws:// or wss:// URL") }
             let id = try r.optionalString(o, "charge_point_id") ?? parsed.lastPathComponent
@@ -193,6 +196,7 @@ public enum SiteLoader {
             c.reconnectInterval = try r.duration(o, "reconnect_interval", default: .s(5), range: .ms(100)...(.s(3600)))
             c.callTimeout = try r.duration(o, "call_timeout", default: .s(30), range: .s(1)...(.s(600)))
             c.freeVend = try r.optionalBool(o, "free_vend") ?? false
+            c.firmwareDirectory = try r.optionalString(o, "firmware_dir")
             // The security profile: said, or what the URL and the files make it.
             c.authorizationKeyFile = try r.optionalString(o, "authorization_key_file")
             let implied = c.certFile != nil ? 3 : c.authorizationKeyFile != nil ? (parsed.secure ? 2 : 1) : 0

@@ -36,7 +36,11 @@ final class GridDesk {
         if let c = site.ocpp {
             do { ocpp = try OCPPClient(config: c, hub: hub, firmware: firmwareVersion, gunCount: board.spec.gunCount) } catch { fail("site \(site.path): \(error)") }
             ocpp?.onReset = { type in
-                resetRequested = type.rawValue
+                resetRequested = "OCPP Reset \(type.rawValue)"
+                stopRequested = true
+            }
+            ocpp?.onFirmwareInstalled = { version in
+                resetRequested = "firmware \(version) installed"
                 stopRequested = true
             }
             // GetDiagnostics uploads the journal's records of the asked window (by their wall time), as

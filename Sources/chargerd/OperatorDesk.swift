@@ -7,6 +7,8 @@ import ChargerRuntime
 import LoopContract
 import Console
 import Foundation
+import Grid
+import GridInterfaces
 import Journal
 import RealTime
 #if canImport(Glibc)
@@ -106,7 +108,7 @@ final class OperatorDesk {
 
     func shutdown(at t: Instant) {
         console?.stop()
-        ack(journal.append(JournalEntry(.shutdown(text: resetRequested.map { "OCPP Reset \($0): restart" } ?? (stopRequested ? "signal" : "run ended")), t: t.seconds)))
+        ack(journal.append(JournalEntry(.shutdown(text: resetRequested.map { "\($0): restart" } ?? (stopRequested ? "signal" : "run ended")), t: t.seconds)))
     }
 }
 
@@ -181,5 +183,31 @@ struct Passwd: ParsableCommand {
         if tty { tcsetattr(0, TCSANOW, &t); print("") }
         do { try Credentials.setPassword(path: file, user: user, password: line) } catch { fail("\(error)") }
         print("chargerd: \(user) set in \(file)")
+    }
+}
+
+/// `chargerd firmware-pack`: wraps an executable into the package UpdateFirmware installs
+/// (Grid/FirmwarePackage.swift), checked the way the charge point will check it.
+struct FirmwarePack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "firmware-pack",
+        abstract: "Make an UpdateFirmware package of a chargerd executable (head with version, size and SHA-256).")
+
+    @Option(name: .long, help: "The version the package installs (letters, digits, . - _ +).")
+    var version: String
+
+    @Option(name: .long, help: "The chargerd executable to ship.")
+    var binary: String
+
+    @Option(name: .long, help: "The package file to write.")
+    var out: String
+
+    func run() throws {
+        guard let d = FileManager.default.contents(atPath: binary) else { fail("firmware-pack: cannot read --binary \(binary)") }
+        let payload = [UInt8](d)
+        let package = FirmwarePackage.pack(version: version, payload: payload, sha256: sha256Hex(payload))
+        if case .failure(let why) = FirmwarePackage.read(package, digest: sha256Hex) { fail("firmware-pack: \(why)") }
+        guard FileManager.default.createFile(atPath: out, contents: Data(package)) else { fail("firmware-pack: cannot write --out \(out)") }
+        print("firmware-pack: \(out): version \(version), \(payload.count) bytes, sha256 \(sha256Hex(payload))")
     }
 }

@@ -25,7 +25,7 @@ struct Chargerd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chargerd",
         abstract: "DC charger controller.",
-        subcommands: [Run.self, JournalCommand.self, Passwd.self, EMSMap.self, CANDatabase.self, Unit.self, GPIOCost.self],
+        subcommands: [Run.self, JournalCommand.self, Passwd.self, EMSMap.self, CANDatabase.self, Unit.self, GPIOCost.self, FirmwarePack.self],
         defaultSubcommand: Run.self)
 }
 

@@ -1,4 +1,5 @@
 // The locations GetDiagnostics (and a firmware download) are given, read as the transfers use them.
+import Grid
 import GridInterfaces
 import Testing
 
@@ -17,6 +18,61 @@ import Testing
     @Test func refusesWhatIsNotATransferURL() {
         for bad in ["gopher://h/", "h/path", "http:///nohost", "http://h:0/", "http://h:99999/", "http://h:port/", "ftp://a b/"] {
             #expect(TransferLocation(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+/// The firmware package UpdateFirmware installs: what is damaged (download again) and what is unsuitable
+/// (never install) are told apart, and a sound one reads back.
+@Suite struct FirmwarePackageTests {
+    /// A stand-in digest for the tests (the charge point uses OpenSSL's SHA-256): a checksum in 64 hex digits.
+    static func digest(_ b: [UInt8]) -> String {
+        var h: UInt64 = 1469598103934665603
+        for x in b { h = (h ^ UInt64(x)) &* 1099511628211 }
+        let s = String(h, radix: 16)
+        return String(repeating: "0", count: 64 - s.count) + s
+    }
+    static func elf(machine: Int) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 128)
+        b[0] = 0x7F; b[1] = 0x45; b[2] = 0x4C; b[3] = 0x46
+        b[18] = UInt8(machine & 0xFF); b[19] = UInt8(machine >> 8)
+        return b
+    }
+
+    @Test func aSoundPackageReadsBack() throws {
+        let payload = Self.elf(machine: FirmwarePackage.thisMachine)
+        let bytes = FirmwarePackage.pack(version: "1.4.0-rc1", payload: payload, sha256: Self.digest(payload))
+        let p = try FirmwarePackage.read(bytes, digest: Self.digest).get()
+        #expect(p.version == "1.4.0-rc1" && p.payload == payload)
+    }
+
+    @Test func damagedAndUnsuitablePackagesAreToldApart() {
+        let payload = Self.elf(machine: FirmwarePackage.thisMachine)
+        let good = FirmwarePackage.pack(version: "2.0", payload: payload, sha256: Self.digest(payload))
+        func problem(_ b: [UInt8]) -> FirmwarePackage.Problem? {
+            if case .failure(let p) = FirmwarePackage.read(b, digest: Self.digest) { return p }
+            return nil
+        }
+        var flipped = good; flipped[flipped.count - 1] ^= 1
+        let cases: [([UInt8], String)] = [
+            (Array(good.prefix(good.count - 10)), "bytes of payload, the head says"),
+            (flipped, "SHA-256"),
+            (Array("hello".utf8), "no head"),
+            (Array("ZIP 1\nversion: 1\n\n".utf8) + payload, "does not begin with"),
+            (FirmwarePackage.pack(version: "../../etc", payload: payload, sha256: Self.digest(payload)), "no version"),
+        ]
+        for (b, why) in cases {
+            guard case .damaged(let text)? = problem(b) else { Issue.record("not damaged: \(why)"); continue }
+            #expect(text.contains(why), "\(text)")
+        }
+        let other = Self.elf(machine: FirmwarePackage.thisMachine == 62 ? 183 : 62)
+        guard case .unsuitable(let t)? = problem(FirmwarePackage.pack(version: "2.0", payload: other, sha256: Self.digest(other))) else {
+            Issue.record("another machine's executable accepted"); return
+        }
+        #expect(t.contains("ELF machine"))
+        let text = Array(repeating: UInt8(65), count: 100)
+        guard case .unsuitable? = problem(FirmwarePackage.pack(version: "2.0", payload: text, sha256: Self.digest(text))) else {
+            Issue.record("a text file accepted as an executable"); return
         }
     }
 }

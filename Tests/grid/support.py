@@ -31,12 +31,12 @@ def register_map():
 class Chargerd:
     """chargerd in the background; `lines` collects its standard output and error."""
 
-    def __init__(self, site_text, *args, board="sim-60kw", tmp=None, stdin=False):
+    def __init__(self, site_text, *args, board="sim-60kw", tmp=None, stdin=False, binary=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="grid-")
         self.site = os.path.join(self.tmp, "site.toml")
         with open(self.site, "w") as f:
             f.write(site_text)
-        cmd = [BIN, "--board", os.path.join(ROOT, "Boards", f"{board}.toml"), "--site", self.site, *args]
+        cmd = [binary or BIN, "--board", os.path.join(ROOT, "Boards", f"{board}.toml"), "--site", self.site, *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      text=True, bufsize=1)
         self.lines = []

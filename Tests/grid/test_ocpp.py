@@ -511,6 +511,93 @@ class OCPP(unittest.TestCase):
         self.assertEqual((answer[0], answer[2]), (4, "PropertyConstraintViolation"), answer)
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
+    def test_update_firmware(self):
+        """UpdateFirmware (OCPP 1.6 5.19): a package made by `chargerd firmware-pack` downloaded over HTTP at
+        the retrieve date, installed only once the running session has ended (the `current` link turned
+        to it, `previous` kept), the controller restarting into it (exit 5) and saying Installed from the
+        new executable; a damaged download (tried 1 + retries times) DownloadFailed and a package for
+        another machine InstallationFailed, both leaving `current` as it was; FirmwareManagement listed."""
+        import http.server
+        import functools
+        import hashlib
+        import threading
+        chargerd_bin = os.path.join(ROOT_DIR, ".build", "release", "chargerd")
+        www = os.path.join(self.tmp, "www")
+        fw = os.path.join(self.tmp, "fw")
+        os.makedirs(www)
+        os.makedirs(fw)
+        subprocess.run([chargerd_bin, "firmware-pack", "--version", "9.9.9-test", "--binary", chargerd_bin,
+                        "--out", os.path.join(www, "good.pkg")], check=True, capture_output=True)
+        with open(os.path.join(www, "good.pkg"), "rb") as f:
+            good = f.read()
+        with open(os.path.join(www, "damaged.pkg"), "wb") as f:       # cut short: the SHA-256 fails
+            f.write(good[:len(good) // 2])
+        arm = bytearray(b"\x7fELF" + bytes(60))
+        arm[18] = 183                                                  # an AArch64 executable's e_machine
+        head = f"CHARGERD-FIRMWARE 1\nversion: 9.9.9-arm\nsize: {len(arm)}\nsha256: {hashlib.sha256(arm).hexdigest()}\n\n".encode()
+        with open(os.path.join(www, "arm.pkg"), "wb") as f:
+            f.write(head + bytes(arm))
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=www))
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.shutdown)
+        base = f"http://127.0.0.1:{web.server_address[1]}"
+        os.symlink("chargerd-1.0", os.path.join(fw, "current"))         # the version "running" now
+
+        cs = self.cs()
+        text = site(cs.port, self.state, extra=f'firmware_dir = "{fw}"')
+        c = self.chargerd(text, "--speed", "1", "--car", BIG_CAR, "--id-tag", "TAG-OK")
+        start = cs.wait_for("StartTransaction", timeout=20)
+        profiles = cs.call(call.GetConfiguration(key=["SupportedFeatureProfiles"])).configuration_key[0]["value"]
+        self.assertIn("FirmwareManagement", profiles.split(","))
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        def statuses(after):
+            return [p["status"] for t, a, p in cs.messages("FirmwareStatusNotification") if t >= after]
+        def until(after, last, timeout=30):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if last in statuses(after):
+                    return statuses(after)
+                time.sleep(0.1)
+            self.fail(f"no {last}: {statuses(after)}\n" + c.output()[-2000:])
+        t0 = time.monotonic()
+        cs.call(call.UpdateFirmware(location=base + "/damaged.pkg", retrieve_date=now, retries=1, retry_interval=1))
+        self.assertEqual(until(t0, "DownloadFailed"), ["Downloading", "DownloadFailed"])
+        c.wait_line(r"firmware download attempt 2 of 2 failed: damaged package: \d+ bytes of payload, the head says", timeout=5)
+        t1 = time.monotonic()
+        cs.call(call.UpdateFirmware(location=base + "/arm.pkg", retrieve_date=now))
+        self.assertEqual(until(t1, "InstallationFailed"), ["Downloading", "Downloaded", "InstallationFailed"])
+        self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-1.0")
+        self.assertFalse(os.path.exists(os.path.join(fw, "chargerd-9.9.9-arm")))
+        # The good one: downloaded now, installed only once the session has ended.
+        t2 = time.monotonic()
+        cs.call(call.UpdateFirmware(location=base + "/good.pkg", retrieve_date=now))
+        self.assertEqual(until(t2, "Downloaded", timeout=60), ["Downloading", "Downloaded"])
+        time.sleep(3)
+        self.assertEqual(statuses(t2), ["Downloading", "Downloaded"], "nothing installed while charging")
+        self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-1.0")
+        cs.call(call.RemoteStopTransaction(transaction_id=start["transaction_id"]))
+        self.assertEqual(until(t2, "Installing", timeout=60), ["Downloading", "Downloaded", "Installing"])
+        c.proc.wait(timeout=30)
+        self.assertEqual(c.proc.returncode, 5, c.output()[-2000:])
+        self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-9.9.9-test")
+        self.assertEqual(os.readlink(os.path.join(fw, "previous")), "chargerd-1.0")
+        installed = os.path.join(fw, "chargerd-9.9.9-test")
+        self.assertTrue(os.access(installed, os.X_OK))
+        with open(installed, "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), good.split(b"sha256: ")[1][:64].decode())
+        # Started again as the service would, from `current`: Installed.
+        t3 = time.monotonic()
+        c2 = Chargerd(text, "--status-interval", "1", "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s",
+                      tmp=self.tmp, binary=os.path.join(fw, "current"))
+        self.addCleanup(c2.stop)
+        cs.wait_for("BootNotification", timeout=15, after=t3)
+        self.assertEqual(until(t3, "Installed"), ["Installed"])
+        self.assertEqual(c2.stop(), 0, c2.output()[-2000:])
+        self.assertFalse(os.path.exists(os.path.join(self.state, "firmware.json")))
+
     def test_unlock_connector(self):
         """UnlockConnector (OCPP 1.6 5.18): on a charging gun the transaction stops first (StopTransaction,
         reason UnlockCommand) and the answer, Unlocked, comes once the lock feedback says open (the core

@@ -1,0 +1,227 @@
+// UpdateFirmware (OCPP 1.6 §5.19, §4.5): at the retrieve date the package is downloaded (1 + retries
+// attempts, retryInterval apart) and checked (Grid/FirmwarePackage.swift) on a side thread; the payload
+// is written beside the running versions in the site's firmware_dir; it is installed only while no
+// session runs (the `current` link turned to it atomically, `previous` kept), and then the controller
+// restarts (exit 5, as for a Reset) into it. FirmwareStatusNotification says each step: Downloading,
+// Downloaded or DownloadFailed, Installing, Installed (after the restart) or InstallationFailed. A bad
+// download or a failed install leaves `current` as it was.
+import ChargerCore
+import COpenSSL
+import Foundation
+import Grid
+import RealTime
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The update in hand, as stored in state_dir/firmware.json (it outlives the restart it asks for).
+struct FirmwareJob: Codable, Equatable {
+    var location: String
+    /// Station time (epoch ms) of the retrieve date.
+    var retrieveAt: Int64
+    var retries: Int
+    var retryInterval: Int
+    /// waiting, downloaded (file and version set), installed (reported after the restart).
+    var stage: String
+    var version: String? = nil
+    var file: String? = nil
+}
+
+/// FirmwareStatusNotifications not sent yet, and the latest status.
+struct FirmwareStatuses: Sendable { var queue: [String] = []; var last = "Idle" }
+
+/// What the download thread ended with.
+enum FirmwareDownload: Sendable {
+    case downloaded(version: String, file: String)
+    case failed(String)
+}
+
+/// Lower-case hex SHA-256 (OpenSSL).
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    var d = [UInt8](repeating: 0, count: 32)
+    bytes.withUnsafeBufferPointer { _ = SHA256($0.baseAddress, $0.count, &d) }
+    return d.map { String(format: "%02x", $0) }.joined()
+}
+
+extension OCPPClient {
+    var firmwarePath: String? { config.stateDirectory.map { $0 + "/firmware.json" } }
+
+    func saveFirmwareJob() {
+        guard let p = firmwarePath else { return }
+        if let job = firmwareJob, let d = try? JSONEncoder().encode(job) { Self.writeDurably(d, to: p) } else { unlink(p) }
+    }
+
+    func loadFirmwareJob() {
+        guard let p = firmwarePath, let d = FileManager.default.contents(atPath: p) else { return }
+        guard let job = try? JSONDecoder().decode(FirmwareJob.self, from: d) else {
+            hub.log("ocpp", "firmware update in \(p) unreadable: dropped")
+            unlink(p)
+            return
+        }
+        if job.stage == "installed" {
+            // The restart it asked for: Installed goes out once online.
+            firmwareStatus("Installed", "firmware \(job.version ?? "?") installed; running \(firmware)")
+            firmwareJob = nil
+            saveFirmwareJob()
+        } else {
+            firmwareJob = job
+            hub.log("ocpp", "firmware update from \(TransferLocation(job.location)?.display ?? "?") restored (\(job.stage))")
+        }
+    }
+
+    /// A FirmwareStatusNotification to send (any thread).
+    func firmwareStatus(_ s: String, _ log: String) {
+        firmwareEvents.withLock { $0.queue.append(s); $0.last = s }
+        hub.log("ocpp", "firmware: \(s): \(log)")
+    }
+
+    /// UpdateFirmware: the job is kept (a pending one replaced) and answered at once; nothing happens
+    /// before the retrieve date.
+    func updateFirmware(_ r: UpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64) {
+        guard !firmwareBusy.load(ordering: .acquiring) else {
+            hub.log("ocpp", "UpdateFirmware from \(loc.display): a download is running; this one is ignored")
+            return
+        }
+        if let old = firmwareJob?.file { unlink(old) }
+        firmwareJob = FirmwareJob(location: r.location, retrieveAt: retrieveAt, retries: max(0, r.retries ?? 0),
+                                  retryInterval: max(0, r.retryInterval ?? 0), stage: "waiting")
+        saveFirmwareJob()
+        hub.log("ocpp", "UpdateFirmware from \(loc.display) at \(Timestamp.format(retrieveAt))")
+    }
+
+    /// Each turn of the client's loop: the download started at the retrieve date, its outcome taken, the
+    /// install done once no session runs, and the restart asked once the statuses are out.
+    func firmwareIfDue() {
+        if let result = firmwareResult.withLock({ r -> FirmwareDownload? in defer { r = nil }; return r }) {
+            switch result {
+            case .downloaded(let version, let file):
+                firmwareJob?.stage = "downloaded"; firmwareJob?.version = version; firmwareJob?.file = file
+            case .failed:
+                firmwareJob = nil
+            }
+            saveFirmwareJob()
+        }
+        guard let job = firmwareJob, let dir = config.firmwareDirectory else { return }
+        if job.stage == "waiting" && stationMillis >= job.retrieveAt && !firmwareBusy.load(ordering: .acquiring) {
+            startFirmwareDownload(job, dir: dir)
+        }
+        if job.stage == "downloaded" && txRef.allSatisfy({ $0 == nil }) && phase.allSatisfy({ $0 == .unplugged || $0 == .faulted }) {
+            installFirmware(job, dir: dir)
+        }
+        if firmwareRestartDue && (firmwareEvents.withLock { $0.queue.isEmpty } || !online) && pending == nil && !resetFired {
+            firmwareRestartDue = false
+            resetFired = true
+            let v = firmwareJob?.version ?? "?"
+            hub.log("ocpp", "firmware \(v) installed: restarting the controller into it")
+            onFirmwareInstalled?(v)
+        }
+    }
+
+    func startFirmwareDownload(_ job: FirmwareJob, dir: String) {
+        guard let loc = TransferLocation(job.location) else { firmwareJob = nil; saveFirmwareJob(); return }
+        firmwareBusy.store(true, ordering: .releasing)
+        firmwareStatus("Downloading", "from \(loc.display), \(1 + job.retries) attempt(s)")
+        let ca = config.caFile, hub = hub
+        let t = SideThread()
+        firmwareThread?.stop()
+        firmwareThread = t
+        let rc = t.start(stackBytes: 1 << 20) {
+            var outcome = FirmwareDownload.failed("stopped before an attempt")
+            var unsuitable = false
+            _ = retrying(times: 1 + job.retries, interval: Double(job.retryInterval), stopped: { t.stopAsked }) { attempt in
+                do {
+                    let bytes = try FileTransfer.download(loc, ca: ca, timeout: 60, maxBytes: FirmwarePackage.maxBytes)
+                    switch FirmwarePackage.read(bytes, digest: sha256Hex) {
+                    case .success(let p):
+                        let file = dir + "/chargerd-" + p.version
+                        if let why = Self.writeExecutable(p.payload, to: file) { outcome = .failed("cannot write \(file): \(why)") }
+                        else { outcome = .downloaded(version: p.version, file: file); return true }
+                    case .failure(.unsuitable(let why)):
+                        // Intact, but this board cannot run it: no use downloading again.
+                        outcome = .failed(why)
+                        unsuitable = true
+                        return true
+                    case .failure(let why):
+                        outcome = .failed("\(why)")
+                    }
+                } catch {
+                    outcome = .failed("\(error)")
+                }
+                if case .failed(let why) = outcome { hub.log("ocpp", "firmware download attempt \(attempt) of \(1 + job.retries) failed: \(why)") }
+                return false
+            }
+            switch unsuitable ? nil : outcome {
+            case nil:
+                self.firmwareStatus("Downloaded", "intact, but not for this board")
+                if case .failed(let why) = outcome { self.firmwareStatus("InstallationFailed", why) }
+            case .downloaded(let v, let f): self.firmwareStatus("Downloaded", "version \(v) in \(f)")
+            case .failed(let why): self.firmwareStatus("DownloadFailed", why)
+            }
+            self.firmwareResult.withLock { $0 = outcome }
+            self.firmwareBusy.store(false, ordering: .releasing)
+        }
+        if rc != 0 {
+            firmwareBusy.store(false, ordering: .releasing)
+            firmwareStatus("DownloadFailed", "cannot start the download's thread (errno \(rc))")
+            firmwareJob = nil
+            saveFirmwareJob()
+        }
+    }
+
+    /// Writes an executable durably (0755, fsync); nil, or why it could not.
+    static func writeExecutable(_ bytes: [UInt8], to path: String) -> String? {
+        let tmp = path + ".part"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o755)
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
+            if n <= 0 { let e = errno; close(fd); unlink(tmp); return String(cString: strerror(e)) }
+            off += n
+        }
+        guard fsync(fd) == 0 else { let e = errno; close(fd); unlink(tmp); return String(cString: strerror(e)) }
+        close(fd)
+        guard rename(tmp, path) == 0 else { let e = errno; unlink(tmp); return String(cString: strerror(e)) }
+        return nil
+    }
+
+    /// Installs: the downloaded file checked once more (still there, executable), `previous` set to what
+    /// `current` named, then `current` turned to the new file by a rename (never missing, never half).
+    func installFirmware(_ job: FirmwareJob, dir: String) {
+        guard let file = job.file, let version = job.version else { firmwareJob = nil; saveFirmwareJob(); return }
+        firmwareStatus("Installing", "version \(version)")
+        let name = String(file.split(separator: "/").last ?? "")
+        let current = dir + "/current", previous = dir + "/previous", tmp = dir + "/current.new"
+        var why: String? = nil
+        if access(file, X_OK) != 0 { why = "\(file) is gone or not executable" }
+        if why == nil {
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = buf.withUnsafeMutableBufferPointer { b in b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink(current, $0, b.count - 1) } }
+            if n > 0 {
+                unlink(previous + ".new")
+                if symlink(String(decoding: buf.prefix(n), as: UTF8.self), previous + ".new") != 0 || rename(previous + ".new", previous) != 0 {
+                    why = "cannot keep the previous version's link: \(String(cString: strerror(errno)))"
+                }
+            }
+        }
+        if why == nil {
+            unlink(tmp)
+            if symlink(name, tmp) != 0 || rename(tmp, current) != 0 { why = "cannot turn \(current) to \(name): \(String(cString: strerror(errno)))" }
+        }
+        if why == nil {
+            let dfd = open(dir, O_RDONLY | O_DIRECTORY)
+            if dfd >= 0 { fsync(dfd); close(dfd) }
+        }
+        if let why {
+            firmwareStatus("InstallationFailed", why)
+            unlink(file)
+            firmwareJob = nil
+        } else {
+            hub.log("ocpp", "firmware \(version) installed in \(dir) (current -> \(name)); the controller restarts into it")
+            firmwareJob?.stage = "installed"
+            firmwareRestartDue = true
+        }
+        saveFirmwareJob()
+    }
+}
