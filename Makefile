@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps kernel-deps build run test test-swift test-cli test-wire test-console test-grid test-hil test-kernel test-deb deb deb-deps hil fuzz powerloss bench bench-session clean
+.PHONY: deps kernel-deps build run test test-swift test-cli test-wire test-console test-grid test-hil test-kernel test-deb deb deb-deps hil fuzz powerloss bench bench-ocpp bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.2 or newer is required: Package.swift is tools-version 6.2)"; exit 1; }
@@ -162,6 +162,10 @@ bench: deps
 	.build/release/charger-bench --chargerd .build/release/chargerd --write BENCHMARKS.md
 
 # The quick speed check: section 5 of `make bench` alone (whole sessions in virtual time per board).
+# The real-time loop's figures while an OCPP central system floods the charge point (HIL/bench/ocpp_flood.py).
+bench-ocpp: build
+	python3 HIL/bench/ocpp_flood.py --seconds 20
+
 bench-session: deps
 	$(SWIFT) build -c release --product charger-bench
 	.build/release/charger-bench --only 5

@@ -7,9 +7,10 @@ import ChargerCore
 /// counted and said with the next record of its kind, or, once the kind falls quiet, in a summary that
 /// carries the last record held back: the last setpoint written is always journalled.
 public struct GridLogLimiter: Sendable {
-    /// The kinds a peer can produce at its own rate; the EMS fail-safe machine's events and OCPP's are
-    /// rare by construction and always pass.
-    public static let limitedKinds: Set<String> = ["ems-write", "ems-refused", "ems-client"]
+    /// The kinds a peer can produce at its own rate (an EMS's writes and refusals, its connections, the
+    /// central system's malformed or refused calls); the EMS fail-safe machine's events and OCPP's others
+    /// are rare by construction and always pass.
+    public static let limitedKinds: Set<String> = ["ems-write", "ems-refused", "ems-client", "ocpp-refused"]
     /// Records of one kind let through at once before the rate applies.
     public var burst: Int
     /// One more record of the kind after each interval.

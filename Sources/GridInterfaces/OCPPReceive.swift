@@ -13,10 +13,10 @@ extension OCPPClient {
         switch OCPPFrame.parse(text) {
         case .failure(let m):
             if let id = m.callId {
-                hub.log("ocpp", "malformed CALL \(id) from the central system answered FormationViolation: \(m.why)")
+                hub.log("ocpp-refused", "malformed CALL \(id) from the central system answered FormationViolation: \(m.why)")
                 replyError(id, .FormationViolation, m.why)
             } else {
-                hub.log("ocpp", "malformed message from the central system ignored (\(m.why)): \(text.prefix(120))")
+                hub.log("ocpp-refused", "malformed message from the central system ignored (\(m.why)): \(text.prefix(120))")
             }
         case .success(.call(let id, let action, let payload)):
             incoming(id, action, payload)
@@ -155,7 +155,7 @@ extension OCPPClient {
         func typed<T: Decodable>(_ type: T.Type) -> T? {
             do { return try payload.decode(T.self) } catch {
                 let (code, why) = CallErrorCode.of(error)
-                hub.log("ocpp", "\(name) answered \(code.rawValue): \(why)")
+                hub.log("ocpp-refused", "\(name) answered \(code.rawValue): \(why)")
                 replyError(id, code, why)
                 return nil
             }

@@ -668,6 +668,11 @@ class OCPP(unittest.TestCase):
             ('[2,"raw-21","DataTransfer",{"vendorId":"' + "v" * 300 + '"}]', "PropertyConstraintViolation", "CiString255"),
             ('[2,"raw-22","DataTransfer",{"messageId":"x"}]', "OccurenceConstraintViolation", "vendorId is required"),
         ]
+        # Frames that cannot be answered are dropped with a line in the log (the first ten of a burst: the
+        # refusals are rate-limited in the journal), and the link goes on.
+        for junk in ["not json", '{"a":1}', '[5,"raw-11","Reset",{}]', '[2,7,"Reset",{}]']:
+            cs.send_raw(junk)
+        c.wait_line(r"malformed message from the central system ignored \(message type 5", timeout=10)
         for frame, code, words in cases:
             cs.send_raw(frame)
         for frame, code, words in cases:
@@ -678,10 +683,6 @@ class OCPP(unittest.TestCase):
             self.assertEqual(answer[2], code, f"{frame} -> {answer}")
             self.assertIn(words, answer[3], answer)
             self.assertEqual(answer[4], {}, answer)
-        # Frames that cannot be answered are dropped with a line in the log, and the link goes on.
-        for junk in ["not json", '{"a":1}', '[5,"raw-11","Reset",{}]', '[2,7,"Reset",{}]']:
-            cs.send_raw(junk)
-        c.wait_line(r"malformed message from the central system ignored \(message type 5", timeout=10)
         self.assertEqual(cs.call(call.ChangeAvailability(connector_id=1, type="Operative")).status, "Accepted")
         self.assertIsNone(cs.raw_answer("raw-11", timeout=1))
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
