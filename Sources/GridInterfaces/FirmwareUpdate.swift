@@ -106,6 +106,8 @@ extension OCPPClient {
         if job.stage == "waiting" && stationMillis >= job.retrieveAt && !firmwareBusy.load(ordering: .acquiring) {
             startFirmwareDownload(job, dir: dir)
         }
+        // No transaction and no car on any gun (a faulted gun does not hold the update back: its
+        // outputs are safe, and the fix for its fault may be this very version).
         if job.stage == "downloaded" && txRef.allSatisfy({ $0 == nil }) && phase.allSatisfy({ $0 == .unplugged || $0 == .faulted }) {
             installFirmware(job, dir: dir)
         }

@@ -32,10 +32,9 @@ extension OCPPClient {
         }
     }
 
-    /// A transaction message the central system refuses is not sent again forever (§4.10: after the
-    /// retries it is dropped); it is logged.
-    /// A queued one is sent again after TransactionMessageRetryInterval times the attempts made, at most
-    /// TransactionMessageAttempts times in all (§4.10; the queue's order kept).
+    /// A transaction message the central system refuses is sent again after TransactionMessageRetryInterval
+    /// times the attempts made, at most TransactionMessageAttempts times in all, then dropped and logged
+    /// (§4.10; the queue's order kept).
     func refused(_ p: PendingCall) {
         guard let q = p.queued, let i = queue.messages.firstIndex(where: { $0.seq == q }) else { return }
         let attempts = (queue.messages[i].attempts ?? 0) + 1
@@ -482,16 +481,16 @@ extension OCPPClient {
     func changeConfiguration(_ r: ChangeConfigurationReq) -> StatusConf<ConfigurationStatus> {
         if r.key == "AuthorizationKey" { return StatusConf(changeAuthorizationKey(r.value)) }
         guard let key = OCPPSettings.keys.first(where: { $0.name == r.key }) else {
-            hub.log("ocpp", "ChangeConfiguration \(r.key.prefix(60)): no such key (NotSupported)")
+            hub.log("ocpp-refused", "ChangeConfiguration \(r.key.prefix(60)): no such key (NotSupported)")
             return StatusConf(.NotSupported)
         }
         guard key.writable else {
-            hub.log("ocpp", "ChangeConfiguration \(r.key): read-only (Rejected)")
+            hub.log("ocpp-refused", "ChangeConfiguration \(r.key): read-only (Rejected)")
             return StatusConf(.Rejected)
         }
         switch settings.set(r.key, r.value, connectors: gunCount) {
         case .failure(let why):
-            hub.log("ocpp", "ChangeConfiguration rejected: \(why)")
+            hub.log("ocpp-refused", "ChangeConfiguration rejected: \(why)")
             return StatusConf(.Rejected)
         case .success:
             saveConfiguration()

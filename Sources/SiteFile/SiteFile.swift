@@ -211,7 +211,6 @@ public enum SiteLoader {
                 guard parsed.secure == (c.securityProfile == 2) else {
                     throw r.error(o, "url", "security profile \(c.securityProfile) is HTTP Basic over \(c.securityProfile == 2 ? "wss://" : "ws://")")
                 }
-                if c.securityProfile == 2 && c.caFile == nil { throw r.error(o, "ca", "security profile 2 verifies the central system: give its CA") }
             case 3:
                 guard parsed.secure, c.certFile != nil else { throw r.error(o, "cert", "security profile 3 is a client certificate over wss://") }
             default: throw r.error(o, "security_profile", "\(c.securityProfile) is not 0, 1, 2 or 3")

@@ -96,6 +96,8 @@ connection_timeout = "90 s"
         }
         let ok = try SiteLoader.parse(site("authorization_key_file = \"\(dir)/good\""), file: "site.toml", board: board)
         #expect(ok.ocpp?.securityProfile == 1)
+        let two = try SiteLoader.parse(site("authorization_key_file = \"\(dir)/good\"", url: "wss://127.0.0.1:9000/CP001"), file: "site.toml", board: board)
+        #expect(two.ocpp?.securityProfile == 2)
         #expect(try AuthorizationKey.bytes("00112233445566778899aabbccddeeff\n").get().count == 16)
         let cases: [(String, String, String, String)] = [
             ("authorization_key_file = \"\(dir)/open\"", "ws://127.0.0.1:9000/CP001", "ocpp.authorization_key_file", "readable by others (mode 644)"),
@@ -104,7 +106,6 @@ connection_timeout = "90 s"
             ("security_profile = 1", "ws://127.0.0.1:9000/CP001", "ocpp.authorization_key_file", "needs the AuthorizationKey"),
             ("security_profile = 2\nauthorization_key_file = \"\(dir)/good\"", "ws://127.0.0.1:9000/CP001", "ocpp.url", "wss://"),
             ("security_profile = 1\nauthorization_key_file = \"\(dir)/good\"", "wss://127.0.0.1:9000/CP001", "ocpp.url", "ws://"),
-            ("authorization_key_file = \"\(dir)/good\"", "wss://127.0.0.1:9000/CP001", "ocpp.ca", "give its CA"),
             ("security_profile = 3", "wss://127.0.0.1:9000/CP001", "ocpp.cert", "client certificate"),
             ("security_profile = 4", "ws://127.0.0.1:9000/CP001", "ocpp.security_profile", "not 0, 1, 2 or 3"),
             ("security_profile = 0\nauthorization_key_file = \"\(dir)/good\"", "ws://127.0.0.1:9000/CP001", "ocpp.security_profile", "sends no credentials"),
