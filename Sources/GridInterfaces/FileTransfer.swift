@@ -165,9 +165,14 @@ public enum FileTransfer {
         return (Status(code: code, line: first), headers, out)
     }
 
-    static func find(_ hay: [UInt8], _ needle: [UInt8]) -> Int? {
-        guard hay.count >= needle.count else { return nil }
-        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+    /// Where `needle` first starts in `hay` at or after `from` (no copy: a 20 MB chunked body is searched
+    /// chunk by chunk).
+    static func find(_ hay: [UInt8], _ needle: [UInt8], from: Int = 0) -> Int? {
+        guard !needle.isEmpty, hay.count >= needle.count, from <= hay.count - needle.count else { return nil }
+        outer: for i in from...(hay.count - needle.count) {
+            for j in 0..<needle.count where hay[i + j] != needle[j] { continue outer }
+            return i
+        }
         return nil
     }
 
@@ -186,13 +191,14 @@ public enum FileTransfer {
         }
     }
 
-    static func dechunk(_ raw: [UInt8], maxBytes: Int, what: String) throws(TransferError) -> [UInt8] {
+    /// A chunked body (RFC 9112 §7.1) made whole; at most `maxBytes`.
+    public static func dechunk(_ raw: [UInt8], maxBytes: Int, what: String) throws(TransferError) -> [UInt8] {
         var out: [UInt8] = [], i = 0
         while true {
-            guard let e = find(Array(raw[i...]), [13, 10]) else { throw TransferError("\(what): a chunked body cut short") }
-            let sizeText = String(decoding: raw[i..<(i + e)], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
-            guard let n = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw TransferError("\(what): a chunk size that does not read") }
-            i += e + 2
+            guard let e = find(raw, [13, 10], from: i) else { throw TransferError("\(what): a chunked body cut short") }
+            let sizeText = String(decoding: raw[i..<e], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+            guard let n = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), n >= 0 else { throw TransferError("\(what): a chunk size that does not read") }
+            i = e + 2
             if n == 0 { return out }
             guard i + n <= raw.count else { throw TransferError("\(what): a chunked body cut short") }
             out += raw[i..<(i + n)]

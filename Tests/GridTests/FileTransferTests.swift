@@ -76,3 +76,18 @@ import Testing
         }
     }
 }
+
+@Suite struct ChunkedBodyTests {
+    @Test func chunksAreJoinedAndBadOnesRefused() throws {
+        let raw = Array("4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n".utf8)
+        #expect(String(decoding: try FileTransfer.dechunk(raw, maxBytes: 100, what: "t"), as: UTF8.self) == "Wikipedia in\r\n\r\nchunks.")
+        #expect(throws: TransferError.self) { try FileTransfer.dechunk(Array("4\r\nWi".utf8), maxBytes: 100, what: "t") }
+        #expect(throws: TransferError.self) { try FileTransfer.dechunk(Array("zz\r\nWiki\r\n0\r\n\r\n".utf8), maxBytes: 100, what: "t") }
+        #expect(throws: TransferError.self) { try FileTransfer.dechunk(raw, maxBytes: 8, what: "t") }
+        // A large body in many chunks (the search does not copy what is left at each chunk).
+        var big: [UInt8] = []
+        for _ in 0..<20_000 { big += Array("400\r\n".utf8) + [UInt8](repeating: 65, count: 1024) + [13, 10] }
+        big += Array("0\r\n\r\n".utf8)
+        #expect(try FileTransfer.dechunk(big, maxBytes: 64 << 20, what: "t").count == 20_000 * 1024)
+    }
+}
