@@ -314,10 +314,3 @@ public func currentResidentKB() -> Int { rt_current_rss_kb() }
 /// CPUs this process may use.
 public func availableCPUs() -> Int { Int(rt_cpu_count()) }
 
-/// Starts a plain thread (not real-time) running `entry(context)`: for the runtime's side threads
-/// (Modbus pollers, samplers). 0 or errno.
-public func rtThreadStart(entry: @convention(c) (UnsafeMutableRawPointer?) -> Void, context: UnsafeMutableRawPointer,
-                          stackBytes: Int, handle: inout UInt64) -> Int32 {
-    rt_thread_start(entry, context, stackBytes, &handle)
-}
-public func rtThreadJoin(_ handle: UInt64) -> Int32 { rt_thread_join(handle) }
