@@ -23,7 +23,7 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@python3 -c "import pymodbus, serial, pexpect, ocpp, websockets, cantools, can, pyftpdlib" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial, pexpect, ocpp, websockets, cantools, python-can, pyftpdlib)"; \
+	@python3 -c "import pymodbus, serial, pexpect, ocpp, websockets, cantools, can, pyftpdlib, cryptography" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial, pexpect, ocpp, websockets, cantools, python-can, pyftpdlib, cryptography)"; \
 	  python3 -m pip install -q -r HIL/peers/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r HIL/peers/requirements.txt; }
 
 build: deps

@@ -405,24 +405,28 @@ public struct GetConfigurationConf: Codable, Sendable, Equatable {
 
 // MARK: remote trigger (OCPP 1.6 §5.17)
 
-/// The messages a central system may trigger.
+/// The messages a central system may trigger: TriggerMessage's six, and the two only
+/// ExtendedTriggerMessage (security whitepaper) asks for.
 public enum MessageTrigger: String, Codable, Sendable, CaseIterable {
     case BootNotification, DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, MeterValues, StatusNotification
+    case LogStatusNotification, SignChargePointCertificate
 }
 public struct TriggerMessageReq: Codable, Sendable, Equatable {
     public var requestedMessage: MessageTrigger
     public var connectorId: Int?
+    public init(requestedMessage: MessageTrigger, connectorId: Int?) { self.requestedMessage = requestedMessage; self.connectorId = connectorId }
 }
 public enum TriggerMessageStatus: String, Codable, Sendable { case Accepted, Rejected, NotImplemented }
-/// DiagnosticsStatusNotification and FirmwareStatusNotification as a trigger sends them: no upload or
-/// update is under way, so Idle (§6.18, §6.26).
+/// DiagnosticsStatusNotification (§6.18) and FirmwareStatusNotification (§6.26; FirmwareStatus is in
+/// OCPPSecurity.swift with the signed update's steps).
+public enum DiagnosticsStatus: String, Codable, Sendable { case Idle, Uploaded, UploadFailed, Uploading }
 public struct DiagnosticsStatusNotificationReq: Codable, Sendable, Equatable {
-    public var status: String
-    public init(status: String) { self.status = status }
+    public var status: DiagnosticsStatus
+    public init(status: DiagnosticsStatus) { self.status = status }
 }
 public struct FirmwareStatusNotificationReq: Codable, Sendable, Equatable {
-    public var status: String
-    public init(status: String) { self.status = status }
+    public var status: FirmwareStatus
+    public init(status: FirmwareStatus) { self.status = status }
 }
 
 // MARK: Reset (OCPP 1.6 §5.14)

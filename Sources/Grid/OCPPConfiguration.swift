@@ -79,6 +79,8 @@ public struct OCPPSettings: Sendable, Equatable {
     public var transactionMessageRetryInterval = 60
     public var resetRetries = 1
     public var connectorPhaseRotation = "0.NotApplicable"
+    /// The security extension's CpoName: the organizationName of the charge point certificate's CSR.
+    public var cpoName = ""
 
     public init(heartbeatInterval: Int, meterValueSampleInterval: Int, connectionTimeOut: Int) {
         self.heartbeatInterval = heartbeatInterval
@@ -116,7 +118,8 @@ public struct OCPPSettings: Sendable, Equatable {
         // Reservation
         ("ReserveConnectorZeroSupported", false),
         // The security extension: the key is write-only (GetConfiguration lists it without its value)
-        ("AuthorizationKey", true), ("SecurityProfile", false),
+        ("AdditionalRootCertificateCheck", false), ("AuthorizationKey", true), ("CertificateSignedMaxChainSize", false),
+        ("CertificateStoreMaxLength", false), ("CpoName", true), ("SecurityProfile", false),
         // SmartCharging
         ("ChargeProfileMaxStackLevel", false), ("ChargingScheduleAllowedChargingRateUnit", false),
         ("ChargingScheduleMaxPeriods", false), ("MaxChargingProfilesInstalled", false),
@@ -154,6 +157,10 @@ public struct OCPPSettings: Sendable, Equatable {
         case "SendLocalListMaxLength": return String(LocalAuthorization.sendListMaxLength)
         case "ReserveConnectorZeroSupported": return "false"
         case "SecurityProfile": return String(f.securityProfile)
+        case "AdditionalRootCertificateCheck": return "false"
+        case "CertificateSignedMaxChainSize": return String(SecurityFieldLimits.certificateChain)
+        case "CertificateStoreMaxLength": return String(SecurityFieldLimits.certificateStoreMaxLength)
+        case "CpoName": return cpoName
         case "ChargeProfileMaxStackLevel": return String(f.maxStackLevel)
         case "ChargingScheduleAllowedChargingRateUnit": return "Current,Power"
         case "ChargingScheduleMaxPeriods": return String(f.maxPeriods)
@@ -207,6 +214,12 @@ public struct OCPPSettings: Sendable, Equatable {
         case "TransactionMessageAttempts": return assign(int(1...10, unit: "")) { $0.transactionMessageAttempts = $1 }
         case "TransactionMessageRetryInterval": return assign(int(0...3_600)) { $0.transactionMessageRetryInterval = $1 }
         case "LocalAuthListEnabled": return assign(bool()) { $0.localAuthListEnabled = $1 }
+        case "CpoName":
+            guard v.count <= SecurityFieldLimits.cpoName, !v.contains(where: { $0.isNewline }) else {
+                return .failure(ConfigurationRefusal("CpoName is one line of at most \(SecurityFieldLimits.cpoName) characters (an X.509 organizationName)"))
+            }
+            cpoName = v
+            return .success(())
         default: return .failure(ConfigurationRefusal("\(key.prefix(60)) is not a writable key of this charge point"))
         }
     }

@@ -5,6 +5,13 @@
 // restarts (exit 5, as for a Reset) into it. FirmwareStatusNotification says each step: Downloading,
 // Downloaded or DownloadFailed, Installing, Installed (after the restart) or InstallationFailed. A bad
 // download or a failed install leaves `current` as it was.
+//
+// SignedUpdateFirmware (security whitepaper ed. 2, §4.3) runs the same way once its signing certificate
+// chained to an installed ManufacturerRootCertificate; the downloaded file's signature is checked against
+// that certificate before anything is written (InvalidSignature: nothing kept, a security event), the
+// install waits for installDateTime too, and each step goes out as SignedFirmwareStatusNotification with
+// the request's id, with the whitepaper's extra steps (DownloadScheduled, SignatureVerified,
+// InstallScheduled, InstallRebooting).
 import ChargerCore
 import COpenSSL
 import Foundation
@@ -15,6 +22,10 @@ import Synchronization
 import Glibc
 #endif
 
+/// Where an update is: waiting for its retrieve date, downloaded (file and version set), installed
+/// (reported after the restart).
+enum FirmwareStage: String, Codable { case waiting, downloaded, installed }
+
 /// The update in hand, as stored in state_dir/firmware.json (it outlives the restart it asks for).
 struct FirmwareJob: Codable, Equatable {
     var location: String
@@ -22,19 +33,34 @@ struct FirmwareJob: Codable, Equatable {
     var retrieveAt: Int64
     var retries: Int
     var retryInterval: Int
-    /// waiting, downloaded (file and version set), installed (reported after the restart).
-    var stage: String
+    var stage: FirmwareStage
     var version: String? = nil
     var file: String? = nil
+    /// SignedUpdateFirmware: the request's id, the signing certificate (PEM), the signature (base64) and
+    /// the install date (station time, epoch ms); all nil for UpdateFirmware.
+    var requestId: Int? = nil
+    var signingCertificate: String? = nil
+    var signature: String? = nil
+    var installAt: Int64? = nil
+    /// InstallScheduled has been said (once per update).
+    var installScheduled: Bool? = nil
+
+    var signed: Bool { requestId != nil }
 }
 
-/// FirmwareStatusNotifications not sent yet, and the latest status.
-struct FirmwareStatuses: Sendable { var queue: [String] = []; var last = "Idle" }
+/// A firmware status to notify: FirmwareStatusNotification, or SignedFirmwareStatusNotification when it
+/// belongs to a signed update's request.
+struct FirmwareEvent: Sendable, Equatable { var status: FirmwareStatus; var requestId: Int? }
+
+/// Firmware statuses not sent yet, and the latest.
+struct FirmwareStatuses: Sendable { var queue: [FirmwareEvent] = []; var last = FirmwareEvent(status: .Idle, requestId: nil) }
 
 /// What the download thread ended with.
 enum FirmwareDownload: Sendable {
     case downloaded(version: String, file: String)
     case failed(String)
+    /// Intact, but the signature is not the signing certificate's (a security event).
+    case badSignature(String)
 }
 
 /// Lower-case hex SHA-256 (OpenSSL).
@@ -59,9 +85,9 @@ extension OCPPClient {
             unlink(p)
             return
         }
-        if job.stage == "installed" {
+        if job.stage == .installed {
             // The restart it asked for: Installed goes out once online.
-            firmwareStatus("Installed", "firmware \(job.version ?? "?") installed; running \(firmware)")
+            firmwareStatus(.Installed, "firmware \(job.version ?? "?") installed; running \(firmware)", request: job.requestId)
             firmwareJob = nil
             saveFirmwareJob()
         } else {
@@ -70,11 +96,15 @@ extension OCPPClient {
         }
     }
 
-    /// A FirmwareStatusNotification to send (any thread).
-    func firmwareStatus(_ s: String, _ log: String) {
-        firmwareEvents.withLock { $0.queue.append(s); $0.last = s }
-        hub.log("ocpp", "firmware: \(s): \(log)")
+    /// A firmware status to notify (any thread): for a signed update's request, any step; for
+    /// UpdateFirmware, OCPP 1.6's own steps only (the others are journalled, not sent).
+    func firmwareStatus(_ s: FirmwareStatus, _ log: String, request: Int?) {
+        let e = FirmwareEvent(status: s, requestId: request)
+        let said = request != nil || Self.unsignedStatuses.contains(s)
+        firmwareEvents.withLock { if said { $0.queue.append(e) }; $0.last = e }
+        hub.log("ocpp", "firmware: \(s.rawValue): \(log)")
     }
+    static let unsignedStatuses: Set<FirmwareStatus> = [.Downloaded, .DownloadFailed, .Downloading, .Idle, .InstallationFailed, .Installing, .Installed]
 
     /// UpdateFirmware: the job is kept (a pending one replaced) and answered at once; nothing happens
     /// before the retrieve date.
@@ -85,9 +115,48 @@ extension OCPPClient {
         }
         if let old = firmwareJob?.file { unlink(old) }
         firmwareJob = FirmwareJob(location: r.location, retrieveAt: retrieveAt, retries: max(0, r.retries ?? 0),
-                                  retryInterval: max(0, r.retryInterval ?? 0), stage: "waiting")
+                                  retryInterval: max(0, r.retryInterval ?? 0), stage: .waiting)
         saveFirmwareJob()
         hub.log("ocpp", "UpdateFirmware from \(loc.display) at \(Timestamp.format(retrieveAt))")
+    }
+
+    /// SignedUpdateFirmware (whitepaper ed. 2, §4.3): the signing certificate must chain to an installed
+    /// ManufacturerRootCertificate (InvalidCertificate and a security event if not); a running download
+    /// cannot be taken back (Rejected); an update waiting or downloaded is replaced (AcceptedCanceled).
+    func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?) -> UpdateFirmwareStatus {
+        guard let store = certificates else {
+            hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId): no certificate store (no state_dir)")
+            return .Rejected
+        }
+        guard let signer = X509Certificate.all(pem: r.firmware.signingCertificate)?.first else {
+            securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): the signing certificate is not PEM")
+            return .InvalidCertificate
+        }
+        if let why = signer.verify(roots: store.installed(.ManufacturerRootCertificate).map(\.cert)) {
+            securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): \(signer.subject): \(why)")
+            return .InvalidCertificate
+        }
+        guard let sig = Data(base64Encoded: r.firmware.signature), !sig.isEmpty else {
+            hub.log("ocpp-refused", "SignedUpdateFirmware #\(r.requestId): the signature is not base64")
+            return .Rejected
+        }
+        guard !firmwareBusy.load(ordering: .acquiring) else {
+            hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId) from \(loc.display): a download is running; Rejected")
+            return .Rejected
+        }
+        var status = UpdateFirmwareStatus.Accepted
+        if let old = firmwareJob, old.stage != .installed {
+            if let f = old.file { unlink(f) }
+            hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId): the update in hand (\(old.requestId.map { "#\($0)" } ?? "unsigned")) is cancelled")
+            status = .AcceptedCanceled
+        }
+        firmwareJob = FirmwareJob(location: r.firmware.location, retrieveAt: retrieveAt, retries: max(0, r.retries ?? 0),
+                                  retryInterval: max(0, r.retryInterval ?? 0), stage: .waiting, requestId: r.requestId,
+                                  signingCertificate: r.firmware.signingCertificate, signature: r.firmware.signature, installAt: installAt)
+        saveFirmwareJob()
+        hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId) from \(loc.display) at \(Timestamp.format(retrieveAt)), signed by \(signer.subject)")
+        if retrieveAt > stationMillis { firmwareStatus(.DownloadScheduled, "at \(Timestamp.format(retrieveAt))", request: r.requestId) }
+        return status
     }
 
     /// Each turn of the client's loop: the download started at the retrieve date, its outcome taken, the
@@ -96,20 +165,31 @@ extension OCPPClient {
         if let result = firmwareResult.withLock({ r -> FirmwareDownload? in defer { r = nil }; return r }) {
             switch result {
             case .downloaded(let version, let file):
-                firmwareJob?.stage = "downloaded"; firmwareJob?.version = version; firmwareJob?.file = file
+                firmwareJob?.stage = .downloaded; firmwareJob?.version = version; firmwareJob?.file = file
             case .failed:
+                firmwareJob = nil
+            case .badSignature(let why):
+                securityEvent("InvalidFirmwareSignature", why)
                 firmwareJob = nil
             }
             saveFirmwareJob()
         }
         guard let job = firmwareJob, let dir = config.firmwareDirectory else { return }
-        if job.stage == "waiting" && stationMillis >= job.retrieveAt && !firmwareBusy.load(ordering: .acquiring) {
+        if job.stage == .waiting && stationMillis >= job.retrieveAt && !firmwareBusy.load(ordering: .acquiring) {
             startFirmwareDownload(job, dir: dir)
         }
         // No transaction and no car on any gun (a faulted gun does not hold the update back: its
-        // outputs are safe, and the fix for its fault may be this very version).
-        if job.stage == "downloaded" && txRef.allSatisfy({ $0 == nil }) && phase.allSatisfy({ $0 == .unplugged || $0 == .faulted }) {
-            installFirmware(job, dir: dir)
+        // outputs are safe, and the fix for its fault may be this very version), and a signed update's
+        // install date reached.
+        if job.stage == .downloaded {
+            let idle = txRef.allSatisfy({ $0 == nil }) && phase.allSatisfy({ $0 == .unplugged || $0 == .faulted })
+            if idle && stationMillis >= job.installAt ?? 0 {
+                installFirmware(job, dir: dir)
+            } else if job.signed && job.installScheduled != true {
+                firmwareJob?.installScheduled = true
+                saveFirmwareJob()
+                firmwareStatus(.InstallScheduled, job.installAt.map { stationMillis < $0 ? "at \(Timestamp.format($0))" : "when no car is plugged" } ?? "when no car is plugged", request: job.requestId)
+            }
         }
         if firmwareRestartDue && (firmwareEvents.withLock { $0.queue.isEmpty } || !online) && pending == nil && !resetFired {
             firmwareRestartDue = false
@@ -123,19 +203,31 @@ extension OCPPClient {
     func startFirmwareDownload(_ job: FirmwareJob, dir: String) {
         guard let loc = TransferLocation(job.location) else { firmwareJob = nil; saveFirmwareJob(); return }
         firmwareBusy.store(true, ordering: .releasing)
-        firmwareStatus("Downloading", "from \(loc.display), \(1 + job.retries) attempt(s)")
-        let ca = config.caFile, hub = hub
+        firmwareStatus(.Downloading, "from \(loc.display), \(1 + job.retries) attempt(s)", request: job.requestId)
+        let ca = config.caFile, hub = hub, request = job.requestId
+        // A signed update: the certificate checked when it was accepted, the signature over the file.
+        let signer = job.signingCertificate.flatMap { X509Certificate.all(pem: $0)?.first }
+        let signature = job.signature.flatMap { Data(base64Encoded: $0) }.map { Array($0) }
         let t = SideThread()
         firmwareThread?.stop()
         firmwareThread = t
         let rc = t.start(stackBytes: 1 << 20) {
             var outcome = FirmwareDownload.failed("stopped before an attempt")
             var unsuitable = false
+            var verified = false
             _ = retrying(times: 1 + job.retries, interval: Double(job.retryInterval), stopped: { t.stopAsked }) { attempt in
                 do {
                     let bytes = try FileTransfer.download(loc, ca: ca, timeout: 60, maxBytes: FirmwarePackage.maxBytes)
                     switch FirmwarePackage.read(bytes, digest: sha256Hex) {
                     case .success(let p):
+                        if job.signed {
+                            // Intact, so a signature that does not match is not a transfer fault: no retry.
+                            guard let signer, let signature, signer.signed(bytes, signature: signature) else {
+                                outcome = .badSignature("the signature of \(loc.display) (\(bytes.count) bytes) is not \(signer?.subject ?? "the signer")'s")
+                                return true
+                            }
+                            verified = true
+                        }
                         let file = dir + "/chargerd-" + p.version
                         if let why = Self.writeExecutable(p.payload, to: file) { outcome = .failed("cannot write \(file): \(why)") }
                         else { outcome = .downloaded(version: p.version, file: file); return true }
@@ -155,17 +247,22 @@ extension OCPPClient {
             }
             switch unsuitable ? nil : outcome {
             case nil:
-                self.firmwareStatus("Downloaded", "intact, but not for this board")
-                if case .failed(let why) = outcome { self.firmwareStatus("InstallationFailed", why) }
-            case .downloaded(let v, let f): self.firmwareStatus("Downloaded", "version \(v) in \(f)")
-            case .failed(let why): self.firmwareStatus("DownloadFailed", why)
+                self.firmwareStatus(.Downloaded, "intact, but not for this board", request: request)
+                if case .failed(let why) = outcome { self.firmwareStatus(.InstallationFailed, why, request: request) }
+            case .downloaded(let v, let f):
+                self.firmwareStatus(.Downloaded, "version \(v) in \(f)", request: request)
+                if verified { self.firmwareStatus(.SignatureVerified, "signed by \(signer?.subject ?? "?")", request: request) }
+            case .failed(let why): self.firmwareStatus(.DownloadFailed, why, request: request)
+            case .badSignature(let why):
+                self.firmwareStatus(.Downloaded, "intact package", request: request)
+                self.firmwareStatus(.InvalidSignature, why, request: request)
             }
             self.firmwareResult.withLock { $0 = outcome }
             self.firmwareBusy.store(false, ordering: .releasing)
         }
         if rc != 0 {
             firmwareBusy.store(false, ordering: .releasing)
-            firmwareStatus("DownloadFailed", "cannot start the download's thread (errno \(rc))")
+            firmwareStatus(.DownloadFailed, "cannot start the download's thread (errno \(rc))", request: job.requestId)
             firmwareJob = nil
             saveFirmwareJob()
         }
@@ -192,7 +289,7 @@ extension OCPPClient {
     /// `current` named, then `current` turned to the new file by a rename (never missing, never half).
     func installFirmware(_ job: FirmwareJob, dir: String) {
         guard let file = job.file, let version = job.version else { firmwareJob = nil; saveFirmwareJob(); return }
-        firmwareStatus("Installing", "version \(version)")
+        firmwareStatus(.Installing, "version \(version)", request: job.requestId)
         let name = String(file.split(separator: "/").last ?? "")
         let current = dir + "/current", previous = dir + "/previous", tmp = dir + "/current.new"
         var why: String? = nil
@@ -216,13 +313,14 @@ extension OCPPClient {
             if dfd >= 0 { fsync(dfd); close(dfd) }
         }
         if let why {
-            firmwareStatus("InstallationFailed", why)
+            firmwareStatus(.InstallationFailed, why, request: job.requestId)
             unlink(file)
             firmwareJob = nil
         } else {
             hub.log("ocpp", "firmware \(version) installed in \(dir) (current -> \(name)); the controller restarts into it")
-            firmwareJob?.stage = "installed"
+            firmwareJob?.stage = .installed
             firmwareRestartDue = true
+            if job.signed { firmwareStatus(.InstallRebooting, "restarting into \(version)", request: job.requestId) }
         }
         saveFirmwareJob()
     }

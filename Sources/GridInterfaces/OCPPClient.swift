@@ -86,15 +86,22 @@ public final class OCPPClient: @unchecked Sendable {
     var reservations = Reservations()
     /// Security profiles 1 and 2: the HTTP Basic password (the AuthorizationKey's bytes; never logged).
     var authorizationKey: [UInt8]? = nil
-    /// Security events not sent yet (SecurityEventNotification; at most 50, the oldest dropped first).
+    /// Security events not sent yet (SecurityEventNotification; at most 50, the oldest dropped first),
+    /// kept in state_dir/security-events.json until sent; every event is also in state_dir/security.log.
     var securityEvents: [SecurityEventNotificationReq] = []
+    /// The security extension's certificates and the charge point's key (state_dir/certificates; nil
+    /// without a state_dir).
+    var certificates: CertificateStore? = nil
+    /// GetLog: LogStatusNotifications to send, and the request an upload runs for.
+    let logEvents = Mutex<[LogStatusNotificationReq]>([])
+    let logRequest = Mutex<Int?>(nil)
     /// The connection is closed and made again once this call's answer is out (a new AuthorizationKey).
     var reconnectAfterAnswer = false
     /// GetDiagnostics: what is uploaded (the journal's records between two times, epoch ms; set by
     /// chargerd), the upload's side thread, and the statuses it reached that are not notified yet.
     public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil
     var diagnosticsThread: SideThread? = nil
-    let diagnosticsEvents = Mutex<[String]>([])
+    let diagnosticsEvents = Mutex<[DiagnosticsStatus]>([])
     let diagnosticsRunning = Atomic<Bool>(false)
     /// UpdateFirmware: the job (persisted), its download thread, the statuses to notify, the download's
     /// outcome for the client thread, and whether a restart into the installed version is due.
@@ -128,8 +135,10 @@ public final class OCPPClient: @unchecked Sendable {
     var observation = StationObservation()
     var phase: [SessionPhase]
     var sentStatus: [ChargePointStatus?]
-    /// Messages the central system triggered (TriggerMessage), sent in order ahead of everything else.
-    var triggers: [(MessageTrigger, Int?)] = []
+    /// Messages the central system triggered (TriggerMessage, ExtendedTriggerMessage: `extended`), sent in
+    /// order ahead of everything else.
+    struct Trigger { var message: MessageTrigger; var connector: Int?; var extended = false }
+    var triggers: [Trigger] = []
     /// UnlockConnector calls waiting for the lock to open (their ids), and the guns whose transaction an
     /// unlock stopped; an unlock is answered UnlockFailed after `unlockWait` seconds (inside a central
     /// system's usual 30 s call timeout).
@@ -181,6 +190,8 @@ public final class OCPPClient: @unchecked Sendable {
             do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             catch { throw OCPPError(description: "OCPP state_dir \(dir): \(error.localizedDescription)") }
             loadState(dir)
+            do { certificates = try CertificateStore(directory: dir + "/certificates") }
+            catch { hub.log("ocpp", "certificate store: \(error); the security extension's certificate messages are refused") }
         }
         if config.securityProfile == 1 || config.securityProfile == 2 {
             // The key the central system set last, else the site's (checked when the site was loaded).
@@ -246,6 +257,7 @@ public final class OCPPClient: @unchecked Sendable {
             } else { hub.log("ocpp", "local authorization in \(p) unreadable: no list, empty cache") }
         }
         loadFirmwareJob()
+        loadSecurityEvents()
         if let p = reservationsPath, let d = FileManager.default.contents(atPath: p) {
             if let r = try? JSONDecoder().decode(Reservations.self, from: d), r.held.allSatisfy({ (0..<gunCount).contains($0.gun) }) {
                 reservations = r
@@ -313,7 +325,10 @@ public final class OCPPClient: @unchecked Sendable {
     /// A security event for the central system (and the journal), sent once online.
     func securityEvent(_ type: String, _ info: String? = nil) {
         if securityEvents.count >= 50 { securityEvents.removeFirst() }
-        securityEvents.append(SecurityEventNotificationReq(type: type, timestamp: timestamp, techInfo: info.map { String($0.prefix(255)) }))
+        let e = SecurityEventNotificationReq(type: type, timestamp: timestamp, techInfo: info.map { String($0.prefix(255)) })
+        securityEvents.append(e)
+        saveSecurityEvents()
+        appendSecurityLog(e)
         hub.log("ocpp", "security event \(type)" + (info.map { ": \($0)" } ?? ""))
     }
 
@@ -393,8 +408,7 @@ public final class OCPPClient: @unchecked Sendable {
                 // Security profiles 1 and 2: HTTP Basic, the charge point's id and the key's bytes (RFC 7617).
                 headers.append("Authorization: Basic " + Data(Array(config.chargePointId.utf8) + [58] + key).base64EncodedString())
             }
-            let c = try WebSocketConnection(url: url, subprotocol: "ocpp1.6", tls: TLSFiles(ca: config.caFile, cert: config.certFile, key: config.keyFile),
-                                            timeout: 5, headers: headers)
+            let c = try WebSocketConnection(url: url, subprotocol: "ocpp1.6", tls: tlsFiles, timeout: 5, headers: headers)
             ws = c
             hub.log("ocpp", "connected to \(c.peer)" + (connectedOnce ? " again; \(queue.messages.count) queued transaction message(s) to send" : ""))
             setStatus("OCPP: connected to \(c.peer), " + (booted ? "accepted" : "booting"))
@@ -664,7 +678,7 @@ public final class OCPPClient: @unchecked Sendable {
     }
 
     /// One triggered message (its connector checked when it was accepted).
-    func sendTriggered(_ ws: WebSocketConnection, _ m: MessageTrigger, connector c: Int?) throws(WebSocketError) {
+    func sendTriggered(_ ws: WebSocketConnection, _ m: MessageTrigger, connector c: Int?, extended: Bool = false) throws(WebSocketError) {
         switch m {
         case .BootNotification:
             try call(ws, .BootNotification, BootNotificationReq(chargePointVendor: config.vendor, chargePointModel: config.model,
@@ -686,11 +700,20 @@ public final class OCPPClient: @unchecked Sendable {
             try call(ws, .MeterValues, MeterValuesReq(connectorId: k, transactionId: tx, meterValue: [MeterValue(timestamp: timestamp, sampledValue: values)]))
         case .DiagnosticsStatusNotification:
             // Uploading while an upload runs, Idle otherwise (§4.4).
-            try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: diagnosticsRunning.load(ordering: .acquiring) ? "Uploading" : "Idle"))
+            try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: diagnosticsRunning.load(ordering: .acquiring) ? .Uploading : .Idle))
         case .FirmwareStatusNotification:
-            // The step an update is at, Idle when none is in hand (§4.5).
+            // The step an update is at, Idle when none is in hand (§4.5); extended: the signed update's
+            // step and request (whitepaper ed. 2, §4.2), TriggerMessage: only 1.6's steps.
             let busy = firmwareJob != nil || firmwareBusy.load(ordering: .acquiring)
-            try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: busy ? firmwareEvents.withLock { $0.last } : "Idle"))
+            let last = busy ? firmwareEvents.withLock { $0.last } : FirmwareEvent(status: .Idle, requestId: nil)
+            if extended { try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: last.status, requestId: last.requestId)) }
+            else { try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: Self.unsignedStatuses.contains(last.status) ? last.status : .Idle)) }
+        case .LogStatusNotification:
+            // Uploading with its request while a GetLog upload runs, Idle otherwise.
+            let r = logRequest.withLock { $0 }
+            try call(ws, .LogStatusNotification, LogStatusNotificationReq(status: r != nil ? .Uploading : .Idle, requestId: r))
+        case .SignChargePointCertificate:
+            try sendSigningRequest(ws)
         }
     }
 
@@ -817,16 +840,22 @@ public final class OCPPClient: @unchecked Sendable {
             return
         }
         if !triggers.isEmpty {
-            let (m, c) = triggers.removeFirst()
-            try sendTriggered(ws, m, connector: c)
+            let t = triggers.removeFirst()
+            try sendTriggered(ws, t.message, connector: t.connector, extended: t.extended)
             return
         }
         if !securityEvents.isEmpty {
             try call(ws, .SecurityEventNotification, securityEvents.removeFirst())
+            saveSecurityEvents()
             return
         }
-        if let status = firmwareEvents.withLock({ $0.queue.isEmpty ? nil : $0.queue.removeFirst() }) {
-            try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: status))
+        if let e = firmwareEvents.withLock({ $0.queue.isEmpty ? nil : $0.queue.removeFirst() }) {
+            if e.requestId != nil { try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: e.status, requestId: e.requestId)) }
+            else { try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: e.status)) }
+            return
+        }
+        if let e = logEvents.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+            try call(ws, .LogStatusNotification, e)
             return
         }
         if let status = diagnosticsEvents.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {

@@ -63,6 +63,9 @@ extension OCPPClient {
                 cacheAnswer(queuedTag(p), r.idTagInfo)
                 transactionMessageAnswered(p)
             case .MeterValues: transactionMessageAnswered(p)
+            case .SignCertificate:
+                let status = try r.decode(StatusConf<AcceptedRejected>.self).status
+                hub.log("ocpp", "SignCertificate answered \(status.rawValue)" + (status == .Accepted ? ": the certificate comes with CertificateSigned" : ""))
             default: break
             }
         } catch {
@@ -151,14 +154,7 @@ extension OCPPClient {
         guard let action = OCPPAction(rawValue: name) else {
             return replyError(id, .NotImplemented, "\(name) is not an OCPP 1.6 action")
         }
-        func typed<T: Decodable>(_ type: T.Type) -> T? {
-            do { return try payload.decode(T.self) } catch {
-                let (code, why) = CallErrorCode.of(error)
-                hub.log("ocpp-refused", "\(name) answered \(code.rawValue): \(why)")
-                replyError(id, code, why)
-                return nil
-            }
-        }
+        func typed<T: Decodable>(_ type: T.Type) -> T? { decoded(id, name, payload) }
         switch action {
         case .RemoteStartTransaction: if let r = typed(RemoteStartTransactionReq.self) { reply(id, remoteStart(r)) }
         case .RemoteStopTransaction: if let r = typed(RemoteStopTransactionReq.self) { reply(id, remoteStop(r)) }
@@ -234,7 +230,22 @@ extension OCPPClient {
         case .TriggerMessage: if let r = typed(TriggerMessageReq.self) { reply(id, StatusConf(trigger(r))) }
         case .Reset: if let r = typed(ResetReq.self) { reply(id, StatusConf(reset(r))) }
         case .UnlockConnector: if let r = typed(UnlockConnectorReq.self) { unlock(id, r) }
+        case .ExtendedTriggerMessage:
+            if let r = typed(ExtendedTriggerMessageReq.self) { reply(id, StatusConf(trigger(TriggerMessageReq(requestedMessage: r.requestedMessage, connectorId: r.connectorId), extended: true))) }
+        case .InstallCertificate, .GetInstalledCertificateIds, .DeleteCertificate, .CertificateSigned, .SignedUpdateFirmware, .GetLog:
+            securityCall(id, action, payload)
         default: replyError(id, .NotSupported, "\(name) is not supported by this charge point")
+        }
+    }
+
+    /// A call's payload as its type; when it does not decode, the CALLERROR naming the field is sent
+    /// (and journalled, rate-limited) and the result is nil.
+    func decoded<T: Decodable>(_ id: String, _ name: String, _ payload: JSONValue) -> T? {
+        do { return try payload.decode(T.self) } catch {
+            let (code, why) = CallErrorCode.of(error)
+            hub.log("ocpp-refused", "\(name) answered \(code.rawValue): \(why)")
+            replyError(id, code, why)
+            return nil
         }
     }
 
@@ -301,17 +312,33 @@ extension OCPPClient {
     /// TriggerMessage (OCPP 1.6 §5.17): Accepted, then the message is sent after this answer (the next
     /// message out, ahead of statuses and the queue); a connector that does not exist is Rejected. No
     /// connector for StatusNotification or MeterValues: every connector's (MeterValues of each gun).
-    func trigger(_ r: TriggerMessageReq) -> TriggerMessageStatus {
+    /// ExtendedTriggerMessage (security whitepaper ed. 2, §4.2) the same way, with its own messages:
+    /// LogStatusNotification and SignChargePointCertificate are only extended, DiagnosticsStatusNotification
+    /// only plain (the other is NotImplemented).
+    func trigger(_ r: TriggerMessageReq, extended: Bool = false) -> TriggerMessageStatus {
+        let name = extended ? "ExtendedTriggerMessage" : "TriggerMessage"
+        let onlyExtended: Set<MessageTrigger> = [.LogStatusNotification, .SignChargePointCertificate]
+        let allowed = extended ? r.requestedMessage != .DiagnosticsStatusNotification : !onlyExtended.contains(r.requestedMessage)
+        guard allowed else {
+            hub.log("ocpp", "\(name) \(r.requestedMessage.rawValue): not a message it triggers (NotImplemented)")
+            return .NotImplemented
+        }
         if let c = r.connectorId, c < 0 || c > gunCount { return .Rejected }
         switch r.requestedMessage {
         case .StatusNotification:
-            for c in r.connectorId.map({ [$0] }) ?? Array(0...gunCount) { triggers.append((.StatusNotification, c)) }
+            for c in r.connectorId.map({ [$0] }) ?? Array(0...gunCount) { triggers.append(Trigger(message: .StatusNotification, connector: c, extended: extended)) }
         case .MeterValues:
-            for c in r.connectorId.map({ [$0] }) ?? Array(1...max(1, gunCount)) { triggers.append((.MeterValues, c)) }
+            for c in r.connectorId.map({ [$0] }) ?? Array(1...max(1, gunCount)) { triggers.append(Trigger(message: .MeterValues, connector: c, extended: extended)) }
+        case .SignChargePointCertificate:
+            guard certificates != nil else {
+                hub.log("ocpp", "\(name) SignChargePointCertificate rejected: no certificate store (no state_dir)")
+                return .Rejected
+            }
+            triggers.append(Trigger(message: .SignChargePointCertificate, connector: nil, extended: true))
         default:
-            triggers.append((r.requestedMessage, r.connectorId))
+            triggers.append(Trigger(message: r.requestedMessage, connector: r.connectorId, extended: extended))
         }
-        hub.log("ocpp", "TriggerMessage \(r.requestedMessage.rawValue)\(r.connectorId.map { " connector \($0)" } ?? ""): accepted")
+        hub.log("ocpp", "\(name) \(r.requestedMessage.rawValue)\(r.connectorId.map { " connector \($0)" } ?? ""): accepted")
         return .Accepted
     }
 
@@ -323,41 +350,58 @@ extension OCPPClient {
             hub.log("ocpp", "GetDiagnostics: no diagnostics in this run")
             return GetDiagnosticsConf(fileName: nil)
         }
+        let name = uploadName("diagnostics")
+        let started = startUpload(name, to: loc, attempts: 1 + (r.retries ?? 0), wait: Double(r.retryInterval ?? 0), what: "GetDiagnostics",
+                                  source: { source(from, to) }, begin: { self.diagnosticsEvents.withLock { $0.append(.Uploading) } }) { uploaded in
+            self.diagnosticsEvents.withLock { $0.append(uploaded ? .Uploaded : .UploadFailed) }
+        }
+        return GetDiagnosticsConf(fileName: started ? name : nil)
+    }
+
+    /// The name of an uploaded file: the charge point's id, what it is, the station time.
+    func uploadName(_ what: String) -> String {
+        let stamp = Timestamp.format(stationMillis).filter { $0 != "-" && $0 != ":" }.prefix(15)
+        return "\(config.chargePointId)-\(what)-\(stamp)Z.log"
+    }
+
+    /// Starts uploading `source`'s bytes as `name` on a side thread (1 + retries attempts, retryInterval
+    /// apart): `begin` before the thread starts, `done` on it with the outcome (or here, false, when the
+    /// thread cannot start). One upload at a time: false (and logged, neither called) when one runs.
+    func startUpload(_ name: String, to loc: TransferLocation, attempts: Int, wait: Double, what: String,
+                     source: @escaping @Sendable () -> [UInt8], begin: () -> Void, done: @escaping @Sendable (Bool) -> Void) -> Bool {
         guard !diagnosticsRunning.load(ordering: .acquiring) else {
-            hub.log("ocpp", "GetDiagnostics to \(loc.display): an upload is still running")
-            return GetDiagnosticsConf(fileName: nil)
+            hub.log("ocpp", "\(what) to \(loc.display): an upload is still running")
+            return false
         }
         diagnosticsThread?.stop()
-        let stamp = Timestamp.format(stationMillis).filter { $0 != "-" && $0 != ":" }.prefix(15)
-        let name = "\(config.chargePointId)-diagnostics-\(stamp)Z.log"
-        let attempts = 1 + (r.retries ?? 0), wait = Double(r.retryInterval ?? 0)
         let ca = config.caFile, hub = hub
         diagnosticsRunning.store(true, ordering: .releasing)
-        diagnosticsEvents.withLock { $0.append("Uploading") }
-        hub.log("ocpp", "GetDiagnostics: \(name) to \(loc.display) (\(attempts) attempt(s))")
+        hub.log("ocpp", "\(what): \(name) to \(loc.display) (\(attempts) attempt(s))")
+        begin()
         let t = SideThread()
         diagnosticsThread = t
         let rc = t.start(stackBytes: 1 << 20) {
-            let data = source(from, to)
+            let data = source()
             let uploaded = retrying(times: attempts, interval: wait, stopped: { t.stopAsked }) { attempt in
                 do {
                     try FileTransfer.upload(data, name: name, to: loc, ca: ca, timeout: 30)
-                    hub.log("ocpp", "GetDiagnostics: \(name) uploaded (\(data.count) bytes, attempt \(attempt))")
+                    hub.log("ocpp", "\(what): \(name) uploaded (\(data.count) bytes, attempt \(attempt))")
                     return true
                 } catch {
-                    hub.log("ocpp", "GetDiagnostics: attempt \(attempt) of \(attempts) failed: \(error)")
+                    hub.log("ocpp", "\(what): attempt \(attempt) of \(attempts) failed: \(error)")
                     return false
                 }
             }
-            self.diagnosticsEvents.withLock { $0.append(uploaded ? "Uploaded" : "UploadFailed") }
+            done(uploaded)
             self.diagnosticsRunning.store(false, ordering: .releasing)
         }
         if rc != 0 {
             diagnosticsRunning.store(false, ordering: .releasing)
-            diagnosticsEvents.withLock { $0.append("UploadFailed") }
-            hub.log("ocpp", "GetDiagnostics: cannot start the upload's thread (errno \(rc))")
+            hub.log("ocpp", "\(what): cannot start the upload's thread (errno \(rc))")
+            done(false)
+            return false
         }
-        return GetDiagnosticsConf(fileName: name)
+        return true
     }
 
     /// ReserveNow (§5.13): see Reservations.reserve. Under free vend anyone may charge, so a reservation

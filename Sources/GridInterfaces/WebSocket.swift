@@ -15,10 +15,14 @@ public struct WebSocketError: Error, CustomStringConvertible {
 
 /// TLS settings for wss:// (security profiles 2 and 3 of the OCPP security whitepaper).
 public struct TLSFiles: Sendable {
-    public var ca: String?
+    /// CA files trusted for the server's certificate (the site's, the installed central system roots);
+    /// none: the system's CAs.
+    public var cas: [String]
     public var cert: String?
     public var key: String?
-    public init(ca: String?, cert: String?, key: String?) { self.ca = ca; self.cert = cert; self.key = key }
+    public init(ca: String?, roots: String? = nil, cert: String?, key: String?) {
+        cas = [ca, roots].compactMap { $0 }; self.cert = cert; self.key = key
+    }
 }
 
 /// A TCP connection, in TLS when asked (the server's certificate and host name verified): the bytes under
@@ -123,9 +127,10 @@ final class NetStream {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw WebSocketError("TLS: \(Self.sslErrors())") }
         sslCtx = ctx
         _ = copenssl_min_tls12(ctx)
-        if let ca = tls.ca {
+        for ca in tls.cas {
             guard SSL_CTX_load_verify_locations(ctx, ca, nil) == 1 else { throw WebSocketError("TLS: cannot load CA file \(ca): \(Self.sslErrors())") }
-        } else { SSL_CTX_set_default_verify_paths(ctx) }
+        }
+        if tls.cas.isEmpty { SSL_CTX_set_default_verify_paths(ctx) }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
         if let cert = tls.cert, let key = tls.key {
             guard SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else { throw WebSocketError("TLS: cannot load certificate \(cert): \(Self.sslErrors())") }

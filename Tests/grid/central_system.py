@@ -82,6 +82,21 @@ class RecordingCP(CP):
         self.record("FirmwareStatusNotification", dict(status=status))
         return call_result.FirmwareStatusNotification()
 
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr, **kw):
+        self.record("SignCertificate", {"csr": csr})
+        return call_result.SignCertificate(status="Accepted")
+
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status(self, status, **kw):
+        self.record("SignedFirmwareStatusNotification", {"status": status, **kw})
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status, **kw):
+        self.record("LogStatusNotification", {"status": status, **kw})
+        return call_result.LogStatusNotification()
+
     @on(Action.security_event_notification)
     def on_security_event(self, type, timestamp, **kw):
         self.record("SecurityEventNotification", dict(type=type, timestamp=timestamp, **kw))
@@ -122,6 +137,8 @@ class CentralSystem:
         self.cp = None
         self.ws = None
         self.connections = 0
+        # The DER certificate each TLS connection's charge point presented (None: none, or plain ws://).
+        self.peer_certificates = []
         self.loop = asyncio.new_event_loop()
         self.started = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -154,6 +171,8 @@ class CentralSystem:
     async def _on_connect(self, ws):
         cp_id = ws.request.path.strip("/")
         self.connections += 1
+        tls = ws.transport.get_extra_info("ssl_object")
+        self.peer_certificates.append(tls.getpeercert(binary_form=True) if tls else None)
         self.ws = ws
         self.cp = RecordingCP(cp_id, ws, self)
         self.cp_id = cp_id

@@ -934,6 +934,252 @@ class OCPP(unittest.TestCase):
         self.assertGreaterEqual(cs3.unauthorized, 1)
         self.assertEqual(cs3.messages(), [])
 
+    def _pki(self):
+        """A central system CA (server and factory client certificates under it), a manufacturer root and
+        a firmware signer under it, a rogue self-signed CA; PEM files in self.tmp."""
+        d = self.tmp
+        def ossl(*args):
+            return subprocess.run(["openssl", *args], check=True, capture_output=True).stdout
+        for name, cn in [("ca", "Test CSMS CA"), ("mf", "Test Manufacturer Root"), ("rogue", "Rogue CA")]:
+            ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.pem", "-days", "2", "-subj", f"/CN={cn}")
+        for name, cn, issuer, ext in [("server", "localhost", "ca", "subjectAltName=DNS:localhost"), ("client", "CP001", "ca", "extendedKeyUsage=clientAuth"),
+                                      ("signer", "Test Firmware Signer", "mf", "keyUsage=digitalSignature")]:
+            ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr", "-subj", f"/CN={cn}")
+            with open(f"{d}/{name}.ext", "w") as f:
+                f.write(ext + "\n")
+            ossl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/{issuer}.pem", "-CAkey", f"{d}/{issuer}.key", "-CAcreateserial",
+                 "-out", f"{d}/{name}.pem", "-days", "2", "-extfile", f"{d}/{name}.ext")
+        return ossl, lambda name: open(f"{d}/{name}.pem").read()
+
+    def test_certificate_management(self):
+        """The security extension's certificates (whitepaper ed. 2): InstallCertificate takes CA certificates
+        only; GetInstalledCertificateIds gives the hashes an independent X.509 library (`cryptography`)
+        computes; ExtendedTriggerMessage SignChargePointCertificate brings SignCertificate with the CSR of a
+        P-256 key made on the charger (CN the charge point, O the CpoName; stored 0600 in a 0700 directory,
+        never printed); CertificateSigned refuses a certificate for another key or from an unknown CA (a
+        security event each) and takes the right one, which the next TLS connection presents; without the
+        site's CA the installed root is what TLS trusts, and that last root cannot be deleted."""
+        import hashlib
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+        d = self.tmp
+        ossl, pem = self._pki()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
+        ctx.load_verify_locations(f"{d}/ca.pem")
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        cs = self.cs(ssl_context=ctx)
+        tls = f'ca = "{d}/ca.pem"\ncert = "{d}/client.pem"\nkey = "{d}/client.key"'
+        car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
+        c = self.chargerd(site(cs.port, self.state, scheme="wss", host="localhost", extra=tls), "--speed", "1", "--car", car)
+        cs.wait_for("BootNotification", timeout=15)
+        R, M = "CentralSystemRootCertificate", "ManufacturerRootCertificate"
+        self.assertEqual(cs.call(call.GetInstalledCertificateIds(certificate_type=R)).status, "NotFound")
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type=R, certificate=pem("server"))).status, "Rejected")
+        c.wait_line(r"InstallCertificate CentralSystemRootCertificate Rejected: .*CN.*localhost is not a CA certificate", timeout=5)
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type=R, certificate="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")).status, "Rejected")
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type=R, certificate=pem("ca"))).status, "Accepted")
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type=M, certificate=pem("mf"))).status, "Accepted")
+        keys = {k["key"]: k for k in cs.call(call.GetConfiguration(key=["CertificateStoreMaxLength", "CertificateSignedMaxChainSize", "CpoName"])).configuration_key}
+        self.assertEqual((keys["CertificateStoreMaxLength"]["value"], keys["CertificateSignedMaxChainSize"]["value"]), ("20", "10000"))
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="CpoName", value="Test CPO")).status, "Accepted")
+        ca = x509.load_pem_x509_certificate(pem("ca").encode())
+        key_bits = ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+        want = {"hash_algorithm": "SHA256", "issuer_name_hash": hashlib.sha256(ca.issuer.public_bytes()).hexdigest(),
+                "issuer_key_hash": hashlib.sha256(key_bits).hexdigest(), "serial_number": format(ca.serial_number, "x")}
+        ids = cs.call(call.GetInstalledCertificateIds(certificate_type=R))
+        self.assertEqual((ids.status, ids.certificate_hash_data), ("Accepted", [want]))
+        mf_ids = cs.call(call.GetInstalledCertificateIds(certificate_type=M)).certificate_hash_data
+        self.assertEqual(len(mf_ids), 1)
+        self.assertNotEqual(mf_ids[0], want)
+
+        # The charge point's own key and CSR.
+        t0 = time.monotonic()
+        self.assertEqual(cs.call(call.ExtendedTriggerMessage(requested_message="SignChargePointCertificate")).status, "Accepted")
+        csr = cs.wait_for("SignCertificate", timeout=10, after=t0)["csr"]
+        req = x509.load_pem_x509_csr(csr.encode())
+        self.assertTrue(req.is_signature_valid)
+        self.assertEqual(req.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, "CP001")
+        self.assertEqual(req.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value, "Test CPO")
+        self.assertEqual(req.public_key().curve.name, "secp256r1")
+        store = os.path.join(self.state, "certificates")
+        self.assertEqual(os.stat(store).st_mode & 0o777, 0o700)
+        files = [os.path.join(r, f) for r, _, fs in os.walk(store) for f in fs]
+        self.assertIn(os.path.join(store, "charge-point.key.pending"), files)
+        for f in files:
+            self.assertEqual(os.stat(f).st_mode & 0o077, 0, f)
+        with open(f"{d}/cp.csr", "w") as f:
+            f.write(csr)
+        # A certificate for another key, and one from a CA nobody installed: Rejected, each a security event.
+        ossl("x509", "-req", "-in", f"{d}/client.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/other.pem", "-days", "2")
+        ossl("x509", "-req", "-in", f"{d}/cp.csr", "-CA", f"{d}/rogue.pem", "-CAkey", f"{d}/rogue.key", "-CAcreateserial", "-out", f"{d}/cp-rogue.pem", "-days", "2")
+        for bad, why in [("other", "is not for the key of the last CSR"), ("cp-rogue", "unable to get local issuer certificate")]:
+            t1 = time.monotonic()
+            self.assertEqual(cs.call(call.CertificateSigned(certificate_chain=pem(bad))).status, "Rejected")
+            ev = cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "InvalidChargePointCertificate", timeout=10, after=t1)
+            self.assertIn(why, ev.get("tech_info", ""))
+        self.assertEqual(cs.connections, 1)
+        # The right one: Accepted; the charge point connects again presenting it.
+        ossl("x509", "-req", "-in", f"{d}/cp.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/cp.pem", "-days", "2",
+             "-extfile", f"{d}/client.ext")
+        cp_der = x509.load_pem_x509_certificate(pem("cp").encode()).public_bytes(serialization.Encoding.DER)
+        self.assertEqual(cs.call(call.CertificateSigned(certificate_chain=pem("cp"))).status, "Accepted")
+        deadline = time.monotonic() + 15
+        while cs.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(cs.connections, 2, c.output()[-2000:])
+        self.assertEqual(cs.peer_certificates[-1], cp_der)
+        self.assertFalse(os.path.exists(os.path.join(store, "charge-point.key.pending")))
+        self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=mf_ids[0])).status, "Accepted")
+        self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=mf_ids[0])).status, "NotFound")
+        self.assertEqual(cs.call(call.GetInstalledCertificateIds(certificate_type=M)).status, "NotFound")
+        self.assertNotIn("PRIVATE KEY", c.output())
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
+        # Restarted without the site's CA: the installed root is what TLS trusts, the signed certificate is
+        # presented, and the last root cannot be deleted (the system's CAs would be trusted instead).
+        t2 = time.monotonic()
+        c = self.chargerd(site(cs.port, self.state, scheme="wss", host="localhost", extra=f'cert = "{d}/client.pem"\nkey = "{d}/client.key"'),
+                          "--speed", "1", "--car", car)
+        cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "StartupOfTheDevice", timeout=15, after=t2)
+        self.assertEqual(cs.peer_certificates[-1], cp_der)
+        self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=want)).status, "Failed")
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
+    def test_signed_update_firmware(self):
+        """SignedUpdateFirmware (whitepaper ed. 2, 4.3): a signing certificate that does not chain to an
+        installed ManufacturerRootCertificate is InvalidCertificate (a security event); a package whose
+        signature is not the signer's is downloaded, found InvalidSignature (a security event) and never
+        written; the right one goes DownloadScheduled, Downloading, Downloaded, SignatureVerified,
+        Installing, InstallRebooting (exit 5), then Installed from the new executable, each a
+        SignedFirmwareStatusNotification with the request's id."""
+        import base64
+        import functools
+        import http.server
+        import threading
+        d = self.tmp
+        ossl, pem = self._pki()
+        chargerd_bin = os.path.join(ROOT_DIR, ".build", "release", "chargerd")
+        www, fw = os.path.join(d, "www"), os.path.join(d, "fw")
+        os.makedirs(www)
+        os.makedirs(fw)
+        subprocess.run([chargerd_bin, "firmware-pack", "--version", "9.9.9-signed", "--binary", chargerd_bin,
+                        "--out", os.path.join(www, "good.pkg")], check=True, capture_output=True)
+        good_sig = base64.b64encode(ossl("dgst", "-sha256", "-sign", f"{d}/signer.key", os.path.join(www, "good.pkg"))).decode()
+        bad_sig = base64.b64encode(ossl("dgst", "-sha256", "-sign", f"{d}/signer.key", f"{d}/ca.pem")).decode()
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=www))
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.shutdown)
+        base = f"http://127.0.0.1:{web.server_address[1]}"
+        os.symlink("chargerd-1.0", os.path.join(fw, "current"))
+        cs = self.cs()
+        text = site(cs.port, self.state, extra=f'firmware_dir = "{fw}"')
+        car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
+        c = self.chargerd(text, "--speed", "1", "--car", car)
+        cs.wait_for("BootNotification", timeout=15)
+        def update(rid, sig, signer="signer", at=-2):
+            when = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=at)).isoformat()
+            return cs.call(call.SignedUpdateFirmware(request_id=rid, firmware={"location": base + "/good.pkg", "retrieve_date_time": when,
+                                                                             "signing_certificate": pem(signer), "signature": sig})).status
+        def statuses(rid):
+            return [p["status"] for t, a, p in cs.messages("SignedFirmwareStatusNotification") if p.get("request_id") == rid]
+        def until(rid, last, timeout=30):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and last not in statuses(rid):
+                time.sleep(0.1)
+            return statuses(rid)
+        t0 = time.monotonic()
+        self.assertEqual(update(1, good_sig), "InvalidCertificate")     # no manufacturer root installed yet
+        cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "InvalidFirmwareSigningCertificate", timeout=10, after=t0)
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type="ManufacturerRootCertificate", certificate=pem("mf"))).status, "Accepted")
+        self.assertEqual(update(2, good_sig, signer="rogue"), "InvalidCertificate")
+        t1 = time.monotonic()
+        self.assertEqual(update(3, bad_sig), "Accepted")
+        self.assertEqual(until(3, "InvalidSignature"), ["Downloading", "Downloaded", "InvalidSignature"])
+        cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "InvalidFirmwareSignature", timeout=10, after=t1)
+        self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-1.0")
+        self.assertFalse(os.path.exists(os.path.join(fw, "chargerd-9.9.9-signed")))
+        self.assertEqual(cs.messages("FirmwareStatusNotification"), [], "a signed update reports only SignedFirmwareStatusNotification")
+        self.assertEqual(update(4, good_sig, at=3), "Accepted")
+        self.assertEqual(until(4, "InstallRebooting", timeout=60),
+                         ["DownloadScheduled", "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting"])
+        c.proc.wait(timeout=30)
+        self.assertEqual(c.proc.returncode, 5, c.output()[-2000:])
+        self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-9.9.9-signed")
+        t2 = time.monotonic()
+        c2 = Chargerd(text, "--status-interval", "1", "--speed", "1", "--car", car, tmp=self.tmp, binary=os.path.join(fw, "current"))
+        self.addCleanup(c2.stop)
+        cs.wait_for("SignedFirmwareStatusNotification", lambda p: p["status"] == "Installed" and p.get("request_id") == 4, timeout=15, after=t2)
+        self.assertEqual(c2.stop(), 0, c2.output()[-2000:])
+
+    def test_get_log(self):
+        """GetLog (whitepaper ed. 2, 4.4): the security log (every security event, kept on storage) and the
+        diagnostics log uploaded by HTTP PUT with LogStatusNotification Uploading then Uploaded carrying the
+        request's id; ExtendedTriggerMessage LogStatusNotification says Idle after; an unreachable location
+        UploadFailure; security events not yet sent when the charger stopped are sent after its restart."""
+        import http.server
+        import threading
+        puts = {}
+        class Put(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self):
+                n = int(self.headers.get("Content-Length", 0))
+                puts[self.path] = self.rfile.read(n)
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            def log_message(self, *a):
+                pass
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Put)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.shutdown)
+        url = f"http://127.0.0.1:{web.server_address[1]}/logs/"
+        cs = self.cs()
+        journal = os.path.join(self.tmp, "journal")
+        car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
+        # A first run that never reaches the central system: its StartupOfTheDevice waits on storage.
+        c = self.chargerd(site(free_port(), self.state), "--speed", "1", "--car", car, "--journal", journal)
+        c.wait_line(r"cannot connect", timeout=10)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", car, "--journal", journal)
+        cs.wait_for("BootNotification", timeout=15)
+        deadline = time.monotonic() + 10
+        while len(cs.messages("SecurityEventNotification")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first, second = [p for t, a, p in cs.messages("SecurityEventNotification")]
+        self.assertEqual((first["type"], second["type"]), ("StartupOfTheDevice", "StartupOfTheDevice"))
+        self.assertLess(parse_ts(first["timestamp"]), parse_ts(second["timestamp"]))
+        for rid, kind in [(7, "SecurityLog"), (8, "DiagnosticsLog")]:
+            t1 = time.monotonic()
+            r = cs.call(call.GetLog(log_type=kind, request_id=rid, log={"remote_location": url}))
+            self.assertEqual(r.status, "Accepted")
+            self.assertRegex(r.filename, r"^CP001-(security|diagnostics)-\d{8}T\d{6}Z\.log$")
+            end = cs.wait_for("LogStatusNotification", lambda p: p["status"] in ("Uploaded", "UploadFailure") and p.get("request_id") == rid, timeout=30, after=t1)
+            self.assertEqual(end["status"], "Uploaded")
+            self.assertEqual([p["status"] for t, a, p in cs.messages("LogStatusNotification") if t >= t1], ["Uploading", "Uploaded"])
+            body = puts[f"/logs/{r.filename}"].decode()
+            if kind == "SecurityLog":
+                lines = body.splitlines()
+                self.assertTrue(lines[0].startswith("# CP001 security log"), lines[0])
+                events = [l.split(" ")[1] for l in lines[1:]]
+                self.assertEqual(events, ["StartupOfTheDevice", "StartupOfTheDevice"], body)
+            else:
+                self.assertIn("GetLog #7", body)
+        t2 = time.monotonic()
+        self.assertEqual(cs.call(call.ExtendedTriggerMessage(requested_message="LogStatusNotification")).status, "Accepted")
+        self.assertEqual(cs.wait_for("LogStatusNotification", timeout=10, after=t2)["status"], "Idle")
+        self.assertEqual(cs.call(call.TriggerMessage(requested_message="DiagnosticsStatusNotification")).status, "Accepted")
+        t3 = time.monotonic()
+        r = cs.call(call.GetLog(log_type="SecurityLog", request_id=9, log={"remote_location": "http://127.0.0.1:9/x/"}, retries=0))
+        self.assertEqual(r.status, "Accepted")
+        self.assertEqual(cs.wait_for("LogStatusNotification", lambda p: p["status"] in ("Uploaded", "UploadFailure"), timeout=30, after=t3)["status"], "UploadFailure")
+        st = os.stat(os.path.join(self.state, "security.log"))
+        self.assertEqual(st.st_mode & 0o077, 0, oct(st.st_mode))
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def _write_site(self, text):
         path = os.path.join(self.tmp, "site-bad.toml")
         with open(path, "w") as f:
