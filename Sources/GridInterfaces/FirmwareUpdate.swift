@@ -79,6 +79,8 @@ extension OCPPClient {
     }
 
     func loadFirmwareJob() {
+        // A version on trial confirms itself once it came up (firmwareIfDue), with or without its job.
+        firmwareOnTrial = config.firmwareDirectory.map { access($0 + "/trial", F_OK) == 0 } ?? false
         guard let p = firmwarePath, let d = FileManager.default.contents(atPath: p) else { return }
         guard let job = try? JSONDecoder().decode(FirmwareJob.self, from: d) else {
             hub.log("ocpp", "firmware update in \(p) unreadable: dropped")
@@ -86,8 +88,15 @@ extension OCPPClient {
             return
         }
         if job.stage == .installed {
-            // The restart it asked for: Installed goes out once online.
-            firmwareStatus(.Installed, "firmware \(job.version ?? "?") installed; running \(firmware)", request: job.requestId)
+            // The restart it asked for: Installed goes out once online; unless the service's launcher
+            // (chargerd-start) turned a version that did not come up back to the previous one.
+            if let dir = config.firmwareDirectory, let bad = try? String(contentsOfFile: dir + "/rolled-back", encoding: .utf8) {
+                let name = bad.trimmingCharacters(in: .whitespacesAndNewlines)
+                firmwareStatus(.InstallationFailed, "firmware \(job.version ?? "?") (\(name)) did not come up: the service went back to the previous version; running \(firmware)", request: job.requestId)
+                unlink(dir + "/rolled-back")
+            } else {
+                firmwareStatus(.Installed, "firmware \(job.version ?? "?") installed; running \(firmware)", request: job.requestId)
+            }
             firmwareJob = nil
             saveFirmwareJob()
         } else {
@@ -159,9 +168,19 @@ extension OCPPClient {
         return status
     }
 
-    /// Each turn of the client's loop: the download started at the retrieve date, its outcome taken, the
-    /// install done once no session runs, and the restart asked once the statuses are out.
+    /// A version on trial (firmware_dir/trial, which chargerd-start counts starts in) came up: the central
+    /// system accepted its BootNotification, or it has run `firmwareTrialRun` seconds.
+    static let firmwareTrialRun = 60.0
+
+    /// Each turn of the client's loop: a version on trial confirmed, the download started at the retrieve
+    /// date, its outcome taken, the install done once no session runs, and the restart asked once the
+    /// statuses are out.
     func firmwareIfDue() {
+        if firmwareOnTrial, let dir = config.firmwareDirectory, booted || now() - startedAt >= Self.firmwareTrialRun / max(1, speedFactor) {
+            firmwareOnTrial = false
+            unlink(dir + "/trial")
+            hub.log("ocpp", "firmware \(firmware) came up" + (booted ? " (BootNotification accepted)" : "") + ": no longer on trial")
+        }
         if let result = firmwareResult.withLock({ r -> FirmwareDownload? in defer { r = nil }; return r }) {
             switch result {
             case .downloaded(let version, let file):
@@ -309,6 +328,9 @@ extension OCPPClient {
             if symlink(name, tmp) != 0 || rename(tmp, current) != 0 { why = "cannot turn \(current) to \(name): \(String(cString: strerror(errno)))" }
         }
         if why == nil {
+            // On trial until the new version says it came up (chargerd-start counts its starts meanwhile).
+            unlink(dir + "/rolled-back")
+            if let e = Self.writeExecutable(Array("0\n".utf8), to: dir + "/trial") { hub.log("ocpp", "firmware: cannot write \(dir)/trial (\(e)): no fall-back if \(version) does not come up") }
             let dfd = open(dir, O_RDONLY | O_DIRECTORY)
             if dfd >= 0 { fsync(dfd); close(dfd) }
         }

@@ -111,6 +111,10 @@ public final class OCPPClient: @unchecked Sendable {
     let firmwareBusy = Atomic<Bool>(false)
     let firmwareResult = Mutex<FirmwareDownload?>(nil)
     var firmwareRestartDue = false
+    /// This version was just installed and has not yet said it came up (firmware_dir/trial removed).
+    var firmwareOnTrial = false
+    /// When this client was made (monotonic seconds).
+    var startedAt = 0.0
     /// The transaction queue's head is not sent again before this time (a CALLERROR's retry interval).
     var queueRetryAt = 0.0
     /// The clock-aligned interval the last aligned meter values belong to (station time).
@@ -186,6 +190,7 @@ public final class OCPPClient: @unchecked Sendable {
         lastMeter = Array(repeating: 0, count: gunCount)
         pendingTxProfile = Array(repeating: nil, count: gunCount)
         self.presentedTags = (0..<gunCount).map { $0 < presentedTags.count ? presentedTags[$0] : nil }
+        startedAt = monotonic()
         if let dir = config.stateDirectory {
             do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             catch { throw OCPPError(description: "OCPP state_dir \(dir): \(error.localizedDescription)") }

@@ -31,14 +31,14 @@ def register_map():
 class Chargerd:
     """chargerd in the background; `lines` collects its standard output and error."""
 
-    def __init__(self, site_text, *args, board="sim-60kw", tmp=None, stdin=False, binary=None):
+    def __init__(self, site_text, *args, board="sim-60kw", tmp=None, stdin=False, binary=None, env=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="grid-")
         self.site = os.path.join(self.tmp, "site.toml")
         with open(self.site, "w") as f:
             f.write(site_text)
         cmd = [binary or BIN, "--board", os.path.join(ROOT, "Boards", f"{board}.toml"), "--site", self.site, *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, env=env)
         self.lines = []
         self.q = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)

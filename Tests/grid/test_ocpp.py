@@ -598,6 +598,64 @@ class OCPP(unittest.TestCase):
         self.assertEqual(c2.stop(), 0, c2.output()[-2000:])
         self.assertFalse(os.path.exists(os.path.join(self.state, "firmware.json")))
 
+    def test_firmware_trial_and_rollback(self):
+        """The packaged service's launcher (Sources/chargerd/package/chargerd-start) with an installed
+        version on trial: a version that does not come up (here it exits 1 at once) is started
+        CHARGERD_TRIAL_STARTS times, then `current` is turned back to `previous`, which reports
+        InstallationFailed to the central system; a version that comes up removes firmware_dir/trial
+        (its BootNotification accepted) and reports Installed."""
+        import json as _json
+        launcher = os.path.join(ROOT_DIR, "Sources", "chargerd", "package", "chargerd-start")
+        chargerd_bin = os.path.join(ROOT_DIR, ".build", "release", "chargerd")
+        fw = os.path.join(self.tmp, "fw")
+        os.makedirs(fw)
+        os.symlink(chargerd_bin, os.path.join(fw, "chargerd-1.0"))
+        with open(os.path.join(fw, "chargerd-2.0"), "w") as f:
+            f.write("#!/bin/sh\necho 'chargerd 2.0: cannot start' >&2\nexit 1\n")
+        os.chmod(os.path.join(fw, "chargerd-2.0"), 0o755)
+        def installed(version, file):
+            """What chargerd leaves when it turned `current` to a new version and restarts into it."""
+            for link, target in [("previous", "chargerd-1.0"), ("current", file)]:
+                if os.path.lexists(os.path.join(fw, link)):
+                    os.unlink(os.path.join(fw, link))
+                os.symlink(target, os.path.join(fw, link))
+            with open(os.path.join(fw, "trial"), "w") as f:
+                f.write("0\n")
+            with open(os.path.join(self.state, "firmware.json"), "w") as f:
+                _json.dump({"location": "http://127.0.0.1:9/x.pkg", "retrieveAt": 0, "retries": 0, "retryInterval": 0,
+                            "stage": "installed", "version": version, "file": os.path.join(fw, file)}, f)
+        os.makedirs(self.state, exist_ok=True)
+        installed("2.0", "chargerd-2.0")
+        cs = self.cs()
+        text = site(cs.port, self.state, extra=f'firmware_dir = "{fw}"')
+        env = dict(os.environ, CHARGERD_FIRMWARE_DIR=fw, CHARGERD_TRIAL_STARTS="3")
+        for n in (1, 2, 3):
+            r = subprocess.run([launcher, "--version"], env=env, capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("2.0: cannot start", r.stderr)
+            with open(os.path.join(fw, "trial")) as f:
+                self.assertEqual(f.read().strip(), str(n))
+        # The fourth start: back to 1.0, which tells the central system the install failed.
+        c = Chargerd(text, "--status-interval", "1", "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s",
+                     tmp=self.tmp, binary=launcher, env=env)
+        self.addCleanup(c.stop)
+        c.wait_line(r"chargerd-start: chargerd-2.0 did not come up in 3 starts: back to chargerd-1.0", timeout=10)
+        self.assertEqual(cs.wait_for("FirmwareStatusNotification", timeout=15)["status"], "InstallationFailed")
+        self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-1.0")
+        self.assertFalse(os.path.exists(os.path.join(fw, "trial")))
+        self.assertFalse(os.path.exists(os.path.join(fw, "rolled-back")), "reported, then removed")
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        # A version that comes up: its first start counts, then it confirms itself.
+        installed("1.1", "chargerd-1.0")
+        t1 = time.monotonic()
+        c = Chargerd(text, "--status-interval", "1", "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s",
+                     tmp=self.tmp, binary=launcher, env=env)
+        self.addCleanup(c.stop)
+        self.assertEqual(cs.wait_for("FirmwareStatusNotification", timeout=15, after=t1)["status"], "Installed")
+        c.wait_line(r"came up \(BootNotification accepted\): no longer on trial", timeout=10)
+        self.assertFalse(os.path.exists(os.path.join(fw, "trial")))
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_unlock_connector(self):
         """UnlockConnector (OCPP 1.6 5.18): on a charging gun the transaction stops first (StopTransaction,
         reason UnlockCommand) and the answer, Unlocked, comes once the lock feedback says open (the core

@@ -18,7 +18,7 @@ if ! dpkg -i "$M/chargerd.deb" > "$M/dpkg-install.log" 2>&1; then
     failc "install: dpkg -i failed: $(tail -3 $M/dpkg-install.log)"; echo DONE >> "$RES"; exit 0
 fi
 missing=""
-for f in /usr/bin/chargerd /lib/systemd/system/chargerd.service /lib/systemd/system-generators/chargerd-board-generator \
+for f in /usr/bin/chargerd /usr/lib/chargerd/chargerd-start /lib/systemd/system/chargerd.service /lib/systemd/system-generators/chargerd-board-generator \
          /etc/chargerd/board.toml /etc/default/chargerd /usr/share/doc/chargerd/technician.md \
          /usr/share/chargerd/boards/cm4-rs485-60kw.toml /usr/share/chargerd/boards/sim-60kw.toml \
          /etc/systemd/system/multi-user.target.wants/chargerd.service; do [ -e "$f" ] || missing="$missing $f"; done
@@ -69,6 +69,18 @@ if [ $rc = 0 ] && head -1 "$M/notify.log" | grep -q 'READY=1|STATUS=gun0 unplugg
    && grep -q 'WATCHDOG=1' "$M/notify.log" && tail -1 "$M/notify.log" | grep -q 'STOPPING=1'; then
     pass "notify: ${cmd[0]} ${cmd[1]} ${cmd[2]} …: READY, STATUS gun0 charging, $(grep -c 'WATCHDOG=1' $M/notify.log) WATCHDOG pings, STOPPING; exit 0"
 else failc "notify: rc $rc; $(head -3 $M/notify.log | tr '\n' ' '); $(tail -2 $M/run1.log)"; fi
+
+# 4b. The launcher with a firmware update on trial: a version that does not come up (exits 1) is started
+#     CHARGERD_TRIAL_STARTS times, then `current` goes back to `previous` (the packaged chargerd).
+F=$(mktemp -d)
+printf '#!/bin/sh\nexit 1\n' > "$F/chargerd-bad"; chmod 755 "$F/chargerd-bad"
+ln -s /usr/bin/chargerd "$F/chargerd-good"; ln -s chargerd-good "$F/previous"; ln -s chargerd-bad "$F/current"; echo 0 > "$F/trial"
+rcs=""
+for i in 1 2 3 4; do CHARGERD_FIRMWARE_DIR=$F CHARGERD_TRIAL_STARTS=3 /usr/lib/chargerd/chargerd-start --list-faults > /dev/null 2>> "$M/launcher.log"; rcs="$rcs$?"; done
+if [ "$rcs" = 1110 ] && [ "$(readlink $F/current)" = chargerd-good ] && [ "$(cat $F/rolled-back)" = chargerd-bad ] && [ ! -e "$F/trial" ]; then
+    pass "launcher: a version on trial that exits 1 started 3 times (exits $rcs), then current -> $(readlink $F/current), rolled-back names it"
+else failc "launcher: exits $rcs; current -> $(readlink $F/current); $(cat $M/launcher.log | tail -2)"; fi
+rm -rf "$F"
 
 # 5. A fault latched in one run is latched again in the next: the restart policy cannot clear it.
 read -r -a cmd <<< "$(unit_cmd /usr/share/chargerd/boards/sim-60kw.toml "--car $CAR --speed max --status-interval 0 --inject estop@10s --journal /var/lib/chargerd/journal")"

@@ -2,7 +2,7 @@
 # make deb: the Debian package of chargerd, built with dpkg-deb from a release binary linked with the
 # Swift runtime inside it (--static-swift-stdlib: the board needs no Swift toolchain).
 #   build-deb.sh BINARY OUTDIR   -> OUTDIR/chargerd_VERSION_ARCH.deb (its path printed last)
-# Layout: /usr/bin/chargerd; /lib/systemd/system/chargerd.service and the generator of its board drop-in;
+# Layout: /usr/bin/chargerd and /usr/lib/chargerd/chargerd-start (what the unit runs); /lib/systemd/system/chargerd.service and the generator of its board drop-in;
 # /usr/share/chargerd/boards/ (every board file); /etc/chargerd/board.toml (the CM4 board, a conffile
 # to edit) and /etc/default/chargerd; /usr/share/doc/chargerd/ (technician's page, security notes).
 # The state directory /var/lib/chargerd (journal, OCPP state) is made by postinst and systemd.
@@ -23,6 +23,7 @@ S="$OUT/stage"
 rm -rf "$S" && mkdir -p "$S/DEBIAN" "$S/usr/bin" "$S/lib/systemd/system" "$S/lib/systemd/system-generators" \
     "$S/usr/share/chargerd/boards" "$S/etc/chargerd" "$S/etc/default" "$S/usr/share/doc/chargerd"
 install -m 0755 "$BIN" "$S/usr/bin/chargerd"
+install -D -m 0755 "$PKG/chargerd-start" "$S/usr/lib/chargerd/chargerd-start"
 strip --strip-unneeded "$S/usr/bin/chargerd"
 install -m 0644 "$PKG/chargerd.service" "$S/lib/systemd/system/chargerd.service"
 install -m 0755 "$PKG/chargerd-board-generator" "$S/lib/systemd/system-generators/chargerd-board-generator"
