@@ -6,6 +6,7 @@
 #              the generator writes the board's drop-in; the credentials file is 0600
 #   run      - the unit's own ExecStart line (from /etc/default/chargerd) on a simulated board, under a
 #              NOTIFY_SOCKET this test listens on: READY, STATUS with the gun states, WATCHDOG, STOPPING
+#   launcher - chargerd-start turns a firmware version on trial that does not come up back to `previous`
 #   restart  - a fault latched in one run is latched again by the next, from /var/lib/chargerd/journal
 #   remove   - program and unit gone, configuration and journal kept
 #   purge    - everything gone; with /var/lib/chargerd/keep-journal, the journal alone stays
