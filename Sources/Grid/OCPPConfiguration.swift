@@ -119,7 +119,7 @@ public struct OCPPSettings: Sendable, Equatable {
         ("ReserveConnectorZeroSupported", false),
         // The security extension: the key is write-only (GetConfiguration lists it without its value)
         ("AdditionalRootCertificateCheck", false), ("AuthorizationKey", true), ("CertificateSignedMaxChainSize", false),
-        ("CertificateStoreMaxLength", false), ("CpoName", true), ("SecurityProfile", false),
+        ("CertificateStoreMaxLength", false), ("CpoName", true), ("SecurityProfile", true),
         // SmartCharging
         ("ChargeProfileMaxStackLevel", false), ("ChargingScheduleAllowedChargingRateUnit", false),
         ("ChargingScheduleMaxPeriods", false), ("MaxChargingProfilesInstalled", false),
@@ -240,10 +240,11 @@ public struct OCPPSettings: Sendable, Equatable {
         return .success(items.joined(separator: ","))
     }
 
-    /// The writable keys' values as stored (a ChangeConfiguration survives a restart, §5.3).
+    /// The writable keys' values as stored (a ChangeConfiguration survives a restart, §5.3). The security
+    /// keys are kept apart by the client (the AuthorizationKey write-only, the profile only raised).
     public func stored(_ f: Facts) -> [String: String] {
         var out: [String: String] = [:]
-        for k in Self.keys where k.writable { out[k.name] = value(k.name, f) }
+        for k in Self.keys where k.writable && k.name != "SecurityProfile" && k.name != "AuthorizationKey" { out[k.name] = value(k.name, f) }
         return out
     }
 }

@@ -86,6 +86,9 @@ public final class OCPPClient: @unchecked Sendable {
     var reservations = Reservations()
     /// Security profiles 1 and 2: the HTTP Basic password (the AuthorizationKey's bytes; never logged).
     var authorizationKey: [UInt8]? = nil
+    /// The security profile in use: the site's, or the higher one the central system moved it to
+    /// (ChangeConfiguration SecurityProfile, kept in state_dir/security-profile).
+    var securityProfile = 0
     /// Security events not sent yet (SecurityEventNotification; at most 50, the oldest dropped first),
     /// kept in state_dir/security-events.json until sent; every event is also in state_dir/security.log.
     var securityEvents: [SecurityEventNotificationReq] = []
@@ -191,27 +194,34 @@ public final class OCPPClient: @unchecked Sendable {
         pendingTxProfile = Array(repeating: nil, count: gunCount)
         self.presentedTags = (0..<gunCount).map { $0 < presentedTags.count ? presentedTags[$0] : nil }
         startedAt = monotonic()
+        securityProfile = config.securityProfile
         if let dir = config.stateDirectory {
             do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             catch { throw OCPPError(description: "OCPP state_dir \(dir): \(error.localizedDescription)") }
             loadState(dir)
             do { certificates = try CertificateStore(directory: dir + "/certificates") }
             catch { hub.log("ocpp", "certificate store: \(error); the security extension's certificate messages are refused") }
+            loadSecurityProfile()
         }
-        if config.securityProfile == 1 || config.securityProfile == 2 {
-            // The key the central system set last, else the site's (checked when the site was loaded).
-            for (path, whose) in [(authorizationKeyPath, "set by the central system"), (config.authorizationKeyFile, "the site's")] {
-                guard let path, let d = FileManager.default.contents(atPath: path) else { continue }
-                if case .success(let k) = AuthorizationKey.bytes(String(decoding: d, as: UTF8.self)) {
-                    authorizationKey = k
-                    hub.log("ocpp", "security profile \(config.securityProfile): HTTP Basic with the AuthorizationKey \(whose) (\(path))")
-                    break
-                }
-                hub.log("ocpp", "AuthorizationKey in \(path) unreadable: not used")
-            }
-            guard authorizationKey != nil else { throw OCPPError(description: "OCPP security profile \(config.securityProfile): no readable AuthorizationKey") }
+        if securityProfile == 1 || securityProfile == 2 {
+            authorizationKey = loadAuthorizationKey()
+            guard authorizationKey != nil else { throw OCPPError(description: "OCPP security profile \(securityProfile): no readable AuthorizationKey") }
         }
         securityEvent("StartupOfTheDevice", "chargerd \(firmware) started")
+    }
+
+    /// The AuthorizationKey the central system set last, else the site's (checked when the site was
+    /// loaded); nil when neither reads.
+    func loadAuthorizationKey() -> [UInt8]? {
+        for (path, whose) in [(authorizationKeyPath, "set by the central system"), (config.authorizationKeyFile, "the site's")] {
+            guard let path, let d = FileManager.default.contents(atPath: path) else { continue }
+            if case .success(let k) = AuthorizationKey.bytes(String(decoding: d, as: UTF8.self)) {
+                hub.log("ocpp", "security profile \(securityProfile): HTTP Basic with the AuthorizationKey \(whose) (\(path))")
+                return k
+            }
+            hub.log("ocpp", "AuthorizationKey in \(path) unreadable: not used")
+        }
+        return nil
     }
 
     /// The idTag a driver presents at each gun's plug (a card at the reader), for the simulation.
@@ -409,7 +419,7 @@ public final class OCPPClient: @unchecked Sendable {
     func connect() {
         do {
             var headers: [String] = []
-            if let key = authorizationKey {
+            if let key = authorizationKey, securityProfile == 1 || securityProfile == 2 {
                 // Security profiles 1 and 2: HTTP Basic, the charge point's id and the key's bytes (RFC 7617).
                 headers.append("Authorization: Basic " + Data(Array(config.chargePointId.utf8) + [58] + key).base64EncodedString())
             }
@@ -560,7 +570,7 @@ public final class OCPPClient: @unchecked Sendable {
     }
     var facts: OCPPSettings.Facts {
         .init(connectors: gunCount, featureProfiles: featureProfiles, maxStackLevel: ProfileStore.maxStackLevel,
-              maxPeriods: ProfileStore.maxPeriods, maxProfiles: ProfileStore.maxProfiles, securityProfile: config.securityProfile)
+              maxPeriods: ProfileStore.maxPeriods, maxProfiles: ProfileStore.maxProfiles, securityProfile: securityProfile)
     }
 
     /// The configuration keys this charge point has (OCPP 1.6 §9), with their values now.
@@ -569,12 +579,18 @@ public final class OCPPClient: @unchecked Sendable {
         return OCPPSettings.keys.map { KeyValue(key: $0.name, readonly: !$0.writable, value: settings.value($0.name, f)) }
     }
 
-    /// ChangeConfiguration of AuthorizationKey (security whitepaper ed. 2, §3.1.2): on profiles 1 and 2
-    /// only; 16-20 bytes as hexadecimal digits; kept in state_dir (owner-only), then the connection is made
-    /// again with it. The key is never logged.
+    /// ChangeConfiguration of AuthorizationKey (security whitepaper ed. 2, §3.1.2): on profiles 1 and 2,
+    /// and on 0 with a state_dir (kept for an upgrade to profile 1 or 2); 16-20 bytes as hexadecimal
+    /// digits; kept in state_dir (owner-only), then the connection is made again with it (profiles 1 and
+    /// 2). The key is never logged.
     func changeAuthorizationKey(_ text: String) -> ConfigurationStatus {
-        guard config.securityProfile == 1 || config.securityProfile == 2 else {
-            hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: security profile \(config.securityProfile) does not use it")
+        // Profile 0 keeps it for an upgrade to 1 or 2 (ChangeConfiguration SecurityProfile after it).
+        guard securityProfile <= 2 else {
+            hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: security profile \(securityProfile) does not use it")
+            return .Rejected
+        }
+        guard securityProfile > 0 || authorizationKeyPath != nil else {
+            hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: security profile 0 could only keep it in a state_dir")
             return .Rejected
         }
         let key: [UInt8]
@@ -589,8 +605,10 @@ public final class OCPPClient: @unchecked Sendable {
                 return .Rejected
             }
         }
-        authorizationKey = key
-        reconnectAfterAnswer = true
+        if securityProfile > 0 {
+            authorizationKey = key
+            reconnectAfterAnswer = true
+        }
         securityEvent("ReconfigurationOfSecurityParameters", "AuthorizationKey changed (\(key.count) bytes)")
         return .Accepted
     }

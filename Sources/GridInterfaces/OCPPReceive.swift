@@ -524,6 +524,7 @@ extension OCPPClient {
     /// effect at once and is stored.
     func changeConfiguration(_ r: ChangeConfigurationReq) -> StatusConf<ConfigurationStatus> {
         if r.key == "AuthorizationKey" { return StatusConf(changeAuthorizationKey(r.value)) }
+        if r.key == "SecurityProfile" { return StatusConf(upgradeSecurityProfile(r.value)) }
         guard let key = OCPPSettings.keys.first(where: { $0.name == r.key }) else {
             hub.log("ocpp-refused", "ChangeConfiguration \(r.key.prefix(60)): no such key (NotSupported)")
             return StatusConf(.NotSupported)

@@ -66,6 +66,75 @@ extension OCPPClient {
         return Array(out.utf8)
     }
 
+    // MARK: the security profile
+
+    var securityProfilePath: String? { config.stateDirectory.map { $0 + "/security-profile" } }
+
+    /// A profile the central system raised the site's to, from state_dir (a lower or equal one is left:
+    /// the site's then holds).
+    func loadSecurityProfile() {
+        guard let p = securityProfilePath, let d = FileManager.default.contents(atPath: p) else { return }
+        guard let n = Int(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), (1...3).contains(n) else {
+            hub.log("ocpp", "security profile in \(p) unreadable: the site's (\(securityProfile)) holds")
+            return
+        }
+        if n > securityProfile {
+            hub.log("ocpp", "security profile \(n), as the central system raised it (\(p); the site says \(securityProfile))")
+            securityProfile = n
+        }
+    }
+
+    /// What profile `n` needs that this charge point lacks (nil: nothing): the URL's scheme (the site's
+    /// url is not changed by OCPP), the AuthorizationKey (1, 2), a trust anchor for the central system (2,
+    /// 3: an installed CentralSystemRootCertificate or the site's ca) and a charge point certificate (3).
+    func missing(forProfile n: Int) -> String? {
+        if n == 1 && url.secure { return "profile 1 is ws://, the site's url is wss://" }
+        if n >= 2 && !url.secure { return "profile \(n) is TLS, the site's url is ws:// (a wss:// url is the site file's to give)" }
+        if n <= 2 && loadAuthorizationKey() == nil { return "no AuthorizationKey (ChangeConfiguration AuthorizationKey first)" }
+        if n >= 2 && config.caFile == nil && (certificates?.installed(.CentralSystemRootCertificate).isEmpty ?? true) {
+            return "no CentralSystemRootCertificate installed and no site ca"
+        }
+        if n == 3 && certificates?.identity == nil && config.certFile == nil {
+            return "no charge point certificate (ExtendedTriggerMessage SignChargePointCertificate, then CertificateSigned)"
+        }
+        return nil
+    }
+
+    /// ChangeConfiguration SecurityProfile (security whitepaper ed. 2, §2.x; A00.FR.005: never lowered
+    /// through OCPP): a higher profile whose prerequisites hold is kept in state_dir and the connection
+    /// made again with it once this answer is out; the same or a lower one, or one whose prerequisites
+    /// are missing, is Rejected (the reason in the journal). Nothing falls back by itself: a technician
+    /// lowers it by removing state_dir/security-profile.
+    func upgradeSecurityProfile(_ text: String) -> ConfigurationStatus {
+        guard let n = Int(text.trimmingCharacters(in: .whitespaces)), (0...3).contains(n) else {
+            hub.log("ocpp-refused", "ChangeConfiguration SecurityProfile rejected: '\(text.prefix(20))' is not 0, 1, 2 or 3")
+            return .Rejected
+        }
+        guard n > securityProfile else {
+            hub.log("ocpp-refused", "ChangeConfiguration SecurityProfile \(n) rejected: the profile is \(securityProfile), and OCPP never lowers it")
+            return .Rejected
+        }
+        if let why = missing(forProfile: n) {
+            hub.log("ocpp", "ChangeConfiguration SecurityProfile \(n) rejected: \(why)")
+            return .Rejected
+        }
+        guard let p = securityProfilePath else {
+            hub.log("ocpp", "ChangeConfiguration SecurityProfile \(n) rejected: no state_dir to keep it in")
+            return .Rejected
+        }
+        if let why = Crypto.writePrivately(Array("\(n)\n".utf8), to: p) {
+            hub.log("ocpp", "ChangeConfiguration SecurityProfile \(n) rejected: \(why)")
+            return .Rejected
+        }
+        let was = securityProfile
+        securityProfile = n
+        authorizationKey = n <= 2 ? loadAuthorizationKey() : nil
+        reconnectAfterAnswer = true
+        securityEvent("ReconfigurationOfSecurityParameters", "security profile \(was) -> \(n)")
+        hub.log("ocpp", "security profile \(was) -> \(n): connecting again with it")
+        return .Accepted
+    }
+
     // MARK: TLS
 
     /// What the connection's TLS trusts and presents: the site's CA and the installed central system
@@ -73,7 +142,7 @@ extension OCPPClient {
     /// (CertificateSigned) over the site's.
     var tlsFiles: TLSFiles {
         let roots = certificates.flatMap { access($0.bundlePath, R_OK) == 0 ? $0.bundlePath : nil }
-        let own = config.securityProfile == 3 ? certificates?.identity : nil
+        let own = securityProfile == 3 ? certificates?.identity : nil
         return TLSFiles(ca: config.caFile, roots: roots, cert: own?.certificate ?? config.certFile, key: own?.key ?? config.keyFile)
     }
 
@@ -165,9 +234,9 @@ extension OCPPClient {
             hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): NotFound")
             return .NotFound
         }
-        if found.use == .CentralSystemRootCertificate && config.securityProfile >= 2 && config.caFile == nil
+        if found.use == .CentralSystemRootCertificate && securityProfile >= 2 && config.caFile == nil
             && store.installed(.CentralSystemRootCertificate).count == 1 {
-            hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): Failed: the last CentralSystemRootCertificate, which security profile \(config.securityProfile)'s TLS trusts")
+            hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): Failed: the last CentralSystemRootCertificate, which security profile \(securityProfile)'s TLS trusts")
             return .Failed
         }
         if let why = store.delete(file: found.file, found.use) {
@@ -188,8 +257,8 @@ extension OCPPClient {
         }
         switch store.acceptSigned(chain, commonName: config.chargePointId, roots: centralSystemRoots) {
         case .success(let what):
-            hub.log("ocpp", "CertificateSigned: the charge point's certificate is now \(what)" + (config.securityProfile == 3 ? "; connecting again with it" : ""))
-            if config.securityProfile == 3 { reconnectAfterAnswer = true }
+            hub.log("ocpp", "CertificateSigned: the charge point's certificate is now \(what)" + (securityProfile == 3 ? "; connecting again with it" : ""))
+            if securityProfile == 3 { reconnectAfterAnswer = true }
             return .Accepted
         case .failure(let why):
             securityEvent("InvalidChargePointCertificate", "CertificateSigned: \(why)")

@@ -26,7 +26,8 @@ import Testing
         #expect(s.value("CertificateSignedMaxChainSize", f) == "10000")
         #expect(s.value("AdditionalRootCertificateCheck", f) == "false")
         let keys = Dictionary(OCPPSettings.keys.map { ($0.name, $0.writable) }, uniquingKeysWith: { a, _ in a })
-        #expect(keys["CpoName"] == true && keys["CertificateStoreMaxLength"] == false && keys["SecurityProfile"] == false)
+        #expect(keys["CpoName"] == true && keys["CertificateStoreMaxLength"] == false && keys["SecurityProfile"] == true)
+        #expect(s.stored(f)["SecurityProfile"] == nil && s.stored(f)["AuthorizationKey"] == nil, "kept apart by the client")
     }
 
     @Test func aSignedUpdateWithoutItsSignatureNamesTheField() throws {

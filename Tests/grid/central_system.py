@@ -120,6 +120,7 @@ class CentralSystem:
                  basic_auth=None):
         # basic_auth: (charge point id, key bytes): HTTP Basic required at the upgrade (security profiles 1
         # and 2); a request without it or with another is answered 401 and counted in `unauthorized`.
+        # "absent": a request with any Authorization header is answered 401 (profile 3).
         self.basic_auth = basic_auth
         self.unauthorized = 0
         # start_checks_tags: StartTransaction answers Invalid for an idTag not in accepted_tags (else every
@@ -160,6 +161,12 @@ class CentralSystem:
     def _check_auth(self, connection, request):
         if self.basic_auth is None:
             return None
+        if self.basic_auth == "absent":              # profile 3: any HTTP Basic header is refused
+            if request.headers.get("Authorization") is None:
+                return None
+            with self.lock:
+                self.unauthorized += 1
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "no Basic credentials on profile 3\n")
         cp_id, key = self.basic_auth
         want = "Basic " + base64.b64encode(cp_id.encode() + b":" + key).decode()
         if request.headers.get("Authorization") == want:

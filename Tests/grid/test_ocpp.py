@@ -1105,6 +1105,65 @@ class OCPP(unittest.TestCase):
         self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=want)).status, "Failed")
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
+    def test_security_profile_upgrade(self):
+        """ChangeConfiguration SecurityProfile (security whitepaper ed. 2): never lowered through OCPP
+        (A00.FR.005), an upgrade whose prerequisites are missing Rejected; from 2 to 3 once the charge point
+        has a certificate (SignCertificate/CertificateSigned over profile 2): the connection is made again
+        with the client certificate and without HTTP Basic, and stays at 3 across a restart."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        d = self.tmp
+        ossl, pem = self._pki()
+        key = "00112233445566778899aabbccddeeff0011aabb"
+        keyfile = os.path.join(d, "ocpp-key")
+        with open(keyfile, "w") as f:
+            f.write(key + "\n")
+        os.chmod(keyfile, 0o600)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
+        ctx.load_verify_locations(f"{d}/ca.pem")
+        ctx.verify_mode = ssl.CERT_OPTIONAL          # profile 2 shows none, profile 3 must
+        cs = self.cs(ssl_context=ctx, basic_auth=("CP001", bytes.fromhex(key)))
+        text = site(cs.port, self.state, scheme="wss", host="localhost", extra=f'ca = "{d}/ca.pem"\nauthorization_key_file = "{keyfile}"')
+        car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
+        c = self.chargerd(text, "--speed", "1", "--car", car)
+        cs.wait_for("BootNotification", timeout=15)
+        sp = cs.call(call.GetConfiguration(key=["SecurityProfile"])).configuration_key[0]
+        self.assertEqual((sp["value"], sp["readonly"]), ("2", False))
+        self.assertEqual(cs.peer_certificates[-1], None)
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="SecurityProfile", value="1")).status, "Rejected")
+        c.wait_line(r"SecurityProfile 1 rejected: the profile is 2, and OCPP never lowers it", timeout=5)
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="SecurityProfile", value="3")).status, "Rejected")
+        c.wait_line(r"SecurityProfile 3 rejected: no charge point certificate", timeout=5)
+        t0 = time.monotonic()
+        self.assertEqual(cs.call(call.ExtendedTriggerMessage(requested_message="SignChargePointCertificate")).status, "Accepted")
+        with open(f"{d}/cp.csr", "w") as f:
+            f.write(cs.wait_for("SignCertificate", timeout=10, after=t0)["csr"])
+        ossl("x509", "-req", "-in", f"{d}/cp.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/cp.pem", "-days", "2",
+             "-extfile", f"{d}/client.ext")
+        self.assertEqual(cs.call(call.CertificateSigned(certificate_chain=pem("cp"))).status, "Accepted")
+        time.sleep(1)
+        self.assertEqual(cs.connections, 1, "profile 2 does not present the certificate: no reconnect")
+        cp_der = x509.load_pem_x509_certificate(pem("cp").encode()).public_bytes(serialization.Encoding.DER)
+        cs.basic_auth = None                          # the central system's side of the upgrade
+        t1 = time.monotonic()
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="SecurityProfile", value="3")).status, "Accepted")
+        cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "ReconfigurationOfSecurityParameters", timeout=15, after=t1)
+        self.assertEqual(cs.connections, 2)
+        self.assertEqual(cs.peer_certificates[-1], cp_der)
+        self.assertEqual(cs.call(call.GetConfiguration(key=["SecurityProfile"])).configuration_key[0]["value"], "3")
+        self.assertEqual(os.stat(os.path.join(self.state, "security-profile")).st_mode & 0o077, 0)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        # Restarted with the same site file (which says 2): 3 holds, with the certificate and no Basic.
+        cs.basic_auth = "absent"                      # a Basic header would now be refused
+        t2 = time.monotonic()
+        c = self.chargerd(text, "--speed", "1", "--car", car)
+        cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "StartupOfTheDevice", timeout=15, after=t2)
+        self.assertEqual(cs.unauthorized, 0)
+        self.assertEqual(cs.peer_certificates[-1], cp_der)
+        c.wait_line(r"security profile 3, as the central system raised it", timeout=5)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_signed_update_firmware(self):
         """SignedUpdateFirmware (whitepaper ed. 2, 4.3): a signing certificate that does not chain to an
         installed ManufacturerRootCertificate is InvalidCertificate (a security event); a package whose
