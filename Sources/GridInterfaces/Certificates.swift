@@ -175,7 +175,8 @@ final class PrivateKey: @unchecked Sendable {
         let key: OpaquePointer? = pem.withUnsafeBytes { b in
             guard let bio = BIO_new_mem_buf(b.baseAddress, Int32(b.count)) else { return nil }
             defer { BIO_free(bio) }
-            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+            // No passphrase (the keys here are written unencrypted): never OpenSSL's default prompt on a tty.
+            return PEM_read_bio_PrivateKey(bio, nil, { _, _, _, _ in 0 }, nil)
         }
         ERR_clear_error()
         guard let key else { return nil }
