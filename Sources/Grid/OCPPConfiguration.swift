@@ -240,11 +240,15 @@ public struct OCPPSettings: Sendable, Equatable {
         return .success(items.joined(separator: ","))
     }
 
-    /// The writable keys' values as stored (a ChangeConfiguration survives a restart, §5.3). The security
-    /// keys are kept apart by the client (the AuthorizationKey write-only, the profile only raised).
+    /// Writable keys the OCPP client sets and keeps itself, not through `set` (the AuthorizationKey is
+    /// write-only and stored apart; the security profile is only raised, with its prerequisites checked).
+    public static let clientKeys: Set<String> = ["AuthorizationKey", "SecurityProfile"]
+
+    /// The writable keys' values as stored (a ChangeConfiguration survives a restart, §5.3), but the
+    /// client's own.
     public func stored(_ f: Facts) -> [String: String] {
         var out: [String: String] = [:]
-        for k in Self.keys where k.writable && k.name != "SecurityProfile" && k.name != "AuthorizationKey" { out[k.name] = value(k.name, f) }
+        for k in Self.keys where k.writable && !Self.clientKeys.contains(k.name) { out[k.name] = value(k.name, f) }
         return out
     }
 }
