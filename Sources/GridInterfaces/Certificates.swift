@@ -91,6 +91,12 @@ final class X509Certificate: @unchecked Sendable {
         guard ASN1_TIME_to_tm(X509_get0_notAfter(x), &t) == 1 else { return "?" }
         return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
     }
+    /// The validity period's ends, as epoch seconds (nil when OpenSSL cannot read them).
+    var validity: (notBefore: Int64, notAfter: Int64)? {
+        var a = tm(), b = tm()
+        guard ASN1_TIME_to_tm(X509_get0_notBefore(x), &a) == 1, ASN1_TIME_to_tm(X509_get0_notAfter(x), &b) == 1 else { return nil }
+        return (Int64(timegm(&a)), Int64(timegm(&b)))
+    }
     /// `issuer` issued this one (names match, its key signed it).
     func issued(by issuer: X509Certificate) -> Bool { X509_check_issued(issuer.x, x) == X509_V_OK }
 

@@ -95,11 +95,16 @@ public final class OCPPClient: @unchecked Sendable {
     /// The security extension's certificates and the charge point's key (state_dir/certificates; nil
     /// without a state_dir).
     var certificates: CertificateStore? = nil
+    /// The charge point's certificate renewal (A03): when it is looked at next, when a CSR went out last.
+    var nextRenewalCheck = 0.0
+    var lastRenewalRequest = -Double.infinity
     /// GetLog: LogStatusNotifications to send, and the request an upload runs for.
     let logEvents = Mutex<[LogStatusNotificationReq]>([])
     let logRequest = Mutex<Int?>(nil)
     /// The connection is closed and made again once this call's answer is out (a new AuthorizationKey).
-    var reconnectAfterAnswer = false
+    /// Why, when the connection is to be made again once this call's answer is out (a new
+    /// AuthorizationKey, a raised security profile, a new charge point certificate).
+    var reconnectAfterAnswer: String? = nil
     /// GetDiagnostics: what is uploaded (the journal's records between two times, epoch ms; set by
     /// chargerd), the upload's side thread, and the statuses it reached that are not notified yet.
     public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil
@@ -404,6 +409,7 @@ public final class OCPPClient: @unchecked Sendable {
             expireAuthorizations()
             expireReservations()
             firmwareIfDue()
+            renewCertificateIfDue()
             do {
                 if let text = try ws!.receive(timeoutMs: 50) { handle(text) }
                 try sendDue()
@@ -607,7 +613,7 @@ public final class OCPPClient: @unchecked Sendable {
         }
         if securityProfile > 0 {
             authorizationKey = key
-            reconnectAfterAnswer = true
+            reconnectAfterAnswer = "the new AuthorizationKey"
         }
         securityEvent("ReconfigurationOfSecurityParameters", "AuthorizationKey changed (\(key.count) bytes)")
         return .Accepted
@@ -947,10 +953,10 @@ public final class OCPPClient: @unchecked Sendable {
     func reply(_ id: String, _ payload: some Encodable) {
         guard let text = OCPPFrame.result(id: id, payload: payload) else { return }
         try? ws?.send(text: text)
-        if reconnectAfterAnswer {
-            // A new AuthorizationKey: the connection is made again with it, at once.
-            reconnectAfterAnswer = false
-            dropConnection("reconnecting with the new AuthorizationKey")
+        if let why = reconnectAfterAnswer {
+            // The connection is made again with what changed, at once.
+            reconnectAfterAnswer = nil
+            dropConnection("reconnecting with \(why)")
             nextConnectAttempt = now()
         }
     }

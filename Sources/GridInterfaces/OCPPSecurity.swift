@@ -129,7 +129,7 @@ extension OCPPClient {
         let was = securityProfile
         securityProfile = n
         authorizationKey = n <= 2 ? loadAuthorizationKey() : nil
-        reconnectAfterAnswer = true
+        reconnectAfterAnswer = "security profile \(n)"
         securityEvent("ReconfigurationOfSecurityParameters", "security profile \(was) -> \(n)")
         hub.log("ocpp", "security profile \(was) -> \(n): connecting again with it")
         return .Accepted
@@ -258,12 +258,39 @@ extension OCPPClient {
         switch store.acceptSigned(chain, commonName: config.chargePointId, roots: centralSystemRoots) {
         case .success(let what):
             hub.log("ocpp", "CertificateSigned: the charge point's certificate is now \(what)" + (securityProfile == 3 ? "; connecting again with it" : ""))
-            if securityProfile == 3 { reconnectAfterAnswer = true }
+            if securityProfile == 3 { reconnectAfterAnswer = "the new charge point certificate" }
+            nextRenewalCheck = 0
+            lastRenewalRequest = -Double.infinity
             return .Accepted
         case .failure(let why):
             securityEvent("InvalidChargePointCertificate", "CertificateSigned: \(why)")
             return .Rejected
         }
+    }
+
+    /// How long before its end the charge point's certificate is renewed: the shorter of 30 days and a
+    /// fifth of its validity (ours: the whitepaper leaves the time to the charge point), and how long a CSR
+    /// sent for it may stay unanswered before the next (ours).
+    static let renewBefore: Int64 = 30 * 86_400
+    static let renewRetry = 3_600.0
+
+    /// Update Charge Point Certificate initiated by the Charge Point (whitepaper ed. 2, A03): once the
+    /// certificate it presents (profile 3) nears its end, a new key and SignCertificate, as if the
+    /// central system had triggered it; again an hour later while no CertificateSigned came. Checked once
+    /// a minute, online only.
+    func renewCertificateIfDue() {
+        guard securityProfile == 3, online, now() >= nextRenewalCheck, let store = certificates else { return }
+        nextRenewalCheck = now() + 60
+        // The certificate it presents: the one CertificateSigned installed, else the site's (factory) one.
+        guard let path = store.identity?.certificate ?? config.certFile, let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let leaf = X509Certificate.all(pem: text)?.first, let v = leaf.validity else { return }
+        let left = v.notAfter - Int64(Date().timeIntervalSince1970)
+        guard left < min(Self.renewBefore, (v.notAfter - v.notBefore) / 5) else { return }
+        guard now() >= lastRenewalRequest + Self.renewRetry else { return }
+        guard !triggers.contains(where: { $0.message == .SignChargePointCertificate }) else { return }
+        lastRenewalRequest = now()
+        hub.log("ocpp", "the charge point's certificate ends \(leaf.notAfter) (\(left / 60) min left): asking for a new one (SignCertificate)")
+        triggers.append(Trigger(message: .SignChargePointCertificate, connector: nil, extended: true))
     }
 
     /// ExtendedTriggerMessage SignChargePointCertificate: a new key, and SignCertificate with its CSR.

@@ -1105,6 +1105,45 @@ class OCPP(unittest.TestCase):
         self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=want)).status, "Failed")
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
+    def test_certificate_renewal_by_the_charge_point(self):
+        """Update Charge Point Certificate initiated by the Charge Point (whitepaper ed. 2, A03): a
+        certificate the central system signed that ends within a fifth of its validity (here: made with
+        `cryptography` to end in an hour, after a day) makes the charge point, once connected with it, send
+        SignCertificate by itself with a new key's CSR."""
+        import datetime as dt
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        d = self.tmp
+        ossl, pem = self._pki()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
+        ctx.load_verify_locations(f"{d}/ca.pem")
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        cs = self.cs(ssl_context=ctx)
+        tls = f'ca = "{d}/ca.pem"\ncert = "{d}/client.pem"\nkey = "{d}/client.key"'
+        c = self.chargerd(site(cs.port, self.state, scheme="wss", host="localhost", extra=tls), "--speed", "1",
+                          "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs.wait_for("BootNotification", timeout=15)
+        t0 = time.monotonic()
+        self.assertEqual(cs.call(call.ExtendedTriggerMessage(requested_message="SignChargePointCertificate")).status, "Accepted")
+        csr = x509.load_pem_x509_csr(cs.wait_for("SignCertificate", timeout=10, after=t0)["csr"].encode())
+        time.sleep(2)
+        self.assertEqual(len(cs.messages("SignCertificate")), 1, "the factory certificate (2 days) is not near its end")
+        ca = x509.load_pem_x509_certificate(pem("ca").encode())
+        ca_key = serialization.load_pem_private_key(open(f"{d}/ca.key", "rb").read(), None)
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject).public_key(csr.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(hours=1)).sign(ca_key, hashes.SHA256()))
+        t1 = time.monotonic()
+        self.assertEqual(cs.call(call.CertificateSigned(certificate_chain=cert.public_bytes(serialization.Encoding.PEM).decode())).status, "Accepted")
+        again = x509.load_pem_x509_csr(cs.wait_for("SignCertificate", timeout=20, after=t1)["csr"].encode())
+        self.assertNotEqual(again.public_key().public_numbers(), csr.public_key().public_numbers(), "a new key")
+        self.assertEqual(cs.connections, 2)
+        c.wait_line(r"the charge point's certificate ends .* \(\d+ min left\): asking for a new one", timeout=5)
+        c.wait_line(r"reconnecting with the new charge point certificate", timeout=5)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_security_profile_upgrade(self):
         """ChangeConfiguration SecurityProfile (security whitepaper ed. 2): never lowered through OCPP
         (A00.FR.005), an upgrade whose prerequisites are missing Rejected; from 2 to 3 once the charge point
