@@ -3,7 +3,7 @@
 // range. A key the central system may set is only writable where the charge point does what it says;
 // a value the charge point cannot honour is Rejected (ChangeConfiguration, §5.3). Keys the edition marks
 // optional and that say nothing here (BlinkRepeat, LightIntensity, MaxEnergyOnInvalidId,
-// MinimumStatusDuration, WebSocketPingInterval, the *MaxLength keys of the CSL lists) are absent, which
+// MinimumStatusDuration, the *MaxLength keys of the CSL lists) are absent, which
 // GetConfiguration reports as unknown and ChangeConfiguration as NotSupported.
 
 /// A measurand this charge point samples (OCPP 1.6 §7.31), with its unit and location.
@@ -79,6 +79,9 @@ public struct OCPPSettings: Sendable, Equatable {
     public var transactionMessageRetryInterval = 60
     public var resetRetries = 1
     public var connectorPhaseRotation = "0.NotApplicable"
+    /// WebSocket pings every this many seconds (0: none); a ping not answered by the next one ends the
+    /// connection (a half-open TCP connection found, not waited out).
+    public var webSocketPingInterval = 0
     /// The security extension's CpoName: the organizationName of the charge point certificate's CSR.
     public var cpoName = ""
 
@@ -112,7 +115,7 @@ public struct OCPPSettings: Sendable, Equatable {
         ("MeterValueSampleInterval", true), ("NumberOfConnectors", false), ("ResetRetries", true),
         ("StopTransactionOnEVSideDisconnect", true), ("StopTransactionOnInvalidId", true), ("StopTxnAlignedData", true),
         ("StopTxnSampledData", true), ("SupportedFeatureProfiles", false), ("TransactionMessageAttempts", true),
-        ("TransactionMessageRetryInterval", true), ("UnlockConnectorOnEVSideDisconnect", true),
+        ("TransactionMessageRetryInterval", true), ("UnlockConnectorOnEVSideDisconnect", true), ("WebSocketPingInterval", true),
         // LocalAuthListManagement
         ("LocalAuthListEnabled", true), ("LocalAuthListMaxLength", false), ("SendLocalListMaxLength", false),
         // Reservation
@@ -152,6 +155,7 @@ public struct OCPPSettings: Sendable, Equatable {
         case "TransactionMessageAttempts": return String(transactionMessageAttempts)
         case "TransactionMessageRetryInterval": return String(transactionMessageRetryInterval)
         case "UnlockConnectorOnEVSideDisconnect": return "true"
+        case "WebSocketPingInterval": return String(webSocketPingInterval)
         case "LocalAuthListEnabled": return b(localAuthListEnabled)
         case "LocalAuthListMaxLength": return String(LocalAuthorization.listMaxLength)
         case "SendLocalListMaxLength": return String(LocalAuthorization.sendListMaxLength)
@@ -213,6 +217,7 @@ public struct OCPPSettings: Sendable, Equatable {
         case "StopTxnSampledData": return assign(Measurand.list(v)) { $0.stopTxnSampledData = $1 }
         case "TransactionMessageAttempts": return assign(int(1...10, unit: "")) { $0.transactionMessageAttempts = $1 }
         case "TransactionMessageRetryInterval": return assign(int(0...3_600)) { $0.transactionMessageRetryInterval = $1 }
+        case "WebSocketPingInterval": return assign(int(0...3_600)) { $0.webSocketPingInterval = $1 }
         case "LocalAuthListEnabled": return assign(bool()) { $0.localAuthListEnabled = $1 }
         case "CpoName":
             guard v.count <= SecurityFieldLimits.cpoName, !v.contains(where: { $0.isNewline }) else {

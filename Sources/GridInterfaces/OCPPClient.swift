@@ -95,6 +95,10 @@ public final class OCPPClient: @unchecked Sendable {
     /// The security extension's certificates and the charge point's key (state_dir/certificates; nil
     /// without a state_dir).
     var certificates: CertificateStore? = nil
+    /// WebSocketPingInterval: when the last ping went out (monotonic) and the pong count then (nil: no
+    /// ping outstanding on this connection).
+    var lastPing = 0.0
+    var pongsAtPing: Int? = nil
     /// The charge point's certificate renewal (A03): when it is looked at next, when a CSR went out last.
     var nextRenewalCheck = 0.0
     var lastRenewalRequest = -Double.infinity
@@ -411,6 +415,7 @@ public final class OCPPClient: @unchecked Sendable {
             firmwareIfDue()
             renewCertificateIfDue()
             do {
+                try pingIfDue(ws!)
                 if let text = try ws!.receive(timeoutMs: 50) { handle(text) }
                 try sendDue()
             } catch {
@@ -456,11 +461,26 @@ public final class OCPPClient: @unchecked Sendable {
     func dropConnection(_ why: String) {
         ws?.close()
         ws = nil
+        pongsAtPing = nil
         // A call without its answer: a queued one is sent again, anything else is dropped.
         pending = nil
         nextConnectAttempt = now() + config.reconnectInterval.seconds
         hub.log("ocpp-offline", "disconnected: \(why); \(queue.messages.count) transaction message(s) queued")
         setStatus("OCPP: offline (\(why)); \(queue.messages.count) transaction message(s) queued")
+    }
+
+    /// WebSocketPingInterval (OCPP 1.6 §9.1): a ping every interval (0: none); a ping still unanswered
+    /// when the next is due means the central system is not there (a half-open connection): the
+    /// connection ends and is made again, as after any loss.
+    func pingIfDue(_ ws: WebSocketConnection) throws(WebSocketError) {
+        let interval = Double(settings.webSocketPingInterval)
+        guard interval > 0, now() - lastPing >= interval / max(1, speedFactor) else { return }
+        if let n = pongsAtPing, ws.pongs == n {
+            throw WebSocketError("no pong within WebSocketPingInterval (\(settings.webSocketPingInterval) s)")
+        }
+        pongsAtPing = ws.pongs
+        lastPing = now()
+        try ws.ping()
     }
 
     func takeInbox() {

@@ -293,6 +293,15 @@ public final class WebSocketConnection {
         try sendFrame(opcode: .text, payload: Array(text.utf8))
     }
 
+    /// Pongs received on this connection (the answer to `ping`, RFC 6455 §5.5.3).
+    public private(set) var pongs = 0
+
+    /// A ping (RFC 6455 §5.5.2; OCPP 1.6's WebSocketPingInterval): the peer answers with a pong.
+    public func ping() throws(WebSocketError) {
+        guard open else { throw WebSocketError("not connected") }
+        try sendFrame(opcode: .ping, payload: Array("chargerd".utf8))
+    }
+
     /// The next text message, waiting at most `timeoutMs`; nil on timeout. Pings are answered here;
     /// a close frame is answered and ends the connection (throws).
     public func receive(timeoutMs: Int32) throws(WebSocketError) -> String? {
@@ -303,7 +312,7 @@ public final class WebSocketConnection {
                 guard let op = Opcode(rawValue: opcode) else { throw WebSocketError("\(peer) sent an unknown opcode \(opcode)") }
                 switch op {
                 case .ping: try sendFrame(opcode: .pong, payload: payload)
-                case .pong: break
+                case .pong: pongs += 1
                 case .close:
                     try? sendFrame(opcode: .close, payload: Array(payload.prefix(2)))
                     stream.open = false

@@ -325,7 +325,8 @@ class OCPP(unittest.TestCase):
                    "ConnectionTimeOut", "ConnectorPhaseRotation", "HeartbeatInterval", "LocalAuthorizeOffline", "LocalPreAuthorize",
                    "MeterValuesAlignedData", "MeterValuesSampledData", "MeterValueSampleInterval", "ResetRetries",
                    "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId", "StopTxnAlignedData", "StopTxnSampledData",
-                   "TransactionMessageAttempts", "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect", "LocalAuthListEnabled"]
+                   "TransactionMessageAttempts", "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect", "LocalAuthListEnabled",
+                   "WebSocketPingInterval"]
         for k in core_rw:
             self.assertIn(k, keys)
             self.assertFalse(keys[k]["readonly"], k)
@@ -334,7 +335,8 @@ class OCPP(unittest.TestCase):
         self.assertEqual(int(keys["GetConfigurationMaxKeys"]["value"]), len(keys))
         for key, value, want in [("ClockAlignedDataInterval", "-5", "Rejected"), ("StopTransactionOnEVSideDisconnect", "false", "Rejected"),
                                  ("MeterValuesSampledData", "Temperature", "Rejected"), ("LocalPreAuthorize", "maybe", "Rejected"),
-                                 ("GetConfigurationMaxKeys", "5", "Rejected"), ("WebSocketPingInterval", "30", "NotSupported"),
+                                 ("GetConfigurationMaxKeys", "5", "Rejected"), ("BlinkRepeat", "3", "NotSupported"),
+                                 ("WebSocketPingInterval", "-1", "Rejected"),
                                  ("ClockAlignedDataInterval", "5", "Accepted"),
                                  ("MeterValuesAlignedData", "Energy.Active.Import.Register,Power.Active.Import", "Accepted"),
                                  ("MeterValuesSampledData", "Energy.Active.Import.Register,Voltage", "Accepted"),
@@ -1142,6 +1144,27 @@ class OCPP(unittest.TestCase):
         self.assertEqual(cs.connections, 2)
         c.wait_line(r"the charge point's certificate ends .* \(\d+ min left\): asking for a new one", timeout=5)
         c.wait_line(r"reconnecting with the new charge point certificate", timeout=5)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
+    def test_websocket_ping_finds_a_silent_central_system(self):
+        """WebSocketPingInterval (OCPP 1.6 9.1): pings every interval, answered by the central system's
+        WebSocket (the connection stays); a central system that stops answering (its event loop held for
+        4 s: the TCP connection still open, as when a cellular link goes half-open) is found within two
+        intervals, the connection ended and made again."""
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
+        cs.wait_for("BootNotification", timeout=15)
+        self.assertEqual(cs.call(call.ChangeConfiguration(key="WebSocketPingInterval", value="1")).status, "Accepted")
+        time.sleep(3)
+        self.assertEqual(cs.connections, 1, "pings answered: the connection stays")
+        t0 = time.monotonic()
+        cs.loop.call_soon_threadsafe(time.sleep, 4)
+        line = c.wait_line(r"no pong within WebSocketPingInterval \(1 s\)", timeout=10)
+        self.assertLess(time.monotonic() - t0, 3.5, line)
+        deadline = time.monotonic() + 15
+        while cs.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(cs.connections, 2, c.output()[-2000:])
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
     def test_security_profile_upgrade(self):
