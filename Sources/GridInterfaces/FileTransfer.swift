@@ -1,8 +1,9 @@
 // File transfers for the central system's maintenance calls (GetDiagnostics' upload; a firmware
-// download): HTTP/1.1 PUT and GET, in TLS for https:// (the server's certificate and host name verified
+// download): HTTP/1.1 PUT (a multipart POST where PUT is refused) and GET, in TLS for https:// (the server's certificate and host name verified
 // against the site's CA), and FTP (RFC 959, passive mode, binary) with the user and password the URL
 // carries (anonymous otherwise). Blocking, on the caller's thread: the OCPP client runs them on a side
 // thread of their own, never on its own loop.
+import COpenSSL
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -74,10 +75,21 @@ func retrying(times: Int, interval: Double, stopped: () -> Bool, _ attempt: (Int
 
 public enum FileTransfer {
     /// Uploads `data` as `name` into the location (a directory): HTTP(S) PUT of location/name, or FTP STOR.
+    /// A web server that does not take PUT there (405 Method Not Allowed, 501 Not Implemented) gets the
+    /// file as an HTML form's upload instead: POST of multipart/form-data to the location, the file in the
+    /// part "file" with its name (RFC 7578), as upload endpoints of central systems take it.
     public static func upload(_ data: [UInt8], name: String, to loc: TransferLocation, ca: String?, timeout: Double) throws(TransferError) {
         switch loc.scheme {
         case .http, .https:
             let (status, _, _) = try http("PUT", loc, path: loc.path(appending: name), body: data, ca: ca, timeout: timeout, maxBytes: 65_536)
+            if status.code == 405 || status.code == 501 {
+                let (body, type) = multipart(data, name: name)
+                let (posted, _, _) = try http("POST", loc, path: loc.path, body: body, contentType: type, ca: ca, timeout: timeout, maxBytes: 65_536)
+                guard (200...299).contains(posted.code) else {
+                    throw TransferError("\(loc.display): PUT \(name) answered '\(status.line)', POST answered '\(posted.line)'")
+                }
+                return
+            }
             guard (200...299).contains(status.code) else { throw TransferError("\(loc.display): PUT \(name) answered '\(status.line)'") }
         case .ftp:
             try ftp(loc, timeout: timeout) { (c: FTPControl) throws(TransferError) in
@@ -118,14 +130,28 @@ public enum FileTransfer {
         catch { throw TransferError("\(what): \(error)") }
     }
 
-    static func http(_ method: String, _ loc: TransferLocation, path: String, body: [UInt8]?, ca: String?, timeout: Double,
-                     maxBytes: Int) throws(TransferError) -> (Status, [String: String], [UInt8]) {
+    /// A multipart/form-data body (RFC 7578) with one part, "file", holding `data` as `name`; and its
+    /// Content-Type with the boundary (random, checked absent from the data).
+    static func multipart(_ data: [UInt8], name: String) -> (body: [UInt8], contentType: String) {
+        var boundary: String
+        repeat {
+            var r = [UInt8](repeating: 0, count: 12)
+            _ = RAND_bytes(&r, 12)
+            boundary = "chargerd-" + r.map { String(format: "%02x", $0) }.joined()
+        } while find(data, Array(boundary.utf8)) != nil
+        let safe = name.filter { $0 != "\"" && $0 != "\r" && $0 != "\n" }
+        let head = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(safe)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        return (Array(head.utf8) + data + Array("\r\n--\(boundary)--\r\n".utf8), "multipart/form-data; boundary=\(boundary)")
+    }
+
+    static func http(_ method: String, _ loc: TransferLocation, path: String, body: [UInt8]?, contentType: String = "application/octet-stream",
+                     ca: String?, timeout: Double, maxBytes: Int) throws(TransferError) -> (Status, [String: String], [UInt8]) {
         let s = try open(loc.host, loc.port, secure: loc.scheme == .https, ca: ca, timeout: timeout, what: loc.display)
         defer { s.teardown() }
         let hostHeader = loc.port == (loc.scheme == .https ? 443 : 80) ? loc.host : "\(loc.host):\(loc.port)"
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: chargerd\r\nConnection: close\r\n"
         if let u = loc.user { head += "Authorization: Basic " + Data("\(u):\(loc.password ?? "")".utf8).base64EncodedString() + "\r\n" }
-        if let body { head += "Content-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\n" }
+        if let body { head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n" }
         head += "\r\n"
         do {
             try s.writeAll(Array(head.utf8) + (body ?? []))

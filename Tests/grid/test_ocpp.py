@@ -1347,6 +1347,37 @@ class OCPP(unittest.TestCase):
                 self.assertEqual(events, ["StartupOfTheDevice", "StartupOfTheDevice"], body)
             else:
                 self.assertIn("GetLog #7", body)
+        # A web server that takes uploads only as an HTML form's (PUT answered 405): the file is POSTed as
+        # multipart/form-data, read back here with the standard library's MIME parser.
+        import email.parser
+        import email.policy
+        posts = {}
+        class PostOnly(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self):
+                self.send_response(405)
+                self.send_header("Allow", "POST")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
+                for part in msg.iter_parts():
+                    posts[(self.path, part.get_param("name", header="content-disposition"), part.get_filename())] = part.get_payload(decode=True)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            def log_message(self, *a):
+                pass
+        form = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PostOnly)
+        threading.Thread(target=form.serve_forever, daemon=True).start()
+        self.addCleanup(form.shutdown)
+        t4 = time.monotonic()
+        r = cs.call(call.GetLog(log_type="SecurityLog", request_id=10, log={"remote_location": f"http://127.0.0.1:{form.server_address[1]}/upload"}))
+        end = cs.wait_for("LogStatusNotification", lambda p: p["status"] in ("Uploaded", "UploadFailure") and p.get("request_id") == 10, timeout=30, after=t4)
+        self.assertEqual(end["status"], "Uploaded", c.output()[-1500:])
+        self.assertEqual(list(posts), [("/upload", "file", r.filename)])
+        self.assertTrue(posts[("/upload", "file", r.filename)].startswith(b"# CP001 security log"))
         t2 = time.monotonic()
         self.assertEqual(cs.call(call.ExtendedTriggerMessage(requested_message="LogStatusNotification")).status, "Accepted")
         self.assertEqual(cs.wait_for("LogStatusNotification", timeout=10, after=t2)["status"], "Idle")
