@@ -46,16 +46,7 @@ final class X509Certificate: @unchecked Sendable {
         return out.isEmpty ? nil : out
     }
 
-    var der: [UInt8] {
-        let n = i2d_X509(x, nil)
-        guard n > 0 else { return [] }
-        var out = [UInt8](repeating: 0, count: Int(n))
-        out.withUnsafeMutableBufferPointer { b in
-            var p: UnsafeMutablePointer<UInt8>? = b.baseAddress
-            _ = i2d_X509(x, &p)
-        }
-        return out
-    }
+    var der: [UInt8] { Crypto.der { i2d_X509(x, $0) } }
 
     var pem: String {
         guard let bio = BIO_new(BIO_s_mem()) else { return "" }
@@ -107,14 +98,7 @@ final class X509Certificate: @unchecked Sendable {
     }
     var issuerNameDER: [UInt8] {
         let name = X509_get_issuer_name(x)
-        let n = i2d_X509_NAME(name, nil)
-        guard n > 0 else { return [] }
-        var out = [UInt8](repeating: 0, count: Int(n))
-        out.withUnsafeMutableBufferPointer { b in
-            var p: UnsafeMutablePointer<UInt8>? = b.baseAddress
-            _ = i2d_X509_NAME(name, &p)
-        }
-        return out
+        return Crypto.der { i2d_X509_NAME(name, $0) }
     }
     /// The serial number in hexadecimal, lower case, without leading zeros.
     var serialHex: String {
@@ -220,6 +204,18 @@ final class PrivateKey: @unchecked Sendable {
 }
 
 enum Crypto {
+    /// The DER bytes an OpenSSL i2d_ function writes: called once with no buffer for the length, then
+    /// into one of that length.
+    static func der(_ i2d: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?) -> Int32) -> [UInt8] {
+        let n = i2d(nil)
+        guard n > 0 else { return [] }
+        var out = [UInt8](repeating: 0, count: Int(n))
+        out.withUnsafeMutableBufferPointer { b in
+            var p: UnsafeMutablePointer<UInt8>? = b.baseAddress
+            _ = i2d(&p)
+        }
+        return out
+    }
     static func drain(_ bio: OpaquePointer) -> [UInt8] {
         let n = Int(BIO_ctrl_pending(bio))
         var out = [UInt8](repeating: 0, count: n)

@@ -437,17 +437,11 @@ class OCPP(unittest.TestCase):
         c.wait_line(r"reservation #7 used on connector 1", timeout=5)
         c.wait_line(r"gun0 charging", timeout=30)
 
-    def test_get_diagnostics(self):
-        """GetDiagnostics (OCPP 1.6 5.8): the file's name at once, then the journal's records uploaded by
-        HTTP PUT into the location and by FTP (pyftpdlib, a user and password in the URL), with
-        DiagnosticsStatusNotification Uploading then Uploaded; a time window that leaves every record
-        out; a location that cannot be reached tried 1 + retries times retryInterval apart, then
-        UploadFailed; a location that is not a URL a CALLERROR."""
+    def _upload_server(self):
+        """A web server taking uploads by PUT (201), as a central system's diagnostics location does:
+        the server and the bodies it received by path."""
         import http.server
         import threading
-        from pyftpdlib.authorizers import DummyAuthorizer
-        from pyftpdlib.handlers import FTPHandler
-        from pyftpdlib.servers import FTPServer
         puts = {}
 
         class Put(http.server.BaseHTTPRequestHandler):
@@ -463,6 +457,19 @@ class OCPP(unittest.TestCase):
         web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Put)
         threading.Thread(target=web.serve_forever, daemon=True).start()
         self.addCleanup(web.shutdown)
+        return web, puts
+
+    def test_get_diagnostics(self):
+        """GetDiagnostics (OCPP 1.6 5.8): the file's name at once, then the journal's records uploaded by
+        HTTP PUT into the location and by FTP (pyftpdlib, a user and password in the URL), with
+        DiagnosticsStatusNotification Uploading then Uploaded; a time window that leaves every record
+        out; a location that cannot be reached tried 1 + retries times retryInterval apart, then
+        UploadFailed; a location that is not a URL a CALLERROR."""
+        import threading
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import FTPServer
+        web, puts = self._upload_server()
         ftp_root = os.path.join(self.tmp, "ftp")
         os.makedirs(os.path.join(ftp_root, "diag"))
         auth = DummyAuthorizer()
@@ -1298,23 +1305,12 @@ class OCPP(unittest.TestCase):
     def test_get_log(self):
         """GetLog (whitepaper ed. 2, 4.4): the security log (every security event, kept on storage) and the
         diagnostics log uploaded by HTTP PUT with LogStatusNotification Uploading then Uploaded carrying the
-        request's id; ExtendedTriggerMessage LogStatusNotification says Idle after; an unreachable location
-        UploadFailure; security events not yet sent when the charger stopped are sent after its restart."""
+        request's id, and as a multipart/form-data POST to a server that refuses PUT; ExtendedTriggerMessage
+        LogStatusNotification says Idle after; an unreachable location UploadFailure; security events not
+        yet sent when the charger stopped are sent after its restart."""
         import http.server
         import threading
-        puts = {}
-        class Put(http.server.BaseHTTPRequestHandler):
-            def do_PUT(self):
-                n = int(self.headers.get("Content-Length", 0))
-                puts[self.path] = self.rfile.read(n)
-                self.send_response(201)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            def log_message(self, *a):
-                pass
-        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Put)
-        threading.Thread(target=web.serve_forever, daemon=True).start()
-        self.addCleanup(web.shutdown)
+        web, puts = self._upload_server()
         url = f"http://127.0.0.1:{web.server_address[1]}/logs/"
         cs = self.cs()
         journal = os.path.join(self.tmp, "journal")
