@@ -1018,6 +1018,16 @@ class OCPP(unittest.TestCase):
                  "-out", f"{d}/{name}.pem", "-days", "2", "-extfile", f"{d}/{name}.ext")
         return ossl, lambda name: open(f"{d}/{name}.pem").read()
 
+    def _central_system_tls(self, verify=ssl.CERT_REQUIRED):
+        """The central system's TLS (after _pki): its certificate from the CSMS CA, client certificates
+        checked against that CA."""
+        d = self.tmp
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
+        ctx.load_verify_locations(f"{d}/ca.pem")
+        ctx.verify_mode = verify
+        return ctx
+
     def test_certificate_management(self):
         """The security extension's certificates (whitepaper ed. 2): InstallCertificate takes CA certificates
         only; GetInstalledCertificateIds gives the hashes an independent X.509 library (`cryptography`)
@@ -1032,11 +1042,7 @@ class OCPP(unittest.TestCase):
         from cryptography.x509.oid import NameOID
         d = self.tmp
         ossl, pem = self._pki()
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
-        ctx.load_verify_locations(f"{d}/ca.pem")
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        cs = self.cs(ssl_context=ctx)
+        cs = self.cs(ssl_context=self._central_system_tls())
         tls = f'ca = "{d}/ca.pem"\ncert = "{d}/client.pem"\nkey = "{d}/client.key"'
         car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
         c = self.chargerd(site(cs.port, self.state, scheme="wss", host="localhost", extra=tls), "--speed", "1", "--car", car)
@@ -1124,11 +1130,7 @@ class OCPP(unittest.TestCase):
         from cryptography.hazmat.primitives import hashes, serialization
         d = self.tmp
         ossl, pem = self._pki()
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
-        ctx.load_verify_locations(f"{d}/ca.pem")
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        cs = self.cs(ssl_context=ctx)
+        cs = self.cs(ssl_context=self._central_system_tls())
         tls = f'ca = "{d}/ca.pem"\ncert = "{d}/client.pem"\nkey = "{d}/client.key"'
         c = self.chargerd(site(cs.port, self.state, scheme="wss", host="localhost", extra=tls), "--speed", "1",
                           "--car", "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s")
@@ -1188,11 +1190,8 @@ class OCPP(unittest.TestCase):
         with open(keyfile, "w") as f:
             f.write(key + "\n")
         os.chmod(keyfile, 0o600)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
-        ctx.load_verify_locations(f"{d}/ca.pem")
-        ctx.verify_mode = ssl.CERT_OPTIONAL          # profile 2 shows none, profile 3 must
-        cs = self.cs(ssl_context=ctx, basic_auth=("CP001", bytes.fromhex(key)))
+        # Profile 2 shows no certificate, profile 3 must.
+        cs = self.cs(ssl_context=self._central_system_tls(ssl.CERT_OPTIONAL), basic_auth=("CP001", bytes.fromhex(key)))
         text = site(cs.port, self.state, scheme="wss", host="localhost", extra=f'ca = "{d}/ca.pem"\nauthorization_key_file = "{keyfile}"')
         car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
         c = self.chargerd(text, "--speed", "1", "--car", car)
