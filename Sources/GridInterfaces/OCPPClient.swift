@@ -220,15 +220,15 @@ public final class OCPPClient: @unchecked Sendable {
     }
 
     /// The AuthorizationKey the central system set last, else the site's (checked when the site was
-    /// loaded); nil when neither reads.
-    func loadAuthorizationKey() -> [UInt8]? {
+    /// loaded); nil when neither reads. `quiet`: only looked for, nothing journalled.
+    func loadAuthorizationKey(quiet: Bool = false) -> [UInt8]? {
         for (path, whose) in [(authorizationKeyPath, "set by the central system"), (config.authorizationKeyFile, "the site's")] {
             guard let path, let d = FileManager.default.contents(atPath: path) else { continue }
             if case .success(let k) = AuthorizationKey.bytes(String(decoding: d, as: UTF8.self)) {
-                hub.log("ocpp", "security profile \(securityProfile): HTTP Basic with the AuthorizationKey \(whose) (\(path))")
+                if !quiet { hub.log("ocpp", "security profile \(securityProfile): HTTP Basic with the AuthorizationKey \(whose) (\(path))") }
                 return k
             }
-            hub.log("ocpp", "AuthorizationKey in \(path) unreadable: not used")
+            if !quiet { hub.log("ocpp", "AuthorizationKey in \(path) unreadable: not used") }
         }
         return nil
     }
@@ -348,7 +348,8 @@ public final class OCPPClient: @unchecked Sendable {
 
     /// A security event for the central system (and the journal), sent once online.
     func securityEvent(_ type: String, _ info: String? = nil) {
-        if securityEvents.count >= 50 { securityEvents.removeFirst() }
+        // The oldest goes when 50 wait (not the one sent and waiting for its answer).
+        if securityEvents.count >= 50 { securityEvents.remove(at: pending?.action == .SecurityEventNotification ? 1 : 0) }
         let e = SecurityEventNotificationReq(type: type, timestamp: timestamp, techInfo: info.map { String($0.prefix(255)) })
         securityEvents.append(e)
         saveSecurityEvents()
@@ -893,9 +894,10 @@ public final class OCPPClient: @unchecked Sendable {
             try sendTriggered(ws, t.message, connector: t.connector, extended: t.extended)
             return
         }
-        if !securityEvents.isEmpty {
-            try call(ws, .SecurityEventNotification, securityEvents.removeFirst())
-            saveSecurityEvents()
+        if let e = securityEvents.first {
+            // Kept (and on storage) until the central system answered it: a connection lost meanwhile
+            // sends it again.
+            try call(ws, .SecurityEventNotification, e)
             return
         }
         if let e = firmwareEvents.withLock({ $0.queue.isEmpty ? nil : $0.queue.removeFirst() }) {

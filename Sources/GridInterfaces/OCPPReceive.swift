@@ -28,6 +28,8 @@ extension OCPPClient {
             guard let p = pending, p.id == id else { return }
             pending = nil
             hub.log("ocpp", "\(p.action) answered with CALLERROR \(code): \(why)")
+            // A security event the central system refuses is not sent again (it would be refused again).
+            if p.action == .SecurityEventNotification { securityEventDelivered() }
             refused(p)
         }
     }
@@ -63,6 +65,7 @@ extension OCPPClient {
                 cacheAnswer(queuedTag(p), r.idTagInfo)
                 transactionMessageAnswered(p)
             case .MeterValues: transactionMessageAnswered(p)
+            case .SecurityEventNotification: securityEventDelivered()
             case .SignCertificate:
                 let status = try r.decode(StatusConf<AcceptedRejected>.self).status
                 hub.log("ocpp", "SignCertificate answered \(status.rawValue)" + (status == .Accepted ? ": the certificate comes with CertificateSigned" : ""))

@@ -25,6 +25,13 @@ extension OCPPClient {
         if let d = try? JSONEncoder().encode(securityEvents) { Self.writeDurably(d, to: p) }
     }
 
+    /// The central system answered the oldest security event: it leaves the queue.
+    func securityEventDelivered() {
+        guard !securityEvents.isEmpty else { return }
+        securityEvents.removeFirst()
+        saveSecurityEvents()
+    }
+
     /// The events not sent before the last stop (they go out first, in order).
     func loadSecurityEvents() {
         guard let p = securityEventsPath, let d = FileManager.default.contents(atPath: p) else { return }
@@ -90,7 +97,7 @@ extension OCPPClient {
     func missing(forProfile n: Int) -> String? {
         if n == 1 && url.secure { return "profile 1 is ws://, the site's url is wss://" }
         if n >= 2 && !url.secure { return "profile \(n) is TLS, the site's url is ws:// (a wss:// url is the site file's to give)" }
-        if n <= 2 && loadAuthorizationKey() == nil { return "no AuthorizationKey (ChangeConfiguration AuthorizationKey first)" }
+        if n <= 2 && loadAuthorizationKey(quiet: true) == nil { return "no AuthorizationKey (ChangeConfiguration AuthorizationKey first)" }
         if n >= 2 && config.caFile == nil && (certificates?.installed(.CentralSystemRootCertificate).isEmpty ?? true) {
             return "no CentralSystemRootCertificate installed and no site ca"
         }
@@ -100,7 +107,7 @@ extension OCPPClient {
         return nil
     }
 
-    /// ChangeConfiguration SecurityProfile (security whitepaper ed. 2, §2.x; A00.FR.005: never lowered
+    /// ChangeConfiguration SecurityProfile (security whitepaper ed. 2, A00.FR.005: never lowered
     /// through OCPP): a higher profile whose prerequisites hold is kept in state_dir and the connection
     /// made again with it once this answer is out; the same or a lower one, or one whose prerequisites
     /// are missing, is Rejected (the reason in the journal). Nothing falls back by itself: a technician
