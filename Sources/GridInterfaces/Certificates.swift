@@ -343,14 +343,20 @@ final class CertificateStore {
     }
 
     /// The installed certificate of any kind that `h` names (with `h`'s hash algorithm).
-    func find(_ h: CertificateHashData) -> (use: CertificateUse, file: String)? {
+    func find(_ h: CertificateHashData) -> (use: CertificateUse, file: String, cert: X509Certificate)? {
         for use in CertificateUse.allCases {
             for e in installed(use) {
                 guard let i = issuer(of: e.cert), e.cert.hashData(h.hashAlgorithm, issuer: i).same(as: h) else { continue }
-                return (use, e.file)
+                return (use, e.file, e.cert)
             }
         }
         return nil
+    }
+
+    /// Installed certificates `c` issued (other than itself): while there are any, `c` stays, or they
+    /// could no longer be named (their identity hashes the issuer's key).
+    func issuedBy(_ c: X509Certificate, file: String) -> [X509Certificate] {
+        CertificateUse.allCases.flatMap { installed($0) }.filter { $0.file != file && $0.cert.issued(by: c) }.map(\.cert)
     }
 
     func delete(file: String, _ use: CertificateUse) -> String? {

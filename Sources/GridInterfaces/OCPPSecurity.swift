@@ -234,8 +234,9 @@ extension OCPPClient {
 
     /// DeleteCertificate: NotFound when no installed root has that identity; Failed for the last
     /// CentralSystemRootCertificate while the connection's TLS (profiles 2 and 3) relies on the store
-    /// (without it the system's CAs would be trusted instead: wider, not narrower) and when the file
-    /// cannot be removed.
+    /// (without it the system's CAs would be trusted instead: wider, not narrower), for a CA that issued
+    /// another installed certificate (whose identity hashes this one's key), and when the file cannot be
+    /// removed.
     func deleteCertificate(_ h: CertificateHashData) -> DeleteCertificateStatus {
         guard let store = certificates, let found = store.find(h) else {
             hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): NotFound")
@@ -244,6 +245,11 @@ extension OCPPClient {
         if found.use == .CentralSystemRootCertificate && securityProfile >= 2 && config.caFile == nil
             && store.installed(.CentralSystemRootCertificate).count == 1 {
             hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): Failed: the last CentralSystemRootCertificate, which security profile \(securityProfile)'s TLS trusts")
+            return .Failed
+        }
+        let issued = store.issuedBy(found.cert, file: found.file)
+        guard issued.isEmpty else {
+            hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): Failed: it issued the installed \(issued.map(\.subject).joined(separator: ", ")); delete those first")
             return .Failed
         }
         if let why = store.delete(file: found.file, found.use) {

@@ -1066,6 +1066,22 @@ class OCPP(unittest.TestCase):
         mf_ids = cs.call(call.GetInstalledCertificateIds(certificate_type=M)).certificate_hash_data
         self.assertEqual(len(mf_ids), 1)
         self.assertNotEqual(mf_ids[0], want)
+        # An intermediate CA: taken only where its issuer is installed; named by its issuer's key; its
+        # issuer cannot be deleted while it is there.
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/sub.key", "-out", f"{d}/sub.csr", "-subj", "/CN=Test CSMS Sub CA")
+        with open(f"{d}/sub.ext", "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE\n")
+        ossl("x509", "-req", "-in", f"{d}/sub.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/sub.pem",
+             "-days", "2", "-extfile", f"{d}/sub.ext")
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type=M, certificate=pem("sub"))).status, "Rejected")
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type=R, certificate=pem("sub"))).status, "Accepted")
+        two = cs.call(call.GetInstalledCertificateIds(certificate_type=R)).certificate_hash_data
+        sub_id = [h for h in two if h != want]
+        self.assertEqual((len(two), len(sub_id)), (2, 1))
+        self.assertEqual((sub_id[0]["issuer_name_hash"], sub_id[0]["issuer_key_hash"]), (want["issuer_name_hash"], want["issuer_key_hash"]))
+        self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=want)).status, "Failed")
+        c.wait_line(r"Failed: it issued the installed .*Test CSMS Sub CA; delete those first", timeout=5)
+        self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=sub_id[0])).status, "Accepted")
 
         # The charge point's own key and CSR.
         t0 = time.monotonic()
