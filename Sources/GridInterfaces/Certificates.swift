@@ -239,13 +239,18 @@ enum Crypto {
         }
         return parts.isEmpty ? "unknown OpenSSL error" : parts.joined(separator: "; ")
     }
+    /// Lower-case hex SHA-256.
+    static func sha256Hex(_ bytes: [UInt8]) -> String { hex(digest(bytes, .SHA256)) }
 
-    /// Writes a file only its owner reads (0600), whole or not at all (a temporary file fsynced, then
-    /// renamed); nil, or why it could not.
-    static func writePrivately(_ bytes: [UInt8], to path: String) -> String? {
+    /// Writes a file only its owner reads (0600), whole or not at all; nil, or why it could not.
+    static func writePrivately(_ bytes: [UInt8], to path: String) -> String? { writeWhole(bytes, to: path, mode: 0o600) }
+
+    /// Writes a file whole or not at all (a temporary file written out, fsynced, then renamed over the
+    /// path), with `mode`; nil, or why it could not. Every durable file here goes through it.
+    static func writeWhole(_ bytes: [UInt8], to path: String, mode: mode_t) -> String? {
         let tmp = path + ".tmp"
         unlink(tmp)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode)
         guard fd >= 0 else { return "\(path): \(String(cString: strerror(errno)))" }
         var off = 0
         while off < bytes.count {

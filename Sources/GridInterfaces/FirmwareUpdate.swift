@@ -13,7 +13,6 @@
 // the request's id, with the whitepaper's extra steps (DownloadScheduled, SignatureVerified,
 // InstallScheduled, InstallRebooting).
 import ChargerCore
-import COpenSSL
 import Foundation
 import Grid
 import RealTime
@@ -63,19 +62,15 @@ enum FirmwareDownload: Sendable {
     case badSignature(String)
 }
 
-/// Lower-case hex SHA-256 (OpenSSL).
-public func sha256Hex(_ bytes: [UInt8]) -> String {
-    var d = [UInt8](repeating: 0, count: 32)
-    bytes.withUnsafeBufferPointer { _ = SHA256($0.baseAddress, $0.count, &d) }
-    return d.map { String(format: "%02x", $0) }.joined()
-}
+/// Lower-case hex SHA-256 (OpenSSL), for the firmware package's head.
+public func sha256Hex(_ bytes: [UInt8]) -> String { Crypto.sha256Hex(bytes) }
 
 extension OCPPClient {
     var firmwarePath: String? { config.stateDirectory.map { $0 + "/firmware.json" } }
 
     func saveFirmwareJob() {
         guard let p = firmwarePath else { return }
-        if let job = firmwareJob, let d = try? JSONEncoder().encode(job) { Self.writeDurably(d, to: p) } else { unlink(p) }
+        if let job = firmwareJob, let d = try? JSONEncoder().encode(job) { writeDurably(d, to: p) } else { unlink(p) }
     }
 
     func loadFirmwareJob() {
@@ -287,22 +282,8 @@ extension OCPPClient {
         }
     }
 
-    /// Writes an executable durably (0755, fsync); nil, or why it could not.
-    static func writeExecutable(_ bytes: [UInt8], to path: String) -> String? {
-        let tmp = path + ".part"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o755)
-        guard fd >= 0 else { return String(cString: strerror(errno)) }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
-            if n <= 0 { let e = errno; close(fd); unlink(tmp); return String(cString: strerror(e)) }
-            off += n
-        }
-        guard fsync(fd) == 0 else { let e = errno; close(fd); unlink(tmp); return String(cString: strerror(e)) }
-        close(fd)
-        guard rename(tmp, path) == 0 else { let e = errno; unlink(tmp); return String(cString: strerror(e)) }
-        return nil
-    }
+    /// Writes an executable durably (0755; Crypto.writeWhole); nil, or why it could not.
+    static func writeExecutable(_ bytes: [UInt8], to path: String) -> String? { Crypto.writeWhole(bytes, to: path, mode: 0o755) }
 
     /// Installs: the downloaded file checked once more (still there, executable), `previous` set to what
     /// `current` named, then `current` turned to the new file by a rename (never missing, never half).
@@ -330,7 +311,7 @@ extension OCPPClient {
         if why == nil {
             // On trial until the new version says it came up (chargerd-start counts its starts meanwhile).
             unlink(dir + "/rolled-back")
-            if let e = Self.writeExecutable(Array("0\n".utf8), to: dir + "/trial") { hub.log("ocpp", "firmware: cannot write \(dir)/trial (\(e)): no fall-back if \(version) does not come up") }
+            if let e = Crypto.writeWhole(Array("0\n".utf8), to: dir + "/trial", mode: 0o644) { hub.log("ocpp", "firmware: cannot write \(dir)/trial (\(e)): no fall-back if \(version) does not come up") }
             let dfd = open(dir, O_RDONLY | O_DIRECTORY)
             if dfd >= 0 { fsync(dfd); close(dfd) }
         }

@@ -296,20 +296,18 @@ public final class OCPPClient: @unchecked Sendable {
         }
     }
 
-    /// Writes `data` to `path` atomically and durably (temp file, fsync, rename).
-    static func writeDurably(_ data: Data, to path: String) {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { return }
-        data.withUnsafeBytes { b in _ = write(fd, b.baseAddress, b.count) }
-        fsync(fd)
-        close(fd)
-        rename(tmp, path)
+    /// Writes `data` to `path` atomically and durably, owner-only (Crypto.writeWhole); a failure is
+    /// journalled (the state in memory stays right; the file keeps its last whole version).
+    @discardableResult
+    func writeDurably(_ data: Data, to path: String) -> Bool {
+        guard let why = Crypto.writePrivately(Array(data), to: path) else { return true }
+        hub.log("ocpp", "cannot store \(why)")
+        return false
     }
 
     func saveProfiles() {
         guard let p = profilesPath, let d = try? JSONEncoder().encode(hub.state.profiles) else { return }
-        Self.writeDurably(d, to: p)
+        writeDurably(d, to: p)
     }
 
     /// Per gun: Inoperative (read under the hub's lock, without copying the whole grid state).
@@ -319,7 +317,7 @@ public final class OCPPClient: @unchecked Sendable {
         let u = unavailable
         let off = u.indices.filter { u[$0] }
         guard let p = availabilityPath, let d = try? JSONEncoder().encode(Availability(inoperative: off)) else { return }
-        Self.writeDurably(d, to: p)
+        writeDurably(d, to: p)
     }
 
     /// Sets a gun Operative or Inoperative now (the loop takes it out of service, as `service GUN off`).
@@ -333,17 +331,17 @@ public final class OCPPClient: @unchecked Sendable {
 
     func saveConfiguration() {
         guard let p = configurationPath, let d = try? JSONEncoder().encode(settings.stored(facts)) else { return }
-        Self.writeDurably(d, to: p)
+        writeDurably(d, to: p)
     }
 
     func saveAuthorization() {
         guard let p = authorizationPath, let d = try? JSONEncoder().encode(localAuth) else { return }
-        Self.writeDurably(d, to: p)
+        writeDurably(d, to: p)
     }
 
     func saveReservations() {
         guard let p = reservationsPath, let d = try? JSONEncoder().encode(reservations) else { return }
-        Self.writeDurably(d, to: p)
+        writeDurably(d, to: p)
     }
 
     /// A security event for the central system (and the journal), sent once online.
@@ -359,7 +357,7 @@ public final class OCPPClient: @unchecked Sendable {
 
     func saveQueue() {
         guard let p = queuePath, let d = try? JSONEncoder().encode(queue) else { return }
-        Self.writeDurably(d, to: p)
+        writeDurably(d, to: p)
     }
 
     // MARK: the main thread's side
@@ -625,12 +623,9 @@ public final class OCPPClient: @unchecked Sendable {
         case .failure(let why): hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: \(why)"); return .Rejected
         case .success(let k): key = k
         }
-        if let p = authorizationKeyPath {
-            Self.writeDurably(Data(text.utf8), to: p)
-            guard let d = FileManager.default.contents(atPath: p), d == Data(text.utf8) else {
-                hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: cannot store it in \(p)")
-                return .Rejected
-            }
+        if let p = authorizationKeyPath, !writeDurably(Data(text.utf8), to: p) {
+            hub.log("ocpp", "ChangeConfiguration AuthorizationKey rejected: cannot store it in \(p)")
+            return .Rejected
         }
         if securityProfile > 0 {
             authorizationKey = key

@@ -22,7 +22,7 @@ extension OCPPClient {
     func saveSecurityEvents() {
         guard let p = securityEventsPath else { return }
         if securityEvents.isEmpty { unlink(p); return }
-        if let d = try? JSONEncoder().encode(securityEvents) { Self.writeDurably(d, to: p) }
+        if let d = try? JSONEncoder().encode(securityEvents) { writeDurably(d, to: p) }
     }
 
     /// The central system answered the oldest security event: it leaves the queue.

@@ -111,17 +111,7 @@ final class NetStream {
         throw WebSocketError("cannot connect to \(host):\(port): \(lastError)")
     }
 
-    static func sslErrors() -> String {
-        var parts: [String] = []
-        while true {
-            let e = ERR_get_error()
-            if e == 0 { break }
-            var buf = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(e, &buf, 256)
-            parts.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return parts.isEmpty ? "unknown TLS error" : parts.joined(separator: "; ")
-    }
+    static func sslErrors() -> String { Crypto.errors() }
 
     func startTLS(host: String, tls: TLSFiles) throws(WebSocketError) {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw WebSocketError("TLS: \(Self.sslErrors())") }
