@@ -268,7 +268,13 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
             // does a lower grid limit (a dispatch is a request, not a protection: the board's ramp), but
             // never staying above any other limit or the car's demand.
             if s.sessions[g].phase == .stopping {
-                i = max(target, i - gunSpec.stopRamp * dt)
+                // The stop ramp is the demand's way to zero, not a licence to stay above a limit: a
+                // limit that falls below it while stopping (the station's share when another gun wants
+                // more, the operator's cap, thermal derating, a module lost) applies at once, a grid
+                // dispatch at the ramp. Exploration seed 882217947: a stopping gun on sim-dual-360kw
+                // ramped at 500 A/s from 207 A while its station share fell to 180 A; E31 caught it.
+                let ceiling = L.source[g] == .gridSetpoint ? L.nonGrid[g] : L.limitA[g]
+                i = max(target, min(i - gunSpec.stopRamp * dt, ceiling))
             } else if L.source[g] == .gridSetpoint {
                 i = max(target, min(min(i - gunSpec.stopRamp * dt, L.nonGrid[g]), d.current))
             } else { i = target }

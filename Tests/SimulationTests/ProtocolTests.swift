@@ -65,6 +65,28 @@ import Testing
         #expect(s.endState == .completed)
     }
 
+    /// A limit that falls below the stop ramp applies at once: the ramp is the demand's way to zero, not
+    /// a licence to stay above a limit (exploration seed 882217947, where the station's share fell under a
+    /// stopping gun, latched E31). A technician's cap 1 ms after the car's BST: the next cycle's command
+    /// is within it, the contract holds and the session ends normally.
+    @Test func aLimitBelowTheStopRampAppliesAtOnce() throws {
+        let run = try charging(["bms-stop@100s"])
+        try #require(run.until(limit: .s(1)) { $0.phase(0) == .stopping } != nil)
+        let before = run.sim.outputs.guns[0].currentSetpoint
+        run.sim.setOperatorCap(gun: 0, .kW(10))
+        run.sim.run(for: .ms(2))
+        let o = run.sim.outputs.guns[0]
+        let capA = Watts.kW(10) / max(run.sim.plant.guns[0].vehicleSide, run.sim.spec.guns[0].minVoltage)
+        #expect(before > capA + Amps(50), "still high on the stop ramp: \(before.value) A")
+        #expect(o.binding == .operatorCap)
+        #expect(o.currentSetpoint <= o.currentLimit, "\(o.currentSetpoint.value) A above \(o.currentLimit.value) A")
+        #expect(o.currentSetpoint <= capA * 1.01, "\(o.currentSetpoint.value) A for a cap of \(capA.value) A")
+        #expect(run.raisedAt[.stepContractBroken] == nil)
+        let s = run.toEnd(limit: .s(120))
+        expectNoViolations(run)
+        #expect(s.endState == .completed && s.faults.isEmpty)
+    }
+
     /// A per-gun setpoint of 0 W holds the gun at zero current without stopping the session.
     @Test func gunSetpointZeroHoldsAtZero() throws {
         let run = try charging(["gun-setpoint=0kW@100s", "gun-setpoint=none@130s"])

@@ -39,8 +39,10 @@ check "a campaign of 200 seeds passes" '[ $rc = 0 ] && echo "$out" | grep -q "20
 # a runaway current in the plant; 7481: a short through the cable check, see short-during-cable-check;
 # 649374051: a short that began in the cable check's discharge, K1/K2 opened at 55 A by the session, see
 # short-during-cable-check-discharge; 31000309: a grid ramp-down commanded a module above its rating,
-# caught by the step's contract (E31), see grid-ramp-releases-a-module).
-for s in 100532 100577 100883 102058 2198 6969 8564 7481 649374051 31000309; do
+# caught by the step's contract (E31), see grid-ramp-releases-a-module; 882217947: a stopping gun's stop
+# ramp stayed above its station share when the other gun wanted more, E31 again, see
+# ProtocolAndLimits.aLimitBelowTheStopRampAppliesAtOnce).
+for s in 100532 100577 100883 102058 2198 6969 8564 7481 649374051 31000309 882217947; do
   out=$("$HIL" fuzz --seeds 1 --seed $s --jobs 1 2>&1); rc=$?
   check "pinned seed $s passes" '[ $rc = 0 ]'
 done
