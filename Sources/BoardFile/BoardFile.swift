@@ -290,13 +290,20 @@ public enum BoardLoader {
         guard !moduleGroups.isEmpty else { throw r.error(top, "modules", "at least one [[modules]] group is required") }
         var modules: [ModuleSpec] = []
         for mt in moduleGroups {
-            try r.onlyKeys(mt, ["count", "rated_power", "max_voltage", "min_voltage", "max_current", "guns"])
+            try r.onlyKeys(mt, ["count", "rated_power", "max_voltage", "min_voltage", "max_current", "guns",
+                                "reverse_power", "reverse_current"])
             let count = try r.integer(mt, "count", range: 1...Capacity.modules)
             let maxV = try r.voltage(mt, "max_voltage", range: Volts(50)...Volts(1500))
             let minV = try r.voltage(mt, "min_voltage", range: Volts(50)...Volts(1500))
             guard minV < maxV else { throw r.error(mt, "min_voltage", "\(minV.value) V must be below max_voltage (\(maxV.value) V)") }
             let maxI = try r.current(mt, "max_current", range: Amps(1)...Amps(1000))
             let power = try r.power(mt, "rated_power", range: Watts(1_000)...Watts.kW(200))
+            // A bidirectional module (V2G): both reverse ratings or neither, each within the forward one.
+            var reverseP = Watts.zero, reverseI = Amps.zero
+            if mt.table["reverse_power"] != nil || mt.table["reverse_current"] != nil {
+                reverseP = try r.power(mt, "reverse_power", range: Watts(1_000)...power)
+                reverseI = try r.current(mt, "reverse_current", range: Amps(1)...maxI)
+            }
             let gunList = try r.integerArray(mt, "guns")
             guard !gunList.isEmpty else { throw r.error(mt, "guns", "must name at least one gun") }
             var mask: UInt16 = 0
@@ -308,7 +315,8 @@ public enum BoardLoader {
                 throw r.error(mt, "count", "\(modules.count + count) modules in all; at most \(Capacity.modules)")
             }
             for _ in 0..<count {
-                modules.append(ModuleSpec(ratedPower: power, maxVoltage: maxV, minVoltage: minV, maxCurrent: maxI, gunMask: mask))
+                modules.append(ModuleSpec(ratedPower: power, maxVoltage: maxV, minVoltage: minV, maxCurrent: maxI, gunMask: mask,
+                                          reversePower: reverseP, reverseMaxCurrent: reverseI))
             }
         }
         for g in 0..<gunCount where !modules.contains(where: { $0.gunMask & (1 << UInt16(g)) != 0 }) {

@@ -15,8 +15,9 @@ public struct ModuleSlot: Sendable {
     /// since that answer (which may or may not have reached it), the largest. (Only the latest command,
     /// as before, let a module released after it fell silent look idle while it still delivered its
     /// last received setpoint: exploration seed 2198, its relay moved at 33.6 A.)
+    /// A magnitude, in either direction (V2G: a reverse module's current counts the same).
     public var lastCommand: Amps = .zero
-    /// The largest command sent since the module's last answer (`heardAt`, its inputs' `seenAt`).
+    /// The largest command sent since the module's last answer (`heardAt`, its inputs' `seenAt`), a magnitude.
     public var commandSinceHeard: Amps = .zero
     public var heardAt: Instant = .never
     /// When the module was last heard of, once it has gone silent.
@@ -29,6 +30,10 @@ public struct GunFigures: Sendable {
     public var wanted: Watts = .zero
     public var share: Watts = .zero
     public var activeModules = 0
+    /// V2G: the gun's active modules that can run in reverse, and the export the grid asks of the gun now
+    /// (power at the operating voltage, within what the gun may discharge; zero: none).
+    public var reverseModules = 0
+    public var export: Watts = .zero
     public var starvedSince: Instant? = nil
     public init() {}
 }
@@ -117,6 +122,12 @@ struct StepLimits {
     var source = GunArray<LimitSource>(repeating: .none)
     var operatingVoltage = GunArray<Volts>(repeating: .zero)
     var nonGrid = GunArray<Amps>(repeating: .zero)
+    /// V2G (docs/standards.md "V2G"), magnitudes at the operating voltage: what the grid asks the gun to
+    /// export, and what the gun may discharge without the grid (the car's offer, the gun, its connector,
+    /// thermal derating, the operator's cap, its modules in reverse) with the source that binds it.
+    var exportA = GunArray<Amps>(repeating: .zero)
+    var dischargeNonGrid = GunArray<Amps>(repeating: .zero)
+    var dischargeSource = GunArray<LimitSource>(repeating: .none)
 }
 
 /// 2. Sessions. Demands are kept in a fixed array.
@@ -186,7 +197,53 @@ func gunLimits(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: i
         L.limitA[g] = limit
         L.source[g] = src
         s.figures[g].wanted = limit * v
+        // V2G: a negative grid setpoint asks the gun to export. It may only while charging with the car's
+        // fresh offer (BDP) in force, its state of charge above the offer's minimum and charging not paused;
+        // then within the car's discharge current and power and every rating that holds both ways.
+        var dis = Amps.zero, dsrc = LimitSource.none
+        if s.sessions[g].phase == .charging && d.needsPower, let offer = inputs.guns[g].vehicle.bdp, offer.message.allowed,
+           inputs.now - offer.at <= Standard.v2gOfferTimeout, let bcs = inputs.guns[g].vehicle.bcs,
+           bcs.message.soc > offer.message.minSoc, inputs.guns[g].vehicle.bsm?.message.chargingAllowed ?? true {
+            dis = min(gunSpec.maxCurrent, gunSpec.ratedPower / v); dsrc = .gunRating
+            if gunSpec.connectorCurrent < dis { dis = gunSpec.connectorCurrent; dsrc = .connector }
+            if thermal < dis { dis = thermal; dsrc = .thermal }
+            if let cap = operatorCap {
+                let a = max(cap, .zero) / v
+                if a < dis { dis = a; dsrc = .operatorCap }
+            }
+            let car = min(offer.message.maxDischargeCurrent, offer.message.maxDischargePower / v)
+            if car < dis { dis = max(car, .zero); dsrc = .vehicle }
+        }
+        L.dischargeNonGrid[g] = dis
+        L.dischargeSource[g] = dsrc
+        L.exportA[g] = .zero
+        if let sp = gridSetpoint, sp < .zero, dis > .zero { L.exportA[g] = (-sp) / v }
     }
+}
+
+/// Max-min fair shares of `budget` among the first `count` wants (each gets its want or the fair level).
+@_noAllocation @_noLocks
+func waterFill(_ wants: inout GunArray<Watts>, count: Int, budget: Watts) -> GunArray<Watts> {
+    var shares = GunArray<Watts>(repeating: .zero)
+    var open = GunArray<Bool>(repeating: false)
+    var openCount = 0
+    for g in 0..<count where wants[g] > .zero { open[g] = true; openCount += 1 }
+    var remaining = max(budget, .zero)
+    var rounds = 0
+    while openCount > 0 && rounds < Capacity.guns {
+        rounds += 1
+        let fair = remaining / Double(openCount)
+        var satisfied = 0
+        for g in 0..<count where open[g] && wants[g] <= fair {
+            shares[g] = wants[g]; remaining -= wants[g]
+            open[g] = false; openCount -= 1; satisfied += 1
+        }
+        if satisfied == 0 {
+            for g in 0..<count where open[g] { shares[g] = fair; open[g] = false }
+            openCount = 0
+        }
+    }
+    return shares
 }
 
 /// 4. Station share: max-min fair water-filling of min(grid connection, grid setpoint).
@@ -224,6 +281,22 @@ func shareStation(_ s: inout StationState, _ inputs: inout StationInputs, _ spec
             L.source[g] = budgetFromSetpoint ? .gridSetpoint : .station
         }
     }
+    // V2G export: a negative station setpoint is shared max-min fair among the guns that may discharge;
+    // a gun's request is the larger of that share and its own setpoint's (both are ceilings on signed
+    // power), within what it may discharge; all exports together stay within the grid connection.
+    var capable = GunArray<Watts>(repeating: .zero)
+    for g in 0..<spec.gunCount { capable[g] = L.dischargeNonGrid[g] * L.operatingVoltage[g] }
+    var stationShare = GunArray<Watts>(repeating: .zero)
+    if let sp = inputs.stationSetpoint, sp < .zero { stationShare = waterFill(&capable, count: spec.gunCount, budget: -sp) }
+    var requests = GunArray<Watts>(repeating: .zero)
+    for g in 0..<spec.gunCount {
+        requests[g] = min(max(L.exportA[g] * L.operatingVoltage[g], stationShare[g]), capable[g])
+    }
+    let granted = waterFill(&requests, count: spec.gunCount, budget: spec.gridLimit)
+    for g in 0..<spec.gunCount {
+        L.exportA[g] = L.operatingVoltage[g] > .zero ? granted[g] / L.operatingVoltage[g] : .zero
+        s.figures[g].export = granted[g]
+    }
 }
 
 /// 5. After the module pool (`allocateModules`, which releases no module that is still uncontrolled, so
@@ -244,6 +317,15 @@ func capByModules(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
         // above it (exploration seed 31000309: a 2 kW setpoint released a module while the ramp held
         // 150 A, and the one left was commanded above its 100 A rating; E31 caught it).
         if cap < L.nonGrid[g] { L.nonGrid[g] = cap }
+        // In reverse, the same: what the gun's bidirectional modules can take from the car (a silent
+        // one counted at its last command, as forward).
+        var reverse = uncontrolled[g]
+        for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && !s.modules[m].releasing
+            && s.station.moduleLatched[m].isEmpty {
+            reverse += spec.modules[m].reverseCapability(at: L.operatingVoltage[g])
+        }
+        if reverse < L.dischargeNonGrid[g] { L.dischargeNonGrid[g] = reverse; L.dischargeSource[g] = .modules }
+        if reverse < L.exportA[g] { L.exportA[g] = reverse }
         if s.figures[g].activeModules == 0 {
             let since = s.figures[g].starvedSince ?? now
             s.figures[g].starvedSince = since
@@ -259,10 +341,29 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
     for g in 0..<spec.gunCount {
         let gunSpec = spec.guns[g]
         let d = demands[g]
-        let target = min(d.current, L.limitA[g])
+        // V2G: the export asked and allowed (a magnitude), and what the gun may discharge without the grid.
+        let mayDischarge = d.needsPower ? L.dischargeNonGrid[g] : .zero
+        let export = min(L.exportA[g], mayDischarge)
+        let target = export > .zero ? -export : min(d.current, L.limitA[g])
         var i = s.sessions[g].rampedCurrent
         if !d.needsPower || d.dropAtOnce {
             i = .zero
+        } else if i < .zero || export > .zero {
+            // Discharging, or asked to (docs/standards.md "V2G"): a change of direction passes through zero
+            // at the board's ramps with K1/K2 closed; the discharge limits without the grid (the car's offer
+            // withdrawn or its minimum SOC reached, a rating, the modules) apply at once.
+            if i > .zero {
+                // Still charging: down to zero at the stop ramp, never above a charge limit other than the grid's.
+                i = max(.zero, min(i - gunSpec.stopRamp * dt, L.source[g] == .gridSetpoint ? L.nonGrid[g] : L.limitA[g]))
+            } else if target < i {
+                // More export: the magnitude grows at the board's ramp up.
+                i = max(target, i - gunSpec.rampUp * dt)
+            } else {
+                // Less export, or none: back at the stop ramp, not past zero in this cycle (the charge
+                // ramp up takes over from there).
+                i = min(min(target, .zero), i + gunSpec.stopRamp * dt)
+            }
+            if -i > mayDischarge { i = -mayDischarge }
         } else if target < i {
             // Limits and demand reductions apply at once; a normal stop ramps at the stop rate, and so
             // does a lower grid limit (a dispatch is a request, not a protection: the board's ramp), but
@@ -289,6 +390,12 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
         out.guns[g].currentLimit = inForce
         out.guns[g].powerLimit = inForce * L.operatingVoltage[g]
         out.guns[g].binding = L.source[g]
+        // The discharge limit in force: the export allowed, or the ramp while it comes down to a lower one.
+        let discharging = i < .zero ? -i : .zero
+        out.guns[g].dischargeLimit = max(export, discharging)
+        out.guns[g].dischargeBinding = export >= discharging && export > .zero
+            ? (L.exportA[g] < mayDischarge ? .gridSetpoint : L.dischargeSource[g])
+            : (discharging > .zero ? .gridSetpoint : .none)
     }
 }
 
@@ -311,17 +418,26 @@ func moduleSetpoints(_ s: inout StationState, _ inputs: inout StationInputs, _ s
                 // can deliver, so with one module type the share is always within it; a gun served by
                 // module types of different ratings (no shipped board has one) gets less than its command
                 // rather than a module driven past its rating (E31).
-                mo.current = min(max(.zero, out.guns[g].currentSetpoint - uncontrolled[g]) / Double(n), spec.modules[m].maxCurrent)
+                let sp = out.guns[g].currentSetpoint
+                if sp >= .zero {
+                    mo.current = min(max(.zero, sp - uncontrolled[g]) / Double(n), spec.modules[m].maxCurrent)
+                } else {
+                    // V2G reverse: shared by the gun's bidirectional modules, each within its reverse rating;
+                    // a rectifier that only charges stays on at zero.
+                    let nr = s.figures[g].reverseModules
+                    mo.current = spec.modules[m].bidirectional && nr > 0
+                        ? -min(max(.zero, -sp - uncontrolled[g]) / Double(nr), spec.modules[m].reverseMaxCurrent) : .zero
+                }
             }
         }
         out.modules[m] = mo
         if !isUncontrolled(slot, now, spec) {
-            let command = mo.enabled ? mo.current : .zero
+            let command = mo.enabled ? mo.current.magnitude : .zero
             if inputs.modules[m].seenAt != slot.heardAt {
                 // A new answer: what it said it delivers, and what it is told from now on.
                 s.modules[m].heardAt = inputs.modules[m].seenAt
                 s.modules[m].commandSinceHeard = command
-                s.modules[m].lastCommand = max(max(inputs.modules[m].outputCurrent, .zero), command)
+                s.modules[m].lastCommand = max(inputs.modules[m].outputCurrent.magnitude, command)
             } else {
                 s.modules[m].commandSinceHeard = max(slot.commandSinceHeard, command)
                 s.modules[m].lastCommand = max(slot.lastCommand, command)
@@ -435,11 +551,11 @@ func shutdownCurrent(_ s: inout StationState, _ inputs: inout StationInputs, _ s
     var measured = Amps.zero, unconfirmed = Amps.zero
     for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) {
         let age = now - inputs.modules[m].seenAt
-        let reading = max(inputs.modules[m].outputCurrent, .zero)
+        let reading = inputs.modules[m].outputCurrent.magnitude   // either direction (V2G)
         if age <= spec.readingMaxAge { measured += reading }
         else if age <= spec.moduleCommTimeout { unconfirmed += max(reading, s.modules[m].lastCommand) }
     }
-    if now - inputs.guns[g].meterSeenAt <= spec.readingMaxAge { return max(inputs.guns[g].meterCurrent, measured) }
+    if now - inputs.guns[g].meterSeenAt <= spec.readingMaxAge { return max(inputs.guns[g].meterCurrent.magnitude, measured) }
     return measured + unconfirmed + uncontrolled
 }
 
@@ -495,7 +611,7 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
         // A module that talks is at zero on a current reading of zero with no command since it was read.
         let zeroCurrent = s.modules[m].silentSince != nil ? !uncontrolled
             : inputs.modules[m].outputCurrent.magnitude < Amps(0.5) && now - inputs.modules[m].seenAt <= spec.readingMaxAge
-              && s.modules[m].commandSinceHeard == .zero
+              && s.modules[m].commandSinceHeard == .zero   // magnitudes: either direction
         if s.modules[m].releasing && zeroCurrent {
             s.modules[m].assigned = -1
             s.modules[m].releasing = false
@@ -515,9 +631,10 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
         var want = GunArray<Int>(repeating: 0)
         for g in 0..<spec.gunCount where demands[g].needsPower {
             // Module capacity at this voltage; the target is the gun's share (≥ one module).
-            var per = Watts.zero
+            var per = Watts.zero, perReverse = Watts.zero
             for m in 0..<spec.moduleCount where spec.modules[m].gunMask & (1 << UInt16(g)) != 0 {
                 per = spec.modules[m].currentCapability(at: operatingVoltage[g]) * operatingVoltage[g]
+                perReverse = spec.modules[m].reverseCapability(at: operatingVoltage[g]) * operatingVoltage[g]
                 break
             }
             var n = 1
@@ -528,7 +645,27 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
                 if Double(c) < k { c += 1 }
                 if c > n { n = c }
             }
+            // V2G: enough modules for the export asked too.
+            if perReverse > .zero && s.figures[g].export > .zero {
+                let k = s.figures[g].export / perReverse
+                var c = Int(k)
+                if Double(c) < k { c += 1 }
+                if c > n { n = c }
+            }
             want[g] = n
+        }
+        // More modules wanted than the pool has: the largest wants give one up each until it fits, so
+        // that every gun that needs power keeps at least one (a gun whose share is the whole pool
+        // otherwise starves a second car into E24: found with two cars on sim-v2g-60kw, whose 4 modules
+        // equal its 60 kW connection).
+        var pool = 0, wanted = 0
+        for m in 0..<spec.moduleCount where s.station.moduleLatched[m].isEmpty { pool += 1 }
+        for g in 0..<spec.gunCount { wanted += want[g] }
+        while wanted > pool {
+            var largest = -1
+            for g in 0..<spec.gunCount where want[g] > 1 && (largest < 0 || want[g] > want[largest]) { largest = g }
+            guard largest >= 0 else { break }
+            want[largest] -= 1; wanted -= 1
         }
         // Keep what still serves, release the surplus (highest index first).
         for m in stride(from: spec.moduleCount - 1, through: 0, by: -1) {
@@ -548,8 +685,9 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
             if best >= 0 { s.modules[m].assigned = Int8(best); active[best] += 1 }
         }
     }
-    for g in 0..<spec.gunCount { s.figures[g].activeModules = 0 }
+    for g in 0..<spec.gunCount { s.figures[g].activeModules = 0; s.figures[g].reverseModules = 0 }
     for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && !s.modules[m].releasing && s.station.moduleLatched[m].isEmpty {
         s.figures[Int(s.modules[m].assigned)].activeModules += 1
+        if spec.modules[m].bidirectional { s.figures[Int(s.modules[m].assigned)].reverseModules += 1 }
     }
 }

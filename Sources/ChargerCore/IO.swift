@@ -26,7 +26,9 @@ public struct GunInputs: Sendable {
     /// DC meter at the gun.
     public var meterVoltage: Volts = .zero
     public var meterCurrent: Amps = .zero
+    /// Energy into the car (import from the grid) and out of it (export, V2G): the meter's two registers.
     public var meterEnergy: WattHours = .zero
+    public var meterExportEnergy: WattHours = .zero
     public var meterSeenAt: Instant = .never
     /// Hottest connector/cable temperature sensor.
     public var gunTemperature = Celsius(25)
@@ -173,6 +175,10 @@ public struct GunOutputs: Sendable {
     public var currentLimit: Amps = .zero
     public var powerLimit: Watts = .zero
     public var binding: LimitSource = .none
+    /// V2G: `currentSetpoint` is signed (negative: the car is discharged). The discharge limit in force
+    /// (a magnitude, zero where the gun may not discharge) and the source that binds it.
+    public var dischargeLimit: Amps = .zero
+    public var dischargeBinding: LimitSource = .none
     public init() {}
 }
 
@@ -182,6 +188,7 @@ public struct ModuleOutputs: Sendable {
     /// Gun the matrix relays connect the module to, -1 for none.
     public var gun: Int8 = -1
     public var voltage: Volts = .zero
+    /// Signed: negative is reverse (a bidirectional module discharging the car).
     public var current: Amps = .zero
     public init() {}
 }
@@ -199,6 +206,8 @@ public struct StationOutputs: Sendable {
         guns[g].currentLimit = .zero
         guns[g].powerLimit = .zero
         guns[g].binding = .safety
+        guns[g].dischargeLimit = .zero
+        guns[g].dischargeBinding = .safety
         guns[g].imdSelfTest = false
         for m in 0..<moduleCount where modules[m].gun == Int8(g) {
             modules[m].enabled = false

@@ -116,6 +116,26 @@ public struct BSD: Sendable, Equatable {
     }
 }
 
+/// BDP: the car's offer to be discharged (V2G), as its BMS states it while the session runs. Not a GB/T
+/// 27930-2015 message (that edition only charges): this controller's own, carrying what ISO 15118-20's
+/// bidirectional power transfer gives a charger (EVMaximumDischargeCurrent, EVMaximumDischargePower and
+/// a lower bound of the battery's state of charge) and what GB/T 18487.4-2025 asks a discharging car to
+/// state (docs/standards.md "V2G"). A car that never sends it, or sends `allowed` false, is never
+/// discharged; one that falls silent for `Standard.v2gOfferTimeout` has withdrawn it.
+public struct BDP: Sendable, Equatable {
+    /// The car allows discharge now (false: consent withdrawn).
+    public var allowed: Bool
+    /// The lowest state of charge, in %, the car may be discharged to.
+    public var minSoc: Double
+    /// The most the car may be discharged at, current (a magnitude) and power.
+    public var maxDischargeCurrent: Amps
+    public var maxDischargePower: Watts
+    public init(allowed: Bool, minSoc: Double, maxDischargeCurrent: Amps, maxDischargePower: Watts) {
+        self.allowed = allowed; self.minSoc = minSoc
+        self.maxDischargeCurrent = maxDischargeCurrent; self.maxDischargePower = maxDischargePower
+    }
+}
+
 /// The latest of each car message seen on one gun's link, with arrival instants.
 public struct VehicleMessages: Sendable {
     public var bhm: Stamped<BHM>?
@@ -127,6 +147,8 @@ public struct VehicleMessages: Sendable {
     public var bsm: Stamped<BSM>?
     public var bst: Stamped<BST>?
     public var bsd: Stamped<BSD>?
+    /// The car's discharge offer (V2G), if it makes one.
+    public var bdp: Stamped<BDP>?
     public init() {}
 }
 
@@ -215,6 +237,7 @@ extension BSM: BitwiseCopyable {}
 extension BST.Reasons: BitwiseCopyable {}
 extension BST: BitwiseCopyable {}
 extension BSD: BitwiseCopyable {}
+extension BDP: BitwiseCopyable {}
 extension VehicleMessages: BitwiseCopyable {}
 extension Recognition: BitwiseCopyable {}
 extension CML: BitwiseCopyable {}

@@ -15,6 +15,8 @@ public struct GunSafety: Sendable {
     /// The highest commanded current in the current and the previous window of `commandLatency`: the
     /// commands that may still be on their way to the modules or in the readings.
     public var commandPeak = Amps.zero, previousCommandPeak = Amps.zero
+    /// The same for discharge (V2G): the most negative command of the current and the previous window.
+    public var commandTrough = Amps.zero, previousCommandTrough = Amps.zero
     public var commandWindowStart: Instant = .zero
     /// The earliest time by which the latched faults' rows want K1/K2 open (`FaultCode.openWithin`, from
     /// each fault's latch), and the faults already counted into it.
@@ -180,8 +182,9 @@ extension StationState {
     mutating func overCurrent(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, energised: Bool) {
         let gs = spec.guns[g]
         let phase = sessions[g].phase
-        // Over-current against the gun's rating (board overCurrentFactor), after a spike filter.
-        if gi.meterCurrent > gs.maxCurrent * gs.overCurrentFactor {
+        // Over-current against the gun's rating (board overCurrentFactor), after a spike filter; the
+        // rating holds in both directions (V2G).
+        if gi.meterCurrent.magnitude > gs.maxCurrent * gs.overCurrentFactor {
             let since = safety[g].overCurrentSince ?? now
             safety[g].overCurrentSince = since
             if now - since >= Standard.overCurrentFilter { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
@@ -190,16 +193,26 @@ extension StationState {
         // Current beyond what the modules were commanded: a short, or a module ignoring its setpoint.
         // On closing ("Inrush peak ≤ 20 A": precharge and the first 100 ms of charging) at once;
         // otherwise after 100 ms, which the modules' own lag after a commanded drop never reaches.
-        var commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : sessions[g].rampedCurrent
+        // The command is signed (V2G): the current is judged against the commanded direction, in both
+        // (more than commanded into the car, or more than commanded out of it, or a current against
+        // the command's direction beyond the margin).
+        let ramped = sessions[g].rampedCurrent
+        var commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : max(ramped, .zero)
+        var commandedOut = min(ramped, .zero)
         if spec.commandLatency > .zero {
             if now - safety[g].commandWindowStart >= spec.commandLatency {
                 safety[g].previousCommandPeak = safety[g].commandPeak
                 safety[g].commandPeak = .zero
+                safety[g].previousCommandTrough = safety[g].commandTrough
+                safety[g].commandTrough = .zero
                 safety[g].commandWindowStart = now
             }
             if commanded > safety[g].commandPeak { safety[g].commandPeak = commanded }
             if safety[g].commandPeak > commanded { commanded = safety[g].commandPeak }
             if safety[g].previousCommandPeak > commanded { commanded = safety[g].previousCommandPeak }
+            if commandedOut < safety[g].commandTrough { safety[g].commandTrough = commandedOut }
+            if safety[g].commandTrough < commandedOut { commandedOut = safety[g].commandTrough }
+            if safety[g].previousCommandTrough < commandedOut { commandedOut = safety[g].previousCommandTrough }
         }
         let closing = phase == .precharge || (phase == .charging && now - sessions[g].chargingSince < Standard.closingWindow)
         // Only on a reading of the current now (`readingMaxAge`): a silent meter's last value, taken
@@ -209,7 +222,8 @@ extension StationState {
         // 5 A above that is a short or a runaway module, not an inrush (exploration seed 7481: 20 A
         // through the cable check, then K1/K2 opened under it to go on to the precharge).
         let margin = phase == .insulationCheck ? Standard.openCurrentLimit : Standard.inrushLimit
-        if energised && meterNow && gi.meterCurrent > commanded + margin {
+        let beyond = gi.meterCurrent > commanded + margin || gi.meterCurrent < commandedOut - margin
+        if energised && meterNow && beyond {
             if closing {
                 raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
             } else {

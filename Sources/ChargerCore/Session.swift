@@ -435,7 +435,7 @@ extension GunSession {
         demand.dropAtOnce = chargerInitiatedStop
         // "Open K1/K2 only with current ≤ 5 A": the current that can still be confirmed, not a meter
         // reading that may be stale (a silent meter's last value; issue 16's sibling of the error shutdown).
-        let open = current <= Standard.openCurrentLimit && rampedCurrent <= Standard.openCurrentLimit
+        let open = current <= Standard.openCurrentLimit && rampedCurrent.magnitude <= Standard.openCurrentLimit
         out.closeK1K2 = !open
         // CST (10 ms period) goes out until the car answers with BST, or the default 5 s timeout
         // ("BST / CST | 10 ms"; "Default timeout 5 s"); a car that timed out is not waited for.

@@ -78,10 +78,18 @@ public struct ModuleSpec: Sendable, Equatable {
     public var maxCurrent: Amps
     /// Bit g set: the module can be switched onto gun g (module-to-gun matrix from the board file).
     public var gunMask: UInt16
-    public init(ratedPower: Watts, maxVoltage: Volts, minVoltage: Volts, maxCurrent: Amps, gunMask: UInt16) {
+    /// A bidirectional module's reverse (discharge: car to grid) rating, board file `reverse_power` and
+    /// `reverse_current`; zero for a rectifier that only charges (docs/standards.md "V2G").
+    public var reversePower: Watts
+    public var reverseMaxCurrent: Amps
+    public init(ratedPower: Watts, maxVoltage: Volts, minVoltage: Volts, maxCurrent: Amps, gunMask: UInt16,
+                reversePower: Watts = .zero, reverseMaxCurrent: Amps = .zero) {
         self.ratedPower = ratedPower; self.maxVoltage = maxVoltage; self.minVoltage = minVoltage
         self.maxCurrent = maxCurrent; self.gunMask = gunMask
+        self.reversePower = reversePower; self.reverseMaxCurrent = reverseMaxCurrent
     }
+    /// The module can discharge a car.
+    @inlinable public var bidirectional: Bool { reverseMaxCurrent > .zero && reversePower > .zero }
     public static let placeholder = ModuleSpec(ratedPower: .zero, maxVoltage: .zero, minVoltage: .zero, maxCurrent: .zero, gunMask: 0)
 
     /// Current the module can deliver at `v`: constant current, then constant power.
@@ -89,6 +97,15 @@ public struct ModuleSpec: Sendable, Equatable {
         let vv = v.value < minVoltage.value ? minVoltage : v
         let byPower = ratedPower / vv
         return byPower < maxCurrent ? byPower : maxCurrent
+    }
+
+    /// Current the module can take from the car at `v` in reverse (a magnitude; zero for a rectifier that
+    /// only charges): constant current, then constant power, like the forward rating.
+    @inlinable public func reverseCapability(at v: Volts) -> Amps {
+        guard bidirectional else { return .zero }
+        let vv = v.value < minVoltage.value ? minVoltage : v
+        let byPower = reversePower / vv
+        return byPower < reverseMaxCurrent ? byPower : reverseMaxCurrent
     }
 }
 

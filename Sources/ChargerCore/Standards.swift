@@ -124,6 +124,10 @@ public enum Standard {
     public static let commTimeoutCleanCharging = TimeSpan.s(60)
     /// "AC mains lost | output below 60 V within 1 s"
     public static let mainsLostDischargeWithin = TimeSpan.s(1)
+    /// Anti-islanding (docs/standards.md "V2G"): a source feeding the grid stops within 2 s of the grid's
+    /// loss (GB/T 33593-2017 anti-islanding protection; IEEE 1547-2018 §8.1.2). Export stops with the
+    /// mains-lost emergency in the cycle it is seen; the simulator holds every run to this bound.
+    public static let antiIslandingWithin = TimeSpan.s(2)
 
     /// IEC 61851-23 Table 103 (via standards.md "Fault reactions"): emergency over-voltage limit
     /// for a charger of the given rated output voltage.
@@ -161,6 +165,10 @@ public enum Standard {
     public static let bclTimeout = TimeSpan.s(1)
     /// "BCS ... (timeout 5 s)"
     public static let bcsTimeout = TimeSpan.s(5)
+    /// The car's discharge offer (BDP, our own message, docs/standards.md "V2G"): sent every 250 ms like
+    /// BCS; older than 1 s (BCL's timeout) it counts as withdrawn and no discharge is commanded.
+    public static let periodBDP = TimeSpan.ms(250)
+    public static let v2gOfferTimeout = TimeSpan.s(1)
     /// "BSD / CSD ... wait up to 10 s"
     public static let statisticsTimeout = TimeSpan.s(10)
     /// "handshake retried 3 times"

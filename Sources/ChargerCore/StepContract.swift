@@ -19,8 +19,12 @@ public enum StepRule: UInt8, Sendable, CaseIterable {
     case limitAboveRating
     /// No module commanded above its own rated current (board file `[[modules]] max_current`).
     case moduleAboveRating
-    /// The modules of a gun together commanded no more than the gun's command.
+    /// The modules of a gun together commanded no more than the gun's command, in its direction (V2G:
+    /// none against it).
     case modulesAboveCommand
+    /// V2G: the gun's command no further into discharge than its discharge limit in force (zero where the
+    /// gun may not discharge: no car's offer, no bidirectional module).
+    case dischargeBeyondLimit
 
     public var name: String {
         switch self {
@@ -31,6 +35,7 @@ public enum StepRule: UInt8, Sendable, CaseIterable {
         case .limitAboveRating: "limit-above-rating"
         case .moduleAboveRating: "module-above-rating"
         case .modulesAboveCommand: "modules-above-command"
+        case .dischargeBeyondLimit: "discharge-beyond-limit"
         }
     }
 }
@@ -77,28 +82,45 @@ public func checkStepOutputs(_ s: inout StationState, _ spec: inout StationSpec,
         if o.currentSetpoint > o.currentLimit + stepCurrentTolerance {
             found.append(StepViolation(rule: .commandAboveLimit, gun: g, module: -1, value: o.currentSetpoint.value, bound: o.currentLimit.value))
         }
+        if o.currentSetpoint < -(o.dischargeLimit + stepCurrentTolerance) {
+            found.append(StepViolation(rule: .dischargeBeyondLimit, gun: g, module: -1, value: o.currentSetpoint.value, bound: -o.dischargeLimit.value))
+        }
         let rating = min(spec.guns[g].maxCurrent, spec.guns[g].connectorCurrent)
         if o.currentLimit > rating + stepCurrentTolerance {
             found.append(StepViolation(rule: .limitAboveRating, gun: g, module: -1, value: o.currentLimit.value, bound: rating.value))
         }
+        if o.dischargeLimit > rating + stepCurrentTolerance {
+            found.append(StepViolation(rule: .limitAboveRating, gun: g, module: -1, value: -o.dischargeLimit.value, bound: -rating.value))
+        }
+        // Each module's current counted in the gun's commanded direction: one running against it counts
+        // as the whole of its current beyond the command.
         var sum = Amps.zero
         for m in 0..<spec.moduleCount where out.modules[m].gun == Int8(truncatingIfNeeded: g) {
             let mo = out.modules[m]
-            if mo.enabled { sum += mo.current }
+            if mo.enabled {
+                let along = o.currentSetpoint < .zero ? -mo.current : mo.current
+                sum += along < .zero ? Amps(.infinity) : along
+            }
             if reaction == .emergency && mo.enabled {
                 found.append(StepViolation(rule: .emergencyModulesOff, gun: g, module: m, value: mo.current.value, bound: 0))
             }
-            if let r = reaction, r >= .refuse, mo.current > .zero {
+            if let r = reaction, r >= .refuse, mo.current != .zero {
                 found.append(StepViolation(rule: .shutdownModulesAtZero, gun: g, module: m, value: mo.current.value, bound: 0))
             }
         }
-        if sum > o.currentSetpoint + stepCurrentTolerance * 100 {
+        if sum > o.currentSetpoint.magnitude + stepCurrentTolerance * 100 {
             found.append(StepViolation(rule: .modulesAboveCommand, gun: g, module: -1, value: sum.value, bound: o.currentSetpoint.value))
         }
     }
-    for m in 0..<spec.moduleCount where out.modules[m].current > spec.modules[m].maxCurrent + stepCurrentTolerance {
-        found.append(StepViolation(rule: .moduleAboveRating, gun: Int(out.modules[m].gun), module: m,
-                                   value: out.modules[m].current.value, bound: spec.modules[m].maxCurrent.value))
+    // Each module within its own rating: forward, and in reverse within its reverse rating (zero for a
+    // rectifier that only charges).
+    for m in 0..<spec.moduleCount {
+        let i = out.modules[m].current
+        let bound = i < .zero ? spec.modules[m].reverseMaxCurrent : spec.modules[m].maxCurrent
+        if i.magnitude > bound + stepCurrentTolerance {
+            found.append(StepViolation(rule: .moduleAboveRating, gun: Int(out.modules[m].gun), module: m,
+                                       value: i.value, bound: i < .zero ? -bound.value : bound.value))
+        }
     }
     return found
 }
@@ -124,7 +146,7 @@ public func enforceStepContract(_ s: inout StationState, _ spec: inout StationSp
         recordCommand(&s, g, false, now)
     }
     for i in 0..<broken.kept where broken[i].rule == .moduleAboveRating && broken[i].gun < 0 {
-        out.modules[broken[i].module].enabled = false
+        out.modules[broken[i].module].enabled = false   // either direction
         out.modules[broken[i].module].current = .zero
     }
     return broken

@@ -37,7 +37,8 @@ public enum InjectionParser {
         "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "rcd-selftest-fail", "pe-loss",
         "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
         "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "aux=V", "latch",
-        "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "unplug", "reset", "stop", "setpoint=P", "gun-setpoint=P",
+        "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "v2g-withdraw", "unplug", "reset", "stop",
+        "setpoint=P", "gun-setpoint=P",
     ]
 
     public static func parse(_ text: String, spec: StationSpec) throws(InjectionError) -> ScheduledInjection {
@@ -110,8 +111,9 @@ public enum InjectionParser {
             guard v > 0 else { throw fail("voltage must be > 0") }
             action = .plant(.overVoltage(gun: gun, Volts(v)))
         case "overcurrent":
+            // Negative: a current out of the car (a module running away in reverse, V2G).
             let a = try quantity(.current)
-            guard a > 0 else { throw fail("current must be > 0") }
+            guard a != 0, abs(a) <= 10_000 else { throw fail("current must be non-zero, within ±10000 A") }
             action = .plant(.overCurrent(gun: gun, Amps(a)))
         case "cc1":
             let v = try quantity(.voltage)
@@ -126,6 +128,7 @@ public enum InjectionParser {
         case "bms-stop": action = .plant(.bmsStop(gun: gun))
         case "bms-pause": action = .plant(.bmsPause(gun: gun, true))
         case "bms-resume": action = .plant(.bmsPause(gun: gun, false))
+        case "v2g-withdraw": action = .plant(.v2gWithdraw(gun: gun))
         case "unplug": action = .plant(.unplug(gun: gun))
         case "reset": action = .reset(gun: gun)
         case "stop": action = .stop(gun: gun)
@@ -133,8 +136,9 @@ public enum InjectionParser {
             let v = try need()
             var p: Watts? = nil
             if v.lowercased() != "none" {
+                // Signed (V2G): negative asks for export; within ±10 MW, a station's largest connection.
                 let w = try quantity(.power)
-                guard w >= 0 else { throw fail("a power setpoint must be ≥ 0 (out of range)") }
+                guard abs(w) <= 10_000_000 else { throw fail("a power setpoint must be within ±10 MW (out of range)") }
                 p = Watts(w)
             }
             action = what.lowercased() == "setpoint" ? .stationSetpoint(p) : .gunSetpoint(gun: gun, p)

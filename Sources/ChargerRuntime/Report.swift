@@ -14,6 +14,8 @@ public enum EndState: String, Sendable {
 public struct SessionSummary: Sendable {
     public var board: String
     public var energyKWh: Double
+    /// V2G: energy taken from the cars and exported (the meters' export registers; 0 without V2G).
+    public var exportedKWh: Double = 0
     public var durationS: Double
     public var peakPowerKW: Double
     public var endState: EndState
@@ -73,8 +75,10 @@ extension Simulation {
         var completed = 0
         var normal = true
         var share: [LimitSource: Double] = [:]
+        var exported = 0.0
         for g in 0..<spec.gunCount {
             kwh += energy(gun: g).kilowattHours
+            exported += self.exported(gun: g).kilowattHours
             peak = max(peak, reports[g].peakPower.kilowatts)
             maxT = max(maxT, reports[g].maxTemperature.value)
             if socStart == nil { socStart = reports[g].socStart }
@@ -98,13 +102,15 @@ extension Simulation {
         else if !normal && interrupted { state = .interrupted }
         else if !normal { state = .faulted }
         else { state = .completed }
-        return SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,
-                              socStart: socStart, socEnd: socEnd, maxGunTemperature: maxT, faults: faults,
-                              violations: violations, sessionsCompleted: completed,
-                              stopReason: frame.state.sessions[0].stopReason.name,
-                              insulationOhmPerVolt: frame.state.sessions[0].insulationMeasured.value > 0
-                                  ? frame.state.sessions[0].insulationMeasured.value : nil,
-                              insulationWarning: frame.state.sessions[0].insulationWarning, limitShare: shares)
+        var s = SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,
+                               socStart: socStart, socEnd: socEnd, maxGunTemperature: maxT, faults: faults,
+                               violations: violations, sessionsCompleted: completed,
+                               stopReason: frame.state.sessions[0].stopReason.name,
+                               insulationOhmPerVolt: frame.state.sessions[0].insulationMeasured.value > 0
+                                   ? frame.state.sessions[0].insulationMeasured.value : nil,
+                               insulationWarning: frame.state.sessions[0].insulationWarning, limitShare: shares)
+        s.exportedKWh = exported
+        return s
     }
 }
 
@@ -113,6 +119,7 @@ extension SessionSummary {
         var s = "== session summary (\(board)) ==\n"
         s += "end state      \(endState.rawValue) (stop reason: \(stopReason))\n"
         s += "energy         \(fmt(energyKWh, 3)) kWh (meter, at the gun)\n"
+        if exportedKWh > 0 { s += "exported       \(fmt(exportedKWh, 3)) kWh (V2G, the meter's export register)\n" }
         s += "duration       \(fmt(durationS, 1)) s simulated (\(fmt(durationS / 60, 1)) min)\n"
         s += "peak power     \(fmt(peakPowerKW, 1)) kW\n"
         if let a = socStart, let b = socEnd { s += "SOC            \(fmt(a, 1)) % → \(fmt(b, 1)) %\n" }
@@ -155,7 +162,7 @@ extension SessionSummary {
         }
         let vs = violations.prefix(100).map { str($0.description) }
         let shares = limitShare.map { "\(str($0.0)):\(num($0.1, 4))" }
-        var o = "{\"board\":\(str(board)),\"energy_kwh\":\(num(energyKWh, 3)),\"duration_s\":\(num(durationS, 3)),"
+        var o = "{\"board\":\(str(board)),\"energy_kwh\":\(num(energyKWh, 3)),\"exported_kwh\":\(num(exportedKWh, 3)),\"duration_s\":\(num(durationS, 3)),"
         o += "\"peak_power_kw\":\(num(peakPowerKW, 2)),\"end_state\":\(str(endState.rawValue)),"
         o += "\"soc_start\":\(socStart.map { num($0, 2) } ?? "null"),\"soc_end\":\(socEnd.map { num($0, 2) } ?? "null"),"
         o += "\"max_gun_temperature_c\":\(num(maxGunTemperature, 1)),\"sessions_completed\":\(sessionsCompleted),\"stop_reason\":\(str(stopReason)),\"insulation_ohm_per_v\":\(insulationOhmPerVolt.map { num($0, 0) } ?? "null"),\"insulation_warning\":\(insulationWarning),"

@@ -22,6 +22,8 @@ public struct InvariantViolation: Sendable, CustomStringConvertible {
 public struct GunReport: Sendable {
     public var peakPower: Watts = .zero
     public var energyAtPlug: WattHours? = nil
+    /// The meter's export register at the plug (V2G).
+    public var exportAtPlug: WattHours = .zero
     public var socStart: Double? = nil
     public var socEnd: Double? = nil
     public var completedSessions = 0
@@ -43,6 +45,8 @@ public final class Simulation {
     let periodSeconds: Double
     public let plant: Plant
     let devices: BoardDevices
+    /// When the plant's mains were lost, while they are (V2G's anti-islanding rule).
+    var mainsLostAt: Instant? = nil
     /// Everything the cycle reads and writes, in storage this object owns: through a pointer these
     /// accesses skip Swift's dynamic exclusivity bookkeeping (about a fifth of a cycle, perf). The
     /// simulation is single-threaded.
@@ -326,7 +330,7 @@ public final class Simulation {
             }
             // Current ≤ 5 A at every non-emergency opening (the plant's true current, not a reading).
             let trueCurrent = truth.current
-            if !o.closeK1K2 && was && !isEmergency && trueCurrent > Standard.openCurrentLimit {
+            if !o.closeK1K2 && was && !isEmergency && trueCurrent.magnitude > Standard.openCurrentLimit {
                 violate(g, "open-under-load", "opened at \(fmt(trueCurrent.value, 1)) A without an emergency")
             }
             // The measurements within the ratings (the commands' rules are the core's own, below).
@@ -334,10 +338,11 @@ public final class Simulation {
             // the plant's voltage (a runaway module is the plant failing, and the OV checks own it).
             if truth.forced { continue }
             let ratedI = min(gs.maxCurrent, gs.connectorCurrent)
-            if trueCurrent > ratedI * 1.01 + Amps(1) {
+            if trueCurrent.magnitude > ratedI * 1.01 + Amps(1) {
                 violate(g, "current-above-rating", "\(fmt(trueCurrent.value, 1)) A > \(fmt(ratedI.value, 0)) A")
             }
-            if gi.meterVoltage * gi.meterCurrent > gs.ratedPower * 1.02 + Watts(500) {
+            checkV2G(g, current: trueCurrent, power: truth.power)
+            if (gi.meterVoltage * gi.meterCurrent).magnitude > gs.ratedPower * 1.02 + Watts(500) {
                 violate(g, "power-above-rating", "\(fmt((gi.meterVoltage * gi.meterCurrent).kilowatts, 1)) kW > \(fmt(gs.ratedPower.kilowatts, 0)) kW")
             }
         }
@@ -356,6 +361,45 @@ public final class Simulation {
         if stationPower > f.spec.gridLimit * 1.02 + Watts(1000) {
             violate(0, "station-above-grid-limit", "\(fmt(stationPower.kilowatts, 1)) kW > \(fmt(f.spec.gridLimit.kilowatts, 0)) kW")
         }
+        if -stationPower > f.spec.gridLimit * 1.02 + Watts(1000) {
+            violate(0, "station-export-above-grid-limit", "\(fmt(-stationPower.kilowatts, 1)) kW exported > \(fmt(f.spec.gridLimit.kilowatts, 0)) kW")
+        }
+    }
+
+    /// V2G's rules on the plant's truth (docs/standards.md "V2G"): a car is discharged only with its offer
+    /// in force, within its current and power, never below its minimum state of charge; export stops
+    /// within the anti-islanding time of the mains' loss. The grace after a withdrawal is the offer's
+    /// period (the charger learns of it from the next BDP) and the modules' lag.
+    func checkV2G(_ g: Int, current: Amps, power: Watts) {
+        let exporting = current < -Amps(1)
+        if !plant.mainsPresent {
+            let since = mainsLostAt ?? plant.now
+            mainsLostAt = since
+            if exporting && plant.now - since > Standard.antiIslandingWithin {
+                violate(g, "export-after-mains-lost", "\(fmt(-current.value, 1)) A exported \(fmt((plant.now - since).seconds, 2)) s after the mains were lost")
+            }
+        } else { mainsLostAt = nil }
+        guard exporting else { return }
+        var car: SimCar? = nil
+        plant.withGun(g) { car = $0.car }
+        guard let car else { return }
+        guard let offer = car.profile.v2g else {
+            violate(g, "discharge-without-offer", "\(fmt(-current.value, 1)) A from a car that offers no discharge"); return
+        }
+        if let w = car.v2gWithdrawnAt, plant.now - w > Standard.periodBDP + .ms(50) {
+            violate(g, "discharge-after-withdrawal", "\(fmt(-current.value, 1)) A \(fmt((plant.now - w).seconds * 1000, 0)) ms after the offer was withdrawn")
+        }
+        if -current > offer.maxCurrent * 1.01 + Amps(1) {
+            violate(g, "discharge-above-car-current", "\(fmt(-current.value, 1)) A > \(fmt(offer.maxCurrent.value, 0)) A")
+        }
+        if -power > offer.maxPower * 1.02 + Watts(500) {
+            violate(g, "discharge-above-car-power", "\(fmt(-power.kilowatts, 1)) kW > \(fmt(offer.maxPower.kilowatts, 1)) kW")
+        }
+        // The charger reads the SOC from BCS (every 250 ms): 0.1 % below the minimum is a discharge that
+        // went on past it, not the message's age.
+        if car.soc < offer.minSoc - 0.1 {
+            violate(g, "discharge-below-car-minimum-soc", "SOC \(fmt(car.soc, 2)) % < \(fmt(offer.minSoc, 0)) %")
+        }
     }
 
     func account(_ f: inout ControlFrame) {
@@ -372,6 +416,7 @@ public final class Simulation {
                 // the latch while holstering the gun shows as "connecting" and is no session).
                 if lastPhase[g] != .locking && phase == .locking {
                     reports[g].energyAtPlug = gi.meterEnergy
+                    reports[g].exportAtPlug = f.inputs.guns[g].meterExportEnergy
                     reports[g].socStart = soc
                     reports[g].endedNormally = false
                 }
@@ -399,6 +444,12 @@ public final class Simulation {
     public func energy(gun g: Int) -> WattHours {
         guard let start = reports[g].energyAtPlug else { return .zero }
         return frame.inputs.guns[g].meterEnergy - start
+    }
+
+    /// Energy exported from gun `g`'s car since it plugged in (V2G; the meter's export register).
+    public func exported(gun g: Int) -> WattHours {
+        guard reports[g].energyAtPlug != nil else { return .zero }
+        return frame.inputs.guns[g].meterExportEnergy - reports[g].exportAtPlug
     }
 
     /// True once every car has come, been served (or refused) and gone.

@@ -16,7 +16,19 @@ public struct CarProfile: Sendable, Equatable {
     public var plugAt: TimeSpan = .s(2)
     /// Reported battery voltage offset in BCP (a lying or mis-calibrated BMS).
     public var reportedVoltageOffset: Volts = .zero
+    /// V2G: the car offers to be discharged (BDP) down to this state of charge, at most at this current
+    /// and power; nil: a car that only charges (keys `v2g-min-soc`, `v2g-max-current`, `v2g-max-power`).
+    public var v2g: V2GOffer? = nil
     public init() {}
+
+    public struct V2GOffer: Sendable, Equatable {
+        public var minSoc: Double = 30
+        public var maxCurrent = Amps(100)
+        public var maxPower = Watts.kW(30)
+        public init(minSoc: Double = 30, maxCurrent: Amps = Amps(100), maxPower: Watts = .kW(30)) {
+            self.minSoc = minSoc; self.maxCurrent = maxCurrent; self.maxPower = maxPower
+        }
+    }
 
     /// Series cells: the CV voltage (4.15 V/cell) stays at or below 95 % of the car's maximum.
     public var cells: Int { max(1, Int(0.95 * maxVoltage.value / 4.2)) }
@@ -29,7 +41,7 @@ public struct CarProfile: Sendable, Equatable {
         public var description: String {
             switch self {
             case .malformed(let s): "car: malformed item '\(s)' (expected key=value)"
-            case .unknownKey(let k): "car: unknown key '\(k)' (known: capacity, soc, target, max-voltage, max-current, plug-at)"
+            case .unknownKey(let k): "car: unknown key '\(k)' (known: capacity, soc, target, max-voltage, max-current, plug-at, v2g-min-soc, v2g-max-current, v2g-max-power)"
             case .badValue(let k, let v, let why): "car: \(k)=\(v): \(why)"
             }
         }
@@ -80,6 +92,18 @@ public struct CarProfile: Sendable, Equatable {
                 let d = try number(.time)
                 guard d >= 0 else { throw .badValue(key: k, value: v, why: "must be ≥ 0 s") }
                 car.plugAt = .seconds(d)
+            case "v2g-min-soc":
+                let d = try percent()
+                guard d >= 5, d < 100 else { throw .badValue(key: k, value: v, why: "must be 5...<100 %") }
+                car.v2g = car.v2g ?? V2GOffer(); car.v2g!.minSoc = d
+            case "v2g-max-current":
+                let d = try number(.current)
+                guard d > 0, d <= 1000 else { throw .badValue(key: k, value: v, why: "must be >0...1000 A") }
+                car.v2g = car.v2g ?? V2GOffer(); car.v2g!.maxCurrent = Amps(d)
+            case "v2g-max-power":
+                let d = try number(.power)
+                guard d >= 1000, d <= 1_000_000 else { throw .badValue(key: k, value: v, why: "must be 1...1000 kW") }
+                car.v2g = car.v2g ?? V2GOffer(); car.v2g!.maxPower = Watts(d)
             default: throw .unknownKey(k)
             }
         }
@@ -116,12 +140,14 @@ public struct SimCar: Sendable {
     public var ownFault = false
     public var stopSent = false
     public var bstReasons = BST.Reasons()
-    var lastSent = InlineArray<9, Instant>(repeating: .never)
+    var lastSent = InlineArray<10, Instant>(repeating: .never)
     var sawCRO = false, sawCML = false, sawCRMRecognised = false, sawCHM = false, sawCST = false, sawCSD = false
     var readySince: Instant? = nil
     var lowCurrentSince: Instant? = nil
     public var unplugRequested = false
     public var done = false
+    /// V2G: when the driver (or the car) withdrew the discharge offer, if they did.
+    public var v2gWithdrawnAt: Instant? = nil
     public init(profile: CarProfile) { self.profile = profile; soc = profile.soc }
 
     public var ocv: Volts { Volts(Double(profile.cells) * (3.4 + 0.7 * soc / 100)) }
@@ -227,6 +253,10 @@ public struct SimCar: Sendable {
             if due(6, Standard.periodBSM, now) {
                 rx.bsm = Stamped(BSM(chargingAllowed: !pauseRequested, maxCellTemperature: Celsius(35), faultFlags: 0), at: now)
             }
+            if let offer = profile.v2g, due(9, Standard.periodBDP, now) {
+                rx.bdp = Stamped(BDP(allowed: v2gWithdrawnAt == nil, minSoc: offer.minSoc, maxDischargeCurrent: offer.maxCurrent,
+                                     maxDischargePower: offer.maxPower), at: now)
+            }
         }
         if stopSent && !sawCSD && due(7, Standard.periodBST, now) {
             rx.bst = Stamped(BST(reasons: bstReasons), at: now)
@@ -241,6 +271,7 @@ public struct SimCar: Sendable {
         self = SimCar(profile: c.profile)
         soc = c.soc; plug = c.plug; plugSince = c.plugSince; silent = c.silent; done = c.done
         unplugRequested = c.unplugRequested; ownFault = c.ownFault; pauseRequested = c.pauseRequested
+        v2gWithdrawnAt = c.v2gWithdrawnAt
         contactorsClosed = false
     }
 }

@@ -67,7 +67,9 @@ public struct SimGun: Sendable {
     public var discharge = false
     public var temperature = Celsius(25)
     public var temperatureOffset = Celsius(0)
+    /// The meter's two registers: energy into the car (import) and out of it (export, V2G).
     public var energy: WattHours = .zero
+    public var exportEnergy: WattHours = .zero
     public var meterSilent = false
     public var meterSeenAt: Instant = .never
     public var insulation = Ohms(20_000_000)
@@ -220,8 +222,12 @@ public final class Plant {
         for m in modules.indices where modules[m].gun == Int8(g) && modules[m].enabled && !modules[m].failed {
             // Each module stays inside its own envelope whatever it is asked: voltage range, current
             // limit, and constant power above the corner voltage.
+            // In reverse (V2G), a bidirectional module within its reverse envelope; a rectifier that only
+            // charges cannot take current from the car at all.
             let envelope = moduleSpecs[m]
-            iSet += min(modules[m].currentSetpoint, envelope.currentCapability(at: gun.chargerSide))
+            let sp = modules[m].currentSetpoint
+            iSet += sp >= .zero ? min(sp, envelope.currentCapability(at: gun.chargerSide))
+                                : max(sp, -envelope.reverseCapability(at: gun.chargerSide))
             vSet = max(vSet, min(modules[m].voltageSetpoint, envelope.maxVoltage))
             anyOn = true
         }
@@ -249,22 +255,27 @@ public final class Plant {
                 i = Amps(max(0, gun.chargerSide.value - ocv.value) / rInt.value)
             }
             var target = Amps.zero
-            if anyOn { target = max(.zero, min(iSet, (vSet - ocv) / rInt.value > .zero ? Amps((vSet - ocv).value / rInt.value) : .zero)) }
+            if anyOn && iSet < .zero {
+                // Reverse (V2G): the modules are a current sink from the battery, whatever the voltage demand.
+                target = iSet
+            } else if anyOn {
+                target = max(.zero, min(iSet, (vSet - ocv) / rInt.value > .zero ? Amps((vSet - ocv).value / rInt.value) : .zero))
+            }
             let a = min(1, h / params.moduleTimeConstant.seconds)
             if !wasOpen { i = i + (target - i) * a }
             if !anyOn { i = i * (1 - a) }
-            if i.value < 1e-6 { i = .zero }
+            if abs(i.value) < 1e-6 { i = .zero }
             let v = ocv + i * rInt
             gun.chargerSide = v
             gun.vehicleSide = v
             // The battery takes the charge.
             gun.withCar { car in
                 let ah = car.profile.capacity.value / car.profile.nominalVoltage.value
-                car.soc = min(100, car.soc + i.value * h / 3600 / ah * 100)
+                car.soc = max(0, min(100, car.soc + i.value * h / 3600 / ah * 100))
             }
         } else {
             i = i * max(0, 1 - h / params.moduleTimeConstant.seconds)
-            if i.value < 0.01 { i = .zero }
+            if abs(i.value) < 0.01 { i = .zero }
             // The charger-side bus (and the cable when K1/K2 are closed) follows the modules or decays.
             var bus = gun.chargerSide
             if anyOn && !gun.discharge { bus = bus + (vSet - bus) * min(1, h / tauBus) }
@@ -301,13 +312,14 @@ public final class Plant {
                 modules[m].current = modules[m].failed || !modules[m].enabled ? .zero : i / Double(running)
             } else if delivering > 0 {
                 modules[m].current = modules[m].failed ? .zero : i / Double(delivering)
-            } else if modules[m].enabled && !modules[m].failed && iSet.value > 0 {
+            } else if modules[m].enabled && !modules[m].failed && iSet.value != 0 {
                 modules[m].current = i * (modules[m].currentSetpoint.value / iSet.value)
             } else { modules[m].current = modules[m].current * max(0, 1 - h / params.moduleTimeConstant.seconds) }
         }
 
         // Meter.
-        gun.energy += gun.vehicleSide * i * TimeSpan.seconds(h)
+        if i >= .zero { gun.energy += gun.vehicleSide * i * TimeSpan.seconds(h) }
+        else { gun.exportEnergy += gun.vehicleSide * (-i) * TimeSpan.seconds(h) }
         if !gun.meterSilent { gun.meterSeenAt = now }
 
         // Connector temperature: heating with I², cooling towards ambient (first order).
@@ -381,6 +393,8 @@ public final class Plant {
         case bmsSilent(gun: Int, Bool)
         case bmsStop(gun: Int)
         case bmsPause(gun: Int, Bool)
+        /// V2G: the driver (or the car) withdraws the car's discharge offer.
+        case v2gWithdraw(gun: Int)
         /// The driver takes the gun out and leaves (once the lock lets go; before the session if it is
         /// not locked yet).
         case unplug(gun: Int)
@@ -412,6 +426,7 @@ public final class Plant {
         case .bmsSilent(let g, let on): guns[g].car?.silent = on
         case .bmsStop(let g): guns[g].car?.ownFault = true
         case .bmsPause(let g, let p): guns[g].car?.pauseRequested = p
+        case .v2gWithdraw(let g): if guns[g].car != nil && guns[g].car!.v2gWithdrawnAt == nil { guns[g].car!.v2gWithdrawnAt = now }
         case .unplug(let g): guns[g].car?.unplugRequested = true
         }
     }
@@ -431,8 +446,13 @@ public final class Plant {
 
     /// What a technician's repair adds to clearing: welded or stuck contactors replaced.
     public func repair() {
+        // A runaway current ends with the repair (the module that held it is replaced): what flows then is
+        // what the modules deliver, not the forced value decaying over the modules' time constant (which
+        // read as a few milliseconds above the gun's rating once no longer forced: V2G campaign seed 175).
+        let forced = guns.map { $0.forcedCurrent != nil }
         clearInjections()
         for g in guns.indices {
+            if forced[g] { guns[g].current = .zero }
             // A replaced contactor follows its coil at once (a welded one was closed against it).
             guns[g].k1.welded = false; guns[g].k2.welded = false
             guns[g].k1.closed = guns[g].k1.commanded; guns[g].k2.closed = guns[g].k2.commanded
@@ -529,6 +549,7 @@ public final class SimMeter: EnergyMeter {
             i.meterCurrent = p.current
             // The meter's register resolution is 0.001 kWh.
             i.meterEnergy = WattHours((p.energy.value).rounded(.down))
+            i.meterExportEnergy = WattHours((p.exportEnergy.value).rounded(.down))
             i.meterSeenAt = p.meterSeenAt
         }
     }

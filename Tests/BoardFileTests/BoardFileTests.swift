@@ -44,7 +44,7 @@ func refusal(_ text: String) -> BoardFileError? {
 }
 
 @Suite struct ShippedBoards {
-    @Test(arguments: ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw"])
+    @Test(arguments: ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw", "sim-v2g-60kw"])
     func loads(name: String) throws {
         let b = try BoardLoader.load(path: "\(repoRoot)/Boards/\(name).toml")
         #expect(b.name == name)
@@ -69,6 +69,25 @@ func refusal(_ text: String) -> BoardFileError? {
         #expect(h.guns[0].cooling == .liquid)
         let m = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-mcs-1mw.toml").spec
         #expect(m.moduleCount == 25 && m.guns[0].maxVoltage == Volts(1250) && m.guns[0].maxCurrent >= Amps(1000))
+        // V2G: bidirectional modules, 15 kW both ways; the other boards' rectifiers only charge.
+        let v = try BoardLoader.load(path: "\(repoRoot)/Boards/sim-v2g-60kw.toml").spec
+        #expect(v.gunCount == 2 && v.moduleCount == 4 && v.gridLimit == .kW(60))
+        #expect(v.modules[3].bidirectional && v.modules[3].reversePower == .kW(15) && v.modules[3].reverseMaxCurrent == Amps(50))
+        #expect(v.modules[0].reverseCapability(at: Volts(600)) == Amps(25), "15 kW at 600 V")
+        #expect(!a.modules[0].bidirectional && a.modules[0].reverseCapability(at: Volts(400)) == .zero)
+    }
+
+    /// A module's reverse rating: both keys or neither, each within the forward rating.
+    @Test func reverseRatingIsCheckedAgainstTheForwardOne() throws {
+        let both = minimal.replacingFirst("guns = [0]", "reverse_power = \"20 kW\"\nreverse_current = \"60 A\"\nguns = [0]")
+        let b = try BoardLoader.parse(both, file: "v2g.toml")
+        #expect(b.spec.modules[1].reversePower == .kW(20) && b.spec.modules[1].reverseMaxCurrent == Amps(60))
+        let a = try #require(refusal(minimal.replacingFirst("guns = [0]", "reverse_power = \"20 kW\"\nguns = [0]")))
+        #expect(a.key == "modules[0].reverse_current" && a.why.contains("missing"))
+        let c = try #require(refusal(minimal.replacingFirst("guns = [0]", "reverse_power = \"40 kW\"\nreverse_current = \"60 A\"\nguns = [0]")))
+        #expect(c.key == "modules[0].reverse_power", "above the 30 kW forward rating: \(c)")
+        let d = try #require(refusal(minimal.replacingFirst("guns = [0]", "reverse_power = \"20 kW\"\nreverse_current = \"150 A\"\nguns = [0]")))
+        #expect(d.key == "modules[0].reverse_current", "above the 100 A forward rating: \(d)")
     }
 
     @Test func minimalParses() throws {

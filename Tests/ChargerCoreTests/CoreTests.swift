@@ -392,3 +392,42 @@ extension Double {
         #expect(!h.state.faults(gun: 0).contains(.stepContractBroken))
     }
 }
+
+/// The step's contract in discharge: a command beyond the discharge limit and a module driven in reverse
+/// beyond its rating (zero for a rectifier that only charges) are named.
+@Suite struct V2GStepContract {
+    @Test func dischargeRulesCatchWhatTheyName() {
+        var spec = oneGunSpec()
+        var state = StationState()
+        var out = StationOutputs()
+        out.guns[0].currentLimit = Amps(150); out.guns[0].dischargeLimit = Amps(40); out.guns[0].currentSetpoint = Amps(-30)
+        // oneGunSpec's modules only charge: a reverse command on one breaks its (zero) reverse rating.
+        out.modules[0].gun = 0; out.modules[0].enabled = true; out.modules[0].current = Amps(-15)
+        out.modules[1].gun = 0; out.modules[1].enabled = true; out.modules[1].current = Amps(-15)
+        var found = checkStepOutputs(&state, &spec, &out)
+        #expect(found.count == 2 && found[0].rule == .moduleAboveRating && found[0].bound == 0)
+        // Bidirectional modules: the same outputs keep the contract.
+        spec.modules[0].reversePower = .kW(30); spec.modules[0].reverseMaxCurrent = Amps(100)
+        spec.modules[1].reversePower = .kW(30); spec.modules[1].reverseMaxCurrent = Amps(100)
+        #expect(checkStepOutputs(&state, &spec, &out).isEmpty)
+        // Beyond the discharge limit.
+        var bad = out
+        bad.guns[0].currentSetpoint = Amps(-50)
+        found = checkStepOutputs(&state, &spec, &bad)
+        #expect(found.count == 1 && found[0].rule == .dischargeBeyondLimit && found[0].bound == -40)
+        // A module running against the command's direction.
+        bad = out
+        bad.modules[1].current = Amps(5)
+        found = checkStepOutputs(&state, &spec, &bad)
+        #expect(found.count == 1 && found[0].rule == .modulesAboveCommand)
+        // A discharge limit above the gun's rating.
+        bad = out
+        bad.guns[0].dischargeLimit = Amps(250)
+        found = checkStepOutputs(&state, &spec, &bad)
+        #expect(found.count == 1 && found[0].rule == .limitAboveRating)
+        // An error shutdown: a module still in reverse is named like one still charging.
+        state.safety[0].latched.insert(.doorOpen)
+        found = checkStepOutputs(&state, &spec, &out)
+        #expect(found.count == 2 && found[0].rule == .shutdownModulesAtZero)
+    }
+}
