@@ -25,6 +25,12 @@ extension StationView {
             v.cc1 = i.cc1
             v.chargerSideVoltage = i.chargerSideVoltage; v.vehicleSideVoltage = i.vehicleSideVoltage
             v.meterEnergy = i.meterEnergy; v.meterSeenAt = i.meterSeenAt
+            v.meterExportEnergy = i.meterExportEnergy
+            if let offer = i.vehicle.bdp, offer.message.allowed, f.inputs.now - offer.at <= Standard.v2gOfferTimeout {
+                v.carOffersDischarge = true; v.carMinSoc = offer.message.minSoc
+            }
+            v.carBatteryEnergy = i.vehicle.bcp?.message.nominalEnergy ?? .zero
+            v.dischargeLimit = o.dischargeLimit; v.dischargeBinding = o.dischargeBinding
             v.insulation = i.insulation; v.imdAlarm = i.imdAlarm; v.imdSelfTest = i.imdSelfTest; v.imdSeenAt = i.imdSeenAt
             v.groundFaultTrip = i.groundFaultTrip; v.peContinuity = i.peContinuity
             v.lamp = o.lamp

@@ -28,6 +28,27 @@ public struct SourcedLimit: Sendable, Equatable {
     public func watts(at volts: Volts) -> Watts { power ?? Watts((current?.value ?? .infinity) * volts.value) }
 }
 
+/// What a driver set at the plug for V2G (README "V2G"): the lowest state of charge the car may be
+/// discharged to (above the car's own minimum, which the controller holds whatever this says), the
+/// departure time, and the state of charge the car must have again by then.
+public struct DriverPlan: Sendable, Equatable {
+    public var minSoc: Double
+    /// Epoch ms.
+    public var departure: Int64
+    public var targetSoc: Double
+    public init(minSoc: Double, departure: Int64, targetSoc: Double) {
+        self.minSoc = minSoc; self.departure = departure; self.targetSoc = targetSoc
+    }
+    /// Why the plan is refused, nil when it is valid at epoch ms `now`.
+    public func problem(now: Int64) -> String? {
+        guard minSoc.isFinite, (0...100).contains(minSoc) else { return "min-soc \(minSoc) % outside 0...100" }
+        guard targetSoc.isFinite, targetSoc > minSoc, targetSoc <= 100 else { return "target \(targetSoc) % must be above min-soc (\(minSoc) %) and at most 100" }
+        guard departure > now else { return "the departure is not in the future" }
+        guard departure - now <= 7 * 86_400_000 else { return "the departure is more than 7 days away" }
+        return nil
+    }
+}
+
 /// Everything the grid interfaces have said, as a plain value.
 public struct GridState: Sendable, Equatable {
     public var clock: StationClock
@@ -46,6 +67,8 @@ public struct GridState: Sendable, Equatable {
     public var unavailable: [Bool]
     public var gridConnection: Watts
     public var ratings: [Watts]
+    /// Per gun: the V2G plan the driver set at the plug, if any (cleared when the car leaves).
+    public var plans: [DriverPlan?]
 
     public init(clock: StationClock, ems: EMSSettings?, tou: TimeOfUse, gridConnection: Watts, ratings: [Watts], freeVend: Bool) {
         self.clock = clock
@@ -56,6 +79,7 @@ public struct GridState: Sendable, Equatable {
         authorized = Array(repeating: freeVend, count: n)
         stopCount = Array(repeating: 0, count: n)
         unavailable = Array(repeating: false, count: n)
+        plans = Array(repeating: nil, count: n)
         self.gridConnection = gridConnection
         self.ratings = ratings
     }
@@ -102,10 +126,36 @@ public struct GridState: Sendable, Equatable {
         return best
     }
 
-    /// What the loop gets at `now`: the station cap, each gun's cap (power and/or current), the
-    /// authorizations and the remote stops. `volts` are the guns' present output voltages (a gun the
-    /// observation does not cover yet counts as at 0 V).
+    /// `feed(at:guns:)` with only the guns' output voltages known (no V2G rule can apply).
     public func feed(at now: Instant, volts: [Volts]) -> GridFeed {
+        feed(at: now, guns: volts.map { v in var o = GunObservation(); o.voltage = v; return o })
+    }
+
+    /// V2G's discharge-at-peak rule for gun `g` at epoch ms `t` (README "V2G"): in a peak period, a gun
+    /// whose car offers discharge and whose driver set a plan exports `TimeOfUse.peakDischarge` while its
+    /// state of charge is above the plan's minimum (and the car's) and the hours between the peak's end and
+    /// the departure can still put back, at 80 % of the gun's share of the connection, 1.25 times what the
+    /// car will then need (what it lacks now plus the rest of the peak's export); otherwise it holds at
+    /// zero until the peak ends. Nil: the rule does not apply. The returned value is a signed setpoint.
+    public func peakDischargeSetpoint(_ g: Int, at t: Int64, observation o: GunObservation) -> Watts? {
+        guard let w = tou.peakDischarge, w > .zero, g < plans.count, let plan = plans[g], o.offersDischarge,
+              o.soc.isFinite, o.batteryEnergy > .zero else { return nil }
+        let second = clock.localSecondOfDay(epochMillis: t)
+        guard let toEnd = tou.secondsToPeakEnd(atSecondOfDay: second) else { return nil }
+        let floor = max(plan.minSoc, o.carMinSoc)
+        let lacking = max(0, plan.targetSoc - o.soc) / 100 * o.batteryEnergy.value
+        var rate = min(ratings[g].value, gridConnection.value / Double(max(1, gunCount)))
+        if let valley = tou.valleyLimit { rate = min(rate, valley.value / Double(max(1, gunCount))) }
+        let afterPeakHours = Double(plan.departure - (t + Int64(toEnd) * 1000)) / 3_600_000
+        let restOfPeak = w.value * Double(toEnd) / 3600
+        let feasible = afterPeakHours > 0 && afterPeakHours * rate * 0.8 >= 1.25 * (lacking + restOfPeak)
+        return o.soc > floor + 0.5 && feasible ? -w : .zero
+    }
+
+    /// What the loop gets at `now`: the station cap, each gun's cap (power and/or current; negative asks
+    /// for export), the authorizations and the remote stops. `guns` are the loop's observations (a gun
+    /// they do not cover yet counts as at 0 V, with no car).
+    public func feed(at now: Instant, guns: [GunObservation]) -> GridFeed {
         let t = clock.epochMillis(now)
         var f = GridFeed()
         if let (w, src) = Self.lowest(stationLimits(at: t), at: .zero) { f.station = w; f.stationSource = src }
@@ -115,7 +165,12 @@ public struct GridState: Sendable, Equatable {
                 if let p = l.power { f.guns[g] = min(f.guns[g] ?? p, p) }
                 if let a = l.current { f.gunCurrents[g] = min(f.gunCurrents[g] ?? a, a) }
             }
-            if let (_, src) = Self.lowest(limits, at: max(g < volts.count ? volts[g] : .zero, Volts(1))) { f.gunSources[g] = src }
+            let volts = g < guns.count ? guns[g].voltage : .zero
+            if let (_, src) = Self.lowest(limits, at: max(volts, Volts(1))) { f.gunSources[g] = src }
+            if g < guns.count, let sp = peakDischargeSetpoint(g, at: t, observation: guns[g]), sp < (f.guns[g] ?? Watts(.infinity)) {
+                f.guns[g] = sp
+                f.gunSources[g] = .touPeak
+            }
             f.authorized[g] = authorized[g]
             f.stopCount[g] = stopCount[g]
             f.unavailable[g] = unavailable[g]

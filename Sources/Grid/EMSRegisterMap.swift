@@ -31,6 +31,13 @@ public struct GunObservation: Sendable, Equatable {
     public var soc: Double = .nan
     /// The gun's lock feedback says locked.
     public var lockConfirmed = false
+    /// V2G: the meter's export register; the car's offer (BDP) in force, with its minimum state of
+    /// charge; the battery's energy (BCP); and what the gun may export now (W, zero where it may not).
+    public var exportEnergy: WattHours = .zero
+    public var offersDischarge = false
+    public var carMinSoc: Double = 0
+    public var batteryEnergy: WattHours = .zero
+    public var dischargeAvailable: Watts = .zero
     public init() {}
 }
 
@@ -62,6 +69,9 @@ public enum EMSRegisterMap {
     public static let gunHoldingBase = 100, gunHoldingStride = 2
     public static let gunInputBase = 100, gunInputStride = 16
     public static let touPeriodBase = 15
+    /// V2G (README "V2G"): signed values are two's complement, 0x7FFFFFFF = none.
+    public static let none32Signed: UInt32 = 0x7FFF_FFFF
+    public static let gunSignedHoldingBase = 60, gunExportInputBase = 40, gunDischargeInputBase = 64
 
     /// Every field, holding then input (the documentation's order).
     public static let fields: [EMSField] = {
@@ -92,6 +102,14 @@ public enum EMSRegisterMap {
                            meaning: "Kind of period \(i)."))
         }
         f += [
+            .init(name: "station_setpoint_signed", table: .holding, address: 40, words: 2, stride: 0, unit: "W",
+                  range: "-grid connection...grid connection (int32), 0x7FFFFFFF = none",
+                  meaning: "V2G: the station setpoint, signed: negative asks the station to export (shared among the guns whose cars offer discharge). The same setpoint as station_setpoint, which reads 0 while it is negative."),
+            .init(name: "tou_peak_discharge", table: .holding, address: 42, words: 2, stride: 0, unit: "W", range: "1000...grid connection, 0xFFFFFFFF = none",
+                  meaning: "V2G: the export asked of each gun in peak periods whose car offers discharge and whose driver set a plan."),
+            .init(name: "gun_setpoint_signed", table: .holding, address: gunSignedHoldingBase, words: 2, stride: 2, unit: "W",
+                  range: "-gun rating...gun rating (int32), 0x7FFFFFFF = none",
+                  meaning: "V2G: one gun's setpoint, signed: negative asks the gun to export. The same setpoint as gun_setpoint, which reads 0 while it is negative."),
             .init(name: "gun_setpoint", table: .holding, address: gunHoldingBase, words: 2, stride: gunHoldingStride, unit: "W", range: "0...gun rating, 0xFFFFFFFF = none",
                   meaning: "Power limit of one gun while the heartbeat is valid."),
             .init(name: "ems_state", table: .input, address: 0, words: 1, stride: 0, unit: "-", range: "0 waiting, 1 valid, 2 fail-safe, 3 default",
@@ -107,6 +125,14 @@ public enum EMSRegisterMap {
             .init(name: "failsafe_remaining", table: .input, address: 8, words: 2, stride: 0, unit: "s", range: "-", meaning: "Time left of the fail-safe's minimum."),
             .init(name: "heartbeat_age", table: .input, address: 10, words: 2, stride: 0, unit: "s", range: "0xFFFFFFFF = never", meaning: "Time since the last heartbeat."),
             .init(name: "grid_connection", table: .input, address: 12, words: 2, stride: 0, unit: "W", range: "-", meaning: "The station's grid connection (board file)."),
+            .init(name: "station_power_signed", table: .input, address: 14, words: 2, stride: 0, unit: "W", range: "int32",
+                  meaning: "V2G: measured power of all guns, signed (negative: the station exports)."),
+            .init(name: "station_exported", table: .input, address: 16, words: 2, stride: 0, unit: "Wh", range: "-",
+                  meaning: "V2G: the guns' meters' export registers, summed."),
+            .init(name: "gun_exported", table: .input, address: gunExportInputBase, words: 2, stride: 2, unit: "Wh", range: "-",
+                  meaning: "V2G: the gun's DC meter's export register."),
+            .init(name: "gun_discharge_available", table: .input, address: gunDischargeInputBase, words: 2, stride: 2, unit: "W", range: "-",
+                  meaning: "V2G: what the gun may export now (its car's offer, ratings, modules; 0 where it may not)."),
             .init(name: "gun_phase", table: .input, address: gunInputBase, words: 1, stride: gunInputStride, unit: "-",
                   range: SessionPhase.allCases.map { "\($0.rawValue) \($0.name)" }.joined(separator: ", "), meaning: "Session phase."),
             .init(name: "gun_binding", table: .input, address: gunInputBase + 1, words: 1, stride: gunInputStride, unit: "-",
@@ -120,6 +146,8 @@ public enum EMSRegisterMap {
             .init(name: "gun_voltage", table: .input, address: gunInputBase + 10, words: 1, stride: gunInputStride, unit: "0.1 V", range: "-", meaning: "Output voltage."),
             .init(name: "gun_current", table: .input, address: gunInputBase + 11, words: 1, stride: gunInputStride, unit: "0.1 A", range: "-", meaning: "Output current."),
             .init(name: "gun_soc", table: .input, address: gunInputBase + 12, words: 1, stride: gunInputStride, unit: "0.1 %", range: "0xFFFF = unknown", meaning: "The car's state of charge."),
+            .init(name: "gun_power_signed", table: .input, address: gunInputBase + 13, words: 2, stride: gunInputStride, unit: "W", range: "int32",
+                  meaning: "V2G: measured output power, signed (negative: the car is discharged)."),
         ]
         return f
     }()
@@ -155,6 +183,11 @@ public enum EMSRegisterMap {
     static func put32(_ img: inout [UInt16], _ a: Int, _ v: UInt32) { img[a] = UInt16(v >> 16); img[a + 1] = UInt16(v & 0xFFFF) }
     static func get32(_ img: [UInt16], _ a: Int) -> UInt32 { UInt32(img[a]) << 16 | UInt32(img[a + 1]) }
     static func watts32(_ w: Watts?) -> UInt32 { w.map { UInt32(clamping: Int64(max(0, $0.value).rounded())) } ?? none32 }
+    /// A signed power (int32, two's complement), 0x7FFFFFFF for none.
+    static func signedWatts32(_ w: Watts?) -> UInt32 {
+        guard let w else { return none32Signed }
+        return UInt32(bitPattern: Int32(clamping: Int64(w.value.rounded())))
+    }
 
     /// The holding registers as the EMS reads them back.
     public static func holdingImage(_ s: EMSState) -> [UInt16] {
@@ -173,6 +206,9 @@ public enum EMSRegisterMap {
             img[touPeriodBase + 2 * i] = UInt16(p.startMinute); img[touPeriodBase + 2 * i + 1] = p.kind.rawValue
         }
         for g in 0..<n { put32(&img, gunHoldingBase + gunHoldingStride * g, watts32(s.gunSetpoints[g])) }
+        put32(&img, 40, signedWatts32(s.stationSetpoint))
+        put32(&img, 42, watts32(s.tou.peakDischarge))
+        for g in 0..<n { put32(&img, gunSignedHoldingBase + 2 * g, signedWatts32(s.gunSetpoints[g])) }
         return img
     }
 
@@ -205,6 +241,15 @@ public enum EMSRegisterMap {
             guard Double(raw) <= max.value else { throw EMSRefusal(code: .illegalDataValue, why: "\(what) \(raw) W above \(Int(max.value)) W") }
             return Watts(Double(raw))
         }
+        func signedPower(_ a: Int, _ what: String, bound: Watts) throws(EMSRefusal) -> Watts? {
+            let raw = get32(img, a)
+            if raw == none32Signed { return nil }
+            let w = Double(Int32(bitPattern: raw))
+            guard abs(w) <= bound.value else { throw EMSRefusal(code: .illegalDataValue, why: "\(what) \(Int(w)) W outside ±\(Int(bound.value)) W") }
+            return Watts(w)
+        }
+        // The unsigned and the signed registers of one setpoint: whichever is written sets it (no request
+        // can write both: registers not in the map lie between them).
 
         var next = s
         var changes: [String] = []
@@ -240,6 +285,15 @@ public enum EMSRegisterMap {
         for g in 0..<n where touches(gunHoldingBase + gunHoldingStride * g, 2) {
             next.gunSetpoints[g] = try power(gunHoldingBase + gunHoldingStride * g, "gun \(g) setpoint", max: ratings[g], allowNone: true)
         }
+        if touches(40, 2) { next.stationSetpoint = try signedPower(40, "station_setpoint_signed", bound: gridConnection) }
+        if touches(42, 2) {
+            let w = try power(42, "tou_peak_discharge", max: gridConnection, allowNone: true)
+            if let w, w < Watts(1_000) { throw EMSRefusal(code: .illegalDataValue, why: "tou_peak_discharge \(Int(w.value)) W below 1000 W (0xFFFFFFFF: none)") }
+            next.tou.peakDischarge = w
+        }
+        for g in 0..<n where touches(gunSignedHoldingBase + 2 * g, 2) {
+            next.gunSetpoints[g] = try signedPower(gunSignedHoldingBase + 2 * g, "gun \(g) setpoint_signed", bound: ratings[g])
+        }
         if touches(0) { next.heartbeat(img[0], at: now) }
         if next.settings != s.settings { changes.append("settings: heartbeat timeout \(fmtSeconds(next.settings.heartbeatTimeout)), fail-safe \(fmtKW(next.settings.failsafeLimit)) for \(fmtSeconds(next.settings.failsafeMinimum))") }
         if next.stationSetpoint != s.stationSetpoint { changes.append("station setpoint " + (next.stationSetpoint.map(fmtKW) ?? "none")) }
@@ -274,6 +328,8 @@ public enum EMSRegisterMap {
         put32(&img, 8, UInt32(clamping: Int64((ems?.failsafeRemaining(at: o.at).seconds ?? 0).rounded(.up))))
         put32(&img, 10, ems?.lastBeatAt.map { UInt32(clamping: Int64((o.at - $0).seconds.rounded(.down))) } ?? none32)
         put32(&img, 12, watts32(o.gridConnection))
+        put32(&img, 14, signedWatts32(Watts(o.guns.reduce(0) { $0 + $1.power.value })))
+        put32(&img, 16, UInt32(clamping: Int64(o.guns.reduce(0) { $0 + max(0, $1.exportEnergy.value) }.rounded(.down))))
         for (g, x) in o.guns.enumerated() {
             let b = gunInputBase + gunInputStride * g
             img[b] = UInt16(x.phase.rawValue)
@@ -286,6 +342,9 @@ public enum EMSRegisterMap {
             img[b + 10] = UInt16(clamping: Int((x.voltage.value * 10).rounded()))
             img[b + 11] = UInt16(clamping: Int((x.current.value * 10).rounded()))
             img[b + 12] = x.soc.isFinite ? UInt16(clamping: Int((x.soc * 10).rounded())) : 0xFFFF
+            put32(&img, b + 13, signedWatts32(x.power))
+            put32(&img, gunExportInputBase + 2 * g, UInt32(clamping: Int64(max(0, x.exportEnergy.value).rounded(.down))))
+            put32(&img, gunDischargeInputBase + 2 * g, watts32(x.dischargeAvailable))
         }
         return img
     }

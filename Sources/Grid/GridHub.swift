@@ -66,7 +66,7 @@ public final class GridHub: Sendable {
                 }
             }
             for e in s.limiter.flush(at: o.at) { s.record(e) }
-            s.feed = s.state.feed(at: o.at, volts: o.guns.map(\.voltage))
+            s.feed = s.state.feed(at: o.at, guns: o.guns)
             return s.feed
         }
     }

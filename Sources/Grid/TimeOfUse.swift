@@ -29,6 +29,9 @@ public struct TimeOfUse: Sendable, Equatable {
     public var peakLimit: Watts? = nil
     public var flatLimit: Watts? = nil
     public var valleyLimit: Watts? = nil
+    /// V2G (README "V2G"): the export asked of each gun in peak periods whose car offers discharge and
+    /// whose driver set a plan (`DriverPlan`); nil: no discharge at peak.
+    public var peakDischarge: Watts? = nil
 
     public init(periods: [Period] = [], peak: Watts? = nil, flat: Watts? = nil, valley: Watts? = nil) {
         self.periods = periods; peakLimit = peak; flatLimit = flat; valleyLimit = valley
@@ -62,8 +65,18 @@ public struct TimeOfUse: Sendable, Equatable {
             guard p.startMinute > previous else { return "period \(i) starts at \(Self.clock(p.startMinute)), not after the period before it" }
             previous = p.startMinute
         }
-        for w in [peakLimit, flatLimit, valleyLimit] {
+        for w in [peakLimit, flatLimit, valleyLimit, peakDischarge] {
             if let w, !(w.value >= 0 && w.value.isFinite) { return "a limit of \(w.value) W" }
+        }
+        return nil
+    }
+
+    /// The end of the peak period that holds at local second `s` of the day, as seconds from `s` (nil: not
+    /// in a peak, or a schedule that is all peak).
+    public func secondsToPeakEnd(atSecondOfDay s: Int) -> Int? {
+        guard kind(atSecondOfDay: s) == .peak else { return nil }
+        for ahead in stride(from: 60 - s % 60, through: 86_400, by: 60) where kind(atSecondOfDay: (s + ahead) % 86_400) != .peak {
+            return ahead
         }
         return nil
     }
@@ -83,11 +96,11 @@ public struct TimeOfUse: Sendable, Equatable {
         guard !periods.isEmpty else { return "none" }
         return periods.map { p in
             "\(Self.clock(p.startMinute)) \(p.kind.name)" + (limit(of: p.kind).map { " \(fmtKW($0))" } ?? " (no limit)")
-        }.joined(separator: ", ")
+        }.joined(separator: ", ") + (peakDischarge.map { ", V2G export at peak \(fmtKW($0)) a gun" } ?? "")
     }
 }
 
 func fmtKW(_ w: Watts) -> String {
     let tenths = Int((w.value / 100).rounded())
-    return "\(tenths / 10).\(abs(tenths % 10)) kW"
+    return (tenths < 0 ? "-" : "") + "\(abs(tenths) / 10).\(abs(tenths) % 10) kW"
 }

@@ -9,6 +9,14 @@ public struct GunSnapshot: Sendable, BitwiseCopyable {
     public var cc1: Volts = .zero
     public var chargerSideVoltage: Volts = .zero, vehicleSideVoltage: Volts = .zero
     public var meterEnergy: WattHours = .zero
+    /// V2G: the meter's export register; the car's discharge offer in force (BDP, fresh), its minimum
+    /// state of charge, the battery's energy (BCP), and the discharge limit in force with its source.
+    public var meterExportEnergy: WattHours = .zero
+    public var carOffersDischarge = false
+    public var carMinSoc: Double = 0
+    public var carBatteryEnergy: WattHours = .zero
+    public var dischargeLimit: Amps = .zero
+    public var dischargeBinding: LimitSource = .none
     public var meterSeenAt: Instant = .never
     public var insulation = Ohms(.infinity)
     public var imdAlarm = false

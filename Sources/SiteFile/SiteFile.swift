@@ -119,11 +119,13 @@ public enum SiteLoader {
         let gridRange = Watts.zero...grid
 
         if let t = try r.optionalTable(top, "tou") {
-            try r.onlyKeys(t, ["peak", "flat", "valley", "periods"])
+            try r.onlyKeys(t, ["peak", "flat", "valley", "periods", "discharge_at_peak"])
             var tou = TimeOfUse()
             if t.table["peak"] != nil { tou.peakLimit = try r.power(t, "peak", range: gridRange) }
             if t.table["flat"] != nil { tou.flatLimit = try r.power(t, "flat", range: gridRange) }
             if t.table["valley"] != nil { tou.valleyLimit = try r.power(t, "valley", range: gridRange) }
+            // V2G: the export asked of each gun at peak (README "V2G"), within the grid connection.
+            if t.table["discharge_at_peak"] != nil { tou.peakDischarge = try r.power(t, "discharge_at_peak", range: Watts(1_000)...grid) }
             guard let arr = t.table["periods"]?.array else { throw r.error(t, "periods", "missing: a list like [{ start = \"15:00\", kind = \"peak\" }, ...]") }
             for (i, e) in arr.enumerated() {
                 guard let et = e.table else { throw r.error(t, "periods[\(i)]", "must be a table { start = \"HH:MM\", kind = \"peak|flat|valley\" }") }

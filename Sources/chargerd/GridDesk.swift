@@ -103,6 +103,11 @@ final class GridDesk {
             go.ratedPower = x.ratedPower
             go.soc = x.status.soc
             go.lockConfirmed = x.lockConfirmed
+            go.exportEnergy = x.meterExportEnergy
+            go.offersDischarge = x.carOffersDischarge
+            go.carMinSoc = x.carMinSoc
+            go.batteryEnergy = x.carBatteryEnergy
+            go.dischargeAvailable = x.dischargeLimit * x.status.voltage
             o.guns.append(go)
         }
         let feed = hub.tick(observation: o)

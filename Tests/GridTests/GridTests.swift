@@ -141,6 +141,42 @@ let peakCap = TimeOfUse(periods: [.init(startMinute: 0, kind: .valley), .init(st
         #expect(img[14] == 2)
     }
 
+    /// V2G (README "V2G"): the signed registers set the same setpoints as the unsigned ones; negative
+    /// asks for export, and the unsigned register reads 0 while it is.
+    @Test func signedSetpointsAskForExport() throws {
+        // -20 kW for the station, -15 kW for gun 1, 12 kW of export asked at peak.
+        let m20k = UInt32(bitPattern: -20_000), m15k = UInt32(bitPattern: -15_000)
+        var e = try write(ems, 40, [UInt16(m20k >> 16), UInt16(m20k & 0xFFFF), 0, 12_000])
+        #expect(e.stationSetpoint == Watts(-20_000))
+        #expect(e.tou.peakDischarge == .kW(12))
+        e = try write(e, 62, [UInt16(m15k >> 16), UInt16(m15k & 0xFFFF)])
+        #expect(e.gunSetpoints == [nil, Watts(-15_000)])
+        let img = EMSRegisterMap.holdingImage(e)
+        #expect(Array(img[6...7]) == [0, 0], "the unsigned station_setpoint reads 0 while it asks for export")
+        #expect(Array(img[40...43]) == [UInt16(m20k >> 16), UInt16(m20k & 0xFFFF), 0, 12_000])
+        #expect(Array(img[60...63]) == [0x7FFF, 0xFFFF, UInt16(m15k >> 16), UInt16(m15k & 0xFFFF)], "gun 0 none, gun 1 -15 kW")
+        // A positive value through the signed register is a plain limit; none clears it.
+        e = try write(e, 40, [0, 30_000])
+        #expect(e.stationSetpoint == .kW(30))
+        #expect(Array(EMSRegisterMap.holdingImage(e)[6...7]) == [0, 30_000])
+        e = try write(e, 40, [0x7FFF, 0xFFFF])
+        #expect(e.stationSetpoint == nil)
+        // The input registers: signed power, the export registers and what a gun may export now.
+        var o = StationObservation()
+        var g0 = GunObservation(); g0.voltage = Volts(600); g0.current = Amps(-25); g0.exportEnergy = WattHours(1_234); g0.dischargeAvailable = .kW(15)
+        var g1 = GunObservation(); g1.voltage = Volts(400); g1.current = Amps(10); g1.exportEnergy = WattHours(100)
+        o.guns = [g0, g1]
+        let input = EMSRegisterMap.inputImage(ems: e, touKind: nil, stationLimit: nil, stationSource: .none, observation: o)
+        func i32(_ a: Int) -> Int32 { Int32(bitPattern: UInt32(input[a]) << 16 | UInt32(input[a + 1])) }
+        #expect(i32(14) == -11_000, "station: -15 kW + 4 kW")
+        #expect(i32(16) == 1_334)
+        #expect(i32(EMSRegisterMap.gunInputBase + 13) == -15_000)
+        #expect(i32(EMSRegisterMap.gunInputBase + EMSRegisterMap.gunInputStride + 13) == 4_000)
+        #expect(i32(40) == 1_234 && i32(42) == 100)
+        #expect(i32(64) == 15_000 && i32(66) == 0)
+        #expect(Array(input[6...7]) == [0, 4_000], "the unsigned station_power counts what is delivered")
+    }
+
     @Test func badWritesAreRefusedAndChangeNothing() {
         let e = ems
         let cases: [(Int, [UInt16], ModbusExceptionCode, String)] = [
@@ -150,7 +186,12 @@ let peakCap = TimeOfUse(periods: [.init(startMinute: 0, kind: .valley), .init(st
             (100, [0, 61_000], .illegalDataValue, "gun 0 setpoint 61000 W above 60000 W"),
             (2, [0xFFFF, 0xFFFF], .illegalDataValue, "failsafe_limit: 0xFFFFFFFF"),
             (1, [0], .illegalDataValue, "heartbeat_timeout 0 s"),
-            (40, [1], .illegalDataAddress, "not in the map"),
+            (50, [1], .illegalDataAddress, "not in the map"),
+            (40, [1], .illegalDataAddress, "ends in the middle of the 32-bit station_setpoint_signed"),
+            // V2G's signed setpoints: within ± the grid connection (120 kW) and the gun's rating (60 kW).
+            (40, [0xFFFE, 0x0000], .illegalDataValue, "station_setpoint_signed -131072 W outside ±120000 W"),
+            (62, [0xFFFF, 0x1000], .illegalDataValue, "gun 1 setpoint_signed -61440 W outside ±60000 W"),
+            (42, [0, 500], .illegalDataValue, "tou_peak_discharge 500 W below 1000 W"),
             (104, [0, 1], .illegalDataAddress, "outside the holding registers"),
             (14, [2, 480, 2, 0, 3], .illegalDataValue, "not after the period before it"),
             (14, [1, 0, 9], .illegalDataValue, "tou_0_kind 9"),
