@@ -92,12 +92,84 @@ public enum Campaign {
         return (board, cars, events)
     }
 
-    /// Runs one seed: the drawn timeline for up to 600 s, then repair, reset and a fresh car per gun.
+    /// V2G's board and the stream its draws come from (independent of the seed's own draw, which stays
+    /// as it was: a pinned seed replays the run it was pinned for).
+    public static let v2gBoard = "sim-v2g-60kw"
+    static let v2gStream: UInt64 = 0x5632_4700_0000_0001
+
+    /// V2G's twin of a seed (issue 20): drawn for half the seeds whose own board is sim-60kw (one seed in
+    /// eight), on the bidirectional
+    /// 60 kW board: cars that offer discharge (or not) down to a drawn minimum SOC at drawn limits, signed
+    /// station and gun setpoints, offers withdrawn, reverse runaways, mains lost, and the faults of the
+    /// main draw. Nil for the other seeds.
+    public static func drawV2G(seed: UInt64, boardsDirectory: String) throws -> (Board, [Int: String], [String])? {
+        var main = SeededRandom(seed: seed)
+        guard main.pick(boards) == "sim-60kw" else { return nil }
+        var rng = SeededRandom(seed: seed ^ v2gStream)
+        guard rng.chance(0.5) else { return nil }
+        let board = try BoardLoader.load(path: boardsDirectory + "/" + v2gBoard + ".toml")
+        let spec = board.spec
+        var cars: [Int: String] = [:]
+        for g in 0..<spec.gunCount where g == 0 || rng.chance(0.7) {
+            let soc = rng.int(15...70)
+            var text = "capacity=\(rng.int(10...80))kWh,soc=\(soc),target=\(min(95, soc + rng.int(5...25))),max-voltage=\(rng.pick([500, 750]))V,plug-at=\(rng.int(1...20))s"
+            if rng.chance(0.75) {
+                // A minimum sometimes at or above the state of charge: that car must never be discharged.
+                text += ",v2g-min-soc=\(rng.int(10...(soc + 5))),v2g-max-current=\(rng.int(5...100))A,v2g-max-power=\(rng.int(2...30))kW"
+            }
+            cars[g] = text
+        }
+        let grid = Int(spec.gridLimit.kilowatts)
+        var events: [String] = []
+        if rng.chance(0.7) { events.append("gun-setpoint:\(rng.int(0...(spec.gunCount - 1)))=-\(rng.int(1...60))kW@\(rng.int(20...120))s") }
+        for _ in 0..<rng.int(0...4) {
+            let g = rng.int(0...(spec.gunCount - 1))
+            let t = rng.int(5...240)
+            switch rng.int(0...13) {
+            case 0: events.append("setpoint=\(rng.int(-grid...grid))kW@\(t)s")
+            case 1: events.append("gun-setpoint:\(g)=\(rng.int(-60...60))kW@\(t)s")
+            case 2: events.append("gun-setpoint:\(g)=none@\(t)s")
+            case 3: events.append("v2g-withdraw:\(g)@\(t)s")
+            case 4: events.append("overcurrent:\(g)=\(rng.pick([-1, 1]) * rng.int(10...200))A@\(t)s")
+            case 5: events += ["mains-loss@\(t)s", "mains-restore@\(t + rng.int(1...20))s"]
+            case 6: events.append("insulation:\(g)=\(rng.int(10...2000))kOhm@\(t)s")
+            case 7: events.append("rcd-trip:\(g)@\(t)s")
+            case 8: events.append("module-silent=\(rng.int(0...(spec.moduleCount - 1)))@\(t)s")
+            case 9: events.append("module-fail=\(rng.int(0...(spec.moduleCount - 1)))@\(t)s")
+            case 10: events += ["bms-pause:\(g)@\(t)s", "bms-resume:\(g)@\(t + rng.int(1...60))s"]
+            case 11: events.append("bms-stop:\(g)@\(t)s")
+            case 12: events.append("overheat:\(g)=+\(rng.int(10...90))C@\(t)s")
+            default: events.append("meter-silent:\(g)@\(t)s")
+            }
+        }
+        return (board, cars, events)
+    }
+
+    /// Runs one seed: the drawn timeline for up to 600 s, then repair, reset and a fresh car per gun; and
+    /// its V2G twin where it has one (`drawV2G`), reported as one result.
     public static func run(seed: UInt64, boardsDirectory: String) -> SeedResult {
         let board: Board, carTexts: [Int: String], eventTexts: [String]
         do { (board, carTexts, eventTexts) = try draw(seed: seed, boardsDirectory: boardsDirectory) } catch {
             return SeedResult(seed: seed, board: "?", cars: [], events: [], failures: ["setup: \(error)"], faults: [], simulated: 0, traceHash: 0)
         }
+        var result = run(seed: seed, board: board, carTexts: carTexts, eventTexts: eventTexts)
+        let twin: (Board, [Int: String], [String])?
+        do { twin = try drawV2G(seed: seed, boardsDirectory: boardsDirectory) } catch {
+            result.failures.append("v2g setup: \(error)"); return result
+        }
+        guard let (vb, vc, ve) = twin else { return result }
+        let v = run(seed: seed, board: vb, carTexts: vc, eventTexts: ve)
+        result.board += "+" + vb.name
+        result.cars += v.cars.map { "v2g \($0)" }
+        result.events += v.events.map { "v2g \($0)" }
+        result.failures += v.failures.map { "v2g: \($0)" }
+        result.faults += v.faults.map { "v2g \($0)" }
+        result.simulated += v.simulated
+        result.traceHash = (result.traceHash ^ v.traceHash) &* 0x100_0000_01b3
+        return result
+    }
+
+    static func run(seed: UInt64, board: Board, carTexts: [Int: String], eventTexts: [String]) -> SeedResult {
         var failures: [String] = []
         var cars: [Int: CarProfile] = [:]
         for (g, t) in carTexts { cars[g] = try? CarProfile.parse(t) }
@@ -114,7 +186,7 @@ public enum Campaign {
         for g in 0..<gunCount where sim.phase(g) == .faulted || sim.phase(g) == .unplugged || sim.phase(g) == .finished {
             let pg = sim.plant.guns[g]
             if (pg.k1.closed && pg.k2.closed) && !pg.k1.welded && !pg.k2.welded { failures.append("gun\(g) \(sim.phase(g).name) at \(fmt(sim.now.seconds, 1)) s with K1/K2 closed") }
-            if pg.current > Amps(1) { failures.append("gun\(g) \(sim.phase(g).name) with \(fmt(pg.current.value, 1)) A flowing") }
+            if pg.current.magnitude > Amps(1) { failures.append("gun\(g) \(sim.phase(g).name) with \(fmt(pg.current.value, 1)) A flowing") }
         }
         // 2. Repair: the technician fixes the plant, the cars leave, every gun is reset. What the timeline
         // had not done yet is cancelled (a weld "at the next stop" belongs to the drawn sessions, not to

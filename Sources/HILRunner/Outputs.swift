@@ -118,8 +118,18 @@ public enum ScenarioOutputs {
         for (i, p) in panels.enumerated() {
             let y0 = top + Double(i) * (panelH + gap)
             let hiData = p.series.flatMap { $0.2.map(\.1) }.max() ?? 1
-            let (yTicks, yMax) = niceTicks(p.fixedMax ?? max(hiData, 1e-9))
-            func y(_ v: Double) -> Double { y0 + panelH - max(0, min(v, yMax)) / yMax * panelH }
+            // Below zero too where a series goes there (V2G: power exported is negative).
+            let loData = min(0, p.series.flatMap { $0.2.map(\.1) }.min() ?? 0)
+            var (yTicks, yMax) = niceTicks(p.fixedMax ?? max(hiData, 1e-9))
+            var yMin = 0.0
+            if loData < 0 && p.fixedMax == nil {
+                let (span, _) = niceTicks(max(hiData, 0) - loData)
+                let step = span.count > 1 ? span[1] : 1
+                yMin = (loData / step).rounded(.down) * step
+                yMax = max(step, (max(hiData, 0) / step).rounded(.up) * step)
+                yTicks = stride(from: yMin, through: yMax + step / 2, by: step).map { $0 }
+            }
+            func y(_ v: Double) -> Double { y0 + panelH - (max(yMin, min(v, yMax)) - yMin) / (yMax - yMin) * panelH }
             for v in yTicks {
                 s += "<line x1=\"\(left)\" y1=\"\(fmt(y(v), 1))\" x2=\"\(left + plotW)\" y2=\"\(fmt(y(v), 1))\" stroke=\"#eee\"/>"
                 s += "<line x1=\"\(left - 4)\" y1=\"\(fmt(y(v), 1))\" x2=\"\(left)\" y2=\"\(fmt(y(v), 1))\" stroke=\"#888\"/>"

@@ -90,6 +90,9 @@ struct ScenarioObserver {
     var voltageWatch: [(gun: Int, after: Instant, until: Instant?, max: Volts, reachedAt: Instant?, worst: Double, worstAt: Double)] = []
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     var stationTrace: [StationRow] = []
+    /// V2G: per gun with a driver's plan, its departure (run time) and target, and when the car's state of
+    /// charge first reached the target at or before the departure.
+    var departures: [(gun: Int, at: Instant, target: Double, reachedAt: Instant?, socAtDeparture: Double?)] = []
 
     init(gunCount: Int, tracePeriod: TimeSpan) {
         self.gunCount = gunCount
@@ -144,6 +147,14 @@ struct ScenarioObserver {
             }
             let b = s.binding(gun: g)
             if bindingAt[g]?.last?.1 != b { bindingAt[g, default: []].append((now, b)) }
+            for i in departures.indices where departures[i].gun == g && departures[i].reachedAt == nil {
+                var soc: Double? = nil
+                s.plant.withGun(g) { soc = $0.car?.soc }
+                if let soc {
+                    if now <= departures[i].at && soc >= departures[i].target { departures[i].reachedAt = now }
+                    if now <= departures[i].at { departures[i].socAtDeparture = soc }
+                }
+            }
             mix(UInt64(bitPattern: Int64(pg.current.value * 1000))); mix(UInt64(phase.rawValue))
         }
         if station > maxStation { maxStation = station }
@@ -197,6 +208,12 @@ public enum ScenarioRunner {
             if case .energyShare(let g, let from, let until, _, _) = e { rec.energyWindows.append((g, from, until, 0, 0)) }
         }
         rec.periodHours = scenario.board.spec.period.seconds / 3600
+        if let grid = scenario.grid {
+            for (g, plan) in grid.plans.enumerated() {
+                guard let plan else { continue }
+                rec.departures.append((g, grid.clock.instant(epochMillis: plan.departure), plan.targetSoc, nil, nil))
+            }
+        }
         let box = ObserverBox(rec)
         sim.observer = { box.value.record($0) }
         let end = Instant.zero + scenario.duration
@@ -217,7 +234,7 @@ public enum ScenarioRunner {
         while sim.now < end {
             if let grid = scenario.grid, sim.now >= nextGrid {
                 nextGrid = nextGrid + gridEvery
-                sim.setGridFeed(grid.feed(at: sim.now, volts: (0..<scenario.board.spec.gunCount).map { sim.plant.guns[$0].vehicleSide }))
+                sim.setGridFeed(grid.feed(at: sim.now, guns: observations(sim)))
             }
             sim.cycle()
             if scenario.endWhenCarsGone && sim.allCarsGone && sim.now > lastNamed && pendingEvents(sim) == 0 { break }
@@ -233,6 +250,27 @@ public enum ScenarioRunner {
     }
 
     static func pendingEvents(_ sim: Simulation) -> Int { sim.pendingTimedInjections }
+
+    /// What the grid layer observes of each gun, as chargerd's grid desk fills it from the loop's view.
+    static func observations(_ sim: Simulation) -> [GunObservation] {
+        (0..<sim.spec.gunCount).map { g in
+            var o = GunObservation()
+            let i = sim.inputs.guns[g]
+            o.voltage = sim.plant.guns[g].vehicleSide
+            o.current = i.meterCurrent
+            o.meterEnergy = i.meterEnergy
+            o.exportEnergy = i.meterExportEnergy
+            o.phase = sim.phase(g)
+            o.soc = sim.status(gun: g).soc
+            if let offer = i.vehicle.bdp, offer.message.allowed, sim.now - offer.at <= Standard.v2gOfferTimeout {
+                o.offersDischarge = true
+                o.carMinSoc = offer.message.minSoc
+            }
+            o.batteryEnergy = i.vehicle.bcp?.message.nominalEnergy ?? .zero
+            o.dischargeAvailable = sim.outputs.guns[g].dischargeLimit * o.voltage
+            return o
+        }
+    }
 
     static func judge(_ e: Expectation, sim: Simulation, rec: ScenarioObserver) -> Verdict {
         func v(_ ok: Bool, _ detail: String) -> Verdict { Verdict(expectation: e.text, passed: ok, detail: detail) }
@@ -294,6 +332,19 @@ public enum ScenarioRunner {
             let summary = sim.summary(timedOut: !sim.allCarsGone)
             let got = summary.endState.rawValue
             return v(got == want, "ended \(got) at \(fmt(sim.now.seconds, 3)) s")
+        case .exported(let g, let lo, let hi):
+            var en = WattHours.zero
+            for i in 0..<sim.spec.gunCount where g == nil || g == i { en += sim.frame.inputs.guns[i].meterExportEnergy }
+            var ok = true
+            if let lo, en < lo { ok = false }
+            if let hi, en > hi { ok = false }
+            return v(ok, "\(fmt(en.kilowattHours, 3)) kWh by the meters' export registers")
+        case .departureSoc(let g):
+            guard let d = rec.departures.first(where: { $0.gun == g }) else { return v(false, "no driver's plan") }
+            if let r = d.reachedAt {
+                return v(true, "\(fmt(d.target, 0)) % reached at \(fmt(r.seconds, 0)) s, \(fmt((d.at - r).seconds / 3600, 2)) h before the departure")
+            }
+            return v(false, "\(d.socAtDeparture.map { fmt($0, 1) } ?? "?") % at the departure (\(fmt(d.at.seconds, 0)) s), target \(fmt(d.target, 0)) %")
         }
     }
 }

@@ -45,6 +45,10 @@ public enum Expectation: Sendable {
     case binding(gun: Int, at: Instant, source: LimitSource)
     /// How the run ends: "completed" (every session ended normally), "faulted".
     case endState(String)
+    /// V2G: energy exported over the run (the meters' export registers), on a gun or the whole station.
+    case exported(gun: Int?, atLeast: WattHours?, atMost: WattHours?)
+    /// V2G: the car on the gun had its driver's target state of charge again by the plan's departure.
+    case departureSoc(gun: Int)
 
     public var text: String {
         switch self {
@@ -68,6 +72,9 @@ public enum Expectation: Sendable {
                 + (lo.map { " ≥ \(fmt($0 * 100, 0)) %" } ?? "") + (hi.map { " ≤ \(fmt($0 * 100, 0)) %" } ?? "")
         case .binding(let g, let at, let s): "gun\(g): limit source \(s.name) at \(fmt(at.seconds, 3)) s"
         case .endState(let s): "run ends \(s)"
+        case .exported(let g, let lo, let hi):
+            "\(g.map { "gun\($0)" } ?? "station"): exported" + (lo.map { " ≥ \(fmt($0.kilowattHours, 3)) kWh" } ?? "") + (hi.map { " ≤ \(fmt($0.kilowattHours, 3)) kWh" } ?? "")
+        case .departureSoc(let g): "gun\(g): the driver's target SOC by the departure"
         }
     }
 }
@@ -120,12 +127,13 @@ public struct Scenario: Sendable {
         do { board = try BoardLoader.load(path: boardPath) } catch { throw err("scenario.board", "\(error)") }
         guard board.plant != nil else { throw err("scenario.board", "board '\(board.name)' has no [plant]: scenarios run on sim- boards (bench boards through charger-plant)") }
         let r = ScenarioReader(path: path, spec: board.spec)
-        let grid = try r.site(s, board: board)
+        var grid = try r.site(s, board: board)
         let duration = try r.seconds(s["duration"] ?? "3600 s", "scenario.duration")
         guard duration > 0, duration <= 48 * 3600 else { throw err("scenario.duration", "must be within 0...48 h") }
         let trace = try r.seconds(s["trace_period"] ?? "100 ms", "scenario.trace_period")
         guard trace >= board.spec.period.seconds, trace <= 60 else { throw err("scenario.trace_period", "must be one cycle ... 60 s") }
         let cars = try r.cars(root)
+        if let plans = try r.plans(root, grid: grid) { grid!.plans = plans }
         let events = try r.events(root)
         var expectations: [Expectation] = []
         for (i, e) in (root["expect"]?.array ?? TOMLArray()).enumerated() {
@@ -134,6 +142,9 @@ public struct Scenario: Sendable {
             expectations.append(try r.expectation(t, key))
         }
         guard !expectations.isEmpty else { throw err("expect", "a scenario needs at least one [[expect]]") }
+        for (i, e) in expectations.enumerated() {
+            if case .departureSoc(let g) = e, grid?.plans[g] == nil { throw err("expect[\(i)].gun", "no driver's plan on gun \(g) ([[car]] driver = ...)") }
+        }
         var sc = Scenario(name: name, description: s["description"]?.string ?? "", file: path, board: board, cars: cars, events: events,
                           duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
                           expectations: expectations, tracePeriod: .seconds(trace))
@@ -196,12 +207,52 @@ struct ScenarioReader {
         for (i, c) in (root["car"]?.array ?? TOMLArray()).enumerated() {
             let key = "car[\(i)]"
             guard let t = c.table else { throw err(key, "expected a table ([[car]])") }
-            for k in t.keys where !["gun", "profile"].contains(k) { throw err("\(key).\(k)", "unknown key (gun, profile)") }
+            for k in t.keys where !["gun", "profile", "driver"].contains(k) { throw err("\(key).\(k)", "unknown key (gun, profile, driver)") }
             let g = try gunIndex(t["gun"], "\(key).gun")!
             guard cars[g] == nil else { throw err("\(key).gun", "a second car on gun \(g)") }
             do { cars[g] = try CarProfile.parse(t["profile"]?.string ?? "") } catch { throw err("\(key).profile", "\(error)") }
         }
         return cars
+    }
+
+    /// `[[car]] driver = "min-soc=40,departure=07:00"`: the V2G plan the driver sets at the plug (README
+    /// "V2G"); the target is the car's own (`profile`'s target). Needs a site (the station clock): the
+    /// departure is the first such local time after the car plugs in.
+    func plans(_ root: TOMLTable, grid: GridState?) throws(ScenarioError) -> [DriverPlan?]? {
+        var plans: [DriverPlan?] = Array(repeating: nil, count: spec.gunCount)
+        var any = false
+        for (i, c) in (root["car"]?.array ?? TOMLArray()).enumerated() {
+            let key = "car[\(i)].driver"
+            guard let t = c.table, let text = t["driver"]?.string else { continue }
+            guard let grid else { throw err(key, "a driver's plan needs a site (the station clock)") }
+            let g = try gunIndex(t["gun"], "car[\(i)].gun")!
+            let profile: CarProfile
+            do { profile = try CarProfile.parse(t["profile"]?.string ?? "") } catch { throw err("car[\(i)].profile", "\(error)") }
+            var minSoc: Double? = nil, departure: Int? = nil
+            for item in text.split(separator: ",") {
+                let kv = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard kv.count == 2 else { throw err(key, "'\(item)': expected key=value (min-soc, departure)") }
+                switch kv[0] {
+                case "min-soc":
+                    guard let d = Double(kv[1].hasSuffix("%") ? String(kv[1].dropLast()) : kv[1]), d.isFinite else { throw err(key, "min-soc '\(kv[1])' is not a percentage") }
+                    minSoc = d
+                case "departure":
+                    guard let m = TimeOfUse.minute(of: kv[1]) else { throw err(key, "departure '\(kv[1])' is not a local time like \"07:00\"") }
+                    departure = m
+                default: throw err(key, "unknown key '\(kv[0])' (min-soc, departure)")
+                }
+            }
+            guard let minSoc, let departure else { throw err(key, "needs min-soc and departure") }
+            let plugMs = grid.clock.epochMillis(Instant.zero + profile.plugAt)
+            let plugSecond = grid.clock.localSecondOfDay(epochMillis: plugMs)
+            var ahead = departure * 60 - plugSecond
+            if ahead <= 0 { ahead += 86_400 }
+            let plan = DriverPlan(minSoc: minSoc, departure: plugMs + Int64(ahead) * 1000, targetSoc: profile.target)
+            if let why = plan.problem(now: plugMs) { throw err(key, why) }
+            plans[g] = plan
+            any = true
+        }
+        return any ? plans : nil
     }
 
     /// `[[event]]`: what happens when, as `chargerd --inject` writes it.
@@ -228,7 +279,7 @@ struct ScenarioReader {
             "voltage-below": ["gun", "max", "after", "within", "until"],
             "energy": ["gun", "at_least", "at_most"], "power-never-above": ["gun", "max", "from", "until"],
             "energy-share": ["gun", "from", "until", "at_least", "at_most"], "binding": ["gun", "at", "source"],
-            "end-state": ["state"],
+            "end-state": ["state"], "exported": ["gun", "at_least", "at_most"], "departure-soc": ["gun"],
         ]
         guard let keys = allowed[kind] else { throw err("\(key).kind", "'\(kind)' (known: \(allowed.keys.sorted().joined(separator: ", ")))") }
         for k in t.keys where k != "kind" && !keys.contains(k) { throw err("\(key).\(k)", "not a key of '\(kind)' (\(keys.joined(separator: ", ")))") }
@@ -286,6 +337,14 @@ struct ScenarioReader {
                 throw err("\(key).source", "unknown limit source (\(LimitSource.allCases.map(\.name).joined(separator: ", ")))")
             }
             return (.binding(gun: try gunIndex(t["gun"], "\(key).gun")!, at: Instant.zero + .seconds(try seconds(t["at"], "\(key).at")), source: ls))
+        case "exported":
+            let wh = UnitTable.energy
+            let lo = t["at_least"] == nil ? nil : WattHours(try quantity(t["at_least"], "\(key).at_least", wh))
+            let hi = t["at_most"] == nil ? nil : WattHours(try quantity(t["at_most"], "\(key).at_most", wh))
+            guard lo != nil || hi != nil else { throw err(key, "exported needs at_least or at_most") }
+            return .exported(gun: try gunIndex(t["gun"], "\(key).gun", default: nil), atLeast: lo, atMost: hi)
+        case "departure-soc":
+            return .departureSoc(gun: try gunIndex(t["gun"], "\(key).gun")!)
         case "end-state":
             guard let st = t["state"]?.string, ["completed", "faulted"].contains(st) else { throw err("\(key).state", "expected \"completed\" or \"faulted\"") }
             return (.endState(st))

@@ -38,7 +38,7 @@ func write(_ text: String) -> String {
         #expect(files.count >= 25)
         let loaded = try files.map { try Scenario.load(path: $0, boardsDirectory: boardsDir) }
         let boards = Set(loaded.map(\.board.name))
-        for b in ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw"] { #expect(boards.contains(b), "no scenario on \(b)") }
+        for b in ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw", "sim-v2g-60kw"] { #expect(boards.contains(b), "no scenario on \(b)") }
         // Every reaction row of standards.md's table is named by the first line of some scenario.
         let rows = ["switch S opens", "CC1 broken", "other fault preventing charge", "protective earth continuity lost",
                     "output above car's maximum voltage", "IEC Table 103", "output above negotiated maximum", "over-current",
@@ -214,7 +214,7 @@ func write(_ text: String) -> String {
 /// row's time whatever the modules do, no opening above 5 A outside an emergency, no energy on an
 /// insulation fault) hold every cycle, and the gun ends faulted.
 @Suite struct SilentDeviceShutdowns {
-    static let boards = ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw"]
+    static let boards = ["sim-60kw", "sim-dual-360kw", "sim-hpc-480kw", "sim-mcs-1mw", "sim-v2g-60kw"]
     /// Silent devices: the gun's first two modules (which keep delivering their last command), the meter, the IMD.
     static let silences = [["module-silent=0", "module-silent=1"], ["meter-silent:0"], ["imd-silent:0"]]
     /// One fault per error-shutdown row the plant can play: insulation, door (other fault preventing
