@@ -163,7 +163,8 @@ final class EventPublisher {
                 if endsNow || startsNow {
                     let edge = SessionEdge(gun: Int8(g), started: startsNow, at: stepAt, meterEnergy: f.pointee.inputs.guns[g].meterEnergy,
                                            soc: f.pointee.inputs.guns[g].vehicle.bcs?.message.soc ?? .nan,
-                                           stopReason: f.pointee.state.sessions[g].stopReason)
+                                           stopReason: f.pointee.state.sessions[g].stopReason,
+                                           meterExportEnergy: f.pointee.inputs.guns[g].meterExportEnergy)
                     // (A phase cannot both end one session and begin another: locking is neither end.)
                     if endsNow { inSession[g] = false }
                     if startsNow { inSession[g] = true }

@@ -29,6 +29,10 @@ public struct ConsoleContext: @unchecked Sendable {
     public var moduleComm: (Int) -> String = { _ in "-" }
     /// The grid interfaces (EMS link, time of use, OCPP profiles, composite), nil without a site file.
     public var grid: (() -> String)? = nil
+    /// V2G: sets (or, with nil, clears) a driver's plan on a gun: the lowest SOC to discharge to, the
+    /// departure as a local minute of the day, the SOC wanted by then; returns the answer to show. Nil
+    /// without a site file (no grid interfaces).
+    public var v2gPlan: ((Int, (minSoc: Double, departureMinute: Int, targetSoc: Double)?) -> String)? = nil
     /// The car links on CAN (counters, controller state, recent frames), nil on a board without one.
     public var can: (() -> String)? = nil
     public var idleLogout: Double = 600
@@ -87,6 +91,7 @@ public final class ConsoleSession {
         ("imd-selftest", true, "imd selftest [GUN]", "run the IMD self-test on an idle gun"),
         ("cap", true, "cap GUN KW [MINUTES] | cap GUN off", "temporary power cap (default 60 minutes)"),
         ("service", true, "service GUN off|on", "take a gun out of service (no new session; a running one stops) and back"),
+        ("v2g", true, "v2g GUN MIN-SOC DEPARTURE TARGET | v2g GUN off", "a driver's V2G plan, e.g. 'v2g 0 40 07:00 80': export at peak no lower than 40 %, 80 % again by 07:00"),
     ]
 
     public init(ctx: ConsoleContext) {
@@ -216,6 +221,7 @@ public final class ConsoleSession {
         case "test": acting(raw) { testCommand(args) }
         case "cap": acting(raw) { capCommand(args) }
         case "service": acting(raw) { serviceCommand(args) }
+        case "v2g": acting(raw) { v2gCommand(args) }
         default:
             let printable = cmd.count > 24 ? String(cmd.prefix(24)) + "…" : cmd
             say("unknown command '\(printable)': type 'help'")
@@ -330,7 +336,11 @@ public final class ConsoleSession {
             if !x.authorized { s += "\n  authorization    waiting (idTag or remote start)" }
             s += "\n  operator cap     " + (x.operatorCap.map { "\(fmt($0.kilowatts, 1)) kW" + (capExpiry[g].map { " until t=\(fmt($0, 0)) s" } ?? "") } ?? "none")
             s += "\n  vehicle demand   " + (x.carCurrentDemand.map { "\(fmt($0.value, 1)) A" } ?? "none")
-            s += "\n  command now      \(fmt(x.currentSetpoint.value, 1)) A"
+            s += "\n  command now      \(fmt(x.currentSetpoint.value, 1)) A" + (x.currentSetpoint < .zero ? " (discharging: V2G)" : "")
+            if x.carOffersDischarge || x.dischargeLimit > .zero {
+                s += "\n  V2G discharge    " + (x.carOffersDischarge ? "the car offers it down to \(fmt(x.carMinSoc, 0)) %" : "no offer from the car")
+                    + "; limit \(fmt(x.dischargeLimit.value, 1)) A (\(x.dischargeBinding.name)), \(fmt(x.meterExportEnergy.kilowattHours, 3)) kWh exported by the meter"
+            }
         }
         if let grid = ctx.grid { s += "\n" + grid() }
         say(s)
@@ -579,6 +589,29 @@ public final class ConsoleSession {
         let running = v.guns[g].status.phase == .charging
         say(out ? "gun\(g) out of service\(running ? ": the running session stops in order" : "")" : "gun\(g) back in service")
         return out ? "out of service" : "in service"
+    }
+
+    func v2gCommand(_ args: [String]) -> String? {
+        let v = ctx.view()
+        guard let plan = ctx.v2gPlan else { say("no V2G plans here: the station runs without a site file (no grid interfaces)"); return "no site file" }
+        guard args.count == 2 || args.count == 4, let g = gunArg(args[0], view: v) else { usage("v2g"); return "usage" }
+        if args.count == 2 {
+            guard args[1].lowercased() == "off" else { usage("v2g"); return "usage" }
+            let r = plan(g, nil); say(r); return r
+        }
+        func percent(_ t: String) -> Double? {
+            let d = Double(t.hasSuffix("%") ? String(t.dropLast()) : t)
+            return d.flatMap { $0.isFinite && $0 >= 0 && $0 <= 100 ? $0 : nil }
+        }
+        func minute(_ t: String) -> Int? {
+            let p = t.split(separator: ":", omittingEmptySubsequences: false)
+            guard p.count == 2, p[0].count == 2, p[1].count == 2, let h = Int(p[0]), let m = Int(p[1]), (0...23).contains(h), (0...59).contains(m) else { return nil }
+            return h * 60 + m
+        }
+        guard let minSoc = percent(args[1]) else { say("min-soc '\(String(args[1].prefix(8)))': a percentage 0...100"); return "bad min-soc" }
+        guard let dep = minute(args[2]) else { say("departure '\(String(args[2].prefix(8)))': a local time HH:MM"); return "bad departure" }
+        guard let target = percent(args[3]) else { say("target '\(String(args[3].prefix(8)))': a percentage 0...100"); return "bad target" }
+        let r = plan(g, (minSoc, dep, target)); say(r); return r
     }
 
     // MARK: Output

@@ -16,7 +16,7 @@ public enum Recorder {
             return JournalEntry(r.clearedAt == nil ? .fault(note) : .faultCleared(note), t: (r.clearedAt ?? r.raisedAt).seconds)
         case .session(let s):
             let note = SessionNote(gun: Int(s.gun), energyKWh: s.meterEnergy.kilowattHours, soc: s.soc.isNaN ? nil : s.soc,
-                                   stopReason: s.started ? nil : s.stopReason.name)
+                                   stopReason: s.started ? nil : s.stopReason.name, exportKWh: s.meterExportEnergy.kilowattHours)
             return JournalEntry(s.started ? .sessionStart(note) : .sessionEnd(note), t: s.at.seconds)
         case .overrun(let n, let at):
             return JournalEntry(.loopOverrun(count: Double(n)), t: at.seconds)

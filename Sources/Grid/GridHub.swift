@@ -12,6 +12,17 @@ public struct GridLogEntry: Sendable, Equatable {
     public init(at: Instant, kind: String, text: String) { self.at = at; self.kind = kind; self.text = text }
 }
 
+/// Why the grid refused a request (for the console).
+public struct GridRefusal: Error, Sendable, CustomStringConvertible {
+    public var why: String
+    public var description: String { why }
+}
+
+func fmtPercent(_ p: Double) -> String {
+    let tenths = Int((p * 10).rounded())
+    return "\(tenths / 10)\(tenths % 10 == 0 ? "" : ".\(abs(tenths % 10))") %"
+}
+
 public final class GridHub: Sendable {
     struct Shared {
         var state: GridState
@@ -46,6 +57,46 @@ public final class GridHub: Sendable {
     public var state: GridState { shared.withLock { $0.state } }
     public var observation: StationObservation { shared.withLock { $0.observation } }
     public var lastFeed: GridFeed { shared.withLock { $0.feed } }
+
+    /// V2G: the driver's plan for gun `g` (README "V2G"): the lowest SOC to discharge to, the departure
+    /// as a local time (the first such time from now), and the SOC wanted by then. The answer for the
+    /// console, or why the plan was refused.
+    public func setPlan(gun g: Int, minSoc: Double, departureMinute: Int, targetSoc: Double) -> Result<String, GridRefusal> {
+        shared.withLock { s in
+            guard g >= 0 && g < s.state.gunCount else { return .failure(GridRefusal(why: "gun \(g) does not exist (0...\(s.state.gunCount - 1))")) }
+            guard (0...1439).contains(departureMinute) else { return .failure(GridRefusal(why: "departure minute \(departureMinute) outside 0...1439")) }
+            let now = s.state.clock.epochMillis(s.observation.at)
+            var ahead = Int64(departureMinute * 60 - s.state.clock.localSecondOfDay(epochMillis: now)) * 1000
+            if ahead <= 0 { ahead += 86_400_000 }
+            let plan = DriverPlan(minSoc: minSoc, departure: now + ahead, targetSoc: targetSoc)
+            if let why = plan.problem(now: now) { return .failure(GridRefusal(why: why)) }
+            s.state.plans[g] = plan
+            let text = "gun \(g): V2G plan: discharge no lower than \(fmtPercent(minSoc)), \(fmtPercent(targetSoc)) by \(TimeOfUse.clock(departureMinute)) (\(Timestamp.format(plan.departure)))"
+            s.record(GridLogEntry(at: s.observation.at, kind: "v2g", text: text))
+            return .success(text)
+        }
+    }
+
+    /// Clears gun `g`'s plan (the driver, or the session's end).
+    public func clearPlan(gun g: Int) {
+        shared.withLock { s in
+            guard g >= 0 && g < s.state.plans.count, s.state.plans[g] != nil else { return }
+            s.state.plans[g] = nil
+            s.record(GridLogEntry(at: s.observation.at, kind: "v2g", text: "gun \(g): V2G plan cleared"))
+        }
+    }
+
+    /// A session on gun `g` ended at `at` with the car at `soc` (nil: unknown): whether it met its plan's
+    /// departure target (nil: no plan). The plan ends with the session.
+    public func sessionEnded(gun g: Int, soc: Double?, at: Instant) -> Bool? {
+        shared.withLock { s in
+            guard g >= 0 && g < s.state.plans.count, let plan = s.state.plans[g] else { return nil }
+            s.state.plans[g] = nil
+            let met = (soc ?? -1) >= plan.targetSoc - 0.5 && s.state.clock.epochMillis(at) <= plan.departure
+            s.record(GridLogEntry(at: at, kind: "v2g", text: "gun \(g): session ended at \(soc.map(fmtPercent) ?? "unknown SOC"): the departure target \(fmtPercent(plan.targetSoc)) \(met ? "met" : "NOT met")"))
+            return met
+        }
+    }
 
     /// Records an event (journal and console).
     public func log(_ kind: String, _ text: String, at: Instant? = nil) {

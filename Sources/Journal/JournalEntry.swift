@@ -86,8 +86,13 @@ public struct SessionNote: Sendable, Equatable {
     public var soc: Double?
     /// At the end: why it ended (the core's name, e.g. `vehicle-bst`, `fault`).
     public var stopReason: String?
-    public init(gun: Int, energyKWh: Double?, soc: Double?, stopReason: String? = nil) {
+    /// V2G: the meter's export register then, kWh; at the end, whether the driver's departure target was
+    /// met (nil: no plan).
+    public var exportKWh: Double?
+    public var departureMet: Bool?
+    public init(gun: Int, energyKWh: Double?, soc: Double?, stopReason: String? = nil, exportKWh: Double? = nil, departureMet: Bool? = nil) {
         self.gun = gun; self.energyKWh = energyKWh; self.soc = soc; self.stopReason = stopReason
+        self.exportKWh = exportKWh; self.departureMet = departureMet
     }
 }
 
@@ -125,6 +130,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         public var energyKWh: Double? = nil
         public var soc: Double? = nil
         public var stopReason: String? = nil
+        public var exportKWh: Double? = nil
+        public var departureMet: Bool? = nil
         public var text: String? = nil
         public init(kind: String, t: Double) { self.kind = kind; self.t = t }
     }
@@ -143,7 +150,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
             guard let code = f.code, let reaction = f.reaction else { return nil }
             return FaultNote(gun: f.gun, code: code, reaction: reaction, value: f.value, faultSeq: f.faultSeq, text: f.text)
         }
-        func session() -> SessionNote? { f.gun.map { SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason) } }
+        func session() -> SessionNote? {
+            f.gun.map { SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet) }
+        }
         switch f.kind {
         case "boot": return f.text.map { .boot(text: $0) }
         case "shutdown": return f.text.map { .shutdown(text: $0) }
@@ -183,6 +192,7 @@ public struct JournalEntry: Codable, Sendable, Equatable {
             f.gun = n.gun; f.code = n.code; f.reaction = n.reaction; f.value = n.value; f.faultSeq = n.faultSeq; f.text = n.text
         case .sessionStart(let n), .sessionEnd(let n):
             f.gun = n.gun; f.energyKWh = n.energyKWh; f.soc = n.soc; f.stopReason = n.stopReason
+            f.exportKWh = n.exportKWh; f.departureMet = n.departureMet
         case .loopOverrun(let n): f.value = n
         case .command(let u, let c, let r, let g): f.user = u; f.command = c; f.result = r; f.gun = g
         case .login(let u): f.user = u

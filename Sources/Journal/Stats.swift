@@ -10,6 +10,13 @@ public struct OperatorStats: Sendable, Equatable {
     /// Sessions that delivered energy and ended normally (not a fault, not a lost car link).
     public var sessionsSucceeded = 0
     public var energyKWh = 0.0
+    /// V2G: energy exported from the cars (the meters' export registers over the sessions), and the
+    /// sessions with a driver's plan, with those that met its departure target.
+    public var exportedKWh = 0.0
+    public var sessionsWithPlan = 0
+    public var departuresMet = 0
+    /// The share of sessions with a plan that met their departure target (nil with none).
+    public var departureShare: Double? { sessionsWithPlan > 0 ? Double(departuresMet) / Double(sessionsWithPlan) : nil }
     public var faults = 0
     public var boots = 0
 
@@ -32,6 +39,7 @@ public struct OperatorStats: Sendable, Equatable {
         boots = order.count
         for g in 0..<guns { faultedSeconds[g] = 0 }
         var starts: [Int: Double] = [:]   // gun → meter energy at session start
+        var exportStarts: [Int: Double] = [:]
         for b in order {
             let es = byBoot[b]!
             let end = es.map(\.t).max() ?? 0
@@ -54,7 +62,10 @@ public struct OperatorStats: Sendable, Equatable {
                 case .sessionStart(let n):
                     sessionsStarted += 1
                     starts[n.gun] = n.energyKWh
+                    exportStarts[n.gun] = n.exportKWh
                 case .sessionEnd(let n):
+                    if let x0 = exportStarts.removeValue(forKey: n.gun), let x1 = n.exportKWh { exportedKWh += max(0, x1 - x0) }
+                    if let met = n.departureMet { sessionsWithPlan += 1; if met { departuresMet += 1 } }
                     if let s0 = starts.removeValue(forKey: n.gun), let s1 = n.energyKWh {
                         let delivered = s1 - s0
                         energyKWh += max(0, delivered)
@@ -66,6 +77,7 @@ public struct OperatorStats: Sendable, Equatable {
             }
             for k in Array(open.keys) { close(k, at: end) }
             starts.removeAll()
+            exportStarts.removeAll()
             // Overlapping faults on a gun count once: merge the intervals.
             for (g, spans) in faultedUntil {
                 var total = 0.0
@@ -92,6 +104,10 @@ public struct OperatorStats: Sendable, Equatable {
         } else {
             s += "first-time charge success: no session yet\n"
         }
+        if exportedKWh > 0 || sessionsWithPlan > 0 {
+            s += "V2G: \(String(format: "%.3f", exportedKWh)) kWh exported; departure target met in "
+                + (departureShare.map { String(format: "%.1f", $0 * 100) + " % (\(departuresMet) of \(sessionsWithPlan) sessions with a driver's plan)" } ?? "no session with a driver's plan") + "\n"
+        }
         return s
     }
 
@@ -101,19 +117,26 @@ public struct OperatorStats: Sendable, Equatable {
             var coveredSeconds: Double, sessionsStarted: Int, sessionsSucceeded: Int, energyKWh: Double, faults: Int, boots: Int
             var availability: [String: Double]
             var successRate: Double?
-            enum CodingKeys: String, CodingKey { case coveredSeconds, sessionsStarted, sessionsSucceeded, energyKWh, faults, boots, availability, successRate }
+            var exportedKWh: Double, sessionsWithPlan: Int, departuresMet: Int, departureShare: Double?
+            enum CodingKeys: String, CodingKey {
+                case coveredSeconds, sessionsStarted, sessionsSucceeded, energyKWh, faults, boots, availability, successRate
+                case exportedKWh, sessionsWithPlan, departuresMet, departureShare
+            }
             func encode(to encoder: any Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
                 try c.encode(coveredSeconds, forKey: .coveredSeconds); try c.encode(sessionsStarted, forKey: .sessionsStarted)
                 try c.encode(sessionsSucceeded, forKey: .sessionsSucceeded); try c.encode(energyKWh, forKey: .energyKWh)
                 try c.encode(faults, forKey: .faults); try c.encode(boots, forKey: .boots); try c.encode(availability, forKey: .availability)
                 try c.encode(successRate, forKey: .successRate)      // null, not left out, with no session
+                try c.encode(exportedKWh, forKey: .exportedKWh); try c.encode(sessionsWithPlan, forKey: .sessionsWithPlan)
+                try c.encode(departuresMet, forKey: .departuresMet); try c.encode(departureShare, forKey: .departureShare)
             }
         }
         var av: [String: Double] = [:]
         for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g) }
         let f = Figures(coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded,
-                        energyKWh: energyKWh, faults: faults, boots: boots, availability: av, successRate: successRate)
+                        energyKWh: energyKWh, faults: faults, boots: boots, availability: av, successRate: successRate,
+                        exportedKWh: exportedKWh, sessionsWithPlan: sessionsWithPlan, departuresMet: departuresMet, departureShare: departureShare)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return (try? enc.encode(f)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

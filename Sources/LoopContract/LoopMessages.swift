@@ -43,8 +43,12 @@ public struct SessionEdge: Sendable, BitwiseCopyable {
     /// The car's SOC (BCS), NaN when unknown.
     public var soc: Double
     public var stopReason: StopReason
-    public init(gun: Int8, started: Bool, at: Instant, meterEnergy: WattHours, soc: Double, stopReason: StopReason) {
+    /// V2G: the meter's export register.
+    public var meterExportEnergy: WattHours
+    public init(gun: Int8, started: Bool, at: Instant, meterEnergy: WattHours, soc: Double, stopReason: StopReason,
+                meterExportEnergy: WattHours = .zero) {
         self.gun = gun; self.started = started; self.at = at; self.meterEnergy = meterEnergy; self.soc = soc; self.stopReason = stopReason
+        self.meterExportEnergy = meterExportEnergy
     }
 }
 

@@ -29,6 +29,15 @@ final class GridDesk {
                               freeVend: site.ocpp.map(\.freeVend) ?? true)
         state.electrical = site.electrical
         hub = GridHub(state: state)
+        let hub = hub
+        desk.v2gPlan = { g, p in
+            guard let p else { hub.clearPlan(gun: g); return "gun \(g): V2G plan cleared" }
+            switch hub.setPlan(gun: g, minSoc: p.minSoc, departureMinute: p.departureMinute, targetSoc: p.targetSoc) {
+            case .success(let text): return text
+            case .failure(let r): return "refused: \(r.why)"
+            }
+        }
+        desk.departureMet = { g, soc, at in hub.sessionEnded(gun: g, soc: soc, at: at) }
         if let c = site.ems {
             do { ems = try EMSServer(config: c, hub: hub) } catch { fail("site \(site.path): \(error)") }
             if let w = ems?.warning { writeStderr("chargerd: warning: \(w)\n") }

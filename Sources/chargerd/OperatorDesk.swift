@@ -36,6 +36,10 @@ final class OperatorDesk {
     let acks: Bool
     let board: Board
     var console: ConsoleServer? = nil
+    /// V2G, set by the grid desk when there is a site file: the console's `v2g` command, and the judge of
+    /// a session's end against its driver's plan (the journal's departure figure).
+    var v2gPlan: ((Int, (minSoc: Double, departureMinute: Int, targetSoc: Double)?) -> String)? = nil
+    var departureMet: ((Int, Double?, Instant) -> Bool?)? = nil
     let consoleChoice: String?
     let credentials: Credentials?
     let idle: Double
@@ -83,6 +87,7 @@ final class OperatorDesk {
                                  rt: rt, comm: comm, clock: { monotonicSeconds() }, sleep: { usleep(useconds_t($0 * 1e6)) })
         if let moduleComm { ctx.moduleComm = moduleComm }
         ctx.grid = grid
+        ctx.v2gPlan = v2gPlan
         ctx.can = can
         ctx.idleLogout = idle
         ctx.lockoutTime = lockout
@@ -96,7 +101,11 @@ final class OperatorDesk {
 
     /// A loop event into the journal (faults, sessions, overruns).
     func record(_ e: LoopEvent) {
-        guard let entry = Recorder.entry(for: e) else { return }
+        guard var entry = Recorder.entry(for: e) else { return }
+        if case .session(let s) = e, !s.started, case .sessionEnd(var note) = entry.event, let judge = departureMet {
+            note.departureMet = judge(Int(s.gun), s.soc.isNaN ? nil : s.soc, s.at)
+            entry.event = .sessionEnd(note)
+        }
         ack(journal.append(entry))
     }
 

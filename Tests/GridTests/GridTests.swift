@@ -527,3 +527,78 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
     #expect(WebSocketConnection.socketError(ENFILE).hasSuffix("(no file descriptor left)"))
     #expect(!WebSocketConnection.socketError(EACCES).contains("descriptor"))
 }
+
+/// V2G's discharge at peak (README "V2G"), with plain values: the clock starts at local midnight
+/// 2026-11-24 (+08:00); peak 18:00-21:00, 12 kW of export asked per gun.
+@Suite struct V2GPeakDischarge {
+    var tou: TimeOfUse {
+        var t = TimeOfUse(periods: [.init(startMinute: 0, kind: .valley), .init(startMinute: 420, kind: .flat),
+                                    .init(startMinute: 1080, kind: .peak), .init(startMinute: 1260, kind: .flat),
+                                    .init(startMinute: 1380, kind: .valley)], peak: .zero)
+        t.peakDischarge = .kW(12)
+        return t
+    }
+    func state(plan: DriverPlan?) -> GridState {
+        var s = GridState(clock: cst, ems: nil, tou: tou, gridConnection: .kW(60), ratings: [.kW(60), .kW(60)], freeVend: true)
+        s.plans[0] = plan
+        return s
+    }
+    /// A car offering discharge down to 20 %, 80 kWh, at `soc`.
+    func car(soc: Double, offers: Bool = true) -> GunObservation {
+        var o = GunObservation()
+        o.voltage = Volts(600); o.soc = soc; o.offersDischarge = offers; o.carMinSoc = 20; o.batteryEnergy = .kWh(80)
+        return o
+    }
+    /// Epoch ms at local hour `h` of 2026-11-24 (hours past 24 are the next day).
+    func hour(_ h: Double) -> Int64 { midnightCST + Int64(h * 3_600_000) }
+
+    @Test func exportsAtPeakAboveThePlansMinimumWhileTheNightCanRefill() {
+        let plan = DriverPlan(minSoc: 40, departure: hour(31), targetSoc: 80)   // 07:00 the next morning
+        let s = state(plan: plan)
+        #expect(s.peakDischargeSetpoint(0, at: hour(18.5), observation: car(soc: 70)) == Watts(-12_000))
+        // At the plan's minimum (and half a point above it): hold at zero until the peak ends.
+        #expect(s.peakDischargeSetpoint(0, at: hour(19), observation: car(soc: 40.4)) == .zero)
+        // Outside the peak, without a plan, without the car's offer: the rule does not apply.
+        #expect(s.peakDischargeSetpoint(0, at: hour(17.9), observation: car(soc: 70)) == nil)
+        #expect(s.peakDischargeSetpoint(0, at: hour(21.1), observation: car(soc: 70)) == nil)
+        #expect(state(plan: nil).peakDischargeSetpoint(0, at: hour(18.5), observation: car(soc: 70)) == nil)
+        #expect(s.peakDischargeSetpoint(0, at: hour(18.5), observation: car(soc: 70, offers: false)) == nil)
+        // The car's own minimum above the plan's binds too.
+        var strict = car(soc: 45); strict.carMinSoc = 50
+        #expect(s.peakDischargeSetpoint(0, at: hour(18.5), observation: strict) == .zero)
+        // The feed carries it as the gun's setpoint, sourced from the time of use.
+        let f = s.feed(at: cst.instant(epochMillis: hour(18.5)), guns: [car(soc: 70), GunObservation()])
+        #expect(f.guns[0] == Watts(-12_000) && f.gunSources[0] == .touPeak)
+        #expect(f.guns[1] == nil && f.station == .zero, "the peak's 0 kW holds the station's charging")
+    }
+
+    /// Departing at 22:00: one hour after the peak cannot put back 1.25 × (what the car lacks and the rest
+    /// of the peak's export) at 80 % of its 30 kW share, so it does not export; at 07:00 it could.
+    @Test func anEarlyDepartureKeepsTheCarsEnergy() {
+        let early = state(plan: DriverPlan(minSoc: 40, departure: hour(22), targetSoc: 80))
+        #expect(early.peakDischargeSetpoint(0, at: hour(18.5), observation: car(soc: 70)) == .zero)
+        let late = state(plan: DriverPlan(minSoc: 40, departure: hour(31), targetSoc: 80))
+        #expect(late.peakDischargeSetpoint(0, at: hour(18.5), observation: car(soc: 70)) == Watts(-12_000))
+    }
+
+    @Test func plansAreCheckedAndEndWithTheSession() throws {
+        let hub = GridHub(state: state(plan: nil))
+        var o = StationObservation(); o.at = cst.instant(epochMillis: hour(17.5)); o.guns = [GunObservation(), GunObservation()]
+        _ = hub.tick(observation: o)
+        guard case .failure(let r) = hub.setPlan(gun: 0, minSoc: 80, departureMinute: 420, targetSoc: 70) else { Issue.record("refused"); return }
+        #expect(r.why.contains("must be above min-soc"))
+        guard case .failure = hub.setPlan(gun: 5, minSoc: 40, departureMinute: 420, targetSoc: 80) else { Issue.record("no gun 5"); return }
+        guard case .success(let text) = hub.setPlan(gun: 0, minSoc: 40, departureMinute: 420, targetSoc: 80) else { Issue.record("accepted"); return }
+        #expect(text.contains("no lower than 40 %") && text.contains("80 % by 07:00"))
+        // 07:00 is the next morning's (the first after 17:30).
+        #expect(hub.state.plans[0]?.departure == hour(31))
+        #expect(hub.sessionEnded(gun: 0, soc: 80.2, at: cst.instant(epochMillis: hour(23))) == true)
+        #expect(hub.state.plans[0] == nil, "the plan ends with the session")
+        #expect(hub.sessionEnded(gun: 0, soc: 80, at: cst.instant(epochMillis: hour(23))) == nil)
+        _ = hub.setPlan(gun: 1, minSoc: 40, departureMinute: 420, targetSoc: 80)
+        #expect(hub.sessionEnded(gun: 1, soc: 70, at: cst.instant(epochMillis: hour(23))) == false)
+        _ = hub.setPlan(gun: 1, minSoc: 40, departureMinute: 420, targetSoc: 80)
+        #expect(hub.sessionEnded(gun: 1, soc: 80, at: cst.instant(epochMillis: hour(31.5))) == false, "reached after the departure")
+        #expect(hub.takePending().filter { $0.kind == "v2g" }.count == 6)
+    }
+}

@@ -240,6 +240,32 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         #expect(s.sessionsSucceeded == 1)
         #expect(abs(s.energyKWh - 11) < 1e-9)
         #expect(s.text.contains("1 of 3 sessions"))
+        #expect(s.exportedKWh == 0 && s.departureShare == nil && !s.text.contains("V2G"))
+    }
+
+    /// V2G's figures: energy exported over the sessions (the export register's rise from start to end),
+    /// and the share of sessions with a driver's plan that met its departure target; both in the text and
+    /// the JSON, and through the stored form (a record read back says the same).
+    @Test func exportedEnergyAndDepartureShare() throws {
+        func session(_ start: Bool, _ t: Double, gun: Int, energy: Double, export: Double, met: Bool? = nil) -> JournalEntry {
+            let n = SessionNote(gun: gun, energyKWh: energy, soc: 80, stopReason: start ? nil : "vehicle-bst", exportKWh: export, departureMet: met)
+            return JournalEntry(start ? .sessionStart(n) : .sessionEnd(n), t: t)
+        }
+        let written = [
+            session(true, 10, gun: 0, energy: 100, export: 5),
+            session(true, 20, gun: 1, energy: 50, export: 0),
+            session(false, 900, gun: 0, energy: 130, export: 26.5, met: true),     // 21.5 kWh exported
+            session(false, 950, gun: 1, energy: 70, export: 16, met: false),       // 16 kWh, target missed
+            session(true, 1000, gun: 0, energy: 130, export: 26.5),
+            session(false, 1100, gun: 0, energy: 140, export: 26.5),               // no plan, nothing exported
+        ]
+        let stored = try written.map { try JSONDecoder().decode(JournalEntry.self, from: JSONEncoder().encode($0)) }
+        #expect(stored.map(\.event) == written.map(\.event))
+        let s = OperatorStats(entries: stored, guns: 2)
+        #expect(abs(s.exportedKWh - 37.5) < 1e-9)
+        #expect(s.sessionsWithPlan == 2 && s.departuresMet == 1 && s.departureShare == 0.5)
+        #expect(s.text.contains("37.500 kWh exported") && s.text.contains("50.0 % (1 of 2 sessions with a driver's plan)"))
+        #expect(s.json.contains("\"exportedKWh\":37.5") && s.json.contains("\"departureShare\":0.5"))
     }
 }
 

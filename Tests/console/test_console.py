@@ -35,7 +35,9 @@ class Charger:
         self.creds = os.path.join(self.dir, "technicians")
         subprocess.run([CHARGERD, "passwd", "--file", self.creds, "tech"], input=PASSWORD + "\n", text=True, check=True,
                        capture_output=True)
-        args = [CHARGERD, "--board", BOARD, "--car", car, "--speed", speed, "--max-time", "100000", "--status-interval", "1",
+        board = BOARD
+        if extra[:1] == ("--board",): board, extra = extra[1], extra[2:]
+        args = [CHARGERD, "--board", board, "--car", car, "--speed", speed, "--max-time", "100000", "--status-interval", "1",
                 "--console", "pty", "--credentials", self.creds, "--journal", os.path.join(self.dir, "journal")]
         if idle: args += ["--console-idle", str(idle)]
         if lockout: args += ["--console-lockout", str(lockout)]
@@ -270,6 +272,37 @@ class Acting(unittest.TestCase):
             ends = [e for e in c.journal() if e["kind"] == "session-end"]
             self.assertEqual(ends[-1]["stopReason"], "operator", ends)
             self.assertIn("back in service", c.cmd("service 0 on", TECH))
+
+
+    def test_a_drivers_v2g_plan_and_the_export_at_peak(self):
+        """README "V2G": the plan a driver sets at the plug (here through the console), refused when it
+        makes no sense, then the export at 18:00 that it allows, shown by `limits` and `status`."""
+        site = os.path.join(ROOT, "HIL", "sites", "v2g-evening-peak.toml")
+        board = os.path.join(ROOT, "Boards", "sim-v2g-60kw.toml")
+        with Charger("--board", board, "--site", site, "--start-time", "2026-11-27T17:59:20+08:00",
+                     car="capacity=60kWh,soc=50,target=80,max-voltage=750V,v2g-min-soc=20,plug-at=2s", speed="4") as c:
+            c.attach()
+            self.assertIn("acts on the charger: log in first", c.cmd("v2g 0 40 07:00 80"))
+            c.login()
+            self.assertIn("must be above min-soc", c.cmd("v2g 0 90 07:00 80", TECH))
+            self.assertIn("min-soc 'abc': a percentage", c.cmd("v2g 0 abc 07:00 80", TECH))
+            self.assertIn("departure '7h': a local time HH:MM", c.cmd("v2g 0 40 7h 80", TECH))
+            self.assertIn("usage: v2g", c.cmd("v2g 0 40", TECH))
+            self.assertIn("V2G plan: discharge no lower than 40 %, 80 % by 07:00", c.cmd("v2g 0 40 07:00 80", TECH))
+            # 18:00 is 40 s of station time away: at 4x, about 10 s; the export is then 12 kW.
+            deadline = time.time() + 40
+            lim = ""
+            while time.time() < deadline:
+                lim = c.cmd("limits 0", TECH)
+                if "(discharging: V2G)" in lim: break
+                time.sleep(0.5)
+            self.assertIn("(discharging: V2G)", lim)
+            self.assertIn("V2G discharge    the car offers it down to 20 %", lim)
+            self.assertRegex(c.cmd("status", TECH), r"gun0 charging .* -1[12]\.\d kW")
+            self.assertIn("V2G plan cleared", c.cmd("v2g 0 off", TECH))
+            cmds = [e for e in c.journal() if e["kind"] == "command" and e["command"].startswith("v2g")]
+            self.assertEqual(len(cmds), 6, cmds)
+            self.assertIn("refused", cmds[0]["result"])
 
 
 class Robustness(unittest.TestCase):
