@@ -657,9 +657,13 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
         // More modules wanted than the pool has: the largest wants give one up each until it fits, so
         // that every gun that needs power keeps at least one (a gun whose share is the whole pool
         // otherwise starves a second car into E24: found with two cars on sim-v2g-60kw, whose 4 modules
-        // equal its 60 kW connection).
+        // equal its 60 kW connection). The pool is what `active` can count: the healthy modules and the
+        // unhealthy ones still on a gun (a silent module stays until it switches itself off; counting
+        // it out released the healthy one beside it: test-wire's module-lost cases, E24).
         var pool = 0, wanted = 0
-        for m in 0..<spec.moduleCount where s.station.moduleLatched[m].isEmpty { pool += 1 }
+        for m in 0..<spec.moduleCount where s.station.moduleLatched[m].isEmpty || (s.modules[m].assigned >= 0 && !s.modules[m].releasing) {
+            pool += 1
+        }
         for g in 0..<spec.gunCount { wanted += want[g] }
         while wanted > pool {
             var largest = -1

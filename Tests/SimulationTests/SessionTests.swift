@@ -115,6 +115,26 @@ import Testing
         #expect(s.faults[0].reaction == .derate && s.faults[0].module == 1)
     }
 
+    /// A module falls silent mid-session: it stays on the gun until it switches itself off (its last
+    /// command still flowing), the healthy one beside it stays too, and the gun then derates to it; no
+    /// E24. (The module pool's fit of the wants to the pool once counted the silent module out and
+    /// released the healthy one: test-wire's module-lost cases, E24 and E28.)
+    @Test func aSilentModuleDeratesWithoutStarvingTheGun() throws {
+        let run = try Run("sim-60kw", inject: ["module-silent=0@200s"])
+        run.until(199)
+        #expect(run.sim.plant.guns[0].vehicleSide * run.current > .kW(55))
+        run.until(240)   // past the module's own switch-off (20 s after its last command)
+        let after = run.sim.plant.guns[0].vehicleSide * run.current
+        #expect(run.sim.phase(0) == .charging, "no stop for a lost module")
+        #expect(after < .kW(31) && after > .kW(25), "derated to one 30 kW module: \(after.kilowatts) kW")
+        #expect(run.sim.outputs.guns[0].binding == .modules)
+        #expect(run.raisedAt[.noModulesAvailable] == nil && run.raisedAt[.escalatedToEmergency] == nil)
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+        #expect(s.faults.map(\.code) == [.moduleCommLost])
+    }
+
     /// On the shared station a failed module is replaced from the pool.
     @Test func poolReplacesAFailedModule() throws {
         let run = try Run("sim-dual-360kw", cars: [0: try car("capacity=80kWh,soc=20,target=80,max-voltage=900V,max-current=250A")],
