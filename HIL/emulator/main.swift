@@ -188,7 +188,8 @@ struct ChargerPlant: ParsableCommand {
             for d in config.devices where d.bus == b {
                 let bank = RegisterBank(spec: d, map: config.maps[d.map])
                 if d.role == .module {
-                    bank.limits = [.voltageSetpoint: spec.modules[d.index].maxVoltage.value, .currentSetpoint: spec.modules[d.index].maxCurrent.value]
+                    bank.limits = [.voltageSetpoint: spec.modules[d.index].maxVoltage.value, .currentSetpoint: spec.modules[d.index].maxCurrent.value,
+                                   .reverseCurrentSetpoint: spec.modules[d.index].reverseMaxCurrent.value, .direction: 1]
                 }
                 banks[d.role]![d.index] = bank
                 list.append(bank)
@@ -258,7 +259,7 @@ struct ChargerPlant: ParsableCommand {
     /// The plant's own truth at the end, for benches and tests: what the controller left energised.
     func printPlantTruth(_ plant: Plant, banks: [DeviceRole: [Int: RegisterBank]]) {
         for (g, p) in plant.guns.enumerated() {
-            print("charger-plant: gun \(g): K1 \(p.k1.closed ? "closed" : "open"), K2 \(p.k2.closed ? "closed" : "open"), \(fmt(p.current.value, 1)) A, \(fmt(p.vehicleSide.value, 1)) V at the car, lock \(p.locked ? "locked" : "open"), meter \(fmt(p.energy.value / 1000, 3)) kWh")
+            print("charger-plant: gun \(g): K1 \(p.k1.closed ? "closed" : "open"), K2 \(p.k2.closed ? "closed" : "open"), \(fmt(p.current.value, 1)) A, \(fmt(p.vehicleSide.value, 1)) V at the car, lock \(p.locked ? "locked" : "open"), meter \(fmt(p.energy.value / 1000, 3)) kWh" + (p.exportEnergy > .zero ? ", exported \(fmt(p.exportEnergy.value / 1000, 3)) kWh" : ""))
         }
         for (m, mod) in plant.modules.enumerated() {
             print("charger-plant: module \(m): \(mod.enabled ? "on" : "off"), \(fmt(mod.current.value, 1)) A")
@@ -348,7 +349,9 @@ final class PlantBridge {
             let lapsed = now - lastCommandAt[m] > spec.moduleSelfOffTime
             if lapsed && !selfOff[m] { selfOff[m] = true; notes.append("module \(m): no command for \(fmt(spec.moduleSelfOffTime.seconds, 1)) s: switched itself off") }
             let enable = !lapsed && (b.value(.enable) ?? 0) != 0
-            let v = b.value(.voltageSetpoint) ?? 0, i = b.value(.currentSetpoint) ?? 0
+            // V2G: a bidirectional module in reverse (direction 1) takes its reverse setpoint from the car.
+            let reverse = (b.value(.direction) ?? 0) != 0
+            let v = b.value(.voltageSetpoint) ?? 0, i = reverse ? -(b.value(.reverseCurrentSetpoint) ?? 0) : (b.value(.currentSetpoint) ?? 0)
             plant.withModules { ms in
                 ms[m].enabled = enable
                 ms[m].gun = matrix[m]
@@ -372,7 +375,7 @@ final class PlantBridge {
             canCars[g]?.publish(guns[g].rx)
             let p = guns[g]
             banks[.meter]?[g]?.publish([(.voltage, p.vehicleSide.value), (.current, p.current.value),
-                                        (.energy, p.energy.value.rounded(.down)), (.status, 0)])
+                                        (.energy, p.energy.value.rounded(.down)), (.exportEnergy, p.exportEnergy.value.rounded(.down)), (.status, 0)])
             if let b = banks[.imd]?[g] {
                 let code: Double
                 switch p.imdSelfTest {

@@ -155,6 +155,10 @@ public enum BoardLoader {
         if kind == .sim && !modbus.isEmpty {
             throw r.error(top, "modbus_device", "a sim board's devices are the simulated plant's; Modbus devices belong to bench and real boards")
         }
+        // V2G: a bidirectional module is told its direction and reverse setpoint, so its map has them.
+        for d in modbus.devices where d.role == .module && modules[d.index].bidirectional && modbus.maps[d.map].fields[.direction] == nil {
+            throw r.error(top, "modbus_device", "module \(d.index) is bidirectional (reverse_power) but its map '\(modbus.maps[d.map].name)' has no direction and reverse_current_setpoint")
+        }
         let analog = try analogInputs(r, top, guns: guns.count)
         if kind != .real && !analog.isEmpty { throw r.error(top, "analog", "analog inputs belong to real boards (a bench board's come through its channel)") }
         let watchdog = try watchdog(r, top, period: head.period)

@@ -46,19 +46,25 @@ public enum RegisterFieldName: String, Sendable, CaseIterable {
     case voltage, current, temperature, status, energy
     case resistancePlus = "resistance_plus", resistanceMinus = "resistance_minus"
     case selftest, selftestResult = "selftest_result"
+    /// V2G: a bidirectional module's direction (0 forward, 1 reverse) and reverse current setpoint (a
+    /// magnitude); a meter's export energy register.
+    case direction, reverseCurrentSetpoint = "reverse_current_setpoint", exportEnergy = "export_energy"
 
     public var quantity: FieldQuantity {
         switch self {
         case .voltageSetpoint, .voltage: .voltage
-        case .currentSetpoint, .current: .current
+        case .currentSetpoint, .current, .reverseCurrentSetpoint: .current
         case .temperature: .temperature
-        case .energy: .energy
+        case .energy, .exportEnergy: .energy
         case .resistancePlus, .resistanceMinus: .resistance
-        case .enable, .status, .selftest, .selftestResult: .raw
+        case .enable, .status, .selftest, .selftestResult, .direction: .raw
         }
     }
     /// Written by the controller (commands); the others are read (measurements).
-    public var isCommand: Bool { self == .enable || self == .voltageSetpoint || self == .currentSetpoint || self == .selftest }
+    public var isCommand: Bool {
+        self == .enable || self == .voltageSetpoint || self == .currentSetpoint || self == .selftest || self == .direction
+            || self == .reverseCurrentSetpoint
+    }
 
     /// Required and optional fields of each device role.
     public static func required(_ role: DeviceRole) -> [RegisterFieldName] {
@@ -70,8 +76,8 @@ public enum RegisterFieldName: String, Sendable, CaseIterable {
     }
     public static func optional(_ role: DeviceRole) -> [RegisterFieldName] {
         switch role {
-        case .module: []
-        case .meter: [.status]
+        case .module: [.direction, .reverseCurrentSetpoint]
+        case .meter: [.status, .exportEnergy]
         case .imd: [.enable]
         }
     }
@@ -240,6 +246,11 @@ extension BoardLoader {
             }
             for f in RegisterFieldName.required(role) where map.fields[f] == nil {
                 throw r.error(m, f.rawValue, "missing: a \(role.rawValue) map needs \(RegisterFieldName.required(role).map(\.rawValue).joined(separator: ", "))")
+            }
+            // A bidirectional module's map: its direction and its reverse setpoint, both or neither.
+            if (map.fields[.direction] == nil) != (map.fields[.reverseCurrentSetpoint] == nil) {
+                let missing: RegisterFieldName = map.fields[.direction] == nil ? .direction : .reverseCurrentSetpoint
+                throw r.error(m, missing.rawValue, "missing: a bidirectional module map needs both direction and reverse_current_setpoint")
             }
             if role == .module || role == .imd || m.table["fault_mask"] != nil {
                 map.faultMask = UInt16(try r.integer(m, "fault_mask", range: 1...0xFFFF))

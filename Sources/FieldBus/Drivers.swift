@@ -94,6 +94,7 @@ public final class ModbusMeter: EnergyMeter {
         i.meterVoltage = Volts(r.voltage)
         i.meterCurrent = Amps(r.current)
         i.meterEnergy = WattHours(r.energy)
+        i.meterExportEnergy = WattHours(r.exportEnergy)
     }
 }
 

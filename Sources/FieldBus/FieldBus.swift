@@ -32,7 +32,7 @@ public struct DeviceReading: Sendable, BitwiseCopyable {
     public var sequence: UInt64 = 0
     /// `fault_after` failed exchanges in a row since the last good one.
     public var lost = false
-    public var voltage = 0.0, current = 0.0, temperature = 25.0, energy = 0.0
+    public var voltage = 0.0, current = 0.0, temperature = 25.0, energy = 0.0, exportEnergy = 0.0
     public var resistancePlus = Double.infinity, resistanceMinus = Double.infinity
     public var status: UInt16 = 0
     public var selftestResult: UInt16 = 0
@@ -183,6 +183,7 @@ public final class ModbusPoller: @unchecked Sendable {
         if let x = v(.current) { r.current = x }
         if let x = v(.temperature) { r.temperature = x }
         if let x = v(.energy) { r.energy = x }
+        if let x = v(.exportEnergy) { r.exportEnergy = x }
         if let x = v(.resistancePlus) { r.resistancePlus = x }
         if let x = v(.resistanceMinus) { r.resistanceMinus = x }
         if let x = raw(.status) { r.status = x }
@@ -208,7 +209,12 @@ public final class ModbusPoller: @unchecked Sendable {
             switch name {
             case .enable: value = cmd.enable ? 1 : 0
             case .voltageSetpoint: value = cmd.enable ? cmd.voltage : 0
-            case .currentSetpoint: value = cmd.enable ? cmd.current : 0
+            // Signed (V2G): forward current in current_setpoint; reverse current as a magnitude in
+            // reverse_current_setpoint, with direction 1. A map without them never gets a reverse command
+            // (the core commands reverse only to a bidirectional module, whose map has them).
+            case .currentSetpoint: value = cmd.enable ? max(cmd.current, 0) : 0
+            case .reverseCurrentSetpoint: value = cmd.enable ? max(-cmd.current, 0) : 0
+            case .direction: value = cmd.enable && cmd.current < 0 ? 1 : 0
             case .selftest: value = cmd.selftest ? 1 : 0
             default: continue
             }

@@ -223,6 +223,9 @@ struct SessionTally {
     var sampleLoop = true
     private var energyAtStart: [Double?]
     private(set) var delivered: [Double]
+    /// V2G: the meter's export register over the sessions, per gun.
+    private var exportAtStart: [Double?]
+    private(set) var exported: [Double]
     private(set) var peakPower = 0.0
     private(set) var maxTemperature = -100.0
     private(set) var socStart: Double? = nil
@@ -233,6 +236,8 @@ struct SessionTally {
         lastPhase = Array(repeating: .unplugged, count: guns)
         energyAtStart = Array(repeating: nil, count: guns)
         delivered = Array(repeating: 0, count: guns)
+        exportAtStart = Array(repeating: nil, count: guns)
+        exported = Array(repeating: 0, count: guns)
     }
 
     /// Takes every event the loop published: printed, journalled, handed to the grid, and counted.
@@ -263,8 +268,9 @@ struct SessionTally {
         case .session(let edge):
             // The meter's energy at the session's edges, as the loop read it in that cycle.
             let g = Int(edge.gun)
-            if edge.started { energyAtStart[g] = edge.meterEnergy.value }
+            if edge.started { energyAtStart[g] = edge.meterEnergy.value; exportAtStart[g] = edge.meterExportEnergy.value }
             else if let e0 = energyAtStart[g] { delivered[g] += edge.meterEnergy.value - e0; energyAtStart[g] = nil }
+            if !edge.started, let x0 = exportAtStart[g] { exported[g] += edge.meterExportEnergy.value - x0; exportAtStart[g] = nil }
         case .phase(let gun, let p, _):
             let g = Int(gun)
             // A session ends once: when it finishes, when a fault ends it, or when the car leaves first.
@@ -278,7 +284,9 @@ struct SessionTally {
         }
     }
 
-    var energyText: String { delivered.indices.map { "gun\($0) \(fmt(delivered[$0] / 1000, 3)) kWh" }.joined(separator: ", ") }
+    var energyText: String {
+        delivered.indices.map { "gun\($0) \(fmt(delivered[$0] / 1000, 3)) kWh" + (exported[$0] > 0 ? " (exported \(fmt(exported[$0] / 1000, 3)) kWh)" : "") }.joined(separator: ", ")
+    }
 
     func printFaults() {
         if faults.isEmpty { print("faults: none") }
@@ -297,10 +305,12 @@ struct SessionTally {
         else if interrupted { state = .interrupted }
         else { state = .completed }
         let end = loop.sessionEnd(gun: 0)
-        return SessionSummary(board: board, energyKWh: delivered.reduce(0, +) / 1000, durationS: duration, peakPowerKW: peakPower,
-                              endState: state, socStart: socStart, socEnd: socEnd, maxGunTemperature: maxTemperature, faults: faults,
-                              violations: [], sessionsCompleted: ended, stopReason: end.stopReason.name,
-                              insulationOhmPerVolt: end.insulation, insulationWarning: end.insulationWarning, limitShare: [])
+        var s = SessionSummary(board: board, energyKWh: delivered.reduce(0, +) / 1000, durationS: duration, peakPowerKW: peakPower,
+                               endState: state, socStart: socStart, socEnd: socEnd, maxGunTemperature: maxTemperature, faults: faults,
+                               violations: [], sessionsCompleted: ended, stopReason: end.stopReason.name,
+                               insulationOhmPerVolt: end.insulation, insulationWarning: end.insulationWarning, limitShare: [])
+        s.exportedKWh = exported.reduce(0, +) / 1000
+        return s
     }
 }
 

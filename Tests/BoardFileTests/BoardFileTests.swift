@@ -77,6 +77,26 @@ func refusal(_ text: String) -> BoardFileError? {
         #expect(!a.modules[0].bidirectional && a.modules[0].reverseCapability(at: Volts(400)) == .zero)
     }
 
+    /// The V2G bench board: its modules' map carries the direction and the reverse setpoint, its meter's
+    /// the export register; a map with only one of the pair, or a bidirectional module whose map has
+    /// neither, is refused with the key.
+    @Test func bidirectionalModulesNeedTheirRegisters() throws {
+        let path = "\(repoRoot)/Boards/bench-v2g-60kw-tcp.toml"
+        let b = try BoardLoader.load(path: path)
+        let config = b.modbus
+        let module = config.maps[try #require(config.device(.module, 0)).map]
+        #expect(module.fields[.direction] != nil && module.fields[.reverseCurrentSetpoint] != nil)
+        #expect(config.maps[try #require(config.device(.meter, 0)).map].fields[.exportEnergy] != nil)
+        #expect(b.spec.modules[0].bidirectional)
+        let text = String(decoding: try #require(BoardLoader.readFile(path)), as: UTF8.self)
+        let half = try #require(refusal(text.replacingFirst("direction = { table = \"holding\", address = 5, type = \"u16\" }\n", "")))
+        #expect(half.key == "modbus_map.rect-30kw.direction" && half.why.contains("both direction and reverse_current_setpoint"), "\(half)")
+        let neither = text.replacingFirst("direction = { table = \"holding\", address = 5, type = \"u16\" }\n", "")
+            .replacingFirst("reverse_current_setpoint = { table = \"holding\", address = 6, type = \"u32\", scale = \"0.001 A\" }\n", "")
+        let e = try #require(refusal(neither))
+        #expect(e.key == "modbus_device" && e.why.contains("module 0 is bidirectional"), "\(e)")
+    }
+
     /// A module's reverse rating: both keys or neither, each within the forward rating.
     @Test func reverseRatingIsCheckedAgainstTheForwardOne() throws {
         let both = minimal.replacingFirst("guns = [0]", "reverse_power = \"20 kW\"\nreverse_current = \"60 A\"\nguns = [0]")

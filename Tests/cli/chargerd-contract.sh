@@ -44,7 +44,7 @@ check "missing board file exits 2 with its path" $([ $rc = 2 ] && grep -q "/none
 check "impossible car refused" $([ $rc = 2 ] && grep -q "target" "$tmp/c.err"; echo $?)
 "$bin" --board "$boards/sim-60kw.toml" --inject 'estop@soon' >/dev/null 2>"$tmp/i.err"; rc=$?
 check "bad injection time refused" $([ $rc = 2 ] && grep -q "estop@soon" "$tmp/i.err"; echo $?)
-"$bin" --board "$boards/sim-60kw.toml" --inject 'setpoint=-5kW@10s' >/dev/null 2>"$tmp/s.err"; rc=$?
+"$bin" --board "$boards/sim-60kw.toml" --inject 'setpoint=-20MW@10s' >/dev/null 2>"$tmp/s.err"; rc=$?
 check "out-of-range setpoint refused" $([ $rc = 2 ] && grep -q "out of range" "$tmp/s.err"; echo $?)
 "$bin" --board "$boards/sim-60kw.toml" --speed fast >/dev/null 2>"$tmp/sp.err"; rc=$?
 check "bad speed refused" $([ $rc = 2 ] && grep -q "speed" "$tmp/sp.err"; echo $?)
