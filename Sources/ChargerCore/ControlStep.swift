@@ -621,9 +621,12 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
     }
     var tick = now - s.lastAllocation >= spec.allocationPeriod
     for g in 0..<spec.gunCount where demands[g].needsPower && s.figures[g].activeModules == 0 { tick = true }
-    // Count active modules per gun.
+    // Count the healthy active modules per gun: what serves it. An unhealthy one still on it (a silent
+    // module goes on delivering until it switches itself off) is not counted: counted, it made a healthy
+    // module beside it surplus and released (a setpoint of zero with a module silent on sim-60kw left
+    // the gun without a module: E24, then E28 under the silent one's current).
     var active = GunArray<Int>(repeating: 0)
-    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && !s.modules[m].releasing {
+    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 && !s.modules[m].releasing && s.station.moduleLatched[m].isEmpty {
         active[Int(s.modules[m].assigned)] += 1
     }
     if tick {
@@ -654,16 +657,12 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
             }
             want[g] = n
         }
-        // More modules wanted than the pool has: the largest wants give one up each until it fits, so
-        // that every gun that needs power keeps at least one (a gun whose share is the whole pool
+        // More modules wanted than the healthy pool has: the largest wants give one up each until it
+        // fits, so that every gun that needs power keeps at least one (a gun whose share is the whole pool
         // otherwise starves a second car into E24: found with two cars on sim-v2g-60kw, whose 4 modules
-        // equal its 60 kW connection). The pool is what `active` can count: the healthy modules and the
-        // unhealthy ones still on a gun (a silent module stays until it switches itself off; counting
-        // it out released the healthy one beside it: test-wire's module-lost cases, E24).
+        // equal its 60 kW connection).
         var pool = 0, wanted = 0
-        for m in 0..<spec.moduleCount where s.station.moduleLatched[m].isEmpty || (s.modules[m].assigned >= 0 && !s.modules[m].releasing) {
-            pool += 1
-        }
+        for m in 0..<spec.moduleCount where s.station.moduleLatched[m].isEmpty { pool += 1 }
         for g in 0..<spec.gunCount { wanted += want[g] }
         while wanted > pool {
             var largest = -1
@@ -674,7 +673,7 @@ func allocateModules(_ s: inout StationState, _ inputs: inout StationInputs, _ s
         // Keep what still serves, release the surplus (highest index first).
         for m in stride(from: spec.moduleCount - 1, through: 0, by: -1) {
             let a = s.modules[m].assigned
-            guard a >= 0, !s.modules[m].releasing else { continue }
+            guard a >= 0, !s.modules[m].releasing, s.station.moduleLatched[m].isEmpty else { continue }
             let g = Int(a)
             if active[g] > want[g] { s.modules[m].releasing = true; active[g] -= 1 }
         }

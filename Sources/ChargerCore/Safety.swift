@@ -199,6 +199,16 @@ extension StationState {
         let ramped = sessions[g].rampedCurrent
         var commanded = phase == .insulationCheck ? Standard.cableCheckCurrentLimit : max(ramped, .zero)
         var commandedOut = min(ramped, .zero)
+        // A silent module goes on delivering its last command until it switches itself off: that current
+        // is known and out of our hands, not uncommanded. (Without it, a grid setpoint of zero while a
+        // module was silent made its 73 A an over-current, E12, and K1/K2 opened under it: found with the
+        // V2G tests on sim-60kw, and on main before V2G.)
+        var silent = Amps.zero
+        for m in 0..<spec.moduleCount where modules[m].assigned == Int8(g) && isUncontrolled(modules[m], now, spec) {
+            silent += modules[m].lastCommand
+        }
+        if phase != .insulationCheck && silent > commanded { commanded = silent }
+        if ramped < .zero && -silent < commandedOut { commandedOut = -silent }
         if spec.commandLatency > .zero {
             if now - safety[g].commandWindowStart >= spec.commandLatency {
                 safety[g].previousCommandPeak = safety[g].commandPeak

@@ -87,6 +87,22 @@ import Testing
         #expect(s.endState == .completed && s.faults.isEmpty)
     }
 
+    /// A setpoint of zero while a module is silent: the silent module goes on delivering its last command
+    /// until it switches itself off (20 s), which is no over-current (before, E12 opened K1/K2 under its
+    /// 73 A); then the gun holds at zero, and charges on the module left once the setpoint goes.
+    @Test func aSetpointOfZeroWithASilentModuleIsNoOverCurrent() throws {
+        let run = try charging(["module-silent=0@100s", "gun-setpoint=0kW@105s", "gun-setpoint=none@140s"])
+        run.until(110)
+        #expect(run.current > Amps(50), "the silent module's last command still flows: \(run.current.value) A")
+        #expect(run.sim.phase(0) == .charging)
+        run.until(135)
+        #expect(run.current < Amps(1), "switched itself off: \(run.current.value) A")
+        run.until(150)
+        #expect(run.current > Amps(20), "charging on the module left: \(run.current.value) A")
+        #expect(run.raisedAt[.overCurrent] == nil && run.raisedAt[.escalatedToEmergency] == nil)
+        expectNoViolations(run)
+    }
+
     /// A per-gun setpoint of 0 W holds the gun at zero current without stopping the session.
     @Test func gunSetpointZeroHoldsAtZero() throws {
         let run = try charging(["gun-setpoint=0kW@100s", "gun-setpoint=none@130s"])
