@@ -318,12 +318,14 @@ func capByModules(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
         // 150 A, and the one left was commanded above its 100 A rating; E31 caught it).
         if cap < L.nonGrid[g] { L.nonGrid[g] = cap }
         // In reverse, the same: what the gun's bidirectional modules can take from the car (a silent
-        // one counted at its last command, as forward).
-        var reverse = uncontrolled[g]
+        // one counted at its last command, as forward, where the gun has any: on a gun whose modules only
+        // charge, a silent one's current is no reverse capability).
+        var reverse = Amps.zero
         for m in 0..<spec.moduleCount where s.modules[m].assigned == Int8(g) && !s.modules[m].releasing
             && s.station.moduleLatched[m].isEmpty {
             reverse += spec.modules[m].reverseCapability(at: L.operatingVoltage[g])
         }
+        if reverse > .zero { reverse += uncontrolled[g] }
         if reverse < L.dischargeNonGrid[g] { L.dischargeNonGrid[g] = reverse; L.dischargeSource[g] = .modules }
         if reverse < L.exportA[g] { L.exportA[g] = reverse }
         if s.figures[g].activeModules == 0 {
@@ -390,9 +392,11 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
         out.guns[g].currentLimit = inForce
         out.guns[g].powerLimit = inForce * L.operatingVoltage[g]
         out.guns[g].binding = L.source[g]
-        // The discharge limit in force: the export allowed, or the ramp while it comes down to a lower one.
+        // The discharge limit in force: the export allowed, or the ramp while it comes down to a lower one;
+        // and what the gun may discharge now, dispatched or not (what an EMS can ask of it).
         let discharging = i < .zero ? -i : .zero
         out.guns[g].dischargeLimit = max(export, discharging)
+        out.guns[g].dischargeAvailable = mayDischarge
         out.guns[g].dischargeBinding = export >= discharging && export > .zero
             ? (L.exportA[g] < mayDischarge ? .gridSetpoint : L.dischargeSource[g])
             : (discharging > .zero ? .gridSetpoint : .none)

@@ -179,6 +179,9 @@ public struct GunOutputs: Sendable {
     /// (a magnitude, zero where the gun may not discharge) and the source that binds it.
     public var dischargeLimit: Amps = .zero
     public var dischargeBinding: LimitSource = .none
+    /// What the gun may discharge now without the grid's dispatch (the car's offer, ratings, modules),
+    /// a magnitude: what an EMS can ask of it.
+    public var dischargeAvailable: Amps = .zero
     public init() {}
 }
 
@@ -208,6 +211,7 @@ public struct StationOutputs: Sendable {
         guns[g].binding = .safety
         guns[g].dischargeLimit = .zero
         guns[g].dischargeBinding = .safety
+        guns[g].dischargeAvailable = .zero
         guns[g].imdSelfTest = false
         for m in 0..<moduleCount where modules[m].gun == Int8(g) {
             modules[m].enabled = false

@@ -30,7 +30,7 @@ extension StationView {
                 v.carOffersDischarge = true; v.carMinSoc = offer.message.minSoc
             }
             v.carBatteryEnergy = i.vehicle.bcp?.message.nominalEnergy ?? .zero
-            v.dischargeLimit = o.dischargeLimit; v.dischargeBinding = o.dischargeBinding
+            v.dischargeLimit = o.dischargeLimit; v.dischargeBinding = o.dischargeBinding; v.dischargeAvailable = o.dischargeAvailable
             v.insulation = i.insulation; v.imdAlarm = i.imdAlarm; v.imdSelfTest = i.imdSelfTest; v.imdSeenAt = i.imdSeenAt
             v.groundFaultTrip = i.groundFaultTrip; v.peContinuity = i.peContinuity
             v.lamp = o.lamp

@@ -267,7 +267,7 @@ public enum ScenarioRunner {
                 o.carMinSoc = offer.message.minSoc
             }
             o.batteryEnergy = i.vehicle.bcp?.message.nominalEnergy ?? .zero
-            o.dischargeAvailable = sim.outputs.guns[g].dischargeLimit * o.voltage
+            o.dischargeAvailable = sim.outputs.guns[g].dischargeAvailable * o.voltage
             return o
         }
     }

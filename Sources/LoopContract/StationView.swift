@@ -17,6 +17,7 @@ public struct GunSnapshot: Sendable, BitwiseCopyable {
     public var carBatteryEnergy: WattHours = .zero
     public var dischargeLimit: Amps = .zero
     public var dischargeBinding: LimitSource = .none
+    public var dischargeAvailable: Amps = .zero
     public var meterSeenAt: Instant = .never
     public var insulation = Ohms(.infinity)
     public var imdAlarm = false

@@ -116,7 +116,7 @@ final class GridDesk {
             go.offersDischarge = x.carOffersDischarge
             go.carMinSoc = x.carMinSoc
             go.batteryEnergy = x.carBatteryEnergy
-            go.dischargeAvailable = x.dischargeLimit * x.status.voltage
+            go.dischargeAvailable = x.dischargeAvailable * x.status.voltage
             o.guns.append(go)
         }
         let feed = hub.tick(observation: o)

@@ -33,6 +33,11 @@ func gunPower(_ run: Run, _ g: Int = 0) -> Watts { run.sim.plant.guns[g].vehicle
     /// registers each counting their own direction.
     @Test func aSessionChangesDirectionThroughZeroAtTheBoardsRamps() throws {
         let run = try v2gCharging(["gun-setpoint=-20kW@100s", "gun-setpoint=none@200s"])
+        // Before any dispatch: nothing in force, but what the car allows is there for an EMS to ask:
+        // 25 kW at about 640 V (below its 60 A).
+        let waiting = run.sim.outputs.guns[0]
+        #expect(waiting.dischargeLimit == .zero && waiting.currentSetpoint > .zero)
+        #expect(abs(waiting.dischargeAvailable.value - 25_000 / run.sim.plant.guns[0].vehicleSide.value) < 1, "\(waiting.dischargeAvailable.value) A")
         let before = run.current
         run.until(100.2)
         // 0.2 s at the 200 A/s stop ramp: down by about 40 A, not cut.
@@ -89,8 +94,16 @@ func gunPower(_ run: Run, _ g: Int = 0) -> Watts { run.sim.plant.guns[g].vehicle
         var lowest = Amps.zero
         run.until(limit: .s(30)) { s in lowest = min(lowest, s.plant.guns[0].current); return false }
         #expect(lowest >= -Amps(0.01), "\(lowest.value) A")
-        #expect(run.sim.outputs.guns[0].dischargeBinding == .modules || run.sim.outputs.guns[0].dischargeLimit == .zero)
+        #expect(run.sim.outputs.guns[0].dischargeAvailable == .zero && run.sim.outputs.guns[0].dischargeLimit == .zero)
         expectNoViolations(run)
+        // Nor with a module silent on it: a silent rectifier's last (charging) command is no reverse
+        // capability, so the gun is never commanded into discharge against it.
+        let silent = try v2gCharging(["module-silent=0@100s", "gun-setpoint=-20kW@105s"], board: "sim-60kw")
+        lowest = .zero
+        silent.until(limit: .s(40)) { s in lowest = min(lowest, s.outputs.guns[0].currentSetpoint); return false }
+        #expect(lowest >= .zero, "commanded \(lowest.value) A")
+        #expect(silent.raisedAt[.overCurrent] == nil)
+        expectNoViolations(silent)
     }
 
     /// Consent withdrawn while exporting: the export ends within the offer's period (the charger learns
