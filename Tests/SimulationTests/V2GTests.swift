@@ -27,6 +27,13 @@ let t99 = Instant(micros: 99_000_000)
 
 func gunPower(_ run: Run, _ g: Int = 0) -> Watts { run.sim.plant.guns[g].vehicleSide * run.sim.plant.guns[g].current }
 
+/// The lowest of gun 0's plant current (or, `commanded`, its current command) over the next `span`.
+func lowestCurrent(_ run: Run, over span: TimeSpan, commanded: Bool = false) -> Amps {
+    var lowest = Amps.zero
+    run.until(limit: span) { s in lowest = min(lowest, commanded ? s.outputs.guns[0].currentSetpoint : s.plant.guns[0].current); return false }
+    return lowest
+}
+
 @Suite struct V2G {
     /// Charging → exporting → charging in one session: through zero at the board's ramps (200 A/s down,
     /// 50 A/s up in export), K1/K2 closed throughout, the export at the setpoint, the meter's two
@@ -79,8 +86,7 @@ func gunPower(_ run: Run, _ g: Int = 0) -> Watts { run.sim.plant.guns[g].vehicle
     /// A car that makes no offer is never discharged: a negative setpoint holds it at zero, in session.
     @Test func aCarWithoutAnOfferIsNeverDischarged() throws {
         let run = try v2gCharging(["gun-setpoint=-20kW@100s"], car: "capacity=60kWh,soc=50,target=80,max-voltage=750V")
-        var lowest = Amps.zero
-        run.until(limit: .s(30)) { s in lowest = min(lowest, s.plant.guns[0].current); return false }
+        let lowest = lowestCurrent(run, over: .s(30))
         #expect(lowest >= -Amps(0.01), "\(lowest.value) A")
         #expect(run.current.magnitude < Amps(1))
         #expect(run.sim.phase(0) == .charging)
@@ -91,17 +97,15 @@ func gunPower(_ run: Run, _ g: Int = 0) -> Watts { run.sim.plant.guns[g].vehicle
     /// A board whose modules only charge never discharges a car, whatever it offers.
     @Test func aBoardThatOnlyChargesNeverDischarges() throws {
         let run = try v2gCharging(["gun-setpoint=-20kW@100s"], board: "sim-60kw")
-        var lowest = Amps.zero
-        run.until(limit: .s(30)) { s in lowest = min(lowest, s.plant.guns[0].current); return false }
+        let lowest = lowestCurrent(run, over: .s(30))
         #expect(lowest >= -Amps(0.01), "\(lowest.value) A")
         #expect(run.sim.outputs.guns[0].dischargeAvailable == .zero && run.sim.outputs.guns[0].dischargeLimit == .zero)
         expectNoViolations(run)
         // Nor with a module silent on it: a silent rectifier's last (charging) command is no reverse
         // capability, so the gun is never commanded into discharge against it.
         let silent = try v2gCharging(["module-silent=0@100s", "gun-setpoint=-20kW@105s"], board: "sim-60kw")
-        lowest = .zero
-        silent.until(limit: .s(40)) { s in lowest = min(lowest, s.outputs.guns[0].currentSetpoint); return false }
-        #expect(lowest >= .zero, "commanded \(lowest.value) A")
+        let commanded = lowestCurrent(silent, over: .s(40), commanded: true)
+        #expect(commanded >= .zero, "commanded \(commanded.value) A")
         #expect(silent.raisedAt[.overCurrent] == nil)
         expectNoViolations(silent)
     }
