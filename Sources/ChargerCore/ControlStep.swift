@@ -581,11 +581,15 @@ func noteSilentModules(_ s: inout StationState, _ inputs: inout StationInputs, _
     }
 }
 
-/// A silent module still within its own switch-off time: it may be delivering its last command.
+/// A silent module still within its own switch-off time: it may be delivering its last command. Its
+/// watchdog restarts with each command it receives, and one sent after its last answer may have reached
+/// it: on a field bus the time counts from its last answer plus the command latency (a clean-clone CI run
+/// of test-wire saw the emulated module on 0.1-0.3 s past its last answer + 15 s, its current then
+/// judged against a command without it: E12).
 @_noAllocation @_noLocks
 func isUncontrolled(_ slot: ModuleSlot, _ now: Instant, _ spec: borrowing StationSpec) -> Bool {
     guard let since = slot.silentSince else { return false }
-    return now - since < spec.moduleSelfOffTime && slot.lastCommand > .zero
+    return now - since < spec.moduleSelfOffTime + spec.commandLatency && slot.lastCommand > .zero
 }
 
 @_noAllocation @_noLocks
