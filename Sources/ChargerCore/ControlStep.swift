@@ -252,28 +252,11 @@ func shareStation(_ s: inout StationState, _ inputs: inout StationInputs, _ spec
     var budget = spec.gridLimit
     if let sp = inputs.stationSetpoint, sp < budget { budget = max(sp, .zero) }
     let budgetFromSetpoint = budget < spec.gridLimit
-    var open = GunArray<Bool>(repeating: false)
-    var openCount = 0
-    for g in 0..<spec.gunCount {
-        s.figures[g].share = .zero
-        if demands[g].needsPower && s.figures[g].wanted > .zero { open[g] = true; openCount += 1 }
-    }
-    var remaining = budget
-    var rounds = 0
-    while openCount > 0 && rounds < Capacity.guns {
-        rounds += 1
-        let fair = remaining / Double(openCount)
-        var satisfied = 0
-        for g in 0..<spec.gunCount where open[g] && s.figures[g].wanted <= fair {
-            s.figures[g].share = s.figures[g].wanted
-            remaining -= s.figures[g].wanted
-            open[g] = false; openCount -= 1; satisfied += 1
-        }
-        if satisfied == 0 {
-            for g in 0..<spec.gunCount where open[g] { s.figures[g].share = fair; open[g] = false }
-            openCount = 0
-        }
-    }
+    // The same max-min fair sharing as the export's below (one `waterFill`).
+    var wants = GunArray<Watts>(repeating: .zero)
+    for g in 0..<spec.gunCount where demands[g].needsPower { wants[g] = s.figures[g].wanted }
+    let shares = waterFill(&wants, count: spec.gunCount, budget: budget)
+    for g in 0..<spec.gunCount { s.figures[g].share = shares[g] }
     for g in 0..<spec.gunCount where demands[g].needsPower {
         let shareA = s.figures[g].share / L.operatingVoltage[g]
         if s.figures[g].share < s.figures[g].wanted - Watts(1) && shareA < L.limitA[g] {
