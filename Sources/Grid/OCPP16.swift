@@ -40,8 +40,39 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    /// Parses JSON text (any top-level value).
-    public init(json text: String) throws { self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
+    /// Parses JSON text (any top-level value) nested at most `maxDepth` deep: the depth is counted on
+    /// the bytes before anything decodes, since decoding recurses once per level (350 levels overflowed
+    /// a side thread's stack).
+    public init(json text: String, maxDepth: Int = JSONValue.maxDepth) throws {
+        let bytes = Data(text.utf8)
+        if let depth = JSONValue.nesting(bytes, above: maxDepth) { throw JSONTooDeep(depth: depth, limit: maxDepth) }
+        self = try JSONDecoder().decode(JSONValue.self, from: bytes)
+    }
+
+    /// Arrays and objects nested deeper than this are refused (OCPP 1.6's deepest payload,
+    /// SetChargingProfile inside its frame, is 6 deep).
+    public static let maxDepth = 32
+
+    /// The nesting depth of JSON text once it passes `limit` (nil when it never does): brackets inside
+    /// strings (escapes included) do not count. Not a validator: text that is not JSON is the decoder's.
+    public static func nesting<C: Collection>(_ bytes: C, above limit: Int) -> Int? where C.Element == UInt8 {
+        var depth = 0, inString = false, escaped = false
+        for b in bytes {
+            if inString {
+                if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }
+                continue
+            }
+            switch b {
+            case 0x22: inString = true
+            case 0x5B, 0x7B:
+                depth += 1
+                if depth > limit { return depth }
+            case 0x5D, 0x7D: depth -= 1
+            default: break
+            }
+        }
+        return nil
+    }
 
     /// The value as a `T`. A field that is missing, null, of the wrong JSON type or out of its type's
     /// range throws the DecodingError that names it by its path (JSONValueDecoder.swift).
@@ -54,6 +85,13 @@ public enum JSONValue: Codable, Sendable, Equatable {
 
     /// The compact JSON text (sorted keys) of any Encodable value; nil when it cannot be encoded.
     public static func encoded(_ v: some Encodable) -> String? { OCPPJSON.text(v) }
+}
+
+/// JSON nested deeper than the reader takes.
+public struct JSONTooDeep: Error, CustomStringConvertible, Sendable {
+    public var depth: Int
+    public var limit: Int
+    public var description: String { "nested more than \(limit) deep" }
 }
 
 enum OCPPJSON {
@@ -90,6 +128,36 @@ public enum OCPPAction: String, CaseIterable, Codable, Sendable {
 
     /// The 28 messages of OCPP 1.6 edition 2 itself (§6), without the security extension's.
     public static let core16: [OCPPAction] = Array(allCases.prefix(28))
+}
+
+/// The retries and retryInterval of a maintenance transfer (GetDiagnostics, UpdateFirmware, GetLog,
+/// SignedUpdateFirmware): OCPP gives them no upper bound, this charge point does (docs/security.md), so
+/// that no value a central system sends (9223372036854775807 is a valid OCPP integer) reaches
+/// arithmetic: negative values are refused, larger ones taken at the bound.
+public struct TransferRetries: Sendable, Equatable, Codable {
+    public var retries: Int
+    public var interval: Int
+    /// At most this many retries (11 attempts in all).
+    public static let maxRetries = 10
+    /// At most this long between attempts, seconds (one hour).
+    public static let maxInterval = 3_600
+
+    /// Nil when either is negative; each above its bound is taken at the bound.
+    public init?(retries: Int?, retryInterval: Int?) {
+        let r = retries ?? 0, i = retryInterval ?? 0
+        guard r >= 0, i >= 0 else { return nil }
+        self.retries = min(r, Self.maxRetries)
+        self.interval = min(i, Self.maxInterval)
+    }
+    /// What was taken at a bound, for the log ("" when nothing was).
+    public static func clampNote(retries: Int?, retryInterval: Int?) -> String {
+        var n: [String] = []
+        if let r = retries, r > maxRetries { n.append("retries \(r) taken as \(maxRetries)") }
+        if let i = retryInterval, i > maxInterval { n.append("retryInterval \(i) taken as \(maxInterval) s") }
+        return n.joined(separator: ", ")
+    }
+    /// Attempts in all (1 + retries): at most 11.
+    public var attempts: Int { 1 + retries }
 }
 
 /// GetDiagnostics (OCPP 1.6 §5.8, §6.33): the location is a directory to upload into.
@@ -166,7 +234,10 @@ public enum OCPPFrame: Sendable, Equatable {
     public struct Malformed: Error, Sendable, Equatable { public var callId: String?; public var why: String }
 
     public static func parse(_ text: String) -> Result<OCPPFrame, Malformed> {
-        guard let v = try? JSONValue(json: text) else { return .failure(Malformed(callId: nil, why: "not JSON")) }
+        let v: JSONValue
+        do { v = try JSONValue(json: text) } catch let e as JSONTooDeep {
+            return .failure(Malformed(callId: nil, why: "JSON \(e)"))
+        } catch { return .failure(Malformed(callId: nil, why: "not JSON")) }
         guard case .array(let a) = v, a.count >= 3 else { return .failure(Malformed(callId: nil, why: "not an array of 3 or more")) }
         guard case .int(let type) = a[0] else { return .failure(Malformed(callId: nil, why: "the message type is not a number")) }
         guard case .string(let id) = a[1] else { return .failure(Malformed(callId: nil, why: "the message id is not a string")) }

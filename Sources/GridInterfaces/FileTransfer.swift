@@ -24,7 +24,11 @@ public struct TransferLocation: Sendable, Equatable {
     public var user: String?
     public var password: String?
 
+    /// Nil for anything but a URL this charge point can use. A location with a space or a control
+    /// character (raw; or a control character percent-encoded in its user or password, which are decoded) is refused: sent on,
+    /// CR LF would add HTTP header lines or FTP commands of the central system's choosing.
     public init?(_ text: String) {
+        guard text.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return nil }
         guard let sep = text.range(of: "://"), let s = Scheme(rawValue: text[..<sep.lowerBound].lowercased()) else { return nil }
         scheme = s
         var rest = String(text[sep.upperBound...])
@@ -49,7 +53,10 @@ public struct TransferLocation: Sendable, Equatable {
             port = defaultPort
             host = authority
         }
-        guard !host.isEmpty, !host.contains(" ") else { return nil }
+        guard !host.isEmpty else { return nil }
+        for decoded in [user, password] {
+            guard decoded?.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) ?? true else { return nil }
+        }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     }
 
@@ -125,6 +132,47 @@ public enum FileTransfer {
 
     struct Status { var code: Int; var line: String }
 
+    /// The head of an HTTP/1.1 answer (RFC 9112 §4-6), read from its bytes without the blank line: the
+    /// status, the headers (names lower-cased) and how the body is framed. A Content-Length that is not
+    /// one decimal number from 0 to `maxBody` (negative, huge, two that differ) is refused here, before
+    /// anything is read or allocated for the body.
+    public struct HTTPHead: Sendable, Equatable {
+        public enum Body: Sendable, Equatable { case chunked, length(Int), untilClosed }
+        public var code: Int
+        public var statusLine: String
+        public var headers: [String: String]
+        public var body: Body
+
+        public static func read(_ bytes: ArraySlice<UInt8>, maxBody: Int, what: String) throws(TransferError) -> HTTPHead {
+            let lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\r\n")
+            let first = lines.first ?? ""
+            let parts = first.split(separator: " ", maxSplits: 2)
+            guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].utf8.count == 3, parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                  let code = Int(parts[1]), code >= 100 else {
+                throw TransferError("\(what): not an HTTP answer: '\(first.prefix(80))'")
+            }
+            var headers: [String: String] = [:]
+            var lengths: Set<String> = []
+            for l in lines.dropFirst() {
+                guard let c = l.firstIndex(of: ":") else { continue }
+                let name = l[..<c].lowercased(), value = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
+                if name == "content-length" { lengths.insert(value) }
+                headers[name] = value
+            }
+            var body = Body.untilClosed
+            if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+                body = .chunked
+            } else if let text = lengths.first {
+                guard lengths.count == 1, !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(text) else {
+                    throw TransferError("\(what): a Content-Length that does not read: '\(lengths.sorted().joined(separator: ", ").prefix(60))'")
+                }
+                guard n <= maxBody else { throw TransferError("\(what): \(n) bytes, over the \(maxBody) allowed") }
+                body = .length(n)
+            }
+            return HTTPHead(code: code, statusLine: first, headers: headers, body: body)
+        }
+    }
+
     static func open(_ host: String, _ port: Int, secure: Bool, ca: String?, timeout: Double, what: String) throws(TransferError) -> NetStream {
         do { return try NetStream(host: host, port: port, secure: secure, tls: TLSFiles(ca: ca, cert: nil, key: nil), timeout: timeout, peer: what) }
         catch { throw TransferError("\(what): \(error)") }
@@ -165,30 +213,20 @@ public enum FileTransfer {
             guard s.inbox.count <= 65_536 else { throw TransferError("\(loc.display): the answer's head is over 64 kB") }
             if let r = find(s.inbox, [13, 10, 13, 10]) { end = r }
         }
-        let lines = String(decoding: s.inbox[0..<end!], as: UTF8.self).components(separatedBy: "\r\n")
+        let answer = try HTTPHead.read(s.inbox[0..<end!], maxBody: maxBytes, what: loc.display)
         s.inbox.removeFirst(end! + 4)
-        let first = lines.first ?? ""
-        let parts = first.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]) else {
-            throw TransferError("\(loc.display): not an HTTP answer: '\(first.prefix(80))'")
-        }
-        var headers: [String: String] = [:]
-        for l in lines.dropFirst() {
-            guard let c = l.firstIndex(of: ":") else { continue }
-            headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
-        }
         var out: [UInt8] = []
         if method != "HEAD" {
-            if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            switch answer.body {
+            case .chunked:
                 out = try dechunk(try readToEnd(s, maxBytes: maxBytes * 2 + 65_536, what: loc.display), maxBytes: maxBytes, what: loc.display)
-            } else if let n = headers["content-length"].flatMap({ Int($0) }) {
-                guard n <= maxBytes else { throw TransferError("\(loc.display): \(n) bytes, over the \(maxBytes) allowed") }
+            case .length(let n):
                 out = try readToEnd(s, maxBytes: n, what: loc.display, exactly: n)
-            } else {
+            case .untilClosed:
                 out = try readToEnd(s, maxBytes: maxBytes, what: loc.display)
             }
         }
-        return (Status(code: code, line: first), headers, out)
+        return (Status(code: answer.code, line: answer.statusLine), answer.headers, out)
     }
 
     /// Where `needle` first starts in `hay` at or after `from` (no copy: a 20 MB chunked body is searched
@@ -223,10 +261,14 @@ public enum FileTransfer {
         while true {
             guard let e = find(raw, [13, 10], from: i) else { throw TransferError("\(what): a chunked body cut short") }
             let sizeText = String(decoding: raw[i..<e], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
-            guard let n = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), n >= 0 else { throw TransferError("\(what): a chunk size that does not read") }
+            let digits = sizeText.trimmingCharacters(in: .whitespaces)
+            // At most 15 hex digits: a size a peer chose never overflows the sums below.
+            guard digits.utf8.count <= 15, digits.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }),
+                  let n = Int(digits, radix: 16) else { throw TransferError("\(what): a chunk size that does not read") }
             i = e + 2
             if n == 0 { return out }
-            guard i + n <= raw.count else { throw TransferError("\(what): a chunked body cut short") }
+            guard n <= maxBytes - out.count else { throw TransferError("\(what): over the \(maxBytes) bytes allowed") }
+            guard n <= raw.count - i else { throw TransferError("\(what): a chunked body cut short") }
             out += raw[i..<(i + n)]
             guard out.count <= maxBytes else { throw TransferError("\(what): over the \(maxBytes) bytes allowed") }
             i += n + 2
@@ -248,17 +290,11 @@ public enum FileTransfer {
 
         func read() throws(TransferError) -> (Int, String) {
             let deadline = Date().addingTimeInterval(60)
-            var first: String? = nil
+            var reader = FTPReplyReader()
             while true {
-                while let e = FileTransfer.find(s.inbox, [13, 10]) {
-                    let line = String(decoding: s.inbox[0..<e], as: UTF8.self)
-                    s.inbox.removeFirst(e + 2)
-                    let code = line.count >= 3 ? Int(line.prefix(3)) : nil
-                    if first == nil { first = line }
-                    // "NNN text" ends a reply; "NNN-" begins a multi-line one that ends with "NNN ".
-                    if let code, line.count == 3 || line.dropFirst(3).first == " " {
-                        if first!.prefix(3) == line.prefix(3) { return (code, String(first!.dropFirst(4))) }
-                    }
+                switch try reader.take(&s.inbox, what: loc.display) {
+                case .reply(let code, let text): return (code, text)
+                case .more: break
                 }
                 guard Date() < deadline else { throw TransferError("\(loc.display): no FTP reply within 60 s") }
                 do { _ = try s.fill(timeoutMs: 500) } catch { throw TransferError("\(loc.display): \(error)") }
@@ -278,9 +314,10 @@ public enum FileTransfer {
             guard code == 227, let open = text.firstIndex(of: "("), let close = text.firstIndex(of: ")") else {
                 throw TransferError("\(loc.display): PASV answered '\(code) \(text.prefix(80))'")
             }
-            let n = text[text.index(after: open)..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard n.count == 6 else { throw TransferError("\(loc.display): PASV answer '\(text.prefix(80))' does not read") }
-            return try FileTransfer.open(loc.host, n[4] * 256 + n[5], secure: false, ca: nil, timeout: 10, what: loc.display + " (data)")
+            guard open < close, let port = FTPReplyReader.passivePort(text[text.index(after: open)..<close]) else {
+                throw TransferError("\(loc.display): PASV answer '\(text.prefix(80))' does not read")
+            }
+            return try FileTransfer.open(loc.host, port, secure: false, ca: nil, timeout: 10, what: loc.display + " (data)")
         }
     }
 
@@ -296,5 +333,57 @@ public enum FileTransfer {
         try c.command("TYPE I", expect: [200])
         try body(c)
         try? c.command("QUIT", expect: [221])
+    }
+}
+
+/// FTP replies (RFC 959 §4.2) read from the control connection's bytes: "NNN text" is a reply, "NNN-" begins
+/// a multi-line one that ends with "NNN ". Bounded: a line over 8 kB or a reply of over 64 lines is
+/// refused, so that a server cannot make the client buffer without end.
+public struct FTPReplyReader: Sendable {
+    public static let maxLine = 8_192
+    public static let maxLines = 64
+    var first: String? = nil
+    var lines = 0
+    public init() {}
+
+    public enum Step: Sendable, Equatable { case more, reply(code: Int, text: String) }
+
+    /// Takes whole lines off the front of `inbox` until a reply is complete.
+    public mutating func take(_ inbox: inout [UInt8], what: String) throws(TransferError) -> Step {
+        while true {
+            guard let e = FileTransfer.find(inbox, [13, 10]) else {
+                guard inbox.count <= Self.maxLine else { throw TransferError("\(what): an FTP reply line over \(Self.maxLine) bytes") }
+                return .more
+            }
+            guard e <= Self.maxLine else { throw TransferError("\(what): an FTP reply line over \(Self.maxLine) bytes") }
+            let line = Array(inbox[0..<e])
+            inbox.removeFirst(e + 2)
+            lines += 1
+            guard lines <= Self.maxLines else { throw TransferError("\(what): an FTP reply of over \(Self.maxLines) lines") }
+            let digits = line.count >= 3 && line[0..<3].allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+            let text = String(decoding: line, as: UTF8.self)
+            if first == nil {
+                guard digits else { throw TransferError("\(what): not an FTP reply: '\(text.prefix(80))'") }
+                first = text
+            }
+            guard digits, line.count == 3 || line[3] == 0x20, line[0..<3].elementsEqual(first!.utf8.prefix(3)) else { continue }
+            let code = Int(line[0]  - 0x30) * 100 + Int(line[1] - 0x30) * 10 + Int(line[2] - 0x30)
+            defer { first = nil; lines = 0 }
+            return .reply(code: code, text: String(first!.dropFirst(4)))
+        }
+    }
+
+    /// The data port of a PASV answer's "h1,h2,h3,h4,p1,p2" (RFC 959 §4.1.2): nil unless six numbers of
+    /// 0-255 and a port of 1-65535.
+    public static func passivePort(_ text: Substring) -> Int? {
+        let n = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard n.count == 6 else { return nil }
+        var v: [Int] = []
+        for x in n {
+            guard (1...3).contains(x.utf8.count), x.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let i = Int(x), i <= 255 else { return nil }
+            v.append(i)
+        }
+        let port = v[4] * 256 + v[5]
+        return port >= 1 ? port : nil
     }
 }

@@ -76,12 +76,12 @@ extension OCPPClient {
     func loadFirmwareJob() {
         // A version on trial confirms itself once it came up (firmwareIfDue), with or without its job.
         firmwareOnTrial = config.firmwareDirectory.map { access($0 + "/trial", F_OK) == 0 } ?? false
-        guard let p = firmwarePath, let d = FileManager.default.contents(atPath: p) else { return }
-        guard let job = try? JSONDecoder().decode(FirmwareJob.self, from: d) else {
-            hub.log("ocpp", "firmware update in \(p) unreadable: dropped")
-            unlink(p)
-            return
-        }
+        guard let p = firmwarePath else { return }
+        // Outside input too (a hand-edited or damaged file): one that does not decode, or whose numbers are
+        // out of the bounds a request is held to, is set aside and journalled, never retried into a crash.
+        guard let job = restored(FirmwareJob.self, p, "firmware update", valid: {
+            (0...TransferRetries.maxRetries).contains($0.retries) && (0...TransferRetries.maxInterval).contains($0.retryInterval)
+        }) else { return }
         if job.stage == .installed {
             // The restart it asked for: Installed goes out once online; unless the service's launcher
             // (chargerd-start) turned a version that did not come up back to the previous one.
@@ -112,14 +112,14 @@ extension OCPPClient {
 
     /// UpdateFirmware: the job is kept (a pending one replaced) and answered at once; nothing happens
     /// before the retrieve date.
-    func updateFirmware(_ r: UpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64) {
+    func updateFirmware(_ r: UpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, tries: TransferRetries) {
         guard !firmwareBusy.load(ordering: .acquiring) else {
             hub.log("ocpp", "UpdateFirmware from \(loc.display): a download is running; this one is ignored")
             return
         }
         if let old = firmwareJob?.file { unlink(old) }
-        firmwareJob = FirmwareJob(location: r.location, retrieveAt: retrieveAt, retries: max(0, r.retries ?? 0),
-                                  retryInterval: max(0, r.retryInterval ?? 0), stage: .waiting)
+        firmwareJob = FirmwareJob(location: r.location, retrieveAt: retrieveAt, retries: tries.retries,
+                                  retryInterval: tries.interval, stage: .waiting)
         saveFirmwareJob()
         hub.log("ocpp", "UpdateFirmware from \(loc.display) at \(Timestamp.format(retrieveAt))")
     }
@@ -127,7 +127,7 @@ extension OCPPClient {
     /// SignedUpdateFirmware (whitepaper ed. 2, §4.3): the signing certificate must chain to an installed
     /// ManufacturerRootCertificate (InvalidCertificate and a security event if not); a running download
     /// cannot be taken back (Rejected); an update waiting or downloaded is replaced (AcceptedCanceled).
-    func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?) -> UpdateFirmwareStatus {
+    func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?, tries: TransferRetries) -> UpdateFirmwareStatus {
         guard let store = certificates else {
             hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId): no certificate store (no state_dir)")
             return .Rejected
@@ -154,8 +154,8 @@ extension OCPPClient {
             hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId): the update in hand (\(old.requestId.map { "#\($0)" } ?? "unsigned")) is cancelled")
             status = .AcceptedCanceled
         }
-        firmwareJob = FirmwareJob(location: r.firmware.location, retrieveAt: retrieveAt, retries: max(0, r.retries ?? 0),
-                                  retryInterval: max(0, r.retryInterval ?? 0), stage: .waiting, requestId: r.requestId,
+        firmwareJob = FirmwareJob(location: r.firmware.location, retrieveAt: retrieveAt, retries: tries.retries,
+                                  retryInterval: tries.interval, stage: .waiting, requestId: r.requestId,
                                   signingCertificate: r.firmware.signingCertificate, signature: r.firmware.signature, installAt: installAt)
         saveFirmwareJob()
         hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId) from \(loc.display) at \(Timestamp.format(retrieveAt)), signed by \(signer.subject)")

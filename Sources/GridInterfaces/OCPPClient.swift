@@ -248,52 +248,63 @@ public final class OCPPClient: @unchecked Sendable {
     var authorizationKeyPath: String? { config.stateDirectory.map { $0 + "/authorization-key" } }
 
     func loadState(_ dir: String) {
-        if let p = profilesPath, let d = FileManager.default.contents(atPath: p) {
-            if let store = try? JSONDecoder().decode(ProfileStore.self, from: d) {
-                hub.with { $0.profiles = store }
-                hub.log("ocpp", "\(store.profiles.count) charging profile(s) restored from \(p)")
-            } else { hub.log("ocpp", "charging profiles in \(p) unreadable: ignored") }
+        if let store = restored(ProfileStore.self, profilesPath, "charging profiles") {
+            hub.with { $0.profiles = store }
+            hub.log("ocpp", "\(store.profiles.count) charging profile(s) restored from \(profilesPath ?? "")")
         }
         // OCPP 1.6 §5.2: availability persists across restarts.
-        if let p = availabilityPath, let d = FileManager.default.contents(atPath: p) {
-            if let a = try? JSONDecoder().decode(Availability.self, from: d) {
-                let n = gunCount
-                let off = a.inoperative.filter { (0..<n).contains($0) }
-                hub.with { s in for g in off { s.unavailable[g] = true } }
-                if !off.isEmpty { hub.log("ocpp", "connector(s) \(off.map { String($0 + 1) }.joined(separator: ", ")) Inoperative, as before the restart") }
-            } else { hub.log("ocpp", "availability in \(p) unreadable: every connector Operative") }
+        if let a = restored(Availability.self, availabilityPath, "availability (every connector Operative)") {
+            let n = gunCount
+            let off = a.inoperative.filter { (0..<n).contains($0) }
+            hub.with { s in for g in off { s.unavailable[g] = true } }
+            if !off.isEmpty { hub.log("ocpp", "connector(s) \(off.map { String($0 + 1) }.joined(separator: ", ")) Inoperative, as before the restart") }
         }
         // OCPP 1.6 §5.3: a changed configuration persists; each stored value is checked as a
         // ChangeConfiguration would be (a value this version no longer takes is named and left out).
-        if let p = configurationPath, let d = FileManager.default.contents(atPath: p) {
-            if let stored = try? JSONDecoder().decode([String: String].self, from: d) {
-                var bad: [String] = []
-                for (k, v) in stored.sorted(by: { $0.key < $1.key }) {
-                    if case .failure(let why) = settings.set(k, v, connectors: gunCount) { bad.append(why.description) }
-                }
-                hub.log("ocpp", "configuration restored from \(p)" + (bad.isEmpty ? "" : "; left out: " + bad.joined(separator: "; ")))
-            } else { hub.log("ocpp", "configuration in \(p) unreadable: the site's and the defaults used") }
+        if let stored = restored([String: String].self, configurationPath, "configuration (the site's and the defaults used)") {
+            var bad: [String] = []
+            for (k, v) in stored.sorted(by: { $0.key < $1.key }) {
+                if case .failure(let why) = settings.set(k, v, connectors: gunCount) { bad.append(why.description) }
+            }
+            hub.log("ocpp", "configuration restored from \(configurationPath ?? "")" + (bad.isEmpty ? "" : "; left out: " + bad.joined(separator: "; ")))
         }
-        if let p = authorizationPath, let d = FileManager.default.contents(atPath: p) {
-            if let a = try? JSONDecoder().decode(LocalAuthorization.self, from: d) {
-                localAuth = a
-                hub.log("ocpp", "local authorization list version \(a.listVersion) (\(a.list.count) idTag(s)) and \(a.cache.count) cached idTag(s) restored from \(p)")
-            } else { hub.log("ocpp", "local authorization in \(p) unreadable: no list, empty cache") }
+        if let a = restored(LocalAuthorization.self, authorizationPath, "local authorization (no list, empty cache)") {
+            localAuth = a
+            hub.log("ocpp", "local authorization list version \(a.listVersion) (\(a.list.count) idTag(s)) and \(a.cache.count) cached idTag(s) restored from \(authorizationPath ?? "")")
         }
         loadFirmwareJob()
         loadSecurityEvents()
-        if let p = reservationsPath, let d = FileManager.default.contents(atPath: p) {
-            if let r = try? JSONDecoder().decode(Reservations.self, from: d), r.held.allSatisfy({ (0..<gunCount).contains($0.gun) }) {
-                reservations = r
-                if !r.held.isEmpty { hub.log("ocpp", "\(r.held.count) reservation(s) restored from \(p)") }
-            } else { hub.log("ocpp", "reservations in \(p) unreadable or for connectors this board lacks: none kept") }
+        let guns = gunCount
+        if let r = restored(Reservations.self, reservationsPath, "reservations (none kept)", valid: { $0.held.allSatisfy { (0..<guns).contains($0.gun) } }) {
+            reservations = r
+            if !r.held.isEmpty { hub.log("ocpp", "\(r.held.count) reservation(s) restored from \(reservationsPath ?? "")") }
         }
-        if let p = queuePath, let d = FileManager.default.contents(atPath: p) {
-            if let q = try? JSONDecoder().decode(PersistedQueue.self, from: d) {
-                queue = q
-                if !q.messages.isEmpty { hub.log("ocpp", "\(q.messages.count) transaction message(s) restored from \(p), to send") }
-            } else { hub.log("ocpp", "transaction queue in \(p) unreadable: ignored") }
+        if let q = restored(PersistedQueue.self, queuePath, "transaction queue (ignored)") {
+            queue = q
+            if !q.messages.isEmpty { hub.log("ocpp", "\(q.messages.count) transaction message(s) restored from \(queuePath ?? "")") }
         }
+    }
+
+    /// State files above this size are not read (none written here comes near it).
+    static let maxStateFileBytes = 4 << 20
+
+    /// A state file read at start: nil when there is none. One that is too big, nested too deep, does not
+    /// decode or that `valid` refuses is outside input that cannot be trusted: it is renamed PATH.rejected
+    /// (the newest kept for a technician), journalled, and nil, so that a start never reads it again
+    /// into the same failure (a crash loop).
+    func restored<T: Decodable>(_ type: T.Type, _ path: String?, _ what: String, valid: (T) -> Bool = { _ in true }) -> T? {
+        guard let p = path, let d = FileManager.default.contents(atPath: p) else { return nil }
+        if d.count <= Self.maxStateFileBytes, JSONValue.nesting(d, above: JSONValue.maxDepth) == nil,
+           let v = try? JSONDecoder().decode(T.self, from: d), valid(v) {
+            return v
+        }
+        setAside(p, what)
+        return nil
+    }
+
+    func setAside(_ p: String, _ what: String) {
+        let kept = rename(p, p + ".rejected") == 0 || unlink(p) == 0
+        hub.log("ocpp", "\(what): \(p) unreadable or out of bounds: " + (kept ? "set aside as \(p).rejected" : "cannot move it (\(String(cString: strerror(errno))))"))
     }
 
     /// Writes `data` to `path` atomically and durably, owner-only (Crypto.writeWhole); a failure is

@@ -192,8 +192,9 @@ extension OCPPClient {
                 return replyError(id, .PropertyConstraintViolation, "location is not an http://, https:// or ftp:// URL")
             }
             guard let at = Timestamp.parse(r.retrieveDate) else { return replyError(id, .TypeConstraintViolation, "retrieveDate is a dateTime") }
+            guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
             reply(id, UpdateFirmwareConf())
-            updateFirmware(r, loc, retrieveAt: at)
+            updateFirmware(r, loc, retrieveAt: at, tries: tries)
         case .GetDiagnostics:
             guard let r = typed(GetDiagnosticsReq.self) else { return }
             guard let loc = TransferLocation(r.location) else {
@@ -203,10 +204,8 @@ extension OCPPClient {
             if from == .some(nil) || to == .some(nil) {
                 return replyError(id, .TypeConstraintViolation, "startTime and stopTime are dateTime")
             }
-            guard (r.retries ?? 0) >= 0, (r.retryInterval ?? 0) >= 0 else {
-                return replyError(id, .PropertyConstraintViolation, "retries and retryInterval are not negative")
-            }
-            reply(id, getDiagnostics(r, loc, from: from ?? nil, to: to ?? nil))
+            guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
+            reply(id, getDiagnostics(r, loc, from: from ?? nil, to: to ?? nil, tries: tries))
         case .ReserveNow:
             guard let r = typed(ReserveNowReq.self) else { return }
             reply(id, StatusConf(reserve(r)))
@@ -348,17 +347,29 @@ extension OCPPClient {
     /// GetDiagnostics (§5.8): answered with the file's name at once; the upload runs on a side thread of
     /// its own (Uploading, then Uploaded or UploadFailed after 1 + retries attempts retryInterval apart),
     /// one at a time (another asked meanwhile gets no file name). Nothing to upload without a journal hook.
-    func getDiagnostics(_ r: GetDiagnosticsReq, _ loc: TransferLocation, from: Int64?, to: Int64?) -> GetDiagnosticsConf {
+    func getDiagnostics(_ r: GetDiagnosticsReq, _ loc: TransferLocation, from: Int64?, to: Int64?, tries: TransferRetries) -> GetDiagnosticsConf {
         guard let source = diagnostics else {
             hub.log("ocpp", "GetDiagnostics: no diagnostics in this run")
             return GetDiagnosticsConf(fileName: nil)
         }
         let name = uploadName("diagnostics")
-        let started = startUpload(name, to: loc, attempts: 1 + (r.retries ?? 0), wait: Double(r.retryInterval ?? 0), what: "GetDiagnostics",
+        let started = startUpload(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetDiagnostics",
                                   source: { source(from, to) }, begin: { self.diagnosticsEvents.withLock { $0.append(.Uploading) } }) { uploaded in
             self.diagnosticsEvents.withLock { $0.append(uploaded ? .Uploaded : .UploadFailed) }
         }
         return GetDiagnosticsConf(fileName: started ? name : nil)
+    }
+
+    /// A transfer's retries and retryInterval, bounded (Grid's TransferRetries): nil, and the CALL answered
+    /// PropertyConstraintViolation, when one is negative; one above its bound is taken at it and logged.
+    func transferRetries(_ id: String, _ retries: Int?, _ interval: Int?) -> TransferRetries? {
+        guard let t = TransferRetries(retries: retries, retryInterval: interval) else {
+            replyError(id, .PropertyConstraintViolation, "retries and retryInterval are not negative")
+            return nil
+        }
+        let note = TransferRetries.clampNote(retries: retries, retryInterval: interval)
+        if !note.isEmpty { hub.log("ocpp", "\(note) (this charge point's bounds)") }
+        return t
     }
 
     /// The name of an uploaded file: the charge point's id, what it is, the station time.

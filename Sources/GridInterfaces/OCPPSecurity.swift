@@ -34,14 +34,9 @@ extension OCPPClient {
 
     /// The events not sent before the last stop (they go out first, in order).
     func loadSecurityEvents() {
-        guard let p = securityEventsPath, let d = FileManager.default.contents(atPath: p) else { return }
-        if let e = try? JSONDecoder().decode([SecurityEventNotificationReq].self, from: d) {
-            securityEvents = Array(e.suffix(50))
-            if !e.isEmpty { hub.log("ocpp", "\(securityEvents.count) security event(s) restored from \(p), to send") }
-        } else {
-            hub.log("ocpp", "security events in \(p) unreadable: dropped")
-            unlink(p)
-        }
+        guard let e = restored([SecurityEventNotificationReq].self, securityEventsPath, "security events (dropped)") else { return }
+        securityEvents = Array(e.suffix(50))
+        if !e.isEmpty { hub.log("ocpp", "\(securityEvents.count) security event(s) restored from \(securityEventsPath ?? ""), to send") }
     }
 
     /// One line per event: its time, its type, what it was (owner-only file).
@@ -209,10 +204,8 @@ extension OCPPClient {
             guard let at = Timestamp.parse(f.retrieveDateTime) else { return replyError(id, .TypeConstraintViolation, "firmware.retrieveDateTime is a dateTime") }
             let install = f.installDateTime.map { Timestamp.parse($0) }
             if install == .some(nil) { return replyError(id, .TypeConstraintViolation, "firmware.installDateTime is a dateTime") }
-            guard (r.retries ?? 0) >= 0, (r.retryInterval ?? 0) >= 0 else {
-                return replyError(id, .PropertyConstraintViolation, "retries and retryInterval are not negative")
-            }
-            let status = signedUpdateFirmware(r, loc, retrieveAt: at, installAt: install ?? nil)
+            guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
+            let status = signedUpdateFirmware(r, loc, retrieveAt: at, installAt: install ?? nil, tries: tries)
             reply(id, StatusConf(status))
         case .GetLog:
             guard let r: GetLogReq = decoded(id, name, payload), !tooLong("log.remoteLocation", r.log.remoteLocation, SecurityFieldLimits.location) else { return }
@@ -223,10 +216,8 @@ extension OCPPClient {
             if from == .some(nil) || to == .some(nil) {
                 return replyError(id, .TypeConstraintViolation, "log.oldestTimestamp and log.latestTimestamp are dateTime")
             }
-            guard (r.retries ?? 0) >= 0, (r.retryInterval ?? 0) >= 0 else {
-                return replyError(id, .PropertyConstraintViolation, "retries and retryInterval are not negative")
-            }
-            reply(id, getLog(r, loc, from: from ?? nil, to: to ?? nil))
+            guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
+            reply(id, getLog(r, loc, from: from ?? nil, to: to ?? nil, tries: tries))
         default:
             replyError(id, .NotSupported, "\(name) is not supported by this charge point")
         }
@@ -321,7 +312,7 @@ extension OCPPClient {
     /// GetLog: the journal's records (DiagnosticsLog) or the security log (SecurityLog) of the window,
     /// uploaded as GetDiagnostics' are (one upload at a time: Rejected while one runs), with
     /// LogStatusNotification Uploading, then Uploaded or UploadFailure, each with the request's id.
-    func getLog(_ r: GetLogReq, _ loc: TransferLocation, from: Int64?, to: Int64?) -> GetLogConf {
+    func getLog(_ r: GetLogReq, _ loc: TransferLocation, from: Int64?, to: Int64?, tries: TransferRetries) -> GetLogConf {
         let source: @Sendable () -> [UInt8]
         switch r.logType {
         case .DiagnosticsLog:
@@ -340,7 +331,7 @@ extension OCPPClient {
         }
         let name = uploadName(r.logType == .DiagnosticsLog ? "diagnostics" : "security")
         let request = r.requestId
-        let started = startUpload(name, to: loc, attempts: 1 + (r.retries ?? 0), wait: Double(r.retryInterval ?? 0), what: "GetLog #\(request)", source: source,
+        let started = startUpload(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetLog #\(request)", source: source,
                                   begin: {
                                       self.logRequest.withLock { $0 = request }
                                       self.logEvents.withLock { $0.append(LogStatusNotificationReq(status: .Uploading, requestId: request)) }

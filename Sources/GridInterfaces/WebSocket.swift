@@ -182,7 +182,6 @@ final class NetStream {
 
 public final class WebSocketConnection {
     let stream: NetStream
-    var fragments: [UInt8] = []
     private var upgraded = false
     public var open: Bool { upgraded && stream.open }
     public let protocolName: String
@@ -251,31 +250,30 @@ public final class WebSocketConnection {
         }
     }
 
-    // MARK: frames
+    // MARK: frames (Grid/WebSocketFrame.swift reads and writes them)
 
-    /// RFC 6455 §5.2 opcodes (the others are reserved: a frame with one ends the connection).
-    enum Opcode: UInt8 {
-        case continuation = 0x0, text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA
-    }
+    typealias Opcode = WebSocketFrame.Opcode
     /// RFC 6455 §7.4.1 close codes used here.
     public enum CloseCode {
         public static let normal: UInt16 = 1000
+        /// §7.4.1: the endpoint received a frame it will not take (too big, reserved bits).
+        public static let protocolError: UInt16 = 1002
+        public static let tooBig: UInt16 = 1009
         /// Reported when a close frame carries no code (never sent).
         static let noStatus = 1005
     }
 
+    /// The largest message taken (the site's `ocpp.max_message_bytes`, 1 MiB by default): a frame
+    /// announcing more is refused on its header, before its bytes are read.
+    public var maxMessageBytes = WebSocketFrame.defaultMaxPayload {
+        didSet { assembly = WebSocketMessageAssembly(maxBytes: maxMessageBytes) }
+    }
+    var assembly = WebSocketMessageAssembly()
+
     func sendFrame(opcode: Opcode, payload: [UInt8]) throws(WebSocketError) {
-        var f: [UInt8] = [0x80 | opcode.rawValue]
-        let n = payload.count
-        if n < 126 { f.append(0x80 | UInt8(n)) }
-        else if n < 65_536 { f += [0x80 | 126, UInt8(n >> 8), UInt8(n & 0xFF)] }
-        else { f.append(0x80 | 127); for i in (0..<8).reversed() { f.append(UInt8((n >> (8 * i)) & 0xFF)) } }
         var mask = [UInt8](repeating: 0, count: 4)
         _ = RAND_bytes(&mask, 4)
-        f += mask
-        f.reserveCapacity(f.count + n)
-        for (i, b) in payload.enumerated() { f.append(b ^ mask[i & 3]) }
-        try writeAll(f)
+        try writeAll(WebSocketFrame(opcode: opcode, payload: payload).encoded(mask: (mask[0], mask[1], mask[2], mask[3])))
     }
 
     public func send(text: String) throws(WebSocketError) {
@@ -292,54 +290,48 @@ public final class WebSocketConnection {
         try sendFrame(opcode: .ping, payload: Array("chargerd".utf8))
     }
 
+    /// Ends the connection over a frame or message it will not take: a close with `code`, then throws.
+    func refuse(_ why: String, code: UInt16) throws(WebSocketError) -> Never {
+        try? sendFrame(opcode: .close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)])
+        inbox.removeAll()
+        stream.teardown()
+        throw WebSocketError("\(peer) sent \(why): connection closed")
+    }
+
     /// The next text message, waiting at most `timeoutMs`; nil on timeout. Pings are answered here;
-    /// a close frame is answered and ends the connection (throws).
+    /// a close frame is answered and ends the connection (throws); so does a frame refused on its
+    /// header (too big, reserved bits or opcode, a bad control frame) or a message over the limit.
     public func receive(timeoutMs: Int32) throws(WebSocketError) -> String? {
         var waited = false
         while true {
-            if let (fin, opcode, payload, used) = parseFrame() {
+            switch WebSocketFrame.read(inbox[...], maxPayload: maxMessageBytes) {
+            case .refused(let why):
+                try refuse(why, code: why.hasPrefix("a frame of") ? CloseCode.tooBig : CloseCode.protocolError)
+            case .frame(let f, let used):
                 inbox.removeFirst(used)
-                guard let op = Opcode(rawValue: opcode) else { throw WebSocketError("\(peer) sent an unknown opcode \(opcode)") }
-                switch op {
-                case .ping: try sendFrame(opcode: .pong, payload: payload)
+                switch f.opcode {
+                case .ping: try sendFrame(opcode: .pong, payload: f.payload)
                 case .pong: pongs += 1
                 case .close:
-                    try? sendFrame(opcode: .close, payload: Array(payload.prefix(2)))
+                    try? sendFrame(opcode: .close, payload: Array(f.payload.prefix(2)))
                     stream.open = false
-                    let code = payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : CloseCode.noStatus
+                    let code = f.payload.count >= 2 ? Int(f.payload[0]) << 8 | Int(f.payload[1]) : CloseCode.noStatus
                     throw WebSocketError("\(peer) closed the connection (code \(code))")
                 case .text, .continuation, .binary:
-                    fragments += payload
-                    if fragments.count > 1_048_576 { throw WebSocketError("message from \(peer) over 1 MB") }
-                    if fin {
-                        defer { fragments.removeAll() }
-                        return String(decoding: fragments, as: UTF8.self)
+                    switch assembly.take(f) {
+                    case .more: break
+                    case .message(let m): return String(decoding: m, as: UTF8.self)
+                    case .refused(let why): try refuse(why, code: why.hasPrefix("a message over") ? CloseCode.tooBig : CloseCode.protocolError)
                     }
                 }
                 continue
+            case .incomplete:
+                break
             }
             // The first wait is the caller's; the rest of a frame already begun gets a short one.
             if !(try fill(timeoutMs: waited ? 20 : timeoutMs)) { return nil }
             waited = true
         }
-    }
-
-    func parseFrame() -> (Bool, UInt8, [UInt8], Int)? {
-        guard inbox.count >= 2 else { return nil }
-        let fin = inbox[0] & 0x80 != 0, opcode = inbox[0] & 0x0F
-        let masked = inbox[1] & 0x80 != 0
-        var len = Int(inbox[1] & 0x7F), off = 2
-        if len == 126 { guard inbox.count >= 4 else { return nil }; len = Int(inbox[2]) << 8 | Int(inbox[3]); off = 4 }
-        else if len == 127 {
-            guard inbox.count >= 10 else { return nil }
-            len = 0; for i in 2..<10 { len = len << 8 | Int(inbox[i]) }; off = 10
-        }
-        var mask: [UInt8] = []
-        if masked { guard inbox.count >= off + 4 else { return nil }; mask = Array(inbox[off..<(off + 4)]); off += 4 }
-        guard inbox.count >= off + len else { return nil }
-        var payload = Array(inbox[off..<(off + len)])
-        if masked { for i in payload.indices { payload[i] ^= mask[i & 3] } }
-        return (fin, opcode, payload, off + len)
     }
 
     /// Sends a close frame (normal closure) and drops the connection.

@@ -20,6 +20,30 @@ import Testing
             #expect(TransferLocation(bad) == nil, "\(bad)")
         }
     }
+
+    /// The probe's case 4: CR LF in a location was sent on (extra HTTP header lines, FTP DELE/RNFR/RNTO).
+    @Test func refusesControlCharactersAndSpacesThatWouldInjectHeadersOrCommands() {
+        for bad in ["http://h/up\r\nX-Injected: 1", "ftp://h/up\r\nDELE important", "http://h/a b", "http://h/\u{7F}",
+                    "ftp://u%0D%0ADELE%20x:pw@h/", "ftp://u:pw%0ARNFR%20a@h/", "http://h\t/", "https://h/\0"] {
+            #expect(TransferLocation(bad) == nil, "\(bad.debugDescription)")
+        }
+        // A space encoded in a password is a character of the password, not a line break.
+        #expect(TransferLocation("ftp://u:p%20w@h/")?.password == "p w")
+    }
+}
+
+/// The probe's case 2 (first part): retries 9223372036854775807 trapped on `1 + retries`.
+@Suite struct TransferRetriesTests {
+    @Test func boundsWhatTheCentralSystemSends() throws {
+        let huge = try #require(TransferRetries(retries: Int.max, retryInterval: Int.max))
+        #expect(huge.retries == TransferRetries.maxRetries && huge.interval == TransferRetries.maxInterval)
+        #expect(huge.attempts == 11)
+        #expect(TransferRetries(retries: -1, retryInterval: 0) == nil && TransferRetries(retries: 0, retryInterval: Int.min) == nil)
+        let none = try #require(TransferRetries(retries: nil, retryInterval: nil))
+        #expect(none.attempts == 1 && none.interval == 0)
+        #expect(TransferRetries.clampNote(retries: Int.max, retryInterval: 5) == "retries 9223372036854775807 taken as 10")
+        #expect(TransferRetries.clampNote(retries: 3, retryInterval: 60).isEmpty)
+    }
 }
 
 /// The firmware package UpdateFirmware installs: what is damaged (download again) and what is unsuitable
