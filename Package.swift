@@ -109,12 +109,17 @@ let package = Package(
             "HILRunner",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // One fuzz target per parser of bytes from outside (make fuzz-parsers, docs/fuzzing.md): a library the
+        // tests run every corpus file through, and libFuzzer's entry, built with --sanitize fuzzer only.
+        .target(name: "ParserFuzzing", dependencies: ["Grid", "GridInterfaces", "GBT27930", "Console", "Journal", "BoardFile", "SiteFile", "ChargerCore", "LoopContract"]),
+        .executableTarget(name: "charger-fuzz", dependencies: ["ParserFuzzing"]),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
         .executableTarget(name: "charger-bench", dependencies: [
             "ChargerRuntime", "LoopContract", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
+        .testTarget(name: "ParserFuzzingTests", dependencies: ["ParserFuzzing"]),
         .testTarget(name: "GridTests", dependencies: ["Grid", "GridInterfaces", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract", "BoardFile", "SimPlant", .product(name: "TOMLKit", package: "TOMLKit")]),

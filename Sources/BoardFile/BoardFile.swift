@@ -122,6 +122,7 @@ public enum BoardLoader {
 
     /// The TOML document's top table, a syntax error named with its line and column.
     package static func topSection(_ text: String, file: String) throws(BoardFileError) -> Section {
+        if let r = TOMLGuard.check(text) { throw BoardFileError(file: file, key: "", why: "TOML refused at \(r)") }
         do { return Section(table: try TOMLTable(string: text), path: "") }
         catch let e as TOMLParseError {
             throw BoardFileError(file: file, key: "", why: "TOML syntax error at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")

@@ -126,13 +126,16 @@ public final class ConsoleSession {
     /// Bytes typed by the technician; returns what to show.
     public func input(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
         lastActivity = ctx.clock()
-        if watchNext != nil, !bytes.isEmpty {
-            watchNext = nil
-            say("(watch ended)")
-            showPrompt()
-            return take()
-        }
         for b in bytes {
+            // Any key ends a watch, and is taken by it (an arrow key's escape sequence goes to the editor,
+            // which drops it whole): the bytes read with it are typed as usual, never lost or hidden
+            // (found by the console fuzz target: "watch status\rx^Cb" left "b" invisible in the line).
+            if watchNext != nil {
+                watchNext = nil
+                say("(watch ended)")
+                showPrompt()
+                if b != 0x1B { continue }
+            }
             if let e = editor.feed(b, out: &out) {
                 switch e {
                 case .cancel:

@@ -26,8 +26,14 @@ public struct Credentials: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CredentialsError(description: "credentials \(path): cannot read the file (create it with `chargerd passwd --file \(path) USER`)")
         }
+        self.users = try Self.parse(Array(data), path: path)
+    }
+
+    /// The file's lines as user → hash; a malformed line (or a file over 1 MB) is an error naming it.
+    public static func parse(_ bytes: [UInt8], path: String) throws -> [String: String] {
+        guard bytes.count <= 1 << 20 else { throw CredentialsError(description: "credentials \(path): \(bytes.count) bytes (at most 1 MB)") }
         var users: [String: String] = [:]
-        for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, raw) in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let parts = line.split(separator: ":", maxSplits: 1).map(String.init)
@@ -36,7 +42,7 @@ public struct Credentials: Sendable {
             }
             users[parts[0]] = parts[1]
         }
-        self.users = users
+        return users
     }
 
     public init(users: [String: String], path: String = "(memory)") { self.users = users; self.path = path }

@@ -353,3 +353,42 @@ public enum EMSRegisterMap {
 extension String {
     func replacingAll(_ a: String, _ b: String) -> String { split(separator: Character(a), omittingEmptySubsequences: false).joined(separator: b) }
 }
+
+/// One Modbus request to the EMS server, read from its PDU (function code onwards; the MBAP header and
+/// the unit are the server's): Modbus Application Protocol v1.1b3 §6.3, 6.4, 6.6, 6.12. Every length is
+/// checked exactly before a field is read, so a request cut short or padded is refused (exception 03)
+/// and nothing of it is applied (the probe's case 6: a function 6 cut short wrote 0xFFFF and was still
+/// answered with an exception).
+public enum EMSRequest: Sendable, Equatable {
+    case read(input: Bool, address: Int, count: Int)
+    case write(address: Int, values: [UInt16])
+
+    public static func parse(pdu: ArraySlice<UInt8>) -> Result<EMSRequest, EMSRefusal> {
+        guard let fc = pdu.first else { return .failure(EMSRefusal(code: .illegalFunction, why: "an empty request")) }
+        let b = pdu.startIndex
+        func be16(_ i: Int) -> Int { Int(pdu[b + i]) << 8 | Int(pdu[b + i + 1]) }
+        func short(_ want: Int) -> Result<EMSRequest, EMSRefusal> {
+            .failure(EMSRefusal(code: .illegalDataValue, why: "function \(fc) of \(pdu.count) bytes (\(want) expected)"))
+        }
+        switch fc {
+        case 0x03, 0x04:
+            guard pdu.count == 5 else { return short(5) }
+            let count = be16(3)
+            guard (1...125).contains(count) else { return .failure(EMSRefusal(code: .illegalDataValue, why: "read of \(count) registers (1...125)")) }
+            return .success(.read(input: fc == 0x04, address: be16(1), count: count))
+        case 0x06:
+            guard pdu.count == 5 else { return short(5) }
+            return .success(.write(address: be16(1), values: [UInt16(be16(3))]))
+        case 0x10:
+            guard pdu.count >= 6 else { return short(6) }
+            let count = be16(3), bytes = Int(pdu[b + 5])
+            guard (1...123).contains(count), bytes == 2 * count else {
+                return .failure(EMSRefusal(code: .illegalDataValue, why: "write of \(count) registers with \(bytes) bytes (1...123 registers, 2 bytes each)"))
+            }
+            guard pdu.count == 6 + bytes else { return short(6 + bytes) }
+            return .success(.write(address: be16(1), values: (0..<count).map { UInt16(be16(6 + 2 * $0)) }))
+        default:
+            return .failure(EMSRefusal(code: .illegalFunction, why: "function \(fc) is not served (3, 4, 6 and 16 are)"))
+        }
+    }
+}

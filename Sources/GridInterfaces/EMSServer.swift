@@ -260,7 +260,6 @@ public final class EMSServer: @unchecked Sendable {
         let h = Int(modbus_get_header_length(ctx))
         let unit = Int(q[h - 1])
         let fc = q[h]
-        func be16(_ i: Int) -> Int { i + 1 < length ? Int(q[i]) << 8 | Int(q[i + 1]) : -1 }
         func refuse(_ r: EMSRefusal) {
             modbus_reply_exception(ctx, q, UInt32(r.code.rawValue))
             refused.add(1, ordering: .relaxed)
@@ -276,31 +275,23 @@ public final class EMSServer: @unchecked Sendable {
         if !isWrite && !config.readAllow.isEmpty && !config.readAllow.contains(peer) {
             return refuse(EMSRefusal(code: .illegalFunction, why: "client \(peer) is not on the read allow-list (reads refused)"))
         }
-        let address = be16(h + 1)
-        switch fc {
-        case 0x03, 0x04:
-            let count = be16(h + 3)
-            guard (1...125).contains(count) else { return refuse(EMSRefusal(code: .illegalDataValue, why: "read of \(count) registers (1...125)")) }
-            let (ems, image): (EMSState?, [UInt16]) = hub.emsImages(input: fc == 0x04)
-            guard address >= 0, address + count <= image.count else {
-                return refuse(EMSRefusal(code: .illegalDataAddress, why: "\(fc == 3 ? "holding" : "input") registers \(address)...\(address + count - 1) outside 0...\(image.count - 1)"))
+        let request: EMSRequest
+        switch EMSRequest.parse(pdu: Array(UnsafeBufferPointer(start: q + h, count: max(0, length - h)))[...]) {
+        case .failure(let r): return refuse(r)
+        case .success(let r): request = r
+        }
+        switch request {
+        case .read(let input, let address, let count):
+            let (ems, image): (EMSState?, [UInt16]) = hub.emsImages(input: input)
+            guard address + count <= image.count else {
+                return refuse(EMSRefusal(code: .illegalDataAddress, why: "\(input ? "input" : "holding") registers \(address)...\(address + count - 1) outside 0...\(image.count - 1)"))
             }
-            if fc == 0x03, ems == nil { return refuse(EMSRefusal(code: .illegalFunction, why: "no EMS configured")) }
-            let tab = fc == 0x03 ? mapping.pointee.tab_registers! : mapping.pointee.tab_input_registers!
+            if !input, ems == nil { return refuse(EMSRefusal(code: .illegalFunction, why: "no EMS configured")) }
+            let tab = input ? mapping.pointee.tab_input_registers! : mapping.pointee.tab_registers!
             for (i, v) in image.enumerated() { tab[i] = v }
             modbus_reply(ctx, q, Int32(length), mapping)
             answered.add(1, ordering: .relaxed)
-        case 0x06, 0x10:
-            var values: [UInt16] = []
-            if fc == 0x06 {
-                values = [UInt16(truncatingIfNeeded: be16(h + 3))]
-            } else {
-                let count = be16(h + 3), bytes = length > h + 5 ? Int(q[h + 5]) : -1
-                guard (1...123).contains(count), bytes == 2 * count, h + 6 + bytes <= length else {
-                    return refuse(EMSRefusal(code: .illegalDataValue, why: "write of \(count) registers with \(bytes) bytes (1...123 registers, 2 bytes each)"))
-                }
-                for i in 0..<count { values.append(UInt16(truncatingIfNeeded: be16(h + 6 + 2 * i))) }
-            }
+        case .write(let address, let values):
             let result = hub.emsWrite(address: address, values: values)
             switch result {
             case .failure(let r): return refuse(r)
@@ -314,8 +305,6 @@ public final class EMSServer: @unchecked Sendable {
                 applied.add(1, ordering: .relaxed)
                 for c in changes { hub.log("ems-write", "EMS \(peer): \(c)") }
             }
-        default:
-            refuse(EMSRefusal(code: .illegalFunction, why: "function \(fc) is not served (3, 4, 6 and 16 are)"))
         }
     }
 }

@@ -79,9 +79,7 @@ extension OCPPClient {
         guard let p = firmwarePath else { return }
         // Outside input too (a hand-edited or damaged file): one that does not decode, or whose numbers are
         // out of the bounds a request is held to, is set aside and journalled, never retried into a crash.
-        guard let job = restored(FirmwareJob.self, p, "firmware update", valid: {
-            (0...TransferRetries.maxRetries).contains($0.retries) && (0...TransferRetries.maxInterval).contains($0.retryInterval)
-        }) else { return }
+        guard let job = restored(FirmwareJob.self, p, "firmware update", valid: StateFiles.firmwareJobValid) else { return }
         if job.stage == .installed {
             // The restart it asked for: Installed goes out once online; unless the service's launcher
             // (chargerd-start) turned a version that did not come up back to the previous one.

@@ -275,7 +275,7 @@ public final class OCPPClient: @unchecked Sendable {
         loadFirmwareJob()
         loadSecurityEvents()
         let guns = gunCount
-        if let r = restored(Reservations.self, reservationsPath, "reservations (none kept)", valid: { $0.held.allSatisfy { (0..<guns).contains($0.gun) } }) {
+        if let r = restored(Reservations.self, reservationsPath, "reservations (none kept)", valid: StateFiles.reservationsValid(guns: guns)) {
             reservations = r
             if !r.held.isEmpty { hub.log("ocpp", "\(r.held.count) reservation(s) restored from \(reservationsPath ?? "")") }
         }
@@ -285,19 +285,13 @@ public final class OCPPClient: @unchecked Sendable {
         }
     }
 
-    /// State files above this size are not read (none written here comes near it).
-    static let maxStateFileBytes = 4 << 20
-
-    /// A state file read at start: nil when there is none. One that is too big, nested too deep, does not
-    /// decode or that `valid` refuses is outside input that cannot be trusted: it is renamed PATH.rejected
-    /// (the newest kept for a technician), journalled, and nil, so that a start never reads it again
-    /// into the same failure (a crash loop).
+    /// A state file read at start: nil when there is none. One that `StateFiles.decode` does not take is
+    /// outside input that cannot be trusted: it is renamed PATH.rejected (the newest kept for a
+    /// technician), journalled, and nil, so that a start never reads it again into the same failure (a
+    /// crash loop).
     func restored<T: Decodable>(_ type: T.Type, _ path: String?, _ what: String, valid: (T) -> Bool = { _ in true }) -> T? {
         guard let p = path, let d = FileManager.default.contents(atPath: p) else { return nil }
-        if d.count <= Self.maxStateFileBytes, JSONValue.nesting(d, above: JSONValue.maxDepth) == nil,
-           let v = try? JSONDecoder().decode(T.self, from: d), valid(v) {
-            return v
-        }
+        if let v = StateFiles.decode(T.self, d, valid: valid) { return v }
         setAside(p, what)
         return nil
     }
@@ -997,3 +991,39 @@ public final class OCPPClient: @unchecked Sendable {
 }
 
 func wholeText(_ x: Double) -> String { String(format: "%.0f", x) }
+
+/// The OCPP client's state files (state_dir), as read at start: bounded in size and depth before they
+/// decode, and held to the bounds a request is held to.
+public enum StateFiles {
+    /// State files above this size are not read (none written here comes near it).
+    public static let maxBytes = 4 << 20
+
+    /// `d` as a `T`, or nil: too big, nested too deep, not decoding, or refused by `valid`.
+    public static func decode<T: Decodable>(_ type: T.Type, _ d: Data, valid: (T) -> Bool = { _ in true }) -> T? {
+        guard d.count <= maxBytes, JSONValue.nesting(d, above: JSONValue.maxDepth) == nil,
+              let v = try? JSONDecoder().decode(T.self, from: d), valid(v) else { return nil }
+        return v
+    }
+
+    static func firmwareJobValid(_ j: FirmwareJob) -> Bool {
+        (0...TransferRetries.maxRetries).contains(j.retries) && (0...TransferRetries.maxInterval).contains(j.retryInterval)
+    }
+    static func reservationsValid(guns: Int) -> (Reservations) -> Bool { { $0.held.allSatisfy { (0..<guns).contains($0.gun) } } }
+
+    /// Whether the file of that name (profiles.json, availability.json, ...) would be taken at start.
+    public static func check(_ name: String, _ d: Data, guns: Int) -> Bool? {
+        switch name {
+        case "profiles.json": decode(ProfileStore.self, d) != nil
+        case "availability.json": decode(Availability.self, d) != nil
+        case "configuration.json": decode([String: String].self, d) != nil
+        case "authorization.json": decode(LocalAuthorization.self, d) != nil
+        case "reservations.json": decode(Reservations.self, d, valid: reservationsValid(guns: guns)) != nil
+        case "queue.json": decode(PersistedQueue.self, d) != nil
+        case "firmware.json": decode(FirmwareJob.self, d, valid: firmwareJobValid) != nil
+        case "security-events.json": decode([SecurityEventNotificationReq].self, d) != nil
+        default: nil
+        }
+    }
+    public static let names = ["profiles.json", "availability.json", "configuration.json", "authorization.json",
+                               "reservations.json", "queue.json", "firmware.json", "security-events.json"]
+}

@@ -109,7 +109,9 @@ public struct Scenario: Sendable {
         func err(_ key: String, _ why: String) -> ScenarioError { ScenarioError(file: path, key: key, why: why) }
         guard let data = FileManager.default.contents(atPath: path) else { throw err("", "cannot read the file") }
         let root: TOMLTable
-        do { root = try TOMLTable(string: String(decoding: data, as: UTF8.self)) } catch { throw err("", "TOML syntax error: \(error)") }
+        let text = String(decoding: data, as: UTF8.self)
+        if let r = TOMLGuard.check(text) { throw err("", "TOML refused at \(r)") }
+        do { root = try TOMLTable(string: text) } catch { throw err("", "TOML syntax error: \(error)") }
         for k in root.keys where !["scenario", "car", "event", "expect"].contains(k) {
             throw err(k, "unknown table (known: scenario, car, event, expect)")
         }

@@ -239,3 +239,22 @@ extension String {
         return replacingCharacters(in: r, with: b)
     }
 }
+
+/// The board-file and site-file fuzz targets found toml++ asserting (SIGABRT, in release builds too) on a
+/// table header whose key begins with something other than a key character; the guard names the place.
+@Suite struct TOMLGuardTests {
+    @Test func headersToml11WouldAbortOnAreRefusedWithTheirPlace() {
+        for bad in ["[`]", "[[`]]", "[\n", "[ \u{FFFD}un]", "name = 1\n[\u{FFFD}]", "[ [x]]"] {
+            #expect(TOMLGuard.check(bad) != nil, "\(bad.debugDescription)")
+            #expect(throws: BoardFileError.self) { try BoardLoader.parse(bad, file: "x.toml") }
+        }
+        #expect(TOMLGuard.check("a = 1\n[`]")?.line == 2)
+        #expect(TOMLGuard.check("[é]")?.why.contains("outside ASCII") == true)
+    }
+
+    @Test func validTOMLPassesStringsCommentsAndArraysOfArraysIncluded() {
+        for good in ["x = [\n  [1, 2],\n  [3]\n]\n[a]\ny = 1", "a = \"é [`]\"  # °C [`]\n", "[[m]]\n[\"q k\".b]\n", "x = '''\n[`]\n'''\n", "t = { a = [ [1] ] }\n[ b ]"] {
+            #expect(TOMLGuard.check(good) == nil, "\(good.debugDescription)")
+        }
+    }
+}

@@ -76,3 +76,27 @@ import Testing
         #expect(JSONValue.nesting(Array(("[" + ok).utf8), above: JSONValue.maxDepth) == JSONValue.maxDepth + 1)
     }
 }
+
+@Suite struct EMSRequests {
+    /// The probe's case 6: a function 6 request cut short (MBAP length 4: unit, function, address) to
+    /// holding register 0 was answered with exception 03, yet the register went from 7 to 0xFFFF. Now the
+    /// PDU is refused whole before any field is read, and a refused write changes nothing.
+    @Test func aRequestCutShortOrPaddedIsRefusedWhole() {
+        #expect(EMSRequest.parse(pdu: ([0x06, 0x00, 0x00] as [UInt8])[...]) == .failure(EMSRefusal(code: .illegalDataValue, why: "function 6 of 3 bytes (5 expected)")))
+        #expect(EMSRequest.parse(pdu: ([0x06, 0x00, 0x00, 0x00, 0x07, 0x00] as [UInt8])[...]).isRefusal)
+        #expect(EMSRequest.parse(pdu: ([0x06, 0x00, 0x00, 0x00, 0x07] as [UInt8])[...]) == .success(.write(address: 0, values: [7])))
+        #expect(EMSRequest.parse(pdu: ([0x03, 0x00, 0x00, 0x00] as [UInt8])[...]).isRefusal)
+        #expect(EMSRequest.parse(pdu: ([0x03, 0x00, 0x10, 0x00, 0x7E] as [UInt8])[...]).isRefusal)   // 126 registers
+        #expect(EMSRequest.parse(pdu: ([0x04, 0xFF, 0xFF, 0x00, 0x01] as [UInt8])[...]) == .success(.read(input: true, address: 65_535, count: 1)))
+        // Function 16: count and byte count agree, and the values are all there, no more.
+        #expect(EMSRequest.parse(pdu: ([0x10, 0x00, 0x06, 0x00, 0x02, 0x04, 0x00, 0x00, 0xC3] as [UInt8])[...]).isRefusal)
+        #expect(EMSRequest.parse(pdu: ([0x10, 0x00, 0x06, 0x00, 0x02, 0x04, 0x00, 0x00, 0xC3, 0x50] as [UInt8])[...]) == .success(.write(address: 6, values: [0, 50_000])))
+        #expect(EMSRequest.parse(pdu: ([0x10, 0x00, 0x06, 0x00, 0x02, 0x03, 0x00, 0x00, 0xC3] as [UInt8])[...]).isRefusal)
+        #expect(EMSRequest.parse(pdu: ([0x2B, 0x0E, 0x01] as [UInt8])[...]) == .failure(EMSRefusal(code: .illegalFunction, why: "function 43 is not served (3, 4, 6 and 16 are)")))
+        #expect(EMSRequest.parse(pdu: ([] as [UInt8])[...]).isRefusal)
+    }
+}
+
+extension Result where Failure == EMSRefusal {
+    var isRefusal: Bool { if case .failure = self { return true }; return false }
+}

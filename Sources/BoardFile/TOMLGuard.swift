@@ -1,0 +1,82 @@
+// A guard in front of toml++ (through TOMLKit): its parser asserts, rather than reporting an error, where
+// a table header's first key does not begin with a key character (`[\u{FFFD}]`, "[`x]", "[\n" aborted
+// chargerd with SIGABRT: found by the board-file and site-file fuzz targets, reproducers kept under
+// Fuzz/corpus/board-file/repro-*). Such text is refused here, its place named, before toml++ sees it.
+// Keys in this project's files are ASCII, so any character outside ASCII outside a string or a comment
+// is refused too.
+
+public enum TOMLGuard {
+    public struct Refusal: Sendable, Equatable, CustomStringConvertible {
+        public var line: Int
+        public var column: Int
+        public var why: String
+        public var description: String { "line \(line), column \(column): \(why)" }
+    }
+
+    /// The first place toml++ must not be given, or nil.
+    public static func check(_ text: String) -> Refusal? {
+        enum Mode { case code, comment, basic, literal, multiBasic, multiLiteral }
+        var mode = Mode.code
+        var line = 1, column = 0
+        let s = Array(text.unicodeScalars)
+        var i = 0
+        // Brackets and braces open in a value (an array or inline table over several lines), whether the
+        // line has had its '=' (a value follows), whether anything but blanks came before on the line.
+        var depth = 0, inValue = false, lineStarted = false
+        func at(_ k: Int, _ c: Unicode.Scalar) -> Bool { k < s.count && s[k] == c }
+        func isKeyStart(_ c: Unicode.Scalar) -> Bool {
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_" || c == "\"" || c == "'" || c == "]")
+        }
+        while i < s.count {
+            let c = s[i]
+            if c == "\n" { line += 1; column = 0 } else { column += 1 }
+            switch mode {
+            case .code:
+                if !c.isASCII { return Refusal(line: line, column: column, why: "a character outside ASCII outside a string or comment (keys are ASCII)") }
+                if c == "\n" {
+                    if depth == 0 { inValue = false }
+                    lineStarted = false
+                    break
+                }
+                let blank = c == " " || c == "\t" || c == "\r"
+                if c == "[" && depth == 0 && !inValue && !lineStarted {
+                    // A table header: after '[' (or '[['), blanks, the first key must begin here.
+                    var k = i + 1
+                    if at(k, "[") { k += 1 }
+                    while at(k, " ") || at(k, "\t") { k += 1 }
+                    guard k < s.count, isKeyStart(s[k]) else {
+                        return Refusal(line: line, column: column + (k - i), why: "a table header whose key does not begin with a letter, digit, '-', '_' or a quote")
+                    }
+                    lineStarted = true
+                    inValue = true     // the header's own brackets are not a value's: nothing is counted on this line
+                    depth = -1_000_000
+                    break
+                }
+                if !blank { lineStarted = true }
+                if c == "#" { mode = .comment }
+                else if c == "=" && depth <= 0 { inValue = true }
+                else if c == "[" || c == "{" { if depth >= 0 { depth += 1 } }
+                else if c == "]" || c == "}" { if depth > 0 { depth -= 1 } }
+                else if c == "\"" {
+                    if at(i + 1, "\"") && at(i + 2, "\"") { mode = .multiBasic; i += 2; column += 2 } else { mode = .basic }
+                } else if c == "'" {
+                    if at(i + 1, "'") && at(i + 2, "'") { mode = .multiLiteral; i += 2; column += 2 } else { mode = .literal }
+                }
+            case .comment:
+                if c == "\n" { mode = .code; lineStarted = false; if depth == 0 { inValue = false } }
+            case .basic:
+                if c == "\\" { i += 1; column += 1 } else if c == "\"" { mode = .code } else if c == "\n" { mode = .code; lineStarted = false }
+            case .literal:
+                if c == "'" { mode = .code } else if c == "\n" { mode = .code; lineStarted = false }
+            case .multiBasic:
+                if c == "\\" { i += 1; column += 1 } else if c == "\"" && at(i + 1, "\"") && at(i + 2, "\"") { mode = .code; i += 2; column += 2 }
+            case .multiLiteral:
+                if c == "'" && at(i + 1, "'") && at(i + 2, "'") { mode = .code; i += 2; column += 2 }
+            }
+            // A header line ends at its newline: values count again from the next line.
+            if c == "\n" && depth < 0 { depth = 0; inValue = false }
+            i += 1
+        }
+        return nil
+    }
+}
