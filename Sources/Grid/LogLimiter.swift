@@ -10,7 +10,7 @@ public struct GridLogLimiter: Sendable {
     /// The kinds a peer can produce at its own rate (an EMS's writes and refusals, its connections, the
     /// central system's malformed or refused calls); the EMS fail-safe machine's events and OCPP's others
     /// are rare by construction and always pass.
-    public static let limitedKinds: Set<String> = ["ems-write", "ems-refused", "ems-client", "ocpp-refused"]
+    public static let limitedKinds: Set<String> = ["ems-write", "ems-refused", "ems-client", "ocpp-refused", "ocpp-datatransfer"]
     /// Records of one kind let through at once before the rate applies.
     public var burst: Int
     /// One more record of the kind after each interval.

@@ -72,7 +72,9 @@ final class X509Certificate: @unchecked Sendable {
         return String(decoding: UnsafeBufferPointer(start: p, count: Int(ASN1_STRING_length(d))), as: UTF8.self)
     }
 
-    var isCA: Bool { X509_check_ca(x) >= 1 }
+    /// basicConstraints CA:TRUE (X509_check_ca 1): a v1 certificate, which OpenSSL takes as a CA by
+    /// default (3), is not one here (issue 32).
+    var isCA: Bool { X509_check_ca(x) == 1 }
     var selfSigned: Bool { X509_self_signed(x, 1) == 1 }
     /// Inside its validity period now (the system clock).
     var validNow: Bool { X509_cmp_current_time(X509_get0_notBefore(x)) < 0 && X509_cmp_current_time(X509_get0_notAfter(x)) > 0 }

@@ -126,15 +126,16 @@ extension OCPPClient {
     /// ManufacturerRootCertificate (InvalidCertificate and a security event if not); a running download
     /// cannot be taken back (Rejected); an update waiting or downloaded is replaced (AcceptedCanceled).
     func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?, tries: TransferRetries) -> UpdateFirmwareStatus {
-        guard let store = certificates else {
-            hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId): no certificate store (no state_dir)")
-            return .Rejected
-        }
         guard let signer = X509Certificate.all(pem: r.firmware.signingCertificate)?.first else {
             securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): the signing certificate is not PEM")
             return .InvalidCertificate
         }
-        if let why = signer.verify(roots: store.installed(.ManufacturerRootCertificate).map(\.cert)) {
+        let roots = manufacturerRoots()
+        guard !roots.isEmpty else {
+            securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): no manufacturer root to check \(signer.subject) against (site file [ocpp] manufacturer_roots)")
+            return .InvalidCertificate
+        }
+        if let why = signer.verify(roots: roots) {
             securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): \(signer.subject): \(why)")
             return .InvalidCertificate
         }
@@ -159,6 +160,21 @@ extension OCPPClient {
         hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId) from \(loc.display) at \(Timestamp.format(retrieveAt)), signed by \(signer.subject)")
         if retrieveAt > stationMillis { firmwareStatus(.DownloadScheduled, "at \(Timestamp.format(retrieveAt))", request: r.requestId) }
         return status
+    }
+
+    /// The roots a firmware signer must chain to: the package's (manufacturer_roots), and those the
+    /// central system installed only where the site allows it. CA certificates only (basicConstraints).
+    func manufacturerRoots() -> [X509Certificate] {
+        var roots: [X509Certificate] = []
+        if let f = config.manufacturerRootsFile {
+            if let text = try? String(contentsOfFile: f, encoding: .utf8), let certs = X509Certificate.all(pem: text) {
+                roots += certs.filter(\.isCA)
+            } else {
+                hub.log("ocpp", "manufacturer roots in \(f) unreadable: no firmware signer can be checked against them")
+            }
+        }
+        if config.centralSystemManufacturerRoots, let store = certificates { roots += store.installed(.ManufacturerRootCertificate).map(\.cert) }
+        return roots
     }
 
     /// A version on trial (firmware_dir/trial, which chargerd-start counts starts in) came up: the central
@@ -319,6 +335,7 @@ extension OCPPClient {
             firmwareJob = nil
         } else {
             hub.log("ocpp", "firmware \(version) installed in \(dir) (current -> \(name)); the controller restarts into it")
+            securityEvent("FirmwareUpdated", "firmware \(version) installed (\(job.signed ? "signed, its signature verified" : "UNSIGNED, as the site allows")); the controller restarts into it")
             firmwareJob?.stage = .installed
             firmwareRestartDue = true
             if job.signed { firmwareStatus(.InstallRebooting, "restarting into \(version)", request: job.requestId) }

@@ -188,6 +188,12 @@ extension OCPPClient {
                 return replyError(id, .NotSupported, "UpdateFirmware is not supported by this charge point (no firmware_dir in the site file)")
             }
             guard let r = typed(UpdateFirmwareReq.self) else { return }
+            // Only code the manufacturer signed, unless the site says otherwise (docs/security.md): an
+            // unsigned package is whatever the central system chose to send.
+            guard config.unsignedFirmware else {
+                securityEvent("InvalidFirmwareSignature", "unsigned UpdateFirmware from \(TransferLocation(r.location)?.display ?? "an unreadable location") refused: only SignedUpdateFirmware is installed")
+                return replyError(id, .NotSupported, "unsigned UpdateFirmware is refused: this charge point installs SignedUpdateFirmware only (site file [ocpp] unsigned_firmware)")
+            }
             guard let loc = TransferLocation(r.location) else {
                 return replyError(id, .PropertyConstraintViolation, "location is not an http://, https:// or ftp:// URL")
             }
@@ -440,7 +446,7 @@ extension OCPPClient {
     /// UnknownMessageId, any other UnknownVendorId (OCPP 1.6 §4.3, §6.17). A vendor id longer than the
     /// CiString255 it is is a PropertyConstraintViolation.
     func dataTransfer(_ r: DataTransferReq) -> DataTransferConf {
-        hub.log("ocpp", "DataTransfer from the central system: vendor '\(r.vendorId.prefix(64))', message '\((r.messageId ?? "").prefix(64))'")
+        hub.log("ocpp-datatransfer", "DataTransfer from the central system: vendor '\(r.vendorId.prefix(64))', message '\((r.messageId ?? "").prefix(64))'")
         return DataTransferConf(status: r.vendorId == config.vendor ? .UnknownMessageId : .UnknownVendorId)
     }
 

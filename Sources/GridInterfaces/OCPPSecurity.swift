@@ -173,6 +173,11 @@ extension OCPPClient {
                 hub.log("ocpp", "InstallCertificate Failed: no certificate store (no state_dir)")
                 return reply(id, StatusConf(CertificateStatus.Failed))
             }
+            if r.certificateType == .ManufacturerRootCertificate && !config.centralSystemManufacturerRoots {
+                securityEvent("InvalidCentralSystemCertificate", "InstallCertificate ManufacturerRootCertificate refused: the manufacturer's roots come with the package")
+                hub.log("ocpp", "InstallCertificate ManufacturerRootCertificate Rejected: the manufacturer's roots come with the package (site file [ocpp] central_system_manufacturer_roots)")
+                return reply(id, StatusConf(CertificateStatus.Rejected))
+            }
             let (status, why) = store.install(r.certificateType, pem: r.certificate)
             hub.log("ocpp", "InstallCertificate \(r.certificateType.rawValue) \(status.rawValue): \(why)")
             reply(id, StatusConf(status))

@@ -94,6 +94,59 @@ public struct JournalScan {
     }
 }
 
+/// What a start restores from the journal, kept up to date record by record: the faults still latched
+/// (every "fault" record of a stopping reaction that no "fault-cleared" record of the same boot matched,
+/// one per gun and code, the newest) and the newest login records (the console's lockout). Written whole at
+/// the head of every new file as a checkpoint record, so that rotation, however many records follow, never
+/// drops what a start must know (issue 32: 60,000 DataTransfers rotated a latched E02 out of the journal).
+public struct SafetyLedger: Sendable, Equatable {
+    var open: [String: JournalEntry] = [:]
+    var bySeq: [UInt64: String] = [:]          // the core's fault numbers restart at every boot
+    var boot: UInt64? = nil
+    /// Whether a record other than a checkpoint was seen: a checkpoint counts only before any (at the
+    /// head of the oldest file kept, it stands for the files rotation deleted; later ones repeat what the
+    /// files before them hold).
+    var sawRecords = false
+    public private(set) var logins: [JournalEntry] = []
+    /// Login records kept (LoginGuard replays them).
+    public static let loginLimit = 64
+    static let loginKinds: Set<String> = ["login", "login-failed", "lockout"]
+
+    public init() {}
+
+    public mutating func note(_ e: JournalEntry) {
+        if case .checkpoint(let carried) = e.event {
+            if !sawRecords { for r in carried { take(r) } }
+            return
+        }
+        sawRecords = true
+        take(e)
+    }
+
+    mutating func take(_ e: JournalEntry) {
+        if e.boot != boot { boot = e.boot; bySeq = [:] }
+        switch e.event {
+        case .fault(let f) where f.stops:
+            let key = "\(f.gun ?? -1)|\(f.code)"
+            open[key] = e
+            if let n = f.faultSeq { bySeq[n] = key }
+        case .faultCleared(let f):
+            if let n = f.faultSeq, let k = bySeq[n] { open[k] = nil }
+        default:
+            if Self.loginKinds.contains(e.kind) {
+                logins.append(e)
+                if logins.count > Self.loginLimit { logins.removeFirst(logins.count - Self.loginLimit) }
+            }
+        }
+    }
+
+    /// The faults still latched, oldest first.
+    public var outstanding: [JournalEntry] { open.values.sorted { $0.seq < $1.seq } }
+
+    /// The records a checkpoint carries, in their order: what a start needs of everything before it.
+    public var carried: [JournalEntry] { (outstanding + logins).sorted { $0.seq < $1.seq } }
+}
+
 /// The journal: a directory of rotating files (or, with no directory, memory only: the console still
 /// has its recent events and faults, nothing survives a restart).
 public final class Journal: Sendable {
@@ -120,6 +173,9 @@ public final class Journal: Sendable {
         var written: UInt64 = 0
         var writeErrors: UInt64 = 0
         var lastError: String? = nil
+        var ledger = SafetyLedger()
+        /// The controller time of the newest record (a checkpoint carries it).
+        var lastT = 0.0
     }
 
     /// Records kept in memory for the console (`log`, `faults`), at most, in a ring of this many bytes
@@ -140,12 +196,11 @@ public final class Journal: Sendable {
             let numbers = Journal.fileNumbers(dir)
             var count = 0
             var torn = 0
-            var all: [JournalEntry] = []
             for (i, n) in numbers.enumerated() {
                 let path = Journal.path(dir, n)
                 let scan = JournalScan(bytes: Journal.readAll(path))
                 count += scan.entries.count
-                all += scan.entries
+                for e in scan.entries { st.ledger.note(e) }
                 if let last = scan.entries.last { st.nextSeq = last.seq + 1; st.boot = last.boot + 1 }
                 for e in scan.entries.suffix(Self.recentLimit) { st.recent.append(JournalScan.payload(e)) }
                 if scan.badBytes > 0 && i == numbers.count - 1 {
@@ -154,8 +209,8 @@ public final class Journal: Sendable {
                     guard truncate(path, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: Errno(rawValue: errno)) }
                 }
             }
-            latchedAtStart = Journal.outstandingFaults(all)
-            loginRecordsAtStart = Array(all.filter { ["login", "login-failed", "lockout"].contains($0.kind) }.suffix(64))
+            latchedAtStart = st.ledger.outstanding
+            loginRecordsAtStart = st.ledger.logins
             st.fileNumber = numbers.last ?? 1
             let path = Journal.path(dir, st.fileNumber)
             st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
@@ -205,6 +260,9 @@ public final class Journal: Sendable {
                     }
                 }
             }
+            // After the rotation: a new file's checkpoint holds what came before this record, not this one.
+            st.ledger.note(e)
+            st.lastT = e.t
             st.recent.append(payload)
             return e
         }
@@ -227,23 +285,11 @@ public final class Journal: Sendable {
     /// reaction (refuse, error or emergency shutdown: the ones that block a gun) that no "fault-cleared"
     /// record of the same boot matched, across boots, one per gun and code (the newest record). Derate and
     /// reconnect records are left out: they stop nothing.
+    /// A checkpoint at the head of the oldest file stands for the files rotation deleted before it.
     public static func outstandingFaults(_ entries: [JournalEntry]) -> [JournalEntry] {
-        var open: [String: JournalEntry] = [:]
-        var bySeq: [UInt64: String] = [:]          // the core's fault numbers restart at every boot
-        var boot: UInt64? = nil
-        for e in entries {
-            if e.boot != boot { boot = e.boot; bySeq = [:] }
-            switch e.event {
-            case .fault(let f) where f.stops:
-                let key = "\(f.gun ?? -1)|\(f.code)"
-                open[key] = e
-                if let n = f.faultSeq { bySeq[n] = key }
-            case .faultCleared(let f):
-                if let n = f.faultSeq, let k = bySeq[n] { open[k] = nil }
-            default: break
-            }
-        }
-        return open.values.sorted { $0.seq < $1.seq }
+        var ledger = SafetyLedger()
+        for e in entries { ledger.note(e) }
+        return ledger.outstanding
     }
 
     public static func readAll(directory dir: String) -> (entries: [JournalEntry], problems: [String]) {
@@ -258,11 +304,42 @@ public final class Journal: Sendable {
         return (entries, problems)
     }
 
+    /// A new file, beginning with the checkpoint of the safety state (several records when it is over a
+    /// record's size), written and flushed before the oldest file beyond `files` is deleted: at no moment
+    /// does the storage hold less than a start needs.
     private func rotate(_ st: inout State, _ dir: String) {
         if st.fd >= 0 { close(st.fd) }
         st.fileNumber += 1
         st.fd = open(Journal.path(dir, st.fileNumber), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         st.size = 0
+        var carried = st.ledger.carried[...]
+        var checkpointed = st.fd >= 0
+        repeat {
+            // As many records as fit a record's payload (a fault record is ~250 bytes of JSON).
+            var part: [JournalEntry] = []
+            var bytes = 200
+            while let r = carried.first {
+                let n = JournalScan.payload(r).count + 16
+                if !part.isEmpty && bytes + n > JournalScan.maxPayload { break }
+                part.append(r); bytes += n; carried = carried.dropFirst()
+            }
+            var e = JournalEntry(.checkpoint(records: part), t: st.lastT)
+            e.seq = st.nextSeq; e.boot = st.boot; e.wall = Journal.wallNow()
+            st.nextSeq += 1
+            let frame = JournalScan.frame(e)
+            if st.fd >= 0 && Journal.writeAll(st.fd, frame) {
+                st.size += frame.count
+                st.written += 1
+            } else {
+                checkpointed = false
+                st.writeErrors += 1
+                st.lastError = "checkpoint: \(Errno(rawValue: errno)) (\(Errno(rawValue: errno).cName))"
+            }
+        } while !carried.isEmpty
+        if st.fd >= 0 && fdatasync(st.fd) != 0 { checkpointed = false }
+        Journal.syncDirectory(dir)
+        // Without its checkpoint on storage, the new file does not stand for the old ones: keep them.
+        guard checkpointed else { return }
         let numbers = Journal.fileNumbers(dir)
         for n in numbers.dropLast(files) { unlink(Journal.path(dir, n)) }
         Journal.syncDirectory(dir)

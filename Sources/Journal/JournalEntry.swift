@@ -32,6 +32,9 @@ public enum JournalEvent: Sendable, Equatable {
     case grid(source: String, text: String)
     /// An event of a gun's car link on CAN (bus-off, error-state changes, malformed frames, send failures).
     case carLink(gun: Int, text: String)
+    /// The live safety state, written at the head of every new journal file (Journal.swift): the records
+    /// that start restores (latched faults, login records), so that no rotation drops them.
+    case checkpoint(records: [JournalEntry])
     /// A record this version cannot read as one of the above, kept and written back as it was read.
     case unreadable(JournalEntry.Fields)
 
@@ -53,6 +56,7 @@ public enum JournalEvent: Sendable, Equatable {
         case .tornTail: "torn-tail"
         case .grid: "grid"
         case .carLink: "can"
+        case .checkpoint: "checkpoint"
         case .unreadable(let f): f.kind
         }
     }
@@ -133,6 +137,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         public var exportKWh: Double? = nil
         public var departureMet: Bool? = nil
         public var text: String? = nil
+        /// A checkpoint's records (one level deep: a checkpoint inside one is not read as one).
+        public var records: [Fields]? = nil
         public init(kind: String, t: Double) { self.kind = kind; self.t = t }
     }
 
@@ -177,6 +183,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case "can":
             guard let g = f.gun, let x = f.text else { return nil }
             return .carLink(gun: g, text: x)
+        case "checkpoint":
+            guard let r = f.records else { return nil }
+            return .checkpoint(records: r.filter { $0.kind != "checkpoint" }.map(JournalEntry.init))
         default: return nil
         }
     }
@@ -200,6 +209,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case .loginFailed(let u, let x): f.user = u; f.text = x
         case .grid(let source, let x): f.command = source; f.text = x
         case .carLink(let g, let x): f.gun = g; f.text = x
+        case .checkpoint(let r):
+            f.records = r.map(\.fields)
+            f.text = "\(r.count) record(s) of the safety state carried into this file"
         case .unreadable: break
         }
         return f

@@ -58,6 +58,15 @@ public struct OCPPConfig: Sendable, Equatable {
     /// UpdateFirmware installs into this directory (each version a file, `current` the link to the one
     /// to run); nil: UpdateFirmware is not supported.
     public var firmwareDirectory: String? = nil
+    /// The manufacturer's roots for SignedUpdateFirmware (a PEM file installed with the package, read-only,
+    /// outside state_dir): a signing certificate must chain to one of them (docs/security.md).
+    public var manufacturerRootsFile: String? = nil
+    /// Whether the central system may add ManufacturerRootCertificates (InstallCertificate) and firmware
+    /// signed under them is taken: off unless the site says so (a central system that can add a root can
+    /// sign anything).
+    public var centralSystemManufacturerRoots = false
+    /// Whether plain (unsigned) UpdateFirmware is taken: off unless the site says so.
+    public var unsignedFirmware = false
 }
 
 /// The AuthorizationKey of OCPP 1.6's security profiles 1 and 2 (security whitepaper ed. 2, A00.FR.205):
@@ -175,7 +184,8 @@ public enum SiteLoader {
         if let o = try r.optionalTable(top, "ocpp") {
             try r.onlyKeys(o, ["url", "charge_point_id", "ca", "cert", "key", "vendor", "model", "state_dir", "meter_interval",
                                "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend", "connection_timeout",
-                               "security_profile", "authorization_key_file", "firmware_dir"])
+                               "security_profile", "authorization_key_file", "firmware_dir", "manufacturer_roots",
+                               "central_system_manufacturer_roots", "unsigned_firmware"])
             let url = try r.string(o, "url")
             guard let parsed = WebSocketURL(url) else { throw r.error(o, "url", "'\(url)' is not a ws:// or wss:// URL") }
             let id = try r.optionalString(o, "charge_point_id") ?? parsed.lastPathComponent
@@ -199,6 +209,10 @@ public enum SiteLoader {
             c.callTimeout = try r.duration(o, "call_timeout", default: .s(30), range: .s(1)...(.s(600)))
             c.freeVend = try r.optionalBool(o, "free_vend") ?? false
             c.firmwareDirectory = try r.optionalString(o, "firmware_dir")
+            c.manufacturerRootsFile = try r.optionalString(o, "manufacturer_roots")
+            if let m = c.manufacturerRootsFile, access(m, R_OK) != 0 { throw r.error(o, "manufacturer_roots", "cannot read '\(m)' (\(String(cString: strerror(errno))))") }
+            c.centralSystemManufacturerRoots = try r.optionalBool(o, "central_system_manufacturer_roots") ?? false
+            c.unsignedFirmware = try r.optionalBool(o, "unsigned_firmware") ?? false
             // The security profile: said, or what the URL and the files make it.
             c.authorizationKeyFile = try r.optionalString(o, "authorization_key_file")
             let implied = c.certFile != nil ? 3 : c.authorizationKeyFile != nil ? (parsed.secure ? 2 : 1) : 0

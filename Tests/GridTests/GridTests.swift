@@ -458,6 +458,29 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
     }
 }
 
+/// Issue 32 case 3: a million DataTransfers (each journalled before) through the hub in 100 s leave a
+/// trail bounded by the rate, with the count of what was held back.
+@Test func aMillionDataTransfersLeaveABoundedTrail() {
+    let hub = GridHub(state: GridState(clock: cst, ems: nil, tou: TimeOfUse(), gridConnection: .kW(120), ratings: [.kW(60)], freeVend: true))
+    var o = StationObservation()
+    var journalled = 0
+    for i in 0..<1_000_000 {
+        if i % 10_000 == 0 {
+            o.at = Instant(micros: Int64(i) * 100)
+            _ = hub.tick(observation: o)
+            journalled += hub.takePending().count
+        }
+        hub.log("ocpp-datatransfer", "DataTransfer from the central system: vendor 'x', message '\(i)'")
+    }
+    o.at = Instant(micros: 200_000_000)
+    _ = hub.tick(observation: o)
+    let last = hub.takePending()
+    journalled += last.count
+    // 10 at once, then one per 6 s over 100 s, and the closing note.
+    #expect(journalled <= 10 + 100 / 6 + 2, "\(journalled) records")
+    #expect(last.last?.text.contains("held back") == true)
+}
+
 /// OCPP-J 1.6 frames as types: what each hostile or careless text becomes, and the CALLERROR code a
 /// payload that does not decode is answered with (OCPP-J 1.6 §4.2.3).
 @Suite struct OCPPFrames {

@@ -309,3 +309,67 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
     #expect(stat(dir, &st) == 0 && st.st_mode & 0o007 == 0, "directory mode \(String(st.st_mode & 0o777, radix: 8))")
     #expect(stat(dir + "/journal-000001.log", &st) == 0 && st.st_mode & 0o007 == 0, "file mode \(String(st.st_mode & 0o777, radix: 8))")
 }
+
+/// Issue 32 case 3: a flood of records (60,000 DataTransfers on the CM4's journal size) rotated a latched
+/// E02 and a console lockout out of the journal, and the next start forgot both. Every new file now
+/// begins with a checkpoint of the safety state.
+@Suite struct SafetyStateSurvivesFloods {
+    func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { return f.code }; return e.kind }
+
+    @Test func latchedFaultsAndLockoutsOutliveAnyNumberOfRecordsAfterThem() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let kinds: [(Int) -> JournalEvent] = [
+            { .grid(source: "ocpp-datatransfer", text: "DataTransfer \($0) from the central system: vendor 'x'") },
+            { .grid(source: "ems-write", text: "EMS 10.0.0.9: station setpoint \($0) kW") },
+            { .command(user: "tech", command: "cap 0 \($0 % 60)", result: "ok", gun: 0) },
+            { .sessionStart(SessionNote(gun: $0 % 2, energyKWh: Double($0))) },
+            { .loopOverrun(count: Double($0)) },
+        ]
+        do {
+            // A 4 kB file size and two files: a rotation about every 20 records, the oldest file deleted each time.
+            let j = try Journal(directory: dir, maxBytes: 4096, files: 2)
+            j.append(bootEntry())
+            j.append(JournalEntry(.fault(FaultNote(gun: nil, code: "E02-door-open", reaction: "emergency-shutdown", faultSeq: 1)), t: 1))
+            j.append(JournalEntry(.fault(FaultNote(gun: 1, code: "E05-insulation", reaction: "error-shutdown", value: 40_000, faultSeq: 2)), t: 2))
+            j.append(JournalEntry(.loginFailed(user: "tech", text: "wrong password"), t: 3))
+            j.append(JournalEntry(.lockout(text: "5 failures: locked for 300 s"), t: 4))
+            for (k, make) in kinds.enumerated() {
+                for i in 0..<2_000 { j.append(JournalEntry(make(i), t: 5 + Double(k * 2_000 + i) / 1000)) }
+            }
+            #expect(j.counters.errors == 0)
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("journal-") }
+        #expect(files.count == 2, "\(files)")
+        let first = JournalScan(bytes: Array(FileManager.default.contents(atPath: dir + "/" + files.sorted()[0])!))
+        #expect(first.entries.first?.kind == "checkpoint", "a rotated file begins with its checkpoint")
+        #expect(!first.entries.contains { $0.kind == "lockout" || $0.kind == "fault" }, "the records themselves are long gone")
+        let again = try Journal(directory: dir, maxBytes: 4096, files: 2)
+        #expect(again.latchedAtStart.map(codes) == ["E02-door-open", "E05-insulation"])
+        #expect(again.latchedAtStart.last.flatMap { if case .fault(let f) = $0.event { return f.value }; return nil } == 40_000,
+                "the reading that tripped is kept")
+        #expect(again.loginRecordsAtStart.map(\.kind) == ["login-failed", "lockout"], "the lockout is replayed once, not doubled")
+    }
+
+    @Test func aClearedFaultIsNotCarriedAndCheckpointsDoNotCountTwice() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let j = try Journal(directory: dir, maxBytes: 4096, files: 3)
+            j.append(bootEntry())
+            j.append(JournalEntry(.fault(FaultNote(gun: 0, code: "E13-gun-over-temperature", reaction: "error-shutdown", faultSeq: 1)), t: 1))
+            for i in 0..<200 { j.append(JournalEntry(.loopOverrun(count: Double(i)), t: 2)) }
+            j.append(JournalEntry(.faultCleared(FaultNote(gun: 0, code: "E13-gun-over-temperature", reaction: "error-shutdown", faultSeq: 1)), t: 3))
+            for i in 0..<200 { j.append(JournalEntry(.loginFailed(user: "u\(i)", text: "wrong"), t: 4)) }
+        }
+        let again = try Journal(directory: dir, maxBytes: 4096, files: 3)
+        #expect(again.latchedAtStart.isEmpty)
+        #expect(again.loginRecordsAtStart.count == SafetyLedger.loginLimit)
+        #expect(again.loginRecordsAtStart.last?.event == .loginFailed(user: "u199", text: "wrong"))
+        #expect(Set(again.loginRecordsAtStart.map(\.seq)).count == SafetyLedger.loginLimit, "no record twice")
+        // Read whole (journal export/stats), the same.
+        let (entries, problems) = Journal.readAll(directory: dir)
+        #expect(problems.isEmpty)
+        #expect(Journal.outstandingFaults(entries).isEmpty)
+    }
+}

@@ -555,8 +555,25 @@ class OCPP(unittest.TestCase):
         base = f"http://127.0.0.1:{web.server_address[1]}"
         os.symlink("chargerd-1.0", os.path.join(fw, "current"))         # the version "running" now
 
+        # Issue 32 case 1: by default the charge point installs only code the manufacturer signed; an
+        # unsigned UpdateFirmware (here the same good package) is refused, a security event, nothing kept.
+        cs0 = self.cs()
+        c0 = self.chargerd(site(cs0.port, self.state, extra=f'firmware_dir = "{fw}"'), "--speed", "1", "--car", BIG_CAR)
+        cs0.wait_for("BootNotification", timeout=15)
+        cs0.send_raw('[2,"unsigned-1","UpdateFirmware",{"location":"' + base + '/good.pkg","retrieveDate":"2026-01-01T00:00:00Z"}]')
+        answer = cs0.raw_answer("unsigned-1")
+        self.assertEqual((answer[0], answer[2]), (4, "NotSupported"), answer)
+        self.assertIn("unsigned_firmware", answer[3])
+        cs0.wait_for("SecurityEventNotification", lambda p: p["type"] == "InvalidFirmwareSignature", timeout=10)
+        time.sleep(1)
+        self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-1.0")
+        self.assertEqual(os.listdir(fw), ["current"])
+        self.assertEqual(c0.stop(), 0, c0.output()[-2000:])
+        shutil.rmtree(self.state, ignore_errors=True)
+
+        # The site that allows unsigned packages gets them installed, each install a security event.
         cs = self.cs()
-        text = site(cs.port, self.state, extra=f'firmware_dir = "{fw}"')
+        text = site(cs.port, self.state, extra=f'firmware_dir = "{fw}"\nunsigned_firmware = true')
         c = self.chargerd(text, "--speed", "1", "--car", BIG_CAR, "--id-tag", "TAG-OK")
         start = cs.wait_for("StartTransaction", timeout=20)
         profiles = cs.call(call.GetConfiguration(key=["SupportedFeatureProfiles"])).configuration_key[0]["value"]
@@ -1043,7 +1060,7 @@ class OCPP(unittest.TestCase):
         d = self.tmp
         ossl, pem = self._pki()
         cs = self.cs(ssl_context=self._central_system_tls())
-        tls = f'ca = "{d}/ca.pem"\ncert = "{d}/client.pem"\nkey = "{d}/client.key"'
+        tls = f'ca = "{d}/ca.pem"\ncert = "{d}/client.pem"\nkey = "{d}/client.key"\ncentral_system_manufacturer_roots = true'
         car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
         c = self.chargerd(site(cs.port, self.state, scheme="wss", host="localhost", extra=tls), "--speed", "1", "--car", car)
         cs.wait_for("BootNotification", timeout=15)
@@ -1278,7 +1295,9 @@ class OCPP(unittest.TestCase):
         base = f"http://127.0.0.1:{web.server_address[1]}"
         os.symlink("chargerd-1.0", os.path.join(fw, "current"))
         cs = self.cs()
-        text = site(cs.port, self.state, extra=f'firmware_dir = "{fw}"')
+        # The manufacturer's root comes with the package (read-only, outside state_dir), not from the
+        # central system (issue 32 case 1: a central system that installs its own root signs anything).
+        text = site(cs.port, self.state, extra=f'firmware_dir = "{fw}"\nmanufacturer_roots = "{d}/mf.pem"')
         car = "capacity=80kWh,soc=20,target=80,max-voltage=500V,plug-at=600s"
         c = self.chargerd(text, "--speed", "1", "--car", car)
         cs.wait_for("BootNotification", timeout=15)
@@ -1294,9 +1313,12 @@ class OCPP(unittest.TestCase):
                 time.sleep(0.1)
             return statuses(rid)
         t0 = time.monotonic()
-        self.assertEqual(update(1, good_sig), "InvalidCertificate")     # no manufacturer root installed yet
+        # The probe's attack: the central system installs a root of its own, then signs with it. Refused.
+        self.assertEqual(cs.call(call.InstallCertificate(certificate_type="ManufacturerRootCertificate", certificate=pem("rogue"))).status, "Rejected")
+        self.assertEqual(update(1, base64.b64encode(ossl("dgst", "-sha256", "-sign", f"{d}/rogue.key", os.path.join(www, "good.pkg"))).decode(),
+                                signer="rogue"), "InvalidCertificate")
         cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "InvalidFirmwareSigningCertificate", timeout=10, after=t0)
-        self.assertEqual(cs.call(call.InstallCertificate(certificate_type="ManufacturerRootCertificate", certificate=pem("mf"))).status, "Accepted")
+        self.assertEqual(cs.call(call.GetInstalledCertificateIds(certificate_type="ManufacturerRootCertificate")).status, "NotFound")
         self.assertEqual(update(2, good_sig, signer="rogue"), "InvalidCertificate")
         t1 = time.monotonic()
         self.assertEqual(update(3, bad_sig), "Accepted")
