@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps kernel-deps build run test test-swift test-cli test-wire test-console test-grid test-hil test-kernel test-deb deb deb-deps hil fuzz powerloss bench bench-ocpp bench-session clean
+.PHONY: deps kernel-deps build run test test-swift test-fuzz fuzz-build fuzz-parsers test-cli test-wire test-console test-grid test-hil test-kernel test-deb deb deb-deps hil fuzz powerloss bench bench-ocpp bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.2 or newer is required: Package.swift is tools-version 6.2)"; exit 1; }
@@ -38,7 +38,7 @@ run: build
 # Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
 # Every suite target runs even when an earlier one failed; the failed ones are listed at the end and the
 # exit status is non-zero if any failed (one flaky target must not hide the others' results).
-TEST_TARGETS = test-swift test-cli test-wire test-console test-grid test-hil test-kernel test-deb
+TEST_TARGETS = test-swift test-fuzz test-cli test-wire test-console test-grid test-hil test-kernel test-deb
 test: deps
 	@failed=""; for t in $(TEST_TARGETS); do \
 	  echo "=== make $$t"; start=$$(date +%s); \
@@ -51,6 +51,20 @@ test: deps
 test-swift:
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
+
+# Every parser of outside bytes under libFuzzer (docs/fuzzing.md): the instrumented build (address sanitizer,
+# its own scratch path, about 75 s on 2 cores), then each target 10 s from its committed corpus, two at a
+# time. `make fuzz-parsers FUZZ_SECONDS=600` is the long run. (test-swift runs every corpus file too.)
+FUZZ_SECONDS ?= 600
+fuzz-build: deps
+	@mkdir -p .build-fuzz
+	@$(SWIFT) build -c release --sanitize fuzzer --sanitize address --product charger-fuzz --scratch-path .build-fuzz > .build-fuzz/build.log 2>&1 \
+	  && grep -E "^(Build|\[[0-9]+/[0-9]+\] Linking)" .build-fuzz/build.log \
+	  || { grep -v "ld.gold: warning: Cannot export local symbol" .build-fuzz/build.log | tail -40; exit 1; }
+test-fuzz: fuzz-build
+	Fuzz/run.sh 10
+fuzz-parsers: fuzz-build
+	Fuzz/run.sh $(FUZZ_SECONDS)
 
 test-cli: build
 	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards

@@ -246,10 +246,18 @@ public final class Journal: Sendable {
             e.boot = st.boot
             e.wall = Journal.wallNow()
             st.nextSeq += 1
-            let payload = JournalScan.payload(e)
+            var payload = JournalScan.payload(e)
             if let dir = directory {
-                let frame = JournalScan.frame(payload: payload)
-                if st.size > 0 && st.size + frame.count > maxBytes { rotate(&st, dir) }
+                var frame = JournalScan.frame(payload: payload)
+                if st.size > 0 && st.size + frame.count > maxBytes {
+                    // The new file's checkpoint comes first, and so takes the number before this record's.
+                    st.nextSeq -= 1
+                    rotate(&st, dir)
+                    e.seq = st.nextSeq
+                    st.nextSeq += 1
+                    payload = JournalScan.payload(e)
+                    frame = JournalScan.frame(payload: payload)
+                }
                 if st.fd >= 0 {
                     if Journal.writeAll(st.fd, frame) && fdatasync(st.fd) == 0 {
                         st.size += frame.count

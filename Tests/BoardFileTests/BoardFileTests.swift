@@ -249,7 +249,7 @@ extension String {
             #expect(throws: BoardFileError.self) { try BoardLoader.parse(bad, file: "x.toml") }
         }
         #expect(TOMLGuard.check("a = 1\n[`]")?.line == 2)
-        #expect(TOMLGuard.check("[é]")?.why.contains("outside ASCII") == true)
+        #expect(TOMLGuard.check("a = 1\né = 2")?.why.contains("outside ASCII") == true)
     }
 
     @Test func validTOMLPassesStringsCommentsAndArraysOfArraysIncluded() {

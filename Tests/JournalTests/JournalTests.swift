@@ -93,11 +93,14 @@ func bootEntry() -> JournalEntry { JournalEntry(.boot(text: "test"), t: 0) }
             #expect(size <= 4096)
         }
         let all = Journal.readAll(directory: dir)
-        #expect(all.entries.last?.seq == 400)
-        // Contiguous from the oldest kept record.
+        // Every file begins with its checkpoint (SafetyStateSurvivesFloods), which takes a number too:
+        // numbers contiguous from the oldest kept record, the records the newest 400 appended.
         let seqs = all.entries.map(\.seq)
-        #expect(seqs == Array(seqs.first!...400))
-        #expect(j.recent(5).map(\.seq) == [396, 397, 398, 399, 400])
+        #expect(seqs == Array(seqs.first!...seqs.last!))
+        #expect(all.entries.first?.kind == "checkpoint")
+        let records = all.entries.filter { $0.kind != "checkpoint" }
+        #expect(records.last.map { $0.t } == 399)
+        #expect(j.recent(5).map(\.t) == [395, 396, 397, 398, 399])
     }
 
     @Test func unwritableDirectoryIsAClearError() {
@@ -323,7 +326,7 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
             { .grid(source: "ocpp-datatransfer", text: "DataTransfer \($0) from the central system: vendor 'x'") },
             { .grid(source: "ems-write", text: "EMS 10.0.0.9: station setpoint \($0) kW") },
             { .command(user: "tech", command: "cap 0 \($0 % 60)", result: "ok", gun: 0) },
-            { .sessionStart(SessionNote(gun: $0 % 2, energyKWh: Double($0))) },
+            { .sessionStart(SessionNote(gun: $0 % 2, energyKWh: Double($0), soc: 20)) },
             { .loopOverrun(count: Double($0)) },
         ]
         do {
