@@ -4,6 +4,8 @@
 # corpus (Fuzz/corpus/TARGET) and writes what it finds into a scratch corpus (.build-fuzz/corpus/TARGET),
 # never into the repository; a crash, a failed property, a leak or a timeout leaves its reproducer in
 # .build-fuzz/findings/TARGET and fails the run. A line per target says executions, rate and coverage.
+# FUZZ_RUNS=N FUZZ_SEED=S: N executions from seed S and the committed corpus alone, the same on every
+# machine (make test's gate: what fails there fails everywhere; the long runs explore at random).
 set -u
 cd "$(dirname "$0")/.."
 secs=${1:?usage: Fuzz/run.sh SECONDS [TARGET...]}; shift
@@ -14,16 +16,21 @@ targets=("$@")
 jobs=${FUZZ_JOBS:-2}
 export SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0:abort_on_error=0
 run_one() {
-  local t=$1 log=.build-fuzz/logs/$1.log
-  mkdir -p .build-fuzz/corpus/$t .build-fuzz/findings/$t .build-fuzz/logs
-  CHARGER_FUZZ_TARGET=$t "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -print_final_stats=1 -artifact_prefix=.build-fuzz/findings/$t/ .build-fuzz/corpus/$t Fuzz/corpus/$t >"$log" 2>&1
+  local t=$1 log=.build-fuzz/logs/$1.log scratch=.build-fuzz/corpus/$1 extra=()
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    scratch=.build-fuzz/gate/$t; rm -rf "$scratch"
+    extra=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
+  fi
+  mkdir -p "$scratch" .build-fuzz/findings/$t .build-fuzz/logs
+  CHARGER_FUZZ_TARGET=$t "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 "${extra[@]}" \
+    -print_final_stats=1 -artifact_prefix=.build-fuzz/findings/$t/ "$scratch" Fuzz/corpus/$t >"$log" 2>&1
   local rc=$?
   local runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
   local rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}')
   local cov=$(grep -oE '#[0-9]+.*cov: [0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' | awk '{print $2}')
   if [ $rc -eq 0 ]; then
-    printf 'fuzz %-17s passed: %s executions in %s s (%s/s), coverage %s edges\n' "$t" "${runs:-?}" "$secs" "${rate:-?}" "${cov:-?}"
+    local took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{print $5}')
+    printf 'fuzz %-17s passed: %s executions in %s s (%s/s), coverage %s edges\n' "$t" "${runs:-?}" "${took:-$secs}" "${rate:-?}" "${cov:-?}"
   else
     printf 'fuzz %-17s FAILED (exit %s): %s\n' "$t" "$rc" "$(grep -E 'ERROR|fuzz property failed|Fatal error|deadly|timeout' "$log" | head -2 | tr '\n' ' ')"
     ls .build-fuzz/findings/$t/ | sed "s|^|    reproducer: .build-fuzz/findings/$t/|"

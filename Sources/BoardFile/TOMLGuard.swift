@@ -1,7 +1,8 @@
 // A guard in front of toml++ (through TOMLKit): its parser asserts, rather than reporting an error, where
-// a table header's first key does not begin with a key character (`[\u{FFFD}]`, "[`x]", "[\n" aborted
-// chargerd with SIGABRT: found by the board-file and site-file fuzz targets, reproducers kept under
-// Fuzz/corpus/board-file/repro-*). Such text is refused here, its place named, before toml++ sees it.
+// a table header's first key does not begin with a key character (`[\u{FFFD}]`, "[`x]", "[\n") and where
+// a '}' stands in an array (`x = [ } ]`): each aborted chargerd with SIGABRT (found by the board-file and
+// site-file fuzz targets, reproducers kept under Fuzz/corpus/*/repro-*). Such text is refused here, its
+// place named, before toml++ sees it.
 // Keys in this project's files are ASCII, so any character outside ASCII outside a string or a comment
 // is refused too.
 
@@ -20,9 +21,10 @@ public enum TOMLGuard {
         var line = 1, column = 0
         let s = Array(text.unicodeScalars)
         var i = 0
-        // Brackets and braces open in a value (an array or inline table over several lines), whether the
-        // line has had its '=' (a value follows), whether anything but blanks came before on the line.
-        var depth = 0, inValue = false, lineStarted = false
+        // Brackets and braces open in a value (an array or inline table over several lines), innermost
+        // last; whether the line is a table header, has had its '=' (a value follows), or anything but
+        // blanks came before on it.
+        var open: [Unicode.Scalar] = [], inHeader = false, inValue = false, lineStarted = false
         func at(_ k: Int, _ c: Unicode.Scalar) -> Bool { k < s.count && s[k] == c }
         func isKeyStart(_ c: Unicode.Scalar) -> Bool {
             c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_" || c == "\"" || c == "'" || c == "]")
@@ -34,12 +36,13 @@ public enum TOMLGuard {
             case .code:
                 if !c.isASCII { return Refusal(line: line, column: column, why: "a character outside ASCII outside a string or comment (keys are ASCII)") }
                 if c == "\n" {
-                    if depth == 0 { inValue = false }
+                    if open.isEmpty { inValue = false }
+                    inHeader = false
                     lineStarted = false
                     break
                 }
                 let blank = c == " " || c == "\t" || c == "\r"
-                if c == "[" && depth == 0 && !inValue && !lineStarted {
+                if c == "[" && open.isEmpty && !inValue && !lineStarted {
                     // A table header: after '[' (or '[['), blanks, the first key must begin here.
                     var k = i + 1
                     if at(k, "[") { k += 1 }
@@ -48,22 +51,27 @@ public enum TOMLGuard {
                         return Refusal(line: line, column: column + (k - i), why: "a table header whose key does not begin with a letter, digit, '-', '_' or a quote")
                     }
                     lineStarted = true
-                    inValue = true     // the header's own brackets are not a value's: nothing is counted on this line
-                    depth = -1_000_000
+                    inHeader = true    // the header's own brackets are not a value's: nothing is counted on this line
                     break
                 }
                 if !blank { lineStarted = true }
                 if c == "#" { mode = .comment }
-                else if c == "=" && depth <= 0 { inValue = true }
-                else if c == "[" || c == "{" { if depth >= 0 { depth += 1 } }
-                else if c == "]" || c == "}" { if depth > 0 { depth -= 1 } }
+                else if inHeader { if c == "\"" { mode = .basic } else if c == "'" { mode = .literal } }
+                else if c == "=" && open.isEmpty { inValue = true }
+                else if c == "[" || c == "{" { open.append(c) }
+                else if c == "]" || c == "}" {
+                    if c == "}" && open.last == "[" {
+                        return Refusal(line: line, column: column, why: "a '}' inside an array")
+                    }
+                    if !open.isEmpty { open.removeLast() }
+                }
                 else if c == "\"" {
                     if at(i + 1, "\"") && at(i + 2, "\"") { mode = .multiBasic; i += 2; column += 2 } else { mode = .basic }
                 } else if c == "'" {
                     if at(i + 1, "'") && at(i + 2, "'") { mode = .multiLiteral; i += 2; column += 2 } else { mode = .literal }
                 }
             case .comment:
-                if c == "\n" { mode = .code; lineStarted = false; if depth == 0 { inValue = false } }
+                if c == "\n" { mode = .code; lineStarted = false; inHeader = false; if open.isEmpty { inValue = false } }
             case .basic:
                 if c == "\\" { i += 1; column += 1 } else if c == "\"" { mode = .code } else if c == "\n" { mode = .code; lineStarted = false }
             case .literal:
@@ -73,8 +81,6 @@ public enum TOMLGuard {
             case .multiLiteral:
                 if c == "'" && at(i + 1, "'") && at(i + 2, "'") { mode = .code; i += 2; column += 2 }
             }
-            // A header line ends at its newline: values count again from the next line.
-            if c == "\n" && depth < 0 { depth = 0; inValue = false }
             i += 1
         }
         return nil

@@ -244,7 +244,7 @@ extension String {
 /// table header whose key begins with something other than a key character; the guard names the place.
 @Suite struct TOMLGuardTests {
     @Test func headersToml11WouldAbortOnAreRefusedWithTheirPlace() {
-        for bad in ["[`]", "[[`]]", "[\n", "[ \u{FFFD}un]", "name = 1\n[\u{FFFD}]", "[ [x]]"] {
+        for bad in ["[`]", "[[`]]", "[\n", "[ \u{FFFD}un]", "name = 1\n[\u{FFFD}]", "[ [x]]", "x = [ } ]", "x = [1, }]", "x = [\n # c\n }]", "x = { a = [ } ] }", "x = [[}]]"] {
             #expect(TOMLGuard.check(bad) != nil, "\(bad.debugDescription)")
             #expect(throws: BoardFileError.self) { try BoardLoader.parse(bad, file: "x.toml") }
         }
@@ -253,7 +253,7 @@ extension String {
     }
 
     @Test func validTOMLPassesStringsCommentsAndArraysOfArraysIncluded() {
-        for good in ["x = [\n  [1, 2],\n  [3]\n]\n[a]\ny = 1", "a = \"é [`]\"  # °C [`]\n", "[[m]]\n[\"q k\".b]\n", "x = '''\n[`]\n'''\n", "t = { a = [ [1] ] }\n[ b ]"] {
+        for good in ["x = [\n  [1, 2],\n  [3]\n]\n[a]\ny = 1", "a = \"é [`]\"  # °C [`]\n", "[[m]]\n[\"q k\".b]\n", "x = '''\n[`]\n'''\n", "t = { a = [ [1] ] }\n[ b ]", "x = [ \"}\", '}' ]\ny = { a = [1], b = { c = 2 } }"] {
             #expect(TOMLGuard.check(good) == nil, "\(good.debugDescription)")
         }
     }
