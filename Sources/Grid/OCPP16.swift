@@ -134,7 +134,7 @@ public enum OCPPAction: String, CaseIterable, Codable, Sendable {
 /// SignedUpdateFirmware): OCPP gives them no upper bound, this charge point does (docs/security.md), so
 /// that no value a central system sends (9223372036854775807 is a valid OCPP integer) reaches
 /// arithmetic: negative values are refused, larger ones taken at the bound.
-public struct TransferRetries: Sendable, Equatable, Codable {
+public struct TransferRetries: Sendable, Equatable {
     public var retries: Int
     public var interval: Int
     /// At most this many retries (11 attempts in all).
@@ -158,6 +158,10 @@ public struct TransferRetries: Sendable, Equatable, Codable {
     }
     /// Attempts in all (1 + retries): at most 11.
     public var attempts: Int { 1 + retries }
+    /// Whether stored values are within the bounds as they are (a state file is outside input too).
+    public static func within(retries: Int, interval: Int) -> Bool {
+        (0...maxRetries).contains(retries) && (0...maxInterval).contains(interval)
+    }
 }
 
 /// GetDiagnostics (OCPP 1.6 §5.8, §6.33): the location is a directory to upload into.

@@ -12,8 +12,9 @@ public enum WebSocketFrameRead: Equatable, Sendable {
     case incomplete
     /// A whole frame and how many bytes it took.
     case frame(WebSocketFrame, used: Int)
-    /// Not a frame this client takes: the connection ends with the reason.
-    case refused(String)
+    /// Not a frame this client takes: the connection ends with the reason (`tooBig`: over the limit,
+    /// close code 1009; otherwise a protocol error, 1002).
+    case refused(String, tooBig: Bool = false)
 }
 
 public struct WebSocketFrame: Equatable, Sendable {
@@ -62,7 +63,7 @@ public struct WebSocketFrame: Equatable, Sendable {
             guard fin else { return .refused("a fragmented control frame (opcode \(opcode.rawValue))") }
             guard length <= UInt64(maxControlPayload) else { return .refused("a control frame of \(length) bytes (at most 125)") }
         }
-        guard length <= UInt64(max(0, maxPayload)) else { return .refused("a frame of \(length) bytes (at most \(maxPayload))") }
+        guard length <= UInt64(max(0, maxPayload)) else { return .refused("a frame of \(length) bytes (at most \(maxPayload))", tooBig: true) }
         let n = Int(length)   // exact: at most maxPayload
         if masked { header += 4 }
         guard bytes.count - header >= n else { return .incomplete }
@@ -102,7 +103,7 @@ public struct WebSocketMessageAssembly: Sendable {
     private var inMessage = false
     public init(maxBytes: Int = WebSocketFrame.defaultMaxPayload) { self.maxBytes = maxBytes }
 
-    public enum Step: Equatable, Sendable { case more, message([UInt8]), refused(String) }
+    public enum Step: Equatable, Sendable { case more, message([UInt8]), refused(String, tooBig: Bool = false) }
 
     /// Takes a data frame (text, binary or continuation); control frames are the caller's.
     public mutating func take(_ f: WebSocketFrame) -> Step {
@@ -115,7 +116,7 @@ public struct WebSocketMessageAssembly: Sendable {
             return .refused("opcode \(f.opcode.rawValue) is not a data frame")
         }
         guard f.payload.count <= maxBytes - bytes.count else {
-            return .refused("a message over \(maxBytes) bytes")
+            return .refused("a message over \(maxBytes) bytes", tooBig: true)
         }
         bytes += f.payload
         inMessage = !f.fin

@@ -7,8 +7,8 @@
 // download or a failed install leaves `current` as it was.
 //
 // SignedUpdateFirmware (security whitepaper ed. 2, §4.3) runs the same way once its signing certificate
-// chained to an installed ManufacturerRootCertificate; the downloaded file's signature is checked against
-// that certificate before anything is written (InvalidSignature: nothing kept, a security event), the
+// chained to a manufacturer root (the package's; the central system's only where the site allows); the
+// downloaded file's signature is checked against that certificate before anything is written (InvalidSignature: nothing kept, a security event), the
 // install waits for installDateTime too, and each step goes out as SignedFirmwareStatusNotification with
 // the request's id, with the whitepaper's extra steps (DownloadScheduled, SignatureVerified,
 // InstallScheduled, InstallRebooting).
@@ -122,8 +122,8 @@ extension OCPPClient {
         hub.log("ocpp", "UpdateFirmware from \(loc.display) at \(Timestamp.format(retrieveAt))")
     }
 
-    /// SignedUpdateFirmware (whitepaper ed. 2, §4.3): the signing certificate must chain to an installed
-    /// ManufacturerRootCertificate (InvalidCertificate and a security event if not); a running download
+    /// SignedUpdateFirmware (whitepaper ed. 2, §4.3): the signing certificate must chain to a manufacturer
+    /// root (`manufacturerRoots`; InvalidCertificate and a security event if not); a running download
     /// cannot be taken back (Rejected); an update waiting or downloaded is replaced (AcceptedCanceled).
     func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?, tries: TransferRetries) -> UpdateFirmwareStatus {
         guard let signer = X509Certificate.all(pem: r.firmware.signingCertificate)?.first else {

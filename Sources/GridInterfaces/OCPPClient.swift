@@ -297,8 +297,9 @@ public final class OCPPClient: @unchecked Sendable {
     }
 
     func setAside(_ p: String, _ what: String) {
-        let kept = rename(p, p + ".rejected") == 0 || unlink(p) == 0
-        hub.log("ocpp", "\(what): \(p) unreadable or out of bounds: " + (kept ? "set aside as \(p).rejected" : "cannot move it (\(String(cString: strerror(errno))))"))
+        let outcome = rename(p, p + ".rejected") == 0 ? "set aside as \(p).rejected"
+            : unlink(p) == 0 ? "removed (it could not be renamed)" : "neither renamed nor removed (\(String(cString: strerror(errno))))"
+        hub.log("ocpp", "\(what): \(p) unreadable or out of bounds: \(outcome)")
     }
 
     /// Writes `data` to `path` atomically and durably, owner-only (Crypto.writeWhole); a failure is
@@ -1005,9 +1006,7 @@ public enum StateFiles {
         return v
     }
 
-    static func firmwareJobValid(_ j: FirmwareJob) -> Bool {
-        (0...TransferRetries.maxRetries).contains(j.retries) && (0...TransferRetries.maxInterval).contains(j.retryInterval)
-    }
+    static func firmwareJobValid(_ j: FirmwareJob) -> Bool { TransferRetries.within(retries: j.retries, interval: j.retryInterval) }
     static func reservationsValid(guns: Int) -> (Reservations) -> Bool { { $0.held.allSatisfy { (0..<guns).contains($0.gun) } } }
 
     /// Whether the file of that name (profiles.json, availability.json, ...) would be taken at start.

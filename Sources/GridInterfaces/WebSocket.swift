@@ -305,8 +305,8 @@ public final class WebSocketConnection {
         var waited = false
         while true {
             switch WebSocketFrame.read(inbox[...], maxPayload: maxMessageBytes) {
-            case .refused(let why):
-                try refuse(why, code: why.hasPrefix("a frame of") ? CloseCode.tooBig : CloseCode.protocolError)
+            case .refused(let why, let tooBig):
+                try refuse(why, code: tooBig ? CloseCode.tooBig : CloseCode.protocolError)
             case .frame(let f, let used):
                 inbox.removeFirst(used)
                 switch f.opcode {
@@ -321,7 +321,7 @@ public final class WebSocketConnection {
                     switch assembly.take(f) {
                     case .more: break
                     case .message(let m): return String(decoding: m, as: UTF8.self)
-                    case .refused(let why): try refuse(why, code: why.hasPrefix("a message over") ? CloseCode.tooBig : CloseCode.protocolError)
+                    case .refused(let why, let tooBig): try refuse(why, code: tooBig ? CloseCode.tooBig : CloseCode.protocolError)
                     }
                 }
                 continue

@@ -13,7 +13,7 @@ extension FuzzTargets {
         while true {
             switch WebSocketFrame.read(bytes, maxPayload: limit) {
             case .incomplete: return
-            case .refused(let why):
+            case .refused(let why, _):
                 require(!why.isEmpty, "a refusal says why")
                 return
             case .frame(let f, let used):
@@ -84,52 +84,52 @@ extension FuzzTargets {
             _ = res.reserve(r, connectors: 2, atMillis: now, state: { _ in .free })
             _ = res.expire(atMillis: now + 86_400_000)
         default:
-            for t in requestTypes[a] ?? [] { _ = t(payload) }
+            requestTypes[a]?(payload)
         }
     }
 
-    /// The other requests, decoded as the charge point decodes them (every field checked by its type).
-    static let requestTypes: [OCPPAction: [@Sendable (JSONValue) -> Bool]] = [
-        .Authorize: [{ (try? $0.decode(AuthorizeReq.self)) != nil }],
-        .BootNotification: [{ (try? $0.decode(BootNotificationReq.self)) != nil }],
-        .ChangeAvailability: [{ (try? $0.decode(ChangeAvailabilityReq.self)) != nil }],
-        .ClearCache: [{ (try? $0.decode(ClearCacheReq.self)) != nil }],
-        .ClearChargingProfile: [{ (try? $0.decode(ClearChargingProfileReq.self)) != nil }],
-        .DataTransfer: [{ (try? $0.decode(DataTransferReq.self)) != nil }],
-        .GetCompositeSchedule: [{ (try? $0.decode(GetCompositeScheduleReq.self)) != nil }],
-        .GetConfiguration: [{ (try? $0.decode(GetConfigurationReq.self)) != nil }],
-        .GetDiagnostics: [{ v in
-            guard let r = try? v.decode(GetDiagnosticsReq.self) else { return false }
-            if let t = TransferRetries(retries: r.retries, retryInterval: r.retryInterval) {
-                require(t.attempts <= TransferRetries.maxRetries + 1 && t.interval <= TransferRetries.maxInterval, "retries bounded")
-            }
-            return true
-        }],
-        .UpdateFirmware: [{ v in
-            guard let r = try? v.decode(UpdateFirmwareReq.self) else { return false }
-            _ = TransferRetries(retries: r.retries, retryInterval: r.retryInterval)?.attempts
-            return true
-        }],
-        .GetLocalListVersion: [{ (try? $0.decode(GetLocalListVersionReq.self)) != nil }],
-        .RemoteStartTransaction: [{ (try? $0.decode(RemoteStartTransactionReq.self)) != nil }],
-        .RemoteStopTransaction: [{ (try? $0.decode(RemoteStopTransactionReq.self)) != nil }],
-        .Reset: [{ (try? $0.decode(ResetReq.self)) != nil }],
-        .TriggerMessage: [{ (try? $0.decode(TriggerMessageReq.self)) != nil }],
-        .UnlockConnector: [{ (try? $0.decode(UnlockConnectorReq.self)) != nil }],
-        .CancelReservation: [{ (try? $0.decode(CancelReservationReq.self)) != nil }],
-        .InstallCertificate: [{ (try? $0.decode(InstallCertificateReq.self)) != nil }],
-        .GetInstalledCertificateIds: [{ (try? $0.decode(GetInstalledCertificateIdsReq.self)) != nil }],
-        .DeleteCertificate: [{ (try? $0.decode(DeleteCertificateReq.self)) != nil }],
-        .CertificateSigned: [{ (try? $0.decode(CertificateSignedReq.self)) != nil }],
-        .ExtendedTriggerMessage: [{ (try? $0.decode(ExtendedTriggerMessageReq.self)) != nil }],
-        .SignedUpdateFirmware: [{ v in
-            guard let r = try? v.decode(SignedUpdateFirmwareReq.self) else { return false }
-            _ = TransferRetries(retries: r.retries, retryInterval: r.retryInterval)?.attempts
-            _ = Timestamp.parse(r.firmware.retrieveDateTime)
-            return true
-        }],
-        .GetLog: [{ (try? $0.decode(GetLogReq.self)) != nil }],
+    /// The other requests, decoded as the charge point decodes them (every field checked by its type);
+    /// the maintenance transfers' retries held to their bounds.
+    static let requestTypes: [OCPPAction: @Sendable (JSONValue) -> Void] = [
+        .Authorize: decodes(AuthorizeReq.self),
+        .BootNotification: decodes(BootNotificationReq.self),
+        .ChangeAvailability: decodes(ChangeAvailabilityReq.self),
+        .ClearCache: decodes(ClearCacheReq.self),
+        .ClearChargingProfile: decodes(ClearChargingProfileReq.self),
+        .DataTransfer: decodes(DataTransferReq.self),
+        .GetCompositeSchedule: decodes(GetCompositeScheduleReq.self),
+        .GetConfiguration: decodes(GetConfigurationReq.self),
+        .GetLocalListVersion: decodes(GetLocalListVersionReq.self),
+        .RemoteStartTransaction: decodes(RemoteStartTransactionReq.self),
+        .RemoteStopTransaction: decodes(RemoteStopTransactionReq.self),
+        .Reset: decodes(ResetReq.self),
+        .TriggerMessage: decodes(TriggerMessageReq.self),
+        .UnlockConnector: decodes(UnlockConnectorReq.self),
+        .CancelReservation: decodes(CancelReservationReq.self),
+        .InstallCertificate: decodes(InstallCertificateReq.self),
+        .GetInstalledCertificateIds: decodes(GetInstalledCertificateIdsReq.self),
+        .DeleteCertificate: decodes(DeleteCertificateReq.self),
+        .CertificateSigned: decodes(CertificateSignedReq.self),
+        .ExtendedTriggerMessage: decodes(ExtendedTriggerMessageReq.self),
+        .GetDiagnostics: decodes(GetDiagnosticsReq.self) { retriesBounded($0.retries, $0.retryInterval) },
+        .UpdateFirmware: decodes(UpdateFirmwareReq.self) { retriesBounded($0.retries, $0.retryInterval) },
+        .GetLog: decodes(GetLogReq.self) { retriesBounded($0.retries, $0.retryInterval) },
+        .SignedUpdateFirmware: decodes(SignedUpdateFirmwareReq.self) {
+            retriesBounded($0.retries, $0.retryInterval)
+            _ = Timestamp.parse($0.firmware.retrieveDateTime)
+        },
     ]
+
+    static func decodes<T: Decodable>(_ type: T.Type, then check: @escaping @Sendable (T) -> Void = { _ in }) -> @Sendable (JSONValue) -> Void {
+        { v in if let r = try? v.decode(T.self) { check(r) } }
+    }
+
+    static func retriesBounded(_ retries: Int?, _ interval: Int?) {
+        guard let t = TransferRetries(retries: retries, retryInterval: interval) else {
+            return require((retries ?? 0) < 0 || (interval ?? 0) < 0, "only negative retries are refused")
+        }
+        require(t.attempts <= TransferRetries.maxRetries + 1 && t.interval <= TransferRetries.maxInterval, "retries bounded")
+    }
 
     /// An EMS request's PDU applied to the register map: a refused one leaves the state as it was, an
     /// applied one leaves a holding image that reads back what the map holds.

@@ -12,7 +12,7 @@ import Testing
     /// 48 MB frame was buffered whole. Both are refused on their ten header bytes now.
     @Test func hostileLengthsAreRefusedOnTheHeader() {
         for v: UInt64 in [0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 48_000_000, UInt64(WebSocketFrame.defaultMaxPayload) + 1] {
-            guard case .refused(let why) = WebSocketFrame.read(header(0x81, len64: v)[...]) else {
+            guard case .refused(let why, _) = WebSocketFrame.read(header(0x81, len64: v)[...]) else {
                 Issue.record("length \(v) not refused on its header"); continue
             }
             #expect(!why.isEmpty)
@@ -20,7 +20,7 @@ import Testing
         // At the limit: a header that announces exactly the limit waits for its bytes.
         #expect(WebSocketFrame.read(header(0x81, len64: UInt64(WebSocketFrame.defaultMaxPayload))[...]) == .incomplete)
         // A smaller limit (the site's) is the one applied.
-        #expect(WebSocketFrame.read(([0x81, 126, 0x10, 0x00] as [UInt8])[...], maxPayload: 1000) == .refused("a frame of 4096 bytes (at most 1000)"))
+        #expect(WebSocketFrame.read(([0x81, 126, 0x10, 0x00] as [UInt8])[...], maxPayload: 1000) == .refused("a frame of 4096 bytes (at most 1000)", tooBig: true))
     }
 
     @Test func reservedBitsOpcodesAndBadControlFramesAreRefused() {
@@ -46,7 +46,7 @@ import Testing
         var a = WebSocketMessageAssembly(maxBytes: 10)
         #expect(a.take(WebSocketFrame(fin: false, opcode: .text, payload: Array("hello".utf8))) == .more)
         #expect(a.take(WebSocketFrame(fin: false, opcode: .continuation, payload: Array("world".utf8))) == .more)
-        #expect(a.take(WebSocketFrame(fin: true, opcode: .continuation, payload: [0x21])) == .refused("a message over 10 bytes"))
+        #expect(a.take(WebSocketFrame(fin: true, opcode: .continuation, payload: [0x21])) == .refused("a message over 10 bytes", tooBig: true))
         var b = WebSocketMessageAssembly(maxBytes: 10)
         #expect(b.take(WebSocketFrame(fin: true, opcode: .continuation, payload: [])) == .refused("a continuation frame with no message begun"))
         #expect(b.take(WebSocketFrame(fin: false, opcode: .text, payload: [0x61])) == .more)
