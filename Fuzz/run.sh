@@ -25,6 +25,11 @@ run_one() {
   CHARGER_FUZZ_TARGET=$t "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 "${extra[@]}" \
     -print_final_stats=1 -artifact_prefix=.build-fuzz/findings/$t/ "$scratch" Fuzz/corpus/$t >"$log" 2>&1
   local rc=$?
+  # A binary without coverage counters runs, finds nothing and says "passed": that is no figure.
+  if [ $rc -eq 0 ] && ! grep -q 'INITED cov:' "$log"; then
+    printf 'fuzz %-17s FAILED: no coverage feedback (the build is not instrumented: rm -rf .build-fuzz; make fuzz-build)\n' "$t"
+    return 1
+  fi
   local runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
   local rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}')
   local cov=$(grep -oE '#[0-9]+.*cov: [0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' | awk '{print $2}')

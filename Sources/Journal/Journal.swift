@@ -18,6 +18,7 @@ public struct JournalError: Error, CustomStringConvertible {
     public var description: String
     /// The errno of the failed call, if one failed.
     public var errno: Errno?
+    init(description: String) { self.description = description; errno = nil }
     init(_ what: String, path: String, errno e: Errno? = nil) {
         errno = e
         description = "journal \(path): \(what)" + (e.map { ": \($0) (\($0.cName))" } ?? "")
@@ -193,6 +194,9 @@ public final class Journal: Sendable {
         var report = "journal: memory only (no --journal directory)"
         if let dir = directory {
             if mkdir(dir, 0o750) != 0 && errno != EEXIST { throw JournalError("cannot create the directory", path: dir, errno: Errno(rawValue: errno)) }
+            // Root writes here: a directory someone else owns or can write (or reaches through a link)
+            // could point its files anywhere (issue 32 case 7).
+            if let why = PathSafety.problem(dir, what: "journal", itself: true) { throw JournalError(description: why) }
             let numbers = Journal.fileNumbers(dir)
             var count = 0
             var torn = 0
@@ -206,14 +210,17 @@ public final class Journal: Sendable {
                 if scan.badBytes > 0 && i == numbers.count - 1 {
                     // The torn tail of the file being written at the cut: drop it.
                     torn = scan.badBytes
-                    guard truncate(path, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: Errno(rawValue: errno)) }
+                    let tfd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+                    defer { if tfd >= 0 { close(tfd) } }
+                    guard tfd >= 0, ftruncate(tfd, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: Errno(rawValue: errno)) }
                 }
             }
             latchedAtStart = st.ledger.outstanding
             loginRecordsAtStart = st.ledger.logins
             st.fileNumber = numbers.last ?? 1
             let path = Journal.path(dir, st.fileNumber)
-            st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            // Never through a link: a journal-NNNNNN.log that is a symlink would have root write elsewhere.
+            st.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
             guard st.fd >= 0 else { throw JournalError("cannot open for appending", path: path, errno: Errno(rawValue: errno)) }
             var sb = stat()
             fstat(st.fd, &sb)
@@ -318,7 +325,8 @@ public final class Journal: Sendable {
     private func rotate(_ st: inout State, _ dir: String) {
         if st.fd >= 0 { close(st.fd) }
         st.fileNumber += 1
-        st.fd = open(Journal.path(dir, st.fileNumber), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        // A new file is new: one already there under its name (planted, or a link) is not written into.
+        st.fd = open(Journal.path(dir, st.fileNumber), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
         st.size = 0
         var carried = st.ledger.carried[...]
         var checkpointed = st.fd >= 0
@@ -364,8 +372,22 @@ public final class Journal: Sendable {
     }
 
     static func readAll(_ path: String) -> [UInt8] {
-        guard let d = FileManager.default.contents(atPath: path) else { return [] }
-        return Array(d)
+        // Not through a link, and a regular file only (a FIFO planted under the name would block the start).
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return [] }
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(st.st_size))
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            out += chunk[0..<n]
+        }
+        return out
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

@@ -73,6 +73,8 @@ public struct OCPPConfig: Sendable, Equatable {
 /// 16 to 20 bytes written as 32 to 40 hexadecimal digits; the bytes are the HTTP Basic password.
 public enum AuthorizationKey {
     public struct Invalid: Error, CustomStringConvertible, Sendable { public var description: String }
+    /// The fewest distinct byte values a key may have (issue 32: 16 zero bytes were accepted).
+    public static let minDistinctBytes = 8
     /// The key's bytes, or why the text is not a key.
     public static func bytes(_ text: String) -> Result<[UInt8], Invalid> {
         let hex = Array(text.utf8).filter { $0 != 10 && $0 != 13 && $0 != 32 }
@@ -93,6 +95,12 @@ public enum AuthorizationKey {
             guard let hi = nibble(hex[i]), let lo = nibble(hex[i + 1]) else { return .failure(Invalid(description: "an AuthorizationKey is hexadecimal digits only")) }
             out.append(hi << 4 | lo)
             i += 2
+        }
+        // A key someone typed (all zero, one byte repeated, a short pattern) is a password anyone can
+        // guess: the whitepaper asks for a random key. Fewer than 8 distinct byte values in 16 random
+        // bytes happens with a probability below 1e-10.
+        guard Set(out).count >= Self.minDistinctBytes else {
+            return .failure(Invalid(description: "an AuthorizationKey of \(Set(out).count) distinct byte value(s) is too weak (at least \(Self.minDistinctBytes); make one with `openssl rand -hex 20`)"))
         }
         return .success(out)
     }

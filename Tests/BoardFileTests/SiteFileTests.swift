@@ -126,3 +126,12 @@ connection_timeout = "90 s"
         #expect(n.why.contains("unknown"), "\(n)")
     }
 }
+
+/// Issue 32 case 8: an AuthorizationKey of 16 zero bytes was accepted.
+@Test func weakAuthorizationKeysAreRefused() throws {
+    for weak in ["00000000000000000000000000000000", String(repeating: "ab", count: 20), String(repeating: "0102", count: 8)] {
+        guard case .failure(let why) = AuthorizationKey.bytes(weak) else { Issue.record("\(weak) taken"); continue }
+        #expect(why.description.contains("too weak"))
+    }
+    #expect(try AuthorizationKey.bytes("f0e1d2c3b4a5968778695a4b3c2d1e0f01234567").get().count == 20)
+}

@@ -309,3 +309,57 @@ final class Bench {
         #expect(try Credentials(path: p).users.count == 1)
     }
 }
+
+/// Issue 32 case 7 and 8: the credentials path walked as ssh's StrictModes does, and a wrong user name
+/// costing what a wrong password costs.
+@Suite struct CredentialsPathAndTiming {
+    func tree() throws -> (top: String, file: String) {
+        let top = NSTemporaryDirectory() + "strict-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: top + "/a/b", withIntermediateDirectories: true)
+        for d in [top, top + "/a", top + "/a/b"] { chmod(d, 0o755) }
+        let file = top + "/a/b/credentials"
+        try Credentials.setPassword(path: file, user: "tech", password: "correct horse")
+        return (top, file)
+    }
+
+    @Test func everyDirectoryAboveTheFileIsChecked() throws {
+        let (top, file) = try tree()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        #expect(try Credentials(path: file).users.count == 1)
+        // A group-writable grandparent.
+        chmod(top + "/a", 0o775)
+        #expect { try Credentials(path: file) } throws: { "\($0)".contains("\(top)/a is writable by its group") }
+        chmod(top + "/a", 0o755)
+        // A world-writable grandparent (not sticky).
+        chmod(top, 0o777)
+        #expect { try Credentials(path: file) } throws: { "\($0)".contains("is writable by every user") }
+        chmod(top, 0o755)
+        // A directory owned by another user.
+        if getuid() == 0 {
+            chown(top + "/a", 65_534, 65_534)
+            #expect { try Credentials(path: file) } throws: { "\($0)".contains("owned by uid 65534") }
+            chown(top + "/a", 0, 0)
+        }
+        #expect(try Credentials(path: file).users.count == 1)
+    }
+
+    @Test func aSymlinkIntoAnOpenDirectoryIsRefused() throws {
+        let (top, file) = try tree()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        let open = top + "/open"
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: true)
+        chmod(open, 0o777)
+        try FileManager.default.moveItem(atPath: file, toPath: open + "/credentials")
+        symlink(open + "/credentials", file)
+        #expect { try Credentials(path: file) } throws: { "\($0)".contains("\(open) is writable by every user") }
+    }
+
+    @Test func anUnknownUserIsHashedAtAKnownUsersCost() throws {
+        let h = try Credentials.hash("correct horse")
+        let c = Credentials(users: ["tech": h])
+        #expect(c.setting(for: "nosuchuser") == h, "an unknown user costs one yescrypt of the same parameters")
+        #expect(Credentials(users: [:]).setting(for: "x").hasPrefix("$y$"))
+        #expect(!c.verify(user: "nosuchuser", password: "correct horse"))
+        #expect(c.verify(user: "tech", password: "correct horse"))
+    }
+}

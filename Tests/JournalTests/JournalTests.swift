@@ -376,3 +376,38 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         #expect(Journal.outstandingFaults(entries).isEmpty)
     }
 }
+
+/// Issue 32 case 7: a --journal that was a symlink to a 0777 directory holding a journal-NNNNNN.log symlink
+/// to a file outside: chargerd, as root, truncated that file and wrote records into it.
+@Suite struct JournalPathSafety {
+    @Test func aDirectoryOthersCanWriteOrReachThroughALinkIsRefused() throws {
+        let top = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        let open = top + "/open"
+        mkdir(open, 0o777); chmod(open, 0o777)
+        symlink(open, top + "/journal")
+        #expect { try Journal(directory: top + "/journal") } throws: { "\($0)".contains("writable by every user") }
+        let group = top + "/group"
+        mkdir(group, 0o770); chmod(group, 0o770)
+        #expect { try Journal(directory: group) } throws: { "\($0)".contains("writable by its group") }
+    }
+
+    @Test func aJournalFileThatIsALinkIsNeitherReadNorWritten() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o750)
+        let outside = dir + ".outside"
+        FileManager.default.createFile(atPath: outside, contents: Data("precious\n".utf8))
+        defer { unlink(outside) }
+        symlink(outside, dir + "/journal-000001.log")
+        #expect { try Journal(directory: dir) } throws: { "\($0)".contains("cannot open for appending") && "\($0)".contains("symbolic links") }
+        #expect(String(decoding: FileManager.default.contents(atPath: outside)!, as: UTF8.self) == "precious\n", "neither cut nor written")
+        // A link among older files is not read either (nor is a torn tail cut through it).
+        unlink(dir + "/journal-000001.log")
+        do { let j = try Journal(directory: dir); j.append(bootEntry()) }
+        symlink(outside, dir + "/journal-000000.log")
+        let j = try Journal(directory: dir)
+        #expect(j.openReport.contains("1 records"), "\(j.openReport)")
+        #expect(String(decoding: FileManager.default.contents(atPath: outside)!, as: UTF8.self) == "precious\n")
+    }
+}
