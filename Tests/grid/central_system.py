@@ -197,6 +197,10 @@ class CentralSystem:
         """Sends a text frame as it is (hostile or careless central-system input)."""
         asyncio.run_coroutine_threadsafe(self.ws.send(text), self.loop).result(5)
 
+    def send_bytes(self, data):
+        """Writes bytes onto the connection under the WebSocket layer (a hand-made frame header)."""
+        self.loop.call_soon_threadsafe(self.ws.transport.write, data)
+
     def raw_answer(self, call_id, timeout=10):
         """The charge point's answer (CALLRESULT or CALLERROR) to a raw frame, parsed; None if none came."""
         deadline = time.monotonic() + timeout

@@ -772,6 +772,37 @@ class OCPP(unittest.TestCase):
         self.assertIsNone(cs.raw_answer("raw-11", timeout=1))
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
+    def test_the_probes_frames_do_not_stop_a_charging_session(self):
+        """Issue 32 case 2 and 5, over the wire while a car charges: retries 9223372036854775807 (trapped on
+        1 + retries), a CALL nested 350 deep (overflowed the stack), and frame headers announcing
+        0x7FFF... and 0x8000... bytes (trapped in the frame parser; a 48 MB frame was buffered whole).
+        Each is refused or bounded, the link comes back, and the session charges on."""
+        import struct
+        cs = self.cs()
+        c = self.chargerd(site(cs.port, self.state, free_vend=True), "--speed", "1", "--car", BIG_CAR)
+        cs.wait_for("BootNotification", timeout=15)
+        c.wait_line(r"gun0 charging\s+\d+\.\d V\s+[1-9]\d*\.\d A", timeout=60)
+        cs.send_raw('[2,"raw-retries","GetDiagnostics",{"location":"ftp://127.0.0.1:9/up/","retries":9223372036854775807,"retryInterval":9223372036854775807}]')
+        answer = cs.raw_answer("raw-retries")
+        self.assertIsNotNone(answer, c.output()[-2000:])
+        self.assertEqual(answer[0], 3, answer)
+        c.wait_line(r"retries 9223372036854775807 taken as 10, retryInterval 9223372036854775807 taken as 3600 s", timeout=5)
+        cs.send_raw('[2,"raw-deep","DataTransfer",{"vendorId":"x","data":' + "[" * 350 + "]" * 350 + "}]")
+        c.wait_line(r"JSON nested more than 32 deep", timeout=5)
+        self.assertEqual(cs.call(call.ChangeAvailability(connector_id=0, type="Operative")).status, "Accepted")
+        for length, why in ((0x7FFFFFFFFFFFFFFF, "a frame of 9223372036854775807 bytes"), (0x8000000000000000, "a 64-bit length with its top bit set"),
+                            (48_000_000, "a frame of 48000000 bytes")):
+            before, mark = cs.connections, len(c.lines)
+            cs.send_bytes(bytes([0x81, 127]) + struct.pack(">Q", length))
+            c.wait_line(re.escape(why) + r".*: connection closed", timeout=10, start=mark)
+            deadline = time.monotonic() + 30
+            while cs.connections == before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertGreater(cs.connections, before, "the charge point connects again")
+        self.assertIsNone(c.proc.poll(), "chargerd is still running")
+        c.wait_line(r"gun0 charging\s+\d+\.\d V\s+[1-9]\d*\.\d A", timeout=10, start=len(c.lines))
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_remote_stop_before_the_energy_transfer(self):
         cs = self.cs()
         c = self.chargerd(site(cs.port, self.state), "--speed", "1", "--car", BIG_CAR)
