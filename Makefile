@@ -52,14 +52,17 @@ test-swift:
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
 
-# Every parser of outside bytes under libFuzzer (docs/fuzzing.md): the instrumented build (address sanitizer,
+# Every parser of outside bytes under libFuzzer (docs/fuzzing.md). `-Xswiftc -sanitize=fuzzer,address`: SwiftPM
+# hands swiftc the two --sanitize values as two flags in a random order and swiftc keeps the last, so a
+# build had either coverage or the address sanitizer, never both (clang, for TOMLKit's C++, takes both).
+# The instrumented build (address sanitizer,
 # its own scratch path, about 75 s on 2 cores), then each target 100,000 executions from seed 1 and its
 # committed corpus, two at a time: the same inputs on every machine, so the gate never fails on luck.
 # `make fuzz-parsers FUZZ_SECONDS=600` is the long, random run. (test-swift runs every corpus file too.)
 FUZZ_SECONDS ?= 600
 fuzz-build: deps
 	@mkdir -p .build-fuzz
-	@$(SWIFT) build -c release --sanitize fuzzer --sanitize address --product charger-fuzz --scratch-path .build-fuzz > .build-fuzz/build.log 2>&1 \
+	@$(SWIFT) build -c release --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address --product charger-fuzz --scratch-path .build-fuzz > .build-fuzz/build.log 2>&1 \
 	  && grep -E "^(Build|\[[0-9]+/[0-9]+\] Linking)" .build-fuzz/build.log \
 	  || { grep -v "ld.gold: warning: Cannot export local symbol" .build-fuzz/build.log | tail -40; exit 1; }
 test-fuzz: fuzz-build

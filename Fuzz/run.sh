@@ -31,11 +31,13 @@ run_one() {
     return 1
   fi
   local runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
-  local rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}')
+
   local cov=$(grep -oE '#[0-9]+.*cov: [0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' | awk '{print $2}')
   if [ $rc -eq 0 ]; then
     local took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{print $5}')
-    printf 'fuzz %-17s passed: %s executions in %s s (%s/s), coverage %s edges\n' "$t" "${runs:-?}" "${took:-$secs}" "${rate:-?}" "${cov:-?}"
+    took=${took:-$secs}
+    local rate="?"; [ "${took:-0}" -gt 0 ] 2>/dev/null && [ -n "$runs" ] && rate=$((runs / took))
+    printf 'fuzz %-17s passed: %s executions in %s s (%s/s), coverage %s edges\n' "$t" "${runs:-?}" "$took" "$rate" "${cov:-?}"
   else
     printf 'fuzz %-17s FAILED (exit %s): %s\n' "$t" "$rc" "$(grep -E 'ERROR|fuzz property failed|Fatal error|deadly|timeout' "$log" | head -2 | tr '\n' ' ')"
     ls .build-fuzz/findings/$t/ | sed "s|^|    reproducer: .build-fuzz/findings/$t/|"
