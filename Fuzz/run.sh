@@ -6,6 +6,7 @@
 # .build-fuzz/findings/TARGET and fails the run. A line per target says executions, rate and coverage.
 # FUZZ_RUNS=N FUZZ_SEED=S: N executions from seed S and the committed corpus alone, the same on every
 # machine (make test's gate: what fails there fails everywhere; the long runs explore at random).
+# FUZZ_MAX_RUNS=N: a long run ends at SECONDS or N executions, whichever comes first.
 set -u
 cd "$(dirname "$0")/.."
 secs=${1:?usage: Fuzz/run.sh SECONDS [TARGET...]}; shift
@@ -20,6 +21,8 @@ run_one() {
   if [ -n "${FUZZ_RUNS:-}" ]; then
     scratch=.build-fuzz/gate/$t; rm -rf "$scratch"
     extra=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
+  elif [ -n "${FUZZ_MAX_RUNS:-}" ]; then
+    extra=(-runs="$FUZZ_MAX_RUNS")
   fi
   mkdir -p "$scratch" .build-fuzz/findings/$t .build-fuzz/logs
   CHARGER_FUZZ_TARGET=$t "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 "${extra[@]}" \
