@@ -571,8 +571,9 @@ package struct Reader {
     }
     package func duration(_ s: Section, _ k: String, default d: TimeSpan, range: ClosedRange<TimeSpan>) throws(BoardFileError) -> TimeSpan {
         guard let v = try quantity(s, k, .time) else { return d }
-        let dur = TimeSpan.seconds(v)
-        guard range.contains(dur) else {
+        // Checked before it becomes whole microseconds: "1e300 s" trapped there (board-file fuzz target,
+        // Fuzz/corpus/board-file/repro-duration-huge).
+        guard let dur = TimeSpan.checkedSeconds(v), range.contains(dur) else {
             throw error(s, k, "\(v) s is outside \(range.lowerBound.seconds)...\(range.upperBound.seconds) s")
         }
         return dur

@@ -103,6 +103,12 @@ public struct TimeSpan: Comparable, Hashable, Sendable, CustomStringConvertible 
     @inlinable public static func ms(_ v: Int64) -> TimeSpan { TimeSpan(micros: v * 1_000) }
     @inlinable public static func s(_ v: Int64) -> TimeSpan { TimeSpan(micros: v * 1_000_000) }
     @inlinable public static func seconds(_ v: Double) -> TimeSpan { TimeSpan(micros: Int64(v * 1e6)) }
+    /// Seconds read from outside (a file, a command line): nil for NaN, infinities and anything beyond
+    /// ±100 years, which `seconds(_:)` would trap on converting to whole microseconds.
+    @inlinable public static func checkedSeconds(_ v: Double) -> TimeSpan? {
+        guard v.isFinite, abs(v) <= 3.2e9 else { return nil }
+        return TimeSpan(micros: Int64((v * 1e6).rounded()))
+    }
     @inlinable public static var zero: TimeSpan { TimeSpan(micros: 0) }
     @inlinable public var seconds: Double { Double(micros) / 1e6 }
     @inlinable public static func < (a: TimeSpan, b: TimeSpan) -> Bool { a.micros < b.micros }

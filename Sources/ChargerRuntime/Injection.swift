@@ -50,7 +50,9 @@ public enum InjectionParser {
         if timeText.lowercased() == "stop" { time = .onStop }
         else {
             switch QuantityText.parse(timeText, .time) {
-            case .success(let s) where s >= 0: time = .at(Instant(micros: Int64((s * 1e6).rounded())))
+            case .success(let s) where s >= 0:
+                guard let span = TimeSpan.checkedSeconds(s) else { throw fail("'\(timeText)': the time is beyond 100 years") }
+                time = .at(Instant(micros: span.micros))
             case .success: throw fail("'\(timeText)': the time must be ≥ 0")
             case .failure(let e): throw fail("\(e) (a time is e.g. 90s, 5min, 1500ms; or 'stop')")
             }

@@ -174,6 +174,7 @@ struct ScenarioReader {
     func seconds(_ v: TOMLValueConvertible?, _ key: String) throws(ScenarioError) -> Double {
         let x = try quantity(v, key, .time)
         guard x >= 0 else { throw err(key, "'\(v?.string ?? "")': a time must be ≥ 0") }
+        guard TimeSpan.checkedSeconds(x) != nil else { throw err(key, "'\(v?.string ?? "")': a time beyond 100 years") }
         return x
     }
 

@@ -90,8 +90,8 @@ public struct CarProfile: Sendable, Equatable {
                 car.maxCurrent = Amps(d)
             case "plug-at":
                 let d = try number(.time)
-                guard d >= 0 else { throw .badValue(key: k, value: v, why: "must be ≥ 0 s") }
-                car.plugAt = .seconds(d)
+                guard d >= 0, let at = TimeSpan.checkedSeconds(d) else { throw .badValue(key: k, value: v, why: "must be 0 s to 100 years") }
+                car.plugAt = at
             case "v2g-min-soc":
                 let d = try percent()
                 guard d >= 5, d < 100 else { throw .badValue(key: k, value: v, why: "must be 5...<100 %") }
