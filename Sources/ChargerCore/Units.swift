@@ -104,10 +104,11 @@ public struct TimeSpan: Comparable, Hashable, Sendable, CustomStringConvertible 
     @inlinable public static func s(_ v: Int64) -> TimeSpan { TimeSpan(micros: v * 1_000_000) }
     @inlinable public static func seconds(_ v: Double) -> TimeSpan { TimeSpan(micros: Int64(v * 1e6)) }
     /// Seconds read from outside (a file, a command line): nil for NaN, infinities and anything beyond
-    /// ±100 years, which `seconds(_:)` would trap on converting to whole microseconds.
+    /// ±100 years, which `seconds(_:)` would trap on converting to whole microseconds; otherwise the same
+    /// value as `seconds(_:)` (truncated; no libm call: the core links without it).
     @inlinable public static func checkedSeconds(_ v: Double) -> TimeSpan? {
-        guard v.isFinite, abs(v) <= 3.2e9 else { return nil }
-        return TimeSpan(micros: Int64((v * 1e6).rounded()))
+        guard v.isFinite, v <= 3.2e9, v >= -3.2e9 else { return nil }
+        return seconds(v)
     }
     @inlinable public static var zero: TimeSpan { TimeSpan(micros: 0) }
     @inlinable public var seconds: Double { Double(micros) / 1e6 }

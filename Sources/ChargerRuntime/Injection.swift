@@ -51,8 +51,8 @@ public enum InjectionParser {
         else {
             switch QuantityText.parse(timeText, .time) {
             case .success(let s) where s >= 0:
-                guard let span = TimeSpan.checkedSeconds(s) else { throw fail("'\(timeText)': the time is beyond 100 years") }
-                time = .at(Instant(micros: span.micros))
+                guard TimeSpan.checkedSeconds(s) != nil else { throw fail("'\(timeText)': the time is beyond 100 years") }
+                time = .at(Instant(micros: Int64((s * 1e6).rounded())))
             case .success: throw fail("'\(timeText)': the time must be ≥ 0")
             case .failure(let e): throw fail("\(e) (a time is e.g. 90s, 5min, 1500ms; or 'stop')")
             }
