@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps kernel-deps build run test test-swift test-fuzz fuzz-build fuzz-parsers test-cli test-wire test-console test-grid test-hil test-kernel test-deb deb deb-deps hil fuzz powerloss bench bench-ocpp bench-session clean
+.PHONY: deps kernel-deps build run test test-swift test-fuzz fuzz-build fuzz-parsers test-cli test-wire test-console test-grid test-hil test-kernel test-deb test-deb-static deb deb-deps hil fuzz powerloss bench bench-ocpp bench-session clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.2 or newer is required: Package.swift is tools-version 6.2)"; exit 1; }
@@ -36,20 +36,23 @@ run: build
 	.build/release/chargerd --board $(BOARD) --speed $(SPEED) --status-interval 60
 
 # Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
-# Every suite target runs even when an earlier one failed; the failed ones are listed at the end and the
-# exit status is non-zero if any failed (one flaky target must not hide the others' results).
+# Tests/suite.py: one build of every product and test (swift build -c release --build-tests), then the
+# targets in three lanes side by side (the CPU's, the qemu guest's, the real-time peers'); every target
+# runs even when another failed, each one's output printed whole when it ends, a table of wall times last,
+# and the exit status non-zero if any failed. SERIAL=1 one after another; TARGETS="test-wire ..." some.
+# NO_BUILD=1 (set by the suite for its targets) skips each target's own build step.
+# The real-time peers' tests, several at a time each (Tests/run_parallel.py: each test a process of its
+# own; they wait on real time, not on the CPU).
+WIRE_JOBS ?= 3
+GRID_JOBS ?= 3
+CONSOLE_JOBS ?= 2
 TEST_TARGETS = test-swift test-fuzz test-cli test-wire test-console test-grid test-hil test-kernel test-deb
-test: deps
-	@failed=""; for t in $(TEST_TARGETS); do \
-	  echo "=== make $$t"; start=$$(date +%s); \
-	  if $(MAKE) --no-print-directory $$t; then echo "=== $$t passed in $$(( $$(date +%s) - start )) s"; \
-	  else echo "=== $$t FAILED after $$(( $$(date +%s) - start )) s"; failed="$$failed $$t"; fi; \
-	done; \
-	if [ -n "$$failed" ]; then echo "make test: failed targets:$$failed"; exit 1; fi; \
-	echo "make test: every target passed ($(TEST_TARGETS))"
+BUILD_STEP = $(if $(NO_BUILD),,build)
+test: deps kernel-deps deb-deps
+	@python3 Tests/suite.py
 
 test-swift:
-	$(SWIFT) build -c release --build-tests
+	$(if $(NO_BUILD),,$(SWIFT) build -c release --build-tests)
 	$(SWIFT) test -c release --skip-build
 
 # Every parser of outside bytes under libFuzzer (docs/fuzzing.md). `-Xswiftc -sanitize=fuzzer,address`: SwiftPM
@@ -71,7 +74,7 @@ test-fuzz: fuzz-build
 fuzz-parsers: fuzz-build
 	FUZZ_MAX_RUNS=10000000 Fuzz/run.sh $(FUZZ_SECONDS)
 
-test-cli: build
+test-cli: $(BUILD_STEP)
 	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards
 	Tests/cli/dependent-package.sh .
 	python3 Tests/cli/module-graph.py .
@@ -80,22 +83,22 @@ test-cli: build
 
 # Over the wire: chargerd against the plant emulator through libmodbus (TCP and RTU on socat ptys),
 # every communication fault, pymodbus against the emulator. About 3 minutes (two 434 s sessions at 10x).
-test-wire: build
-	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/wire -v
+test-wire: $(BUILD_STEP)
+	python3 Tests/run_parallel.py Tests/wire $(WIRE_JOBS) --first Session. --first V2GOverTheWire
 
 # The technician's console over a real pty driven by socat under pexpect (read-only commands, login and
 # lockout, actuator tests and refusals, noise, disconnects, a terminal that never reads) and the journal
 # under SIGKILL in a loop. About 1 minute.
-test-console: build
-	python3 -W ignore::ResourceWarning -m unittest discover -s Tests/console -v
+test-console: $(BUILD_STEP)
+	python3 Tests/run_parallel.py Tests/console $(CONSOLE_JOBS)
 
 # Orderly charging against real peers on loopback: pymodbus as the station EMS (setpoints, bad writes,
 # allow-list, heartbeat fail-safe) and the `ocpp` package as the OCPP 1.6J central system (transactions,
 # charging profiles, composite schedules, a dropped connection, a restart, wss, certificates, firmware).
-# Two tests at a time, each in its own process (Tests/grid/run_parallel.py; GRID_JOBS=N for more or
+# Three tests at a time, each in its own process (Tests/run_parallel.py; GRID_JOBS=N for more or
 # fewer): 199 s for the 32 tests beside a `swift test`, 385 s one after another in the last clean clone.
-test-grid: build
-	python3 Tests/grid/run_parallel.py
+test-grid: $(BUILD_STEP)
+	python3 Tests/run_parallel.py Tests/grid $(GRID_JOBS) --first heartbeat_loss --first local_list --first reservations --first connection_timeout
 
 # The real board on the Linux kernel's own GPIO subsystem (Tests/kernel/run.sh): gpio-sim built from
 # Debian's linux-source-6.1 at test time, Debian's kernel booted under qemu (software emulation) with
@@ -122,7 +125,7 @@ kernel-deps:
 	  python3 -m pip install -q virtme-ng 2>/dev/null || python3 -m pip install -q --break-system-packages virtme-ng; \
 	  command -v pyenv >/dev/null && pyenv rehash || true; }
 
-test-kernel: build kernel-deps
+test-kernel: $(BUILD_STEP) kernel-deps
 	Tests/kernel/run.sh
 
 # The Debian package a board installs (docs/technician.md): chargerd linked with the Swift runtime inside
@@ -146,14 +149,20 @@ deb: deps deb-deps
 
 # The package installed, run under a notify socket, restarted with a latched fault, removed and purged
 # on an overlay of this machine's root (a private mount namespace: the real system is not touched).
-test-deb: deb
+# The package is made from the release build every other target uses (--test-package: the Swift runtime
+# is the toolchain's, X-Swift-Runtime: shared in its control file), not from a second, static build
+# (minutes of CPU); `make deb` is what a board installs, and `make test-deb-static` tests that one.
+test-deb: $(BUILD_STEP) deb-deps
+	Sources/chargerd/package/build-deb.sh --test-package .build/release/chargerd .build/deb-test > .build/deb-test.log || { cat .build/deb-test.log; exit 1; }
+	Tests/package/run.sh $$(tail -1 .build/deb-test.log)
+test-deb-static: deb
 	Tests/package/run.sh $$(ls -t .build/deb/chargerd_*.deb | head -1)
 
 # HIL: every scenario under HIL/scenarios (traces, SVG plots, junit.xml in .build/hil), a scenario with
 # wrong expectations failing, the regression campaign (seeds 1-200), an exploration of 200 seeds from a
 # start drawn per run (printed first; EXPLORE_SEED=S replays it), --jobs and shards merged equal to one
 # run. 400 s measured on this 2-core VM (quiet), 351-488 s beside other work.
-test-hil: build
+test-hil: $(BUILD_STEP)
 	Tests/cli/charger-hil-contract.sh .build/release/charger-hil
 
 # The scenarios alone, their outputs kept in .build/hil; `make fuzz SEEDS=1000` for a longer campaign.

@@ -58,6 +58,9 @@ public enum TOMLGuard {
                 if c == "#" { mode = .comment }
                 else if inHeader { if c == "\"" { mode = .basic } else if c == "'" { mode = .literal } }
                 else if c == "=" && open.isEmpty { inValue = true }
+                else if ("0"..."9").contains(c), i == 0 || " \t\r\n=[{,".unicodeScalars.contains(s[i - 1]), dateThenDigit(s, from: i) {
+                    return Refusal(line: line, column: column, why: "a date followed by a space and one digit (a date-time needs hh:mm:ss)")
+                }
                 else if c == "[" || c == "{" { open.append(c) }
                 else if c == "]" || c == "}" {
                     if c == "}" && open.last == "[" {
@@ -84,5 +87,21 @@ public enum TOMLGuard {
             i += 1
         }
         return nil
+    }
+
+    /// toml++ asserts (`!is_value_terminator(*cp)`) on a value of ten characters, underscores not
+    /// counted, with '-' as its fifth and eighth (a date, or what could be one), then one space, one
+    /// digit and a terminator: it reads on for a date-time's time and finds the value already ended
+    /// (`x = [8--------b 8 ]`, `d = 2024-01-01 1`; site-file fuzz target, Fuzz/corpus/site-file/repro-*).
+    static func dateThenDigit(_ s: [Unicode.Scalar], from start: Int) -> Bool {
+        func terminates(_ c: Unicode.Scalar) -> Bool { " \t\r\n],}#".unicodeScalars.contains(c) }
+        var k = start, chars: [Unicode.Scalar] = []
+        while k < s.count, !terminates(s[k]), chars.count <= 10 {
+            if s[k] != "_" { chars.append(s[k]) }
+            k += 1
+        }
+        guard chars.count == 10, chars[4] == "-", chars[7] == "-" else { return false }
+        guard k + 2 < s.count, s[k] == " ", ("0"..."9").contains(s[k + 1]) else { return false }
+        return terminates(s[k + 2])
     }
 }

@@ -105,6 +105,19 @@ public enum CampaignReport {
         return t
     }
 
+    /// The progress line a terminal sees while a campaign runs (never written when standard error is
+    /// not a terminal, or under CI): seeds done of all, failures, the rate and the time left at it.
+    public static func progress(done: Int, of total: Int, failed: Int, elapsed: Double) -> String {
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        var left = "?"
+        if rate > 0, done < total {
+            let s = Int((Double(total - done) / rate).rounded(.up))
+            left = s >= 3600 ? "\(s / 3600) h \(s % 3600 / 60) min" : s >= 60 ? "\(s / 60) min \(s % 60) s" : "\(s) s"
+        } else if done >= total { left = "0 s" }
+        let pct = total > 0 ? Double(done) * 100 / Double(total) : 0
+        return "seeds \(done)/\(total) (\(String(format: "%.1f", pct)) %), \(failed) failed, \(String(format: "%.1f", rate)) seeds/s, \(left) left"
+    }
+
     public static func replay(_ r: SeedResult) -> String { "charger-hil fuzz --seeds 1 --seed \(r.seed) --verbose" }
 
     /// The closing line (wall time and process count vary; everything before it does not).

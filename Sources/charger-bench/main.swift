@@ -46,7 +46,7 @@ struct ChargerBench: ParsableCommand {
             var loopHist: HistogramSnapshot? = nil, ctHist: HistogramSnapshot? = nil
             var first: RealTimeResult? = nil
             var misses: UInt64 = 0, overruns: UInt64 = 0, cycles: UInt64 = 0
-            var rounds: [String] = []
+            var judged: [LatencyJudgement.Round] = []
             var ctError: String? = nil
             for round in 1...latencyRounds {
                 note("round \(round)/\(latencyRounds): real-time loop on sim-60kw for \(latencySeconds) s (ground fault at 9.5 s), then cyclictest for \(latencySeconds) s")
@@ -54,12 +54,14 @@ struct ChargerBench: ParsableCommand {
                 if first == nil { first = rt }
                 loopHist = loopHist?.merged(with: rt.stats.wakeLatency) ?? rt.stats.wakeLatency
                 misses += rt.stats.misses; overruns += rt.stats.overruns; cycles += rt.stats.cycles
-                switch cyclictest(settings: sim60.loopSettings, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds) {
-                case .success(let h):
-                    ctHist = ctHist?.merged(with: h) ?? h
-                    rounds.append("\(rt.stats.wakeLatency.percentileMicros(0.99))/\(h.percentileMicros(0.99))")
+                let ct = cyclictest(settings: sim60.loopSettings, grantedCPU: rt.grant.pinnedCPU, seconds: latencySeconds)
+                switch ct {
+                case .success(let h): ctHist = ctHist?.merged(with: h) ?? h
                 case .failure(let e): ctError = e.why
                 }
+                judged.append(LatencyJudgement.Round(loop: rt.stats.wakeLatency, loopCycles: rt.stats.cycles, loopMisses: rt.stats.misses,
+                                                     reference: ct.mapError { LatencyJudgement.ReferenceFailure($0.why) },
+                                                     referenceRangeMicros: HistogramLayout.fineLimitMicros))
             }
             let rt = first!
             let w = loopHist!
@@ -70,12 +72,13 @@ struct ChargerBench: ParsableCommand {
             rows.append(Row(section: "1 latency", metric: "loop misses / overruns / cycles", value: "\(misses) / \(overruns) / \(cycles)"))
             if let h = ctHist {
                 rows.append(Row(section: "1 latency", metric: "cyclictest, same period/priority/CPU/length, interleaved", value: latencyText(h)))
-                let ratio = Double(max(w.percentileMicros(0.99), 1)) / Double(max(h.percentileMicros(0.99), 1))
-                rows.append(Row(section: "1 latency", metric: "p99 ratio loop / cyclictest (each round: loop/cyclictest p99 µs \(rounds.joined(separator: ", ")))",
-                                value: fmt(ratio, 2) + "x", target: "≤ 1.25x", verdict: ratio <= 1.25 ? "met" : "missed"))
             } else {
                 rows.append(Row(section: "1 latency", metric: "cyclictest", value: "not run: \(ctError ?? "?")", verdict: "n/a"))
             }
+            // Judged only over the rounds where both sides measured (RealTime/LatencyJudgement.swift).
+            let j = LatencyJudgement.judge(judged, target: 1.25, periodMicros: Int(s.periodNanos / 1000))
+            rows.append(Row(section: "1 latency", metric: "p99 ratio loop / cyclictest (\(j.rounds.joined(separator: "; ")))",
+                            value: j.ratio.map { fmt($0, 2) + "x" } ?? "no figure: \(j.why)", target: "≤ 1.25x", verdict: j.verdict))
             // 4: fault reaction, from the same run.
             if let r = rt.reaction {
                 let cycles = r.safeCycle - r.edgeCycle

@@ -74,6 +74,12 @@ struct RunScenarios: ParsableCommand {
     }
 }
 
+/// Writes straight to file descriptor 2 (the progress line: never buffered behind the report).
+func toStandardError(_ text: String) {
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count) }
+}
+
 struct Fuzz: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fuzz",
@@ -127,10 +133,24 @@ struct Fuzz: ParsableCommand {
         let n = max(1, min(jobs ?? ProcessInfo.processInfo.activeProcessorCount, list.count))
         let t0 = Date()
         var out: [SeedResult] = []
+        var failed = 0
+        // Progress on a terminal only (standard error a tty, not CI): one line rewritten at most twice a
+        // second, cleared before anything else is printed, so logs and pipes get the report alone.
+        let showProgress = isatty(2) == 1 && ProcessInfo.processInfo.environment["CI"] == nil
+        var lastProgress = Date.distantPast
         let emit: (SeedResult) -> Void = { r in
             out.append(r)
-            print(CampaignReport.seedLines(r, verbose: output.verbose), terminator: "")
+            if !r.passed { failed += 1 }
+            let lines = CampaignReport.seedLines(r, verbose: output.verbose)
+            if showProgress && !lines.isEmpty { toStandardError("\r\u{1B}[K") }
+            print(lines, terminator: "")
             fflush(nil)
+            let now = Date()
+            if showProgress && (now.timeIntervalSince(lastProgress) >= 0.5 || out.count == list.count) {
+                lastProgress = now
+                toStandardError("\r\u{1B}[K" + CampaignReport.progress(done: out.count, of: list.count, failed: failed, elapsed: now.timeIntervalSince(t0)))
+                if out.count == list.count { toStandardError("\r\u{1B}[K") }
+            }
         }
         if n == 1 {
             for s in list { emit(Campaign.run(seed: s, boardsDirectory: boardsDir)) }

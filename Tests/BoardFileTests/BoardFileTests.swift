@@ -252,6 +252,18 @@ extension String {
         #expect(TOMLGuard.check("a = 1\né = 2")?.why.contains("outside ASCII") == true)
     }
 
+    /// The site-file target's long run: a date (or ten characters shaped like one) then a space, one
+    /// digit and the value's end made toml++ assert reading on for a time of day.
+    @Test func aDateThenOneDigitIsRefused() {
+        for bad in ["ds = [8--------b 8 ins$#\u{0}\u{15}\n", "d = 2024-01-01 1\n", "d = [2024-01-01 1]", "d = 2024-01-01 1,", "d = 2_024-01-01 7 # x"] {
+            #expect(TOMLGuard.check(bad)?.why.contains("a date followed by a space and one digit") == true, "\(bad.debugDescription)")
+            #expect(throws: BoardFileError.self) { try BoardLoader.parse(bad, file: "x.toml") }
+        }
+        for good in ["d = 2024-01-01 12:00:00\n", "d = 2024-01-01\n", "d = 2024-01-01 1", "n = [1234567890, 1]", "s = \"2024-01-01 1 \""] {
+            #expect(TOMLGuard.check(good) == nil, "\(good.debugDescription)")
+        }
+    }
+
     @Test func validTOMLPassesStringsCommentsAndArraysOfArraysIncluded() {
         for good in ["x = [\n  [1, 2],\n  [3]\n]\n[a]\ny = 1", "a = \"é [`]\"  # °C [`]\n", "[[m]]\n[\"q k\".b]\n", "x = '''\n[`]\n'''\n", "t = { a = [ [1] ] }\n[ b ]", "x = [ \"}\", '}' ]\ny = { a = [1], b = { c = 2 } }"] {
             #expect(TOMLGuard.check(good) == nil, "\(good.debugDescription)")

@@ -77,6 +77,23 @@ import Testing
     }
 }
 
+@Suite struct JSONNumbers {
+    /// The ocpp fuzz target's long run: 92233720368547758.008 is a double that JSONEncoder writes as
+    /// 92233720368547760, which reads back as an integer. JSON has one number type: the values are equal,
+    /// and a payload passed on through a round trip is the payload received.
+    @Test func aNumberIsTheSameWrittenEitherWay() throws {
+        let v = try JSONValue(json: #"{"a":92233720368547758.008,"b":60.0,"c":[9223372036854775808],"d":92233720368575487.008}"#)
+        let again = try JSONValue(json: v.text)
+        #expect(again == v)
+        #expect(JSONValue.int(60) == .double(60))
+        #expect(JSONValue.double(60.5) != .int(60))
+        #expect(JSONValue.int(92233720368575490) == .double(92233720368575487.008))   // the same double
+        #expect(JSONValue.int(9_007_199_254_740_993) != .int(9_007_199_254_740_992))  // integers: exact
+        #expect(JSONValue.double(.nan) != .double(.nan))
+        #expect(JSONValue.string("60") != .int(60))
+    }
+}
+
 @Suite struct EMSRequests {
     /// The probe's case 6: a function 6 request cut short (MBAP length 4: unit, function, address) to
     /// holding register 0 was answered with exception 03, yet the register went from 7 to 0xFFFF. Now the

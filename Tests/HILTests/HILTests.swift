@@ -164,6 +164,15 @@ func write(_ text: String) -> String {
 }
 
 @Suite struct CampaignReports {
+    /// The terminal's progress line: seeds done, failures, rate and the time left at that rate.
+    @Test func progressSaysDoneFailedRateAndTimeLeft() {
+        #expect(CampaignReport.progress(done: 2500, of: 10000, failed: 1, elapsed: 100)
+                == "seeds 2500/10000 (25.0 %), 1 failed, 25.0 seeds/s, 5 min 0 s left")
+        #expect(CampaignReport.progress(done: 10, of: 100_000, failed: 0, elapsed: 1) == "seeds 10/100000 (0.0 %), 0 failed, 10.0 seeds/s, 2 h 46 min left")
+        #expect(CampaignReport.progress(done: 0, of: 200, failed: 0, elapsed: 0) == "seeds 0/200 (0.0 %), 0 failed, 0.0 seeds/s, ? left")
+        #expect(CampaignReport.progress(done: 200, of: 200, failed: 3, elapsed: 8).hasSuffix("3 failed, 25.0 seeds/s, 0 s left"))
+    }
+
     /// The HTML report lists every failure with its draw and the command that replays it; the results
     /// file reads back equal, and a merge refuses files that are not one campaign.
     @Test func reportAndResultsFile() throws {

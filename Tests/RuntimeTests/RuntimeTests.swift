@@ -108,6 +108,41 @@ func wait(seconds: Double, until done: () -> Bool) {
     }
 }
 
+/// charger-bench's loop / cyclictest ratio is judged only where both sides measured.
+@Suite struct LatencyJudgementTests {
+    func hist(_ p99: Int, n: UInt64 = 1000, overflow: UInt64 = 0) -> HistogramSnapshot {
+        HistogramSnapshot(microsecondCounts: [p99 / 2: n - n / 50 - overflow, p99: n / 50], overflow: overflow, minMicros: p99 / 2, maxMicros: p99, meanMicros: Double(p99) / 2)
+    }
+    func round(_ loop: Int, _ ref: Int, refOverflow: UInt64 = 0, misses: UInt64 = 0) -> LatencyJudgement.Round {
+        .init(loop: hist(loop), loopCycles: 1000, loopMisses: misses, reference: .success(hist(ref, overflow: refOverflow)), referenceRangeMicros: 2000)
+    }
+
+    /// The noisy Xeon of the issue: cyclictest's p99 1951 µs (past the 1 ms period) in one round, its
+    /// histogram's overflow in the two others; "0.02x: met" was printed. Now: no figure, with the reasons.
+    @Test func aReferenceThatOverflowedOrCannotKeepThePeriodGivesNoFigure() {
+        let o = LatencyJudgement.judge([round(1890, 1951), round(2500, 1900, refOverflow: 600), round(1500, 1900, refOverflow: 600)], target: 1.25, periodMicros: 1000)
+        #expect(o.ratio == nil)
+        #expect(o.verdict == "no figure")
+        #expect(o.why.contains("round 1: the machine is too noisy to judge (the reference's own p99 1951 µs ≥ the 1000 µs period)"))
+        #expect(o.why.contains("round 2: the reference's p99 lies beyond its histogram (600 of 1000 samples ≥ 2000 µs)"))
+        #expect(o.rounds.count == 3)
+    }
+
+    @Test func onlyRoundsWhereBothSidesMeasuredAreJudged() {
+        let ok = LatencyJudgement.judge([round(60, 50), round(900, 50, misses: 600), round(60, 50)], target: 1.25, periodMicros: 1000)
+        #expect(ok.verdict == "met")
+        #expect(ok.ratio == 60.0 / 50.0)
+        #expect(ok.rounds[1].contains("left out: the loop missed 600 of 1000 deadlines"))
+        let slow = LatencyJudgement.judge([round(200, 50)], target: 1.25, periodMicros: 1000)
+        #expect(slow.verdict == "missed")
+        #expect(slow.ratio == 4)
+        let none = LatencyJudgement.judge([.init(loop: hist(60), loopCycles: 1000, loopMisses: 0, reference: .failure(.init("cyclictest not installed")), referenceRangeMicros: 2000)],
+                                          target: 1.25, periodMicros: 1000)
+        #expect(none.verdict == "no figure")
+        #expect(none.why == "round 1: the reference did not run (cyclictest not installed)")
+    }
+}
+
 @Suite(.serialized) struct CyclicExecutiveTests {
     /// The malloc replacement is linked and counts this thread's allocations (the positive control
     /// for the zero-allocation test below: a probe that counts nothing would pass it trivially).

@@ -75,6 +75,13 @@ class Chargerd:
         m = re.search(r"\[\s*([\d.]+) s\] gun\d+ (\S+)\s+([\d.]+) V\s+([\d.]+) A\s+([\d.-]+) kW\s+limit\s+([\d.]+) kW \(([^)]+)\)", line)
         return i, (float(m.group(1)), m.group(2), float(m.group(3)), float(m.group(4)), float(m.group(5)), float(m.group(6)), m.group(7))
 
+    def finish(self, timeout=30):
+        """Waits for chargerd to exit, then for its reader to take the last of its output (the pipe is
+        read by a thread: right after the exit its last lines may not be in `lines` yet)."""
+        self.proc.wait(timeout)
+        self.reader.join(timeout)
+        return self.proc.returncode
+
     def send(self, text):
         self.proc.stdin.write(text)
         self.proc.stdin.flush()

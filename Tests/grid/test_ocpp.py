@@ -607,7 +607,7 @@ class OCPP(unittest.TestCase):
         self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-1.0")
         cs.call(call.RemoteStopTransaction(transaction_id=start["transaction_id"]))
         self.assertEqual(until(t2, "Installing", timeout=60), ["Downloading", "Downloaded", "Installing"])
-        c.proc.wait(timeout=30)
+        c.finish(30)
         self.assertEqual(c.proc.returncode, 5, c.output()[-2000:])
         self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-9.9.9-test")
         self.assertEqual(os.readlink(os.path.join(fw, "previous")), "chargerd-1.0")
@@ -714,7 +714,7 @@ class OCPP(unittest.TestCase):
         self.assertEqual(cs.call(call.Reset(type="Soft")).status, "Accepted")
         stop = cs.wait_for("StopTransaction", timeout=20)
         self.assertEqual((stop["transaction_id"], stop["reason"]), (start["transaction_id"], "SoftReset"))
-        c.proc.wait(timeout=30)
+        c.finish(30)
         self.assertEqual(c.proc.returncode, 5, c.output()[-2000:])
         self.assertTrue([l for l in c.lines if "Reset Soft: restarting the controller" in l], c.output()[-2000:])
         out = subprocess.run([os.path.join(ROOT_DIR, ".build", "release", "chargerd"), "journal", "export", "--dir", journal],
@@ -726,7 +726,7 @@ class OCPP(unittest.TestCase):
         cs.wait_for("BootNotification", timeout=10, after=t0)
         self.assertEqual(cs.call(call.UnlockConnector(connector_id=1)).status, "Unlocked")   # idle: at once
         self.assertEqual(cs.call(call.Reset(type="Hard")).status, "Accepted")
-        c2.proc.wait(timeout=20)
+        c2.finish(20)
         self.assertEqual(c2.proc.returncode, 5, c2.output()[-2000:])
 
     def test_careless_and_hostile_frames_get_the_right_callerror(self):
@@ -1362,7 +1362,7 @@ class OCPP(unittest.TestCase):
         self.assertEqual(update(4, good_sig, at=3), "Accepted")
         self.assertEqual(until(4, "InstallRebooting", timeout=60),
                          ["DownloadScheduled", "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting"])
-        c.proc.wait(timeout=30)
+        c.finish(30)
         self.assertEqual(c.proc.returncode, 5, c.output()[-2000:])
         self.assertEqual(os.readlink(os.path.join(fw, "current")), "chargerd-9.9.9-signed")
         t2 = time.monotonic()

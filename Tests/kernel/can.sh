@@ -2,13 +2,18 @@
 # bench-60kw-can at a 10 ms loop (qemu's software emulation), charger-plant running the plant and the
 # battery, and on the wire either the independent BMS (HIL/peers/gbt_bms.py: python-can, cantools, the
 # shipped DBC) or charger-plant's own car. candump (can-utils) records every frame; Tests/kernel/can_check.py
-# judges the records. Sessions run two or three at a time, each on its own vcanN, bench channel and Modbus port
-# (their wall time is the charge's: a 5 kWh battery from 50 to 80 % at 60 kW takes ~2 min).
-# Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc.
+# judges the records. The five sessions run in two groups, each on its own vcanN, bench channel and Modbus port
+# (their wall time is the charge's: a 5 kWh battery from 74 to 80 % takes ~30 s of charging;
+# 5 kWh is the plant's smallest).
+# A session that fails while the guest was starved (its timer slip, guest.sh's slip monitor, past
+# STARVED_MS during the session) is run again alone, once: a verdict the host's load decided is no
+# verdict. The slip is printed with every case either way.
+# Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc, slip_during.
 
+N_CAN=5
 modprobe vcan 2>/dev/null
-for n in 0 1 2; do ip link add dev vcan$n type vcan 2>/dev/null; ip link set vcan$n up; done
-for n in 0 1 2; do
+for n in $(seq 0 $((N_CAN - 1))); do
+    ip link add dev vcan$n type vcan 2>/dev/null; ip link set vcan$n up
     sed -e 's|^channel = .*|channel = "'"$T"'/can-channel-'$n'"|' -e 's|^period = "1 ms"|period = "10 ms"|' \
         -e 's|^port = 15021|port = 1503'$n'|' -e 's|^interface = "vcan0"|interface = "vcan'$n'"|' \
         "$BOARDS/bench-60kw-can.toml" > "$T/can-$n.toml"
@@ -17,10 +22,12 @@ check() { $PY "$SRC/Tests/kernel/can_check.py" --dbc "$SRC/HIL/can/gbt27930-2015
 
 # One session on vcan$1 (tag $2): the plant with a 750 V battery (169 cells, charged at constant current)
 # of $3 kWh from $4 %; then 'plant' (the plant's car on the wire, to 80 %) or the Python BMS's arguments.
-# chargerd runs --sessions 1. Leaves $OUT/can-TAG.{plant,bms,bms.err,chargerd,candump,log,rc}.
+# chargerd runs --sessions 1. Leaves $OUT/can-TAG.{plant,bms,bms.err,chargerd,candump,log,rc,window}.
 can_session() {
     local n=$1 tag=$2 cap=$3 soc=$4; shift 4
     local board="$T/can-$n.toml" o="$OUT/can-$tag"
+    rm -f "$o".*
+    echo "${EPOCHREALTIME/./}" > "$o.window"
     if [ "${1:-}" = plant ]; then
         shift
         "$BIN/charger-plant" --board "$board" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=80,max-voltage=750V,max-current=250A" \
@@ -30,7 +37,7 @@ can_session() {
             --once > "$o.plant" 2>&1 &
     fi
     local plant=$!
-    for i in $(seq 1 300); do grep -q ready "$o.plant" && break; sleep 0.1; done
+    for i in $(seq 1 1200); do grep -q ready "$o.plant" && break; kill -0 $plant 2>/dev/null || break; sleep 0.1; done
     candump -L vcan$n > "$o.candump" 2>/dev/null &
     local dump=$!
     local bms=""
@@ -38,8 +45,9 @@ can_session() {
         $PY "$SRC/HIL/peers/gbt_bms.py" --interface vcan$n --dbc "$SRC/HIL/can/gbt27930-2015.dbc" --max-voltage 750 --max-current 250 \
             --capacity-kwh "$cap" --soc "$soc" "$@" > "$o.bms" 2> "$o.bms.err" &
         bms=$!
-        # The BMS is up (python and cantools take seconds to load under emulation) before the charger starts.
-        for i in $(seq 1 600); do grep -q listening "$o.bms.err" && break; sleep 0.1; done
+        # The BMS is up (python and cantools take tens of seconds to load under emulation, more with the
+        # other sessions' starting beside it) before the charger starts.
+        for i in $(seq 1 3000); do grep -q listening "$o.bms.err" && break; kill -0 $bms 2>/dev/null || break; sleep 0.1; done
     fi
     timeout 420 "$BIN/chargerd" --board "$board" --sessions 1 --max-time 400 --status-interval 5 \
         --can-log "$o.log" > "$o.chargerd" 2>&1
@@ -48,52 +56,93 @@ can_session() {
     [ -n "$bms" ] && { kill $bms 2>/dev/null; wait $bms 2>/dev/null; }
     kill $dump 2>/dev/null; wait $dump 2>/dev/null
     kill $plant 2>/dev/null; wait $plant 2>/dev/null
+    echo "${EPOCHREALTIME/./}" >> "$o.window"
 }
 rc_of() { cat "$OUT/can-$1.rc" 2>/dev/null || echo none; }
 why() { echo "chargerd exit $(rc_of $1) ($(tail -3 $OUT/can-$1.chargerd | tr '\n' ' '))$( [ -s $OUT/can-$1.bms.err ] && echo " bms: $(tail -2 $OUT/can-$1.bms.err | tr '\n' ' ')")"; }
-# The verdict on session TAG: chargerd's exit status must be RC, then can_check.py's MODE over its records
-# (the BMS's report too when the Python BMS ran); LABEL names the case; ARGS go to can_check.py.
-judge() {
-    local tag=$1 rc=$2 label=$3 mode=$4; shift 4
-    local bms=() out
-    [ -s "$OUT/can-$tag.bms" ] && bms=(--bms "$OUT/can-$tag.bms")
-    if [ "$(rc_of $tag)" != "$rc" ]; then failc "$label: expected exit $rc: $(why $tag)"; return; fi
-    if out=$(check "$mode" --candump "$OUT/can-$tag.candump" "${bms[@]}" --chargerd "$OUT/can-$tag.chargerd" "$@" 2>&1); then
-        pass "$label: $out"
-    else failc "$label: $out"; fi
+# The guest's timer slip during session TAG: "max M p99 P" in ms (guest.sh's slip_during).
+slip_of() { slip_during $(head -1 "$OUT/can-$1.window") $(tail -1 "$OUT/can-$1.window"); }
+# The verdicts on a set of sessions (SESSIONS entries), judged in one can_check.py process: for each,
+# chargerd's exit status must be the expected one, then can_check.py's MODE over its records (the BMS's
+# report too when the Python BMS ran). Leaves $OUT/can-TAG.check: "STATUS<tab>TEXT".
+judge_all() {
+    : > "$T/can-batch"
+    local spec
+    for spec in "$@"; do
+        local IFS='|'; set -- $spec; local tag=$1 rc=$4 mode=$5; IFS=' '
+        rm -f "$OUT/can-$tag.check"
+        if [ "$(rc_of $tag)" != "$rc" ]; then
+            printf '1\texpected exit %s: %s\n' "$rc" "$(why $tag)" > "$OUT/can-$tag.check"; continue
+        fi
+        local bms=""; [ -s "$OUT/can-$tag.bms" ] && bms="--bms $OUT/can-$tag.bms"
+        echo "$tag $mode --candump $OUT/can-$tag.candump $bms --chargerd $OUT/can-$tag.chargerd" >> "$T/can-batch"
+    done
+    [ -s "$T/can-batch" ] && check --batch "$T/can-batch" --out-dir "$OUT"
 }
+# The verdict on one judged session: "pass TEXT", "fail TEXT" or "starved TEXT" (failed while the
+# guest's timers slipped past STARVED_MS: the caller runs it again alone).
+verdict_of() {
+    local IFS='|'; set -- $1; local tag=$1 label=$3; IFS=' '
+    [ $tag = plantcar ] && label="$label (plant: $(grep -o 'car on CAN: .*' $OUT/can-plantcar.plant))"
+    local slip max status text
+    slip=$(slip_of $tag); max=$(echo "$slip" | awk '{print int($2)}')
+    if [ -s "$OUT/can-$tag.check" ]; then IFS=$'\t' read -r status text < "$OUT/can-$tag.check"
+    else status=1; text="the checker wrote no verdict"; fi
+    if [ "$status" = 0 ]; then echo "pass $label: $text (guest timer slip $slip ms)"
+    elif [ "${max:-0}" -gt "$STARVED_MS" ]; then echo "starved $label: $text (guest timer slip $slip ms: starved)"
+    else echo "fail $label: $text (guest timer slip $slip ms)"; fi
+}
+# Each session: tag, vcan, label, expected exit, check mode, check args | session args.
+SESSIONS=(
+    "session|0|can session 74 -> 80 % with the python BMS|0|session --soc-from 74|5 74"
+    "plantcar|1|can session 74 -> 80 % with charger-plant's car|0|session --soc-from 74|5 74 plant"
+    "misbehave|2|can misbehaving BMS|0|misbehave --soc-from 70|5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 --misbehave garbage@10 --misbehave flood@12"
+    "silent|3|can silent BMS|1|timeout|5 70 --misbehave silent@3 --timeout 120"
+    "late|4|can late BMS|1|timeout|5 70 --misbehave late@3 --timeout 120"
+)
+run_spec() { local IFS='|'; set -- $1; local tag=$1 n=$2; IFS=' '; can_session $n $tag $6; }
 
-# 8 and 12, side by side: a whole 50 -> 80 % session with the independent BMS (vcan0), and the same with
-# charger-plant's own car on the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender;
-# vcan1). chargerd ends each without a fault; every message the charger sends keeps its period (from
-# candump's kernel timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop
-# commanded and the meter counted. (From BHM to BSD; the span of SOC only sets how long the charge is.)
-can_session 0 session 5 50 &
-s1=$!
-can_session 1 plantcar 5 50 plant &
-s2=$!
-wait $s1 $s2
-judge session 0 "can session 50 -> 80 % with the python BMS" session --soc-from 50
-judge plantcar 0 "can session 50 -> 80 % with charger-plant's car (plant: $(grep -o 'car on CAN: .*' $OUT/can-plantcar.plant))" session --soc-from 50
-
-# 9, 10 and 10b, side by side. 9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong
-# length, frames of an unknown PGN, a BCS transfer with a packet left out, a transfer it aborts, random
-# frames, and a 2 s flood of back-to-back frames; each is counted and dropped (or asked again), and the
-# session still ends normally. 10: the BMS falls silent while charging: BCL times out (1 s), the charger
-# sends CEM naming BCL and CST for a fault, the current stops, and the session ends with E17 (the
-# handshake retries find no BMS). 10b: one that sends BCL late (every 1.2 s; the charger allows 1 s): the
-# same reaction.
-can_session 0 misbehave 5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 \
-    --misbehave garbage@10 --misbehave flood@12 &
-s1=$!
-can_session 1 silent 5 70 --misbehave silent@3 --timeout 120 &
-s2=$!
-can_session 2 late 5 70 --misbehave late@3 --timeout 120 &
-s3=$!
-wait $s1 $s2 $s3
-judge misbehave 0 "can misbehaving BMS" misbehave --soc-from 70
-judge silent 1 "can silent BMS" timeout
-judge late 1 "can late BMS" timeout
+# 8 and 12 together, then 9, 10 and 10b.
+#  8: a whole 74 -> 80 % session with the independent BMS; 12: the same with charger-plant's own car on
+#     the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender). chargerd ends each
+#     without a fault; every message the charger sends keeps its period (from candump's kernel
+#     timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop commanded and the
+#     meter counted. (From BHM to BSD; the span of SOC only sets how long the charge is.)
+#  9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong length, frames of an unknown
+#     PGN, a BCS transfer with a packet left out, a transfer it aborts, random frames, and a 2 s flood of
+#     back-to-back frames; each is counted and dropped (or asked again), and the session still ends
+#     normally.
+# 10: the BMS falls silent while charging: BCL times out (1 s), the charger sends CEM naming BCL and CST
+#     for a fault, the current stops, and the session ends with E17 (the handshake retries find no BMS).
+# 10b: one that sends BCL late (every 1.2 s; the charger allows 1 s): the same reaction.
+# In two groups, each spec by its index in SESSIONS: the two whole sessions, then the three
+# misbehaving BMSes. (Five at once overloaded the guest's two emulated CPUs: the plants' Modbus answers
+# came late and the IMD's link was lost; a Python BMS beside charger-plant's car and another Python BMS
+# never answered CHM. These two groups are the ones that hold on a loaded host.)
+for group in "0 1" "2 3 4"; do
+    pids=()
+    for i in $group; do run_spec "${SESSIONS[$i]}" & pids+=($!); done
+    wait "${pids[@]}"
+done
+judge_all "${SESSIONS[@]}"
+again=()
+for spec in "${SESSIONS[@]}"; do
+    v=$(verdict_of "$spec")
+    case "$v" in
+        pass*) pass "${v#pass }";;
+        starved*) echo "NOTE first run ${v#starved }; run again alone" >> "$RES"; again+=("$spec");;
+        *) failc "${v#fail }";;
+    esac
+done
+for spec in "${again[@]}"; do
+    run_spec "$spec"
+    judge_all "$spec"
+    v=$(verdict_of "$spec")
+    case "$v" in
+        pass*) pass "${v#pass } (run again alone: the first run was starved)";;
+        *) failc "${v#* } (run again alone after a starved first run)";;
+    esac
+done
 
 # 11. The CAN link on the real board's loop (vm-gpio-sim-60kw + [[can]] on vcan0, SCHED_FIFO where the
 #     guest allows it): 10 s attached and idle, then 10 s under cangen's flood of frames through the

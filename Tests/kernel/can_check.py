@@ -96,7 +96,7 @@ def can_counters(text):
     return c
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=["session", "misbehave", "timeout"])
     p.add_argument("--dbc", required=True)
@@ -105,8 +105,8 @@ def main():
     p.add_argument("--chargerd", required=True)
     p.add_argument("--soc-from", type=float, default=20)
     p.add_argument("--soc-to", type=float, default=80)
-    a = p.parse_args()
-    db = cantools.database.load_file(a.dbc)
+    a = p.parse_args(argv)
+    db = load_dbc(a.dbc)
     frames = read_candump(a.candump)
     bms = bms_json(a.bms) if a.bms and a.what != "timeout" else None
     text = open(a.chargerd).read()
@@ -209,5 +209,46 @@ def main():
     print(summary)
 
 
+_dbcs = {}
+
+
+def load_dbc(path):
+    if path not in _dbcs:
+        _dbcs[path] = cantools.database.load_file(path)
+    return _dbcs[path]
+
+
+def batch(dbc, path, out_dir):
+    """Every session of a run judged in one process (python and cantools take seconds to load in the
+    guest): each line of PATH is "TAG MODE ARGS..."; OUT_DIR/can-TAG.check gets "STATUS<tab>TEXT"."""
+    import contextlib
+    import io
+    import shlex
+    for line in open(path):
+        words = shlex.split(line)
+        if not words:
+            continue
+        tag, args = words[0], words[1:]
+        buf = io.StringIO()
+        status = 0
+        try:
+            with contextlib.redirect_stdout(buf):
+                main([args[0], "--dbc", dbc] + args[1:])
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+        except Exception as e:  # a record this checker cannot read is a failed check, named
+            status, buf = 1, io.StringIO("%s: %s" % (type(e).__name__, e))
+        with open("%s/can-%s.check" % (out_dir, tag), "w") as f:
+            f.write("%d\t%s\n" % (status, buf.getvalue().strip().replace("\n", " ")))
+
+
 if __name__ == "__main__":
-    main()
+    if "--batch" in sys.argv:
+        b = argparse.ArgumentParser()
+        b.add_argument("--dbc", required=True)
+        b.add_argument("--batch", required=True)
+        b.add_argument("--out-dir", required=True)
+        o = b.parse_args()
+        batch(o.dbc, o.batch, o.out_dir)
+    else:
+        main()

@@ -6,9 +6,27 @@ set -u
 . "$1"
 RES="$OUT/results"
 : > "$RES"
-pass() { echo "PASS $*" >> "$RES"; }
-failc() { echo "FAIL $*" >> "$RES"; }
+# Each line says when the case ended, in seconds of the guest's run (where test-kernel's time goes).
+pass() { echo "PASS [$(( (${EPOCHREALTIME/./} - GUEST_T0) / 1000000 )) s] $*" >> "$RES"; }
+failc() { echo "FAIL [$(( (${EPOCHREALTIME/./} - GUEST_T0) / 1000000 )) s] $*" >> "$RES"; }
+GUEST_T0=${EPOCHREALTIME/./}
 T=$(mktemp -d 2>/dev/null) || { mount -t tmpfs none /mnt && T=/mnt; }
+
+# The guest's own timer slip, measured all along: a shell that asks to wake every 100 ms (read's timeout,
+# no process started) writes how late each wake-up came. Under qemu's software emulation on a loaded host
+# the guest is starved and its timers slip; a case that fails while they slipped past STARVED_MS was
+# judged by the host's load, not by chargerd (can.sh runs it again alone). slip_during FROM TO (µs since
+# the epoch): "max M p99 P" in ms.
+STARVED_MS=${STARVED_MS:-200}
+SLIP="$OUT/slip.log"
+mkfifo "$T/slip.fifo"
+( exec 3<>"$T/slip.fifo"; prev=${EPOCHREALTIME/./}
+  while :; do read -t 0.1 -u 3; now=${EPOCHREALTIME/./}; echo "$now $(( now - prev - 100000 ))"; prev=$now; done ) > "$SLIP" 2>/dev/null &
+SLIPPID=$!
+slip_during() {
+    awk -v a="$1" -v b="$2" '$1 >= a && $1 <= b { print $2 }' "$SLIP" | sort -n \
+        | awk '{ v[NR] = $1 } END { if (NR == 0) { print "max ? p99 ?"; exit } printf "max %d p99 %d\n", v[NR] / 1000, v[int(0.99 * (NR - 1)) + 1] / 1000 }'
+}
 
 # The chip, through configfs.
 modprobe configfs; mount -t configfs none /sys/kernel/config 2>/dev/null
@@ -60,7 +78,7 @@ if start; then
     [ "$n" = 17 ] && [ "$outs" = "0000" ] && pass "lines: 17 of 17 held by chargerd, K1/K2, K3/K4, lock, rcd-test lines inactive" \
         || failc "lines: $n of 17 held by chargerd, outputs k1k2,k3k4,lock,rcd-test = $outs"
     pull 15 pull-up
-    if waitfor "FAULT E01-estop" 100; then
+    if waitfor "FAULT E01-estop" 600; then
         sleep 0.5
         [ "$(value 7)" = 1 ] && [ "$(value 0)" = 0 ] && pass "e-stop line: E01 latched, lamp-red line active, K1/K2 line inactive" \
             || failc "e-stop line: lamp-red=$(value 7) k1k2=$(value 0)"
@@ -74,14 +92,14 @@ else failc "start: $(cat $OUT/chargerd.err | head -3)"; fi
 # 3. An RCD trip far shorter than a cycle (10 ms): the kernel's edge event catches it.
 if start; then
     pull 12 pull-up; pull 12 pull-down
-    if waitfor "FAULT E03-ground-fault" 100; then stop; pass "rcd trip shorter than a cycle: E03 latched from the edge event"
+    if waitfor "FAULT E03-ground-fault" 600; then stop; pass "rcd trip shorter than a cycle: E03 latched from the edge event"
     else stop; failc "rcd trip shorter than a cycle: no E03 ($(grep -c FAULT $OUT/chargerd.log) faults; $(grep gpio: $OUT/chargerd.log | tail -1))"; fi
 else failc "start (rcd): $(head -3 $OUT/chargerd.err)"; fi
 
 # 4. A welded contactor: K1's aux contact closed while K1/K2 are commanded open.
 if start; then
     pull 8 pull-up
-    waitfor "FAULT E14-contactor-welded" 100 && pass "aux contact closed with K1/K2 open: E14 latched" \
+    waitfor "FAULT E14-contactor-welded" 600 && pass "aux contact closed with K1/K2 open: E14 latched" \
         || failc "welded: no E14 ($(tail -2 $OUT/chargerd.log))"
     pull 8 pull-down
     stop
@@ -130,7 +148,7 @@ else failc "gpio cost: $(tail -2 $OUT/gpio-cost.log)"; fi
 if start; then
     sleep 2
     echo 0 > $C/live
-    if waitfor "FAULT E32-board-io" 100; then
+    if waitfor "FAULT E32-board-io" 600; then
         stop
         err=$(grep -o "I/O errors (last: .*)" "$OUT/chargerd.log" | tail -1)
         echo "$err" | grep -Eq "on charger-io: .*\(E[A-Z]+" && pass "chip removed under the loop: E32 latched, $err" \
@@ -139,5 +157,7 @@ if start; then
 else failc "start (chip removed): $(head -3 $OUT/chargerd.err)"; fi
 
 kill $PLANT 2>/dev/null
+echo "NOTE guest timer slip over all the cases: $(slip_during $GUEST_T0 ${EPOCHREALTIME/./}) ms ($(wc -l < $SLIP) wake-ups of 100 ms; starved above $STARVED_MS ms)" >> "$RES"
+kill $SLIPPID 2>/dev/null
 dmesg | tail -20 > "$OUT/dmesg.txt"
 echo DONE >> "$RES"

@@ -27,9 +27,14 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86 missing"
 command -v gpioinfo >/dev/null || die "gpiod (gpioinfo, gpioset) missing"
 [ -x "$ROOT/.build/release/chargerd" ] && [ -x "$ROOT/.build/release/charger-plant" ] || die "build first (swift build -c release)"
 
+# Built once per machine and kept by content (the kernel source's and headers' package versions and this
+# recipe): a clean clone finds it in the cache instead of building it again (10-20 s).
+MOD="$WORK/gpio-sim-$KVER"
+KEY=$( { dpkg-query -W -f='${Version} ' linux-source-6.1 "linux-headers-$KVER" 2>/dev/null; sed -n '/^# gpio-sim as an out-of-tree/,/^fi$/p' "$0"; } | sha256sum | cut -c1-16)
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/chargerd/gpio-sim-$KVER-$KEY.ko"
+if [ ! -f "$MOD/gpio-sim-oot.ko" ] && [ -f "$CACHE" ]; then mkdir -p "$MOD" && cp "$CACHE" "$MOD/gpio-sim-oot.ko" && echo "test-kernel: gpio-sim module from the cache ($CACHE)"; fi
 # gpio-sim as an out-of-tree module: gpio-sim.c and irq_sim.c (irq_to_desc is not exported to modules:
 # generic_handle_irq does the same for a simple irq).
-MOD="$WORK/gpio-sim-$KVER"
 if [ ! -f "$MOD/gpio-sim-oot.ko" ]; then
     rm -rf "$MOD" && mkdir -p "$MOD/src"
     tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$MOD/src" --wildcards \
@@ -42,7 +47,8 @@ if [ ! -f "$MOD/gpio-sim-oot.ko" ]; then
     printf 'obj-m := gpio-sim-oot.o\ngpio-sim-oot-y := gpio-sim.o irq_sim.o\n' > "$MOD/Makefile"
     make -s -C "/usr/src/linux-headers-$KVER" M="$MOD" modules > "$MOD/build.log" 2>&1 || { cat "$MOD/build.log"; die "gpio-sim module did not build"; }
 fi
-echo "test-kernel: gpio-sim module for $KVER built ($(( $(date +%s) - t0 )) s); booting the guest (qemu TCG)"
+[ -f "$CACHE" ] || { mkdir -p "$(dirname "$CACHE")" && cp "$MOD/gpio-sim-oot.ko" "$CACHE.tmp" && mv "$CACHE.tmp" "$CACHE"; } || true
+echo "test-kernel: gpio-sim module for $KVER ready ($(( $(date +%s) - t0 )) s); booting the guest (qemu TCG)"
 
 # What the guest runs, copied under .build/kernel (shared read-write with the guest): the host's root
 # filesystem reaches the guest read-only, but a checkout under /tmp would not (the guest's /tmp is its own).
@@ -66,7 +72,10 @@ OUT="$OUT"
 MODULE="$MOD/gpio-sim-oot.ko"
 ENV
 b0=$(date +%s)
-timeout 1500 "$VNG" --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
+# The guest is the board under test: it runs at a higher priority than the build and the other test
+# targets beside it (nice -10; a user without the right gets a warning and the normal priority), as a
+# HIL rig gives its target a machine of its own. The guest's timer slip is measured and printed anyway.
+timeout 1500 nice -n -10 "$VNG" --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
     --exec "bash $GUEST $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
 b1=$(date +%s)
 [ -f "$OUT/results" ] || { tail -40 "$WORK/guest.log"; die "the guest did not boot or did not run the cases (log: $WORK/guest.log)"; }

@@ -2,11 +2,17 @@
 # make deb: the Debian package of chargerd, built with dpkg-deb from a release binary linked with the
 # Swift runtime inside it (--static-swift-stdlib: the board needs no Swift toolchain).
 #   build-deb.sh BINARY OUTDIR   -> OUTDIR/chargerd_VERSION_ARCH.deb (its path printed last)
+#   build-deb.sh --test-package BINARY OUTDIR: the same package from the shared-runtime build that
+#     `make test` already has (make test-deb: a second, static build would cost minutes of CPU); it says
+#     so in its control file (X-Swift-Runtime: shared) and runs only where the toolchain is, as on the
+#     machine that tests it. Never for a board.
 # Layout: /usr/bin/chargerd and /usr/lib/chargerd/chargerd-start (what the unit runs); /lib/systemd/system/chargerd.service and the generator of its board drop-in;
 # /usr/share/chargerd/boards/ (every board file); /etc/chargerd/board.toml (the CM4 board, a conffile
 # to edit) and /etc/default/chargerd; /usr/share/doc/chargerd/ (technician's page, security notes).
 # The state directory /var/lib/chargerd (journal, OCPP state) is made by postinst and systemd.
 set -eu
+TEST_PACKAGE=""
+[ "${1:-}" = --test-package ] && { TEST_PACKAGE=1; shift; }
 BIN="$1"; OUT="$2"
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 PKG="$(cd "$(dirname "$0")" && pwd)"
@@ -14,7 +20,10 @@ VERSION=$(sed -n 's/^let firmwareVersion = "chargerd \([0-9.]*\)".*/\1/p' "$ROOT
 [ -n "$VERSION" ] || { echo "build-deb: no firmwareVersion in Sources/chargerd/main.swift"; exit 1; }
 ARCH=$(dpkg --print-architecture)
 [ -x "$BIN" ] || { echo "build-deb: $BIN is not an executable"; exit 1; }
-if readelf -d "$BIN" | grep -q 'NEEDED.*libswiftCore'; then
+SWIFT_LIBS='^(libswift.*|libFoundation.*|lib_Foundation.*|libdispatch|libBlocksRuntime|libXCTest|libTesting)\.so'
+if [ -n "$TEST_PACKAGE" ]; then
+    readelf -d "$BIN" | grep -q 'NEEDED.*libswiftCore' || { echo "build-deb: --test-package is for the shared-runtime build; $BIN has the runtime inside (build it without --test-package)"; exit 1; }
+elif readelf -d "$BIN" | grep -q 'NEEDED.*libswiftCore'; then
     echo "build-deb: $BIN needs the Swift runtime's shared libraries (build it with --static-swift-stdlib)"; exit 1
 fi
 
@@ -38,6 +47,8 @@ printf '/etc/chargerd/board.toml\n/etc/default/chargerd\n' > "$S/DEBIAN/conffile
 # Depends: the package of every shared library the binary needs (what dpkg-shlibdeps would find).
 deps=""
 for lib in $(readelf -d "$BIN" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+    # A test package's Swift runtime is the toolchain's (no Debian package owns it).
+    [ -n "$TEST_PACKAGE" ] && echo "$lib" | grep -Eq "$SWIFT_LIBS" && continue
     path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|AArch64|ARM/ { print $NF; exit }')
     [ -n "$path" ] || { echo "build-deb: no $lib on this machine"; exit 1; }
     p=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
@@ -46,6 +57,9 @@ for lib in $(readelf -d "$BIN" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
     case " $deps " in *" $p "*) ;; *) deps="$deps $p" ;; esac
 done
 depends=$(echo $deps | sed 's/ /, /g')
+xfield=""
+[ -n "$TEST_PACKAGE" ] && xfield=$'\nX-Swift-Runtime: shared (a test package: the runtime is the toolchain\'s; make deb links it inside)'
+
 size=$(du -sk "$S" --exclude=DEBIAN | cut -f1)
 cat > "$S/DEBIAN/control" <<CONTROL
 Package: chargerd
@@ -55,7 +69,7 @@ Maintainer: DC charger controller developers <chargerd@localhost>
 Section: misc
 Priority: optional
 Installed-Size: $size
-Depends: $depends
+Depends: $depends$xfield
 Description: DC electric-vehicle charger controller
  A hard real-time controller for DC chargers (GB/T 18487.1, GB/T 27930, IEC 61851-23): contactors,
  gun lock and lamps through GPIO, rectifier modules, meter and insulation monitor over Modbus, the

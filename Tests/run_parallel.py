@@ -1,9 +1,10 @@
-"""make test-grid: every grid test (test_*.py here), GRID_JOBS at a time (default 2), each in a Python
-process of its own with its own chargerd, central system and temporary directory, so they share
-nothing but the machine.
+"""Tests/run_parallel.py DIR [JOBS]: every unittest test under DIR (test_*.py), JOBS at a time (default
+2), each in a Python process of its own with its own chargerd, peers and temporary directory, so they
+share nothing but the machine (make test-grid, test-wire, test-console).
 
-The tests wait on real time (a charger at --speed 1 or 10, a central system's answers, upload retries),
-not on the CPU, so two at a time on two cores take about half the wall time of one after another.
+The tests wait on real time (a charger at --speed 1 or 10, a central system's answers, upload retries,
+a bench plant at 10x), not on the CPU, so several at a time take a fraction of the wall time of one
+after another; none depends on another's order or timing.
 A worker takes the next test as soon as it is free. Each test's result is printed when it ends, a
 failed one with its whole output; the exit status is 1 when any failed.
 """
@@ -15,7 +16,13 @@ import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# Tests/run_parallel.py DIR [JOBS] [--first TEXT]...: tests whose id contains a TEXT start first (the
+# longest ones: started last they would run alone at the end).
+ARGS = [a for a in sys.argv[1:]]
+FIRST = [ARGS[i + 1] for i, a in enumerate(ARGS[:-1]) if a == "--first"]
+POSITIONAL = [a for i, a in enumerate(ARGS) if a != "--first" and (i == 0 or ARGS[i - 1] != "--first")]
+HERE = os.path.abspath(POSITIONAL[0]) if POSITIONAL else os.path.dirname(os.path.abspath(__file__))
+NAME = "test-" + os.path.basename(HERE)
 
 
 def test_ids():
@@ -41,9 +48,10 @@ def run_one(test_id):
 
 
 def main():
-    jobs = int(os.environ.get("GRID_JOBS", "2"))
+    jobs = int(POSITIONAL[1]) if len(POSITIONAL) > 1 else 2
     ids = test_ids()
-    print(f"test-grid: {len(ids)} tests, {jobs} at a time", flush=True)
+    ids = [i for i in ids if any(f in i for f in FIRST)] + [i for i in ids if not any(f in i for f in FIRST)]
+    print(f"{NAME}: {len(ids)} tests, {jobs} at a time", flush=True)
     lock = threading.Lock()
     failed = []
     t0 = time.monotonic()
@@ -56,7 +64,7 @@ def main():
                 else:
                     failed.append(test_id)
                     print(f"FAIL  {test_id} ({took:.1f} s)\n{output}", flush=True)
-    print(f"test-grid: {len(ids) - len(failed)} passed, {len(failed)} failed, {time.monotonic() - t0:.0f} s"
+    print(f"{NAME}: {len(ids) - len(failed)} passed, {len(failed)} failed, {time.monotonic() - t0:.0f} s"
           + (": " + " ".join(failed) if failed else ""), flush=True)
     return 1 if failed else 0
 

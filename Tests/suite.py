@@ -1,0 +1,113 @@
+"""make test: the one release build every target shares, then the targets side by side in lanes.
+
+The targets differ in what they wait on. Some need the CPU (the Swift tests, the fuzz gate's
+instrumented build and its executions, the HIL campaign); some wait on real time (chargerd paced at
+1x or 10x against real peers, the qemu guest whose CAN sessions charge in wall-clock time). A lane runs
+its targets one after another; the lanes run at once, so the waiting targets overlap the working ones.
+Every target is a `make` target of its own (`make test-wire` alone works as before); here each gets
+NO_BUILD=1 (the build is done, and two SwiftPM processes on one .build would wait on its lock).
+
+Every target runs even when another failed; each one's output is printed whole when it ends (never
+interleaved), with its wall time, and a table at the end gives every target's time and the total. The
+exit status is 1 if any target failed. SERIAL=1 runs the targets one after another (the per-target
+figures of BENCHMARKS.md's "Where make test's time goes" without contention); TARGETS="test-x test-y"
+runs some of them.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Lane 1 needs the CPU; lane 2 is the qemu guest (real time, and the guest's own CPU); lane 3 waits on
+# chargerd at speed against real peers. Their orders put the long targets first within each lane.
+LANES = [
+    ["test-swift", "test-fuzz", "test-hil", "test-cli", "test-deb"],
+    ["test-kernel"],
+    ["test-wire", "test-grid", "test-console"],
+]
+
+
+def run(cmd, log_path, env=None):
+    t0 = time.monotonic()
+    with open(log_path, "w") as log:
+        p = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return p.returncode, time.monotonic() - t0
+
+
+def main():
+    wanted = os.environ.get("TARGETS", "").split()
+    serial = os.environ.get("SERIAL", "") not in ("", "0")
+    make = os.environ.get("MAKE", "make")
+    lanes = [[t for t in lane if not wanted or t in wanted] for lane in LANES]
+    unknown = [t for t in wanted if not any(t in lane for lane in LANES)]
+    if unknown:
+        print(f"make test: no target {' '.join(unknown)} (targets: {' '.join(t for l in LANES for t in l)})")
+        return 2
+    if serial:
+        lanes = [[t for lane in lanes for t in lane]]
+    lanes = [lane for lane in lanes if lane]
+    logs = os.path.join(ROOT, ".build", "suite")
+    os.makedirs(logs, exist_ok=True)
+    t_start = time.monotonic()
+
+    print("=== build (swift build -c release --build-tests: every product and test, once)", flush=True)
+    rc, took = run(["swift", "build", "-c", "release", "--build-tests"], os.path.join(logs, "build.log"))
+    with open(os.path.join(logs, "build.log")) as f:
+        text = f.read()
+    print("\n".join(l for l in text.splitlines() if rc != 0 or l.startswith(("Build complete", "error:", "Building"))), flush=True)
+    results = {"build": (rc, took, "-")}
+    if rc != 0:
+        print(text[-6000:])
+        print(f"=== build FAILED after {took:.0f} s: no target can run")
+        return 1
+    print(f"=== build done in {took:.0f} s", flush=True)
+
+    lock = threading.Lock()
+    env = dict(os.environ, NO_BUILD="1")
+
+    def lane_worker(n, lane):
+        for t in lane:
+            with lock:
+                print(f"=== make {t} (lane {n + 1}) started at {time.monotonic() - t_start:.0f} s", flush=True)
+            path = os.path.join(logs, f"{t}.log")
+            rc, took = run([make, "--no-print-directory", t], path, env)
+            with open(path, errors="replace") as f:
+                out = f.read()
+            with lock:
+                results[t] = (rc, took, n + 1)
+                print(f"=== make {t}: output", flush=True)
+                print(out, end="" if out.endswith("\n") else "\n", flush=True)
+                print(f"=== {t} {'passed' if rc == 0 else 'FAILED'} in {took:.0f} s (lane {n + 1})", flush=True)
+
+    threads = [threading.Thread(target=lane_worker, args=(n, lane)) for n, lane in enumerate(lanes)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    total = time.monotonic() - t_start
+
+    failed = [t for t, (rc, _, _) in results.items() if rc != 0]
+    print(f"\n{'target':<14} {'lane':>4} {'wall s':>7}  result")
+    for t, (rc, took, lane) in results.items():
+        print(f"{t:<14} {lane:>4} {took:7.0f}  {'passed' if rc == 0 else 'FAILED'}")
+    print(f"{'make test':<14} {'':>4} {total:7.0f}  {'FAILED: ' + ' '.join(failed) if failed else 'passed'}"
+          f"{' (one after another)' if serial else f' ({len(lanes)} lanes)'}", flush=True)
+    try:
+        with open(os.path.join(logs, "times.json"), "w") as f:
+            json.dump({"total": total, "serial": serial,
+                       "targets": {t: {"rc": rc, "seconds": round(took, 1), "lane": lane} for t, (rc, took, lane) in results.items()}}, f, indent=1)
+    except OSError:
+        pass
+    if failed:
+        print(f"make test: failed targets: {' '.join(failed)}")
+        return 1
+    print(f"make test: every target passed ({' '.join(t for lane in lanes for t in lane)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
