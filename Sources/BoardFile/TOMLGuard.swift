@@ -58,7 +58,7 @@ public enum TOMLGuard {
                 if c == "#" { mode = .comment }
                 else if inHeader { if c == "\"" { mode = .basic } else if c == "'" { mode = .literal } }
                 else if c == "=" && open.isEmpty { inValue = true }
-                else if ("0"..."9").contains(c), i == 0 || " \t\r\n=[{,".unicodeScalars.contains(s[i - 1]), dateThenDigit(s, from: i) {
+                else if ("0"..."9").contains(c), i == 0 || " \t\n\u{0B}\u{0C}\r=[{,".unicodeScalars.contains(s[i - 1]), dateThenDigit(s, from: i) {
                     return Refusal(line: line, column: column, why: "a date followed by a space and one digit (a date-time needs hh:mm:ss)")
                 }
                 else if c == "[" || c == "{" { open.append(c) }
@@ -94,7 +94,9 @@ public enum TOMLGuard {
     /// digit and a terminator: it reads on for a date-time's time and finds the value already ended
     /// (`x = [8--------b 8 ]`, `d = 2024-01-01 1`; site-file fuzz target, Fuzz/corpus/site-file/repro-*).
     static func dateThenDigit(_ s: [Unicode.Scalar], from start: Int) -> Bool {
-        func terminates(_ c: Unicode.Scalar) -> Bool { " \t\r\n],}#".unicodeScalars.contains(c) }
+        // toml++'s value terminators: its whitespace (space, tab, and \n through \r: \v and \f too;
+        // whitespace outside ASCII is refused before this), ']', '}', ',' and '#'.
+        func terminates(_ c: Unicode.Scalar) -> Bool { " \t\n\u{0B}\u{0C}\r],}#".unicodeScalars.contains(c) }
         var k = start, chars: [Unicode.Scalar] = []
         while k < s.count, !terminates(s[k]), chars.count <= 10 {
             if s[k] != "_" { chars.append(s[k]) }

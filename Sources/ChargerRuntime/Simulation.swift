@@ -139,8 +139,30 @@ public final class Simulation {
     /// One control cycle: scheduled injections, sample, step, apply, invariants, then the plant moves
     /// one period on.
     public func cycle() {
+        if let b = cycleData.pointee.budget { budgetedCycle(b); return }
         controlHalf()
         plantHalf()
+    }
+
+    /// Where each cycle's time goes (charger-bench's per-cycle budget): the same work as `cycle()`, each
+    /// part timed.
+    public var budget: CycleBudget? { _read { yield cycleData.pointee.budget } _modify { yield &cycleData.pointee.budget } }
+
+    func budgetedCycle(_ b: CycleBudget) {
+        let t0 = monotonicNanos()
+        applyDueInjections()
+        Self.sampleStepApply(&cycleData.pointee.frame, &cycleData.pointee.requests, devices: devices, now: plant.now, timer: stepTimer)
+        let t1 = monotonicNanos()
+        drainFaults()
+        checkInvariants(&frame)
+        let t2 = monotonicNanos()
+        account(&frame)
+        let t3 = monotonicNanos()
+        observer?(self)
+        let t4 = monotonicNanos()
+        plant.advance(by: period)
+        let t5 = monotonicNanos()
+        b.add(control: t1 - t0, invariants: t2 - t1, accounting: t3 - t2, observer: t4 - t3, plant: t5 - t4)
     }
 
     /// What the controller does in a cycle: operator requests and scheduled injections in, then
@@ -512,6 +534,7 @@ struct CycleRecords {
     var requests = LoopRequests()
     var injections: [ScheduledInjection]
     var stepTimer: StepTimer? = nil
+    var budget: CycleBudget? = nil
     var observer: ((Simulation) -> Void)? = nil
     init(frame: ControlFrame, reports: [GunReport], faultLatchedAt: [Instant?], injections: [ScheduledInjection], lastPhase: [SessionPhase]) {
         self.frame = frame; self.reports = reports; self.faultLatchedAt = faultLatchedAt; self.lastPhase = lastPhase
@@ -519,6 +542,29 @@ struct CycleRecords {
         // Room reserved up front: a fault in a real-time cycle appends without allocating.
         faults.reserveCapacity(1024)
         violations.reserveCapacity(1000)
+    }
+}
+
+/// Wall time spent in each part of the simulator's cycles, summed (benchmark): the controller's half
+/// (injections, sample, step with its contract, apply), the invariants (with the fault log drained), the
+/// session accounting, the observer (a scenario's or campaign's recorder and trace), the plant.
+public final class CycleBudget {
+    public private(set) var cycles: Int64 = 0
+    public private(set) var control: Int64 = 0
+    public private(set) var invariants: Int64 = 0
+    public private(set) var accounting: Int64 = 0
+    public private(set) var observer: Int64 = 0
+    public private(set) var plant: Int64 = 0
+    public init() {}
+    func add(control c: Int64, invariants i: Int64, accounting a: Int64, observer o: Int64, plant p: Int64) {
+        cycles += 1; control += c; invariants += i; accounting += a; observer += o; plant += p
+    }
+    public var total: Int64 { control + invariants + accounting + observer + plant }
+    /// Mean ns per cycle of each part, in the order above.
+    public var perCycle: [(name: String, nanos: Double)] {
+        let n = Double(max(cycles, 1))
+        return [("control half (sample, step, contract, apply)", Double(control) / n), ("invariants", Double(invariants) / n),
+                ("session accounting", Double(accounting) / n), ("observer and trace", Double(observer) / n), ("plant", Double(plant) / n)]
     }
 }
 

@@ -147,18 +147,18 @@ public enum Campaign {
 
     /// Runs one seed: the drawn timeline for up to 600 s, then repair, reset and a fresh car per gun; and
     /// its V2G twin where it has one (`drawV2G`), reported as one result.
-    public static func run(seed: UInt64, boardsDirectory: String) -> SeedResult {
+    public static func run(seed: UInt64, boardsDirectory: String, budget: CycleBudget? = nil) -> SeedResult {
         let board: Board, carTexts: [Int: String], eventTexts: [String]
         do { (board, carTexts, eventTexts) = try draw(seed: seed, boardsDirectory: boardsDirectory) } catch {
             return SeedResult(seed: seed, board: "?", cars: [], events: [], failures: ["setup: \(error)"], faults: [], simulated: 0, traceHash: 0)
         }
-        var result = run(seed: seed, board: board, carTexts: carTexts, eventTexts: eventTexts)
+        var result = run(seed: seed, board: board, carTexts: carTexts, eventTexts: eventTexts, budget: budget)
         let twin: (Board, [Int: String], [String])?
         do { twin = try drawV2G(seed: seed, boardsDirectory: boardsDirectory) } catch {
             result.failures.append("v2g setup: \(error)"); return result
         }
         guard let (vb, vc, ve) = twin else { return result }
-        let v = run(seed: seed, board: vb, carTexts: vc, eventTexts: ve)
+        let v = run(seed: seed, board: vb, carTexts: vc, eventTexts: ve, budget: budget)
         result.board += "+" + vb.name
         result.cars += v.cars.map { "v2g \($0)" }
         result.events += v.events.map { "v2g \($0)" }
@@ -169,13 +169,14 @@ public enum Campaign {
         return result
     }
 
-    static func run(seed: UInt64, board: Board, carTexts: [Int: String], eventTexts: [String]) -> SeedResult {
+    static func run(seed: UInt64, board: Board, carTexts: [Int: String], eventTexts: [String], budget: CycleBudget? = nil) -> SeedResult {
         var failures: [String] = []
         var cars: [Int: CarProfile] = [:]
         for (g, t) in carTexts { cars[g] = try? CarProfile.parse(t) }
         let injections = eventTexts.compactMap { try? InjectionParser.parse($0, spec: board.spec) }
         if injections.count != eventTexts.count { failures.append("setup: an event did not parse") }
         let sim = Simulation(board: board, cars: cars, injections: injections)
+        sim.budget = budget
         let rec = ObserverBox(ScenarioObserver(gunCount: board.spec.gunCount, tracePeriod: .s(1)))
         sim.observer = { rec.value.record($0) }
         let gunCount = board.spec.gunCount

@@ -5,6 +5,7 @@
 import ArgumentParser
 import BoardFile
 import CAllocationCounter
+import HILRunner
 import ChargerCore
 import ChargerRuntime
 import LoopContract
@@ -29,13 +30,14 @@ struct ChargerBench: ParsableCommand {
     @Option(help: "Seconds of real-time loop and of cyclictest per round.") var latencySeconds = 10
     @Option(help: "Rounds of (loop, cyclictest), interleaved.") var latencyRounds = 3
     @Option(help: "Hours of virtual time for the memory soak.") var soakHours = 24.0
-    @Option(help: "Run only these sections (comma-separated: 1 = latency and reaction, 2, 3, 5, 6).") var only: String?
+    @Option(help: "Run only these sections (comma-separated: 1 = latency and reaction, 2, 3, 5, 6, 7 = the campaign's per-cycle budget).") var only: String?
+    @Option(help: "Seeds of the fault campaign timed in section 7.") var budgetSeeds = 100
     @Option(help: "Also write the table with the machine and date to this Markdown file.") var write: String?
 
     mutating func run() throws {
         guard allocation_counter_active() == 1 else { throw ValidationError("the allocation counter is not linked") }
         var rows: [Row] = []
-        let wanted = Set((only ?? "1,2,3,4,5,6").split(separator: ",").compactMap { Int($0) })
+        let wanted = Set((only ?? "1,2,3,4,5,6,7").split(separator: ",").compactMap { Int($0) })
         let sim60 = try board("sim-60kw")
         let dual = try board("sim-dual-360kw")
 
@@ -125,6 +127,23 @@ struct ChargerBench: ParsableCommand {
                 rows.append(Row(section: "5 speed", metric: "20→80 % session, \(name) (\(fmt(v.simulated / 60, 1)) min simulated)",
                                 value: "\(fmt(v.simulated / v.wall, 0))x real time (\(fmt(v.wall, 2)) s wall)",
                                 target: "≥ 5000x", verdict: v.simulated / v.wall >= 5000 ? "met" : "missed"))
+            }
+        }
+
+        // 7: the fault campaign's cost per seed and where each simulated cycle's time goes.
+        if wanted.contains(7) {
+            note("campaign: seeds 1-\(budgetSeeds) on one core, each cycle's parts timed")
+            let budget = CycleBudget()
+            let t0 = monotonicNanos()
+            var failed = 0
+            for seed in 1...UInt64(max(1, budgetSeeds)) where !Campaign.run(seed: seed, boardsDirectory: boards, budget: budget).passed { failed += 1 }
+            let wall = Double(monotonicNanos() - t0) / 1e9
+            let perSeed = wall / Double(max(1, budgetSeeds))
+            rows.append(Row(section: "7 campaign", metric: "charger-hil fuzz seeds 1-\(budgetSeeds), one core, parts timed (\(failed) failed)",
+                            value: "\(fmt(perSeed, 3)) s a seed, \(budget.cycles / Int64(max(1, budgetSeeds))) cycles a seed, \(fmt(Double(budget.total) / Double(max(budget.cycles, 1)), 0)) ns a cycle in its parts"))
+            for part in budget.perCycle {
+                rows.append(Row(section: "7 campaign", metric: "per cycle: \(part.name)",
+                                value: "\(fmt(part.nanos, 0)) ns (\(fmt(part.nanos * 100 / max(1, Double(budget.total) / Double(max(budget.cycles, 1))), 0)) %)"))
             }
         }
 

@@ -255,7 +255,7 @@ extension String {
     /// The site-file target's long run: a date (or ten characters shaped like one) then a space, one
     /// digit and the value's end made toml++ assert reading on for a time of day.
     @Test func aDateThenOneDigitIsRefused() {
-        for bad in ["ds = [8--------b 8 ins$#\u{0}\u{15}\n", "d = 2024-01-01 1\n", "d = [2024-01-01 1]", "d = 2024-01-01 1,", "d = 2_024-01-01 7 # x"] {
+        for bad in ["ds = [8--------b 8 ins$#\u{0}\u{15}\n", "d = 2024-01-01 1\n", "d = [2024-01-01 1]", "d = 2024-01-01 1,", "d = 2_024-01-01 7 # x", "ds= 8-------\u{07}b 7\u{0C}\u{0C}$", "d = 2024-01-01 1\u{0B}"] {
             #expect(TOMLGuard.check(bad)?.why.contains("a date followed by a space and one digit") == true, "\(bad.debugDescription)")
             #expect(throws: BoardFileError.self) { try BoardLoader.parse(bad, file: "x.toml") }
         }
