@@ -80,6 +80,9 @@ struct ScenarioObserver {
     var periodHours = 0.001 / 3600
     var maxStation = Watts.zero
     var bindingAt: [Int: [(Instant, LimitSource)]] = [:]
+    /// Each gun's last binding source recorded (nil: none yet), so that a cycle without a change costs no
+    /// dictionary lookup (the campaign's per-cycle budget, charger-bench section 7).
+    var lastBinding: [LimitSource?]
     var phaseAt: [Int: [(Instant, SessionPhase)]] = [:]
     var lastPhase: [SessionPhase]
     var phaseMarks: [(Double, Int, String)] = []
@@ -102,6 +105,7 @@ struct ScenarioObserver {
         openings = Array(repeating: [], count: gunCount)
         maxPower = Array(repeating: .zero, count: gunCount)
         lastPhase = Array(repeating: .unplugged, count: gunCount)
+        lastBinding = Array(repeating: nil, count: gunCount)
     }
 
     mutating func mix(_ v: UInt64) { hash = (hash ^ v) &* 0x100_0000_01b3 }
@@ -146,7 +150,7 @@ struct ScenarioObserver {
                 } else if pg.chargerSide.value > voltageWatch[i].worst { voltageWatch[i].worst = pg.chargerSide.value; voltageWatch[i].worstAt = now.seconds }
             }
             let b = s.binding(gun: g)
-            if bindingAt[g]?.last?.1 != b { bindingAt[g, default: []].append((now, b)) }
+            if lastBinding[g] != b { lastBinding[g] = b; bindingAt[g, default: []].append((now, b)) }
             for i in departures.indices where departures[i].gun == g && departures[i].reachedAt == nil {
                 var soc: Double? = nil
                 s.plant.withGun(g) { soc = $0.car?.soc }

@@ -3,8 +3,8 @@
 # battery, and on the wire either the independent BMS (HIL/peers/gbt_bms.py: python-can, cantools, the
 # shipped DBC) or charger-plant's own car. candump (can-utils) records every frame; Tests/kernel/can_check.py
 # judges the records. The five sessions run in two groups, each on its own vcanN, bench channel and Modbus port
-# (their wall time is the charge's: a 5 kWh battery from 74 to 80 % takes ~30 s of charging;
-# 5 kWh is the plant's smallest).
+# (their wall time is the charge's: a 5 kWh battery, the plant's smallest, from 68 to 80 % takes ~70 s of
+# charging, the car asking 57 A at most; from 74 % it asked 48 A, under the 50 A the check wants to see).
 # A session that fails while the guest was starved (its timer slip, guest.sh's slip monitor, past
 # STARVED_MS during the session) is run again alone, once: a verdict the host's load decided is no
 # verdict. The slip is printed with every case either way.
@@ -48,6 +48,10 @@ can_session() {
         # The BMS is up (python and cantools take tens of seconds to load under emulation, more with the
         # other sessions' starting beside it) before the charger starts.
         for i in $(seq 1 3000); do grep -q listening "$o.bms.err" && break; kill -0 $bms 2>/dev/null || break; sleep 0.1; done
+        if ! grep -q listening "$o.bms.err"; then
+            if kill -0 $bms 2>/dev/null; then echo "can.sh: gbt_bms not listening after 300 s" >> "$o.bms.err"
+            else wait $bms; echo "can.sh: gbt_bms exited with status $? before listening ($(free -m | awk '/Mem:/ {print $7}') MB available)" >> "$o.bms.err"; bms=""; fi
+        fi
     fi
     timeout 420 "$BIN/chargerd" --board "$board" --sessions 1 --max-time 400 --status-interval 5 \
         --can-log "$o.log" > "$o.chargerd" 2>&1
@@ -69,7 +73,8 @@ judge_all() {
     : > "$T/can-batch"
     local spec
     for spec in "$@"; do
-        local IFS='|'; set -- $spec; local tag=$1 rc=$4 mode=$5; IFS=' '
+        local tag n label rc mode args
+        IFS='|' read -r tag n label rc mode args <<< "$spec"
         rm -f "$OUT/can-$tag.check"
         if [ "$(rc_of $tag)" != "$rc" ]; then
             printf '1\texpected exit %s: %s\n' "$rc" "$(why $tag)" > "$OUT/can-$tag.check"; continue
@@ -82,28 +87,35 @@ judge_all() {
 # The verdict on one judged session: "pass TEXT", "fail TEXT" or "starved TEXT" (failed while the
 # guest's timers slipped past STARVED_MS: the caller runs it again alone).
 verdict_of() {
-    local IFS='|'; set -- $1; local tag=$1 label=$3; IFS=' '
+    local tag n label rc mode args
+    IFS='|' read -r tag n label rc mode args <<< "$1"
     [ $tag = plantcar ] && label="$label (plant: $(grep -o 'car on CAN: .*' $OUT/can-plantcar.plant))"
-    local slip max status text
-    slip=$(slip_of $tag); max=$(echo "$slip" | awk '{print int($2)}')
+    local slip max p99 status text
+    slip=$(slip_of $tag); max=$(echo "$slip" | awk '{print int($2)}'); p99=$(echo "$slip" | awk '{print int($4)}')
     if [ -s "$OUT/can-$tag.check" ]; then IFS=$'\t' read -r status text < "$OUT/can-$tag.check"
     else status=1; text="the checker wrote no verdict"; fi
     if [ "$status" = 0 ]; then echo "pass $label: $text (guest timer slip $slip ms)"
     elif [ "${max:-0}" -gt "$STARVED_MS" ]; then echo "starved $label: $text (guest timer slip $slip ms: starved)"
+    # The periods are the guest's timers: with its own wake-ups late by more than the periods' tolerance
+    # (p95 within the period + 50 ms, can_check.py) the check measures the host, not chargerd.
+    elif echo "$text" | grep -q "periods out of tolerance" && [ "${p99:-0}" -gt 50 ]; then
+        echo "starved $label: $text (guest timer slip $slip ms: its p99 past the periods' 50 ms tolerance)"
     else echo "fail $label: $text (guest timer slip $slip ms)"; fi
 }
 # Each session: tag, vcan, label, expected exit, check mode, check args | session args.
 SESSIONS=(
-    "session|0|can session 74 -> 80 % with the python BMS|0|session --soc-from 74|5 74"
-    "plantcar|1|can session 74 -> 80 % with charger-plant's car|0|session --soc-from 74|5 74 plant"
+    "session|0|can session 68 -> 80 % with the python BMS|0|session --soc-from 68|5 68"
+    "plantcar|1|can session 68 -> 80 % with charger-plant's car|0|session --soc-from 68|5 68 plant"
     "misbehave|2|can misbehaving BMS|0|misbehave --soc-from 70|5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 --misbehave garbage@10 --misbehave flood@12"
     "silent|3|can silent BMS|1|timeout|5 70 --misbehave silent@3 --timeout 120"
     "late|4|can late BMS|1|timeout|5 70 --misbehave late@3 --timeout 120"
 )
-run_spec() { local IFS='|'; set -- $1; local tag=$1 n=$2; IFS=' '; can_session $n $tag $6; }
+# (Fields split with `IFS='|' read`, which leaves IFS alone: a spec split by setting IFS itself left
+# can_session's `for i in $(seq ...)` waits running once, and chargerd started before the BMS listened.)
+run_spec() { local tag n label rc mode args; IFS='|' read -r tag n label rc mode args <<< "$1"; can_session $n $tag $args; }
 
 # 8 and 12 together, then 9, 10 and 10b.
-#  8: a whole 74 -> 80 % session with the independent BMS; 12: the same with charger-plant's own car on
+#  8: a whole 68 -> 80 % session with the independent BMS; 12: the same with charger-plant's own car on
 #     the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender). chargerd ends each
 #     without a fault; every message the charger sends keeps its period (from candump's kernel
 #     timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop commanded and the

@@ -159,5 +159,5 @@ else failc "start (chip removed): $(head -3 $OUT/chargerd.err)"; fi
 kill $PLANT 2>/dev/null
 echo "NOTE guest timer slip over all the cases: $(slip_during $GUEST_T0 ${EPOCHREALTIME/./}) ms ($(wc -l < $SLIP) wake-ups of 100 ms; starved above $STARVED_MS ms)" >> "$RES"
 kill $SLIPPID 2>/dev/null
-dmesg | tail -20 > "$OUT/dmesg.txt"
+dmesg > "$OUT/dmesg.txt"
 echo DONE >> "$RES"

@@ -72,10 +72,10 @@ OUT="$OUT"
 MODULE="$MOD/gpio-sim-oot.ko"
 ENV
 b0=$(date +%s)
-# The guest is the board under test: it runs at a higher priority than the build and the other test
-# targets beside it (nice -10; a user without the right gets a warning and the normal priority), as a
-# HIL rig gives its target a machine of its own. The guest's timer slip is measured and printed anyway.
-timeout 1500 nice -n -10 "$VNG" --force-9p --disable-kvm --memory 1G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
+# The guest's timer slip is measured and printed with every case (guest.sh). (Run at nice -10 beside
+# the other targets, qemu's emulated CPUs took the host's cores from the real-time tests of the other
+# lanes for seconds: make test runs its CPU-bound lane at nice 19 instead, Tests/suite.py.)
+timeout 1500 "$VNG" --force-9p --disable-kvm --memory 2G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
     --exec "bash $GUEST $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
 b1=$(date +%s)
 [ -f "$OUT/results" ] || { tail -40 "$WORK/guest.log"; die "the guest did not boot or did not run the cases (log: $WORK/guest.log)"; }

@@ -195,10 +195,13 @@ class CommFaults(unittest.TestCase):
         self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
 
     def test_device_back_to_normal_is_read_again(self):
-        # Silent for 3 s of plant time, then normal: the poller's retry finds it again.
+        # Silent for 20 s of plant time (2 s of wall time at 10x: ten times the meter's 2 s comm timeout,
+        # which the bench scales to 0.2 s of bus silence), then normal: the poller's retry finds it again.
+        # (A 3 s window, 0.3 s of wall time, passed unseen on a loaded host: the plant, late, catches up
+        # with its pace in a burst of ticks, and the window's wall time shrank under the timeout.)
         with Bench("tcp", car=CAR, speed=10, plant_args=["--comm-fault", "meter:0=silent@20s",
-                                                         "--comm-fault", "meter:0=normal@23s"]) as b:
-            rc, out, err = b.chargerd("--max-time", "40", "--status-interval", "0")
+                                                         "--comm-fault", "meter:0=normal@40s"]) as b:
+            rc, out, err = b.chargerd("--max-time", "60", "--status-interval", "0")
         c = counters(out, "meter gun 0")
         self.assertEqual(rc, 1)
         self.assertIn("E25-meter-comm-lost", out)
