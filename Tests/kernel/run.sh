@@ -10,7 +10,11 @@ set -u
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="$ROOT/.build/kernel"
 OUT="$WORK/out"
-mkdir -p "$WORK" && rm -rf "$OUT" && mkdir -p "$OUT"
+mkdir -p "$WORK"
+# One guest per tree: two at once share .build/kernel/out, and each reads the other's results.
+exec 9> "$WORK/lock"
+flock -n 9 || { echo "FAIL test-kernel: another test-kernel is running in this tree ($WORK/lock)"; exit 1; }
+rm -rf "$OUT" && mkdir -p "$OUT"
 t0=$(date +%s)
 die() { echo "FAIL test-kernel: $*"; exit 1; }
 
