@@ -83,13 +83,14 @@ test-cli: $(BUILD_STEP)
 	python3 Tests/cli/can-dbc.py .build/release/chargerd HIL/can/gbt27930-2015.dbc
 
 # Over the wire: chargerd against the plant emulator through libmodbus (TCP and RTU on socat ptys),
-# every communication fault, pymodbus against the emulator. About 3 minutes (two 434 s sessions at 10x).
+# every communication fault, pymodbus against the emulator. Three tests at a time: 88 s in make test (ci6),
+# the two 434 s sessions at 10x first.
 test-wire: $(BUILD_STEP)
 	python3 Tests/run_parallel.py Tests/wire $(WIRE_JOBS) --first Session. --first V2GOverTheWire
 
 # The technician's console over a real pty driven by socat under pexpect (read-only commands, login and
 # lockout, actuator tests and refusals, noise, disconnects, a terminal that never reads) and the journal
-# under SIGKILL in a loop. About 1 minute.
+# under SIGKILL in a loop. Two at a time: 28 s in make test (ci6).
 test-console: $(BUILD_STEP)
 	python3 Tests/run_parallel.py Tests/console $(CONSOLE_JOBS)
 
@@ -97,7 +98,7 @@ test-console: $(BUILD_STEP)
 # allow-list, heartbeat fail-safe) and the `ocpp` package as the OCPP 1.6J central system (transactions,
 # charging profiles, composite schedules, a dropped connection, a restart, wss, certificates, firmware).
 # Three tests at a time, each in its own process (Tests/run_parallel.py; GRID_JOBS=N for more or
-# fewer): 199 s for the 32 tests beside a `swift test`, 385 s one after another in the last clean clone.
+# fewer): 150 s for the 35 tests in make test (ci6), 385 s one after another with 32 tests.
 test-grid: $(BUILD_STEP)
 	python3 Tests/run_parallel.py Tests/grid $(GRID_JOBS) --first heartbeat_loss --first local_list --first reservations --first connection_timeout
 
@@ -105,7 +106,8 @@ test-grid: $(BUILD_STEP)
 # Debian's linux-source-6.1 at test time, Debian's kernel booted under qemu (software emulation) with
 # virtme-ng, chargerd on Boards/vm-gpio-sim-60kw.toml there: a held line, every line requested safe, the
 # e-stop line, an RCD trip shorter than a cycle, a welded contactor, softdog kept quiet by a healthy loop
-# and an orderly exit, run out by a stopped one. 253 s measured beside two CPU hogs and a `make test`.
+# and an orderly exit, run out by a stopped one; the CAN cases (Tests/kernel/can.sh). 523 s in make test
+# (ci6, beside the other lanes), 830 s beside stress-ng --cpu 2 (BENCHMARKS.md).
 kernel-deps:
 	@missing=""; \
 	command -v qemu-system-x86_64 >/dev/null || missing="$$missing qemu-system-x86"; \
@@ -162,7 +164,7 @@ test-deb-static: deb
 # HIL: every scenario under HIL/scenarios (traces, SVG plots, junit.xml in .build/hil), a scenario with
 # wrong expectations failing, the regression campaign (seeds 1-200), an exploration of 200 seeds from a
 # start drawn per run (printed first; EXPLORE_SEED=S replays it), --jobs and shards merged equal to one
-# run. 400 s measured on this 2-core VM (quiet), 351-488 s beside other work.
+# run. 155 s in make test (ci6), 312 s beside stress-ng --cpu 2.
 test-hil: $(BUILD_STEP)
 	Tests/cli/charger-hil-contract.sh .build/release/charger-hil
 
