@@ -165,6 +165,11 @@ if [ -f "$T/vm.toml" ]; then
     loopline() { grep "^loop:" "$1" | tail -1 | sed 's/^loop: //'; }
     "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-idle.log" 2>&1
     idle=$(loopline "$OUT/can-rt-idle.log")
+    # Run again once, alone, when it failed while the guest was starved (as the sessions above): the
+    # loop's cycle count in 10 s is the guest's timers' as much as chargerd's (896 of 1000 beside a
+    # second make test, with the guest's wake-ups late by hundreds of ms).
+    for attempt in 1 2; do
+    w0=${EPOCHREALTIME/./}
     "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-flood.log" 2>&1 &
     rp=$!
     for i in $(seq 1 100); do grep -q "car link on vcan0" "$OUT/can-rt-flood.log" && break; sleep 0.1; done
@@ -175,6 +180,7 @@ if [ -f "$T/vm.toml" ]; then
     sleep 1
     timeout 6 cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1
     wait $rp; rc=$?
+    slip=$(slip_during $w0 ${EPOCHREALTIME/./}); smax=$(echo "$slip" | awk '{print int($2)}'); sp99=$(echo "$slip" | awk '{print int($4)}')
     flood=$(loopline "$OUT/can-rt-flood.log")
     unknown=$(grep -o "unknown PGN [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
     overflow=$(grep -o "rx overflow [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
@@ -182,6 +188,12 @@ if [ -f "$T/vm.toml" ]; then
     busoff=$(grep -c "can: gun 0 vcan0: controller bus-off" "$OUT/can-rt-flood.log")
     if [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 1000 ] && [ "${cycles:-0}" -ge 900 ] && [ "$busoff" = 1 ] \
        && grep -q "bus-off 1  restarts 1" "$OUT/can-rt-flood.log"; then
-        pass "can link on the real loop: idle: $idle | flooded ($unknown frames counted, $overflow dropped by the kernel): $flood; bus-off and restart error frames counted and reported"
-    else failc "can link on the real loop: rc $rc, unknown ${unknown:-none}, cycles ${cycles:-none} ($(tail -3 $OUT/can-rt-flood.log | tr '\n' ' '))"; fi
+        pass "can link on the real loop: idle: $idle | flooded ($unknown frames counted, $overflow dropped by the kernel): $flood; bus-off and restart error frames counted and reported (guest timer slip $slip ms)$( [ $attempt = 2 ] && echo " (run again: the first run was starved)")"
+        break
+    fi
+    why="can link on the real loop: rc $rc, unknown ${unknown:-none}, cycles ${cycles:-none} ($(tail -3 $OUT/can-rt-flood.log | tr '\n' ' ')) (guest timer slip $slip ms)"
+    if [ $attempt = 1 ] && { [ "${smax:-0}" -gt "$STARVED_MS" ] || [ "${sp99:-0}" -gt 50 ]; }; then
+        echo "NOTE first run $why: starved; run again" >> "$RES"
+    else failc "$why"; break; fi
+    done
 fi
