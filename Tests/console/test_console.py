@@ -70,6 +70,16 @@ class Charger:
         self.term.expect_exact(prompt, timeout=timeout)
         return self.term.before
 
+    def cmd_until(self, line, pattern, prompt=PROMPT, timeout=40):
+        """`line` again every 0.5 s until its answer matches `pattern` (a regex) or `timeout` s pass; the
+        last answer (an event waited for, never one read right after a change: load stretches ramps)."""
+        deadline = time.time() + timeout
+        out = self.cmd(line, prompt)
+        while not re.search(pattern, out) and time.time() < deadline:
+            time.sleep(0.5)
+            out = self.cmd(line, prompt)
+        return out
+
     def login(self):
         self.term.send("login tech\r")
         self.term.expect_exact("password: ")
@@ -262,12 +272,7 @@ class Acting(unittest.TestCase):
             self.assertIn("binding operator-cap", lim)
             self.assertIn("operator cap     20.0 kW", lim)
             self.assertIn("the running session stops in order", c.cmd("service 0 off", TECH))
-            deadline = time.time() + 30
-            st = ""
-            while time.time() < deadline:
-                st = c.cmd("status", TECH)
-                if re.search(r"gun0 (finished|unplugged) \(OUT OF SERVICE\)", st): break
-                time.sleep(0.5)
+            st = c.cmd_until("status", r"gun0 (finished|unplugged) \(OUT OF SERVICE\)", TECH, timeout=30)
             self.assertRegex(st, r"gun0 (finished|unplugged) \(OUT OF SERVICE\)")
             ends = [e for e in c.journal() if e["kind"] == "session-end"]
             self.assertEqual(ends[-1]["stopReason"], "operator", ends)
@@ -290,22 +295,12 @@ class Acting(unittest.TestCase):
             self.assertIn("usage: v2g", c.cmd("v2g 0 40", TECH))
             self.assertIn("V2G plan: discharge no lower than 40 %, 80 % by 07:00", c.cmd("v2g 0 40 07:00 80", TECH))
             # 18:00 is 40 s of station time away: at 4x, about 10 s; the export is then 12 kW.
-            deadline = time.time() + 40
-            lim = ""
-            while time.time() < deadline:
-                lim = c.cmd("limits 0", TECH)
-                if "(discharging: V2G)" in lim: break
-                time.sleep(0.5)
+            lim = c.cmd_until("limits 0", r"\(discharging: V2G\)", TECH)
             self.assertIn("(discharging: V2G)", lim)
             self.assertIn("V2G discharge    the car offers it down to 20 %", lim)
             # The export ramps to 12 kW once the limit says discharging: wait for it (a single read
             # right after the limit changed saw -7.0 kW mid-ramp on a loaded host).
-            deadline = time.time() + 40
-            st = ""
-            while time.time() < deadline:
-                st = c.cmd("status", TECH)
-                if re.search(r"gun0 charging .* -1[12]\.\d kW", st): break
-                time.sleep(0.5)
+            st = c.cmd_until("status", r"gun0 charging .* -1[12]\.\d kW", TECH)
             self.assertRegex(st, r"gun0 charging .* -1[12]\.\d kW")
             self.assertIn("V2G plan cleared", c.cmd("v2g 0 off", TECH))
             cmds = [e for e in c.journal() if e["kind"] == "command" and e["command"].startswith("v2g")]
