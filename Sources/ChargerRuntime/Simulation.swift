@@ -144,14 +144,13 @@ public final class Simulation {
         plantHalf()
     }
 
-    /// Where each cycle's time goes (charger-bench's per-cycle budget): the same work as `cycle()`, each
-    /// part timed.
+    /// Where each cycle's time goes (charger-bench's per-cycle budget): the same work as `cycle()`, the
+    /// control half and each part of `plantHalf()` timed.
     public var budget: CycleBudget? { _read { yield cycleData.pointee.budget } _modify { yield &cycleData.pointee.budget } }
 
     func budgetedCycle(_ b: CycleBudget) {
         let t0 = monotonicNanos()
-        applyDueInjections()
-        Self.sampleStepApply(&cycleData.pointee.frame, &cycleData.pointee.requests, devices: devices, now: plant.now, timer: stepTimer)
+        controlHalf()
         let t1 = monotonicNanos()
         drainFaults()
         checkInvariants(&frame)

@@ -235,3 +235,25 @@ import Testing
     // split in proportion to each module's capability would give about 108 A (left: no board needs it).
     #expect(peakSmall > Amps(20) && peakGun > Amps(60), "the gun charges on both modules (\(peakGun.value) A, small \(peakSmall.value) A)")
 }
+
+/// charger-bench's per-cycle budget times the same work as an untimed cycle: every cycle counted, every
+/// part measured, and the run identical cycle for cycle (same phases, energy and faults).
+@Suite struct CycleBudgetTests {
+    @Test func aBudgetedRunIsTheSameRunWithEachPartTimed() throws {
+        let b = try board("sim-60kw")
+        let c = try car("capacity=10kWh,soc=70,target=80,plug-at=2s")
+        let plain = Simulation(board: b, cars: [0: c])
+        let timed = Simulation(board: b, cars: [0: c])
+        let budget = CycleBudget()
+        timed.budget = budget
+        for _ in 0..<60_000 {
+            plain.cycle(); timed.cycle()
+            if plain.phase(0) != timed.phase(0) { Issue.record("phases part at \(plain.now.seconds) s"); break }
+        }
+        #expect(budget.cycles == 60_000)
+        #expect(timed.frame.inputs.guns[0].meterEnergy == plain.frame.inputs.guns[0].meterEnergy)
+        #expect(plain.phase(0) == .charging || plain.phase(0) == .finished || plain.phase(0) == .stopping)
+        #expect(budget.control > 0 && budget.plant > 0 && budget.invariants > 0)
+        #expect(budget.total == budget.control + budget.invariants + budget.accounting + budget.observer + budget.plant)
+    }
+}
