@@ -104,6 +104,9 @@ public final class Simulation {
     /// The faults in force on gun `g` (its own and the station's), read in place. Observers in other modules
     /// use these small reads every cycle: `sim.state` there is a copy of the whole state, whatever the accessor.
     public func faultsInForce(gun g: Int) -> FaultSet { cycleData.pointee.frame.state.safety[g].latched | cycleData.pointee.frame.state.station.latched }
+    /// The station's setpoint from the grid as the last step saw it, read in place (the observer's trace,
+    /// every trace period: `sim.frame` there copied the whole frame).
+    public var stationSetpoint: Watts? { cycleData.pointee.frame.inputs.stationSetpoint }
     /// The limit source that bound gun `g`'s output in the last step.
     public func binding(gun g: Int) -> LimitSource { cycleData.pointee.frame.outputs.guns[g].binding }
     /// Timed injections not yet performed (those waiting for a stop are not counted), without a copy.
@@ -424,41 +427,47 @@ public final class Simulation {
     }
 
     func account(_ f: inout ControlFrame) {
-        for g in 0..<gunCount {
-            let gi = GunView(f.inputs.guns[g])
-            let p = gi.meterVoltage * gi.meterCurrent
-            let phase = f.state.sessions[g].phase
-            if p > reports[g].peakPower { reports[g].peakPower = p }
-            if gi.gunTemperature > reports[g].maxTemperature { reports[g].maxTemperature = gi.gunTemperature }
-            var soc: Double? = nil
-            plant.withGun(g) { soc = $0.car?.soc }
-            if let soc {
-                // A session starts when the plug is confirmed and the lock is commanded (a driver holding
-                // the latch while holstering the gun shows as "connecting" and is no session).
-                if lastPhase[g] != .locking && phase == .locking {
-                    reports[g].energyAtPlug = gi.meterEnergy
-                    reports[g].exportAtPlug = f.inputs.guns[g].meterExportEnergy
-                    reports[g].socStart = soc
-                    reports[g].endedNormally = false
-                }
-                reports[g].socEnd = soc
-            }
-            if phase == .charging {
-                reports[g].limitSourceTime[Int(f.outputs.guns[g].binding.rawValue)] += periodSeconds
-            }
-            if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {
-                reports[g].endedNormally = true
-                reports[g].completedSessions += 1
-            }
-            // The car leaves once the gun is unlocked after the session (or after a fault, once safe).
-            // After a fault the driver takes the gun once the controller has unlocked it.
-            if phase == .finished || (phase == .faulted && !gi.lockConfirmed) {
-                plant.withGun(g) { gun in
-                    if gun.car != nil && gun.car?.unplugRequested == false { gun.car?.unplugRequested = true }
-                }
-            }
-            lastPhase[g] = phase
+        // The reports through one buffer: a write through the array checked its uniqueness each time
+        // (3.4 million checks in a two-seed campaign, measured with callgrind).
+        cycleData.pointee.reports.withUnsafeMutableBufferPointer { reports in
+            for g in 0..<gunCount { accountGun(g, &f, &reports[g]) }
         }
+    }
+
+    private func accountGun(_ g: Int, _ f: inout ControlFrame, _ report: inout GunReport) {
+        let gi = GunView(f.inputs.guns[g])
+        let p = gi.meterVoltage * gi.meterCurrent
+        let phase = f.state.sessions[g].phase
+        if p > report.peakPower { report.peakPower = p }
+        if gi.gunTemperature > report.maxTemperature { report.maxTemperature = gi.gunTemperature }
+        var soc: Double? = nil
+        plant.withGun(g) { soc = $0.car?.soc }
+        if let soc {
+            // A session starts when the plug is confirmed and the lock is commanded (a driver holding
+            // the latch while holstering the gun shows as "connecting" and is no session).
+            if lastPhase[g] != .locking && phase == .locking {
+                report.energyAtPlug = gi.meterEnergy
+                report.exportAtPlug = f.inputs.guns[g].meterExportEnergy
+                report.socStart = soc
+                report.endedNormally = false
+            }
+            report.socEnd = soc
+        }
+        if phase == .charging {
+            report.limitSourceTime[Int(f.outputs.guns[g].binding.rawValue)] += periodSeconds
+        }
+        if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {
+            report.endedNormally = true
+            report.completedSessions += 1
+        }
+        // The car leaves once the gun is unlocked after the session (or after a fault, once safe).
+        // After a fault the driver takes the gun once the controller has unlocked it.
+        if phase == .finished || (phase == .faulted && !gi.lockConfirmed) {
+            plant.withGun(g) { gun in
+                if gun.car != nil && gun.car?.unplugRequested == false { gun.car?.unplugRequested = true }
+            }
+        }
+        lastPhase[g] = phase
     }
 
     /// Energy delivered at gun `g` since its car plugged in (meter, 0.001 kWh resolution).

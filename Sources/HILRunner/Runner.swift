@@ -187,7 +187,7 @@ struct ScenarioObserver {
     mutating func recordTrace(_ s: Simulation, station: Watts, now: Instant) {
         nextTrace = nextTrace + tracePeriod
         var limit = s.spec.gridLimit
-        if let sp = s.frame.inputs.stationSetpoint, sp < limit { limit = max(sp, .zero) }
+        if let sp = s.stationSetpoint, sp < limit { limit = max(sp, .zero) }
         stationTrace.append(StationRow(t: now.seconds, powerKW: station.kilowatts, limitKW: limit.kilowatts))
         for g in 0..<gunCount {
             let pg = s.plant.guns[g]
