@@ -323,10 +323,17 @@ public final class ConsoleSession {
 
     func limitsCommand(_ args: [String]) {
         let v = ctx.view()
-        let guns = args.first.flatMap(Int.init).map { [$0] } ?? Array(0..<v.gunCount)
+        guard args.count <= 1 else { return usage("limits") }
+        // A gun named is a gun that exists: `limits 7`, `limits -1` and `limits x` are errors, not the
+        // station line alone or every gun.
+        var guns = Array(0..<v.gunCount)
+        if let a = args.first {
+            guard let g = gunArg(a, view: v) else { return }
+            guns = [g]
+        }
         var s = "station: grid connection \(fmt(v.gridLimit.kilowatts, 0)) kW (board file)"
         s += v.stationSetpoint.map { ", grid setpoint \(fmt($0.kilowatts, 1)) kW" } ?? ", no grid setpoint"
-        for g in guns where g >= 0 && g < v.gunCount {
+        for g in guns {
             let x = v.guns[g]
             let volts = max(x.status.voltage.value, 1)
             s += "\ngun\(g) (at \(fmt(volts, 0)) V): binding \(x.status.binding.name), limit \(fmt(x.currentLimit.value, 1)) A = \(fmt(x.status.powerLimit.kilowatts, 1)) kW"

@@ -27,6 +27,62 @@ public struct OperatorStats: Sendable, Equatable {
     /// First-time charge success rate (nil with no session).
     public var successRate: Double? { sessionsStarted > 0 ? Double(sessionsSucceeded) / Double(sessionsStarted) : nil }
 
+    /// The station's gun count as its boot records state it (", 2 guns" in the boot text since issue 36),
+    /// the largest when boots disagree; nil when no boot record states it (journals written before).
+    public static func statedGunCount(_ entries: [JournalEntry]) -> Int? {
+        var most: Int? = nil
+        for e in entries {
+            guard case .boot(let text) = e.event, let r = text.range(of: #", ([0-9]{1,2}) guns?$"#, options: .regularExpression) else { continue }
+            let digits = text[r].filter(\.isNumber)
+            if let n = Int(digits), n >= 1 { most = max(most ?? n, n) }
+        }
+        return most
+    }
+
+    /// The highest gun a record names, plus one (0: no record names a gun).
+    public static func gunsNamed(_ entries: [JournalEntry]) -> Int {
+        var n = 0
+        for e in entries {
+            if let g = e.fields.gun, g >= 0 { n = max(n, min(g, Int(Int32.max)) + 1) }
+        }
+        return n
+    }
+
+    /// Why `journal stats` cannot count the guns it was given.
+    public struct GunCountError: Error, Equatable {
+        public var message: String
+        public init(message: String) { self.message = message }
+    }
+
+    /// The gun count to report: the one the boot records state, or the highest gun the records name when
+    /// no boot states it (an older journal; `note` says so). `asked` (`--guns`) must agree with both: a
+    /// count that leaves a gun of the journal out, or reports guns the station never had, is refused.
+    public static func gunsFor(entries: [JournalEntry], asked: Int?, capacity: Int = 12) -> Result<(count: Int, note: String?), GunCountError> {
+        let stated = statedGunCount(entries)
+        let named = gunsNamed(entries)
+        if let asked {
+            guard (1...capacity).contains(asked) else { return .failure(GunCountError(message: "--guns must be 1...\(capacity)")) }
+            if let stated, stated != asked {
+                return .failure(GunCountError(message: "the journal's boot records say \(stated) gun\(stated == 1 ? "" : "s"); --guns \(asked) disagrees"))
+            }
+            if named > asked {
+                return .failure(GunCountError(message: "a record names gun \(named - 1); --guns \(asked) would leave it out"))
+            }
+            return .success((asked, nil))
+        }
+        if let stated {
+            if named > stated {
+                return .failure(GunCountError(message: "a record names gun \(named - 1) but the boot records say \(stated) gun\(stated == 1 ? "" : "s")"))
+            }
+            return .success((stated, nil))
+        }
+        guard named <= capacity else {
+            return .failure(GunCountError(message: "a record names gun \(named - 1), beyond the core's \(capacity) guns"))
+        }
+        let n = max(1, named)
+        return .success((n, "no boot record states the gun count (a journal written before it did): \(n) gun\(n == 1 ? "" : "s") from the records; --guns N to say"))
+    }
+
     /// Computes the figures for `guns` guns from the records, oldest first. Faults still latched when a boot
     /// ends count until that boot's last record (a restart clears the core's latches).
     public init(entries: [JournalEntry], guns: Int) {

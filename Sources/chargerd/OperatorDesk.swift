@@ -62,7 +62,7 @@ final class OperatorDesk {
         guard run.consoleIdle > 0, run.consoleLockout > 0 else { fail("--console-idle and --console-lockout must be positive") }
         idle = run.consoleIdle
         lockout = run.consoleLockout
-        ack(journal.append(JournalEntry(.boot(text: "\(firmwareVersion), board \(board.name) (\(board.path), checksum \(board.checksum))"), t: 0)))
+        ack(journal.append(JournalEntry(.boot(text: "\(firmwareVersion), board \(board.name) (\(board.path), checksum \(board.checksum)), \(board.spec.gunCount) gun\(board.spec.gunCount == 1 ? "" : "s")"), t: 0)))
     }
 
     /// Starts the console (if one was asked for) on the loop's view and command queue.
@@ -148,8 +148,8 @@ struct JournalCommand: ParsableCommand {
     @Flag(name: .long, help: "export: one JSON object per line; stats: one JSON object.")
     var json = false
 
-    @Option(name: .long, help: "stats: number of guns of the station.")
-    var guns: Int = 1
+    @Option(name: .long, help: "stats: number of guns of the station (default: as the journal's boot records state it).")
+    var guns: Int?
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: dir) else { fail("journal \(dir): no such directory") }
@@ -163,7 +163,13 @@ struct JournalCommand: ParsableCommand {
                 print(json ? String(decoding: try enc.encode(e), as: UTF8.self) : e.line)
             }
         case "stats":
-            guard (1...Capacity.guns).contains(guns) else { fail("--guns must be 1...\(Capacity.guns)") }
+            let guns: Int
+            switch OperatorStats.gunsFor(entries: entries, asked: self.guns, capacity: Capacity.guns) {
+            case .success(let r):
+                guns = r.count
+                if let note = r.note { writeStderr("chargerd: journal stats: \(note)\n") }
+            case .failure(let why): fail("journal stats: \(why.message)")
+            }
             let s = OperatorStats(entries: entries, guns: guns)
             print(json ? s.json : s.text, terminator: json ? "\n" : "")
         default:

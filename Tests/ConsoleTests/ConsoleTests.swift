@@ -120,6 +120,19 @@ final class Bench {
         #expect(b.sent.isEmpty)
     }
 
+    /// Issue 36, wrong answer 5: a gun that does not exist was the station line alone (`limits 7`,
+    /// `limits -1`) or every gun (`limits x`).
+    @Test func limitsOfAGunThatDoesNotExistIsAnError() throws {
+        let b = try Bench()
+        for arg in ["7", "-1", "x", "1"] {
+            let out = b.type("limits \(arg)")
+            #expect(out.contains("no gun '\(arg)': guns are 0...0"), "limits \(arg): \(out)")
+            #expect(!out.contains("station: grid connection"), "limits \(arg): \(out)")
+        }
+        #expect(b.type("limits 0 1").contains("usage: limits [GUN]"))
+        #expect(b.type("limits 0").contains("gun0 (at"))
+    }
+
     @Test func actingCommandsNeedALogin() throws {
         let b = try Bench()
         #expect(b.type("fault reset").contains("log in first"))

@@ -273,6 +273,49 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
 }
 
 /// The console's window: a fixed ring, bounded by records and by bytes, whatever the records are.
+/// Issue 36, wrong answer 8: `journal stats --guns` defaulted to 1 (a two-gun journal lost gun 1) and
+/// took any count (`--guns 3` on a one-gun journal reported guns 1 and 2 at 100 %).
+@Suite struct StatsGunCount {
+    static func boot(_ text: String) -> JournalEntry { JournalEntry(.boot(text: text), t: 0) }
+    static func session(gun: Int) -> JournalEntry { JournalEntry(.sessionStart(SessionNote(gun: gun, energyKWh: 1, soc: nil)), t: 10) }
+    static let twoGuns = "chargerd 1.0, board sim-dual-360kw (Boards/sim-dual-360kw.toml, checksum 1a2b), 2 guns"
+    static let oneGun = "chargerd 1.0, board sim-60kw (Boards/sim-60kw.toml, checksum 1a2b), 1 gun"
+
+    @Test func theBootRecordsGiveTheCount() throws {
+        let r = try OperatorStats.gunsFor(entries: [Self.boot(Self.twoGuns), Self.session(gun: 1)], asked: nil).get()
+        #expect(r.count == 2 && r.note == nil)
+        #expect(OperatorStats.statedGunCount([Self.boot(Self.oneGun)]) == 1)
+        // A board file whose name ends in digits is not a gun count.
+        #expect(OperatorStats.statedGunCount([Self.boot("chargerd 1.0, board x (y, checksum 12)")]) == nil)
+    }
+
+    @Test func aCountThatDisagreesIsRefused() {
+        let one = [Self.boot(Self.oneGun), Self.session(gun: 0)]
+        #expect(throws: OperatorStats.GunCountError.self) { try OperatorStats.gunsFor(entries: one, asked: 3).get() }
+        let two = [Self.boot(Self.twoGuns), Self.session(gun: 1)]
+        #expect(throws: OperatorStats.GunCountError.self) { try OperatorStats.gunsFor(entries: two, asked: 1).get() }
+        #expect(throws: OperatorStats.GunCountError.self) { try OperatorStats.gunsFor(entries: two, asked: 0).get() }
+        #expect(throws: OperatorStats.GunCountError.self) { try OperatorStats.gunsFor(entries: two, asked: 13).get() }
+        #expect((try? OperatorStats.gunsFor(entries: two, asked: 2).get())?.count == 2)
+        // A record on a gun the boot records do not have: the journal does not add up.
+        #expect(throws: OperatorStats.GunCountError.self) {
+            try OperatorStats.gunsFor(entries: [Self.boot(Self.oneGun), Self.session(gun: 1)], asked: nil).get()
+        }
+    }
+
+    @Test func anOlderJournalCountsTheGunsItNames() throws {
+        let old = [Self.boot("chargerd 0.9, board sim-dual-360kw (b.toml, checksum 1a2b)"), Self.session(gun: 0), Self.session(gun: 1)]
+        let r = try OperatorStats.gunsFor(entries: old, asked: nil).get()
+        #expect(r.count == 2)
+        #expect(r.note?.contains("no boot record states the gun count") == true)
+        // A gun number beyond the core's capacity is an error naming it, not a count.
+        let hostile = [Self.boot("x"), Self.session(gun: 1_000_000)]
+        #expect(throws: OperatorStats.GunCountError(message: "a record names gun 1000000, beyond the core's 12 guns")) {
+            try OperatorStats.gunsFor(entries: hostile, asked: nil).get()
+        }
+    }
+}
+
 @Suite struct RecentWindow {
     func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
     func texts(_ r: RecentRing, _ n: Int) -> [String] { r.last(n).map { String(decoding: $0, as: UTF8.self) } }
