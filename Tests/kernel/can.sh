@@ -165,6 +165,7 @@ if [ -f "$T/vm.toml" ]; then
     loopline() { grep "^loop:" "$1" | tail -1 | sed 's/^loop: //'; }
     "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-idle.log" 2>&1
     idle=$(loopline "$OUT/can-rt-idle.log")
+    idle_cycles=$(echo "$idle" | grep -o "^[0-9]*")
     # Run again once, alone, when it failed while the guest was starved (as the sessions above): the
     # loop's cycle count in 10 s is the guest's timers' as much as chargerd's (896 of 1000 beside a
     # second make test, with the guest's wake-ups late by hundreds of ms).
@@ -186,7 +187,12 @@ if [ -f "$T/vm.toml" ]; then
     overflow=$(grep -o "rx overflow [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
     cycles=$(echo "$flood" | grep -o "^[0-9]*")
     busoff=$(grep -c "can: gun 0 vcan0: controller bus-off" "$OUT/can-rt-flood.log")
-    if [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 1000 ] && [ "${cycles:-0}" -ge 900 ] && [ "$busoff" = 1 ] \
+    # The flood must not take the loop's cycles: at least three quarters of the idle run's count and 500
+    # of 1000. A cycle count in 10 s is the guest's timers' as much as chargerd's, so it is judged against
+    # the idle run's with a wide margin, not against 900 (857 flooded beside 928 idle under stress-ng
+    # --cpu 2, the guest's wake-ups up to 235 ms late; a loop that read the flood itself would lose most).
+    if [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 1000 ] && [ "${cycles:-0}" -ge 500 ] \
+       && [ $(( ${cycles:-0} * 4 )) -ge $(( ${idle_cycles:-1000} * 3 )) ] && [ "$busoff" = 1 ] \
        && grep -q "bus-off 1  restarts 1" "$OUT/can-rt-flood.log"; then
         pass "can link on the real loop: idle: $idle | flooded ($unknown frames counted, $overflow dropped by the kernel): $flood; bus-off and restart error frames counted and reported (guest timer slip $slip ms)$( [ $attempt = 2 ] && echo " (run again: the first run was starved)")"
         break
