@@ -4,7 +4,7 @@ SWIFT ?= swift
 BOARD ?= Boards/sim-60kw.toml
 SPEED ?= 60
 
-.PHONY: deps kernel-deps build run test test-swift test-fuzz fuzz-build campaign-build fuzz-parsers test-cli test-wire test-console test-grid test-hil test-kernel test-deb test-deb-static deb deb-deps hil fuzz powerloss bench bench-ocpp bench-session clean
+.PHONY: deps kernel-deps build run test test-swift test-fuzz fuzz-build campaign-build fuzz-parsers test-cli test-wire test-console test-grid test-hil test-kernel test-deb test-deb-static deb deb-deps hil fuzz powerloss bench bench-ocpp bench-session bench-campaign clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not installed (Swift 6.2 or newer is required: Package.swift is tools-version 6.2)"; exit 1; }
@@ -208,6 +208,11 @@ bench: deps
 # The real-time loop's figures while an OCPP central system floods the charge point (HIL/bench/ocpp_flood.py).
 bench-ocpp: build
 	python3 HIL/bench/ocpp_flood.py --seconds 20
+
+# The campaign's cost in instructions (callgrind over seeds 1-2 of the LTO build, ~2 min): the same count
+# on a loaded machine, so one change to the step, the plant or the observer is judged alone.
+bench-campaign: campaign-build
+	HIL/bench/campaign_cost.sh $(CAMPAIGN_HIL) 2
 
 bench-session: deps
 	$(SWIFT) build -c release --product charger-bench

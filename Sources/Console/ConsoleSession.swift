@@ -210,7 +210,7 @@ public final class ConsoleSession {
         case "log": logCommand(args)
         case "stats": statsCommand()
         case "export": exportCommand(args)
-        case "version": say("\(ctx.version)\nboard \(ctx.board)\n\(ctx.journal.openReport)")
+        case "version": say("\(ctx.version)\nboard \(ctx.board)\n\(ctx.journal.liveReport)")
         case "watch":
             guard args.first?.lowercased() == "status" else { return usage("watch") }
             watchNext = ctx.clock()

@@ -291,6 +291,18 @@ public final class Journal: Sendable {
         return payloads.compactMap { try? decoder.decode(JournalEntry.self, from: Data($0)) }
     }
 
+    /// The journal as it is now (the console's `version`): where it writes, how far it has got, its write
+    /// errors, and what opening found. (`openReport` alone is the start: "0 records, next #1" after 56.)
+    public var liveReport: String {
+        state.withLock { st in
+            let last = st.nextSeq > 1 ? "last record #\(st.nextSeq - 1)" : "no record yet"
+            guard let dir = directory else { return "journal: memory only (no --journal directory): \(last), boot \(st.boot)" }
+            var s = "journal: \(dir): \(last), boot \(st.boot), file \(st.fileNumber) at \(st.size) bytes; \(st.written) written this boot"
+            if st.writeErrors > 0 { s += ", \(st.writeErrors) write error(s), the last \(st.lastError ?? "unknown")" }
+            return s + "\n  at start: " + openReport.replacingOccurrences(of: "journal: \(dir): ", with: "")
+        }
+    }
+
     public var counters: (written: UInt64, errors: UInt64, lastError: String?) {
         state.withLock { ($0.written, $0.writeErrors, $0.lastError) }
     }

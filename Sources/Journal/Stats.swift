@@ -19,6 +19,10 @@ public struct OperatorStats: Sendable, Equatable {
     public var departureShare: Double? { sessionsWithPlan > 0 ? Double(departuresMet) / Double(sessionsWithPlan) : nil }
     public var faults = 0
     public var boots = 0
+    /// Sessions started in the journal's last boot with no end and no shutdown after them: still charging
+    /// when the journal was read (the console's `stats` mid-session). Not counted in `sessionsStarted`:
+    /// a session in progress has not failed. One cut short by a shutdown or a restart has.
+    public var sessionsInProgress = 0
 
     /// Availability of gun `g`: time not faulted / covered time (1 when nothing is covered).
     public func availability(gun g: Int) -> Double {
@@ -96,8 +100,9 @@ public struct OperatorStats: Sendable, Equatable {
         for g in 0..<guns { faultedSeconds[g] = 0 }
         var starts: [Int: Double] = [:]   // gun → meter energy at session start
         var exportStarts: [Int: Double] = [:]
-        for b in order {
+        for (i, b) in order.enumerated() {
             let es = byBoot[b]!
+            var shutDown = false
             let end = es.map(\.t).max() ?? 0
             coveredSeconds += end
             // Open fault intervals: core fault seq → (gun or -1, raised at).
@@ -128,10 +133,15 @@ public struct OperatorStats: Sendable, Equatable {
                         let normal = n.stopReason != "fault" && n.stopReason != "vehicle-comm-timeout"
                         if normal && delivered >= 0.001 { sessionsSucceeded += 1 }
                     }
+                case .shutdown: shutDown = true
                 default: break
                 }
             }
             for k in Array(open.keys) { close(k, at: end) }
+            if i == order.count - 1 && !shutDown {
+                sessionsInProgress = starts.count
+                sessionsStarted -= starts.count
+            }
             starts.removeAll()
             exportStarts.removeAll()
             // Overlapping faults on a gun count once: merge the intervals.
@@ -155,10 +165,11 @@ public struct OperatorStats: Sendable, Equatable {
         for g in faultedSeconds.keys.sorted() {
             s += "gun\(g): availability \(String(format: "%.2f", availability(gun: g) * 100)) % (faulted \(String(format: "%.0f", faultedSeconds[g] ?? 0)) s)\n"
         }
+        let running = sessionsInProgress > 0 ? "; \(sessionsInProgress) in progress, not counted" : ""
         if let r = successRate {
-            s += "first-time charge success \(String(format: "%.1f", r * 100)) % (\(sessionsSucceeded) of \(sessionsStarted) sessions delivered energy and ended normally), \(String(format: "%.3f", energyKWh)) kWh\n"
+            s += "first-time charge success \(String(format: "%.1f", r * 100)) % (\(sessionsSucceeded) of \(sessionsStarted) sessions delivered energy and ended normally\(running)), \(String(format: "%.3f", energyKWh)) kWh\n"
         } else {
-            s += "first-time charge success: no session yet\n"
+            s += "first-time charge success: no session ended yet\(running)\n"
         }
         if exportedKWh > 0 || sessionsWithPlan > 0 {
             s += "V2G: \(String(format: "%.3f", exportedKWh)) kWh exported; departure target met in "
@@ -170,18 +181,19 @@ public struct OperatorStats: Sendable, Equatable {
     /// The figures as one JSON object (keys sorted; `successRate` null with no session).
     public var json: String {
         struct Figures: Encodable {
-            var coveredSeconds: Double, sessionsStarted: Int, sessionsSucceeded: Int, energyKWh: Double, faults: Int, boots: Int
+            var coveredSeconds: Double, sessionsStarted: Int, sessionsSucceeded: Int, sessionsInProgress: Int, energyKWh: Double, faults: Int, boots: Int
             var availability: [String: Double]
             var successRate: Double?
             var exportedKWh: Double, sessionsWithPlan: Int, departuresMet: Int, departureShare: Double?
             enum CodingKeys: String, CodingKey {
-                case coveredSeconds, sessionsStarted, sessionsSucceeded, energyKWh, faults, boots, availability, successRate
+                case coveredSeconds, sessionsStarted, sessionsSucceeded, sessionsInProgress, energyKWh, faults, boots, availability, successRate
                 case exportedKWh, sessionsWithPlan, departuresMet, departureShare
             }
             func encode(to encoder: any Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
                 try c.encode(coveredSeconds, forKey: .coveredSeconds); try c.encode(sessionsStarted, forKey: .sessionsStarted)
-                try c.encode(sessionsSucceeded, forKey: .sessionsSucceeded); try c.encode(energyKWh, forKey: .energyKWh)
+                try c.encode(sessionsSucceeded, forKey: .sessionsSucceeded); try c.encode(sessionsInProgress, forKey: .sessionsInProgress)
+                try c.encode(energyKWh, forKey: .energyKWh)
                 try c.encode(faults, forKey: .faults); try c.encode(boots, forKey: .boots); try c.encode(availability, forKey: .availability)
                 try c.encode(successRate, forKey: .successRate)      // null, not left out, with no session
                 try c.encode(exportedKWh, forKey: .exportedKWh); try c.encode(sessionsWithPlan, forKey: .sessionsWithPlan)
@@ -190,7 +202,7 @@ public struct OperatorStats: Sendable, Equatable {
         }
         var av: [String: Double] = [:]
         for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g) }
-        let f = Figures(coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded,
+        let f = Figures(coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded, sessionsInProgress: sessionsInProgress,
                         energyKWh: energyKWh, faults: faults, boots: boots, availability: av, successRate: successRate,
                         exportedKWh: exportedKWh, sessionsWithPlan: sessionsWithPlan, departuresMet: departuresMet, departureShare: departureShare)
         let enc = JSONEncoder()

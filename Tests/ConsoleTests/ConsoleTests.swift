@@ -133,6 +133,18 @@ final class Bench {
         #expect(b.type("limits 0").contains("gun0 (at"))
     }
 
+    /// Issue 36, wrong answer 1: `version` showed the journal as opening found it ("next #1") after
+    /// 56 records.
+    @Test func versionShowsTheJournalAsItIsNow() throws {
+        let b = try Bench()
+        for i in 0..<56 { b.journal.append(JournalEntry(.grid(source: "test", text: "record \(i)"), t: Double(i))) }
+        let last = b.journal.recent(1).first!.seq
+        #expect(last >= 56)
+        let out = b.type("version")
+        #expect(out.contains("last record #\(last)"), "\(out)")
+        #expect(!out.contains("next #1"), "\(out)")
+    }
+
     @Test func actingCommandsNeedALogin() throws {
         let b = try Bench()
         #expect(b.type("fault reset").contains("log in first"))

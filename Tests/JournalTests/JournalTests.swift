@@ -316,6 +316,34 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
     }
 }
 
+/// Issue 36, wrong answer 7: `stats` counted the session still charging as a failure ("0.0 % (0 of 1)"
+/// during the first charge).
+@Suite struct SessionsInProgress {
+    static func start(_ t: Double, boot: UInt64 = 1) -> JournalEntry {
+        var e = JournalEntry(.sessionStart(SessionNote(gun: 0, energyKWh: 0, soc: 20)), t: t); e.boot = boot; return e
+    }
+    static func other(_ event: JournalEvent, _ t: Double, boot: UInt64 = 1) -> JournalEntry {
+        var e = JournalEntry(event, t: t); e.boot = boot; return e
+    }
+
+    @Test func aSessionStillChargingIsNotAFailure() {
+        let s = OperatorStats(entries: [Self.other(.boot(text: "b, 1 gun"), 0), Self.start(10)], guns: 1)
+        #expect(s.sessionsStarted == 0 && s.sessionsInProgress == 1)
+        #expect(s.successRate == nil)
+        #expect(s.text.contains("no session ended yet; 1 in progress, not counted"), "\(s.text)")
+        #expect(s.json.contains("\"sessionsInProgress\":1"))
+    }
+
+    @Test func oneCutShortByAShutdownOrARestartIs() {
+        // Stopped by a signal mid-session: the shutdown record ends it.
+        let stopped = OperatorStats(entries: [Self.other(.boot(text: "b"), 0), Self.start(10), Self.other(.shutdown(text: "SIGTERM"), 20)], guns: 1)
+        #expect(stopped.sessionsStarted == 1 && stopped.sessionsInProgress == 0 && stopped.successRate == 0)
+        // Killed mid-session, then restarted: the later boot ends it.
+        let killed = OperatorStats(entries: [Self.other(.boot(text: "b"), 0), Self.start(10), Self.other(.boot(text: "b"), 0, boot: 2)], guns: 1)
+        #expect(killed.sessionsStarted == 1 && killed.sessionsInProgress == 0)
+    }
+}
+
 @Suite struct RecentWindow {
     func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
     func texts(_ r: RecentRing, _ n: Int) -> [String] { r.last(n).map { String(decoding: $0, as: UTF8.self) } }
