@@ -64,6 +64,9 @@ public struct OperatorStats: Sendable, Equatable {
     public static func gunsFor(entries: [JournalEntry], asked: Int?, capacity: Int = 12) -> Result<(count: Int, note: String?), GunCountError> {
         let stated = statedGunCount(entries)
         let named = gunsNamed(entries)
+        if let stated, stated > capacity {
+            return .failure(GunCountError(message: "the journal's boot records say \(stated) guns, beyond the core's \(capacity)"))
+        }
         if let asked {
             guard (1...capacity).contains(asked) else { return .failure(GunCountError(message: "--guns must be 1...\(capacity)")) }
             if let stated, stated != asked {

@@ -313,6 +313,9 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         #expect(throws: OperatorStats.GunCountError(message: "a record names gun 1000000, beyond the core's 12 guns")) {
             try OperatorStats.gunsFor(entries: hostile, asked: nil).get()
         }
+        #expect(throws: OperatorStats.GunCountError(message: "the journal's boot records say 99 guns, beyond the core's 12")) {
+            try OperatorStats.gunsFor(entries: [Self.boot("chargerd 1.0, board x (y, checksum 1), 99 guns")], asked: nil).get()
+        }
     }
 }
 
