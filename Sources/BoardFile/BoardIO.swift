@@ -105,7 +105,7 @@ extension BoardLoader {
             if a.table["filter"] != nil {
                 filter = try r.duration(a, "filter", default: .zero, range: .zero...(.s(10)))
                 guard filter <= signal.maxFilter else {
-                    throw r.error(a, "filter", "\(filter.seconds * 1000) ms is longer than \(text) allows (\(signal.maxFilter.seconds * 1000) ms): a filter delays the rules that read the signal (README \"Analog inputs\")")
+                    throw r.error(a, "filter", "\(filter.seconds * 1000) ms is longer than \(text) allows (\(signal.maxFilter.seconds * 1000) ms): a filter delays the rules that read the signal (docs/boards.md \"Analog inputs\")")
                 }
             }
             if out.contains(where: { $0.signal == signal && $0.gun == gun }) { throw r.error(a, "signal", "\(text) of gun \(gun) is mapped twice") }

@@ -1,5 +1,5 @@
 // One cycle's inputs and outputs: fixed-size values, one snapshot each, one direction of flow
-// (design.md "One direction of flow per cycle").
+// (docs/architecture.md "Design rules": one direction per cycle).
 
 /// IMD self-test progress as the device reports it.
 public enum SelfTestState: UInt8, Sendable { case idle, running, passed, failed }

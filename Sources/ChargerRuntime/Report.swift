@@ -141,7 +141,7 @@ extension SessionSummary {
         return s
     }
 
-    /// One JSON object (the contract benches rely on; see README).
+    /// One JSON object (the contract benches rely on; see docs/chargerd.md).
     public var json: String {
         func str(_ s: String) -> String {
             var out = "\""

@@ -5,7 +5,7 @@
 // Pure: bytes in, bytes to echo out, events; the console decides what a line means.
 
 public struct LineEditor: Sendable {
-    /// Longest line accepted; more is refused with a bell (a bounded console, design.md).
+    /// Longest line accepted; more is refused with a bell (a bounded console, docs/console.md).
     public static let maxLine = 160
     /// Lines kept for the arrow keys.
     public static let historyLimit = 32

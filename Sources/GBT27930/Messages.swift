@@ -9,7 +9,7 @@
 // - temperatures: 1 °C/bit, offset −50 °C; voltages 0.1 V/bit (cells 0.01 V/bit); SOC 1 % or 0.1 %/bit;
 // - status pairs: 2 bits, 00 / 01 / 10 with 11 "not trusted".
 // Where the 2023 revision differs (CHM version 1.2, BRM/BCP extensions, the new PGNs for ChaoJi-style
-// high current), a charger sold today still speaks 2015 to 2015 cars: this table is 2015; see README.
+// high current), a charger sold today still speaks 2015 to 2015 cars: this table is 2015; see docs/can.md.
 import ChargerCore
 
 /// Who sends a message.

@@ -28,7 +28,7 @@ public struct SourcedLimit: Sendable, Equatable {
     public func watts(at volts: Volts) -> Watts { power ?? Watts((current?.value ?? .infinity) * volts.value) }
 }
 
-/// What a driver set at the plug for V2G (README "V2G"): the lowest state of charge the car may be
+/// What a driver set at the plug for V2G (docs/grid.md "V2G"): the lowest state of charge the car may be
 /// discharged to (above the car's own minimum, which the controller holds whatever this says), the
 /// departure time, and the state of charge the car must have again by then.
 public struct DriverPlan: Sendable, Equatable {
@@ -131,7 +131,7 @@ public struct GridState: Sendable, Equatable {
         feed(at: now, guns: volts.map { v in var o = GunObservation(); o.voltage = v; return o })
     }
 
-    /// V2G's discharge-at-peak rule for gun `g` at epoch ms `t` (README "V2G"): in a peak period, a gun
+    /// V2G's discharge-at-peak rule for gun `g` at epoch ms `t` (docs/grid.md "V2G"): in a peak period, a gun
     /// whose car offers discharge and whose driver set a plan exports `TimeOfUse.peakDischarge` while its
     /// state of charge is above the plan's minimum (and the car's) and the hours between the peak's end and
     /// the departure can still put back, at 80 % of the gun's share of the connection, 1.25 times what the

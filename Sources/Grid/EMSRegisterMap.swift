@@ -1,5 +1,5 @@
 // The EMS register map of chargerd's Modbus TCP server, as data: the server, the documentation
-// (`chargerd ems-map`, HIL/ems-register-map.csv, README) and the tests all read this one table.
+// (`chargerd ems-map`, HIL/ems-register-map.csv, docs/grid.md) and the tests all read this one table.
 // Values are big-endian; 32-bit values take two registers, high word first, and must be written whole.
 import ChargerCore
 
@@ -69,7 +69,7 @@ public enum EMSRegisterMap {
     public static let gunHoldingBase = 100, gunHoldingStride = 2
     public static let gunInputBase = 100, gunInputStride = 16
     public static let touPeriodBase = 15
-    /// V2G (README "V2G"): signed values are two's complement, 0x7FFFFFFF = none.
+    /// V2G (docs/grid.md "V2G"): signed values are two's complement, 0x7FFFFFFF = none.
     public static let none32Signed: UInt32 = 0x7FFF_FFFF
     public static let gunSignedHoldingBase = 60, gunExportInputBase = 40, gunDischargeInputBase = 64
 

@@ -58,7 +58,7 @@ public final class GridHub: Sendable {
     public var observation: StationObservation { shared.withLock { $0.observation } }
     public var lastFeed: GridFeed { shared.withLock { $0.feed } }
 
-    /// V2G: the driver's plan for gun `g` (README "V2G"): the lowest SOC to discharge to, the departure
+    /// V2G: the driver's plan for gun `g` (docs/grid.md "V2G"): the lowest SOC to discharge to, the departure
     /// as a local time (the first such time from now), and the SOC wanted by then. The answer for the
     /// console, or why the plan was refused.
     public func setPlan(gun g: Int, minSoc: Double, departureMinute: Int, targetSoc: Double) -> Result<String, GridRefusal> {

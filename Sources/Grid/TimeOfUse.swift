@@ -29,7 +29,7 @@ public struct TimeOfUse: Sendable, Equatable {
     public var peakLimit: Watts? = nil
     public var flatLimit: Watts? = nil
     public var valleyLimit: Watts? = nil
-    /// V2G (README "V2G"): the export asked of each gun in peak periods whose car offers discharge and
+    /// V2G (docs/grid.md "V2G"): the export asked of each gun in peak periods whose car offers discharge and
     /// whose driver set a plan (`DriverPlan`); nil: no discharge at peak.
     public var peakDischarge: Watts? = nil
 

@@ -218,7 +218,7 @@ struct ScenarioReader {
         return cars
     }
 
-    /// `[[car]] driver = "min-soc=40,departure=07:00"`: the V2G plan the driver sets at the plug (README
+    /// `[[car]] driver = "min-soc=40,departure=07:00"`: the V2G plan the driver sets at the plug (docs/grid.md
     /// "V2G"); the target is the car's own (`profile`'s target). Needs a site (the station clock): the
     /// departure is the first such local time after the car plugs in.
     func plans(_ root: TOMLTable, grid: GridState?) throws(ScenarioError) -> [DriverPlan?]? {

@@ -1,6 +1,6 @@
 // The cyclic executive: the control loop on its own thread, woken by clock_nanosleep(CLOCK_MONOTONIC,
 // TIMER_ABSTIME) at an absolute deadline every period, with memory locked, the stack pre-faulted,
-// SCHED_FIFO and CPU affinity as the board file says (swift-on-the-board.md "A cyclic real-time loop").
+// SCHED_FIFO and CPU affinity as the board file says (docs/realtime.md "Real-time runtime").
 // It measures itself: wake-up latency and compute time into fixed-size histograms, missed deadlines,
 // overruns, and a run of misses beyond the board's limit is handed to the body as a fault that must put
 // the outputs in their safe state.
@@ -80,7 +80,7 @@ public struct RealTimeGrant: Sendable, Equatable {
             missing.append("not pinned to CPU \(cpu) (\(affinityError.cName); this machine has \(rt_cpu_count()) CPUs): fix [runtime] cpu in the board file")
         }
         guard !missing.isEmpty else { return nil }
-        return "running without real-time guarantees: " + missing.joined(separator: "; ") + " (README: \"Real-time rights\")"
+        return "running without real-time guarantees: " + missing.joined(separator: "; ") + " (docs/realtime.md: \"Real-time rights\")"
     }
 }
 
@@ -298,7 +298,7 @@ public final class CyclicExecutive: @unchecked Sendable {
 }
 
 /// Thread entry (a nonisolated top-level function: a closure from main.swift would inherit
-/// @MainActor and trap on this thread, swift-on-the-board.md).
+/// @MainActor and trap on this thread).
 private func executiveThreadEntry(_ context: UnsafeMutableRawPointer?) {
     guard let context else { return }
     Unmanaged<CyclicExecutive>.fromOpaque(context).takeUnretainedValue().threadMain()

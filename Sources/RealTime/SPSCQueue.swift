@@ -1,5 +1,5 @@
 // Lock-free single-producer single-consumer queue: how the real-time loop meets every other thread
-// (design.md "One direction of flow per cycle"). A Lamport ring: the producer owns `tail`, the consumer
+// (docs/architecture.md "Design rules": one direction per cycle). A Lamport ring: the producer owns `tail`, the consumer
 // owns `head`; each publishes its index with release ordering and reads the other's with acquire.
 // Bounded (TigerBeetle: a limit on everything): a full queue drops the new element and counts it, so the
 // producer never waits. push/pop are @_transparent so they inline, concrete, into the compiler-checked

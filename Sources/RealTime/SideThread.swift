@@ -44,7 +44,7 @@ private final class Body {
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }
 
-/// The C entry (a plain function: no actor context on a foreign thread, swift-on-the-board.md).
+/// The C entry (a plain function: no actor context on a foreign thread).
 private func sideThreadEntry(_ context: UnsafeMutableRawPointer?) {
     guard let context else { return }
     Unmanaged<Body>.fromOpaque(context).takeRetainedValue().run()

@@ -141,7 +141,7 @@ public enum SiteLoader {
             if t.table["peak"] != nil { tou.peakLimit = try r.power(t, "peak", range: gridRange) }
             if t.table["flat"] != nil { tou.flatLimit = try r.power(t, "flat", range: gridRange) }
             if t.table["valley"] != nil { tou.valleyLimit = try r.power(t, "valley", range: gridRange) }
-            // V2G: the export asked of each gun at peak (README "V2G"), within the grid connection.
+            // V2G: the export asked of each gun at peak (docs/grid.md "V2G"), within the grid connection.
             if t.table["discharge_at_peak"] != nil { tou.peakDischarge = try r.power(t, "discharge_at_peak", range: Watts(1_000)...grid) }
             guard let arr = t.table["periods"]?.array else { throw r.error(t, "periods", "missing: a list like [{ start = \"15:00\", kind = \"peak\" }, ...]") }
             for (i, e) in arr.enumerated() {

@@ -1,5 +1,5 @@
 // chargerd: the charger controller. On a sim board it runs the mocked plant and a simulated car in
-// virtual time; the contract is documented in README.md ("chargerd contract").
+// virtual time; the contract is documented in docs/chargerd.md ("chargerd contract").
 import ArgumentParser
 import GBT27930
 import BoardFile
@@ -103,7 +103,7 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Print 'journal: #SEQ KIND acknowledged' after each record is on storage (tests, HIL).")
     var journalAcks = false
 
-    @Option(name: .long, help: "Site file (EMS Modbus TCP server, OCPP 1.6J central system, time-of-use schedule); see README 'Orderly charging'.")
+    @Option(name: .long, help: "Site file (EMS Modbus TCP server, OCPP 1.6J central system, time-of-use schedule); see docs/grid.md.")
     var site: String?
 
     @Option(name: .long, help: "The station clock at the start of the run, RFC 3339 (e.g. 2026-11-24T14:00:00+08:00); default: now. Time-of-use periods and OCPP timestamps follow it.")

@@ -141,7 +141,7 @@ let peakCap = TimeOfUse(periods: [.init(startMinute: 0, kind: .valley), .init(st
         #expect(img[14] == 2)
     }
 
-    /// V2G (README "V2G"): the signed registers set the same setpoints as the unsigned ones; negative
+    /// V2G (docs/grid.md "V2G"): the signed registers set the same setpoints as the unsigned ones; negative
     /// asks for export, and the unsigned register reads 0 while it is.
     @Test func signedSetpointsAskForExport() throws {
         // -20 kW for the station, -15 kW for gun 1, 12 kW of export asked at peak.
@@ -551,7 +551,7 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
     #expect(!WebSocketConnection.socketError(EACCES).contains("descriptor"))
 }
 
-/// V2G's discharge at peak (README "V2G"), with plain values: the clock starts at local midnight
+/// V2G's discharge at peak (docs/grid.md "V2G"), with plain values: the clock starts at local midnight
 /// 2026-11-24 (+08:00); peak 18:00-21:00, 12 kW of export asked per gun.
 @Suite struct V2GPeakDischarge {
     var tou: TimeOfUse {

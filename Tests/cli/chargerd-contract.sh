@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The chargerd command-line contract (README "chargerd contract"), checked on the built binary:
+# The chargerd command-line contract (docs/chargerd.md "chargerd contract"), checked on the built binary:
 # exit codes, the JSON summary on the last line, and clear errors for bad input.
 set -u
 bin=${1:-.build/release/chargerd}

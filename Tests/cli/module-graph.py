@@ -6,7 +6,7 @@ highest layer first; a last line `C: ...` lists the C targets and system librari
 products of other packages. Checked: every target of Package.swift (tests aside) has exactly one line,
 its dependencies are the same set as Package.swift's, and every dependency is drawn below its dependent.
 """
-import json, subprocess, sys
+import json, re, subprocess, sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else "."
 pkg = json.loads(subprocess.run(["swift", "package", "dump-package"], cwd=root, check=True,
@@ -23,7 +23,7 @@ for t in pkg["targets"]:
     deps[t["name"]] = ds
 
 text = open(f"{root}/README.md", encoding="utf-8").read()
-block = text.split("### Module graph", 1)[1].split("```", 2)[1]
+block = re.split(r"(?m)^#+ Module graph$", text, maxsplit=1)[1].split("```", 2)[1]
 order, drawn, leaves = [], {}, set()
 for line in block.strip("\n").splitlines():
     line = line.strip()

@@ -280,7 +280,7 @@ class Acting(unittest.TestCase):
 
 
     def test_a_drivers_v2g_plan_and_the_export_at_peak(self):
-        """README "V2G": the plan a driver sets at the plug (here through the console), refused when it
+        """docs/grid.md "V2G": the plan a driver sets at the plug (here through the console), refused when it
         makes no sense, then the export at 18:00 that it allows, shown by `limits` and `status`."""
         site = os.path.join(ROOT, "HIL", "sites", "v2g-evening-peak.toml")
         board = os.path.join(ROOT, "Boards", "sim-v2g-60kw.toml")

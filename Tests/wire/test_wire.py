@@ -267,7 +267,7 @@ class ConsoleOnTheBench(unittest.TestCase):
 
 
 class V2GOverTheWire(unittest.TestCase):
-    """README "V2G" on a bench: the bidirectional modules told their direction and reverse setpoint over
+    """docs/grid.md "V2G" on a bench: the bidirectional modules told their direction and reverse setpoint over
     real Modbus TCP, the meter's export register read back, and the plant's own count of what left the car
     agreeing with what chargerd read."""
 

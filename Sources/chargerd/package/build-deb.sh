@@ -39,8 +39,11 @@ install -m 0755 "$PKG/chargerd-board-generator" "$S/lib/systemd/system-generator
 install -m 0644 "$ROOT"/Boards/*.toml "$S/usr/share/chargerd/boards/"
 install -m 0640 "$ROOT/Boards/cm4-rs485-60kw.toml" "$S/etc/chargerd/board.toml"
 install -m 0644 "$PKG/default" "$S/etc/default/chargerd"
-install -m 0644 "$ROOT/docs/technician.md" "$S/usr/share/doc/chargerd/technician.md"
-[ -f "$ROOT/docs/security.md" ] && install -m 0644 "$ROOT/docs/security.md" "$S/usr/share/doc/chargerd/security.md"
+# The pages a technician reads on the board: installing and wiring it, its console and journal, the
+# fault codes, the board and site files, the command line and the threat model.
+for page in technician console faults boards grid chargerd standards security; do
+    install -m 0644 "$ROOT/docs/$page.md" "$S/usr/share/doc/chargerd/$page.md"
+done
 install -m 0755 "$PKG/postinst" "$PKG/prerm" "$PKG/postrm" "$S/DEBIAN/"
 printf '/etc/chargerd/board.toml\n/etc/default/chargerd\n' > "$S/DEBIAN/conffiles"
 
