@@ -146,10 +146,10 @@ func advanceSessions(_ s: inout StationState, _ inputs: inout StationInputs, _ s
         if let f = s.sessions[g].advance(now: now, input: inputs.guns[g], gun: spec.guns[g], blocked: blocked, current: current,
                                          out: &out.guns[g], demand: &d) {
             if f.latch {
-                s.raise(f.code, gun: g, value: f.value, now: now)
+                s.raise(f.code, gun: g, value: f.value, limit: f.limit, measure: f.measure, now: now)
             } else {
                 s.log.append(code: f.code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: f.value,
-                             reaction: .reconnect)
+                             reaction: .reconnect, measure: f.measure, limit: f.limit)
             }
         }
         demands[g] = d
@@ -314,7 +314,9 @@ func capByModules(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
         if s.figures[g].activeModules == 0 {
             let since = s.figures[g].starvedSince ?? now
             s.figures[g].starvedSince = since
-            if now - since > spec.noModulesGrace { s.raise(.noModulesAvailable, gun: g, value: 0, now: now) }
+            if now - since > spec.noModulesGrace {
+                s.raise(.noModulesAvailable, gun: g, value: (now - since).seconds, limit: spec.noModulesGrace.seconds, measure: .seconds, now: now)
+            }
         } else { s.figures[g].starvedSince = nil }
     }
 }

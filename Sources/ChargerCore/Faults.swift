@@ -162,12 +162,94 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         }
     }
 
+    /// What the value of a record of this code measures where the raise does not say otherwise (E06
+    /// says: its timeouts are seconds, its discharges volts).
+    public var measure: FaultMeasure {
+        switch self {
+        case .emergencyStop, .doorOpen, .groundFault, .protectiveEarthLost, .mainsLost, .boardIOFailed, .noModulesAvailable: .none
+        case .insulationFault: .ohms
+        case .insulationCheckTimeout, .imdSelfTestFailed, .prechargeTimeout, .lockFailure, .moduleCommLost, .meterCommLost,
+             .imdCommLost, .groundDetectorSelfTestFailed: .seconds
+        case .outputVoltageBeforeCheck, .overVoltageTable103, .overVoltageVehicleMax, .overVoltageNegotiated,
+             .vehicleVoltageMismatch, .cc1OutOfBand, .auxSupplyOutOfRange: .volts
+        case .overCurrent, .inrushOverCurrent, .escalatedToEmergency: .amps
+        case .gunOverTemperature, .moduleFault: .celsius
+        case .contactorWelded, .contactorFailedToClose: .contactor
+        case .vehicleCommTimeout: .message
+        case .controlLoopOverrun: .count
+        case .stepContractBroken: .rule
+        }
+    }
+
     /// Station-wide faults apply to every gun.
     public var isStationWide: Bool {
         switch self {
         case .emergencyStop, .doorOpen, .mainsLost, .controlLoopOverrun, .boardIOFailed: true
         default: false
         }
+    }
+}
+
+/// What a fault record's value measures, so that a reader can give it its unit and read its limit in the
+/// same unit (issue 36: "E05 40000.000" told a technician nothing).
+public enum FaultMeasure: UInt8, Sendable, CaseIterable, BitwiseCopyable {
+    /// A switch or a state: the value is 1 (on) or 0, or there is none.
+    case none
+    case volts, amps, ohms, celsius, seconds
+    /// A GB/T 27930 message kind (`VehicleMessageKind` raw value): the message that timed out.
+    case message
+    /// A rule of the step's contract (`StepRule` raw value).
+    case rule
+    /// A contactor: 1 is K1, 2 is K2.
+    case contactor
+    /// A count (missed deadlines in a row).
+    case count
+
+    /// The unit written after a value of this measure ("" for none, message, rule, contactor, count).
+    public var unit: String {
+        switch self {
+        case .volts: "V"
+        case .amps: "A"
+        case .ohms: "Ω"
+        case .celsius: "°C"
+        case .seconds: "s"
+        case .none, .message, .rule, .contactor, .count: ""
+        }
+    }
+
+    /// Its name in the journal (stable).
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .volts: "V"
+        case .amps: "A"
+        case .ohms: "ohm"
+        case .celsius: "degC"
+        case .seconds: "s"
+        case .message: "message"
+        case .rule: "rule"
+        case .contactor: "contactor"
+        case .count: "count"
+        }
+    }
+
+    public init?(name: String) {
+        guard let m = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = m
+    }
+}
+
+/// A fault that stood when the controller last stopped, as the journal kept it: latched again at start
+/// with the reading that tripped it (`StationState.restoreLatched`).
+public struct StandingFault: Sendable, Equatable {
+    public var code: FaultCode
+    /// The gun, -1 for the station.
+    public var gun: Int
+    public var value: Double
+    public var limit: Double
+    public var measure: FaultMeasure?
+    public init(code: FaultCode, gun: Int, value: Double = .nan, limit: Double = .nan, measure: FaultMeasure? = nil) {
+        self.code = code; self.gun = gun; self.value = value; self.limit = limit; self.measure = measure
     }
 }
 
@@ -211,14 +293,19 @@ public struct FaultRecord: Sendable, Equatable {
     public var module: Int8
     public var raisedAt: Instant
     public var reaction: Reaction
-    /// The measured value that tripped it, in the unit natural to the code (V, A, °C, Ω, s), or NaN.
+    /// The measured value that tripped it, in the unit `measure` says, or NaN.
     public var value: Double
+    /// What `value` measures (its unit), and the limit it crossed in the same unit (NaN: none stated).
+    public var measure: FaultMeasure
+    public var limit: Double
     public var clearedAt: Instant?
     /// Latched again at start from the journal: the fault stood when the controller last stopped.
     public var restored = false
-    public init(sequence: UInt64, code: FaultCode, gun: Int8, module: Int8, raisedAt: Instant, reaction: Reaction, value: Double) {
+    public init(sequence: UInt64, code: FaultCode, gun: Int8, module: Int8, raisedAt: Instant, reaction: Reaction, value: Double,
+                measure: FaultMeasure? = nil, limit: Double = .nan) {
         self.sequence = sequence; self.code = code; self.gun = gun; self.module = module
         self.raisedAt = raisedAt; self.reaction = reaction; self.value = value; self.clearedAt = nil
+        self.measure = measure ?? code.measure; self.limit = limit
     }
     public static let empty = FaultRecord(sequence: 0, code: .emergencyStop, gun: -1, module: -1, raisedAt: .zero, reaction: .derate, value: 0)
 }
@@ -237,12 +324,12 @@ public struct FaultLog: Sendable {
     @inlinable public var count: Int { lastSequence < 128 ? Int(lastSequence) : 128 }
 
     public mutating func append(code: FaultCode, gun: Int8, module: Int8, at: Instant, value: Double,
-                                reaction: Reaction? = nil) {
+                                reaction: Reaction? = nil, measure: FaultMeasure? = nil, limit: Double = .nan) {
         lastSequence &+= 1
         if lastSequence > 128 { overwritten &+= 1 }
         let slot = Int((lastSequence &- 1) % 128)
         records[slot] = FaultRecord(sequence: lastSequence, code: code, gun: gun, module: module, raisedAt: at,
-                                    reaction: reaction ?? code.reaction, value: value)
+                                    reaction: reaction ?? code.reaction, value: value, measure: measure, limit: limit)
     }
 
     /// Marks the newest record restored (see `StationState.restoreLatched`).

@@ -46,32 +46,33 @@ public struct StationSafety: Sendable {
 
 extension StationState {
     /// Latches `code` on gun `g` (or the station for station-wide codes) and logs it on its rising edge.
-    mutating func raise(_ code: FaultCode, gun g: Int, value: Double, now: Instant) {
+    mutating func raise(_ code: FaultCode, gun g: Int, value: Double, limit: Double = .nan, measure: FaultMeasure? = nil, now: Instant) {
         if code.isStationWide { station.active.insert(code) } else { safety[g].active.insert(code) }
-        latch(code, gun: g, value: value, now: now)
+        latch(code, gun: g, value: value, limit: limit, measure: measure, now: now)
     }
 
     /// Latches `code` on gun `g` (on the station, for a station-wide code) and logs it, once: true when it
     /// was not latched before. The one latch-and-log rule of a raise and of a restore at start.
     @discardableResult
-    mutating func latch(_ code: FaultCode, gun g: Int, value: Double, now: Instant) -> Bool {
+    mutating func latch(_ code: FaultCode, gun g: Int, value: Double, limit: Double = .nan, measure: FaultMeasure? = nil,
+                        now: Instant) -> Bool {
         if code.isStationWide {
             guard !station.latched.contains(code) else { return false }
             station.latched.insert(code)
-            log.append(code: code, gun: -1, module: -1, at: now, value: value)
+            log.append(code: code, gun: -1, module: -1, at: now, value: value, measure: measure, limit: limit)
         } else {
             guard !safety[g].latched.contains(code) else { return false }
             safety[g].latched.insert(code)
-            log.append(code: code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: value)
+            log.append(code: code, gun: Int8(truncatingIfNeeded: g), module: -1, at: now, value: value, measure: measure, limit: limit)
         }
         return true
     }
 
-    mutating func raiseModule(_ code: FaultCode, module m: Int, value: Double, now: Instant) {
+    mutating func raiseModule(_ code: FaultCode, module m: Int, value: Double, limit: Double = .nan, now: Instant) {
         station.moduleActive[m].insert(code)
         if !station.moduleLatched[m].contains(code) {
             station.moduleLatched[m].insert(code)
-            log.append(code: code, gun: modules[m].assigned, module: Int8(truncatingIfNeeded: m), at: now, value: value)
+            log.append(code: code, gun: modules[m].assigned, module: Int8(truncatingIfNeeded: m), at: now, value: value, limit: limit)
         }
     }
 
@@ -79,9 +80,12 @@ extension StationState {
     /// so): a restart is not a reset ("Faults are latched ... and need an explicit reset"). Logged like a
     /// new latch, marked `restored`; an explicit reset clears it once its cause is gone, as any latch.
     /// `gun` -1 (or any gun, for a station-wide code) latches it on the station. Call before the first cycle.
-    public mutating func restoreLatched(_ code: FaultCode, gun g: Int, at now: Instant) {
+    /// `value`, `limit` and `measure`: what the journal kept of the record that latched it first (NaN
+    /// where it kept none), so that a restart does not lose the reading that tripped it.
+    public mutating func restoreLatched(_ code: FaultCode, gun g: Int, at now: Instant, value: Double = .nan,
+                                        limit: Double = .nan, measure: FaultMeasure? = nil) {
         guard code.isStationWide || (g >= 0 && g < Capacity.guns) else { return }
-        if latch(code, gun: g, value: .nan, now: now) { log.markNewestRestored() }
+        if latch(code, gun: g, value: value, limit: limit, measure: measure, now: now) { log.markNewestRestored() }
     }
 
     /// Faults in force on gun `g`: its own and the station's.
@@ -106,7 +110,7 @@ extension StationState {
             let mi = inputs.modules[m]
             if mi.faulted { raiseModule(.moduleFault, module: m, value: mi.temperature.value, now: now) }
             if sinceBoot > spec.moduleCommTimeout && now - mi.seenAt > spec.moduleCommTimeout {
-                raiseModule(.moduleCommLost, module: m, value: (now - mi.seenAt).seconds, now: now)
+                raiseModule(.moduleCommLost, module: m, value: (now - mi.seenAt).seconds, limit: spec.moduleCommTimeout.seconds, now: now)
             }
         }
 
@@ -134,17 +138,19 @@ extension StationState {
             && (gi.groundDetectorTest == .running || gi.groundDetectorTest == .passed)
         if gi.groundFaultTrip && !selfTesting { raise(.groundFault, gun: g, value: 1, now: now) }
         if !gi.peContinuity { raise(.protectiveEarthLost, gun: g, value: 0, now: now) }
-        if gi.gunTemperature > spec.guns[g].tripTemperature { raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, now: now) }
+        if gi.gunTemperature > spec.guns[g].tripTemperature { raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, limit: spec.guns[g].tripTemperature.value, now: now) }
     }
 
     /// The meter and the IMD heard within their board-file timeouts.
     mutating func deviceCommunication(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, sinceBoot: TimeSpan) {
         // Communication with the meter and the IMD (board-file timeouts).
         if sinceBoot > spec.meterCommTimeout && now - gi.meterSeenAt > spec.meterCommTimeout {
-            raise(.meterCommLost, gun: g, value: Swift.min((now - gi.meterSeenAt).seconds, sinceBoot.seconds), now: now)
+            raise(.meterCommLost, gun: g, value: Swift.min((now - gi.meterSeenAt).seconds, sinceBoot.seconds),
+                  limit: spec.meterCommTimeout.seconds, now: now)
         }
         if sinceBoot > spec.imdCommTimeout && now - gi.imdSeenAt > spec.imdCommTimeout {
-            raise(.imdCommLost, gun: g, value: Swift.min((now - gi.imdSeenAt).seconds, sinceBoot.seconds), now: now)
+            raise(.imdCommLost, gun: g, value: Swift.min((now - gi.imdSeenAt).seconds, sinceBoot.seconds),
+                  limit: spec.imdCommTimeout.seconds, now: now)
         }
     }
 
@@ -157,7 +163,7 @@ extension StationState {
         if vOut > Standard.table103Limit(rated: gs.maxVoltage) {
             let since = safety[g].ovTable103Since ?? now
             safety[g].ovTable103Since = since
-            if now - since >= Standard.table103Persistence { raise(.overVoltageTable103, gun: g, value: vOut.value, now: now) }
+            if now - since >= Standard.table103Persistence { raise(.overVoltageTable103, gun: g, value: vOut.value, limit: Standard.table103Limit(rated: gs.maxVoltage).value, now: now) }
         } else { safety[g].ovTable103Since = nil }
 
         // Above the car's maximum (BHM): stop within 1 s. 10 ms filter against sensor spikes.
@@ -167,14 +173,15 @@ extension StationState {
         if let carMax = sessions[g].carMaxVoltage, energised, batteryOnCable, gi.vehicleSideVoltage > carMax {
             let since = safety[g].ovVehicleSince ?? now
             safety[g].ovVehicleSince = since
-            if now - since >= Standard.vehicleMaxOvFilter { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
+            if now - since >= Standard.vehicleMaxOvFilter { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, limit: carMax.value, now: now) }
         } else { safety[g].ovVehicleSince = nil }
 
         // Above the negotiated maximum for more than 400 ms → error shutdown.
         if phase == .charging || phase == .stopping, gi.vehicleSideVoltage > sessions[g].negotiatedMaxVoltage(gs) {
             let since = safety[g].ovNegotiatedSince ?? now
             safety[g].ovNegotiatedSince = since
-            if now - since > Standard.negotiatedOvPersistence { raise(.overVoltageNegotiated, gun: g, value: gi.vehicleSideVoltage.value, now: now) }
+            if now - since > Standard.negotiatedOvPersistence { raise(.overVoltageNegotiated, gun: g, value: gi.vehicleSideVoltage.value,
+                                                                            limit: sessions[g].negotiatedMaxVoltage(gs).value, now: now) }
         } else { safety[g].ovNegotiatedSince = nil }
     }
 
@@ -187,7 +194,9 @@ extension StationState {
         if gi.meterCurrent.magnitude > gs.maxCurrent * gs.overCurrentFactor {
             let since = safety[g].overCurrentSince ?? now
             safety[g].overCurrentSince = since
-            if now - since >= Standard.overCurrentFilter { raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now) }
+            if now - since >= Standard.overCurrentFilter {
+                raise(.overCurrent, gun: g, value: gi.meterCurrent.value, limit: (gs.maxCurrent * gs.overCurrentFactor).value, now: now)
+            }
         } else { safety[g].overCurrentSince = nil }
 
         // Current beyond what the modules were commanded: a short, or a module ignoring its setpoint.
@@ -235,12 +244,14 @@ extension StationState {
         let beyond = gi.meterCurrent > commanded + margin || gi.meterCurrent < commandedOut - margin
         if energised && meterNow && beyond {
             if closing {
-                raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value, now: now)
+                raise(.inrushOverCurrent, gun: g, value: gi.meterCurrent.value,
+                      limit: (gi.meterCurrent < commandedOut - margin ? commandedOut - margin : commanded + margin).value, now: now)
             } else {
                 let since = safety[g].uncommandedSince ?? now
                 safety[g].uncommandedSince = since
                 if now - since > Standard.uncommandedCurrentPersistence {
-                    raise(.overCurrent, gun: g, value: gi.meterCurrent.value, now: now)
+                    raise(.overCurrent, gun: g, value: gi.meterCurrent.value,
+                          limit: (gi.meterCurrent < commandedOut - margin ? commandedOut - margin : commanded + margin).value, now: now)
                 }
             }
         } else { safety[g].uncommandedSince = nil }
@@ -253,7 +264,7 @@ extension StationState {
         if phase == .charging || phase == .stopping {
             let ref = max(gi.vehicleSideVoltage, sessions[g].testVoltage)
             if gi.imdAlarm || (ref.value > 0 && gi.insulation / ref <= Standard.insulationFault) {
-                raise(.insulationFault, gun: g, value: gi.insulation.value, now: now)
+                raise(.insulationFault, gun: g, value: gi.insulation.value, limit: Standard.insulationFault.value * ref.value, now: now)
             }
         }
 
@@ -261,7 +272,8 @@ extension StationState {
         if phase.plugMustStayConnected && (gi.cc1 < Standard.cc1StopBelow || gi.cc1 > Standard.cc1StopAbove) {
             let since = safety[g].cc1BadSince ?? now
             safety[g].cc1BadSince = since
-            if now - since >= Standard.cc1FaultDebounce { raise(.cc1OutOfBand, gun: g, value: gi.cc1.value, now: now) }
+            if now - since >= Standard.cc1FaultDebounce { raise(.cc1OutOfBand, gun: g, value: gi.cc1.value,
+                                                                 limit: (gi.cc1 < Standard.cc1StopBelow ? Standard.cc1StopBelow : Standard.cc1StopAbove).value, now: now) }
         } else { safety[g].cc1BadSince = nil }
 
         // Backstop for the car's silence, independent of the session's own 1 s / 5 s handling and
@@ -285,7 +297,8 @@ extension StationState {
         if abs(off) > Standard.auxSupplyTolerance.value {
             let bad = safety[g].auxBadSince ?? now
             safety[g].auxBadSince = bad
-            if now - bad >= Standard.auxSupplyFaultDebounce { raise(.auxSupplyOutOfRange, gun: g, value: gi.auxSupply.value, now: now) }
+            if now - bad >= Standard.auxSupplyFaultDebounce { raise(.auxSupplyOutOfRange, gun: g, value: gi.auxSupply.value,
+                                                                         limit: Standard.auxSupplyNominal.value + (off < 0 ? -1 : 1) * Standard.auxSupplyTolerance.value, now: now) }
         } else { safety[g].auxBadSince = nil }
     }
 

@@ -60,10 +60,14 @@ public enum StopReason: UInt8, Sendable {
 public struct SessionFault: Sendable {
     public var code: FaultCode
     public var value: Double
+    /// The limit the value crossed, in its unit (NaN: none stated), and what the value measures where it
+    /// is not the code's own `measure`.
+    public var limit: Double
+    public var measure: FaultMeasure?
     /// False for a protocol event that is logged with the reconnect reaction but not latched.
     public var latch: Bool
-    @inlinable public init(_ code: FaultCode, _ value: Double, latch: Bool = true) {
-        self.code = code; self.value = value; self.latch = latch
+    @inlinable public init(_ code: FaultCode, _ value: Double, limit: Double = .nan, measure: FaultMeasure? = nil, latch: Bool = true) {
+        self.code = code; self.value = value; self.limit = limit; self.measure = measure; self.latch = latch
     }
 }
 
@@ -267,7 +271,7 @@ extension GunSession {
 
     mutating func locking(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
         guard input.lockConfirmed else {
-            return inPhase > gun.lockTimeout ? SessionFault(.lockFailure, inPhase.seconds) : nil
+            return inPhase > gun.lockTimeout ? SessionFault(.lockFailure, inPhase.seconds, limit: gun.lockTimeout.seconds) : nil
         }
         // The earth-fault detector tests itself before any voltage is applied (where it can).
         guard gun.groundDetectorSelfTest && input.groundDetectorTest != .passed else {
@@ -275,9 +279,10 @@ extension GunSession {
             return nil
         }
         out.groundDetectorTest = true
-        if input.groundDetectorTest == .failed { return SessionFault(.groundDetectorSelfTestFailed, 0) }
+        if input.groundDetectorTest == .failed { return SessionFault(.groundDetectorSelfTestFailed, 0, measure: FaultMeasure.none) }
         if inPhase > gun.lockTimeout + Standard.groundDetectorSelfTestTimeout {
-            return SessionFault(.groundDetectorSelfTestFailed, inPhase.seconds)
+            return SessionFault(.groundDetectorSelfTestFailed, inPhase.seconds,
+                                limit: (gun.lockTimeout + Standard.groundDetectorSelfTestTimeout).seconds)
         }
         return nil
     }
@@ -298,7 +303,8 @@ extension GunSession {
             chargerInitiatedStop = false; pausedSince = nil; chargingSince = .never
             enter(.handshake, now)
         } else if inPhase > Standard.defaultMessageTimeout {
-            return SessionFault(.contactorFailedToClose, inPhase.seconds)
+            // K3/K4, the auxiliary supply's contactor: the time waited, not K1 or K2.
+            return SessionFault(.contactorFailedToClose, inPhase.seconds, limit: Standard.defaultMessageTimeout.seconds, measure: .seconds)
         }
         return nil
     }
@@ -344,7 +350,8 @@ extension GunSession {
             let v = input.vehicleSideVoltage
             let tol = bcp.batteryVoltage * Standard.prechargeBatteryVoltageTolerance
             if (v - bcp.batteryVoltage).magnitude > tol || v < gun.minVoltage || v > gun.maxVoltage {
-                return SessionFault(.vehicleVoltageMismatch, v.value)
+                let low = max(bcp.batteryVoltage - tol, gun.minVoltage), high = min(bcp.batteryVoltage + tol, gun.maxVoltage)
+                return SessionFault(.vehicleVoltageMismatch, v.value, limit: (v < low ? low : high).value)
             }
             enter(.precharge, now)
         } else if inPhase > Standard.vehicleReadyTimeout {
@@ -372,7 +379,7 @@ extension GunSession {
             rampedCurrent = .zero
             enter(.charging, now)
         } else if inPhase > Standard.prechargeTimeout {
-            return SessionFault(.prechargeTimeout, inPhase.seconds)
+            return SessionFault(.prechargeTimeout, inPhase.seconds, limit: Standard.prechargeTimeout.seconds)
         }
         return nil
     }
@@ -529,20 +536,22 @@ extension GunSession {
                              out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
         let inStep = now - stepSince
         if now - phaseSince > Standard.cableCheckTimeout {
-            return SessionFault(.insulationCheckTimeout, (now - phaseSince).seconds)
+            return SessionFault(.insulationCheckTimeout, (now - phaseSince).seconds, limit: Standard.cableCheckTimeout.seconds)
         }
         switch cableStep {
         case .precheck:
             // "Before the check the voltage outside K1/K2 must be < 10 V, else refuse to charge."
             if input.vehicleSideVoltage >= Standard.insulationPreCheckMaxVoltage {
-                return SessionFault(.outputVoltageBeforeCheck, input.vehicleSideVoltage.value)
+                return SessionFault(.outputVoltageBeforeCheck, input.vehicleSideVoltage.value, limit: Standard.insulationPreCheckMaxVoltage.value)
             }
             // Our own side too, or K1/K2 would close across the difference (a retried handshake finds
             // the output only below 60 V from the previous check): bleed it, within the discharge time.
             if input.chargerSideVoltage >= Standard.insulationPreCheckMaxVoltage {
                 out.discharge = true
                 if inStep > Standard.dischargeTime {
-                    return SessionFault(.insulationCheckTimeout, input.chargerSideVoltage.value)
+                    // Our own side not bled below 10 V in the discharge time: the voltage left, not a time.
+                    return SessionFault(.insulationCheckTimeout, input.chargerSideVoltage.value,
+                                        limit: Standard.insulationPreCheckMaxVoltage.value, measure: .volts)
                 }
             } else {
                 enterStep(.closing, now)
@@ -558,9 +567,11 @@ extension GunSession {
             // IEC 61851-23:2023 CC.4.1.3: self-test the IMD during the check.
             out.imdSelfTest = input.imdSelfTest != .passed
             if input.imdSelfTest == .failed { return SessionFault(.imdSelfTestFailed, inStep.seconds) }
-            if inStep > Standard.imdSelfTestTimeout { return SessionFault(.imdSelfTestFailed, inStep.seconds) }
+            if inStep > Standard.imdSelfTestTimeout {
+                return SessionFault(.imdSelfTestFailed, inStep.seconds, limit: Standard.imdSelfTestTimeout.seconds)
+            }
             if now - input.imdSeenAt > Standard.imdNoAnswerTimeout && inStep > Standard.imdNoAnswerTimeout {
-                return SessionFault(.insulationCheckTimeout, inStep.seconds)
+                return SessionFault(.insulationCheckTimeout, inStep.seconds, limit: Standard.imdNoAnswerTimeout.seconds)
             }
             if input.imdSelfTest == .passed && input.vehicleSideVoltage >= testVoltage * 0.95 {
                 enterStep(.measuring, now)
@@ -574,7 +585,7 @@ extension GunSession {
                 let rpv = input.insulation / testVoltage
                 insulationMeasured = rpv
                 if rpv <= Standard.insulationFault || input.imdAlarm {
-                    return SessionFault(.insulationFault, input.insulation.value)
+                    return SessionFault(.insulationFault, input.insulation.value, limit: Standard.insulationFault.value * testVoltage.value)
                 }
                 insulationWarning = gun.insulationRule == .gbt && rpv <= Standard.insulationWarning
                 enterStep(.discharging, now)
@@ -587,7 +598,9 @@ extension GunSession {
                 out.closeK1K2 = false
                 if !input.k1Closed && !input.k2Closed { enter(.identification, now) }
             } else if inStep > Standard.dischargeTime {
-                return SessionFault(.insulationCheckTimeout, input.vehicleSideVoltage.value)
+                // Not discharged below 60 V within 1 s after the check: the voltage left.
+                return SessionFault(.insulationCheckTimeout, input.vehicleSideVoltage.value, limit: Standard.dischargeTarget.value,
+                                    measure: .volts)
             }
         }
         return nil

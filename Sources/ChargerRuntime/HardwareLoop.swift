@@ -54,8 +54,10 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
 
     /// Latches faults that stood when the controller last stopped (`Journal.latchedAtStart`); call before
     /// the loop starts: a restart is not a reset.
-    public func restoreLatched(_ faults: [(code: FaultCode, gun: Int)]) {
-        for f in faults { frame.pointee.state.restoreLatched(f.code, gun: f.gun, at: clock.now) }
+    public func restoreLatched(_ faults: [StandingFault]) {
+        for f in faults {
+            frame.pointee.state.restoreLatched(f.code, gun: f.gun, at: clock.now, value: f.value, limit: f.limit, measure: f.measure)
+        }
     }
 
     /// One cycle at `now` (the bench's tick, or the executive's clock).

@@ -158,7 +158,7 @@ extension SessionSummary {
         }
         func num(_ v: Double, _ p: Int) -> String { v.isFinite ? fmt(v, p) : "null" }
         let fs = faults.map { f in
-            "{\"code\":\(str(f.code.name)),\"gun\":\(f.gun),\"module\":\(f.module),\"at_s\":\(num(f.raisedAt.seconds, 3)),\"reaction\":\(str(f.reaction.name)),\"value\":\(num(f.value, 3)),\"cleared_at_s\":\(f.clearedAt.map { num($0.seconds, 3) } ?? "null")}"
+            "{\"code\":\(str(f.code.name)),\"gun\":\(f.gun),\"module\":\(f.module),\"at_s\":\(num(f.raisedAt.seconds, 3)),\"reaction\":\(str(f.reaction.name)),\"value\":\(num(f.value, 3)),\"unit\":\(str(f.measure.name)),\"limit\":\(f.limit.isFinite ? num(f.limit, 3) : "null"),\"cleared_at_s\":\(f.clearedAt.map { num($0.seconds, 3) } ?? "null")}"
         }
         let vs = violations.prefix(100).map { str($0.description) }
         let shares = limitShare.map { "\(str($0.0)):\(num($0.1, 4))" }

@@ -121,8 +121,10 @@ public final class Simulation {
 
     /// Latches faults that stood when the controller last stopped (`Journal.latchedAtStart`), before the
     /// first cycle: a restart is not a reset.
-    public func restoreLatched(_ faults: [(code: FaultCode, gun: Int)]) {
-        for f in faults { cycleData.pointee.frame.state.restoreLatched(f.code, gun: f.gun, at: now) }
+    public func restoreLatched(_ faults: [StandingFault]) {
+        for f in faults {
+            cycleData.pointee.frame.state.restoreLatched(f.code, gun: f.gun, at: now, value: f.value, limit: f.limit, measure: f.measure)
+        }
     }
 
     /// Operator actions (console, HIL) arrive as inputs of the next cycle.

@@ -69,7 +69,7 @@ public final class ConsoleSession {
     var out: [UInt8] = []
 
     static let commands: [(name: String, acting: Bool, usage: String, help: String)] = [
-        ("help", false, "help [COMMAND]", "list the commands, or explain one"),
+        ("help", false, "help [COMMAND|CODE]", "list the commands, explain one, or a fault code (help E05)"),
         ("status", false, "status", "each gun: state, V, A, kW, the limit in force and its source, SOC, temperature, the car"),
         ("faults", false, "faults", "the fault log: time, code, reaction, value, cleared or latched"),
         ("modules", false, "modules", "each rectifier module: gun, setpoint, measured V/A/°C, state"),
@@ -238,6 +238,11 @@ public final class ConsoleSession {
 
     func helpCommand(_ args: [String]) {
         if let a = args.first?.lowercased() {
+            // A fault code: what trips it, the checks to make, what a reset does.
+            if a.hasPrefix("e"), a.dropFirst().first?.isNumber == true {
+                guard let code = FaultGuide.code(named: a) else { return say("no fault code '\(String(a.prefix(24)))': codes are E01...E\(FaultCode.allCases.count)") }
+                return say(FaultGuide.help(code))
+            }
             let key = a == "imd" && args.count > 1 ? "imd-selftest" : a
             guard let c = Self.commands.first(where: { $0.name == key }) else { return say("no command '\(String(a.prefix(24)))': type 'help'") }
             say("\(c.usage)\n  \(c.help)\(c.acting ? "\n  needs a technician login" : "")")
@@ -288,11 +293,17 @@ public final class ConsoleSession {
         guard !faults.isEmpty else { return say("no fault in the journal") }
         let cleared = Set(entries.compactMap { e -> UInt64? in if case .faultCleared(let f) = e.event, e.boot == boot { f.faultSeq } else { nil } })
         var s = ""
+        // Two lines a fault, within 80 columns: what and where, then when and the reading against its limit.
         for (e, f) in faults.suffix(50) {
             let state = e.boot != boot ? "before restart" : cleared.contains(f.faultSeq ?? 0) ? "cleared" : (f.reaction == "derate" || f.reaction == "stop-and-reconnect") ? "logged" : "LATCHED"
-            s += "\(e.wall)  t=\(fmt(e.t, 3)) s  \(f.gun.map { "gun\($0)" } ?? "station")  \(f.code)  \(f.reaction)  value \(fmt(f.value ?? .nan, 3))  \(state)\n"
+            let module = f.text.flatMap { $0.hasPrefix("module ") ? $0 : nil }
+            let again = f.text?.hasPrefix("latched again at start") == true ? " (again at start)" : ""
+            s += "#\(e.seq) \(f.gun.map { "gun\($0)" } ?? "station")\(module.map { " " + $0 } ?? "") \(f.code) \(f.reaction) \(state)\(again)\n"
+            let reading = FaultGuide.reading(value: f.value, unit: f.unit, limit: f.limit, code: f.code)
+            s += "    t=\(fmt(e.t, 3)) s \(e.wall)\(reading.map { "  " + $0 } ?? "")\n"
         }
-        say(String(s.dropLast()))
+        s += "what a code means and what to check: 'help CODE' (e.g. 'help \(faults.last.map { String($0.1.code.prefix(3)) } ?? "E05")')"
+        say(s)
     }
 
     func modulesCommand() {
@@ -316,7 +327,17 @@ public final class ConsoleSession {
             let x = v.guns[g]
             let r = x.insulation.value.isFinite ? "\(fmt(x.insulation.value / 1000, 1)) kΩ" : "not measuring (open circuit)"
             let seen = x.imdSeenAt == .never ? "never read" : "read \(fmt((v.at - x.imdSeenAt).seconds * 1000, 0)) ms ago"
-            s += "gun\(g): insulation \(r), alarm \(x.imdAlarm ? "ON" : "off"), self-test \(x.imdSelfTest), \(seen); ground-fault detector \(x.groundFaultTrip ? "TRIPPED" : "ok"), PE \(x.peContinuity ? "ok" : "LOST")\n"
+            s += "gun\(g): insulation \(r), alarm \(x.imdAlarm ? "ON" : "off"), self-test \(x.imdSelfTest)\n"
+            s += "      \(seen); ground-fault detector \(x.groundFaultTrip ? "TRIPPED" : "ok"), PE \(x.peContinuity ? "ok" : "LOST")\n"
+            // The reading that tripped the last insulation fault of this gun, kept after the IMD reads again.
+            let insulation = ctx.journal.recent().last { e in
+                if case .fault(let f) = e.event { return f.gun == g && f.code == FaultCode.insulationFault.name }
+                return false
+            }
+            if let e = insulation, case .fault(let f) = e.event {
+                let reading = FaultGuide.reading(value: f.value, unit: f.unit, limit: f.limit, code: f.code) ?? "the IMD's alarm"
+                s += "      last insulation fault #\(e.seq) at t=\(fmt(e.t, 3)) s: \(reading)\n"
+            }
         }
         say(String(s.dropLast()))
     }

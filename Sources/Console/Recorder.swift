@@ -11,6 +11,8 @@ public enum Recorder {
         case .fault(let r):
             var note = FaultNote(gun: r.gun < 0 ? nil : Int(r.gun), code: r.code.name, reaction: r.reaction.name,
                                  value: r.value.isFinite ? r.value : nil, faultSeq: r.sequence)
+            note.unit = r.measure.name
+            if r.limit.isFinite { note.limit = r.limit }
             if r.module >= 0 { note.text = "module \(r.module)" }
             if r.restored && r.clearedAt == nil { note.text = "latched again at start: it stood when the controller stopped" }
             return JournalEntry(r.clearedAt == nil ? .fault(note) : .faultCleared(note), t: (r.clearedAt ?? r.raisedAt).seconds)
@@ -22,6 +24,17 @@ public enum Recorder {
             return JournalEntry(.loopOverrun(count: Double(n)), t: at.seconds)
         case .phase, .status:
             return nil
+        }
+    }
+
+    /// The faults the journal says stood when the controller last stopped (`Journal.latchedAtStart`), as
+    /// the core latches them again: with the reading that tripped each and its limit, so that a restart
+    /// shows them as they were (issue 36: after kill -9 and a restart, `faults` said "value nan").
+    public static func standing(_ entries: [JournalEntry]) -> [StandingFault] {
+        entries.compactMap { e in
+            guard case .fault(let f) = e.event, let code = FaultCode.allCases.first(where: { $0.name == f.code }) else { return nil }
+            return StandingFault(code: code, gun: f.gun ?? -1, value: f.value ?? .nan, limit: f.limit ?? .nan,
+                                 measure: f.unit.flatMap(FaultMeasure.init(name:)))
         }
     }
 }

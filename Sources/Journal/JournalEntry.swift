@@ -68,8 +68,12 @@ public struct FaultNote: Sendable, Equatable {
     public var gun: Int?
     public var code: String
     public var reaction: String
-    /// The measured value that tripped it, when there is one.
+    /// The measured value that tripped it, when there is one; what it measures (`FaultMeasure.name`:
+    /// "V", "A", "ohm", "degC", "s", "message", "rule", "contactor", "count", "none") and the limit it
+    /// crossed, in the same unit. Records written before these were kept have neither.
     public var value: Double?
+    public var unit: String? = nil
+    public var limit: Double? = nil
     /// The core's fault sequence number (restarts at every boot).
     public var faultSeq: UInt64?
     /// More about it (the module, or that it was latched again at start).
@@ -127,6 +131,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         public var code: String? = nil
         public var reaction: String? = nil
         public var value: Double? = nil
+        public var unit: String? = nil
+        public var limit: Double? = nil
         public var faultSeq: UInt64? = nil
         public var user: String? = nil
         public var command: String? = nil
@@ -154,7 +160,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
     static func event(_ f: Fields) -> JournalEvent? {
         func fault() -> FaultNote? {
             guard let code = f.code, let reaction = f.reaction else { return nil }
-            return FaultNote(gun: f.gun, code: code, reaction: reaction, value: f.value, faultSeq: f.faultSeq, text: f.text)
+            var n = FaultNote(gun: f.gun, code: code, reaction: reaction, value: f.value, faultSeq: f.faultSeq, text: f.text)
+            n.unit = f.unit; n.limit = f.limit
+            return n
         }
         func session() -> SessionNote? {
             f.gun.map { SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet) }
@@ -199,6 +207,7 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case .boot(let x), .shutdown(let x), .lockout(let x), .tornTail(let x): f.text = x
         case .fault(let n), .faultCleared(let n):
             f.gun = n.gun; f.code = n.code; f.reaction = n.reaction; f.value = n.value; f.faultSeq = n.faultSeq; f.text = n.text
+            f.unit = n.unit; f.limit = n.limit
         case .sessionStart(let n), .sessionEnd(let n):
             f.gun = n.gun; f.energyKWh = n.energyKWh; f.soc = n.soc; f.stopReason = n.stopReason
             f.exportKWh = n.exportKWh; f.departureMet = n.departureMet
@@ -224,7 +233,11 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         if let gun = f.gun { s += " gun\(gun)" }
         if let code = f.code { s += " \(code)" }
         if let reaction = f.reaction { s += " (\(reaction))" }
-        if let value = f.value, value.isFinite { s += " value \(String(format: "%g", value))" }
+        if let value = f.value, value.isFinite {
+            s += " value \(String(format: "%g", value))"
+            if let unit = f.unit, unit != "none" { s += " \(unit)" }
+            if let limit = f.limit, limit.isFinite { s += " limit \(String(format: "%g", limit))" }
+        }
         if let faultSeq = f.faultSeq { s += " fault#\(faultSeq)" }
         if let user = f.user { s += " user \(user)" }
         if let command = f.command { s += " \"\(command)\"" }

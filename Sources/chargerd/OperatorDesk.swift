@@ -20,12 +20,8 @@ final class OperatorDesk {
 
     /// The faults the journal says stood when the controller last stopped, as the core's codes; printed,
     /// so the technician sees why a gun starts faulted.
-    var latchedAtStart: [(code: FaultCode, gun: Int)] {
-        var out: [(code: FaultCode, gun: Int)] = []
-        for e in journal.latchedAtStart {
-            guard case .fault(let f) = e.event, let code = FaultCode.allCases.first(where: { $0.name == f.code }) else { continue }
-            out.append((code, f.gun ?? -1))
-        }
+    var latchedAtStart: [StandingFault] {
+        let out = Recorder.standing(journal.latchedAtStart)
         if !out.isEmpty {
             print("journal: \(out.count) fault(s) latched before this start, latched again until a reset: "
                   + out.map { "\($0.code.name)\($0.gun >= 0 ? " gun\($0.gun)" : "")" }.joined(separator: ", "))

@@ -45,6 +45,9 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "List every fault code with its reaction class, and exit.")
     var listFaults = false
 
+    @Flag(name: .long, help: "With --list-faults: docs/faults.md's \"Fault by fault\" (what trips each code, the checks, the reset).")
+    var markdown = false
+
     @Option(name: .long, help: "Car on gun 0: 'capacity=60kWh,soc=20,target=80,max-voltage=500V[,max-current=250A][,plug-at=2s]'.")
     var car: String?
 
@@ -152,6 +155,7 @@ struct Run: ParsableCommand {
 
     mutating func run() throws {
         if listFaults {
+            if markdown { print(FaultGuide.markdown(), terminator: ""); return }
             for code in FaultCode.allCases {
                 let scope = code.isStationWide ? "station" : "gun"
                 print("\(code.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(code.reaction.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(scope)")

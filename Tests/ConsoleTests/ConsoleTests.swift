@@ -388,3 +388,104 @@ final class Bench {
         #expect(c.verify(user: "tech", password: "correct horse"))
     }
 }
+
+/// Issue 36, the technician's first ask: a fault's value with its unit and the limit it crossed, the module
+/// it concerns, `help CODE` with the checks and the reset, and the docs page generated from the same table.
+@Suite struct FaultDetail {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    func fault(_ code: FaultCode, gun: Int?, value: Double, unit: FaultMeasure, limit: Double = .nan, text: String? = nil) -> JournalEntry {
+        var n = FaultNote(gun: gun, code: code.name, reaction: code.reaction.name, value: value, faultSeq: 1, text: text)
+        n.unit = unit.name
+        n.limit = limit.isFinite ? limit : nil
+        return JournalEntry(.fault(n), t: 100.003)
+    }
+
+    /// "E05 shows 40000.000, E23 1.001" and `faults` did not name the module.
+    @Test func faultsShowTheReadingWithItsUnitTheLimitAndTheModule() throws {
+        let b = try Bench()
+        b.journal.append(fault(.insulationFault, gun: 0, value: 40_000, unit: .ohms, limit: 75_000))
+        b.journal.append(fault(.moduleCommLost, gun: 0, value: 1.001, unit: .seconds, limit: 1, text: "module 3"))
+        b.journal.append(fault(.contactorWelded, gun: 0, value: 2, unit: .contactor))
+        b.journal.append(fault(.vehicleCommTimeout, gun: 0, value: Double(VehicleMessageKind.bcl.rawValue), unit: .message))
+        b.journal.append(fault(.insulationCheckTimeout, gun: 0, value: 72.5, unit: .volts, limit: 60))
+        let out = b.type("faults")
+        #expect(out.contains("E05-insulation error-shutdown LATCHED"), "\(out)")
+        #expect(out.contains("40.0 kΩ, limit 75.0 kΩ"), "\(out)")
+        #expect(out.contains("gun0 module 3 E23-module-comm-lost derate logged"), "\(out)")
+        #expect(out.contains("1.001 s, limit 1.000 s"), "\(out)")
+        #expect(out.contains("E14-contactor-welded") && out.contains("  K2"), "\(out)")
+        #expect(out.contains("  BCL"), "\(out)")
+        #expect(out.contains("72.5 V, limit 60.0 V"), "E06's discharge in volts, not a time: \(out)")
+        #expect(!out.contains("40000.000") && !out.contains("nan"), "\(out)")
+        for line in out.split(whereSeparator: \.isNewline) { #expect(line.count <= 80, "\(line.count) columns: \(line)") }
+    }
+
+    /// A record written before units were kept reads with the code's own unit, and a switch shows no value.
+    @Test func anOldRecordReadsWithItsCodesUnit() {
+        #expect(FaultGuide.reading(value: 40_000, unit: nil, limit: nil, code: "E05-insulation") == "40.0 kΩ")
+        #expect(FaultGuide.reading(value: 40_000, unit: nil, limit: nil, code: "E05-insulation", ascii: true) == "40.0 kOhm")
+        #expect(FaultGuide.reading(value: 1, unit: nil, limit: nil, code: "E01-estop") == nil)
+        #expect(FaultGuide.reading(value: .nan, unit: "ohm", limit: 1, code: "E05-insulation") == nil)
+        #expect(FaultGuide.reading(value: 3, unit: "rule", limit: nil, code: "E31-step-contract") == StepRule.commandAboveLimit.name)
+    }
+
+    @Test func helpForEveryFaultCodeWithinEightyColumns() throws {
+        let b = try Bench()
+        for code in FaultCode.allCases {
+            let short = String(code.name.prefix(3))
+            let out = b.type("help \(short.lowercased())")
+            #expect(out.contains(code.name) && out.contains("checks:\r\n  1. ") && out.contains("reset:"), "help \(short): \(out)")
+            for line in out.split(whereSeparator: \.isNewline) { #expect(line.count <= 80, "help \(short): \(line.count) columns: \(line)") }
+        }
+        #expect(b.type("help E5").contains("E05-insulation: error-shutdown, one gun"))
+        #expect(b.type("help E05-insulation").contains("100 Ω/V"))
+        #expect(b.type("help E99").contains("no fault code 'e99': codes are E01...E33"))
+        #expect(b.type("help E01").contains("Refused while the button is pressed"))
+    }
+
+    /// docs/faults.md's "Fault by fault" is the table `help CODE` prints (one source).
+    @Test func theDocsPageIsGeneratedFromTheSameTable() throws {
+        let page = try String(contentsOfFile: Self.repoRoot + "/docs/faults.md", encoding: .utf8)
+        guard let r = page.range(of: "## Fault by fault\n") else { Issue.record("docs/faults.md has no \"Fault by fault\""); return }
+        #expect(String(page[r.lowerBound...]) == FaultGuide.markdown(),
+                "docs/faults.md differs from the table: regenerate it with `chargerd --list-faults --markdown`")
+    }
+
+    /// `imd` lost the reading that tripped once the IMD read again.
+    @Test func imdKeepsTheReadingThatTripped() throws {
+        let b = try Bench()
+        b.view.guns[0].insulation = Ohms(2_000_000)
+        b.journal.append(fault(.insulationFault, gun: 0, value: 40_000, unit: .ohms, limit: 75_000))
+        let out = b.type("imd")
+        #expect(out.contains("insulation 2000.0 kΩ"), "\(out)")
+        #expect(out.contains("last insulation fault #") && out.contains("40.0 kΩ, limit 75.0 kΩ"), "\(out)")
+        for line in out.split(whereSeparator: \.isNewline) { #expect(line.count <= 80, "\(line.count) columns: \(line)") }
+    }
+
+    /// Issue 36, wrong answer 4: after kill -9 and a restart, `faults` showed the fault latched again as
+    /// "value nan". The journal keeps the reading, its unit and its limit; the restart latches the fault
+    /// again with them, and the record the journal writes for it carries them.
+    @Test func aFaultLatchedAgainAtStartKeepsItsReading() throws {
+        let dir = NSTemporaryDirectory() + "fault-detail-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = StationState()
+        state.restoreLatched(.insulationFault, gun: 0, at: .zero)   // the core alone: NaN, as before
+        do {
+            let j = try Journal(directory: dir)
+            j.append(fault(.insulationFault, gun: 0, value: 40_000, unit: .ohms, limit: 75_000))
+        }
+        let again = try Journal(directory: dir)
+        let standing = Recorder.standing(again.latchedAtStart)
+        #expect(standing == [StandingFault(code: .insulationFault, gun: 0, value: 40_000, limit: 75_000, measure: .ohms)])
+        var s = StationState()
+        for f in standing { s.restoreLatched(f.code, gun: f.gun, at: .zero, value: f.value, limit: f.limit, measure: f.measure) }
+        let r = s.log.records[0]
+        #expect(r.restored && r.value == 40_000 && r.limit == 75_000 && r.measure == .ohms)
+        guard let entry = Recorder.entry(for: .fault(r)), case .fault(let note) = entry.event else { Issue.record("no journal entry"); return }
+        #expect(note.value == 40_000 && note.unit == "ohm" && note.limit == 75_000)
+        #expect(note.text?.hasPrefix("latched again at start") == true)
+        #expect(entry.line.contains("value 40000 ohm limit 75000"), "\(entry.line)")
+    }
+}

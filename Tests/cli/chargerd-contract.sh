@@ -126,9 +126,10 @@ check "a door opened while charging latches E02 (exit 1)" $([ $rc = 1 ] && grep 
 "$bin" --board "$boards/sim-60kw.toml" --car "$car" --journal "$tmp/jl" --max-time 10 --status-interval 0 >"$tmp/l2.out" 2>&1; rc=$?
 check "after a restart E02 is still latched: said at start, no session, exit 1" $([ $rc = 1 ] && grep -q "1 fault(s) latched before this start, latched again until a reset: E02-door-open" "$tmp/l2.out" && ! grep -q "gun0 charging" "$tmp/l2.out"; echo $?)
 "$bin" journal export --dir "$tmp/jl" >"$tmp/l2.journal" 2>&1
-check "the journal records the latch again at start" $(grep -q "fault E02-door-open (error-shutdown) fault#1 latched again at start" "$tmp/l2.journal"; echo $?)
+# Latched again with the reading that tripped it first (issue 36: it was NaN, "value nan" on the console).
+check "the journal records the latch again at start, with its first reading" $(grep -q "fault E02-door-open (error-shutdown) value 1 fault#1 latched again at start" "$tmp/l2.journal"; echo $?)
 "$bin" --board "$boards/sim-60kw.toml" --car "capacity=10kWh,soc=30,target=32,plug-at=5s" --inject reset@2s --journal "$tmp/jl" --max-time 300 --status-interval 0 >"$tmp/l3.out" 2>&1
-check "a reset clears it and the car charges" $(grep -q "E02-door-open gun -1 at 0.000 s → error-shutdown, cleared at 2.000 s" "$tmp/l3.out" && grep -qE "^energy +0\.[1-9][0-9]* kWh" "$tmp/l3.out"; echo $?)
+check "a reset clears it and the car charges" $(grep -q "E02-door-open gun -1 at 0.000 s → error-shutdown (value 1.000), cleared at 2.000 s" "$tmp/l3.out" && grep -qE "^energy +0\.[1-9][0-9]* kWh" "$tmp/l3.out"; echo $?)
 "$bin" --board "$boards/sim-60kw.toml" --car "$car" --journal "$tmp/jl" --max-time 5 --status-interval 0 >"$tmp/l4.out" 2>&1
 check "the start after the reset is clean" $(! grep -q "latched before this start" "$tmp/l4.out"; echo $?)
 
