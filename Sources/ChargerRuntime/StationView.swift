@@ -60,6 +60,8 @@ extension StationView {
             v.gun = o.gun; v.enabled = o.enabled; v.voltageSetpoint = o.voltage; v.currentSetpoint = o.current
             v.voltage = i.outputVoltage; v.current = i.outputCurrent; v.temperature = i.temperature
             v.faulted = i.faulted; v.seenAt = i.seenAt
+            v.silentSince = f.state.modules[m].silentSince
+            v.commLost = f.state.station.moduleLatched[m].contains(.moduleCommLost)
             modules[m] = v
         }
     }

@@ -26,7 +26,8 @@ public struct ConsoleContext: @unchecked Sendable {
     public var clock: () -> Double
     public var sleep: (Double) -> Void
     /// A module's communication errors as text ("-" where its devices are simulated).
-    public var moduleComm: (Int) -> String = { _ in "-" }
+    /// A module's field-bus counters for `modules` ("errors of exchanges"); a simulated board has none.
+    public var moduleComm: (Int) -> String = { _ in "no bus" }
     /// The grid interfaces (EMS link, time of use, OCPP profiles, composite), nil without a site file.
     public var grid: (() -> String)? = nil
     /// V2G: sets (or, with nil, clears) a driver's plan on a gun: the lowest SOC to discharge to, the
@@ -309,13 +310,26 @@ public final class ConsoleSession {
     func modulesCommand() {
         let v = ctx.view()
         guard v.moduleCount > 0 else { return say("no module") }
-        var s = "mod gun  state     set V    set A    meas V   meas A    °C   last seen   comm errors"
+        // Within 80 columns. A silent module's readings are its last answer's, not the present: they are
+        // not shown as measured (issue 36: a silent module showed 407.4 V and 73.6 A on an idle gun); the
+        // last answer is listed below the table with its age.
+        var s = "mod gun state   set V  set A  meas V  meas A     °C  last seen  comm errors"
+        var stale: [String] = []
         for m in 0..<v.moduleCount {
             let x = v.modules[m]
-            let state = x.faulted ? "FAULT" : x.enabled ? "on" : "off"
-            let seen = x.seenAt == .never ? "never" : "\(fmt((v.at - x.seenAt).seconds * 1000, 0)) ms ago"
-            s += "\n\(String(m).leftPad(3)) \(x.gun < 0 ? "  -" : String(x.gun).leftPad(3))  \(state.padding(toLength: 6, withPad: " ", startingAt: 0)) \(fmt(x.voltageSetpoint.value, 1).leftPad(8)) \(fmt(x.currentSetpoint.value, 1).leftPad(8)) \(fmt(x.voltage.value, 1).leftPad(9)) \(fmt(x.current.value, 1).leftPad(8)) \(fmt(x.temperature.value, 1).leftPad(6))   \(seen.padding(toLength: 11, withPad: " ", startingAt: 0)) \(ctx.moduleComm(m))"
+            let silent = x.silentSince != nil || x.commLost
+            let state = silent ? "SILENT" : x.faulted ? "FAULT" : x.enabled ? "on" : "off"
+            let age = (v.at - x.seenAt).seconds
+            let seen = x.seenAt == .never ? "never" : age < 10 ? "\(fmt(age * 1000, 0)) ms ago" : age < 600 ? "\(fmt(age, 1)) s ago" : "\(fmt(age / 60, 0)) min ago"
+            let reading = silent || x.seenAt == .never
+                ? "-".leftPad(7) + " " + "-".leftPad(7) + " " + "-".leftPad(6)
+                : "\(fmt(x.voltage.value, 1).leftPad(7)) \(fmt(x.current.value, 1).leftPad(7)) \(fmt(x.temperature.value, 1).leftPad(6))"
+            if silent && x.seenAt != .never {
+                stale.append("module \(m) last answered \(seen): \(fmt(x.voltage.value, 1)) V, \(fmt(x.current.value, 1)) A, \(fmt(x.temperature.value, 1)) °C")
+            }
+            s += "\n\(String(m).leftPad(3)) \(x.gun < 0 ? "  -" : String(x.gun).leftPad(3)) \(state.padding(toLength: 6, withPad: " ", startingAt: 0)) \(fmt(x.voltageSetpoint.value, 1).leftPad(6)) \(fmt(x.currentSetpoint.value, 1).leftPad(6)) \(reading)  \(seen.padding(toLength: 10, withPad: " ", startingAt: 0)) \(ctx.moduleComm(m))"
         }
+        for line in stale { s += "\n" + line }
         s += "\nper-device counters and the last Modbus error: 'comm'"
         say(s)
     }

@@ -63,6 +63,9 @@ public struct ModuleSnapshot: Sendable, BitwiseCopyable {
     public var temperature = Celsius(25)
     public var faulted = false
     public var seenAt: Instant = .never
+    /// Silent past the board's module timeout (the core's view: since when), and latched E23 for it.
+    public var silentSince: Instant? = nil
+    public var commLost = false
     public init() {}
 }
 

@@ -489,3 +489,30 @@ final class Bench {
         #expect(entry.line.contains("value 40000 ohm limit 75000"), "\(entry.line)")
     }
 }
+
+/// Issue 36, wrong answer 6: `modules` cut "last seen" ("17101 ms ag"), and showed a silent module's last
+/// readings (407.4 V, 73.6 A) as if measured now on an idle gun, with "comm errors -".
+@Suite struct ModulesTable {
+    @Test func aSilentModulesLastAnswerIsNotShownAsMeasured() throws {
+        let b = try Bench()
+        b.view.at = Instant(micros: 60_000_000)
+        b.view.modules[0].seenAt = Instant(micros: 60_000_000 - 17_101_000)
+        b.view.modules[0].silentSince = Instant(micros: 60_000_000 - 17_101_000)
+        b.view.modules[0].commLost = true
+        b.view.modules[0].voltage = Volts(407.4)
+        b.view.modules[0].current = Amps(73.6)
+        b.view.modules[1].seenAt = Instant(micros: 60_000_000 - 3_000)
+        b.view.modules[1].voltage = Volts(12.5)
+        let out = b.type("modules")
+        let rows = out.split(whereSeparator: \.isNewline).map(String.init)
+        guard let row0 = rows.first(where: { $0.hasPrefix("  0 ") }), let row1 = rows.first(where: { $0.hasPrefix("  1 ") }) else {
+            Issue.record("no module rows: \(out)"); return
+        }
+        #expect(row0.contains("SILENT") && !row0.contains("407.4") && !row0.contains("73.6"), "\(row0)")
+        #expect(row0.contains("17.1 s ago"), "last seen in full: \(row0)")
+        #expect(row0.hasSuffix("no bus"), "a simulated board has no field-bus counters, and says so: \(row0)")
+        #expect(out.contains("module 0 last answered 17.1 s ago: 407.4 V, 73.6 A"), "\(out)")
+        #expect(row1.contains(" off ") && row1.contains("12.5") && row1.contains("3 ms ago"), "\(row1)")
+        for line in rows { #expect(line.count <= 80, "\(line.count) columns: \(line)") }
+    }
+}
