@@ -69,7 +69,9 @@ extension Simulation {
     }
 
     /// `continuous`: the run had no session limit, so a car still charging at the end is no failure.
-    public func summary(timedOut: Bool, continuous: Bool = false, interrupted: Bool = false) -> SessionSummary {
+    /// `midSession`: the signal came while a session ran, which the run then stopped in order (its end
+    /// is normal, the run's is not).
+    public func summary(timedOut: Bool, continuous: Bool = false, interrupted: Bool = false, midSession: Bool = false) -> SessionSummary {
         var kwh = 0.0, peak = 0.0, maxT = -100.0
         var socStart: Double? = nil, socEnd: Double? = nil
         var completed = 0
@@ -77,7 +79,8 @@ extension Simulation {
         var share: [LimitSource: Double] = [:]
         var exported = 0.0
         for g in 0..<spec.gunCount {
-            kwh += energy(gun: g).kilowattHours
+            // Continuous mode: every session of the run (issue 36: the last car's alone, 3.095 of 3.5 kWh).
+            kwh += (continuous ? runEnergy(gun: g) : energy(gun: g)).kilowattHours
             exported += self.exported(gun: g).kilowattHours
             peak = max(peak, reports[g].peakPower.kilowatts)
             maxT = max(maxT, reports[g].maxTemperature.value)
@@ -99,7 +102,9 @@ extension Simulation {
         if !violations.isEmpty { state = .invariantViolated }
         else if stopping { state = .faulted }
         else if timedOut { state = .timeout }
-        else if !normal && interrupted { state = .interrupted }
+        // A signal ends a run that was serving cars (continuous mode: always) as interrupted, never as
+        // completed (issue 36: "end state completed (stop reason: none)" after SIGINT mid-session).
+        else if interrupted && (!normal || continuous || midSession) { state = .interrupted }
         else if !normal { state = .faulted }
         else { state = .completed }
         var s = SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,

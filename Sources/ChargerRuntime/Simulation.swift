@@ -27,6 +27,10 @@ public struct GunReport: Sendable {
     public var socStart: Double? = nil
     public var socEnd: Double? = nil
     public var completedSessions = 0
+    /// Sessions started on this gun in the run, and the meter's energy of those before the present one
+    /// (continuous mode: the run's energy is all of them, not the last car's alone).
+    public var startedSessions = 0
+    public var energyBefore: WattHours = .zero
     public var endedNormally = false
     public var maxTemperature = Celsius(-100)
     /// Seconds of charging during which each limit source bound, indexed by `LimitSource.rawValue`.
@@ -448,6 +452,8 @@ public final class Simulation {
             // A session starts when the plug is confirmed and the lock is commanded (a driver holding
             // the latch while holstering the gun shows as "connecting" and is no session).
             if lastPhase[g] != .locking && phase == .locking {
+                if let start = report.energyAtPlug { report.energyBefore = report.energyBefore + (gi.meterEnergy - start) }
+                report.startedSessions += 1
                 report.energyAtPlug = gi.meterEnergy
                 report.exportAtPlug = f.inputs.guns[g].meterExportEnergy
                 report.socStart = soc
@@ -471,6 +477,9 @@ public final class Simulation {
         }
         lastPhase[g] = phase
     }
+
+    /// Energy delivered at gun `g` in the whole run: every session's, the present one's included.
+    public func runEnergy(gun g: Int) -> WattHours { reports[g].energyBefore + energy(gun: g) }
 
     /// Energy delivered at gun `g` since its car plugged in (meter, 0.001 kWh resolution).
     public func energy(gun g: Int) -> WattHours {

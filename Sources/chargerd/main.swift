@@ -257,6 +257,13 @@ struct Run: ParsableCommand {
         let notifier = ServiceNotifier()
         let guns = loaded.spec.gunCount
         notifier.send("READY=1\nSTATUS=" + serviceStatus(phases: (0..<guns).map { sim.phase($0) }, faults: 0))
+        // Guns with a session in progress (the loop's session edges), and when an orderly stop on a
+        // signal gives up waiting for them.
+        var open = Set<Int>()
+        var orderlyStopUntil: Instant? = nil
+        func note(_ e: LoopEvent) {
+            if case .session(let edge) = e { if edge.started { open.insert(Int(edge.gun)) } else { open.remove(Int(edge.gun)) } }
+        }
         while true {
             body.runCycle(deadline: 0, index: cycleIndex)
             if notifier.enabled && cycleIndex % 1000 == 0 {
@@ -264,7 +271,7 @@ struct Run: ParsableCommand {
             }
             if let grid, cycleIndex % gridEvery == 0 { body.grid.buffer.write(grid.tick(view: body.gridView.buffer.read())) }
             cycleIndex &+= 1
-            while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
+            while let e = body.events.queue.pop() { note(e); desk.record(e); grid?.loopEvent(e) }
             if let memoryEvery, sim.now >= nextMemory {
                 nextMemory = nextMemory + memoryEvery
                 printMemory(sim)
@@ -275,7 +282,23 @@ struct Run: ParsableCommand {
                 fflush(nil)
             }
             pace.wait(virtual: sim.now)
-            if stopRequested { break }
+            if stopRequested {
+                // Sessions stop in order (docs/technician.md): each running one gets the operator's stop
+                // and the run goes on until it has ended (CST, current to zero, K1/K2 open, welding check,
+                // unlock; its session-end record journalled with the meter's energy), for at most
+                // `orderlyStopBound` of station time (issue 36: SIGTERM mid-session journalled no
+                // session end, and journal stats counted 0 of 1 sessions, 0.000 kWh).
+                if open.isEmpty { break }
+                if let until = orderlyStopUntil {
+                    if sim.now >= until { break }
+                } else {
+                    orderlyStopUntil = sim.now + orderlyStopBound
+                    for g in open.sorted() { _ = body.commands.queue.push(.stop(gun: Int8(g))) }
+                    print("chargerd: stopping \(open.count) session(s) in order before exiting (at most \(fmt(orderlyStopBound.seconds, 0)) s)")
+                    fflush(nil)
+                }
+                continue
+            }
             if sim.now >= end { timedOut = !continuous; break }
             if sim.allCarsGone {
                 if !continuous { break }
@@ -285,7 +308,8 @@ struct Run: ParsableCommand {
                     next.plugAt = (sim.now - .zero) + .seconds(arrivalInterval)
                     sim.plant.attach(car: next, gun: g)
                 }
-                print("chargerd: car served (\(sim.summary(timedOut: false, continuous: true).sessionsCompleted) sessions so far); next car in \(fmt(arrivalInterval, 0)) s")
+                let started = sim.reports.reduce(0) { $0 + $1.startedSessions }, completed = sim.reports.reduce(0) { $0 + $1.completedSessions }
+                print("chargerd: car served (\(started) session(s) so far, \(completed) completed); next car in \(fmt(arrivalInterval, 0)) s")
             }
         }
         if memoryEvery != nil { printMemory(sim) }
@@ -293,7 +317,7 @@ struct Run: ParsableCommand {
         while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
         if let grid { _ = grid.tick(view: body.gridView.buffer.read()); grid.shutdown() }
         desk.shutdown(at: sim.now)
-        throw ExitCode(exitStatus(finish(sim, timedOut: timedOut, continuous: continuous, json: json)))
+        throw ExitCode(exitStatus(finish(sim, timedOut: timedOut, continuous: continuous, json: json, midSession: orderlyStopUntil != nil)))
     }
 }
 
@@ -344,9 +368,9 @@ func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime:
 /// The end of a run, either mode: each gun's last status line, the summary (and its JSON line), the
 /// reason on standard error when the session did not end normally (unless the operator stopped it),
 /// and the exit status.
-func finish(_ sim: Simulation, timedOut: Bool, continuous: Bool, json: Bool) -> Int32 {
+func finish(_ sim: Simulation, timedOut: Bool, continuous: Bool, json: Bool, midSession: Bool = false) -> Int32 {
     for g in 0..<sim.spec.gunCount { print(sim.statusLine(gun: g)) }
-    var summary = sim.summary(timedOut: timedOut, continuous: continuous, interrupted: stopRequested)
+    var summary = sim.summary(timedOut: timedOut, continuous: continuous, interrupted: stopRequested, midSession: midSession)
     summary.memoryKB = (currentResidentKB(), peakResidentKB())
     print(summary.text, terminator: "")
     if json { print(summary.json) }
@@ -389,6 +413,10 @@ func monotonicSeconds() -> Double {
 }
 
 nonisolated(unsafe) var stopRequested = false
+/// How long, in station time, an orderly stop on SIGINT or SIGTERM waits for the running sessions to end:
+/// a stop takes the car's BST/BSD exchange (up to 10 s, docs/standards.md "Fault reactions"), the welding
+/// check and the unlock; 30 s covers them with room.
+let orderlyStopBound = TimeSpan.s(30)
 /// The central system asked for a Reset (OCPP): the run ends in order and chargerd exits 5, which the
 /// service manager restarts (Restart=on-failure).
 nonisolated(unsafe) var resetRequested: String? = nil
