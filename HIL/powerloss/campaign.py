@@ -100,7 +100,8 @@ reconnect_interval = "200 ms"
 call_timeout = "2 s"
 free_vend = true
 """)
-    console_script = ["fault reset", "stop 0", "cap 0 20", "cap 0 off", "service 0 off", "service 0 on", "status", "faults", "log"]
+    # 'yes' confirms a stop or a service-off asked while a session runs (anything else cancels it).
+    console_script = ["fault reset", "stop 0", "yes", "cap 0 20", "cap 0 off", "service 0 off", "yes", "service 0 on", "status", "faults", "log"]
 
     keep = []
 

@@ -65,6 +65,13 @@ public final class ConsoleSession {
     var loginUser: String? = nil
     /// `watch status`: the next refresh (wall seconds).
     var watchNext: Double? = nil
+    /// A command that ends a running session, waiting for 'yes' (until the wall second `until`).
+    var pending: (raw: String, until: Double, body: () -> String?)? = nil
+    /// How long a confirmation waits for its 'yes' (wall seconds).
+    public static let confirmationWait = 30.0
+    /// The phases of a session that an operator's stop, taking the gun out of service or a zero cap ends.
+    static let runningPhases: Set<SessionPhase> = [.locking, .auxPower, .handshake, .insulationCheck, .identification,
+                                                   .parameterExchange, .precharge, .charging]
     /// Temporary caps: gun → controller time (s) they expire at.
     var capExpiry: [Int: Double] = [:]
     var out: [UInt8] = []
@@ -141,6 +148,12 @@ public final class ConsoleSession {
                 switch e {
                 case .cancel:
                     if loginUser != nil { loginUser = nil; editor.echo = true }
+                    if let p = pending { pending = nil; cancelled(p.raw) }
+                    showPrompt()
+                case .tooLong(let typed):
+                    if loginUser != nil { loginUser = nil; editor.echo = true; say("login cancelled: the password was too long") }
+                    else { say("refused: the line was \(typed) characters, longer than \(LineEditor.maxLine); nothing was run") }
+                    if let p = pending { pending = nil; cancelled(p.raw) }
                     showPrompt()
                 case .line(let l):
                     handle(l)
@@ -194,16 +207,32 @@ public final class ConsoleSession {
             finishLogin(user: u, password: raw)
             return
         }
+        // A command that ends a running session waits for 'yes' on the next line; anything else cancels it.
+        if let p = pending {
+            pending = nil
+            if raw.trimmingSpaces.lowercased() == "yes" && ctx.clock() <= p.until { acting(p.raw) { p.body() } } else { cancelled(p.raw) }
+            return
+        }
         let words = raw.split(separator: " ").map(String.init)
         guard let cmd = words.first?.lowercased() else { return }
         let args = Array(words.dropFirst())
+        // Strict arguments: a command given more words than it takes is refused with its usage, never run
+        // on the words it knows (issue 36: 'cap 0 59.5 30 extra' capped the gun).
+        let most: [String: Int] = ["status": 0, "faults": 0, "modules": 0, "rt": 0, "comm": 0, "can": 0, "stats": 0, "version": 0,
+                                   "logout": 0, "whoami": 0, "log": 1, "export": 1, "watch": 1, "help": 2, "?": 2, "fault": 2,
+                                   "stop": 1, "cap": 3, "imd": 2, "test": 3]
+        if let n = most[cmd], args.count > n {
+            let name = cmd == "?" ? "help" : cmd == "imd" && args.first?.lowercased() == "selftest" ? "imd-selftest" : cmd
+            return usage(name)
+        }
         switch cmd {
         case "help", "?": helpCommand(args)
         case "status": statusCommand()
         case "faults": faultsCommand()
         case "modules": modulesCommand()
         case "imd":
-            if args.first?.lowercased() == "selftest" { acting(raw) { imdSelfTest(Array(args.dropFirst())) } } else { imdCommand() }
+            if args.first?.lowercased() == "selftest" { acting(raw) { imdSelfTest(Array(args.dropFirst())) } }
+            else if args.isEmpty { imdCommand() } else { usage("imd") }
         case "limits": limitsCommand(args)
         case "rt": say(ctx.rt())
         case "comm": say(ctx.comm())
@@ -221,10 +250,16 @@ public final class ConsoleSession {
             if let u = user { journal(.logout(user: u, why: "by command")); user = nil; say("logged out (\(u))") } else { say("not logged in") }
         case "whoami": say(user ?? "not logged in")
         case "fault": acting(raw) { faultCommand(args) }
-        case "stop": acting(raw) { stopCommand(args) }
+        case "stop": confirmIfRunning(raw, gun: args.first, effect: "stops its session") { [unowned self] in self.stopCommand(args) }
         case "test": acting(raw) { testCommand(args) }
-        case "cap": acting(raw) { capCommand(args) }
-        case "service": acting(raw) { serviceCommand(args) }
+        case "cap":
+            let zero = args.count >= 2 && Double(args[1].lowercased().replacingOccurrences(of: "kw", with: "")) == 0
+            if zero { confirmIfRunning(raw, gun: args.first, effect: "holds its session at no power") { [unowned self] in self.capCommand(args) } }
+            else { acting(raw) { capCommand(args) } }
+        case "service":
+            if args.count == 2 && args[1].lowercased() == "off" {
+                confirmIfRunning(raw, gun: args.first, effect: "stops its session and takes the gun out of service") { [unowned self] in self.serviceCommand(args) }
+            } else { acting(raw) { serviceCommand(args) } }
         case "v2g": acting(raw) { v2gCommand(args) }
         default:
             let printable = cmd.count > 24 ? String(cmd.prefix(24)) + "…" : cmd
@@ -483,6 +518,27 @@ public final class ConsoleSession {
         say("(journal #\(rec.seq))")
     }
 
+    /// Runs an acting command at once, unless it would end a running session on its gun: then it says
+    /// what runs there and what the command does to it, and waits for 'yes' on the next line (issue 36:
+    /// 'service 0 off', 'stop', 'cap 0 0' ended a charge on one mistyped line). Not logged in, or a gun
+    /// that does not parse: the command runs as typed and refuses as it always does.
+    func confirmIfRunning(_ raw: String, gun text: String?, effect: String, _ body: @escaping () -> String?) {
+        let v = ctx.view()
+        let g: Int? = text.map { Int($0).flatMap { $0 >= 0 && $0 < v.gunCount ? $0 : nil } } ?? (v.gunCount == 1 ? 0 : nil)
+        guard user != nil, let g, Self.runningPhases.contains(v.guns[g].status.phase) else { return acting(raw) { body() } }
+        let x = v.guns[g].status
+        let power = (x.voltage * x.current).kilowatts
+        pending = (raw, ctx.clock() + Self.confirmationWait, body)
+        say("gun\(g) is \(x.phase.name)\(x.phase == .charging ? " at \(fmt(power, 1)) kW" : "")\(x.soc.isFinite ? ", SOC \(fmt(x.soc, 1)) %" : ""): "
+            + "'\(String(raw.prefix(40)))' \(effect).\ntype 'yes' to go on (within \(Int(Self.confirmationWait)) s); anything else cancels")
+    }
+
+    /// A confirmation answered with anything but 'yes' (or too late, or Ctrl-C): nothing ran; journalled.
+    func cancelled(_ raw: String) {
+        say("cancelled: '\(String(raw.prefix(40)))' was not run")
+        if let u = user { journal(.command(user: u, command: String(raw.prefix(LineEditor.maxLine)), result: "cancelled at the confirmation", gun: nil)) }
+    }
+
     /// GUN from `arg`, or gun 0 on a one-gun station; nil (and a message) otherwise.
     func gunArg(_ arg: String?, view v: StationView) -> Int? {
         if let a = arg {
@@ -602,7 +658,7 @@ public final class ConsoleSession {
 
     func capCommand(_ args: [String]) -> String? {
         let v = ctx.view()
-        guard args.count >= 2, let g = gunArg(args[0], view: v) else { usage("cap"); return "usage" }
+        guard args.count >= 2, args.count <= 3, let g = gunArg(args[0], view: v) else { usage("cap"); return "usage" }
         if args[1].lowercased() == "off" {
             capExpiry[g] = nil
             _ = ctx.send(.operatorCap(gun: Int8(g), nil))

@@ -15,6 +15,9 @@ public struct LineEditor: Sendable {
         case line(String)
         /// Ctrl-C: the line was cancelled.
         case cancel
+        /// Enter on a line typed longer than `maxLine`: refused whole, never run cut (issue 36: a
+        /// 207-character line was cut at 160 and run). `typed` counts every printable byte typed.
+        case tooLong(typed: Int)
     }
 
     public var prompt: String = "> "
@@ -25,6 +28,8 @@ public struct LineEditor: Sendable {
     /// Bytes dropped (control, binary, over-long lines).
     public private(set) var dropped: UInt64 = 0
     private var historyIndex: Int? = nil
+    /// Printable bytes typed past `maxLine` on this line (the line is refused at Enter).
+    private var overflow = 0
     private var escape = 0          // 0 none, 1 after ESC, 2 inside a CSI/SS3 sequence
     private var escapeLength = 0
     private var lastWasCR = false
@@ -46,6 +51,11 @@ public struct LineEditor: Sendable {
             let text = String(decoding: line, as: UTF8.self)
             line.removeAll(keepingCapacity: true)
             historyIndex = nil
+            if overflow > 0 {
+                let typed = text.utf8.count + overflow
+                overflow = 0
+                return .tooLong(typed: typed)
+            }
             if echo && !text.trimmingSpaces.isEmpty && history.last != text {
                 history.append(text)
                 if history.count > Self.historyLimit { history.removeFirst() }
@@ -55,11 +65,13 @@ public struct LineEditor: Sendable {
             out += Array("^C\r\n".utf8)
             line.removeAll(keepingCapacity: true)
             historyIndex = nil
+            overflow = 0
             return .cancel
         case 0x15:
             erase(&out)
         case 0x08, 0x7F:
-            if !line.isEmpty {
+            // The bytes typed past the limit (never shown, each answered with a bell) go first.
+            if overflow > 0 { overflow -= 1 } else if !line.isEmpty {
                 line.removeLast()
                 if echo { out += [0x08, 0x20, 0x08] }
             }
@@ -68,7 +80,7 @@ public struct LineEditor: Sendable {
         case 0x1B:
             escape = 1; escapeLength = 0
         case 0x20...0x7E:
-            if line.count >= Self.maxLine { out.append(0x07); dropped += 1; return nil }
+            if line.count >= Self.maxLine { out.append(0x07); dropped += 1; overflow += 1; return nil }
             line.append(b)
             if echo { out.append(b) }
         default:
@@ -87,6 +99,7 @@ public struct LineEditor: Sendable {
     private mutating func erase(_ out: inout [UInt8]) {
         if echo { for _ in line { out += [0x08, 0x20, 0x08] } }
         line.removeAll(keepingCapacity: true)
+        overflow = 0
     }
 
     private mutating func feedEscape(_ b: UInt8, out: inout [UInt8]) -> Event? {

@@ -516,3 +516,80 @@ final class Bench {
         for line in rows { #expect(line.count <= 80, "\(line.count) columns: \(line)") }
     }
 }
+
+/// Issue 36, ask 3: a confirmation before anything that ends a running session, strict arguments, and a
+/// line longer than the console takes refused whole (it was cut at 160 characters and run).
+@Suite struct ConfirmationsAndStrictLines {
+    func charging() throws -> Bench {
+        let b = try Bench()
+        b.view.guns[0].status.phase = .charging
+        b.view.guns[0].status.voltage = Volts(400)
+        b.view.guns[0].status.current = Amps(105)
+        b.view.guns[0].status.soc = 55
+        b.type("login tech"); b.type("secret-pass")
+        return b
+    }
+
+    @Test func stopServiceOffAndAZeroCapAskFirst() throws {
+        let b = try charging()
+        for (command, effect) in [("stop 0", "stops its session"), ("service 0 off", "stops its session and takes the gun out of service"),
+                                  ("cap 0 0", "holds its session at no power")] {
+            let ask = b.type(command)
+            #expect(ask.contains("gun0 is charging at 42.0 kW, SOC 55.0 %: '\(command)' \(effect)"), "\(ask)")
+            #expect(ask.contains("type 'yes' to go on"), "\(ask)")
+            #expect(b.sent.isEmpty, "\(command) ran before its confirmation: \(b.sent)")
+            #expect(b.type("no").contains("cancelled: '\(command)' was not run"))
+            #expect(b.sent.isEmpty)
+        }
+        let journalled = b.journal.recent().filter { if case .command(_, _, let r, _) = $0.event { r == "cancelled at the confirmation" } else { false } }
+        #expect(journalled.count == 3)
+        // Confirmed: it runs, and is journalled with its result.
+        _ = b.type("stop 0")
+        let done = b.type("yes")
+        #expect(done.contains("stop requested on gun0") && done.contains("(journal #"), "\(done)")
+        if case .stop(0) = b.sent.last {} else { Issue.record("\(b.sent)") }
+        // Ctrl-C cancels a confirmation too, and so does waiting past it.
+        _ = b.type("service 0 off")
+        _ = b.session.input(ArraySlice([0x03]))
+        #expect(b.type("yes").contains("unknown command 'yes'"))
+        _ = b.type("cap 0 0")
+        b.now += ConsoleSession.confirmationWait + 1
+        #expect(b.type("yes").contains("cancelled"))
+        #expect(b.sent.count == 1)
+    }
+
+    @Test func anIdleGunDoesNotAsk() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        #expect(b.type("service 0 off").contains("gun0 out of service"))
+        #expect(b.type("cap 0 0").contains("capped at 0.0 kW"))
+        #expect(b.sent.count == 2)
+    }
+
+    @Test func extraWordsAreRefusedWithTheUsage() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        #expect(b.type("cap 0 59.5 30 extra").contains("usage: cap GUN KW [MINUTES]"))
+        #expect(b.type("status now").contains("usage: status"))
+        #expect(b.type("stop 0 1").contains("usage: stop GUN"))
+        #expect(b.type("imd x").contains("usage: imd"))
+        #expect(b.sent.isEmpty, "\(b.sent)")
+        #expect(b.type("cap 0 59.5 30").contains("capped at 59.5 kW for 30 min"))
+    }
+
+    @Test func aLineLongerThanTheConsoleTakesIsRefusedWhole() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        let line = "cap 0 30 " + String(repeating: "9", count: 198)   // 207 characters
+        let out = b.type(line)
+        #expect(out.contains("refused: the line was 207 characters, longer than 160; nothing was run"), "\(out)")
+        #expect(b.sent.isEmpty, "\(b.sent)")
+        // The editor: the bytes past the limit answered with a bell, counted, and erased first by Backspace.
+        var e = LineEditor()
+        let r = feed(&e, String(repeating: "a", count: 170) + "\u{7F}\u{7F}\r")
+        #expect(r.events == [.tooLong(typed: 168)])
+        #expect(r.out.filter { $0 == "\u{7}" }.count == 10)
+        let ok = feed(&e, String(repeating: "b", count: 165) + String(repeating: "\u{7F}", count: 6) + "\r")
+        #expect(ok.events == [.line(String(repeating: "b", count: 159))])
+    }
+}

@@ -271,7 +271,9 @@ class Acting(unittest.TestCase):
             lim = c.cmd("limits", TECH)
             self.assertIn("binding operator-cap", lim)
             self.assertIn("operator cap     20.0 kW", lim)
-            self.assertIn("the running session stops in order", c.cmd("service 0 off", TECH))
+            # Ending a running session asks first (issue 36): 'yes' on the next line runs it.
+            self.assertIn("'service 0 off' stops its session and takes the gun out of service", c.cmd("service 0 off", TECH))
+            self.assertIn("the running session stops in order", c.cmd("yes", TECH))
             st = c.cmd_until("status", r"gun0 (finished|unplugged) \(OUT OF SERVICE\)", TECH, timeout=30)
             self.assertRegex(st, r"gun0 (finished|unplugged) \(OUT OF SERVICE\)")
             ends = [e for e in c.journal() if e["kind"] == "session-end"]
