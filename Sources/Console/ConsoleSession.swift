@@ -91,6 +91,7 @@ public final class ConsoleSession {
         ("export", false, "export text|json", "the whole journal, for the operator's platform"),
         ("version", false, "version", "firmware and board file with its checksum"),
         ("watch", false, "watch status", "status refreshed every second until a key is pressed"),
+        ("ascii", false, "ascii on|off", "spell °, Ω, ≤ and the like in ASCII, for terminals without UTF-8"),
         ("login", false, "login USER", "log in as a technician (asks for the password)"),
         ("logout", false, "logout", "end the technician session"),
         ("fault", true, "fault reset [GUN]", "clear latched faults whose cause has gone"),
@@ -249,6 +250,10 @@ public final class ConsoleSession {
         case "logout":
             if let u = user { journal(.logout(user: u, why: "by command")); user = nil; say("logged out (\(u))") } else { say("not logged in") }
         case "whoami": say(user ?? "not logged in")
+        case "ascii":
+            guard args.count == 1, ["on", "off"].contains(args[0].lowercased()) else { return usage("ascii") }
+            ascii = args[0].lowercased() == "on"
+            say(ascii ? "ascii on: degC, kOhm, <= (no UTF-8)" : "ascii off: °C, kΩ, ≤ (UTF-8)")
         case "fault": acting(raw) { faultCommand(args) }
         case "stop": confirmIfRunning(raw, gun: args.first, effect: "stops its session") { [unowned self] in self.stopCommand(args) }
         case "test": acting(raw) { testCommand(args) }
@@ -281,45 +286,61 @@ public final class ConsoleSession {
             }
             let key = a == "imd" && args.count > 1 ? "imd-selftest" : a
             guard let c = Self.commands.first(where: { $0.name == key }) else { return say("no command '\(String(a.prefix(24)))': type 'help'") }
-            say("\(c.usage)\n  \(c.help)\(c.acting ? "\n  needs a technician login" : "")")
+            say(([c.usage] + FaultGuide.wrap(c.help, width: 80, indent: "  ") + (c.acting ? ["  needs a technician login"] : [])).joined(separator: "\n"))
             if key == "imd" { say("imd selftest [GUN]\n  run the IMD self-test on an idle gun (needs a technician login)") }
             return
         }
-        var s = "read-only:\n"
-        for c in Self.commands where !c.acting { s += "  \(c.usage.padding(toLength: 22, withPad: " ", startingAt: 0)) \(c.help)\n" }
-        s += "acting (after 'login USER'):\n"
-        for c in Self.commands where c.acting { s += "  \(c.usage)\n      \(c.help)\n" }
-        s += "keys: Backspace, Ctrl-U erase line, Ctrl-C cancel, arrows up/down history, Tab completes"
-        say(s)
+        // Within 80 columns: each description wrapped under its own indent.
+        var lines = ["read-only:"]
+        for c in Self.commands where !c.acting {
+            lines += FaultGuide.wrap(c.help, width: 80, indent: "  \(c.usage.padding(toLength: 22, withPad: " ", startingAt: 0)) ",
+                                     hanging: String(repeating: " ", count: 25))
+        }
+        lines.append("acting (after 'login USER'):")
+        for c in Self.commands where c.acting {
+            lines += FaultGuide.wrap(c.usage, width: 80, indent: "  ", hanging: "    ")
+            lines += FaultGuide.wrap(c.help, width: 80, indent: "      ")
+        }
+        lines += FaultGuide.wrap("keys: Backspace, Ctrl-U erase line, Ctrl-C cancel, arrows up/down history, Tab completes; "
+                                 + "'help CODE' explains a fault code (help E05)", width: 80, indent: "")
+        say(lines.joined(separator: "\n"))
     }
 
     func statusCommand() {
         let v = ctx.view()
         guard v.cycles > 0 else { return say("no data from the control loop yet") }
-        var s = "t=\(fmt(v.at.seconds, 1)) s  station: grid \(fmt(v.gridLimit.kilowatts, 0)) kW"
-        if let sp = v.stationSetpoint { s += ", grid setpoint \(fmt(sp.kilowatts, 1)) kW" }
-        if v.emergencyStop { s += ", E-STOP PRESSED" }
-        if v.doorOpen { s += ", DOOR OPEN" }
-        if !v.mainsPresent { s += ", MAINS LOST" }
-        if !v.stationFaults.isEmpty { s += ", station faults " + v.stationFaults.codes.map(\.name).joined(separator: ",") }
+        // Within 80 columns (issue 36: 93-95 columns a gun, the car's line 121): each gun's figures, its
+        // switches, the car and its faults on lines of their own, long ones wrapped under a hanging indent.
+        var station = "t=\(fmt(v.at.seconds, 1)) s  station: grid \(fmt(v.gridLimit.kilowatts, 0)) kW"
+        if let sp = v.stationSetpoint { station += ", grid setpoint \(fmt(sp.kilowatts, 1)) kW" }
+        if v.emergencyStop { station += ", E-STOP PRESSED" }
+        if v.doorOpen { station += ", DOOR OPEN" }
+        if !v.mainsPresent { station += ", MAINS LOST" }
+        if !v.stationFaults.isEmpty { station += ", station faults " + v.stationFaults.codes.map(\.name).joined(separator: ", ") }
+        var lines = FaultGuide.wrap(station, width: 80, indent: "", hanging: "    ")
         for g in 0..<v.gunCount {
             let x = v.guns[g]
             let st = x.status
-            s += "\ngun\(g) \(st.phase.name)\(x.outOfService ? " (OUT OF SERVICE)" : "")  \(fmt(st.voltage.value, 1)) V  \(fmt(st.current.value, 1)) A  \(fmt((st.voltage * st.current).kilowatts, 1)) kW"
-            s += "  limit \(fmt(st.powerLimit.kilowatts, 1)) kW (\(st.binding.name))"
+            let head = "gun\(g) \(st.phase.name)\(x.outOfService ? " (OUT OF SERVICE)" : "")  \(fmt(st.voltage.value, 1)) V  \(fmt(st.current.value, 1)) A  \(fmt((st.voltage * st.current).kilowatts, 1)) kW"
+                + "  limit \(fmt(st.powerLimit.kilowatts, 1)) kW (\(st.binding.name))"
+            lines += FaultGuide.wrap(head, width: 80, indent: "", hanging: "      ")
             let plugged = st.phase != .unplugged
-            s += "  SOC \(st.soc.isNaN || !plugged ? "-" : fmt(st.soc, 1) + " %")  gun \(fmt(st.gunTemperature.value, 1)) °C"
-            s += "\n      lock \(x.lockConfirmed ? "locked" : "open")  K1 \(x.k1Closed ? "closed" : "open")  K2 \(x.k2Closed ? "closed" : "open")  K3/K4 \(x.k3k4Closed ? "closed" : "open")  CC1 \(fmt(x.cc1.value, 1)) V  meter \(fmt(x.meterEnergy.kilowattHours, 3)) kWh"
+            lines.append("      SOC \(st.soc.isNaN || !plugged ? "-" : fmt(st.soc, 1) + " %")  gun \(fmt(st.gunTemperature.value, 1)) °C  meter \(fmt(x.meterEnergy.kilowattHours, 3)) kWh  CC1 \(fmt(x.cc1.value, 1)) V")
+            lines.append("      lock \(x.lockConfirmed ? "locked" : "open")  K1 \(x.k1Closed ? "closed" : "open")  K2 \(x.k2Closed ? "closed" : "open")  K3/K4 \(x.k3k4Closed ? "closed" : "open")")
             if let mv = x.carMaxVoltage {
-                s += "\n      car: max \(fmt(mv.value, 0)) V (BHM)"
-                if let cv = x.carMaxChargeVoltage, let ci = x.carMaxChargeCurrent { s += ", charge max \(fmt(cv.value, 0)) V / \(fmt(ci.value, 0)) A (BCP)" }
-                if let bv = x.carBatteryVoltage { s += ", battery \(fmt(bv.value, 1)) V" }
-                if let dv = x.carVoltageDemand, let di = x.carCurrentDemand { s += ", asks \(fmt(dv.value, 1)) V \(fmt(di.value, 1)) A (BCL)" }
-                if let t = x.carMaxCellTemperature { s += ", cells ≤ \(fmt(t.value, 0)) °C" }
+                var car = "car: max \(fmt(mv.value, 0)) V (BHM)"
+                if let cv = x.carMaxChargeVoltage, let ci = x.carMaxChargeCurrent { car += ", charge max \(fmt(cv.value, 0)) V / \(fmt(ci.value, 0)) A (BCP)" }
+                if let bv = x.carBatteryVoltage { car += ", battery \(fmt(bv.value, 1)) V" }
+                if let dv = x.carVoltageDemand, let di = x.carCurrentDemand { car += ", asks \(fmt(dv.value, 1)) V \(fmt(di.value, 1)) A (BCL)" }
+                if let t = x.carMaxCellTemperature { car += ", cells ≤ \(fmt(t.value, 0)) °C" }
+                lines += FaultGuide.wrap(car, width: 80, indent: "      ", hanging: "           ")
             }
-            if !st.faults.isEmpty { s += "\n      FAULT " + st.faults.codes.map(\.name).joined(separator: ", ") + " (latched: 'faults', then 'fault reset' once the cause is gone)" }
+            if !st.faults.isEmpty {
+                let f = "FAULT " + st.faults.codes.map(\.name).joined(separator: ", ") + " (latched: 'faults', 'help CODE', then 'fault reset' once the cause is gone)"
+                lines += FaultGuide.wrap(f, width: 80, indent: "      ", hanging: "            ")
+            }
         }
-        say(s)
+        say(lines.joined(separator: "\n"))
     }
 
     func faultsCommand() {
@@ -433,7 +454,9 @@ public final class ConsoleSession {
             n = k
         }
         let r = ctx.journal.recent(n)
-        say(r.isEmpty ? "the journal is empty" : r.map(\.line).joined(separator: "\n"))
+        // Each record on lines of at most 80 columns, continued under a hanging indent (export keeps
+        // one record a line, for machines).
+        say(r.isEmpty ? "the journal is empty" : r.flatMap { FaultGuide.wrap($0.line, width: 80, indent: "", hanging: "    ") }.joined(separator: "\n"))
     }
 
     func allEntries() -> [JournalEntry] {
@@ -717,8 +740,17 @@ public final class ConsoleSession {
 
     // MARK: Output
 
+    /// `ascii on`: for terminals without UTF-8, every character outside ASCII that the console writes is
+    /// spelled in ASCII ("°C" → "degC", "kΩ" → "kOhm", "≤" → "<="; anything else → "?").
+    var ascii = false
+    static let asciiSpelling: [Character: String] = ["°": "deg", "Ω": "Ohm", "≤": "<=", "≥": ">=", "→": "->", "…": "...", "–": "-",
+                                                     "—": "-", "±": "+/-", "×": "x", "µ": "u", "⇄": "<->"]
     func say(_ s: String) {
-        out += Array((s.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n").utf8)
+        var text = s
+        if ascii {
+            text = String(s.flatMap { c -> String in c.isASCII ? String(c) : (Self.asciiSpelling[c] ?? "?") })
+        }
+        out += Array((text.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n").utf8)
     }
     func showPrompt() {
         editor.prompt = prompt

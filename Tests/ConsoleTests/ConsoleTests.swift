@@ -593,3 +593,53 @@ final class Bench {
         #expect(ok.events == [.line(String(repeating: "b", count: 159))])
     }
 }
+
+/// Issue 36, ask 2: every line the console writes fits 80 columns, and `ascii on` writes ASCII alone.
+@Suite struct EightyColumns {
+    func busy() throws -> Bench {
+        let b = try Bench()
+        b.view.gunCount = 1
+        b.view.stationSetpoint = .kW(150)
+        b.view.emergencyStop = true
+        b.view.doorOpen = true
+        var st = b.view.guns[0].status
+        st.phase = .parameterExchange
+        st.voltage = Volts(1000); st.current = Amps(1500); st.powerLimit = .kW(1000); st.binding = .gridSetpoint; st.soc = 55
+        st.faults.insert(.insulationFault); st.faults.insert(.overVoltageVehicleMax); st.faults.insert(.vehicleVoltageMismatch)
+        b.view.guns[0].status = st
+        b.view.guns[0].outOfService = true
+        b.view.guns[0].carMaxVoltage = Volts(950); b.view.guns[0].carMaxChargeVoltage = Volts(920); b.view.guns[0].carMaxChargeCurrent = Amps(1500)
+        b.view.guns[0].carBatteryVoltage = Volts(812.5); b.view.guns[0].carVoltageDemand = Volts(900.5); b.view.guns[0].carCurrentDemand = Amps(1499.9)
+        b.view.guns[0].carMaxCellTemperature = Celsius(45)
+        for i in 0..<30 { b.journal.append(JournalEntry(.command(user: "technician-\(i)", command: "cap 0 59.5 30", result: "capped 59.5 kW for 30 min", gun: 0), t: 12_345.678)) }
+        var n = FaultNote(gun: 0, code: FaultCode.vehicleVoltageMismatch.name, reaction: "refuse", value: 812.5, faultSeq: 12_345, text: "module 17")
+        n.unit = "V"; n.limit = 771.9
+        b.journal.append(JournalEntry(.fault(n), t: 99_999.999))
+        return b
+    }
+
+    @Test func everyReadOnlyCommandFitsEightyColumns() throws {
+        let b = try busy()
+        for command in ["help", "status", "faults", "modules", "imd", "limits", "limits 0", "rt", "comm", "can", "log", "log 40", "stats",
+                        "version", "whoami", "help v2g", "help test", "help E18", "help cap"] {
+            let out = b.type(command)
+            for line in out.split(whereSeparator: \.isNewline) {
+                #expect(line.count <= 80, "'\(command)': \(line.count) columns: \(line)")
+            }
+        }
+    }
+
+    @Test func asciiModeWritesASCIIAlone() throws {
+        let b = try busy()
+        #expect(b.type("ascii on").contains("ascii on"))
+        for command in ["status", "faults", "modules", "imd", "help E05", "help", "log"] {
+            let out = b.type(command)
+            let foreign = out.unicodeScalars.filter { !$0.isASCII }
+            #expect(foreign.isEmpty, "'\(command)' wrote \(String(String.UnicodeScalarView(foreign))) in ascii mode")
+        }
+        #expect(b.type("status").contains("degC"))
+        #expect(b.type("help E05").contains("100 Ohm/V"))
+        _ = b.type("ascii off")
+        #expect(b.type("status").contains("°C"))
+    }
+}
