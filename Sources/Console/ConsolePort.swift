@@ -128,6 +128,10 @@ public final class ConsolePort: @unchecked Sendable {
 
     /// Queues `bytes` and writes what the terminal takes now; never blocks.
     public func send(_ bytes: [UInt8]) {
+        // What the terminal has taken since the last call first (the server calls this every tick, with
+        // nothing new too): a queue left full by a flood drained only when new output came, and new
+        // output found it full and was dropped, so a console flooded once answered nothing again.
+        flush()
         guard !bytes.isEmpty else { return }
         if pending.count + bytes.count > Self.outputLimit {
             droppedOutput += UInt64(bytes.count)

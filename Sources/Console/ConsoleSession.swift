@@ -135,6 +135,9 @@ public final class ConsoleSession {
     /// Bytes typed by the technician; returns what to show.
     public func input(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
         lastActivity = ctx.clock()
+        // More bytes in one read than a person types (a flood, a paste): the editor echoes the line
+        // once, at the end, not edit by edit (see `LineEditor.quiet`).
+        editor.quiet = bytes.count > 64
         for b in bytes {
             // Any key ends a watch, and is taken by it (an arrow key's escape sequence goes to the editor,
             // which drops it whole): the bytes read with it are typed as usual, never lost or hidden
@@ -162,6 +165,8 @@ public final class ConsoleSession {
                 }
             }
         }
+        editor.redraw(&out)
+        editor.quiet = false
         return take()
     }
 
@@ -301,7 +306,8 @@ public final class ConsoleSession {
             lines += FaultGuide.wrap(c.usage, width: 80, indent: "  ", hanging: "    ")
             lines += FaultGuide.wrap(c.help, width: 80, indent: "      ")
         }
-        lines += FaultGuide.wrap("keys: Backspace, Ctrl-U erase line, Ctrl-C cancel, arrows up/down history, Tab completes; "
+        lines += FaultGuide.wrap("keys: Backspace, arrows and Home/End (or Ctrl-A/E) move, Ctrl-W erase word, Ctrl-U erase line, "
+                                 + "Ctrl-C cancel, arrows up/down history, Tab completes; "
                                  + "'help CODE' explains a fault code (help E05)", width: 80, indent: "")
         say(lines.joined(separator: "\n"))
     }

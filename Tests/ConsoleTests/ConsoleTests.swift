@@ -643,3 +643,86 @@ final class Bench {
         #expect(b.type("status").contains("°C"))
     }
 }
+
+/// Issue 36, ask 5: line editing as a terminal user expects: left/right, Home/End, Ctrl-A/E/W, Delete,
+/// with the echo a dumb terminal follows (printable bytes, BS, spaces).
+@Suite struct CursorEditing {
+    /// What a dumb terminal shows after `out`: BS moves left, a byte overwrites and moves right.
+    func screen(_ out: String) -> String {
+        var cells: [Character] = [], at = 0
+        for c in out {
+            if c == "\u{8}" { at = max(0, at - 1); continue }
+            if c == "\u{7}" { continue }
+            if at < cells.count { cells[at] = c } else { cells.append(c) }
+            at += 1
+        }
+        return String(cells).replacingOccurrences(of: " +$", with: "", options: .regularExpression)
+    }
+
+    @Test func insertInTheMiddleAndTheScreenFollows() {
+        var e = LineEditor()
+        let r = feed(&e, "cap 0 3\u{1B}[D\u{1B}[D\u{1B}[D\u{1B}[C\u{1B}[C1")   // back to "cap 0| 3"... then right twice, insert
+        #expect(String(decoding: e.line, as: UTF8.self) == "cap 0 13")
+        #expect(screen(r.out) == "cap 0 13")
+        #expect(feed(&e, "\r").events == [.line("cap 0 13")])
+    }
+
+    @Test func homeEndCtrlAEAndDelete() {
+        var e = LineEditor()
+        var out = feed(&e, "tatus").out
+        out += feed(&e, "\u{1}s").out                 // Ctrl-A, insert at the start
+        #expect(String(decoding: e.line, as: UTF8.self) == "status")
+        out += feed(&e, "\u{5} 0").out                // Ctrl-E, append
+        out += feed(&e, "\u{1B}[H\u{1B}[3~").out      // Home, Delete
+        #expect(String(decoding: e.line, as: UTF8.self) == "tatus 0")
+        out += feed(&e, "\u{1B}[4~x").out             // End (VT220 form), append
+        #expect(screen(out) == "tatus 0x")
+        #expect(e.cursor == e.line.count)
+    }
+
+    @Test func ctrlWErasesTheWordBeforeTheCursor() {
+        var e = LineEditor()
+        var out = feed(&e, "service 0 off  ").out
+        out += feed(&e, "\u{17}").out
+        #expect(String(decoding: e.line, as: UTF8.self) == "service 0 ")
+        out += feed(&e, "\u{1B}[D\u{1B}[D\u{17}").out  // the cursor before "0": the space, then "service"
+        #expect(String(decoding: e.line, as: UTF8.self) == "0 ")
+        #expect(screen(out) == "0")
+        #expect(e.cursor == 0)
+        out += feed(&e, "stop ").out
+        #expect(screen(out) == "stop 0")
+        #expect(feed(&e, "\r").events == [.line("stop 0 ")])
+    }
+
+    @Test func backspaceInTheMiddleAndCtrlUFromTheMiddle() {
+        var e = LineEditor()
+        var out = feed(&e, "statxus\u{1B}[D\u{1B}[D\u{7F}").out
+        #expect(String(decoding: e.line, as: UTF8.self) == "status")
+        #expect(screen(out) == "status")
+        out += feed(&e, "\u{15}").out
+        #expect(e.line.isEmpty && e.cursor == 0)
+        #expect(screen(out) == "")
+    }
+}
+
+/// Editing in the middle of a line redraws the rest of it; a flood of cursor keys and bytes must not come
+/// out a hundred times larger (the bounded output queue then dropped the answer to the next command:
+/// test_console's garbage flood, once the cursor could move).
+@Suite struct FloodEcho {
+    @Test func aFloodIsEchoedOnceAReadNotEditByEdit() throws {
+        let b = try Bench()
+        var seed: UInt64 = 7
+        var noise: [UInt8] = []
+        while noise.count < 20_000 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let x = UInt8(truncatingIfNeeded: seed >> 33)
+            if x != 0x0D && x != 0x0A && x != 0x03 { noise.append(x) }
+            if noise.count % 97 == 0 { noise += [0x01, 0x1B, 0x5B, 0x44] }   // Ctrl-A and left arrows often
+        }
+        var echoed = 0
+        for i in stride(from: 0, to: noise.count, by: 1000) { echoed += b.session.input(ArraySlice(noise[i..<min(i + 1000, noise.count)])).count }
+        #expect(echoed < noise.count / 2, "\(echoed) bytes echoed for \(noise.count) typed")
+        let answer = String(decoding: b.session.input(ArraySlice(Array("\u{15}version\r".utf8))), as: UTF8.self)
+        #expect(answer.contains("chargerd test"), "\(answer.suffix(200))")
+    }
+}
