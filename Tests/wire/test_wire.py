@@ -48,43 +48,60 @@ class Session(unittest.TestCase):
         # proves that loss is detected. For the same reason the comm timeouts of the core are 3 / 4 / 4 s of
         # bus silence here instead of the board's 1 / 2 / 2 s (seen on a clean-clone CI run beside a
         # campaign: both modules unanswered for a whole second of wall time on the RTU pty, E23 on both).
-        with Bench(transport, car=CAR, speed=10 if transport == "tcp" else 5, fault_after=10,
-                   comm_timeouts=("3 s", "4 s", "4 s")) as b:
-            rc, out, err = b.chargerd("--sessions", "1", "--max-time", "900", "--status-interval", "60")
-            time.sleep(0.5)
-            plant = b.plant_output()
-            self.assertEqual(rc, 0, out + err + plant)
-            self.assertIn("4/4 Modbus devices answered", out)
-            for phase in ["insulation-check", "precharge", "charging", "stopping", "welding-check", "unlocking", "finished"]:
-                self.assertRegex(out, rf"gun0 {phase}\n")
-            self.assertIn("faults: none", out)
-            energy = float(re.search(r"energy by the meter: gun0 ([\d.]+) kWh", out).group(1))
-            # 60 % of 10 kWh goes into the cells; the meter at the gun also counts the pack's I²R loss
-            # (SimPlant.Car: 0.26 Ω for this 10 kWh pack, ~4.8 kW of 60 kW at 135 A, about 8 %).
-            self.assertGreater(energy, 6.0, out)
-            self.assertLess(energy, 6.0 * 1.12, out)
-            self.assertRegex(out, r"SOC (7[5-9]|80)\.\d%")
-            for dev in ["module 0", "module 1", "meter gun 0", "imd gun 0"]:
-                c = counters(out, dev)
-                self.assertGreater(c["ok"], 1000, c["line"])
-                # A late reply on a loaded machine is physics, not a defect: it is retried and counted,
-                # and must change nothing. What must hold: every exchange is accounted for, failures stay
-                # rare, the device is not lost at the end, no comm fault ("faults: none" above: the core
-                # never went its comm timeout without the device) and the session completed. A loss that
-                # recovered within that timeout is the suite's own load on the pty (module 0 lost once
-                # after 41 timeouts in 14,940 exchanges, quiet run q2), reported in the line, not failed.
-                failed = c["timeouts"] + c["bad replies"] + c["exceptions"] + c["connection errors"]
-                self.assertEqual(c["exchanges"], c["ok"] + failed, c["line"])
-                self.assertLess(failed * 50, c["exchanges"], c["line"])   # under 2 %
-                self.assertFalse(c["lost now"], c["line"])
-                self.assertEqual(c["exceptions"], 0, c["line"])   # the emulator never refuses a request
-            self.assertRegex(out, r"round trip p50 \d+ / p99 \d+ / max \d+ µs")
-            # The plant's own truth: contactors open, no current, modules switched off by the controller.
-            self.assertEqual(b.close(), 0, plant)
-            plant = b.plant_output()
-            self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
-            self.assertIn("charger-plant: module 0: off", plant)
-            self.assertNotIn("refused", plant)
+        # A host starved past what those margins cover (seen beside a second `make test`: two suites and
+        # two qemu guests on two cores, the RTU round trip's max 793 ms, the meter lost after 10 timeouts
+        # in a row, E25) says so and runs the session again, once: the loss was the host's, and the
+        # controller was right to stop on it. Starved: the session ended on a communication fault while
+        # the bus saw a round trip of 500 ms or more (the silent line the lost rule allows).
+        for attempt in (1, 2):
+            with Bench(transport, car=CAR, speed=10 if transport == "tcp" else 5, fault_after=10,
+                       comm_timeouts=("3 s", "4 s", "4 s")) as b:
+                rc, out, err = b.chargerd("--sessions", "1", "--max-time", "900", "--status-interval", "60")
+                time.sleep(0.5)
+                plant = b.plant_output()
+                worst = re.search(r"round trip p50 \d+ / p99 \d+ / max (\d+) µs", out)
+                starved = rc == 1 and re.search(r"FAULT E2[3-6]-", out) and worst and int(worst.group(1)) >= 500_000
+                if attempt == 1 and starved:
+                    print(f"NOTE {transport} session starved on its first run (a communication fault with a round trip of "
+                          f"{int(worst.group(1)) / 1000:.0f} ms on the bus): run again", flush=True)
+                    b.close()
+                    continue
+                self.check_session(b, rc, out, err, plant)
+                return
+
+    def check_session(self, b, rc, out, err, plant):
+        self.assertEqual(rc, 0, out + err + plant)
+        self.assertIn("4/4 Modbus devices answered", out)
+        for phase in ["insulation-check", "precharge", "charging", "stopping", "welding-check", "unlocking", "finished"]:
+            self.assertRegex(out, rf"gun0 {phase}\n")
+        self.assertIn("faults: none", out)
+        energy = float(re.search(r"energy by the meter: gun0 ([\d.]+) kWh", out).group(1))
+        # 60 % of 10 kWh goes into the cells; the meter at the gun also counts the pack's I²R loss
+        # (SimPlant.Car: 0.26 Ω for this 10 kWh pack, ~4.8 kW of 60 kW at 135 A, about 8 %).
+        self.assertGreater(energy, 6.0, out)
+        self.assertLess(energy, 6.0 * 1.12, out)
+        self.assertRegex(out, r"SOC (7[5-9]|80)\.\d%")
+        for dev in ["module 0", "module 1", "meter gun 0", "imd gun 0"]:
+            c = counters(out, dev)
+            self.assertGreater(c["ok"], 1000, c["line"])
+            # A late reply on a loaded machine is physics, not a defect: it is retried and counted,
+            # and must change nothing. What must hold: every exchange is accounted for, failures stay
+            # rare, the device is not lost at the end, no comm fault ("faults: none" above: the core
+            # never went its comm timeout without the device) and the session completed. A loss that
+            # recovered within that timeout is the suite's own load on the pty (module 0 lost once
+            # after 41 timeouts in 14,940 exchanges, quiet run q2), reported in the line, not failed.
+            failed = c["timeouts"] + c["bad replies"] + c["exceptions"] + c["connection errors"]
+            self.assertEqual(c["exchanges"], c["ok"] + failed, c["line"])
+            self.assertLess(failed * 50, c["exchanges"], c["line"])   # under 2 %
+            self.assertFalse(c["lost now"], c["line"])
+            self.assertEqual(c["exceptions"], 0, c["line"])   # the emulator never refuses a request
+        self.assertRegex(out, r"round trip p50 \d+ / p99 \d+ / max \d+ µs")
+        # The plant's own truth: contactors open, no current, modules switched off by the controller.
+        self.assertEqual(b.close(), 0, plant)
+        plant = b.plant_output()
+        self.assertEqual(plant_gun(plant), ("open", "open", 0.0), plant)
+        self.assertIn("charger-plant: module 0: off", plant)
+        self.assertNotIn("refused", plant)
 
     def test_tcp_session_20_to_80(self):
         self.session("tcp")
