@@ -128,7 +128,13 @@ struct BenchRun {
         var stalledSince: Int64? = nil
         let end = Instant.zero + .seconds(maxTime)
         let gridEvery = UInt64(max(1, (0.1 / loop.spec.period.seconds).rounded()))
-        while !stopRequested {
+        var orderly = OrderlyStop()
+        while true {
+            // A signal stops the running sessions in order, in plant time (the plant must keep ticking).
+            if stopRequested {
+                tally.drain(loop, desk: desk, grid: grid)
+                if orderly.done(phases: tally.lastPhase, now: channel.plantNow, stop: { _ = loop.commands.queue.push(.stop(gun: Int8($0))) }) { break }
+            }
             guard channel.waitTick(after: seen, timeoutMicros: 100_000) else {
                 let now = monotonicNanos()
                 let since = stalledSince ?? now

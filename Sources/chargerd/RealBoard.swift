@@ -109,6 +109,7 @@ struct RealBoardRun {
         let started = monotonicNanos()
         var nextGrid = started
         var timedOut = false
+        var orderly = OrderlyStop()
         while true {
             sleepUntil(nanos: monotonicNanos() + 20_000_000)
             tally.drain(loop, desk: desk, grid: grid)
@@ -117,7 +118,7 @@ struct RealBoardRun {
                 nextGrid += 100_000_000
                 loop.grid.buffer.write(grid.tick(view: loop.gridView.buffer.read()))
             }
-            if stopRequested { break }
+            if stopRequested && orderly.done(phases: tally.lastPhase, now: clock.now, stop: { _ = loop.commands.queue.push(.stop(gun: Int8($0))) }) { break }
             if sessions > 0 && tally.ended >= sessions { break }
             if Double(monotonicNanos() - started) / 1e9 >= maxTime { timedOut = true; break }
         }

@@ -417,6 +417,31 @@ nonisolated(unsafe) var stopRequested = false
 /// a stop takes the car's BST/BSD exchange (up to 10 s, docs/standards.md "Fault reactions"), the welding
 /// check and the unlock; 30 s covers them with room.
 let orderlyStopBound = TimeSpan.s(30)
+
+/// The orderly stop of a loop driven by chargerd on SIGINT or SIGTERM (the hardware loops: a real board,
+/// a bench board): the first call after the signal sends the operator's stop to every gun whose session
+/// runs; the loop ends once none is in a session any more, or `orderlyStopBound` after the signal
+/// (station time). Before it, the real board's loop stopped at the signal and forced the outputs safe:
+/// K1/K2 opened under the charging current (docs/technician.md promises "sessions stop in order").
+struct OrderlyStop {
+    /// A session holds its gun from the lock to the unlock.
+    static let inSession: Set<SessionPhase> = [.locking, .auxPower, .handshake, .insulationCheck, .identification, .parameterExchange,
+                                               .precharge, .charging, .stopping, .statistics, .weldingCheck, .unlocking]
+    private(set) var until: Instant? = nil
+    /// True when the loop may end now.
+    mutating func done(phases: [SessionPhase], now: Instant, stop: (Int) -> Void) -> Bool {
+        let running = phases.indices.filter { Self.inSession.contains(phases[$0]) }
+        if running.isEmpty { return true }
+        guard let until else {
+            until = now + orderlyStopBound
+            for g in running { stop(g) }
+            print("chargerd: stopping \(running.count) session(s) in order before exiting (at most \(fmt(orderlyStopBound.seconds, 0)) s)")
+            fflush(nil)
+            return false
+        }
+        return now >= until
+    }
+}
 /// The central system asked for a Reset (OCPP): the run ends in order and chargerd exits 5, which the
 /// service manager restarts (Restart=on-failure).
 nonisolated(unsafe) var resetRequested: String? = nil

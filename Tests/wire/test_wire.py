@@ -246,6 +246,43 @@ class CommFaults(unittest.TestCase):
             b.close()
 
 
+class SignalStop(unittest.TestCase):
+    def test_sigterm_mid_charge_stops_the_session_in_order(self):
+        """SIGTERM while a bench board charges: the session stops in order (CST, current to zero, K1/K2 open,
+        welding check, unlock) before chargerd exits, its end journalled with the meter's energy; before,
+        the loop stopped at the signal and forced the outputs safe, opening K1/K2 under the current."""
+        import tempfile, shutil
+        jdir = tempfile.mkdtemp(prefix="bench-sigterm-")
+        with Bench("tcp", car=CAR, speed=10) as b:
+            p = subprocess.Popen([os.path.join(BIN, "chargerd"), "--board", b.board, "--max-time", "300", "--status-interval", "5",
+                                  "--journal", jdir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                seen = 0
+                for line in p.stdout:            # two status lines while charging: energy is flowing
+                    if "gun0 charging" in line:
+                        seen += 1
+                        if seen == 2:
+                            break
+                p.send_signal(signal.SIGTERM)
+                rest, _ = p.communicate(timeout=120)
+            finally:
+                if p.poll() is None:
+                    p.kill(); p.wait()
+            self.assertEqual(p.returncode, 0, rest)
+            self.assertIn("stopping 1 session(s) in order before exiting", rest)
+            order = [m.group(1) for m in re.finditer(r"\] gun0 (stopping|welding-check|unlocking|finished)\n", rest)]
+            self.assertEqual(order, ["stopping", "welding-check", "unlocking", "finished"], rest)
+            self.assertIn("end state      interrupted (stop reason: operator)", rest)
+            self.assertEqual(b.close(), 0)
+            self.assertEqual(plant_gun(b.plant_output()), ("open", "open", 0.0), b.plant_output())
+        r = subprocess.run([os.path.join(BIN, "chargerd"), "journal", "export", "--dir", jdir, "--json"], capture_output=True, text=True)
+        ends = [json.loads(l) for l in r.stdout.splitlines() if '"session-end"' in l]
+        shutil.rmtree(jdir, ignore_errors=True)
+        self.assertEqual(len(ends), 1, r.stdout)
+        self.assertEqual(ends[0]["stopReason"], "operator", ends)
+        self.assertGreater(ends[0]["energyKWh"], 0, ends)
+
+
 class ConsoleOnTheBench(unittest.TestCase):
     def test_technician_sees_the_field_bus(self):
         """The console on a bench board: `comm` and `modules` show a silent module's counters and libmodbus's
