@@ -205,19 +205,8 @@ public enum FaultMeasure: UInt8, Sendable, CaseIterable, BitwiseCopyable {
     /// A count (missed deadlines in a row).
     case count
 
-    /// The unit written after a value of this measure ("" for none, message, rule, contactor, count).
-    public var unit: String {
-        switch self {
-        case .volts: "V"
-        case .amps: "A"
-        case .ohms: "Ω"
-        case .celsius: "°C"
-        case .seconds: "s"
-        case .none, .message, .rule, .contactor, .count: ""
-        }
-    }
-
-    /// Its name in the journal (stable).
+    /// Its name in the journal and the JSON summary (stable); `FaultGuide.reading` writes the value
+    /// with its unit for a person.
     public var name: String {
         switch self {
         case .none: "none"

@@ -65,9 +65,9 @@ public final class ConsoleSession {
     var loginUser: String? = nil
     /// `watch status`: the next refresh (wall seconds).
     var watchNext: Double? = nil
-    /// A command that ends a running session, waiting for 'yes' (until the wall second `until`).
+    /// A command that ends a running session, waiting for 'yes' until `until` on the console's clock.
     var pending: (raw: String, until: Double, body: () -> String?)? = nil
-    /// How long a confirmation waits for its 'yes' (wall seconds).
+    /// How long a confirmation waits for its 'yes', in seconds.
     public static let confirmationWait = 30.0
     /// The phases of a session that an operator's stop, taking the gun out of service or a zero cap ends.
     static let runningPhases: Set<SessionPhase> = [.locking, .auxPower, .handshake, .insulationCheck, .identification,
