@@ -257,13 +257,7 @@ struct Run: ParsableCommand {
         let notifier = ServiceNotifier()
         let guns = loaded.spec.gunCount
         notifier.send("READY=1\nSTATUS=" + serviceStatus(phases: (0..<guns).map { sim.phase($0) }, faults: 0))
-        // Guns with a session in progress (the loop's session edges), and when an orderly stop on a
-        // signal gives up waiting for them.
-        var open = Set<Int>()
-        var orderlyStopUntil: Instant? = nil
-        func note(_ e: LoopEvent) {
-            if case .session(let edge) = e { if edge.started { open.insert(Int(edge.gun)) } else { open.remove(Int(edge.gun)) } }
-        }
+        var orderly = OrderlyStop()
         while true {
             body.runCycle(deadline: 0, index: cycleIndex)
             if notifier.enabled && cycleIndex % 1000 == 0 {
@@ -271,7 +265,7 @@ struct Run: ParsableCommand {
             }
             if let grid, cycleIndex % gridEvery == 0 { body.grid.buffer.write(grid.tick(view: body.gridView.buffer.read())) }
             cycleIndex &+= 1
-            while let e = body.events.queue.pop() { note(e); desk.record(e); grid?.loopEvent(e) }
+            while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
             if let memoryEvery, sim.now >= nextMemory {
                 nextMemory = nextMemory + memoryEvery
                 printMemory(sim)
@@ -288,15 +282,8 @@ struct Run: ParsableCommand {
                 // unlock; its session-end record journalled with the meter's energy), for at most
                 // `orderlyStopBound` of station time (issue 36: SIGTERM mid-session journalled no
                 // session end, and journal stats counted 0 of 1 sessions, 0.000 kWh).
-                if open.isEmpty { break }
-                if let until = orderlyStopUntil {
-                    if sim.now >= until { break }
-                } else {
-                    orderlyStopUntil = sim.now + orderlyStopBound
-                    for g in open.sorted() { _ = body.commands.queue.push(.stop(gun: Int8(g))) }
-                    print("chargerd: stopping \(open.count) session(s) in order before exiting (at most \(fmt(orderlyStopBound.seconds, 0)) s)")
-                    fflush(nil)
-                }
+                if orderly.done(phases: (0..<guns).map { sim.phase($0) }, now: sim.now,
+                                stop: { _ = body.commands.queue.push(.stop(gun: Int8($0))) }) { break }
                 continue
             }
             if sim.now >= end { timedOut = !continuous; break }
@@ -317,7 +304,7 @@ struct Run: ParsableCommand {
         while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
         if let grid { _ = grid.tick(view: body.gridView.buffer.read()); grid.shutdown() }
         desk.shutdown(at: sim.now)
-        throw ExitCode(exitStatus(finish(sim, timedOut: timedOut, continuous: continuous, json: json, midSession: orderlyStopUntil != nil)))
+        throw ExitCode(exitStatus(finish(sim, timedOut: timedOut, continuous: continuous, json: json, midSession: orderly.until != nil)))
     }
 }
 
@@ -418,8 +405,8 @@ nonisolated(unsafe) var stopRequested = false
 /// check and the unlock; 30 s covers them with room.
 let orderlyStopBound = TimeSpan.s(30)
 
-/// The orderly stop of a loop driven by chargerd on SIGINT or SIGTERM (the hardware loops: a real board,
-/// a bench board): the first call after the signal sends the operator's stop to every gun whose session
+/// The orderly stop of a loop driven by chargerd on SIGINT or SIGTERM (a simulated board in virtual time,
+/// a bench board, a real board): the first call after the signal sends the operator's stop to every gun whose session
 /// runs; the loop ends once none is in a session any more, or `orderlyStopBound` after the signal
 /// (station time). Before it, the real board's loop stopped at the signal and forced the outputs safe:
 /// K1/K2 opened under the charging current (docs/technician.md promises "sessions stop in order").
