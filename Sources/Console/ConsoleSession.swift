@@ -57,10 +57,8 @@ public final class ConsoleSession {
     var editor = LineEditor()
     public private(set) var user: String? = nil
     var lastActivity: Double
-    var failures = 0
-    var lockedUntil: Double? = nil
-    /// Lockouts since the last good login (each twice as long as the one before).
-    var lockouts = 0
+    /// Failed logins and lockouts, per user name, on the console's clock.
+    var guardian: LoginGuard
     /// Waiting for the password of this user.
     var loginUser: String? = nil
     /// `watch status`: the next refresh (wall seconds).
@@ -106,12 +104,9 @@ public final class ConsoleSession {
     public init(ctx: ConsoleContext) {
         self.ctx = ctx
         lastActivity = ctx.clock()
-        // A lockout and the failures before it, as the journal kept them across the restart.
-        let g = LoginGuard.fromJournal(ctx.loginHistory, base: ctx.lockoutTime)
-        failures = g.failures
-        lockouts = g.lockouts
-        let left = g.remaining(wallNow: ctx.wallClock(), base: ctx.lockoutTime)
-        if left > 0 { lockedUntil = ctx.clock() + left }
+        // Lockouts and the failures before them, as the journal kept them across the restart.
+        guardian = LoginGuard.fromJournal(ctx.loginHistory, known: Set(ctx.credentials?.users.keys ?? [:].keys), maxFailures: ctx.maxFailures,
+                                          base: ctx.lockoutTime, wallNow: ctx.wallClock(), now: lastActivity)
         editor.prompt = prompt
         editor.complete = Self.completions
     }
@@ -492,36 +487,41 @@ public final class ConsoleSession {
     func loginCommand(_ args: [String]) {
         guard ctx.credentials != nil else { return say("login: no credentials file configured (chargerd --credentials FILE)") }
         guard args.count == 1 else { return usage("login") }
-        // The password is always asked for, even while locked out: a refusal before the prompt would
-        // have the technician type the password as a command, in clear on the screen.
-        loginUser = String(args[0].prefix(32))
+        let u = String(args[0].prefix(32))
+        let name = Credentials.validUser(u) ? u : "(invalid name)"
+        // A name locked out gets no password prompt: it is told how long is left, and the attempt is
+        // journalled (issue 36, ask 6). The wait is said before anything is typed, so the password is not.
+        let left = guardian.remaining(u, now: ctx.clock())
+        if left > 0 {
+            let s = Int(left.rounded(.up))
+            journal(.loginRefused(user: name, text: "locked out, \(s) s left"))
+            return say("login refused: \(name) is locked out for another \(s) s after \(ctx.maxFailures) failed logins (attempt journalled)")
+        }
+        loginUser = u
         editor.echo = false
         out += Array("password: ".utf8)
     }
 
     func finishLogin(user u: String, password: String) {
         let now = ctx.clock()
-        if let until = lockedUntil, now < until {
-            say("login refused: locked out for another \(Int((until - now).rounded(.up))) s after \(ctx.maxFailures) failed logins")
-            return
+        let name = Credentials.validUser(u) ? u : "(invalid name)"
+        // A lockout that began while the password was being typed (another terminal's failures).
+        let left = guardian.remaining(u, now: now)
+        if left > 0 {
+            journal(.loginRefused(user: name, text: "locked out, \(Int(left.rounded(.up))) s left"))
+            return say("login refused: \(name) is locked out for another \(Int(left.rounded(.up))) s")
         }
         if ctx.credentials?.verify(user: u, password: password) == true {
             user = u
-            failures = 0
-            lockouts = 0
-            lockedUntil = nil
+            guardian.succeeded(u)
             journal(.login(user: u))
             say("logged in as \(u); acting commands are journalled with your name")
         } else {
-            failures += 1
-            journal(.loginFailed(user: Credentials.validUser(u) ? u : "(invalid name)", text: "failure \(failures) of \(ctx.maxFailures)"))
-            if failures >= ctx.maxFailures {
-                lockouts += 1
-                let seconds = LoginGuard.backoff(base: ctx.lockoutTime, lockout: lockouts)
-                lockedUntil = now + seconds
-                failures = 0
-                journal(.lockout(text: "\(ctx.maxFailures) failed logins: console locked for \(Int(seconds)) s, until \(Journal.wallText(ctx.wallClock() + seconds))"))
-                say("login failed; \(ctx.maxFailures) failures: logins locked out for \(Int(seconds)) s")
+            let (n, locked) = guardian.failed(u, now: now)
+            journal(.loginFailed(user: name, text: "failure \(n) of \(ctx.maxFailures)"))
+            if let seconds = locked {
+                journal(.lockout(user: name, text: "\(ctx.maxFailures) failed logins: \(name) locked for \(Int(seconds)) s, until \(Journal.wallText(ctx.wallClock() + seconds))"))
+                say("login failed; \(ctx.maxFailures) failures: \(name) locked out for \(Int(seconds)) s")
             } else {
                 say("login failed")
             }

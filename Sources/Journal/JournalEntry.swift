@@ -25,7 +25,13 @@ public enum JournalEvent: Sendable, Equatable {
     case login(user: String?)
     case logout(user: String?, why: String)
     case loginFailed(user: String, text: String)
-    case lockout(text: String)
+    /// A name locked out after its failures (no user: a record from before lockouts were per name).
+    case lockout(user: String?, text: String)
+    /// A login tried while its name was locked out: refused without a password prompt.
+    case loginRefused(user: String, text: String)
+    /// A gun taken out of service (`out`) or back, by the console or the central system (`text` says
+    /// which it now is): the time between is planned, not counted against availability.
+    case service(gun: Int, out: Bool)
     /// A torn tail cut off on open (a power cut mid-write).
     case tornTail(text: String)
     /// An event of the grid interfaces (`source`: ems, ems-refused, ocpp, ocpp-offline, ...).
@@ -53,6 +59,8 @@ public enum JournalEvent: Sendable, Equatable {
         case .logout: "logout"
         case .loginFailed: "login-failed"
         case .lockout: "lockout"
+        case .loginRefused: "login-refused"
+        case .service: "service"
         case .tornTail: "torn-tail"
         case .grid: "grid"
         case .carLink: "can"
@@ -183,7 +191,13 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case "login-failed":
             guard let u = f.user, let x = f.text else { return nil }
             return .loginFailed(user: u, text: x)
-        case "lockout": return f.text.map { .lockout(text: $0) }
+        case "lockout": return f.text.map { .lockout(user: f.user, text: $0) }
+        case "login-refused":
+            guard let u = f.user, let x = f.text else { return nil }
+            return .loginRefused(user: u, text: x)
+        case "service":
+            guard let g = f.gun, let x = f.text, x == "out of service" || x == "in service" else { return nil }
+            return .service(gun: g, out: x == "out of service")
         case "torn-tail": return f.text.map { .tornTail(text: $0) }
         case "grid":
             guard let source = f.command, let x = f.text else { return nil }
@@ -204,7 +218,10 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         if case .unreadable(let kept) = event { f = kept } else { f = Fields(kind: kind, t: t) }
         f.seq = seq; f.t = t; f.wall = wall; f.boot = boot
         switch event {
-        case .boot(let x), .shutdown(let x), .lockout(let x), .tornTail(let x): f.text = x
+        case .boot(let x), .shutdown(let x), .tornTail(let x): f.text = x
+        case .lockout(let u, let x): f.user = u; f.text = x
+        case .loginRefused(let u, let x): f.user = u; f.text = x
+        case .service(let g, let out): f.gun = g; f.text = out ? "out of service" : "in service"
         case .fault(let n), .faultCleared(let n):
             f.gun = n.gun; f.code = n.code; f.reaction = n.reaction; f.value = n.value; f.faultSeq = n.faultSeq; f.text = n.text
             f.unit = n.unit; f.limit = n.limit

@@ -152,23 +152,50 @@ final class Bench {
         #expect(b.sent.isEmpty)
     }
 
-    @Test func fiveFailuresLockTheConsoleOut() throws {
+    @Test func fiveFailuresLockTheNameOut() throws {
         let b = try Bench()
         for i in 1...5 {
             b.type("login tech")
             let r = b.type("wrong-\(i)")
             #expect(r.contains("login failed"))
         }
-        b.type("login tech")
-        #expect(b.type("secret-pass").contains("locked out"))
+        // Locked out: no password prompt, how long is left instead, and the attempt journalled.
+        let refused = b.type("login tech")
+        #expect(refused.contains("login refused: tech is locked out for another 300 s"), "\(refused)")
+        #expect(!refused.contains("password:"))
         #expect(b.session.user == nil)
-        b.now += 301
+        b.now += 120
+        #expect(b.type("login tech").contains("for another 180 s"))
+        b.now += 181
         b.type("login tech")
         #expect(b.type("secret-pass").contains("logged in as tech"))
         let kinds = b.journal.recent().map(\.kind)
         #expect(kinds.filter { $0 == "login-failed" }.count == 5)
+        #expect(kinds.filter { $0 == "login-refused" }.count == 2)
         #expect(kinds.contains("lockout"))
         #expect(kinds.last == "login")
+        let lock = b.journal.recent().first { $0.kind == "lockout" }
+        #expect(lock?.fields.user == "tech")
+    }
+
+    /// Issue 36, ask 6: failures count per user name. A stranger's guesses at another name do not lock the
+    /// technician out; names outside the credentials file share one account (new names buy no guesses).
+    @Test func failuresCountPerUserName() throws {
+        let b = try Bench()
+        for i in 1...5 { b.type("login eve"); b.type("guess-\(i)") }
+        #expect(b.type("login eve").contains("eve is locked out"))
+        #expect(b.type("login bob").contains("bob is locked out"), "names outside the credentials file share the lockout")
+        // The technician's own name is not locked.
+        b.type("login tech")
+        #expect(b.type("secret-pass").contains("logged in as tech"))
+        b.type("logout")
+        // A name's failures are its own, and its good login clears them.
+        for i in 1...4 { b.type("login tech"); #expect(b.type("wrong-\(i)").contains("login failed")) }
+        b.type("login tech"); b.type("secret-pass"); b.type("logout")
+        for i in 1...4 { b.type("login tech"); #expect(!b.type("wrong-\(i)").contains("locked")) }
+        b.type("login tech"); #expect(b.type("wrong-5").contains("tech locked out for 300 s"))
+        let refused = b.journal.recent().filter { $0.kind == "login-refused" }
+        #expect(refused.map { $0.fields.user } == ["eve", "bob"])
     }
 
     /// Issue 21 §3: the lockout and its back-off come back from the journal after a restart, by the
@@ -180,7 +207,7 @@ final class Bench {
         var mono = 50.0                                // a monotonic clock that starts over at each boot
         func session() throws -> (ConsoleSession, Journal) {
             let journal = try Journal(directory: dir)
-            var ctx = ConsoleContext(view: { StationView() }, send: { _ in true }, journal: journal, credentials: Credentials(users: ["tech": hash]),
+            var ctx = ConsoleContext(view: { StationView() }, send: { _ in true }, journal: journal, credentials: Credentials(users: ["tech": hash, "ana": hash]),
                                      version: "t", board: "b", rt: { "" }, comm: { "" }, clock: { mono }, sleep: { mono += $0 })
             ctx.lockoutTime = 300
             ctx.wallClock = { wall }
@@ -189,9 +216,13 @@ final class Bench {
             _ = s.banner()
             return (s, journal)
         }
-        func login(_ s: ConsoleSession, _ password: String) -> String {
-            _ = s.input(ArraySlice(Array("login tech\r".utf8)))
-            return String(decoding: s.input(ArraySlice(Array((password + "\r").utf8))), as: UTF8.self)
+        func type(_ s: ConsoleSession, _ line: String) -> String {
+            String(decoding: s.input(ArraySlice(Array((line + "\r").utf8))), as: UTF8.self)
+        }
+        /// The password's answer, or the refusal that came instead of the prompt.
+        func login(_ s: ConsoleSession, _ password: String, user: String = "tech") -> String {
+            let r = type(s, "login \(user)")
+            return r.contains("password:") ? type(s, password) : r
         }
         // Three failures, a restart, two more: the fifth locks, though a restart came between.
         var (s, _) = try session()
@@ -199,7 +230,7 @@ final class Bench {
         (s, _) = try session()
         #expect(login(s, "wrong-4").contains("login failed"))
         #expect(login(s, "wrong-5").contains("locked out for 300 s"))
-        // A power cycle 100 s later: the lockout still holds, and says how long is left.
+        // A power cycle 100 s later: the lockout still holds, and says how long is left; ana's name is free.
         wall += 100; mono = 7
         (s, _) = try session()
         func left(_ text: String) -> Int? {
@@ -208,8 +239,11 @@ final class Bench {
         }
         let refused = login(s, "secret-pass")
         #expect(left(refused) == 200, "\(refused)")
+        #expect(!refused.contains("password:"))
         #expect(s.user == nil)
-        // It ends; five more failures lock for twice as long.
+        #expect(login(s, "secret-pass", user: "ana").contains("logged in as ana"))
+        _ = type(s, "logout")
+        // It ends; five more failures lock for twice as long (ana's good login cleared only ana).
         wall += 201; mono += 201
         (s, _) = try session()
         for i in 1...4 { _ = login(s, "again-\(i)") }
@@ -224,13 +258,18 @@ final class Bench {
         for i in 1...4 { _ = login(s, "later-\(i)") }
         #expect(login(s, "later-5").contains("locked out for 300 s"))
         // A wall clock set far ahead after a power cut cannot stretch a lockout beyond its length.
-        var g = LoginGuard(); g.lockouts = 1; g.lockedUntilWall = wall + 1e9
-        #expect(g.remaining(wallNow: wall, base: 300) == 300)
-        // A lockout record as the version before wrote it (no "until"): it runs from the record's time.
-        var old = JournalEntry(.lockout(text: "5 failed logins: console locked for 300 s"), t: 0)
+        var far = JournalEntry(.lockout(user: "tech", text: "5 failed logins: tech locked for 300 s, until \(Journal.wallText(wall + 1e9))"), t: 0)
+        far.wall = Journal.wallText(wall)
+        let g = LoginGuard.fromJournal([far], known: ["tech"], base: 300, wallNow: wall, now: 10)
+        #expect(g.remaining("tech", now: 10) == 300)
+        // A lockout record as a version before per-name lockouts wrote it (no user, no "until"): it runs
+        // from the record's time, and locks every name.
+        var old = JournalEntry(.lockout(user: nil, text: "5 failed logins: console locked for 300 s"), t: 0)
         old.wall = "2026-11-28T04:00:00.000Z"
-        let replayed = LoginGuard.fromJournal([old], base: 300)
-        #expect(replayed.lockouts == 1 && replayed.lockedUntilWall == Journal.wallSeconds("2026-11-28T04:05:00.000Z"))
+        let at = Journal.wallSeconds("2026-11-28T04:01:00.000Z")!
+        let replayed = LoginGuard.fromJournal([old], known: ["tech", "ana"], base: 300, wallNow: at, now: 0)
+        #expect(replayed.remaining("tech", now: 0) == 240 && replayed.remaining("ana", now: 0) == 240 && replayed.remaining("eve", now: 0) == 240)
+        #expect(replayed.account("tech").lockouts == 1)
         #expect(Journal.wallSeconds(Journal.wallText(1_800_000_000.25)) == 1_800_000_000.25)
         #expect(Journal.wallSeconds("yesterday") == nil)
     }

@@ -410,7 +410,7 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
             j.append(JournalEntry(.fault(FaultNote(gun: nil, code: "E02-door-open", reaction: "emergency-shutdown", faultSeq: 1)), t: 1))
             j.append(JournalEntry(.fault(FaultNote(gun: 1, code: "E05-insulation", reaction: "error-shutdown", value: 40_000, faultSeq: 2)), t: 2))
             j.append(JournalEntry(.loginFailed(user: "tech", text: "wrong password"), t: 3))
-            j.append(JournalEntry(.lockout(text: "5 failures: locked for 300 s"), t: 4))
+            j.append(JournalEntry(.lockout(user: "tech", text: "5 failures: locked for 300 s"), t: 4))
             for (k, make) in kinds.enumerated() {
                 for i in 0..<2_000 { j.append(JournalEntry(make(i), t: 5 + Double(k * 2_000 + i) / 1000)) }
             }
