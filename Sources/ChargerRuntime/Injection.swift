@@ -17,6 +17,8 @@ public enum InjectionAction: Sendable, Equatable {
     case stop(gun: Int)
     case stationSetpoint(Watts?)
     case gunSetpoint(gun: Int, Watts?)
+    /// Out of service (true) or back, as `service GUN off|on` on the console.
+    case outOfService(gun: Int, Bool)
 }
 
 public struct ScheduledInjection: Sendable, Equatable {
@@ -38,7 +40,7 @@ public enum InjectionParser {
         "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "module-fail=N", "module-silent=N",
         "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "aux=V", "latch",
         "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "v2g-withdraw", "unplug", "reset", "stop",
-        "setpoint=P", "gun-setpoint=P",
+        "service-off", "service-on", "setpoint=P", "gun-setpoint=P",
     ]
 
     public static func parse(_ text: String, spec: StationSpec) throws(InjectionError) -> ScheduledInjection {
@@ -134,6 +136,8 @@ public enum InjectionParser {
         case "unplug": action = .plant(.unplug(gun: gun))
         case "reset": action = .reset(gun: gun)
         case "stop": action = .stop(gun: gun)
+        case "service-off": action = .outOfService(gun: gun, true)
+        case "service-on": action = .outOfService(gun: gun, false)
         case "setpoint", "gun-setpoint":
             let v = try need()
             var p: Watts? = nil

@@ -117,6 +117,7 @@ final class EventPublisher {
     let viewEvery: UInt64
     private let lastPhase: UnsafeMutablePointer<SessionPhase>
     private let inSession: UnsafeMutablePointer<Bool>
+    private let outOfService: UnsafeMutablePointer<Bool>
     private let scratch: UnsafeMutablePointer<StationView>
     private var lastSequence: UInt64 = 0
     private var lastClearings: UInt64 = 0
@@ -129,10 +130,12 @@ final class EventPublisher {
         lastPhase.initialize(repeating: .unplugged, count: Capacity.guns)
         inSession = .allocate(capacity: Capacity.guns)
         inSession.initialize(repeating: false, count: Capacity.guns)
+        outOfService = .allocate(capacity: Capacity.guns)
+        outOfService.initialize(repeating: false, count: Capacity.guns)
         scratch = .allocate(capacity: 1)
         scratch.initialize(to: StationView())
     }
-    deinit { lastPhase.deallocate(); inSession.deallocate(); scratch.deallocate() }
+    deinit { lastPhase.deallocate(); inSession.deallocate(); outOfService.deallocate(); scratch.deallocate() }
 
     /// `frame` is read only (in place: no copy of it per cycle).
     func publish(frame f: UnsafeMutablePointer<ControlFrame>, stepAt: Instant, index: UInt64, status: (Int) -> GunStatus) {
@@ -152,6 +155,11 @@ final class EventPublisher {
             }
         }
         for g in 0..<gunCount {
+            let out = f.pointee.inputs.guns[g].outOfService
+            if out != outOfService[g] {
+                outOfService[g] = out
+                q.push(.service(gun: Int8(g), out: out, at: stepAt))
+            }
             let p = f.pointee.state.sessions[g].phase
             if p != lastPhase[g] {
                 let before = lastPhase[g]

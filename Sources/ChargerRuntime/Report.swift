@@ -97,8 +97,9 @@ extension Simulation {
         }
         let state: EndState
         // Derate (a module lost) and reconnect (a car timeout the protocol retries) do not end a
-        // session; anything stronger does.
-        let stopping = faults.contains { $0.reaction > .reconnect }
+        // session; anything stronger does. A fault that stood from before this start (latched again from
+        // the journal) and was reset is the earlier run's, not this one's.
+        let stopping = faults.contains { $0.reaction > .reconnect && !($0.restored && $0.clearedAt != nil) }
         if !violations.isEmpty { state = .invariantViolated }
         else if stopping { state = .faulted }
         else if timedOut { state = .timeout }

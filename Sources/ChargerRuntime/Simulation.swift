@@ -275,6 +275,7 @@ public final class Simulation {
         case .stop(let g): requestStop(gun: g)
         case .stationSetpoint(let p): setStationSetpoint(p)
         case .gunSetpoint(let g, let p): setGunSetpoint(g, p)
+        case .outOfService(let g, let out): setOutOfService(gun: g, out)
         }
     }
 

@@ -86,6 +86,7 @@ public final class ConsoleSession {
         ("can", false, "can", "the car link on CAN: counters, controller state, each car message's age, the last frames"),
         ("log", false, "log [N]", "the last N journal records (default 20)"),
         ("stats", false, "stats", "availability and first-time charge success from the journal"),
+        ("report", false, "report", "service report: dates covered, availability (out-of-service time apart), faults by code, the newest 20 sessions"),
         ("export", false, "export text|json", "the whole journal, for the operator's platform"),
         ("version", false, "version", "firmware and board file with its checksum"),
         ("watch", false, "watch status", "status refreshed every second until a key is pressed"),
@@ -240,6 +241,10 @@ public final class ConsoleSession {
         case "can": say(ctx.can?() ?? "this board has no car link on CAN ([[can]] in the board file)")
         case "log": logCommand(args)
         case "stats": statsCommand()
+        case "report":
+            guard args.isEmpty else { return usage("report") }
+            let v = ctx.view()
+            say(ServiceReport(entries: allEntries(), guns: max(1, v.gunCount)).text(sessionLimit: 20))
         case "export": exportCommand(args)
         case "version": say("\(ctx.version)\nboard \(ctx.board)\n\(ctx.journal.liveReport)")
         case "watch":

@@ -20,6 +20,8 @@ public enum Recorder {
             let note = SessionNote(gun: Int(s.gun), energyKWh: s.meterEnergy.kilowattHours, soc: s.soc.isNaN ? nil : s.soc,
                                    stopReason: s.started ? nil : s.stopReason.name, exportKWh: s.meterExportEnergy.kilowattHours)
             return JournalEntry(s.started ? .sessionStart(note) : .sessionEnd(note), t: s.at.seconds)
+        case .service(let g, let out, let at):
+            return JournalEntry(.service(gun: Int(g), out: out), t: at.seconds)
         case .overrun(let n, let at):
             return JournalEntry(.loopOverrun(count: Double(n)), t: at.seconds)
         case .phase, .status:

@@ -4,8 +4,11 @@ import Foundation
 public struct OperatorStats: Sendable, Equatable {
     /// Controller time covered by the journal (sum over boots of the last record's time), seconds.
     public var coveredSeconds: Double = 0
-    /// Per gun: seconds with a latched fault (gun or station) within the covered time.
+    /// Per gun: seconds with a latched fault (gun or station) within the covered time, less the time the
+    /// gun was out of service (planned: a technician's `service GUN off`, OCPP Inoperative).
     public var faultedSeconds: [Int: Double] = [:]
+    /// Per gun: seconds out of service within the covered time; not counted against availability.
+    public var outOfServiceSeconds: [Int: Double] = [:]
     public var sessionsStarted = 0
     /// Sessions that delivered energy and ended normally (not a fault, not a lost car link).
     public var sessionsSucceeded = 0
@@ -24,9 +27,11 @@ public struct OperatorStats: Sendable, Equatable {
     /// a session in progress has not failed. One cut short by a shutdown or a restart has.
     public var sessionsInProgress = 0
 
-    /// Availability of gun `g`: time not faulted / covered time (1 when nothing is covered).
+    /// Availability of gun `g`: the time it was in service and not faulted over the time it was in
+    /// service (1 when none is covered). Out-of-service time is planned and counts neither way.
     public func availability(gun g: Int) -> Double {
-        coveredSeconds > 0 ? max(0, 1 - (faultedSeconds[g] ?? 0) / coveredSeconds) : 1
+        let inService = coveredSeconds - (outOfServiceSeconds[g] ?? 0)
+        return inService > 1e-9 ? min(1, max(0, 1 - (faultedSeconds[g] ?? 0) / inService)) : 1
     }
     /// First-time charge success rate (nil with no session).
     public var successRate: Double? { sessionsStarted > 0 ? Double(sessionsSucceeded) / Double(sessionsStarted) : nil }
@@ -100,7 +105,7 @@ public struct OperatorStats: Sendable, Equatable {
             byBoot[e.boot, default: []].append(e)
         }
         boots = order.count
-        for g in 0..<guns { faultedSeconds[g] = 0 }
+        for g in 0..<guns { faultedSeconds[g] = 0; outOfServiceSeconds[g] = 0 }
         var starts: [Int: Double] = [:]   // gun → meter energy at session start
         var exportStarts: [Int: Double] = [:]
         for (i, b) in order.enumerated() {
@@ -111,6 +116,8 @@ public struct OperatorStats: Sendable, Equatable {
             // Open fault intervals: core fault seq → (gun or -1, raised at).
             var open: [UInt64: (Int, Double)] = [:]
             var faultedUntil = [Int: [(Double, Double)]]()
+            var serviceOut: [Int: Double] = [:]          // gun → out of service since
+            var serviceSpans = [Int: [(Double, Double)]]()
             func close(_ key: UInt64, at t: Double) {
                 guard let (g, t0) = open.removeValue(forKey: key) else { return }
                 let gunsHit = g < 0 ? Array(0..<guns) : [g]
@@ -136,43 +143,59 @@ public struct OperatorStats: Sendable, Equatable {
                         let normal = n.stopReason != "fault" && n.stopReason != "vehicle-comm-timeout"
                         if normal && delivered >= 0.001 { sessionsSucceeded += 1 }
                     }
+                case .service(let g, let out):
+                    guard g >= 0 && g < guns else { break }
+                    if out { if serviceOut[g] == nil { serviceOut[g] = e.t } }
+                    else if let t0 = serviceOut.removeValue(forKey: g) { serviceSpans[g, default: []].append((t0, e.t)) }
                 case .shutdown: shutDown = true
                 default: break
                 }
             }
             for k in Array(open.keys) { close(k, at: end) }
+            for (g, t0) in serviceOut { serviceSpans[g, default: []].append((t0, end)) }
             if i == order.count - 1 && !shutDown {
                 sessionsInProgress = starts.count
                 sessionsStarted -= starts.count
             }
             starts.removeAll()
             exportStarts.removeAll()
-            // Overlapping faults on a gun count once: merge the intervals.
-            for (g, spans) in faultedUntil {
-                var total = 0.0
-                var cur: (Double, Double)? = nil
-                for s in spans.sorted(by: { $0.0 < $1.0 }) {
-                    if let c = cur, s.0 <= c.1 { cur = (c.0, max(c.1, s.1)) } else {
-                        if let c = cur { total += c.1 - c.0 }
-                        cur = s
-                    }
-                }
-                if let c = cur { total += c.1 - c.0 }
-                faultedSeconds[g, default: 0] += total
+            // Overlapping faults on a gun count once (the intervals merged); out-of-service time is not
+            // counted against the gun, faulted or not.
+            for g in 0..<guns {
+                let faulted = Self.merged(faultedUntil[g] ?? [])
+                let service = Self.merged(serviceSpans[g] ?? [])
+                let serviceTotal = service.reduce(0) { $0 + ($1.1 - $1.0) }
+                var overlap = 0.0
+                for f in faulted { for o in service { overlap += max(0, min(f.1, o.1) - max(f.0, o.0)) } }
+                faultedSeconds[g, default: 0] += faulted.reduce(0) { $0 + ($1.1 - $1.0) } - overlap
+                outOfServiceSeconds[g, default: 0] += serviceTotal
             }
         }
+    }
+
+    /// Intervals merged where they overlap, in order.
+    static func merged(_ spans: [(Double, Double)]) -> [(Double, Double)] {
+        var out: [(Double, Double)] = []
+        for s in spans.sorted(by: { $0.0 < $1.0 }) {
+            if let last = out.last, s.0 <= last.1 { out[out.count - 1].1 = max(last.1, s.1) } else { out.append(s) }
+        }
+        return out
     }
 
     public var text: String {
         var s = "journal covers \(String(format: "%.1f", coveredSeconds / 3600)) h of controller time over \(boots) boot(s), \(faults) fault record(s)\n"
         for g in faultedSeconds.keys.sorted() {
-            s += "gun\(g): availability \(String(format: "%.2f", availability(gun: g) * 100)) % (faulted \(String(format: "%.0f", faultedSeconds[g] ?? 0)) s)\n"
+            let off = outOfServiceSeconds[g] ?? 0
+            s += "gun\(g): availability \(String(format: "%.2f", availability(gun: g) * 100)) % (faulted \(String(format: "%.0f", faultedSeconds[g] ?? 0)) s"
+                + (off > 0 ? "; out of service \(String(format: "%.0f", off)) s, not counted" : "") + ")\n"
         }
-        let running = sessionsInProgress > 0 ? "; \(sessionsInProgress) in progress, not counted" : ""
+        let running = sessionsInProgress > 0 ? "; \(sessionsInProgress) in progress" : ""
         if let r = successRate {
-            s += "first-time charge success \(String(format: "%.1f", r * 100)) % (\(sessionsSucceeded) of \(sessionsStarted) sessions delivered energy and ended normally\(running)), \(String(format: "%.3f", energyKWh)) kWh\n"
+            // Two lines: the console shows this text, 80 columns at most.
+            s += "first-time charge success \(String(format: "%.1f", r * 100)) % (\(sessionsSucceeded) of \(sessionsStarted) sessions\(running))\n"
+            s += "  (delivered energy and ended normally), \(String(format: "%.3f", energyKWh)) kWh delivered\n"
         } else {
-            s += "first-time charge success: no session ended yet\(running)\n"
+            s += "first-time charge success: no session ended yet\(running)\(running.isEmpty ? "" : ", not counted")\n"
         }
         if exportedKWh > 0 || sessionsWithPlan > 0 {
             s += "V2G: \(String(format: "%.3f", exportedKWh)) kWh exported; departure target met in "
@@ -186,10 +209,12 @@ public struct OperatorStats: Sendable, Equatable {
         struct Figures: Encodable {
             var coveredSeconds: Double, sessionsStarted: Int, sessionsSucceeded: Int, sessionsInProgress: Int, energyKWh: Double, faults: Int, boots: Int
             var availability: [String: Double]
+            var outOfServiceSeconds: [String: Double]
             var successRate: Double?
             var exportedKWh: Double, sessionsWithPlan: Int, departuresMet: Int, departureShare: Double?
             enum CodingKeys: String, CodingKey {
                 case coveredSeconds, sessionsStarted, sessionsSucceeded, sessionsInProgress, energyKWh, faults, boots, availability, successRate
+                case outOfServiceSeconds
                 case exportedKWh, sessionsWithPlan, departuresMet, departureShare
             }
             func encode(to encoder: any Encoder) throws {
@@ -198,15 +223,17 @@ public struct OperatorStats: Sendable, Equatable {
                 try c.encode(sessionsSucceeded, forKey: .sessionsSucceeded); try c.encode(sessionsInProgress, forKey: .sessionsInProgress)
                 try c.encode(energyKWh, forKey: .energyKWh)
                 try c.encode(faults, forKey: .faults); try c.encode(boots, forKey: .boots); try c.encode(availability, forKey: .availability)
+                try c.encode(outOfServiceSeconds, forKey: .outOfServiceSeconds)
                 try c.encode(successRate, forKey: .successRate)      // null, not left out, with no session
                 try c.encode(exportedKWh, forKey: .exportedKWh); try c.encode(sessionsWithPlan, forKey: .sessionsWithPlan)
                 try c.encode(departuresMet, forKey: .departuresMet); try c.encode(departureShare, forKey: .departureShare)
             }
         }
         var av: [String: Double] = [:]
-        for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g) }
+        var off: [String: Double] = [:]
+        for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g); off["gun\(g)"] = outOfServiceSeconds[g] ?? 0 }
         let f = Figures(coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded, sessionsInProgress: sessionsInProgress,
-                        energyKWh: energyKWh, faults: faults, boots: boots, availability: av, successRate: successRate,
+                        energyKWh: energyKWh, faults: faults, boots: boots, availability: av, outOfServiceSeconds: off, successRate: successRate,
                         exportedKWh: exportedKWh, sessionsWithPlan: sessionsWithPlan, departuresMet: departuresMet, departureShare: departureShare)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]

@@ -17,6 +17,9 @@ public enum LoopEvent: Sendable, BitwiseCopyable {
     case status(GunStatus)
     /// A session began or ended (for the journal).
     case session(SessionEdge)
+    /// A gun went out of service (`out`) or came back, whoever asked (console, central system): the
+    /// journal's service report keeps that time apart from availability.
+    case service(gun: Int8, out: Bool, at: Instant)
 }
 
 /// Operator requests into the loop (console, grid interface, signal handler).

@@ -82,13 +82,16 @@ extension FuzzTargets {
     }
 
     /// A journal file as start reads it: the records that check out, where the good part ends, the
-    /// faults still latched and the operator's figures; the good records framed again read back the same.
+    /// faults still latched and the operator's figures and the service report; the good records framed again read back the same.
     static func journal(_ data: [UInt8]) {
         let scan = JournalScan(bytes: data)
         require(scan.goodBytes + scan.badBytes == data.count, "every byte is good or bad")
         require((scan.badBytes == 0) == (scan.problem == nil), "a problem is named exactly when bytes are bad")
         _ = Journal.outstandingFaults(scan.entries)
         _ = OperatorStats(entries: scan.entries, guns: 2)
+        let report = ServiceReport(entries: scan.entries, guns: 2)
+        require(report.text().split(separator: "\n").allSatisfy { $0.count <= 80 }, "the service report fits 80 columns")
+        _ = report.json
         let again = JournalScan(bytes: scan.entries.flatMap { JournalScan.frame($0) })
         require(again.entries == scan.entries && again.badBytes == 0, "records framed again read back the same")
     }

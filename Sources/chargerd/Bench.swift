@@ -176,6 +176,7 @@ struct BenchRun {
             case .stop(let g): loop.commands.queue.push(.stop(gun: Int8(g)))
             case .stationSetpoint(let p): loop.commands.queue.push(.stationSetpoint(p))
             case .gunSetpoint(let g, let p): loop.commands.queue.push(.gunSetpoint(gun: Int8(g), p))
+            case .outOfService(let g, let out): loop.commands.queue.push(.outOfService(gun: Int8(g), out))
             case .plant: break
             }
         }
@@ -332,6 +333,7 @@ func printEvent(_ e: LoopEvent) {
         if let c = r.clearedAt { print("[\(fmt(c.seconds, 3).leftPad(10)) s] \(gun) cleared \(r.code.name)") }
         else { print("[\(fmt(r.raisedAt.seconds, 3).leftPad(10)) s] \(gun) FAULT \(r.code.name) (\(r.reaction.name)), value \(fmt(r.value, 1))") }
     case .overrun(let n, let at): print("[\(fmt(at.seconds, 3).leftPad(10)) s] loop missed \(n) deadlines in a row: outputs forced safe")
+    case .service(let g, let out, let at): print("[\(fmt(at.seconds, 3).leftPad(10)) s] gun\(g) \(out ? "out of service" : "back in service")")
     case .session: break   // the journal's
     }
 }

@@ -133,18 +133,18 @@ func rtText(_ s: LoopStatistics) -> String {
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal",
-        abstract: "Read the fault and session journal: export it (text or JSON lines) or print the operator figures.")
+        abstract: "Read the fault and session journal: export it (text or JSON lines), print the operator figures, or the service report.")
 
-    @Argument(help: "export | stats")
+    @Argument(help: "export | stats | report (the dates covered, availability with out-of-service time apart, faults by code, the sessions)")
     var action: String
 
     @Option(name: .long, help: "Journal directory.")
     var dir: String
 
-    @Flag(name: .long, help: "export: one JSON object per line; stats: one JSON object.")
+    @Flag(name: .long, help: "export: one JSON object per line; stats, report: one JSON object.")
     var json = false
 
-    @Option(name: .long, help: "stats: number of guns of the station (default: as the journal's boot records state it).")
+    @Option(name: .long, help: "stats, report: number of guns of the station (default: as the journal's boot records state it).")
     var guns: Int?
 
     func run() throws {
@@ -158,18 +158,23 @@ struct JournalCommand: ParsableCommand {
             for e in entries {
                 print(json ? String(decoding: try enc.encode(e), as: UTF8.self) : e.line)
             }
-        case "stats":
+        case "stats", "report":
             let guns: Int
             switch OperatorStats.gunsFor(entries: entries, asked: self.guns, capacity: Capacity.guns) {
             case .success(let r):
                 guns = r.count
-                if let note = r.note { writeStderr("chargerd: journal stats: \(note)\n") }
-            case .failure(let why): fail("journal stats: \(why.message)")
+                if let note = r.note { writeStderr("chargerd: journal \(action): \(note)\n") }
+            case .failure(let why): fail("journal \(action): \(why.message)")
             }
-            let s = OperatorStats(entries: entries, guns: guns)
-            print(json ? s.json : s.text, terminator: json ? "\n" : "")
+            if action == "report" {
+                let r = ServiceReport(entries: entries, guns: guns)
+                print(json ? r.json : r.text())
+            } else {
+                let s = OperatorStats(entries: entries, guns: guns)
+                print(json ? s.json : s.text, terminator: json ? "\n" : "")
+            }
         default:
-            fail("journal: unknown action '\(action)': expected export or stats")
+            fail("journal: unknown action '\(action)': expected export, stats or report")
         }
     }
 }

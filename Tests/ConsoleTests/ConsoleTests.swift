@@ -659,8 +659,11 @@ final class Bench {
 
     @Test func everyReadOnlyCommandFitsEightyColumns() throws {
         let b = try busy()
+        b.journal.append(JournalEntry(.sessionStart(SessionNote(gun: 0, energyKWh: 1, soc: 20)), t: 100))
+        b.journal.append(JournalEntry(.service(gun: 0, out: true), t: 200))
+        b.journal.append(JournalEntry(.sessionEnd(SessionNote(gun: 0, energyKWh: 1234.5, soc: 80, stopReason: "operator")), t: 12_000))
         for command in ["help", "status", "faults", "modules", "imd", "limits", "limits 0", "rt", "comm", "can", "log", "log 40", "stats",
-                        "version", "whoami", "help v2g", "help test", "help E18", "help cap"] {
+                        "report", "version", "whoami", "help v2g", "help test", "help E18", "help cap", "help report"] {
             let out = b.type(command)
             for line in out.split(whereSeparator: \.isNewline) {
                 #expect(line.count <= 80, "'\(command)': \(line.count) columns: \(line)")
@@ -671,7 +674,7 @@ final class Bench {
     @Test func asciiModeWritesASCIIAlone() throws {
         let b = try busy()
         #expect(b.type("ascii on").contains("ascii on"))
-        for command in ["status", "faults", "modules", "imd", "help E05", "help", "log"] {
+        for command in ["status", "faults", "modules", "imd", "help E05", "help", "log", "report"] {
             let out = b.type(command)
             let foreign = out.unicodeScalars.filter { !$0.isASCII }
             #expect(foreign.isEmpty, "'\(command)' wrote \(String(String.UnicodeScalarView(foreign))) in ascii mode")

@@ -272,6 +272,90 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
     }
 }
 
+/// Issue 36, ask 4: time out of service is planned, kept apart and not counted against availability;
+/// the service report counts faults by code (a fault latched again at a restart once), lists the
+/// sessions (cut short by a restart, in progress) and adds up to `journal stats`.
+@Suite struct ServiceFigures {
+    static func at(_ event: JournalEvent, _ t: Double, boot: UInt64 = 1, seq: UInt64 = 0) -> JournalEntry {
+        var e = JournalEntry(event, t: t)
+        e.boot = boot
+        e.seq = seq
+        e.wall = Journal.wallText(1_800_000_000 + Double(boot) * 100_000 + t)
+        return e
+    }
+    static func fault(_ gun: Int?, _ seq: UInt64, code: String = "E05-insulation", text: String? = nil) -> JournalEvent {
+        .fault(FaultNote(gun: gun, code: code, reaction: "error-shutdown", value: 40_000, faultSeq: seq, text: text))
+    }
+    static func cleared(_ gun: Int?, _ seq: UInt64) -> JournalEvent { .faultCleared(FaultNote(gun: gun, code: "E05-insulation", reaction: "error-shutdown", faultSeq: seq)) }
+    static func start(_ gun: Int, _ kwh: Double) -> JournalEvent { .sessionStart(SessionNote(gun: gun, energyKWh: kwh, soc: nil)) }
+    static func end(_ gun: Int, _ kwh: Double, _ why: String) -> JournalEvent { .sessionEnd(SessionNote(gun: gun, energyKWh: kwh, soc: 80, stopReason: why)) }
+
+    @Test func outOfServiceTimeIsNotCountedAgainstAvailability() {
+        let entries = [
+            Self.at(.boot(text: "chargerd t, board b, 2 guns"), 0),
+            Self.at(.service(gun: 1, out: true), 100),
+            Self.at(Self.fault(1, 1), 200),                 // faulted while out of service: not counted
+            Self.at(.service(gun: 1, out: false), 1100),    // 1000 s out of service
+            Self.at(Self.cleared(1, 1), 1300),              // 200 s of it faulted in service
+            Self.at(.service(gun: 0, out: true), 1500),     // never back: out of service to the boot's end
+            Self.at(.service(gun: 7, out: true), 1600),     // a gun the station does not have: ignored
+            Self.at(.shutdown(text: "signal"), 2000),
+        ]
+        let s = OperatorStats(entries: entries, guns: 2)
+        #expect(s.coveredSeconds == 2000)
+        #expect(s.outOfServiceSeconds[1] == 1000 && s.outOfServiceSeconds[0] == 500)
+        #expect(s.faultedSeconds[1] == 200 && s.faultedSeconds[0] == 0)
+        #expect(s.availability(gun: 1) == 1 - 200.0 / 1000)
+        #expect(s.availability(gun: 0) == 1)
+        #expect(s.text.contains("gun1: availability 80.00 % (faulted 200 s; out of service 1000 s, not counted)"), "\(s.text)")
+        #expect(s.json.contains("\"outOfServiceSeconds\":{\"gun0\":500,\"gun1\":1000}"), "\(s.json)")
+        // A gun out of service for all the time covered is not unavailable.
+        let all = OperatorStats(entries: [Self.at(.service(gun: 0, out: true), 0), Self.at(.shutdown(text: "x"), 50)], guns: 1)
+        #expect(all.availability(gun: 0) == 1)
+        // The service record reads back as it was written; a text it does not know is not a service edge.
+        let stored = entries.map { (try? JSONDecoder().decode(JournalEntry.self, from: JSONEncoder().encode($0)))?.event }
+        #expect(stored == entries.map(\.event))
+        var odd = JournalEntry(.service(gun: 0, out: true), t: 0).fields
+        odd.text = "sideways"
+        #expect(JournalEntry(odd).kind == "service")
+        if case .service = JournalEntry(odd).event { Issue.record("an unknown service text read as an edge") }
+    }
+
+    @Test func theReportCountsFaultsAndListsSessions() {
+        let entries = [
+            Self.at(.boot(text: "chargerd t, board b, 2 guns"), 0, seq: 1),
+            Self.at(Self.start(0, 100), 10, seq: 2),
+            Self.at(Self.end(0, 120, "vehicle-bst"), 610, seq: 3),          // 10 min, 20 kWh
+            Self.at(Self.start(1, 50), 700, seq: 4),
+            Self.at(Self.fault(1, 1), 800, seq: 5),
+            Self.at(Self.end(1, 51.5, "fault"), 801, seq: 6),
+            Self.at(Self.fault(nil, 2, code: "E01-emergency-stop"), 900, seq: 7),
+            Self.at(Self.start(0, 120), 950, seq: 8),                        // kill -9: cut short
+            Self.at(.boot(text: "chargerd t, board b, 2 guns"), 0, boot: 2, seq: 9),
+            Self.at(Self.fault(1, 1, text: "latched again at start: it stood when the controller stopped"), 0, boot: 2, seq: 10),
+            Self.at(Self.start(0, 121), 30, boot: 2, seq: 11),               // still charging
+        ]
+        let r = ServiceReport(entries: entries, guns: 2)
+        #expect(r.firstSeq == 1 && r.lastSeq == 11)
+        #expect(r.faults.map(\.code) == ["E01-emergency-stop", "E05-insulation"] && r.faults.map(\.count) == [1, 1])
+        #expect(r.faults.map(\.guns) == ["station", "gun1"])
+        #expect(r.relatched == 1)
+        #expect(r.sessions.map(\.ended) == ["vehicle-bst", "fault", "cut short", "in progress"])
+        #expect(r.sessions[0].minutes == 10 && r.sessions[0].energyKWh == 20)
+        #expect(r.sessions[1].energyKWh == 1.5)
+        // The headline is stats' own; the list adds up to it.
+        #expect(r.stats.sessionsStarted + r.stats.sessionsInProgress == r.sessions.count)
+        #expect(abs(r.sessions.compactMap(\.energyKWh).reduce(0, +) - r.stats.energyKWh) < 1e-9)
+        let text = r.text()
+        #expect(text.contains("Sessions: 4, 1 delivered energy and ended normally, 1 in progress\n  21.500 kWh delivered"), "\(text)")
+        #expect(text.split(separator: "\n").allSatisfy { $0.count <= 80 }, "\(text)")
+        // The console's screen keeps the newest sessions and says how many it left out.
+        let short = r.text(sessionLimit: 2)
+        #expect(short.contains("(2 older session(s): chargerd journal report)") && !short.contains("vehicle-bst"))
+        #expect(ServiceReport(entries: [], guns: 1).text() == "service report: the journal is empty")
+    }
+}
+
 /// The console's window: a fixed ring, bounded by records and by bytes, whatever the records are.
 /// Issue 36, wrong answer 8: `journal stats --guns` defaulted to 1 (a two-gun journal lost gun 1) and
 /// took any count (`--guns 3` on a one-gun journal reported guns 1 and 2 at 100 %).
