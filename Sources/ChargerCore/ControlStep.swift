@@ -111,7 +111,13 @@ public func controlStep(_ s: inout StationState, _ inputs: inout StationInputs, 
     }
     // Postconditions (StepContract.swift): emergency opens at once, shutdowns at zero, nothing above a
     // limit. Kept in release builds: a broken one cuts the gun and latches E31.
-    let broken = enforceStepContract(&s, &spec, &out, now: now)
+    var repairTest = GunArray<Bool>(repeating: false)
+    for g in 0..<spec.gunCount where inputs.guns[g].actuatorTest == .contactorsK1K2 {
+        let latched = s.safety[g].latched | s.station.latched
+        repairTest[g] = contactorRepairTest(.contactorsK1K2, latched: latched)
+            && actuatorTestRefusal(.contactorsK1K2, phase: s.sessions[g].phase, latched: latched, input: inputs.guns[g]) == nil
+    }
+    let broken = enforceStepContract(&s, &spec, &out, now: now, repairTest: repairTest)
     assert(broken.isEmpty, "the step broke its output contract (E31 names the rule)")
 }
 
@@ -137,13 +143,16 @@ func advanceSessions(_ s: inout StationState, _ inputs: inout StationInputs, _ s
     for g in 0..<spec.gunCount {
         out.guns[g] = GunOutputs()
         // Fields read directly: a method call on the 12 KB state would copy it.
-        let blocking = (s.safety[g].latched | s.station.latched).strongestReaction
+        let latched = s.safety[g].latched | s.station.latched
+        let blocking = latched.strongestReaction
         let blocked = blocking != nil && blocking! >= .refuse
+        let test = inputs.guns[g].actuatorTest
+        let testing = test != .none && actuatorTestRefusal(test, phase: s.sessions[g].phase, latched: latched, input: inputs.guns[g]) == nil
         var d = SessionDemand()
         // A normal stop opens on the current it can confirm, like an error shutdown (only read there).
         let current = s.sessions[g].phase == .stopping
             ? shutdownCurrent(&s, &inputs, &spec, gun: g, uncontrolled: uncontrolled[g], now: now) : inputs.guns[g].meterCurrent
-        if let f = s.sessions[g].advance(now: now, input: inputs.guns[g], gun: spec.guns[g], blocked: blocked, current: current,
+        if let f = s.sessions[g].advance(now: now, input: inputs.guns[g], gun: spec.guns[g], blocked: blocked, testing: testing, current: current,
                                          out: &out.guns[g], demand: &d) {
             if f.latch {
                 s.raise(f.code, gun: g, value: f.value, limit: f.limit, measure: f.measure, now: now)
@@ -504,8 +513,24 @@ func arbitrate(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: i
             out.guns[g].closeK1K2 = false
             out.guns[g].discharge = true
         }
+        // The one exception: a technician's K1/K2 test under the gun's own contactor faults, plug out and
+        // both sides below 60 V (`contactorRepairTest`), decided here from the inputs, not from what the
+        // session asked. The modules stay cut (above); the contacts close on a dead output.
+        let test = inputs.guns[g].actuatorTest
+        if contactorRepairTest(test, latched: faults) && !energisedByModules(&out, gun: g, moduleCount: spec.moduleCount)
+            && actuatorTestRefusal(test, phase: s.sessions[g].phase, latched: faults, input: inputs.guns[g]) == nil {
+            out.guns[g].closeK1K2 = true
+            out.guns[g].discharge = false
+        }
         recordCommand(&s, g, out.guns[g].closeK1K2, now)
     }
+}
+
+/// True when a module is enabled on gun `g` in `out` (after a cut, none is).
+@_noAllocation @_noLocks
+func energisedByModules(_ out: inout StationOutputs, gun g: Int, moduleCount: Int) -> Bool {
+    for m in 0..<moduleCount where out.modules[m].gun == Int8(truncatingIfNeeded: g) && out.modules[m].enabled { return true }
+    return false
 }
 
 /// Counts faults latched since the last cycle into the gun's shutdown deadline: each fault's row gives

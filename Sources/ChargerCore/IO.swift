@@ -95,11 +95,35 @@ public enum ActuatorTestRefusal: UInt8, Sendable {
     case outputLive
 }
 
-/// Nil when an actuator test may run: idle (unplugged phase, no blocking fault), no plug seen on CC1, and
-/// both sides of K1/K2 below 60 V; otherwise the first reason it may not.
-public func actuatorTestRefusal(phase: SessionPhase, blocked: Bool, input: borrowing GunInputs) -> ActuatorTestRefusal? {
-    if blocked { return .faultLatched }
-    if phase != .unplugged { return .notIdle }
+extension FaultSet {
+    /// A gun's own contactor faults: E14 (K1/K2 welded) and E15 (K1/K2 did not close).
+    @inlinable public static var contactor: FaultSet {
+        FaultSet(bits: 1 << UInt64(FaultCode.contactorWelded.rawValue) | 1 << UInt64(FaultCode.contactorFailedToClose.rawValue))
+    }
+}
+
+/// The one exception to "a latched fault holds the outputs safe" (issue 36, ask 5): a technician's K1/K2
+/// test on a gun whose only blocking faults (its own and the station's) are its contactor faults, so
+/// that a repaired or replaced contactor is checked, its close and open times measured, before the
+/// reset. Everything else an actuator test asks still holds (`actuatorTestRefusal`: no plug on CC1, both
+/// sides of K1/K2 below 60 V), and the modules stay off: the arbiter cuts them as for any latched fault,
+/// so the contacts close on a dead output. The contactor watchdog keeps running: contacts that do not
+/// close, or do not open after the test, latch their fault again.
+public func contactorRepairTest(_ test: ActuatorTest, latched: FaultSet) -> Bool {
+    guard test == .contactorsK1K2, !(latched & .contactor).isEmpty else { return false }
+    guard let other = latched.subtracting(.contactor).strongestReaction else { return true }
+    return other.rawValue < Reaction.refuse.rawValue
+}
+
+/// Nil when actuator test `test` may run: idle (unplugged phase, no blocking fault; for the K1/K2 test
+/// under the gun's own contactor faults, `contactorRepairTest`, also the faulted phase), no plug seen on
+/// CC1, and both sides of K1/K2 below 60 V; otherwise the first reason it may not.
+public func actuatorTestRefusal(_ test: ActuatorTest, phase: SessionPhase, latched: FaultSet, input: borrowing GunInputs) -> ActuatorTestRefusal? {
+    let repair = contactorRepairTest(test, latched: latched)
+    var blocked = false
+    if let r = latched.strongestReaction { blocked = r.rawValue >= Reaction.refuse.rawValue }
+    if blocked && !repair { return .faultLatched }
+    if phase != .unplugged && !(repair && phase == .faulted) { return .notIdle }
     if !cc1Is(input.cc1, Standard.cc1Unplugged) { return .plugged }
     if input.vehicleSideVoltage >= Standard.unlockMaxVoltage { return .outputLive }
     if input.chargerSideVoltage >= Standard.unlockMaxVoltage { return .outputLive }

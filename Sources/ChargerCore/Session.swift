@@ -176,7 +176,8 @@ extension GunSession {
     /// else the modules' fresh readings plus what silent modules still deliver), read when stopping.
     /// Order: the transitions that pre-empt any phase (a blocking fault, an operator's stop), then the
     /// phase's baseline outputs, then the phase's own step (one function per phase, below).
-    mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool, current: Amps,
+    /// `testing`: the technician's actuator test in `input` may run now (`actuatorTestRefusal` is nil).
+    mutating func advance(now: Instant, input: GunInputs, gun: GunSpec, blocked: Bool, testing: Bool = false, current: Amps,
                           out: inout GunOutputs, demand: inout SessionDemand) -> SessionFault? {
         // Time in the phase as it was when the cycle began (a pre-empting transition does not reset it
         // for this cycle's step).
@@ -186,7 +187,7 @@ extension GunSession {
         out.lamp = base.lamp; out.lock = base.lock; out.closeK3K4 = base.auxSupply
         out.imdEnable = base.imd; out.discharge = base.discharge
         switch phase {
-        case .unplugged: idle(now: now, input: input, blocked: blocked, out: &out); return nil
+        case .unplugged: idle(now: now, input: input, blocked: blocked, testing: testing, out: &out); return nil
         case .connecting, .connected: plugging(now: now, inPhase: inPhase, input: input, blocked: blocked); return nil
         case .locking: return locking(now: now, inPhase: inPhase, input: input, gun: gun, out: &out)
         case .auxPower: return auxSupply(now: now, inPhase: inPhase, input: input, out: &out)
@@ -203,7 +204,7 @@ extension GunSession {
         case .weldingCheck: weldingCheck(now: now, inPhase: inPhase, input: input); return nil
         case .unlocking: return unlocking(now: now, inPhase: inPhase, input: input, gun: gun, out: &out)
         case .finished: if cc1Is(input.cc1, Standard.cc1Unplugged) { enter(.unplugged, now) }; return nil
-        case .faulted: faulted(now: now, input: input, blocked: blocked, out: &out); return nil
+        case .faulted: faulted(now: now, input: input, blocked: blocked, testing: testing, out: &out); return nil
         }
     }
 
@@ -238,9 +239,9 @@ extension GunSession {
 
     /// No car: the lamp says whether the gun is available; a technician's actuator test may hold one
     /// output; the plug's CC1 starts a session.
-    mutating func idle(now: Instant, input: GunInputs, blocked: Bool, out: inout GunOutputs) {
+    mutating func idle(now: Instant, input: GunInputs, blocked: Bool, testing: Bool, out: inout GunOutputs) {
         out.lamp = blocked ? .fault : input.outOfService ? .off : .available
-        if input.actuatorTest != .none && actuatorTestRefusal(phase: phase, blocked: blocked, input: input) == nil {
+        if input.actuatorTest != .none && testing {
             // A technician's actuator test on an idle gun: the output only, no module is powered.
             switch input.actuatorTest {
             case .contactorsK1K2: out.closeK1K2 = true
@@ -489,7 +490,7 @@ extension GunSession {
         return nil
     }
 
-    mutating func faulted(now: Instant, input: GunInputs, blocked: Bool, out: inout GunOutputs) {
+    mutating func faulted(now: Instant, input: GunInputs, blocked: Bool, testing: Bool, out: inout GunOutputs) {
         if chargingSince != .never || handshakeAttempt > 0 {
             out.tx.cst = CST(reasons: .fault)
         }
@@ -499,6 +500,13 @@ extension GunSession {
         out.lock = input.lockConfirmed && input.vehicleSideVoltage >= Standard.unlockMaxVoltage
         // The BMS keeps its auxiliary supply until K1/K2 are open (an error shutdown ramps first).
         out.closeK3K4 = input.k1Closed || input.k2Closed
+        // A K1/K2 test on the gun's own contactor fault, plug out (`contactorRepairTest`): the contacts
+        // only, on a dead output; no auxiliary supply (there is no car).
+        if testing && input.actuatorTest == .contactorsK1K2 {
+            out.closeK1K2 = true
+            out.closeK3K4 = false
+            out.discharge = false
+        }
         if !blocked {
             handshakeAttempt = 0
             // No automatic resume: a cleared fault waits for the plug to come out.

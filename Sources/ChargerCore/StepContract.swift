@@ -71,12 +71,16 @@ public struct StepViolations: Sendable {
 
 /// The rules the outputs break (none: the step kept its contract). No allocation.
 @_noAllocation @_noLocks
-public func checkStepOutputs(_ s: inout StationState, _ spec: inout StationSpec, _ out: inout StationOutputs) -> StepViolations {
+/// `repairTest`: the guns where a technician's K1/K2 test under their own contactor faults may hold the
+/// contacts closed this cycle (`contactorRepairTest` and `actuatorTestRefusal`, from the inputs): the one
+/// exception to "an emergency opens K1/K2 at once"; the modules must still be off.
+public func checkStepOutputs(_ s: inout StationState, _ spec: inout StationSpec, _ out: inout StationOutputs,
+                             repairTest: GunArray<Bool> = GunArray(repeating: false)) -> StepViolations {
     var found = StepViolations()
     for g in 0..<spec.gunCount {
         let reaction = (s.safety[g].latched | s.station.latched).strongestReaction
         let o = out.guns[g]
-        if reaction == .emergency && o.closeK1K2 {
+        if reaction == .emergency && o.closeK1K2 && !repairTest[g] {
             found.append(StepViolation(rule: .emergencyOpensAtOnce, gun: g, module: -1, value: 1, bound: 0))
         }
         if o.currentSetpoint > o.currentLimit + stepCurrentTolerance {
@@ -130,8 +134,8 @@ public func checkStepOutputs(_ s: inout StationState, _ spec: inout StationSpec,
 /// rating on no gun is switched off. Returns what was found (empty: nothing was touched).
 @_noAllocation @_noLocks
 public func enforceStepContract(_ s: inout StationState, _ spec: inout StationSpec, _ out: inout StationOutputs,
-                                now: Instant) -> StepViolations {
-    let broken = checkStepOutputs(&s, &spec, &out)
+                                now: Instant, repairTest: GunArray<Bool> = GunArray(repeating: false)) -> StepViolations {
+    let broken = checkStepOutputs(&s, &spec, &out, repairTest: repairTest)
     if broken.isEmpty { return broken }
     // More than the kept ones: every gun is cut (a step this wrong is not trusted anywhere).
     let all = broken.count > broken.kept

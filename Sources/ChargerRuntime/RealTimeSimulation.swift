@@ -105,6 +105,23 @@ public final class RealTimeSimulation: CycleBody, @unchecked Sendable {
     }
 }
 
+/// K1/K2's close and open times, measured every cycle: from the command's edge (the safety state's
+/// `k1k2ChangedAt`) to the cycle whose inputs first show both aux contacts in the commanded position.
+public struct ContactorTimes: Sendable {
+    var waiting = false
+    var lastCommand = false
+    public private(set) var closeTime: TimeSpan = .zero, openTime: TimeSpan = .zero
+    public private(set) var closedAt: Instant = .never, openedAt: Instant = .never
+    public init() {}
+
+    public mutating func observe(commanded: Bool, changedAt: Instant, k1: Bool, k2: Bool, now: Instant) {
+        if commanded != lastCommand { lastCommand = commanded; waiting = true }
+        guard waiting else { return }
+        if commanded && k1 && k2 { closeTime = now - changedAt; closedAt = now; waiting = false }
+        else if !commanded && !k1 && !k2 { openTime = now - changedAt; openedAt = now; waiting = false }
+    }
+}
+
 /// Turns what one cycle changed into events: faults as they latch (and clearings), phase changes, session
 /// edges, and each gun's status once per `statusEvery` cycles; and every `viewEvery` cycles the station's
 /// view into its triple buffer. Shared by the simulated and the hardware loops. No allocation.
@@ -118,6 +135,9 @@ final class EventPublisher {
     private let lastPhase: UnsafeMutablePointer<SessionPhase>
     private let inSession: UnsafeMutablePointer<Bool>
     private let outOfService: UnsafeMutablePointer<Bool>
+    /// Per gun: K1/K2's close and open times as last measured (command edge to both aux contacts), and
+    /// whether the current command's edge still waits for its feedback.
+    private let contactorTimes: UnsafeMutablePointer<ContactorTimes>
     private let scratch: UnsafeMutablePointer<StationView>
     private var lastSequence: UInt64 = 0
     private var lastClearings: UInt64 = 0
@@ -132,10 +152,12 @@ final class EventPublisher {
         inSession.initialize(repeating: false, count: Capacity.guns)
         outOfService = .allocate(capacity: Capacity.guns)
         outOfService.initialize(repeating: false, count: Capacity.guns)
+        contactorTimes = .allocate(capacity: Capacity.guns)
+        contactorTimes.initialize(repeating: ContactorTimes(), count: Capacity.guns)
         scratch = .allocate(capacity: 1)
         scratch.initialize(to: StationView())
     }
-    deinit { lastPhase.deallocate(); inSession.deallocate(); outOfService.deallocate(); scratch.deallocate() }
+    deinit { lastPhase.deallocate(); inSession.deallocate(); outOfService.deallocate(); contactorTimes.deallocate(); scratch.deallocate() }
 
     /// `frame` is read only (in place: no copy of it per cycle).
     func publish(frame f: UnsafeMutablePointer<ControlFrame>, stepAt: Instant, index: UInt64, status: (Int) -> GunStatus) {
@@ -155,6 +177,8 @@ final class EventPublisher {
             }
         }
         for g in 0..<gunCount {
+            contactorTimes[g].observe(commanded: f.pointee.state.safety[g].k1k2Commanded, changedAt: f.pointee.state.safety[g].k1k2ChangedAt,
+                                      k1: f.pointee.inputs.guns[g].k1Closed, k2: f.pointee.inputs.guns[g].k2Closed, now: stepAt)
             let out = f.pointee.inputs.guns[g].outOfService
             if out != outOfService[g] {
                 outOfService[g] = out
@@ -185,6 +209,11 @@ final class EventPublisher {
         }
         if view != nil || gridView != nil, index % viewEvery == 0 {
             scratch.pointee.fill(f.pointee, index: index, status: status)
+            for g in 0..<gunCount {
+                let c = contactorTimes[g]
+                scratch.pointee.guns[g].contactorCloseTime = c.closeTime; scratch.pointee.guns[g].contactorClosedAt = c.closedAt
+                scratch.pointee.guns[g].contactorOpenTime = c.openTime; scratch.pointee.guns[g].contactorOpenedAt = c.openedAt
+            }
             view?.write(scratch.pointee)
             gridView?.write(scratch.pointee)
         }

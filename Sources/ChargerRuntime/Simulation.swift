@@ -69,6 +69,7 @@ public final class Simulation {
     /// What the operator and the grid ask of the loop, merged into the inputs every cycle (`LoopRequests`).
     var requests: LoopRequests { _read { yield cycleData.pointee.requests } _modify { yield &cycleData.pointee.requests } }
     var faultLatchedAt: [Instant?] { _read { yield cycleData.pointee.faultLatchedAt } _modify { yield &cycleData.pointee.faultLatchedAt } }
+    var repairTestUntil: GunArray<Instant> { _read { yield cycleData.pointee.repairTestUntil } _modify { yield &cycleData.pointee.repairTestUntil } }
     var lastPhase: [SessionPhase] { _read { yield cycleData.pointee.lastPhase } _modify { yield &cycleData.pointee.lastPhase } }
     var seenClearings: UInt64 { _read { yield cycleData.pointee.seenClearings } _modify { yield &cycleData.pointee.seenClearings } }
     /// Borrowed in place within this module (`sim.state.safety[g]` reads one gun's fields); a caller in
@@ -340,9 +341,28 @@ public final class Simulation {
                     violate(g, "no-energy-on-insulation-fault", "K1/K2 closed \(fmt((plant.now - t).seconds * 1000, 0)) ms after the fault")
                 }
             }
+            // The one exception: a technician's K1/K2 test under the gun's own contactor faults, which the
+            // step may hold closed only on a dead output (`contactorRepairTest`): judged here on the plant's
+            // truth, no module on the gun, no current, both sides below 60 V, no plug.
+            var repairTest = false
+            if truth.closed && contactorRepairTest(f.inputs.guns[g].actuatorTest, latched: faults) {
+                var powered = false
+                for m in 0..<f.spec.moduleCount where f.outputs.modules[m].gun == Int8(g) && f.outputs.modules[m].enabled { powered = true }
+                var dead = false, unplugged = false
+                plant.withGun(g) {
+                    dead = $0.current.magnitude < Standard.openCurrentLimit && $0.vehicleSide < Standard.unlockMaxVoltage
+                    unplugged = $0.car == nil || ($0.car!.cc1 - Standard.cc1Unplugged).magnitude < Volts(0.5)
+                }
+                if powered || !dead || !unplugged {
+                    violate(g, "repair-test-dead-output", "K1/K2 held for a test under \(faults.codes.map(\.name)) with "
+                            + (powered ? "a module on" : !dead ? "the output live" : "a plug in"))
+                } else { repairTest = true; repairTestUntil[g] = plant.now + f.spec.contactorOpeningTime }
+            }
+            // Released, the contacts take the contactor's opening time to part.
+            if !repairTest && repairTestUntil[g] != .never && plant.now <= repairTestUntil[g] { repairTest = true }
             // Every shutdown meets its row's time whatever the devices do: the plant's K1/K2 contacts apart
             // by the earliest latch + openWithin of the faults in force (standards.md "Fault reactions").
-            if truth.closed && !faults.isEmpty {
+            if truth.closed && !faults.isEmpty && !repairTest {
                 for r in self.faults where r.clearedAt == nil && r.reaction >= .refuse && (Int(r.gun) == g || r.gun < 0) {
                     // An emergency commands the open in the latch's cycle (checked above); its contacts take
                     // the contactor's own opening time to part.
@@ -548,6 +568,9 @@ struct CycleRecords {
     var violations: [InvariantViolation] = []
     var reports: [GunReport]
     var faultLatchedAt: [Instant?]
+    /// Per gun: until when a technician's K1/K2 test under its own contactor fault excuses closed contacts
+    /// (while it holds, and the contactor's opening time after).
+    var repairTestUntil = GunArray<Instant>(repeating: .never)
     var lastPhase: [SessionPhase]
     var seenClearings: UInt64 = 0
     /// The operator's and the grid's requests (`LoopRequests`), merged into the inputs every cycle.

@@ -49,8 +49,9 @@ extension StationView {
             v.carMaxCellTemperature = i.vehicle.bsm?.message.maxCellTemperature
             v.outOfService = i.outOfService
             v.actuatorTest = i.actuatorTest
-            let blocked = (f.state.safety[g].latched | f.state.station.latched).strongestReaction.map { $0 >= .refuse } ?? false
-            v.testRefusal = actuatorTestRefusal(phase: f.state.sessions[g].phase, blocked: blocked, input: i)
+            let latched = f.state.safety[g].latched | f.state.station.latched
+            v.testRefusal = actuatorTestRefusal(.lock, phase: f.state.sessions[g].phase, latched: latched, input: i)
+            v.contactorTestRefusal = actuatorTestRefusal(.contactorsK1K2, phase: f.state.sessions[g].phase, latched: latched, input: i)
             guns[g] = v
         }
         for m in 0..<moduleCount {

@@ -109,14 +109,51 @@ public final class ConsoleSession {
         guardian = LoginGuard.fromJournal(ctx.loginHistory, known: Set(ctx.credentials?.users.keys ?? [:].keys), maxFailures: ctx.maxFailures,
                                           base: ctx.lockoutTime, wallNow: ctx.wallClock(), now: lastActivity)
         editor.prompt = prompt
-        editor.complete = Self.completions
+        let guns = max(1, ctx.view().gunCount)
+        editor.complete = { Self.completions($0, guns: guns) }
     }
 
-    /// Tab: the command names that start with what is typed (the first word only).
-    static let completions: @Sendable (String) -> [String] = { text in
-        guard !text.contains(" ") else { return [] }
-        let names = Set(ConsoleSession.commands.map { $0.name == "imd-selftest" ? "imd" : $0.name })
-        return names.filter { $0.hasPrefix(text) }.sorted()
+    /// Tab: the lines that complete what is typed, the command names first, then each command's words
+    /// (issue 36, ask 5): `test contactor K1 0`, `service 0 off`, `help E05`, `export json`. User names are
+    /// never offered.
+    public static func completions(_ text: String, guns: Int) -> [String] {
+        let words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        let ended = text.hasSuffix(" ")
+        // The words before the one being typed, and the start of that one.
+        let done = ended ? words : Array(words.dropLast())
+        let partial = ended ? "" : (words.last ?? "")
+        let gunNames = (0..<guns).map(String.init)
+        let d = done.map { $0.lowercased() }
+        let names = Set(commands.map { $0.name == "imd-selftest" ? "imd" : $0.name }).sorted()
+        var options: [String] = []
+        let gunLast = guns > 1   // a gun word only where there is a choice
+        switch d.count {
+        case 0: options = names
+        case 1:
+            switch d[0] {
+            case "help": options = names + FaultCode.allCases.map { String($0.name.prefix(3)) }
+            case "test": options = ["contactor", "lamp", "lock"]
+            case "fault": options = ["reset"]
+            case "imd": options = ["selftest"]
+            case "stop", "cap", "service", "limits", "v2g": options = gunNames
+            case "watch": options = ["status"]
+            case "export": options = ["json", "text"]
+            case "ascii": options = ["off", "on"]
+            default: break
+            }
+        case 2:
+            switch (d[0], d[1]) {
+            case ("test", "contactor"): options = ["K1", "K2", "K3", "K4"]
+            case ("test", "lock"), ("test", "lamp"), ("fault", "reset"), ("imd", "selftest"): options = gunLast ? gunNames : []
+            case ("service", _): options = ["off", "on"]
+            case ("cap", _), ("v2g", _): options = ["off"]
+            default: break
+            }
+        case 3 where d[0] == "test" && d[1] == "contactor": options = gunLast ? gunNames : []
+        default: break
+        }
+        let head = done.isEmpty ? "" : done.joined(separator: " ") + " "
+        return options.filter { $0.lowercased().hasPrefix(partial.lowercased()) }.map { head + $0 }
     }
 
     var prompt: String { user.map { "charger#\($0)> " } ?? "charger> " }
@@ -194,9 +231,10 @@ public final class ConsoleSession {
     public func disconnected() {
         if user != nil { journal(.logout(user: user, why: "terminal disconnected")) }
         user = nil; loginUser = nil; watchNext = nil
+        let complete = editor.complete
         editor = LineEditor()
         editor.prompt = prompt
-        editor.complete = Self.completions
+        editor.complete = complete
         out.removeAll()
     }
 
@@ -610,9 +648,9 @@ public final class ConsoleSession {
 
     /// Why an actuator test is refused on gun `g` now, in words, or nil: the core's own reason
     /// (`actuatorTestRefusal`, as the loop last evaluated it) with the values behind it.
-    func testRefusal(_ v: StationView, _ g: Int) -> String? {
+    func testRefusal(_ v: StationView, _ g: Int, _ kind: ActuatorTest) -> String? {
         let x = v.guns[g]
-        switch x.testRefusal {
+        switch kind == .contactorsK1K2 ? x.contactorTestRefusal : x.testRefusal {
         case nil: return nil
         case .faultLatched: return "gun\(g) has a latched fault (\(x.status.faults.codes.map(\.name).joined(separator: ",")))"
         case .notIdle: return "gun\(g) is not idle (\(x.status.phase.name))"
@@ -650,23 +688,43 @@ public final class ConsoleSession {
     }
 
     /// Holds the test for up to `hold` wall seconds, reports what the feedback said, and releases it.
+    /// K1/K2 also under the gun's own contactor fault (E14, E15; `contactorRepairTest`), to check a repair
+    /// before the reset: both the close and the open time are measured by the loop, to its cycle.
     func runTest(_ kind: ActuatorTest, name: String, gun g: Int, hold: Double) -> String? {
         let v = ctx.view()
-        if let why = testRefusal(v, g) { say("refused: \(why)"); return "refused: \(why)" }
+        if let why = testRefusal(v, g, kind) { say("refused: \(why)"); return "refused: \(why)" }
+        // The faults standing when the test began: only a new one aborts it (a repair test runs under its own).
+        let standing = v.guns[g].status.faults
+        let phase0 = v.guns[g].status.phase
+        let closedBefore = v.guns[g].contactorClosedAt, openedBefore = v.guns[g].contactorOpenedAt
         guard ctx.send(.actuatorTest(gun: Int8(g), kind)) else { say("the loop's command queue is full: try again"); return "refused: queue full" }
         let t0 = ctx.clock()
         let v0 = v.at
         var result = "no feedback within \(fmt(hold, 0)) s"
+        var closed = false
         var lamps = Set<UInt8>()
+        func aborted(_ x: StationView) -> String? {
+            let gx = x.guns[g]
+            if gx.status.phase != phase0 { return "aborted: gun\(g) is \(gx.status.phase.name)" }
+            let new = gx.status.faults.subtracting(standing)
+            if !new.isEmpty { return "aborted: \(new.codes.map(\.name).joined(separator: ","))" }
+            return nil
+        }
         while ctx.clock() - t0 < hold {
             ctx.sleep(0.02)
             let x = ctx.view()
             let gx = x.guns[g]
-            if gx.status.phase != .unplugged || !gx.status.faults.isEmpty { result = "aborted: gun\(g) is \(gx.status.phase.name)"; break }
+            if let why = aborted(x) { result = why; break }
             let ms = fmt((x.at - v0).seconds * 1000, 0)
             switch kind {
             case .contactorsK1K2:
-                if gx.k1Closed && gx.k2Closed { result = "K1 and K2 closed (aux contacts) after \(ms) ms of controller time"; break }
+                if gx.contactorClosedAt != closedBefore && gx.k1Closed && gx.k2Closed {
+                    closed = true
+                    result = "K1 and K2 closed in \(fmt(gx.contactorCloseTime.seconds * 1000, 0)) ms (aux contacts)"
+                    break
+                }
+                if gx.k1Closed != gx.k2Closed { result = "only \(gx.k1Closed ? "K1" : "K2") closed" }
+                continue
             case .contactorsK3K4:
                 if gx.k3k4Closed { result = "K3/K4 closed (aux contact) after \(ms) ms of controller time"; break }
             case .lock:
@@ -685,8 +743,30 @@ public final class ConsoleSession {
             break
         }
         _ = ctx.send(.actuatorTest(gun: Int8(g), .none))
-        ctx.sleep(0.1)
-        say("test \(name) on gun\(g): \(result); released")
+        if kind == .contactorsK1K2 && closed {
+            // The release: the open time, or contacts that stay closed (still welded).
+            var opened = false
+            let t1 = ctx.clock()
+            while ctx.clock() - t1 < 2 {
+                ctx.sleep(0.02)
+                let gx = ctx.view().guns[g]
+                if gx.contactorOpenedAt != openedBefore && !gx.k1Closed && !gx.k2Closed {
+                    result += ", opened in \(fmt(gx.contactorOpenTime.seconds * 1000, 0)) ms"
+                    opened = true
+                    break
+                }
+            }
+            if !opened {
+                let gx = ctx.view().guns[g]
+                result += "; \([gx.k1Closed ? "K1" : nil, gx.k2Closed ? "K2" : nil].compactMap { $0 }.joined(separator: " and ")) did NOT open within 2 s (welded?)"
+            }
+            if !standing.isEmpty && opened {
+                result += "; \(standing.codes.map(\.name).joined(separator: ",")) still latched: 'fault reset' if the repair is done"
+            }
+        } else {
+            ctx.sleep(0.1)
+        }
+        say(FaultGuide.wrap("test \(name) on gun\(g): \(result); released", width: 80, indent: "", hanging: "  ").joined(separator: "\n"))
         return result
     }
 

@@ -108,13 +108,16 @@ public enum FaultGuide {
             return Entry(trips: "K1 or K2 (the value: 1 is K1, 2 is K2) still reads closed after it was commanded open: "
                          + "a welded contact. The gun is blocked.",
                          checks: ["Do not plug a car into this gun.",
-                                  "`test contactor K1|K2 GUN` shows the auxiliary contact's state; measure across the contactor.",
-                                  "Replace a welded contactor; check the aux contact's wiring if the contactor is sound."],
+                                  "Measure across the contactor; replace a welded one; check the aux contact's wiring if the contactor is sound.",
+                                  "Plug out, `test contactor K1 GUN` runs under this fault alone (modules off): it closes K1/K2, "
+                                  + "opens them and says the close and open times, or which contact stayed closed."],
                          reset: "Refused while the aux contact still reads closed. " + resetRule)
         case .contactorFailedToClose:
             return Entry(trips: "A contactor did not close when commanded: K1 or K2 (value 1 or 2) within the board's close "
                          + "timeout, or K3/K4, the car's auxiliary supply (value in s) within 5 s.",
-                         checks: ["`test contactor K1|K2|K3|K4 GUN` on an idle gun; the coil's supply and its driver line."],
+                         checks: ["The coil's supply and its driver line.",
+                                  "Plug out, `test contactor K1 GUN` runs under this fault alone (modules off) and says the close "
+                                  + "and open times; `test contactor K3 GUN` once the fault is reset."],
                          reset: resetRule)
         case .cc1OutOfBand:
             return Entry(trips: "The connection-confirm voltage CC1 left the 3.2-4.8 V band during a session (3 ms): the gun was "

@@ -242,7 +242,10 @@ public struct LineEditor: Sendable {
                 let add = Array(common.utf8.dropFirst(line.count))
                 if line.count + add.count <= Self.maxLine { line += add; out += add; cursor = line.count }
             } else {
-                out += Array(("\r\n" + options.joined(separator: "  ") + "\r\n" + prompt + text).utf8)
+                // The choices for the word being typed (the words before it are the same in each).
+                let before = text.lastIndex(of: " ").map { text.distance(from: text.startIndex, to: $0) + 1 } ?? 0
+                let shown = options.map { String($0.dropFirst(min(before, $0.count))) }
+                out += Array(("\r\n" + shown.joined(separator: "  ") + "\r\n" + prompt + text).utf8)
             }
         } else {
             out.append(0x07)

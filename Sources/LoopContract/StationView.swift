@@ -6,6 +6,11 @@ import ChargerCore
 public struct GunSnapshot: Sendable, BitwiseCopyable {
     public var status: GunStatus
     public var k1Closed = false, k2Closed = false, k3k4Closed = false, lockConfirmed = false
+    /// K1/K2's last measured close time (the command to both aux contacts closed) and open time (the
+    /// command to both open), to the loop's cycle, and the controller time each was measured at (`.never`:
+    /// not yet). A technician's `test contactor K1` reads them.
+    public var contactorCloseTime: TimeSpan = .zero, contactorOpenTime: TimeSpan = .zero
+    public var contactorClosedAt: Instant = .never, contactorOpenedAt: Instant = .never
     public var cc1: Volts = .zero
     public var chargerSideVoltage: Volts = .zero, vehicleSideVoltage: Volts = .zero
     public var meterEnergy: WattHours = .zero
@@ -51,6 +56,9 @@ public struct GunSnapshot: Sendable, BitwiseCopyable {
     public var actuatorTest: ActuatorTest = .none
     /// Why an actuator test would be refused now, nil when it would run (the step decides again when it runs).
     public var testRefusal: ActuatorTestRefusal? = nil
+    /// Why the K1/K2 test may not run now; nil also under the gun's own contactor faults (E14, E15) with
+    /// the plug out, to check a repair before the reset (`contactorRepairTest`).
+    public var contactorTestRefusal: ActuatorTestRefusal? = nil
     public init(status: GunStatus) { self.status = status }
 }
 

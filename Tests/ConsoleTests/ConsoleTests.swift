@@ -8,6 +8,9 @@ import Foundation
 import Journal
 import Testing
 
+/// Console output with its line wrapping undone (words joined by single spaces).
+func flat(_ s: String) -> String { s.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+
 func feed(_ e: inout LineEditor, _ s: String) -> (out: String, events: [LineEditor.Event]) {
     var out: [UInt8] = []
     var events: [LineEditor.Event] = []
@@ -55,6 +58,31 @@ func feed(_ e: inout LineEditor, _ s: String) -> (out: String, events: [LineEdit
         #expect(String(decoding: e2.line, as: UTF8.self) == "stat")
     }
 
+    /// Issue 36, ask 5: Tab completes each command's words, not only the command; the list shows the
+    /// choices for the word being typed.
+    @Test func tabCompletesArguments() {
+        let c: @Sendable (String) -> [String] = { ConsoleSession.completions($0, guns: 2) }
+        #expect(c("test c") == ["test contactor"])
+        #expect(c("test contactor ") == ["test contactor K1", "test contactor K2", "test contactor K3", "test contactor K4"])
+        #expect(c("test contactor k3 ") == ["test contactor k3 0", "test contactor k3 1"])
+        #expect(c("service 1 of") == ["service 1 off"])
+        #expect(c("help E0").count == 9 && c("help E0").contains("help E05"))
+        #expect(c("help sta") == ["help stats", "help status"])
+        #expect(c("export ") == ["export json", "export text"])
+        #expect(c("login ").isEmpty, "user names are never offered")
+        #expect(c("status extra ").isEmpty)
+        // One gun: no gun word to choose.
+        #expect(ConsoleSession.completions("test lock ", guns: 1).isEmpty)
+        var e = LineEditor()
+        e.complete = c
+        _ = feed(&e, "serv\t1 o\t")
+        #expect(String(decoding: e.line, as: UTF8.self) == "service 1 o")
+        let listed = feed(&e, "\t").out
+        #expect(listed.contains("\r\noff  on\r\n"), "\(listed)")
+        _ = feed(&e, "f\t")
+        #expect(String(decoding: e.line, as: UTF8.self) == "service 1 off ")
+    }
+
     @Test func garbageIsDroppedAndLinesAreBounded() {
         var e = LineEditor()
         var bytes: [UInt8] = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }.filter { $0 != 0x0D && $0 != 0x0A && $0 != 0x03 }
@@ -81,6 +109,8 @@ func feed(_ e: inout LineEditor, _ s: String) -> (out: String, events: [LineEdit
 final class Bench {
     var view = StationView()
     var sent: [OperatorCommand] = []
+    /// What the loop would do with a command (the feedback a test waits for), if anything.
+    var onSend: ((Bench, OperatorCommand) -> Void)? = nil
     var now = 1000.0
     let journal: Journal
     var session: ConsoleSession! = nil
@@ -94,7 +124,7 @@ final class Bench {
         view.guns[0].cc1 = Standard.cc1Unplugged
         view.guns[0].ratedPower = .kW(60)
         let hash = try Credentials.hash("secret-pass")
-        var ctx = ConsoleContext(view: { [unowned self] in view }, send: { [unowned self] in sent.append($0); return true },
+        var ctx = ConsoleContext(view: { [unowned self] in view }, send: { [unowned self] in sent.append($0); onSend?(self, $0); return true },
                                  journal: journal, credentials: Credentials(users: ["tech": hash]), version: "chargerd test",
                                  board: "sim-test", rt: { "rt" }, comm: { "comm" }, clock: { [unowned self] in now },
                                  sleep: { [unowned self] in now += $0 })
@@ -288,6 +318,7 @@ final class Bench {
         b.type("login tech"); b.type("secret-pass")
         b.view.guns[0].status.phase = .charging
         b.view.guns[0].testRefusal = .notIdle
+        b.view.guns[0].contactorTestRefusal = .notIdle
         #expect(b.type("test contactor K1").contains("refused: gun0 is not idle (charging)"))
         b.view.guns[0].status.phase = .unplugged
         b.view.guns[0].cc1 = Standard.cc1Connected
@@ -304,15 +335,55 @@ final class Bench {
         #expect(cmds.allSatisfy { if case .command("tech", _, let result, _) = $0.event { result.hasPrefix("refused") } else { false } })
     }
 
+    /// The loop's answer to K1/K2 tests: aux contacts that follow the coil (or K1 that stays welded), with
+    /// the close and open times the loop measured.
+    static func contactors(welded: Bool = false) -> (Bench, OperatorCommand) -> Void {
+        { b, c in
+            guard case .actuatorTest(0, let t) = c else { return }
+            b.view.at = b.view.at + .ms(100)
+            if t == .contactorsK1K2 {
+                b.view.guns[0].k1Closed = true; b.view.guns[0].k2Closed = true
+                b.view.guns[0].contactorCloseTime = .ms(31); b.view.guns[0].contactorClosedAt = b.view.at
+            } else if t == .none {
+                b.view.guns[0].k2Closed = false
+                b.view.guns[0].k1Closed = welded
+                if !welded { b.view.guns[0].contactorOpenTime = .ms(22); b.view.guns[0].contactorOpenedAt = b.view.at }
+            }
+        }
+    }
+
     @Test func actuatorTestHoldsAndReleases() throws {
         let b = try Bench()
         b.type("login tech"); b.type("secret-pass")
-        b.view.guns[0].k1Closed = true; b.view.guns[0].k2Closed = true   // the feedback the plant would give
-        let r = b.type("test contactor K2")
-        #expect(r.contains("K1 and K2 closed"))
+        b.onSend = Self.contactors()
+        let r = flat(b.type("test contactor K2"))
+        #expect(r.contains("K1 and K2 closed in 31 ms (aux contacts), opened in 22 ms; released"), "\(r)")
         #expect(b.sent.count == 2)
         if case .actuatorTest(0, .contactorsK1K2) = b.sent[0] {} else { Issue.record("first command \(b.sent[0])") }
         if case .actuatorTest(0, ActuatorTest.none) = b.sent[1] {} else { Issue.record("second command \(b.sent[1])") }
+    }
+
+    /// Issue 36, ask 5: the K1/K2 test runs under the gun's own contactor fault (the view says the loop
+    /// allows it) to check a repair before the reset, and says when the contacts stay closed.
+    @Test func contactorTestUnderItsOwnFault() throws {
+        let b = try Bench()
+        b.type("login tech"); b.type("secret-pass")
+        b.view.guns[0].status.phase = .faulted
+        b.view.guns[0].status.faults.insert(.contactorWelded)
+        b.view.guns[0].testRefusal = .faultLatched
+        b.view.guns[0].contactorTestRefusal = nil
+        #expect(b.type("test lock").contains("refused: gun0 has a latched fault (E14-contactor-welded)"))
+        b.onSend = Self.contactors(welded: true)
+        var r = b.type("test contactor K1")
+        #expect(flat(r).contains("K1 and K2 closed in 31 ms") && flat(r).contains("K1 did NOT open within 2 s (welded?)"), "\(r)")
+        b.onSend = Self.contactors()
+        b.view.guns[0].k1Closed = false
+        r = b.type("test contactor K1")
+        #expect(flat(r).contains("opened in 22 ms; E14-contactor-welded still latched: 'fault reset' if the repair is done"), "\(r)")
+        for line in r.split(whereSeparator: \.isNewline) { #expect(line.count <= 80, "\(line)") }
+        // Another fault latching during the test aborts it.
+        b.onSend = { b, c in if case .actuatorTest(0, .contactorsK1K2) = c { b.view.guns[0].status.faults.insert(.emergencyStop) } }
+        #expect(b.type("test contactor K1").contains("aborted: E01"))
     }
 
     @Test func capIsCheckedAndExpires() throws {

@@ -23,6 +23,74 @@ import Testing
         expectNoViolations(run)
     }
 
+    /// Issue 36, ask 5: K1/K2 tested under the gun's own contactor fault (E14 welded), plug out, to check a
+    /// repair before the reset. Still welded: the test closes what it can and K1 does not open (E14 stays);
+    /// repaired: both close and open in the plant's own times, measured to the cycle. The modules stay off,
+    /// the step's contract holds, and any other blocking fault (an e-stop) still refuses the test.
+    @Test func contactorTestUnderItsOwnFault() throws {
+        let run = try Run("sim-60kw", cars: [:])
+        var times = ContactorTimes()
+        func cycles(_ seconds: Double) {
+            run.sim.run(for: .ms(Int64(seconds * 1000))) { s in
+                times.observe(commanded: s.state.safety[0].k1k2Commanded, changedAt: s.state.safety[0].k1k2ChangedAt,
+                              k1: s.inputs.guns[0].k1Closed, k2: s.inputs.guns[0].k2Closed, now: s.inputs.now)
+                #expect(!s.outputs.modules[0].enabled && !s.outputs.modules[1].enabled, "a module powered during the test")
+                return false
+            }
+        }
+        func refusal(_ t: ActuatorTest) -> ActuatorTestRefusal? {
+            actuatorTestRefusal(t, phase: run.sim.phase(0), latched: run.sim.state.safety[0].latched | run.sim.state.station.latched, input: run.sim.inputs.guns[0])
+        }
+        run.until(1)
+        // K1 welds while a test holds it: released, it stays closed and E14 latches on the idle gun.
+        run.sim.setActuatorTest(gun: 0, .contactorsK1K2)
+        cycles(0.2)
+        run.sim.plant.inject(.weld(gun: 0, contactor: 1))
+        run.sim.setActuatorTest(gun: 0, .none)
+        cycles(1)
+        #expect(run.sim.faults.map(\.code) == [.contactorWelded])
+        #expect(refusal(.lock) == .faultLatched)
+        #expect(refusal(.contactorsK1K2) == nil)
+        // Still welded: K2 closes with K1, and on release K1 stays closed; nothing new latches.
+        run.sim.setActuatorTest(gun: 0, .contactorsK1K2)
+        cycles(0.2)
+        #expect(run.sim.outputs.guns[0].closeK1K2 && run.sim.plant.guns[0].k2.closed)
+        run.sim.setActuatorTest(gun: 0, .none)
+        cycles(0.5)
+        #expect(run.sim.plant.guns[0].k1.closed && !run.sim.plant.guns[0].k2.closed)
+        #expect(run.sim.faults.map(\.code) == [.contactorWelded], "\(run.sim.faults.map(\.code.name))")
+        // Replaced: it closes and opens in the board's times (30 ms, 20 ms: sim-60kw), to the 1 ms cycle.
+        run.sim.plant.repair()
+        cycles(0.5)
+        run.sim.setActuatorTest(gun: 0, .contactorsK1K2)
+        cycles(0.2)
+        #expect(run.sim.plant.guns[0].k1.closed && run.sim.plant.guns[0].k2.closed)
+        run.sim.setActuatorTest(gun: 0, .none)
+        cycles(0.2)
+        #expect(!run.k1k2Closed)
+        #expect(abs(times.closeTime.seconds - 0.030) <= 0.0021, "close \(times.closeTime.seconds)")
+        #expect(abs(times.openTime.seconds - 0.020) <= 0.0021, "open \(times.openTime.seconds)")
+        #expect(run.sim.faults.map(\.code) == [.contactorWelded])
+        // The repair checked, the reset clears E14 (its cause is gone).
+        run.sim.requestReset(gun: 0)
+        cycles(0.5)
+        #expect(run.sim.state.safety[0].latched.isEmpty)
+        // Another blocking fault beside E14 (the e-stop) refuses the test, and the step does not close.
+        run.sim.setActuatorTest(gun: 0, .contactorsK1K2)
+        cycles(0.2)
+        run.sim.plant.inject(.weld(gun: 0, contactor: 1))
+        run.sim.setActuatorTest(gun: 0, .none)
+        cycles(1)
+        run.sim.plant.inject(.emergencyStop(true))
+        cycles(0.2)
+        #expect(refusal(.contactorsK1K2) == .faultLatched)
+        run.sim.setActuatorTest(gun: 0, .contactorsK1K2)
+        cycles(0.3)
+        #expect(!run.sim.outputs.guns[0].closeK1K2 && !run.sim.plant.guns[0].k2.closed)
+        expectNoViolations(run)
+        #expect(!run.sim.faults.contains { $0.code == .stepContractBroken })
+    }
+
     /// The same test with a car plugged in is ignored by the step: the session goes on, K1/K2 stay open
     /// until the session itself closes them.
     @Test func actuatorTestIgnoredWithCarPlugged() throws {

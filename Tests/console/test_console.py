@@ -246,9 +246,9 @@ class Acting(unittest.TestCase):
         with Charger() as c:
             c.attach()
             c.login()
-            r = c.cmd("test contactor K1", TECH, timeout=15)
-            self.assertIn("K1 and K2 closed (aux contacts)", r)
-            self.assertIn("released", r)
+            r = " ".join(c.cmd("test contactor K1", TECH, timeout=15).split())
+            # sim-60kw's contactors: 30 ms to close, 20 ms to open (board file), measured by the loop.
+            self.assertRegex(r, r"K1 and K2 closed in 3[0-2] ms \(aux contacts\), opened in 2[0-2] ms; released")
             self.assertIn("lock confirmed", c.cmd("test lock", TECH, timeout=15))
             self.assertIn("lamp driven", c.cmd("test lamp", TECH, timeout=15))
             self.assertIn("IMD self-test passed", c.cmd("imd selftest", TECH, timeout=20))
@@ -256,6 +256,22 @@ class Acting(unittest.TestCase):
             cmds = [e for e in c.journal() if e["kind"] == "command"]
             self.assertEqual([e["command"] for e in cmds], ["test contactor K1", "test lock", "test lamp", "imd selftest", "cap 0 90"])
             self.assertTrue(all(e["user"] == "tech" for e in cmds))
+
+    def test_contactor_test_under_its_own_fault(self):
+        """Issue 36, ask 5: K1 welds at the session's stop; E14 latches and the car leaves. The lock test is
+        refused for the latched fault, but the K1/K2 test runs under the gun's own contactor fault (to check
+        a repair before the reset): K2 closes with K1, and K1 does not open (still welded)."""
+        with Charger("--continuous", "--arrival-interval", "100000", "--inject", "weld=K1@stop",
+                     car="capacity=10kWh,soc=78,target=80", speed="4") as c:
+            c.attach()
+            c.login()
+            faults = c.cmd_until("faults", r"E14-contactor-welded", TECH, timeout=90)
+            self.assertIn("E14-contactor-welded", faults)
+            c.cmd_until("status", r"gun0 (faulted|unplugged)", TECH, timeout=60)
+            self.assertIn("refused: gun0 has a latched fault (E14-contactor-welded)", c.cmd("test lock", TECH))
+            r = " ".join(c.cmd_until("test contactor K1", r"closed in", TECH, timeout=60).split())
+            self.assertRegex(r, r"K1 and K2 closed in \d+ ms \(aux contacts\); K1 did NOT open within 2 s \(welded\?\)")
+            self.assertIn("E14-contactor-welded", c.cmd("faults", TECH))
 
     def test_refusals_cap_and_service_during_a_session(self):
         with Charger("--continuous", "--arrival-interval", "100000", car="capacity=60kWh,soc=20,target=80", speed="4") as c:
