@@ -160,7 +160,8 @@ public final class ConsoleSession {
 
     /// The greeting when a terminal attaches.
     public func banner() -> [UInt8] {
-        say("\(ctx.version), board \(ctx.board)\nType 'help' for the commands. Read-only commands need no login.")
+        say((FaultGuide.wrap("\(ctx.version), board \(ctx.board)", width: 80, indent: "", hanging: "  ")
+             + ["Type 'help' for the commands. Read-only commands need no login."]).joined(separator: "\n"))
         showPrompt()
         return take()
     }
@@ -284,7 +285,11 @@ public final class ConsoleSession {
             let v = ctx.view()
             say(ServiceReport(entries: allEntries(), guns: max(1, v.gunCount)).text(sessionLimit: 20))
         case "export": exportCommand(args)
-        case "version": say("\(ctx.version)\nboard \(ctx.board)\n\(ctx.journal.liveReport)")
+        case "version":
+            say(([ctx.version] + FaultGuide.wrap("board \(ctx.board)", width: 80, indent: "", hanging: "  ")
+                 + ctx.journal.liveReport.split(separator: "\n").flatMap {
+                     FaultGuide.wrap($0.trimmingCharacters(in: .whitespaces), width: 80, indent: $0.hasPrefix(" ") ? "  " : "", hanging: "    ")
+                 }).joined(separator: "\n"))
         case "watch":
             guard args.first?.lowercased() == "status" else { return usage("watch") }
             watchNext = ctx.clock()

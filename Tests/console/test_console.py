@@ -199,6 +199,100 @@ class SerialDevice(unittest.TestCase):
             pair.terminate(); pair.wait()
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_a_person_types_over_the_serial_line(self):
+        """Issue 36: one round over a serial line as a technician types it. The technician's end of the
+        socat pty pair is set 115200 8N1 raw with termios, as picocom would; every key goes alone with a
+        person's pause after it (40-140 ms, seeded): a typo mended with two backspaces, Tab to complete,
+        a line abandoned with Ctrl-C, a login, an actuator test, a logout. Every line the console sent
+        fits 80 columns, and the journal holds the test alone (the abandoned line never ran)."""
+        rnd = random.Random(36)
+        d = tempfile.mkdtemp(prefix="uart-")
+        a, b = os.path.join(d, "uart-controller"), os.path.join(d, "uart-technician")
+        creds, journal = os.path.join(d, "technicians"), os.path.join(d, "journal")
+        subprocess.run([CHARGERD, "passwd", "--file", creds, "tech"], input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+        pair = subprocess.Popen(["socat", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b], stderr=subprocess.DEVNULL)
+        p = None
+        fd = -1
+        try:
+            for _ in range(100):
+                if os.path.exists(a) and os.path.exists(b): break
+                time.sleep(0.05)
+            p = subprocess.Popen([CHARGERD, "--board", BOARD, "--car", "plug-at=100000s", "--speed", "1", "--max-time", "100000",
+                                  "--status-interval", "0", "--console", a, "--credentials", creds, "--journal", journal],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            fd = os.open(b, os.O_RDWR | os.O_NOCTTY)
+            attrs = termios.tcgetattr(fd)
+            attrs[0] = 0                                                  # iflag: raw
+            attrs[1] = 0                                                  # oflag: raw
+            attrs[2] = termios.CS8 | termios.CREAD | termios.CLOCAL      # 8 data bits, no parity, 1 stop bit
+            attrs[3] = 0                                                  # lflag: no echo, no canonical mode
+            attrs[4] = attrs[5] = termios.B115200
+            attrs[6][termios.VMIN], attrs[6][termios.VTIME] = 0, 0
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+            seen = bytearray()
+
+            def read_until(pattern, timeout=15, since=0):
+                """What the console sent from byte `since` on, once it matches `pattern`."""
+                deadline = time.monotonic() + timeout
+                while not re.search(pattern, seen[since:].decode("utf-8", "replace")):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise AssertionError(f"no {pattern!r} within {timeout} s; the console sent: {seen[-600:]!r}")
+                    r, _, _ = select.select([fd], [], [], min(left, 0.5))
+                    if r:
+                        seen.extend(os.read(fd, 4096))
+                return seen[since:].decode("utf-8", "replace")
+
+            def type_(keys):
+                for k in keys:
+                    os.write(fd, k.encode())
+                    time.sleep(rnd.uniform(0.04, 0.14))
+
+            def mark():
+                return len(seen)
+
+            type_("\r")
+            read_until(re.escape(PROMPT))
+            # A typo mended: "statsu", two backspaces (DEL, as terminals send), "us".
+            m = mark()
+            type_("statsu\x7f\x7fus\r")
+            out = read_until(r"gun0 unplugged[\s\S]*" + re.escape(PROMPT), since=m)
+            self.assertIn("\b \b\b \b", out)                          # each backspace erased on the screen
+            # Tab completes the command's word; the help that follows is the test command's.
+            m = mark()
+            type_("help te\t\r")
+            out = read_until(r"test contactor K1[\s\S]*" + re.escape(PROMPT), since=m)
+            self.assertIn("help test", out)
+            # A line abandoned with Ctrl-C does not run.
+            m = mark()
+            type_("fault res\x03")
+            out = read_until(r"\^C\r\n" + re.escape(PROMPT), since=m)
+            self.assertNotIn("log in first", out)
+            # Log in, the password typed key by key (never echoed), run a test, log out.
+            type_("login tech\r")
+            read_until("password: ")
+            m = mark()
+            type_(PASSWORD + "\r")
+            out = read_until(re.escape(TECH), since=m)
+            self.assertNotIn(PASSWORD, out)
+            m = mark()
+            type_("test lamp\r")
+            out = read_until(r"lamp driven[\s\S]*" + re.escape(TECH), timeout=20, since=m)
+            type_("logout\r")
+            read_until(r"logged out \(tech\)[\s\S]*" + re.escape(PROMPT))
+            wide = [l for l in seen.decode("utf-8", "replace").split("\r\n") if len(l.split("\r")[-1]) > 80]
+            self.assertEqual(wide, [])
+            p.terminate(); p.wait(10)
+            r = subprocess.run([CHARGERD, "journal", "export", "--dir", journal, "--json"], capture_output=True, text=True, timeout=30)
+            cmds = [json.loads(l)["command"] for l in r.stdout.splitlines() if l.startswith("{") and json.loads(l)["kind"] == "command"]
+            self.assertEqual(cmds, ["test lamp"])
+        finally:
+            if fd >= 0: os.close(fd)
+            if p and p.poll() is None:
+                p.kill(); p.wait()
+            pair.terminate(); pair.wait()
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_missing_serial_device_is_a_clear_error(self):
         r = subprocess.run([CHARGERD, "--board", BOARD, "--console", "/dev/ttyNOPE9"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 2)
