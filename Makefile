@@ -96,6 +96,7 @@ test-wire: $(BUILD_STEP)
 # under SIGKILL in a loop. Two at a time: 28 s in make test (ci6).
 test-console: $(BUILD_STEP)
 	python3 Tests/run_parallel.py Tests/console $(CONSOLE_JOBS)
+	python3 Tests/console/transcript.py $(CURDIR)/.build/release/chargerd $(CURDIR)/Boards/sim-60kw.toml --check docs/technician.md
 
 # Orderly charging against real peers on loopback: pymodbus as the station EMS (setpoints, bad writes,
 # allow-list, heartbeat fail-safe) and the `ocpp` package as the OCPP 1.6J central system (transactions,

@@ -633,8 +633,21 @@ public final class ConsoleSession {
         let guns: [Int]
         if args.count > 1 { guard let g = gunArg(args[1], view: v) else { return "refused: bad gun" }; guns = [g] } else { guns = Array(0..<v.gunCount) }
         for g in guns where !ctx.send(.reset(gun: Int8(g))) { say("the loop's command queue is full: try again"); return "refused: queue full" }
-        ctx.sleep(0.3)
-        let after = ctx.view()
+        // The answer is the loop's: wait until the view has been published twice after the command
+        // (the loop has taken it and stepped on), or the faults have cleared, within 5 s of wall time; a
+        // busy host makes the wait longer, never the answer wrong.
+        var after = ctx.view()
+        let t0 = ctx.clock()
+        func cleared() -> Bool { guns.allSatisfy { after.guns[$0].status.faults.isEmpty } }
+        while ctx.clock() - t0 < 5 {
+            ctx.sleep(0.05)
+            after = ctx.view()
+            if cleared() || after.cycles >= v.cycles &+ 250 { break }
+        }
+        if after.cycles < v.cycles &+ 250 && !cleared() {
+            say("reset sent; the loop has not answered within 5 s: see 'faults'")
+            return "no answer yet"
+        }
         var still: [String] = []
         for g in guns { still += after.guns[g].status.faults.codes.map { "gun\(g) \($0.name)" } }
         if still.isEmpty { say("reset sent: no fault latched now"); return "cleared" }
