@@ -859,7 +859,34 @@ public final class ConsoleSession {
         if ascii {
             text = String(s.flatMap { c -> String in c.isASCII ? String(c) : (Self.asciiSpelling[c] ?? "?") })
         }
-        out += Array((text.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n").utf8)
+        // 80 columns (issue 36): a line wider, whatever wrote it (a grid report, a refusal with its
+        // figures), is wrapped at its spaces under its own indent.
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).flatMap(Self.fit)
+        out += Array((lines.joined(separator: "\r\n") + "\r\n").utf8)
+    }
+
+    /// One line as lines of at most 80 columns, wrapped at spaces, continuations indented two more than
+    /// the line (a single word longer than that is left whole: the terminal wraps it).
+    /// The line's own spacing (a table's columns) is kept.
+    public static func fit(_ line: Substring) -> [String] {
+        guard line.count > 80 else { return [String(line)] }
+        let hanging = String(repeating: " ", count: min(line.prefix { $0 == " " }.count + 2, 40))
+        var out: [String] = []
+        var rest = Array(line)
+        var first = true
+        while rest.count > (first ? 80 : 80 - hanging.count) {
+            let width = first ? 80 : 80 - hanging.count
+            // The last space within the width that has text before it; none: the word is left whole.
+            let lead = rest.prefix { $0 == " " }.count
+            guard let cut = rest[..<(width + 1)].lastIndex(of: " "), cut > lead else { break }
+            var head = String(rest[..<cut])
+            while head.last == " " { head.removeLast() }
+            out.append((first ? "" : hanging) + head)
+            rest = Array(rest[(cut + 1)...].drop { $0 == " " })
+            first = false
+        }
+        out.append((first ? "" : hanging) + String(rest))
+        return out
     }
     func showPrompt() {
         editor.prompt = prompt

@@ -645,7 +645,7 @@ final class Bench {
         for (command, effect) in [("stop 0", "stops its session"), ("service 0 off", "stops its session and takes the gun out of service"),
                                   ("cap 0 0", "holds its session at no power")] {
             let ask = b.type(command)
-            #expect(ask.contains("gun0 is charging at 42.0 kW, SOC 55.0 %: '\(command)' \(effect)"), "\(ask)")
+            #expect(flat(ask).contains("gun0 is charging at 42.0 kW, SOC 55.0 %: '\(command)' \(effect)"), "\(ask)")
             #expect(ask.contains("type 'yes' to go on"), "\(ask)")
             #expect(b.sent.isEmpty, "\(command) ran before its confirmation: \(b.sent)")
             #expect(b.type("no").contains("cancelled: '\(command)' was not run"))
@@ -740,6 +740,19 @@ final class Bench {
                 #expect(line.count <= 80, "'\(command)': \(line.count) columns: \(line)")
             }
         }
+    }
+
+    /// The console's safety net: any line wider than 80 columns is wrapped at a space under its own indent
+    /// plus two, its spacing kept (a table's columns); a word longer than the width is left whole.
+    @Test func widerLinesAreWrappedKeepingTheirSpacing() {
+        let line = "  TOU      now flat; 00:00 valley (no limit), 07:00 flat (no limit), 18:00 peak 0.0 kW, 21:00 flat (no limit)"
+        let lines = ConsoleSession.fit(Substring(line))
+        #expect(lines.count == 2 && lines.allSatisfy { $0.count <= 80 }, "\(lines)")
+        #expect(lines[0].hasPrefix("  TOU      now flat;") && lines[1].hasPrefix("    ") && !lines[1].hasPrefix("     "))
+        #expect(flat(lines.joined(separator: " ")) == flat(line))
+        let word = String(repeating: "x", count: 100)
+        #expect(ConsoleSession.fit(Substring("a " + word)) == ["a", "  " + word])
+        #expect(ConsoleSession.fit("short") == ["short"])
     }
 
     @Test func asciiModeWritesASCIIAlone() throws {
