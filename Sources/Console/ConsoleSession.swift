@@ -861,8 +861,11 @@ public final class ConsoleSession {
         }
         // 80 columns (issue 36): a line wider, whatever wrote it (a grid report, a refusal with its
         // figures), is wrapped at its spaces under its own indent.
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).flatMap(Self.fit)
-        out += Array((lines.joined(separator: "\r\n") + "\r\n").utf8)
+        // (Most answers have no such line: bytes bound characters, so lines of at most 80 bytes need no look.)
+        var run = 0, wide = false
+        for b in text.utf8 { if b == 0x0A { run = 0 } else { run += 1; if run > 80 { wide = true; break } } }
+        if wide { text = text.split(separator: "\n", omittingEmptySubsequences: false).flatMap(Self.fit).joined(separator: "\n") }
+        out += Array((text.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n").utf8)
     }
 
     /// One line as lines of at most 80 columns, wrapped at spaces, continuations indented two more than
