@@ -137,7 +137,7 @@ public enum BoardLoader {
         let r = Reader(file: file)
         let top = try topSection(text, file: file)
         try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant", "modbus_bus", "modbus_device",
-                             "modbus_map", "analog", "watchdog", "bench", "console", "storage", "can"])
+                             "modbus_map", "analog", "watchdog", "bench", "console", "storage", "can", "metering"])
         let head = try boardTable(r, top)
         let kind = head.kind
         let timing = try limitsTable(r, top)
@@ -168,6 +168,7 @@ public enum BoardLoader {
         let console = try consoleTable(r, top)
         let storage = try storageTable(r, top)
         let can = try canLinks(r, top, guns: guns.count, kind: kind)
+        let metering = try meteringTable(r, top)
         // One serial port, one user: a console and a Modbus bus (or two buses) on the same UART would
         // each read the other's bytes.
         var serialUsers: [String: String] = [:]
@@ -185,8 +186,10 @@ public enum BoardLoader {
                                moduleCommTimeout: timing.module, meterCommTimeout: timing.meter,
                                imdCommTimeout: timing.imd, allocationPeriod: timing.allocation,
                                moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
+        var station = spec
+        station.metering = metering
         return Board(name: head.name, description: head.description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
-                     spec: spec, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
+                     spec: station, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
                      console: console, storage: storage, can: can)
     }
 
@@ -398,6 +401,28 @@ public enum BoardLoader {
             console = cs
         }
         return console
+    }
+
+    /// `[metering]`: the meter checked against the charger (ChargerCore's Metering.swift; defaults and
+    /// sources in docs/standards.md "Metering budget").
+    static func meteringTable(_ r: Reader, _ top: Section) throws(BoardFileError) -> MeteringSpec {
+        var m = MeteringSpec()
+        guard let t = try r.optionalTable(top, "metering") else { return m }
+        try r.onlyKeys(t, ["meter_class", "current_accuracy", "voltage_accuracy", "min_energy", "persist", "refuse_sessions"])
+        func percent(_ k: String, _ d: Double) throws(BoardFileError) -> Double {
+            guard let x = try r.quantity(t, k, .percent) else { return d }
+            guard x > 0 && x <= 10 else { throw r.error(t, k, "\(x) % is outside 0...10 % (an accuracy, percent of the reading)") }
+            return x
+        }
+        m.setAccuracy(meterClass: try percent("meter_class", m.meterClass), current: try percent("current_accuracy", m.currentAccuracy),
+                      voltage: try percent("voltage_accuracy", m.voltageAccuracy))
+        if let e = try r.quantity(t, "min_energy", .energy) {
+            guard e >= 100 && e <= 1_000_000 else { throw r.error(t, "min_energy", "\(e) Wh is outside 0.1...1000 kWh") }
+            m.minEnergy = WattHours(e)
+        }
+        m.persist = try r.duration(t, "persist", default: m.persist, range: .s(1)...(.s(3600)))
+        m.refuseSessions = try r.optionalBool(t, "refuse_sessions") ?? false
+        return m
     }
 
     /// `[storage]`: where the journal lives and how it rotates.

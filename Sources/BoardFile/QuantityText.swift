@@ -20,6 +20,8 @@ public struct UnitTable: Sendable {
     public static let time = UnitTable("time", ["us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600])
     public static let resistance = UnitTable("resistance", ["Ω": 1, "Ohm": 1, "kΩ": 1e3, "kOhm": 1e3, "MΩ": 1e6, "MOhm": 1e6])
     public static let ramp = UnitTable("current ramp", ["A/s": 1])
+    /// A share of a quantity (an accuracy class, a meter's gain error).
+    public static let percent = UnitTable("percentage", ["%": 1])
 
     /// "V, kV": the units as a message lists them.
     public var list: String { units.keys.sorted().joined(separator: ", ") }

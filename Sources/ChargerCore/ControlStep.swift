@@ -47,6 +47,7 @@ public struct StationState: Sendable {
     public var station = StationSafety()
     public var modules = ModuleArray<ModuleSlot>(repeating: ModuleSlot())
     public var figures = GunArray<GunFigures>(repeating: GunFigures())
+    public var metering = GunArray<GunMetering>(repeating: GunMetering())
     public var log = FaultLog()
     public var lastAllocation: Instant = .never
     public init() {}
@@ -94,6 +95,8 @@ public func controlStep(_ s: inout StationState, _ inputs: inout StationInputs, 
     // 2-6: the sessions, the limits, the station's share, the module pool, the ramps and setpoints.
     var demands = GunArray<SessionDemand>(repeating: SessionDemand())
     advanceSessions(&s, &inputs, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
+    // The meter against the charger's own measurements (Metering.swift): records, never a stop.
+    checkMetering(&s, &inputs, &spec, dt: dt, now: now)
     var L = StepLimits()
     gunLimits(&s, &inputs, &spec, &demands, &L)
     shareStation(&s, &inputs, &spec, &demands, &L)
@@ -152,8 +155,22 @@ func advanceSessions(_ s: inout StationState, _ inputs: inout StationInputs, _ s
         // A normal stop opens on the current it can confirm, like an error shutdown (only read there).
         let current = s.sessions[g].phase == .stopping
             ? shutdownCurrent(&s, &inputs, &spec, gun: g, uncontrolled: uncontrolled[g], now: now) : inputs.guns[g].meterCurrent
-        if let f = s.sessions[g].advance(now: now, input: inputs.guns[g], gun: spec.guns[g], blocked: blocked, testing: testing, current: current,
-                                         out: &out.guns[g], demand: &d) {
+        // A metering fault refuses new sessions where the board says so: the gun is held as out of service
+        // before a session begins (one that runs finishes).
+        let phase = s.sessions[g].phase
+        let hold = spec.metering.refuseSessions && !(latched & .metering).isEmpty
+            && (phase == .unplugged || phase == .connecting || phase == .connected)
+        let fault: SessionFault?
+        if hold {
+            var held = inputs.guns[g]
+            held.outOfService = true
+            fault = s.sessions[g].advance(now: now, input: held, gun: spec.guns[g], blocked: blocked, testing: testing, current: current,
+                                          out: &out.guns[g], demand: &d)
+        } else {
+            fault = s.sessions[g].advance(now: now, input: inputs.guns[g], gun: spec.guns[g], blocked: blocked, testing: testing, current: current,
+                                          out: &out.guns[g], demand: &d)
+        }
+        if let f = fault {
             if f.latch {
                 s.raise(f.code, gun: g, value: f.value, limit: f.limit, measure: f.measure, now: now)
             } else {

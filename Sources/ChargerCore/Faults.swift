@@ -62,6 +62,12 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
     case boardIOFailed
     /// The 12 V auxiliary supply to the car left 12 V ± 0.6 V with K3/K4 closed.
     case auxSupplyOutOfRange
+    /// The meter's energy over a session deviated from the charger's own beyond the metering budget, for
+    /// longer than the board allows (Metering.swift). A record: the session finishes.
+    case meteringDeviation
+    /// The meter's energy register went back, fell to almost nothing, or rose by more than the gun could
+    /// deliver since the last reading (a tamper, a replacement, a rollover).
+    case meterRegister
 
     /// Reaction class, from standards.md "Fault reactions" (row named on each line).
     public var reaction: Reaction {
@@ -99,6 +105,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .stepContractBroken: .emergency       // the controller's own outputs cannot be trusted: cut at once
         case .boardIOFailed: .emergency            // the contactors' own lines cannot be trusted: cut at once
         case .auxSupplyOutOfRange: .errorShutdown  // "other fault preventing charge": the car's BMS runs on it
+        case .meteringDeviation, .meterRegister: .derate   // metering, not safety: recorded, nothing stops
         }
     }
 
@@ -159,6 +166,8 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .stepContractBroken: "E31-step-contract"
         case .boardIOFailed: "E32-board-io"
         case .auxSupplyOutOfRange: "E33-aux-supply"
+        case .meteringDeviation: "E34-metering-deviation"
+        case .meterRegister: "E35-meter-register"
         }
     }
 
@@ -178,6 +187,8 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .vehicleCommTimeout: .message
         case .controlLoopOverrun: .count
         case .stepContractBroken: .rule
+        case .meteringDeviation: .percent
+        case .meterRegister: .kilowattHours
         }
     }
 
@@ -204,6 +215,10 @@ public enum FaultMeasure: UInt8, Sendable, CaseIterable, BitwiseCopyable {
     case contactor
     /// A count (missed deadlines in a row).
     case count
+    /// A share in percent (a metering deviation and its budget).
+    case percent
+    /// Energy, kWh (a meter register reading; the limit is the reading before it).
+    case kilowattHours
 
     /// Its name in the journal and the JSON summary (stable); `FaultGuide.reading` writes the value
     /// with its unit for a person.
@@ -219,6 +234,8 @@ public enum FaultMeasure: UInt8, Sendable, CaseIterable, BitwiseCopyable {
         case .rule: "rule"
         case .contactor: "contactor"
         case .count: "count"
+        case .percent: "percent"
+        case .kilowattHours: "kWh"
         }
     }
 

@@ -152,6 +152,8 @@ public struct StationSpec: Sendable {
     /// by the runtime from the board's buses, `ModbusConfig.commandLatency`). The uncommanded-current
     /// check compares the current with the highest command of this long ago, not only the latest.
     public var commandLatency: TimeSpan = .zero
+    /// The meter checked against the charger (board file `[metering]`).
+    public var metering = MeteringSpec()
 
     public init(guns: [GunSpec], modules: [ModuleSpec], gridLimit: Watts, period: TimeSpan = .ms(1),
                 contactorCloseTimeout: TimeSpan = .ms(200), contactorOpenTimeout: TimeSpan = .ms(200), contactorOpeningTime: TimeSpan = .ms(30),

@@ -193,10 +193,15 @@ final class EventPublisher {
                 let startsNow = p == .locking && before != .locking
                 let endsNow = inSession[g] && (p == .finished || p == .faulted || p == .unplugged)
                 if endsNow || startsNow {
-                    let edge = SessionEdge(gun: Int8(g), started: startsNow, at: stepAt, meterEnergy: f.pointee.inputs.guns[g].meterEnergy,
+                    var edge = SessionEdge(gun: Int8(g), started: startsNow, at: stepAt, meterEnergy: f.pointee.inputs.guns[g].meterEnergy,
                                            soc: f.pointee.inputs.guns[g].vehicle.bcs?.message.soc ?? .nan,
                                            stopReason: f.pointee.state.sessions[g].stopReason,
                                            meterExportEnergy: f.pointee.inputs.guns[g].meterExportEnergy)
+                    if endsNow {
+                        edge.chargerEnergy = WattHours(f.pointee.state.metering[g].chargerEnergy)
+                        let m = f.pointee.state.metering[g]
+                        edge.meteringDeviation = m.anomaly || m.incomplete ? .nan : m.deviation
+                    }
                     // (A phase cannot both end one session and begin another: locking is neither end.)
                     if endsNow { inSession[g] = false }
                     if startsNow { inSession[g] = true }

@@ -216,6 +216,24 @@ public enum FaultGuide {
                          + "200 ms: error shutdown.",
                          checks: ["The auxiliary power supply's output under load; the K3/K4 contacts and the gun's A+/A- pins."],
                          reset: resetRule)
+        case .meteringDeviation:
+            return Entry(trips: "Over a session, the meter's energy and the charger's own (its voltage times its modules' currents) "
+                         + "differed by more than the metering budget (the meter's class and the charger's accuracy, "
+                         + "docs/standards.md \"Metering budget\"; the value and its limit in percent) for a minute. A record, "
+                         + "not a stop: the session finishes; new sessions are refused only where the board file says so.",
+                         checks: ["`log` and `export json`: each session end holds the meter's and the charger's energy and the deviation.",
+                                  "A deviation that repeats from session to session: the meter (its calibration seal, its current "
+                                  + "transformer or shunt and wiring), then the modules' current readings (`modules`).",
+                                  "Billing: the sessions since the deviation began are disputable; tell the operator."],
+                         reset: "A technician's acknowledgement: " + resetRule)
+        case .meterRegister:
+            return Entry(trips: "The meter's energy register went back, fell to almost nothing, or rose by more than the gun could "
+                         + "deliver since the reading before (the value is the new reading in kWh, the limit the one before): "
+                         + "a replaced meter, a rollover, a reset or a tamper. The session's deviation is not judged.",
+                         checks: ["Was the meter replaced or reset? The journal keeps both readings.",
+                                  "The meter's seal and event log; its Modbus map (a register read with the wrong scale or word order).",
+                                  "Tell the operator: a session spanning it cannot be billed from the register alone."],
+                         reset: "A technician's acknowledgement: " + resetRule)
         }
     }
 
@@ -273,6 +291,8 @@ public enum FaultGuide {
             case .celsius: return String(format: "%.1f %@", x, ascii ? "degC" : "°C")
             case .seconds: return String(format: abs(x) < 10 ? "%.3f s" : "%.1f s", x)
             case .count: return String(format: "%.0f", x)
+            case .percent: return String(format: "%+.2f %%", x)
+            case .kilowattHours: return String(format: "%.3f kWh", x)
             case .none, .message, .rule, .contactor: return String(format: "%g", x)
             }
         }

@@ -17,8 +17,12 @@ public enum Recorder {
             if r.restored && r.clearedAt == nil { note.text = "latched again at start: it stood when the controller stopped" }
             return JournalEntry(r.clearedAt == nil ? .fault(note) : .faultCleared(note), t: (r.clearedAt ?? r.raisedAt).seconds)
         case .session(let s):
-            let note = SessionNote(gun: Int(s.gun), energyKWh: s.meterEnergy.kilowattHours, soc: s.soc.isNaN ? nil : s.soc,
+            var note = SessionNote(gun: Int(s.gun), energyKWh: s.meterEnergy.kilowattHours, soc: s.soc.isNaN ? nil : s.soc,
                                    stopReason: s.started ? nil : s.stopReason.name, exportKWh: s.meterExportEnergy.kilowattHours)
+            if !s.started {
+                note.chargerKWh = (s.chargerEnergy.kilowattHours * 1000).rounded() / 1000
+                if s.meteringDeviation.isFinite { note.deviationPercent = (s.meteringDeviation * 100_000).rounded() / 1000 }
+            }
             return JournalEntry(s.started ? .sessionStart(note) : .sessionEnd(note), t: s.at.seconds)
         case .service(let g, let out, let at):
             return JournalEntry(.service(gun: Int(g), out: out), t: at.seconds)

@@ -106,6 +106,9 @@ public struct SessionNote: Sendable, Equatable {
     /// met (nil: no plan).
     public var exportKWh: Double?
     public var departureMet: Bool?
+    /// At the end: the charger's own energy (kWh) and the meter's deviation from it (percent; nil: not judged).
+    public var chargerKWh: Double? = nil
+    public var deviationPercent: Double? = nil
     public init(gun: Int, energyKWh: Double?, soc: Double?, stopReason: String? = nil, exportKWh: Double? = nil, departureMet: Bool? = nil) {
         self.gun = gun; self.energyKWh = energyKWh; self.soc = soc; self.stopReason = stopReason
         self.exportKWh = exportKWh; self.departureMet = departureMet
@@ -150,6 +153,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         public var stopReason: String? = nil
         public var exportKWh: Double? = nil
         public var departureMet: Bool? = nil
+        /// At a session's end: the charger's own energy and the meter's deviation from it, percent.
+        public var chargerKWh: Double? = nil
+        public var deviationPercent: Double? = nil
         public var text: String? = nil
         /// A checkpoint's records (one level deep: a checkpoint inside one is not read as one).
         public var records: [Fields]? = nil
@@ -173,7 +179,11 @@ public struct JournalEntry: Codable, Sendable, Equatable {
             return n
         }
         func session() -> SessionNote? {
-            f.gun.map { SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet) }
+            f.gun.map {
+                var n = SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet)
+                n.chargerKWh = f.chargerKWh; n.deviationPercent = f.deviationPercent
+                return n
+            }
         }
         switch f.kind {
         case "boot": return f.text.map { .boot(text: $0) }
@@ -228,6 +238,7 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case .sessionStart(let n), .sessionEnd(let n):
             f.gun = n.gun; f.energyKWh = n.energyKWh; f.soc = n.soc; f.stopReason = n.stopReason
             f.exportKWh = n.exportKWh; f.departureMet = n.departureMet
+            f.chargerKWh = n.chargerKWh; f.deviationPercent = n.deviationPercent
         case .loopOverrun(let n): f.value = n
         case .command(let u, let c, let r, let g): f.user = u; f.command = c; f.result = r; f.gun = g
         case .login(let u): f.user = u
@@ -262,6 +273,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         if let energyKWh = f.energyKWh { s += " meter \(String(format: "%.3f", energyKWh)) kWh" }
         if let soc = f.soc, soc.isFinite { s += " SOC \(String(format: "%.1f", soc))%" }
         if let stopReason = f.stopReason { s += " stop \(stopReason)" }
+        if let c = f.chargerKWh, c.isFinite { s += " charger \(String(format: "%.3f", c)) kWh" }
+        if let d = f.deviationPercent, d.isFinite { s += " deviation \(String(format: "%+.2f", d)) %" }
         if let text = f.text { s += " \(text)" }
         return s
     }

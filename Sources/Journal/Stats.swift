@@ -22,6 +22,14 @@ public struct OperatorStats: Sendable, Equatable {
     public var departureShare: Double? { sessionsWithPlan > 0 ? Double(departuresMet) / Double(sessionsWithPlan) : nil }
     public var faults = 0
     public var boots = 0
+    /// Metering (issue 37): the sessions whose meter was checked against the charger, their mean and worst
+    /// deviation (percent, signed; the worst by magnitude), and the metering records: E34 (a deviation
+    /// beyond the budget) and E35 (the register went back, reset or jumped).
+    public var meteringChecked = 0
+    public var meanDeviationPercent: Double? = nil
+    public var worstDeviationPercent: Double? = nil
+    public var meteringFaults = 0
+    public var registerAnomalies = 0
     /// Sessions started in the journal's last boot with no end and no shutdown after them: still charging
     /// when the journal was read (the console's `stats` mid-session). Not counted in `sessionsStarted`:
     /// a session in progress has not failed. One cut short by a shutdown or a restart has.
@@ -106,6 +114,8 @@ public struct OperatorStats: Sendable, Equatable {
         }
         boots = order.count
         for g in 0..<guns { faultedSeconds[g] = 0; outOfServiceSeconds[g] = 0 }
+        var deviationSum = 0.0
+        defer { meanDeviationPercent = meteringChecked > 0 ? deviationSum / Double(meteringChecked) : nil }
         var starts: [Int: Double] = [:]   // gun → meter energy at session start
         var exportStarts: [Int: Double] = [:]
         for (i, b) in order.enumerated() {
@@ -127,6 +137,10 @@ public struct OperatorStats: Sendable, Equatable {
                 switch e.event {
                 case .fault(let f):
                     faults += 1
+                    if f.text?.hasPrefix("latched again at start") != true {
+                        if f.code.hasPrefix("E34-") { meteringFaults += 1 }
+                        if f.code.hasPrefix("E35-") { registerAnomalies += 1 }
+                    }
                     if let s = f.faultSeq, f.reaction != "derate", f.reaction != "stop-and-reconnect" { open[s] = (f.gun ?? -1, e.t) }
                 case .faultCleared(let f):
                     if let s = f.faultSeq { close(s, at: e.t) }
@@ -135,6 +149,11 @@ public struct OperatorStats: Sendable, Equatable {
                     starts[n.gun] = n.energyKWh
                     exportStarts[n.gun] = n.exportKWh
                 case .sessionEnd(let n):
+                    if let d = n.deviationPercent, d.isFinite {
+                        meteringChecked += 1
+                        deviationSum += d
+                        if abs(d) > abs(worstDeviationPercent ?? 0) || worstDeviationPercent == nil { worstDeviationPercent = d }
+                    }
                     if let x0 = exportStarts.removeValue(forKey: n.gun), let x1 = n.exportKWh { exportedKWh += max(0, x1 - x0) }
                     if let met = n.departureMet { sessionsWithPlan += 1; if met { departuresMet += 1 } }
                     if let s0 = starts.removeValue(forKey: n.gun), let s1 = n.energyKWh {
@@ -197,6 +216,13 @@ public struct OperatorStats: Sendable, Equatable {
         } else {
             s += "first-time charge success: no session ended yet\(running)\(running.isEmpty ? "" : ", not counted")\n"
         }
+        if meteringChecked > 0 || meteringFaults > 0 || registerAnomalies > 0 {
+            s += "metering: \(meteringChecked) session(s) checked against the charger"
+            if let m = meanDeviationPercent, let w = worstDeviationPercent {
+                s += ", deviation mean \(String(format: "%+.2f", m)) %, worst \(String(format: "%+.2f", w)) %"
+            }
+            s += "\n  \(meteringFaults) beyond the budget (E34), \(registerAnomalies) register anomal\(registerAnomalies == 1 ? "y" : "ies") (E35)\n"
+        }
         if exportedKWh > 0 || sessionsWithPlan > 0 {
             s += "V2G: \(String(format: "%.3f", exportedKWh)) kWh exported; departure target met in "
                 + (departureShare.map { String(format: "%.1f", $0 * 100) + " % (\(departuresMet) of \(sessionsWithPlan) sessions with a driver's plan)" } ?? "no session with a driver's plan") + "\n"
@@ -212,10 +238,12 @@ public struct OperatorStats: Sendable, Equatable {
             var outOfServiceSeconds: [String: Double]
             var successRate: Double?
             var exportedKWh: Double, sessionsWithPlan: Int, departuresMet: Int, departureShare: Double?
+            var meteringChecked: Int, meanDeviationPercent: Double?, worstDeviationPercent: Double?, meteringFaults: Int, registerAnomalies: Int
             enum CodingKeys: String, CodingKey {
                 case coveredSeconds, sessionsStarted, sessionsSucceeded, sessionsInProgress, energyKWh, faults, boots, availability, successRate
                 case outOfServiceSeconds
                 case exportedKWh, sessionsWithPlan, departuresMet, departureShare
+                case meteringChecked, meanDeviationPercent, worstDeviationPercent, meteringFaults, registerAnomalies
             }
             func encode(to encoder: any Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
@@ -227,6 +255,9 @@ public struct OperatorStats: Sendable, Equatable {
                 try c.encode(successRate, forKey: .successRate)      // null, not left out, with no session
                 try c.encode(exportedKWh, forKey: .exportedKWh); try c.encode(sessionsWithPlan, forKey: .sessionsWithPlan)
                 try c.encode(departuresMet, forKey: .departuresMet); try c.encode(departureShare, forKey: .departureShare)
+                try c.encode(meteringChecked, forKey: .meteringChecked); try c.encode(meanDeviationPercent, forKey: .meanDeviationPercent)
+                try c.encode(worstDeviationPercent, forKey: .worstDeviationPercent); try c.encode(meteringFaults, forKey: .meteringFaults)
+                try c.encode(registerAnomalies, forKey: .registerAnomalies)
             }
         }
         var av: [String: Double] = [:]
@@ -234,7 +265,9 @@ public struct OperatorStats: Sendable, Equatable {
         for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g); off["gun\(g)"] = outOfServiceSeconds[g] ?? 0 }
         let f = Figures(coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded, sessionsInProgress: sessionsInProgress,
                         energyKWh: energyKWh, faults: faults, boots: boots, availability: av, outOfServiceSeconds: off, successRate: successRate,
-                        exportedKWh: exportedKWh, sessionsWithPlan: sessionsWithPlan, departuresMet: departuresMet, departureShare: departureShare)
+                        exportedKWh: exportedKWh, sessionsWithPlan: sessionsWithPlan, departuresMet: departuresMet, departureShare: departureShare,
+                        meteringChecked: meteringChecked, meanDeviationPercent: meanDeviationPercent, worstDeviationPercent: worstDeviationPercent,
+                        meteringFaults: meteringFaults, registerAnomalies: registerAnomalies)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return (try? enc.encode(f)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

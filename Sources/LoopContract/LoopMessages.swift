@@ -48,6 +48,11 @@ public struct SessionEdge: Sendable, BitwiseCopyable {
     public var stopReason: StopReason
     /// V2G: the meter's export register.
     public var meterExportEnergy: WattHours
+    /// At the end: the charger's own energy over the session and the meter's deviation from it as last
+    /// judged ((meter − charger) / charger; NaN: not judged, below the minimum energy or the register
+    /// misbehaved). ChargerCore's Metering.swift.
+    public var chargerEnergy: WattHours = .zero
+    public var meteringDeviation: Double = .nan
     public init(gun: Int8, started: Bool, at: Instant, meterEnergy: WattHours, soc: Double, stopReason: StopReason,
                 meterExportEnergy: WattHours = .zero) {
         self.gun = gun; self.started = started; self.at = at; self.meterEnergy = meterEnergy; self.soc = soc; self.stopReason = stopReason

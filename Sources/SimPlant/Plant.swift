@@ -72,6 +72,10 @@ public struct SimGun: Sendable {
     public var exportEnergy: WattHours = .zero
     public var meterSilent = false
     public var meterSeenAt: Instant = .never
+    /// A meter that is wrong (issue 37's scenarios): its own register, counting the import times `meterGain`
+    /// from the moment an error was injected (nil: the register is the true energy).
+    public var meterRegister: WattHours? = nil
+    public var meterGain = 1.0
     public var insulation = Ohms(20_000_000)
     public var imdEnabled = false
     public var imdSelfTest: SelfTestState = .idle
@@ -326,7 +330,10 @@ public final class Plant {
         }
 
         // Meter.
-        if i >= .zero { gun.energy += gun.vehicleSide * i * TimeSpan.seconds(h) }
+        if i >= .zero {
+            gun.energy += gun.vehicleSide * i * TimeSpan.seconds(h)
+            if let r = gun.meterRegister { gun.meterRegister = r + gun.vehicleSide * i * TimeSpan.seconds(h) * gun.meterGain }
+        }
         else { gun.exportEnergy += gun.vehicleSide * (-i) * TimeSpan.seconds(h) }
         if !gun.meterSilent { gun.meterSeenAt = now }
 
@@ -387,6 +394,10 @@ public final class Plant {
         case imdSelfTestFails(gun: Int)
         case imdSilent(gun: Int)
         case meterSilent(gun: Int)
+        /// The meter's register counts `factor` times the energy from now on (1.02: a +2 % gain error).
+        case meterGain(gun: Int, Double)
+        /// The meter's register starts again from zero (a replaced meter, a reset).
+        case meterReset(gun: Int)
         case moduleFail(Int)
         case moduleSilent(Int)
         case weld(gun: Int, contactor: Int)
@@ -420,6 +431,8 @@ public final class Plant {
         case .imdSelfTestFails(let g): guns[g].imdSelfTestFails = true
         case .imdSilent(let g): guns[g].imdSilent = true
         case .meterSilent(let g): guns[g].meterSilent = true
+        case .meterGain(let g, let f): guns[g].meterRegister = guns[g].meterRegister ?? guns[g].energy; guns[g].meterGain = f
+        case .meterReset(let g): guns[g].meterRegister = .zero
         case .moduleFail(let m): modules[m].failed = true
         case .moduleSilent(let m): modules[m].silent = true
         case .weld(let g, let k): if k == 1 { guns[g].k1.welded = true } else { guns[g].k2.welded = true }
@@ -557,7 +570,7 @@ public final class SimMeter: EnergyMeter {
             i.meterVoltage = p.vehicleSide
             i.meterCurrent = p.current
             // The meter's register resolution is 0.001 kWh.
-            i.meterEnergy = WattHours((p.energy.value).rounded(.down))
+            i.meterEnergy = WattHours(((p.meterRegister ?? p.energy).value).rounded(.down))
             i.meterExportEnergy = WattHours((p.exportEnergy.value).rounded(.down))
             i.meterSeenAt = p.meterSeenAt
         }

@@ -242,6 +242,29 @@ extension String {
 
 /// The board-file and site-file fuzz targets found toml++ asserting (SIGABRT, in release builds too) on a
 /// table header whose key begins with something other than a key character; the guard names the place.
+/// Issue 37: `[metering]`, the meter checked against the charger: the budget from the accuracies
+/// (root-sum-square), the defaults without the table, and each bad value refused by name.
+@Suite struct MeteringTable {
+    @Test func accuraciesMakeTheBudget() throws {
+        let d = try BoardLoader.parse(minimal, file: "t.toml").spec.metering
+        #expect(d == MeteringSpec() && abs(d.budgetPercent - 1.5) < 1e-12 && !d.refuseSessions)
+        let m = try BoardLoader.parse(minimal + "\n[metering]\nmeter_class = \"0.5 %\"\ncurrent_accuracy = \"0.5 %\"\nvoltage_accuracy = \"0.2 %\"\n"
+                                      + "min_energy = \"2 kWh\"\npersist = \"30 s\"\nrefuse_sessions = true\n", file: "t.toml").spec.metering
+        #expect(abs(m.budgetPercent - (0.25 + 0.25 + 0.04).squareRoot()) < 1e-12)
+        #expect(m.minEnergy == .kWh(2) && m.persist == .s(30) && m.refuseSessions)
+    }
+
+    @Test func badValuesAreRefusedByName() throws {
+        for (line, words) in [("meter_class = \"0 %\"", "meter_class"), ("meter_class = \"12 %\"", "outside 0...10 %"),
+                              ("current_accuracy = 1", "current_accuracy"), ("voltage_accuracy = \"1 V\"", "voltage_accuracy"),
+                              ("min_energy = \"10 Wh\"", "outside 0.1...1000 kWh"), ("persist = \"0 s\"", "persist"),
+                              ("refuse_sessions = \"yes\"", "true or false"), ("class = \"1 %\"", "class")] {
+            let e = try #require(refusal(minimal + "\n[metering]\n" + line + "\n"), "\(line)")
+            #expect(e.description.contains(words), "\(line): \(e)")
+        }
+    }
+}
+
 @Suite struct TOMLGuardTests {
     @Test func headersToml11WouldAbortOnAreRefusedWithTheirPlace() {
         for bad in ["[`]", "[[`]]", "[\n", "[ \u{FFFD}un]", "name = 1\n[\u{FFFD}]", "[ [x]]", "x = [ } ]", "x = [1, }]", "x = [\n # c\n }]", "x = { a = [ } ] }", "x = [[}]]"] {

@@ -321,6 +321,32 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         if case .service = JournalEntry(odd).event { Issue.record("an unknown service text read as an edge") }
     }
 
+    /// Issue 37: the metering figures: sessions checked, mean and worst deviation, E34 and E35 counted
+    /// (a record latched again at a restart is not a new one); through the stored form.
+    @Test func meteringFigures() throws {
+        func end(_ d: Double?) -> JournalEvent {
+            var n = SessionNote(gun: 0, energyKWh: 10, soc: 80, stopReason: "vehicle-bst")
+            n.chargerKWh = 9.9; n.deviationPercent = d
+            return .sessionEnd(n)
+        }
+        let entries = [
+            Self.at(Self.start(0, 0), 1), Self.at(end(0.1), 100),
+            Self.at(Self.start(0, 10), 200), Self.at(end(-2.3), 300),
+            Self.at(Self.fault(0, 1, code: "E34-metering-deviation"), 290),
+            Self.at(Self.start(0, 20), 400), Self.at(end(nil), 500),          // not judged (a register anomaly)
+            Self.at(Self.fault(0, 2, code: "E35-meter-register"), 450),
+            Self.at(Self.fault(0, 1, code: "E34-metering-deviation", text: "latched again at start: it stood when the controller stopped"), 0, boot: 2),
+        ]
+        let stored = try entries.map { try JSONDecoder().decode(JournalEntry.self, from: JSONEncoder().encode($0)) }
+        #expect(stored.map(\.event) == entries.map(\.event))
+        let s = OperatorStats(entries: stored, guns: 1)
+        #expect(s.meteringChecked == 2 && s.meteringFaults == 1 && s.registerAnomalies == 1)
+        #expect(abs((s.meanDeviationPercent ?? 0) - -1.1) < 1e-9 && s.worstDeviationPercent == -2.3)
+        #expect(s.text.contains("metering: 2 session(s) checked against the charger, deviation mean -1.10 %, worst -2.30 %"), "\(s.text)")
+        #expect(s.json.contains("\"meteringFaults\":1") && s.json.contains("\"worstDeviationPercent\":-2.3"), "\(s.json)")
+        #expect(stored[3].line.contains("charger 9.900 kWh deviation -2.30 %"), "\(stored[3].line)")
+    }
+
     @Test func theReportCountsFaultsAndListsSessions() {
         let entries = [
             Self.at(.boot(text: "chargerd t, board b, 2 guns"), 0, seq: 1),
