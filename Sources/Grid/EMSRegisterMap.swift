@@ -21,7 +21,10 @@ public struct GunObservation: Sendable, Equatable {
     public var phase: SessionPhase = .unplugged
     public var binding: LimitSource = .none
     public var gridSource: GridSource = .none
+    /// A fault that stops or blocks the gun is latched (a metering record alone is not one).
     public var faulted = false
+    /// The metering faults latched on the gun (E34, E35: records, not stops), by name; empty: none.
+    public var meteringFaults: String = ""
     public var voltage: Volts = .zero
     public var current: Amps = .zero
     public var power: Watts { Watts(voltage.value * current.value) }

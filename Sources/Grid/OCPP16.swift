@@ -421,8 +421,12 @@ public struct StatusNotificationReq: Codable, Sendable, Equatable {
     public var info: String?
     public var status: ChargePointStatus
     public var timestamp: String?
-    public init(connectorId: Int, errorCode: ChargePointErrorCode, status: ChargePointStatus, timestamp: String?) {
+    /// CiString50: the charge point's own code for the error (ours: the fault code, "E34-metering-deviation").
+    public var vendorErrorCode: String?
+    public init(connectorId: Int, errorCode: ChargePointErrorCode, status: ChargePointStatus, timestamp: String?,
+                info: String? = nil, vendorErrorCode: String? = nil) {
         self.connectorId = connectorId; self.errorCode = errorCode; self.status = status; self.timestamp = timestamp
+        self.info = info; self.vendorErrorCode = vendorErrorCode
     }
 }
 public struct StatusNotificationConf: Codable, Sendable, Equatable {}

@@ -150,7 +150,10 @@ public final class OCPPClient: @unchecked Sendable {
     var nextCallId: UInt64 = 1
     var observation = StationObservation()
     var phase: [SessionPhase]
-    var sentStatus: [ChargePointStatus?]
+    /// Each connector's status as last sent, with its vendor error code (a metering record shows as an
+    /// error beside the status it does not change).
+    var sentStatus: [SentStatus?]
+    struct SentStatus: Equatable { var status: ChargePointStatus; var vendorErrorCode: String? }
     /// Messages the central system triggered (TriggerMessage, ExtendedTriggerMessage: `extended`), sent in
     /// order ahead of everything else.
     struct Trigger { var message: MessageTrigger; var connector: Int?; var extended = false }
@@ -739,10 +742,9 @@ public final class OCPPClient: @unchecked Sendable {
             try call(ws, .Heartbeat, HeartbeatReq())
         case .StatusNotification:
             let k = c ?? 0
-            let st = connectorStatus(k)
-            sentStatus[k] = st
-            try call(ws, .StatusNotification, StatusNotificationReq(connectorId: k, errorCode: st == .Faulted ? .OtherError : .NoError,
-                                                                     status: st, timestamp: timestamp))
+            let req = statusNotification(k, timestamp: timestamp)
+            sentStatus[k] = SentStatus(status: req.status, vendorErrorCode: req.vendorErrorCode)
+            try call(ws, .StatusNotification, req)
         case .MeterValues:
             let k = c ?? 1
             // The transaction's id when the central system has issued it (a local reference is not sent).
@@ -845,6 +847,19 @@ public final class OCPPClient: @unchecked Sendable {
 
     // MARK: sending
 
+    /// Connector `c`'s StatusNotification: its status, OtherError when it is Faulted, and a metering
+    /// record (E34, E35: issue 37) as OtherError with the fault's code beside a status it does not change.
+    func statusNotification(_ c: Int, timestamp: String?) -> StatusNotificationReq {
+        let st = connectorStatus(c)
+        if st == .Faulted { return StatusNotificationReq(connectorId: c, errorCode: .OtherError, status: st, timestamp: timestamp) }
+        let metering = c > 0 && c - 1 < observation.guns.count ? observation.guns[c - 1].meteringFaults : ""
+        if !metering.isEmpty {
+            return StatusNotificationReq(connectorId: c, errorCode: .OtherError, status: st, timestamp: timestamp,
+                                         info: "metering fault: recorded, not a stop", vendorErrorCode: String(metering.prefix(50)))
+        }
+        return StatusNotificationReq(connectorId: c, errorCode: .NoError, status: st, timestamp: timestamp)
+    }
+
     func connectorStatus(_ c: Int) -> ChargePointStatus {
         if c == 0 {
             if observation.guns.allSatisfy({ $0.faulted }) && !observation.guns.isEmpty { return .Faulted }
@@ -916,11 +931,11 @@ public final class OCPPClient: @unchecked Sendable {
         }
         // Statuses first (each connector's latest), then Authorize, then the transaction queue.
         for c in 0...gunCount {
-            let st = connectorStatus(c)
-            if sentStatus[c] != st {
-                sentStatus[c] = st
-                try call(ws, .StatusNotification, StatusNotificationReq(connectorId: c, errorCode: st == .Faulted ? .OtherError : .NoError,
-                                                                         status: st, timestamp: timestamp))
+            let req = statusNotification(c, timestamp: timestamp)
+            let now = SentStatus(status: req.status, vendorErrorCode: req.vendorErrorCode)
+            if sentStatus[c] != now {
+                sentStatus[c] = now
+                try call(ws, .StatusNotification, req)
                 return
             }
         }

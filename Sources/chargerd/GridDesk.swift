@@ -104,7 +104,8 @@ final class GridDesk {
             go.phase = x.status.phase
             go.binding = x.status.binding
             go.gridSource = x.gridSource
-            go.faulted = !x.status.faults.isEmpty
+            go.faulted = !x.status.faults.subtracting(.metering).isEmpty
+            go.meteringFaults = (x.status.faults & .metering).codes.map(\.name).joined(separator: ",")
             go.voltage = x.status.voltage
             go.current = x.status.current
             go.meterEnergy = x.meterEnergy

@@ -127,6 +127,22 @@ class OCPP(unittest.TestCase):
                 j += 1
         return out + [None] * (len(wanted) - len(out))
 
+    def test_a_metering_fault_is_reported_beside_charging(self):
+        """Issue 37: a meter reading 5 % high latches E34 mid-session; the central system gets a
+        StatusNotification with errorCode OtherError and vendorErrorCode E34-metering-deviation while the
+        connector still says Charging (a record, not a stop), and the transaction ends normally."""
+        cs = self.cs()
+        car = "capacity=10kWh,soc=20,target=60,max-voltage=500V,plug-at=2s"
+        c = self.chargerd(site(cs.port, self.state), "--speed", "10", "--car", car, "--id-tag", "TAG-OK",
+                          "--inject", "meter-gain=+5%@0s")
+        cs.wait_for("StartTransaction", timeout=30)
+        note = cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p.get("vendor_error_code"), timeout=60)
+        self.assertEqual((note["error_code"], note["vendor_error_code"], note["status"]),
+                         ("OtherError", "E34-metering-deviation", "Charging"), note)
+        stop = cs.wait_for("StopTransaction", timeout=90)
+        self.assertEqual(stop["reason"], "EVDisconnected")
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_unknown_tag_waits_then_remote_start(self):
         cs = self.cs()
         c = self.chargerd(site(cs.port, self.state), "--speed", "5", "--car", SMALL_CAR, "--id-tag", "STOLEN-CARD")
