@@ -95,15 +95,18 @@ public func controlStep(_ s: inout StationState, _ inputs: inout StationInputs, 
     // 2-6: the sessions, the limits, the station's share, the module pool, the ramps and setpoints.
     var demands = GunArray<SessionDemand>(repeating: SessionDemand())
     advanceSessions(&s, &inputs, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
-    // The meter against the charger's own measurements (Metering.swift): records, never a stop.
-    checkMetering(&s, &inputs, &spec, dt: dt, now: now)
     var L = StepLimits()
     gunLimits(&s, &inputs, &spec, &demands, &L)
     shareStation(&s, &inputs, &spec, &demands, &L)
     allocateModules(&s, &inputs, &spec, &demands, &L.operatingVoltage)
     capByModules(&s, &spec, &demands, &L, uncontrolled: &uncontrolled, now: now)
     rampCommands(&s, &spec, &demands, &L, dt: dt, &out)
-    moduleSetpoints(&s, &inputs, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out)
+    var measured = GunArray<Double>(repeating: 0)
+    var blind = GunArray<Bool>(repeating: false)
+    moduleSetpoints(&s, &inputs, &spec, &demands, uncontrolled: &uncontrolled, now: now, &out, measured: &measured, blind: &blind)
+    // The meter against the charger's own measurements (Metering.swift): records, never a stop. The
+    // modules' readings by gun come from the setpoints' pass over the modules (one pass, not two).
+    checkMetering(&s, &inputs, &spec, dt: dt, now: now, current: &measured, blind: &blind)
     // 7. Safety last: opening only at ≤ 5 A, then the arbiter (latched faults win over the session).
     openOnlyAtLowCurrent(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
     arbitrate(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
@@ -417,12 +420,19 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
 /// 6b. Each module's command: its gun's setpoint less what silent modules still deliver, shared by the
 /// gun's active modules; and what each module is taken to deliver (`lastCommand`) once it goes silent.
 @_noAllocation @_noLocks
+/// Also sums each gun's modules' current readings (`measured`, signed) and notes a gun with a module not
+/// heard of within its timeout (`blind`): the metering check's figures, from this one pass.
 func moduleSetpoints(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
-                     uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
+                     uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs,
+                     measured: inout GunArray<Double>, blind: inout GunArray<Bool>) {
     for m in 0..<spec.moduleCount {
         var mo = ModuleOutputs()
         let slot = s.modules[m]
         mo.gun = slot.assigned
+        if slot.assigned >= 0 {
+            measured[Int(slot.assigned)] += inputs.modules[m].outputCurrent.value
+            if now - inputs.modules[m].seenAt > spec.moduleCommTimeout { blind[Int(slot.assigned)] = true }
+        }
         if slot.assigned >= 0 && !slot.releasing && s.station.moduleLatched[m].isEmpty {
             let g = Int(slot.assigned)
             let n = s.figures[g].activeModules

@@ -30,6 +30,8 @@ public struct MeteringSpec: Sendable, Equatable {
     /// No new session while E34 or E35 stands on the gun (board file; off by default: a metering fault is
     /// the operator's business, not the driver's).
     public var refuseSessions = false
+    /// How often a session's deviation is judged while it runs (and once at its end).
+    public static let judgeEvery = TimeSpan.ms(100)
     public init() {}
 
     /// Sets the accuracies (percent) and the budget they make.
@@ -66,6 +68,8 @@ public struct GunMetering: Sendable {
     public var deviation: Double = .nan
     /// The register misbehaved during this session: its deviation is not judged.
     public var anomaly = false
+    /// When the deviation was last judged.
+    public var judgedAt: Instant = .never
     /// The charger's own figure is incomplete: a module on the gun went silent while K1/K2 were closed
     /// (its current is not known), so the session is not judged either.
     public var incomplete = false
@@ -75,68 +79,67 @@ public struct GunMetering: Sendable {
     public init() {}
 }
 
-/// The metering stage, after the sessions: integrates, judges, watches the register. No allocation.
+/// The metering stage, after the module setpoints: integrates, judges, watches the register. No
+/// allocation. `current`: each gun's modules' readings summed (signed); `blind`: a module on the gun not
+/// heard of within its timeout (both from `moduleSetpoints`' pass over the modules).
 @_noAllocation @_noLocks
-func checkMetering(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, dt: TimeSpan, now: Instant) {
-    // The modules' currents by gun, in one pass.
-    var current = GunArray<Double>(repeating: 0)
-    var blind = GunArray<Bool>(repeating: false)
-    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0 {
-        let g = Int(s.modules[m].assigned)
-        current[g] += inputs.modules[m].outputCurrent.value
-        if now - inputs.modules[m].seenAt > spec.moduleCommTimeout { blind[g] = true }
-    }
+func checkMetering(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, dt: TimeSpan, now: Instant,
+                   current: inout GunArray<Double>, blind: inout GunArray<Bool>) {
     for g in 0..<spec.gunCount {
-        let i = inputs.guns[g]
+        let seenAt = inputs.guns[g].meterSeenAt
+        let register = inputs.guns[g].meterEnergy
         let phase = s.sessions[g].phase
-        let fresh = i.meterSeenAt != .never && now - i.meterSeenAt <= spec.meterCommTimeout
+        let fresh = seenAt != .never && now - seenAt <= spec.meterCommTimeout
         // The register watch, on every fresh reading.
-        if fresh, i.meterSeenAt != s.metering[g].lastRegisterAt {
+        if fresh, seenAt != s.metering[g].lastRegisterAt {
             if let last = s.metering[g].lastRegister {
-                let step = i.meterEnergy.value - last.value
-                let elapsed = max((i.meterSeenAt - s.metering[g].lastRegisterAt).seconds, spec.period.seconds)
+                let step = register.value - last.value
+                let elapsed = max((seenAt - s.metering[g].lastRegisterAt).seconds, spec.period.seconds)
                 let possible = spec.guns[g].ratedPower.value * elapsed / 3600 * 1.5 + 2 * spec.metering.resolution.value
                 if step < -1.5 * spec.metering.resolution.value || step > possible {
-                    s.raise(.meterRegister, gun: g, value: i.meterEnergy.value / 1000, limit: last.value / 1000, now: now)
+                    s.raise(.meterRegister, gun: g, value: register.value / 1000, limit: last.value / 1000, now: now)
                     s.metering[g].anomaly = true
                     s.metering[g].overSince = nil
                 }
             }
-            s.metering[g].lastRegister = i.meterEnergy
-            s.metering[g].lastRegisterAt = i.meterSeenAt
+            s.metering[g].lastRegister = register
+            s.metering[g].lastRegisterAt = seenAt
         }
         // The session's window: from the lock to its end.
         let inSession = phase != .unplugged && phase != .finished && phase != .faulted && phase != .connecting && phase != .connected
         if inSession && !s.metering[g].active {
             s.metering[g] = GunMetering()
             s.metering[g].active = true
-            s.metering[g].lastRegister = fresh ? i.meterEnergy : nil
-            s.metering[g].lastRegisterAt = fresh ? i.meterSeenAt : .never
-            s.metering[g].meterStart = fresh ? i.meterEnergy : nil
-            s.metering[g].exportStart = i.meterExportEnergy
+            s.metering[g].lastRegister = fresh ? register : nil
+            s.metering[g].lastRegisterAt = fresh ? seenAt : .never
+            s.metering[g].meterStart = fresh ? register : nil
+            s.metering[g].exportStart = inputs.guns[g].meterExportEnergy
         }
-        guard s.metering[g].active else { continue }
-        if s.metering[g].meterStart == nil && fresh { s.metering[g].meterStart = i.meterEnergy; s.metering[g].exportStart = i.meterExportEnergy }
-        if i.k1Closed && i.k2Closed {
-            s.metering[g].chargerEnergy += i.chargerSideVoltage.value * current[g] * dt.seconds / 3600
-            if blind[g] { s.metering[g].incomplete = true; s.metering[g].overSince = nil }
+        if s.metering[g].active {
+            if s.metering[g].meterStart == nil && fresh { s.metering[g].meterStart = register; s.metering[g].exportStart = inputs.guns[g].meterExportEnergy }
+            if inputs.guns[g].k1Closed && inputs.guns[g].k2Closed {
+                s.metering[g].chargerEnergy += inputs.guns[g].chargerSideVoltage.value * current[g] * dt.seconds / 3600
+                if blind[g] { s.metering[g].incomplete = true; s.metering[g].overSince = nil }
+            }
+            // Judged on fresh readings once enough energy has flowed, at most every `judgeEvery` (the
+            // persistence is a minute: a finer look buys nothing), and at the window's end.
+            let e = s.metering[g].chargerEnergy
+            if fresh, !s.metering[g].anomaly, !s.metering[g].incomplete, let start = s.metering[g].meterStart, abs(e) >= spec.metering.minEnergy.value,
+               !inSession || s.metering[g].judgedAt == .never || now - s.metering[g].judgedAt >= MeteringSpec.judgeEvery {
+                s.metering[g].judgedAt = now
+                let net = (register.value - start.value) - (inputs.guns[g].meterExportEnergy.value - s.metering[g].exportStart.value)
+                let d = (net - e) / abs(e)
+                s.metering[g].deviation = d
+                let budget = spec.metering.budget(for: WattHours(e))
+                if abs(d) > budget {
+                    let since = s.metering[g].overSince ?? now
+                    s.metering[g].overSince = since
+                    if now - since >= spec.metering.persist {
+                        s.raise(.meteringDeviation, gun: g, value: d * 100, limit: (d < 0 ? -budget : budget) * 100, now: now)
+                    }
+                } else { s.metering[g].overSince = nil }
+            }
+            if !inSession { s.metering[g].active = false }
         }
-        // Judged on fresh readings once enough energy has flowed, and at the window's end.
-        let e = s.metering[g].chargerEnergy
-        if fresh, !s.metering[g].anomaly, !s.metering[g].incomplete, let start = s.metering[g].meterStart,
-           abs(e) >= spec.metering.minEnergy.value {
-            let net = (i.meterEnergy.value - start.value) - (i.meterExportEnergy.value - s.metering[g].exportStart.value)
-            let d = (net - e) / abs(e)
-            s.metering[g].deviation = d
-            let budget = spec.metering.budget(for: WattHours(e))
-            if abs(d) > budget {
-                let since = s.metering[g].overSince ?? now
-                s.metering[g].overSince = since
-                if now - since >= spec.metering.persist {
-                    s.raise(.meteringDeviation, gun: g, value: d * 100, limit: (d < 0 ? -budget : budget) * 100, now: now)
-                }
-            } else { s.metering[g].overSince = nil }
-        }
-        if !inSession { s.metering[g].active = false }
     }
 }
