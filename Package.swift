@@ -22,7 +22,10 @@ let package = Package(
         // Pure control core: units, session, safety supervisor, limits, module pool, fault log.
         // No I/O, no Foundation, no allocation in the cycle (compiler-checked). Whole-module: without it a debug
         // build cannot check @_noAllocation code that calls into another file (release builds are WMO anyway).
-        .target(name: "ChargerCore", swiftSettings: [.unsafeFlags(["-wmo", "-num-threads", "4"])]),
+        // libm: the metering budget's square root (a dependent package's debug build calls sqrt, not the
+        // intrinsic, and must link it).
+        .target(name: "ChargerCore", swiftSettings: [.unsafeFlags(["-wmo", "-num-threads", "4"])],
+                linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         // The C library calls of the real-time runtime (clock_nanosleep, mlockall, SCHED_FIFO, affinity).
         .target(name: "CRealTime"),
         // Replaces malloc to count allocations per thread: linked by the tests and the benchmark only.

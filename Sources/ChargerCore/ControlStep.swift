@@ -419,9 +419,9 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
 
 /// 6b. Each module's command: its gun's setpoint less what silent modules still deliver, shared by the
 /// gun's active modules; and what each module is taken to deliver (`lastCommand`) once it goes silent.
-@_noAllocation @_noLocks
 /// Also sums each gun's modules' current readings (`measured`, signed) and notes a gun with a module not
 /// heard of within its timeout (`blind`): the metering check's figures, from this one pass.
+@_noAllocation @_noLocks
 func moduleSetpoints(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
                      uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs,
                      measured: inout GunArray<Double>, blind: inout GunArray<Bool>) {

@@ -106,7 +106,7 @@ public final class ConsoleSession {
         self.ctx = ctx
         lastActivity = ctx.clock()
         // Lockouts and the failures before them, as the journal kept them across the restart.
-        guardian = LoginGuard.fromJournal(ctx.loginHistory, known: Set(ctx.credentials?.users.keys ?? [:].keys), maxFailures: ctx.maxFailures,
+        guardian = LoginGuard.fromJournal(ctx.loginHistory, known: Set(ctx.credentials.map { Array($0.users.keys) } ?? []), maxFailures: ctx.maxFailures,
                                           base: ctx.lockoutTime, wallNow: ctx.wallClock(), now: lastActivity)
         editor.prompt = prompt
         let guns = max(1, ctx.view().gunCount)
