@@ -55,7 +55,11 @@ public struct LineEditor: Sendable {
 
     /// Feeds one byte; appends what the terminal should show to `out`; returns an event when one happens.
     public mutating func feed(_ b: UInt8, out: inout [UInt8]) -> Event? {
-        let ends = escape == 0 && (b == 0x0D || b == 0x0A || b == 0x03)
+        // Enter and Ctrl-C end a line even inside an escape sequence: a control byte is acted on where it
+        // comes (as VT100 terminals do), so Esc then Ctrl-C cancels (the console fuzz target found an Esc
+        // that swallowed the Ctrl-C after it, and the Enter that followed ran the half-typed line).
+        if escape > 0 && (b == 0x0D || b == 0x0A || b == 0x03) { escape = 0; dropped += 1 }
+        let ends = b == 0x0D || b == 0x0A || b == 0x03
         guard quiet && !ends else {
             if ends { redraw(&out) }
             let e = feedByte(b, out: &out)

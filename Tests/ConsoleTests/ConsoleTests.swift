@@ -34,6 +34,16 @@ func feed(_ e: inout LineEditor, _ s: String) -> (out: String, events: [LineEdit
         #expect(e.line.isEmpty)
     }
 
+    /// Ctrl-C and Enter act inside an escape sequence too: Esc then Ctrl-C cancels the line (the console
+    /// fuzz target found the Ctrl-C swallowed as part of a sequence, and the Enter after it running
+    /// "watch status").
+    @Test func ctrlCCancelsAfterAnEscape() {
+        var e = LineEditor()
+        #expect(feed(&e, "watch status\u{1B}\u{3}\r").events == [.cancel, .line("")])
+        #expect(feed(&e, "stop\u{1B}[\u{3}").events == [.cancel])
+        #expect(feed(&e, "ver\u{1B}\rsion\r").events == [.line("ver"), .line("sion")])
+    }
+
     @Test func historyWithArrowKeys() {
         var e = LineEditor()
         _ = feed(&e, "status\r")
