@@ -13,48 +13,19 @@ Every wait is for a line chargerd prints, with a generous bound.
 
 Usage: signal-stop.py CHARGERD BOARDS_DIR
 """
-import json, os, re, select, signal, subprocess, sys, tempfile, time
+import json, os, re, signal, subprocess, sys, tempfile
+import chargerd_run
 
 chargerd, boards = sys.argv[1], sys.argv[2]
-failures = []
+checks = chargerd_run.Checks()
+check, failures = checks.check, checks.failures
 # Two status lines of gun 0 charging (one per simulated second): a second of energy has flowed (the first
 # line may come a fraction of a second into the ramp, less than the meter's 0.001 kWh).
 CHARGING = r"gun0 charging +\S+ V"
 
 
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
-    if not ok:
-        failures.append(name)
-
-
 def run_until(args, patterns, sig):
-    """Starts chargerd, sends `sig` once every pattern was seen in order (each within 120 s), and returns
-    (exit status, stdout)."""
-    p = subprocess.Popen([chargerd] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    out = []
-    try:
-        for pat in patterns:
-            deadline = time.monotonic() + 120
-            while True:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no line matching {pat!r} within 120 s")
-                r, _, _ = select.select([p.stdout], [], [], 1.0)
-                if not r:
-                    continue
-                line = p.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"chargerd ended before {pat!r}")
-                out.append(line)
-                if re.search(pat, line):
-                    break
-        p.send_signal(sig)
-        rest, _ = p.communicate(timeout=120)
-        return p.returncode, "".join(out) + rest
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    return chargerd_run.run_until(chargerd, args, patterns, sig)
 
 
 def journal(dir):
