@@ -32,6 +32,9 @@ public struct MeteringSpec: Sendable, Equatable {
     public var refuseSessions = false
     /// How often a session's deviation is judged while it runs (and once at its end).
     public static let judgeEvery = TimeSpan.ms(100)
+    /// How stale a register value may be when it is read (a meter refreshes its registers on its own
+    /// clock): the register watch allows the gun's rated power over this much more.
+    public static let registerLag = TimeSpan.s(2)
     public init() {}
 
     /// Sets the accuracies (percent) and the budget they make.
@@ -60,9 +63,12 @@ public struct GunMetering: Sendable {
     /// The meter's register when the session began; nil: no session, or no fresh reading yet.
     public var meterStart: WattHours? = nil
     public var active = false
-    /// The last fresh register reading and its time (the register watch).
+    /// The last fresh register reading, the time of the reading, and the first reading that showed that
+    /// value (the register watch: a meter whose register is refreshed more slowly than it is polled
+    /// shows the same value on many fresh readings, then its rise over all that time at once).
     public var lastRegister: WattHours? = nil
     public var lastRegisterAt: Instant = .never
+    public var registerSince: Instant = .never
     public var overSince: Instant? = nil
     /// The deviation as last judged, (meter − charger) / charger; nan while not judged.
     public var deviation: Double = .nan
@@ -94,14 +100,18 @@ func checkMetering(_ s: inout StationState, _ inputs: inout StationInputs, _ spe
         if fresh, seenAt != s.metering[g].lastRegisterAt {
             if let last = s.metering[g].lastRegister {
                 let step = register.value - last.value
-                let elapsed = max((seenAt - s.metering[g].lastRegisterAt).seconds, spec.period.seconds)
-                let possible = spec.guns[g].ratedPower.value * elapsed / 3600 * 1.5 + 2 * spec.metering.resolution.value
+                let elapsed = max((seenAt - s.metering[g].registerSince).seconds, spec.period.seconds)
+                // What the gun could have delivered since the value was first seen, with half again and
+                // `MeteringSpec.registerLag` for a value read some time after the meter refreshed it.
+                let possible = spec.guns[g].ratedPower.value * (elapsed * 1.5 + MeteringSpec.registerLag.seconds) / 3600
+                    + 2 * spec.metering.resolution.value
                 if step < -1.5 * spec.metering.resolution.value || step > possible {
                     s.raise(.meterRegister, gun: g, value: register.value / 1000, limit: last.value / 1000, now: now)
                     s.metering[g].anomaly = true
                     s.metering[g].overSince = nil
                 }
             }
+            if s.metering[g].lastRegister != register { s.metering[g].registerSince = seenAt }
             s.metering[g].lastRegister = register
             s.metering[g].lastRegisterAt = seenAt
         }
@@ -112,6 +122,7 @@ func checkMetering(_ s: inout StationState, _ inputs: inout StationInputs, _ spe
             s.metering[g].active = true
             s.metering[g].lastRegister = fresh ? register : nil
             s.metering[g].lastRegisterAt = fresh ? seenAt : .never
+            s.metering[g].registerSince = fresh ? seenAt : .never
             s.metering[g].meterStart = fresh ? register : nil
             s.metering[g].exportStart = inputs.guns[g].meterExportEnergy
         }
