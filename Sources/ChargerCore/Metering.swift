@@ -6,8 +6,8 @@
 // holds for `persist` latches E34: a record, not a stop (derate class: the session finishes; the board
 // may have new sessions refused while it stands). The register itself is watched on every fresh reading:
 // going back (tamper, a glitch), falling to almost nothing (replacement, rollover) or rising by more than
-// the gun could have delivered since the last reading latches E35 with both readings; the session's
-// deviation is then not judged.
+// the gun could have delivered since the value before was first seen (`MeteringSpec.registerLag` more for a
+// value read late) latches E35 with both readings; the session's deviation is then not judged.
 
 /// The metering check's figures for one board (board file `[metering]`; defaults in docs/standards.md).
 public struct MeteringSpec: Sendable, Equatable {
