@@ -16,7 +16,7 @@ public struct ConsoleContext: @unchecked Sendable {
     public var journal: Journal
     /// nil: no credentials file, acting commands cannot be unlocked.
     public var credentials: Credentials?
-    /// "chargerd 0.6.0" and the board: name, path, checksum.
+    /// "chargerd 0.6.0" and the board: "NAME, checksum HEX", then lines such as "file PATH".
     public var version: String
     public var board: String
     /// The loop's timing (`rt`) and the field bus counters (`comm`), as text.
@@ -158,9 +158,17 @@ public final class ConsoleSession {
 
     var prompt: String { user.map { "charger#\($0)> " } ?? "charger> " }
 
+    /// The board's name and checksum on one line after `first`, its path on the next: a deep path
+    /// wraps on its own lines and never splits the checksum from its label.
+    func boardLines(first: String) -> [String] {
+        ctx.board.split(separator: "\n").enumerated().flatMap { i, line in
+            FaultGuide.wrap(i == 0 ? first + line : String(line), width: 80, indent: i == 0 ? "" : "  ", hanging: "    ")
+        }
+    }
+
     /// The greeting when a terminal attaches.
     public func banner() -> [UInt8] {
-        say((FaultGuide.wrap("\(ctx.version), board \(ctx.board)", width: 80, indent: "", hanging: "  ")
+        say((boardLines(first: "\(ctx.version), board ")
              + ["Type 'help' for the commands. Read-only commands need no login."]).joined(separator: "\n"))
         showPrompt()
         return take()
@@ -286,7 +294,7 @@ public final class ConsoleSession {
             say(ServiceReport(entries: allEntries(), guns: max(1, v.gunCount)).text(sessionLimit: 20))
         case "export": exportCommand(args)
         case "version":
-            say(([ctx.version] + FaultGuide.wrap("board \(ctx.board)", width: 80, indent: "", hanging: "  ")
+            say(([ctx.version] + boardLines(first: "board ")
                  + ctx.journal.liveReport.split(separator: "\n").flatMap {
                      FaultGuide.wrap($0.trimmingCharacters(in: .whitespaces), width: 80, indent: $0.hasPrefix(" ") ? "  " : "", hanging: "    ")
                  }).joined(separator: "\n"))

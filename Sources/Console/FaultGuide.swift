@@ -308,19 +308,42 @@ public enum FaultGuide {
     }
 
     /// Words of `text` in lines of at most `width` columns: the first after `indent`, the rest after
-    /// `hanging` (default: as many spaces as `indent`).
+    /// `hanging` (default: as many spaces as `indent`). A word wider than a whole line (a deep path) is
+    /// broken after its last '/' that fits, or at the width when it has none.
     static func wrap(_ text: String, width: Int, indent: String, hanging: String? = nil) -> [String] {
         let rest = hanging ?? String(repeating: " ", count: indent.count)
         var lines: [String] = []
         var line = indent
         var fresh = true
         for word in text.split(separator: " ") {
-            if !fresh && line.count + 1 + word.count > width {
+            if !fresh && line.count + 1 + word.count > width && rest.count + word.count <= width {
                 lines.append(line)
                 line = rest
                 fresh = true
             }
-            line += (fresh ? "" : " ") + word
+            if !fresh { line += " " }
+            var w = word
+            while line.count + w.count > width {          // only a word wider than a line gets here
+                let head = w.prefix(max(0, width - line.count))
+                let cut: Substring.Index
+                if let slash = head.lastIndex(of: "/") {
+                    cut = w.index(after: slash)
+                } else if !fresh {                        // no '/' fits after the text before it: a new line
+                    lines.append(String(line.dropLast()))
+                    line = rest
+                    fresh = true
+                    continue
+                } else if !head.isEmpty {
+                    cut = head.endIndex
+                } else {
+                    break                                 // the hanging indent alone fills the width
+                }
+                lines.append(line + w[..<cut])
+                line = rest
+                fresh = true
+                w = w[cut...]
+            }
+            line += w
             fresh = false
         }
         lines.append(line)

@@ -79,7 +79,7 @@ final class OperatorDesk {
             }
         } catch { fail("\(error)") }
         var ctx = ConsoleContext(view: { view.read() }, send: { commands.push($0) }, journal: journal, credentials: credentials,
-                                 version: firmwareVersion, board: "\(board.name) (\(board.path), checksum \(board.checksum))",
+                                 version: firmwareVersion, board: "\(board.name), checksum \(board.checksum)\nfile \(board.path)",
                                  rt: rt, comm: comm, clock: { monotonicSeconds() }, sleep: { usleep(useconds_t($0 * 1e6)) })
         if let moduleComm { ctx.moduleComm = moduleComm }
         ctx.grid = grid

@@ -125,7 +125,7 @@ final class Bench {
     let journal: Journal
     var session: ConsoleSession! = nil
 
-    init() throws {
+    init(board: String = "sim-test") throws {
         journal = try Journal(directory: nil)
         view.cycles = 1
         view.gunCount = 1
@@ -136,7 +136,7 @@ final class Bench {
         let hash = try Credentials.hash("secret-pass")
         var ctx = ConsoleContext(view: { [unowned self] in view }, send: { [unowned self] in sent.append($0); onSend?(self, $0); return true },
                                  journal: journal, credentials: Credentials(users: ["tech": hash]), version: "chargerd test",
-                                 board: "sim-test", rt: { "rt" }, comm: { "comm" }, clock: { [unowned self] in now },
+                                 board: board, rt: { "rt" }, comm: { "comm" }, clock: { [unowned self] in now },
                                  sleep: { [unowned self] in now += $0 })
         ctx.lockoutTime = 300
         ctx.idleLogout = 600
@@ -763,6 +763,19 @@ final class Bench {
         let word = String(repeating: "x", count: 100)
         #expect(ConsoleSession.fit(Substring("a " + word)) == ["a", "  " + word])
         #expect(ConsoleSession.fit("short") == ["short"])
+    }
+
+    /// CI's deeper clone wrapped `version` between "checksum" and its value (stop 43): the board's name
+    /// and checksum keep one line, its path the next, a path wider than the screen broken after a '/'.
+    @Test func versionKeepsTheChecksumWholeAndBreaksADeepPathAtASlash() throws {
+        let path = "/check/work/main/" + String(repeating: "deeper-directory/", count: 6) + "sim-60kw.toml"
+        let b = try Bench(board: "sim-60kw, checksum c4ec9187f8215b15\nfile \(path)")
+        let lines = b.type("version").split(whereSeparator: \.isNewline).map(String.init)
+        #expect(lines.contains("board sim-60kw, checksum c4ec9187f8215b15"), "\(lines)")
+        let file = lines.drop { !$0.hasPrefix("  file ") }.prefix { $0.hasPrefix("  ") && !$0.hasPrefix("  at start") }
+        #expect(file.count == 2 && file.allSatisfy { $0.count <= 80 }, "\(lines)")
+        #expect(file.first?.hasSuffix("/") == true, "\(lines)")
+        #expect(file.map { $0.trimmingCharacters(in: .whitespaces) }.joined().dropFirst("file ".count) == Substring(path))
     }
 
     @Test func asciiModeWritesASCIIAlone() throws {

@@ -142,7 +142,7 @@ class ReadOnly(unittest.TestCase):
             self.assertIn("gun0 unplugged", c.cmd("status"))
             v = c.cmd("version")
             self.assertIn("chargerd ", v)
-            self.assertRegex(v, r"checksum [0-9a-f]{16}")
+            self.assertRegex(v, r"\nboard sim-60kw, checksum [0-9a-f]{16}\r?\n  file \S*sim-60kw\.toml\r?\n")
             self.assertIn("gun rating       60 kW", c.cmd("limits"))
             self.assertRegex(c.cmd("modules"), r"\n\s+0\s+-\s+off")
             self.assertIn("insulation", c.cmd("imd"))
@@ -158,6 +158,25 @@ class ReadOnly(unittest.TestCase):
             self.assertIn("needs a technician login", c.cmd("help service"))
             self.assertIn("unknown command 'reboot'", c.cmd("reboot"))
             self.assertIn("log in first", c.cmd("fault reset"))
+
+    def test_version_keeps_the_checksum_whole_under_a_long_board_path(self):
+        # CI's clone sits deeper than a developer's: a board path of 70 characters and more once wrapped
+        # `version` between "checksum" and its value (stop 43). The path now has its own line.
+        deep = tempfile.mkdtemp(prefix="console-board-" + "d" * 40 + "-")
+        board = os.path.join(deep, "a-board-file-kept-under-a-long-directory-name-for-the-bench", "sim-60kw.toml")
+        os.makedirs(os.path.dirname(board))
+        shutil.copy(BOARD, board)
+        try:
+            with Charger("--board", board) as c:
+                c.attach()
+                v = c.cmd("version")
+                self.assertRegex(v, r"\nboard sim-60kw, checksum [0-9a-f]{16}\r?\n")
+                m = re.search(r"\n  file (\S+)\r?\n((?:    \S+\r?\n)*)", v)
+                self.assertTrue(m, v)
+                self.assertEqual(m.group(1) + "".join(m.group(2).split()), board)     # broken after a '/'
+                self.assertTrue(m.group(1).endswith("/"), v)
+        finally:
+            shutil.rmtree(deep, ignore_errors=True)
 
     def test_tab_completion_history_and_ctrl_c(self):
         with Charger() as c:
