@@ -417,7 +417,7 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
     }
 }
 
-/// 6b. Each module's command: its gun's setpoint less what silent modules still deliver, shared by the
+/// 6b. Each module's command: its gun's setpoint less what silent and departing modules still deliver, shared by the
 /// gun's active modules; and what each module is taken to deliver (`lastCommand`) once it goes silent.
 /// Also sums each gun's modules' current readings (`measured`, signed) and notes a gun with a module not
 /// heard of within its timeout (`blind`): the metering check's figures, from this one pass.
@@ -425,6 +425,16 @@ func rampCommands(_ s: inout StationState, _ spec: inout StationSpec, _ demands:
 func moduleSetpoints(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
                      uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs,
                      measured: inout GunArray<Double>, blind: inout GunArray<Bool>) {
+    // A module still on a gun but given no share (being released, or latched) is told zero, yet until it
+    // answers its current is what it last said or was told since (`lastCommand`): counted as delivered,
+    // as a silent one's is, so the gun's other modules take its share only as it lets go (exploration
+    // seed 321727741: the pool released a module 2 ms before it counted as silent; the five left took
+    // its share while it still delivered 23 A, and the station ran 12 kW over its 300 kW limit).
+    var lettingGo = GunArray<Amps>(repeating: .zero)
+    for m in 0..<spec.moduleCount where s.modules[m].assigned >= 0
+        && (s.modules[m].releasing || !s.station.moduleLatched[m].isEmpty) && !isUncontrolled(s.modules[m], now, spec) {
+        lettingGo[Int(s.modules[m].assigned)] += s.modules[m].lastCommand
+    }
     for m in 0..<spec.moduleCount {
         var mo = ModuleOutputs()
         let slot = s.modules[m]
@@ -445,13 +455,13 @@ func moduleSetpoints(_ s: inout StationState, _ inputs: inout StationInputs, _ s
                 // rather than a module driven past its rating (E31).
                 let sp = out.guns[g].currentSetpoint
                 if sp >= .zero {
-                    mo.current = min(max(.zero, sp - uncontrolled[g]) / Double(n), spec.modules[m].maxCurrent)
+                    mo.current = min(max(.zero, sp - uncontrolled[g] - lettingGo[g]) / Double(n), spec.modules[m].maxCurrent)
                 } else {
                     // V2G reverse: shared by the gun's bidirectional modules, each within its reverse rating;
                     // a rectifier that only charges stays on at zero.
                     let nr = s.figures[g].reverseModules
                     mo.current = spec.modules[m].bidirectional && nr > 0
-                        ? -min(max(.zero, -sp - uncontrolled[g]) / Double(nr), spec.modules[m].reverseMaxCurrent) : .zero
+                        ? -min(max(.zero, -sp - uncontrolled[g] - lettingGo[g]) / Double(nr), spec.modules[m].reverseMaxCurrent) : .zero
                 }
             }
         }

@@ -172,6 +172,30 @@ import Testing
         #expect(run.maxStationPower <= Watts.kW(300) * 1.02)
     }
 
+    /// A module the pool releases (a lower setpoint leaves it surplus) just after it fell silent, before
+    /// it counts as silent: told zero, it goes on delivering its last command. Counted as delivering
+    /// until it answers, so the modules left do not take its share on top of it (exploration seed
+    /// 321727741: the station 12 kW over its 300 kW limit; here, without the count, the gun ran 170 A
+    /// over its setpoint from 200.5 s until the module counted as silent).
+    @Test func aModuleReleasedAsItFallsSilentStillCountsAsDelivering() throws {
+        let c = try car("capacity=100kWh,soc=20,target=80,max-voltage=900V")
+        let run = try Run("sim-dual-360kw", cars: [0: c], inject: ["module-silent=4@200s", "setpoint=100kW@200.2s"])
+        run.until(199.9)
+        #expect(run.sim.state.modules[4].assigned == 0)
+        var over = Amps.zero, released = false
+        run.sim.observer = { s in
+            run.record(s)
+            if s.state.modules[4].releasing { released = true }
+            if s.now > Instant(micros: 200_500_000) { over = max(over, s.plant.guns[0].current - s.outputs.guns[0].currentSetpoint) }
+        }
+        run.until(203)
+        #expect(released, "the pool released the silent module (the case under test)")
+        #expect(over < Amps(1), "the gun's current above its setpoint: \(over.value) A")
+        let s = run.toEnd()
+        expectNoViolations(run)
+        #expect(s.endState == .completed)
+    }
+
     /// Every module of a single-gun board failing: E24 after the board's grace (four allocation periods).
     @Test func noModulesLeftEndsTheSession() throws {
         let run = try Run("sim-60kw", inject: ["module-fail=0@100s", "module-fail=1@100s"])
