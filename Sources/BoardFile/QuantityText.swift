@@ -22,6 +22,8 @@ public struct UnitTable: Sendable {
     public static let ramp = UnitTable("current ramp", ["A/s": 1])
     /// A share of a quantity (an accuracy class, a meter's gain error).
     public static let percent = UnitTable("percentage", ["%": 1])
+    /// A share that changes with time (a meter's drift).
+    public static let percentPerHour = UnitTable("drift", ["%/h": 1])
 
     /// "V, kV": the units as a message lists them.
     public var list: String { units.keys.sorted().joined(separator: ", ") }

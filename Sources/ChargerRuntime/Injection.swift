@@ -37,7 +37,7 @@ public struct InjectionError: Error, CustomStringConvertible {
 public enum InjectionParser {
     public static let names = [
         "estop", "estop-release", "door", "door-close", "mains-loss", "mains-restore", "rcd-trip", "rcd-selftest-fail", "pe-loss",
-        "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "meter-gain=P%", "meter-reset", "module-fail=N", "module-silent=N",
+        "insulation=R", "imd-selftest-fail", "imd-silent", "meter-silent", "meter-gain=P%", "meter-offset=A", "meter-drift=P%/h", "meter-reset", "module-fail=N", "module-silent=N",
         "weld=K1|K2", "fail-close=K1|K2", "lock-jam", "overheat=+T", "overvoltage=V", "overcurrent=A", "cc1=V", "aux=V", "latch",
         "bms-silent", "bms-recover", "bms-stop", "bms-pause", "bms-resume", "v2g-withdraw", "unplug", "reset", "stop",
         "service-off", "service-on", "setpoint=P", "gun-setpoint=P",
@@ -102,6 +102,14 @@ public enum InjectionParser {
             let p = try quantity(.percent)
             guard abs(p) <= 50 else { throw fail("a meter's gain error must be within ±50 %") }
             action = .plant(.meterGain(gun: gun, 1 + p / 100))
+        case "meter-offset":
+            let a = try quantity(.current)
+            guard abs(a) <= 100 else { throw fail("a meter's current offset must be within ±100 A") }
+            action = .plant(.meterOffset(gun: gun, Amps(a)))
+        case "meter-drift":
+            let p = try quantity(.percentPerHour)
+            guard abs(p) <= 50 else { throw fail("a meter's drift must be within ±50 %/h") }
+            action = .plant(.meterDrift(gun: gun, p / 100))
         case "meter-reset": action = .plant(.meterReset(gun: gun))
         case "module-fail", "module-silent":
             guard let m = Int(try need()), m >= 0, m < spec.moduleCount else { throw fail("module must be 0...\(spec.moduleCount - 1)") }

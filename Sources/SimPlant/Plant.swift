@@ -27,6 +27,10 @@ public struct PlantParameters: Sendable, Equatable {
     public var imdSelfTestTime: TimeSpan
     /// A module that stops hearing from the controller switches itself off after this long.
     public var moduleSelfOffAfter: TimeSpan = .s(15)
+    /// The DC meter's starting current: below it a meter registers nothing, so a zero error (`meter-offset`)
+    /// counts only while at least this much flows (IEC 62053-41's no-load and starting-current tests;
+    /// 1 A stands for a meter of a few hundred amperes).
+    public var meterStartingCurrent = Amps(1)
 
     /// The plant of a board's `[plant]` table (its defaults are the board file's).
     public init(_ s: PlantSpec) {
@@ -76,6 +80,12 @@ public struct SimGun: Sendable {
     /// from the moment an error was injected (nil: the register is the true energy).
     public var meterRegister: WattHours? = nil
     public var meterGain = 1.0
+    /// A current the meter adds to what flows (a zero error), counted while current flows above its
+    /// starting current (a meter registers nothing at no load), and a gain error that grows by
+    /// `meterDrift` (a fraction) an hour from `meterDriftSince`.
+    public var meterOffset = Amps.zero
+    public var meterDrift = 0.0
+    public var meterDriftSince = Instant.never
     public var insulation = Ohms(20_000_000)
     public var imdEnabled = false
     public var imdSelfTest: SelfTestState = .idle
@@ -332,7 +342,11 @@ public final class Plant {
         // Meter.
         if i >= .zero {
             gun.energy += gun.vehicleSide * i * TimeSpan.seconds(h)
-            if let r = gun.meterRegister { gun.meterRegister = r + gun.vehicleSide * i * TimeSpan.seconds(h) * gun.meterGain }
+            if let r = gun.meterRegister {
+                let counted = i > params.meterStartingCurrent ? max(.zero, i + gun.meterOffset) : i
+                let drift = gun.meterDrift == 0 ? 0 : gun.meterDrift * (now - gun.meterDriftSince).seconds / 3600
+                gun.meterRegister = r + gun.vehicleSide * counted * TimeSpan.seconds(h) * (gun.meterGain + drift)
+            }
         }
         else { gun.exportEnergy += gun.vehicleSide * (-i) * TimeSpan.seconds(h) }
         if !gun.meterSilent { gun.meterSeenAt = now }
@@ -398,6 +412,8 @@ public final class Plant {
         case meterGain(gun: Int, Double)
         /// The meter's register starts again from zero (a replaced meter, a reset).
         case meterReset(gun: Int)
+        case meterOffset(gun: Int, Amps)
+        case meterDrift(gun: Int, Double)
         case moduleFail(Int)
         case moduleSilent(Int)
         case weld(gun: Int, contactor: Int)
@@ -433,6 +449,10 @@ public final class Plant {
         case .meterSilent(let g): guns[g].meterSilent = true
         case .meterGain(let g, let f): guns[g].meterRegister = guns[g].meterRegister ?? guns[g].energy; guns[g].meterGain = f
         case .meterReset(let g): guns[g].meterRegister = .zero
+        case .meterOffset(let g, let a): guns[g].meterRegister = guns[g].meterRegister ?? guns[g].energy; guns[g].meterOffset = a
+        case .meterDrift(let g, let d):
+            guns[g].meterRegister = guns[g].meterRegister ?? guns[g].energy
+            guns[g].meterDrift = d; guns[g].meterDriftSince = now
         case .moduleFail(let m): modules[m].failed = true
         case .moduleSilent(let m): modules[m].silent = true
         case .weld(let g, let k): if k == 1 { guns[g].k1.welded = true } else { guns[g].k2.welded = true }

@@ -1,5 +1,5 @@
 // The meter checked against the charger (issue 37, part 2) on the simulated plant: a meter with a gain
-// error, a register that resets, a meter that is right (on every board, in both directions), and the
+// error, a zero error, a drift, a register that resets, a meter that is right (on every board, in both directions), and the
 // board's choice to refuse new sessions while a metering fault stands.
 import BoardFile
 import ChargerCore
@@ -40,6 +40,41 @@ import Testing
         #expect(fine.toEnd().endState == .completed)
         #expect(fine.sim.faults.isEmpty, "\(fine.sim.faults.map(\.code.name))")
         #expect(abs(fine.sim.state.metering[0].deviation - 0.002) < 0.0003)
+    }
+
+    /// A zero error (`meter-offset`) counts only while current flows above the meter's starting current
+    /// (no creep at no load), and is flagged by its share of the current (4 A of 150 A: 2.7 %). A drift is
+    /// judged on the session's whole energy: E34 only once that sum passes the budget, not before.
+    @Test func aZeroErrorAndADriftAreJudgedByWhatTheyAddUp() throws {
+        var parked = try car("capacity=60kWh,soc=20,target=80,max-voltage=500V")
+        parked.plugAt = .s(300)
+        let offset = try Run("sim-60kw", cars: [0: parked], inject: ["meter-offset=+4A@0s"])
+        offset.until(290)
+        #expect(offset.sim.inputs.guns[0].meterEnergy == .zero, "no creep with no current")
+        #expect(offset.toEnd().endState == .completed)
+        let e34 = offset.sim.faults.filter { $0.code == .meteringDeviation }
+        #expect(e34.count == 1 && e34.first.map { $0.value > 2.5 && $0.value < 3 } == true, "\(e34.map(\.value))")
+
+        let drift = try Run("sim-60kw", inject: ["meter-drift=+6%/h@0s"])
+        drift.until(1790)
+        #expect(drift.sim.faults.isEmpty, "not before the sum passes the budget")
+        let d = drift.sim.state.metering[0].deviation
+        #expect(d > 0.012 && d < 0.015, "the session's deviation at 1790 s: \(d)")
+        #expect(drift.toEnd().endState == .completed)
+        let f = try #require(drift.sim.faults.first { $0.code == .meteringDeviation })
+        #expect(f.value >= 1.5 && f.raisedAt > Instant(micros: 1_800_000_000), "\(f.value) % at \(f.raisedAt.seconds) s")
+        expectNoViolations(drift)
+    }
+
+    /// The meter's error injections refuse what is out of range or in the wrong unit, naming it.
+    @Test func meterErrorInjectionsAreChecked() throws {
+        let b = try board("sim-60kw")
+        #expect(throws: InjectionError.self) { try InjectionParser.parse("meter-drift=60%/h@0s", spec: b.spec) }
+        #expect(throws: InjectionError.self) { try InjectionParser.parse("meter-drift=5%@0s", spec: b.spec) }
+        #expect(throws: InjectionError.self) { try InjectionParser.parse("meter-offset=200A@0s", spec: b.spec) }
+        #expect(throws: InjectionError.self) { try InjectionParser.parse("meter-offset=3V@0s", spec: b.spec) }
+        _ = try InjectionParser.parse("meter-offset:0=-2.5A@10s", spec: b.spec)
+        _ = try InjectionParser.parse("meter-drift=-1%/h@10s", spec: b.spec)
     }
 
     /// A meter that is right: no deviation beyond the register's steps on every simulated board.
