@@ -82,6 +82,7 @@ test-cli: $(BUILD_STEP)
 	python3 Tests/cli/doc-links.py .
 	python3 Tests/cli/signal-stop.py .build/release/chargerd Boards
 	python3 Tests/cli/journal-report.py .build/release/chargerd Boards
+	python3 Tests/cli/journal-verify.py .build/release/chargerd Boards
 	python3 Tests/cli/notify.py .build/release/chargerd Boards
 	python3 Tests/cli/can-dbc.py .build/release/chargerd HIL/can/gbt27930-2015.dbc
 

@@ -41,6 +41,10 @@ public enum JournalEvent: Sendable, Equatable {
     /// The live safety state, written at the head of every new journal file (Journal.swift): the records
     /// that start restores (latched faults, login records), so that no rotation drops them.
     case checkpoint(records: [JournalEntry])
+    /// The signature of record `of` (a session's end) with the charge point's key (`key`: the key's id,
+    /// the first 16 hex digits of the SHA-256 of its public key, DER): `signature` is base64 DER, ECDSA
+    /// or RSA over SHA-256 of the record's stored JSON (`JournalScan.payload`).
+    case signature(of: UInt64, key: String, signature: String)
     /// A record this version cannot read as one of the above, kept and written back as it was read.
     case unreadable(JournalEntry.Fields)
 
@@ -65,6 +69,7 @@ public enum JournalEvent: Sendable, Equatable {
         case .grid: "grid"
         case .carLink: "can"
         case .checkpoint: "checkpoint"
+        case .signature: "signature"
         case .unreadable(let f): f.kind
         }
     }
@@ -109,6 +114,9 @@ public struct SessionNote: Sendable, Equatable {
     /// At the end: the charger's own energy (kWh) and the meter's deviation from it (percent; nil: not judged).
     public var chargerKWh: Double? = nil
     public var deviationPercent: Double? = nil
+    /// At the end: the meter's energy register at the session's start, kWh (the end record alone holds
+    /// both readings, for its signature).
+    public var startKWh: Double? = nil
     public init(gun: Int, energyKWh: Double?, soc: Double?, stopReason: String? = nil, exportKWh: Double? = nil, departureMet: Bool? = nil) {
         self.gun = gun; self.energyKWh = energyKWh; self.soc = soc; self.stopReason = stopReason
         self.exportKWh = exportKWh; self.departureMet = departureMet
@@ -156,6 +164,12 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         /// At a session's end: the charger's own energy and the meter's deviation from it, percent.
         public var chargerKWh: Double? = nil
         public var deviationPercent: Double? = nil
+        /// At a session's end: the meter's register at its start.
+        public var startKWh: Double? = nil
+        /// A signature record: the record it signs, the key's id and the signature (base64 DER).
+        public var signs: UInt64? = nil
+        public var key: String? = nil
+        public var signature: String? = nil
         public var text: String? = nil
         /// A checkpoint's records (one level deep: a checkpoint inside one is not read as one).
         public var records: [Fields]? = nil
@@ -181,7 +195,7 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         func session() -> SessionNote? {
             f.gun.map {
                 var n = SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet)
-                n.chargerKWh = f.chargerKWh; n.deviationPercent = f.deviationPercent
+                n.chargerKWh = f.chargerKWh; n.deviationPercent = f.deviationPercent; n.startKWh = f.startKWh
                 return n
             }
         }
@@ -215,6 +229,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case "can":
             guard let g = f.gun, let x = f.text else { return nil }
             return .carLink(gun: g, text: x)
+        case "signature":
+            guard let of = f.signs, let k = f.key, let sig = f.signature else { return nil }
+            return .signature(of: of, key: k, signature: sig)
         case "checkpoint":
             guard let r = f.records else { return nil }
             return .checkpoint(records: r.filter { $0.kind != "checkpoint" }.map(JournalEntry.init))
@@ -238,7 +255,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case .sessionStart(let n), .sessionEnd(let n):
             f.gun = n.gun; f.energyKWh = n.energyKWh; f.soc = n.soc; f.stopReason = n.stopReason
             f.exportKWh = n.exportKWh; f.departureMet = n.departureMet
-            f.chargerKWh = n.chargerKWh; f.deviationPercent = n.deviationPercent
+            f.chargerKWh = n.chargerKWh; f.deviationPercent = n.deviationPercent; f.startKWh = n.startKWh
+        case .signature(let of, let k, let sig): f.signs = of; f.key = k; f.signature = sig
         case .loopOverrun(let n): f.value = n
         case .command(let u, let c, let r, let g): f.user = u; f.command = c; f.result = r; f.gun = g
         case .login(let u): f.user = u
@@ -270,11 +288,15 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         if let user = f.user { s += " user \(user)" }
         if let command = f.command { s += " \"\(command)\"" }
         if let result = f.result { s += " -> \(result)" }
-        if let energyKWh = f.energyKWh { s += " meter \(String(format: "%.3f", energyKWh)) kWh" }
+        if let energyKWh = f.energyKWh {
+            let from = f.startKWh.map { "\(String(format: "%.3f", $0)) -> " } ?? ""
+            s += " meter \(from)\(String(format: "%.3f", energyKWh)) kWh"
+        }
         if let soc = f.soc, soc.isFinite { s += " SOC \(String(format: "%.1f", soc))%" }
         if let stopReason = f.stopReason { s += " stop \(stopReason)" }
         if let c = f.chargerKWh, c.isFinite { s += " charger \(String(format: "%.3f", c)) kWh" }
         if let d = f.deviationPercent, d.isFinite { s += " deviation \(String(format: "%+.2f", d)) %" }
+        if let of = f.signs { s += " of #\(of) key \(f.key ?? "?")" }
         if let text = f.text { s += " \(text)" }
         return s
     }

@@ -40,6 +40,13 @@ final class OperatorDesk {
     let credentials: Credentials?
     let idle: Double
     let lockout: Double
+    /// Signs each session-end record (`--signing-key`, else the charge point's key from the OCPP
+    /// certificate store, set by the grid desk); nil: records unsigned.
+    var signer: RecordSigner? = nil {
+        didSet { if let k = signer { print("journal: session records signed with key \(k.keyId) (\(k.path))"); fflush(nil) } }
+    }
+    /// The meter's register at each running session's start, for the end record.
+    var sessionStartKWh: [Int: Double] = [:]
 
     init(run: Run, board: Board) throws {
         self.board = board
@@ -58,6 +65,10 @@ final class OperatorDesk {
         guard run.consoleIdle > 0, run.consoleLockout > 0 else { fail("--console-idle and --console-lockout must be positive") }
         idle = run.consoleIdle
         lockout = run.consoleLockout
+        if let k = run.signingKey {
+            do { signer = try RecordSigner(keyFile: k) } catch { fail("--signing-key: \(error)") }
+            if let k = signer { print("journal: session records signed with key \(k.keyId) (\(k.path))") }
+        }
         ack(journal.append(JournalEntry(.boot(text: "\(firmwareVersion), board \(board.name) (\(board.path), checksum \(board.checksum)), \(board.spec.gunCount) gun\(board.spec.gunCount == 1 ? "" : "s")"), t: 0)))
     }
 
@@ -98,11 +109,18 @@ final class OperatorDesk {
     /// A loop event into the journal (faults, sessions, overruns).
     func record(_ e: LoopEvent) {
         guard var entry = Recorder.entry(for: e) else { return }
-        if case .session(let s) = e, !s.started, case .sessionEnd(var note) = entry.event, let judge = departureMet {
-            note.departureMet = judge(Int(s.gun), s.soc.isNaN ? nil : s.soc, s.at)
+        if case .sessionStart(let note) = entry.event { sessionStartKWh[note.gun] = note.energyKWh }
+        if case .session(let s) = e, !s.started, case .sessionEnd(var note) = entry.event {
+            if let judge = departureMet { note.departureMet = judge(Int(s.gun), s.soc.isNaN ? nil : s.soc, s.at) }
+            note.startKWh = sessionStartKWh.removeValue(forKey: note.gun)
             entry.event = .sessionEnd(note)
         }
-        ack(journal.append(entry))
+        let recorded = journal.append(entry)
+        ack(recorded)
+        // The record as stored, signed, and the signature journaled right after it.
+        if case .sessionEnd = recorded.event, let signer, let sig = signer.sign(JournalScan.payload(recorded)) {
+            ack(journal.append(JournalEntry(.signature(of: recorded.seq, key: signer.keyId, signature: sig), t: recorded.t)))
+        }
     }
 
     func ack(_ e: JournalEntry) {
@@ -133,10 +151,19 @@ func rtText(_ s: LoopStatistics) -> String {
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal",
-        abstract: "Read the fault and session journal: export it (text or JSON lines), print the operator figures, or the service report.")
+        abstract: "Read the fault and session journal: export it (text or JSON lines), print the operator figures or the service report, or verify the signed session records.")
 
-    @Argument(help: "export | stats | report (the dates covered, availability with out-of-service time apart, faults by code, the sessions)")
+    @Argument(help: "export | stats | report (the dates covered, availability with out-of-service time apart, faults by code, the sessions) | verify (the session records against their signatures, --key)")
     var action: String
+
+    @Option(name: .long, help: "verify: the public key (PEM), the charge point's certificate or its key, to check the signatures with.")
+    var key: String?
+
+    @Option(name: .long, help: "verify: also write record SEQ's signed bytes and its signature (DER) into --out, for openssl dgst -sha256 -verify.")
+    var extract: UInt64?
+
+    @Option(name: .long, help: "verify --extract: the directory the two files go to.")
+    var out: String?
 
     @Option(name: .long, help: "Journal directory.")
     var dir: String
@@ -173,9 +200,37 @@ struct JournalCommand: ParsableCommand {
                 let s = OperatorStats(entries: entries, guns: guns)
                 print(json ? s.json : s.text, terminator: json ? "\n" : "")
             }
+        case "verify":
+            guard let key else { fail("journal verify: --key PUBLIC.pem (or the charge point's certificate) is needed") }
+            let verifier: RecordVerifier
+            do { verifier = try RecordVerifier(file: key) } catch { fail("journal verify: \(error)") }
+            let r = SignedRecords(entries: entries, keyId: verifier.keyId) { verifier.verify($0, signature: $1) }
+            print("journal verify: key \(verifier.keyId) (\(key)), \(entries.count) record(s) in \(dir)")
+            print(r.text)
+            if let seq = extract { try extractSigned(seq, entries) }
+            // Exit 1 when a record is proven changed or removed, or a signed one cannot be checked with this key.
+            if !r.problems.isEmpty || !r.otherKeys.isEmpty { throw ExitCode(1) }
         default:
-            fail("journal: unknown action '\(action)': expected export, stats or report")
+            fail("journal: unknown action '\(action)': expected export, stats, report or verify")
         }
+    }
+}
+
+extension JournalCommand {
+    /// Record `seq` as it was signed and its signature, DER, as two files: `openssl dgst -sha256 -verify
+    /// KEY.pem -signature record-SEQ.sig record-SEQ.json` checks them without chargerd.
+    func extractSigned(_ seq: UInt64, _ entries: [JournalEntry]) throws {
+        guard let out else { fail("journal verify --extract: --out DIRECTORY is needed") }
+        guard let record = entries.first(where: { $0.seq == seq }) else { fail("journal verify --extract: no record #\(seq)") }
+        let sig = entries.lazy.compactMap { e -> String? in
+            if case .signature(let of, _, let s) = e.event, of == seq { return s } else { return nil }
+        }.first
+        guard let sig, let der = Data(base64Encoded: sig) else { fail("journal verify --extract: record #\(seq) has no signature") }
+        try? FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let json = "\(out)/record-\(seq).json", sigPath = "\(out)/record-\(seq).sig"
+        guard FileManager.default.createFile(atPath: json, contents: Data(JournalScan.payload(record))),
+              FileManager.default.createFile(atPath: sigPath, contents: der) else { fail("journal verify --extract: cannot write into \(out)") }
+        print("journal verify: record #\(seq) in \(json), its signature in \(sigPath): openssl dgst -sha256 -verify KEY.pem -signature \(sigPath) \(json)")
     }
 }
 

@@ -13,6 +13,7 @@ import GPIOD
 import Console
 import Journal
 import Grid
+import GridInterfaces
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -106,6 +107,9 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Print 'journal: #SEQ KIND acknowledged' after each record is on storage (tests, HIL).")
     var journalAcks = false
 
+    @Option(name: .long, help: "Sign each session's end record with this private key (PEM); default: the charge point's key from the OCPP certificate store, when one is installed. 'chargerd journal verify' checks them.")
+    var signingKey: String?
+
     @Option(name: .long, help: "Site file (EMS Modbus TCP server, OCPP 1.6J central system, time-of-use schedule); see docs/grid.md.")
     var site: String?
 
@@ -145,6 +149,7 @@ struct Run: ParsableCommand {
             clock_gettime(CLOCK_REALTIME, &ts)
             start = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
         }
+        if desk.signer == nil, let dir = config.ocpp?.stateDirectory { desk.signer = RecordSigner.chargePointKey(stateDirectory: dir) }
         let g = try GridDesk(site: config, board: board, startEpochMillis: start, desk: desk)
         if let o = g.ocpp {
             o.speedFactor = speed

@@ -595,3 +595,42 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         #expect(String(decoding: FileManager.default.contents(atPath: outside)!, as: UTF8.self) == "precious\n")
     }
 }
+
+/// Issue 37, part 3: what `journal verify` makes of signatures, with the key's check given (a stand-in
+/// that accepts a signature spelling the payload's CRC; OpenSSL's own is tested in Tests/cli/journal-verify.py).
+@Suite struct SignedSessionRecords {
+    func entry(_ seq: UInt64, _ e: JournalEvent) -> JournalEntry { var x = JournalEntry(e, t: Double(seq)); x.seq = seq; return x }
+    func end(_ seq: UInt64, kWh: Double) -> JournalEntry { entry(seq, .sessionEnd(SessionNote(gun: 0, energyKWh: kWh, soc: 80, stopReason: "vehicle-bst"))) }
+    func sign(_ e: JournalEntry, _ seq: UInt64, key: String = "k1") -> JournalEntry {
+        entry(seq, .signature(of: e.seq, key: key, signature: String(CRC32.checksum(JournalScan.payload(e)))))
+    }
+    func check(_ payload: [UInt8], _ sig: String) -> Bool { sig == String(CRC32.checksum(payload)) }
+
+    @Test func untouchedRecordsVerifyAndOlderOnesCountAsUnsigned() {
+        let old = end(1, kWh: 3), signed = end(2, kWh: 5)
+        let r = SignedRecords(entries: [old, signed, sign(signed, 3)], keyId: "k1", check: check)
+        #expect(r.verified == [2] && r.unsigned == [1] && r.problems.isEmpty && r.otherKeys.isEmpty, "\(r.text)")
+    }
+
+    @Test func anEditedARemovedAndAMisplacedSignatureAreEachNamed() {
+        let first = end(1, kWh: 3)
+        var edited = end(3, kWh: 5)
+        let sig = sign(edited, 4)
+        edited.event = .sessionEnd(SessionNote(gun: 0, energyKWh: 6, soc: 80, stopReason: "vehicle-bst"))
+        let unsignedLater = end(5, kWh: 7)
+        let orphan = entry(6, .signature(of: 40, key: "k1", signature: "x"))
+        let r = SignedRecords(entries: [first, sign(first, 2), edited, sig, unsignedLater, orphan], keyId: "k1", check: check)
+        #expect(r.verified == [1])
+        #expect(r.problems.map(\.seq) == [3, 5, 6], "\(r.text)")
+        #expect(r.problems[0].text.contains("changed after it was signed"))
+        #expect(r.problems[1].text.contains("no signature, after the journal began signing at #1"))
+        #expect(r.problems[2].text.contains("record #40, which is not in the journal"))
+    }
+
+    @Test func gapsAndOtherKeysAreReported() {
+        let a = end(10, kWh: 1), b = end(13, kWh: 2)
+        let r = SignedRecords(entries: [a, sign(a, 11, key: "k2"), b, sign(b, 14)], keyId: "k1", check: check)
+        #expect(r.verified == [13] && r.otherKeys == [10: "k2"])
+        #expect(r.problems.map(\.description) == ["record #13: record #12 is missing between #11 and #13 (removed?)"], "\(r.text)")
+    }
+}

@@ -7,6 +7,7 @@ the OCPP 1.6 JSON schemas (a message that failed validation would be answered wi
 test would not see it arrive). Run by `make test-grid`.
 """
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -1198,6 +1199,11 @@ class OCPP(unittest.TestCase):
                           "--speed", "1", "--car", car)
         cs.wait_for("SecurityEventNotification", lambda p: p["type"] == "StartupOfTheDevice", timeout=15, after=t2)
         self.assertEqual(cs.peer_certificates[-1], cp_der)
+        # The same key signs the journal's session records (issue 37, part 3; docs/security.md).
+        spki = x509.load_pem_x509_certificate(pem("cp").encode()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key_id = hashlib.sha256(spki).hexdigest()[:16]
+        self.assertIn(f"journal: session records signed with key {key_id} ({store}/charge-point.key)", c.output())
         self.assertEqual(cs.call(call.DeleteCertificate(certificate_hash_data=want)).status, "Failed")
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
