@@ -15,6 +15,7 @@ import Journal
 import Grid
 import GridInterfaces
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -404,7 +405,14 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-nonisolated(unsafe) var stopRequested = false
+/// SIGINT or SIGTERM, or the central system's Reset (the OCPP client's thread), asked the run to end: set
+/// from a signal handler and another thread, read by the main thread's loop, so an atomic (a lock-free
+/// store is async-signal-safe; issue 34 found the plain global a data race).
+private let stopFlag = Atomic<Bool>(false)
+nonisolated var stopRequested: Bool {
+    get { stopFlag.load(ordering: .acquiring) }
+    set { stopFlag.store(newValue, ordering: .releasing) }
+}
 /// How long, in station time, an orderly stop on SIGINT or SIGTERM waits for the running sessions to end:
 /// a stop takes the car's BST/BSD exchange (up to 10 s, docs/standards.md "Fault reactions"), the welding
 /// check and the unlock; 30 s covers them with room.
@@ -436,7 +444,13 @@ struct OrderlyStop {
 }
 /// The central system asked for a Reset (OCPP): the run ends in order and chargerd exits 5, which the
 /// service manager restarts (Restart=on-failure).
-nonisolated(unsafe) var resetRequested: String? = nil
+/// Written by the OCPP client's thread (onReset, onFirmwareInstalled), read by the main thread: under a
+/// lock (a String is not one machine word; the plain global was a data race, issue 34).
+private let resetReason = Mutex<String?>(nil)
+nonisolated var resetRequested: String? {
+    get { resetReason.withLock { $0 } }
+    set { resetReason.withLock { $0 = newValue } }
+}
 /// The exit status, 5 when the run ended for a Reset.
 func exitStatus(_ code: Int32) -> Int32 { resetRequested != nil ? 5 : code }
 func installSignalHandlers() {
