@@ -68,6 +68,10 @@ final class OperatorDesk {
         if let k = run.signingKey {
             do { signer = try RecordSigner(keyFile: k) } catch { fail("--signing-key: \(error)") }
             if let k = signer { print("journal: session records signed with key \(k.keyId) (\(k.path))") }
+            var st = stat()
+            if stat(k, &st) == 0 && st.st_mode & 0o077 != 0 {
+                writeStderr("chargerd: warning: --signing-key \(k) can be read by others than its owner: chmod 600 it (a key others read signs for them too)\n")
+            }
         }
         ack(journal.append(JournalEntry(.boot(text: "\(firmwareVersion), board \(board.name) (\(board.path), checksum \(board.checksum)), \(board.spec.gunCount) gun\(board.spec.gunCount == 1 ? "" : "s")"), t: 0)))
     }
@@ -118,8 +122,12 @@ final class OperatorDesk {
         let recorded = journal.append(entry)
         ack(recorded)
         // The record as stored, signed, and the signature journaled right after it.
-        if case .sessionEnd = recorded.event, let signer, let sig = signer.sign(JournalScan.payload(recorded)) {
-            ack(journal.append(JournalEntry(.signature(of: recorded.seq, key: signer.keyId, signature: sig), t: recorded.t)))
+        if case .sessionEnd = recorded.event, let signer {
+            if let sig = signer.sign(JournalScan.payload(recorded)) {
+                ack(journal.append(JournalEntry(.signature(of: recorded.seq, key: signer.keyId, signature: sig), t: recorded.t)))
+            } else {
+                writeStderr("chargerd: journal: record #\(recorded.seq) could not be signed with key \(signer.keyId) (OpenSSL refused): it stays unsigned\n")
+            }
         }
     }
 
