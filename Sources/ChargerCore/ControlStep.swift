@@ -161,8 +161,7 @@ func advanceSessions(_ s: inout StationState, _ inputs: inout StationInputs, _ s
         // A metering fault refuses new sessions where the board says so: the gun is held as out of service
         // before a session begins (one that runs finishes).
         let phase = s.sessions[g].phase
-        let hold = spec.metering.refuseSessions && !(latched & .metering).isEmpty
-            && (phase == .unplugged || phase == .connecting || phase == .connected)
+        let hold = heldByMetering(phase, latched: latched, spec)
         let fault: SessionFault?
         if hold {
             var held = inputs.guns[g]
@@ -509,6 +508,13 @@ func openOnlyAtLowCurrent(_ s: inout StationState, _ inputs: inout StationInputs
     }
 }
 
+/// A metering fault holds a gun out of sessions where the board says so (`MeteringSpec.refuseSessions`),
+/// before a session begins: one that runs finishes.
+@inline(__always)
+func heldByMetering(_ phase: SessionPhase, latched: FaultSet, _ spec: borrowing StationSpec) -> Bool {
+    spec.metering.refuseSessions && !(latched & .metering).isEmpty && (phase == .unplugged || phase == .connecting || phase == .connected)
+}
+
 /// 7. The arbiter: latched faults win over everything the session asked for.
 @_noAllocation @_noLocks
 func arbitrate(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
@@ -521,7 +527,12 @@ func arbitrate(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: i
             continue
         }
         noteShutdownDeadline(&s, g, faults, now, opening: spec.contactorOpeningTime)
-        out.guns[g].lamp = .fault
+        // The fault lamp says the gun cannot serve: a fault that refuses or shuts down, or a metering fault
+        // that holds it where the board refuses sessions on one. A derate fault (a module lost, a metering
+        // record) leaves the session's lamp: the car goes on charging, and the fault is the technician's
+        // and the central system's (StatusNotification OtherError); a red lamp over a charging car said
+        // otherwise (docs/faults.md).
+        if reaction >= .refuse || heldByMetering(s.sessions[g].phase, latched: faults, spec) { out.guns[g].lamp = .fault }
         // CEM names the message that timed out; when the supervisor's own 10 s backstop latched E17
         // (it watches BCL) the session may not have said so itself.
         if (s.safety[g].latched).contains(.vehicleCommTimeout) && out.guns[g].tx.cem == nil { out.guns[g].tx.cem = .bcl }

@@ -63,6 +63,7 @@ extension StationView {
             v.faulted = i.faulted; v.seenAt = i.seenAt
             v.silentSince = f.state.modules[m].silentSince
             v.commLost = f.state.station.moduleLatched[m].contains(.moduleCommLost)
+            v.latched = f.state.station.moduleLatched[m]
             modules[m] = v
         }
     }

@@ -21,7 +21,8 @@ public struct GunObservation: Sendable, Equatable {
     public var phase: SessionPhase = .unplugged
     public var binding: LimitSource = .none
     public var gridSource: GridSource = .none
-    /// A fault that stops or blocks the gun is latched (a metering record alone is not one).
+    /// A fault that stops or blocks the gun is latched (a refuse or shutdown reaction, or a metering fault
+    /// where the board refuses sessions on one); a derate fault or a metering record alone is not one.
     public var faulted = false
     /// The metering faults latched on the gun (E34, E35: records, not stops), by name; empty: none.
     public var meteringFaults: String = ""
@@ -48,6 +49,8 @@ public struct StationObservation: Sendable, Equatable {
     public var at: Instant = .zero
     public var gridConnection: Watts = .zero
     public var guns: [GunObservation] = []
+    /// The faults latched on the station's power modules (E22, E23: derates, not stops), by name; empty: none.
+    public var moduleFaults: String = ""
     public init() {}
 }
 
@@ -142,7 +145,7 @@ public enum EMSRegisterMap {
                   range: LimitSource.allCases.map { "\($0.rawValue) \($0.name)" }.joined(separator: ", "), meaning: "Which limit binds the gun's current."),
             .init(name: "gun_grid_source", table: .input, address: gunInputBase + 2, words: 1, stride: gunInputStride, unit: "-",
                   range: "as station_limit_source", meaning: "Which grid source set the gun's grid limit."),
-            .init(name: "gun_faulted", table: .input, address: gunInputBase + 3, words: 1, stride: gunInputStride, unit: "-", range: "0 no, 1 latched fault", meaning: "A fault is latched on the gun."),
+            .init(name: "gun_faulted", table: .input, address: gunInputBase + 3, words: 1, stride: gunInputStride, unit: "-", range: "0 no, 1 latched fault", meaning: "A fault that stops or blocks the gun is latched (a derate fault or a metering record is not one)."),
             .init(name: "gun_power", table: .input, address: gunInputBase + 4, words: 2, stride: gunInputStride, unit: "W", range: "-", meaning: "Measured output power."),
             .init(name: "gun_energy", table: .input, address: gunInputBase + 6, words: 2, stride: gunInputStride, unit: "Wh", range: "-", meaning: "The DC meter's register."),
             .init(name: "gun_power_limit", table: .input, address: gunInputBase + 8, words: 2, stride: gunInputStride, unit: "W", range: "-", meaning: "The gun's power limit applied now (all sources)."),

@@ -847,11 +847,17 @@ public final class OCPPClient: @unchecked Sendable {
 
     // MARK: sending
 
-    /// Connector `c`'s StatusNotification: its status, OtherError when it is Faulted, and a metering
-    /// record (E34, E35: issue 37) as OtherError with the fault's code beside a status it does not change.
+    /// Connector `c`'s StatusNotification: its status, OtherError when it is Faulted, and a fault that
+    /// stops nothing as OtherError with the faults' codes beside a status it does not change: a metering
+    /// record (E34, E35: issue 37) on its connector, a power module's derate (E22, E23) on connector 0.
     func statusNotification(_ c: Int, timestamp: String?) -> StatusNotificationReq {
         let st = connectorStatus(c)
         if st == .Faulted { return StatusNotificationReq(connectorId: c, errorCode: .OtherError, status: st, timestamp: timestamp) }
+        // Connector 0, the charge point: its power modules' faults (a module lost derates every gun it served).
+        if c == 0 && !observation.moduleFaults.isEmpty {
+            return StatusNotificationReq(connectorId: c, errorCode: .OtherError, status: st, timestamp: timestamp,
+                                         info: "power modules: derated, charging goes on", vendorErrorCode: String(observation.moduleFaults.prefix(50)))
+        }
         let metering = c > 0 && c - 1 < observation.guns.count ? observation.guns[c - 1].meteringFaults : ""
         if !metering.isEmpty {
             return StatusNotificationReq(connectorId: c, errorCode: .OtherError, status: st, timestamp: timestamp,

@@ -74,6 +74,8 @@ public struct ModuleSnapshot: Sendable, BitwiseCopyable {
     /// Silent past the board's module timeout (the core's view: since when), and latched E23 for it.
     public var silentSince: Instant? = nil
     public var commLost = false
+    /// The module's latched faults (E22, E23: derate; until a reset).
+    public var latched = FaultSet()
     public init() {}
 }
 

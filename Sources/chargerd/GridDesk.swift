@@ -18,11 +18,14 @@ final class GridDesk {
     let ocpp: OCPPClient?
     let desk: OperatorDesk
     let gunCount: Int
+    /// The board refuses sessions while a metering fault stands: the gun then counts as faulted.
+    let refuseOnMetering: Bool
 
     init(site: SiteConfig, board: Board, startEpochMillis: Int64, desk: OperatorDesk) throws {
         self.site = site
         self.desk = desk
         gunCount = board.spec.gunCount
+        refuseOnMetering = board.spec.metering.refuseSessions
         let clock = StationClock(epochMillisAtZero: startEpochMillis, utcOffsetSeconds: site.utcOffsetSeconds)
         var state = GridState(clock: clock, ems: site.ems?.settings, tou: site.tou, gridConnection: board.spec.gridLimit,
                               ratings: (0..<board.spec.gunCount).map { board.spec.guns[$0].ratedPower },
@@ -98,14 +101,19 @@ final class GridDesk {
         var o = StationObservation()
         o.at = v.at
         o.gridConnection = v.gridLimit
+        var modules = FaultSet()
+        for m in 0..<v.moduleCount { modules = modules | v.modules[m].latched }
+        o.moduleFaults = modules.codes.map(\.name).joined(separator: ",")
         for g in 0..<v.gunCount {
             let x = v.guns[g]
             var go = GunObservation()
             go.phase = x.status.phase
             go.binding = x.status.binding
             go.gridSource = x.gridSource
-            go.faulted = !x.status.faults.subtracting(.metering).isEmpty
-            go.meteringFaults = (x.status.faults & .metering).codes.map(\.name).joined(separator: ",")
+            let stops = x.status.faults.strongestReaction.map { $0 >= .refuse } ?? false
+            let metering = x.status.faults & .metering
+            go.faulted = stops || (refuseOnMetering && !metering.isEmpty)
+            go.meteringFaults = metering.codes.map(\.name).joined(separator: ",")
             go.voltage = x.status.voltage
             go.current = x.status.current
             go.meterEnergy = x.meterEnergy

@@ -24,6 +24,10 @@ import Testing
     /// stop), and its end carries the deviation. With 0.2 %: nothing.
     @Test func aTwoPercentGainErrorIsFlaggedAndAPointTwoIsNot() throws {
         let bad = try Run("sim-60kw", inject: ["meter-gain=+2%@0s"])
+        bad.until(600)
+        // A record, not a stop: the car goes on charging and the lamp says so (docs/faults.md).
+        #expect(bad.sim.faultsInForce(gun: 0).contains(.meteringDeviation) && bad.sim.phase(0) == .charging)
+        #expect(bad.sim.outputs.guns[0].lamp == .charging)
         let s = bad.toEnd()
         #expect(s.endState == .completed && s.stopReason == "vehicle-bst")
         let e34 = bad.sim.faults.filter { $0.code == .meteringDeviation }

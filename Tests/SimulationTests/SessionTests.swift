@@ -128,6 +128,8 @@ import Testing
         #expect(run.sim.phase(0) == .charging, "no stop for a lost module")
         #expect(after < .kW(31) && after > .kW(25), "derated to one 30 kW module: \(after.kilowatts) kW")
         #expect(run.sim.outputs.guns[0].binding == .modules)
+        // A derate fault leaves the session's lamp: the car is still charging (docs/faults.md).
+        #expect(run.sim.state.station.moduleLatched[0].contains(.moduleCommLost) && run.sim.outputs.guns[0].lamp == .charging)
         #expect(run.raisedAt[.noModulesAvailable] == nil && run.raisedAt[.escalatedToEmergency] == nil)
         let s = run.toEnd()
         expectNoViolations(run)

@@ -144,6 +144,23 @@ class OCPP(unittest.TestCase):
         self.assertEqual(stop["reason"], "EVDisconnected")
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
+    def test_a_derated_gun_goes_on_charging(self):
+        """A module lost mid-session (E23, a derate) is reported on connector 0, the charge point whose
+        modules they are, as OtherError with its code, while connector 1 goes on Charging and its
+        transaction ends normally: Faulted is for faults that stop or block (docs/faults.md)."""
+        cs = self.cs()
+        car = "capacity=10kWh,soc=20,target=60,max-voltage=500V,plug-at=2s"
+        c = self.chargerd(site(cs.port, self.state), "--speed", "10", "--car", car, "--id-tag", "TAG-OK",
+                          "--inject", "module-silent=0@60s")
+        cs.wait_for("StartTransaction", timeout=30)
+        note = cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 0 and p.get("vendor_error_code"), timeout=60)
+        self.assertEqual((note["error_code"], note["vendor_error_code"]), ("OtherError", "E23-module-comm-lost"), note)
+        self.assertEqual([p["status"] for _, _, p in cs.messages("StatusNotification") if p["connector_id"] == 1][-1], "Charging")
+        stop = cs.wait_for("StopTransaction", timeout=120)
+        self.assertEqual(stop["reason"], "EVDisconnected")
+        self.assertFalse([p for _, _, p in cs.messages("StatusNotification") if p["status"] == "Faulted"])
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+
     def test_unknown_tag_waits_then_remote_start(self):
         cs = self.cs()
         c = self.chargerd(site(cs.port, self.state), "--speed", "5", "--car", SMALL_CAR, "--id-tag", "STOLEN-CARD")
