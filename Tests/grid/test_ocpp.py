@@ -128,15 +128,20 @@ class OCPP(unittest.TestCase):
                 j += 1
         return out + [None] * (len(wanted) - len(out))
 
+    def transaction_with(self, inject):
+        """A central system, and chargerd at 10x with a 10 kWh car (20 -> 60 %) and TAG-OK presented, and
+        `inject`; returns them once the transaction has started."""
+        cs = self.cs()
+        car = "capacity=10kWh,soc=20,target=60,max-voltage=500V,plug-at=2s"
+        c = self.chargerd(site(cs.port, self.state), "--speed", "10", "--car", car, "--id-tag", "TAG-OK", "--inject", inject)
+        cs.wait_for("StartTransaction", timeout=30)
+        return cs, c
+
     def test_a_metering_fault_is_reported_beside_charging(self):
         """Issue 37: a meter reading 5 % high latches E34 mid-session; the central system gets a
         StatusNotification with errorCode OtherError and vendorErrorCode E34-metering-deviation while the
         connector still says Charging (a record, not a stop), and the transaction ends normally."""
-        cs = self.cs()
-        car = "capacity=10kWh,soc=20,target=60,max-voltage=500V,plug-at=2s"
-        c = self.chargerd(site(cs.port, self.state), "--speed", "10", "--car", car, "--id-tag", "TAG-OK",
-                          "--inject", "meter-gain=+5%@0s")
-        cs.wait_for("StartTransaction", timeout=30)
+        cs, c = self.transaction_with("meter-gain=+5%@0s")
         note = cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 1 and p.get("vendor_error_code"), timeout=60)
         self.assertEqual((note["error_code"], note["vendor_error_code"], note["status"]),
                          ("OtherError", "E34-metering-deviation", "Charging"), note)
@@ -148,11 +153,7 @@ class OCPP(unittest.TestCase):
         """A module lost mid-session (E23, a derate) is reported on connector 0, the charge point whose
         modules they are, as OtherError with its code, while connector 1 goes on Charging and its
         transaction ends normally: Faulted is for faults that stop or block (docs/faults.md)."""
-        cs = self.cs()
-        car = "capacity=10kWh,soc=20,target=60,max-voltage=500V,plug-at=2s"
-        c = self.chargerd(site(cs.port, self.state), "--speed", "10", "--car", car, "--id-tag", "TAG-OK",
-                          "--inject", "module-silent=0@60s")
-        cs.wait_for("StartTransaction", timeout=30)
+        cs, c = self.transaction_with("module-silent=0@60s")
         note = cs.wait_for("StatusNotification", lambda p: p["connector_id"] == 0 and p.get("vendor_error_code"), timeout=60)
         self.assertEqual((note["error_code"], note["vendor_error_code"]), ("OtherError", "E23-module-comm-lost"), note)
         self.assertEqual([p["status"] for _, _, p in cs.messages("StatusNotification") if p["connector_id"] == 1][-1], "Charging")
