@@ -107,11 +107,18 @@ extension InstalledProfile {
         var runStart: Int64? = scheduleStart(at: from, txStart: txStart)
         let length: Int64? = profile.chargingProfileKind == .Recurring ? (profile.recurrencyKind == .Weekly ? 7 * 86_400_000 : 86_400_000) : nil
         var guardCount = 0
+        // Seconds from outside, as milliseconds after `r`: nil where that would overflow (install refuses
+        // such schedules; this holds for a profile restored from a file too).
+        func after(_ r: Int64, _ seconds: Int) -> Int64? {
+            let (ms, o1) = Int64(seconds).multipliedReportingOverflow(by: 1000)
+            let (t, o2) = r.addingReportingOverflow(ms)
+            return o1 || o2 ? nil : t
+        }
         while let r = runStart, r < to, guardCount < 400 {
             guardCount += 1
-            for p in s.chargingSchedulePeriod { out.append(r + Int64(p.startPeriod) * 1000) }
-            if let d = s.duration { out.append(r + Int64(d) * 1000) }
-            runStart = length.map { r + $0 }
+            for p in s.chargingSchedulePeriod { if let t = after(r, p.startPeriod) { out.append(t) } }
+            if let d = s.duration, let t = after(r, d) { out.append(t) }
+            runStart = length.flatMap { r.addingReportingOverflow($0).overflow ? nil : r + $0 }
         }
         return out.filter { $0 > from && $0 < to }
     }
@@ -128,11 +135,14 @@ public struct ProfileStore: Codable, Sendable, Equatable {
     public static let maxStackLevel = 99
     public static let maxPeriods = 48
     public static let maxProfiles = 64
+    /// A period's start and a schedule's duration, seconds, at most: ten years, far beyond any grid use,
+    /// and small enough that a start plus any of them stays in an Int64 of milliseconds (a probe's
+    /// startPeriod of 6.6e16 s overflowed the composite's arithmetic and stopped the controller).
+    public static let maxScheduleSeconds = 10 * 366 * 86_400
 
-    /// Installs a profile (SetChargingProfile). `activeTransaction` is the connector's transaction, if any.
-    public mutating func install(_ p: ChargingProfile, connectorId: Int, connectors: Int, activeTransaction: Int?,
-                                 at now: Int64) throws(ProfileError) {
-        guard (0...connectors).contains(connectorId) else { throw ProfileError(why: "connector \(connectorId) does not exist (0...\(connectors))") }
+    /// The schedule's own rules, whatever connector it is for: installing checks them, and so does a
+    /// start that restores the store from its file.
+    public static func check(_ p: ChargingProfile) throws(ProfileError) {
         guard (0...Self.maxStackLevel).contains(p.stackLevel) else { throw ProfileError(why: "stackLevel \(p.stackLevel) outside 0...\(Self.maxStackLevel)") }
         let s = p.chargingSchedule
         guard !s.chargingSchedulePeriod.isEmpty else { throw ProfileError(why: "the schedule has no periods") }
@@ -141,11 +151,12 @@ public struct ProfileStore: Codable, Sendable, Equatable {
         var last = -1
         for x in s.chargingSchedulePeriod {
             guard x.startPeriod > last else { throw ProfileError(why: "startPeriod \(x.startPeriod) does not increase") }
+            guard x.startPeriod <= Self.maxScheduleSeconds else { throw ProfileError(why: "startPeriod \(x.startPeriod) s is beyond \(Self.maxScheduleSeconds) s (ten years)") }
             guard x.limit >= 0, x.limit.isFinite else { throw ProfileError(why: "limit \(x.limit) is negative") }
             if let n = x.numberPhases, !(1...3).contains(n) { throw ProfileError(why: "numberPhases \(n) outside 1...3") }
             last = x.startPeriod
         }
-        if let d = s.duration, d <= 0 { throw ProfileError(why: "duration \(d) is not positive") }
+        if let d = s.duration, d <= 0 || d > Self.maxScheduleSeconds { throw ProfileError(why: "duration \(d) is not within 1...\(Self.maxScheduleSeconds) s") }
         for v in [p.validFrom, p.validTo, s.startSchedule] { if let v, Timestamp.parse(v) == nil { throw ProfileError(why: "'\(v)' is not an RFC 3339 timestamp") } }
         switch p.chargingProfileKind {
         case .Recurring:
@@ -154,6 +165,18 @@ public struct ProfileStore: Codable, Sendable, Equatable {
             guard s.startSchedule == nil else { throw ProfileError(why: "a Relative profile has no startSchedule") }
         case .Absolute: break
         }
+    }
+
+    /// Every stored profile keeps the rules (a file restored at start).
+    public var isValid: Bool {
+        profiles.count <= Self.maxProfiles && profiles.allSatisfy { (try? Self.check($0.profile)) != nil }
+    }
+
+    /// Installs a profile (SetChargingProfile). `activeTransaction` is the connector's transaction, if any.
+    public mutating func install(_ p: ChargingProfile, connectorId: Int, connectors: Int, activeTransaction: Int?,
+                                 at now: Int64) throws(ProfileError) {
+        guard (0...connectors).contains(connectorId) else { throw ProfileError(why: "connector \(connectorId) does not exist (0...\(connectors))") }
+        try Self.check(p)
         switch p.chargingProfilePurpose {
         case .ChargePointMaxProfile:
             guard connectorId == 0 else { throw ProfileError(why: "ChargePointMaxProfile is set on connector 0 only") }

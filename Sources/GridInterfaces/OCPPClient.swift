@@ -251,7 +251,7 @@ public final class OCPPClient: @unchecked Sendable {
     var authorizationKeyPath: String? { config.stateDirectory.map { $0 + "/authorization-key" } }
 
     func loadState(_ dir: String) {
-        if let store = restored(ProfileStore.self, profilesPath, "charging profiles") {
+        if let store = restored(ProfileStore.self, profilesPath, "charging profiles", valid: { $0.isValid }) {
             hub.with { $0.profiles = store }
             hub.log("ocpp", "\(store.profiles.count) charging profile(s) restored from \(profilesPath ?? "")")
         }
@@ -1033,7 +1033,7 @@ public enum StateFiles {
     /// Whether the file of that name (profiles.json, availability.json, ...) would be taken at start.
     public static func check(_ name: String, _ d: Data, guns: Int) -> Bool? {
         switch name {
-        case "profiles.json": decode(ProfileStore.self, d) != nil
+        case "profiles.json": decode(ProfileStore.self, d, valid: { $0.isValid }) != nil
         case "availability.json": decode(Availability.self, d) != nil
         case "configuration.json": decode([String: String].self, d) != nil
         case "authorization.json": decode(LocalAuthorization.self, d) != nil

@@ -7,6 +7,7 @@ import ChargerRuntime
 import LoopContract
 import Grid
 import GridInterfaces
+import Foundation
 import Glibc
 import SimPlant
 import Testing
@@ -272,9 +273,29 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         #expect(why(p, 1, tx: 8).contains("not the connector's transaction 8"))
         #expect(why(profile(1, .TxDefaultProfile, .Absolute, level: 100, periods: [(0, 1)]), 1).contains("stackLevel 100 outside 0...99"))
         #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: (0..<49).map { ($0 * 60, 1) }), 1).contains("49 periods (at most 48)"))
+        // Seconds from outside never reach the arithmetic unchecked: the ocpp fuzz target's startPeriod of
+        // 6.6e16 s (times 1000, past Int64) stopped the controller; beyond ten years is refused by name.
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, 1), (65_555_555_555_555_100, 2)]), 1)
+            .contains("startPeriod 65555555555555100 s is beyond 316224000 s"))
+        #expect(why(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, 1)], duration: Int.max), 1).contains("is not within 1...316224000 s"))
         #expect(store.profiles.isEmpty)
         // The limits themselves are accepted.
         #expect(why(profile(1, .TxDefaultProfile, .Absolute, level: 99, periods: (0..<48).map { ($0 * 60, 1) }), 1) == "accepted")
+    }
+
+    /// A store restored from its file keeps the same rules: one that holds a schedule the rules refuse is
+    /// not valid (the client sets the file aside), and its change instants never overflow meanwhile.
+    @Test func aRestoredStoreIsHeldToTheRules() throws {
+        var good = ProfileStore()
+        try good.install(profile(1, .TxDefaultProfile, .Absolute, periods: [(0, 1), (ProfileStore.maxScheduleSeconds, 2)], start: "1013-11-24T00:00:00Z"),
+                         connectorId: 1, connectors: 2, activeTransaction: nil, at: 0)
+        #expect(good.isValid)
+        #expect(good.changes(connectorId: 1, from: 0, to: 2 * 86_400_000, txStart: nil).isEmpty)
+        let text = String(decoding: try JSONEncoder().encode(good), as: UTF8.self)
+            .replacingOccurrences(of: "\(ProfileStore.maxScheduleSeconds)", with: "65555555555555100")
+        let hostile = try JSONDecoder().decode(ProfileStore.self, from: Data(text.utf8))
+        #expect(!hostile.isValid)
+        #expect(hostile.changes(connectorId: 1, from: 0, to: 2 * 86_400_000, txStart: nil).isEmpty)
     }
 
     /// At most 64 installed: the 65th is refused, a replacement (same id) still goes, clearing makes room.
