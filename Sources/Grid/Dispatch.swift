@@ -193,7 +193,7 @@ public struct GridState: Sendable, Equatable {
     /// offset in s, limit in `unit`), equal neighbours merged. A is output current at `volts` for a gun,
     /// AC input current per phase for connector 0.
     public func compositeSchedule(connectorId c: Int, from: Int64, duration: Int, unit: RateUnit, volts: Volts) -> [SchedulePeriod] {
-        let to = from + Int64(duration) * 1000
+        let to = from + Int64(min(max(duration, 0), GetCompositeScheduleReq.maxDuration)) * 1000
         var times: Set<Int64> = [from]
         let txStart = c > 0 ? transactions[c - 1]?.startedAt : nil
         for x in profiles.changes(connectorId: c, from: from, to: to, txStart: txStart) { times.insert(x) }

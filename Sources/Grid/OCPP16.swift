@@ -455,6 +455,13 @@ public struct GetCompositeScheduleReq: Codable, Sendable, Equatable {
     public var connectorId: Int
     public var duration: Int
     public var chargingRateUnit: RateUnit?
+    /// The longest window answered, seconds (31 days): a duration from the central system never reaches
+    /// the schedule's millisecond arithmetic or its day-by-day walk unbounded.
+    public static let maxDuration = 31 * 86_400
+    /// Why the request's duration is refused (PropertyConstraintViolation), nil when it is taken.
+    public var durationProblem: String? {
+        (1...Self.maxDuration).contains(duration) ? nil : "duration must be 1...\(Self.maxDuration) s (31 days), not \(duration)"
+    }
 }
 public struct GetCompositeScheduleConf: Codable, Sendable, Equatable {
     public var status: AcceptedRejected

@@ -165,7 +165,7 @@ extension OCPPClient {
         case .ClearChargingProfile: if let r = typed(ClearChargingProfileReq.self) { reply(id, clearChargingProfile(r)) }
         case .GetCompositeSchedule:
             guard let r = typed(GetCompositeScheduleReq.self) else { return }
-            guard r.duration > 0 else { return replyError(id, .PropertyConstraintViolation, "duration must be positive") }
+            if let why = r.durationProblem { return replyError(id, .PropertyConstraintViolation, why) }
             reply(id, compositeSchedule(r))
         case .ChangeConfiguration: if let r = typed(ChangeConfigurationReq.self) { reply(id, changeConfiguration(r)) }
         case .ChangeAvailability: if let r = typed(ChangeAvailabilityReq.self) { reply(id, changeAvailability(r)) }

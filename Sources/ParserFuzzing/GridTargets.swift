@@ -97,7 +97,10 @@ extension FuzzTargets {
         .ClearCache: decodes(ClearCacheReq.self),
         .ClearChargingProfile: decodes(ClearChargingProfileReq.self),
         .DataTransfer: decodes(DataTransferReq.self),
-        .GetCompositeSchedule: decodes(GetCompositeScheduleReq.self),
+        .GetCompositeSchedule: { p in
+            guard let r = try? p.decode(GetCompositeScheduleReq.self) else { return }
+            require((r.durationProblem == nil) == (1...GetCompositeScheduleReq.maxDuration).contains(r.duration), "the duration's bound is what is checked")
+        },
         .GetConfiguration: decodes(GetConfigurationReq.self),
         .GetLocalListVersion: decodes(GetLocalListVersionReq.self),
         .RemoteStartTransaction: decodes(RemoteStartTransactionReq.self),

@@ -783,6 +783,9 @@ class OCPP(unittest.TestCase):
              '"chargingSchedule":{"chargingRateUnit":"W","chargingSchedulePeriod":[{"startPeriod":0}]}}}]',
              "OccurenceConstraintViolation", "csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0].limit is required"),
             ('[2,"raw-8","GetCompositeSchedule",{"connectorId":1,"duration":0}]', "PropertyConstraintViolation", "duration"),
+            # A window whose milliseconds would overflow (and whose day-by-day walk would never end).
+            ('[2,"raw-8b","GetCompositeSchedule",{"connectorId":1,"duration":100000000000000000}]', "PropertyConstraintViolation",
+             "duration must be 1...2678400 s"),
             ('[2,"raw-9","Reset"]', "FormationViolation", "[2, id, action, payload]"),
             ('[2,"raw-10","Reset",[1]]', "FormationViolation", "not an object"),
             ('[2,"raw-21","DataTransfer",{"vendorId":"' + "v" * 300 + '"}]', "PropertyConstraintViolation", "CiString255"),
