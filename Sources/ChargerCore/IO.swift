@@ -55,6 +55,9 @@ public struct GunInputs: Sendable {
     /// A session may start on this gun (an idTag or a remote start was accepted; true where the station
     /// charges without authorization). Without it a plugged car waits in `connected`, unlocked.
     public var authorized = true
+    /// Plug and charge by the car's VIN: what the grid interface says of this car's VIN (`notUsed` where the
+    /// session is authorized otherwise).
+    public var vinCheck: VINCheck = .notUsed
     /// Operator commands (console, HIL): explicit fault reset; stop the session.
     public var resetRequest = false
     public var stopRequest = false
@@ -65,6 +68,22 @@ public struct GunInputs: Sendable {
     /// An actuator test the technician holds (console `test ...`); honoured only while the gun is idle.
     public var actuatorTest: ActuatorTest = .none
     public init() {}
+}
+
+/// Plug and charge by VIN (docs/grid.md "Authorization by VIN"): the grid interface's word on the VIN the car
+/// sent in BRM. The core holds recognition for it (CRM 0x00) at most `Standard.vinAnswerWait`; no answer in
+/// that time counts as a refusal. A refusal stops before any energy (stop reason `not-authorized`).
+public enum VINCheck: UInt8, Sendable, BitwiseCopyable {
+    /// The session is authorized otherwise (an idTag, a remote start, free vend): BRM is recognised at once.
+    case notUsed
+    /// The VIN decides and the answer has not come: recognition waits.
+    case pending
+    case accepted
+    /// Refused, unknown or no VIN: the session stops before energy and ends (`finished`).
+    case refused
+    /// Refused, and the site falls back to another method: the session stops before energy and the gun
+    /// waits in `connected`, unlocked, for an idTag or a remote start (a new handshake follows).
+    case refusedFallBack
 }
 
 /// Actuator tests a technician runs on an idle gun (console `test contactor K1`, `test lock`, `test lamp`,
@@ -315,6 +334,8 @@ public struct GridFeed: Sendable, BitwiseCopyable {
     public var gunSources = GunArray<GridSource>(repeating: .none)
     /// Per gun: a session may start (see `GunInputs.authorized`).
     public var authorized = GunArray<Bool>(repeating: true)
+    /// Per gun: the word on the car's VIN (see `GunInputs.vinCheck`).
+    public var vinChecks = GunArray<VINCheck>(repeating: .notUsed)
     /// Per gun: bumped by one for each remote stop; the loop turns a change into a stop request.
     public var stopCount = GunArray<UInt32>(repeating: 0)
     /// Per gun: made unavailable by the central system (OCPP ChangeAvailability Inoperative); the loop

@@ -24,6 +24,14 @@ public struct BRM: Sendable, Equatable {
     public var batteryType: BatteryType
     public var ratedCapacityAh: Double
     public var ratedVoltage: Volts
+    /// A byte a VIN may hold (ISO 3779: 0-9 and A-Z without I, O and Q).
+    @inlinable public static func isVINByte(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39: true
+        case 0x41...0x5A: b != 0x49 && b != 0x4F && b != 0x51
+        default: false
+        }
+    }
     /// VIN, 17 ASCII bytes (no String in core values: they are copied every cycle).
     public var vin: InlineArray<17, UInt8>
     public init(batteryType: BatteryType, ratedCapacityAh: Double, ratedVoltage: Volts, vin: InlineArray<17, UInt8>) {

@@ -44,6 +44,8 @@ public enum CableCheckStep: UInt8, Sendable { case precheck, closing, raising, m
 /// Why a session stopped.
 public enum StopReason: UInt8, Sendable {
     case none, vehicleRequest, operatorRequest, pauseTooLong, fault, commTimeout
+    /// Plug and charge: the car's VIN was refused, unknown, absent or not answered in time (no energy).
+    case notAuthorized
     public var name: String {
         switch self {
         case .none: "none"
@@ -52,6 +54,7 @@ public enum StopReason: UInt8, Sendable {
         case .pauseTooLong: "pause-timeout"
         case .fault: "fault"
         case .commTimeout: "vehicle-comm-timeout"
+        case .notAuthorized: "not-authorized"
         }
     }
 }
@@ -96,6 +99,9 @@ public struct GunSession: Sendable {
     public var reconnectAt: Instant? = nil
     /// Current command after ramping (what modules are asked for, before the arbiter).
     public var rampedCurrent: Amps = .zero
+    /// The VIN was refused and the site falls back to another method: after the stop the gun waits in
+    /// `connected` for it instead of ending in `finished`.
+    public var fallBack = false
     public init() {}
 
     mutating func enter(_ p: SessionPhase, _ now: Instant) { phase = p; phaseSince = now }
@@ -325,8 +331,16 @@ extension GunSession {
     mutating func identification(now: Instant, inPhase: TimeSpan, input: GunInputs, out: inout GunOutputs) -> SessionFault? {
         out.tx.crm = .notRecognised
         if let brm = input.vehicle.brm, brm.at >= phaseSince {
-            out.tx.crm = .recognised
-            enter(.parameterExchange, now)
+            // Plug and charge: the VIN decides; recognition waits for the word on it, bounded.
+            switch input.vinCheck {
+            case .notUsed, .accepted:
+                out.tx.crm = .recognised
+                enter(.parameterExchange, now)
+            case .pending:
+                if inPhase > Standard.vinAnswerWait { notAuthorized(fallBack: false, input: input, now) }
+            case .refused: notAuthorized(fallBack: false, input: input, now)
+            case .refusedFallBack: notAuthorized(fallBack: true, input: input, now)
+            }
         } else if inPhase > Standard.defaultMessageTimeout {
             return retryHandshake(now, .brm)
         }
@@ -485,7 +499,10 @@ extension GunSession {
     mutating func unlocking(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
         // "unlock only when the output is below 60 V"
         out.lock = input.vehicleSideVoltage >= Standard.unlockMaxVoltage
-        if !input.lockConfirmed { enter(.finished, now) }
+        if !input.lockConfirmed {
+            // A refused VIN with a fallback: the car stays, waiting (unlocked) for an idTag or a remote start.
+            if fallBack && stopReason == .notAuthorized { fallBack = false; enter(.connected, now) } else { enter(.finished, now) }
+        }
         else if inPhase > gun.lockTimeout { return SessionFault(.lockFailure, inPhase.seconds) }
         return nil
     }
@@ -518,6 +535,15 @@ extension GunSession {
         testVoltage = insulationTestVoltage(carMax: carMaxVoltage, gun: gun)
         enter(.insulationCheck, now)
         enterStep(.precheck, now)
+    }
+
+    /// The car's VIN did not authorize the session: a charger-initiated stop before any energy (CST
+    /// "conditions reached"), then `finished`, or `connected` where the site falls back to another method.
+    mutating func notAuthorized(fallBack: Bool, input: GunInputs, _ now: Instant) {
+        energyAtStart = input.meterEnergy
+        rampedCurrent = .zero
+        self.fallBack = fallBack
+        beginStop(.notAuthorized, chargerInitiated: true, now)
     }
 
     mutating func beginStop(_ reason: StopReason, chargerInitiated: Bool, _ now: Instant) {

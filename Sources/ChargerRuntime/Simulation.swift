@@ -485,7 +485,8 @@ public final class Simulation {
         if phase == .charging {
             report.limitSourceTime[Int(f.outputs.guns[g].binding.rawValue)] += periodSeconds
         }
-        if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {
+        if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault
+            && f.state.sessions[g].stopReason != .notAuthorized {
             report.endedNormally = true
             report.completedSessions += 1
         }

@@ -39,6 +39,11 @@ extension StationView {
             v.thermalCurrent = gs.connectorCurrent * thermalFactor(i.gunTemperature, gs)
             v.gridSetpoint = i.gridSetpoint; v.operatorCap = i.operatorCap
             v.gridCurrentLimit = i.gridCurrentLimit; v.gridSource = i.gridSource; v.authorized = i.authorized
+            v.vinCheck = i.vinCheck
+            let session = f.state.sessions[g]
+            if session.phase == .identification, let brm = i.vehicle.brm, brm.at >= session.phaseSince {
+                v.vinSent = true; v.vin = brm.message.vin
+            }
             v.carCurrentDemand = i.vehicle.bcl?.message.currentDemand
             v.carVoltageDemand = i.vehicle.bcl?.message.voltageDemand
             v.currentLimit = o.currentLimit; v.currentSetpoint = o.currentSetpoint

@@ -62,6 +62,10 @@ public struct GridState: Sendable, Equatable {
     public var transactions: [TransactionInfo?]
     /// Per gun: a session may start (free vend where no OCPP is configured).
     public var authorized: [Bool]
+    /// Per gun: the word on the car's VIN (plug and charge), and the identity that authorized the session
+    /// in force (for the journal's session records; the VIN as the site shows it).
+    public var vinChecks: [VINCheck]
+    public var identities: [SessionIdentity?]
     public var stopCount: [UInt32]
     /// Per gun: made Inoperative by the central system (OCPP ChangeAvailability).
     public var unavailable: [Bool]
@@ -77,6 +81,8 @@ public struct GridState: Sendable, Equatable {
         siteTOU = tou
         transactions = Array(repeating: nil, count: n)
         authorized = Array(repeating: freeVend, count: n)
+        vinChecks = Array(repeating: .notUsed, count: n)
+        identities = Array(repeating: nil, count: n)
         stopCount = Array(repeating: 0, count: n)
         unavailable = Array(repeating: false, count: n)
         plans = Array(repeating: nil, count: n)
@@ -172,6 +178,7 @@ public struct GridState: Sendable, Equatable {
                 f.gunSources[g] = .touPeak
             }
             f.authorized[g] = authorized[g]
+            f.vinChecks[g] = vinChecks[g]
             f.stopCount[g] = stopCount[g]
             f.unavailable[g] = unavailable[g]
         }

@@ -42,6 +42,8 @@ public struct GunObservation: Sendable, Equatable {
     public var carMinSoc: Double = 0
     public var batteryEnergy: WattHours = .zero
     public var dischargeAvailable: Watts = .zero
+    /// Plug and charge: the VIN the car sent in BRM during this recognition (nil: none sent yet).
+    public var vin: VINReading? = nil
     public init() {}
 }
 

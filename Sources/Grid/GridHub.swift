@@ -9,6 +9,8 @@ public struct GridLogEntry: Sendable, Equatable {
     public var at: Instant
     public var kind: String
     public var text: String
+    /// An authorization decision (kind `authorization`): journalled as its own record.
+    public var authorization: AuthorizationRecord? = nil
     public init(at: Instant, kind: String, text: String) { self.at = at; self.kind = kind; self.text = text }
 }
 
@@ -102,6 +104,16 @@ public final class GridHub: Sendable {
     public func log(_ kind: String, _ text: String, at: Instant? = nil) {
         shared.withLock { s in
             if let e = s.limiter.admit(GridLogEntry(at: at ?? s.observation.at, kind: kind, text: text)) { s.record(e) }
+        }
+    }
+
+    /// An authorization decision (journal and console), never held back by the limiter: each is a
+    /// session's and a driver waits on it.
+    public func authorization(_ a: AuthorizationRecord, text: String) {
+        shared.withLock { s in
+            var e = GridLogEntry(at: s.observation.at, kind: "authorization", text: text)
+            e.authorization = a
+            s.record(e)
         }
     }
 

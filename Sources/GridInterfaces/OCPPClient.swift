@@ -187,6 +187,8 @@ public final class OCPPClient: @unchecked Sendable {
     /// A BootNotification answered Pending or Rejected is sent again at this time.
     var bootRetryAt = 0.0
     public private(set) var presentedTags: [String?]
+    /// Per gun: where plug and charge by VIN stands for the car plugged (OCPPVIN.swift).
+    var vinStage: [VINStage]
 
     public init(config: OCPPConfig, hub: GridHub, firmware: String, gunCount: Int, presentedTags: [String?] = []) throws(OCPPError) {
         guard let u = WebSocketURL(config.url) else { throw OCPPError(description: "OCPP url '\(config.url)' is not ws:// or wss://") }
@@ -204,6 +206,7 @@ public final class OCPPClient: @unchecked Sendable {
         meterStart = Array(repeating: 0, count: gunCount)
         lastMeter = Array(repeating: 0, count: gunCount)
         pendingTxProfile = Array(repeating: nil, count: gunCount)
+        vinStage = Array(repeating: .none, count: gunCount)
         self.presentedTags = (0..<gunCount).map { $0 < presentedTags.count ? presentedTags[$0] : nil }
         startedAt = monotonic()
         securityProfile = config.securityProfile
@@ -504,6 +507,7 @@ public final class OCPPClient: @unchecked Sendable {
             default: break
             }
         }
+        vinObserved()
         meterValuesIfDue()
     }
 
@@ -512,10 +516,11 @@ public final class OCPPClient: @unchecked Sendable {
         phase[g] = p
         // The car came: ConnectionTimeOut no longer runs.
         if p != .unplugged { authorizedWaiting[g] = nil }
-        // A car plugged with an idTag presented: ask the central system.
-        if (p == .connecting || p == .connected) && before == .unplugged, !hub.state.authorized[g], let tag = presentedTags[g] {
-            authorizeAtPlug(tag, g)
+        if (p == .connecting || p == .connected) && before == .unplugged {
+            if !hub.state.authorized[g] { carPlugged(g) }
+            else if let tag = idTag[g] { hub.with { $0.identities[g] = SessionIdentity(method: .remote, identity: shown(tag)) } }
         }
+        vinPhaseChanged(g, from: before, to: p)
         if p == .unplugged && before != .unplugged {
             // The car left: an authorization not used goes with it.
             revokeAuthorization(g)
@@ -562,6 +567,7 @@ public final class OCPPClient: @unchecked Sendable {
             case .operatorRequest: reason = .Local
             case .vehicleRequest, .commTimeout: reason = .EVDisconnected
             case .fault, .pauseTooLong: reason = .Other
+            case .notAuthorized: reason = .DeAuthorized
             case .none: reason = .EVDisconnected
             }
             // The transactionId stored is the local reference; the central system's id replaces it when sent.
@@ -658,7 +664,7 @@ public final class OCPPClient: @unchecked Sendable {
             // A reservation by parentIdTag: the central system's answer may name the parent (asked, no
             // local shortcut).
             guard r.parentIdTag != nil && online else {
-                hub.log("ocpp", "idTag \(tag) on connector \(g + 1): the connector is reserved for another idTag (#\(r.id)): refused")
+                hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): the connector is reserved for another idTag (#\(r.id)): refused")
                 return
             }
             idTag[g] = tag
@@ -668,8 +674,8 @@ public final class OCPPClient: @unchecked Sendable {
         idTag[g] = tag
         let verdict = localAuth.verdict(tag, atMillis: stationMillis, listEnabled: s.localAuthListEnabled, cacheEnabled: s.authorizationCacheEnabled)
         func allow(_ why: String) {
-            hub.with { $0.authorized[g] = true }
-            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): accepted by \(why), session may start")
+            hub.with { $0.authorized[g] = true; $0.vinChecks[g] = .notUsed; $0.identities[g] = SessionIdentity(method: .idtag, identity: tag) }
+            hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): accepted by \(why), session may start")
         }
         if online {
             if s.localPreAuthorize, case .accepted(let src) = verdict { return allow("the \(src.rawValue) (LocalPreAuthorize)") }
@@ -682,10 +688,10 @@ public final class OCPPClient: @unchecked Sendable {
         case .unknown where s.allowOfflineTxForUnknownId:
             allow("no one, offline and unknown (AllowOfflineTxForUnknownId)")
         case .refused(let st, let src):
-            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): \(st.rawValue) in the \(src.rawValue), offline: refused")
+            hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): \(st.rawValue) in the \(src.rawValue), offline: refused")
             idTag[g] = nil
         default:
-            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): offline, waits for the central system")
+            hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): offline, waits for the central system")
             authorizeQueue.append((tag, g))
         }
     }
@@ -700,7 +706,7 @@ public final class OCPPClient: @unchecked Sendable {
         guard !reservations.held.isEmpty, !observation.guns.isEmpty else { return }
         let gone = reservations.expire(atMillis: stationMillis)
         guard !gone.isEmpty else { return }
-        for r in gone { hub.log("ocpp", "reservation #\(r.id) on connector \(r.gun + 1) for \(r.idTag) expired") }
+        for r in gone { hub.log("ocpp", "reservation #\(r.id) on connector \(r.gun + 1) for \(shown(r.idTag)) expired") }
         saveReservations()
     }
 
@@ -714,7 +720,8 @@ public final class OCPPClient: @unchecked Sendable {
     /// The gun needs a new authorization for its next session (none needed under free vend).
     func revokeAuthorization(_ g: Int) {
         let free = config.freeVend
-        hub.with { $0.authorized[g] = free }
+        hub.with { $0.authorized[g] = free; $0.vinChecks[g] = .notUsed; $0.identities[g] = nil }
+        vinStage[g] = .none
     }
 
     /// ConnectionTimeOut: an authorization given with no car plugged lapses when none comes in time
@@ -726,7 +733,7 @@ public final class OCPPClient: @unchecked Sendable {
             guard txRef[g] == nil, phase[g] == .unplugged else { continue }
             revokeAuthorization(g)
             pendingTxProfile[g] = nil
-            hub.log("ocpp", "authorization for \(idTag[g] ?? "?") on connector \(g + 1) lapsed: no car within ConnectionTimeOut (\(wholeText(connectionTimeout.seconds)) s)")
+            hub.log("ocpp", "authorization for \(idTag[g].map(shown) ?? "?") on connector \(g + 1) lapsed: no car within ConnectionTimeOut (\(wholeText(connectionTimeout.seconds)) s)")
             idTag[g] = nil
         }
     }

@@ -95,15 +95,19 @@ extension OCPPClient {
 
     func authorizeAnswered(_ g: Int, _ r: AuthorizeConf) {
         cacheAnswer(idTag[g], r.idTagInfo)
+        if case .asked(let tag) = vinStage[g] { return vinAnswered(g, tag: tag, r.idTagInfo) }
         if let tag = idTag[g], let res = reservations.on(gun: g), r.idTagInfo.status == .Accepted,
            !reservations.admits(tag, parent: r.idTagInfo.parentIdTag, gun: g) {
-            hub.log("ocpp", "idTag \(tag) on connector \(g + 1): Accepted, but the connector is reserved for another idTag (#\(res.id)): refused")
+            hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): Accepted, but the connector is reserved for another idTag (#\(res.id)): refused")
             idTag[g] = nil
             return
         }
         let ok = r.idTagInfo.status == .Accepted
-        hub.with { $0.authorized[g] = ok || $0.authorized[g] }
-        hub.log("ocpp", "idTag \(idTag[g] ?? "?") on connector \(g + 1): \(r.idTagInfo.status.rawValue)" + (ok ? ", session may start" : ""))
+        hub.with { s in
+            s.authorized[g] = ok || s.authorized[g]
+            if ok, let tag = idTag[g] { s.vinChecks[g] = .notUsed; s.identities[g] = SessionIdentity(method: .idtag, identity: tag) }
+        }
+        hub.log("ocpp", "idTag \(idTag[g].map(shown) ?? "?") on connector \(g + 1): \(r.idTagInfo.status.rawValue)" + (ok ? ", session may start" : ""))
         if !ok { idTag[g] = nil }
     }
 
@@ -453,6 +457,10 @@ extension OCPPClient {
     func remoteStart(_ r: RemoteStartTransactionReq) -> StatusConf<AcceptedRejected> {
         var gun: Int? = nil
         let parent = knownParent(r.idTag)
+        guard config.authorize.contains(.remote) else {
+            hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected: the site does not authorize by remote start (authorize = \(config.authorize.map(\.rawValue)))")
+            return StatusConf(.Rejected)
+        }
         if let c = r.connectorId {
             if c >= 1 && c <= gunCount { gun = c - 1 }
         } else {
@@ -462,11 +470,11 @@ extension OCPPClient {
                 ?? (0..<gunCount).first { free($0) && phase[$0] == .unplugged }
         }
         guard let g = gun, txRef[g] == nil, !unavailable[g], !(observation.guns.count > g && observation.guns[g].faulted) else {
-            hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) rejected (no free connector)")
+            hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected (no free connector)")
             return StatusConf(.Rejected)
         }
         if let res = reservations.on(gun: g), !reservations.admits(r.idTag, parent: parent, gun: g) {
-            hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) rejected: connector \(g + 1) is reserved for another idTag (#\(res.id))")
+            hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected: connector \(g + 1) is reserved for another idTag (#\(res.id))")
             return StatusConf(.Rejected)
         }
         if let prof = r.chargingProfile {
@@ -482,9 +490,11 @@ extension OCPPClient {
             authorizeAtPlug(r.idTag, g)
         } else {
             idTag[g] = r.idTag
-            hub.with { $0.authorized[g] = true }
+            let who = SessionIdentity(method: .remote, identity: shown(r.idTag))
+            hub.with { $0.authorized[g] = true; $0.vinChecks[g] = .notUsed; $0.identities[g] = who }
+            vinStage[g] = .none
         }
-        hub.log("ocpp", "RemoteStartTransaction for \(r.idTag) accepted on connector \(g + 1)"
+        hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) accepted on connector \(g + 1)"
                 + (phase[g] == .unplugged ? ", waiting up to \(wholeText(connectionTimeout.seconds)) s for the car" : ""))
         return StatusConf(.Accepted)
     }

@@ -45,6 +45,8 @@ public enum JournalEvent: Sendable, Equatable {
     /// the first 16 hex digits of the SHA-256 of its public key, DER): `signature` is base64 DER, ECDSA
     /// or RSA over SHA-256 of the record's stored JSON (`JournalScan.payload`).
     case signature(of: UInt64, key: String, signature: String)
+    /// A session's authorization decided (plug and charge by VIN: accepted, refused, refused with a fallback).
+    case authorization(AuthorizationNote)
     /// A record this version cannot read as one of the above, kept and written back as it was read.
     case unreadable(JournalEntry.Fields)
 
@@ -70,6 +72,7 @@ public enum JournalEvent: Sendable, Equatable {
         case .carLink: "can"
         case .checkpoint: "checkpoint"
         case .signature: "signature"
+        case .authorization: "authorization"
         case .unreadable(let f): f.kind
         }
     }
@@ -117,9 +120,26 @@ public struct SessionNote: Sendable, Equatable {
     /// At the end: the meter's energy register at the session's start, kWh (the end record alone holds
     /// both readings, for its signature).
     public var startKWh: Double? = nil
+    /// Who authorized the session: the method and the identity as shown (a VIN masked unless the site
+    /// allows the whole); nil: free vend or not known.
+    public var method: String? = nil
+    public var identity: String? = nil
     public init(gun: Int, energyKWh: Double?, soc: Double?, stopReason: String? = nil, exportKWh: Double? = nil, departureMet: Bool? = nil) {
         self.gun = gun; self.energyKWh = energyKWh; self.soc = soc; self.stopReason = stopReason
         self.exportKWh = exportKWh; self.departureMet = departureMet
+    }
+}
+
+/// An authorization decision: the method (`vin`, `idtag`, `remote`), the identity as shown (a VIN masked
+/// unless the site allows the whole), the verdict (`accepted`, `refused`, `refused-fallback`) and why.
+public struct AuthorizationNote: Sendable, Equatable {
+    public var gun: Int
+    public var method: String
+    public var identity: String
+    public var verdict: String
+    public var text: String
+    public init(gun: Int, method: String, identity: String, verdict: String, text: String) {
+        self.gun = gun; self.method = method; self.identity = identity; self.verdict = verdict; self.text = text
     }
 }
 
@@ -166,6 +186,10 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         public var deviationPercent: Double? = nil
         /// At a session's end: the meter's register at its start.
         public var startKWh: Double? = nil
+        /// Sessions and authorization records: how and by whom the session was authorized, and the verdict.
+        public var method: String? = nil
+        public var identity: String? = nil
+        public var verdict: String? = nil
         /// A signature record: the record it signs, the key's id and the signature (base64 DER).
         public var signs: UInt64? = nil
         public var key: String? = nil
@@ -196,6 +220,7 @@ public struct JournalEntry: Codable, Sendable, Equatable {
             f.gun.map {
                 var n = SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet)
                 n.chargerKWh = f.chargerKWh; n.deviationPercent = f.deviationPercent; n.startKWh = f.startKWh
+                n.method = f.method; n.identity = f.identity
                 return n
             }
         }
@@ -232,6 +257,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         case "signature":
             guard let of = f.signs, let k = f.key, let sig = f.signature else { return nil }
             return .signature(of: of, key: k, signature: sig)
+        case "authorization":
+            guard let g = f.gun, let m = f.method, let id = f.identity, let v = f.verdict else { return nil }
+            return .authorization(AuthorizationNote(gun: g, method: m, identity: id, verdict: v, text: f.text ?? ""))
         case "checkpoint":
             guard let r = f.records else { return nil }
             return .checkpoint(records: r.filter { $0.kind != "checkpoint" }.map(JournalEntry.init))
@@ -256,7 +284,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
             f.gun = n.gun; f.energyKWh = n.energyKWh; f.soc = n.soc; f.stopReason = n.stopReason
             f.exportKWh = n.exportKWh; f.departureMet = n.departureMet
             f.chargerKWh = n.chargerKWh; f.deviationPercent = n.deviationPercent; f.startKWh = n.startKWh
+            f.method = n.method; f.identity = n.identity
         case .signature(let of, let k, let sig): f.signs = of; f.key = k; f.signature = sig
+        case .authorization(let n): f.gun = n.gun; f.method = n.method; f.identity = n.identity; f.verdict = n.verdict; f.text = n.text
         case .loopOverrun(let n): f.value = n
         case .command(let u, let c, let r, let g): f.user = u; f.command = c; f.result = r; f.gun = g
         case .login(let u): f.user = u
@@ -296,6 +326,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         if let stopReason = f.stopReason { s += " stop \(stopReason)" }
         if let c = f.chargerKWh, c.isFinite { s += " charger \(String(format: "%.3f", c)) kWh" }
         if let d = f.deviationPercent, d.isFinite { s += " deviation \(String(format: "%+.2f", d)) %" }
+        if let m = f.method { s += " by \(m)" + (f.identity.map { " \($0)" } ?? "") }
+        if let v = f.verdict { s += " \(v)" }
         if let of = f.signs { s += " of #\(of) key \(f.key ?? "?")" }
         if let text = f.text { s += " \(text)" }
         return s

@@ -65,6 +65,7 @@ public struct LoopRequests: Sendable, BitwiseCopyable {
             if let m = manual, composite.map({ m <= $0 }) ?? true { i.guns[g].gridSource = .manual }
             else { i.guns[g].gridSource = grid.gunSources[g] }
             i.guns[g].authorized = grid.authorized[g]
+            i.guns[g].vinCheck = grid.vinChecks[g]
             i.guns[g].resetRequest = reset[g]
             i.guns[g].stopRequest = stop[g]
             i.guns[g].operatorCap = held[g].cap

@@ -41,6 +41,11 @@ public struct GunSnapshot: Sendable, BitwiseCopyable {
     public var gridCurrentLimit: Amps? = nil
     public var gridSource: GridSource = .none
     public var authorized = true
+    /// Plug and charge: the grid's word on the VIN in force, and the VIN the car sent in BRM during this
+    /// recognition (`vinSent` false: no BRM in this recognition yet; all zero bytes: the short BRM, no VIN).
+    public var vinCheck: VINCheck = .notUsed
+    public var vinSent = false
+    public var vin = InlineArray<17, UInt8>(repeating: 0)
     public var operatorCap: Watts? = nil
     public var carCurrentDemand: Amps? = nil
     public var carVoltageDemand: Volts? = nil

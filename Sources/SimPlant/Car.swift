@@ -19,6 +19,8 @@ public struct CarProfile: Sendable, Equatable {
     /// V2G: the car offers to be discharged (BDP) down to this state of charge, at most at this current
     /// and power; nil: a car that only charges (keys `v2g-min-soc`, `v2g-max-current`, `v2g-max-power`).
     public var v2g: V2GOffer? = nil
+    /// The VIN the BMS sends in BRM (`vin=`); nil: the short BRM, no VIN (`vin=none`).
+    public var vin: String? = "LSIMCAR0000000001"
     public init() {}
 
     public struct V2GOffer: Sendable, Equatable {
@@ -41,7 +43,7 @@ public struct CarProfile: Sendable, Equatable {
         public var description: String {
             switch self {
             case .malformed(let s): "car: malformed item '\(s)' (expected key=value)"
-            case .unknownKey(let k): "car: unknown key '\(k)' (known: capacity, soc, target, max-voltage, max-current, plug-at, v2g-min-soc, v2g-max-current, v2g-max-power)"
+            case .unknownKey(let k): "car: unknown key '\(k)' (known: capacity, soc, target, max-voltage, max-current, plug-at, v2g-min-soc, v2g-max-current, v2g-max-power, vin)"
             case .badValue(let k, let v, let why): "car: \(k)=\(v): \(why)"
             }
         }
@@ -104,6 +106,12 @@ public struct CarProfile: Sendable, Equatable {
                 let d = try number(.power)
                 guard d >= 1000, d <= 1_000_000 else { throw .badValue(key: k, value: v, why: "must be 1...1000 kW") }
                 car.v2g = car.v2g ?? V2GOffer(); car.v2g!.maxPower = Watts(d)
+            case "vin":
+                if v.lowercased() == "none" { car.vin = nil; break }
+                guard v.utf8.count == 17, v.utf8.allSatisfy(BRM.isVINByte) else {
+                    throw .badValue(key: k, value: v, why: "must be 17 characters 0-9 and A-Z without I, O and Q (ISO 3779), or none")
+                }
+                car.vin = v
             default: throw .unknownKey(k)
             }
         }
@@ -229,8 +237,8 @@ public struct SimCar: Sendable {
             rx.bhm = Stamped(BHM(maxAllowedVoltage: profile.maxVoltage), at: now)
         }
         if tx.crm == .notRecognised && due(1, Standard.periodBRM, now) {
-            var vin = InlineArray<17, UInt8>(repeating: UInt8(ascii: "0"))
-            for (i, c) in "LSIMCAR0000000001".utf8.enumerated() where i < 17 { vin[i] = c }
+            var vin = InlineArray<17, UInt8>(repeating: 0)   // the short BRM: no VIN
+            if let v = profile.vin { for (i, c) in v.utf8.enumerated() where i < 17 { vin[i] = c } }
             rx.brm = Stamped(BRM(batteryType: .nmc, ratedCapacityAh: profile.capacity.value / profile.nominalVoltage.value,
                                  ratedVoltage: profile.nominalVoltage, vin: vin), at: now)
         }

@@ -67,6 +67,12 @@ public struct OCPPConfig: Sendable, Equatable {
     public var centralSystemManufacturerRoots = false
     /// Whether plain (unsigned) UpdateFirmware is taken: off unless the site says so.
     public var unsignedFirmware = false
+    /// How sessions are authorized, in order of preference (`authorize`): the default is today's, an idTag
+    /// at the plug or a remote start. With `vin` the car's VIN from BRM is the session's identity
+    /// (docs/grid.md "Authorization by VIN"); a method after it is the fallback when the VIN is refused.
+    public var authorize: [AuthorizationMethod] = [.idtag, .remote]
+    /// The whole VIN in the journal and on the console (`show_vin`); masked by default (personal data).
+    public var showVIN = false
 }
 
 /// The AuthorizationKey of OCPP 1.6's security profiles 1 and 2 (security whitepaper ed. 2, A00.FR.205):
@@ -193,7 +199,7 @@ public enum SiteLoader {
             try r.onlyKeys(o, ["url", "charge_point_id", "ca", "cert", "key", "vendor", "model", "state_dir", "meter_interval",
                                "heartbeat_interval", "reconnect_interval", "call_timeout", "free_vend", "connection_timeout",
                                "security_profile", "authorization_key_file", "firmware_dir", "manufacturer_roots",
-                               "central_system_manufacturer_roots", "unsigned_firmware"])
+                               "central_system_manufacturer_roots", "unsigned_firmware", "authorize", "show_vin"])
             let url = try r.string(o, "url")
             guard let parsed = WebSocketURL(url) else { throw r.error(o, "url", "'\(url)' is not a ws:// or wss:// URL") }
             let id = try r.optionalString(o, "charge_point_id") ?? parsed.lastPathComponent
@@ -221,6 +227,23 @@ public enum SiteLoader {
             if let m = c.manufacturerRootsFile, access(m, R_OK) != 0 { throw r.error(o, "manufacturer_roots", "cannot read '\(m)' (\(String(cString: strerror(errno))))") }
             c.centralSystemManufacturerRoots = try r.optionalBool(o, "central_system_manufacturer_roots") ?? false
             c.unsignedFirmware = try r.optionalBool(o, "unsigned_firmware") ?? false
+            if let a = o.table["authorize"] {
+                let names = AuthorizationMethod.allCases.map(\.rawValue).joined(separator: ", ")
+                guard let arr = a.array, !arr.isEmpty, arr.count <= AuthorizationMethod.allCases.count else {
+                    throw r.error(o, "authorize", "must be a list of 1 to \(AuthorizationMethod.allCases.count) methods from \(names), in order of preference")
+                }
+                var methods: [AuthorizationMethod] = []
+                for (i, x) in arr.enumerated() {
+                    guard let str = x.string, let m = AuthorizationMethod(rawValue: str) else {
+                        throw r.error(o, "authorize[\(i)]", "must be one of \(names)")
+                    }
+                    guard !methods.contains(m) else { throw r.error(o, "authorize[\(i)]", "'\(str)' is listed twice") }
+                    methods.append(m)
+                }
+                if c.freeVend && methods.contains(.vin) { throw r.error(o, "authorize", "lists vin, but free_vend charges every car without authorization") }
+                c.authorize = methods
+            }
+            c.showVIN = try r.optionalBool(o, "show_vin") ?? false
             // The security profile: said, or what the URL and the files make it.
             c.authorizationKeyFile = try r.optionalString(o, "authorization_key_file")
             let implied = c.certFile != nil ? 3 : c.authorizationKeyFile != nil ? (parsed.secure ? 2 : 1) : 0

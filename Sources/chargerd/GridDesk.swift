@@ -41,6 +41,7 @@ final class GridDesk {
             }
         }
         desk.departureMet = { g, soc, at in hub.sessionEnded(gun: g, soc: soc, at: at) }
+        desk.identity = { g in let ids = hub.state.identities; return g < ids.count ? ids[g] : nil }
         if let c = site.ems {
             do { ems = try EMSServer(config: c, hub: hub) } catch { fail("site \(site.path): \(error)") }
             if let w = ems?.warning { writeStderr("chargerd: warning: \(w)\n") }
@@ -126,6 +127,7 @@ final class GridDesk {
             go.carMinSoc = x.carMinSoc
             go.batteryEnergy = x.carBatteryEnergy
             go.dischargeAvailable = x.dischargeAvailable * x.status.voltage
+            if x.vinSent { go.vin = VINReading(x.vin) }
             o.guns.append(go)
         }
         let feed = hub.tick(observation: o)
@@ -137,6 +139,12 @@ final class GridDesk {
     /// Grid events into the journal (and the EMS's and OCPP's on standard output).
     func journalEvents() {
         for e in hub.takePending() {
+            if let a = e.authorization {
+                let note = AuthorizationNote(gun: a.gun, method: a.method.rawValue, identity: a.identity, verdict: a.verdict, text: a.why)
+                desk.ack(desk.journal.append(JournalEntry(.authorization(note), t: e.at.seconds)))
+                print("grid: t=\(fmt(e.at.seconds, 1)) s authorization: \(e.text)")
+                continue
+            }
             desk.ack(desk.journal.append(JournalEntry(.grid(source: e.kind, text: e.text), t: e.at.seconds)))
             if e.kind == "ems" || e.kind.hasPrefix("ocpp") || e.kind == "ems-refused" { print("grid: t=\(fmt(e.at.seconds, 1)) s \(e.kind): \(e.text)") }
         }

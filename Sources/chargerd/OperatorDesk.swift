@@ -47,6 +47,10 @@ final class OperatorDesk {
     }
     /// The meter's register at each running session's start, for the end record.
     var sessionStartKWh: [Int: Double] = [:]
+    /// Who authorized the session on a gun now (set by the grid desk: the OCPP client's word), and what
+    /// it was at each running session's start, for the end record (which is signed).
+    var identity: ((Int) -> SessionIdentity?)? = nil
+    var sessionIdentity: [Int: SessionIdentity] = [:]
 
     init(run: Run, board: Board) throws {
         self.board = board
@@ -113,10 +117,18 @@ final class OperatorDesk {
     /// A loop event into the journal (faults, sessions, overruns).
     func record(_ e: LoopEvent) {
         guard var entry = Recorder.entry(for: e) else { return }
-        if case .sessionStart(let note) = entry.event { sessionStartKWh[note.gun] = note.energyKWh }
+        if case .sessionStart(var note) = entry.event {
+            sessionStartKWh[note.gun] = note.energyKWh
+            if let who = identity?(note.gun) {
+                sessionIdentity[note.gun] = who
+                note.method = who.method.rawValue; note.identity = who.identity
+                entry.event = .sessionStart(note)
+            }
+        }
         if case .session(let s) = e, !s.started, case .sessionEnd(var note) = entry.event {
             if let judge = departureMet { note.departureMet = judge(Int(s.gun), s.soc.isNaN ? nil : s.soc, s.at) }
             note.startKWh = sessionStartKWh.removeValue(forKey: note.gun)
+            if let who = sessionIdentity.removeValue(forKey: note.gun) { note.method = who.method.rawValue; note.identity = who.identity }
             entry.event = .sessionEnd(note)
         }
         let recorded = journal.append(entry)

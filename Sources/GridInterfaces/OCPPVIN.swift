@@ -1,0 +1,143 @@
+// Plug and charge by the car's VIN (即插即充; docs/grid.md "Authorization by VIN"). With `vin` in the site's
+// `authorize`, a car plugged without an idTag is let through to the handshake; the core holds recognition
+// (CRM 0x00) until this client's word on the VIN the car sent in BRM, at most 4 s (Standard.vinAnswerWait).
+// The VIN travels as the idTag "VIN" + its 17 characters (CiString20): the local list and the cache know it
+// as any idTag, an Authorize.req asks the central system, and offline the idTag rules apply. A refused,
+// unknown, malformed or absent VIN stops before any energy; where the site lists a method after `vin`, the
+// gun then waits for it (an idTag presented, a remote start).
+import ChargerCore
+import Grid
+
+/// Where plug and charge stands for the car on one gun.
+enum VINStage: Equatable {
+    case none
+    /// Waiting for the car's VIN (the handshake runs).
+    case waiting
+    /// Authorize.req sent for this idTag; the answer decides.
+    case asked(String)
+    /// Decided (accepted, refused); the answer for this car is given.
+    case decided
+}
+
+extension OCPPClient {
+    /// An idTag as the journal shows it: a VIN's masked unless the site allows the whole.
+    func shown(_ tag: String) -> String {
+        guard !config.showVIN, tag.hasPrefix(VINIdentity.prefix), tag.utf8.count == 20 else { return tag }
+        return VINIdentity.prefix + VINIdentity.masked(String(tag.dropFirst(VINIdentity.prefix.count)))
+    }
+
+    /// A car plugged with no authorization in force: the site's first usable method starts. An idTag
+    /// presented goes first unless `vin` comes before `idtag`; with `vin` listed the session goes on to the
+    /// handshake and the VIN decides.
+    func carPlugged(_ g: Int) {
+        let order = config.authorize
+        let tag = order.contains(.idtag) ? presentedTags[g] : nil
+        let vinAt = order.firstIndex(of: .vin)
+        if let vinAt, tag == nil || vinAt < (order.firstIndex(of: .idtag) ?? order.count) {
+            startVIN(g)
+        } else if let tag {
+            authorizeAtPlug(tag, g)
+        }
+    }
+
+    func startVIN(_ g: Int) {
+        vinStage[g] = .waiting
+        idTag[g] = nil
+        hub.with { $0.authorized[g] = true; $0.vinChecks[g] = .pending; $0.identities[g] = nil }
+        hub.log("ocpp", "connector \(g + 1): plug and charge: the car's VIN will decide (BRM)")
+    }
+
+    /// Each observation: a VIN the car sent while its word is awaited is decided.
+    func vinObserved() {
+        for g in 0..<min(gunCount, observation.guns.count) where vinStage[g] == .waiting {
+            guard let reading = observation.guns[g].vin else { continue }
+            switch reading {
+            case .absent: vinRefused(g, identity: "none", why: "the car sent no VIN (short BRM)")
+            case .malformed(let why): vinRefused(g, identity: "malformed", why: "the car's VIN is not one: \(why)")
+            case .valid(let vin): decideVIN(g, vin)
+            }
+        }
+    }
+
+    /// The local list and the cache as for an idTag at the plug (LocalPreAuthorize online,
+    /// LocalAuthorizeOffline and AllowOfflineTxForUnknownId offline); otherwise the central system is asked.
+    func decideVIN(_ g: Int, _ vin: String) {
+        let tag = VINIdentity.idTag(vin), s = settings
+        let verdict = localAuth.verdict(tag, atMillis: stationMillis, listEnabled: s.localAuthListEnabled, cacheEnabled: s.authorizationCacheEnabled)
+        if online {
+            if s.localPreAuthorize, case .accepted(let src) = verdict { return vinAccepted(g, tag, why: "the \(src.rawValue) (LocalPreAuthorize)") }
+            vinStage[g] = .asked(tag)
+            idTag[g] = tag
+            authorizeQueue.append((tag, g))
+            hub.log("ocpp", "connector \(g + 1): VIN \(shown(tag)) sent to the central system (Authorize)")
+            return
+        }
+        switch verdict {
+        case .accepted(let src) where s.localAuthorizeOffline: vinAccepted(g, tag, why: "the \(src.rawValue), offline (LocalAuthorizeOffline)")
+        case .accepted(let src): vinRefused(g, identity: shown(tag), why: "offline, and LocalAuthorizeOffline is false (known to the \(src.rawValue))")
+        case .unknown where s.allowOfflineTxForUnknownId: vinAccepted(g, tag, why: "no one, offline and unknown (AllowOfflineTxForUnknownId)")
+        case .unknown: vinRefused(g, identity: shown(tag), why: "offline and unknown to the local list and the cache")
+        case .refused(let st, let src): vinRefused(g, identity: shown(tag), why: "\(st.rawValue) in the \(src.rawValue), offline")
+        }
+    }
+
+    /// The central system's answer to the VIN's Authorize.
+    func vinAnswered(_ g: Int, tag: String, _ info: IdTagInfo) {
+        guard phase[g] == .identification else {
+            vinStage[g] = .decided
+            hub.log("ocpp", "connector \(g + 1): the answer for VIN \(shown(tag)) (\(info.status.rawValue)) came after the car's wait: the session had stopped")
+            return
+        }
+        if info.status == .Accepted, reservations.on(gun: g) == nil || reservations.admits(tag, parent: info.parentIdTag, gun: g) {
+            vinAccepted(g, tag, why: "the central system")
+        } else if info.status == .Accepted {
+            vinRefused(g, identity: shown(tag), why: "accepted, but the connector is reserved for another idTag")
+        } else {
+            vinRefused(g, identity: shown(tag), why: "\(info.status.rawValue) by the central system")
+        }
+    }
+
+    func vinAccepted(_ g: Int, _ tag: String, why: String) {
+        vinStage[g] = .decided
+        idTag[g] = tag
+        let who = SessionIdentity(method: .vin, identity: shown(tag))
+        hub.with { $0.vinChecks[g] = .accepted; $0.identities[g] = who }
+        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: who.identity, verdict: "accepted", why: why),
+                          text: "connector \(g + 1): VIN \(who.identity) accepted by \(why): charging may start")
+    }
+
+    /// Refused: the session stops before energy; a method after `vin` in the site's list is the fallback.
+    func vinRefused(_ g: Int, identity: String, why: String) {
+        vinStage[g] = .decided
+        idTag[g] = nil
+        let order = config.authorize
+        let after = order.firstIndex(of: .vin).map { Array(order[($0 + 1)...]) } ?? []
+        let fallBack = !after.isEmpty
+        hub.with { s in
+            s.vinChecks[g] = fallBack ? .refusedFallBack : .refused
+            s.identities[g] = nil
+            if fallBack { s.authorized[g] = false }
+        }
+        let then = fallBack ? "no energy; the gun waits for \(after.map(\.rawValue).joined(separator: " or "))" : "no energy; the session ends"
+        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: identity, verdict: fallBack ? "refused-fallback" : "refused", why: why),
+                          text: "connector \(g + 1): VIN \(identity) refused: \(why): \(then)")
+    }
+
+    /// The session's phases as they bear on the VIN: a wait the core ended (no answer within its bound),
+    /// and the gun back in `connected` after a refusal with a fallback (an idTag presented is tried).
+    func vinPhaseChanged(_ g: Int, from before: SessionPhase, to p: SessionPhase) {
+        if before == .identification && p == .stopping, case .asked(let tag) = vinStage[g] {
+            vinStage[g] = .decided
+            idTag[g] = nil
+            hub.with { $0.vinChecks[g] = .refused; $0.identities[g] = nil }
+            hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: shown(tag), verdict: "refused",
+                                                  why: "no answer within \(Int(Standard.vinAnswerWait.seconds)) s (the car's own wait is 5 s)"),
+                              text: "connector \(g + 1): VIN \(shown(tag)) not answered within \(Int(Standard.vinAnswerWait.seconds)) s: no energy; the session ends")
+        }
+        if p == .connected && before == .unlocking && vinStage[g] == .decided {
+            vinStage[g] = .none
+            hub.with { $0.vinChecks[g] = .notUsed }
+            if config.authorize.contains(.idtag), let tag = presentedTags[g] { authorizeAtPlug(tag, g) }
+        }
+    }
+}
