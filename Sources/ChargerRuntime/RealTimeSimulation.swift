@@ -190,7 +190,10 @@ final class EventPublisher {
                 lastPhase[g] = p
                 q.push(.phase(gun: Int8(g), p, at: stepAt))
                 // Session edges: locking begins one; finished or faulted ends it, or the car went before.
-                let startsNow = p == .locking && before != .locking
+                // Plug and charge: a session whose VIN is still to be answered begins when recognition lets
+                // it on (parameter exchange), so that a refused VIN is no session (and no transaction).
+                let vinPending = f.pointee.inputs.guns[g].vinCheck == .pending
+                let startsNow = !inSession[g] && ((p == .locking && before != .locking && !vinPending) || p == .parameterExchange)
                 let endsNow = inSession[g] && (p == .finished || p == .faulted || p == .unplugged)
                 if endsNow || startsNow {
                     var edge = SessionEdge(gun: Int8(g), started: startsNow, at: stepAt, meterEnergy: f.pointee.inputs.guns[g].meterEnergy,

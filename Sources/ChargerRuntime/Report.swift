@@ -9,6 +9,8 @@ public enum EndState: String, Sendable {
     /// Stopped by the operator (SIGINT/SIGTERM) with a session under way and no fault: a normal
     /// shutdown, not a failure.
     case interrupted
+    /// Plug and charge refused the car (its VIN refused, unknown or absent): no energy, no fault.
+    case notAuthorized = "not-authorized"
 }
 
 public struct SessionSummary: Sendable {
@@ -49,6 +51,7 @@ public struct SessionSummary: Sendable {
         case .faulted: 1
         case .timeout: 4
         case .invariantViolated: 3
+        case .notAuthorized: 5
         }
     }
 }
@@ -75,7 +78,7 @@ extension Simulation {
         var kwh = 0.0, peak = 0.0, maxT = -100.0
         var socStart: Double? = nil, socEnd: Double? = nil
         var completed = 0
-        var normal = true
+        var normal = true, refused = false
         var share: [LimitSource: Double] = [:]
         var exported = 0.0
         for g in 0..<spec.gunCount {
@@ -87,7 +90,9 @@ extension Simulation {
             if socStart == nil { socStart = reports[g].socStart }
             if socEnd == nil { socEnd = reports[g].socEnd }
             completed += reports[g].completedSessions
-            if plant.guns[g].car != nil && !reports[g].endedNormally && !continuous { normal = false }
+            if plant.guns[g].car != nil && !reports[g].endedNormally && !continuous {
+                if reports[g].notAuthorized { refused = true } else { normal = false }
+            }
             for k in LimitSource.allCases { share[k, default: 0] += reports[g].limitSourceTime[Int(k.rawValue)] }
         }
         let total = share.values.reduce(0, +)
@@ -107,6 +112,7 @@ extension Simulation {
         // completed (issue 36: "end state completed (stop reason: none)" after SIGINT mid-session).
         else if interrupted && (!normal || continuous || midSession) { state = .interrupted }
         else if !normal { state = .faulted }
+        else if refused { state = .notAuthorized }
         else { state = .completed }
         var s = SessionSummary(board: board.name, energyKWh: kwh, durationS: now.seconds, peakPowerKW: peak, endState: state,
                                socStart: socStart, socEnd: socEnd, maxGunTemperature: maxT, faults: faults,

@@ -32,6 +32,8 @@ public struct GunReport: Sendable {
     public var startedSessions = 0
     public var energyBefore: WattHours = .zero
     public var endedNormally = false
+    /// The gun's last session was refused by plug and charge (stop reason not-authorized, no energy).
+    public var notAuthorized = false
     public var maxTemperature = Celsius(-100)
     /// Seconds of charging during which each limit source bound, indexed by `LimitSource.rawValue`.
     public var limitSourceTime = [Double](repeating: 0, count: LimitSource.allCases.count)
@@ -479,14 +481,16 @@ public final class Simulation {
                 report.exportAtPlug = f.inputs.guns[g].meterExportEnergy
                 report.socStart = soc
                 report.endedNormally = false
+                report.notAuthorized = false
             }
             report.socEnd = soc
         }
         if phase == .charging {
             report.limitSourceTime[Int(f.outputs.guns[g].binding.rawValue)] += periodSeconds
         }
-        if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault
-            && f.state.sessions[g].stopReason != .notAuthorized {
+        if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason == .notAuthorized {
+            report.notAuthorized = true
+        } else if phase == .finished && lastPhase[g] != .finished && f.state.sessions[g].stopReason != .fault {
             report.endedNormally = true
             report.completedSessions += 1
         }

@@ -21,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from central_system import CentralSystem  # noqa: E402
+import support  # noqa: E402
 from support import Chargerd, free_port  # noqa: E402
 
 from ocpp.v16 import call  # noqa: E402
@@ -344,6 +345,86 @@ class OCPP(unittest.TestCase):
         with open(os.path.join(self.state, "authorization.json")) as f:
             cache = json.load(f)["cache"]
         self.assertEqual(cache["nobody"]["info"]["status"], "Invalid")
+
+    def journal_records(self, directory):
+        r = subprocess.run([support.BIN, "journal", "export", "--dir", directory, "--json"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+
+    def test_plug_and_charge_by_vin(self):
+        """Issue 37 part 1 against the `ocpp` package: with authorize = ["vin", ...] a car with no idTag
+        charges by its VIN (Authorize and StartTransaction carry "VIN" + the 17 characters); the journal,
+        the console's lines and standard output show it masked; a refused VIN gets no energy and falls back
+        to the idTag presented; with no fallback it ends; a car with no VIN is refused; offline, the local
+        list accepts a VIN (LocalAuthorizeOffline)."""
+        vin, tag = "LFV3A23C5K3012345", "VINLFV3A23C5K3012345"
+        car = f"capacity=5kWh,soc=76,target=80,max-voltage=500V,plug-at=2s,vin={vin}"
+        journal = os.path.join(self.tmp, "journal")
+        # Accepted by the central system.
+        cs = self.cs(accepted_tags=(tag,))
+        c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin", "idtag", "remote"]'), "--speed", "10",
+                          "--car", car, "--journal", journal)
+        auth = cs.wait_for("Authorize", timeout=20)
+        self.assertEqual(auth["id_tag"], tag)
+        start = cs.wait_for("StartTransaction", timeout=20)
+        self.assertEqual(start["id_tag"], tag)
+        stop = cs.wait_for("StopTransaction", timeout=60)
+        self.assertEqual((stop["id_tag"], stop["reason"]), (tag, "EVDisconnected"))
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        c.wait_line(r"authorization: connector 1: VIN VINLFV\*{10}2345 accepted by the central system", timeout=1)
+        self.assertNotIn(vin, c.output(), "the whole VIN on standard output")
+        recs = self.journal_records(journal)
+        self.assertNotIn(vin, json.dumps(recs), "the whole VIN in the journal")
+        a = [r for r in recs if r["kind"] == "authorization"]
+        self.assertEqual([(r["gun"], r["method"], r["identity"], r["verdict"]) for r in a], [(0, "vin", "VINLFV**********2345", "accepted")])
+        end = [r for r in recs if r["kind"] == "session-end"]
+        self.assertEqual([(r["method"], r["identity"]) for r in end], [("vin", "VINLFV**********2345")])
+        cs.stop()
+        shutil.rmtree(journal)
+
+        # Refused, with the idTag presented as the fallback: no energy under the VIN, then a session by the card.
+        cs = self.cs(accepted_tags=("TAG-OK",))
+        c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin", "idtag"]'), "--speed", "10",
+                          "--car", car, "--id-tag", "TAG-OK", "--journal", journal)
+        self.assertEqual(cs.wait_for("Authorize", timeout=20)["id_tag"], tag)
+        c.wait_line(r"VIN VINLFV\*{10}2345 refused: Invalid by the central system: no energy; the gun waits for idtag", timeout=10)
+        self.assertEqual(cs.wait_for("Authorize", lambda p: p["id_tag"] != tag, timeout=30)["id_tag"], "TAG-OK")
+        start = cs.wait_for("StartTransaction", timeout=30)
+        self.assertEqual(start["id_tag"], "TAG-OK")
+        cs.wait_for("StopTransaction", timeout=60)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
+        self.assertEqual([m[2]["id_tag"] for m in cs.messages("StartTransaction")], ["TAG-OK"])
+        recs = self.journal_records(journal)
+        self.assertEqual([(r["verdict"], r["identity"]) for r in recs if r["kind"] == "authorization"], [("refused-fallback", "VINLFV**********2345")])
+        self.assertEqual([(r["method"], r["identity"]) for r in recs if r["kind"] == "session-end"], [("idtag", "TAG-OK")])
+        cs.stop()
+        shutil.rmtree(journal)
+
+        # Refused with no fallback, and a car with no VIN: no transaction, no energy.
+        for car_text, why in ((car, r"VIN VINLFV\*{10}2345 refused: Invalid by the central system: no energy; the session ends"),
+                              (car.replace(f"vin={vin}", "vin=none"), r"VIN none refused: the car sent no VIN \(short BRM\): no energy; the session ends")):
+            cs = self.cs(accepted_tags=("TAG-OK",))
+            c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin"]'), "--speed", "10", "--car", car_text, "--max-time", "60")
+            c.wait_line(why, timeout=30)
+            self.assertEqual(c.finish(timeout=30), 5, c.output()[-2000:])   # plug and charge refused the car
+            self.assertEqual(cs.messages("StartTransaction"), [])
+            self.assertRegex(c.output(), r"end state +not-authorized \(stop reason: not-authorized\)\nenergy +0\.000 kWh")
+            cs.stop()
+
+        # Offline: the local list accepts the VIN (LocalAuthorizeOffline).
+        port = free_port()
+        cs = CentralSystem(port=port)
+        self.addCleanup(cs.stop)
+        late = car.replace("plug-at=2s", "plug-at=12s")
+        c = self.chargerd(site(port, self.state, extra='authorize = ["vin"]'), "--speed", "1", "--car", late)
+        cs.wait_for("BootNotification", timeout=10)
+        self.assertEqual(cs.call(call.SendLocalList(list_version=9, update_type="Full",
+                                                    local_authorization_list=[{"id_tag": tag, "id_tag_info": {"status": "Accepted"}}])).status, "Accepted")
+        cs.stop()
+        c.wait_line(r"VIN VINLFV\*{10}2345 accepted by the local list, offline \(LocalAuthorizeOffline\)", timeout=40)
+        c.wait_line(r"gun0 charging", timeout=30)
+        self.assertEqual(c.stop(), 0, c.output()[-2000:])
 
     def test_every_core_key_and_what_the_meter_keys_change(self):
         """GetConfiguration lists every key of Core, LocalAuthListManagement and SmartCharging this charge
