@@ -242,7 +242,7 @@ class BMS:
         if s == "handshake" and self.due("BHM", 0.25):
             self.send("BHM", {"MaxAllowedVoltage": self.a.max_voltage})
         if s == "recognition" and self.due("BRM", 0.25) and not self.pending and self.tp is None:
-            vin = self.a.vin.encode()[:17].ljust(17, b"0")
+            vin = b"\0" * 17 if self.a.vin == "none" else self.a.vin.encode()[:17].ljust(17, b"0")   # none: the short BRM, no VIN
             values = {sig.name: 0 for sig in self.db.get_message_by_name("BRM").signals}
             values.update({"VersionMinor": 1, "VersionMajorLow": 1, "VersionMajorHigh": 0, "BatteryType": 6,
                            "RatedCapacity": round(self.ah(), 1), "RatedVoltage": round(self.cells * 3.7, 1),
@@ -384,7 +384,7 @@ def main():
     p.add_argument("--capacity-kwh", type=float, default=60)
     p.add_argument("--max-voltage", type=float, default=500)
     p.add_argument("--max-current", type=float, default=250)
-    p.add_argument("--vin", default="LPYBMS00000000001")
+    p.add_argument("--vin", default="LPYBMS00000000001", help="the VIN sent in BRM (17 characters), or none for no VIN")
     p.add_argument("--misbehave", action="append", help="KIND[@SECONDS] after charging began (repeatable): " + ", ".join(KINDS))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")

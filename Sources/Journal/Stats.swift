@@ -30,6 +30,11 @@ public struct OperatorStats: Sendable, Equatable {
     public var worstDeviationPercent: Double? = nil
     public var meteringFaults = 0
     public var registerAnomalies = 0
+    /// Plug and charge (issue 37): cars authorized by their VIN, refused with no fallback (no energy), and
+    /// refused with the site's fallback (the driver then used an idTag or a remote start, or left).
+    public var vinAccepted = 0
+    public var vinRefused = 0
+    public var vinFellBack = 0
     /// Sessions started in the journal's last boot with no end and no shutdown after them: still charging
     /// when the journal was read (the console's `stats` mid-session). Not counted in `sessionsStarted`:
     /// a session in progress has not failed. One cut short by a shutdown or a restart has.
@@ -166,6 +171,12 @@ public struct OperatorStats: Sendable, Equatable {
                     guard g >= 0 && g < guns else { break }
                     if out { if serviceOut[g] == nil { serviceOut[g] = e.t } }
                     else if let t0 = serviceOut.removeValue(forKey: g) { serviceSpans[g, default: []].append((t0, e.t)) }
+                case .authorization(let a) where a.method == "vin":
+                    switch a.verdict {
+                    case "accepted": vinAccepted += 1
+                    case "refused-fallback": vinFellBack += 1
+                    default: vinRefused += 1
+                    }
                 case .shutdown: shutDown = true
                 default: break
                 }
@@ -223,6 +234,9 @@ public struct OperatorStats: Sendable, Equatable {
             }
             s += "\n  \(meteringFaults) beyond the budget (E34), \(registerAnomalies) register anomal\(registerAnomalies == 1 ? "y" : "ies") (E35)\n"
         }
+        if vinAccepted + vinRefused + vinFellBack > 0 {
+            s += "plug and charge: \(vinAccepted) car(s) authorized by VIN, \(vinRefused) refused, \(vinFellBack) fell back\n"
+        }
         if exportedKWh > 0 || sessionsWithPlan > 0 {
             s += "V2G: \(String(format: "%.3f", exportedKWh)) kWh exported; departure target met in "
                 + (departureShare.map { String(format: "%.1f", $0 * 100) + " % (\(departuresMet) of \(sessionsWithPlan) sessions with a driver's plan)" } ?? "no session with a driver's plan") + "\n"
@@ -239,11 +253,13 @@ public struct OperatorStats: Sendable, Equatable {
             var successRate: Double?
             var exportedKWh: Double, sessionsWithPlan: Int, departuresMet: Int, departureShare: Double?
             var meteringChecked: Int, meanDeviationPercent: Double?, worstDeviationPercent: Double?, meteringFaults: Int, registerAnomalies: Int
+            var vinAccepted: Int, vinRefused: Int, vinFellBack: Int
             enum CodingKeys: String, CodingKey {
                 case coveredSeconds, sessionsStarted, sessionsSucceeded, sessionsInProgress, energyKWh, faults, boots, availability, successRate
                 case outOfServiceSeconds
                 case exportedKWh, sessionsWithPlan, departuresMet, departureShare
                 case meteringChecked, meanDeviationPercent, worstDeviationPercent, meteringFaults, registerAnomalies
+                case vinAccepted, vinRefused, vinFellBack
             }
             func encode(to encoder: any Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
@@ -258,6 +274,8 @@ public struct OperatorStats: Sendable, Equatable {
                 try c.encode(meteringChecked, forKey: .meteringChecked); try c.encode(meanDeviationPercent, forKey: .meanDeviationPercent)
                 try c.encode(worstDeviationPercent, forKey: .worstDeviationPercent); try c.encode(meteringFaults, forKey: .meteringFaults)
                 try c.encode(registerAnomalies, forKey: .registerAnomalies)
+                try c.encode(vinAccepted, forKey: .vinAccepted); try c.encode(vinRefused, forKey: .vinRefused)
+                try c.encode(vinFellBack, forKey: .vinFellBack)
             }
         }
         var av: [String: Double] = [:]
@@ -267,7 +285,8 @@ public struct OperatorStats: Sendable, Equatable {
                         energyKWh: energyKWh, faults: faults, boots: boots, availability: av, outOfServiceSeconds: off, successRate: successRate,
                         exportedKWh: exportedKWh, sessionsWithPlan: sessionsWithPlan, departuresMet: departuresMet, departureShare: departureShare,
                         meteringChecked: meteringChecked, meanDeviationPercent: meanDeviationPercent, worstDeviationPercent: worstDeviationPercent,
-                        meteringFaults: meteringFaults, registerAnomalies: registerAnomalies)
+                        meteringFaults: meteringFaults, registerAnomalies: registerAnomalies,
+                        vinAccepted: vinAccepted, vinRefused: vinRefused, vinFellBack: vinFellBack)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return (try? enc.encode(f)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

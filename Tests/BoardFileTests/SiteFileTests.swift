@@ -68,6 +68,14 @@ connection_timeout = "90 s"
         ("connection_timeout = \"90 s\"", "connection_timeout = \"2 h\"", "ocpp.connection_timeout", ""),
         ("connection_timeout = \"90 s\"", "connection_timeout = \"90 s\"\nconnection_timout = \"1 s\"", "ocpp.connection_timout", "unknown key"),
         ("connection_timeout = \"90 s\"", "cert = \"/etc/cp.pem\"", "ocpp.url", "ws://"),
+        ("connection_timeout = \"90 s\"", "authorize = []", "ocpp.authorize", "a list of 1 to 3 methods from vin, idtag, remote"),
+        ("connection_timeout = \"90 s\"", "authorize = \"vin\"", "ocpp.authorize", "a list of"),
+        ("connection_timeout = \"90 s\"", "authorize = [\"vin\", \"card\"]", "ocpp.authorize[1]", "one of vin, idtag, remote"),
+        ("connection_timeout = \"90 s\"", "authorize = [\"vin\", 3]", "ocpp.authorize[1]", "one of"),
+        ("connection_timeout = \"90 s\"", "authorize = [\"vin\", \"idtag\", \"vin\"]", "ocpp.authorize[2]", "listed twice"),
+        ("connection_timeout = \"90 s\"", "authorize = [\"vin\", \"idtag\", \"remote\", \"vin\"]", "ocpp.authorize", "1 to 3"),
+        ("connection_timeout = \"90 s\"", "free_vend = true\nauthorize = [\"vin\"]", "ocpp.authorize", "free_vend"),
+        ("connection_timeout = \"90 s\"", "show_vin = \"yes\"", "ocpp.show_vin", ""),
     ])
     func badSitesAreRefused(_ from: String, _ to: String, _ key: String, _ why: String) throws {
         #expect(siteBase.contains(from), "the base has no '\(from)'")
@@ -75,6 +83,15 @@ connection_timeout = "90 s"
         #expect(e.file == "site.toml")
         #expect(e.key == key, "\(e)")
         #expect(why.isEmpty || e.why.contains(why), "\(e)")
+    }
+
+    /// Plug and charge: `authorize` in order of preference, today's default without it; `show_vin` off.
+    @Test func authorizationMethods() throws {
+        let plain = try #require(try SiteLoader.parse(siteBase, file: "site.toml", board: board).ocpp)
+        #expect(plain.authorize == [.idtag, .remote] && !plain.showVIN)
+        let text = siteBase.replacingFirst("connection_timeout = \"90 s\"", "authorize = [\"vin\", \"remote\"]\nshow_vin = true")
+        let vin = try #require(try SiteLoader.parse(text, file: "site.toml", board: board).ocpp)
+        #expect(vin.authorize == [.vin, .remote] && vin.showVIN)
     }
 
     /// Security profiles 1 and 2: the AuthorizationKey's file must be the owner's only and hold a key;

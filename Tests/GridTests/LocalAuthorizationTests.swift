@@ -1,5 +1,6 @@
 // The Local Authorization List, the Authorization Cache and the configuration keys, with plain values
 // (OCPP 1.6 §3.5, §5.15, §9).
+import ChargerCore
 import Grid
 import Testing
 
@@ -178,5 +179,37 @@ func entry(_ tag: String, _ s: AuthorizationStatus?, expires: String? = nil) -> 
         _ = r.reserve(ReserveNowReq(connectorId: 1, expiryDate: hour, idTag: "D", reservationId: 4), connectors: 1, atMillis: t0) { _ in .free }
         #expect(r.use(gun: 0)?.id == 4)
         #expect(r.on(gun: 0) == nil)
+    }
+}
+
+/// Plug and charge (issue 37): the VIN read from the car's bytes with care, its idTag and its masked form.
+@Suite struct VINTests {
+    func bytes(_ b: [UInt8]) -> InlineArray<17, UInt8> {
+        var a = InlineArray<17, UInt8>(repeating: 0)
+        for i in 0..<min(17, b.count) { a[i] = b[i] }
+        return a
+    }
+
+    @Test func readings() {
+        #expect(VINReading(bytes(Array("LFV3A23C5K3012345".utf8))) == .valid("LFV3A23C5K3012345"))
+        #expect(VINReading(bytes([])) == .absent)
+        #expect(VINReading(bytes([UInt8](repeating: 0xFF, count: 17))) == .absent)
+        // I, O and Q are not VIN characters; nor is a lower-case letter, a space, a NUL inside or a high byte.
+        for bad: [UInt8] in [Array("LFV3A23C5K301234O".utf8), Array("lfv3a23c5k3012345".utf8), Array("LFV3A23C5K30 2345".utf8),
+                             Array("LFV3A23C5K3012".utf8), Array("LFV3A23C5K3012345".utf8).map { $0 == 0x33 ? 0xC3 : $0 }] {
+            guard case .malformed(let why) = VINReading(bytes(bad)) else { Issue.record("\(bad) read as a VIN"); continue }
+            #expect(why.hasPrefix("byte ") && why.contains("not a VIN character"), "\(why)")
+            #expect(why.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }, "the car's bytes are shown as hexadecimal, never as text: \(why)")
+        }
+        #expect(VINReading.parse("LFV3A23C5K3012345") == "LFV3A23C5K3012345")
+        #expect(VINReading.parse("LFV3A23C5K301234") == nil && VINReading.parse("LFV3A23C5K30123456") == nil)
+    }
+
+    @Test func idTagAndMask() {
+        let tag = VINIdentity.idTag("LFV3A23C5K3012345")
+        #expect(tag == "VINLFV3A23C5K3012345" && tag.utf8.count == 20, "OCPP 1.6 idTag is CiString20")
+        #expect(VINIdentity.masked("LFV3A23C5K3012345") == "LFV**********2345")
+        #expect(VINIdentity.shown("LFV3A23C5K3012345", whole: true) == "LFV3A23C5K3012345")
+        #expect(VINIdentity.masked("SHORT") == "*****")
     }
 }

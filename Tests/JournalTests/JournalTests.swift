@@ -347,6 +347,34 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
         #expect(stored[3].line.contains("charger 9.900 kWh deviation -2.30 %"), "\(stored[3].line)")
     }
 
+    /// Issue 37: the plug-and-charge figures from the authorization records (VIN accepted, refused,
+    /// refused with a fallback; an idTag's record is not one), through the stored form; the session records
+    /// keep who authorized them.
+    @Test func plugAndChargeFigures() throws {
+        func auth(_ method: String, _ verdict: String) -> JournalEvent {
+            .authorization(AuthorizationNote(gun: 0, method: method, identity: "VINLFV**********2345", verdict: verdict, text: "why"))
+        }
+        var start = SessionNote(gun: 0, energyKWh: 0, soc: 20)
+        start.method = "vin"; start.identity = "VINLFV**********2345"
+        let entries = [
+            Self.at(auth("vin", "accepted"), 1), Self.at(.sessionStart(start), 2),
+            Self.at(auth("vin", "refused"), 100), Self.at(auth("vin", "refused-fallback"), 200),
+            Self.at(auth("vin", "accepted"), 300), Self.at(auth("idtag", "accepted"), 400),
+        ]
+        let stored = try entries.map { try JSONDecoder().decode(JournalEntry.self, from: JSONEncoder().encode($0)) }
+        #expect(stored.map(\.event) == entries.map(\.event))
+        let s = OperatorStats(entries: stored, guns: 1)
+        #expect((s.vinAccepted, s.vinRefused, s.vinFellBack) == (2, 1, 1))
+        #expect(s.text.contains("plug and charge: 2 car(s) authorized by VIN, 1 refused, 1 fell back"), "\(s.text)")
+        #expect(s.json.contains("\"vinAccepted\":2") && s.json.contains("\"vinFellBack\":1"), "\(s.json)")
+        #expect(stored[0].line.hasSuffix("authorization gun0 by vin VINLFV**********2345 accepted why"), "\(stored[0].line)")
+        #expect(stored[1].line.contains("by vin VINLFV**********2345"), "\(stored[1].line)")
+        // A record missing its verdict is kept as unreadable, not taken for a decision.
+        var f = stored[0].fields
+        f.verdict = nil
+        if case .authorization = JournalEntry(f).event { Issue.record("an authorization record with no verdict read as one") }
+    }
+
     @Test func theReportCountsFaultsAndListsSessions() {
         let entries = [
             Self.at(.boot(text: "chargerd t, board b, 2 guns"), 0, seq: 1),
