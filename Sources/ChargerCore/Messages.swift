@@ -32,6 +32,13 @@ public struct BRM: Sendable, Equatable {
         default: false
         }
     }
+    /// A VIN as the journal and the console show it unless the site allows the whole: the maker (WMI, 3
+    /// characters) and the serial's last 4, the rest starred ("LSV**********1234"). Off the loop only.
+    public static func maskedVIN(_ vin: String) -> String {
+        let c = Array(vin)
+        guard c.count == 17 else { return String(repeating: "*", count: c.count) }
+        return String(c[0..<3]) + String(repeating: "*", count: 10) + String(c[13..<17])
+    }
     /// VIN, 17 ASCII bytes (no String in core values: they are copied every cycle).
     public var vin: InlineArray<17, UInt8>
     public init(batteryType: BatteryType, ratedCapacityAh: Double, ratedVoltage: Volts, vin: InlineArray<17, UInt8>) {

@@ -33,6 +33,8 @@ public struct ConsoleContext: @unchecked Sendable {
     /// V2G: sets (or, with nil, clears) a driver's plan on a gun: the lowest SOC to discharge to, the
     /// departure as a local minute of the day, the SOC wanted by then; returns the answer to show. Nil
     /// without a site file (no grid interfaces).
+    /// Plug and charge: the whole VIN shown (the site's `show_vin`); masked otherwise.
+    public var showVIN = false
     public var v2gPlan: ((Int, (minSoc: Double, departureMinute: Int, targetSoc: Double)?) -> String)? = nil
     /// The car links on CAN (counters, controller state, recent frames), nil on a board without one.
     public var can: (() -> String)? = nil
@@ -469,6 +471,27 @@ public final class ConsoleSession {
         say(String(s.dropLast()))
     }
 
+    /// Plug and charge on the `limits` page: the word on the car's VIN, and the VIN the car sent in this
+    /// recognition (masked unless the site shows the whole; its bytes shown only when they are a VIN's).
+    public static func vinLine(_ x: GunSnapshot, whole: Bool) -> String {
+        var vin = "not sent yet"
+        if x.vinSent {
+            let b = (0..<17).map { x.vin[$0] }
+            if b.allSatisfy({ $0 == 0 }) { vin = "none (short BRM)" }
+            else if b.allSatisfy(BRM.isVINByte) { let t = String(decoding: b, as: UTF8.self); vin = whole ? t : BRM.maskedVIN(t) }
+            else { vin = "malformed" }
+        }
+        let word: String
+        switch x.vinCheck {
+        case .notUsed: word = "not used"
+        case .pending: word = "waiting for the answer (recognition held, at most \(Int(Standard.vinAnswerWait.seconds)) s)"
+        case .accepted: word = "accepted"
+        case .refused: word = "refused: no energy"
+        case .refusedFallBack: word = "refused: waiting for an idTag or a remote start"
+        }
+        return "by VIN, \(word)" + (x.vinSent ? "\n                   VIN \(vin)" : "")
+    }
+
     func limitsCommand(_ args: [String]) {
         let v = ctx.view()
         guard args.count <= 1 else { return usage("limits") }
@@ -492,6 +515,7 @@ public final class ConsoleSession {
                 + (x.gridCurrentLimit.map { (x.gridSetpoint == nil ? "" : ", ") + "\(fmt($0.value, 1)) A" } ?? "")
                 + (x.gridSource == .none ? "" : " (\(x.gridSource.name))")
             if !x.authorized { s += "\n  authorization    waiting (idTag or remote start)" }
+            if x.vinCheck != .notUsed { s += "\n  authorization    " + Self.vinLine(x, whole: ctx.showVIN) }
             s += "\n  operator cap     " + (x.operatorCap.map { "\(fmt($0.kilowatts, 1)) kW" + (capExpiry[g].map { " until t=\(fmt($0, 0)) s" } ?? "") } ?? "none")
             s += "\n  vehicle demand   " + (x.carCurrentDemand.map { "\(fmt($0.value, 1)) A" } ?? "none")
             s += "\n  command now      \(fmt(x.currentSetpoint.value, 1)) A" + (x.currentSetpoint < .zero ? " (discharging: V2G)" : "")

@@ -66,11 +66,7 @@ public enum VINIdentity {
     /// The VIN as the journal and the console show it unless the site allows the whole: the maker (WMI,
     /// 3 characters) and the serial's last 4, the rest starred ("LSV**********1234"). The VIN is personal
     /// data (docs/security.md "The VIN").
-    public static func masked(_ vin: String) -> String {
-        let c = Array(vin)
-        guard c.count == 17 else { return String(repeating: "*", count: c.count) }
-        return String(c[0..<3]) + String(repeating: "*", count: 10) + String(c[13..<17])
-    }
+    public static func masked(_ vin: String) -> String { BRM.maskedVIN(vin) }
 
     /// How a VIN is shown: masked, or whole where the site says so.
     public static func shown(_ vin: String, whole: Bool) -> String { whole ? vin : masked(vin) }

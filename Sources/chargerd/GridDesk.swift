@@ -41,6 +41,7 @@ final class GridDesk {
             }
         }
         desk.departureMet = { g, soc, at in hub.sessionEnded(gun: g, soc: soc, at: at) }
+        desk.showVIN = site.ocpp?.showVIN ?? false
         desk.identity = { g in let ids = hub.state.identities; return g < ids.count ? ids[g] : nil }
         if let c = site.ems {
             do { ems = try EMSServer(config: c, hub: hub) } catch { fail("site \(site.path): \(error)") }

@@ -36,6 +36,8 @@ final class OperatorDesk {
     /// a session's end against its driver's plan (the journal's departure figure).
     var v2gPlan: ((Int, (minSoc: Double, departureMinute: Int, targetSoc: Double)?) -> String)? = nil
     var departureMet: ((Int, Double?, Instant) -> Bool?)? = nil
+    /// Plug and charge: the console shows the whole VIN (the site's `show_vin`).
+    var showVIN = false
     let consoleChoice: String?
     let credentials: Credentials?
     let idle: Double
@@ -103,6 +105,7 @@ final class OperatorDesk {
         if let moduleComm { ctx.moduleComm = moduleComm }
         ctx.grid = grid
         ctx.v2gPlan = v2gPlan
+        ctx.showVIN = showVIN
         ctx.can = can
         ctx.idleLogout = idle
         ctx.lockoutTime = lockout

@@ -875,3 +875,21 @@ final class Bench {
         #expect(answer.contains("chargerd test"), "\(answer.suffix(200))")
     }
 }
+
+/// Plug and charge on `limits`: the word on the VIN and the VIN masked unless the site shows it whole; a
+/// car's bytes that are not a VIN are never printed.
+@Test func vinLineOnTheLimitsPage() {
+    var x = GunSnapshot(status: GunStatus(gun: 0, at: .zero, phase: .identification, voltage: .zero, current: .zero, powerLimit: .zero,
+                                          binding: .none, soc: 50, gunTemperature: Celsius(25), faults: FaultSet()))
+    x.vinCheck = .pending
+    #expect(ConsoleSession.vinLine(x, whole: false) == "by VIN, waiting for the answer (recognition held, at most 4 s)")
+    x.vinSent = true
+    for (i, b) in "LFV3A23C5K3012345".utf8.enumerated() { x.vin[i] = b }
+    #expect(ConsoleSession.vinLine(x, whole: false).hasSuffix("VIN LFV**********2345"))
+    #expect(ConsoleSession.vinLine(x, whole: true).hasSuffix("VIN LFV3A23C5K3012345"))
+    x.vin[3] = 0x1B   // ESC: a terminal escape from the car
+    #expect(ConsoleSession.vinLine(x, whole: true).hasSuffix("VIN malformed"))
+    x.vinCheck = .refusedFallBack
+    #expect(ConsoleSession.vinLine(x, whole: false).hasPrefix("by VIN, refused: waiting for an idTag or a remote start"))
+    #expect(ConsoleSession.vinLine(x, whole: false).split(separator: "\n").allSatisfy { $0.count <= 80 })
+}
