@@ -2,6 +2,7 @@
 // codec, as the CAN link's thread takes them (CANLink.swift).
 import ChargerCore
 import GBT27930
+import Grid
 
 extension FuzzTargets {
     /// Records of [kind, dlc, data..., time step]: kind 0 a TP.CM frame, 1 a TP.DT frame, others a
@@ -38,6 +39,22 @@ extension FuzzTargets {
         }
     }
 
+    /// Plug and charge reads the car's VIN bytes (VINReading): a VIN is 17 VIN characters whose idTag fits
+    /// OCPP's CiString20 and whose masked form keeps 7 of them; anything else is absent or malformed with a
+    /// printable reason (the bytes as hexadecimal, never as text).
+    static func checkVIN(_ vin: InlineArray<17, UInt8>) {
+        switch VINReading(vin) {
+        case .absent: require((0..<17).allSatisfy { vin[$0] == 0 } || (0..<17).allSatisfy { vin[$0] == 0xFF }, "absent only for all 0 or all 0xFF")
+        case .malformed(let why):
+            require(why.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }, "a malformed VIN's reason is printable ASCII")
+            require(!(0..<17).allSatisfy { BRM.isVINByte(vin[$0]) }, "a VIN of VIN characters is not malformed")
+        case .valid(let text):
+            require(text.utf8.count == 17 && text.utf8.allSatisfy(BRM.isVINByte), "a valid VIN is 17 VIN characters")
+            require(VINIdentity.idTag(text).utf8.count == 20, "a VIN's idTag is CiString20")
+            require(VINIdentity.masked(text).filter { $0 != "*" }.count == 7, "the mask keeps 3 + 4 characters")
+        }
+    }
+
     static func decodeCarMessage(pgn: UInt32, _ p: GBTPayload) {
         // Compared as bytes: a field the car marks "not available" decodes to NaN, which is equal to nothing.
         func roundTrip<T>(_ decode: (GBTPayload) throws(GBTDecodeError) -> T, _ encode: (T) -> GBTPayload, _ name: String) {
@@ -48,7 +65,9 @@ extension FuzzTargets {
         }
         switch pgn {
         case 0x2700: roundTrip(GBTCodec.decodeBHM, GBTCodec.encode, "BHM")
-        case 0x0200: roundTrip(GBTCodec.decodeBRM, GBTCodec.encode, "BRM")
+        case 0x0200:
+            roundTrip(GBTCodec.decodeBRM, GBTCodec.encode, "BRM")
+            if let brm = try? GBTCodec.decodeBRM(p) { checkVIN(brm.vin) }
         case 0x0600: roundTrip(GBTCodec.decodeBCP, GBTCodec.encode, "BCP")
         case 0x0900: roundTrip(GBTCodec.decodeBRO, GBTCodec.encode, "BRO")
         case 0x1000: roundTrip(GBTCodec.decodeBCL, GBTCodec.encode, "BCL")
