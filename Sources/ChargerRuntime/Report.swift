@@ -51,7 +51,7 @@ public struct SessionSummary: Sendable {
         case .faulted: 1
         case .timeout: 4
         case .invariantViolated: 3
-        case .notAuthorized: 5
+        case .notAuthorized: 6
         }
     }
 }

@@ -37,7 +37,7 @@ struct Run: ParsableCommand {
         abstract: "Run the controller (the default): a simulated board in virtual time, a bench board against the plant emulator.",
         discussion: """
         Exit status: 0 session ended normally; 1 session ended with a fault (listed); 2 bad arguments or
-        board file; 3 an invariant of the simulation failed; 4 the session did not end within --max-time; 5 plug and charge refused the car (no energy, no fault).
+        board file; 3 an invariant of the simulation failed; 4 the session did not end within --max-time; 5 a Reset or a firmware installed (OCPP); 6 plug and charge refused the car (no energy, no fault).
         Injections (--inject WHAT[:GUN][=VALUE]@TIME): \(InjectionParser.names.joined(separator: ", ")).
         """)
 

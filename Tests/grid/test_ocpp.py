@@ -407,7 +407,7 @@ class OCPP(unittest.TestCase):
             cs = self.cs(accepted_tags=("TAG-OK",))
             c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin"]'), "--speed", "10", "--car", car_text, "--max-time", "60")
             c.wait_line(why, timeout=30)
-            self.assertEqual(c.finish(timeout=30), 5, c.output()[-2000:])   # plug and charge refused the car
+            self.assertEqual(c.finish(timeout=30), 6, c.output()[-2000:])   # plug and charge refused the car
             self.assertEqual(cs.messages("StartTransaction"), [])
             self.assertRegex(c.output(), r"end state +not-authorized \(stop reason: not-authorized\)\nenergy +0\.000 kWh")
             cs.stop()
