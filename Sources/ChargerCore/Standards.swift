@@ -173,7 +173,7 @@ public enum Standard {
     public static let statisticsTimeout = TimeSpan.s(10)
     /// "handshake retried 3 times"
     public static let handshakeAttempts = 3
-    /// Plug and charge by VIN (docs/standards.md "Metering and identity"): recognition is held (CRM 0x00)
+    /// Plug and charge by VIN (docs/standards.md "Plug and charge"): recognition is held (CRM 0x00)
     /// for the VIN's answer at most this long from the start of recognition: the car's own 5 s timeout for
     /// CRM 0xAA (the default timeout) less a 1 s margin, so the car never times out first. A project choice.
     public static let vinAnswerWait = TimeSpan.s(4)
