@@ -357,19 +357,20 @@ class OCPP(unittest.TestCase):
         charges by its VIN (Authorize and StartTransaction carry "VIN" + the 17 characters); the journal,
         the console's lines and standard output show it masked; a refused VIN gets no energy and falls back
         to the idTag presented; with no fallback it ends; a car with no VIN is refused; offline, the local
-        list accepts a VIN (LocalAuthorizeOffline)."""
+        list accepts a VIN (LocalAuthorizeOffline). Speed 2 where the central system answers: it has 2 s of
+        wall time within the 4 s bound of station time, on a loaded machine too."""
         vin, tag = "LFV3A23C5K3012345", "VINLFV3A23C5K3012345"
-        car = f"capacity=5kWh,soc=76,target=80,max-voltage=500V,plug-at=2s,vin={vin}"
+        car = f"capacity=5kWh,soc=78,target=80,max-voltage=500V,plug-at=2s,vin={vin}"
         journal = os.path.join(self.tmp, "journal")
         # Accepted by the central system.
         cs = self.cs(accepted_tags=(tag,))
-        c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin", "idtag", "remote"]'), "--speed", "10",
+        c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin", "idtag", "remote"]'), "--speed", "2",
                           "--car", car, "--journal", journal)
         auth = cs.wait_for("Authorize", timeout=20)
         self.assertEqual(auth["id_tag"], tag)
         start = cs.wait_for("StartTransaction", timeout=20)
         self.assertEqual(start["id_tag"], tag)
-        stop = cs.wait_for("StopTransaction", timeout=60)
+        stop = cs.wait_for("StopTransaction", timeout=120)
         self.assertEqual((stop["id_tag"], stop["reason"]), (tag, "EVDisconnected"))
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
         c.wait_line(r"authorization: connector 1: VIN VINLFV\*{10}2345 accepted by the central system", timeout=1)
@@ -385,14 +386,14 @@ class OCPP(unittest.TestCase):
 
         # Refused, with the idTag presented as the fallback: no energy under the VIN, then a session by the card.
         cs = self.cs(accepted_tags=("TAG-OK",))
-        c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin", "idtag"]'), "--speed", "10",
+        c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin", "idtag"]'), "--speed", "2",
                           "--car", car, "--id-tag", "TAG-OK", "--journal", journal)
         self.assertEqual(cs.wait_for("Authorize", timeout=20)["id_tag"], tag)
         c.wait_line(r"VIN VINLFV\*{10}2345 refused: Invalid by the central system: no energy; the gun waits for idtag", timeout=10)
         self.assertEqual(cs.wait_for("Authorize", lambda p: p["id_tag"] != tag, timeout=30)["id_tag"], "TAG-OK")
         start = cs.wait_for("StartTransaction", timeout=30)
         self.assertEqual(start["id_tag"], "TAG-OK")
-        cs.wait_for("StopTransaction", timeout=60)
+        cs.wait_for("StopTransaction", timeout=120)
         self.assertEqual(c.stop(), 0, c.output()[-2000:])
         self.assertEqual([m[2]["id_tag"] for m in cs.messages("StartTransaction")], ["TAG-OK"])
         recs = self.journal_records(journal)
@@ -405,7 +406,7 @@ class OCPP(unittest.TestCase):
         for car_text, why in ((car, r"VIN VINLFV\*{10}2345 refused: Invalid by the central system: no energy; the session ends"),
                               (car.replace(f"vin={vin}", "vin=none"), r"VIN none refused: the car sent no VIN \(short BRM\): no energy; the session ends")):
             cs = self.cs(accepted_tags=("TAG-OK",))
-            c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin"]'), "--speed", "10", "--car", car_text, "--max-time", "60")
+            c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin"]'), "--speed", "2", "--car", car_text, "--max-time", "60")
             c.wait_line(why, timeout=30)
             self.assertEqual(c.finish(timeout=30), 6, c.output()[-2000:])   # plug and charge refused the car
             self.assertEqual(cs.messages("StartTransaction"), [])

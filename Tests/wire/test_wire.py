@@ -450,3 +450,36 @@ class Peers(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PlugAndChargeOnTheBench(unittest.TestCase):
+    def test_a_car_charges_by_its_vin_over_modbus_tcp(self):
+        """Issue 37's done-when on the bench: the controller against the plant emulator over Modbus TCP, the
+        `ocpp` package as central system; the car has no idTag and charges by its VIN (Authorize,
+        StartTransaction and StopTransaction carry it); a car whose VIN the central system refuses gets no
+        energy. Plant speed 2: the central system has 2 s of wall time to answer within the 4 s bound."""
+        import tempfile
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
+        from central_system import CentralSystem
+        cs = CentralSystem(accepted_tags=("VINLFV3A23C5K3012345",))
+        self.addCleanup(cs.stop)
+        d = tempfile.mkdtemp(prefix="vin-bench-")
+        site = os.path.join(d, "site.toml")
+        with open(site, "w") as f:
+            f.write(f'[site]\nname = "bench"\n[ocpp]\nurl = "ws://127.0.0.1:{cs.port}/CP001"\nauthorize = ["vin"]\n')
+        for vin, accepted in (("LFV3A23C5K3012345", True), ("LSVNV2182E2100001", False)):
+            with Bench("tcp", car=f"capacity=5kWh,soc=76,target=80,vin={vin}", speed="2") as b:
+                rc, out, err = b.chargerd("--site", site, "--sessions", "1", "--max-time", "600", "--status-interval", "0", "--json")
+            summary = json.loads(out.strip().splitlines()[-1])
+            if accepted:
+                self.assertEqual(rc, 0, out[-3000:] + err)
+                self.assertIn(f"VIN VINLFV**********2345 accepted by the central system", out)
+                self.assertGreater(summary["energy_kwh"], 0.1)
+            else:
+                self.assertIn("VIN VINLSV**********0001 refused: Invalid by the central system: no energy; the session ends", out, out[-3000:])
+                self.assertEqual(summary["energy_kwh"], 0, out[-3000:])
+                self.assertNotIn("gun0 precharge", out)
+            self.assertNotIn(vin, out + err, "the whole VIN printed")
+        tags = [(m[1], m[2].get("id_tag")) for m in cs.messages() if m[1] in ("Authorize", "StartTransaction", "StopTransaction")]
+        self.assertEqual(tags, [("Authorize", "VINLFV3A23C5K3012345"), ("StartTransaction", "VINLFV3A23C5K3012345"),
+                                ("StopTransaction", "VINLFV3A23C5K3012345"), ("Authorize", "VINLSVNV2182E2100001")])
