@@ -96,3 +96,35 @@ public struct AuthorizationRecord: Sendable, Equatable {
         self.gun = gun; self.method = method; self.identity = identity; self.verdict = verdict; self.why = why
     }
 }
+
+/// What the charge point does with a car's VIN (docs/grid.md "Authorization by VIN"): accept it, refuse it,
+/// or ask the central system. A pure function of the reading, the local list and cache, whether the
+/// central system is reachable and the OCPP settings, shared by the OCPP client and the HIL runner.
+public enum VINDecision: Sendable, Equatable {
+    case accept(tag: String, why: String)
+    /// `identity`: the VIN's idTag when there is one (nil: none, or not a VIN).
+    case refuse(tag: String?, why: String)
+    case ask(tag: String)
+
+    public static func decide(_ reading: VINReading, local: LocalAuthorization, atMillis: Int64, online: Bool, settings s: OCPPSettings) -> VINDecision {
+        let vin: String
+        switch reading {
+        case .absent: return .refuse(tag: nil, why: "the car sent no VIN (short BRM)")
+        case .malformed(let why): return .refuse(tag: nil, why: "the car's VIN is not one: \(why)")
+        case .valid(let v): vin = v
+        }
+        let tag = VINIdentity.idTag(vin)
+        let verdict = local.verdict(tag, atMillis: atMillis, listEnabled: s.localAuthListEnabled, cacheEnabled: s.authorizationCacheEnabled)
+        if online {
+            if s.localPreAuthorize, case .accepted(let src) = verdict { return .accept(tag: tag, why: "the \(src.rawValue) (LocalPreAuthorize)") }
+            return .ask(tag: tag)
+        }
+        switch verdict {
+        case .accepted(let src) where s.localAuthorizeOffline: return .accept(tag: tag, why: "the \(src.rawValue), offline (LocalAuthorizeOffline)")
+        case .accepted(let src): return .refuse(tag: tag, why: "offline, and LocalAuthorizeOffline is false (known to the \(src.rawValue))")
+        case .unknown where s.allowOfflineTxForUnknownId: return .accept(tag: tag, why: "no one, offline and unknown (AllowOfflineTxForUnknownId)")
+        case .unknown: return .refuse(tag: tag, why: "offline and unknown to the local list and the cache")
+        case .refused(let st, let src): return .refuse(tag: tag, why: "\(st.rawValue) in the \(src.rawValue), offline")
+        }
+    }
+}

@@ -47,37 +47,23 @@ extension OCPPClient {
         hub.log("ocpp", "connector \(g + 1): plug and charge: the car's VIN will decide (BRM)")
     }
 
-    /// Each observation: a VIN the car sent while its word is awaited is decided.
+    /// Each observation: a VIN the car sent while its word is awaited is decided (VINDecision: the local
+    /// list and the cache as for an idTag at the plug, LocalPreAuthorize online, LocalAuthorizeOffline and
+    /// AllowOfflineTxForUnknownId offline; otherwise the central system is asked).
     func vinObserved() {
         for g in 0..<min(gunCount, observation.guns.count) where vinStage[g] == .waiting {
             guard let reading = observation.guns[g].vin else { continue }
-            switch reading {
-            case .absent: vinRefused(g, identity: "none", why: "the car sent no VIN (short BRM)")
-            case .malformed(let why): vinRefused(g, identity: "malformed", why: "the car's VIN is not one: \(why)")
-            case .valid(let vin): decideVIN(g, vin)
+            switch VINDecision.decide(reading, local: localAuth, atMillis: stationMillis, online: online, settings: settings) {
+            case .accept(let tag, let why): vinAccepted(g, tag, why: why)
+            case .refuse(let tag, let why):
+                let identity = tag.map(shown) ?? (reading == .absent ? "none" : "malformed")
+                vinRefused(g, identity: identity, why: why)
+            case .ask(let tag):
+                vinStage[g] = .asked(tag)
+                idTag[g] = tag
+                authorizeQueue.append((tag, g))
+                hub.log("ocpp", "connector \(g + 1): VIN \(shown(tag)) sent to the central system (Authorize)")
             }
-        }
-    }
-
-    /// The local list and the cache as for an idTag at the plug (LocalPreAuthorize online,
-    /// LocalAuthorizeOffline and AllowOfflineTxForUnknownId offline); otherwise the central system is asked.
-    func decideVIN(_ g: Int, _ vin: String) {
-        let tag = VINIdentity.idTag(vin), s = settings
-        let verdict = localAuth.verdict(tag, atMillis: stationMillis, listEnabled: s.localAuthListEnabled, cacheEnabled: s.authorizationCacheEnabled)
-        if online {
-            if s.localPreAuthorize, case .accepted(let src) = verdict { return vinAccepted(g, tag, why: "the \(src.rawValue) (LocalPreAuthorize)") }
-            vinStage[g] = .asked(tag)
-            idTag[g] = tag
-            authorizeQueue.append((tag, g))
-            hub.log("ocpp", "connector \(g + 1): VIN \(shown(tag)) sent to the central system (Authorize)")
-            return
-        }
-        switch verdict {
-        case .accepted(let src) where s.localAuthorizeOffline: vinAccepted(g, tag, why: "the \(src.rawValue), offline (LocalAuthorizeOffline)")
-        case .accepted(let src): vinRefused(g, identity: shown(tag), why: "offline, and LocalAuthorizeOffline is false (known to the \(src.rawValue))")
-        case .unknown where s.allowOfflineTxForUnknownId: vinAccepted(g, tag, why: "no one, offline and unknown (AllowOfflineTxForUnknownId)")
-        case .unknown: vinRefused(g, identity: shown(tag), why: "offline and unknown to the local list and the cache")
-        case .refused(let st, let src): vinRefused(g, identity: shown(tag), why: "\(st.rawValue) in the \(src.rawValue), offline")
         }
     }
 

@@ -248,10 +248,13 @@ public enum ScenarioRunner {
         // The grid's composite limit (time of use) every 100 ms of virtual time, as chargerd feeds it.
         let gridEvery = TimeSpan.ms(100)
         var nextGrid = Instant.zero
+        var authorization = scenario.authorization
         while sim.now < end {
-            if let grid = scenario.grid, sim.now >= nextGrid {
+            if scenario.grid != nil || authorization != nil, sim.now >= nextGrid {
                 nextGrid = nextGrid + gridEvery
-                sim.setGridFeed(grid.feed(at: sim.now, guns: observations(sim)))
+                var feed = scenario.grid?.feed(at: sim.now, guns: observations(sim)) ?? GridFeed()
+                authorization?.apply(&feed, sim: sim)
+                sim.setGridFeed(feed)
             }
             sim.cycle()
             if scenario.endWhenCarsGone && sim.allCarsGone && sim.now > lastNamed && pendingEvents(sim) == 0 { break }

@@ -94,6 +94,8 @@ public struct Scenario: Sendable {
     public var tracePeriod: TimeSpan
     /// The site's grid state (time of use) and station clock, if the scenario names a site.
     public var grid: GridState? = nil
+    /// Plug and charge: the cars' VINs decide their sessions (`[authorization]`), if the scenario says so.
+    public var authorization: ScenarioAuthorization? = nil
 
     public init(name: String, description: String = "", file: String = "(memory)", board: Board, cars: [Int: CarProfile],
                 events: [ScheduledInjection] = [], duration: TimeSpan, endWhenCarsGone: Bool = true,
@@ -112,8 +114,8 @@ public struct Scenario: Sendable {
         let text = String(decoding: data, as: UTF8.self)
         if let r = TOMLGuard.check(text) { throw err("", "TOML refused at \(r)") }
         do { root = try TOMLTable(string: text) } catch { throw err("", "TOML syntax error: \(error)") }
-        for k in root.keys where !["scenario", "car", "event", "expect"].contains(k) {
-            throw err(k, "unknown table (known: scenario, car, event, expect)")
+        for k in root.keys where !["scenario", "car", "event", "expect", "authorization"].contains(k) {
+            throw err(k, "unknown table (known: scenario, car, event, expect, authorization)")
         }
         guard let s = root["scenario"]?.table else { throw err("scenario", "missing [scenario] table") }
         for k in s.keys where !["name", "description", "board", "duration", "end_when_cars_gone", "trace_period", "site", "start"].contains(k) {
@@ -151,6 +153,7 @@ public struct Scenario: Sendable {
                           duration: .seconds(duration), endWhenCarsGone: s["end_when_cars_gone"]?.bool ?? true,
                           expectations: expectations, tracePeriod: .seconds(trace))
         sc.grid = grid
+        sc.authorization = try r.authorization(root)
         return sc
     }
 }
@@ -349,7 +352,7 @@ struct ScenarioReader {
         case "departure-soc":
             return .departureSoc(gun: try gunIndex(t["gun"], "\(key).gun")!)
         case "end-state":
-            guard let st = t["state"]?.string, ["completed", "faulted"].contains(st) else { throw err("\(key).state", "expected \"completed\" or \"faulted\"") }
+            guard let st = t["state"]?.string, ["completed", "faulted", "not-authorized"].contains(st) else { throw err("\(key).state", "expected \"completed\", \"faulted\" or \"not-authorized\"") }
             return (.endState(st))
         default: throw err("\(key).kind", "'\(kind)'")
         }

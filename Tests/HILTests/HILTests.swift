@@ -106,6 +106,11 @@ func write(_ text: String) -> String {
         ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[car]]\ngun = 3\nprofile = \"soc=20\"\n[[expect]]\nkind = \"no-fault\"\n", "car[0].gun", "gun must be 0...0"),
         ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[[expect]]\nkind = \"no-fault\"\ncolour = 1\n", "expect[0].colour", "not a key"),
         ("[scenario\nname = ", "", "TOML syntax error"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[authorization]\nlocal_list = [\"LFV3A23C5K301234O\"]\n[[expect]]\nkind = \"no-fault\"\n", "authorization.local_list[0]", "must be a VIN"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[authorization]\nblocked = \"LFV3A23C5K3012345\"\n[[expect]]\nkind = \"no-fault\"\n", "authorization.blocked", "a list of VINs"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[authorization]\ncentral_system = \"online\"\n[[expect]]\nkind = \"no-fault\"\n", "authorization.central_system", "\"offline\" or \"silent\""),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[authorization]\nvins = []\n[[expect]]\nkind = \"no-fault\"\n", "authorization.vins", "unknown key"),
+        ("[scenario]\nname = \"x\"\nboard = \"sim-60kw\"\n[authorization]\nlocal_list = [\"LFV3A23C5K3012345\"]\nblocked = [\"LFV3A23C5K3012345\"]\n[[expect]]\nkind = \"no-fault\"\n", "authorization", "the local list was refused"),
     ])
     func malformedFilesAreRefusedWithTheKeyNamed(_ text: String, _ key: String, _ why: String) {
         let path = write(text)

@@ -53,7 +53,18 @@ can_session() {
             else wait $bms; echo "can.sh: gbt_bms exited with status $? before listening ($(free -m | awk '/Mem:/ {print $7}') MB available)" >> "$o.bms.err"; bms=""; fi
         fi
     fi
-    timeout 420 "$BIN/chargerd" --board "$board" --sessions 1 --max-time 400 --status-interval 5 \
+    # The whole session with the Python BMS is authorized by the car's VIN (plug and charge, issue 37):
+    # the local authorization list in the OCPP state holds its idTag, and no central system is reachable
+    # (LocalAuthorizeOffline).
+    local site=()
+    if [ "$tag" = session ]; then
+        mkdir -p "$T/vin-state"
+        printf '{"listVersion":1,"list":{"vinlpybms00000000001":{"idTag":"VINLPYBMS00000000001","idTagInfo":{"status":"Accepted"}}},"cache":{}}' \
+            > "$T/vin-state/authorization.json"
+        printf '[site]\nname = "can-vin"\n[ocpp]\nurl = "ws://127.0.0.1:9/CP001"\nstate_dir = "%s"\nauthorize = ["vin"]\n' "$T/vin-state" > "$T/can-vin-site.toml"
+        site=(--site "$T/can-vin-site.toml")
+    fi
+    timeout 420 "$BIN/chargerd" --board "$board" "${site[@]}" --sessions 1 --max-time 400 --status-interval 5 \
         --can-log "$o.log" > "$o.chargerd" 2>&1
     echo $? > "$o.rc"
     sleep 1
@@ -109,7 +120,7 @@ verdict_of() {
 }
 # Each session: tag, vcan, label, expected exit, check mode, check args | session args.
 SESSIONS=(
-    "session|0|can session 68 -> 80 % with the python BMS|0|session --soc-from 68|5 68"
+    "session|0|can session 68 -> 80 % with the python BMS, authorized by its VIN|0|session --soc-from 68 --vin LPYBMS00000000001|5 68 --vin LPYBMS00000000001"
     "plantcar|1|can session 68 -> 80 % with charger-plant's car|0|session --soc-from 68|5 68 plant"
     "misbehave|2|can misbehaving BMS|0|misbehave --soc-from 70|5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 --misbehave garbage@10 --misbehave flood@12"
     "silent|3|can silent BMS|1|timeout|5 70 --misbehave silent@3 --timeout 120"
@@ -120,7 +131,8 @@ SESSIONS=(
 run_spec() { local tag n label rc mode args; IFS='|' read -r tag n label rc mode args <<< "$1"; can_session $n $tag $args; }
 
 # 8 and 12 together, then 9, 10 and 10b.
-#  8: a whole 68 -> 80 % session with the independent BMS; 12: the same with charger-plant's own car on
+#  8: a whole 68 -> 80 % session with the independent BMS, authorized by the VIN it sends in BRM (the
+#     local list, offline); 12: the same with charger-plant's own car on
 #     the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender). chargerd ends each
 #     without a fault; every message the charger sends keeps its period (from candump's kernel
 #     timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop commanded and the

@@ -103,6 +103,8 @@ def main(argv=None):
     p.add_argument("--candump", required=True)
     p.add_argument("--bms", help="the BMS's JSON line (absent: the plant's own car was the BMS)")
     p.add_argument("--chargerd", required=True)
+    p.add_argument("--vin", help="plug and charge: the VIN the BMS sent; chargerd authorized the session by it "
+                   "(the local list, offline) and printed it masked only")
     p.add_argument("--soc-from", type=float, default=20)
     p.add_argument("--soc-to", type=float, default=80)
     a = p.parse_args(argv)
@@ -181,6 +183,13 @@ def main(argv=None):
     summary = ("SOC %.1f -> %.1f %%, %.3f kWh (CSD %.1f), CCS peak %.1f A %.1f kW, %d frames; link rx %d tx %d, transfers %d, kernel-to-loop-buffer delay max %d us; %s"
                % (a.soc_from, soc_end, meter_kwh, wire_kwh, peak, peak_kw, len(frames), counters["rx"], counters["tx"],
                   counters["tp_completed"], counters["delay"], "; ".join(figures)))
+    if a.vin:
+        masked = "VIN%s%s%s" % (a.vin[:3], "*" * 10, a.vin[-4:])
+        if "VIN %s accepted by the local list, offline" % masked not in text:
+            fail("the session was not authorized by the VIN %s (the local list, offline)" % masked)
+        if a.vin in text:
+            fail("chargerd printed the whole VIN")
+        summary = "authorized by VIN %s (the local list, offline), " % masked + summary
     if a.what == "misbehave":
         kinds = {m["kind"]: m for m in bms["misbehaviours"]}
         # The charger's answers on the wire (TP.CM from 0x56 to 0xF4 about BCS, PGN 0x1100): to the packet
