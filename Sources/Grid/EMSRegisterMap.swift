@@ -44,6 +44,8 @@ public struct GunObservation: Sendable, Equatable {
     public var dischargeAvailable: Watts = .zero
     /// Plug and charge: the VIN the car sent in BRM during this recognition (nil: none sent yet).
     public var vin: VINReading? = nil
+    /// Why the gun's last session stopped (the core's; `none` while one runs or before any).
+    public var stopReason: StopReason = .none
     public init() {}
 }
 

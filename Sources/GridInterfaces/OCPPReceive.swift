@@ -96,6 +96,12 @@ extension OCPPClient {
     func authorizeAnswered(_ g: Int, _ r: AuthorizeConf) {
         cacheAnswer(idTag[g], r.idTagInfo)
         if case .asked(let tag) = vinStage[g] { return vinAnswered(g, tag: tag, r.idTagInfo) }
+        if case .ended(let tag) = vinStage[g] {
+            // Recognition ended first (the 4 s bound): the answer is kept in the cache, nothing more.
+            cacheAnswer(tag, r.idTagInfo)
+            hub.log("ocpp", "connector \(g + 1): the answer for VIN \(shown(tag)) (\(r.idTagInfo.status.rawValue)) came after recognition ended: the session had stopped")
+            return
+        }
         if let tag = idTag[g], let res = reservations.on(gun: g), r.idTagInfo.status == .Accepted,
            !reservations.admits(tag, parent: r.idTagInfo.parentIdTag, gun: g) {
             hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): Accepted, but the connector is reserved for another idTag (#\(res.id)): refused")

@@ -15,6 +15,8 @@ enum VINStage: Equatable {
     case waiting
     /// Authorize.req sent for this idTag; the answer decides.
     case asked(String)
+    /// Recognition ended while the answer was awaited: why is read from the next observation.
+    case ended(String)
     /// Decided (accepted, refused); the answer for this car is given.
     case decided
 }
@@ -51,6 +53,9 @@ extension OCPPClient {
     /// list and the cache as for an idTag at the plug, LocalPreAuthorize online, LocalAuthorizeOffline and
     /// AllowOfflineTxForUnknownId offline; otherwise the central system is asked).
     func vinObserved() {
+        for g in 0..<min(gunCount, observation.guns.count) {
+            if case .ended(let tag) = vinStage[g], observation.guns[g].phase != .identification { vinEnded(g, tag, observation.guns[g].stopReason) }
+        }
         for g in 0..<min(gunCount, observation.guns.count) where vinStage[g] == .waiting {
             guard let reading = observation.guns[g].vin else { continue }
             switch VINDecision.decide(reading, local: localAuth, atMillis: stationMillis, online: online, settings: settings) {
@@ -109,16 +114,27 @@ extension OCPPClient {
                           text: "connector \(g + 1): VIN \(identity) refused: \(why): \(then)")
     }
 
+    /// Recognition ended before the central system answered: the core's 4 s bound (stop reason
+    /// not-authorized: journalled as a refusal) or another stop (an operator's, a fault: logged).
+    func vinEnded(_ g: Int, _ tag: String, _ why: StopReason) {
+        vinStage[g] = .decided
+        hub.with { $0.vinChecks[g] = .refused; $0.identities[g] = nil }
+        guard why == .notAuthorized else {
+            hub.log("ocpp", "connector \(g + 1): the session stopped (\(why.name)) before the central system answered for VIN \(shown(tag))")
+            return
+        }
+        let bound = Int(Standard.vinAnswerWait.seconds)
+        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: shown(tag), verdict: "refused",
+                                              why: "no answer within \(bound) s (the car's own wait is 5 s)"),
+                          text: "connector \(g + 1): VIN \(shown(tag)) not answered within \(bound) s: no energy; the session ends")
+    }
+
     /// The session's phases as they bear on the VIN: a wait the core ended (no answer within its bound),
     /// and the gun back in `connected` after a refusal with a fallback (an idTag presented is tried).
     func vinPhaseChanged(_ g: Int, from before: SessionPhase, to p: SessionPhase) {
-        if before == .identification && p == .stopping, case .asked(let tag) = vinStage[g] {
-            vinStage[g] = .decided
+        if before == .identification && p != .parameterExchange, case .asked(let tag) = vinStage[g] {
+            vinStage[g] = .ended(tag)
             idTag[g] = nil
-            hub.with { $0.vinChecks[g] = .refused; $0.identities[g] = nil }
-            hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: shown(tag), verdict: "refused",
-                                                  why: "no answer within \(Int(Standard.vinAnswerWait.seconds)) s (the car's own wait is 5 s)"),
-                              text: "connector \(g + 1): VIN \(shown(tag)) not answered within \(Int(Standard.vinAnswerWait.seconds)) s: no energy; the session ends")
         }
         if p == .connected && before == .unlocking && vinStage[g] == .decided {
             vinStage[g] = .none

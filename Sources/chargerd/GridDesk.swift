@@ -129,6 +129,7 @@ final class GridDesk {
             go.batteryEnergy = x.carBatteryEnergy
             go.dischargeAvailable = x.dischargeAvailable * x.status.voltage
             if x.vinSent { go.vin = VINReading(x.vin) }
+            go.stopReason = x.stopReason
             o.guns.append(go)
         }
         let feed = hub.tick(observation: o)

@@ -53,8 +53,10 @@ class RecordingCP(CP):
         return call_result.StatusNotification()
 
     @on(Action.authorize)
-    def on_authorize(self, id_tag, **kw):
+    async def on_authorize(self, id_tag, **kw):
         self.record("Authorize", dict(id_tag=id_tag))
+        if self.server.authorize_delay:
+            await asyncio.sleep(self.server.authorize_delay)
         ok = id_tag in self.server.accepted_tags
         return call_result.Authorize(id_tag_info={"status": AuthorizationStatus.accepted if ok else AuthorizationStatus.invalid})
 
@@ -117,7 +119,9 @@ class RecordingCP(CP):
 
 class CentralSystem:
     def __init__(self, port=0, heartbeat_interval=30, accepted_tags=("TAG-OK",), ssl_context=None, start_checks_tags=False, refuse=None,
-                 basic_auth=None):
+                 basic_auth=None, authorize_delay=0):
+        # authorize_delay: seconds before an Authorize is answered (a slow back office).
+        self.authorize_delay = authorize_delay
         # basic_auth: (charge point id, key bytes): HTTP Basic required at the upgrade (security profiles 1
         # and 2); a request without it or with another is answered 401 and counted in `unauthorized`.
         # "absent": a request with any Authorization header is answered 401 (profile 3).

@@ -413,6 +413,19 @@ class OCPP(unittest.TestCase):
             self.assertRegex(c.output(), r"end state +not-authorized \(stop reason: not-authorized\)\nenergy +0\.000 kWh")
             cs.stop()
 
+        # A central system slower than the bound (6 s of station time at speed 2): recognition is let go at
+        # 4 s, journalled as not answered; no transaction (the run ends, the car gone, before the answer).
+        cs = self.cs(accepted_tags=(tag,), authorize_delay=3)
+        c = self.chargerd(site(cs.port, self.state, extra='authorize = ["vin"]'), "--speed", "2", "--car", car, "--max-time", "60",
+                          "--journal", journal)
+        c.wait_line(r"VIN VINLFV\*{10}2345 not answered within 4 s: no energy; the session ends", timeout=40)
+        self.assertEqual(c.finish(timeout=40), 6, c.output()[-2000:])
+        self.assertEqual(cs.messages("StartTransaction"), [])
+        recs = self.journal_records(journal)
+        self.assertEqual([(r["verdict"], r["text"]) for r in recs if r["kind"] == "authorization"],
+                         [("refused", "no answer within 4 s (the car's own wait is 5 s)")])
+        cs.stop()
+
         # Offline: the local list accepts the VIN (LocalAuthorizeOffline).
         port = free_port()
         cs = CentralSystem(port=port)
