@@ -675,6 +675,7 @@ public final class OCPPClient: @unchecked Sendable {
         let verdict = localAuth.verdict(tag, atMillis: stationMillis, listEnabled: s.localAuthListEnabled, cacheEnabled: s.authorizationCacheEnabled)
         func allow(_ why: String) {
             hub.with { $0.authorized[g] = true; $0.vinChecks[g] = .notUsed; $0.identities[g] = SessionIdentity(method: .idtag, identity: tag) }
+            vinStage[g] = .none     // the idTag authorizes the session: its VIN is not asked about
             hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): accepted by \(why), session may start")
         }
         if online {

@@ -113,6 +113,7 @@ extension OCPPClient {
             s.authorized[g] = ok || s.authorized[g]
             if ok, let tag = idTag[g] { s.vinChecks[g] = .notUsed; s.identities[g] = SessionIdentity(method: .idtag, identity: tag) }
         }
+        if ok { vinStage[g] = .none }   // the idTag authorizes the session: its VIN is not asked about
         hub.log("ocpp", "idTag \(idTag[g].map(shown) ?? "?") on connector \(g + 1): \(r.idTagInfo.status.rawValue)" + (ok ? ", session may start" : ""))
         if !ok { idTag[g] = nil }
     }
