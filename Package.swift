@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "ChargerHAL", dependencies: ["ChargerCore"]),
         // Orderly charging, pure: station clock, time of use, the EMS register map and its fail-safe,
         // OCPP charging profiles, and the composite grid limit fed to the loop.
-        .target(name: "Grid", dependencies: ["ChargerCore"]),
+        .target(name: "Grid", dependencies: ["ChargerCore", "LoopContract"]),
         // The grid interfaces of chargerd: the EMS's Modbus TCP server (libmodbus) and the OCPP 1.6J charge
         // point (WebSocket over TCP or TLS with OpenSSL). Threads of their own, never the loop's.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),

@@ -62,6 +62,13 @@ extension Simulation {
 
     /// Gun `g`'s figures as of the last step (the status line's data; also what the real-time loop
     /// sends out by value).
+    /// The station's view as the loop would publish it now (off the loop: the HIL runner's grid layer).
+    public func stationView() -> StationView {
+        var v = StationView()
+        v.fill(frame, index: UInt64(max(0, frame.inputs.now.micros / max(1, spec.period.micros))), status: { status(gun: $0) })
+        return v
+    }
+
     public func status(gun g: Int) -> GunStatus {
         var soc = Double.nan
         plant.withGun(g) { soc = $0.car?.soc ?? .nan }

@@ -271,25 +271,10 @@ public enum ScenarioRunner {
 
     static func pendingEvents(_ sim: Simulation) -> Int { sim.pendingTimedInjections }
 
-    /// What the grid layer observes of each gun, as chargerd's grid desk fills it from the loop's view.
+    /// What the grid layer observes of each gun: chargerd's grid desk's mapping, from the view the loop
+    /// would publish now.
     static func observations(_ sim: Simulation) -> [GunObservation] {
-        (0..<sim.spec.gunCount).map { g in
-            var o = GunObservation()
-            let i = sim.inputs.guns[g]
-            o.voltage = sim.plant.guns[g].vehicleSide
-            o.current = i.meterCurrent
-            o.meterEnergy = i.meterEnergy
-            o.exportEnergy = i.meterExportEnergy
-            o.phase = sim.phase(g)
-            o.soc = sim.status(gun: g).soc
-            if let offer = i.vehicle.bdp, offer.message.allowed, sim.now - offer.at <= Standard.v2gOfferTimeout {
-                o.offersDischarge = true
-                o.carMinSoc = offer.message.minSoc
-            }
-            o.batteryEnergy = i.vehicle.bcp?.message.nominalEnergy ?? .zero
-            o.dischargeAvailable = sim.outputs.guns[g].dischargeAvailable * o.voltage
-            return o
-        }
+        StationObservation(view: sim.stationView(), refuseOnMetering: sim.spec.metering.refuseSessions).guns
     }
 
     static func judge(_ e: Expectation, sim: Simulation, rec: ScenarioObserver) -> Verdict {

@@ -100,38 +100,7 @@ final class GridDesk {
 
     /// One tick: the station's view in, the loop's feed out; grid events journalled.
     func tick(view v: StationView) -> GridFeed {
-        var o = StationObservation()
-        o.at = v.at
-        o.gridConnection = v.gridLimit
-        var modules = FaultSet()
-        for m in 0..<v.moduleCount { modules = modules | v.modules[m].latched }
-        o.moduleFaults = modules.codes.map(\.name).joined(separator: ",")
-        for g in 0..<v.gunCount {
-            let x = v.guns[g]
-            var go = GunObservation()
-            go.phase = x.status.phase
-            go.binding = x.status.binding
-            go.gridSource = x.gridSource
-            let stops = x.status.faults.strongestReaction.map { $0 >= .refuse } ?? false
-            let metering = x.status.faults & .metering
-            go.faulted = stops || (refuseOnMetering && !metering.isEmpty)
-            go.meteringFaults = metering.codes.map(\.name).joined(separator: ",")
-            go.voltage = x.status.voltage
-            go.current = x.status.current
-            go.meterEnergy = x.meterEnergy
-            go.powerLimit = x.status.powerLimit
-            go.ratedPower = x.ratedPower
-            go.soc = x.status.soc
-            go.lockConfirmed = x.lockConfirmed
-            go.exportEnergy = x.meterExportEnergy
-            go.offersDischarge = x.carOffersDischarge
-            go.carMinSoc = x.carMinSoc
-            go.batteryEnergy = x.carBatteryEnergy
-            go.dischargeAvailable = x.dischargeAvailable * x.status.voltage
-            if x.vinSent { go.vin = VINReading(x.vin) }
-            go.stopReason = x.stopReason
-            o.guns.append(go)
-        }
+        let o = StationObservation(view: v, refuseOnMetering: refuseOnMetering)
         let feed = hub.tick(observation: o)
         ocpp?.observe(o)
         journalEvents()
