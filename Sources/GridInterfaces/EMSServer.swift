@@ -129,11 +129,7 @@ public final class EMSServer: @unchecked Sendable {
         }
     }
 
-    static func nowNanos() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
+    static func nowNanos() -> Int64 { monotonicNanos() }
 
     func serve() {
         var clients: [Client] = []

@@ -399,7 +399,7 @@ public final class OCPPClient: @unchecked Sendable {
     // MARK: the client thread
 
     func now() -> Double { monotonic() }
-    func monotonic() -> Double { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 }
+    func monotonic() -> Double { Double(monotonicNanos()) / 1e9 }
     /// The station clock now, for timestamps.
     var stationMillis: Int64 { hub.state.clock.epochMillis(observation.at) }
     var timestamp: String { Timestamp.format(stationMillis) }

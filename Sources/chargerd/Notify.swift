@@ -4,6 +4,7 @@
 // STOPPING=1 on the way out. Without $NOTIFY_SOCKET every call does nothing.
 import ChargerCore
 import LoopContract
+import RealTime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,9 +57,7 @@ final class ServiceNotifier {
     /// every 2 s.
     func tick(cycles: UInt64, status: @autoclosure () -> String) {
         guard fd >= 0 else { return }
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        let now = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        let now = monotonicNanos()
         var lines: [String] = []
         if watchdogEveryNanos > 0 && now >= nextWatchdog {
             nextWatchdog = now + watchdogEveryNanos

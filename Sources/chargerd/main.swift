@@ -399,11 +399,7 @@ struct Pacer {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+func monotonicSeconds() -> Double { Double(monotonicNanos()) / 1e9 }
 
 /// SIGINT or SIGTERM, or the central system's Reset (the OCPP client's thread), asked the run to end: set
 /// from a signal handler and another thread, read by the main thread's loop, so an atomic (a lock-free
