@@ -24,8 +24,8 @@ enum VINStage: Equatable {
 extension OCPPClient {
     /// An idTag as the journal shows it: a VIN's masked unless the site allows the whole.
     func shown(_ tag: String) -> String {
-        guard !config.showVIN, tag.hasPrefix(VINIdentity.prefix), tag.utf8.count == 20 else { return tag }
-        return VINIdentity.prefix + VINIdentity.masked(String(tag.dropFirst(VINIdentity.prefix.count)))
+        guard tag.hasPrefix(VINIdentity.prefix), tag.utf8.count == 20 else { return tag }
+        return VINIdentity.prefix + VINIdentity.shown(String(tag.dropFirst(VINIdentity.prefix.count)), whole: config.showVIN)
     }
 
     /// A car plugged with no authorization in force: the site's first usable method starts. An idTag
