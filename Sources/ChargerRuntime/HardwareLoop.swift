@@ -21,9 +21,15 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
     private var overrunPending = false
     /// Where the loop's time comes from when the cyclic executive drives it: monotonic ns at time zero.
     private let epochNanos: Int64
-    /// Kicked every `kickEvery` cycles (a hardware watchdog), if any.
+    /// A hardware watchdog's kick, if any: at least every `kickEvery` of loop time, by a healthy cycle.
+    /// Time, not a count of cycles: a starved loop that skips missed deadlines runs fewer cycles than
+    /// periods, and a count of 100 cycles could then outlast the watchdog's timeout (the board file's
+    /// `kick` is a time, docs/boards.md).
     private let kick: (() -> Void)?
-    private let kickEvery: UInt64
+    private let kickEvery: TimeSpan
+    private var nextKick = Instant.never
+    /// Kicks given (written by the loop's thread only; read by tests).
+    public private(set) var kicks: UInt64 = 0
     private let cyclesDone = Atomic<UInt64>(0)
     /// The station's view for the console (written by the loop every 100 cycles).
     public let view = TripleBufferStorage(initial: StationView())
@@ -35,12 +41,12 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
     private var requests = LoopRequests()
 
     public init(spec: StationSpec, devices: BoardDevices, clock: LoopClock, statusEvery: UInt64,
-                kick: (() -> Void)? = nil, kickEvery: UInt64 = 100) {
+                kick: (() -> Void)? = nil, kickEvery: TimeSpan = .ms(100)) {
         self.spec = spec
         self.devices = devices
         self.clock = clock
         self.kick = kick
-        self.kickEvery = max(1, kickEvery)
+        self.kickEvery = kickEvery
         gunCount = spec.gunCount
         moduleCount = spec.moduleCount
         frame = .allocate(capacity: 1)
@@ -80,7 +86,11 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
         devices.apply(&f.pointee.outputs, spec: &f.pointee.spec)
         publisher.publish(frame: f, stepAt: now, index: index) { status(gun: $0) }
         // The watchdog hears from a loop that meets its deadlines and whose supervisor can be trusted.
-        if let kick, index % kickEvery == 0, healthy(f) { kick() }
+        if let kick, now >= nextKick, healthy(f) {
+            kick()
+            kicks &+= 1
+            nextKick = now + kickEvery
+        }
         cyclesDone.add(1, ordering: .relaxed)
     }
 

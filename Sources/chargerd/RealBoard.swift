@@ -65,24 +65,25 @@ struct RealBoardRun {
         let field = startFieldBus(board)
         let silent = field.awaitFirstReadings()
         var watchdog: HardwareWatchdog? = nil
-        if let w = board.watchdog {
-            do { watchdog = try HardwareWatchdog(path: w.device, timeout: w.timeout.map { Int($0.seconds.rounded(.up)) }) } catch {
-                front.makeSafe(); field.stop()
-                fail("board '\(board.name)' (\(board.path)): \(error)")
-            }
-        }
         let clock = LoopClock()
         let drivers = field.drivers(spec: spec, clock: clock, relays: front)
         let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk,
                                cleanup: { front.makeSafe(); watchdog?.disarm(); analog?.stop(); field.stop() })
         let vehicle: any VehicleLink = can.map { RoutedVehicleLink(can: $0, fallback: NoVehicleLink(), guns: spec.gunCount, mirrorToFallback: false) } ?? NoVehicleLink()
+        // Armed last, just before the loop that kicks it: the setup above (the first readings, the CAN
+        // links) takes what it takes on a slow or loaded board, and none of it may eat into the timeout.
+        if let w = board.watchdog {
+            do { watchdog = try HardwareWatchdog(path: w.device, timeout: w.timeout.map { Int($0.seconds.rounded(.up)) }) } catch {
+                front.makeSafe(); can?.stop(); analog?.stop(); field.stop()
+                fail("board '\(board.name)' (\(board.path)): \(error)")
+            }
+        }
         let devices = BoardDevices(frontEnd: RealFrontEnd(gpio: front, analog: analog), signals: front, modules: drivers.modules, meter: drivers.meter, imd: drivers.imd,
                                    vehicle: vehicle)
         let period = board.loopSettings.periodNanos
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
-        let kickEvery = UInt64(max(1, (board.watchdog?.kick.micros ?? 100_000) * 1000 / period))
         let loop = HardwareLoop(spec: spec, devices: devices, clock: clock, statusEvery: statusEvery,
-                                kick: watchdog.map { w in { w.kick() } }, kickEvery: kickEvery)
+                                kick: watchdog.map { w in { w.kick() } }, kickEvery: board.watchdog?.kick ?? .ms(100))
         loop.restoreLatched(desk.latchedAtStart)
         let executive = CyclicExecutive(settings: board.loopSettings, body: loop)
         desk.attach(loop: loop, field: field, grid: grid, can: can, rt: { rtText(executive.statistics()) + "\n" + front.report })

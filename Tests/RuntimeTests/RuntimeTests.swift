@@ -4,6 +4,7 @@
 import BoardFile
 import CAllocationCounter
 import ChargerCore
+import ChargerHAL
 import ChargerRuntime
 import LoopContract
 import Foundation
@@ -346,5 +347,54 @@ func wait(seconds: Double, until done: () -> Bool) {
         #expect(!g.complete)
         g.fifo = true; g.memoryLocked = true
         #expect(g.warning == nil && g.complete)
+    }
+}
+
+/// The hardware watchdog's kick on the production loop (`HardwareLoop`), driven cycle by cycle with
+/// chosen instants on the mocked board's devices: it follows the board file's `kick` as a time.
+@Suite struct WatchdogKickTests {
+    func loop(kickEvery: TimeSpan, kicked: @escaping () -> Void) throws -> HardwareLoop {
+        let b = try board("sim-60kw")
+        let plant = Plant(spec: b.spec, params: PlantParameters(b.plant!))
+        return HardwareLoop(spec: b.spec, devices: plant.devices(), clock: LoopClock(), statusEvery: 0,
+                            kick: kicked, kickEvery: kickEvery)
+    }
+
+    /// A starved loop that runs one cycle every 25 ms (the periods between skipped as missed) still kicks
+    /// at least every 100 ms: 2 s of such cycles give 20 kicks, where a count of 100 cycles gave none
+    /// after the first and let a 2 s watchdog run out.
+    @Test func aStarvedLoopStillKicksOnTime() throws {
+        var times: [Instant] = []
+        var now = Instant.zero
+        let l = try loop(kickEvery: .ms(100)) { times.append(now) }
+        for i in 0..<80 {
+            now = Instant(micros: Int64(i) * 25_000)
+            l.cycle(now: now, index: UInt64(i))
+        }
+        #expect(times.count == 20 && l.kicks == 20)
+        let gaps = zip(times.dropFirst(), times).map { ($0 - $1).micros }
+        #expect(gaps.allSatisfy { $0 == 100_000 }, "\(gaps)")
+    }
+
+    /// A loop at its period kicks every 100 ms, not every cycle (one ioctl per kick interval).
+    @Test func aHealthyLoopKicksOncePerInterval() throws {
+        var count = 0
+        let l = try loop(kickEvery: .ms(100)) { count += 1 }
+        for i in 0..<1_000 { l.cycle(now: Instant(micros: Int64(i) * 1_000), index: UInt64(i)) }
+        #expect(count == 10)
+    }
+
+    /// A cycle after a deadline burst does not kick; the next healthy cycle does, without waiting for
+    /// another interval.
+    @Test func aBurstWithholdsTheKickOnlyForItsCycle() throws {
+        var at: [Int64] = []
+        var now = Instant.zero
+        let l = try loop(kickEvery: .ms(100)) { at.append(now.micros) }
+        for i in 0..<250 {
+            now = Instant(micros: Int64(i) * 1_000)
+            if i == 100 { l.loopOverrun(consecutiveMisses: 50, at: Int64(i) * 1_000_000) }
+            l.cycle(now: now, index: UInt64(i))
+        }
+        #expect(at == [0, 101_000, 201_000], "\(at)")
     }
 }

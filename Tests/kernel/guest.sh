@@ -119,6 +119,7 @@ if start; then
 else failc "start (watchdog): $(head -3 $OUT/chargerd.err)"; fi
 before=$(trig)
 if start; then
+    w0=${EPOCHREALTIME/./}
     sleep 3
     still=$(trig)
     s0=$(date +%s%N)
@@ -126,7 +127,7 @@ if start; then
     while [ "$(trig)" = "$before" ] && [ $(( ($(date +%s%N) - s0) / 1000000 )) -lt 15000 ]; do sleep 0.1; done
     ms=$(( ($(date +%s%N) - s0) / 1000000 ))
     kill -KILL $CPID; wait $CPID 2>/dev/null
-    if [ "$still" != "$before" ]; then failc "watchdog: expired before chargerd was stopped"
+    if [ "$still" != "$before" ]; then failc "watchdog: expired before chargerd was stopped (guest timer slip meanwhile: $(slip_during $w0 $(( w0 + 3000000 ))) ms)"
     elif [ "$(trig)" != "$before" ] && [ $ms -ge 1500 ]; then pass "watchdog: chargerd stopped (SIGSTOP), softdog ran out $ms ms later (timeout 2 s; seen through dmesg)"
     else failc "watchdog: chargerd stopped; softdog ran out after $ms ms (timeout 2 s)"; fi
 else failc "start (watchdog stop): $(head -3 $OUT/chargerd.err)"; fi
