@@ -8,6 +8,9 @@
 # A session that fails while the guest was starved (its timer slip, guest.sh's slip monitor, past
 # STARVED_MS during the session) is run again alone, once: a verdict the host's load decided is no
 # verdict. The slip is printed with every case either way.
+# Sourced early (after guest.sh's setup): the links and board files are made, and every Python BMS is
+# started at once (can_prestart), since python and cantools take 40-60 s to load under emulation and
+# that load overlaps the GPIO cases instead of each session's start; guest.sh calls can_cases later.
 # Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc, slip_during.
 
 N_CAN=5
@@ -20,13 +23,23 @@ for n in $(seq 0 $((N_CAN - 1))); do
 done
 check() { $PY "$SRC/Tests/kernel/can_check.py" --dbc "$SRC/HIL/can/gbt27930-2015.dbc" "$@"; }
 
+# The independent BMS on vcan$1 for session $2: $3 kWh from $4 %, then its own arguments. Its pid in
+# $T/bms-TAG.pid; its report (stdout) and log in $OUT/can-TAG.bms and .bms.err.
+start_bms() {
+    local n=$1 tag=$2 cap=$3 soc=$4; shift 4
+    $PY "$SRC/HIL/peers/gbt_bms.py" --interface vcan$n --dbc "$SRC/HIL/can/gbt27930-2015.dbc" --max-voltage 750 --max-current 250 \
+        --capacity-kwh "$cap" --soc "$soc" "$@" > "$OUT/can-$tag.bms" 2> "$OUT/can-$tag.bms.err" &
+    echo $! > "$T/bms-$tag.pid"
+}
+
 # One session on vcan$1 (tag $2): the plant with a 750 V battery (169 cells, charged at constant current)
 # of $3 kWh from $4 %; then 'plant' (the plant's car on the wire, to 80 %) or the Python BMS's arguments.
 # chargerd runs --sessions 1. Leaves $OUT/can-TAG.{plant,bms,bms.err,chargerd,candump,log,rc,window}.
 can_session() {
     local n=$1 tag=$2 cap=$3 soc=$4; shift 4
     local board="$T/can-$n.toml" o="$OUT/can-$tag"
-    rm -f "$o".*
+    local pre=""; [ -f "$T/bms-$tag.pid" ] && pre=$(cat "$T/bms-$tag.pid"); rm -f "$T/bms-$tag.pid"
+    if [ -n "$pre" ]; then rm -f "$o".{plant,chargerd,candump,log,rc,window,check}; else rm -f "$o".*; fi
     echo "${EPOCHREALTIME/./}" > "$o.window"
     if [ "${1:-}" = plant ]; then
         shift
@@ -42,9 +55,14 @@ can_session() {
     local dump=$!
     local bms=""
     if ! grep -q "talks GB/T 27930" "$o.plant"; then
-        $PY "$SRC/HIL/peers/gbt_bms.py" --interface vcan$n --dbc "$SRC/HIL/can/gbt27930-2015.dbc" --max-voltage 750 --max-current 250 \
-            --capacity-kwh "$cap" --soc "$soc" "$@" > "$o.bms" 2> "$o.bms.err" &
-        bms=$!
+        # The BMS can_prestart started for this session, when it still runs; otherwise (a run again, or
+        # one that died) a fresh one, with why the first is gone.
+        if [ -n "$pre" ] && kill -0 "$pre" 2>/dev/null; then bms=$pre
+        else
+            local gone=""; [ -n "$pre" ] && gone="can.sh: the BMS started early had exited: $(tail -2 "$o.bms.err" 2>/dev/null | tr '\n' ' ')"
+            start_bms $n $tag $cap $soc "$@"; bms=$(cat "$T/bms-$tag.pid"); rm -f "$T/bms-$tag.pid"
+            [ -n "$gone" ] && echo "$gone" >> "$o.bms.err"
+        fi
         # The BMS is up (python and cantools take tens of seconds to load under emulation, more with the
         # other sessions' starting beside it) before the charger starts.
         for i in $(seq 1 3000); do grep -q listening "$o.bms.err" && break; kill -0 $bms 2>/dev/null || break; sleep 0.1; done
@@ -68,7 +86,12 @@ can_session() {
         --can-log "$o.log" > "$o.chargerd" 2>&1
     echo $? > "$o.rc"
     sleep 1
-    [ -n "$bms" ] && { kill $bms 2>/dev/null; wait $bms 2>/dev/null; }
+    # Stopped, and waited for (its report is written on SIGTERM): a BMS started early is not this
+    # subshell's child, so `wait` cannot; the guest's shell reaps it, which ends kill -0.
+    if [ -n "$bms" ]; then
+        kill $bms 2>/dev/null
+        for i in $(seq 1 300); do kill -0 $bms 2>/dev/null || break; sleep 0.1; done
+    fi
     kill $dump 2>/dev/null; wait $dump 2>/dev/null
     kill $plant 2>/dev/null; wait $plant 2>/dev/null
     echo "${EPOCHREALTIME/./}" >> "$o.window"
@@ -93,7 +116,15 @@ judge_all() {
         local bms=""; [ -s "$OUT/can-$tag.bms" ] && bms="--bms $OUT/can-$tag.bms"
         echo "$tag $mode --candump $OUT/can-$tag.candump $bms --chargerd $OUT/can-$tag.chargerd" >> "$T/can-batch"
     done
-    [ -s "$T/can-batch" ] && check --batch "$T/can-batch" --out-dir "$OUT"
+    [ -s "$T/can-batch" ] || return 0
+    # The checker can_prestart started, waiting on its FIFO, when it still runs (the first judging);
+    # otherwise one started now.
+    local pre=""; [ -f "$T/check.pid" ] && pre=$(cat "$T/check.pid"); rm -f "$T/check.pid"
+    if [ -n "$pre" ] && kill -0 "$pre" 2>/dev/null && timeout 60 sh -c 'cat "$1" > "$2"' sh "$T/can-batch" "$T/check.fifo"; then
+        for i in $(seq 1 1200); do kill -0 "$pre" 2>/dev/null || return 0; sleep 0.1; done
+        kill "$pre" 2>/dev/null
+    fi
+    check --batch "$T/can-batch" --out-dir "$OUT"
 }
 # The verdict on one judged session: "pass TEXT", "fail TEXT" or "starved TEXT" (failed while the
 # guest's timers slipped past STARVED_MS: the caller runs it again alone).
@@ -130,93 +161,114 @@ SESSIONS=(
 # can_session's `for i in $(seq ...)` waits running once, and chargerd started before the BMS listened.)
 run_spec() { local tag n label rc mode args; IFS='|' read -r tag n label rc mode args <<< "$1"; can_session $n $tag $args; }
 
-# 8 and 12 together, then 9, 10 and 10b.
-#  8: a whole 68 -> 80 % session with the independent BMS, authorized by the VIN it sends in BRM (the
-#     local list, offline); 12: the same with charger-plant's own car on
-#     the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender). chargerd ends each
-#     without a fault; every message the charger sends keeps its period (from candump's kernel
-#     timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop commanded and the
-#     meter counted. (From BHM to BSD; the span of SOC only sets how long the charge is.)
-#  9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong length, frames of an unknown
-#     PGN, a BCS transfer with a packet left out, a transfer it aborts, random frames, and a 2 s flood of
-#     back-to-back frames; each is counted and dropped (or asked again), and the session still ends
-#     normally.
-# 10: the BMS falls silent while charging: BCL times out (1 s), the charger sends CEM naming BCL and CST
-#     for a fault, the current stops, and the session ends with E17 (the handshake retries find no BMS).
-# 10b: one that sends BCL late (every 1.2 s; the charger allows 1 s): the same reaction.
-# In two groups, each spec by its index in SESSIONS: the two whole sessions, then the three
-# misbehaving BMSes. (Five at once overloaded the guest's two emulated CPUs: the plants' Modbus answers
-# came late and the IMD's link was lost; a Python BMS beside charger-plant's car and another Python BMS
-# never answered CHM. These two groups are the ones that hold on a loaded host.)
-for group in "0 1" "2 3 4"; do
-    pids=()
-    for i in $group; do run_spec "${SESSIONS[$i]}" & pids+=($!); done
-    wait "${pids[@]}"
-done
-judge_all "${SESSIONS[@]}"
-again=()
-for spec in "${SESSIONS[@]}"; do
-    v=$(verdict_of "$spec")
-    case "$v" in
-        pass*) pass "${v#pass }";;
-        starved*) echo "NOTE first run ${v#starved }; run again alone" >> "$RES"; again+=("$spec");;
-        *) failc "${v#fail }";;
-    esac
-done
-for spec in "${again[@]}"; do
-    run_spec "$spec"
-    judge_all "$spec"
-    v=$(verdict_of "$spec")
-    case "$v" in
-        pass*) pass "${v#pass } (run again alone: the first run was starved)";;
-        *) failc "${v#* } (run again alone after a starved first run)";;
-    esac
-done
-
-# 11. The CAN link on the real board's loop (vm-gpio-sim-60kw + [[can]] on vcan0, SCHED_FIFO where the
-#     guest allows it): 10 s attached and idle, then 10 s under cangen's flood of frames through the
-#     link's filter. The loop keeps its period (every cycle run, its compute figures beside the idle ones);
-#     the flood is counted by the link, off the loop; bus-off and restart error frames before it.
-if [ -f "$T/vm.toml" ]; then
-    { cat "$T/vm.toml"; printf '\n[[can]]\ngun = 0\ninterface = "vcan0"\n'; } > "$T/vm-can.toml"
-    loopline() { grep "^loop:" "$1" | tail -1 | sed 's/^loop: //'; }
-    "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-idle.log" 2>&1
-    idle=$(loopline "$OUT/can-rt-idle.log")
-    idle_cycles=$(echo "$idle" | grep -o "^[0-9]*")
-    # Run again once, alone, when it failed while the guest was starved (as the sessions above): the
-    # loop's cycle count in 10 s is the guest's timers' as much as chargerd's (896 of 1000 beside a
-    # second make test, with the guest's wake-ups late by hundreds of ms).
-    for attempt in 1 2; do
-    w0=${EPOCHREALTIME/./}
-    "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-flood.log" 2>&1 &
-    rp=$!
-    for i in $(seq 1 100); do grep -q "car link on vcan0" "$OUT/can-rt-flood.log" && break; sleep 0.1; done
-    # The controller's error frames as a CAN driver reports them (CAN_ERR_BUSOFF, then
-    # CAN_ERR_RESTARTED): counted, the state changes printed and journalled (first: on a loaded host the
-    # run's 10 s may end before the flood does).
-    cansend vcan0 20000040#0000000000000000; sleep 0.3; cansend vcan0 20000100#0000000000000000
-    sleep 1
-    timeout 6 cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1
-    wait $rp; rc=$?
-    slip=$(slip_during $w0 ${EPOCHREALTIME/./}); smax=$(echo "$slip" | awk '{print int($2)}'); sp99=$(echo "$slip" | awk '{print int($4)}')
-    flood=$(loopline "$OUT/can-rt-flood.log")
-    unknown=$(grep -o "unknown PGN [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
-    overflow=$(grep -o "rx overflow [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
-    cycles=$(echo "$flood" | grep -o "^[0-9]*")
-    busoff=$(grep -c "can: gun 0 vcan0: controller bus-off" "$OUT/can-rt-flood.log")
-    # The flood must not take the loop's cycles: at least three quarters of the idle run's count and 500
-    # of 1000. A cycle count in 10 s is the guest's timers' as much as chargerd's, so it is judged against
-    # the idle run's with a wide margin, not against 900 (857 flooded beside 928 idle under stress-ng
-    # --cpu 2, the guest's wake-ups up to 235 ms late; a loop that read the flood itself would lose most).
-    if [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 1000 ] && [ "${cycles:-0}" -ge 500 ] \
-       && [ $(( ${cycles:-0} * 4 )) -ge $(( ${idle_cycles:-1000} * 3 )) ] && [ "$busoff" = 1 ] \
-       && grep -q "bus-off 1  restarts 1" "$OUT/can-rt-flood.log"; then
-        pass "can link on the real loop: idle: $idle | flooded ($unknown frames counted, $overflow dropped by the kernel): $flood; bus-off and restart error frames counted and reported (guest timer slip $slip ms)$( [ $attempt = 2 ] && echo " (run again: the first run was starved)")"
-        break
-    fi
-    why="can link on the real loop: rc $rc, unknown ${unknown:-none}, cycles ${cycles:-none} ($(tail -3 $OUT/can-rt-flood.log | tr '\n' ' ')) (guest timer slip $slip ms)"
-    if [ $attempt = 1 ] && { [ "${smax:-0}" -gt "$STARVED_MS" ] || [ "${sp99:-0}" -gt 50 ]; }; then
-        echo "NOTE first run $why: starved; run again" >> "$RES"
-    else failc "$why"; break; fi
+# Every Python BMS at once, each on its session's link (guest.sh, right after its setup). Kept alive
+# past any wait in the guest (--timeout: seconds from listening; the sessions end them).
+can_prestart() {
+    local spec tag n label rc mode args
+    for spec in "${SESSIONS[@]}"; do
+        IFS='|' read -r tag n label rc mode args <<< "$spec"
+        set -- $args
+        [ "${3:-}" = plant ] && continue
+        start_bms $n $tag "$@" --timeout 1800
     done
-fi
+    # And the checker, which reads its batch from a FIFO once the sessions have ended (judge_all).
+    mkfifo "$T/check.fifo"
+    check --batch "$T/check.fifo" --out-dir "$OUT" > "$OUT/can-check.log" 2>&1 &
+    echo $! > "$T/check.pid"
+}
+
+# The cases (guest.sh, at their place among its cases).
+can_cases() {
+    # 8 and 12 together, then 9, 10 and 10b.
+    #  8: a whole 68 -> 80 % session with the independent BMS, authorized by the VIN it sends in BRM (the
+    #     local list, offline); 12: the same with charger-plant's own car on
+    #     the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender). chargerd ends each
+    #     without a fault; every message the charger sends keeps its period (from candump's kernel
+    #     timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop commanded and the
+    #     meter counted. (From BHM to BSD; the span of SOC only sets how long the charge is.)
+    #  9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong length, frames of an unknown
+    #     PGN, a BCS transfer with a packet left out, a transfer it aborts, random frames, and a 2 s flood of
+    #     back-to-back frames; each is counted and dropped (or asked again), and the session still ends
+    #     normally.
+    # 10: the BMS falls silent while charging: BCL times out (1 s), the charger sends CEM naming BCL and CST
+    #     for a fault, the current stops, and the session ends with E17 (the handshake retries find no BMS).
+    # 10b: one that sends BCL late (every 1.2 s; the charger allows 1 s): the same reaction.
+    # In two groups, each spec by its index in SESSIONS: the two whole sessions, then the three
+    # misbehaving BMSes. (Five at once overloaded the guest's two emulated CPUs: the plants' Modbus answers
+    # came late and the IMD's link was lost; a Python BMS beside charger-plant's car and another Python BMS
+    # never answered CHM. These two groups are the ones that hold on a loaded host.)
+    for group in "0 1" "2 3 4"; do
+        pids=()
+        for i in $group; do run_spec "${SESSIONS[$i]}" & pids+=($!); done
+        wait "${pids[@]}"
+    done
+    judge_all "${SESSIONS[@]}"
+    again=()
+    for spec in "${SESSIONS[@]}"; do
+        v=$(verdict_of "$spec")
+        case "$v" in
+            pass*) pass "${v#pass }";;
+            starved*) echo "NOTE first run ${v#starved }; run again alone" >> "$RES"; again+=("$spec");;
+            *) failc "${v#fail }";;
+        esac
+    done
+    for spec in "${again[@]}"; do
+        run_spec "$spec"
+        judge_all "$spec"
+        v=$(verdict_of "$spec")
+        case "$v" in
+            pass*) pass "${v#pass } (run again alone: the first run was starved)";;
+            *) failc "${v#* } (run again alone after a starved first run)";;
+        esac
+    done
+
+    # 11. The CAN link on the real board's loop (vm-gpio-sim-60kw + [[can]] on vcan0, SCHED_FIFO where the
+    #     guest allows it): 10 s attached and idle, then 10 s under cangen's flood of frames through the
+    #     link's filter. The loop keeps its period (every cycle run, its compute figures beside the idle ones);
+    #     the flood is counted by the link, off the loop; bus-off and restart error frames before it.
+    if [ -f "$T/vm.toml" ]; then
+        { cat "$T/vm.toml"; printf '\n[[can]]\ngun = 0\ninterface = "vcan0"\n'; } > "$T/vm-can.toml"
+        loopline() { grep "^loop:" "$1" | tail -1 | sed 's/^loop: //'; }
+        "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-idle.log" 2>&1
+        idle=$(loopline "$OUT/can-rt-idle.log")
+        idle_cycles=$(echo "$idle" | grep -o "^[0-9]*")
+        # Run again once, alone, when it failed while the guest was starved (as the sessions above): the
+        # loop's cycle count in 10 s is the guest's timers' as much as chargerd's (896 of 1000 beside a
+        # second make test, with the guest's wake-ups late by hundreds of ms).
+        for attempt in 1 2; do
+        w0=${EPOCHREALTIME/./}
+        "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-flood.log" 2>&1 &
+        rp=$!
+        for i in $(seq 1 100); do grep -q "car link on vcan0" "$OUT/can-rt-flood.log" && break; sleep 0.1; done
+        # The controller's error frames as a CAN driver reports them (CAN_ERR_BUSOFF, then
+        # CAN_ERR_RESTARTED): counted, the state changes printed and journalled (first: on a loaded host the
+        # run's 10 s may end before the flood does).
+        cansend vcan0 20000040#0000000000000000; sleep 0.3; cansend vcan0 20000100#0000000000000000
+        sleep 1
+        timeout 6 cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1
+        wait $rp; rc=$?
+        slip=$(slip_during $w0 ${EPOCHREALTIME/./}); smax=$(echo "$slip" | awk '{print int($2)}'); sp99=$(echo "$slip" | awk '{print int($4)}')
+        flood=$(loopline "$OUT/can-rt-flood.log")
+        unknown=$(grep -o "unknown PGN [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
+        overflow=$(grep -o "rx overflow [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
+        cycles=$(echo "$flood" | grep -o "^[0-9]*")
+        busoff=$(grep -c "can: gun 0 vcan0: controller bus-off" "$OUT/can-rt-flood.log")
+        # The flood must not take the loop's cycles: at least three quarters of the idle run's count and 500
+        # of 1000. A cycle count in 10 s is the guest's timers' as much as chargerd's, so it is judged against
+        # the idle run's with a wide margin, not against 900 (857 flooded beside 928 idle under stress-ng
+        # --cpu 2, the guest's wake-ups up to 235 ms late; a loop that read the flood itself would lose most).
+        if [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 1000 ] && [ "${cycles:-0}" -ge 500 ] \
+           && [ $(( ${cycles:-0} * 4 )) -ge $(( ${idle_cycles:-1000} * 3 )) ] && [ "$busoff" = 1 ] \
+           && grep -q "bus-off 1  restarts 1" "$OUT/can-rt-flood.log"; then
+            pass "can link on the real loop: idle: $idle | flooded ($unknown frames counted, $overflow dropped by the kernel): $flood; bus-off and restart error frames counted and reported (guest timer slip $slip ms)$( [ $attempt = 2 ] && echo " (run again: the first run was starved)")"
+            break
+        fi
+        why="can link on the real loop: rc $rc, unknown ${unknown:-none}, cycles ${cycles:-none} ($(tail -3 $OUT/can-rt-flood.log | tr '\n' ' ')) (guest timer slip $slip ms)"
+        if [ $attempt = 1 ] && { [ "${smax:-0}" -gt "$STARVED_MS" ] || [ "${sp99:-0}" -gt 50 ]; }; then
+            echo "NOTE first run $why: starved; run again" >> "$RES"
+        else failc "$why"; break; fi
+        done
+    fi
+    # A checker started early that no judging used (every session failed its exit status) is ended.
+    [ -f "$T/check.pid" ] && { kill "$(cat "$T/check.pid")" 2>/dev/null; rm -f "$T/check.pid"; }
+}

@@ -229,10 +229,11 @@ def load_dbc(path):
 
 def batch(dbc, path, out_dir):
     """Every session of a run judged in one process (python and cantools take seconds to load in the
-    guest): each line of PATH is "TAG MODE ARGS..."; OUT_DIR/can-TAG.check gets "STATUS<tab>TEXT"."""
+    guest, so can.sh starts it early on a FIFO): each line of PATH is "TAG MODE ARGS..."; OUT_DIR/can-TAG.check gets "STATUS<tab>TEXT"."""
     import contextlib
     import io
     import shlex
+    load_dbc(dbc)      # before the batch is read: PATH may be a FIFO the suite writes once the sessions end
     for line in open(path):
         words = shlex.split(line)
         if not words:

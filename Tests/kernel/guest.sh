@@ -52,6 +52,11 @@ for i in $(seq 1 300); do grep -q ready "$OUT/plant.log" && break; sleep 0.1; do
 grep -q ready "$OUT/plant.log" && pass "setup: chip charger-io ($SIM), softdog $WDOG, Modbus devices served" \
     || failc "setup: charger-plant did not start: $(tail -3 $OUT/plant.log)"
 
+# The CAN cases' links, boards and Python BMSes, started now so that their slow start under emulation
+# overlaps the GPIO cases (Tests/kernel/can.sh; its cases run at 8-12 below).
+. "$HERE/can.sh"
+can_prestart
+
 # Starts chargerd on the board in the background; waits until its loop runs.
 start() {
     "$BIN/chargerd" --board "$T/vm.toml" --status-interval 1 --max-time 300 "$@" > "$OUT/chargerd.log" 2> "$OUT/chargerd.err" &
@@ -140,8 +145,8 @@ if "$BIN/chargerd" gpio-cost --board "$T/vm.toml" --cycles 5000 > "$OUT/gpio-cos
     pass "gpio cost (qemu TCG): $(grep -o 'median [0-9]* ns, p99 [0-9]* ns' $OUT/gpio-cost.log | head -1); $(grep -o 'getppid: median [0-9]* ns' $OUT/gpio-cost.log); $(grep -o 'a cycle is [0-9.]* null system calls' $OUT/gpio-cost.log)"
 else failc "gpio cost: $(tail -2 $OUT/gpio-cost.log)"; fi
 
-# 8-12. The car link on the CAN wire (vcan0): Tests/kernel/can.sh.
-. "$HERE/can.sh"
+# 8-12. The car link on the CAN wire (vcan0): Tests/kernel/can.sh (sourced and its BMSes started above).
+can_cases
 
 # 7. The chip taken away under a running loop (gpio-sim's live = 0: the lines chargerd holds are gone,
 #    every ioctl on them fails): E32 latched, and the report names the operation, the chip and errno.
