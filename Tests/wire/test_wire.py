@@ -52,7 +52,10 @@ class Session(unittest.TestCase):
         # two qemu guests on two cores, the RTU round trip's max 793 ms, the meter lost after 10 timeouts
         # in a row, E25) says so and runs the session again, once: the loss was the host's, and the
         # controller was right to stop on it. Starved: the session ended on a communication fault while
-        # the bus saw a round trip of 500 ms or more (the silent line the lost rule allows).
+        # the bus saw a round trip of 500 ms or more (the silent line the lost rule allows), or while every
+        # device on the bus had been lost: four units with their own timeouts silent together is the
+        # line's relay or the host stalling, not a device (seen beside the Swift suite at nice 19: the
+        # RTU round trip's max 152 ms, 26-31 timeouts on each of the four, all four lost once, E25).
         for attempt in (1, 2):
             with Bench(transport, car=CAR, speed=10 if transport == "tcp" else 5, fault_after=10,
                        comm_timeouts=("3 s", "4 s", "4 s")) as b:
@@ -60,10 +63,13 @@ class Session(unittest.TestCase):
                 time.sleep(0.5)
                 plant = b.plant_output()
                 worst = re.search(r"round trip p50 \d+ / p99 \d+ / max (\d+) µs", out)
-                starved = rc == 1 and re.search(r"FAULT E2[3-6]-", out) and worst and int(worst.group(1)) >= 500_000
+                devices = re.findall(r"^modbus (?:module|meter|imd) .*?, lost (\d+)x", out, re.M)
+                all_lost = len(devices) >= 4 and all(int(n) > 0 for n in devices)
+                long_trip = worst and int(worst.group(1)) >= 500_000
+                starved = rc == 1 and re.search(r"FAULT E2[3-6]-", out) and (long_trip or all_lost)
                 if attempt == 1 and starved:
-                    print(f"NOTE {transport} session starved on its first run (a communication fault with a round trip of "
-                          f"{int(worst.group(1)) / 1000:.0f} ms on the bus): run again", flush=True)
+                    why = f"a round trip of {int(worst.group(1)) / 1000:.0f} ms" if long_trip else "every device on the bus lost together"
+                    print(f"NOTE {transport} session starved on its first run (a communication fault with {why}): run again", flush=True)
                     b.close()
                     continue
                 self.check_session(b, rc, out, err, plant)
