@@ -79,6 +79,7 @@ test-cli: $(BUILD_STEP)
 	Tests/cli/chargerd-contract.sh .build/release/chargerd Boards
 	Tests/cli/dependent-package.sh .
 	python3 Tests/cli/module-graph.py .
+	python3 Tests/cli/device-library.py --check .
 	python3 Tests/cli/doc-links.py .
 	python3 Tests/cli/signal-stop.py .build/release/chargerd Boards
 	python3 Tests/cli/journal-report.py .build/release/chargerd Boards

@@ -88,9 +88,18 @@ put("console", "editing", b"stat\x1b[D\x1b[C\x1b[A\x7fus\t\r\x15junk\x17\x01\x05
 put("console", "login", b"login tech\rwrong\rlogin tech\r\x03help cap\r")
 put("console", "watch", b"watch status\rx\x03")
 
-# board-file and site-file: the repository's own.
-for name in sorted(os.listdir(os.path.join(ROOT, "Boards"))):
-    put("board-file", name, open(os.path.join(ROOT, "Boards", name), "rb").read())
+# board-file and site-file: the repository's own. A board that names device files of the library
+# (Boards/devices) is seeded twice: as it is (the maps from the compiled library), and with each device
+# file written in as its own [modbus_map.NAME] table (the board's own maps).
+import re
+for name in sorted(n for n in os.listdir(os.path.join(ROOT, "Boards")) if n.endswith(".toml")):
+    text = open(os.path.join(ROOT, "Boards", name), "rb").read()
+    put("board-file", name, text)
+    devices = sorted(set(re.findall(rb'^map = "([a-z0-9-]+)"', text, re.M)))
+    if devices:
+        own = text + b"".join(b"\n[modbus_map." + d + b"]\n" + open(os.path.join(ROOT, "Boards", "devices", d.decode() + ".toml"), "rb").read()
+                              for d in devices)
+        put("board-file", "own-maps-" + name, own)
 for name in sorted(os.listdir(os.path.join(ROOT, "HIL", "sites"))):
     put("site-file", name, open(os.path.join(ROOT, "HIL", "sites", name), "rb").read())
 

@@ -101,7 +101,7 @@ public enum BoardLoader {
     public static func load(path: String) throws(BoardFileError) -> Board {
         let (text, bytes) = try readText(path)
         var board = try parse(text, file: path)
-        board.checksum = fnv1a(bytes)
+        board.checksum = fnv1a(bytes + DeviceLibrary.checksumBytes(board.modbus.libraryMaps))
         return board
     }
 
@@ -151,7 +151,7 @@ public enum BoardLoader {
                                       commTimeouts: [.module: timing.module, .meter: timing.meter, .imd: timing.imd],
                                       readingMaxAge: timing.readingAge)
         if kind != .sim && modbus.isEmpty {
-            throw r.error(top, "modbus_device", "a \(kind.rawValue) board needs its Modbus devices ([[modbus_bus]], [[modbus_device]], [modbus_map.NAME])")
+            throw r.error(top, "modbus_device", "a \(kind.rawValue) board needs its Modbus devices ([[modbus_bus]], [[modbus_device]], and [modbus_map.NAME] or a device file of the library)")
         }
         if kind == .sim && !modbus.isEmpty {
             throw r.error(top, "modbus_device", "a sim board's devices are the simulated plant's; Modbus devices belong to bench and real boards")
@@ -188,7 +188,7 @@ public enum BoardLoader {
                                moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
         var station = spec
         station.metering = metering
-        return Board(name: head.name, description: head.description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8)),
+        return Board(name: head.name, description: head.description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8) + DeviceLibrary.checksumBytes(modbus.libraryMaps)),
                      spec: station, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
                      console: console, storage: storage, can: can)
     }

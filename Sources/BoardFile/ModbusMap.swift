@@ -211,6 +211,8 @@ public struct ModbusConfig: Sendable, Equatable {
     public var buses: [ModbusBusSpec] = []
     public var devices: [ModbusDeviceSpec] = []
     public var maps: [RegisterMap] = []
+    /// The maps that came from the device library (DeviceLibrary), in the order devices named them.
+    public var libraryMaps: [String] = []
     public init() {}
     public var isEmpty: Bool { devices.isEmpty }
     public func device(_ role: DeviceRole, _ index: Int) -> ModbusDeviceSpec? {
@@ -224,56 +226,11 @@ extension BoardLoader {
         var config = ModbusConfig()
         if top.table["modbus_bus"] == nil && top.table["modbus_device"] == nil && top.table["modbus_map"] == nil { return config }
 
-        // Maps first: devices name them.
-        let mapsTable = try r.table(top, "modbus_map")
-        for name in mapsTable.table.keys.sorted() {
-            let m = try r.table(mapsTable, name)
-            try r.onlyKeys(m, ["role", "word_order", "fault_mask", "selftest_running", "selftest_passed", "selftest_failed"]
-                              + RegisterFieldName.allCases.map(\.rawValue))
-            let roleText = try r.string(m, "role")
-            guard let role = DeviceRole(rawValue: roleText) else {
-                throw r.error(m, "role", "'\(roleText)' is not one of \(DeviceRole.allCases.map(\.rawValue).joined(separator: ", "))")
+        // Maps first: devices name them (the board's own; then the device library's, as devices name them).
+        if let mapsTable = try r.optionalTable(top, "modbus_map") {
+            for name in mapsTable.table.keys.sorted() {
+                config.maps.append(try registerMap(r, try r.table(mapsTable, name), name: name))
             }
-            let orderText = try r.optionalString(m, "word_order") ?? WordOrder.highFirst.rawValue
-            guard let order = WordOrder(rawValue: orderText) else { throw r.error(m, "word_order", "'\(orderText)' is not one of high-first, low-first") }
-            var map = RegisterMap(name: name, role: role, fields: [:], faultMask: 0)
-            let allowed = RegisterFieldName.required(role) + RegisterFieldName.optional(role)
-            for f in RegisterFieldName.allCases where m.table[f.rawValue] != nil {
-                guard allowed.contains(f) else {
-                    throw r.error(m, f.rawValue, "a \(role.rawValue) map has no '\(f.rawValue)' (allowed: \(allowed.map(\.rawValue).joined(separator: ", ")))")
-                }
-                map.fields[f] = try registerField(r, try r.table(m, f.rawValue), f, order: order)
-            }
-            for f in RegisterFieldName.required(role) where map.fields[f] == nil {
-                throw r.error(m, f.rawValue, "missing: a \(role.rawValue) map needs \(RegisterFieldName.required(role).map(\.rawValue).joined(separator: ", "))")
-            }
-            // A bidirectional module's map: its direction and its reverse setpoint, both or neither.
-            if (map.fields[.direction] == nil) != (map.fields[.reverseCurrentSetpoint] == nil) {
-                let missing: RegisterFieldName = map.fields[.direction] == nil ? .direction : .reverseCurrentSetpoint
-                throw r.error(m, missing.rawValue, "missing: a bidirectional module map needs both direction and reverse_current_setpoint")
-            }
-            if role == .module || role == .imd || m.table["fault_mask"] != nil {
-                map.faultMask = UInt16(try r.integer(m, "fault_mask", range: 1...0xFFFF))
-            }
-            if role == .imd {
-                if m.table["selftest_running"] != nil { map.selftestRunning = UInt16(try r.integer(m, "selftest_running", range: 0...0xFFFF)) }
-                if m.table["selftest_passed"] != nil { map.selftestPassed = UInt16(try r.integer(m, "selftest_passed", range: 0...0xFFFF)) }
-                if m.table["selftest_failed"] != nil { map.selftestFailed = UInt16(try r.integer(m, "selftest_failed", range: 0...0xFFFF)) }
-                guard Set([map.selftestRunning, map.selftestPassed, map.selftestFailed]).count == 3 else {
-                    throw r.error(m, "selftest_failed", "selftest_running, selftest_passed and selftest_failed must differ")
-                }
-            }
-            // Two fields in the same register would make one of them a lie.
-            // In file order of the field names where two start at the same register, so the error is stable.
-            let rank = RegisterFieldName.allCases
-            let placed = map.fields.sorted { (a, b) -> Bool in
-                let ra = rank.firstIndex(of: a.key)!, rb = rank.firstIndex(of: b.key)!
-                return (a.value.table.rawValue, a.value.address, ra) < (b.value.table.rawValue, b.value.address, rb)
-            }
-            for (a, b) in zip(placed, placed.dropFirst()) where a.value.table == b.value.table && a.value.address + a.value.words > b.value.address {
-                throw r.error(m, b.key.rawValue, "register \(b.value.address) overlaps '\(a.key.rawValue)' (\(a.value.address), \(a.value.words) word(s))")
-            }
-            config.maps.append(map)
         }
 
         for b in try r.arrayOfTables(top, "modbus_bus") {
@@ -344,8 +301,14 @@ extension BoardLoader {
             }
             let unit = try r.integer(d, "unit", range: 1...247)
             let mapName = try r.string(d, "map")
+            if !config.maps.contains(where: { $0.name == mapName }), let text = DeviceLibrary.text(mapName) {
+                config.maps.append(try libraryMap(mapName, text: text))
+                config.libraryMaps.append(mapName)
+            }
             guard let map = config.maps.firstIndex(where: { $0.name == mapName }) else {
-                throw r.error(d, "map", "no [modbus_map.\(mapName)] (maps: \(config.maps.map(\.name).joined(separator: ", ")))")
+                let own = config.maps.filter { !config.libraryMaps.contains($0.name) }.map(\.name)
+                throw r.error(d, "map", "no [modbus_map.\(mapName)] in the board and no device file '\(mapName)' in the library"
+                              + " (the board's maps: \(own.isEmpty ? "none" : own.joined(separator: ", ")); devices: \(DeviceLibrary.names.joined(separator: ", ")))")
             }
             guard config.maps[map].role == role else {
                 throw r.error(d, "map", "'\(mapName)' is a \(config.maps[map].role.rawValue) map, not a \(role.rawValue) map")
@@ -374,6 +337,64 @@ extension BoardLoader {
             }
         }
         return config
+    }
+
+    /// A device file of the library (DeviceLibrary): a register map at its top level. Its errors name the
+    /// device file and the key.
+    package static func libraryMap(_ name: String, text: String) throws(BoardFileError) -> RegisterMap {
+        let file = DeviceLibrary.path(name)
+        return try registerMap(Reader(file: file), try topSection(text, file: file), name: name)
+    }
+
+    /// One register map ([modbus_map.NAME], or a device file's top level): its role, word order, fault
+    /// mask and fields, each checked against the role.
+    static func registerMap(_ r: Reader, _ m: Section, name: String) throws(BoardFileError) -> RegisterMap {
+        try r.onlyKeys(m, ["role", "word_order", "fault_mask", "selftest_running", "selftest_passed", "selftest_failed"]
+                          + RegisterFieldName.allCases.map(\.rawValue))
+        let roleText = try r.string(m, "role")
+        guard let role = DeviceRole(rawValue: roleText) else {
+            throw r.error(m, "role", "'\(roleText)' is not one of \(DeviceRole.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let orderText = try r.optionalString(m, "word_order") ?? WordOrder.highFirst.rawValue
+        guard let order = WordOrder(rawValue: orderText) else { throw r.error(m, "word_order", "'\(orderText)' is not one of high-first, low-first") }
+        var map = RegisterMap(name: name, role: role, fields: [:], faultMask: 0)
+        let allowed = RegisterFieldName.required(role) + RegisterFieldName.optional(role)
+        for f in RegisterFieldName.allCases where m.table[f.rawValue] != nil {
+            guard allowed.contains(f) else {
+                throw r.error(m, f.rawValue, "a \(role.rawValue) map has no '\(f.rawValue)' (allowed: \(allowed.map(\.rawValue).joined(separator: ", ")))")
+            }
+            map.fields[f] = try registerField(r, try r.table(m, f.rawValue), f, order: order)
+        }
+        for f in RegisterFieldName.required(role) where map.fields[f] == nil {
+            throw r.error(m, f.rawValue, "missing: a \(role.rawValue) map needs \(RegisterFieldName.required(role).map(\.rawValue).joined(separator: ", "))")
+        }
+        // A bidirectional module's map: its direction and its reverse setpoint, both or neither.
+        if (map.fields[.direction] == nil) != (map.fields[.reverseCurrentSetpoint] == nil) {
+            let missing: RegisterFieldName = map.fields[.direction] == nil ? .direction : .reverseCurrentSetpoint
+            throw r.error(m, missing.rawValue, "missing: a bidirectional module map needs both direction and reverse_current_setpoint")
+        }
+        if role == .module || role == .imd || m.table["fault_mask"] != nil {
+            map.faultMask = UInt16(try r.integer(m, "fault_mask", range: 1...0xFFFF))
+        }
+        if role == .imd {
+            if m.table["selftest_running"] != nil { map.selftestRunning = UInt16(try r.integer(m, "selftest_running", range: 0...0xFFFF)) }
+            if m.table["selftest_passed"] != nil { map.selftestPassed = UInt16(try r.integer(m, "selftest_passed", range: 0...0xFFFF)) }
+            if m.table["selftest_failed"] != nil { map.selftestFailed = UInt16(try r.integer(m, "selftest_failed", range: 0...0xFFFF)) }
+            guard Set([map.selftestRunning, map.selftestPassed, map.selftestFailed]).count == 3 else {
+                throw r.error(m, "selftest_failed", "selftest_running, selftest_passed and selftest_failed must differ")
+            }
+        }
+        // Two fields in the same register would make one of them a lie.
+        // In file order of the field names where two start at the same register, so the error is stable.
+        let rank = RegisterFieldName.allCases
+        let placed = map.fields.sorted { (a, b) -> Bool in
+            let ra = rank.firstIndex(of: a.key)!, rb = rank.firstIndex(of: b.key)!
+            return (a.value.table.rawValue, a.value.address, ra) < (b.value.table.rawValue, b.value.address, rb)
+        }
+        for (a, b) in zip(placed, placed.dropFirst()) where a.value.table == b.value.table && a.value.address + a.value.words > b.value.address {
+            throw r.error(m, b.key.rawValue, "register \(b.value.address) overlaps '\(a.key.rawValue)' (\(a.value.address), \(a.value.words) word(s))")
+        }
+        return map
     }
 
     static func registerField(_ r: Reader, _ s: Section, _ name: RegisterFieldName, order: WordOrder) throws(BoardFileError) -> RegisterField {

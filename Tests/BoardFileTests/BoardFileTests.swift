@@ -88,12 +88,18 @@ func refusal(_ text: String) -> BoardFileError? {
         #expect(module.fields[.direction] != nil && module.fields[.reverseCurrentSetpoint] != nil)
         #expect(config.maps[try #require(config.device(.meter, 0)).map].fields[.exportEnergy] != nil)
         #expect(b.spec.modules[0].bidirectional)
+        #expect(config.libraryMaps == ["rect-30kw-v2g", "dc-meter-v2g", "imd-dc"])
+        // The library's module map written into the board as its own table (which takes the library's
+        // place), less one register or both.
         let text = String(decoding: try #require(BoardLoader.readFile(path)), as: UTF8.self)
-        let half = try #require(refusal(text.replacingFirst("direction = { table = \"holding\", address = 5, type = \"u16\" }\n", "")))
-        #expect(half.key == "modbus_map.rect-30kw.direction" && half.why.contains("both direction and reverse_current_setpoint"), "\(half)")
-        let neither = text.replacingFirst("direction = { table = \"holding\", address = 5, type = \"u16\" }\n", "")
-            .replacingFirst("reverse_current_setpoint = { table = \"holding\", address = 6, type = \"u32\", scale = \"0.001 A\" }\n", "")
-        let e = try #require(refusal(neither))
+        let library = try #require(DeviceLibrary.text("rect-30kw-v2g"))
+        func own(_ map: String) -> String { text + "\n[modbus_map.rect-30kw-v2g]\n" + map + "\n" }
+        let direction = "direction = { table = \"holding\", address = 5, type = \"u16\" }\n"
+        let reverse = "reverse_current_setpoint = { table = \"holding\", address = 6, type = \"u32\", scale = \"0.001 A\" }\n"
+        #expect(library.contains(direction) && library.contains(reverse))
+        let half = try #require(refusal(own(library.replacingFirst(direction, ""))))
+        #expect(half.key == "modbus_map.rect-30kw-v2g.direction" && half.why.contains("both direction and reverse_current_setpoint"), "\(half)")
+        let e = try #require(refusal(own(library.replacingFirst(direction, "").replacingFirst(reverse, ""))))
         #expect(e.key == "modbus_device" && e.why.contains("module 0 is bidirectional"), "\(e)")
     }
 

@@ -249,3 +249,95 @@ import Testing
         #expect(sim.why.contains("sim board"), "\(sim)")
     }
 }
+
+/// The board library's device files (Boards/devices, docs/boards.md "Device files"): compiled in byte
+/// for byte, each a valid register map, the same map whether a board names it or writes it as its own
+/// table, and a name that is only ever a name.
+@Suite struct DeviceFiles {
+    let bench: String = try! String(contentsOfFile: "\(repoRoot)/Boards/bench-60kw-tcp.toml", encoding: .utf8)
+
+    @Test func theCompiledLibraryIsTheDeviceFiles() throws {
+        let dir = "\(repoRoot)/Boards/devices"
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".toml") }
+        #expect(onDisk.map { String($0.dropLast(5)) }.sorted() == DeviceLibrary.names)
+        #expect(DeviceLibrary.names.count >= 5)
+        for name in DeviceLibrary.names {
+            var text = try String(contentsOfFile: "\(dir)/\(name).toml", encoding: .utf8)
+            while text.hasSuffix("\n") { text.removeLast() }
+            #expect(DeviceLibrary.text(name) == text, "Boards/devices/\(name).toml differs from the compiled copy: Tests/cli/device-library.py --write")
+        }
+    }
+
+    @Test(arguments: DeviceLibrary.names)
+    func eachDeviceFileIsARegisterMap(name: String) throws {
+        let map = try BoardLoader.libraryMap(name, text: try #require(DeviceLibrary.text(name)))
+        #expect(map.name == name)
+        #expect(RegisterFieldName.required(map.role).allSatisfy { map.fields[$0] != nil })
+    }
+
+    /// Every board that carries Modbus devices names its maps from the library.
+    @Test(arguments: ["bench-60kw-tcp", "bench-60kw-rtu", "bench-60kw-can", "bench-v2g-60kw-tcp", "cm4-rs485-60kw", "vm-gpio-sim-60kw"])
+    func shippedBoardsNameTheLibrary(board: String) throws {
+        let b = try BoardLoader.load(path: "\(repoRoot)/Boards/\(board).toml")
+        #expect(b.modbus.libraryMaps.count == 3 && b.modbus.maps.count == 3)
+        #expect(Set(b.modbus.maps.map(\.name)) == Set(b.modbus.libraryMaps))
+    }
+
+    /// Written into a board as its own [modbus_map.NAME], a device file's text gives the same map; and a
+    /// board's own table takes the library's place.
+    @Test func theLibraryAndABoardsOwnTableGiveTheSameMap() throws {
+        let names = ["rect-30kw", "dc-meter", "imd-dc"]
+        let fromLibrary = try BoardLoader.parse(bench, file: "bench.toml")
+        #expect(fromLibrary.modbus.libraryMaps == names)
+        var own = bench
+        for n in names { own += "\n[modbus_map.\(n)]\n" + (DeviceLibrary.text(n) ?? "") + "\n" }
+        let fromBoard = try BoardLoader.parse(own, file: "bench.toml")
+        #expect(fromBoard.modbus.libraryMaps.isEmpty)
+        for n in names {
+            #expect(fromBoard.modbus.maps.first { $0.name == n } == fromLibrary.modbus.maps.first { $0.name == n }, "\(n)")
+        }
+        let meter = try #require(DeviceLibrary.text("dc-meter"))
+        #expect(meter.contains("fault_mask = 0x0001"))
+        let changed = bench + "\n[modbus_map.dc-meter]\n" + meter.replacingOccurrences(of: "fault_mask = 0x0001", with: "fault_mask = 0x0003") + "\n"
+        let b = try BoardLoader.parse(changed, file: "b.toml")
+        #expect(b.modbus.maps.first { $0.name == "dc-meter" }?.faultMask == 0x0003)
+        #expect(b.modbus.libraryMaps == ["rect-30kw", "imd-dc"])
+    }
+
+    /// A map no board table and no device file has is refused naming the key and the library's devices;
+    /// a name written as a path is only a name (the library is compiled in: nothing is opened).
+    @Test(arguments: ["dc-meter-9000", "../devices/dc-meter", "/etc/passwd", ""])
+    func anUnknownDeviceIsRefusedWithTheLibrary(name: String) throws {
+        let text = bench.replacingOccurrences(of: "map = \"dc-meter\"", with: "map = \"\(name)\"")
+        do {
+            _ = try BoardLoader.parse(text, file: "b.toml")
+            Issue.record("accepted map '\(name)'")
+        } catch {
+            #expect(error.key == "modbus_device[2].map", "\(error)")
+            #expect(error.why.contains("no device file '\(name)' in the library") && error.why.contains("dc-meter, dc-meter-v2g, imd-dc"), "\(error)")
+        }
+    }
+
+    /// A device file's errors name the device file and the key.
+    @Test func aBadDeviceFileIsNamed() throws {
+        let text = try #require(DeviceLibrary.text("imd-dc")).replacingOccurrences(of: "address = 258", with: "address = 256")
+        do {
+            _ = try BoardLoader.libraryMap("imd-dc", text: text)
+            Issue.record("accepted an overlapping map")
+        } catch {
+            #expect(error.file == "Boards/devices/imd-dc.toml" && error.key == "selftest" && error.why.contains("overlaps 'enable'"), "\(error)")
+        }
+    }
+
+    /// A board's checksum covers the device files it names (a changed register map is a changed board);
+    /// a board that names none keeps the checksum of its own bytes.
+    @Test func aBoardsChecksumCoversItsDeviceFiles() throws {
+        let path = "\(repoRoot)/Boards/bench-60kw-tcp.toml"
+        let bytes = try #require(BoardLoader.readFile(path))
+        let b = try BoardLoader.load(path: path)
+        #expect(b.checksum != BoardLoader.fnv1a(bytes))
+        #expect(b.checksum == BoardLoader.fnv1a(bytes + DeviceLibrary.checksumBytes(["rect-30kw", "dc-meter", "imd-dc"])))
+        let simPath = "\(repoRoot)/Boards/sim-60kw.toml"
+        #expect(try BoardLoader.load(path: simPath).checksum == BoardLoader.fnv1a(try #require(BoardLoader.readFile(simPath))))
+    }
+}

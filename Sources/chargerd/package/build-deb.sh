@@ -7,7 +7,8 @@
 #     so in its control file (X-Swift-Runtime: shared) and runs only where the toolchain is, as on the
 #     machine that tests it. Never for a board.
 # Layout: /usr/bin/chargerd and /usr/lib/chargerd/chargerd-start (what the unit runs); /lib/systemd/system/chargerd.service and the generator of its board drop-in;
-# /usr/share/chargerd/boards/ (every board file); /etc/chargerd/board.toml (the CM4 board, a conffile
+# /usr/share/chargerd/boards/ (every board file, and devices/: the device files, for reading: chargerd has them
+# compiled in); /etc/chargerd/board.toml (the CM4 board, a conffile
 # to edit) and /etc/default/chargerd; /usr/share/doc/chargerd/ (technician's page, security notes).
 # The state directory /var/lib/chargerd (journal, OCPP state) is made by postinst and systemd.
 set -eu
@@ -37,6 +38,8 @@ strip --strip-unneeded "$S/usr/bin/chargerd"
 install -m 0644 "$PKG/chargerd.service" "$S/lib/systemd/system/chargerd.service"
 install -m 0755 "$PKG/chargerd-board-generator" "$S/lib/systemd/system-generators/chargerd-board-generator"
 install -m 0644 "$ROOT"/Boards/*.toml "$S/usr/share/chargerd/boards/"
+install -d "$S/usr/share/chargerd/boards/devices"
+install -m 0644 "$ROOT"/Boards/devices/*.toml "$S/usr/share/chargerd/boards/devices/"
 install -m 0640 "$ROOT/Boards/cm4-rs485-60kw.toml" "$S/etc/chargerd/board.toml"
 install -m 0644 "$PKG/default" "$S/etc/default/chargerd"
 # The pages a technician reads on the board: installing and wiring it, its console and journal, the
