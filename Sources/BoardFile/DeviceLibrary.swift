@@ -13,6 +13,24 @@ public enum DeviceLibrary {
     /// The text of device file `name`, if the library has one.
     public static func text(_ name: String) -> String? { files.first { $0.name == name }?.text }
 
+    /// The register map of device file `name`, read once (the files are constants: a board that names
+    /// one, or the fuzzer loading thousands of boards, does not parse it again); nil when the library has
+    /// no such device; the device file's error, naming it and its key, when it does not read.
+    static func map(_ name: String) throws(BoardFileError) -> RegisterMap? {
+        switch parsed[name] {
+        case nil: return nil
+        case .success(let m)?: return m
+        case .failure(let e)?: throw e
+        }
+    }
+    private static let parsed: [String: Result<RegisterMap, BoardFileError>] = {
+        var out: [String: Result<RegisterMap, BoardFileError>] = [:]
+        for f in files {
+            do throws(BoardFileError) { out[f.name] = .success(try BoardLoader.libraryMap(f.name, text: f.text)) } catch { out[f.name] = .failure(error) }
+        }
+        return out
+    }()
+
     /// Where a device file's errors say it is (it is compiled in; this is where it came from).
     public static func path(_ name: String) -> String { "Boards/devices/\(name).toml" }
 

@@ -301,8 +301,8 @@ extension BoardLoader {
             }
             let unit = try r.integer(d, "unit", range: 1...247)
             let mapName = try r.string(d, "map")
-            if !config.maps.contains(where: { $0.name == mapName }), let text = DeviceLibrary.text(mapName) {
-                config.maps.append(try libraryMap(mapName, text: text))
+            if !config.maps.contains(where: { $0.name == mapName }), let m = try DeviceLibrary.map(mapName) {
+                config.maps.append(m)
                 config.libraryMaps.append(mapName)
             }
             guard let map = config.maps.firstIndex(where: { $0.name == mapName }) else {
