@@ -72,7 +72,8 @@ public struct GunInputs: Sendable {
 
 /// Plug and charge by VIN (docs/grid.md "Authorization by VIN"): the grid interface's word on the VIN the car
 /// sent in BRM. The core holds recognition for it (CRM 0x00) at most `Standard.vinAnswerWait`; no answer in
-/// that time counts as a refusal. A refusal stops before any energy (stop reason `not-authorized`).
+/// that time counts as a refusal (with the site's fallback when the word was `pendingFallBack`). A refusal
+/// stops before any energy (stop reason `not-authorized`).
 public enum VINCheck: UInt8, Sendable, BitwiseCopyable {
     /// The session is authorized otherwise (an idTag, a remote start, free vend): BRM is recognised at once.
     case notUsed
@@ -84,6 +85,12 @@ public enum VINCheck: UInt8, Sendable, BitwiseCopyable {
     /// Refused, and the site falls back to another method: the session stops before energy and the gun
     /// waits in `connected`, unlocked, for an idTag or a remote start (a new handshake follows).
     case refusedFallBack
+    /// As `pending`, on a site that falls back to another method: no answer within the bound is
+    /// `refusedFallBack`, not `refused`.
+    case pendingFallBack
+
+    /// The answer has not come: recognition waits.
+    @inlinable public var isPending: Bool { self == .pending || self == .pendingFallBack }
 }
 
 /// Actuator tests a technician runs on an idle gun (console `test contactor K1`, `test lock`, `test lamp`,

@@ -336,8 +336,8 @@ extension GunSession {
             case .notUsed, .accepted:
                 out.tx.crm = .recognised
                 enter(.parameterExchange, now)
-            case .pending:
-                if inPhase > Standard.vinAnswerWait { notAuthorized(fallBack: false, input: input, now) }
+            case .pending, .pendingFallBack:
+                if inPhase > Standard.vinAnswerWait { notAuthorized(fallBack: input.vinCheck == .pendingFallBack, input: input, now) }
             case .refused: notAuthorized(fallBack: false, input: input, now)
             case .refusedFallBack: notAuthorized(fallBack: true, input: input, now)
             }

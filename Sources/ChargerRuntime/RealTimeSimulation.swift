@@ -192,7 +192,7 @@ final class EventPublisher {
                 // Session edges: locking begins one; finished or faulted ends it, or the car went before.
                 // Plug and charge: a session whose VIN is still to be answered begins when recognition lets
                 // it on (parameter exchange), so that a refused VIN is no session (and no transaction).
-                let vinPending = f.pointee.inputs.guns[g].vinCheck == .pending
+                let vinPending = f.pointee.inputs.guns[g].vinCheck.isPending
                 let startsNow = !inSession[g] && ((p == .locking && before != .locking && !vinPending) || p == .parameterExchange)
                 let endsNow = inSession[g] && (p == .finished || p == .faulted || p == .unplugged)
                 if endsNow || startsNow {

@@ -488,6 +488,7 @@ public final class ConsoleSession {
         case .accepted: word = "accepted"
         case .refused: word = "refused: no energy"
         case .refusedFallBack: word = "refused: waiting for an idTag or a remote start"
+        case .pendingFallBack: word = "waiting for the answer (recognition held, at most \(Int(Standard.vinAnswerWait.seconds)) s; then an idTag or a remote start)"
         }
         return "by VIN, \(word)" + (x.vinSent ? "\n                   VIN \(vin)" : "")
     }

@@ -45,7 +45,8 @@ extension OCPPClient {
     func startVIN(_ g: Int) {
         vinStage[g] = .waiting
         idTag[g] = nil
-        hub.with { $0.authorized[g] = true; $0.vinChecks[g] = .pending; $0.identities[g] = nil }
+        let check: VINCheck = fallBackMethods.isEmpty ? .pending : .pendingFallBack
+        hub.with { $0.authorized[g] = true; $0.vinChecks[g] = check; $0.identities[g] = nil }
         hub.log("ocpp", "connector \(g + 1): plug and charge: the car's VIN will decide (BRM)")
     }
 
@@ -97,12 +98,17 @@ extension OCPPClient {
                           text: "connector \(g + 1): VIN \(who.identity) accepted by \(why): charging may start")
     }
 
+    /// The methods after `vin` in the site's list: the fallback when the VIN is refused or not answered.
+    var fallBackMethods: [AuthorizationMethod] {
+        let order = config.authorize
+        return order.firstIndex(of: .vin).map { Array(order[($0 + 1)...]) } ?? []
+    }
+
     /// Refused: the session stops before energy; a method after `vin` in the site's list is the fallback.
     func vinRefused(_ g: Int, identity: String, why: String) {
         vinStage[g] = .decided
         idTag[g] = nil
-        let order = config.authorize
-        let after = order.firstIndex(of: .vin).map { Array(order[($0 + 1)...]) } ?? []
+        let after = fallBackMethods
         let fallBack = !after.isEmpty
         hub.with { s in
             s.vinChecks[g] = fallBack ? .refusedFallBack : .refused
@@ -118,15 +124,22 @@ extension OCPPClient {
     /// not-authorized: journalled as a refusal) or another stop (an operator's, a fault: logged).
     func vinEnded(_ g: Int, _ tag: String, _ why: StopReason) {
         vinStage[g] = .decided
-        hub.with { $0.vinChecks[g] = .refused; $0.identities[g] = nil }
+        let after = fallBackMethods
+        let fallBack = why == .notAuthorized && !after.isEmpty
+        hub.with { s in
+            s.vinChecks[g] = fallBack ? .refusedFallBack : .refused
+            s.identities[g] = nil
+            if fallBack { s.authorized[g] = false }
+        }
         guard why == .notAuthorized else {
             hub.log("ocpp", "connector \(g + 1): the session stopped (\(why.name)) before the central system answered for VIN \(shown(tag))")
             return
         }
         let bound = Int(Standard.vinAnswerWait.seconds)
-        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: shown(tag), verdict: "refused",
+        let then = fallBack ? "no energy; the gun waits for \(after.map(\.rawValue).joined(separator: " or "))" : "no energy; the session ends"
+        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: shown(tag), verdict: fallBack ? "refused-fallback" : "refused",
                                               why: "no answer within \(bound) s (the car's own wait is 5 s)"),
-                          text: "connector \(g + 1): VIN \(shown(tag)) not answered within \(bound) s: no energy; the session ends")
+                          text: "connector \(g + 1): VIN \(shown(tag)) not answered within \(bound) s: \(then)")
     }
 
     /// The session's phases as they bear on the VIN: a wait the core ended (no answer within its bound),

@@ -30,10 +30,15 @@ public struct ScenarioAuthorization: Sendable {
                 switch VINDecision.decide(VINReading(brm.message.vin), local: local, atMillis: 0, online: online, settings: OCPPSettings(heartbeatInterval: 300, meterValueSampleInterval: 60, connectionTimeOut: 60)) {
                 case .accept: decided[g] = .accepted
                 case .refuse: decided[g] = fallback ? .refusedFallBack : .refused
-                case .ask: decided[g] = .pending       // the central system never answers
+                case .ask: decided[g] = fallback ? .pendingFallBack : .pending       // the central system never answers
                 }
             }
-            feed.vinChecks[g] = decided[g] ?? .pending
+            // The core's bound ended the wait: with a fallback, the gun waits for another method (as
+            // chargerd's OCPP client records it when recognition ends unanswered).
+            if decided[g] == .pendingFallBack, phase != .identification, sim.state.sessions[g].stopReason == .notAuthorized {
+                decided[g] = .refusedFallBack
+            }
+            feed.vinChecks[g] = decided[g] ?? (fallback ? .pendingFallBack : .pending)
             if decided[g] == .refusedFallBack { feed.authorized[g] = false }
         }
     }

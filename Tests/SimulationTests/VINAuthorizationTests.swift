@@ -65,6 +65,32 @@ import Testing
         expectNoViolations(run)
     }
 
+    /// No word within the bound on a site that falls back (`pendingFallBack`): the core's own bound falls
+    /// back as a refusal would, to `connected`, unlocked, with no energy; the session does not end.
+    @Test func noAnswerWithAFallbackWaitsInConnected() throws {
+        let run = try Run("sim-60kw", cars: [0: try car("capacity=10kWh,soc=70,target=80")])
+        var feed = GridFeed()
+        feed.vinChecks[0] = .pendingFallBack
+        run.sim.setGridFeed(feed)
+        let entered = try #require(run.until(limit: .s(60)) { $0.phase(0) == .identification })
+        let stopped = try #require(run.until(limit: .s(10)) { $0.phase(0) != .identification })
+        #expect(run.sim.phase(0) == .stopping)
+        #expect(stopped - entered > Standard.vinAnswerWait && stopped - entered <= Standard.vinAnswerWait + .ms(2))
+        // The grid interface takes the gun's authorization away as the wait ends (as chargerd's OCPP client does).
+        feed.authorized[0] = false
+        run.sim.setGridFeed(feed)
+        var maxCurrent = Amps.zero
+        try #require(run.until(limit: .s(30)) { s in maxCurrent = max(maxCurrent, s.plant.guns[0].current); return s.phase(0) == .connected } != nil)
+        run.until(run.sim.now.seconds + 5)
+        #expect(run.sim.phase(0) == .connected)
+        #expect(run.sim.state.sessions[0].stopReason == .notAuthorized)
+        #expect(!run.phases.contains(.finished) && !run.phases.contains(.charging))
+        #expect(!run.sim.plant.guns[0].locked)
+        #expect(maxCurrent <= Standard.cableCheckCurrentLimit, "\(maxCurrent)")
+        #expect(run.sim.faults.isEmpty)
+        expectNoViolations(run)
+    }
+
     /// Refused: the stop starts at once (no wait for the bound); the car gets no energy; the summary does not
     /// count it as a completed session.
     @Test func refusedGetsNoEnergy() throws {
