@@ -362,8 +362,8 @@ class BMS:
         end = time.monotonic() + self.a.timeout
         while time.monotonic() < end and self.state != "done":
             # Waiting for the charger's first CHM, nothing is due: block on the socket (a frame wakes it at
-            # once) instead of waking every 2 ms, which costs a whole core under emulation (the kernel suite
-            # starts its BMSes minutes before their sessions).
+            # once) instead of waking 500 times a second for minutes (the kernel suite starts its BMSes
+            # long before their sessions, in a guest under emulation).
             msg = self.bus.recv(timeout=0.1 if self.state == "wait" else 0.002)
             while msg is not None:
                 self.receive(msg)
