@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "RealTime", dependencies: ["CRealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // libgpiod v1 (Debian's libgpiod-dev) and its Swift wrapper + the GPIO backend of real boards.
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
-        .target(name: "GPIOD", dependencies: ["CGPIOD", "BoardFile", "ChargerCore", "ChargerHAL", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "GPIOD", dependencies: ["CGPIOD", "RealTime", "BoardFile", "ChargerCore", "ChargerHAL", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // The analog front end: IIO channels through sysfs, sampled on a thread of their own.
         .target(name: "IIO", dependencies: ["BoardFile", "ChargerCore", "RealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // GB/T 27930-2015 on CAN as data: the message table, 29-bit identifiers, the codec of the core's values.
@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Console", dependencies: ["ChargerCore", "LoopContract", "Journal", "CConsole", "RealTime", "SystemErrors", .product(name: "SystemPackage", package: "swift-system")]),
         // The local channel of a bench board with the plant emulator (shared memory, seqlocks, lockstep clock).
         .target(name: "CBenchChannel"),
-        .target(name: "BenchChannel", dependencies: ["CBenchChannel", "ChargerCore", "ChargerHAL"]),
+        .target(name: "BenchChannel", dependencies: ["CBenchChannel", "RealTime", "ChargerCore", "ChargerHAL"]),
         // The loop's contract with the rest of the process: events, operator commands, the station's view,
         // the requests held between cycles and the one rule that merges them into a cycle's inputs.
         .target(name: "LoopContract", dependencies: ["ChargerCore"]),
@@ -89,10 +89,15 @@ let package = Package(
         ]),
         // The mocked board: a physical plant + simulated car behind the HAL protocols.
         .target(name: "SimPlant", dependencies: ["ChargerCore", "ChargerHAL", "BoardFile"]),
-        // Cycle driver, virtual clock, invariants, reporting.
-        .target(name: "ChargerRuntime", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
+        // The production loop: the controller on a board's drivers (sample → step → apply), the events it
+        // publishes, the station's view, the loop settings from the board file and the run's summary. On the
+        // production path: it must never link the simulator (SimPlant); Tests/cli/module-graph.py holds that.
+        .target(name: "Station", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "RealTime"]),
+        // The simulated board: the plant and car behind the HAL in virtual time, its invariants, the real-time
+        // body that runs it on the cyclic executive, injections and reporting.
+        .target(name: "ChargerRuntime", dependencies: ["Station", "ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
         .executableTarget(name: "chargerd", dependencies: [
-            "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "IIO", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
+            "Station", "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "IIO", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
             "GBT27930", "CANLink", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ],
         // The Debian package's unit, generator, maintainer scripts and build script (make deb).
@@ -100,12 +105,12 @@ let package = Package(
         // The plant emulator of bench boards (HIL/): simulated plant and car, Modbus TCP/RTU slaves from the
         // board's register maps, the bench channel in lockstep with chargerd.
         .executableTarget(name: "charger-plant", dependencies: [
-            "ChargerRuntime", "LoopContract", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL", "CANLink",
+            "ChargerRuntime", "LoopContract", "RealTime", "BenchChannel", "BoardFile", "SimPlant", "ChargerCore", "ChargerHAL", "CANLink",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "HIL/emulator"),
         // HIL scenarios (files under HIL/scenarios), their traces, JUnit and plots; seeded fault campaigns.
         .target(name: "HILRunner", dependencies: [
-            "ChargerRuntime", "LoopContract", "BoardFile", "SiteFile", "SimPlant", "ChargerCore", "Grid",
+            "Station", "ChargerRuntime", "LoopContract", "BoardFile", "SiteFile", "SimPlant", "ChargerCore", "Grid",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "charger-hil", dependencies: [
@@ -118,12 +123,12 @@ let package = Package(
         .executableTarget(name: "charger-fuzz", dependencies: ["ParserFuzzing"]),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
         .executableTarget(name: "charger-bench", dependencies: [
-            "ChargerRuntime", "LoopContract", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant", "HILRunner",
+            "Station", "ChargerRuntime", "LoopContract", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant", "HILRunner",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "ParserFuzzingTests", dependencies: ["ParserFuzzing"]),
-        .testTarget(name: "GridTests", dependencies: ["Grid", "GridInterfaces", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
+        .testTarget(name: "GridTests", dependencies: ["Station", "Grid", "GridInterfaces", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract", "BoardFile", "SimPlant", .product(name: "TOMLKit", package: "TOMLKit")]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "LoopContract", "ChargerCore"]),
@@ -131,7 +136,7 @@ let package = Package(
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "IIO", "BoardFile", "ChargerCore"]),
         .testTarget(name: "GBT27930Tests", dependencies: ["GBT27930", "ChargerCore"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
-        .testTarget(name: "SimulationTests", dependencies: ["ChargerRuntime", "LoopContract", "SimPlant", "BoardFile", "ChargerCore"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Station", "RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Station", "ChargerRuntime", "LoopContract", "SimPlant", "BoardFile", "ChargerCore"]),
     ]
 )

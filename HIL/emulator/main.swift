@@ -11,6 +11,7 @@ import ChargerCore
 import ChargerHAL
 import ChargerRuntime
 import LoopContract
+import RealTime
 import SimPlant
 import Synchronization
 #if canImport(Glibc)
@@ -399,13 +400,16 @@ final class PlantBridge {
 
 func stamp(_ t: Instant) -> String { fmt(t.seconds, 3).leftPad(10) + " s" }
 
-func monotonicMicros() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-}
+/// The wall clock of the pacing, in µs: the runtime's one monotonic clock.
+func monotonicMicros() -> Int64 { monotonicNanos() / 1000 }
 
-nonisolated(unsafe) var stopRequested = false
+/// SIGINT or SIGTERM: set from a signal handler, read by the main thread's loop, so an atomic (a lock-free
+/// store is async-signal-safe).
+private let stopFlag = Atomic<Bool>(false)
+nonisolated var stopRequested: Bool {
+    get { stopFlag.load(ordering: .acquiring) }
+    set { stopFlag.store(newValue, ordering: .releasing) }
+}
 func installSignalHandlers() {
     signal(SIGINT) { _ in stopRequested = true }
     signal(SIGTERM) { _ in stopRequested = true }

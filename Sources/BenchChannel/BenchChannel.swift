@@ -4,6 +4,7 @@
 import CBenchChannel
 import ChargerCore
 import ChargerHAL
+import RealTime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -116,11 +117,11 @@ public final class BenchChannel: @unchecked Sendable {
     }
     /// Emulator: waits until the controller acknowledged tick `t`; false on timeout.
     public func waitAcknowledged(_ t: UInt32, timeoutMicros: Int64) -> Bool {
-        let deadline = monotonicMicros() + timeoutMicros
+        let deadline = monotonicNanos() / 1000 + timeoutMicros
         while true {
             let a = acknowledged
             if a == t { return true }
-            let left = deadline - monotonicMicros()
+            let left = deadline - monotonicNanos() / 1000
             if left <= 0 { return false }
             _ = bc_wait(&c.pointee.header.ack, a, left)
         }
@@ -203,12 +204,6 @@ public final class BenchChannel: @unchecked Sendable {
         withUnsafeBytes(of: &m) { bc_put_charger(c, Int32(g), $0.baseAddress, $0.count) }
     }
     func writeMatrix(_ v: UnsafePointer<Int8>, count: Int) { bc_put_matrix(c, v, count) }
-}
-
-func monotonicMicros() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
 }
 
 // MARK: The controller's drivers on a bench board (GPIO, analog and the car link, through the channel)

@@ -5,6 +5,7 @@ import BoardFile
 import ChargerCore
 import LoopContract
 import SimPlant
+import Station
 
 public enum InjectionTime: Sendable, Equatable {
     case at(Instant)
@@ -26,6 +27,24 @@ public struct ScheduledInjection: Sendable, Equatable {
     public var time: InjectionTime
     public var action: InjectionAction
     public var done = false
+}
+
+extension ScheduledInjection {
+    /// An operator's action at a time, as the loop's command (what a bench board takes from `--inject`);
+    /// nil for a plant fault or an action at the stop.
+    public var scheduledCommand: ScheduledCommand? {
+        guard case .at(let at) = time else { return nil }
+        let c: OperatorCommand
+        switch action {
+        case .reset(let g): c = .reset(gun: Int8(g))
+        case .stop(let g): c = .stop(gun: Int8(g))
+        case .stationSetpoint(let p): c = .stationSetpoint(p)
+        case .gunSetpoint(let g, let p): c = .gunSetpoint(gun: Int8(g), p)
+        case .outOfService(let g, let out): c = .outOfService(gun: Int8(g), out)
+        case .plant: return nil
+        }
+        return ScheduledCommand(text: text, at: at, command: c)
+    }
 }
 
 public struct InjectionError: Error, CustomStringConvertible {

@@ -8,15 +8,7 @@ import ChargerHAL
 import BoardFile
 import SimPlant
 import RealTime
-
-/// An invariant that failed, with when and what.
-public struct InvariantViolation: Sendable, CustomStringConvertible {
-    public var at: Instant
-    public var gun: Int
-    public var rule: String
-    public var detail: String
-    public var description: String { "t=\(fmt(at.seconds, 3)) s gun \(gun): \(rule): \(detail)" }
-}
+import Station
 
 /// Per-gun running figures for the status line and the summary.
 public struct GunReport: Sendable {
@@ -531,18 +523,6 @@ public final class Simulation {
         }
         return true
     }
-}
-
-/// The data of one control cycle: the core's state, the input snapshot, the outputs, and what the
-/// invariants need from the previous cycle.
-public struct ControlFrame: Sendable {
-    public var spec: StationSpec
-    public var state = StationState()
-    public var inputs = StationInputs()
-    public var outputs = StationOutputs()
-    public var wasClosed = GunArray<Bool>(repeating: false)
-    public var previousModuleGun = ModuleArray<Int8>(repeating: -1)
-    public init(spec: StationSpec) { self.spec = spec }
 }
 
 /// The scalar fields of a gun's inputs the invariants and reports read (a small copy, not the messages).

@@ -13,6 +13,7 @@ import BoardFile
 import CGPIOD
 import ChargerCore
 import ChargerHAL
+import RealTime
 import SystemErrors
 import SystemPackage
 import Synchronization
@@ -378,9 +379,7 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
             guard cg_bulk_set(g.bulk, g.values) == 0 else { ioFailed(.writeOutputs, chip: c); return }
         }
         if lastEstopEdgeNs > 0 && lastEstopSafeWriteNs < lastEstopEdgeNs {
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            estopSafeWriteNs.store(Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec), ordering: .relaxed)
+            estopSafeWriteNs.store(monotonicNanos(), ordering: .relaxed)
         }
     }
 

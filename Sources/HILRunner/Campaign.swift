@@ -5,6 +5,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
+import Station
 import LoopContract
 import Foundation
 import SimPlant

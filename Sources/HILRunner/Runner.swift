@@ -4,6 +4,7 @@ import BoardFile
 import Grid
 import ChargerCore
 import ChargerRuntime
+import Station
 import LoopContract
 import Foundation
 import SimPlant

@@ -8,6 +8,7 @@ import CAllocationCounter
 import HILRunner
 import ChargerCore
 import ChargerRuntime
+import Station
 import LoopContract
 import Foundation
 import RealTime

@@ -6,7 +6,7 @@ import BoardFile
 import CANLink
 import ChargerCore
 import ChargerHAL
-import ChargerRuntime
+import Station
 import LoopContract
 import FieldBus
 import RealTime
@@ -20,7 +20,7 @@ struct BenchRun {
     var maxTime: Double
     /// Stop after this many sessions ended (0: run until --max-time or a signal).
     var sessions: Int
-    var actions: [ScheduledInjection]
+    var actions: [ScheduledCommand]
     /// The journal and the technician's console.
     var desk: OperatorDesk
     /// The site's grid interfaces (EMS server, OCPP client, time of use), if a site file was given.
@@ -166,19 +166,11 @@ struct BenchRun {
     }
 
     /// The scripted operator actions (--inject) due at `now`, as commands to the loop.
-    func operatorActions(_ actions: inout [ScheduledInjection], now: Instant, loop: HardwareLoop) {
-        for i in actions.indices where !actions[i].done {
-            guard case .at(let at) = actions[i].time, now >= at else { continue }
+    func operatorActions(_ actions: inout [ScheduledCommand], now: Instant, loop: HardwareLoop) {
+        for i in actions.indices where !actions[i].done && now >= actions[i].at {
             actions[i].done = true
             print("[\(fmt(now.seconds, 3).leftPad(10)) s] operator: \(actions[i].text)")
-            switch actions[i].action {
-            case .reset(let g): loop.commands.queue.push(.reset(gun: Int8(g)))
-            case .stop(let g): loop.commands.queue.push(.stop(gun: Int8(g)))
-            case .stationSetpoint(let p): loop.commands.queue.push(.stationSetpoint(p))
-            case .gunSetpoint(let g, let p): loop.commands.queue.push(.gunSetpoint(gun: Int8(g), p))
-            case .outOfService(let g, let out): loop.commands.queue.push(.outOfService(gun: Int8(g), out))
-            case .plant: break
-            }
+            loop.commands.queue.push(actions[i].command)
         }
     }
 }

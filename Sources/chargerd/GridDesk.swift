@@ -4,7 +4,6 @@
 import BoardFile
 import SiteFile
 import ChargerCore
-import ChargerRuntime
 import LoopContract
 import Foundation
 import Grid

@@ -3,7 +3,6 @@
 import ArgumentParser
 import BoardFile
 import ChargerCore
-import ChargerRuntime
 import LoopContract
 import Console
 import Foundation

@@ -7,7 +7,7 @@ import BoardFile
 import CANLink
 import ChargerCore
 import ChargerHAL
-import ChargerRuntime
+import Station
 import FieldBus
 import GPIOD
 import IIO

@@ -6,6 +6,7 @@ import BoardFile
 import SiteFile
 import ChargerCore
 import ChargerRuntime
+import Station
 import LoopContract
 import SimPlant
 import RealTime
@@ -177,11 +178,13 @@ struct Run: ParsableCommand {
             fail("--can-log: board '\(loaded.name)' has no car link on CAN ([[can]]); on a sim board the car's messages are typed values")
         }
         if loaded.kind == .bench {
-            var actions: [ScheduledInjection] = []
+            var actions: [ScheduledCommand] = []
             for text in inject {
-                do { actions.append(try InjectionParser.parse(text, spec: loaded.spec)) } catch { fail("\(error)") }
-                if case .plant = actions.last!.action { fail("--inject '\(text)': on a bench board the plant is the emulator's: give plant faults to charger-plant --inject") }
-                guard case .at = actions.last!.time else { fail("--inject '\(text)': on a bench board operator actions take a time") }
+                let i: ScheduledInjection
+                do { i = try InjectionParser.parse(text, spec: loaded.spec) } catch { fail("\(error)") }
+                if case .plant = i.action { fail("--inject '\(text)': on a bench board the plant is the emulator's: give plant faults to charger-plant --inject") }
+                guard let c = i.scheduledCommand else { fail("--inject '\(text)': on a bench board operator actions take a time") }
+                actions.append(c)
             }
             guard car == nil && carOn.isEmpty && speed == "max" && !realtime && !continuous else {
                 fail("on a bench board the car and the speed are the plant emulator's (charger-plant --car, --speed); --realtime and --continuous do not apply")

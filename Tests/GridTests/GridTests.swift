@@ -4,6 +4,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
+import Station
 import LoopContract
 import Grid
 import GridInterfaces

@@ -6,6 +6,7 @@ import CAllocationCounter
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
+import Station
 import LoopContract
 import Foundation
 import RealTime

@@ -5,6 +5,7 @@ import BoardFile
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
+import Station
 import LoopContract
 import SimPlant
 import Testing

@@ -2,6 +2,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
+import Station
 import LoopContract
 import SimPlant
 import Testing

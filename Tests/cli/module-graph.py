@@ -5,6 +5,8 @@ The README block (after "### Module graph") has one line per Swift target, `Name
 highest layer first; a last line `C: ...` lists the C targets and system libraries, and `external: ...` the
 products of other packages. Checked: every target of Package.swift (tests aside) has exactly one line,
 its dependencies are the same set as Package.swift's, and every dependency is drawn below its dependent.
+And the production path never links the simulator: no target but the simulator's own (SIMULATOR below)
+reaches SimPlant, directly or through another (issue 34: the production loop sat in the simulator's module).
 """
 import json, re, subprocess, sys
 
@@ -48,9 +50,28 @@ for i, n in enumerate(order):
     below = set(order[i + 1:]) | leaves
     for d in sorted(deps[n] - below):
         errors.append(f"{n} → {d}: an upward edge ({d} is drawn above {n}, or nowhere)")
+# The targets that may link the simulated plant: the plant itself, the simulated board's runtime, the HIL
+# runner and the executables that run simulated boards. Everything else is the production path.
+SIMULATOR = {"SimPlant", "ChargerRuntime", "HILRunner", "chargerd", "charger-plant", "charger-hil", "charger-bench"}
+def reaches(n, goal, seen=None):
+    seen = set() if seen is None else seen
+    for d in deps.get(n, ()):
+        if d == goal:
+            return [n, d]
+        if d not in seen:
+            seen.add(d)
+            p = reaches(d, goal, seen)
+            if p:
+                return [n] + p
+    return None
+for n in sorted(set(deps) - SIMULATOR):
+    p = reaches(n, "SimPlant")
+    if p:
+        errors.append(f"{n} links the simulator: {' → '.join(p)} (the production path must not reach SimPlant)")
 if errors:
     print("FAIL the README's module graph disagrees with Package.swift:")
     for e in errors:
         print("  " + e)
     sys.exit(1)
-print(f"ok   README module graph = Package.swift ({len(order)} Swift targets, no upward edge)")
+print(f"ok   README module graph = Package.swift ({len(order)} Swift targets, no upward edge; "
+      f"{len(set(deps) - SIMULATOR)} targets of the production path (C targets included), none reaches SimPlant)")

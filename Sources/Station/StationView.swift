@@ -5,7 +5,7 @@ import LoopContract
 
 extension StationView {
     /// Fills the view from one cycle's frame (the loop's thread; no allocation).
-    mutating func fill(_ f: borrowing ControlFrame, index: UInt64, status: (Int) -> GunStatus) {
+    package mutating func fill(_ f: borrowing ControlFrame, index: UInt64, status: (Int) -> GunStatus) {
         at = f.inputs.now
         cycles = index + 1
         gunCount = f.spec.gunCount
