@@ -92,13 +92,25 @@ let package = Package(
         // The production loop: the controller on a board's drivers (sample → step → apply), the events it
         // publishes, the station's view, the loop settings from the board file and the run's summary. On the
         // production path: it must never link the simulator (SimPlant); Tests/cli/module-graph.py holds that.
-        .target(name: "Station", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "RealTime"]),
+        .target(name: "StationLoop", dependencies: ["ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "RealTime"]),
         // The simulated board: the plant and car behind the HAL in virtual time, its invariants, the real-time
         // body that runs it on the cyclic executive, injections and reporting.
-        .target(name: "ChargerRuntime", dependencies: ["Station", "ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
+        .target(name: "ChargerRuntime", dependencies: ["StationLoop", "ChargerCore", "LoopContract", "ChargerHAL", "BoardFile", "SimPlant", "RealTime"]),
+        // The station's application layer, the production path: one supervisor around the loop on every
+        // board (the loop driver is what differs), the journal and console desk, the grid desk, the car
+        // links, and the real and bench boards' runs. Never links SimPlant (module-graph.py holds that).
+        .target(name: "Station", dependencies: [
+            "StationLoop", "LoopContract", "ChargerCore", "ChargerHAL", "BoardFile", "SiteFile", "RealTime", "GPIOD", "IIO", "FieldBus",
+            "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces", "CANLink",
+        ]),
+        // A simulated board's runs on the station's supervisor: in virtual time, or on the cyclic executive.
+        .target(name: "SimulatedStation", dependencies: [
+            "Station", "StationLoop", "ChargerRuntime", "SimPlant", "BoardFile", "ChargerCore", "LoopContract", "RealTime",
+        ]),
+        // The command line only: parsing, then a run of Station or SimulatedStation.
         .executableTarget(name: "chargerd", dependencies: [
-            "Station", "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "IIO", "FieldBus", "BenchChannel", "Console", "Journal", "Grid", "GridInterfaces",
-            "GBT27930", "CANLink", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Station", "SimulatedStation", "StationLoop", "ChargerRuntime", "LoopContract", "SiteFile", "GPIOD", "Console", "Journal", "Grid", "GridInterfaces",
+            "GBT27930", "BoardFile", "ChargerCore", "SimPlant", "RealTime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ],
         // The Debian package's unit, generator, maintainer scripts and build script (make deb).
         exclude: ["package"]),
@@ -110,7 +122,7 @@ let package = Package(
         ], path: "HIL/emulator"),
         // HIL scenarios (files under HIL/scenarios), their traces, JUnit and plots; seeded fault campaigns.
         .target(name: "HILRunner", dependencies: [
-            "Station", "ChargerRuntime", "LoopContract", "BoardFile", "SiteFile", "SimPlant", "ChargerCore", "Grid",
+            "StationLoop", "ChargerRuntime", "LoopContract", "BoardFile", "SiteFile", "SimPlant", "ChargerCore", "Grid",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "charger-hil", dependencies: [
@@ -123,12 +135,12 @@ let package = Package(
         .executableTarget(name: "charger-fuzz", dependencies: ["ParserFuzzing"]),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
         .executableTarget(name: "charger-bench", dependencies: [
-            "Station", "ChargerRuntime", "LoopContract", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant", "HILRunner",
+            "StationLoop", "ChargerRuntime", "LoopContract", "RealTime", "CAllocationCounter", "BoardFile", "SimPlant", "HILRunner",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "ParserFuzzingTests", dependencies: ["ParserFuzzing"]),
-        .testTarget(name: "GridTests", dependencies: ["Station", "Grid", "GridInterfaces", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
+        .testTarget(name: "GridTests", dependencies: ["StationLoop", "Grid", "GridInterfaces", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract", "BoardFile", "SimPlant", .product(name: "TOMLKit", package: "TOMLKit")]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "LoopContract", "ChargerCore"]),
@@ -136,7 +148,8 @@ let package = Package(
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "IIO", "BoardFile", "ChargerCore"]),
         .testTarget(name: "GBT27930Tests", dependencies: ["GBT27930", "ChargerCore"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Station", "RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Station", "ChargerRuntime", "LoopContract", "SimPlant", "BoardFile", "ChargerCore"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["StationLoop", "RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
+        .testTarget(name: "StationTests", dependencies: ["Station", "StationLoop", "LoopContract", "RealTime", "BoardFile", "ChargerCore"]),
+        .testTarget(name: "SimulationTests", dependencies: ["StationLoop", "ChargerRuntime", "LoopContract", "SimPlant", "BoardFile", "ChargerCore"]),
     ]
 )

@@ -5,7 +5,7 @@ import BoardFile
 import ChargerCore
 import LoopContract
 import SimPlant
-import Station
+import StationLoop
 
 public enum InjectionTime: Sendable, Equatable {
     case at(Instant)

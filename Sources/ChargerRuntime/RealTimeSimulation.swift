@@ -4,7 +4,7 @@
 import ChargerCore
 import LoopContract
 import RealTime
-import Station
+import StationLoop
 import Synchronization
 
 /// Timing of the first ground-fault edge seen by the loop (benchmark and tests).

@@ -3,7 +3,7 @@
 import ChargerCore
 import LoopContract
 import Foundation
-import Station
+import StationLoop
 
 extension Simulation {
     /// The status line of gun `g`.

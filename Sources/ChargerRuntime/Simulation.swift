@@ -8,7 +8,7 @@ import ChargerHAL
 import BoardFile
 import SimPlant
 import RealTime
-import Station
+import StationLoop
 
 /// Per-gun running figures for the status line and the summary.
 public struct GunReport: Sendable {

@@ -5,7 +5,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import Foundation
 import SimPlant

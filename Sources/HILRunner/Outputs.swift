@@ -2,7 +2,7 @@
 // (every gun, the station against its grid limit, states and faults) that a bench engineer reads.
 import ChargerCore
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import Foundation
 

@@ -4,7 +4,7 @@ import BoardFile
 import Grid
 import ChargerCore
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import Foundation
 import SimPlant

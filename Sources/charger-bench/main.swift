@@ -8,7 +8,7 @@ import CAllocationCounter
 import HILRunner
 import ChargerCore
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import Foundation
 import RealTime

@@ -7,6 +7,7 @@
 // figure from one machine can be weighed on another.
 import ArgumentParser
 import BoardFile
+import Station
 import ChargerCore
 import GPIOD
 import RealTime

@@ -4,6 +4,7 @@
 // source of these numbers: a technician who edits it does not edit the unit too.
 import ArgumentParser
 import BoardFile
+import Station
 import ChargerCore
 #if canImport(Glibc)
 import Glibc

@@ -6,7 +6,9 @@ import BoardFile
 import SiteFile
 import ChargerCore
 import ChargerRuntime
+import SimulatedStation
 import Station
+import StationLoop
 import LoopContract
 import SimPlant
 import RealTime
@@ -16,7 +18,6 @@ import Journal
 import Grid
 import GridInterfaces
 import Foundation
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -190,7 +191,7 @@ struct Run: ParsableCommand {
                 fail("on a bench board the car and the speed are the plant emulator's (charger-plant --car, --speed); --realtime and --continuous do not apply")
             }
             installSignalHandlers()
-            let desk = try OperatorDesk(run: self, board: loaded)
+            let desk = try makeDesk(board: loaded)
             var run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
             run.canLog = canLog
             // The plant's clock paces a bench board (the emulator's speed): the grid peers see it as paced.
@@ -209,7 +210,7 @@ struct Run: ParsableCommand {
             }
             installSignalHandlers()
             let desk: OperatorDesk
-            do { desk = try OperatorDesk(run: self, board: loaded) } catch { front.makeSafe(); throw error }
+            do { desk = try makeDesk(board: loaded) } catch { front.makeSafe(); throw error }
             guard (maxTimeOption ?? 1) > 0, statusInterval >= 0 else { front.makeSafe(); fail("--status-interval and --max-time must be positive") }
             var run = RealBoardRun(board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTimeOption ?? .infinity, sessions: sessions, json: json, desk: desk)
             run.canLog = canLog
@@ -241,230 +242,28 @@ struct Run: ParsableCommand {
 
         installSignalHandlers()
         let sim = Simulation(board: loaded, cars: cars, injections: scheduled)
-        let desk = try OperatorDesk(run: self, board: loaded)
+        let desk = try makeDesk(board: loaded)
         sim.restoreLatched(desk.latchedAtStart)
         let grid = try makeGrid(board: loaded, desk: desk, paced: realtime || factor != nil, speed: factor ?? 1)
-        if realtime {
-            let code = runRealTime(sim: sim, board: loaded, statusInterval: statusInterval, maxTime: maxTime, json: json, desk: desk, grid: grid)
-            throw ExitCode(exitStatus(code))
-        }
-        let body = RealTimeSimulation(sim: sim, statusEvery: 0, probeReaction: false)
-        desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { "virtual time: no real-time loop in this mode (t=\(fmt(sim.now.seconds, 1)) s, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")); run with --realtime for loop timing" }, comm: { "simulated board: its devices are the plant model's (no field bus)" },
-                    grid: grid.map { g in { g.consoleText() } })
-        grid?.start()
-        let gridEvery = UInt64(max(1, 100_000_000 / loaded.loopSettings.periodNanos))
-        var cycleIndex: UInt64 = 0
-        let profiles = cars
-        var pace = Pacer(factor: factor)
-        let status = statusInterval > 0 ? TimeSpan.seconds(statusInterval) : nil
-        var nextStatus = Instant.zero + (status ?? .zero)
-        let end = Instant.zero + .seconds(maxTime)
-        print("chargerd: board \(loaded.name) (\(loaded.path), checksum \(loaded.checksum)), \(loaded.spec.gunCount) gun(s), \(loaded.spec.moduleCount) modules, speed \(factor.map { "\(fmt($0, 0))x" } ?? "max")")
-        var timedOut = false
-        let memoryEvery = memoryInterval > 0 ? TimeSpan.seconds(memoryInterval) : nil
-        var nextMemory = Instant.zero + (memoryEvery ?? .zero)
-        let notifier = ServiceNotifier()
-        let guns = loaded.spec.gunCount
-        notifier.send("READY=1\nSTATUS=" + serviceStatus(phases: (0..<guns).map { sim.phase($0) }, faults: 0))
-        var orderly = OrderlyStop()
-        while true {
-            body.runCycle(deadline: 0, index: cycleIndex)
-            if notifier.enabled && cycleIndex % 1000 == 0 {
-                notifier.tick(cycles: cycleIndex, status: serviceStatus(phases: (0..<guns).map { sim.phase($0) }, faults: sim.faults.count))
-            }
-            if let grid, cycleIndex % gridEvery == 0 { body.grid.buffer.write(grid.tick(view: body.gridView.buffer.read())) }
-            cycleIndex &+= 1
-            while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
-            if let memoryEvery, sim.now >= nextMemory {
-                nextMemory = nextMemory + memoryEvery
-                printMemory(sim)
-            }
-            if let status, sim.now >= nextStatus {
-                nextStatus = nextStatus + status
-                for g in 0..<loaded.spec.gunCount { print(sim.statusLine(gun: g)) }
-                fflush(nil)
-            }
-            pace.wait(virtual: sim.now)
-            if stopRequested {
-                // Sessions stop in order (docs/technician.md): each running one gets the operator's stop
-                // and the run goes on until it has ended (CST, current to zero, K1/K2 open, welding check,
-                // unlock; its session-end record journalled with the meter's energy), for at most
-                // `orderlyStopBound` of station time (issue 36: SIGTERM mid-session journalled no
-                // session end, and journal stats counted 0 of 1 sessions, 0.000 kWh).
-                if orderly.done(phases: (0..<guns).map { sim.phase($0) }, now: sim.now,
-                                stop: { _ = body.commands.queue.push(.stop(gun: Int8($0))) }) { break }
-                continue
-            }
-            if sim.now >= end { timedOut = !continuous; break }
-            if sim.allCarsGone {
-                if !continuous { break }
-                // The next car for each gun arrives after the arrival interval.
-                for (g, p) in profiles {
-                    var next = p
-                    next.plugAt = (sim.now - .zero) + .seconds(arrivalInterval)
-                    sim.plant.attach(car: next, gun: g)
-                }
-                let started = sim.reports.reduce(0) { $0 + $1.startedSessions }, completed = sim.reports.reduce(0) { $0 + $1.completedSessions }
-                print("chargerd: car served (\(started) session(s) so far, \(completed) completed); next car in \(fmt(arrivalInterval, 0)) s")
-            }
-        }
-        if memoryEvery != nil { printMemory(sim) }
-        notifier.send("STOPPING=1")
-        while let e = body.events.queue.pop() { desk.record(e); grid?.loopEvent(e) }
-        if let grid { _ = grid.tick(view: body.gridView.buffer.read()); grid.shutdown() }
-        desk.shutdown(at: sim.now)
-        throw ExitCode(exitStatus(finish(sim, timedOut: timedOut, continuous: continuous, json: json, midSession: orderly.until != nil)))
+        var run = SimulatedRun(board: loaded, sim: sim, desk: desk, grid: grid, cars: cars)
+        run.factor = factor
+        run.statusInterval = statusInterval
+        run.maxTime = maxTime
+        run.continuous = continuous
+        run.arrivalInterval = arrivalInterval
+        run.memoryInterval = memoryInterval
+        run.json = json
+        throw ExitCode(exitStatus(realtime ? run.runRealTime() : run.run()))
     }
-}
 
-/// The real-time mode: the cyclic executive runs the cycles on its own thread; this thread only prints
-/// what comes out of the loop's event queue, and stops the loop on SIGINT/SIGTERM or when the cars are gone.
-func runRealTime(sim: Simulation, board: Board, statusInterval: Double, maxTime: Double, json: Bool, desk: OperatorDesk, grid: GridDesk?) -> Int32 {
-    let period = board.loopSettings.periodNanos
-    let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
-    let body = RealTimeSimulation(sim: sim, statusEvery: statusEvery)
-    let loop = CyclicExecutive(settings: board.loopSettings, body: body)
-    desk.attach(view: body.view.buffer, commands: body.commands.queue, rt: { rtText(loop.statistics()) }, comm: { "simulated board: its devices are the plant model's (no field bus)" },
-                grid: grid.map { g in { g.consoleText() } })
-    grid?.start()
-    let grant: RealTimeGrant
-    do { grant = try loop.start() } catch { fail("\(error)") }
-    if let w = grant.warning { writeStderr("chargerd: warning: \(w)\n") }
-    let sched = grant.fifo ? "SCHED_FIFO \(board.runtime.priority)" : "SCHED_OTHER"
-    let cpu = grant.pinnedCPU.map { " on CPU \($0)" } ?? ""
-    print("chargerd: board \(board.name) (\(board.path), checksum \(board.checksum)), real-time loop every \(fmt(Double(period) / 1e6, 3)) ms, \(sched)\(cpu), memory \(grant.memoryLocked ? "locked" : "not locked")")
-    fflush(nil)
-    let maxCycles = UInt64(maxTime * 1e9 / Double(period))
-    var timedOut = false
-    func drain() {
-        while let e = body.events.queue.pop() { printEvent(e); desk.record(e); grid?.loopEvent(e) }
-        fflush(nil)
+    /// The journal and the console, as the options say.
+    func makeDesk(board: Board) throws -> OperatorDesk {
+        var o = DeskOptions()
+        o.journal = journal; o.journalMaxKb = journalMaxKb; o.journalFiles = journalFiles; o.journalAcks = journalAcks
+        o.console = console; o.credentials = credentials; o.consoleIdle = consoleIdle; o.consoleLockout = consoleLockout
+        o.signingKey = signingKey
+        return try OperatorDesk(options: o, board: board, version: firmwareVersion)
     }
-    var nextGrid = monotonicNanos()
-    while true {
-        sleepUntil(nanos: monotonicNanos() + 20_000_000)
-        drain()
-        if let grid, monotonicNanos() >= nextGrid {
-            nextGrid += 100_000_000
-            body.grid.buffer.write(grid.tick(view: body.gridView.buffer.read()))
-        }
-        if stopRequested || body.done { break }
-        if loop.cycles >= maxCycles { timedOut = true; break }
-    }
-    loop.requestStop()
-    loop.join()
-    drain()
-    grid?.shutdown()
-    desk.shutdown(at: sim.now)
-    let dropped = body.events.queue.dropped
-    print("loop: " + loop.statistics().line + (dropped > 0 ? "; \(dropped) events dropped (queue full)" : ""))
-    return finish(sim, timedOut: timedOut, continuous: false, json: json)
-}
-
-/// The end of a run, either mode: each gun's last status line, the summary (and its JSON line), the
-/// reason on standard error when the session did not end normally (unless the operator stopped it),
-/// and the exit status.
-func finish(_ sim: Simulation, timedOut: Bool, continuous: Bool, json: Bool, midSession: Bool = false) -> Int32 {
-    for g in 0..<sim.spec.gunCount { print(sim.statusLine(gun: g)) }
-    var summary = sim.summary(timedOut: timedOut, continuous: continuous, interrupted: stopRequested, midSession: midSession)
-    summary.memoryKB = (currentResidentKB(), peakResidentKB())
-    print(summary.text, terminator: "")
-    if json { print(summary.json) }
-    fflush(nil)
-    if summary.endState != .completed && !stopRequested {
-        let why = summary.faults.first.map { "\($0.code.name) at \(fmt($0.raisedAt.seconds, 3)) s (\($0.reaction.name))" }
-            ?? summary.violations.first.map { "\($0)" } ?? summary.endState.rawValue
-        writeStderr("chargerd: session did not end normally: \(why)\n")
-    }
-    return summary.exitCode
-}
-
-/// The soak's memory line (`--memory-interval`): resident and peak (VmHWM) memory, sessions served.
-func printMemory(_ sim: Simulation) {
-    print("memory: t=\(fmt(sim.now.seconds, 0)) s rss \(currentResidentKB()) kB peak \(peakResidentKB()) kB sessions \(sim.reports.reduce(0) { $0 + $1.completedSessions })")
-    fflush(nil)
-}
-
-/// Keeps virtual time at `factor` × wall time (no pacing at 'max').
-struct Pacer {
-    let factor: Double?
-    var startWall: Double = monotonicSeconds()
-    var lastCheck: Instant = .zero
-    mutating func wait(virtual: Instant) {
-        guard let factor, virtual - lastCheck >= .ms(20) else { return }
-        lastCheck = virtual
-        let due = startWall + virtual.seconds / factor
-        let ahead = due - monotonicSeconds()
-        if ahead > 0 {
-            var ts = timespec(tv_sec: Int(ahead), tv_nsec: Int((ahead - Double(Int(ahead))) * 1e9))
-            nanosleep(&ts, nil)
-        }
-    }
-}
-
-func monotonicSeconds() -> Double { Double(monotonicNanos()) / 1e9 }
-
-/// SIGINT or SIGTERM, or the central system's Reset (the OCPP client's thread), asked the run to end: set
-/// from a signal handler and another thread, read by the main thread's loop, so an atomic (a lock-free
-/// store is async-signal-safe; issue 34 found the plain global a data race).
-private let stopFlag = Atomic<Bool>(false)
-nonisolated var stopRequested: Bool {
-    get { stopFlag.load(ordering: .acquiring) }
-    set { stopFlag.store(newValue, ordering: .releasing) }
-}
-/// How long, in station time, an orderly stop on SIGINT or SIGTERM waits for the running sessions to end:
-/// a stop takes the car's BST/BSD exchange (up to 10 s, docs/standards.md "Fault reactions"), the welding
-/// check and the unlock; 30 s covers them with room.
-let orderlyStopBound = TimeSpan.s(30)
-
-/// The orderly stop of a loop driven by chargerd on SIGINT or SIGTERM (a simulated board in virtual time,
-/// a bench board, a real board): the first call after the signal sends the operator's stop to every gun whose session
-/// runs; the loop ends once none is in a session any more, or `orderlyStopBound` after the signal
-/// (station time). Before it, the real board's loop stopped at the signal and forced the outputs safe:
-/// K1/K2 opened under the charging current (docs/technician.md promises "sessions stop in order").
-struct OrderlyStop {
-    /// A session holds its gun from the lock to the unlock.
-    static let inSession: Set<SessionPhase> = [.locking, .auxPower, .handshake, .insulationCheck, .identification, .parameterExchange,
-                                               .precharge, .charging, .stopping, .statistics, .weldingCheck, .unlocking]
-    private(set) var until: Instant? = nil
-    /// True when the loop may end now.
-    mutating func done(phases: [SessionPhase], now: Instant, stop: (Int) -> Void) -> Bool {
-        let running = phases.indices.filter { Self.inSession.contains(phases[$0]) }
-        if running.isEmpty { return true }
-        guard let until else {
-            until = now + orderlyStopBound
-            for g in running { stop(g) }
-            print("chargerd: stopping \(running.count) session(s) in order before exiting (at most \(fmt(orderlyStopBound.seconds, 0)) s)")
-            fflush(nil)
-            return false
-        }
-        return now >= until
-    }
-}
-/// The central system asked for a Reset (OCPP): the run ends in order and chargerd exits 5, which the
-/// service manager restarts (Restart=on-failure).
-/// Written by the OCPP client's thread (onReset, onFirmwareInstalled), read by the main thread: under a
-/// lock (a String is not one machine word; the plain global was a data race, issue 34).
-private let resetReason = Mutex<String?>(nil)
-nonisolated var resetRequested: String? {
-    get { resetReason.withLock { $0 } }
-    set { resetReason.withLock { $0 = newValue } }
-}
-/// The exit status, 5 when the run ended for a Reset.
-func exitStatus(_ code: Int32) -> Int32 { resetRequested != nil ? 5 : code }
-func installSignalHandlers() {
-    signal(SIGINT) { _ in stopRequested = true }
-    signal(SIGTERM) { _ in stopRequested = true }
-}
-
-func writeStderr(_ s: String) {
-    var bytes = Array(s.utf8)
-    _ = write(2, &bytes, bytes.count)
-}
-
-func fail(_ message: String) -> Never {
-    writeStderr("chargerd: \(message)\n")
-    exit(2)
 }
 
 struct EMSMap: ParsableCommand {

@@ -4,7 +4,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import Grid
 import GridInterfaces

@@ -6,7 +6,7 @@ import CAllocationCounter
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import Foundation
 import RealTime

@@ -5,7 +5,7 @@ import BoardFile
 import ChargerCore
 import ChargerHAL
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import SimPlant
 import Testing

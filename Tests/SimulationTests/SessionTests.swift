@@ -2,7 +2,7 @@
 import BoardFile
 import ChargerCore
 import ChargerRuntime
-import Station
+import StationLoop
 import LoopContract
 import SimPlant
 import Testing

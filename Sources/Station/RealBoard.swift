@@ -7,7 +7,7 @@ import BoardFile
 import CANLink
 import ChargerCore
 import ChargerHAL
-import Station
+import StationLoop
 import FieldBus
 import GPIOD
 import IIO
@@ -19,40 +19,45 @@ import Glibc
 
 /// A real board's front end: the digital lines (GPIO) and, where the board maps them, the analog inputs
 /// (IIO, sampled off the loop).
-final class RealFrontEnd: GunFrontEnd {
-    let gpio: GPIOFrontEnd
-    let analog: IIOSampler?
-    init(gpio: GPIOFrontEnd, analog: IIOSampler?) { self.gpio = gpio; self.analog = analog }
-    func sample(gun g: Int, into i: inout GunInputs) {
+package final class RealFrontEnd: GunFrontEnd {
+    package let gpio: GPIOFrontEnd
+    package let analog: IIOSampler?
+    package init(gpio: GPIOFrontEnd, analog: IIOSampler?) { self.gpio = gpio; self.analog = analog }
+    package func sample(gun g: Int, into i: inout GunInputs) {
         gpio.sample(gun: g, into: &i)
         analog?.sample(gun: g, into: &i)
     }
-    func apply(gun g: Int, _ o: GunOutputs) { gpio.apply(gun: g, o) }
-    func flush() { gpio.flush() }
+    package func apply(gun g: Int, _ o: GunOutputs) { gpio.apply(gun: g, o) }
+    package func flush() { gpio.flush() }
 }
 
 /// The car link of a gun the board puts on no CAN interface: nothing is ever received.
-final class NoVehicleLink: VehicleLink {
-    func receive(gun: Int, into messages: inout VehicleMessages) {}
-    func transmit(gun: Int, _ messages: ChargerMessages) {}
+package final class NoVehicleLink: VehicleLink {
+    package func receive(gun: Int, into messages: inout VehicleMessages) {}
+    package func transmit(gun: Int, _ messages: ChargerMessages) {}
 }
 
-struct RealBoardRun {
-    var board: Board
+package struct RealBoardRun {
+    package var board: Board
     /// The GPIO front end, its lines requested (outputs safe) before anything else was opened.
-    var front: GPIOFrontEnd
-    var statusInterval: Double
-    var maxTime: Double
-    var sessions: Int
-    var json: Bool
-    var desk: OperatorDesk
-    var grid: GridDesk? = nil
+    package var front: GPIOFrontEnd
+    package var statusInterval: Double
+    package var maxTime: Double
+    package var sessions: Int
+    package var json: Bool
+    package var desk: OperatorDesk
+    package var grid: GridDesk? = nil
     /// --can-log: the candump log of the car links.
-    var canLog: String? = nil
+    package var canLog: String? = nil
+
+    package init(board: Board, front: GPIOFrontEnd, statusInterval: Double, maxTime: Double, sessions: Int, json: Bool, desk: OperatorDesk) {
+        self.board = board; self.front = front; self.statusInterval = statusInterval; self.maxTime = maxTime; self.sessions = sessions
+        self.json = json; self.desk = desk
+    }
 
     /// Runs until SIGINT/SIGTERM, --max-time of wall time, or the sessions are done. Exit status as on
     /// every board: 0, 1 a fault ended a session, 2 the board could not start, 4 timed out.
-    func run() -> Int32 {
+    package func run() -> Int32 {
         let spec = board.spec
         var analog: IIOSampler? = nil
         if !board.analog.isEmpty {
@@ -103,34 +108,23 @@ struct RealBoardRun {
         }
         fflush(nil)
 
-        var tally = SessionTally(guns: spec.gunCount)
-        tally.sampleLoop = false
-        let notifier = ServiceNotifier()
-        notifier.send("READY=1\nSTATUS=" + serviceStatus(phases: tally.lastPhase, faults: 0))
+        let sup = Supervisor(loop: loop, desk: desk, grid: grid, guns: spec.gunCount)
+        sup.sessions = sessions
+        if maxTime.isFinite { sup.end = .zero + .seconds(maxTime) }
+        sup.ready()
+        // Station time is the monotonic clock's since the loop started (the orderly stop's bound, --max-time).
         let started = monotonicNanos()
-        var nextGrid = started
-        var timedOut = false
-        var orderly = OrderlyStop()
-        while true {
-            sleepUntil(nanos: monotonicNanos() + 20_000_000)
-            tally.drain(loop, desk: desk, grid: grid)
-            notifier.tick(cycles: executive.cycles, status: serviceStatus(phases: tally.lastPhase, faults: tally.faults.count))
-            if let grid, monotonicNanos() >= nextGrid {
-                nextGrid += 100_000_000
-                loop.grid.buffer.write(grid.tick(view: loop.gridView.buffer.read()))
-            }
-            if stopRequested && orderly.done(phases: tally.lastPhase, now: clock.now, stop: { _ = loop.commands.queue.push(.stop(gun: Int8($0))) }) { break }
-            if sessions > 0 && tally.ended >= sessions { break }
-            if Double(monotonicNanos() - started) / 1e9 >= maxTime { timedOut = true; break }
-        }
-        notifier.send("STOPPING=1\nSTATUS=stopping: outputs safe, watchdog disarmed")
+        var driver = ExecutiveDriver(cycles: { executive.cycles }, now: { Instant(micros: (monotonicNanos() - started) / 1000) })
+        let timedOut = sup.run(&driver) == .timedOut
+        sup.stopping("stopping: outputs safe, watchdog disarmed")
         executive.requestStop()
         executive.join()            // the body's loopStopped forced every output safe
         front.makeSafe()
         watchdog?.disarm()          // an orderly exit: the magic close
         analog?.stop()
         can?.stop()
-        tally.drain(loop, desk: desk, grid: grid)
+        sup.drain()
+        let tally = sup.tally
         grid?.shutdown()
         desk.shutdown(at: clock.now)
         field.stop()

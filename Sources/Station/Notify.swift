@@ -9,17 +9,17 @@ import RealTime
 import Glibc
 #endif
 
-final class ServiceNotifier {
+package final class ServiceNotifier {
     private let fd: Int32
     private var address = sockaddr_un()
     private var length: socklen_t = 0
     /// Half the service manager's watchdog interval (0: no watchdog asked for).
-    let watchdogEveryNanos: Int64
+    package let watchdogEveryNanos: Int64
     private var nextWatchdog: Int64 = 0
     private var lastCycles: UInt64 = .max
-    private(set) var sent = 0
+    package private(set) var sent = 0
 
-    init() {
+    package init() {
         let env = getenv("NOTIFY_SOCKET").map { String(cString: $0) } ?? ""
         var usec: Int64 = 0
         if let w = getenv("WATCHDOG_USEC"), let v = Int64(String(cString: w)), v > 0 {
@@ -38,10 +38,10 @@ final class ServiceNotifier {
 
     deinit { if fd >= 0 { close(fd) } }
 
-    var enabled: Bool { fd >= 0 }
+    package var enabled: Bool { fd >= 0 }
 
     /// One notification (several lines at once are fine).
-    func send(_ text: String) {
+    package func send(_ text: String) {
         guard fd >= 0 else { return }
         var a = address
         let n = text.withCString { s in
@@ -55,7 +55,7 @@ final class ServiceNotifier {
     /// Called often by the run's main thread: a watchdog ping when one is due and the loop has advanced
     /// since the last (a hung loop stops the pings, and systemd restarts the service), and the status
     /// every 2 s.
-    func tick(cycles: UInt64, status: @autoclosure () -> String) {
+    package func tick(cycles: UInt64, status: @autoclosure () -> String) {
         guard fd >= 0 else { return }
         let now = monotonicNanos()
         var lines: [String] = []
@@ -70,6 +70,6 @@ final class ServiceNotifier {
 }
 
 /// The STATUS= text: each gun's state, and the faults raised so far.
-func serviceStatus(phases: [SessionPhase], faults: Int) -> String {
+package func serviceStatus(phases: [SessionPhase], faults: Int) -> String {
     phases.enumerated().map { "gun\($0.offset) \($0.element.name)" }.joined(separator: ", ") + (faults > 0 ? "; \(faults) fault(s) raised" : "")
 }

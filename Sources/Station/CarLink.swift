@@ -13,21 +13,21 @@ import Glibc
 /// Routes each gun to its link. On a bench board the charger's broadcast also goes to the channel
 /// (`mirrorToFallback`): the plant's car model follows it for what a bench's battery emulator does
 /// (its contactors), while its messages are read from the wire.
-final class RoutedVehicleLink: VehicleLink {
-    let can: SocketCANLink
-    let fallback: any VehicleLink
-    let onCAN: [Bool]
-    let mirrorToFallback: Bool
-    init(can: SocketCANLink, fallback: any VehicleLink, guns: Int, mirrorToFallback: Bool) {
+package final class RoutedVehicleLink: VehicleLink {
+    package let can: SocketCANLink
+    package let fallback: any VehicleLink
+    package let onCAN: [Bool]
+    package let mirrorToFallback: Bool
+    package init(can: SocketCANLink, fallback: any VehicleLink, guns: Int, mirrorToFallback: Bool) {
         self.can = can; self.fallback = fallback; self.mirrorToFallback = mirrorToFallback
         var on = [Bool](repeating: false, count: guns)
         for l in can.links where l.gun < guns { on[l.gun] = true }
         onCAN = on
     }
-    func receive(gun: Int, into messages: inout VehicleMessages) {
+    package func receive(gun: Int, into messages: inout VehicleMessages) {
         if onCAN[gun] { can.receive(gun: gun, into: &messages) } else { fallback.receive(gun: gun, into: &messages) }
     }
-    func transmit(gun: Int, _ messages: ChargerMessages) {
+    package func transmit(gun: Int, _ messages: ChargerMessages) {
         if onCAN[gun] {
             can.transmit(gun: gun, messages)
             if mirrorToFallback { fallback.transmit(gun: gun, messages) }
@@ -38,7 +38,7 @@ final class RoutedVehicleLink: VehicleLink {
 /// Opens the board's CAN links (nil: the board has none), their events into the journal, and starts
 /// the link's thread. A link that cannot open stops the start with the reason (exit 2), like a GPIO line
 /// or a serial port would, after `cleanup` (outputs safe, the hardware watchdog disarmed).
-func openCANLinks(board: Board, clock: LoopClock, logPath: String?, desk: OperatorDesk, cleanup: () -> Void = {}) -> SocketCANLink? {
+package func openCANLinks(board: Board, clock: LoopClock, logPath: String?, desk: OperatorDesk, cleanup: () -> Void = {}) -> SocketCANLink? {
     guard !board.can.isEmpty else {
         if logPath != nil { cleanup(); fail("--can-log: board '\(board.name)' has no car link on CAN ([[can]])") }
         return nil
@@ -69,11 +69,11 @@ func openCANLinks(board: Board, clock: LoopClock, logPath: String?, desk: Operat
     return link
 }
 
-func hex2(_ v: UInt8) -> String { let t = String(v, radix: 16, uppercase: true); return t.count < 2 ? "0" + t : t }
+package func hex2(_ v: UInt8) -> String { let t = String(v, radix: 16, uppercase: true); return t.count < 2 ? "0" + t : t }
 
 /// The console's `can`: per link, the counters, the controller state, each car message's age and the
 /// last frames.
-func canReport(_ link: SocketCANLink) -> String {
+package func canReport(_ link: SocketCANLink) -> String {
     let now = realtimeMicros()
     var out: [String] = []
     let names = ["BHM", "BRM", "BCP", "BRO", "BCL", "BCS", "BSM", "BST", "BSD"]
@@ -98,13 +98,13 @@ func canReport(_ link: SocketCANLink) -> String {
     return out.joined(separator: "\n")
 }
 
-func fmtAge(_ us: Int64) -> String {
+package func fmtAge(_ us: Int64) -> String {
     if us < 0 { return "0 ms" }
     if us < 10_000_000 { return "\(us / 1000) ms" }
     return "\(us / 1_000_000) s"
 }
 
-func realtimeMicros() -> Int64 {
+package func realtimeMicros() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000

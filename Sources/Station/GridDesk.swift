@@ -10,17 +10,17 @@ import Grid
 import GridInterfaces
 import Journal
 
-final class GridDesk {
-    let site: SiteConfig
-    let hub: GridHub
-    let ems: EMSServer?
-    let ocpp: OCPPClient?
-    let desk: OperatorDesk
-    let gunCount: Int
+package final class GridDesk {
+    package let site: SiteConfig
+    package let hub: GridHub
+    package let ems: EMSServer?
+    package let ocpp: OCPPClient?
+    package let desk: OperatorDesk
+    package let gunCount: Int
     /// The board refuses sessions while a metering fault stands: the gun then counts as faulted.
-    let refuseOnMetering: Bool
+    package let refuseOnMetering: Bool
 
-    init(site: SiteConfig, board: Board, startEpochMillis: Int64, desk: OperatorDesk) throws {
+    package init(site: SiteConfig, board: Board, startEpochMillis: Int64, desk: OperatorDesk) throws {
         self.site = site
         self.desk = desk
         gunCount = board.spec.gunCount
@@ -47,25 +47,19 @@ final class GridDesk {
             if let w = ems?.warning { writeStderr("chargerd: warning: \(w)\n") }
         } else { ems = nil }
         if let c = site.ocpp {
-            do { ocpp = try OCPPClient(config: c, hub: hub, firmware: firmwareVersion, gunCount: board.spec.gunCount) } catch { fail("site \(site.path): \(error)") }
-            ocpp?.onReset = { type in
-                resetRequested = "OCPP Reset \(type.rawValue)"
-                stopRequested = true
-            }
-            ocpp?.onFirmwareInstalled = { version in
-                resetRequested = "firmware \(version) installed"
-                stopRequested = true
-            }
+            do { ocpp = try OCPPClient(config: c, hub: hub, firmware: desk.version, gunCount: board.spec.gunCount) } catch { fail("site \(site.path): \(error)") }
+            ocpp?.onReset = { type in RunRequests.process.requestReset("OCPP Reset \(type.rawValue)") }
+            ocpp?.onFirmwareInstalled = { version in RunRequests.process.requestReset("firmware \(version) installed") }
             // GetDiagnostics uploads the journal's records of the asked window (by their wall time), as
             // `chargerd journal export` prints them, after a head naming the charger and the window.
-            let journal = desk.journal, boardName = board.name, cp = c.chargePointId
+            let journal = desk.journal, boardName = board.name, cp = c.chargePointId, version = desk.version
             ocpp?.diagnostics = { from, to in
                 let (entries, problems) = journal.directory.map { Journal.readAll(directory: $0) } ?? (journal.recent(), [])
                 let picked = entries.filter { e in
                     guard let w = Journal.wallSeconds(e.wall) else { return true }
                     return (from.map { w * 1000 >= Double($0) } ?? true) && (to.map { w * 1000 <= Double($0) } ?? true)
                 }
-                var text = "# chargerd \(firmwareVersion) charge point \(cp) board \(boardName): journal "
+                var text = "# \(version) charge point \(cp) board \(boardName): journal "
                     + (journal.directory ?? "(memory only: the latest records)") + ", records "
                     + (from.map { Timestamp.format($0) } ?? "from the first") + " to " + (to.map { Timestamp.format($0) } ?? "the last")
                     + ": \(picked.count) of \(entries.count)\n"
@@ -84,13 +78,13 @@ final class GridDesk {
         fflush(nil)
     }
 
-    func start() {
+    package func start() {
         ems?.start()
         ocpp?.start()
     }
 
     /// The console's addendum to `limits`.
-    func consoleText() -> String {
+    package func consoleText() -> String {
         var s = hub.consoleText()
         if let ems { s += "\n  EMS server: \(ems.answered.load(ordering: .relaxed)) requests answered, \(ems.applied.load(ordering: .relaxed)) writes applied, \(ems.refused.load(ordering: .relaxed)) refused\n  \(ems.connectionReport)" }
         if let ocpp { s += "\n  " + ocpp.statusLine() }
@@ -98,7 +92,7 @@ final class GridDesk {
     }
 
     /// One tick: the station's view in, the loop's feed out; grid events journalled.
-    func tick(view v: StationView) -> GridFeed {
+    package func tick(view v: StationView) -> GridFeed {
         let o = StationObservation(view: v, refuseOnMetering: refuseOnMetering)
         let feed = hub.tick(observation: o)
         ocpp?.observe(o)
@@ -107,7 +101,7 @@ final class GridDesk {
     }
 
     /// Grid events into the journal (and the EMS's and OCPP's on standard output).
-    func journalEvents() {
+    package func journalEvents() {
         for e in hub.takePending() {
             if let a = e.authorization {
                 let note = AuthorizationNote(gun: a.gun, method: a.method.rawValue, identity: a.identity, verdict: a.verdict, text: a.why)
@@ -121,11 +115,11 @@ final class GridDesk {
     }
 
     /// A loop event for the charge point (phases, session edges, faults).
-    func loopEvent(_ e: LoopEvent) { ocpp?.loopEvent(e) }
+    package func loopEvent(_ e: LoopEvent) { ocpp?.loopEvent(e) }
 
     /// The interfaces stopped (OCPP's queue flushed while connected); what they said meanwhile (the last
     /// StopTransaction answered, a retry) is journalled before the journal closes.
-    func shutdown() {
+    package func shutdown() {
         ocpp?.stop()
         ems?.stop()
         journalEvents()
@@ -133,7 +127,7 @@ final class GridDesk {
     }
 }
 
-func utcOffsetText(_ s: Int) -> String {
+package func utcOffsetText(_ s: Int) -> String {
     let a = abs(s)
     return (s < 0 ? "-" : "+") + String(format: "%02d:%02d", a / 3600, a / 60 % 60)
 }

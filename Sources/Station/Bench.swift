@@ -6,7 +6,7 @@ import BoardFile
 import CANLink
 import ChargerCore
 import ChargerHAL
-import Station
+import StationLoop
 import LoopContract
 import FieldBus
 import RealTime
@@ -14,28 +14,30 @@ import RealTime
 import Glibc
 #endif
 
-struct BenchRun {
-    var board: Board
-    var statusInterval: Double
-    var maxTime: Double
+package struct BenchRun {
+    package var board: Board
+    package var statusInterval: Double
+    package var maxTime: Double
     /// Stop after this many sessions ended (0: run until --max-time or a signal).
-    var sessions: Int
-    var actions: [ScheduledCommand]
+    package var sessions: Int
+    package var actions: [ScheduledCommand]
     /// The journal and the technician's console.
-    var desk: OperatorDesk
+    package var desk: OperatorDesk
     /// The site's grid interfaces (EMS server, OCPP client, time of use), if a site file was given.
-    var grid: GridDesk? = nil
+    package var grid: GridDesk? = nil
     /// Print the summary's JSON on the last line (--json).
-    var json = false
+    package var json = false
     /// --can-log: the candump log of the car links.
-    var canLog: String? = nil
+    package var canLog: String? = nil
 
-    /// How the lockstep ended.
-    enum Ending { case sessionsDone, timedOut, stopped, emulatorGone }
+    package init(board: Board, statusInterval: Double, maxTime: Double, sessions: Int, actions: [ScheduledCommand], desk: OperatorDesk) {
+        self.board = board; self.statusInterval = statusInterval; self.maxTime = maxTime; self.sessions = sessions
+        self.actions = actions; self.desk = desk
+    }
 
     /// Runs until the sessions are done, --max-time of plant time, or SIGINT/SIGTERM. Exit status:
     /// 0 sessions ended without a fault; 1 a fault latched; 2 the bench could not start; 4 timed out.
-    func run() -> Int32 {
+    package func run() -> Int32 {
         let channel: BenchChannel
         do { channel = try BenchChannel.open(path: board.bench!.channel, guns: board.spec.gunCount, modules: board.spec.moduleCount) } catch {
             fail("board '\(board.name)': \(error)")
@@ -64,9 +66,17 @@ struct BenchRun {
         grid?.ocpp?.speedFactor = max(1, channel.speed)
         grid?.start()
 
-        var tally = SessionTally(guns: spec.gunCount)
-        let ending = lockstep(channel: channel, loop: loop, signals: signals, tally: &tally)
-        tally.drain(loop, desk: desk, grid: grid)
+        let sup = Supervisor(loop: loop, desk: desk, grid: grid, guns: spec.gunCount)
+        sup.sessions = sessions
+        sup.end = .zero + .seconds(maxTime)
+        // The loop runs on this thread: each gun's figures are sampled at every drain.
+        sup.sample = { loop.status(gun: $0) }
+        sup.ready()
+        var driver = LockstepDriver(channel: channel, loop: loop, signals: signals, actions: actions)
+        let ending = sup.run(&driver)
+        sup.stopping()
+        sup.drain()
+        let tally = sup.tally
         // The last word: every output safe, sent to the modules by the pollers' final round.
         loop.forceSafeOutputs()
         grid?.shutdown()
@@ -82,12 +92,12 @@ struct BenchRun {
         // The same contract as every board: the summary, its JSON on the last line, the exit status.
         var summary = tally.summary(board: board.name, loop: loop, duration: channel.plantNow.seconds,
                                     timedOut: ending == .timedOut && sessions > 0, interrupted: stopRequested)
-        if ending == .emulatorGone { summary.endState = .faulted }
+        if ending == .driverGone { summary.endState = .faulted }
         summary.memoryKB = (currentResidentKB(), peakResidentKB())
         print(summary.text, terminator: "")
         if json { print(summary.json) }
         fflush(nil)
-        if ending == .emulatorGone { writeStderr("chargerd: the plant emulator (pid \(channel.emulatorPID)) is gone\n"); return 1 }
+        if ending == .driverGone { writeStderr("chargerd: the plant emulator (pid \(channel.emulatorPID)) is gone\n"); return 1 }
         if let f = tally.faults.first, !stopRequested {
             writeStderr("chargerd: session did not end normally: \(f.code.name) at \(fmt(f.raisedAt.seconds, 3)) s (\(f.reaction.name))\n")
             return 1
@@ -102,7 +112,7 @@ struct BenchRun {
     /// wall time, as on a real charger; in plant time that is `speed` times longer (without this a
     /// 200 ms stall of a loaded machine is a second of plant time at 5x, and a module is "lost"). A
     /// device the poller counts lost (fault_after failures, wall time) is lost at once either way.
-    func benchSpec(speed: Double) -> StationSpec {
+    package func benchSpec(speed: Double) -> StationSpec {
         var spec = board.spec
         let k = max(1, speed)
         spec.commandLatency = .seconds(board.modbus.commandLatency.seconds * k)
@@ -117,66 +127,71 @@ struct BenchRun {
         }
         return spec
     }
+}
 
-    /// One control cycle per plant tick until the sessions are done, the time is up, a signal, or the
-    /// emulator is gone. A plant that stops ticking for 1 s of wall time gets safe outputs and a pressed
-    /// e-stop input, so the next cycle latches it (a reset is needed).
-    func lockstep(channel: BenchChannel, loop: HardwareLoop, signals: ChannelSignals, tally: inout SessionTally) -> Ending {
-        var actions = self.actions
-        var seen: UInt32 = 0
-        var index: UInt64 = 0
-        var stalledSince: Int64? = nil
-        let end = Instant.zero + .seconds(maxTime)
-        let gridEvery = UInt64(max(1, (0.1 / loop.spec.period.seconds).rounded()))
-        var orderly = OrderlyStop()
-        while true {
-            // A signal stops the running sessions in order, in plant time (the plant must keep ticking).
-            if stopRequested {
-                tally.drain(loop, desk: desk, grid: grid)
-                if orderly.done(phases: tally.lastPhase, now: channel.plantNow, stop: { _ = loop.commands.queue.push(.stop(gun: Int8($0))) }) { break }
-            }
-            guard channel.waitTick(after: seen, timeoutMicros: 100_000) else {
-                let now = monotonicNanos()
-                let since = stalledSince ?? now
-                stalledSince = since
-                if now - since > 1_000_000_000, !signals.stalled {
-                    signals.stalled = true
-                    loop.forceSafeOutputs()
-                    print("chargerd: the plant emulator stopped ticking at \(fmt(channel.plantNow.seconds, 3)) s: outputs forced safe")
-                    fflush(nil)
-                }
-                if now - since > 1_000_000_000, kill(channel.emulatorPID, 0) != 0 && errno == ESRCH { return .emulatorGone }
-                continue
-            }
-            stalledSince = nil
-            let t = channel.tick
-            seen = t
-            let now = channel.plantNow
-            operatorActions(&actions, now: now, loop: loop)
-            loop.cycle(now: now, index: index)
-            if let grid, index % gridEvery == 0 { loop.grid.buffer.write(grid.tick(view: loop.gridView.buffer.read())) }
-            index += 1
-            signals.stalled = false
-            channel.acknowledge(t)
-            if index % 64 == 0 { tally.drain(loop, desk: desk, grid: grid) }
-            if sessions > 0 && tally.ended >= sessions { return .sessionsDone }
-            if now >= end { return .timedOut }
-        }
-        return .stopped
+/// A bench board's cycles: one control cycle per plant tick, in lockstep with the emulator, on the
+/// supervisor's thread. A plant that stops ticking for 1 s of wall time gets safe outputs and a pressed
+/// e-stop input, so the next cycle latches it (a reset is needed); an emulator that is gone ends the run.
+package struct LockstepDriver: LoopDriver {
+    package let channel: BenchChannel
+    package let loop: HardwareLoop
+    package let signals: ChannelSignals
+    /// The scripted operator actions (--inject), given when the plant's clock reaches them.
+    package var actions: [ScheduledCommand]
+    package var seen: UInt32 = 0
+    package var index: UInt64 = 0
+    package var stalledSince: Int64? = nil
+    /// Whether the last advance ran a cycle.
+    package var ran = false
+    package let gridEvery: UInt64
+
+    package init(channel: BenchChannel, loop: HardwareLoop, signals: ChannelSignals, actions: [ScheduledCommand]) {
+        self.channel = channel; self.loop = loop; self.signals = signals; self.actions = actions
+        gridEvery = UInt64(max(1, (0.1 / loop.spec.period.seconds).rounded()))
     }
 
-    /// The scripted operator actions (--inject) due at `now`, as commands to the loop.
-    func operatorActions(_ actions: inout [ScheduledCommand], now: Instant, loop: HardwareLoop) {
+    package var now: Instant { channel.plantNow }
+    package var cycles: UInt64 { index }
+
+    package mutating func advance(_ s: Supervisor) -> Advance? {
+        ran = false
+        guard channel.waitTick(after: seen, timeoutMicros: 100_000) else {
+            let now = monotonicNanos()
+            let since = stalledSince ?? now
+            stalledSince = since
+            if now - since > 1_000_000_000, !signals.stalled {
+                signals.stalled = true
+                loop.forceSafeOutputs()
+                print("chargerd: the plant emulator stopped ticking at \(fmt(channel.plantNow.seconds, 3)) s: outputs forced safe")
+                fflush(nil)
+            }
+            if now - since > 1_000_000_000, kill(channel.emulatorPID, 0) != 0 && errno == ESRCH { return nil }
+            return .waited
+        }
+        stalledSince = nil
+        let t = channel.tick
+        seen = t
+        let now = channel.plantNow
         for i in actions.indices where !actions[i].done && now >= actions[i].at {
             actions[i].done = true
             print("[\(fmt(now.seconds, 3).leftPad(10)) s] operator: \(actions[i].text)")
             loop.commands.queue.push(actions[i].command)
         }
+        loop.cycle(now: now, index: index)
+        index += 1
+        ran = true
+        signals.stalled = false
+        channel.acknowledge(t)
+        return .ran
     }
+
+    /// Every 100 ms of plant time, on the cycle that ran.
+    package mutating func gridDue() -> Bool { ran && (index - 1) % gridEvery == 0 }
+    package func drainDue() -> Bool { ran && index % 64 == 0 }
 }
 
 /// The Modbus devices of a board (bench or real), started; a board that cannot start them exits 2.
-func startFieldBus(_ board: Board) -> FieldBus {
+package func startFieldBus(_ board: Board) -> FieldBus {
     do {
         let field = try FieldBus(config: board.modbus)
         try field.start()
@@ -187,7 +202,7 @@ func startFieldBus(_ board: Board) -> FieldBus {
 extension FieldBus {
     /// Waits up to `seconds` for every device to be read once (or counted lost), so the core's comm
     /// timeouts start from devices that answer; returns the ones that have not answered.
-    func awaitFirstReadings(seconds: Double = 3) -> [FieldDevice] {
+    package func awaitFirstReadings(seconds: Double = 3) -> [FieldDevice] {
         let waitUntil = monotonicNanos() + Int64(seconds * 1e9)
         while monotonicNanos() < waitUntil && devices.contains(where: { $0.readings.read().sequence == 0 && !$0.counts.lost }) {
             sleepUntil(nanos: monotonicNanos() + 5_000_000)
@@ -198,7 +213,7 @@ extension FieldBus {
 
 extension OperatorDesk {
     /// The console on a hardware loop's view and commands, with the field bus's counters.
-    func attach(loop: HardwareLoop, field: FieldBus, grid: GridDesk?, can: SocketCANLink? = nil, rt: @escaping () -> String) {
+    package func attach(loop: HardwareLoop, field: FieldBus, grid: GridDesk?, can: SocketCANLink? = nil, rt: @escaping () -> String) {
         attach(view: loop.view.buffer, commands: loop.commands.queue, rt: rt,
                comm: { field.report().joined(separator: "\n") },
                moduleComm: { m in
@@ -212,25 +227,22 @@ extension OperatorDesk {
 /// What a hardware-backed run counts from the loop's events: sessions ended (finished, faulted, or
 /// the car left before it could: once each), the faults latched, the energy each gun delivered by its
 /// meter (from the loop's session edges: the meter's readings buffer has one reader, the loop), and the figures of the summary (peak power, SOC, temperature, sampled at each drain).
-struct SessionTally {
-    var ended = 0
-    var faults: [FaultRecord] = []
+package struct SessionTally {
+    package var ended = 0
+    package var faults: [FaultRecord] = []
     private var inSession: [Bool]
-    private(set) var lastPhase: [SessionPhase]
-    /// Sample the loop's status at each drain (the bench's lockstep: the loop runs on this thread). A
-    /// real board's loop runs on its own thread: its figures come from its status events instead.
-    var sampleLoop = true
+    package private(set) var lastPhase: [SessionPhase]
     private var energyAtStart: [Double?]
-    private(set) var delivered: [Double]
+    package private(set) var delivered: [Double]
     /// V2G: the meter's export register over the sessions, per gun.
     private var exportAtStart: [Double?]
-    private(set) var exported: [Double]
-    private(set) var peakPower = 0.0
-    private(set) var maxTemperature = -100.0
-    private(set) var socStart: Double? = nil
-    private(set) var socEnd: Double? = nil
+    package private(set) var exported: [Double]
+    package private(set) var peakPower = 0.0
+    package private(set) var maxTemperature = -100.0
+    package private(set) var socStart: Double? = nil
+    package private(set) var socEnd: Double? = nil
 
-    init(guns: Int) {
+    package init(guns: Int) {
         inSession = Array(repeating: false, count: guns)
         lastPhase = Array(repeating: .unplugged, count: guns)
         energyAtStart = Array(repeating: nil, count: guns)
@@ -239,19 +251,7 @@ struct SessionTally {
         exported = Array(repeating: 0, count: guns)
     }
 
-    /// Takes every event the loop published: printed, journalled, handed to the grid, and counted.
-    mutating func drain(_ loop: HardwareLoop, desk: OperatorDesk, grid: GridDesk?) {
-        while let e = loop.events.queue.pop() {
-            printEvent(e)
-            desk.record(e)
-            grid?.loopEvent(e)
-            note(e)
-        }
-        if sampleLoop { for g in inSession.indices { sample(loop.status(gun: g)) } }
-        fflush(nil)
-    }
-
-    mutating func sample(_ st: GunStatus) {
+    package mutating func sample(_ st: GunStatus) {
         peakPower = max(peakPower, st.voltage.value * st.current.value / 1000)
         maxTemperature = max(maxTemperature, st.gunTemperature.value)
         if st.soc.isFinite {
@@ -260,7 +260,7 @@ struct SessionTally {
         }
     }
 
-    mutating func note(_ e: LoopEvent) {
+    package mutating func note(_ e: LoopEvent) {
         switch e {
         case .fault(let r) where r.clearedAt == nil: faults.append(r)
         case .status(let st): sample(st)
@@ -283,11 +283,11 @@ struct SessionTally {
         }
     }
 
-    var energyText: String {
+    package var energyText: String {
         delivered.indices.map { "gun\($0) \(fmt(delivered[$0] / 1000, 3)) kWh" + (exported[$0] > 0 ? " (exported \(fmt(exported[$0] / 1000, 3)) kWh)" : "") }.joined(separator: ", ")
     }
 
-    func printFaults() {
+    package func printFaults() {
         if faults.isEmpty { print("faults: none") }
         for r in faults {
             print("fault: \(r.gun < 0 ? "station" : "gun\(r.gun)")\(r.module >= 0 ? " module \(r.module)" : "") \(r.code.name) at \(fmt(r.raisedAt.seconds, 3)) s (\(r.reaction.name)), value \(fmt(r.value, 3))")
@@ -297,7 +297,7 @@ struct SessionTally {
 
     /// The run's summary, as a sim board's: faults that stop a session make it `faulted`, then a time-out,
     /// an operator's stop, else `completed`.
-    func summary(board: String, loop: HardwareLoop, duration: Double, timedOut: Bool, interrupted: Bool) -> SessionSummary {
+    package func summary(board: String, loop: HardwareLoop, duration: Double, timedOut: Bool, interrupted: Bool) -> SessionSummary {
         let state: EndState
         if faults.contains(where: { $0.reaction > .reconnect }) { state = .faulted }
         else if timedOut { state = .timeout }
@@ -313,10 +313,10 @@ struct SessionTally {
     }
 }
 
-func fmtSpeed(_ s: Double) -> String { s > 0 ? "\(fmt(s, 1))x" : "max speed" }
+package func fmtSpeed(_ s: Double) -> String { s > 0 ? "\(fmt(s, 1))x" : "max speed" }
 
 /// One loop event as a console line (real-time and bench modes).
-func printEvent(_ e: LoopEvent) {
+package func printEvent(_ e: LoopEvent) {
     switch e {
     case .status(let s): print(s.line)
     case .phase(let g, let p, let at): print("[\(fmt(at.seconds, 3).leftPad(10)) s] gun\(g) \(p.name)")
