@@ -81,6 +81,7 @@ test-cli: $(BUILD_STEP)
 	python3 Tests/cli/module-graph.py .
 	python3 Tests/cli/device-library.py --check .
 	python3 Tests/cli/doc-links.py .
+	python3 Tests/cli/code-shape.py .
 	python3 Tests/cli/signal-stop.py .build/release/chargerd Boards
 	python3 Tests/cli/journal-report.py .build/release/chargerd Boards
 	python3 Tests/cli/journal-verify.py .build/release/chargerd Boards

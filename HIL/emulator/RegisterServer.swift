@@ -127,7 +127,9 @@ final class RegisterBank: @unchecked Sendable {
             guard pdu.count == 5 else { return ex(3) }
             let start = word(1), count = word(3)
             guard count >= 1 && count <= 125 else { return ex(3) }
-            guard let range = fc == 3 ? holdingRange : inputRange, start >= range.lowerBound, start + count - 1 <= range.upperBound else { return ex(2) }
+            guard let range = fc == 3 ? holdingRange : inputRange, start >= range.lowerBound, start + count - 1 <= range.upperBound else {
+                return ex(2)
+            }
             return tables.withLock { t in
                 t.requests += 1
                 var out: [UInt8] = [fc, UInt8(count * 2)]
@@ -232,7 +234,9 @@ final class BusServer: @unchecked Sendable {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &addr.sin_addr) == 1 else { close(fd); return "'\(host)' is not an IPv4 address" }
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard bound == 0 else { let e = String(cString: strerror(errno)); close(fd); return "bind \(host):\(port): \(e)" }
         guard listen(fd, 16) == 0 else { close(fd); return "listen: \(String(cString: strerror(errno)))" }
         spawn { [self] in

@@ -109,7 +109,9 @@ struct ChargerPlant: ParsableCommand {
         let served = serveBuses(loaded.modbus, spec: spec)
 
         let channel: BenchChannel
-        do { channel = try BenchChannel.create(path: bench.channel, guns: spec.gunCount, modules: spec.moduleCount, speed: factor ?? 0) } catch { fail("\(error)") }
+        do { channel = try BenchChannel.create(path: bench.channel, guns: spec.gunCount, modules: spec.moduleCount, speed: factor ?? 0) } catch {
+            fail("\(error)")
+        }
         installSignalHandlers()
 
         let bridge = PlantBridge(plant: plant, channel: channel, banks: served.banks, spec: spec)
@@ -173,7 +175,9 @@ struct ChargerPlant: ParsableCommand {
 
     /// The devices' register banks and a server per bus: TCP on the board's host:port, RTU on the line
     /// --serve-rtu names.
-    func serveBuses(_ config: ModbusConfig, spec: StationSpec) -> (banks: [DeviceRole: [Int: RegisterBank]], servers: [BusServer], endpoints: [String]) {
+    func serveBuses(_ config: ModbusConfig, spec: StationSpec) -> (
+        banks: [DeviceRole: [Int: RegisterBank]], servers: [BusServer], endpoints: [String]
+    ) {
         var banks: [DeviceRole: [Int: RegisterBank]] = [.module: [:], .meter: [:], .imd: [:]]
         var servers: [BusServer] = []
         var endpoints: [String] = []
@@ -393,7 +397,9 @@ final class PlantBridge {
             let mod = modules[m]
             let v = mod.gun >= 0 ? guns[Int(mod.gun)].chargerSide : .zero
             let status = (mod.enabled ? 1.0 : 0) + (mod.failed ? 2 : 0)
-            banks[.module]?[m]?.publish([(.voltage, v.value), (.current, mod.current.value), (.temperature, mod.temperature.value), (.status, status)])
+            banks[.module]?[m]?.publish([
+                (.voltage, v.value), (.current, mod.current.value), (.temperature, mod.temperature.value), (.status, status),
+            ])
         }
     }
 }

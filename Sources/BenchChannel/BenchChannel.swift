@@ -51,7 +51,9 @@ public final class BenchChannel: @unchecked Sendable {
         var none = [Int8](repeating: -1, count: modules)
         bc_put_matrix(p, &none, modules)
         // The magic last: a controller that sees it sees a complete header.
-        withUnsafeMutablePointer(to: &p.pointee.header.magic) { $0.withMemoryRebound(to: Int64.self, capacity: 1) { bc_store64($0, Int64(bitPattern: BC_MAGIC)) } }
+        withUnsafeMutablePointer(to: &p.pointee.header.magic) {
+            $0.withMemoryRebound(to: Int64.self, capacity: 1) { bc_store64($0, Int64(bitPattern: BC_MAGIC)) }
+        }
         return BenchChannel(path: path, c: p, guns: guns, modules: modules, owner: true)
     }
 

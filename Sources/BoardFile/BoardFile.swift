@@ -188,7 +188,9 @@ public enum BoardLoader {
                                moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
         var station = spec
         station.metering = metering
-        return Board(name: head.name, description: head.description, kind: kind, path: file, checksum: fnv1a(Array(text.utf8) + DeviceLibrary.checksumBytes(modbus.libraryMaps)),
+        return Board(
+            name: head.name, description: head.description, kind: kind, path: file,
+            checksum: fnv1a(Array(text.utf8) + DeviceLibrary.checksumBytes(modbus.libraryMaps)),
                      spec: station, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
                      console: console, storage: storage, can: can)
     }

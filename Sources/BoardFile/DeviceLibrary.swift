@@ -26,7 +26,9 @@ public enum DeviceLibrary {
     private static let parsed: [String: Result<RegisterMap, BoardFileError>] = {
         var out: [String: Result<RegisterMap, BoardFileError>] = [:]
         for f in files {
-            do throws(BoardFileError) { out[f.name] = .success(try BoardLoader.libraryMap(f.name, text: f.text)) } catch { out[f.name] = .failure(error) }
+            do throws(BoardFileError) { out[f.name] = .success(try BoardLoader.libraryMap(f.name, text: f.text)) } catch {
+                out[f.name] = .failure(error)
+            }
         }
         return out
     }()

@@ -221,6 +221,8 @@ public struct ModbusConfig: Sendable, Equatable {
 }
 
 extension BoardLoader {
+    // Long: the [modbus_bus], [modbus_device] and [modbus_map] tables read in file order, each key's error
+    // naming file and key; the cross-checks between the tables need them all in scope
     static func modbusConfig(_ r: Reader, _ top: Section, guns: Int, modules: Int, selfOff: TimeSpan,
                              commTimeouts: [DeviceRole: TimeSpan], readingMaxAge: TimeSpan = .ms(100)) throws(BoardFileError) -> ModbusConfig {
         var config = ModbusConfig()

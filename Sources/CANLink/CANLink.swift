@@ -256,7 +256,9 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
             var next = now + 100_000_000
             for g in byIndex { next = min(next, sendDue(g, now: now)) }
             let waitMs = Int32(max(0, min(100, (next - monotonicNanos() + 999_999) / 1_000_000)))
-            let rc = fds.withUnsafeBufferPointer { f in ready.withUnsafeMutableBufferPointer { csc_poll(f.baseAddress, Int32(f.count), waitMs, $0.baseAddress) } }
+            let rc = fds.withUnsafeBufferPointer { f in
+                ready.withUnsafeMutableBufferPointer { csc_poll(f.baseAddress, Int32(f.count), waitMs, $0.baseAddress) }
+            }
             if rc < 0 { usleep(1000); continue }
             if ready[0] != 0 { csc_drain(wake) }
             for (i, g) in byIndex.enumerated() where ready[i + 1] != 0 { receiveAll(g) }
@@ -390,7 +392,8 @@ public final class SocketCANLink: VehicleLink, @unchecked Sendable {
 
     func handle(_ o: TPOutput, _ g: Gun, realtime ts: Int64) {
         if let r = o.reply {
-            let id = GBT27930.identifier(pgn: GBT27930.tpConnectionManagement, priority: 7, destination: g.spec.bmsAddress, source: g.spec.chargerAddress)
+            let id = GBT27930.identifier(
+                pgn: GBT27930.tpConnectionManagement, priority: 7, destination: g.spec.bmsAddress, source: g.spec.chargerAddress)
             write(g, id: id, data: r.b, count: r.count)
         }
         g.counters.withLock { c in

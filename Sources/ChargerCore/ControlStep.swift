@@ -186,7 +186,10 @@ func advanceSessions(_ s: inout StationState, _ inputs: inout StationInputs, _ s
 
 /// 3. Limits per gun, in amps at the operating voltage, with the binding source.
 @_noAllocation @_noLocks
-func gunLimits(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
+func gunLimits(
+    _ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+    _ L: inout StepLimits
+) {
     for g in 0..<spec.gunCount {
         let gunSpec = spec.guns[g]
         // Fields of the inputs read in place (a `let` of the whole gun's inputs copies its messages too).
@@ -276,7 +279,10 @@ func waterFill(_ wants: inout GunArray<Watts>, count: Int, budget: Watts) -> Gun
 
 /// 4. Station share: max-min fair water-filling of min(grid connection, grid setpoint).
 @_noAllocation @_noLocks
-func shareStation(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>, _ L: inout StepLimits) {
+func shareStation(
+    _ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, _ demands: inout GunArray<SessionDemand>,
+    _ L: inout StepLimits
+) {
     var budget = spec.gridLimit
     if let sp = inputs.stationSetpoint, sp < budget { budget = max(sp, .zero) }
     let budgetFromSetpoint = budget < spec.gridLimit
@@ -493,7 +499,8 @@ func moduleSetpoints(_ s: inout StationState, _ inputs: inout StationInputs, _ s
 ///   field bus the result of a command shows only after `commandLatency`, so the row is judged that
 ///   much later.
 @_noAllocation @_noLocks
-func openOnlyAtLowCurrent(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant,
+func openOnlyAtLowCurrent(
+    _ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant,
                           _ out: inout StationOutputs) {
     for g in 0..<spec.gunCount where s.safety[g].k1k2Commanded {
         if let r = (s.safety[g].latched | s.station.latched).strongestReaction, r >= .refuse { continue }
@@ -517,7 +524,10 @@ func heldByMetering(_ phase: SessionPhase, latched: FaultSet, _ spec: borrowing 
 
 /// 7. The arbiter: latched faults win over everything the session asked for.
 @_noAllocation @_noLocks
-func arbitrate(_ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant, _ out: inout StationOutputs) {
+func arbitrate(
+    _ s: inout StationState, _ inputs: inout StationInputs, _ spec: inout StationSpec, uncontrolled: inout GunArray<Amps>, now: Instant,
+    _ out: inout StationOutputs
+) {
     for g in 0..<spec.gunCount {
         let faults = s.safety[g].latched | s.station.latched
         guard let reaction = faults.strongestReaction else {
@@ -658,6 +668,8 @@ func recordCommand(_ s: inout StationState, _ g: Int, _ close: Bool, _ now: Inst
     }
 }
 
+// Long: one pass of the module pool (release, serve, hand out) over fixed-size arrays, compiler-checked free of
+// allocation; its phases share the pool's working state
 /// Module pool: decide how many modules each gun needs, keep existing assignments where they still
 /// serve, release surplus (off first, relay moved only at zero current), hand free modules to the guns
 /// with the largest deficit. Deterministic: ties go to the lower index.

@@ -127,7 +127,9 @@ func checkMetering(_ s: inout StationState, _ inputs: inout StationInputs, _ spe
             s.metering[g].exportStart = inputs.guns[g].meterExportEnergy
         }
         if s.metering[g].active {
-            if s.metering[g].meterStart == nil && fresh { s.metering[g].meterStart = register; s.metering[g].exportStart = inputs.guns[g].meterExportEnergy }
+            if s.metering[g].meterStart == nil && fresh {
+                s.metering[g].meterStart = register; s.metering[g].exportStart = inputs.guns[g].meterExportEnergy
+            }
             if inputs.guns[g].k1Closed && inputs.guns[g].k2Closed {
                 s.metering[g].chargerEnergy += inputs.guns[g].chargerSideVoltage.value * current[g] * dt.seconds / 3600
                 if blind[g] { s.metering[g].incomplete = true; s.metering[g].overSince = nil }
@@ -135,7 +137,8 @@ func checkMetering(_ s: inout StationState, _ inputs: inout StationInputs, _ spe
             // Judged on fresh readings once enough energy has flowed, at most every `judgeEvery` (the
             // persistence is a minute: a finer look buys nothing), and at the window's end.
             let e = s.metering[g].chargerEnergy
-            if fresh, !s.metering[g].anomaly, !s.metering[g].incomplete, let start = s.metering[g].meterStart, abs(e) >= spec.metering.minEnergy.value,
+            if fresh, !s.metering[g].anomaly, !s.metering[g].incomplete, let start = s.metering[g].meterStart,
+                abs(e) >= spec.metering.minEnergy.value,
                !inSession || s.metering[g].judgedAt == .never || now - s.metering[g].judgedAt >= MeteringSpec.judgeEvery {
                 s.metering[g].judgedAt = now
                 let net = (register.value - start.value) - (inputs.guns[g].meterExportEnergy.value - s.metering[g].exportStart.value)

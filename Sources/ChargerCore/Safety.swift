@@ -138,7 +138,9 @@ extension StationState {
             && (gi.groundDetectorTest == .running || gi.groundDetectorTest == .passed)
         if gi.groundFaultTrip && !selfTesting { raise(.groundFault, gun: g, value: 1, now: now) }
         if !gi.peContinuity { raise(.protectiveEarthLost, gun: g, value: 0, now: now) }
-        if gi.gunTemperature > spec.guns[g].tripTemperature { raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, limit: spec.guns[g].tripTemperature.value, now: now) }
+        if gi.gunTemperature > spec.guns[g].tripTemperature {
+            raise(.gunOverTemperature, gun: g, value: gi.gunTemperature.value, limit: spec.guns[g].tripTemperature.value, now: now)
+        }
     }
 
     /// The meter and the IMD heard within their board-file timeouts.
@@ -163,7 +165,9 @@ extension StationState {
         if vOut > Standard.table103Limit(rated: gs.maxVoltage) {
             let since = safety[g].ovTable103Since ?? now
             safety[g].ovTable103Since = since
-            if now - since >= Standard.table103Persistence { raise(.overVoltageTable103, gun: g, value: vOut.value, limit: Standard.table103Limit(rated: gs.maxVoltage).value, now: now) }
+            if now - since >= Standard.table103Persistence {
+                raise(.overVoltageTable103, gun: g, value: vOut.value, limit: Standard.table103Limit(rated: gs.maxVoltage).value, now: now)
+            }
         } else { safety[g].ovTable103Since = nil }
 
         // Above the car's maximum (BHM): stop within 1 s. 10 ms filter against sensor spikes.
@@ -173,7 +177,9 @@ extension StationState {
         if let carMax = sessions[g].carMaxVoltage, energised, batteryOnCable, gi.vehicleSideVoltage > carMax {
             let since = safety[g].ovVehicleSince ?? now
             safety[g].ovVehicleSince = since
-            if now - since >= Standard.vehicleMaxOvFilter { raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, limit: carMax.value, now: now) }
+            if now - since >= Standard.vehicleMaxOvFilter {
+                raise(.overVoltageVehicleMax, gun: g, value: gi.vehicleSideVoltage.value, limit: carMax.value, now: now)
+            }
         } else { safety[g].ovVehicleSince = nil }
 
         // Above the negotiated maximum for more than 400 ms → error shutdown.
@@ -273,7 +279,8 @@ extension StationState {
             let since = safety[g].cc1BadSince ?? now
             safety[g].cc1BadSince = since
             if now - since >= Standard.cc1FaultDebounce { raise(.cc1OutOfBand, gun: g, value: gi.cc1.value,
-                                                                 limit: (gi.cc1 < Standard.cc1StopBelow ? Standard.cc1StopBelow : Standard.cc1StopAbove).value, now: now) }
+                    limit: (gi.cc1 < Standard.cc1StopBelow ? Standard.cc1StopBelow : Standard.cc1StopAbove).value, now: now)
+            }
         } else { safety[g].cc1BadSince = nil }
 
         // Backstop for the car's silence, independent of the session's own 1 s / 5 s handling and
@@ -298,7 +305,8 @@ extension StationState {
             let bad = safety[g].auxBadSince ?? now
             safety[g].auxBadSince = bad
             if now - bad >= Standard.auxSupplyFaultDebounce { raise(.auxSupplyOutOfRange, gun: g, value: gi.auxSupply.value,
-                                                                         limit: Standard.auxSupplyNominal.value + (off < 0 ? -1 : 1) * Standard.auxSupplyTolerance.value, now: now) }
+                    limit: Standard.auxSupplyNominal.value + (off < 0 ? -1 : 1) * Standard.auxSupplyTolerance.value, now: now)
+            }
         } else { safety[g].auxBadSince = nil }
     }
 

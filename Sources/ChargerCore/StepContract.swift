@@ -53,7 +53,8 @@ public struct StepViolation: Sendable, Equatable {
 public struct StepViolations: Sendable {
     public static let capacity = 8
     public private(set) var count = 0
-    @usableFromInline var items = InlineArray<8, StepViolation>(repeating: StepViolation(rule: .commandAboveLimit, gun: -1, module: -1, value: 0, bound: 0))
+    @usableFromInline var items = InlineArray<8, StepViolation>(
+        repeating: StepViolation(rule: .commandAboveLimit, gun: -1, module: -1, value: 0, bound: 0))
     public init() {}
     @inlinable public var isEmpty: Bool { count == 0 }
     /// The kept ones (at most `capacity`).
@@ -87,7 +88,8 @@ public func checkStepOutputs(_ s: inout StationState, _ spec: inout StationSpec,
             found.append(StepViolation(rule: .commandAboveLimit, gun: g, module: -1, value: o.currentSetpoint.value, bound: o.currentLimit.value))
         }
         if o.currentSetpoint < -(o.dischargeLimit + stepCurrentTolerance) {
-            found.append(StepViolation(rule: .dischargeBeyondLimit, gun: g, module: -1, value: o.currentSetpoint.value, bound: -o.dischargeLimit.value))
+            found.append(
+                StepViolation(rule: .dischargeBeyondLimit, gun: g, module: -1, value: o.currentSetpoint.value, bound: -o.dischargeLimit.value))
         }
         let rating = min(spec.guns[g].maxCurrent, spec.guns[g].connectorCurrent)
         if o.currentLimit > rating + stepCurrentTolerance {

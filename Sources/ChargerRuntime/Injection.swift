@@ -62,6 +62,7 @@ public enum InjectionParser {
         "service-off", "service-on", "setpoint=P", "gun-setpoint=P",
     ]
 
+    // Long: one case per injection name (the table `names` lists), each with its value's own check
     public static func parse(_ text: String, spec: StationSpec) throws(InjectionError) -> ScheduledInjection {
         func fail(_ why: String) -> InjectionError { InjectionError(text: text, why: why) }
         guard let at = text.lastIndex(of: "@") else { throw fail("missing '@TIME' (e.g. estop@120s)") }

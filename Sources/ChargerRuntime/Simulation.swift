@@ -58,7 +58,10 @@ public final class Simulation {
     public private(set) var frame: ControlFrame { _read { yield cycleData.pointee.frame } _modify { yield &cycleData.pointee.frame } }
     /// Every fault record drained from the core's bounded ring, in order.
     public private(set) var faults: [FaultRecord] { _read { yield cycleData.pointee.faults } _modify { yield &cycleData.pointee.faults } }
-    public private(set) var violations: [InvariantViolation] { _read { yield cycleData.pointee.violations } _modify { yield &cycleData.pointee.violations } }
+    public private(set) var violations: [InvariantViolation] {
+        _read { yield cycleData.pointee.violations }
+        _modify { yield &cycleData.pointee.violations }
+    }
     public private(set) var reports: [GunReport] { _read { yield cycleData.pointee.reports } _modify { yield &cycleData.pointee.reports } }
     /// What the operator and the grid ask of the loop, merged into the inputs every cycle (`LoopRequests`).
     var requests: LoopRequests { _read { yield cycleData.pointee.requests } _modify { yield &cycleData.pointee.requests } }
@@ -102,7 +105,9 @@ public final class Simulation {
     public func phase(_ g: Int) -> SessionPhase { cycleData.pointee.frame.state.sessions[g].phase }
     /// The faults in force on gun `g` (its own and the station's), read in place. Observers in other modules
     /// use these small reads every cycle: `sim.state` there is a copy of the whole state, whatever the accessor.
-    public func faultsInForce(gun g: Int) -> FaultSet { cycleData.pointee.frame.state.safety[g].latched | cycleData.pointee.frame.state.station.latched }
+    public func faultsInForce(gun g: Int) -> FaultSet {
+        cycleData.pointee.frame.state.safety[g].latched | cycleData.pointee.frame.state.station.latched
+    }
     /// The station's setpoint from the grid as the last step saw it, read in place (the observer's trace,
     /// every trace period: `sim.frame` there copied the whole frame).
     public var stationSetpoint: Watts? { cycleData.pointee.frame.inputs.stationSetpoint }
@@ -302,6 +307,8 @@ public final class Simulation {
         if violations.count < 1000 { violations.append(InvariantViolation(at: plant.now, gun: g, rule: rule, detail: detail)) }
     }
 
+    // Long: every invariant in one pass over the frame, every cycle; they share the per-gun values read
+    // once
     /// What must hold every cycle (TigerBeetle-style assertions on the simulated station).
     func checkInvariants(_ f: inout ControlFrame) {
         var stationPower = Watts.zero
@@ -323,7 +330,8 @@ public final class Simulation {
 
             // A latched fault is always in the log, uncleared.
             if !faults.isEmpty {
-                for code in faults.codes where !self.faults.contains(where: { $0.code == code && $0.clearedAt == nil && (Int($0.gun) == g || $0.gun < 0) }) {
+                for code in faults.codes
+                where !self.faults.contains(where: { $0.code == code && $0.clearedAt == nil && (Int($0.gun) == g || $0.gun < 0) }) {
                     violate(g, "latched-fault-logged", "\(code.name) latched but not in the log")
                 }
                 if faultLatchedAt[g] == nil { faultLatchedAt[g] = plant.now }

@@ -42,7 +42,9 @@ public final class ConsolePort: @unchecked Sendable {
     public static func pseudoTerminal() throws -> ConsolePort {
         let m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard m >= 0 else { throw ConsolePortError("posix_openpt", "/dev/ptmx", errno: Errno(rawValue: errno)) }
-        guard grantpt(m) == 0, unlockpt(m) == 0, let p = ptsname(m) else { let e = errno; close(m); throw ConsolePortError("grantpt/unlockpt", "/dev/ptmx", errno: Errno(rawValue: e)) }
+        guard grantpt(m) == 0, unlockpt(m) == 0, let p = ptsname(m) else {
+            let e = errno; close(m); throw ConsolePortError("grantpt/unlockpt", "/dev/ptmx", errno: Errno(rawValue: e))
+        }
         let path = String(cString: p)
         let s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard s >= 0 else { let e = errno; close(m); throw ConsolePortError("open", path, errno: Errno(rawValue: e)) }

@@ -108,7 +108,8 @@ public final class ConsoleSession {
         self.ctx = ctx
         lastActivity = ctx.clock()
         // Lockouts and the failures before them, as the journal kept them across the restart.
-        guardian = LoginGuard.fromJournal(ctx.loginHistory, known: Set(ctx.credentials.map { Array($0.users.keys) } ?? []), maxFailures: ctx.maxFailures,
+        guardian = LoginGuard.fromJournal(
+            ctx.loginHistory, known: Set(ctx.credentials.map { Array($0.users.keys) } ?? []), maxFailures: ctx.maxFailures,
                                           base: ctx.lockoutTime, wallNow: ctx.wallClock(), now: lastActivity)
         editor.prompt = prompt
         let guns = max(1, ctx.view().gunCount)
@@ -871,7 +872,8 @@ public final class ConsoleSession {
         }
         func minute(_ t: String) -> Int? {
             let p = t.split(separator: ":", omittingEmptySubsequences: false)
-            guard p.count == 2, p[0].count == 2, p[1].count == 2, let h = Int(p[0]), let m = Int(p[1]), (0...23).contains(h), (0...59).contains(m) else { return nil }
+            guard p.count == 2, p[0].count == 2, p[1].count == 2, let h = Int(p[0]), let m = Int(p[1]), (0...23).contains(h), (0...59).contains(m)
+            else { return nil }
             return h * 60 + m
         }
         guard let minSoc = percent(args[1]) else { say("min-soc '\(String(args[1].prefix(8)))': a percentage 0...100"); return "bad min-soc" }

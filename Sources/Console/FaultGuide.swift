@@ -21,6 +21,7 @@ public enum FaultGuide {
     static let resetRule = "`fault reset GUN` on the console (after login) clears it once the condition is gone; a "
         + "restart, an OCPP Reset's included, does not: the fault is latched again at start from the journal."
 
+    // Long: a table: one case per fault code, what trips it, the checks and the reset
     public static func entry(_ c: FaultCode) -> Entry {
         switch c {
         case .emergencyStop:

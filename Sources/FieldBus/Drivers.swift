@@ -135,7 +135,8 @@ public final class ModbusIMD: InsulationMonitor {
 
 extension FieldBus {
     /// The HAL drivers of this board's Modbus devices (modules in index order, meter and IMD per gun).
-    public func drivers(spec: StationSpec, clock: LoopClock, relays: MatrixRelays?) -> (modules: ModbusModuleBus, meter: ModbusMeter, imd: ModbusIMD) {
+    public func drivers(spec: StationSpec, clock: LoopClock, relays: MatrixRelays?) -> (modules: ModbusModuleBus, meter: ModbusMeter, imd: ModbusIMD)
+    {
         let modules = (0..<spec.moduleCount).map { device(.module, $0)! }
         let meters = (0..<spec.gunCount).map { device(.meter, $0)! }
         let imds = (0..<spec.gunCount).map { device(.imd, $0)! }

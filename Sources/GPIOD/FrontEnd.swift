@@ -148,6 +148,8 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
     public var lastEstopSafeWriteNs: Int64 { estopSafeWriteNs.load(ordering: .relaxed) }
     private let period: TimeSpan
 
+    // Long: every line requested chip by chip with its safe level, and every request released again if a later
+    // one fails: one transaction
     /// Requests every line of `map` (outputs at their safe level). `period` turns debounce times into
     /// cycles.
     public init(map: [GPIOLineSpec], guns: Int, modules: Int, period: TimeSpan, consumer: String = "chargerd") throws(GPIOError) {

@@ -99,7 +99,9 @@ public final class GPIOLine {
 
     public func get() throws(GPIOError) -> Bool {
         let v = gpiod_line_get_value(handle)
-        guard v >= 0 else { throw GPIOError(operation: .getValue, chip: chip.name, line: spec.line, signal: spec.name, errno: Errno(rawValue: errno)) }
+        guard v >= 0 else {
+            throw GPIOError(operation: .getValue, chip: chip.name, line: spec.line, signal: spec.name, errno: Errno(rawValue: errno))
+        }
         return v == 1
     }
 }

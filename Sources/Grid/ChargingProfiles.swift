@@ -12,7 +12,9 @@ public struct SchedulePeriod: Codable, Sendable, Equatable {
     public var startPeriod: Int
     public var limit: Double
     public var numberPhases: Int?
-    public init(startPeriod: Int, limit: Double, numberPhases: Int? = nil) { self.startPeriod = startPeriod; self.limit = limit; self.numberPhases = numberPhases }
+    public init(startPeriod: Int, limit: Double, numberPhases: Int? = nil) {
+        self.startPeriod = startPeriod; self.limit = limit; self.numberPhases = numberPhases
+    }
 }
 
 public struct ChargingSchedule: Codable, Sendable, Equatable {
@@ -21,7 +23,10 @@ public struct ChargingSchedule: Codable, Sendable, Equatable {
     public var chargingRateUnit: RateUnit
     public var chargingSchedulePeriod: [SchedulePeriod]
     public var minChargingRate: Double?
-    public init(duration: Int? = nil, startSchedule: String? = nil, chargingRateUnit: RateUnit, chargingSchedulePeriod: [SchedulePeriod], minChargingRate: Double? = nil) {
+    public init(
+        duration: Int? = nil, startSchedule: String? = nil, chargingRateUnit: RateUnit, chargingSchedulePeriod: [SchedulePeriod],
+        minChargingRate: Double? = nil
+    ) {
         self.duration = duration; self.startSchedule = startSchedule; self.chargingRateUnit = chargingRateUnit
         self.chargingSchedulePeriod = chargingSchedulePeriod; self.minChargingRate = minChargingRate
     }
@@ -52,7 +57,9 @@ public struct InstalledProfile: Codable, Sendable, Equatable {
     public var connectorId: Int
     public var profile: ChargingProfile
     public var receivedAt: Int64
-    public init(connectorId: Int, profile: ChargingProfile, receivedAt: Int64) { self.connectorId = connectorId; self.profile = profile; self.receivedAt = receivedAt }
+    public init(connectorId: Int, profile: ChargingProfile, receivedAt: Int64) {
+        self.connectorId = connectorId; self.profile = profile; self.receivedAt = receivedAt
+    }
 }
 
 /// A limit in the profile's own unit.
@@ -191,7 +198,8 @@ public struct ProfileStore: Codable, Sendable, Equatable {
         // Same id, or same stack level and purpose on the same connector: the new one replaces it.
         let replaced: (InstalledProfile) -> Bool = {
             $0.profile.chargingProfileId == p.chargingProfileId
-                || ($0.connectorId == connectorId && $0.profile.stackLevel == p.stackLevel && $0.profile.chargingProfilePurpose == p.chargingProfilePurpose)
+                || ($0.connectorId == connectorId && $0.profile.stackLevel == p.stackLevel
+                    && $0.profile.chargingProfilePurpose == p.chargingProfilePurpose)
         }
         guard profiles.count(where: { !replaced($0) }) < Self.maxProfiles else {
             throw ProfileError(why: "\(Self.maxProfiles) profiles are installed already (clear some first)")

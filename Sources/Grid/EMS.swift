@@ -132,3 +132,33 @@ func fmtSeconds(_ d: TimeSpan) -> String {
     let s = Int(d.seconds.rounded())
     return s % 60 == 0 && s >= 60 ? "\(s / 60) min" : "\(s) s"
 }
+
+// The EMS's domain on the hub: what it reads and what a write does, pure of the Modbus transport
+// (GridInterfaces' EMSServer only carries the bytes).
+extension GridHub {
+    /// The holding or input image the EMS reads now.
+    public func emsImages(input: Bool) -> (EMSState?, [UInt16]) {
+        let s = state, o = observation, f = lastFeed
+        if input {
+            let kind = s.tou.kind(atSecondOfDay: s.clock.localSecondOfDay(o.at))
+            return (
+                s.ems, EMSRegisterMap.inputImage(ems: s.ems, touKind: kind, stationLimit: f.station, stationSource: f.stationSource, observation: o)
+            )
+        }
+        return (s.ems, s.ems.map { EMSRegisterMap.holdingImage($0) } ?? [])
+    }
+
+    /// Checks and applies one EMS write, atomically (all or nothing).
+    public func emsWrite(address: Int, values: [UInt16]) -> Result<[String], EMSRefusal> {
+        let now = observation.at
+        return with { s in
+            guard let ems = s.ems else { return .failure(EMSRefusal(code: .illegalFunction, why: "no EMS configured")) }
+            do {
+                let (next, changes) = try EMSRegisterMap.write(
+                    ems, address: address, values: values, gridConnection: s.gridConnection, ratings: s.ratings, now: now)
+                s.ems = next
+                return .success(changes)
+            } catch let e as EMSRefusal { return .failure(e) } catch { return .failure(EMSRefusal(code: .illegalDataValue, why: "\(error)")) }
+        }
+    }
+}

@@ -166,7 +166,9 @@ public enum EMSRegisterMap {
     public static var csv: String {
         var s = "name,table,address,words,gun_stride,unit,range,meaning\n"
         for f in fields {
-            s += [f.name, f.table.rawValue, String(f.address), String(f.words), String(f.stride), f.unit, quote(f.range), quote(f.meaning)].joined(separator: ",") + "\n"
+            s +=
+                [f.name, f.table.rawValue, String(f.address), String(f.words), String(f.stride), f.unit, quote(f.range), quote(f.meaning)].joined(
+                    separator: ",") + "\n"
         }
         return s
     }
@@ -222,6 +224,9 @@ public enum EMSRegisterMap {
         return img
     }
 
+    // Long: one write's checks, register by register in address order, on one copy of the state that is
+    // returned only whole (a refused write changes nothing); split, each part would pass the same copy and
+    // refusal along
     /// Applies a write of `values` at `address` to a copy of the state, checks the whole result, and only
     /// then returns it: a refused write changes nothing. `ratings` are the guns' rated powers.
     public static func write(_ s: EMSState, address: Int, values: [UInt16], gridConnection: Watts, ratings: [Watts],

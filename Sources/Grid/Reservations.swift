@@ -10,7 +10,8 @@ public struct ReserveNowReq: Codable, Sendable, Equatable {
     public var parentIdTag: String?
     public var reservationId: Int
     public init(connectorId: Int, expiryDate: String, idTag: String, parentIdTag: String? = nil, reservationId: Int) {
-        self.connectorId = connectorId; self.expiryDate = expiryDate; self.idTag = idTag; self.parentIdTag = parentIdTag; self.reservationId = reservationId
+        self.connectorId = connectorId; self.expiryDate = expiryDate; self.idTag = idTag; self.parentIdTag = parentIdTag;
+        self.reservationId = reservationId
     }
 }
 public enum ReservationStatus: String, Codable, Sendable { case Accepted, Faulted, Occupied, Rejected, Unavailable }

@@ -106,7 +106,9 @@ public enum VINDecision: Sendable, Equatable {
     case refuse(tag: String?, why: String)
     case ask(tag: String)
 
-    public static func decide(_ reading: VINReading, local: LocalAuthorization, atMillis: Int64, online: Bool, settings s: OCPPSettings) -> VINDecision {
+    public static func decide(_ reading: VINReading, local: LocalAuthorization, atMillis: Int64, online: Bool, settings s: OCPPSettings)
+        -> VINDecision
+    {
         let vin: String
         switch reading {
         case .absent: return .refuse(tag: nil, why: "the car sent no VIN (short BRM)")

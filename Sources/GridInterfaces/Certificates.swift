@@ -400,7 +400,9 @@ final class CertificateStore {
         if let why = leaf.verify(roots: roots, intermediates: Array(chain.dropFirst())) {
             return .failure(CertificateProblem("\(leaf.subject): \(why)"))
         }
-        if let why = Crypto.writePrivately(Array(chain.map(\.pem).joined().utf8), to: certificatePath + ".new") { return .failure(CertificateProblem(why)) }
+        if let why = Crypto.writePrivately(Array(chain.map(\.pem).joined().utf8), to: certificatePath + ".new") {
+            return .failure(CertificateProblem(why))
+        }
         // The key first, then the certificate: a crash between them leaves a key without its
         // certificate, which the TLS setup refuses (never a certificate with another key).
         guard rename(pendingKeyPath, keyPath) == 0, rename(certificatePath + ".new", certificatePath) == 0 else {

@@ -131,6 +131,8 @@ public final class EMSServer: @unchecked Sendable {
 
     static func nowNanos() -> Int64 { monotonicNanos() }
 
+    // Long: the server thread's one poll loop (accept, read, answer, evict), whose per-client state every step
+    // shares
     func serve() {
         var clients: [Client] = []
         let query = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(MODBUS_TCP_MAX_ADU_LENGTH))
@@ -192,7 +194,9 @@ public final class EMSServer: @unchecked Sendable {
                 if fds[0].revents & Int16(POLLIN) != 0 {
                     for c in acceptAll(now: now) {
                         if clients.count >= maxClients {
-                            let victim = clients.indices.filter { c.privileged || !clients[$0].privileged }.min { clients[$0].lastActivity < clients[$1].lastActivity }
+                            let victim = clients.indices.filter { c.privileged || !clients[$0].privileged }.min {
+                                clients[$0].lastActivity < clients[$1].lastActivity
+                            }
                             guard let v = victim else {
                                 refusedConnections.add(1, ordering: .relaxed)
                                 hub.log("ems-client", "EMS client \(c.peer) refused: all \(maxClients) slots held by allow-listed clients")
@@ -301,31 +305,6 @@ public final class EMSServer: @unchecked Sendable {
                 applied.add(1, ordering: .relaxed)
                 for c in changes { hub.log("ems-write", "EMS \(peer): \(c)") }
             }
-        }
-    }
-}
-
-extension GridHub {
-    /// The holding or input image the EMS reads now.
-    public func emsImages(input: Bool) -> (EMSState?, [UInt16]) {
-        let s = state, o = observation, f = lastFeed
-        if input {
-            let kind = s.tou.kind(atSecondOfDay: s.clock.localSecondOfDay(o.at))
-            return (s.ems, EMSRegisterMap.inputImage(ems: s.ems, touKind: kind, stationLimit: f.station, stationSource: f.stationSource, observation: o))
-        }
-        return (s.ems, s.ems.map { EMSRegisterMap.holdingImage($0) } ?? [])
-    }
-
-    /// Checks and applies one EMS write, atomically (all or nothing).
-    public func emsWrite(address: Int, values: [UInt16]) -> Result<[String], EMSRefusal> {
-        let now = observation.at
-        return with { s in
-            guard let ems = s.ems else { return .failure(EMSRefusal(code: .illegalFunction, why: "no EMS configured")) }
-            do {
-                let (next, changes) = try EMSRegisterMap.write(ems, address: address, values: values, gridConnection: s.gridConnection, ratings: s.ratings, now: now)
-                s.ems = next
-                return .success(changes)
-            } catch let e as EMSRefusal { return .failure(e) } catch { return .failure(EMSRefusal(code: .illegalDataValue, why: "\(error)")) }
         }
     }
 }

@@ -163,7 +163,8 @@ public enum FileTransfer {
             if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
                 body = .chunked
             } else if let text = lengths.first {
-                guard lengths.count == 1, !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(text) else {
+                guard lengths.count == 1, !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(text)
+                else {
                     throw TransferError("\(what): a Content-Length that does not read: '\(lengths.sorted().joined(separator: ", ").prefix(60))'")
                 }
                 guard n <= maxBody else { throw TransferError("\(what): \(n) bytes, over the \(maxBody) allowed") }

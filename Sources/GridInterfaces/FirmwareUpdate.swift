@@ -106,7 +106,9 @@ extension OCPPClient {
         firmwareEvents.withLock { if said { $0.queue.append(e) }; $0.last = e }
         hub.log("ocpp", "firmware: \(s.rawValue): \(log)")
     }
-    static let unsignedStatuses: Set<FirmwareStatus> = [.Downloaded, .DownloadFailed, .Downloading, .Idle, .InstallationFailed, .Installing, .Installed]
+    static let unsignedStatuses: Set<FirmwareStatus> = [
+        .Downloaded, .DownloadFailed, .Downloading, .Idle, .InstallationFailed, .Installing, .Installed,
+    ]
 
     /// UpdateFirmware: the job is kept (a pending one replaced) and answered at once; nothing happens
     /// before the retrieve date.
@@ -125,7 +127,9 @@ extension OCPPClient {
     /// SignedUpdateFirmware (whitepaper ed. 2, §4.3): the signing certificate must chain to a manufacturer
     /// root (`manufacturerRoots`; InvalidCertificate and a security event if not); a running download
     /// cannot be taken back (Rejected); an update waiting or downloaded is replaced (AcceptedCanceled).
-    func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?, tries: TransferRetries) -> UpdateFirmwareStatus {
+    func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?, tries: TransferRetries)
+        -> UpdateFirmwareStatus
+    {
         guard let signer = X509Certificate.all(pem: r.firmware.signingCertificate)?.first else {
             securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): the signing certificate is not PEM")
             return .InvalidCertificate
@@ -310,7 +314,9 @@ extension OCPPClient {
         if access(file, X_OK) != 0 { why = "\(file) is gone or not executable" }
         if why == nil {
             var buf = [UInt8](repeating: 0, count: 4096)
-            let n = buf.withUnsafeMutableBufferPointer { b in b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink(current, $0, b.count - 1) } }
+            let n = buf.withUnsafeMutableBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink(current, $0, b.count - 1) }
+            }
             if n > 0 {
                 unlink(previous + ".new")
                 if symlink(String(decoding: buf.prefix(n), as: UTF8.self), previous + ".new") != 0 || rename(previous + ".new", previous) != 0 {

@@ -546,7 +546,11 @@ public final class OCPPClient: @unchecked Sendable {
             let used = reservations.on(gun: g) != nil && reservations.admits(tag, parent: knownParent(tag), gun: g) ? reservations.use(gun: g) : nil
             if let used { saveReservations(); hub.log("ocpp", "reservation #\(used.id) used on connector \(g + 1)") }
             transactionData[g] = settings.stopTxnSampledData.isEmpty ? []
-                : [MeterValue(timestamp: Timestamp.format(startMs), sampledValue: samples(connector: g + 1, settings.stopTxnSampledData, context: "Transaction.Begin"))]
+                : [
+                    MeterValue(
+                        timestamp: Timestamp.format(startMs),
+                        sampledValue: samples(connector: g + 1, settings.stopTxnSampledData, context: "Transaction.Begin"))
+                ]
             var startReq = StartTransactionReq(connectorId: g + 1, idTag: tag, meterStart: Int(e.meterEnergy.value.rounded(.down)),
                                                timestamp: Timestamp.format(startMs))
             startReq.reservationId = used?.id
@@ -758,17 +762,27 @@ public final class OCPPClient: @unchecked Sendable {
             // The transaction's id when the central system has issued it (a local reference is not sent).
             let tx = k > 0 ? txRef[k - 1].flatMap { $0 > 0 ? $0 : queue.resolved[String($0)] } : nil
             let values = samples(connector: k, settings.meterValuesSampledData, context: "Trigger")
-            try call(ws, .MeterValues, MeterValuesReq(connectorId: k, transactionId: tx, meterValue: [MeterValue(timestamp: timestamp, sampledValue: values)]))
+            try call(
+                ws, .MeterValues,
+                MeterValuesReq(connectorId: k, transactionId: tx, meterValue: [MeterValue(timestamp: timestamp, sampledValue: values)]))
         case .DiagnosticsStatusNotification:
             // Uploading while an upload runs, Idle otherwise (§4.4).
-            try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: diagnosticsRunning.load(ordering: .acquiring) ? .Uploading : .Idle))
+            try call(
+                ws, .DiagnosticsStatusNotification,
+                DiagnosticsStatusNotificationReq(status: diagnosticsRunning.load(ordering: .acquiring) ? .Uploading : .Idle))
         case .FirmwareStatusNotification:
             // The step an update is at, Idle when none is in hand (§4.5); extended: the signed update's
             // step and request (whitepaper ed. 2, §4.2), TriggerMessage: only 1.6's steps.
             let busy = firmwareJob != nil || firmwareBusy.load(ordering: .acquiring)
             let last = busy ? firmwareEvents.withLock { $0.last } : FirmwareEvent(status: .Idle, requestId: nil)
-            if extended { try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: last.status, requestId: last.requestId)) }
-            else { try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: Self.unsignedStatuses.contains(last.status) ? last.status : .Idle)) }
+            if extended {
+                try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: last.status, requestId: last.requestId))
+            }
+            else {
+                try call(
+                    ws, .FirmwareStatusNotification,
+                    FirmwareStatusNotificationReq(status: Self.unsignedStatuses.contains(last.status) ? last.status : .Idle))
+            }
         case .LogStatusNotification:
             // Uploading with its request while a GetLog upload runs, Idle otherwise.
             let r = logRequest.withLock { $0 }
@@ -812,7 +826,8 @@ public final class OCPPClient: @unchecked Sendable {
     /// when online.
     func meterValuesIfDue() {
         for g in 0..<gunCount {
-            guard let ref = txRef[g], observation.guns.count > g, meterInterval.micros > 0, monotonic() - lastMeter[g] >= meterInterval.seconds / max(1, speedFactor),
+            guard let ref = txRef[g], observation.guns.count > g, meterInterval.micros > 0,
+                monotonic() - lastMeter[g] >= meterInterval.seconds / max(1, speedFactor),
                   !settings.meterValuesSampledData.isEmpty else { continue }
             lastMeter[g] = monotonic()
             enqueue(.MeterValues, MeterValuesReq(connectorId: g + 1, transactionId: ref, meterValue: [
@@ -839,7 +854,8 @@ public final class OCPPClient: @unchecked Sendable {
         }
         if !settings.stopTxnAlignedData.isEmpty {
             for g in 0..<gunCount where txRef[g] != nil && transactionData[g].count < 100 {
-                transactionData[g].append(MeterValue(timestamp: at, sampledValue: samples(connector: g + 1, settings.stopTxnAlignedData, context: "Sample.Clock")))
+                transactionData[g].append(
+                    MeterValue(timestamp: at, sampledValue: samples(connector: g + 1, settings.stopTxnAlignedData, context: "Sample.Clock")))
             }
         }
     }
@@ -931,7 +947,9 @@ public final class OCPPClient: @unchecked Sendable {
             return
         }
         if let e = firmwareEvents.withLock({ $0.queue.isEmpty ? nil : $0.queue.removeFirst() }) {
-            if e.requestId != nil { try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: e.status, requestId: e.requestId)) }
+            if e.requestId != nil {
+                try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: e.status, requestId: e.requestId))
+            }
             else { try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: e.status)) }
             return
         }
@@ -993,7 +1011,9 @@ public final class OCPPClient: @unchecked Sendable {
         return (action, payload)
     }
 
-    func call(_ ws: WebSocketConnection, _ action: OCPPAction, _ payload: some Encodable, queued: UInt64? = nil, gun: Int? = nil) throws(WebSocketError) {
+    func call(_ ws: WebSocketConnection, _ action: OCPPAction, _ payload: some Encodable, queued: UInt64? = nil, gun: Int? = nil)
+        throws(WebSocketError)
+    {
         let id = String(nextCallId)
         nextCallId += 1
         guard let text = OCPPFrame.call(id: id, action: action, payload: payload) else { return }

@@ -164,6 +164,7 @@ extension OCPPClient {
 
     // MARK: calls from the central system
 
+    // Long: one case per OCPP action the charge point answers (the dispatch table)
     func incoming(_ id: String, _ name: String, _ payload: JSONValue) {
         guard let action = OCPPAction(rawValue: name) else {
             return replyError(id, .NotImplemented, "\(name) is not an OCPP 1.6 action")
@@ -250,7 +251,9 @@ extension OCPPClient {
         case .Reset: if let r = typed(ResetReq.self) { reply(id, StatusConf(reset(r))) }
         case .UnlockConnector: if let r = typed(UnlockConnectorReq.self) { unlock(id, r) }
         case .ExtendedTriggerMessage:
-            if let r = typed(ExtendedTriggerMessageReq.self) { reply(id, StatusConf(trigger(TriggerMessageReq(requestedMessage: r.requestedMessage, connectorId: r.connectorId), extended: true))) }
+            if let r = typed(ExtendedTriggerMessageReq.self) {
+                reply(id, StatusConf(trigger(TriggerMessageReq(requestedMessage: r.requestedMessage, connectorId: r.connectorId), extended: true)))
+            }
         case .InstallCertificate, .GetInstalledCertificateIds, .DeleteCertificate, .CertificateSigned, .SignedUpdateFirmware, .GetLog:
             securityCall(id, action, payload)
         default: replyError(id, .NotSupported, "\(name) is not supported by this charge point")
@@ -345,9 +348,13 @@ extension OCPPClient {
         if let c = r.connectorId, c < 0 || c > gunCount { return .Rejected }
         switch r.requestedMessage {
         case .StatusNotification:
-            for c in r.connectorId.map({ [$0] }) ?? Array(0...gunCount) { triggers.append(Trigger(message: .StatusNotification, connector: c, extended: extended)) }
+            for c in r.connectorId.map({ [$0] }) ?? Array(0...gunCount) {
+                triggers.append(Trigger(message: .StatusNotification, connector: c, extended: extended))
+            }
         case .MeterValues:
-            for c in r.connectorId.map({ [$0] }) ?? Array(1...max(1, gunCount)) { triggers.append(Trigger(message: .MeterValues, connector: c, extended: extended)) }
+            for c in r.connectorId.map({ [$0] }) ?? Array(1...max(1, gunCount)) {
+                triggers.append(Trigger(message: .MeterValues, connector: c, extended: extended))
+            }
         case .SignChargePointCertificate:
             guard certificates != nil else {
                 hub.log("ocpp", "\(name) SignChargePointCertificate rejected: no certificate store (no state_dir)")
@@ -553,7 +560,7 @@ extension OCPPClient {
         let start = Timestamp.format(from)
         return GetCompositeScheduleConf(status: .Accepted, connectorId: c, scheduleStart: start,
                                         chargingSchedule: ChargingSchedule(duration: r.duration, startSchedule: start, chargingRateUnit: unit,
-                                                                           chargingSchedulePeriod: periods.map { SchedulePeriod(startPeriod: $0.startPeriod, limit: $0.limit) }))
+                chargingSchedulePeriod: periods.map { SchedulePeriod(startPeriod: $0.startPeriod, limit: $0.limit) }))
     }
 
     /// ChangeConfiguration (§5.3): a key this charge point does not have is NotSupported, a read-only one

@@ -168,7 +168,8 @@ extension OCPPClient {
         }
         switch action {
         case .InstallCertificate:
-            guard let r: InstallCertificateReq = decoded(id, name, payload), !tooLong("certificate", r.certificate, SecurityFieldLimits.certificate) else { return }
+            guard let r: InstallCertificateReq = decoded(id, name, payload), !tooLong("certificate", r.certificate, SecurityFieldLimits.certificate)
+            else { return }
             guard let store = certificates else {
                 hub.log("ocpp", "InstallCertificate Failed: no certificate store (no state_dir)")
                 return reply(id, StatusConf(CertificateStatus.Failed))

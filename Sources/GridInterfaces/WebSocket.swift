@@ -227,7 +227,11 @@ public final class WebSocketConnection {
             guard Date() < deadline else { throw WebSocketError("no HTTP upgrade answer from \(peer)") }
             _ = try fill(timeoutMs: 200)
             if inbox.count > 16_384 { throw WebSocketError("HTTP upgrade answer from \(peer) too long") }
-            if inbox.count >= 4 { for i in 0...(inbox.count - 4) where inbox[i] == 13 && inbox[i + 1] == 10 && inbox[i + 2] == 13 && inbox[i + 3] == 10 { headerEnd = i; break } }
+            if inbox.count >= 4 {
+                for i in 0...(inbox.count - 4) where inbox[i] == 13 && inbox[i + 1] == 10 && inbox[i + 2] == 13 && inbox[i + 3] == 10 {
+                    headerEnd = i; break
+                }
+            }
         }
         let text = String(decoding: inbox[0..<headerEnd!], as: UTF8.self)
         inbox.removeFirst(headerEnd! + 4)

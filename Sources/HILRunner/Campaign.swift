@@ -22,7 +22,9 @@ public struct SeededRandom {
         return z ^ (z >> 31)
     }
     public mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.upperBound - r.lowerBound + 1)) }
-    public mutating func double(_ r: ClosedRange<Double>) -> Double { r.lowerBound + Double(next() >> 11) / Double(1 << 53) * (r.upperBound - r.lowerBound) }
+    public mutating func double(_ r: ClosedRange<Double>) -> Double {
+        r.lowerBound + Double(next() >> 11) / Double(1 << 53) * (r.upperBound - r.lowerBound)
+    }
     public mutating func pick<T>(_ a: [T]) -> T { a[int(0...(a.count - 1))] }
     public mutating func chance(_ p: Double) -> Bool { double(0...1) < p }
 }

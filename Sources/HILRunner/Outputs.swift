@@ -39,6 +39,7 @@ public enum ScenarioOutputs {
         return s + "</testsuites>\n"
     }
 
+    // Long: one SVG document written top to bottom (axes, traces, markers, legend), sharing its scales
     /// One page per scenario, every gun on it. Panels sharing the time axis: the station's power against
     /// the limit it is held to (grid connection or setpoint); each gun's power with its active limit
     /// dashed; voltage; current; SOC. Under them one state lane per gun (a coloured band per session
@@ -79,7 +80,11 @@ public enum ScenarioOutputs {
         func perGun(_ f: (TraceRow) -> Double?) -> [(String, Bool, [(Double, Double)])] {
             guns.map { g in (gunColor(g), false, r.trace.filter { $0.gun == g }.compactMap { row in f(row).map { (row.t, $0) } }) }
         }
-        panels.append(("power", "kW", nil, perGun { $0.powerKW } + guns.map { g in (gunColor(g), true, r.trace.filter { $0.gun == g }.map { ($0.t, $0.limitKW) }) }))
+        panels.append(
+            (
+                "power", "kW", nil,
+                perGun { $0.powerKW } + guns.map { g in (gunColor(g), true, r.trace.filter { $0.gun == g }.map { ($0.t, $0.limitKW) }) }
+            ))
         panels.append(("voltage", "V", nil, perGun { $0.vehicleVoltage }))
         panels.append(("current", "A", nil, perGun { $0.current }))
         panels.append(("SOC", "%", 100, perGun { $0.soc.isNaN ? nil : $0.soc }))

@@ -27,7 +27,10 @@ public struct ScenarioAuthorization: Sendable {
             if decided[g] == nil, phase == .identification, let brm = sim.inputs.guns[g].vehicle.brm,
                brm.at >= sim.state.sessions[g].phaseSince {
                 let online = centralSystem == .silent
-                switch VINDecision.decide(VINReading(brm.message.vin), local: local, atMillis: 0, online: online, settings: OCPPSettings(heartbeatInterval: 300, meterValueSampleInterval: 60, connectionTimeOut: 60)) {
+                switch VINDecision.decide(
+                    VINReading(brm.message.vin), local: local, atMillis: 0, online: online,
+                    settings: OCPPSettings(heartbeatInterval: 300, meterValueSampleInterval: 60, connectionTimeOut: 60))
+                {
                 case .accept: decided[g] = .accepted
                 case .refuse: decided[g] = fallback ? .refusedFallBack : .refused
                 case .ask: decided[g] = fallback ? .pendingFallBack : .pending       // the central system never answers

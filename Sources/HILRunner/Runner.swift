@@ -152,7 +152,8 @@ struct ScenarioObserver {
 
     /// The power and energy windows of one gun (nil: the station) this cycle.
     mutating func recordWindows(gun g: Int?, power: Watts, now: Instant) {
-        for i in powerWindows.indices where powerWindows[i].gun == g && (powerWindows[i].from.map { now >= $0 } ?? true) && (powerWindows[i].until.map { now < $0 } ?? true) {
+        for i in powerWindows.indices
+        where powerWindows[i].gun == g && (powerWindows[i].from.map { now >= $0 } ?? true) && (powerWindows[i].until.map { now < $0 } ?? true) {
             if power > powerWindows[i].peak { powerWindows[i].peak = power }
         }
         for i in energyWindows.indices where energyWindows[i].gun == g {
@@ -164,12 +165,14 @@ struct ScenarioObserver {
 
     /// The current and voltage watches and the V2G departures of gun `g` this cycle.
     mutating func recordWatches(_ s: Simulation, gun g: Int, current: Amps, chargerSide: Volts, now: Instant) {
-        for i in currentWatch.indices where currentWatch[i].gun == g && now >= currentWatch[i].after && (currentWatch[i].until.map { now <= $0 } ?? true) {
+        for i in currentWatch.indices
+        where currentWatch[i].gun == g && now >= currentWatch[i].after && (currentWatch[i].until.map { now <= $0 } ?? true) {
             if currentWatch[i].reachedAt == nil {
                 if current <= currentWatch[i].max { currentWatch[i].reachedAt = now }
             } else if current.value > currentWatch[i].worst { currentWatch[i].worst = current.value; currentWatch[i].worstAt = now.seconds }
         }
-        for i in voltageWatch.indices where voltageWatch[i].gun == g && now >= voltageWatch[i].after && (voltageWatch[i].until.map { now <= $0 } ?? true) {
+        for i in voltageWatch.indices
+        where voltageWatch[i].gun == g && now >= voltageWatch[i].after && (voltageWatch[i].until.map { now <= $0 } ?? true) {
             if voltageWatch[i].reachedAt == nil {
                 if chargerSide <= voltageWatch[i].max { voltageWatch[i].reachedAt = now }
             } else if chargerSide.value > voltageWatch[i].worst { voltageWatch[i].worst = chargerSide.value; voltageWatch[i].worstAt = now.seconds }
@@ -194,7 +197,9 @@ struct ScenarioObserver {
             let pg = s.plant.guns[g]
             let o = s.outputs.guns[g]
             let st = s.status(gun: g)
-            trace.append(TraceRow(t: now.seconds, gun: g, phase: s.phase(g), vehicleVoltage: pg.vehicleSide.value, chargerVoltage: pg.chargerSide.value,
+            trace.append(
+                TraceRow(
+                    t: now.seconds, gun: g, phase: s.phase(g), vehicleVoltage: pg.vehicleSide.value, chargerVoltage: pg.chargerSide.value,
                                   current: pg.current.value, powerKW: (pg.vehicleSide * pg.current).kilowatts, limitKW: o.powerLimit.kilowatts,
                                   binding: o.binding, soc: st.soc, gunTemperature: st.gunTemperature.value,
                                   faults: st.faults.codes.map(\.name).joined(separator: "|")))
@@ -324,7 +329,9 @@ public enum ScenarioRunner {
             let peak = rec.powerWindows.first { $0.gun == g && $0.from == from && $0.until == until }?.peak ?? .zero
             return v(peak <= max, "peak \(fmt(peak.kilowatts, 2)) kW")
         case .energyShare(let g, let from, let until, let lo, let hi):
-            guard let w = rec.energyWindows.first(where: { $0.gun == g && $0.from == from && $0.until == until }), w.total > 0 else { return v(false, "no energy delivered") }
+            guard let w = rec.energyWindows.first(where: { $0.gun == g && $0.from == from && $0.until == until }), w.total > 0 else {
+                return v(false, "no energy delivered")
+            }
             let share = w.inside / w.total
             var ok = true
             if let lo, share < lo { ok = false }

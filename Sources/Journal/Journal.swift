@@ -212,7 +212,9 @@ public final class Journal: Sendable {
                     torn = scan.badBytes
                     let tfd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
                     defer { if tfd >= 0 { close(tfd) } }
-                    guard tfd >= 0, ftruncate(tfd, off_t(scan.goodBytes)) == 0 else { throw JournalError("cannot cut the torn tail", path: path, errno: Errno(rawValue: errno)) }
+                    guard tfd >= 0, ftruncate(tfd, off_t(scan.goodBytes)) == 0 else {
+                        throw JournalError("cannot cut the torn tail", path: path, errno: Errno(rawValue: errno))
+                    }
                 }
             }
             latchedAtStart = st.ledger.outstanding

@@ -218,7 +218,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         }
         func session() -> SessionNote? {
             f.gun.map {
-                var n = SessionNote(gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet)
+                var n = SessionNote(
+                    gun: $0, energyKWh: f.energyKWh, soc: f.soc, stopReason: f.stopReason, exportKWh: f.exportKWh, departureMet: f.departureMet)
                 n.chargerKWh = f.chargerKWh; n.deviationPercent = f.deviationPercent; n.startKWh = f.startKWh
                 n.method = f.method; n.identity = f.identity
                 return n

@@ -54,7 +54,8 @@ public struct ServiceReport: Sendable {
         func cut(_ why: String) {
             for g in open.keys.sorted() {
                 let (e, n) = open[g]!
-                sessions.append(Session(boot: e.boot, gun: g, startWall: e.wall, minutes: nil, energyKWh: nil, socStart: n.soc, socEnd: nil, ended: why))
+                sessions.append(
+                    Session(boot: e.boot, gun: g, startWall: e.wall, minutes: nil, energyKWh: nil, socStart: n.soc, socEnd: nil, ended: why))
             }
             open.removeAll()
         }
@@ -74,7 +75,10 @@ public struct ServiceReport: Sendable {
                 byCode[f.code] = c
             case .sessionStart(let n):
                 if let (e0, n0) = open.removeValue(forKey: n.gun) {
-                    sessions.append(Session(boot: e0.boot, gun: n.gun, startWall: e0.wall, minutes: nil, energyKWh: nil, socStart: n0.soc, socEnd: nil, ended: "cut short"))
+                    sessions.append(
+                        Session(
+                            boot: e0.boot, gun: n.gun, startWall: e0.wall, minutes: nil, energyKWh: nil, socStart: n0.soc, socEnd: nil,
+                            ended: "cut short"))
                 }
                 open[n.gun] = (e, n)
             case .sessionEnd(let n):

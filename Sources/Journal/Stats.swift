@@ -108,6 +108,8 @@ public struct OperatorStats: Sendable, Equatable {
         return .success((n, "no boot record states the gun count (a journal written before it did): \(n) gun\(n == 1 ? "" : "s") from the records; --guns N to say"))
     }
 
+    // Long: one pass over the records, boot by boot, whose running state (open sessions, latched faults,
+    // out-of-service spans) every figure shares
     /// Computes the figures for `guns` guns from the records, oldest first. Faults still latched when a boot
     /// ends count until that boot's last record (a restart clears the core's latches).
     public init(entries: [JournalEntry], guns: Int) {
@@ -247,7 +249,8 @@ public struct OperatorStats: Sendable, Equatable {
     /// The figures as one JSON object (keys sorted; `successRate` null with no session).
     public var json: String {
         struct Figures: Encodable {
-            var coveredSeconds: Double, sessionsStarted: Int, sessionsSucceeded: Int, sessionsInProgress: Int, energyKWh: Double, faults: Int, boots: Int
+            var coveredSeconds: Double, sessionsStarted: Int, sessionsSucceeded: Int, sessionsInProgress: Int, energyKWh: Double, faults: Int,
+                boots: Int
             var availability: [String: Double]
             var outOfServiceSeconds: [String: Double]
             var successRate: Double?
@@ -281,7 +284,9 @@ public struct OperatorStats: Sendable, Equatable {
         var av: [String: Double] = [:]
         var off: [String: Double] = [:]
         for g in faultedSeconds.keys { av["gun\(g)"] = availability(gun: g); off["gun\(g)"] = outOfServiceSeconds[g] ?? 0 }
-        let f = Figures(coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded, sessionsInProgress: sessionsInProgress,
+        let f = Figures(
+            coveredSeconds: coveredSeconds, sessionsStarted: sessionsStarted, sessionsSucceeded: sessionsSucceeded,
+            sessionsInProgress: sessionsInProgress,
                         energyKWh: energyKWh, faults: faults, boots: boots, availability: av, outOfServiceSeconds: off, successRate: successRate,
                         exportedKWh: exportedKWh, sessionsWithPlan: sessionsWithPlan, departuresMet: departuresMet, departureShare: departureShare,
                         meteringChecked: meteringChecked, meanDeviationPercent: meanDeviationPercent, worstDeviationPercent: worstDeviationPercent,

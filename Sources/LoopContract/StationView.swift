@@ -90,7 +90,11 @@ public struct StationView: Sendable, BitwiseCopyable {
     public var cycles: UInt64 = 0
     public var gunCount = 0
     public var moduleCount = 0
-    public var guns = GunArray<GunSnapshot>(repeating: GunSnapshot(status: GunStatus(gun: 0, at: .zero, phase: .unplugged, voltage: .zero, current: .zero, powerLimit: .zero, binding: .none, soc: .nan, gunTemperature: Celsius(25), faults: FaultSet())))
+    public var guns = GunArray<GunSnapshot>(
+        repeating: GunSnapshot(
+            status: GunStatus(
+                gun: 0, at: .zero, phase: .unplugged, voltage: .zero, current: .zero, powerLimit: .zero, binding: .none, soc: .nan,
+                gunTemperature: Celsius(25), faults: FaultSet())))
     public var modules = ModuleArray<ModuleSnapshot>(repeating: ModuleSnapshot())
     public var gridLimit: Watts = .zero
     public var stationSetpoint: Watts? = nil

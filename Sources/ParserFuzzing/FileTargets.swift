@@ -100,7 +100,8 @@ extension FuzzTargets {
     static func firmwarePackage(_ data: [UInt8]) {
         guard case .success(let p) = FirmwarePackage.read(data, digest: sha256Hex) else { return }
         require(p.sha256 == sha256Hex(p.payload), "the digest is the payload's")
-        require(FirmwarePackage.read(FirmwarePackage.pack(version: p.version, payload: p.payload, sha256: p.sha256), digest: sha256Hex) == .success(p),
+        require(
+            FirmwarePackage.read(FirmwarePackage.pack(version: p.version, payload: p.payload, sha256: p.sha256), digest: sha256Hex) == .success(p),
                 "a package read packs again to one that reads the same")
     }
 

@@ -56,7 +56,9 @@ extension FuzzTargets {
         case .SetChargingProfile:
             guard let r = try? payload.decode(SetChargingProfileReq.self) else { return }
             var store = ProfileStore()
-            guard (try? store.install(r.csChargingProfiles, connectorId: r.connectorId, connectors: 2, activeTransaction: 7, at: now)) != nil else { return }
+            guard (try? store.install(r.csChargingProfiles, connectorId: r.connectorId, connectors: 2, activeTransaction: 7, at: now)) != nil else {
+                return
+            }
             for c in 0...2 {
                 for dt: Int64 in [0, 1_000, 3_600_000, 86_400_000, 8 * 86_400_000] {
                     for purpose in [ProfilePurpose.ChargePointMaxProfile, .TxDefaultProfile, .TxProfile] {
@@ -152,7 +154,9 @@ extension FuzzTargets {
             case .failure(let r): require(!r.why.isEmpty, "a refusal says why")
             case .success(.read(let input, let address, let count)):
                 require((1...125).contains(count) && (0...65_535).contains(address), "read within Modbus's ranges")
-                _ = input ? EMSRegisterMap.inputImage(ems: ems, touKind: nil, stationLimit: nil, stationSource: .none, observation: StationObservation())
+                _ =
+                    input
+                    ? EMSRegisterMap.inputImage(ems: ems, touKind: nil, stationLimit: nil, stationSource: .none, observation: StationObservation())
                           : EMSRegisterMap.holdingImage(ems)
             case .success(.write(let address, let values)):
                 let before = ems

@@ -231,6 +231,9 @@ public final class Plant {
         }
     }
 
+    // Long: one gun's physics for one tick in causal order (contactors and lock, the modules' and the car's
+    // current, meter, connector temperature, IMD, RCD, BMS), on the gun's storage in place; split, each part
+    // would take the same in-place storage and parameters
     /// One gun's physics, on the gun's storage in place.
     private static func advanceGun(_ gun: inout SimGun, _ g: Int, _ h: Double, _ modules: UnsafeMutableBufferPointer<SimModule>,
                                    now: Instant, params: PlantParameters, gun gs: GunSpec, moduleSpecs: [ModuleSpec]) {

@@ -127,6 +127,8 @@ public enum SiteLoader {
         try parse(try BoardLoader.readText(path).0, file: path, board: board)
     }
 
+    // Long: a site file's tables read in file order, each key's error naming file and key; the cross-checks
+    // between tables need them all in scope
     public static func parse(_ text: String, file: String, board: Board) throws(BoardFileError) -> SiteConfig {
         let r = Reader(file: file)
         let top = try BoardLoader.topSection(text, file: file)

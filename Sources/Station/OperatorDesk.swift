@@ -99,7 +99,8 @@ package final class OperatorDesk {
     }
 
     /// Starts the console (if one was asked for) on the loop's view and command queue.
-    package func attach(view: TripleBuffer<StationView>, commands: SPSCQueue<OperatorCommand>, rt: @escaping () -> String, comm: @escaping () -> String,
+    package func attach(
+        view: TripleBuffer<StationView>, commands: SPSCQueue<OperatorCommand>, rt: @escaping () -> String, comm: @escaping () -> String,
                 moduleComm: ((Int) -> String)? = nil, grid: (() -> String)? = nil, can: (() -> String)? = nil) {
         guard let choice = consoleChoice else { return }
         let port: ConsolePort
@@ -109,10 +110,13 @@ package final class OperatorDesk {
             case "stdin": port = ConsolePort.standardIO()
             case "board":
                 guard let c = board.console else { fail("--console board: board '\(board.name)' has no [console] section (use pty, stdin or a device path)") }
-                port = try ConsolePort.uart(path: c.device, baud: c.baud, parity: SerialParity(rawValue: c.parity) ?? .none, stopBits: c.stopBits, rtsCts: c.rtsCts)
+                port = try ConsolePort.uart(
+                    path: c.device, baud: c.baud, parity: SerialParity(rawValue: c.parity) ?? .none, stopBits: c.stopBits, rtsCts: c.rtsCts)
             default:
                 let c = board.console
-                port = try ConsolePort.uart(path: choice, baud: c?.baud ?? 115_200, parity: SerialParity(rawValue: c?.parity ?? "N") ?? .none, stopBits: c?.stopBits ?? 1, rtsCts: c?.rtsCts ?? false)
+                port = try ConsolePort.uart(
+                    path: choice, baud: c?.baud ?? 115_200, parity: SerialParity(rawValue: c?.parity ?? "N") ?? .none, stopBits: c?.stopBits ?? 1,
+                    rtsCts: c?.rtsCts ?? false)
             }
         } catch { fail("\(error)") }
         var ctx = ConsoleContext(view: { view.read() }, send: { commands.push($0) }, journal: journal, credentials: credentials,

@@ -74,7 +74,8 @@ package struct RealBoardRun {
         let drivers = field.drivers(spec: spec, clock: clock, relays: front)
         let can = openCANLinks(board: board, clock: clock, logPath: canLog, desk: desk,
                                cleanup: { front.makeSafe(); watchdog?.disarm(); analog?.stop(); field.stop() })
-        let vehicle: any VehicleLink = can.map { RoutedVehicleLink(can: $0, fallback: NoVehicleLink(), guns: spec.gunCount, mirrorToFallback: false) } ?? NoVehicleLink()
+        let vehicle: any VehicleLink =
+            can.map { RoutedVehicleLink(can: $0, fallback: NoVehicleLink(), guns: spec.gunCount, mirrorToFallback: false) } ?? NoVehicleLink()
         // Armed last, just before the loop that kicks it: the setup above (the first readings, the CAN
         // links) takes what it takes on a slow or loaded board, and none of it may eat into the timeout.
         if let w = board.watchdog {
@@ -83,8 +84,9 @@ package struct RealBoardRun {
                 fail("board '\(board.name)' (\(board.path)): \(error)")
             }
         }
-        let devices = BoardDevices(frontEnd: RealFrontEnd(gpio: front, analog: analog), signals: front, modules: drivers.modules, meter: drivers.meter, imd: drivers.imd,
-                                   vehicle: vehicle)
+        let devices = BoardDevices(
+            frontEnd: RealFrontEnd(gpio: front, analog: analog), signals: front, modules: drivers.modules, meter: drivers.meter,
+            imd: drivers.imd, vehicle: vehicle)
         let period = board.loopSettings.periodNanos
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
         let loop = HardwareLoop(spec: spec, devices: devices, clock: clock, statusEvery: statusEvery,
@@ -128,23 +130,22 @@ package struct RealBoardRun {
         grid?.shutdown()
         desk.shutdown(at: clock.now)
         field.stop()
-        for g in 0..<spec.gunCount { print(loop.status(gun: g).line) }
+        report(loop: loop, field: field, can: can, analog: analog, executive: executive)
+        tally.printFaults()
+        return tally.finish(board: board.name, loop: loop, duration: clock.now.seconds, timedOut: timedOut, sessions: sessions, json: json)
+    }
+
+    /// What the technician reads after the run: each gun's last status, the field bus's, GPIO's, the car
+    /// links' and the analog inputs' counters, the loop's timing.
+    func report(loop: HardwareLoop, field: FieldBus, can: SocketCANLink?, analog: IIOSampler?, executive: CyclicExecutive) {
+        for g in 0..<board.spec.gunCount { print(loop.status(gun: g).line) }
         for line in field.report() { print(line) }
         print(front.report)
         if let can { print(canReport(can)) }
-        if let analog { print("analog: \(analog.specs.count) IIO channels, \(analog.rounds) rounds, \(analog.readErrors) failed reads" + (analog.lastError.isEmpty ? "" : " (last: \(analog.lastError))")) }
-        print("loop: " + executive.statistics().line)
-        tally.printFaults()
-        var summary = tally.summary(board: board.name, loop: loop, duration: clock.now.seconds, timedOut: timedOut && sessions > 0, interrupted: stopRequested)
-        summary.memoryKB = (currentResidentKB(), peakResidentKB())
-        print(summary.text, terminator: "")
-        if json { print(summary.json) }
-        fflush(nil)
-        if let f = tally.faults.first, !stopRequested {
-            writeStderr("chargerd: session did not end normally: \(f.code.name) at \(fmt(f.raisedAt.seconds, 3)) s (\(f.reaction.name))\n")
-            return 1
+        if let analog {
+            print("analog: \(analog.specs.count) IIO channels, \(analog.rounds) rounds, \(analog.readErrors) failed reads"
+                  + (analog.lastError.isEmpty ? "" : " (last: \(analog.lastError))"))
         }
-        if timedOut && sessions > 0 { writeStderr("chargerd: \(tally.ended) of \(sessions) session(s) ended within --max-time\n"); return 4 }
-        return 0
+        print("loop: " + executive.statistics().line)
     }
 }

@@ -51,7 +51,8 @@ public final class HardwareLoop: CycleBody, @unchecked Sendable {
         moduleCount = spec.moduleCount
         frame = .allocate(capacity: 1)
         frame.initialize(to: ControlFrame(spec: spec))
-        publisher = EventPublisher(queue: events.queue, gunCount: spec.gunCount, statusEvery: statusEvery, view: view.buffer, gridView: gridView.buffer)
+        publisher = EventPublisher(
+            queue: events.queue, gunCount: spec.gunCount, statusEvery: statusEvery, view: view.buffer, gridView: gridView.buffer)
         epochNanos = monotonicNanos()
     }
     deinit { frame.deinitialize(count: 1); frame.deallocate() }

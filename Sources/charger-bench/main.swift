@@ -35,6 +35,7 @@ struct ChargerBench: ParsableCommand {
     @Option(help: "Seeds of the fault campaign timed in section 7.") var budgetSeeds = 100
     @Option(help: "Also write the table with the machine and date to this Markdown file.") var write: String?
 
+    // Long: the benchmark's sections in order, each a few lines that time one thing and add its rows
     mutating func run() throws {
         guard allocation_counter_active() == 1 else { throw ValidationError("the allocation counter is not linked") }
         var rows: [Row] = []
@@ -137,7 +138,9 @@ struct ChargerBench: ParsableCommand {
             let budget = CycleBudget()
             let t0 = monotonicNanos()
             var failed = 0
-            for seed in 1...UInt64(max(1, budgetSeeds)) where !Campaign.run(seed: seed, boardsDirectory: boards, budget: budget).passed { failed += 1 }
+            for seed in 1...UInt64(max(1, budgetSeeds)) where !Campaign.run(seed: seed, boardsDirectory: boards, budget: budget).passed {
+                failed += 1
+            }
             let wall = Double(monotonicNanos() - t0) / 1e9
             let perSeed = wall / Double(max(1, budgetSeeds))
             rows.append(Row(section: "7 campaign", metric: "charger-hil fuzz seeds 1-\(budgetSeeds), one core, parts timed (\(failed) failed)",
@@ -278,7 +281,9 @@ func stepTimes(_ board: Board, cycles: Int) -> (p50: Int64, p99: Int64, max: Int
 /// charging station's last cycle: what keeping it in the release loop costs per cycle.
 func contractCheckTimes(_ board: Board, cycles: Int) -> (p50: Int64, p99: Int64, broken: Int) {
     var cars: [Int: CarProfile] = [:]
-    for g in 0..<board.spec.gunCount { var c = CarProfile(); c.capacity = .kWh(200); c.maxVoltage = Volts(750); c.plugAt = .ms(Int64(2000 + 300 * g)); cars[g] = c }
+    for g in 0..<board.spec.gunCount {
+        var c = CarProfile(); c.capacity = .kWh(200); c.maxVoltage = Volts(750); c.plugAt = .ms(Int64(2000 + 300 * g)); cars[g] = c
+    }
     let sim = Simulation(board: board, cars: cars)
     sim.run(for: .s(120)) { s in (0..<board.spec.gunCount).allSatisfy { s.phase($0) == .charging } }
     var state = sim.state, spec = sim.spec, out = sim.outputs
@@ -355,7 +360,9 @@ func render(_ rows: [Row]) -> String {
     let w1 = rows.map(\.metric.count).max() ?? 0
     var out = ""
     for r in rows {
-        var line = r.section.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + r.metric.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.value
+        var line =
+            r.section.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + r.metric.padding(toLength: w1, withPad: " ", startingAt: 0) + "  "
+            + r.value
         if !r.target.isEmpty { line += "  [target \(r.target): \(r.verdict)]" }
         out += line + "\n"
     }

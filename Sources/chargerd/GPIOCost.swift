@@ -32,7 +32,9 @@ struct GPIOCost: ParsableCommand {
         guard loaded.kind == .real else { fail("board '\(loaded.name)' is a \(loaded.kind) board: gpio-cost measures a real board's GPIO lines") }
         guard cycles >= 100 && cycles <= 10_000_000 else { fail("--cycles must be 100 to 10000000") }
         let front: GPIOFrontEnd
-        do { front = try GPIOFrontEnd(map: loaded.gpio, guns: loaded.spec.gunCount, modules: loaded.spec.moduleCount, period: loaded.spec.period) } catch {
+        do {
+            front = try GPIOFrontEnd(map: loaded.gpio, guns: loaded.spec.gunCount, modules: loaded.spec.moduleCount, period: loaded.spec.period)
+        } catch {
             fail("board '\(loaded.name)' (\(loaded.path)): \(error)")
         }
         defer { front.makeSafe() }

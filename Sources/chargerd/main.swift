@@ -178,45 +178,63 @@ struct Run: ParsableCommand {
         if canLog != nil && loaded.can.isEmpty {
             fail("--can-log: board '\(loaded.name)' has no car link on CAN ([[can]]); on a sim board the car's messages are typed values")
         }
-        if loaded.kind == .bench {
-            var actions: [ScheduledCommand] = []
-            for text in inject {
-                let i: ScheduledInjection
-                do { i = try InjectionParser.parse(text, spec: loaded.spec) } catch { fail("\(error)") }
-                if case .plant = i.action { fail("--inject '\(text)': on a bench board the plant is the emulator's: give plant faults to charger-plant --inject") }
-                guard let c = i.scheduledCommand else { fail("--inject '\(text)': on a bench board operator actions take a time") }
-                actions.append(c)
-            }
-            guard car == nil && carOn.isEmpty && speed == "max" && !realtime && !continuous else {
-                fail("on a bench board the car and the speed are the plant emulator's (charger-plant --car, --speed); --realtime and --continuous do not apply")
-            }
-            installSignalHandlers()
-            let desk = try makeDesk(board: loaded)
-            var run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
-            run.canLog = canLog
-            // The plant's clock paces a bench board (the emulator's speed): the grid peers see it as paced.
-            run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
-            run.json = json
-            throw ExitCode(exitStatus(run.run()))
+        switch loaded.kind {
+        case .bench: throw ExitCode(exitStatus(try benchRun(loaded).run()))
+        case .real: throw ExitCode(exitStatus(try realRun(loaded).run()))
+        case .sim:
+            let run = try simulatedRun(loaded)
+            throw ExitCode(exitStatus(realtime ? run.runRealTime() : run.run()))
         }
-        guard loaded.kind != .real else {
-            guard car == nil && carOn.isEmpty && speed == "max" && inject.isEmpty && !continuous else {
-                fail("on a real board the car, the plant and the time are real: --car, --car-on, --speed, --inject and --continuous do not apply")
-            }
-            // GPIO first: every output requested at its safe level before anything else can fail.
-            let front: GPIOFrontEnd
-            do { front = try GPIOFrontEnd(map: loaded.gpio, guns: loaded.spec.gunCount, modules: loaded.spec.moduleCount, period: loaded.spec.period) } catch {
-                fail("board '\(loaded.name)' (\(board)): \(error)")
-            }
-            installSignalHandlers()
-            let desk: OperatorDesk
-            do { desk = try makeDesk(board: loaded) } catch { front.makeSafe(); throw error }
-            guard (maxTimeOption ?? 1) > 0, statusInterval >= 0 else { front.makeSafe(); fail("--status-interval and --max-time must be positive") }
-            var run = RealBoardRun(board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTimeOption ?? .infinity, sessions: sessions, json: json, desk: desk)
-            run.canLog = canLog
-            run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
-            throw ExitCode(exitStatus(run.run()))
+    }
+
+    /// A bench board's run: the options that apply to it (the plant's are the emulator's).
+    func benchRun(_ loaded: Board) throws -> BenchRun {
+        var actions: [ScheduledCommand] = []
+        for text in inject {
+            let i: ScheduledInjection
+            do { i = try InjectionParser.parse(text, spec: loaded.spec) } catch { fail("\(error)") }
+            if case .plant = i.action { fail("--inject '\(text)': on a bench board the plant is the emulator's: give plant faults to charger-plant --inject") }
+            guard let c = i.scheduledCommand else { fail("--inject '\(text)': on a bench board operator actions take a time") }
+            actions.append(c)
         }
+        guard car == nil && carOn.isEmpty && speed == "max" && !realtime && !continuous else {
+            fail("on a bench board the car and the speed are the plant emulator's (charger-plant --car, --speed); --realtime and --continuous do not apply")
+        }
+        installSignalHandlers()
+        let desk = try makeDesk(board: loaded)
+        var run = BenchRun(board: loaded, statusInterval: statusInterval, maxTime: maxTime, sessions: sessions, actions: actions, desk: desk)
+        run.canLog = canLog
+        // The plant's clock paces a bench board (the emulator's speed): the grid peers see it as paced.
+        run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
+        run.json = json
+        return run
+    }
+
+    /// A real board's run: its GPIO lines requested (outputs safe) before anything else can fail.
+    func realRun(_ loaded: Board) throws -> RealBoardRun {
+        guard car == nil && carOn.isEmpty && speed == "max" && inject.isEmpty && !continuous else {
+            fail("on a real board the car, the plant and the time are real: --car, --car-on, --speed, --inject and --continuous do not apply")
+        }
+        let front: GPIOFrontEnd
+        do {
+            front = try GPIOFrontEnd(map: loaded.gpio, guns: loaded.spec.gunCount, modules: loaded.spec.moduleCount, period: loaded.spec.period)
+        } catch {
+            fail("board '\(loaded.name)' (\(loaded.path)): \(error)")
+        }
+        installSignalHandlers()
+        let desk: OperatorDesk
+        do { desk = try makeDesk(board: loaded) } catch { front.makeSafe(); throw error }
+        guard (maxTimeOption ?? 1) > 0, statusInterval >= 0 else { front.makeSafe(); fail("--status-interval and --max-time must be positive") }
+        var run = RealBoardRun(
+            board: loaded, front: front, statusInterval: statusInterval, maxTime: maxTimeOption ?? .infinity, sessions: sessions, json: json,
+            desk: desk)
+        run.canLog = canLog
+        run.grid = try makeGrid(board: loaded, desk: desk, paced: true, speed: 1)
+        return run
+    }
+
+    /// A simulated board's run: its cars, injections and pace from the options.
+    func simulatedRun(_ loaded: Board) throws -> SimulatedRun {
         var cars: [Int: CarProfile] = [:]
         do {
             cars[0] = try car.map { try CarProfile.parse($0) } ?? CarProfile()
@@ -236,8 +254,9 @@ struct Run: ParsableCommand {
             guard let f = Double(speed), f > 0, f.isFinite else { fail("--speed '\(speed)': expected a positive factor or 'max'") }
             factor = f
         }
-        guard statusInterval >= 0, maxTime > 0, arrivalInterval >= 0, memoryInterval >= 0 else { fail("--status-interval, --max-time, --arrival-interval and --memory-interval must be positive") }
-
+        guard statusInterval >= 0, maxTime > 0, arrivalInterval >= 0, memoryInterval >= 0 else {
+            fail("--status-interval, --max-time, --arrival-interval and --memory-interval must be positive")
+        }
         if realtime && factor != nil { fail("--realtime runs at the board's own period (1x); drop --speed") }
 
         installSignalHandlers()
@@ -253,7 +272,7 @@ struct Run: ParsableCommand {
         run.arrivalInterval = arrivalInterval
         run.memoryInterval = memoryInterval
         run.json = json
-        throw ExitCode(exitStatus(realtime ? run.runRealTime() : run.run()))
+        return run
     }
 
     /// The journal and the console, as the options say.

@@ -247,7 +247,8 @@ final class Bench {
         var mono = 50.0                                // a monotonic clock that starts over at each boot
         func session() throws -> (ConsoleSession, Journal) {
             let journal = try Journal(directory: dir)
-            var ctx = ConsoleContext(view: { StationView() }, send: { _ in true }, journal: journal, credentials: Credentials(users: ["tech": hash, "ana": hash]),
+            var ctx = ConsoleContext(
+                view: { StationView() }, send: { _ in true }, journal: journal, credentials: Credentials(users: ["tech": hash, "ana": hash]),
                                      version: "t", board: "b", rt: { "" }, comm: { "" }, clock: { mono }, sleep: { mono += $0 })
             ctx.lockoutTime = 300
             ctx.wallClock = { wall }
@@ -729,7 +730,8 @@ final class Bench {
         b.view.guns[0].status = st
         b.view.guns[0].outOfService = true
         b.view.guns[0].carMaxVoltage = Volts(950); b.view.guns[0].carMaxChargeVoltage = Volts(920); b.view.guns[0].carMaxChargeCurrent = Amps(1500)
-        b.view.guns[0].carBatteryVoltage = Volts(812.5); b.view.guns[0].carVoltageDemand = Volts(900.5); b.view.guns[0].carCurrentDemand = Amps(1499.9)
+        b.view.guns[0].carBatteryVoltage = Volts(812.5); b.view.guns[0].carVoltageDemand = Volts(900.5);
+        b.view.guns[0].carCurrentDemand = Amps(1499.9)
         b.view.guns[0].carMaxCellTemperature = Celsius(45)
         for i in 0..<30 { b.journal.append(JournalEntry(.command(user: "technician-\(i)", command: "cap 0 59.5 30", result: "capped 59.5 kW for 30 min", gun: 0), t: 12_345.678)) }
         var n = FaultNote(gun: 0, code: FaultCode.vehicleVoltageMismatch.name, reaction: "refuse", value: 812.5, faultSeq: 12_345, text: "module 17")

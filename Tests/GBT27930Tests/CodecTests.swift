@@ -45,7 +45,8 @@ let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
         #expect(GBTCodec.chm().array == [0x01, 0x01, 0x00])
         #expect(GBTCodec.encode(BHM(maxAllowedVoltage: Volts(750))).array == [0x4C, 0x1D])           // 7500
         // BCL 400.0 V, 120 A, constant current: 4000 = 0x0FA0, (400 − 120) × 10 = 2800 = 0x0AF0.
-        #expect(GBTCodec.encode(BCL(voltageDemand: Volts(400), currentDemand: Amps(120), mode: .constantCurrent)).array == [0xA0, 0x0F, 0xF0, 0x0A, 0x02])
+        #expect(
+            GBTCodec.encode(BCL(voltageDemand: Volts(400), currentDemand: Amps(120), mode: .constantCurrent)).array == [0xA0, 0x0F, 0xF0, 0x0A, 0x02])
         // CML 750 V / 200 V, 250 A / 0 A.
         #expect(GBTCodec.encode(CML(maxVoltage: Volts(750), minVoltage: Volts(200), maxCurrent: Amps(250), minCurrent: .zero)).array
                 == [0x4C, 0x1D, 0xD0, 0x07, 0xDC, 0x05, 0xA0, 0x0F])
@@ -67,7 +68,9 @@ let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
                       maxTemperature: Celsius(55), soc: 23.4, batteryVoltage: Volts(702.5))
         let b = try GBTCodec.decodeBCP(GBTCodec.encode(bcp))
         #expect(abs(b.maxCellVoltage.value - 4.25) < 1e-9 && b.maxChargeCurrent == Amps(250) && b.nominalEnergy == WattHours(75_000))
-        #expect(b.maxChargeVoltage == Volts(820) && b.maxTemperature == Celsius(55) && abs(b.soc - 23.4) < 1e-9 && abs(b.batteryVoltage.value - 702.5) < 1e-9)
+        #expect(
+            b.maxChargeVoltage == Volts(820) && b.maxTemperature == Celsius(55) && abs(b.soc - 23.4) < 1e-9
+                && abs(b.batteryVoltage.value - 702.5) < 1e-9)
         let bcs = BCS(measuredVoltage: Volts(650), measuredCurrent: Amps(150), soc: 57, remainingMinutes: 23)
         #expect(try GBTCodec.decodeBCS(GBTCodec.encode(bcs)) == bcs)
         let ccs = CCS(voltage: Volts(651.2), current: Amps(149.9), chargingMinutes: 17, chargingAllowed: true)
@@ -76,7 +79,9 @@ let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
         for reasons: BST.Reasons in [[.socTargetReached], [.insulationFault, .overTemperature], [.batteryFault, .otherFault, .chargerStopped]] {
             #expect(try GBTCodec.decodeBST(GBTCodec.encode(BST(reasons: reasons))).reasons == reasons)
         }
-        for reasons: CST.Reasons in [[.conditionsReached], [.fault, .emergencyStop], [.vehicleStopped], [.fault, .currentMismatch, .voltageAbnormal]] {
+        for reasons: CST.Reasons in [
+            [.conditionsReached], [.fault, .emergencyStop], [.vehicleStopped], [.fault, .currentMismatch, .voltageAbnormal],
+        ] {
             #expect(try GBTCodec.decodeCST(GBTCodec.encode(CST(reasons: reasons))).reasons == reasons)
         }
         var vin = InlineArray<17, UInt8>(repeating: 0)
@@ -105,9 +110,13 @@ let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
     /// What a careless or hostile BMS sends: short payloads, values the standard does not define, all ones.
     @Test func malformedPayloadsAreRefusedWithTheirReason() {
         #expect(throws: GBTDecodeError.tooShort(message: "BCL", got: 3, needs: 5)) { try GBTCodec.decodeBCL(GBTPayload([0xA0, 0x0F, 0xF0])) }
-        #expect(throws: GBTDecodeError.badValue(message: "BCL", field: "Mode", raw: 7)) { try GBTCodec.decodeBCL(GBTPayload([0xA0, 0x0F, 0xF0, 0x0A, 0x07])) }
+        #expect(throws: GBTDecodeError.badValue(message: "BCL", field: "Mode", raw: 7)) {
+            try GBTCodec.decodeBCL(GBTPayload([0xA0, 0x0F, 0xF0, 0x0A, 0x07]))
+        }
         #expect(throws: GBTDecodeError.badValue(message: "BRO", field: "Ready", raw: 0x55)) { try GBTCodec.decodeBRO(GBTPayload([0x55])) }
-        #expect(throws: GBTDecodeError.tooShort(message: "BCP", got: 8, needs: 13)) { try GBTCodec.decodeBCP(GBTPayload([UInt8](repeating: 0, count: 8))) }
+        #expect(throws: GBTDecodeError.tooShort(message: "BCP", got: 8, needs: 13)) {
+            try GBTCodec.decodeBCP(GBTPayload([UInt8](repeating: 0, count: 8)))
+        }
         #expect(throws: GBTDecodeError.badValue(message: "BRM", field: "BatteryType", raw: 0x42)) {
             try GBTCodec.decodeBRM(GBTPayload([1, 1, 0, 0x42, 0, 0, 0, 0]))
         }

@@ -193,12 +193,18 @@ let repoRoot: String = {
         s.sample(gun: 0, into: &i)
         #expect(abs(i.vehicleSideVoltage.value - 250) < 1e-9)
         // No device of that name: the start stops, naming what there is.
-        #expect { try IIOSampler(specs: [AnalogInputSpec(signal: .cc1, gun: 0, device: "mcp3008", channel: 0, scale: 1, offset: 0)], every: .ms(1), iioRoot: root) }
+        #expect {
+            try IIOSampler(
+                specs: [AnalogInputSpec(signal: .cc1, gun: 0, device: "mcp3008", channel: 0, scale: 1, offset: 0)], every: .ms(1), iioRoot: root)
+        }
             throws: { "\($0)".contains("device 'mcp3008'") && "\($0)".contains("no IIO device has that name (devices: iio:device0 'ads1015', iio:device1 'mcp3208')") }
         // Two of them: ambiguous, refused.
         mkdir(root + "/iio:device2", 0o755)
         FileManagerLite.put(root + "/iio:device2/name", "mcp3208\n")
-        #expect { try IIOSampler(specs: [AnalogInputSpec(signal: .cc1, gun: 0, device: "mcp3208", channel: 2, scale: 1, offset: 0)], every: .ms(1), iioRoot: root) }
+        #expect {
+            try IIOSampler(
+                specs: [AnalogInputSpec(signal: .cc1, gun: 0, device: "mcp3208", channel: 2, scale: 1, offset: 0)], every: .ms(1), iioRoot: root)
+        }
             throws: { "\($0)".contains("2 devices have that name") }
     }
 

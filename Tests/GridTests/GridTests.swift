@@ -165,7 +165,8 @@ let peakCap = TimeOfUse(periods: [.init(startMinute: 0, kind: .valley), .init(st
         #expect(e.stationSetpoint == nil)
         // The input registers: signed power, the export registers and what a gun may export now.
         var o = StationObservation()
-        var g0 = GunObservation(); g0.voltage = Volts(600); g0.current = Amps(-25); g0.exportEnergy = WattHours(1_234); g0.dischargeAvailable = .kW(15)
+        var g0 = GunObservation(); g0.voltage = Volts(600); g0.current = Amps(-25); g0.exportEnergy = WattHours(1_234);
+        g0.dischargeAvailable = .kW(15)
         var g1 = GunObservation(); g1.voltage = Volts(400); g1.current = Amps(10); g1.exportEnergy = WattHours(100)
         o.guns = [g0, g1]
         let input = EMSRegisterMap.inputImage(ems: e, touKind: nil, stationLimit: nil, stationSource: .none, observation: o)
@@ -250,7 +251,8 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         #expect(store.limit(purpose: .ChargePointMaxProfile, connectorId: 0, at: t0 + 3_600_000, txStart: nil)?.value == 90_000)
         #expect(store.limit(purpose: .ChargePointMaxProfile, connectorId: 0, at: t0 + 7_200_000, txStart: nil) == nil)
         // Same stack level and purpose on the same connector replaces; clearing by purpose.
-        try store.install(profile(5, .TxDefaultProfile, .Absolute, level: 3, periods: [(0, 5_000)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: t0)
+        try store.install(
+            profile(5, .TxDefaultProfile, .Absolute, level: 3, periods: [(0, 5_000)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: t0)
         #expect(!store.profiles.contains { $0.profile.chargingProfileId == 2 })
         #expect(store.clear(id: nil, connectorId: nil, purpose: .TxDefaultProfile, stackLevel: nil) == 2)
         store.transactionEnded(connectorId: 2)
@@ -303,15 +305,21 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
     @Test func theStoreIsBounded() throws {
         var store = ProfileStore()
         for i in 0..<ProfileStore.maxProfiles {
-            try store.install(profile(i + 1, .TxDefaultProfile, .Absolute, level: i, periods: [(0, 1)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: 0)
+            try store.install(
+                profile(i + 1, .TxDefaultProfile, .Absolute, level: i, periods: [(0, 1)]), connectorId: 1, connectors: 2, activeTransaction: nil,
+                at: 0)
         }
         #expect(throws: ProfileError.self) {
-            try store.install(profile(1000, .TxDefaultProfile, .Absolute, level: 0, periods: [(0, 1)]), connectorId: 2, connectors: 2, activeTransaction: nil, at: 0)
+            try store.install(
+                profile(1000, .TxDefaultProfile, .Absolute, level: 0, periods: [(0, 1)]), connectorId: 2, connectors: 2, activeTransaction: nil, at: 0
+            )
         }
-        try store.install(profile(5, .TxDefaultProfile, .Absolute, level: 4, periods: [(0, 2)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: 0)
+        try store.install(
+            profile(5, .TxDefaultProfile, .Absolute, level: 4, periods: [(0, 2)]), connectorId: 1, connectors: 2, activeTransaction: nil, at: 0)
         #expect(store.profiles.count == ProfileStore.maxProfiles)
         #expect(store.clear(id: 7, connectorId: nil, purpose: nil, stackLevel: nil) == 1)
-        try store.install(profile(1000, .TxDefaultProfile, .Absolute, level: 0, periods: [(0, 1)]), connectorId: 2, connectors: 2, activeTransaction: nil, at: 0)
+        try store.install(
+            profile(1000, .TxDefaultProfile, .Absolute, level: 0, periods: [(0, 1)]), connectorId: 2, connectors: 2, activeTransaction: nil, at: 0)
         #expect(store.profiles.count == ProfileStore.maxProfiles)
     }
 }
@@ -340,7 +348,11 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         let w = s.compositeSchedule(connectorId: 2, from: from, duration: 8 * 3600, unit: .W, volts: Volts(400))
         #expect(w == [SchedulePeriod(startPeriod: 0, limit: 60_000), SchedulePeriod(startPeriod: 3600, limit: 40_000)])
         let w0 = s.compositeSchedule(connectorId: 0, from: from, duration: 9 * 3600, unit: .W, volts: Volts(400))
-        #expect(w0 == [SchedulePeriod(startPeriod: 0, limit: 69_000), SchedulePeriod(startPeriod: 3600, limit: 40_000), SchedulePeriod(startPeriod: 8 * 3600, limit: 69_000)])
+        #expect(
+            w0 == [
+                SchedulePeriod(startPeriod: 0, limit: 69_000), SchedulePeriod(startPeriod: 3600, limit: 40_000),
+                SchedulePeriod(startPeriod: 8 * 3600, limit: 69_000),
+            ])
         // Connector 1 in A at 400 V: 50 A all along (the TxDefault binds below 40 kW = 100 A).
         let a = s.compositeSchedule(connectorId: 1, from: from, duration: 8 * 3600, unit: .A, volts: Volts(400))
         #expect(a == [SchedulePeriod(startPeriod: 0, limit: 50)])
@@ -533,7 +545,8 @@ func profile(_ id: Int, _ purpose: ProfilePurpose, _ kind: ProfileKind, level: I
         #expect(decodeError(#"{"connectorId":null,"type":"Operative"}"#, as: ChangeAvailabilityReq.self)?.0 == .OccurenceConstraintViolation)
         #expect(decodeError(#"{"connectorId":1.5,"type":"Operative"}"#, as: ChangeAvailabilityReq.self)?.0 == .TypeConstraintViolation)
         // A nested field is named by its path.
-        let profile = #"{"connectorId":1,"csChargingProfiles":{"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"W","chargingSchedulePeriod":[{"startPeriod":0}]}}}"#
+        let profile =
+            #"{"connectorId":1,"csChargingProfiles":{"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"W","chargingSchedulePeriod":[{"startPeriod":0}]}}}"#
         #expect(decodeError(profile, as: SetChargingProfileReq.self)?.1 == "csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0].limit is required")
         #expect(decodeError(#"{"connectorId":0,"csChargingProfiles":{}}"#, as: SetChargingProfileReq.self)?.0 == .OccurenceConstraintViolation)
         #expect(decodeError(#"{"key":["HeartbeatInterval"]}"#, as: GetConfigurationReq.self) == nil)

@@ -11,7 +11,9 @@ import Testing
     /// The probe's case 2: a 64-bit length of 0x7FFF… or 0x8000… trapped in the frame parser; case 5: a
     /// 48 MB frame was buffered whole. Both are refused on their ten header bytes now.
     @Test func hostileLengthsAreRefusedOnTheHeader() {
-        for v: UInt64 in [0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 48_000_000, UInt64(WebSocketFrame.defaultMaxPayload) + 1] {
+        for v: UInt64 in [
+            0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 48_000_000, UInt64(WebSocketFrame.defaultMaxPayload) + 1,
+        ] {
             guard case .refused(let why, _) = WebSocketFrame.read(header(0x81, len64: v)[...]) else {
                 Issue.record("length \(v) not refused on its header"); continue
             }
@@ -107,7 +109,9 @@ import Testing
         #expect(EMSRequest.parse(pdu: ([0x04, 0xFF, 0xFF, 0x00, 0x01] as [UInt8])[...]) == .success(.read(input: true, address: 65_535, count: 1)))
         // Function 16: count and byte count agree, and the values are all there, no more.
         #expect(EMSRequest.parse(pdu: ([0x10, 0x00, 0x06, 0x00, 0x02, 0x04, 0x00, 0x00, 0xC3] as [UInt8])[...]).isRefusal)
-        #expect(EMSRequest.parse(pdu: ([0x10, 0x00, 0x06, 0x00, 0x02, 0x04, 0x00, 0x00, 0xC3, 0x50] as [UInt8])[...]) == .success(.write(address: 6, values: [0, 50_000])))
+        #expect(
+            EMSRequest.parse(pdu: ([0x10, 0x00, 0x06, 0x00, 0x02, 0x04, 0x00, 0x00, 0xC3, 0x50] as [UInt8])[...])
+                == .success(.write(address: 6, values: [0, 50_000])))
         #expect(EMSRequest.parse(pdu: ([0x10, 0x00, 0x06, 0x00, 0x02, 0x03, 0x00, 0x00, 0xC3] as [UInt8])[...]).isRefusal)
         #expect(EMSRequest.parse(pdu: ([0x2B, 0x0E, 0x01] as [UInt8])[...]) == .failure(EMSRefusal(code: .illegalFunction, why: "function 43 is not served (3, 4, 6 and 16 are)")))
         #expect(EMSRequest.parse(pdu: ([] as [UInt8])[...]).isRefusal)

@@ -13,14 +13,19 @@ func entry(_ tag: String, _ s: AuthorizationStatus?, expires: String? = nil) -> 
     @Test func fullAndDifferentialUpdatesKeepTheirVersions() {
         var a = LocalAuthorization()
         #expect(a.listVersion == 0)
-        #expect(a.apply(SendLocalListReq(listVersion: 3, localAuthorizationList: [entry("CARD-1", .Accepted), entry("card-2", .Blocked)], updateType: .Full)).0 == .Accepted)
+        #expect(
+            a.apply(
+                SendLocalListReq(listVersion: 3, localAuthorizationList: [entry("CARD-1", .Accepted), entry("card-2", .Blocked)], updateType: .Full)
+            ).0 == .Accepted)
         #expect(a.listVersion == 3)
         // IdToken is case-insensitive.
         #expect(a.verdict("card-1", atMillis: t0, listEnabled: true, cacheEnabled: true) == .accepted(.list))
         #expect(a.verdict("CARD-2", atMillis: t0, listEnabled: true, cacheEnabled: true) == .refused(.Blocked, .list))
         #expect(a.verdict("CARD-3", atMillis: t0, listEnabled: true, cacheEnabled: true) == .unknown)
         // A differential update must be newer than the list.
-        #expect(a.apply(SendLocalListReq(listVersion: 3, localAuthorizationList: [entry("CARD-3", .Accepted)], updateType: .Differential)).0 == .VersionMismatch)
+        #expect(
+            a.apply(SendLocalListReq(listVersion: 3, localAuthorizationList: [entry("CARD-3", .Accepted)], updateType: .Differential)).0
+                == .VersionMismatch)
         #expect(a.verdict("CARD-3", atMillis: t0, listEnabled: true, cacheEnabled: true) == .unknown)
         // It adds, replaces, and removes an entry sent without idTagInfo.
         #expect(a.apply(SendLocalListReq(listVersion: 4, localAuthorizationList: [entry("CARD-3", .Accepted), entry("CARD-2", nil), entry("CARD-1", .Invalid)],
@@ -58,7 +63,11 @@ func entry(_ tag: String, _ s: AuthorizationStatus?, expires: String? = nil) -> 
         // The whole list is bounded too: 4 differential updates of 250 fill it to 1000, one more fails.
         var b = LocalAuthorization()
         for v in 1...4 {
-            #expect(b.apply(SendLocalListReq(listVersion: v, localAuthorizationList: (0..<250).map { entry("V\(v)-\($0)", .Accepted) }, updateType: .Differential)).0 == .Accepted)
+            #expect(
+                b.apply(
+                    SendLocalListReq(
+                        listVersion: v, localAuthorizationList: (0..<250).map { entry("V\(v)-\($0)", .Accepted) }, updateType: .Differential)
+                ).0 == .Accepted)
         }
         #expect(b.list.count == LocalAuthorization.listMaxLength)
         #expect(b.apply(SendLocalListReq(listVersion: 5, localAuthorizationList: [entry("ONE-MORE", .Accepted)], updateType: .Differential)).0 == .Failed)
@@ -143,8 +152,12 @@ func entry(_ tag: String, _ s: AuthorizationStatus?, expires: String? = nil) -> 
 
     @Test func reserveAnswersEachCaseAndReplacesItsOwnId() {
         var r = Reservations()
-        func reserve(_ c: Int, _ id: Int, _ tag: String = "DRIVER", expiry: String? = nil, state: Reservations.ConnectorState = .free) -> ReservationStatus {
-            r.reserve(ReserveNowReq(connectorId: c, expiryDate: expiry ?? hour, idTag: tag, reservationId: id), connectors: 2, atMillis: t0) { _ in state }.0
+        func reserve(_ c: Int, _ id: Int, _ tag: String = "DRIVER", expiry: String? = nil, state: Reservations.ConnectorState = .free)
+            -> ReservationStatus
+        {
+            r.reserve(ReserveNowReq(connectorId: c, expiryDate: expiry ?? hour, idTag: tag, reservationId: id), connectors: 2, atMillis: t0) { _ in
+                state
+            }.0
         }
         #expect(reserve(0, 1) == .Rejected)
         #expect(reserve(3, 1) == .Rejected)

@@ -205,7 +205,10 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
 
 @Suite struct OperatorFigures {
     @Test func availabilityAndSuccessRate() {
-        func e(_ kind: String, _ t: Double, gun: Int?, seq: UInt64? = nil, energy: Double? = nil, stop: String? = nil, reaction: String? = nil, boot: UInt64 = 1) -> JournalEntry {
+        func e(
+            _ kind: String, _ t: Double, gun: Int?, seq: UInt64? = nil, energy: Double? = nil, stop: String? = nil, reaction: String? = nil,
+            boot: UInt64 = 1
+        ) -> JournalEntry {
             let fault = FaultNote(gun: gun, code: "E05-insulation", reaction: reaction ?? "error-shutdown", faultSeq: seq)
             let session = SessionNote(gun: gun ?? 0, energyKWh: energy, soc: nil, stopReason: stop)
             let event: JournalEvent = switch kind {
@@ -288,7 +291,9 @@ func codes(_ e: JournalEntry) -> String { if case .fault(let f) = e.event { f.co
     }
     static func cleared(_ gun: Int?, _ seq: UInt64) -> JournalEvent { .faultCleared(FaultNote(gun: gun, code: "E05-insulation", reaction: "error-shutdown", faultSeq: seq)) }
     static func start(_ gun: Int, _ kwh: Double) -> JournalEvent { .sessionStart(SessionNote(gun: gun, energyKWh: kwh, soc: nil)) }
-    static func end(_ gun: Int, _ kwh: Double, _ why: String) -> JournalEvent { .sessionEnd(SessionNote(gun: gun, energyKWh: kwh, soc: 80, stopReason: why)) }
+    static func end(_ gun: Int, _ kwh: Double, _ why: String) -> JournalEvent {
+        .sessionEnd(SessionNote(gun: gun, energyKWh: kwh, soc: 80, stopReason: why))
+    }
 
     @Test func outOfServiceTimeIsNotCountedAgainstAvailability() {
         let entries = [

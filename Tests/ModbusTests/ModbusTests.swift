@@ -156,7 +156,8 @@ func python(_ code: String) throws -> String {
         c.close()
 
         // RS-485 mode asked of a port that cannot do it: refused, naming the port and the board key.
-        let rs485 = try ModbusConnection(.rtu(device: "\(dir)/b", baud: 115200, parity: .none, dataBits: 8, stopBits: 1, rs485: true, rtsToggle: false), unit: 5)
+        let rs485 = try ModbusConnection(
+            .rtu(device: "\(dir)/b", baud: 115200, parity: .none, dataBits: 8, stopBits: 1, rs485: true, rtsToggle: false), unit: 5)
         do { try rs485.connect(); Issue.record("a pty switched to RS-485 mode") }
         catch {
             #expect(error.kind == .unsupported)

@@ -113,16 +113,20 @@ func wait(seconds: Double, until done: () -> Bool) {
 /// charger-bench's loop / cyclictest ratio is judged only where both sides measured.
 @Suite struct LatencyJudgementTests {
     func hist(_ p99: Int, n: UInt64 = 1000, overflow: UInt64 = 0) -> HistogramSnapshot {
-        HistogramSnapshot(microsecondCounts: [p99 / 2: n - n / 50 - overflow, p99: n / 50], overflow: overflow, minMicros: p99 / 2, maxMicros: p99, meanMicros: Double(p99) / 2)
+        HistogramSnapshot(
+            microsecondCounts: [p99 / 2: n - n / 50 - overflow, p99: n / 50], overflow: overflow, minMicros: p99 / 2, maxMicros: p99,
+            meanMicros: Double(p99) / 2)
     }
     func round(_ loop: Int, _ ref: Int, refOverflow: UInt64 = 0, misses: UInt64 = 0) -> LatencyJudgement.Round {
-        .init(loop: hist(loop), loopCycles: 1000, loopMisses: misses, reference: .success(hist(ref, overflow: refOverflow)), referenceRangeMicros: 2000)
+        .init(
+            loop: hist(loop), loopCycles: 1000, loopMisses: misses, reference: .success(hist(ref, overflow: refOverflow)), referenceRangeMicros: 2000)
     }
 
     /// The noisy Xeon of the issue: cyclictest's p99 1951 µs (past the 1 ms period) in one round, its
     /// histogram's overflow in the two others; "0.02x: met" was printed. Now: no figure, with the reasons.
     @Test func aReferenceThatOverflowedOrCannotKeepThePeriodGivesNoFigure() {
-        let o = LatencyJudgement.judge([round(1890, 1951), round(2500, 1900, refOverflow: 600), round(1500, 1900, refOverflow: 600)], target: 1.25, periodMicros: 1000)
+        let o = LatencyJudgement.judge(
+            [round(1890, 1951), round(2500, 1900, refOverflow: 600), round(1500, 1900, refOverflow: 600)], target: 1.25, periodMicros: 1000)
         #expect(o.ratio == nil)
         #expect(o.verdict == "no figure")
         #expect(o.why.contains("round 1: the machine is too noisy to judge (the reference's own p99 1951 µs ≥ the 1000 µs period)"))
@@ -138,7 +142,12 @@ func wait(seconds: Double, until done: () -> Bool) {
         let slow = LatencyJudgement.judge([round(200, 50)], target: 1.25, periodMicros: 1000)
         #expect(slow.verdict == "missed")
         #expect(slow.ratio == 4)
-        let none = LatencyJudgement.judge([.init(loop: hist(60), loopCycles: 1000, loopMisses: 0, reference: .failure(.init("cyclictest not installed")), referenceRangeMicros: 2000)],
+        let none = LatencyJudgement.judge(
+            [
+                .init(
+                    loop: hist(60), loopCycles: 1000, loopMisses: 0, reference: .failure(.init("cyclictest not installed")),
+                    referenceRangeMicros: 2000)
+            ],
                                           target: 1.25, periodMicros: 1000)
         #expect(none.verdict == "no figure")
         #expect(none.why == "round 1: the reference did not run (cyclictest not installed)")
@@ -202,7 +211,8 @@ func wait(seconds: Double, until done: () -> Bool) {
             func loopOverrun(consecutiveMisses: Int, at deadline: Int64) {}
             func loopStopped() {}
         }
-        let loop = CyclicExecutive(settings: LoopSettings(priority: 0, lockMemory: false, missLimit: 1000, holdCPUWakeLatency: false), body: Allocating())
+        let loop = CyclicExecutive(
+            settings: LoopSettings(priority: 0, lockMemory: false, missLimit: 1000, holdCPUWakeLatency: false), body: Allocating())
         loop.allocationProbe = allocation_count_this_thread
         try loop.start()
         wait(seconds: 10) { loop.cycles >= 50 }

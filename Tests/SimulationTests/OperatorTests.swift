@@ -40,7 +40,8 @@ import Testing
             }
         }
         func refusal(_ t: ActuatorTest) -> ActuatorTestRefusal? {
-            actuatorTestRefusal(t, phase: run.sim.phase(0), latched: run.sim.state.safety[0].latched | run.sim.state.station.latched, input: run.sim.inputs.guns[0])
+            actuatorTestRefusal(
+                t, phase: run.sim.phase(0), latched: run.sim.state.safety[0].latched | run.sim.state.station.latched, input: run.sim.inputs.guns[0])
         }
         run.until(1)
         // K1 welds while a test holds it: released, it stays closed and E14 latches on the idle gun.
