@@ -103,7 +103,7 @@ extension OCPPClient {
     func firmwareStatus(_ s: FirmwareStatus, _ log: String, request: Int?) {
         let e = FirmwareEvent(status: s, requestId: request)
         let said = request != nil || Self.unsignedStatuses.contains(s)
-        firmwareEvents.withLock { if said { $0.queue.append(e) }; $0.last = e }
+        inbox.withLock { if said { $0.firmware.queue.append(e) }; $0.firmware.last = e }
         hub.log("ocpp", "firmware: \(s.rawValue): \(log)")
     }
     static let unsignedStatuses: Set<FirmwareStatus> = [
@@ -113,7 +113,7 @@ extension OCPPClient {
     /// UpdateFirmware: the job is kept (a pending one replaced) and answered at once; nothing happens
     /// before the retrieve date.
     func updateFirmware(_ r: UpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, tries: TransferRetries) {
-        guard !firmwareBusy.load(ordering: .acquiring) else {
+        guard !inbox.withLock({ $0.firmwareBusy }) else {
             hub.log("ocpp", "UpdateFirmware from \(loc.display): a download is running; this one is ignored")
             return
         }
@@ -147,7 +147,7 @@ extension OCPPClient {
             hub.log("ocpp-refused", "SignedUpdateFirmware #\(r.requestId): the signature is not base64")
             return .Rejected
         }
-        guard !firmwareBusy.load(ordering: .acquiring) else {
+        guard !inbox.withLock({ $0.firmwareBusy }) else {
             hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId) from \(loc.display): a download is running; Rejected")
             return .Rejected
         }
@@ -194,7 +194,7 @@ extension OCPPClient {
             unlink(dir + "/trial")
             hub.log("ocpp", "firmware \(firmware) came up" + (booted ? " (BootNotification accepted)" : "") + ": no longer on trial")
         }
-        if let result = firmwareResult.withLock({ r -> FirmwareDownload? in defer { r = nil }; return r }) {
+        if let result = inbox.withLock({ i -> FirmwareDownload? in defer { i.firmwareResult = nil }; return i.firmwareResult }) {
             switch result {
             case .downloaded(let version, let file):
                 firmwareJob?.stage = .downloaded; firmwareJob?.version = version; firmwareJob?.file = file
@@ -207,7 +207,7 @@ extension OCPPClient {
             saveFirmwareJob()
         }
         guard let job = firmwareJob, let dir = config.firmwareDirectory else { return }
-        if job.stage == .waiting && stationMillis >= job.retrieveAt && !firmwareBusy.load(ordering: .acquiring) {
+        if job.stage == .waiting && stationMillis >= job.retrieveAt && !inbox.withLock({ $0.firmwareBusy }) {
             startFirmwareDownload(job, dir: dir)
         }
         // No transaction and no car on any gun (a faulted gun does not hold the update back: its
@@ -223,7 +223,7 @@ extension OCPPClient {
                 firmwareStatus(.InstallScheduled, job.installAt.map { stationMillis < $0 ? "at \(Timestamp.format($0))" : "when no car is plugged" } ?? "when no car is plugged", request: job.requestId)
             }
         }
-        if firmwareRestartDue && (firmwareEvents.withLock { $0.queue.isEmpty } || !online) && pending == nil && !resetFired {
+        if firmwareRestartDue && (inbox.withLock({ $0.firmware.queue.isEmpty }) || !online) && pending == nil && !resetFired {
             firmwareRestartDue = false
             resetFired = true
             let v = firmwareJob?.version ?? "?"
@@ -234,7 +234,7 @@ extension OCPPClient {
 
     func startFirmwareDownload(_ job: FirmwareJob, dir: String) {
         guard let loc = TransferLocation(job.location) else { firmwareJob = nil; saveFirmwareJob(); return }
-        firmwareBusy.store(true, ordering: .releasing)
+        inbox.withLock { $0.firmwareBusy = true }
         firmwareStatus(.Downloading, "from \(loc.display), \(1 + job.retries) attempt(s)", request: job.requestId)
         let ca = config.caFile, hub = hub, request = job.requestId
         // A signed update: the certificate checked when it was accepted, the signature over the file.
@@ -289,11 +289,10 @@ extension OCPPClient {
                 self.firmwareStatus(.Downloaded, "intact package", request: request)
                 self.firmwareStatus(.InvalidSignature, why, request: request)
             }
-            self.firmwareResult.withLock { $0 = outcome }
-            self.firmwareBusy.store(false, ordering: .releasing)
+            self.inbox.withLock { $0.firmwareResult = outcome; $0.firmwareBusy = false }
         }
         if rc != 0 {
-            firmwareBusy.store(false, ordering: .releasing)
+            inbox.withLock { $0.firmwareBusy = false }
             firmwareStatus(.DownloadFailed, "cannot start the download's thread (errno \(rc))", request: job.requestId)
             firmwareJob = nil
             saveFirmwareJob()

@@ -61,12 +61,31 @@ public final class OCPPClient: @unchecked Sendable {
     let firmware: String
     let gunCount: Int
     private let thread = SideThread()
-    private let flushDeadline = Atomic<Int64>(0)
 
-    /// What the main thread hands over (loop events, observations), under a lock.
-    struct Inbox { var events: [LoopEvent] = []; var observation: StationObservation? = nil }
-    private let inbox = Mutex(Inbox())
-    /// Status for the console, under a lock.
+    /// Everything another thread hands the client thread, in one place under one lock: the main thread's
+    /// loop events, observations and stop deadline; the side threads' firmware, diagnostics and log
+    /// statuses and outcomes. (Seven locks and atomics before; issue 34.) The client thread takes what it
+    /// needs at its own pace; nothing here is touched while another lock is held.
+    struct Inbox {
+        /// The main thread's: loop events (phases, session edges) and the latest observation.
+        var events: [LoopEvent] = []
+        var observation: StationObservation? = nil
+        /// stop(flushWithin:): until when (monotonic ms) queued transaction messages may still go out.
+        var flushDeadline: Int64 = 0
+        /// UpdateFirmware's download thread: the statuses to notify (and the last one), the download's
+        /// outcome, and whether a download runs.
+        var firmware = FirmwareStatuses()
+        var firmwareResult: FirmwareDownload? = nil
+        var firmwareBusy = false
+        /// GetDiagnostics' upload thread: the statuses not notified yet, and whether an upload runs.
+        var diagnostics: [DiagnosticsStatus] = []
+        var diagnosticsRunning = false
+        /// GetLog's upload thread: the LogStatusNotifications to send, and the request an upload runs for.
+        var logs: [LogStatusNotificationReq] = []
+        var logRequest: Int? = nil
+    }
+    let inbox = Mutex(Inbox())
+    /// The other way: the status the console reads (an outbox, not the client's input).
     private let statusText = Mutex("OCPP: not connected yet")
 
     // The client thread's own state (touched by that thread only, after start).
@@ -102,26 +121,18 @@ public final class OCPPClient: @unchecked Sendable {
     /// The charge point's certificate renewal (A03): when it is looked at next, when a CSR went out last.
     var nextRenewalCheck = 0.0
     var lastRenewalRequest = -Double.infinity
-    /// GetLog: LogStatusNotifications to send, and the request an upload runs for.
-    let logEvents = Mutex<[LogStatusNotificationReq]>([])
-    let logRequest = Mutex<Int?>(nil)
     /// The connection is closed and made again once this call's answer is out (a new AuthorizationKey).
     /// Why, when the connection is to be made again once this call's answer is out (a new
     /// AuthorizationKey, a raised security profile, a new charge point certificate).
     var reconnectAfterAnswer: String? = nil
     /// GetDiagnostics: what is uploaded (the journal's records between two times, epoch ms; set by
-    /// chargerd), the upload's side thread, and the statuses it reached that are not notified yet.
+    /// chargerd) and the upload's side thread (its statuses come through the inbox).
     public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil
     var diagnosticsThread: SideThread? = nil
-    let diagnosticsEvents = Mutex<[DiagnosticsStatus]>([])
-    let diagnosticsRunning = Atomic<Bool>(false)
-    /// UpdateFirmware: the job (persisted), its download thread, the statuses to notify, the download's
-    /// outcome for the client thread, and whether a restart into the installed version is due.
+    /// UpdateFirmware: the job (persisted), its download thread (its statuses and outcome come through
+    /// the inbox), and whether a restart into the installed version is due.
     var firmwareJob: FirmwareJob? = nil
     var firmwareThread: SideThread? = nil
-    let firmwareEvents = Mutex(FirmwareStatuses())
-    let firmwareBusy = Atomic<Bool>(false)
-    let firmwareResult = Mutex<FirmwareDownload?>(nil)
     var firmwareRestartDue = false
     /// This version was just installed and has not yet said it came up (firmware_dir/trial removed).
     var firmwareOnTrial = false
@@ -390,7 +401,7 @@ public final class OCPPClient: @unchecked Sendable {
     /// Stops the client; while connected, queued transaction messages get up to `flushWithin` seconds
     /// to go out first (what is left stays on storage for the next start).
     public func stop(flushWithin: Double = 5) {
-        flushDeadline.store(Int64((monotonic() + flushWithin) * 1000), ordering: .releasing)
+        inbox.withLock { $0.flushDeadline = Int64((monotonic() + flushWithin) * 1000) }
         thread.stop()
         diagnosticsThread?.stop()
         firmwareThread?.stop()
@@ -409,8 +420,8 @@ public final class OCPPClient: @unchecked Sendable {
     /// Stop asked: go on only while connected, with transaction messages to send, before the deadline.
     var shouldStop: Bool {
         guard thread.stopAsked else { return false }
-        let busy = ws?.open == true && booted && (!queue.messages.isEmpty || pending?.queued != nil || !inbox.withLock { $0.events.isEmpty })
-        return !busy || monotonic() * 1000 > Double(flushDeadline.load(ordering: .acquiring))
+        let busy = ws?.open == true && booted && (!queue.messages.isEmpty || pending?.queued != nil || !inbox.withLock({ $0.events.isEmpty }))
+        return !busy || monotonic() * 1000 > Double(inbox.withLock({ $0.flushDeadline }))
     }
 
     func run() {
@@ -769,12 +780,12 @@ public final class OCPPClient: @unchecked Sendable {
             // Uploading while an upload runs, Idle otherwise (§4.4).
             try call(
                 ws, .DiagnosticsStatusNotification,
-                DiagnosticsStatusNotificationReq(status: diagnosticsRunning.load(ordering: .acquiring) ? .Uploading : .Idle))
+                DiagnosticsStatusNotificationReq(status: inbox.withLock({ $0.diagnosticsRunning }) ? .Uploading : .Idle))
         case .FirmwareStatusNotification:
             // The step an update is at, Idle when none is in hand (§4.5); extended: the signed update's
             // step and request (whitepaper ed. 2, §4.2), TriggerMessage: only 1.6's steps.
-            let busy = firmwareJob != nil || firmwareBusy.load(ordering: .acquiring)
-            let last = busy ? firmwareEvents.withLock { $0.last } : FirmwareEvent(status: .Idle, requestId: nil)
+            let busy = firmwareJob != nil || inbox.withLock({ $0.firmwareBusy })
+            let last = busy ? inbox.withLock({ $0.firmware.last }) : FirmwareEvent(status: .Idle, requestId: nil)
             if extended {
                 try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: last.status, requestId: last.requestId))
             }
@@ -785,7 +796,7 @@ public final class OCPPClient: @unchecked Sendable {
             }
         case .LogStatusNotification:
             // Uploading with its request while a GetLog upload runs, Idle otherwise.
-            let r = logRequest.withLock { $0 }
+            let r = inbox.withLock({ $0.logRequest })
             try call(ws, .LogStatusNotification, LogStatusNotificationReq(status: r != nil ? .Uploading : .Idle, requestId: r))
         case .SignChargePointCertificate:
             try sendSigningRequest(ws)
@@ -946,18 +957,18 @@ public final class OCPPClient: @unchecked Sendable {
             try call(ws, .SecurityEventNotification, e)
             return
         }
-        if let e = firmwareEvents.withLock({ $0.queue.isEmpty ? nil : $0.queue.removeFirst() }) {
+        if let e = inbox.withLock({ $0.firmware.queue.isEmpty ? nil : $0.firmware.queue.removeFirst() }) {
             if e.requestId != nil {
                 try call(ws, .SignedFirmwareStatusNotification, SignedFirmwareStatusNotificationReq(status: e.status, requestId: e.requestId))
             }
             else { try call(ws, .FirmwareStatusNotification, FirmwareStatusNotificationReq(status: e.status)) }
             return
         }
-        if let e = logEvents.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+        if let e = inbox.withLock({ $0.logs.isEmpty ? nil : $0.logs.removeFirst() }) {
             try call(ws, .LogStatusNotification, e)
             return
         }
-        if let status = diagnosticsEvents.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+        if let status = inbox.withLock({ $0.diagnostics.isEmpty ? nil : $0.diagnostics.removeFirst() }) {
             try call(ws, .DiagnosticsStatusNotification, DiagnosticsStatusNotificationReq(status: status))
             return
         }

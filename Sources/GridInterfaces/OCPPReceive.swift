@@ -378,8 +378,8 @@ extension OCPPClient {
         }
         let name = uploadName("diagnostics")
         let started = startUpload(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetDiagnostics",
-                                  source: { source(from, to) }, begin: { self.diagnosticsEvents.withLock { $0.append(.Uploading) } }) { uploaded in
-            self.diagnosticsEvents.withLock { $0.append(uploaded ? .Uploaded : .UploadFailed) }
+                                  source: { source(from, to) }, begin: { self.inbox.withLock { $0.diagnostics.append(.Uploading) } }) { uploaded in
+            self.inbox.withLock { $0.diagnostics.append(uploaded ? .Uploaded : .UploadFailed) }
         }
         return GetDiagnosticsConf(fileName: started ? name : nil)
     }
@@ -407,13 +407,13 @@ extension OCPPClient {
     /// thread cannot start). One upload at a time: false (and logged, neither called) when one runs.
     func startUpload(_ name: String, to loc: TransferLocation, attempts: Int, wait: Double, what: String,
                      source: @escaping @Sendable () -> [UInt8], begin: () -> Void, done: @escaping @Sendable (Bool) -> Void) -> Bool {
-        guard !diagnosticsRunning.load(ordering: .acquiring) else {
+        guard !inbox.withLock({ $0.diagnosticsRunning }) else {
             hub.log("ocpp", "\(what) to \(loc.display): an upload is still running")
             return false
         }
         diagnosticsThread?.stop()
         let ca = config.caFile, hub = hub
-        diagnosticsRunning.store(true, ordering: .releasing)
+        inbox.withLock { $0.diagnosticsRunning = true }
         hub.log("ocpp", "\(what): \(name) to \(loc.display) (\(attempts) attempt(s))")
         begin()
         let t = SideThread()
@@ -431,10 +431,10 @@ extension OCPPClient {
                 }
             }
             done(uploaded)
-            self.diagnosticsRunning.store(false, ordering: .releasing)
+            self.inbox.withLock { $0.diagnosticsRunning = false }
         }
         if rc != 0 {
-            diagnosticsRunning.store(false, ordering: .releasing)
+            inbox.withLock { $0.diagnosticsRunning = false }
             hub.log("ocpp", "\(what): cannot start the upload's thread (errno \(rc))")
             done(false)
             return false

@@ -339,11 +339,11 @@ extension OCPPClient {
         let request = r.requestId
         let started = startUpload(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetLog #\(request)", source: source,
                                   begin: {
-                                      self.logRequest.withLock { $0 = request }
-                                      self.logEvents.withLock { $0.append(LogStatusNotificationReq(status: .Uploading, requestId: request)) }
+                                      self.inbox.withLock { $0.logRequest = request }
+                                      self.inbox.withLock { $0.logs.append(LogStatusNotificationReq(status: .Uploading, requestId: request)) }
                                   }) { uploaded in
-            self.logRequest.withLock { $0 = nil }
-            self.logEvents.withLock { $0.append(LogStatusNotificationReq(status: uploaded ? .Uploaded : .UploadFailure, requestId: request)) }
+            self.inbox.withLock { $0.logRequest = nil }
+            self.inbox.withLock { $0.logs.append(LogStatusNotificationReq(status: uploaded ? .Uploaded : .UploadFailure, requestId: request)) }
         }
         return started ? GetLogConf(status: .Accepted, filename: name) : GetLogConf(status: .Rejected, filename: nil)
     }
