@@ -9,6 +9,7 @@ import Foundation
 import Grid
 import GridInterfaces
 import Journal
+import Console
 
 package final class GridDesk {
     package let site: SiteConfig
@@ -19,6 +20,41 @@ package final class GridDesk {
     package let gunCount: Int
     /// The board refuses sessions while a metering fault stands: the gun then counts as faulted.
     package let refuseOnMetering: Bool
+
+    /// The grid desk of the site file at `site` (`chargerd --site`): loaded against the board, the charge
+    /// point's key checked, the station clock started at `startTime` (RFC 3339; default: now). A site
+    /// with peers (EMS, OCPP) needs a `paced` run: they talk in wall-clock time. A file that cannot be
+    /// used exits 2 naming the file and why.
+    package static func open(site: String, board: Board, desk: OperatorDesk, paced: Bool, speed: Double, startTime: String?,
+                             idTag: String?) throws -> GridDesk {
+        let config: SiteConfig
+        do { config = try SiteLoader.load(path: site, board: board) } catch { fail("site file: \(error)") }
+        // The charge point's private key, as the credentials file: refused if others can write it.
+        if let key = config.ocpp?.keyFile {
+            do { if let w = try Credentials.checkPermissions(key, what: "OCPP key") { writeStderr("chargerd: warning: \(w)\n") } } catch {
+                fail("site \(site): \(error)")
+            }
+        }
+        if (config.ems != nil || config.ocpp != nil) && !paced {
+            fail("site \(site): the EMS server and the OCPP client talk to peers in wall-clock time: run with --realtime or --speed FACTOR (not max)")
+        }
+        var start: Int64
+        if let t = startTime {
+            guard let ms = Timestamp.parse(t) else { fail("--start-time '\(t)': expected RFC 3339, e.g. 2026-11-24T14:00:00+08:00") }
+            start = ms
+        } else {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            start = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+        }
+        if desk.signer == nil, let dir = config.ocpp?.stateDirectory { desk.signer = RecordSigner.chargePointKey(stateDirectory: dir) }
+        let g = try GridDesk(site: config, board: board, startEpochMillis: start, desk: desk)
+        if let o = g.ocpp {
+            o.speedFactor = speed
+            for gun in 0..<board.spec.gunCount { o.present(idTag: idTag, gun: gun) }
+        }
+        return g
+    }
 
     package init(site: SiteConfig, board: Board, startEpochMillis: Int64, desk: OperatorDesk) throws {
         self.site = site
