@@ -143,10 +143,10 @@ struct VirtualTimeDriver: LoopDriver {
     var now: Instant { sim.now }
     var cycles: UInt64 { index }
 
-    mutating func advance(_ s: Supervisor) -> Advance? {
+    mutating func advance(_ s: Supervisor) -> Bool {
         body.runCycle(deadline: 0, index: index)
         index &+= 1
-        return .ran
+        return true
     }
 
     /// Every 100 ms of virtual time, on the cycle just run.

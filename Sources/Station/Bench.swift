@@ -142,7 +142,7 @@ package struct LockstepDriver: LoopDriver {
     package var now: Instant { channel.plantNow }
     package var cycles: UInt64 { index }
 
-    package mutating func advance(_ s: Supervisor) -> Advance? {
+    package mutating func advance(_ s: Supervisor) -> Bool {
         ran = false
         guard channel.waitTick(after: seen, timeoutMicros: 100_000) else {
             let now = monotonicNanos()
@@ -154,8 +154,8 @@ package struct LockstepDriver: LoopDriver {
                 print("chargerd: the plant emulator stopped ticking at \(fmt(channel.plantNow.seconds, 3)) s: outputs forced safe")
                 fflush(nil)
             }
-            if now - since > 1_000_000_000, kill(channel.emulatorPID, 0) != 0 && errno == ESRCH { return nil }
-            return .waited
+            if now - since > 1_000_000_000, kill(channel.emulatorPID, 0) != 0 && errno == ESRCH { return false }
+            return true
         }
         stalledSince = nil
         let t = channel.tick
@@ -171,7 +171,7 @@ package struct LockstepDriver: LoopDriver {
         ran = true
         signals.stalled = false
         channel.acknowledge(t)
-        return .ran
+        return true
     }
 
     /// Every 100 ms of plant time, on the cycle that ran.

@@ -43,9 +43,7 @@ package final class GridDesk {
             guard let ms = Timestamp.parse(t) else { fail("--start-time '\(t)': expected RFC 3339, e.g. 2026-11-24T14:00:00+08:00") }
             start = ms
         } else {
-            var ts = timespec()
-            clock_gettime(CLOCK_REALTIME, &ts)
-            start = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+            start = realtimeMicros() / 1000
         }
         if desk.signer == nil, let dir = config.ocpp?.stateDirectory { desk.signer = RecordSigner.chargePointKey(stateDirectory: dir) }
         let g = try GridDesk(site: config, board: board, startEpochMillis: start, desk: desk)

@@ -26,9 +26,6 @@ package protocol SupervisedLoop: AnyObject {
 
 extension HardwareLoop: SupervisedLoop {}
 
-/// What one step of a driver did.
-package enum Advance { case ran, waited }
-
 /// How the cycles of a board are driven: the one thing the supervisor leaves to the board.
 package protocol LoopDriver {
     /// The station's time by the driver's clock (virtual time, the plant's, or the monotonic clock since
@@ -37,8 +34,8 @@ package protocol LoopDriver {
     /// Cycles run so far.
     var cycles: UInt64 { get }
     /// Runs the next cycle (virtual time, lockstep) or waits a moment while the cyclic executive runs
-    /// them. nil: the driver cannot go on (the plant emulator is gone).
-    mutating func advance(_ s: Supervisor) -> Advance?
+    /// them. False: the driver cannot go on (the plant emulator is gone).
+    mutating func advance(_ s: Supervisor) -> Bool
     /// The grid's tick is due (every 100 ms of the driver's clock).
     mutating func gridDue() -> Bool
     /// The loop's events are due to be drained (every cycle in virtual time, every 64 in lockstep).
@@ -66,7 +63,7 @@ package enum RunEnding: Equatable {
     case stopped
     /// The board's own end (`LoopDriver.finished`).
     case finished
-    /// The driver could not go on (`LoopDriver.advance` gave nil).
+    /// The driver could not go on (`LoopDriver.advance` gave false).
     case driverGone
 }
 
@@ -120,7 +117,7 @@ package final class Supervisor {
     /// The one loop around the cycles, until the run ends.
     package func run(_ driver: inout some LoopDriver) -> RunEnding {
         while true {
-            guard driver.advance(self) != nil else { return .driverGone }
+            guard driver.advance(self) else { return .driverGone }
             if grid != nil && driver.gridDue() { gridTick() }
             let stopping = requests.stop
             if driver.drainDue() || stopping { drain() }
@@ -242,9 +239,9 @@ package struct ExecutiveDriver: LoopDriver {
     }
     package var now: Instant { clock() }
     package var cycles: UInt64 { cyclesRun() }
-    package mutating func advance(_ s: Supervisor) -> Advance? {
+    package mutating func advance(_ s: Supervisor) -> Bool {
         sleepUntil(nanos: monotonicNanos() + 20_000_000)
-        return .waited
+        return true
     }
     package mutating func gridDue() -> Bool {
         guard monotonicNanos() >= nextGrid else { return false }

@@ -36,10 +36,10 @@ struct ScriptedDriver: LoopDriver {
     /// Called at each step with the step's number and the loop; false ends the driver (the emulator gone).
     var step: (UInt64, Instant) -> Bool
     var finishAt: Instant? = nil
-    mutating func advance(_ s: Supervisor) -> Advance? {
+    mutating func advance(_ s: Supervisor) -> Bool {
         cycles += 1
         now = now + .s(1)
-        return step(cycles, now) ? .ran : nil
+        return step(cycles, now)
     }
     mutating func gridDue() -> Bool { false }
     mutating func finished(_ s: Supervisor) -> Bool { finishAt.map { now >= $0 } ?? false }
