@@ -74,7 +74,10 @@ let package = Package(
         // The grid interfaces of chargerd: the EMS's Modbus TCP server (libmodbus) and the OCPP 1.6J charge
         // point (WebSocket over TCP or TLS with OpenSSL). Threads of their own, never the loop's.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .target(name: "GridInterfaces", dependencies: ["Grid", "SiteFile", "ChargerCore", "LoopContract", "RealTime", "CModbus", "COpenSSL"]),
+        // The OCPP 1.6J charge point as a state machine: a frame, a loop event or a turn, and the time in; its
+        // state changed and the effects out (frames, journal lines, state files to store). No I/O.
+        .target(name: "OCPPChargePoint", dependencies: ["Grid", "SiteFile", "ChargerCore", "LoopContract"]),
+        .target(name: "GridInterfaces", dependencies: ["OCPPChargePoint", "Grid", "SiteFile", "ChargerCore", "LoopContract", "RealTime", "CModbus", "COpenSSL"]),
         // Board files (TOML) -> validated plain data: the StationSpec, the plant model, the loop's scheduling,
         // GPIO lines, Modbus register maps, analog inputs, watchdog, console, storage. Depends on the core only;
         // the plant, the runtime and the backends build their own types from it.
@@ -140,7 +143,7 @@ let package = Package(
         ]),
         .testTarget(name: "ChargerCoreTests", dependencies: ["ChargerCore"]),
         .testTarget(name: "ParserFuzzingTests", dependencies: ["ParserFuzzing"]),
-        .testTarget(name: "GridTests", dependencies: ["StationLoop", "Grid", "GridInterfaces", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
+        .testTarget(name: "GridTests", dependencies: ["StationLoop", "Grid", "GridInterfaces", "OCPPChargePoint", "BoardFile", "ChargerCore", "ChargerRuntime", "LoopContract", "SimPlant"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "HILTests", dependencies: ["HILRunner", "ChargerCore", "ChargerRuntime", "LoopContract", "BoardFile", "SimPlant", .product(name: "TOMLKit", package: "TOMLKit")]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Journal", "ChargerRuntime", "LoopContract", "ChargerCore"]),

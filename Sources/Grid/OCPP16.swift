@@ -1,6 +1,6 @@
 // OCPP 1.6J as types: the RPC frames of OCPP-J 1.6 §4 (CALL, CALLRESULT, CALLERROR), the actions of
 // OCPP 1.6 edition 2 §6 and the payloads this charge point sends and answers, as Codable values with
-// OCPP's JSON field names. The client (GridInterfaces/OCPPClient.swift) reads and writes only these;
+// OCPP's JSON field names. The charge point (OCPPChargePoint) reads and writes only these;
 // a payload that does not decode is answered with the CALLERROR code that says why (never a crash).
 import Foundation
 

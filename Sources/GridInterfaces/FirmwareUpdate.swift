@@ -15,6 +15,7 @@
 import ChargerCore
 import Foundation
 import Grid
+import OCPPChargePoint
 import RealTime
 import Synchronization
 #if canImport(Glibc)
@@ -49,7 +50,6 @@ struct FirmwareJob: Codable, Equatable {
 
 /// A firmware status to notify: FirmwareStatusNotification, or SignedFirmwareStatusNotification when it
 /// belongs to a signed update's request.
-struct FirmwareEvent: Sendable, Equatable { var status: FirmwareStatus; var requestId: Int? }
 
 /// Firmware statuses not sent yet, and the latest.
 struct FirmwareStatuses: Sendable { var queue: [FirmwareEvent] = []; var last = FirmwareEvent(status: .Idle, requestId: nil) }
@@ -102,13 +102,10 @@ extension OCPPClient {
     /// UpdateFirmware, OCPP 1.6's own steps only (the others are journalled, not sent).
     func firmwareStatus(_ s: FirmwareStatus, _ log: String, request: Int?) {
         let e = FirmwareEvent(status: s, requestId: request)
-        let said = request != nil || Self.unsignedStatuses.contains(s)
+        let said = request != nil || FirmwareStatus.unsigned.contains(s)
         inbox.withLock { if said { $0.firmware.queue.append(e) }; $0.firmware.last = e }
         hub.log("ocpp", "firmware: \(s.rawValue): \(log)")
     }
-    static let unsignedStatuses: Set<FirmwareStatus> = [
-        .Downloaded, .DownloadFailed, .Downloading, .Idle, .InstallationFailed, .Installing, .Installed,
-    ]
 
     /// UpdateFirmware: the job is kept (a pending one replaced) and answered at once; nothing happens
     /// before the retrieve date.
@@ -189,10 +186,10 @@ extension OCPPClient {
     /// date, its outcome taken, the install done once no session runs, and the restart asked once the
     /// statuses are out.
     func firmwareIfDue() {
-        if firmwareOnTrial, let dir = config.firmwareDirectory, booted || now() - startedAt >= Self.firmwareTrialRun / max(1, speedFactor) {
+        if firmwareOnTrial, let dir = config.firmwareDirectory, cp.booted || now() - startedAt >= Self.firmwareTrialRun / max(1, speedFactor) {
             firmwareOnTrial = false
             unlink(dir + "/trial")
-            hub.log("ocpp", "firmware \(firmware) came up" + (booted ? " (BootNotification accepted)" : "") + ": no longer on trial")
+            hub.log("ocpp", "firmware \(firmware) came up" + (cp.booted ? " (BootNotification accepted)" : "") + ": no longer on trial")
         }
         if let result = inbox.withLock({ i -> FirmwareDownload? in defer { i.firmwareResult = nil }; return i.firmwareResult }) {
             switch result {
@@ -214,7 +211,7 @@ extension OCPPClient {
         // outputs are safe, and the fix for its fault may be this very version), and a signed update's
         // install date reached.
         if job.stage == .downloaded {
-            let idle = txRef.allSatisfy({ $0 == nil }) && phase.allSatisfy({ $0 == .unplugged || $0 == .faulted })
+            let idle = cp.txRef.allSatisfy({ $0 == nil }) && cp.phase.allSatisfy({ $0 == .unplugged || $0 == .faulted })
             if idle && stationMillis >= job.installAt ?? 0 {
                 installFirmware(job, dir: dir)
             } else if job.signed && job.installScheduled != true {
@@ -223,9 +220,10 @@ extension OCPPClient {
                 firmwareStatus(.InstallScheduled, job.installAt.map { stationMillis < $0 ? "at \(Timestamp.format($0))" : "when no car is plugged" } ?? "when no car is plugged", request: job.requestId)
             }
         }
-        if firmwareRestartDue && (inbox.withLock({ $0.firmware.queue.isEmpty }) || !online) && pending == nil && !resetFired {
+        let statusesOut = cp.firmwareStatuses.isEmpty && inbox.withLock({ $0.firmware.queue.isEmpty })
+        if firmwareRestartDue && (statusesOut || !online) && cp.pending == nil && !cp.resetFired {
             firmwareRestartDue = false
-            resetFired = true
+            cp.resetFired = true
             let v = firmwareJob?.version ?? "?"
             hub.log("ocpp", "firmware \(v) installed: restarting the controller into it")
             onFirmwareInstalled?(v)

@@ -6,6 +6,7 @@
 // Certificates.swift.
 import Foundation
 import Grid
+import OCPPChargePoint
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,22 +22,15 @@ extension OCPPClient {
 
     func saveSecurityEvents() {
         guard let p = securityEventsPath else { return }
-        if securityEvents.isEmpty { unlink(p); return }
-        if let d = try? JSONEncoder().encode(securityEvents) { writeDurably(d, to: p) }
-    }
-
-    /// The central system answered the oldest security event: it leaves the queue.
-    func securityEventDelivered() {
-        guard !securityEvents.isEmpty else { return }
-        securityEvents.removeFirst()
-        saveSecurityEvents()
+        if cp.securityEvents.isEmpty { unlink(p); return }
+        if let d = try? JSONEncoder().encode(cp.securityEvents) { writeDurably(d, to: p) }
     }
 
     /// The events not sent before the last stop (they go out first, in order).
     func loadSecurityEvents() {
         guard let e = restored([SecurityEventNotificationReq].self, securityEventsPath, "security events (dropped)") else { return }
-        securityEvents = Array(e.suffix(50))
-        if !e.isEmpty { hub.log("ocpp", "\(securityEvents.count) security event(s) restored from \(securityEventsPath ?? ""), to send") }
+        cp.securityEvents = Array(e.suffix(50))
+        if !e.isEmpty { hub.log("ocpp", "\(cp.securityEvents.count) security event(s) restored from \(securityEventsPath ?? ""), to send") }
     }
 
     /// One line per event: its time, its type, what it was (owner-only file).
@@ -82,7 +76,7 @@ extension OCPPClient {
         }
         if n > securityProfile {
             hub.log("ocpp", "security profile \(n), as the central system raised it (\(p); the site says \(securityProfile))")
-            securityProfile = n
+            cp.securityProfile = n
         }
     }
 
@@ -129,9 +123,9 @@ extension OCPPClient {
             return .Rejected
         }
         let was = securityProfile
-        securityProfile = n
+        cp.securityProfile = n
         authorizationKey = n <= 2 ? loadAuthorizationKey() : nil
-        reconnectAfterAnswer = "security profile \(n)"
+        cp.reconnectAfterAnswer = "security profile \(n)"
         securityEvent("ReconfigurationOfSecurityParameters", "security profile \(was) -> \(n)")
         hub.log("ocpp", "security profile \(was) -> \(n): connecting again with it")
         return .Accepted
@@ -268,7 +262,7 @@ extension OCPPClient {
         switch store.acceptSigned(chain, commonName: config.chargePointId, roots: centralSystemRoots) {
         case .success(let what):
             hub.log("ocpp", "CertificateSigned: the charge point's certificate is now \(what)" + (securityProfile == 3 ? "; connecting again with it" : ""))
-            if securityProfile == 3 { reconnectAfterAnswer = "the new charge point certificate" }
+            if securityProfile == 3 { cp.reconnectAfterAnswer = "the new charge point certificate" }
             nextRenewalCheck = 0
             lastRenewalRequest = -Double.infinity
             return .Accepted
@@ -297,19 +291,19 @@ extension OCPPClient {
         let left = v.notAfter - Int64(Date().timeIntervalSince1970)
         guard left < min(Self.renewBefore, (v.notAfter - v.notBefore) / 5) else { return }
         guard now() >= lastRenewalRequest + Self.renewRetry else { return }
-        guard !triggers.contains(where: { $0.message == .SignChargePointCertificate }) else { return }
+        guard !cp.triggers.contains(where: { $0.message == .SignChargePointCertificate }) else { return }
         lastRenewalRequest = now()
         hub.log("ocpp", "the charge point's certificate ends \(leaf.notAfter) (\(left / 60) min left): asking for a new one (SignCertificate)")
-        triggers.append(Trigger(message: .SignChargePointCertificate, connector: nil, extended: true))
+        cp.triggers.append(ChargePoint.Trigger(message: .SignChargePointCertificate, connector: nil, extended: true))
     }
 
     /// ExtendedTriggerMessage SignChargePointCertificate: a new key, and SignCertificate with its CSR.
-    func sendSigningRequest(_ ws: WebSocketConnection) throws(WebSocketError) {
+    func sendSigningRequest() {
         guard let store = certificates else { return }
-        switch store.newSigningRequest(commonName: config.chargePointId, organization: settings.cpoName) {
+        switch store.newSigningRequest(commonName: config.chargePointId, organization: cp.settings.cpoName) {
         case .success(let csr):
-            hub.log("ocpp", "SignCertificate: a new P-256 key made on the charge point; its CSR (CN \(config.chargePointId)" + (settings.cpoName.isEmpty ? "" : ", O \(settings.cpoName)") + ") sent")
-            try call(ws, .SignCertificate, SignCertificateReq(csr: csr))
+            hub.log("ocpp", "SignCertificate: a new P-256 key made on the charge point; its CSR (CN \(config.chargePointId)" + (cp.settings.cpoName.isEmpty ? "" : ", O \(cp.settings.cpoName)") + ") sent")
+            step { $0.call(.SignCertificate, SignCertificateReq(csr: csr)) }
         case .failure(let why):
             hub.log("ocpp", "SignChargePointCertificate: \(why)")
         }

@@ -7,6 +7,8 @@
 // gun then waits for it (an idTag presented, a remote start).
 import ChargerCore
 import Grid
+import LoopContract
+import SiteFile
 
 /// Where plug and charge stands for the car on one gun.
 enum VINStage: Equatable {
@@ -21,7 +23,7 @@ enum VINStage: Equatable {
     case decided
 }
 
-extension OCPPClient {
+extension ChargePoint {
     /// An idTag as the journal shows it: a VIN's masked unless the site allows the whole.
     func shown(_ tag: String) -> String {
         guard tag.hasPrefix(VINIdentity.prefix), tag.utf8.count == 20 else { return tag }
@@ -31,7 +33,7 @@ extension OCPPClient {
     /// A car plugged with no authorization in force: the site's first usable method starts. An idTag
     /// presented goes first unless `vin` comes before `idtag`; with `vin` listed the session goes on to the
     /// handshake and the VIN decides.
-    func carPlugged(_ g: Int) {
+    mutating func carPlugged(_ g: Int) {
         let order = config.authorize
         let tag = order.contains(.idtag) ? presentedTags[g] : nil
         let vinAt = order.firstIndex(of: .vin)
@@ -42,18 +44,18 @@ extension OCPPClient {
         }
     }
 
-    func startVIN(_ g: Int) {
+    mutating func startVIN(_ g: Int) {
         vinStage[g] = .waiting
         idTag[g] = nil
         let check: VINCheck = fallBackMethods.isEmpty ? .pending : .pendingFallBack
-        hub.with { $0.authorized[g] = true; $0.vinChecks[g] = check; $0.identities[g] = nil }
-        hub.log("ocpp", "connector \(g + 1): plug and charge: the car's VIN will decide (BRM)")
+        grid.authorized[g] = true; grid.vinChecks[g] = check; grid.identities[g] = nil
+        log("ocpp", "connector \(g + 1): plug and charge: the car's VIN will decide (BRM)")
     }
 
     /// Each observation: a VIN the car sent while its word is awaited is decided (VINDecision: the local
     /// list and the cache as for an idTag at the plug, LocalPreAuthorize online, LocalAuthorizeOffline and
     /// AllowOfflineTxForUnknownId offline; otherwise the central system is asked).
-    func vinObserved() {
+    mutating func vinObserved() {
         for g in 0..<min(gunCount, observation.guns.count) {
             if case .ended(let tag) = vinStage[g], observation.guns[g].phase != .identification { vinEnded(g, tag, observation.guns[g].stopReason) }
         }
@@ -68,16 +70,16 @@ extension OCPPClient {
                 vinStage[g] = .asked(tag)
                 idTag[g] = tag
                 authorizeQueue.append((tag, g))
-                hub.log("ocpp", "connector \(g + 1): VIN \(shown(tag)) sent to the central system (Authorize)")
+                log("ocpp", "connector \(g + 1): VIN \(shown(tag)) sent to the central system (Authorize)")
             }
         }
     }
 
     /// The central system's answer to the VIN's Authorize.
-    func vinAnswered(_ g: Int, tag: String, _ info: IdTagInfo) {
+    mutating func vinAnswered(_ g: Int, tag: String, _ info: IdTagInfo) {
         guard phase[g] == .identification else {
             vinStage[g] = .decided
-            hub.log("ocpp", "connector \(g + 1): the answer for VIN \(shown(tag)) (\(info.status.rawValue)) came after the car's wait: the session had stopped")
+            log("ocpp", "connector \(g + 1): the answer for VIN \(shown(tag)) (\(info.status.rawValue)) came after the car's wait: the session had stopped")
             return
         }
         if info.status == .Accepted, reservations.on(gun: g) == nil || reservations.admits(tag, parent: info.parentIdTag, gun: g) {
@@ -89,12 +91,12 @@ extension OCPPClient {
         }
     }
 
-    func vinAccepted(_ g: Int, _ tag: String, why: String) {
+    mutating func vinAccepted(_ g: Int, _ tag: String, why: String) {
         vinStage[g] = .decided
         idTag[g] = tag
         let who = SessionIdentity(method: .vin, identity: shown(tag))
-        hub.with { $0.vinChecks[g] = .accepted; $0.identities[g] = who }
-        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: who.identity, verdict: "accepted", why: why),
+        grid.vinChecks[g] = .accepted; grid.identities[g] = who
+        authorization(AuthorizationRecord(gun: g, method: .vin, identity: who.identity, verdict: "accepted", why: why),
                           text: "connector \(g + 1): VIN \(who.identity) accepted by \(why): charging may start")
     }
 
@@ -105,53 +107,49 @@ extension OCPPClient {
     }
 
     /// Refused: the session stops before energy; a method after `vin` in the site's list is the fallback.
-    func vinRefused(_ g: Int, identity: String, why: String) {
+    mutating func vinRefused(_ g: Int, identity: String, why: String) {
         vinStage[g] = .decided
         idTag[g] = nil
         let after = fallBackMethods
         let fallBack = !after.isEmpty
-        hub.with { s in
-            s.vinChecks[g] = fallBack ? .refusedFallBack : .refused
-            s.identities[g] = nil
-            if fallBack { s.authorized[g] = false }
-        }
+        grid.vinChecks[g] = fallBack ? .refusedFallBack : .refused
+        grid.identities[g] = nil
+        if fallBack { grid.authorized[g] = false }
         let then = fallBack ? "no energy; the gun waits for \(after.map(\.rawValue).joined(separator: " or "))" : "no energy; the session ends"
-        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: identity, verdict: fallBack ? "refused-fallback" : "refused", why: why),
+        authorization(AuthorizationRecord(gun: g, method: .vin, identity: identity, verdict: fallBack ? "refused-fallback" : "refused", why: why),
                           text: "connector \(g + 1): VIN \(identity) refused: \(why): \(then)")
     }
 
     /// Recognition ended before the central system answered: the core's 4 s bound (stop reason
     /// not-authorized: journalled as a refusal) or another stop (an operator's, a fault: logged).
-    func vinEnded(_ g: Int, _ tag: String, _ why: StopReason) {
+    mutating func vinEnded(_ g: Int, _ tag: String, _ why: StopReason) {
         vinStage[g] = .decided
         let after = fallBackMethods
         let fallBack = why == .notAuthorized && !after.isEmpty
-        hub.with { s in
-            s.vinChecks[g] = fallBack ? .refusedFallBack : .refused
-            s.identities[g] = nil
-            if fallBack { s.authorized[g] = false }
-        }
+        grid.vinChecks[g] = fallBack ? .refusedFallBack : .refused
+        grid.identities[g] = nil
+        if fallBack { grid.authorized[g] = false }
         guard why == .notAuthorized else {
-            hub.log("ocpp", "connector \(g + 1): the session stopped (\(why.name)) before the central system answered for VIN \(shown(tag))")
+            log("ocpp", "connector \(g + 1): the session stopped (\(why.name)) before the central system answered for VIN \(shown(tag))")
             return
         }
         let bound = Int(Standard.vinAnswerWait.seconds)
         let then = fallBack ? "no energy; the gun waits for \(after.map(\.rawValue).joined(separator: " or "))" : "no energy; the session ends"
-        hub.authorization(AuthorizationRecord(gun: g, method: .vin, identity: shown(tag), verdict: fallBack ? "refused-fallback" : "refused",
+        authorization(AuthorizationRecord(gun: g, method: .vin, identity: shown(tag), verdict: fallBack ? "refused-fallback" : "refused",
                                               why: "no answer within \(bound) s (the car's own wait is 5 s)"),
                           text: "connector \(g + 1): VIN \(shown(tag)) not answered within \(bound) s: \(then)")
     }
 
     /// The session's phases as they bear on the VIN: a wait the core ended (no answer within its bound),
     /// and the gun back in `connected` after a refusal with a fallback (an idTag presented is tried).
-    func vinPhaseChanged(_ g: Int, from before: SessionPhase, to p: SessionPhase) {
+    mutating func vinPhaseChanged(_ g: Int, from before: SessionPhase, to p: SessionPhase) {
         if before == .identification && p != .parameterExchange, case .asked(let tag) = vinStage[g] {
             vinStage[g] = .ended(tag)
             idTag[g] = nil
         }
         if p == .connected && before == .unlocking && vinStage[g] == .decided {
             vinStage[g] = .none
-            hub.with { $0.vinChecks[g] = .notUsed }
+            grid.vinChecks[g] = .notUsed
             if config.authorize.contains(.idtag), let tag = presentedTags[g] { authorizeAtPlug(tag, g) }
         }
     }

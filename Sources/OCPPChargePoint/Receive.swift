@@ -1,4 +1,4 @@
-// The OCPP client's receiving side: frames from the central system, the answers to this charge point's
+// The charge point's receiving side: frames from the central system, the answers to this charge point's
 // calls, and one function per action the central system may call. Payloads arrive as the typed
 // messages of Grid/OCPP16.swift; one that does not decode is answered with the CALLERROR naming the
 // field (OCPP-J 1.6 §4.2.3), an action OCPP 1.6 does not have with NotImplemented, and one it has that
@@ -6,17 +6,19 @@
 import ChargerCore
 import Foundation
 import Grid
-import RealTime
+import LoopContract
+import SiteFile
 
-extension OCPPClient {
-    func handle(_ text: String) {
+extension ChargePoint {
+    /// A frame from the central system.
+    package mutating func receive(_ text: String) {
         switch OCPPFrame.parse(text) {
         case .failure(let m):
             if let id = m.callId {
-                hub.log("ocpp-refused", "malformed CALL \(id) from the central system answered FormationViolation: \(m.why)")
+                log("ocpp-refused", "malformed CALL \(id) from the central system answered FormationViolation: \(m.why)")
                 replyError(id, .FormationViolation, m.why)
             } else {
-                hub.log("ocpp-refused", "malformed message from the central system ignored (\(m.why)): \(text.prefix(120))")
+                log("ocpp-refused", "malformed message from the central system ignored (\(m.why)): \(text.prefix(120))")
             }
         case .success(.call(let id, let action, let payload)):
             incoming(id, action, payload)
@@ -27,7 +29,7 @@ extension OCPPClient {
         case .success(.error(let id, let code, let why)):
             guard let p = pending, p.id == id else { return }
             pending = nil
-            hub.log("ocpp", "\(p.action) answered with CALLERROR \(code): \(why)")
+            log("ocpp", "\(p.action) answered with CALLERROR \(code): \(why)")
             // A security event the central system refuses is not sent again (it would be refused again).
             if p.action == .SecurityEventNotification { securityEventDelivered() }
             refused(p)
@@ -37,24 +39,24 @@ extension OCPPClient {
     /// A transaction message the central system refuses is sent again after TransactionMessageRetryInterval
     /// times the attempts made, at most TransactionMessageAttempts times in all, then dropped and logged
     /// (§4.10; the queue's order kept).
-    func refused(_ p: PendingCall) {
+    mutating func refused(_ p: PendingCall) {
         guard let q = p.queued, let i = queue.messages.firstIndex(where: { $0.seq == q }) else { return }
         let attempts = (queue.messages[i].attempts ?? 0) + 1
         if attempts >= settings.transactionMessageAttempts {
-            hub.log("ocpp", "\(p.action) #\(q) refused \(attempts) time(s) (TransactionMessageAttempts \(settings.transactionMessageAttempts)): dropped")
+            log("ocpp", "\(p.action) #\(q) refused \(attempts) time(s) (TransactionMessageAttempts \(settings.transactionMessageAttempts)): dropped")
             queue.messages.remove(at: i)
         } else {
             let wait = settings.transactionMessageRetryInterval * attempts
             queue.messages[i].attempts = attempts
-            queueRetryAt = now() + Double(wait) / max(1, speedFactor)
-            hub.log("ocpp", "\(p.action) #\(q) refused (attempt \(attempts) of \(settings.transactionMessageAttempts)): sent again in \(wait) s")
+            queueRetryAt = now + Double(wait) / max(1, speedFactor)
+            log("ocpp", "\(p.action) #\(q) refused (attempt \(attempts) of \(settings.transactionMessageAttempts)): sent again in \(wait) s")
         }
-        saveQueue()
+        save(.queue)
     }
 
     // MARK: answers to this charge point's calls
 
-    func answered(_ p: PendingCall, _ r: JSONValue) {
+    mutating func answered(_ p: PendingCall, _ r: JSONValue) {
         do {
             switch p.action {
             case .BootNotification: bootAnswered(try r.decode(BootNotificationConf.self))
@@ -68,81 +70,77 @@ extension OCPPClient {
             case .SecurityEventNotification: securityEventDelivered()
             case .SignCertificate:
                 let status = try r.decode(StatusConf<AcceptedRejected>.self).status
-                hub.log("ocpp", "SignCertificate answered \(status.rawValue)" + (status == .Accepted ? ": the certificate comes with CertificateSigned" : ""))
+                log("ocpp", "SignCertificate answered \(status.rawValue)" + (status == .Accepted ? ": the certificate comes with CertificateSigned" : ""))
             default: break
             }
         } catch {
             let why = CallErrorCode.of(error).text
-            hub.log("ocpp", "\(p.action) answer not understood (\(why)): taken as refused")
-            if p.action == .BootNotification { bootRetryAt = now() + max(config.heartbeatInterval.seconds, 1) }
+            log("ocpp", "\(p.action) answer not understood (\(why)): taken as refused")
+            if p.action == .BootNotification { bootRetryAt = now + max(config.heartbeatInterval.seconds, 1) }
             refused(p)
         }
     }
 
-    func bootAnswered(_ r: BootNotificationConf) {
+    mutating func bootAnswered(_ r: BootNotificationConf) {
         if r.interval > 0 { heartbeatInterval = .s(Int64(r.interval)) }
         if r.status == .Accepted {
             booted = true
-            lastHeartbeat = now()
-            hub.log("ocpp", "BootNotification accepted, heartbeat every \(r.interval) s")
-            setStatus("OCPP: connected to \(url.host):\(url.port), accepted")
+            lastHeartbeat = now
+            log("ocpp", "BootNotification accepted, heartbeat every \(r.interval) s")
+            setStatus("OCPP: connected to \(peer), accepted")
         } else {
             // Pending/Rejected: try again after the interval.
-            hub.log("ocpp", "BootNotification \(r.status.rawValue); again in \(r.interval) s")
-            bootRetryAt = now() + Double(max(r.interval, 1))
+            log("ocpp", "BootNotification \(r.status.rawValue); again in \(r.interval) s")
+            bootRetryAt = now + Double(max(r.interval, 1))
         }
     }
 
-    func authorizeAnswered(_ g: Int, _ r: AuthorizeConf) {
+    mutating func authorizeAnswered(_ g: Int, _ r: AuthorizeConf) {
         cacheAnswer(idTag[g], r.idTagInfo)
         if case .asked(let tag) = vinStage[g] { return vinAnswered(g, tag: tag, r.idTagInfo) }
         if case .ended(let tag) = vinStage[g] {
             // Recognition ended first (the 4 s bound): the answer is kept in the cache, nothing more.
             cacheAnswer(tag, r.idTagInfo)
-            hub.log("ocpp", "connector \(g + 1): the answer for VIN \(shown(tag)) (\(r.idTagInfo.status.rawValue)) came after recognition ended: the session had stopped")
+            log("ocpp", "connector \(g + 1): the answer for VIN \(shown(tag)) (\(r.idTagInfo.status.rawValue)) came after recognition ended: the session had stopped")
             return
         }
         if let tag = idTag[g], let res = reservations.on(gun: g), r.idTagInfo.status == .Accepted,
            !reservations.admits(tag, parent: r.idTagInfo.parentIdTag, gun: g) {
-            hub.log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): Accepted, but the connector is reserved for another idTag (#\(res.id)): refused")
+            log("ocpp", "idTag \(shown(tag)) on connector \(g + 1): Accepted, but the connector is reserved for another idTag (#\(res.id)): refused")
             idTag[g] = nil
             return
         }
         let ok = r.idTagInfo.status == .Accepted
-        hub.with { s in
-            s.authorized[g] = ok || s.authorized[g]
-            if ok, let tag = idTag[g] { s.vinChecks[g] = .notUsed; s.identities[g] = SessionIdentity(method: .idtag, identity: tag) }
-        }
+        grid.authorized[g] = ok || grid.authorized[g]
+        if ok, let tag = idTag[g] { grid.vinChecks[g] = .notUsed; grid.identities[g] = SessionIdentity(method: .idtag, identity: tag) }
         if ok { vinStage[g] = .none }   // the idTag authorizes the session: its VIN is not asked about
-        hub.log("ocpp", "idTag \(idTag[g].map(shown) ?? "?") on connector \(g + 1): \(r.idTagInfo.status.rawValue)" + (ok ? ", session may start" : ""))
+        log("ocpp", "idTag \(idTag[g].map(shown) ?? "?") on connector \(g + 1): \(r.idTagInfo.status.rawValue)" + (ok ? ", session may start" : ""))
         if !ok { idTag[g] = nil }
     }
 
-    func startAnswered(_ p: PendingCall, _ r: StartTransactionConf) {
+    mutating func startAnswered(_ p: PendingCall, _ r: StartTransactionConf) {
         guard let seq = p.queued, let m = queue.messages.first(where: { $0.seq == seq }) else { return }
         let txId = r.transactionId
         queue.resolved[String(m.txRef)] = txId
         queue.messages.removeAll { $0.seq == seq }
-        saveQueue()
+        save(.queue)
         let g = m.gun
         cacheAnswer(m.idTag, r.idTagInfo)
         if txRef[g] == m.txRef {
             // Still running: the central system's id replaces the local one (profiles refer to it).
             txRef[g] = txId
-            hub.with { s in
-                if let t = s.transactions[g] { s.transactions[g] = TransactionInfo(id: txId, startedAt: t.startedAt) }
-            }
+            if let t = grid.transactions[g] { grid.transactions[g] = TransactionInfo(id: txId, startedAt: t.startedAt) }
             for i in queue.messages.indices where queue.messages[i].txRef == m.txRef { queue.messages[i].txRef = txId }
-            saveQueue()
+            save(.queue)
         }
-        hub.log("ocpp", "transaction \(txId) started on connector \(g + 1) (idTag \(r.idTagInfo.status.rawValue))")
+        log("ocpp", "transaction \(txId) started on connector \(g + 1) (idTag \(r.idTagInfo.status.rawValue))")
         if r.idTagInfo.status != .Accepted && txRef[g] == txId {
             if settings.stopTransactionOnInvalidId {
                 deauthorized.insert(g)
-                hub.with { $0.stopCount[g] &+= 1 }
-                hub.log("ocpp", "idTag \(r.idTagInfo.status.rawValue) at StartTransaction: session on connector \(g + 1) stopped (StopTransactionOnInvalidId)")
+                grid.stopCount[g] &+= 1
+                log("ocpp", "idTag \(r.idTagInfo.status.rawValue) at StartTransaction: session on connector \(g + 1) stopped (StopTransactionOnInvalidId)")
             } else {
-                hub.log("ocpp", "idTag \(r.idTagInfo.status.rawValue) at StartTransaction: the session on connector \(g + 1) goes on (StopTransactionOnInvalidId false)")
+                log("ocpp", "idTag \(r.idTagInfo.status.rawValue) at StartTransaction: the session on connector \(g + 1) goes on (StopTransactionOnInvalidId false)")
             }
         }
     }
@@ -153,19 +151,19 @@ extension OCPPClient {
         return m.idTag
     }
 
-    func transactionMessageAnswered(_ p: PendingCall) {
+    mutating func transactionMessageAnswered(_ p: PendingCall) {
         guard let seq = p.queued else { return }
         if p.action == .StopTransaction, let m = queue.messages.first(where: { $0.seq == seq }) {
-            hub.log("ocpp", "transaction \(m.txRef > 0 ? m.txRef : queue.resolved[String(m.txRef)] ?? 0) stopped on connector \(m.gun + 1)")
+            log("ocpp", "transaction \(m.txRef > 0 ? m.txRef : queue.resolved[String(m.txRef)] ?? 0) stopped on connector \(m.gun + 1)")
         }
         queue.messages.removeAll { $0.seq == seq }
-        saveQueue()
+        save(.queue)
     }
 
     // MARK: calls from the central system
 
     // Long: one case per OCPP action the charge point answers (the dispatch table)
-    func incoming(_ id: String, _ name: String, _ payload: JSONValue) {
+    mutating func incoming(_ id: String, _ name: String, _ payload: JSONValue) {
         guard let action = OCPPAction(rawValue: name) else {
             return replyError(id, .NotImplemented, "\(name) is not an OCPP 1.6 action")
         }
@@ -179,7 +177,11 @@ extension OCPPClient {
             guard let r = typed(GetCompositeScheduleReq.self) else { return }
             if let why = r.durationProblem { return replyError(id, .PropertyConstraintViolation, why) }
             reply(id, compositeSchedule(r))
-        case .ChangeConfiguration: if let r = typed(ChangeConfigurationReq.self) { reply(id, changeConfiguration(r)) }
+        case .ChangeConfiguration:
+            guard let r = typed(ChangeConfigurationReq.self) else { return }
+            // The AuthorizationKey and the security profile are files and certificates: the transport's.
+            if r.key == "AuthorizationKey" || r.key == "SecurityProfile" { return effects.append(.delegated(id, action, payload)) }
+            reply(id, changeConfiguration(r))
         case .ChangeAvailability: if let r = typed(ChangeAvailabilityReq.self) { reply(id, changeAvailability(r)) }
         case .GetConfiguration: if let r = typed(GetConfigurationReq.self) { reply(id, getConfiguration(r)) }
         case .DataTransfer:
@@ -192,56 +194,31 @@ extension OCPPClient {
             guard typed(ClearCacheReq.self) != nil else { return }
             let n = localAuth.cache.count
             localAuth.clearCache()
-            saveAuthorization()
-            hub.log("ocpp", "ClearCache: \(n) cached idTag(s) cleared")
+            save(.authorization)
+            log("ocpp", "ClearCache: \(n) cached idTag(s) cleared")
             reply(id, StatusConf(AcceptedRejected.Accepted))
-        case .UpdateFirmware:
-            guard config.firmwareDirectory != nil else {
-                return replyError(id, .NotSupported, "UpdateFirmware is not supported by this charge point (no firmware_dir in the site file)")
-            }
-            guard let r = typed(UpdateFirmwareReq.self) else { return }
-            // Only code the manufacturer signed, unless the site says otherwise (docs/security.md): an
-            // unsigned package is whatever the central system chose to send.
-            guard config.unsignedFirmware else {
-                securityEvent("InvalidFirmwareSignature", "unsigned UpdateFirmware from \(TransferLocation(r.location)?.display ?? "an unreadable location") refused: only SignedUpdateFirmware is installed")
-                return replyError(id, .NotSupported, "unsigned UpdateFirmware is refused: this charge point installs SignedUpdateFirmware only (site file [ocpp] unsigned_firmware)")
-            }
-            guard let loc = TransferLocation(r.location) else {
-                return replyError(id, .PropertyConstraintViolation, "location is not an http://, https:// or ftp:// URL")
-            }
-            guard let at = Timestamp.parse(r.retrieveDate) else { return replyError(id, .TypeConstraintViolation, "retrieveDate is a dateTime") }
-            guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
-            reply(id, UpdateFirmwareConf())
-            updateFirmware(r, loc, retrieveAt: at, tries: tries)
-        case .GetDiagnostics:
-            guard let r = typed(GetDiagnosticsReq.self) else { return }
-            guard let loc = TransferLocation(r.location) else {
-                return replyError(id, .PropertyConstraintViolation, "location is not an http://, https:// or ftp:// URL")
-            }
-            let from = r.startTime.map { Timestamp.parse($0) }, to = r.stopTime.map { Timestamp.parse($0) }
-            if from == .some(nil) || to == .some(nil) {
-                return replyError(id, .TypeConstraintViolation, "startTime and stopTime are dateTime")
-            }
-            guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
-            reply(id, getDiagnostics(r, loc, from: from ?? nil, to: to ?? nil, tries: tries))
+        case .UpdateFirmware, .GetDiagnostics, .InstallCertificate, .GetInstalledCertificateIds, .DeleteCertificate, .CertificateSigned,
+             .SignedUpdateFirmware, .GetLog:
+            // Files, certificates and transfers: the transport's firmware, diagnostics and security parts.
+            effects.append(.delegated(id, action, payload))
         case .ReserveNow:
             guard let r = typed(ReserveNowReq.self) else { return }
             reply(id, StatusConf(reserve(r)))
         case .CancelReservation:
             guard let r = typed(CancelReservationReq.self) else { return }
             if let gone = reservations.cancel(r.reservationId) {
-                saveReservations()
-                hub.log("ocpp", "reservation #\(gone.id) on connector \(gone.gun + 1) cancelled")
+                save(.reservations)
+                log("ocpp", "reservation #\(gone.id) on connector \(gone.gun + 1) cancelled")
                 reply(id, StatusConf(CancelReservationStatus.Accepted))
             } else {
-                hub.log("ocpp", "CancelReservation #\(r.reservationId): no such reservation")
+                log("ocpp", "CancelReservation #\(r.reservationId): no such reservation")
                 reply(id, StatusConf(CancelReservationStatus.Rejected))
             }
         case .SendLocalList:
             guard let r = typed(SendLocalListReq.self) else { return }
             let (status, why) = localAuth.apply(r)
-            if status == .Accepted { saveAuthorization() }
-            hub.log("ocpp", "SendLocalList \(status.rawValue): \(why)")
+            if status == .Accepted { save(.authorization) }
+            log("ocpp", "SendLocalList \(status.rawValue): \(why)")
             reply(id, StatusConf(status))
         case .GetLocalListVersion:
             guard typed(GetLocalListVersionReq.self) != nil else { return }
@@ -254,18 +231,16 @@ extension OCPPClient {
             if let r = typed(ExtendedTriggerMessageReq.self) {
                 reply(id, StatusConf(trigger(TriggerMessageReq(requestedMessage: r.requestedMessage, connectorId: r.connectorId), extended: true)))
             }
-        case .InstallCertificate, .GetInstalledCertificateIds, .DeleteCertificate, .CertificateSigned, .SignedUpdateFirmware, .GetLog:
-            securityCall(id, action, payload)
         default: replyError(id, .NotSupported, "\(name) is not supported by this charge point")
         }
     }
 
     /// A call's payload as its type; when it does not decode, the CALLERROR naming the field is sent
     /// (and journalled, rate-limited) and the result is nil.
-    func decoded<T: Decodable>(_ id: String, _ name: String, _ payload: JSONValue) -> T? {
+    package mutating func decoded<T: Decodable>(_ id: String, _ name: String, _ payload: JSONValue) -> T? {
         do { return try payload.decode(T.self) } catch {
             let (code, why) = CallErrorCode.of(error)
-            hub.log("ocpp-refused", "\(name) answered \(code.rawValue): \(why)")
+            log("ocpp-refused", "\(name) answered \(code.rawValue): \(why)")
             replyError(id, code, why)
             return nil
         }
@@ -276,58 +251,60 @@ extension OCPPClient {
     /// end, below 60 V: the core decides); the answer waits for the lock feedback to say open: Unlocked,
     /// or UnlockFailed after `unlockWait`. A gun already unlocked answers at once; one that does not
     /// exist UnlockFailed.
-    func unlock(_ id: String, _ r: UnlockConnectorReq) {
+    mutating func unlock(_ id: String, _ r: UnlockConnectorReq) {
         let g = r.connectorId - 1
         guard g >= 0, g < gunCount else {
-            hub.log("ocpp", "UnlockConnector \(r.connectorId): no such connector")
+            log("ocpp", "UnlockConnector \(r.connectorId): no such connector")
             return reply(id, StatusConf(UnlockStatus.UnlockFailed))
         }
         let locked = g < observation.guns.count && observation.guns[g].lockConfirmed
         if !locked && txRef[g] == nil {
-            hub.log("ocpp", "UnlockConnector \(r.connectorId): unlocked")
+            log("ocpp", "UnlockConnector \(r.connectorId): unlocked")
             return reply(id, StatusConf(UnlockStatus.Unlocked))
         }
         if txRef[g] != nil { unlockStopped.insert(g) }
-        hub.with { $0.stopCount[g] &+= 1 }
-        pendingUnlocks.append((id, g, now() + unlockWait))
-        hub.log("ocpp", "UnlockConnector \(r.connectorId): " + (txRef[g] != nil ? "the transaction stops, " : "the session stops, ") + "then the lock opens")
+        grid.stopCount[g] &+= 1
+        pendingUnlocks.append((id, g, now + unlockWait))
+        log("ocpp", "UnlockConnector \(r.connectorId): " + (txRef[g] != nil ? "the transaction stops, " : "the session stops, ") + "then the lock opens")
     }
 
     /// The answers UnlockConnector is waiting to give: Unlocked once the lock feedback says open and no
     /// transaction runs, UnlockFailed at the deadline.
-    func answerUnlocks() {
-        pendingUnlocks.removeAll { p in
+    mutating func answerUnlocks() {
+        var waiting = pendingUnlocks
+        waiting.removeAll { p in
             let open = !(p.gun < observation.guns.count && observation.guns[p.gun].lockConfirmed) && txRef[p.gun] == nil
             if open {
-                hub.log("ocpp", "UnlockConnector \(p.gun + 1): unlocked")
+                log("ocpp", "UnlockConnector \(p.gun + 1): unlocked")
                 reply(p.id, StatusConf(UnlockStatus.Unlocked))
                 return true
             }
-            if now() >= p.deadline {
-                hub.log("ocpp", "UnlockConnector \(p.gun + 1): the lock did not open within \(wholeText(unlockWait)) s")
+            if now >= p.deadline {
+                log("ocpp", "UnlockConnector \(p.gun + 1): the lock did not open within \(wholeText(unlockWait)) s")
                 reply(p.id, StatusConf(UnlockStatus.UnlockFailed))
                 return true
             }
             return false
         }
+        pendingUnlocks = waiting
     }
 
     /// Reset (OCPP 1.6 §5.14): every running transaction is stopped (StopTransaction with SoftReset or
     /// HardReset). Soft: the controller restarts once every StopTransaction has gone out; Hard: at once
     /// (the queue is on storage and goes out after the restart). The restart is the process's: chargerd
     /// ends its run in order (outputs safe, the journal closed) and exits 5, which the service restarts.
-    func reset(_ r: ResetReq) -> AcceptedRejected {
-        guard onReset != nil else {
-            hub.log("ocpp", "Reset \(r.type.rawValue) rejected: this run cannot restart itself")
+    mutating func reset(_ r: ResetReq) -> AcceptedRejected {
+        guard canReset else {
+            log("ocpp", "Reset \(r.type.rawValue) rejected: this run cannot restart itself")
             return .Rejected
         }
         if resetPending == nil || r.type == .Hard { resetPending = r.type }
         for g in 0..<gunCount where txRef[g] != nil {
             resetStopped.insert(g)
-            hub.with { $0.stopCount[g] &+= 1 }
+            grid.stopCount[g] &+= 1
         }
         securityEvent("ResetOrReboot", "Reset \(r.type.rawValue) asked by the central system")
-        hub.log("ocpp", "Reset \(r.type.rawValue) accepted: " + (txRef.contains { $0 != nil } ? "transactions stop, then " : "") + "the controller restarts")
+        log("ocpp", "Reset \(r.type.rawValue) accepted: " + (txRef.contains { $0 != nil } ? "transactions stop, then " : "") + "the controller restarts")
         return .Accepted
     }
 
@@ -337,12 +314,12 @@ extension OCPPClient {
     /// ExtendedTriggerMessage (security whitepaper ed. 2, §4.2) the same way, with its own messages:
     /// LogStatusNotification and SignChargePointCertificate are only extended, DiagnosticsStatusNotification
     /// only plain (the other is NotImplemented).
-    func trigger(_ r: TriggerMessageReq, extended: Bool = false) -> TriggerMessageStatus {
+    mutating func trigger(_ r: TriggerMessageReq, extended: Bool = false) -> TriggerMessageStatus {
         let name = extended ? "ExtendedTriggerMessage" : "TriggerMessage"
         let onlyExtended: Set<MessageTrigger> = [.LogStatusNotification, .SignChargePointCertificate]
         let allowed = extended ? r.requestedMessage != .DiagnosticsStatusNotification : !onlyExtended.contains(r.requestedMessage)
         guard allowed else {
-            hub.log("ocpp", "\(name) \(r.requestedMessage.rawValue): not a message it triggers (NotImplemented)")
+            log("ocpp", "\(name) \(r.requestedMessage.rawValue): not a message it triggers (NotImplemented)")
             return .NotImplemented
         }
         if let c = r.connectorId, c < 0 || c > gunCount { return .Rejected }
@@ -356,196 +333,121 @@ extension OCPPClient {
                 triggers.append(Trigger(message: .MeterValues, connector: c, extended: extended))
             }
         case .SignChargePointCertificate:
-            guard certificates != nil else {
-                hub.log("ocpp", "\(name) SignChargePointCertificate rejected: no certificate store (no state_dir)")
+            guard hasCertificateStore else {
+                log("ocpp", "\(name) SignChargePointCertificate rejected: no certificate store (no state_dir)")
                 return .Rejected
             }
             triggers.append(Trigger(message: .SignChargePointCertificate, connector: nil, extended: true))
         default:
             triggers.append(Trigger(message: r.requestedMessage, connector: r.connectorId, extended: extended))
         }
-        hub.log("ocpp", "\(name) \(r.requestedMessage.rawValue)\(r.connectorId.map { " connector \($0)" } ?? ""): accepted")
+        log("ocpp", "\(name) \(r.requestedMessage.rawValue)\(r.connectorId.map { " connector \($0)" } ?? ""): accepted")
         return .Accepted
-    }
-
-    /// GetDiagnostics (§5.8): answered with the file's name at once; the upload runs on a side thread of
-    /// its own (Uploading, then Uploaded or UploadFailed after 1 + retries attempts retryInterval apart),
-    /// one at a time (another asked meanwhile gets no file name). Nothing to upload without a journal hook.
-    func getDiagnostics(_ r: GetDiagnosticsReq, _ loc: TransferLocation, from: Int64?, to: Int64?, tries: TransferRetries) -> GetDiagnosticsConf {
-        guard let source = diagnostics else {
-            hub.log("ocpp", "GetDiagnostics: no diagnostics in this run")
-            return GetDiagnosticsConf(fileName: nil)
-        }
-        let name = uploadName("diagnostics")
-        let started = startUpload(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetDiagnostics",
-                                  source: { source(from, to) }, begin: { self.inbox.withLock { $0.diagnostics.append(.Uploading) } }) { uploaded in
-            self.inbox.withLock { $0.diagnostics.append(uploaded ? .Uploaded : .UploadFailed) }
-        }
-        return GetDiagnosticsConf(fileName: started ? name : nil)
-    }
-
-    /// A transfer's retries and retryInterval, bounded (Grid's TransferRetries): nil, and the CALL answered
-    /// PropertyConstraintViolation, when one is negative; one above its bound is taken at it and logged.
-    func transferRetries(_ id: String, _ retries: Int?, _ interval: Int?) -> TransferRetries? {
-        guard let t = TransferRetries(retries: retries, retryInterval: interval) else {
-            replyError(id, .PropertyConstraintViolation, "retries and retryInterval are not negative")
-            return nil
-        }
-        let note = TransferRetries.clampNote(retries: retries, retryInterval: interval)
-        if !note.isEmpty { hub.log("ocpp", "\(note) (this charge point's bounds)") }
-        return t
-    }
-
-    /// The name of an uploaded file: the charge point's id, what it is, the station time.
-    func uploadName(_ what: String) -> String {
-        let stamp = Timestamp.format(stationMillis).filter { $0 != "-" && $0 != ":" }.prefix(15)
-        return "\(config.chargePointId)-\(what)-\(stamp)Z.log"
-    }
-
-    /// Starts uploading `source`'s bytes as `name` on a side thread (1 + retries attempts, retryInterval
-    /// apart): `begin` before the thread starts, `done` on it with the outcome (or here, false, when the
-    /// thread cannot start). One upload at a time: false (and logged, neither called) when one runs.
-    func startUpload(_ name: String, to loc: TransferLocation, attempts: Int, wait: Double, what: String,
-                     source: @escaping @Sendable () -> [UInt8], begin: () -> Void, done: @escaping @Sendable (Bool) -> Void) -> Bool {
-        guard !inbox.withLock({ $0.diagnosticsRunning }) else {
-            hub.log("ocpp", "\(what) to \(loc.display): an upload is still running")
-            return false
-        }
-        diagnosticsThread?.stop()
-        let ca = config.caFile, hub = hub
-        inbox.withLock { $0.diagnosticsRunning = true }
-        hub.log("ocpp", "\(what): \(name) to \(loc.display) (\(attempts) attempt(s))")
-        begin()
-        let t = SideThread()
-        diagnosticsThread = t
-        let rc = t.start(stackBytes: 1 << 20) {
-            let data = source()
-            let uploaded = retrying(times: attempts, interval: wait, stopped: { t.stopAsked }) { attempt in
-                do {
-                    try FileTransfer.upload(data, name: name, to: loc, ca: ca, timeout: 30)
-                    hub.log("ocpp", "\(what): \(name) uploaded (\(data.count) bytes, attempt \(attempt))")
-                    return true
-                } catch {
-                    hub.log("ocpp", "\(what): attempt \(attempt) of \(attempts) failed: \(error)")
-                    return false
-                }
-            }
-            done(uploaded)
-            self.inbox.withLock { $0.diagnosticsRunning = false }
-        }
-        if rc != 0 {
-            inbox.withLock { $0.diagnosticsRunning = false }
-            hub.log("ocpp", "\(what): cannot start the upload's thread (errno \(rc))")
-            done(false)
-            return false
-        }
-        return true
     }
 
     /// ReserveNow (§5.13): see Reservations.reserve. Under free vend anyone may charge, so a reservation
     /// could not hold: Rejected.
-    func reserve(_ r: ReserveNowReq) -> ReservationStatus {
+    mutating func reserve(_ r: ReserveNowReq) -> ReservationStatus {
         guard !config.freeVend else {
-            hub.log("ocpp", "ReserveNow #\(r.reservationId) Rejected: free vend (anyone may charge)")
+            log("ocpp", "ReserveNow #\(r.reservationId) Rejected: free vend (anyone may charge)")
             return .Rejected
         }
-        let off = unavailable
-        let (status, why) = reservations.reserve(r, connectors: gunCount, atMillis: stationMillis) { g in
-            if g < self.observation.guns.count && self.observation.guns[g].faulted { return .faulted }
+        let (off, obs, tx, phases, waiting, at) = (unavailable, observation, txRef, phase, authorizedWaiting, stationMillis)
+        let (status, why) = reservations.reserve(r, connectors: gunCount, atMillis: at) { g in
+            if g < obs.guns.count && obs.guns[g].faulted { return .faulted }
             if off[g] { return .unavailable }
-            return self.txRef[g] != nil || self.phase[g] != .unplugged || self.authorizedWaiting[g] != nil ? .occupied : .free
+            return tx[g] != nil || phases[g] != .unplugged || waiting[g] != nil ? .occupied : .free
         }
-        if status == .Accepted { saveReservations() }
-        hub.log("ocpp", "ReserveNow \(status.rawValue): \(why)")
+        if status == .Accepted { save(.reservations) }
+        log("ocpp", "ReserveNow \(status.rawValue): \(why)")
         return status
     }
 
     /// This charge point defines no vendor messages: its own vendor id (the site's `vendor`) answers
     /// UnknownMessageId, any other UnknownVendorId (OCPP 1.6 §4.3, §6.17). A vendor id longer than the
     /// CiString255 it is is a PropertyConstraintViolation.
-    func dataTransfer(_ r: DataTransferReq) -> DataTransferConf {
-        hub.log("ocpp-datatransfer", "DataTransfer from the central system: vendor '\(r.vendorId.prefix(64))', message '\((r.messageId ?? "").prefix(64))'")
+    mutating func dataTransfer(_ r: DataTransferReq) -> DataTransferConf {
+        log("ocpp-datatransfer", "DataTransfer from the central system: vendor '\(r.vendorId.prefix(64))', message '\((r.messageId ?? "").prefix(64))'")
         return DataTransferConf(status: r.vendorId == config.vendor ? .UnknownMessageId : .UnknownVendorId)
     }
 
-    func remoteStart(_ r: RemoteStartTransactionReq) -> StatusConf<AcceptedRejected> {
+    mutating func remoteStart(_ r: RemoteStartTransactionReq) -> StatusConf<AcceptedRejected> {
         var gun: Int? = nil
         let parent = knownParent(r.idTag)
         guard config.authorize.contains(.remote) else {
-            hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected: the site does not authorize by remote start (authorize = \(config.authorize.map(\.rawValue)))")
+            log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected: the site does not authorize by remote start (authorize = \(config.authorize.map(\.rawValue)))")
             return StatusConf(.Rejected)
         }
         if let c = r.connectorId {
             if c >= 1 && c <= gunCount { gun = c - 1 }
         } else {
             let off = unavailable
-            let free = { (g: Int) in self.txRef[g] == nil && !off[g] && self.reservations.admits(r.idTag, parent: parent, gun: g) }
+            let (tx, held) = (txRef, reservations)
+            let free = { (g: Int) in tx[g] == nil && !off[g] && held.admits(r.idTag, parent: parent, gun: g) }
             gun = (0..<gunCount).first { free($0) && (phase[$0] == .connected || phase[$0] == .connecting) }
                 ?? (0..<gunCount).first { free($0) && phase[$0] == .unplugged }
         }
         guard let g = gun, txRef[g] == nil, !unavailable[g], !(observation.guns.count > g && observation.guns[g].faulted) else {
-            hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected (no free connector)")
+            log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected (no free connector)")
             return StatusConf(.Rejected)
         }
         if let res = reservations.on(gun: g), !reservations.admits(r.idTag, parent: parent, gun: g) {
-            hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected: connector \(g + 1) is reserved for another idTag (#\(res.id))")
+            log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) rejected: connector \(g + 1) is reserved for another idTag (#\(res.id))")
             return StatusConf(.Rejected)
         }
         if let prof = r.chargingProfile {
             guard prof.chargingProfilePurpose == .TxProfile else {
-                hub.log("ocpp", "RemoteStartTransaction rejected: its chargingProfile is not a TxProfile")
+                log("ocpp", "RemoteStartTransaction rejected: its chargingProfile is not a TxProfile")
                 return StatusConf(.Rejected)
             }
             pendingTxProfile[g] = prof
         }
-        if phase[g] == .unplugged { authorizedWaiting[g] = now() }
+        if phase[g] == .unplugged { authorizedWaiting[g] = now }
         if settings.authorizeRemoteTxRequests {
             // Authorized as an idTag at the plug would be (AuthorizeRemoteTxRequests, §5.11).
             authorizeAtPlug(r.idTag, g)
         } else {
             idTag[g] = r.idTag
             let who = SessionIdentity(method: .remote, identity: shown(r.idTag))
-            hub.with { $0.authorized[g] = true; $0.vinChecks[g] = .notUsed; $0.identities[g] = who }
+            grid.authorized[g] = true; grid.vinChecks[g] = .notUsed; grid.identities[g] = who
             vinStage[g] = .none
         }
-        hub.log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) accepted on connector \(g + 1)"
+        log("ocpp", "RemoteStartTransaction for \(shown(r.idTag)) accepted on connector \(g + 1)"
                 + (phase[g] == .unplugged ? ", waiting up to \(wholeText(connectionTimeout.seconds)) s for the car" : ""))
         return StatusConf(.Accepted)
     }
 
-    func remoteStop(_ r: RemoteStopTransactionReq) -> StatusConf<AcceptedRejected> {
+    mutating func remoteStop(_ r: RemoteStopTransactionReq) -> StatusConf<AcceptedRejected> {
         guard let g = (0..<gunCount).first(where: { txRef[$0] == r.transactionId }) else {
-            hub.log("ocpp", "RemoteStopTransaction \(r.transactionId) rejected (no such transaction)")
+            log("ocpp", "RemoteStopTransaction \(r.transactionId) rejected (no such transaction)")
             return StatusConf(.Rejected)
         }
         remoteStopped.insert(g)
-        hub.with { $0.stopCount[g] &+= 1 }
-        hub.log("ocpp", "RemoteStopTransaction \(r.transactionId) accepted: connector \(g + 1) stops")
+        grid.stopCount[g] &+= 1
+        log("ocpp", "RemoteStopTransaction \(r.transactionId) accepted: connector \(g + 1) stops")
         return StatusConf(.Accepted)
     }
 
-    func setChargingProfile(_ r: SetChargingProfileReq) -> StatusConf<ChargingProfileStatus> {
+    mutating func setChargingProfile(_ r: SetChargingProfileReq) -> StatusConf<ChargingProfileStatus> {
         let c = r.connectorId, prof = r.csChargingProfiles
         let tx = c >= 1 && c <= gunCount ? txRef[c - 1] : nil
         let at = stationMillis
-        let result: String? = hub.with { s -> String? in
-            do { try s.profiles.install(prof, connectorId: c, connectors: gunCount, activeTransaction: tx, at: at); return nil }
-            catch { return "\(error)" }
-        }
+        var result: String? = nil
+        do { try grid.profiles.install(prof, connectorId: c, connectors: gunCount, activeTransaction: tx, at: at) } catch { result = "\(error)" }
         if let why = result {
-            hub.log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) rejected: \(why)")
+            log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) rejected: \(why)")
             return StatusConf(.Rejected)
         }
-        saveProfiles()
+        save(.profiles)
         let first = prof.chargingSchedule.chargingSchedulePeriod.first.map { "\($0.limit)" } ?? "?"
-        hub.log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) \(prof.chargingProfilePurpose.rawValue) \(prof.chargingProfileKind.rawValue) on connector \(c), stack level \(prof.stackLevel), first limit \(first) \(prof.chargingSchedule.chargingRateUnit.rawValue)")
+        log("ocpp", "SetChargingProfile #\(prof.chargingProfileId) \(prof.chargingProfilePurpose.rawValue) \(prof.chargingProfileKind.rawValue) on connector \(c), stack level \(prof.stackLevel), first limit \(first) \(prof.chargingSchedule.chargingRateUnit.rawValue)")
         return StatusConf(.Accepted)
     }
 
-    func clearChargingProfile(_ r: ClearChargingProfileReq) -> StatusConf<ClearChargingProfileStatus> {
-        let n = hub.with { $0.profiles.clear(id: r.id, connectorId: r.connectorId, purpose: r.chargingProfilePurpose, stackLevel: r.stackLevel) }
-        if n > 0 { saveProfiles() }
-        hub.log("ocpp", "ClearChargingProfile: \(n) profile(s) cleared")
+    mutating func clearChargingProfile(_ r: ClearChargingProfileReq) -> StatusConf<ClearChargingProfileStatus> {
+        let n = grid.profiles.clear(id: r.id, connectorId: r.connectorId, purpose: r.chargingProfilePurpose, stackLevel: r.stackLevel)
+        if n > 0 { save(.profiles) }
+        log("ocpp", "ClearChargingProfile: \(n) profile(s) cleared")
         return StatusConf(n > 0 ? .Accepted : .Unknown)
     }
 
@@ -555,7 +457,7 @@ extension OCPPClient {
         let unit = r.chargingRateUnit ?? .W
         let from = stationMillis
         let volts = c > 0 && c - 1 < observation.guns.count ? observation.guns[c - 1].voltage : .zero
-        let periods = hub.state.compositeSchedule(connectorId: c, from: from, duration: r.duration, unit: unit,
+        let periods = grid.compositeSchedule(connectorId: c, from: from, duration: r.duration, unit: unit,
                                                   volts: volts.value > 50 ? volts : Volts(400))
         let start = Timestamp.format(from)
         return GetCompositeScheduleConf(status: .Accepted, connectorId: c, scheduleStart: start,
@@ -566,32 +468,30 @@ extension OCPPClient {
     /// ChangeConfiguration (§5.3): a key this charge point does not have is NotSupported, a read-only one
     /// Rejected, a value out of its type or range Rejected (the log says why); an accepted one takes
     /// effect at once and is stored.
-    func changeConfiguration(_ r: ChangeConfigurationReq) -> StatusConf<ConfigurationStatus> {
-        if r.key == "AuthorizationKey" { return StatusConf(changeAuthorizationKey(r.value)) }
-        if r.key == "SecurityProfile" { return StatusConf(upgradeSecurityProfile(r.value)) }
+    mutating func changeConfiguration(_ r: ChangeConfigurationReq) -> StatusConf<ConfigurationStatus> {
         guard let key = OCPPSettings.keys.first(where: { $0.name == r.key }) else {
-            hub.log("ocpp-refused", "ChangeConfiguration \(r.key.prefix(60)): no such key (NotSupported)")
+            log("ocpp-refused", "ChangeConfiguration \(r.key.prefix(60)): no such key (NotSupported)")
             return StatusConf(.NotSupported)
         }
         guard key.writable else {
-            hub.log("ocpp-refused", "ChangeConfiguration \(r.key): read-only (Rejected)")
+            log("ocpp-refused", "ChangeConfiguration \(r.key): read-only (Rejected)")
             return StatusConf(.Rejected)
         }
         switch settings.set(r.key, r.value, connectors: gunCount) {
         case .failure(let why):
-            hub.log("ocpp-refused", "ChangeConfiguration rejected: \(why)")
+            log("ocpp-refused", "ChangeConfiguration rejected: \(why)")
             return StatusConf(.Rejected)
         case .success:
-            saveConfiguration()
-            hub.log("ocpp", "configuration \(r.key) = \(settings.value(r.key, facts) ?? "")")
+            save(.configuration)
+            log("ocpp", "configuration \(r.key) = \(settings.value(r.key, facts) ?? "")")
             return StatusConf(.Accepted)
         }
     }
 
-    func changeAvailability(_ r: ChangeAvailabilityReq) -> StatusConf<AvailabilityStatus> {
+    mutating func changeAvailability(_ r: ChangeAvailabilityReq) -> StatusConf<AvailabilityStatus> {
         let c = r.connectorId
         guard (0...gunCount).contains(c) else {
-            hub.log("ocpp", "ChangeAvailability of connector \(c) rejected (0...\(gunCount))")
+            log("ocpp", "ChangeAvailability of connector \(c) rejected (0...\(gunCount))")
             return StatusConf(.Rejected)
         }
         let available = r.type == .Operative
@@ -601,7 +501,7 @@ extension OCPPClient {
             if !available && txRef[g] != nil { scheduledAvailability[g] = false; scheduled = true }
             else { setAvailable(g, available) }
         }
-        if scheduled { hub.log("ocpp", "ChangeAvailability \(r.type.rawValue) of connector \(c) scheduled for the end of the running transaction") }
+        if scheduled { log("ocpp", "ChangeAvailability \(r.type.rawValue) of connector \(c) scheduled for the end of the running transaction") }
         return StatusConf(scheduled ? .Scheduled : .Accepted)
     }
 
