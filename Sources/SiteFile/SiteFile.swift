@@ -73,6 +73,9 @@ public struct OCPPConfig: Sendable, Equatable {
     public var authorize: [AuthorizationMethod] = [.idtag, .remote]
     /// The whole VIN in the journal and on the console (`show_vin`); masked by default (personal data).
     public var showVIN = false
+
+    /// A central system and this charge point's id there; the rest as the site file's defaults.
+    package init(url: String, chargePointId: String) { self.url = url; self.chargePointId = chargePointId }
 }
 
 /// The AuthorizationKey of OCPP 1.6's security profiles 1 and 2 (security whitepaper ed. 2, A00.FR.205):
