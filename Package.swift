@@ -134,7 +134,7 @@ let package = Package(
         ]),
         // One fuzz target per parser of bytes from outside (make fuzz-parsers, docs/fuzzing.md): a library the
         // tests run every corpus file through, and libFuzzer's entry, built with --sanitize fuzzer only.
-        .target(name: "ParserFuzzing", dependencies: ["Grid", "GridInterfaces", "GBT27930", "Console", "Journal", "BoardFile", "SiteFile", "ChargerCore", "LoopContract"]),
+        .target(name: "ParserFuzzing", dependencies: ["Grid", "GridInterfaces", "OCPPChargePoint", "GBT27930", "Console", "Journal", "BoardFile", "SiteFile", "ChargerCore", "LoopContract"]),
         .executableTarget(name: "charger-fuzz", dependencies: ["ParserFuzzing"]),
         // The benchmark (make bench): latency vs cyclictest, step time, allocations, reaction, speed, memory.
         .executableTarget(name: "charger-bench", dependencies: [

@@ -54,6 +54,36 @@ put("ocpp", "update-firmware", c("UpdateFirmware", {"location": "http://h/fw.bin
 put("ocpp", "signed-update", c("SignedUpdateFirmware", {"requestId": 5, "retries": 1, "firmware": {"location": "https://h/fw", "retrieveDateTime": "2026-11-24T00:00:00Z", "signingCertificate": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n", "signature": "AAAA"}}))
 put("ocpp", "data-transfer-deep", '[2,"9","DataTransfer",{"vendorId":"x","data":' + "[" * 40 + "]" * 40 + "}]")
 put("ocpp", "result", '[3,"1",{"status":"Accepted","currentTime":"2026-11-24T00:00:00Z","interval":300}]')
+
+# charge-point: the first byte picks the site (bit 0 free vend, 1 VIN first, 2 a firmware directory, 3 Reset
+# possible), then one frame a line, to a charge point booted with a transaction running on gun 0. Call
+# "2" is the first call of ours after boot (the first StatusNotification), answered by a CALLRESULT.
+def lines(*frames): return "\n".join(frames)
+put("charge-point", "remote-start-stop", b"\x09" + lines(
+    '[3,"2",{}]',
+    c("RemoteStartTransaction", {"idTag": "TAG-2", "connectorId": 2}),
+    c("RemoteStopTransaction", {"transactionId": -1}),
+    c("TriggerMessage", {"requestedMessage": "MeterValues"}),
+    c("UnlockConnector", {"connectorId": 1})).encode())
+put("charge-point", "reset-and-availability", b"\x08" + lines(
+    c("ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}),
+    c("Reset", {"type": "Soft"}),
+    '[3,"2",{}]', '[3,"3",{}]', '[4,"4","InternalError","no"]',
+    c("ChangeAvailability", {"connectorId": 1, "type": "Operative"})).encode())
+put("charge-point", "profiles-and-lists", b"\x01" + lines(
+    c("SetChargingProfile", profile),
+    c("GetCompositeSchedule", {"connectorId": 1, "duration": 3600, "chargingRateUnit": "A"}),
+    c("ClearChargingProfile", {"id": 1}),
+    c("SendLocalList", {"listVersion": 3, "updateType": "Full", "localAuthorizationList": [{"idTag": "ABC", "idTagInfo": {"status": "Accepted"}}]}),
+    c("ReserveNow", {"connectorId": 2, "expiryDate": "2026-11-24T01:00:00Z", "idTag": "ABC", "reservationId": 4}),
+    c("CancelReservation", {"reservationId": 4}),
+    c("ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "5"}),
+    c("GetConfiguration", {"key": ["HeartbeatInterval", "Nope"]})).encode())
+put("charge-point", "delegated-and-hostile", b"\x06" + lines(
+    c("UpdateFirmware", {"location": "http://h/fw.bin", "retrieveDate": "2026-11-24T00:00:00Z"}),
+    c("ChangeConfiguration", {"key": "AuthorizationKey", "value": "00112233445566778899aabbccddeeff"}),
+    '[2,"x","NoSuchAction",{}]', '[2,"y","RemoteStopTransaction",{"transactionId":"a"}]', "\u0000garbage",
+    '[2,"z","DataTransfer",{"vendorId":"' + "v" * 300 + '"}]').encode())
 put("ocpp", "error", '[4,"1","NotSupported","no",{}]')
 put("ocpp", "get-log", c("GetLog", {"requestId": 1, "logType": "SecurityLog", "log": {"remoteLocation": "http://h/up/"}}))
 

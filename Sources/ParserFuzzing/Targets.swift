@@ -17,6 +17,8 @@ public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
         FuzzTarget(name: "websocket", summary: "RFC 6455 frames and their assembly into messages (Grid/WebSocketFrame.swift)", run: websocket),
         FuzzTarget(name: "ocpp", summary: "OCPP-J frames, every action's payload decoded, charging profiles installed and evaluated", run: ocpp),
+        FuzzTarget(name: "charge-point", summary: "the OCPP charge point's every handler under hostile frames, a transaction running (OCPPChargePoint)",
+                   run: chargePoint),
         FuzzTarget(name: "http-ftp", summary: "HTTP answer heads, chunked bodies, FTP replies and PASV answers (GridInterfaces/FileTransfer.swift)", run: httpFTP),
         FuzzTarget(name: "ems", summary: "the EMS server's Modbus PDUs, applied to the register map (a refused one changes nothing)", run: ems),
         FuzzTarget(name: "j1939", summary: "CAN frames from the BMS through the J1939-21 receiver and the GB/T 27930 decoder", run: j1939),
