@@ -17,6 +17,7 @@ import Foundation
 import Grid
 import OCPPChargePoint
 import RealTime
+import SiteFile
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -65,73 +66,110 @@ enum FirmwareDownload: Sendable {
 /// Lower-case hex SHA-256 (OpenSSL), for the firmware package's head.
 public func sha256Hex(_ bytes: [UInt8]) -> String { Crypto.sha256Hex(bytes) }
 
-extension OCPPClient {
-    var firmwarePath: String? { config.stateDirectory.map { $0 + "/firmware.json" } }
+/// The firmware update in hand and its download thread, a type of its own (issue 34): the client's thread
+/// drives it (`turn`, each turn; `update` and `signedUpdate` for the central system's calls); the download
+/// thread hands its statuses and its outcome over under `handOver`, the one lock it shares.
+final class FirmwareUpdater: @unchecked Sendable {
+    let config: OCPPConfig
+    let hub: GridHub
+    /// The version running.
+    let running: String
+    /// The download thread's hand-over: the statuses to notify (and the last), its outcome, whether it runs.
+    struct HandOver {
+        var statuses = FirmwareStatuses()
+        var result: FirmwareDownload? = nil
+        var busy = false
+    }
+    let handOver = Mutex(HandOver())
+    /// The job (persisted), its download thread, and whether a restart into the installed version is due.
+    var job: FirmwareJob? = nil
+    var thread: SideThread? = nil
+    var restartDue = false
+    /// This version was just installed and has not yet said it came up (firmware_dir/trial removed).
+    var onTrial = false
+    /// A security event for the central system (the client's charge point; set by the client).
+    var securityEvent: (String, String?) -> Void = { _, _ in }
+    /// The station clock now (epoch ms; set by the client).
+    var stationMillis: () -> Int64 = { 0 }
 
-    func saveFirmwareJob() {
-        guard let p = firmwarePath else { return }
-        if let job = firmwareJob, let d = try? JSONEncoder().encode(job) { writeDurably(d, to: p) } else { unlink(p) }
+    init(config: OCPPConfig, hub: GridHub, running: String) { self.config = config; self.hub = hub; self.running = running }
+
+    /// An update in hand or a download running (what a triggered FirmwareStatusNotification says).
+    var busy: Bool { job != nil || handOver.withLock { $0.busy } }
+    /// The last status said.
+    var last: FirmwareEvent { handOver.withLock { $0.statuses.last } }
+    /// The statuses not yet taken for the central system, in order.
+    func takeStatuses() -> [FirmwareEvent] { handOver.withLock { h in defer { h.statuses.queue.removeAll() }; return h.statuses.queue } }
+    func stop() { thread?.stop() }
+
+    var path: String? { config.stateDirectory.map { $0 + "/firmware.json" } }
+
+    func save() {
+        guard let p = path else { return }
+        if let job = job, let d = try? JSONEncoder().encode(job) { StateFiles.write(d, to: p, hub: hub) } else { unlink(p) }
     }
 
-    func loadFirmwareJob() {
-        // A version on trial confirms itself once it came up (firmwareIfDue), with or without its job.
-        firmwareOnTrial = config.firmwareDirectory.map { access($0 + "/trial", F_OK) == 0 } ?? false
-        guard let p = firmwarePath else { return }
+    func load() {
+        // A version on trial confirms itself once it came up (turn), with or without its job.
+        onTrial = config.firmwareDirectory.map { access($0 + "/trial", F_OK) == 0 } ?? false
+        guard let p = path else { return }
         // Outside input too (a hand-edited or damaged file): one that does not decode, or whose numbers are
         // out of the bounds a request is held to, is set aside and journalled, never retried into a crash.
-        guard let job = restored(FirmwareJob.self, p, "firmware update", valid: StateFiles.firmwareJobValid) else { return }
-        if job.stage == .installed {
+        guard let kept = StateFiles.restore(FirmwareJob.self, p, hub: hub, "firmware update", valid: StateFiles.firmwareJobValid) else { return }
+        if kept.stage == .installed {
             // The restart it asked for: Installed goes out once online; unless the service's launcher
             // (chargerd-start) turned a version that did not come up back to the previous one.
             if let dir = config.firmwareDirectory, let bad = try? String(contentsOfFile: dir + "/rolled-back", encoding: .utf8) {
                 let name = bad.trimmingCharacters(in: .whitespacesAndNewlines)
-                firmwareStatus(.InstallationFailed, "firmware \(job.version ?? "?") (\(name)) did not come up: the service went back to the previous version; running \(firmware)", request: job.requestId)
+                status(.InstallationFailed, "firmware \(kept.version ?? "?") (\(name)) did not come up: the service went back to the previous version; running \(running)",
+                       request: kept.requestId)
                 unlink(dir + "/rolled-back")
             } else {
-                firmwareStatus(.Installed, "firmware \(job.version ?? "?") installed; running \(firmware)", request: job.requestId)
+                status(.Installed, "firmware \(kept.version ?? "?") installed; running \(running)", request: kept.requestId)
             }
-            firmwareJob = nil
-            saveFirmwareJob()
+            job = nil
+            save()
         } else {
-            firmwareJob = job
-            hub.log("ocpp", "firmware update from \(TransferLocation(job.location)?.display ?? "?") restored (\(job.stage))")
+            job = kept
+            hub.log("ocpp", "firmware update from \(TransferLocation(kept.location)?.display ?? "?") restored (\(kept.stage))")
         }
     }
 
     /// A firmware status to notify (any thread): for a signed update's request, any step; for
     /// UpdateFirmware, OCPP 1.6's own steps only (the others are journalled, not sent).
-    func firmwareStatus(_ s: FirmwareStatus, _ log: String, request: Int?) {
+    func status(_ s: FirmwareStatus, _ log: String, request: Int?) {
         let e = FirmwareEvent(status: s, requestId: request)
         let said = request != nil || FirmwareStatus.unsigned.contains(s)
-        inbox.withLock { if said { $0.firmware.queue.append(e) }; $0.firmware.last = e }
+        handOver.withLock { if said { $0.statuses.queue.append(e) }; $0.statuses.last = e }
         hub.log("ocpp", "firmware: \(s.rawValue): \(log)")
     }
 
     /// UpdateFirmware: the job is kept (a pending one replaced) and answered at once; nothing happens
     /// before the retrieve date.
-    func updateFirmware(_ r: UpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, tries: TransferRetries) {
-        guard !inbox.withLock({ $0.firmwareBusy }) else {
+    func update(_ r: UpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, tries: TransferRetries) {
+        guard !handOver.withLock({ $0.busy }) else {
             hub.log("ocpp", "UpdateFirmware from \(loc.display): a download is running; this one is ignored")
             return
         }
-        if let old = firmwareJob?.file { unlink(old) }
-        firmwareJob = FirmwareJob(location: r.location, retrieveAt: retrieveAt, retries: tries.retries,
+        if let old = job?.file { unlink(old) }
+        job = FirmwareJob(location: r.location, retrieveAt: retrieveAt, retries: tries.retries,
                                   retryInterval: tries.interval, stage: .waiting)
-        saveFirmwareJob()
+        save()
         hub.log("ocpp", "UpdateFirmware from \(loc.display) at \(Timestamp.format(retrieveAt))")
     }
 
     /// SignedUpdateFirmware (whitepaper ed. 2, §4.3): the signing certificate must chain to a manufacturer
     /// root (`manufacturerRoots`; InvalidCertificate and a security event if not); a running download
     /// cannot be taken back (Rejected); an update waiting or downloaded is replaced (AcceptedCanceled).
-    func signedUpdateFirmware(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?, tries: TransferRetries)
+    func signedUpdate(_ r: SignedUpdateFirmwareReq, _ loc: TransferLocation, retrieveAt: Int64, installAt: Int64?, tries: TransferRetries,
+                      installedRoots: [X509Certificate])
         -> UpdateFirmwareStatus
     {
         guard let signer = X509Certificate.all(pem: r.firmware.signingCertificate)?.first else {
             securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): the signing certificate is not PEM")
             return .InvalidCertificate
         }
-        let roots = manufacturerRoots()
+        let roots = manufacturerRoots(installed: installedRoots)
         guard !roots.isEmpty else {
             securityEvent("InvalidFirmwareSigningCertificate", "SignedUpdateFirmware #\(r.requestId): no manufacturer root to check \(signer.subject) against (site file [ocpp] manufacturer_roots)")
             return .InvalidCertificate
@@ -144,28 +182,29 @@ extension OCPPClient {
             hub.log("ocpp-refused", "SignedUpdateFirmware #\(r.requestId): the signature is not base64")
             return .Rejected
         }
-        guard !inbox.withLock({ $0.firmwareBusy }) else {
+        guard !handOver.withLock({ $0.busy }) else {
             hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId) from \(loc.display): a download is running; Rejected")
             return .Rejected
         }
         var status = UpdateFirmwareStatus.Accepted
-        if let old = firmwareJob, old.stage != .installed {
+        if let old = job, old.stage != .installed {
             if let f = old.file { unlink(f) }
             hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId): the update in hand (\(old.requestId.map { "#\($0)" } ?? "unsigned")) is cancelled")
             status = .AcceptedCanceled
         }
-        firmwareJob = FirmwareJob(location: r.firmware.location, retrieveAt: retrieveAt, retries: tries.retries,
+        job = FirmwareJob(location: r.firmware.location, retrieveAt: retrieveAt, retries: tries.retries,
                                   retryInterval: tries.interval, stage: .waiting, requestId: r.requestId,
                                   signingCertificate: r.firmware.signingCertificate, signature: r.firmware.signature, installAt: installAt)
-        saveFirmwareJob()
+        save()
         hub.log("ocpp", "SignedUpdateFirmware #\(r.requestId) from \(loc.display) at \(Timestamp.format(retrieveAt)), signed by \(signer.subject)")
-        if retrieveAt > stationMillis { firmwareStatus(.DownloadScheduled, "at \(Timestamp.format(retrieveAt))", request: r.requestId) }
+        if retrieveAt > stationMillis() { self.status(.DownloadScheduled, "at \(Timestamp.format(retrieveAt))", request: r.requestId) }
         return status
     }
 
     /// The roots a firmware signer must chain to: the package's (manufacturer_roots), and those the
-    /// central system installed only where the site allows it. CA certificates only (basicConstraints).
-    func manufacturerRoots() -> [X509Certificate] {
+    /// central system installed (`installed`) only where the site allows it. CA certificates only
+    /// (basicConstraints).
+    func manufacturerRoots(installed: [X509Certificate]) -> [X509Certificate] {
         var roots: [X509Certificate] = []
         if let f = config.manufacturerRootsFile {
             if let text = try? String(contentsOfFile: f, encoding: .utf8), let certs = X509Certificate.all(pem: text) {
@@ -174,7 +213,7 @@ extension OCPPClient {
                 hub.log("ocpp", "manufacturer roots in \(f) unreadable: no firmware signer can be checked against them")
             }
         }
-        if config.centralSystemManufacturerRoots, let store = certificates { roots += store.installed(.ManufacturerRootCertificate).map(\.cert) }
+        if config.centralSystemManufacturerRoots { roots += installed }
         return roots
     }
 
@@ -183,64 +222,68 @@ extension OCPPClient {
     static let firmwareTrialRun = 60.0
 
     /// Each turn of the client's loop: a version on trial confirmed, the download started at the retrieve
-    /// date, its outcome taken, the install done once no session runs, and the restart asked once the
-    /// statuses are out.
-    func firmwareIfDue() {
-        if firmwareOnTrial, let dir = config.firmwareDirectory, cp.booted || now() - startedAt >= Self.firmwareTrialRun / max(1, speedFactor) {
-            firmwareOnTrial = false
+    /// date, its outcome taken, the install done once no session runs; the version to restart into once
+    /// the statuses are out (`quiet`: nothing left to say or no one to say it to, no call waiting, no
+    /// restart asked yet), or nil.
+    func turn(booted: Bool, ranFor: Double, idle: Bool, quiet: Bool) -> String? {
+        if onTrial, let dir = config.firmwareDirectory, booted || ranFor >= Self.firmwareTrialRun {
+            onTrial = false
             unlink(dir + "/trial")
-            hub.log("ocpp", "firmware \(firmware) came up" + (cp.booted ? " (BootNotification accepted)" : "") + ": no longer on trial")
+            hub.log("ocpp", "firmware \(running) came up" + (booted ? " (BootNotification accepted)" : "") + ": no longer on trial")
         }
-        if let result = inbox.withLock({ i -> FirmwareDownload? in defer { i.firmwareResult = nil }; return i.firmwareResult }) {
+        if let result = handOver.withLock({ h -> FirmwareDownload? in defer { h.result = nil }; return h.result }) {
             switch result {
             case .downloaded(let version, let file):
-                firmwareJob?.stage = .downloaded; firmwareJob?.version = version; firmwareJob?.file = file
+                job?.stage = .downloaded; job?.version = version; job?.file = file
             case .failed:
-                firmwareJob = nil
+                job = nil
             case .badSignature(let why):
                 securityEvent("InvalidFirmwareSignature", why)
-                firmwareJob = nil
+                job = nil
             }
-            saveFirmwareJob()
+            save()
         }
-        guard let job = firmwareJob, let dir = config.firmwareDirectory else { return }
-        if job.stage == .waiting && stationMillis >= job.retrieveAt && !inbox.withLock({ $0.firmwareBusy }) {
-            startFirmwareDownload(job, dir: dir)
+        guard let j = job, let dir = config.firmwareDirectory else { return restart(quiet) }
+        if j.stage == .waiting && stationMillis() >= j.retrieveAt && !handOver.withLock({ $0.busy }) {
+            startDownload(j, dir: dir)
         }
         // No transaction and no car on any gun (a faulted gun does not hold the update back: its
         // outputs are safe, and the fix for its fault may be this very version), and a signed update's
         // install date reached.
-        if job.stage == .downloaded {
-            let idle = cp.txRef.allSatisfy({ $0 == nil }) && cp.phase.allSatisfy({ $0 == .unplugged || $0 == .faulted })
-            if idle && stationMillis >= job.installAt ?? 0 {
-                installFirmware(job, dir: dir)
-            } else if job.signed && job.installScheduled != true {
-                firmwareJob?.installScheduled = true
-                saveFirmwareJob()
-                firmwareStatus(.InstallScheduled, job.installAt.map { stationMillis < $0 ? "at \(Timestamp.format($0))" : "when no car is plugged" } ?? "when no car is plugged", request: job.requestId)
+        if j.stage == .downloaded {
+            if idle && stationMillis() >= j.installAt ?? 0 {
+                install(j, dir: dir)
+            } else if j.signed && j.installScheduled != true {
+                job?.installScheduled = true
+                save()
+                let now = stationMillis()
+                status(.InstallScheduled, j.installAt.map { now < $0 ? "at \(Timestamp.format($0))" : "when no car is plugged" } ?? "when no car is plugged",
+                       request: j.requestId)
             }
         }
-        let statusesOut = cp.firmwareStatuses.isEmpty && inbox.withLock({ $0.firmware.queue.isEmpty })
-        if firmwareRestartDue && (statusesOut || !online) && cp.pending == nil && !cp.resetFired {
-            firmwareRestartDue = false
-            cp.resetFired = true
-            let v = firmwareJob?.version ?? "?"
-            hub.log("ocpp", "firmware \(v) installed: restarting the controller into it")
-            onFirmwareInstalled?(v)
-        }
+        return restart(quiet)
     }
 
-    func startFirmwareDownload(_ job: FirmwareJob, dir: String) {
-        guard let loc = TransferLocation(job.location) else { firmwareJob = nil; saveFirmwareJob(); return }
-        inbox.withLock { $0.firmwareBusy = true }
-        firmwareStatus(.Downloading, "from \(loc.display), \(1 + job.retries) attempt(s)", request: job.requestId)
+    /// The version to restart into, once (nil: none due, or not yet `quiet`).
+    func restart(_ quiet: Bool) -> String? {
+        guard restartDue && quiet else { return nil }
+        restartDue = false
+        let v = job?.version ?? "?"
+        hub.log("ocpp", "firmware \(v) installed: restarting the controller into it")
+        return v
+    }
+
+    func startDownload(_ job: FirmwareJob, dir: String) {
+        guard let loc = TransferLocation(job.location) else { self.job = nil; save(); return }
+        handOver.withLock { $0.busy = true }
+        status(.Downloading, "from \(loc.display), \(1 + job.retries) attempt(s)", request: job.requestId)
         let ca = config.caFile, hub = hub, request = job.requestId
         // A signed update: the certificate checked when it was accepted, the signature over the file.
         let signer = job.signingCertificate.flatMap { X509Certificate.all(pem: $0)?.first }
         let signature = job.signature.flatMap { Data(base64Encoded: $0) }.map { Array($0) }
         let t = SideThread()
-        firmwareThread?.stop()
-        firmwareThread = t
+        thread?.stop()
+        thread = t
         let rc = t.start(stackBytes: 1 << 20) {
             var outcome = FirmwareDownload.failed("stopped before an attempt")
             var unsuitable = false
@@ -277,23 +320,23 @@ extension OCPPClient {
             }
             switch unsuitable ? nil : outcome {
             case nil:
-                self.firmwareStatus(.Downloaded, "intact, but not for this board", request: request)
-                if case .failed(let why) = outcome { self.firmwareStatus(.InstallationFailed, why, request: request) }
+                self.status(.Downloaded, "intact, but not for this board", request: request)
+                if case .failed(let why) = outcome { self.status(.InstallationFailed, why, request: request) }
             case .downloaded(let v, let f):
-                self.firmwareStatus(.Downloaded, "version \(v) in \(f)", request: request)
-                if verified { self.firmwareStatus(.SignatureVerified, "signed by \(signer?.subject ?? "?")", request: request) }
-            case .failed(let why): self.firmwareStatus(.DownloadFailed, why, request: request)
+                self.status(.Downloaded, "version \(v) in \(f)", request: request)
+                if verified { self.status(.SignatureVerified, "signed by \(signer?.subject ?? "?")", request: request) }
+            case .failed(let why): self.status(.DownloadFailed, why, request: request)
             case .badSignature(let why):
-                self.firmwareStatus(.Downloaded, "intact package", request: request)
-                self.firmwareStatus(.InvalidSignature, why, request: request)
+                self.status(.Downloaded, "intact package", request: request)
+                self.status(.InvalidSignature, why, request: request)
             }
-            self.inbox.withLock { $0.firmwareResult = outcome; $0.firmwareBusy = false }
+            self.handOver.withLock { $0.result = outcome; $0.busy = false }
         }
         if rc != 0 {
-            inbox.withLock { $0.firmwareBusy = false }
-            firmwareStatus(.DownloadFailed, "cannot start the download's thread (errno \(rc))", request: job.requestId)
-            firmwareJob = nil
-            saveFirmwareJob()
+            handOver.withLock { $0.busy = false }
+            status(.DownloadFailed, "cannot start the download's thread (errno \(rc))", request: job.requestId)
+            self.job = nil
+            save()
         }
     }
 
@@ -302,9 +345,9 @@ extension OCPPClient {
 
     /// Installs: the downloaded file checked once more (still there, executable), `previous` set to what
     /// `current` named, then `current` turned to the new file by a rename (never missing, never half).
-    func installFirmware(_ job: FirmwareJob, dir: String) {
-        guard let file = job.file, let version = job.version else { firmwareJob = nil; saveFirmwareJob(); return }
-        firmwareStatus(.Installing, "version \(version)", request: job.requestId)
+    func install(_ job: FirmwareJob, dir: String) {
+        guard let file = job.file, let version = job.version else { self.job = nil; save(); return }
+        status(.Installing, "version \(version)", request: job.requestId)
         let name = String(file.split(separator: "/").last ?? "")
         let current = dir + "/current", previous = dir + "/previous", tmp = dir + "/current.new"
         var why: String? = nil
@@ -333,16 +376,16 @@ extension OCPPClient {
             if dfd >= 0 { fsync(dfd); close(dfd) }
         }
         if let why {
-            firmwareStatus(.InstallationFailed, why, request: job.requestId)
+            status(.InstallationFailed, why, request: job.requestId)
             unlink(file)
-            firmwareJob = nil
+            self.job = nil
         } else {
             hub.log("ocpp", "firmware \(version) installed in \(dir) (current -> \(name)); the controller restarts into it")
             securityEvent("FirmwareUpdated", "firmware \(version) installed (\(job.signed ? "signed, its signature verified" : "UNSIGNED, as the site allows")); the controller restarts into it")
-            firmwareJob?.stage = .installed
-            firmwareRestartDue = true
-            if job.signed { firmwareStatus(.InstallRebooting, "restarting into \(version)", request: job.requestId) }
+            self.job?.stage = .installed
+            restartDue = true
+            if job.signed { status(.InstallRebooting, "restarting into \(version)", request: job.requestId) }
         }
-        saveFirmwareJob()
+        save()
     }
 }

@@ -28,9 +28,9 @@ public final class OCPPClient: @unchecked Sendable {
     let gunCount: Int
     private let thread = SideThread()
 
-    /// Everything another thread hands the client thread, in one place under one lock: the main thread's
-    /// loop events, observations and stop deadline; the side threads' firmware, diagnostics and log
-    /// statuses and outcomes. The client thread takes what it needs at its own pace; nothing here is
+    /// What the main thread hands the client thread, under one lock: the loop's events, the latest
+    /// observation and the stop's deadline. (The transfers' threads hand theirs to their own types:
+    /// FirmwareUpdater.handOver, Uploads.handOver.) The client thread takes what it needs at its own pace; nothing here is
     /// touched while another lock is held.
     struct Inbox {
         /// The main thread's: loop events (phases, session edges) and the latest observation.
@@ -38,17 +38,6 @@ public final class OCPPClient: @unchecked Sendable {
         var observation: StationObservation? = nil
         /// stop(flushWithin:): until when (monotonic ms) queued transaction messages may still go out.
         var flushDeadline: Int64 = 0
-        /// UpdateFirmware's download thread: the statuses to notify (and the last one), the download's
-        /// outcome, and whether a download runs.
-        var firmware = FirmwareStatuses()
-        var firmwareResult: FirmwareDownload? = nil
-        var firmwareBusy = false
-        /// GetDiagnostics' upload thread: the statuses not notified yet, and whether an upload runs.
-        var diagnostics: [DiagnosticsStatus] = []
-        var diagnosticsRunning = false
-        /// GetLog's upload thread: the LogStatusNotifications to send, and the request an upload runs for.
-        var logs: [LogStatusNotificationReq] = []
-        var logRequest: Int? = nil
     }
     let inbox = Mutex(Inbox())
     /// The other way: the status the console reads (an outbox, not the client's input).
@@ -71,18 +60,14 @@ public final class OCPPClient: @unchecked Sendable {
     var nextRenewalCheck = 0.0
     var lastRenewalRequest = -Double.infinity
     /// GetDiagnostics: what is uploaded (the journal's records between two times, epoch ms; set by
-    /// chargerd) and the upload's side thread (its statuses come through the inbox).
+    /// chargerd; the upload is `uploads`').
     public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil {
         didSet { cp.hasDiagnostics = diagnostics != nil }
     }
-    var diagnosticsThread: SideThread? = nil
-    /// UpdateFirmware: the job (persisted), its download thread (its statuses and outcome come through
-    /// the inbox), and whether a restart into the installed version is due.
-    var firmwareJob: FirmwareJob? = nil
-    var firmwareThread: SideThread? = nil
-    var firmwareRestartDue = false
-    /// This version was just installed and has not yet said it came up (firmware_dir/trial removed).
-    var firmwareOnTrial = false
+    /// GetDiagnostics and GetLog: the upload thread and its statuses.
+    let uploads: Uploads
+    /// UpdateFirmware and SignedUpdateFirmware: the update in hand and its download thread.
+    let updater: FirmwareUpdater
     /// When this client was made (monotonic seconds).
     var startedAt = 0.0
     /// How the process restarts for a Reset (set by chargerd; nil: Reset is Rejected). Called once, on the
@@ -106,6 +91,10 @@ public final class OCPPClient: @unchecked Sendable {
         guard let u = WebSocketURL(config.url) else { throw OCPPError(description: "OCPP url '\(config.url)' is not ws:// or wss://") }
         self.config = config; url = u; self.hub = hub; self.firmware = firmware; self.gunCount = gunCount
         cp = ChargePoint(config: config, firmware: firmware, gunCount: gunCount, grid: hub.state)
+        updater = FirmwareUpdater(config: config, hub: hub, running: firmware)
+        uploads = Uploads(config: config, hub: hub)
+        updater.securityEvent = { [unowned self] type, info in securityEvent(type, info) }
+        updater.stationMillis = { [unowned self] in stationMillis }
         for g in 0..<min(gunCount, presentedTags.count) { cp.presentedTags[g] = presentedTags[g] }
         startedAt = monotonic()
         if let dir = config.stateDirectory {
@@ -156,9 +145,9 @@ public final class OCPPClient: @unchecked Sendable {
     func step<R>(_ body: (inout ChargePoint) -> R) -> R {
         cp.now = now()
         cp.connected = ws?.open == true
-        let (busy, last, running, request) = inbox.withLock { ($0.firmwareBusy, $0.firmware.last, $0.diagnosticsRunning, $0.logRequest) }
-        cp.transfers.firmwareBusy = firmwareJob != nil || busy
-        cp.transfers.firmwareLast = last
+        let (running, request) = uploads.handOver.withLock { ($0.running, $0.logRequest) }
+        cp.transfers.firmwareBusy = updater.busy
+        cp.transfers.firmwareLast = updater.last
         cp.transfers.diagnosticsRunning = running
         cp.transfers.logRequest = request
         let r = hub.with { grid -> R in
@@ -228,7 +217,7 @@ public final class OCPPClient: @unchecked Sendable {
             cp.localAuth = a
             hub.log("ocpp", "local authorization list version \(a.listVersion) (\(a.list.count) idTag(s)) and \(a.cache.count) cached idTag(s) restored from \(authorizationPath ?? "")")
         }
-        loadFirmwareJob()
+        updater.load()
         loadSecurityEvents()
         let guns = gunCount
         if let r = restored(Reservations.self, reservationsPath, "reservations (none kept)", valid: StateFiles.reservationsValid(guns: guns)) {
@@ -246,26 +235,11 @@ public final class OCPPClient: @unchecked Sendable {
     /// technician), journalled, and nil, so that a start never reads it again into the same failure (a
     /// crash loop).
     func restored<T: Decodable>(_ type: T.Type, _ path: String?, _ what: String, valid: (T) -> Bool = { _ in true }) -> T? {
-        guard let p = path, let d = FileManager.default.contents(atPath: p) else { return nil }
-        if let v = StateFiles.decode(T.self, d, valid: valid) { return v }
-        setAside(p, what)
-        return nil
+        StateFiles.restore(T.self, path, hub: hub, what, valid: valid)
     }
 
-    func setAside(_ p: String, _ what: String) {
-        let outcome = rename(p, p + ".rejected") == 0 ? "set aside as \(p).rejected"
-            : unlink(p) == 0 ? "removed (it could not be renamed)" : "neither renamed nor removed (\(String(cString: strerror(errno))))"
-        hub.log("ocpp", "\(what): \(p) unreadable or out of bounds: \(outcome)")
-    }
-
-    /// Writes `data` to `path` atomically and durably, owner-only (Crypto.writeWhole); a failure is
-    /// journalled (the state in memory stays right; the file keeps its last whole version).
     @discardableResult
-    func writeDurably(_ data: Data, to path: String) -> Bool {
-        guard let why = Crypto.writePrivately(Array(data), to: path) else { return true }
-        hub.log("ocpp", "cannot store \(why)")
-        return false
-    }
+    func writeDurably(_ data: Data, to path: String) -> Bool { StateFiles.write(data, to: path, hub: hub) }
 
     /// Stores a state file as the charge point (or the grid state) holds it now.
     func store(_ f: StateFile) {
@@ -315,8 +289,8 @@ public final class OCPPClient: @unchecked Sendable {
     public func stop(flushWithin: Double = 5) {
         inbox.withLock { $0.flushDeadline = Int64((monotonic() + flushWithin) * 1000) }
         thread.stop()
-        diagnosticsThread?.stop()
-        firmwareThread?.stop()
+        uploads.stop()
+        updater.stop()
     }
 
     // MARK: the client thread
@@ -345,7 +319,7 @@ public final class OCPPClient: @unchecked Sendable {
                 if ws == nil { usleep(50_000); continue }
             }
             step { $0.expire() }
-            firmwareIfDue()
+            firmwareTurn()
             renewCertificateIfDue()
             do {
                 if let ws { try pingIfDue(ws) }
@@ -413,12 +387,27 @@ public final class OCPPClient: @unchecked Sendable {
         try ws.ping()
     }
 
+    /// The firmware updater's turn: what the charge point's state says of the station (idle: no
+    /// transaction and no car on any gun; a faulted gun does not hold an update back) and of the
+    /// connection; a restart into an installed version asked once its statuses are out.
+    func firmwareTurn() {
+        let idle = cp.txRef.allSatisfy({ $0 == nil }) && cp.phase.allSatisfy({ $0 == .unplugged || $0 == .faulted })
+        let statusesOut = cp.firmwareStatuses.isEmpty && updater.handOver.withLock({ $0.statuses.queue.isEmpty })
+        let quiet = (statusesOut || !online) && cp.pending == nil && !cp.resetFired
+        let ranFor = (now() - startedAt) * max(1, speedFactor)
+        guard let version = updater.turn(booted: cp.booted, ranFor: ranFor, idle: idle, quiet: quiet) else { return }
+        cp.resetFired = true
+        onFirmwareInstalled?(version)
+    }
+
     /// What the loop and the transfers' threads handed over since the last turn, into the charge point.
     func takeInbox() {
-        let (events, obs, firmware, logs, diagnostics) = inbox.withLock { i in
-            defer { i.events.removeAll(); i.observation = nil; i.firmware.queue.removeAll(); i.logs.removeAll(); i.diagnostics.removeAll() }
-            return (i.events, i.observation, i.firmware.queue, i.logs, i.diagnostics)
+        let (events, obs) = inbox.withLock { i in
+            defer { i.events.removeAll(); i.observation = nil }
+            return (i.events, i.observation)
         }
+        let (diagnostics, logs) = uploads.take()
+        let firmware = updater.takeStatuses()
         step { cp in
             cp.firmwareStatuses += firmware
             cp.logStatuses += logs
@@ -441,6 +430,27 @@ public enum StateFiles {
         guard d.count <= maxBytes, JSONValue.nesting(d, above: JSONValue.maxDepth) == nil,
               let v = try? JSONDecoder().decode(T.self, from: d), valid(v) else { return nil }
         return v
+    }
+
+    /// A state file read at start: nil when there is none. One that `decode` does not take is outside
+    /// input that cannot be trusted: it is renamed PATH.rejected (the newest kept for a technician),
+    /// journalled, and nil, so that a start never reads it again into the same failure (a crash loop).
+    static func restore<T: Decodable>(_ type: T.Type, _ path: String?, hub: GridHub, _ what: String, valid: (T) -> Bool = { _ in true }) -> T? {
+        guard let p = path, let d = FileManager.default.contents(atPath: p) else { return nil }
+        if let v = decode(T.self, d, valid: valid) { return v }
+        let outcome = rename(p, p + ".rejected") == 0 ? "set aside as \(p).rejected"
+            : unlink(p) == 0 ? "removed (it could not be renamed)" : "neither renamed nor removed (\(String(cString: strerror(errno))))"
+        hub.log("ocpp", "\(what): \(p) unreadable or out of bounds: \(outcome)")
+        return nil
+    }
+
+    /// Writes `data` to `path` atomically and durably, owner-only (Crypto.writeWhole); a failure is
+    /// journalled (the state in memory stays right; the file keeps its last whole version).
+    @discardableResult
+    static func write(_ data: Data, to path: String, hub: GridHub) -> Bool {
+        guard let why = Crypto.writePrivately(Array(data), to: path) else { return true }
+        hub.log("ocpp", "cannot store \(why)")
+        return false
     }
 
     static func firmwareJobValid(_ j: FirmwareJob) -> Bool { TransferRetries.within(retries: j.retries, interval: j.retryInterval) }

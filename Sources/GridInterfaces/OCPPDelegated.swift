@@ -32,7 +32,7 @@ extension OCPPClient {
             guard let at = Timestamp.parse(r.retrieveDate) else { return replyError(id, .TypeConstraintViolation, "retrieveDate is a dateTime") }
             guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
             reply(id, UpdateFirmwareConf())
-            updateFirmware(r, loc, retrieveAt: at, tries: tries)
+            updater.update(r, loc, retrieveAt: at, tries: tries)
         case .GetDiagnostics:
             guard let r = typed(GetDiagnosticsReq.self) else { return }
             guard let loc = TransferLocation(r.location) else {
@@ -101,9 +101,11 @@ extension OCPPClient {
             return GetDiagnosticsConf(fileName: nil)
         }
         let name = uploadName("diagnostics")
-        let started = startUpload(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetDiagnostics",
-                                  source: { source(from, to) }, begin: { self.inbox.withLock { $0.diagnostics.append(.Uploading) } }) { uploaded in
-            self.inbox.withLock { $0.diagnostics.append(uploaded ? .Uploaded : .UploadFailed) }
+        let uploads = uploads
+        let started = uploads.start(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetDiagnostics",
+                                    source: { source(from, to) },
+                                    begin: { uploads.handOver.withLock { $0.diagnostics.append(.Uploading) } }) { uploaded in
+            uploads.handOver.withLock { $0.diagnostics.append(uploaded ? .Uploaded : .UploadFailed) }
         }
         return GetDiagnosticsConf(fileName: started ? name : nil)
     }
@@ -125,45 +127,4 @@ extension OCPPClient {
         let stamp = Timestamp.format(stationMillis).filter { $0 != "-" && $0 != ":" }.prefix(15)
         return "\(config.chargePointId)-\(what)-\(stamp)Z.log"
     }
-
-    /// Starts uploading `source`'s bytes as `name` on a side thread (1 + retries attempts, retryInterval
-    /// apart): `begin` before the thread starts, `done` on it with the outcome (or here, false, when the
-    /// thread cannot start). One upload at a time: false (and logged, neither called) when one runs.
-    func startUpload(_ name: String, to loc: TransferLocation, attempts: Int, wait: Double, what: String,
-                     source: @escaping @Sendable () -> [UInt8], begin: () -> Void, done: @escaping @Sendable (Bool) -> Void) -> Bool {
-        guard !inbox.withLock({ $0.diagnosticsRunning }) else {
-            hub.log("ocpp", "\(what) to \(loc.display): an upload is still running")
-            return false
-        }
-        diagnosticsThread?.stop()
-        let ca = config.caFile, hub = hub
-        inbox.withLock { $0.diagnosticsRunning = true }
-        hub.log("ocpp", "\(what): \(name) to \(loc.display) (\(attempts) attempt(s))")
-        begin()
-        let t = SideThread()
-        diagnosticsThread = t
-        let rc = t.start(stackBytes: 1 << 20) {
-            let data = source()
-            let uploaded = retrying(times: attempts, interval: wait, stopped: { t.stopAsked }) { attempt in
-                do {
-                    try FileTransfer.upload(data, name: name, to: loc, ca: ca, timeout: 30)
-                    hub.log("ocpp", "\(what): \(name) uploaded (\(data.count) bytes, attempt \(attempt))")
-                    return true
-                } catch {
-                    hub.log("ocpp", "\(what): attempt \(attempt) of \(attempts) failed: \(error)")
-                    return false
-                }
-            }
-            done(uploaded)
-            self.inbox.withLock { $0.diagnosticsRunning = false }
-        }
-        if rc != 0 {
-            inbox.withLock { $0.diagnosticsRunning = false }
-            hub.log("ocpp", "\(what): cannot start the upload's thread (errno \(rc))")
-            done(false)
-            return false
-        }
-        return true
-    }
-
 }

@@ -205,7 +205,8 @@ extension OCPPClient {
             let install = f.installDateTime.map { Timestamp.parse($0) }
             if install == .some(nil) { return replyError(id, .TypeConstraintViolation, "firmware.installDateTime is a dateTime") }
             guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
-            let status = signedUpdateFirmware(r, loc, retrieveAt: at, installAt: install ?? nil, tries: tries)
+            let installed = certificates?.installed(.ManufacturerRootCertificate).map(\.cert) ?? []
+            let status = updater.signedUpdate(r, loc, retrieveAt: at, installAt: install ?? nil, tries: tries, installedRoots: installed)
             reply(id, StatusConf(status))
         case .GetLog:
             guard let r: GetLogReq = decoded(id, name, payload), !tooLong("log.remoteLocation", r.log.remoteLocation, SecurityFieldLimits.location) else { return }
@@ -331,13 +332,18 @@ extension OCPPClient {
         }
         let name = uploadName(r.logType == .DiagnosticsLog ? "diagnostics" : "security")
         let request = r.requestId
-        let started = startUpload(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetLog #\(request)", source: source,
+        let uploads = uploads
+        let started = uploads.start(name, to: loc, attempts: tries.attempts, wait: Double(tries.interval), what: "GetLog #\(request)", source: source,
                                   begin: {
-                                      self.inbox.withLock { $0.logRequest = request }
-                                      self.inbox.withLock { $0.logs.append(LogStatusNotificationReq(status: .Uploading, requestId: request)) }
+                                      uploads.handOver.withLock {
+                                          $0.logRequest = request
+                                          $0.logs.append(LogStatusNotificationReq(status: .Uploading, requestId: request))
+                                      }
                                   }) { uploaded in
-            self.inbox.withLock { $0.logRequest = nil }
-            self.inbox.withLock { $0.logs.append(LogStatusNotificationReq(status: uploaded ? .Uploaded : .UploadFailure, requestId: request)) }
+            uploads.handOver.withLock {
+                $0.logRequest = nil
+                $0.logs.append(LogStatusNotificationReq(status: uploaded ? .Uploaded : .UploadFailure, requestId: request))
+            }
         }
         return started ? GetLogConf(status: .Accepted, filename: name) : GetLogConf(status: .Rejected, filename: nil)
     }
