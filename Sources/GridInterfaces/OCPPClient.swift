@@ -49,16 +49,12 @@ public final class OCPPClient: @unchecked Sendable {
     var ws: WebSocketConnection? = nil
     /// Security profiles 1 and 2: the HTTP Basic password (the AuthorizationKey's bytes; never logged).
     var authorizationKey: [UInt8]? = nil
-    /// The security extension's certificates and the charge point's key (state_dir/certificates; nil
-    /// without a state_dir).
-    var certificates: CertificateStore? = nil
+    /// The security extension: certificates, TLS, renewal, the security log.
+    let security: SecurityExtension
     /// WebSocketPingInterval: when the last ping went out (monotonic) and the pong count then (nil: no
     /// ping outstanding on this connection).
     var lastPing = 0.0
     var pongsAtPing: Int? = nil
-    /// The charge point's certificate renewal (A03): when it is looked at next, when a CSR went out last.
-    var nextRenewalCheck = 0.0
-    var lastRenewalRequest = -Double.infinity
     /// GetDiagnostics: what is uploaded (the journal's records between two times, epoch ms; set by
     /// chargerd; the upload is `uploads`').
     public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil {
@@ -90,20 +86,21 @@ public final class OCPPClient: @unchecked Sendable {
     public init(config: OCPPConfig, hub: GridHub, firmware: String, gunCount: Int, presentedTags: [String?] = []) throws(OCPPError) {
         guard let u = WebSocketURL(config.url) else { throw OCPPError(description: "OCPP url '\(config.url)' is not ws:// or wss://") }
         self.config = config; url = u; self.hub = hub; self.firmware = firmware; self.gunCount = gunCount
+        if let dir = config.stateDirectory {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            catch { throw OCPPError(description: "OCPP state_dir \(dir): \(error.localizedDescription)") }
+        }
         cp = ChargePoint(config: config, firmware: firmware, gunCount: gunCount, grid: hub.state)
         updater = FirmwareUpdater(config: config, hub: hub, running: firmware)
         uploads = Uploads(config: config, hub: hub)
+        security = SecurityExtension(config: config, hub: hub)
         updater.securityEvent = { [unowned self] type, info in securityEvent(type, info) }
         updater.stationMillis = { [unowned self] in stationMillis }
         for g in 0..<min(gunCount, presentedTags.count) { cp.presentedTags[g] = presentedTags[g] }
         startedAt = monotonic()
         if let dir = config.stateDirectory {
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-            catch { throw OCPPError(description: "OCPP state_dir \(dir): \(error.localizedDescription)") }
             loadState(dir)
-            do { certificates = try CertificateStore(directory: dir + "/certificates") }
-            catch { hub.log("ocpp", "certificate store: \(error); the security extension's certificate messages are refused") }
-            cp.hasCertificateStore = certificates != nil
+            cp.hasCertificateStore = security.certificates != nil
             loadSecurityProfile()
         }
         if cp.securityProfile == 1 || cp.securityProfile == 2 {
@@ -169,7 +166,7 @@ public final class OCPPClient: @unchecked Sendable {
             case .log(let kind, let text): hub.log(kind, text)
             case .authorization(let a, let text): hub.authorization(a, text: text)
             case .save(let f): store(f)
-            case .securityLog(let e): appendSecurityLog(e)
+            case .securityLog(let e): security.appendLog(e)
             case .reset(let type): onReset?(type)
             case .disconnect(let why, let now):
                 dropConnection(why)
@@ -341,7 +338,7 @@ public final class OCPPClient: @unchecked Sendable {
                 // Security profiles 1 and 2: HTTP Basic, the charge point's id and the key's bytes (RFC 7617).
                 headers.append("Authorization: Basic " + Data(Array(config.chargePointId.utf8) + [58] + key).base64EncodedString())
             }
-            let c = try WebSocketConnection(url: url, subprotocol: "ocpp1.6", tls: tlsFiles, timeout: 5, headers: headers)
+            let c = try WebSocketConnection(url: url, subprotocol: "ocpp1.6", tls: security.tlsFiles(profile: securityProfile), timeout: 5, headers: headers)
             ws = c
             hub.log("ocpp", "connected to \(c.peer)" + (connectedOnce ? " again; \(cp.queue.messages.count) queued transaction message(s) to send" : ""))
             setStatus("OCPP: connected to \(c.peer), " + (cp.booted ? "accepted" : "booting"))

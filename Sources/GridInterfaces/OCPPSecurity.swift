@@ -2,8 +2,9 @@
 // certificate store's calls (InstallCertificate, GetInstalledCertificateIds, DeleteCertificate), the
 // charge point's own certificate (ExtendedTriggerMessage SignChargePointCertificate -> SignCertificate
 // with a CSR of a key made here; CertificateSigned), SignedUpdateFirmware (FirmwareUpdate.swift does the
-// work), GetLog, and the security log and events kept on storage. The certificates and keys are in
-// Certificates.swift.
+// work), GetLog, the security profile and the security events kept on storage. The extension's own state
+// (the certificate store, TLS, the renewal, the security log) is SecurityExtension.swift's; the
+// certificates and keys are in Certificates.swift.
 import Foundation
 import Grid
 import OCPPChargePoint
@@ -13,11 +14,6 @@ import Glibc
 
 extension OCPPClient {
     var securityEventsPath: String? { config.stateDirectory.map { $0 + "/security-events.json" } }
-    var securityLogPath: String? { config.stateDirectory.map { $0 + "/security.log" } }
-    /// The security log is turned to security.log.1 past this size (the two together are what GetLog
-    /// SecurityLog can send).
-    static let securityLogMaxBytes = 256 << 10
-
     // MARK: security events and the security log
 
     func saveSecurityEvents() {
@@ -31,35 +27,6 @@ extension OCPPClient {
         guard let e = restored([SecurityEventNotificationReq].self, securityEventsPath, "security events (dropped)") else { return }
         cp.securityEvents = Array(e.suffix(50))
         if !e.isEmpty { hub.log("ocpp", "\(cp.securityEvents.count) security event(s) restored from \(securityEventsPath ?? ""), to send") }
-    }
-
-    /// One line per event: its time, its type, what it was (owner-only file).
-    func appendSecurityLog(_ e: SecurityEventNotificationReq) {
-        guard let p = securityLogPath else { return }
-        var st = stat()
-        if stat(p, &st) == 0 && Int(st.st_size) > Self.securityLogMaxBytes { rename(p, p + ".1") }
-        let info = (e.techInfo ?? "").map { $0.isNewline ? " " : $0 }
-        let line = Array("\(e.timestamp) \(e.type)\(info.isEmpty ? "" : " " + String(info))\n".utf8)
-        let fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        guard fd >= 0 else { return }
-        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-    }
-
-    /// The security log's lines between two station times (epoch ms, either end open), oldest first,
-    /// under a head line. Reads files only: safe on an upload's thread.
-    static func securityLogText(path: String, chargePointId: String, from: Int64?, to: Int64?) -> [UInt8] {
-        var out = "# \(chargePointId) security log" + (from.map { " from \(Timestamp.format($0))" } ?? "") + (to.map { " to \(Timestamp.format($0))" } ?? "") + "\n"
-        for p in [path + ".1", path] {
-            guard let text = try? String(contentsOfFile: p, encoding: .utf8) else { continue }
-            for line in text.split(separator: "\n") {
-                guard let t = line.split(separator: " ", maxSplits: 1).first.flatMap({ Timestamp.parse(String($0)) }) else { continue }
-                if let from, t < from { continue }
-                if let to, t > to { continue }
-                out += line + "\n"
-            }
-        }
-        return Array(out.utf8)
     }
 
     // MARK: the security profile
@@ -87,10 +54,10 @@ extension OCPPClient {
         if n == 1 && url.secure { return "profile 1 is ws://, the site's url is wss://" }
         if n >= 2 && !url.secure { return "profile \(n) is TLS, the site's url is ws:// (a wss:// url is the site file's to give)" }
         if n <= 2 && loadAuthorizationKey(quiet: true) == nil { return "no AuthorizationKey (ChangeConfiguration AuthorizationKey first)" }
-        if n >= 2 && config.caFile == nil && (certificates?.installed(.CentralSystemRootCertificate).isEmpty ?? true) {
+        if n >= 2 && config.caFile == nil && (security.certificates?.installed(.CentralSystemRootCertificate).isEmpty ?? true) {
             return "no CentralSystemRootCertificate installed and no site ca"
         }
-        if n == 3 && certificates?.identity == nil && config.certFile == nil {
+        if n == 3 && security.certificates?.identity == nil && config.certFile == nil {
             return "no charge point certificate (ExtendedTriggerMessage SignChargePointCertificate, then CertificateSigned)"
         }
         return nil
@@ -131,25 +98,6 @@ extension OCPPClient {
         return .Accepted
     }
 
-    // MARK: TLS
-
-    /// What the connection's TLS trusts and presents: the site's CA and the installed central system
-    /// roots (the system's CAs when neither), and on profile 3 the certificate the central system signed
-    /// (CertificateSigned) over the site's.
-    var tlsFiles: TLSFiles {
-        let roots = certificates.flatMap { access($0.bundlePath, R_OK) == 0 ? $0.bundlePath : nil }
-        let own = securityProfile == 3 ? certificates?.identity : nil
-        return TLSFiles(ca: config.caFile, roots: roots, cert: own?.certificate ?? config.certFile, key: own?.key ?? config.keyFile)
-    }
-
-    /// The trust anchors for the charge point's own certificate: the installed central system roots and
-    /// the site's CA file.
-    var centralSystemRoots: [X509Certificate] {
-        var roots = certificates?.installed(.CentralSystemRootCertificate).map(\.cert) ?? []
-        if let ca = config.caFile, let text = try? String(contentsOfFile: ca, encoding: .utf8) { roots += X509Certificate.all(pem: text) ?? [] }
-        return roots
-    }
-
     // MARK: the central system's calls
 
     func securityCall(_ id: String, _ action: OCPPAction, _ payload: JSONValue) {
@@ -164,7 +112,7 @@ extension OCPPClient {
         case .InstallCertificate:
             guard let r: InstallCertificateReq = decoded(id, name, payload), !tooLong("certificate", r.certificate, SecurityFieldLimits.certificate)
             else { return }
-            guard let store = certificates else {
+            guard let store = security.certificates else {
                 hub.log("ocpp", "InstallCertificate Failed: no certificate store (no state_dir)")
                 return reply(id, StatusConf(CertificateStatus.Failed))
             }
@@ -178,14 +126,14 @@ extension OCPPClient {
             reply(id, StatusConf(status))
         case .GetInstalledCertificateIds:
             guard let r: GetInstalledCertificateIdsReq = decoded(id, name, payload) else { return }
-            let ids = certificates?.ids(r.certificateType) ?? []
+            let ids = security.certificates?.ids(r.certificateType) ?? []
             reply(id, GetInstalledCertificateIdsConf(status: ids.isEmpty ? .NotFound : .Accepted, certificateHashData: ids.isEmpty ? nil : ids))
         case .DeleteCertificate:
             guard let r: DeleteCertificateReq = decoded(id, name, payload) else { return }
             let h = r.certificateHashData
             guard !tooLong("issuerNameHash", h.issuerNameHash, SecurityFieldLimits.hash), !tooLong("issuerKeyHash", h.issuerKeyHash, SecurityFieldLimits.hash),
                   !tooLong("serialNumber", h.serialNumber, SecurityFieldLimits.serialNumber) else { return }
-            reply(id, StatusConf(deleteCertificate(h)))
+            reply(id, StatusConf(security.deleteCertificate(h, profile: securityProfile)))
         case .CertificateSigned:
             guard let r: CertificateSignedReq = decoded(id, name, payload) else { return }
             reply(id, StatusConf(certificateSigned(r.certificateChain)))
@@ -205,7 +153,7 @@ extension OCPPClient {
             let install = f.installDateTime.map { Timestamp.parse($0) }
             if install == .some(nil) { return replyError(id, .TypeConstraintViolation, "firmware.installDateTime is a dateTime") }
             guard let tries = transferRetries(id, r.retries, r.retryInterval) else { return }
-            let installed = certificates?.installed(.ManufacturerRootCertificate).map(\.cert) ?? []
+            let installed = security.certificates?.installed(.ManufacturerRootCertificate).map(\.cert) ?? []
             let status = updater.signedUpdate(r, loc, retrieveAt: at, installAt: install ?? nil, tries: tries, installedRoots: installed)
             reply(id, StatusConf(status))
         case .GetLog:
@@ -224,83 +172,33 @@ extension OCPPClient {
         }
     }
 
-    /// DeleteCertificate: NotFound when no installed root has that identity; Failed for the last
-    /// CentralSystemRootCertificate while the connection's TLS (profiles 2 and 3) relies on the store
-    /// (without it the system's CAs would be trusted instead: wider, not narrower), for a CA that issued
-    /// another installed certificate (whose identity hashes this one's key), and when the file cannot be
-    /// removed.
-    func deleteCertificate(_ h: CertificateHashData) -> DeleteCertificateStatus {
-        guard let store = certificates, let found = store.find(h) else {
-            hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): NotFound")
-            return .NotFound
-        }
-        if found.use == .CentralSystemRootCertificate && securityProfile >= 2 && config.caFile == nil
-            && store.installed(.CentralSystemRootCertificate).count == 1 {
-            hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): Failed: the last CentralSystemRootCertificate, which security profile \(securityProfile)'s TLS trusts")
-            return .Failed
-        }
-        let issued = store.issuedBy(found.cert, file: found.file)
-        guard issued.isEmpty else {
-            hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): Failed: it issued the installed \(issued.map(\.subject).joined(separator: ", ")); delete those first")
-            return .Failed
-        }
-        if let why = store.delete(file: found.file, found.use) {
-            hub.log("ocpp", "DeleteCertificate serial \(h.serialNumber.prefix(40)): Failed: \(why)")
-            return .Failed
-        }
-        hub.log("ocpp", "DeleteCertificate \(found.use.rawValue) serial \(h.serialNumber.prefix(40)): deleted")
-        return .Accepted
-    }
-
-    /// CertificateSigned: the chain is kept (CertificateStore.acceptSigned) and, on profile 3, the
-    /// connection is made again with it once this answer is out; a chain refused is a security event
+    /// CertificateSigned: the chain is kept (SecurityExtension) and, on profile 3, the connection is made
+    /// again with it once this answer is out; a chain refused is a security event
     /// (InvalidChargePointCertificate) and changes nothing.
     func certificateSigned(_ chain: String) -> AcceptedRejected {
-        guard let store = certificates else {
-            hub.log("ocpp", "CertificateSigned Rejected: no certificate store (no state_dir)")
-            return .Rejected
-        }
-        switch store.acceptSigned(chain, commonName: config.chargePointId, roots: centralSystemRoots) {
-        case .success(let what):
+        switch security.certificateSigned(chain) {
+        case nil: return .Rejected
+        case .success(let what)?:
             hub.log("ocpp", "CertificateSigned: the charge point's certificate is now \(what)" + (securityProfile == 3 ? "; connecting again with it" : ""))
             if securityProfile == 3 { cp.reconnectAfterAnswer = "the new charge point certificate" }
-            nextRenewalCheck = 0
-            lastRenewalRequest = -Double.infinity
             return .Accepted
-        case .failure(let why):
+        case .failure(let why)?:
             securityEvent("InvalidChargePointCertificate", "CertificateSigned: \(why)")
             return .Rejected
         }
     }
 
-    /// How long before its end the charge point's certificate is renewed: the shorter of 30 days and a
-    /// fifth of its validity (ours: the whitepaper leaves the time to the charge point), and how long a CSR
-    /// sent for it may stay unanswered before the next (ours).
-    static let renewBefore: Int64 = 30 * 86_400
-    static let renewRetry = 3_600.0
-
-    /// Update Charge Point Certificate initiated by the Charge Point (whitepaper ed. 2, A03): once the
-    /// certificate it presents (profile 3) nears its end, a new key and SignCertificate, as if the
-    /// central system had triggered it; again an hour later while no CertificateSigned came. Checked once
-    /// a minute, online only.
+    /// Update Charge Point Certificate initiated by the Charge Point (A03; SecurityExtension.renewalDue):
+    /// SignChargePointCertificate queued as if the central system had triggered it.
     func renewCertificateIfDue() {
-        guard securityProfile == 3, online, now() >= nextRenewalCheck, let store = certificates else { return }
-        nextRenewalCheck = now() + 60
-        // The certificate it presents: the one CertificateSigned installed, else the site's (factory) one.
-        guard let path = store.identity?.certificate ?? config.certFile, let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let leaf = X509Certificate.all(pem: text)?.first, let v = leaf.validity else { return }
-        let left = v.notAfter - Int64(Date().timeIntervalSince1970)
-        guard left < min(Self.renewBefore, (v.notAfter - v.notBefore) / 5) else { return }
-        guard now() >= lastRenewalRequest + Self.renewRetry else { return }
-        guard !cp.triggers.contains(where: { $0.message == .SignChargePointCertificate }) else { return }
-        lastRenewalRequest = now()
-        hub.log("ocpp", "the charge point's certificate ends \(leaf.notAfter) (\(left / 60) min left): asking for a new one (SignCertificate)")
+        let asked = cp.triggers.contains { $0.message == .SignChargePointCertificate }
+        guard security.renewalDue(profile: securityProfile, online: online, now: now(), asked: asked) else { return }
         cp.triggers.append(ChargePoint.Trigger(message: .SignChargePointCertificate, connector: nil, extended: true))
     }
 
     /// ExtendedTriggerMessage SignChargePointCertificate: a new key, and SignCertificate with its CSR.
     func sendSigningRequest() {
-        guard let store = certificates else { return }
+        guard let store = security.certificates else { return }
         switch store.newSigningRequest(commonName: config.chargePointId, organization: cp.settings.cpoName) {
         case .success(let csr):
             hub.log("ocpp", "SignCertificate: a new P-256 key made on the charge point; its CSR (CN \(config.chargePointId)" + (cp.settings.cpoName.isEmpty ? "" : ", O \(cp.settings.cpoName)") + ") sent")
@@ -323,12 +221,12 @@ extension OCPPClient {
             }
             source = { d(from, to) }
         case .SecurityLog:
-            guard let p = securityLogPath else {
+            guard let p = security.logPath else {
                 hub.log("ocpp", "GetLog #\(r.requestId) SecurityLog: no security log (no state_dir)")
                 return GetLogConf(status: .Rejected, filename: nil)
             }
             let cp = config.chargePointId
-            source = { Self.securityLogText(path: p, chargePointId: cp, from: from, to: to) }
+            source = { SecurityExtension.logText(path: p, chargePointId: cp, from: from, to: to) }
         }
         let name = uploadName(r.logType == .DiagnosticsLog ? "diagnostics" : "security")
         let request = r.requestId
