@@ -136,6 +136,7 @@ kernel-deps:
 	  command -v pyenv >/dev/null && pyenv rehash || true; }
 
 test-kernel: $(BUILD_STEP) kernel-deps
+	$(if $(NO_BUILD),,$(SWIFT) build -c release --build-tests)
 	Tests/kernel/run.sh
 
 # The Debian package a board installs (docs/technician.md): chargerd linked with the Swift runtime inside

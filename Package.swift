@@ -150,6 +150,7 @@ let package = Package(
         .testTarget(name: "BoardFileTests", dependencies: ["BoardFile", "SiteFile", "Grid", "ChargerCore"]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "FieldBus", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIOD", "IIO", "BoardFile", "ChargerCore"]),
+        .testTarget(name: "CANLinkTests", dependencies: ["CANLink", "BoardFile", "ChargerCore", "ChargerHAL"]),
         .testTarget(name: "GBT27930Tests", dependencies: ["GBT27930", "ChargerCore"]),
         .testTarget(name: "RuntimeTests", dependencies: ["StationLoop", "RealTime", "BenchChannel", "ChargerHAL", "ChargerRuntime", "LoopContract", "CAllocationCounter", "BoardFile", "SimPlant", "ChargerCore"]),
         .testTarget(name: "StationTests", dependencies: ["Station", "StationLoop", "LoopContract", "RealTime", "BoardFile", "ChargerCore"]),

@@ -145,6 +145,17 @@ if "$BIN/chargerd" gpio-cost --board "$T/vm.toml" --cycles 5000 > "$OUT/gpio-cos
     pass "gpio cost (qemu TCG): $(grep -o 'median [0-9]* ns, p99 [0-9]* ns' $OUT/gpio-cost.log | head -1); $(grep -o 'getppid: median [0-9]* ns' $OUT/gpio-cost.log); $(grep -o 'a cycle is [0-9.]* null system calls' $OUT/gpio-cost.log)"
 else failc "gpio cost: $(tail -2 $OUT/gpio-cost.log)"; fi
 
+# 13. The CAN link's own Swift tests (Tests/CANLinkTests) on a vcan of their own: the charger's side and
+#     the car's side on one wire (BHM, the multi-packet BRM, CHM, CRM). The host has no vcan; this is
+#     where they run, and the case fails if the wire suite was skipped.
+ip link add dev vcan9 type vcan 2>/dev/null; ip link set vcan9 up
+CANLINK_TEST_INTERFACE=vcan9 timeout 300 "$BIN/dc-chargerPackageTests.xctest" --testing-library swift-testing --filter CANLink \
+    > "$OUT/canlink-tests.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "theCarAndTheChargerHearEachOther() passed" "$OUT/canlink-tests.log"; then
+    pass "CAN link tests on vcan9: $(grep -o 'Test run with [0-9]* tests in [0-9]* suites passed' "$OUT/canlink-tests.log")"
+else failc "CAN link tests on vcan9 (rc $rc): $(grep -E 'recorded an issue|skipped|failed' "$OUT/canlink-tests.log" | head -3 | tr '\n' ' ')"; fi
+
 # 8-12. The car link on the CAN wire (vcan0): Tests/kernel/can.sh (sourced and its BMSes started above).
 can_cases
 
