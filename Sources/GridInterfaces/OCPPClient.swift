@@ -320,7 +320,10 @@ public final class OCPPClient: @unchecked Sendable {
             renewCertificateIfDue()
             do {
                 if let ws { try pingIfDue(ws) }
-                if let text = try ws?.receive(timeoutMs: 50) { step { $0.receive(text) } }
+                if let text = try ws?.receive(timeoutMs: 50) {
+                    let parsed = OCPPFrame.parse(text)
+                    step { $0.receive(text, parsed: parsed) }
+                }
                 step { $0.sendDue() }
             } catch {
                 dropConnection("\(error)")

@@ -2,7 +2,7 @@
 // event or a turn of the client's thread, and the time, go in; the charge point's state changes and what
 // it must do comes out as plain values (ChargePointEffect: a frame to send, a journal line, a state file to
 // store, a restart). No socket, file, thread or clock here: GridInterfaces' OCPPClient is the transport
-// that carries the effects out, and the tests drive this with plain values (Tests/GridTests).
+// that carries the effects out, and the tests drive this with plain values (Tests/OCPPChargePointTests).
 //
 // Connectors are the guns (connector N = gun N-1; connector 0 the whole station).
 // - Boot, heartbeat at the central system's interval, a StatusNotification per connector on change.

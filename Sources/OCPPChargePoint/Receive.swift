@@ -11,8 +11,12 @@ import SiteFile
 
 extension ChargePoint {
     /// A frame from the central system.
-    package mutating func receive(_ text: String) {
-        switch OCPPFrame.parse(text) {
+    package mutating func receive(_ text: String) { receive(text, parsed: OCPPFrame.parse(text)) }
+
+    /// A frame from the central system, parsed already (the transport parses outside the grid hub's lock:
+    /// a large frame's JSON is the step's dearest part).
+    package mutating func receive(_ text: String, parsed: Result<OCPPFrame, OCPPFrame.Malformed>) {
+        switch parsed {
         case .failure(let m):
             if let id = m.callId {
                 log("ocpp-refused", "malformed CALL \(id) from the central system answered FormationViolation: \(m.why)")

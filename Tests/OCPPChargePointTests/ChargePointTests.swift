@@ -1,13 +1,17 @@
 // The OCPP charge point as a state machine, with plain values (issue 34): frames, loop events and the time
 // go in; the frames it sends, its journal lines, the state files it stores and the grid state it changes
-// come out. No socket, no thread, no clock: test_ocpp.py proves the same against the `ocpp` package's
-// central system over a real WebSocket.
+// come out. No socket, no thread, no clock: this target links neither GridInterfaces nor anything with
+// I/O; test_ocpp.py proves the same against the `ocpp` package's central system over a real WebSocket.
 import ChargerCore
 import Grid
 import LoopContract
 import OCPPChargePoint
 import SiteFile
 import Testing
+
+/// 2026-11-24T00:00:00+08:00 (local midnight in China).
+let cst = StationClock(epochMillisAtZero: Timestamp.parse("2026-11-24T00:00:00+08:00")!, utcOffsetSeconds: 8 * 3600)
+func at(_ s: Double) -> Instant { Instant(micros: Int64(s * 1e6)) }
 
 /// A charge point on `guns` guns and the frames it sent, driven step by step in time.
 struct CentralSystemDesk {
