@@ -57,9 +57,7 @@ public final class OCPPClient: @unchecked Sendable {
     var pongsAtPing: Int? = nil
     /// GetDiagnostics: what is uploaded (the journal's records between two times, epoch ms; set by
     /// chargerd; the upload is `uploads`').
-    public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil {
-        didSet { cp.hasDiagnostics = diagnostics != nil }
-    }
+    public var diagnostics: (@Sendable (_ from: Int64?, _ to: Int64?) -> [UInt8])? = nil
     /// GetDiagnostics and GetLog: the upload thread and its statuses.
     let uploads: Uploads
     /// UpdateFirmware and SignedUpdateFirmware: the update in hand and its download thread.

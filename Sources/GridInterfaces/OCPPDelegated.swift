@@ -10,7 +10,6 @@ import RealTime
 import SiteFile
 
 extension OCPPClient {
-    // Long: one case per delegated action (the dispatch table)
     func delegated(_ id: String, _ action: OCPPAction, _ payload: JSONValue) {
         let name = action.rawValue
         func typed<T: Decodable>(_ type: T.Type) -> T? { decoded(id, name, payload) }

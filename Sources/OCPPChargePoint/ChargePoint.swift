@@ -108,12 +108,8 @@ package struct ChargePoint: Sendable {
     // What the transport can do (set once by it).
     /// A Reset can be carried out (the process can restart itself); Rejected otherwise.
     package var canReset = false
-    /// GetDiagnostics and GetLog DiagnosticsLog have something to upload.
-    package var hasDiagnostics = false
     /// A certificate store (state_dir): SignChargePointCertificate can be triggered.
     package var hasCertificateStore = false
-    /// A state_dir to keep files in (AuthorizationKey on profile 0).
-    package var hasStateDirectory: Bool { config.stateDirectory != nil }
 
     // The inputs of a step, set by the transport before it.
     /// Monotonic seconds.

@@ -30,7 +30,6 @@ extension FuzzTargets {
                              freeVend: config.freeVend)
         var cp = ChargePoint(config: config, firmware: "fuzz", gunCount: 2, grid: grid)
         cp.canReset = sel & 8 != 0
-        cp.hasDiagnostics = true
         cp.connected = true
         var o = StationObservation()
         o.guns = [GunObservation(), GunObservation()]
