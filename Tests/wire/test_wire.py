@@ -165,17 +165,23 @@ class CommFaults(unittest.TestCase):
         # counted lost with the board's fault_after = 3). That is the shared line's physics, not the fault
         # under test, so here a device counts lost after 10 failures in a row (garbage from module 0 never
         # stops, so it is still lost; module 1 must never be).
-        # A host starved past that (q15, a clean-clone run: the bus's round trip p99 56 ms and max 397 ms,
-        # against 0.3-0.4 ms and 5-6 ms quiet; every device timed out, module 1 lost with module 0) says
-        # so and runs the case again, once: the loss was the host's, and the controller was right to derate
-        # and then stop on it. Starved: module 1 lost while the bus's p99 round trip was 20 ms or more.
+        # A host starved past that says so and runs the case again, once: the loss was the host's, and the
+        # controller was right to derate and then stop on it. Starved: the bus's p99 round trip 20 ms or
+        # more (0.3-0.4 ms quiet), or either module lost (E23) before the garbage began at 20 s. Seen twice
+        # on a clean clone beside the suite's other lanes: q15 (p99 56 ms, max 397 ms: every device timed
+        # out, module 1 lost with module 0) and q30 (p99 55 ms, max 108 ms: both modules unheard for the
+        # module timeout's 1 s of wall time at 10.7 s of plant time, E23 then E24, before any garbage).
         for attempt in (1, 2):
             out, plant = self.run_fault("module:0=garbage@20s", transport="rtu", fault_after=10)
-            p99 = re.search(r"round trip p50 \d+ / p99 (\d+) / max (\d+) µs", out)
-            if attempt == 1 and p99 and int(p99.group(1)) >= 20_000 and counters(out, "module 1")["lost"]:
-                print(f"NOTE module garbage on RTU starved on its first run (module 1 lost with the bus's round trip "
-                      f"p99 {int(p99.group(1)) / 1000:.0f} ms, max {int(p99.group(2)) / 1000:.0f} ms): run again", flush=True)
-                continue
+            if attempt == 1:
+                p99 = re.search(r"round trip p50 \d+ / p99 (\d+) / max (\d+) µs", out)
+                early = [float(t) for t in re.findall(r"\[ *([0-9.]+) s\] (?:gun0|station) FAULT E23", out) if float(t) < 20]
+                slow = p99 is not None and int(p99.group(1)) >= 20_000
+                if (slow and counters(out, "module 1")["lost"]) or early:
+                    print(f"NOTE module garbage on RTU starved on its first run (bus round trip p99 "
+                          f"{int(p99.group(1)) / 1000 if p99 else float('nan'):.0f} ms, max {int(p99.group(2)) / 1000 if p99 else float('nan'):.0f} ms; "
+                          f"module 1 lost: {counters(out, 'module 1')['lost']}; E23 before the garbage at {early} s): run again", flush=True)
+                    continue
             break
         self.assert_module_lost(out, plant, "bad replies")
 
