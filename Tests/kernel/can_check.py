@@ -114,7 +114,11 @@ def main(argv=None):
     text = open(a.chargerd).read()
     counters = can_counters(text)
     if not frames:
-        fail("candump recorded nothing")
+        # Say why when chargerd knows: a session that ended before any frame (q30: E25 and E26 at 2.4 s, the
+        # guest's timers late by 90 ms at p99) is judged by that reason (can.sh's verdict_of: a
+        # communication timeout while the guest was starved runs again alone).
+        end = re.search(r"session did not end normally: (\S+ at [0-9.]+ s)", text)
+        fail("candump recorded nothing" + (f": chargerd's session ended first, {end.group(1)}" if end else ""))
 
     if a.what == "timeout":
         # The BMS stopped talking while charging: the charger's CEM names BCL, its CST says fault.
