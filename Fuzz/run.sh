@@ -22,9 +22,9 @@ run_one() {
   if [ -n "${FUZZ_RUNS:-}" ]; then
     scratch=.build-fuzz/gate/$t; rm -rf "$scratch"
     extra=(-seed="${FUZZ_SEED:-1}"); per_round=$FUZZ_RUNS
-    # The whole charge point runs up to 16 frames through JSON a try (about 2 ms under the address
-    # sanitizer, 20x a parser's): a quarter of the executions in the gate, the long runs as any other.
-    [ "$t" = charge-point ] && per_round=$((FUZZ_RUNS / 4))
+    # A target whose try is dear runs a share of the gate, as Fuzz/gate-share says (with its reason).
+    local share=$(awk -v t="$t" '$1 == t { print $2 }' Fuzz/gate-share)
+    [ -n "$share" ] && [ "$share" -gt 0 ] && per_round=$((FUZZ_RUNS / share))
     gate=$per_round
   elif [ -n "${FUZZ_MAX_RUNS:-}" ]; then
     # Rounds of at most ROUND executions, each a fresh process from the corpus found so far: TOMLKit

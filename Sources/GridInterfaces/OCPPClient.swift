@@ -415,8 +415,6 @@ public final class OCPPClient: @unchecked Sendable {
     }
 }
 
-
-
 /// The OCPP client's state files (state_dir), as read at start: bounded in size and depth before they
 /// decode, and held to the bounds a request is held to.
 public enum StateFiles {

@@ -166,7 +166,7 @@ package struct ChargePoint: Sendable {
     var authorizedWaiting: [Double?]
     /// Per gun: an availability change answered Scheduled, applied when the transaction ends.
     var scheduledAvailability: [Bool?]
-    package var lastSent = 0.0
+    var lastSent = 0.0
     var lastHeartbeat = 0.0
     /// The call waiting for its answer (OCPP-J 1.6 §4.1.1: one at a time).
     package struct PendingCall: Sendable {
@@ -255,9 +255,9 @@ package struct ChargePoint: Sendable {
 
     // MARK: effects
 
-    package mutating func log(_ kind: String, _ text: String) { effects.append(.log(kind, text)) }
+    mutating func log(_ kind: String, _ text: String) { effects.append(.log(kind, text)) }
     mutating func authorization(_ a: AuthorizationRecord, text: String) { effects.append(.authorization(a, text)) }
-    package mutating func save(_ f: StateFile) { effects.append(.save(f)) }
+    mutating func save(_ f: StateFile) { effects.append(.save(f)) }
     mutating func setStatus(_ s: String) { effects.append(.status(s)) }
 
     /// The station clock now, for timestamps.
