@@ -49,9 +49,6 @@ struct FirmwareJob: Codable, Equatable {
     var signed: Bool { requestId != nil }
 }
 
-/// A firmware status to notify: FirmwareStatusNotification, or SignedFirmwareStatusNotification when it
-/// belongs to a signed update's request.
-
 /// Firmware statuses not sent yet, and the latest.
 struct FirmwareStatuses: Sendable { var queue: [FirmwareEvent] = []; var last = FirmwareEvent(status: .Idle, requestId: nil) }
 

@@ -94,6 +94,8 @@ package struct TransferView: Sendable, Equatable {
     package init() {}
 }
 
+/// A firmware status to notify: FirmwareStatusNotification, or SignedFirmwareStatusNotification when it
+/// belongs to a signed update's request.
 package struct FirmwareEvent: Sendable, Equatable {
     package var status: FirmwareStatus
     package var requestId: Int?
