@@ -543,9 +543,12 @@ func arbitrate(
         // and the central system's (StatusNotification OtherError); a red lamp over a charging car said
         // otherwise (docs/faults.md).
         if reaction >= .refuse || heldByMetering(s.sessions[g].phase, latched: faults, spec) { out.guns[g].lamp = .fault }
-        // CEM names the message that timed out; when the supervisor's own 10 s backstop latched E17
-        // (it watches BCL) the session may not have said so itself.
-        if (s.safety[g].latched).contains(.vehicleCommTimeout) && out.guns[g].tx.cem == nil { out.guns[g].tx.cem = .bcl }
+        // CEM names the message that timed out. The session says which in `timedOut` (BRM after the
+        // handshake's last retry, say) but sends CEM only from the next cycle's phase; the supervisor's own
+        // 10 s backstop (it watches BCL) is the only E17 the session has not named.
+        if (s.safety[g].latched).contains(.vehicleCommTimeout) && out.guns[g].tx.cem == nil {
+            out.guns[g].tx.cem = s.sessions[g].timedOut ?? .bcl
+        }
         let energised = inputs.guns[g].k1Closed || inputs.guns[g].k2Closed || s.safety[g].k1k2Commanded
         var emergency = reaction == .emergency
         if reaction >= .refuse && !emergency {

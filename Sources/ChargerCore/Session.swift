@@ -91,6 +91,8 @@ public struct GunSession: Sendable {
     public var pausedSince: Instant? = nil
     public var stopReason: StopReason = .none
     public var chargerInitiatedStop = false
+    /// When the stop began (`beginStop`): the car's BSD counts from then.
+    public var stoppedAt: Instant = .never
     /// The car message whose timeout ended the session (sent back in CEM).
     public var timedOut: VehicleMessageKind? = nil
     /// Car timeouts while charging without a clean minute of charging in between ("3 in a row").
@@ -350,8 +352,10 @@ extension GunSession {
     mutating func parameterExchange(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec,
                                     out: inout GunOutputs) -> SessionFault? {
         let car = input.vehicle
-        out.tx.crm = .recognised
         guard let bcp else {
+            // CRM 0xAA until the car's BCP is in; CTS and CML take over from it
+            // (docs/standards.md "When each charger message starts and stops").
+            out.tx.crm = .recognised
             if let m = car.bcp, m.at >= phaseSince { self.bcp = m.message; phaseSince = now }
             else if inPhase > Standard.defaultMessageTimeout { return retryHandshake(now, .bcp) }
             return nil
@@ -377,7 +381,6 @@ extension GunSession {
 
     mutating func precharge(now: Instant, inPhase: TimeSpan, input: GunInputs, out: inout GunOutputs,
                             demand: inout SessionDemand) -> SessionFault? {
-        out.tx.crm = .recognised
         out.tx.cro = false
         let vb = input.vehicleSideVoltage
         // "Raise the output to 1–10 V below that voltage, then close K1/K2."
@@ -403,14 +406,21 @@ extension GunSession {
                            demand: inout SessionDemand) -> SessionFault? {
         let car = input.vehicle
         out.closeK1K2 = true
-        out.tx.cro = true
         demand.needsPower = true
         var allowed = true
         if let bsm = car.bsm, !bsm.message.chargingAllowed { allowed = false }
         if allowed { pausedSince = nil } else if pausedSince == nil { pausedSince = now }
-        out.tx.ccs = CCS(voltage: input.meterVoltage, current: input.meterCurrent,
-                         chargingMinutes: (now - chargingSince).seconds / 60, chargingAllowed: allowed)
-        if let bcl = car.bcl {
+        // CRO 0xAA until the car is heard in its charging stage (its first BCL or BCS since CRO 0xAA: either
+        // shows it heard CRO), then CCS (docs/standards.md "When each charger message starts and stops").
+        // The demand is a BCL of this charging stage only: one left from before a reconnection is not.
+        let bcl = car.bcl.flatMap { $0.at >= chargingSince ? $0 : nil }
+        if bcl != nil || (car.bcs.map { $0.at >= chargingSince } ?? false) {
+            out.tx.ccs = CCS(voltage: input.meterVoltage, current: input.meterCurrent,
+                             chargingMinutes: (now - chargingSince).seconds / 60, chargingAllowed: allowed)
+        } else {
+            out.tx.cro = true
+        }
+        if let bcl {
             let vmax = min(negotiatedMaxVoltage(gun), carMaxVoltage ?? gun.maxVoltage)
             demand.voltage = min(bcl.message.voltageDemand, vmax)
             demand.current = allowed ? bcl.message.currentDemand : .zero
@@ -483,7 +493,10 @@ extension GunSession {
         // A session stopped before the energy transfer reports no charging time.
         let minutes = chargingSince == .never ? 0 : (now - chargingSince).seconds / 60
         out.tx.csd = CSD(chargingMinutes: minutes, energy: input.meterEnergy - energyAtStart)
-        if let bsd = input.vehicle.bsd, bsd.at >= phaseSince { enter(.weldingCheck, now) }
+        // The car's BSD counts from the stop on: a car may send it on CST, before the current is down and
+        // this phase begins (GB/T 27930-2015's order, BSD then CSD), or on CSD. Either way CSD stays out
+        // `csdHold` at the least, so the car hears it.
+        if let bsd = input.vehicle.bsd, bsd.at >= stoppedAt, inPhase >= Standard.csdHold { enter(.weldingCheck, now) }
         else if inPhase > Standard.statisticsTimeout { enter(.weldingCheck, now) }
     }
 
@@ -549,6 +562,7 @@ extension GunSession {
     mutating func beginStop(_ reason: StopReason, chargerInitiated: Bool, _ now: Instant) {
         stopReason = reason
         chargerInitiatedStop = chargerInitiated
+        stoppedAt = now
         enter(.stopping, now)
     }
 

@@ -171,6 +171,10 @@ public enum Standard {
     public static let v2gOfferTimeout = TimeSpan.s(1)
     /// "BSD / CSD ... wait up to 10 s"
     public static let statisticsTimeout = TimeSpan.s(10)
+    /// How long CSD stays in the broadcast at the least (the end stage waits for it even when the car's BSD
+    /// came first): two of its 250 ms periods, so that the car hears it with the link's thread a period
+    /// late. Our choice: docs/standards.md "When each charger message starts and stops".
+    public static let csdHold = TimeSpan.ms(500)
     /// "handshake retried 3 times"
     public static let handshakeAttempts = 3
     /// Plug and charge by VIN (docs/standards.md "Plug and charge"): recognition is held (CRM 0x00)

@@ -258,6 +258,38 @@ struct Harness {
         #expect(h.state.log.record(sequence: 1)?.clearedAt != nil)
     }
 
+    /// A charging stage after a reconnection (the car link keeps the last BCL it heard): CRO 0xAA goes on and
+    /// nothing is asked of the modules until the car's BCL of this stage; then CCS replaces CRO and the
+    /// demand is the fresh BCL's (docs/standards.md "When each charger message starts and stops").
+    @Test func aBCLFromBeforeTheChargingStageIsNotItsDemand() {
+        var h = Harness()
+        h.step(ms: 2000)
+        let g = 0
+        h.inputs.guns[g].cc1 = Volts(4.1); h.inputs.guns[g].lockConfirmed = true
+        h.inputs.guns[g].k3k4Closed = true; h.inputs.guns[g].k1Closed = true; h.inputs.guns[g].k2Closed = true
+        h.inputs.guns[g].vehicleSideVoltage = Volts(400); h.inputs.guns[g].chargerSideVoltage = Volts(400)
+        h.inputs.guns[g].meterVoltage = Volts(400)
+        h.inputs.guns[g].vehicle.bcl = Stamped(BCL(voltageDemand: Volts(420), currentDemand: Amps(150), mode: .constantCurrent),
+                                               at: Instant(micros: 1_000_000))
+        h.state.sessions[g].phase = .charging
+        h.state.sessions[g].phaseSince = h.inputs.now
+        h.state.sessions[g].chargingSince = h.inputs.now
+        h.state.sessions[g].handshakeAttempt = 1
+        h.state.safety[g].k1k2Commanded = true      // closed by the precharge before (no welded contact)
+        h.state.sessions[g].bcp = BCP(maxCellVoltage: Volts(4.2), maxChargeCurrent: Amps(200), nominalEnergy: WattHours(60_000),
+                                      maxChargeVoltage: Volts(450), maxTemperature: Celsius(55), soc: 50, batteryVoltage: Volts(400))
+        h.step(ms: 100)
+        #expect(h.phase == .charging, "\(h.state.safety[g].latched) \(h.state.station.latched)")
+        #expect(h.outputs.guns[g].tx.cro == true && h.outputs.guns[g].tx.ccs == nil, "\(h.outputs.guns[g].tx)")
+        #expect(h.state.sessions[g].rampedCurrent == .zero, "asked \(h.state.sessions[g].rampedCurrent) of a BCL from before the stage")
+        h.inputs.guns[g].vehicle.bcl = Stamped(BCL(voltageDemand: Volts(420), currentDemand: Amps(150), mode: .constantCurrent),
+                                               at: h.inputs.now)
+        h.step(ms: 100)
+        #expect(h.phase == .charging)
+        #expect(h.outputs.guns[g].tx.cro == nil && h.outputs.guns[g].tx.ccs != nil, "\(h.outputs.guns[g].tx)")
+        #expect(h.state.sessions[g].rampedCurrent > Amps(1), "the fresh BCL is the demand: \(h.state.sessions[g].rampedCurrent)")
+    }
+
     /// The step reads its inputs and spec but never writes them, though they are passed by reference.
     @Test func stepDoesNotWriteInputsOrSpec() {
         var h = Harness()

@@ -184,14 +184,17 @@ can_cases() {
     #     local list, offline); 12: the same with charger-plant's own car on
     #     the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender). chargerd ends each
     #     without a fault; every message the charger sends keeps its period (from candump's kernel
-    #     timestamps); CML, CCS, CST and CSD decoded by cantools agree with what the loop commanded and the
-    #     meter counted. (From BHM to BSD; the span of SOC only sets how long the charge is.)
+    #     timestamps) and its stage (can_check.py's judge_order: no message past its stage, none before
+    #     the car's message it answers, CSD ended on BSD); CML, CCS, CST and CSD decoded by cantools agree
+    #     with what the loop commanded and the meter counted. (From BHM to BSD; the span of SOC only sets
+    #     how long the charge is.)
     #  9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong length, frames of an unknown
     #     PGN, a BCS transfer with a packet left out, a transfer it aborts, random frames, and a 2 s flood of
     #     back-to-back frames; each is counted and dropped (or asked again), and the session still ends
     #     normally.
     # 10: the BMS falls silent while charging: BCL times out (1 s), the charger sends CEM naming BCL and CST
-    #     for a fault, the current stops, and the session ends with E17 (the handshake retries find no BMS).
+    #     for a fault, the current stops, and the session ends with E17 (the handshake retries find no BMS;
+    #     from the handshake's restart on, no CEM names BCL).
     # 10b: one that sends BCL late (every 1.2 s; the charger allows 1 s): the same reaction.
     # In two groups, each spec by its index in SESSIONS: the two whole sessions, then the three
     # misbehaving BMSes. (Five at once overloaded the guest's two emulated CPUs: the plants' Modbus answers

@@ -68,6 +68,100 @@ def judge_periods(db, frames):
     return figures, bad
 
 
+# The charger's messages in the order of docs/standards.md "When each charger message starts and stops".
+# Two kinds of rule, both exact (no tolerance, so a starved guest cannot make them fail):
+# - a stage's message never follows the first frame of the next stage's (CRM after CML, say): the link
+#   sends from one snapshot of the loop's broadcast at a time, in time order, so once the loop has moved on
+#   no frame of the stage before can follow;
+# - a message that answers the car never precedes what it answers (CML before the car's BCP is in): the
+#   loop cannot hear a frame before the kernel has it.
+# The one wait judged is the end stage's: CSD ends at most a second past the car's BSD and its 500 ms hold
+# (the loop's 10 s bound, which it used to wait out when the BSD came first, is ten times that).
+STAGE_ORDER = [("CHM", "CRM"), ("CRM", "CTS"), ("CRM", "CML"), ("CTS", "CRO"), ("CML", "CRO"), ("CRO", "CCS"),
+               ("CCS", "CST"), ("CST", "CSD")]
+
+
+def charger_frames(db, frames):
+    """(time, name, first byte) of every charger message, in time order."""
+    out = []
+    for t, fid, data in frames:
+        if fid & 0xFFFF != CHARGER_TO_BMS:
+            continue
+        try:
+            m = db.get_message_by_frame_id(fid)
+        except KeyError:
+            continue
+        out.append((t, m.name, data[0] if data else None))
+    return out
+
+
+def transfer_done(frames, pgn):
+    """When the charger acknowledged the car's multi-packet message PGN (TP.CM EndOfMsgAck), in order."""
+    tail = bytes([pgn & 0xFF, (pgn >> 8) & 0xFF, (pgn >> 16) & 0xFF])
+    return [t for t, fid, d in frames if fid == 0x1CECF456 and len(d) == 8 and d[0] == 0x13 and d[5:8] == tail]
+
+
+def car_frames(db, frames, name):
+    m = db.get_message_by_name(name)
+    return [(t, d) for t, fid, d in frames if fid == m.frame_id]
+
+
+def judge_order(db, frames, what):
+    """Returns (summary, problems)."""
+    ch = charger_frames(db, frames)
+    first = {}
+    for t, name, b0 in ch:
+        first.setdefault(name, t)
+        first.setdefault("%s %02X" % (name, b0), t)
+    problems = []
+    if what == "timeout":
+        # CEM names the message that timed out: BCL while charging, then, once the handshake has started
+        # again, never BCL (the last retry ends on BRM).
+        cem = decode_all(db, frames, "CEM")
+        if not cem:
+            return "no CEM", ["no CEM on the wire"]
+        again = [t for t, name, _ in ch if name == "CHM" and t > cem[0][0]]
+        late = [(t, c) for t, c in cem if again and t > again[0] and c["BCLTimeout"] == 1]
+        if late:
+            problems.append("CEM named BCL at %.3f s, after the handshake started again at %.3f s" % (late[0][0] - frames[0][0], again[0] - frames[0][0]))
+        named = sorted({k for _, c in cem for k, v in c.items() if v == 1 and k.endswith("Timeout")})
+        return "CEM named %s, BCL only before the handshake started again" % "/".join(named), problems
+    for before, after in STAGE_ORDER:
+        if after in first:
+            stray = [t for t, name, _ in ch if name == before and t > first[after]]
+            if stray:
+                problems.append("%s %d time(s) after the first %s (%.3f s later)" % (before, len(stray), after, stray[-1] - first[after]))
+    if "CRM AA" in first:
+        stray = [t for t, name, b0 in ch if name == "CRM" and b0 == 0x00 and t > first["CRM AA"]]
+        if stray:
+            problems.append("CRM 0x00 %d time(s) after CRM 0xAA" % len(stray))
+    # What answers the car, after what it answers.
+    brm, bcp, bcs = transfer_done(frames, 0x0200), transfer_done(frames, 0x0600), transfer_done(frames, 0x1100)
+    bro_aa = [t for t, d in car_frames(db, frames, "BRO") if d[:1] == b"\xaa"]
+    bcl = [t for t, _ in car_frames(db, frames, "BCL")]
+    bsd = [t for t, _ in car_frames(db, frames, "BSD")]
+    def after(name, key, events, what_in):
+        if key in first and (not events or first[key] < events[0]):
+            problems.append("%s at %.3f s, before %s" % (name, first[key] - frames[0][0], what_in))
+    after("CRM 0xAA", "CRM AA", brm, "the car's BRM was in")
+    after("CML", "CML", bcp, "the car's BCP was in")
+    after("CRO", "CRO", bro_aa, "the car's BRO 0xAA")
+    heard = sorted(t for t in bcl + bcs if "CRO AA" in first and t > first["CRO AA"])
+    after("CCS", "CCS", heard, "the car's first BCL or BCS after CRO 0xAA")
+    # The end stage: CSD for at least its hold, ended once the car's BSD is in (a second's grace for the
+    # guest's timers).
+    csd = [t for t, name, _ in ch if name == "CSD"]
+    csd_span = csd[-1] - csd[0] if csd else 0
+    if csd:
+        bsd_in = [t for t in bsd if "CST" in first and t > first["CST"]]
+        if bsd_in and csd[-1] > max(bsd_in[0], csd[0] + 0.5) + 1.0:
+            problems.append("CSD went on %.1f s after the car's BSD (and its 0.5 s hold)" % (csd[-1] - max(bsd_in[0], csd[0] + 0.5)))
+    summary = ("order CHM, CRM 00, CRM AA, CTS/CML, CRO 00, CRO AA, CCS, CST, CSD with no message past its stage; "
+               "CRO AA %d frames, CCS from %.0f ms after the car's first BCL/BCS, CSD %.2f s"
+               % (sum(1 for _, n, b in ch if n == "CRO" and b == 0xAA), ((first.get("CCS", 0) - heard[0]) * 1000) if heard else -1, csd_span))
+    return summary, problems
+
+
 def decode_all(db, frames, name):
     m = db.get_message_by_name(name)
     out = []
@@ -137,8 +231,11 @@ def main(argv=None):
             fail("current still flowing a second after the CEM (%.1f A)" % -after[0]["OutputCurrent"])
         if "E17-vehicle-comm-timeout (stop-and-reconnect), value 4.0" not in text:
             fail("chargerd did not latch E17 for BCL (stop and reconnect)")
-        print("CEM BCLTimeout %d frames, CST FaultStop %d frames, no current a second after the first CEM; chargerd: %s"
-              % (len(named), len(faults), " ".join(re.findall(r"FAULT \S+", text)[:2]) or "stopped"))
+        order, problems = judge_order(db, frames, a.what)
+        if problems:
+            fail("messages out of order: %s" % "; ".join(problems))
+        print("CEM BCLTimeout %d frames, CST FaultStop %d frames, no current a second after the first CEM; %s; chargerd: %s"
+              % (len(named), len(faults), order, " ".join(re.findall(r"FAULT \S+", text)[:2]) or "stopped"))
         return
 
     # The session ran to its end: the BMS reached its target, saw CML, CCS, CST and CSD.
@@ -159,6 +256,9 @@ def main(argv=None):
     figures, bad = judge_periods(db, frames)
     if bad:
         fail("periods out of tolerance: %s; %s" % (", ".join(bad), "; ".join(figures)))
+    order, problems = judge_order(db, frames, a.what)
+    if problems:
+        fail("messages out of order: %s" % "; ".join(problems))
     cml = decode_all(db, frames, "CML")
     if not cml:
         fail("no CML on the wire")
@@ -184,9 +284,9 @@ def main(argv=None):
         fail("CSD says %.1f kWh, the meter %.3f kWh" % (wire_kwh, meter_kwh))
     if counters["rx"] is None:
         fail("chargerd printed no CAN counters")
-    summary = ("SOC %.1f -> %.1f %%, %.3f kWh (CSD %.1f), CCS peak %.1f A %.1f kW, %d frames; link rx %d tx %d, transfers %d, kernel-to-loop-buffer delay max %d us; %s"
+    summary = ("SOC %.1f -> %.1f %%, %.3f kWh (CSD %.1f), CCS peak %.1f A %.1f kW, %d frames; link rx %d tx %d, transfers %d, kernel-to-loop-buffer delay max %d us; %s; %s"
                % (a.soc_from, soc_end, meter_kwh, wire_kwh, peak, peak_kw, len(frames), counters["rx"], counters["tx"],
-                  counters["tp_completed"], counters["delay"], "; ".join(figures)))
+                  counters["tp_completed"], counters["delay"], order, "; ".join(figures)))
     if a.vin:
         masked = "VIN%s%s%s" % (a.vin[:3], "*" * 10, a.vin[-4:])
         if "VIN %s accepted by the local list, offline" % masked not in text:
