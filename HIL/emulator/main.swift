@@ -52,7 +52,14 @@ struct CommFault {
 struct ChargerPlant: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "charger-plant",
-        abstract: "Plant emulator for a bench board: the simulated plant and car, its Modbus devices served over TCP and RTU.",
+        abstract: "The plant on the other side of a board: a bench board's simulated plant, or a real board's contactor supply.",
+        subcommands: [Serve.self, CoilSupply.self], defaultSubcommand: Serve.self)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Plant emulator for a bench board: the simulated plant and car, its Modbus devices served over TCP and RTU (the default).",
         discussion: """
         Start it first, then `chargerd --board SAME-BOARD`. The plant waits for chargerd to attach to the \
         bench channel, then runs one plant period per control cycle, paced to --speed times wall time.

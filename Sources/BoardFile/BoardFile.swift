@@ -86,6 +86,8 @@ public struct Board: Sendable {
     /// The car links on CAN, one per gun that has one (`[[can]]`); a gun without one has no car link on
     /// a real board and the bench channel's on a bench board.
     public var can: [CANLinkSpec] = []
+    /// The contactor coils' charge-pumped supply (`[contactor_supply]`), if the board has one.
+    public var contactorSupply: ContactorSupplySpec? = nil
 }
 
 public struct BoardFileError: Error, CustomStringConvertible, Equatable {
@@ -137,7 +139,7 @@ public enum BoardLoader {
         let r = Reader(file: file)
         let top = try topSection(text, file: file)
         try r.onlyKeys(top, ["board", "limits", "runtime", "gun", "modules", "gpio", "plant", "modbus_bus", "modbus_device",
-                             "modbus_map", "analog", "watchdog", "bench", "console", "storage", "can", "metering"])
+                             "modbus_map", "analog", "watchdog", "bench", "console", "storage", "can", "metering", "contactor_supply"])
         let head = try boardTable(r, top)
         let kind = head.kind
         let timing = try limitsTable(r, top)
@@ -163,6 +165,7 @@ public enum BoardLoader {
         let analog = try analogInputs(r, top, guns: guns.count)
         if kind != .real && !analog.isEmpty { throw r.error(top, "analog", "analog inputs belong to real boards (a bench board's come through its channel)") }
         let watchdog = try watchdog(r, top, period: head.period)
+        let contactorSupply = try contactorSupply(r, top, period: head.period, opening: timing.opening, gpio: gpio)
         let bench = try bench(r, top, kind: kind)
         let plant = try plantTable(r, top, kind: kind)
         let console = try consoleTable(r, top)
@@ -192,7 +195,7 @@ public enum BoardLoader {
             name: head.name, description: head.description, kind: kind, path: file,
             checksum: fnv1a(Array(text.utf8) + DeviceLibrary.checksumBytes(modbus.libraryMaps)),
                      spec: station, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
-                     console: console, storage: storage, can: can)
+                     console: console, storage: storage, can: can, contactorSupply: contactorSupply)
     }
 
     /// `[board]`: name, description, kind, period, grid connection.

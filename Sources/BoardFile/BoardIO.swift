@@ -63,6 +63,18 @@ public struct WatchdogSpec: Sendable, Equatable {
     public var kick: TimeSpan
 }
 
+/// The contactor coils' supply (`[contactor_supply]`): a charge pump on the board powers every contactor
+/// coil driver only while the `coil-pump` line toggles, and holds the supply `hold` after its last edge.
+/// The loop flips the line at every write of its outputs, so a controller that dies, hangs or is stopped
+/// drops every coil within `hold` whatever its lines were left at (docs/standards.md "A controller that
+/// dies"). Software cannot hold a contactor closed on its own: the pump is hardware, and the board file
+/// says how long it holds.
+public struct ContactorSupplySpec: Sendable, Equatable {
+    /// How long the supply holds after the pump's last edge (its RC decay to the coil drivers' dropout).
+    public var hold: TimeSpan
+    public init(hold: TimeSpan) { self.hold = hold }
+}
+
 /// A bench board's local channel with the plant emulator (HIL/README.md "The bench channel").
 public struct BenchSpec: Sendable, Equatable {
     /// The shared-memory file both processes map (the emulator creates it).
@@ -128,6 +140,30 @@ extension BoardLoader {
             throw r.error(w, "kick", "\(kick.seconds) s is not well inside the timeout (\(timeout.seconds) s): at most a quarter of it")
         }
         return WatchdogSpec(device: device, timeout: timeout, kick: kick)
+    }
+
+    /// `[contactor_supply]` and its `coil-pump` line, each needing the other. The hold covers the loop's
+    /// jitter (at least three periods) and, with the contactors' opening time, keeps a dead controller's
+    /// contactors within `Standard.deadControllerDisconnect`.
+    static func contactorSupply(_ r: Reader, _ top: Section, period: TimeSpan, opening: TimeSpan,
+                                gpio: [GPIOLineSpec]) throws(BoardFileError) -> ContactorSupplySpec? {
+        let pumped = gpio.contains { $0.signal == .coilPump }
+        guard let c = try r.optionalTable(top, "contactor_supply") else {
+            if pumped { throw r.error(top, "contactor_supply", "a coil-pump line needs [contactor_supply] (how long the supply holds after its last edge)") }
+            return nil
+        }
+        try r.onlyKeys(c, ["kind", "hold"])
+        let kind = try r.string(c, "kind")
+        guard kind == "charge-pump" else { throw r.error(c, "kind", "'\(kind)' is not one of charge-pump") }
+        guard pumped else { throw r.error(c, "", "a charge pump needs its [[gpio]] line: signal = \"coil-pump\"") }
+        let hold = try r.duration(c, "hold", default: .ms(20), range: .ms(1)...(.ms(100)))
+        guard hold >= period * 3 else {
+            throw r.error(c, "hold", "\(hold.seconds * 1000) ms is under three of the loop's \(period.seconds * 1000) ms periods: a healthy loop's jitter would drop the coils")
+        }
+        guard hold + opening <= Standard.deadControllerDisconnect else {
+            throw r.error(c, "hold", "\(hold.seconds * 1000) ms and the contactors' \(opening.seconds * 1000) ms opening time exceed the \(Standard.deadControllerDisconnect.seconds * 1000) ms a dead controller's contactors may stay closed (docs/standards.md \"A controller that dies\")")
+        }
+        return ContactorSupplySpec(hold: hold)
     }
 
     static func bench(_ r: Reader, _ top: Section, kind: BoardKind) throws(BoardFileError) -> BenchSpec? {

@@ -20,16 +20,19 @@ public enum GPIOSignal: String, Sendable, CaseIterable {
     // Station, inputs.
     case emergencyStop = "estop", door = "door"
     case mains = "mains"               // AC mains present (active = present)
+    // Station, output: the contactor coils' supply, a charge pump that holds it only while this line
+    // toggles (`[contactor_supply]`): the loop flips it at every write of the outputs.
+    case coilPump = "coil-pump"
     // Per module, output: the matrix relay connecting module `module` to gun `gun`.
     case matrix = "matrix"
 
     public var isOutput: Bool {
         switch self {
-        case .k1k2, .k3k4, .lockMotor, .discharge, .rcdTest, .lampGreen, .lampBlue, .lampRed, .matrix: true
+        case .k1k2, .k3k4, .lockMotor, .discharge, .rcdTest, .lampGreen, .lampBlue, .lampRed, .matrix, .coilPump: true
         default: false
         }
     }
-    public var isStationWide: Bool { self == .emergencyStop || self == .door || self == .mains }
+    public var isStationWide: Bool { self == .emergencyStop || self == .door || self == .mains || self == .coilPump }
     /// Inputs whose trip must never be missed, however short: also watched as kernel edge events, and
     /// their active direction is never debounced (only the release is).
     public var isTripInput: Bool { self == .emergencyStop || self == .rcdTrip }

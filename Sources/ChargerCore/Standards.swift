@@ -175,6 +175,10 @@ public enum Standard {
     /// came first): two of its 250 ms periods, so that the car hears it with the link's thread a period
     /// late. Our choice: docs/standards.md "When each charger message starts and stops".
     public static let csdHold = TimeSpan.ms(500)
+    /// How long a dead, hung or stopped controller's contactors may stay closed: the fastest disconnect
+    /// the standards ask of a working one (CC1 lost: K1/K2 open within 100 ms). Our bound, held by the
+    /// board's charge-pumped coil supply: docs/standards.md "A controller that dies".
+    public static let deadControllerDisconnect = TimeSpan.ms(100)
     /// "handshake retried 3 times"
     public static let handshakeAttempts = 3
     /// Plug and charge by VIN (docs/standards.md "Plug and charge"): recognition is held (CRM 0x00)

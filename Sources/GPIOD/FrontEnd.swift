@@ -102,6 +102,10 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
     }
     private let gunSlots: [GunSlots]
     private let estop: Int, door: Int, mains: Int
+    /// The contactor coils' charge pump (-1 none) and the level it was last written at: flipped at every
+    /// flush, so the supply holds only while the loop writes its outputs (`[contactor_supply]`).
+    private let coilPump: Int
+    private var pumpLevel = false
     /// Matrix relay output slot of (module, gun), -1 none: `matrix[module * guns + gun]`.
     private let matrix: [Int]
     private let guns: Int
@@ -185,6 +189,7 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
         estop = slot(inSpec, .emergencyStop, gun: nil)
         door = slot(inSpec, .door, gun: nil)
         mains = slot(inSpec, .mains, gun: nil)
+        coilPump = slot(outSpec, .coilPump, gun: nil)
         var m: [Int] = Array(repeating: -1, count: max(1, modules * guns))
         for (k, i) in outSpec.enumerated() where map[i].signal == .matrix {
             if let mod = map[i].module, let g = map[i].gun { m[mod * guns + g] = k }
@@ -374,8 +379,13 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
 
     private func set(_ slot: Int, _ active: Bool) { if slot >= 0 { outputWanted[slot] = active } }
 
-    /// One write of every output line per chip (the cycle's end).
+    /// One write of every output line per chip (the cycle's end), the coil pump flipped in it.
     public func flush() {
+        if coilPump >= 0 { pumpLevel.toggle(); outputWanted[coilPump] = pumpLevel }
+        write()
+    }
+
+    private func write() {
         for (c, g) in outputGroups.enumerated() where !g.slots.isEmpty {
             for (p, k) in g.slots.enumerated() { g.values[p] = Self.physical(outputWanted[k], specs[outputSpec[k]]) }
             guard cg_bulk_set(g.bulk, g.values) == 0 else { ioFailed(.writeOutputs, chip: c); return }
@@ -392,10 +402,12 @@ public final class GPIOFrontEnd: GunFrontEnd, StationSignals, MatrixRelays {
     }
     public func commit() {}
 
-    /// Every output inactive, written now (exit paths; the loop's own safe state goes through apply).
+    /// Every output inactive, written now (exit paths; the loop's own safe state goes through apply). The
+    /// coil pump stops with them: inactive, and no longer flipped, the supply falls after its hold.
     public func makeSafe() {
         for k in 0..<outputSpec.count { outputWanted[k] = false }
-        flush()
+        pumpLevel = false
+        write()
     }
 
     /// The front end for the console: lines, errors, the last e-stop edge to safe outputs.

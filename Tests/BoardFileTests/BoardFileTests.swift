@@ -299,3 +299,47 @@ extension String {
         }
     }
 }
+
+/// The contactor coils' charge-pumped supply (docs/boards.md "The contactor supply"): its hold covers the
+/// loop's jitter and, with the contactors' opening time, keeps a dead controller's contactors within
+/// `Standard.deadControllerDisconnect` (docs/standards.md "A controller that dies").
+@Suite struct ContactorSupplyTable {
+    let vm: String = (try? String(contentsOfFile: "\(repoRoot)/Boards/vm-gpio-sim-60kw.toml", encoding: .utf8)) ?? ""
+    let table = "[contactor_supply]\nkind = \"charge-pump\"\nhold = \"50 ms\"\n"
+    let line = "[[gpio]]\nsignal = \"coil-pump\"\nchip = \"charger-io\"\nline = 17\ndirection = \"output\"\nactive = \"high\"\n"
+
+    @Test func theVMBoardHasOne() throws {
+        let b = try BoardLoader.parse(vm, file: "vm.toml")
+        #expect(b.contactorSupply == ContactorSupplySpec(hold: .ms(50)))
+        #expect(b.gpio.first { $0.signal == .coilPump }?.line == 17)
+        #expect(b.gpio.first { $0.signal == .coilPump }?.gun == nil, "a station output")
+        #expect(b.contactorSupply!.hold + b.spec.contactorOpeningTime <= Standard.deadControllerDisconnect)
+    }
+
+    @Test func aHoldInsideTheLoopsJitterIsRefused() throws {
+        // 20 ms is two of the board's 10 ms periods: a late cycle or two would drop the coils under load.
+        let e = try #require(refusal(vm.replacingOccurrences(of: "hold = \"50 ms\"", with: "hold = \"20 ms\"")))
+        #expect(e.key == "contactor_supply.hold" && e.why.contains("three"), "\(e)")
+    }
+
+    @Test func aHoldPastTheDeadControllersBoundIsRefused() throws {
+        // 80 ms and the contactors' 30 ms: 110 ms, past the 100 ms a dead controller's contactors may stay closed.
+        let e = try #require(refusal(vm.replacingOccurrences(of: "hold = \"50 ms\"", with: "hold = \"80 ms\"")))
+        #expect(e.key == "contactor_supply.hold" && e.why.contains("100"), "\(e)")
+        // The same hold passes with faster contactors.
+        let fast = vm.replacingOccurrences(of: "hold = \"50 ms\"", with: "hold = \"80 ms\"")
+            .replacingOccurrences(of: "[limits]\n", with: "[limits]\ncontactor_opening_time = \"20 ms\"\n")
+        #expect(try BoardLoader.parse(fast, file: "fast.toml").contactorSupply?.hold == .ms(80))
+    }
+
+    @Test func eachNeedsTheOther() throws {
+        let noTable = try #require(refusal(vm.replacingOccurrences(of: table, with: "")))
+        #expect(noTable.key == "contactor_supply" && noTable.why.contains("coil-pump"), "\(noTable)")
+        let noLine = try #require(refusal(vm.replacingOccurrences(of: line, with: "")))
+        #expect(noLine.why.contains("coil-pump"), "\(noLine)")
+        let relay = try #require(refusal(vm.replacingOccurrences(of: "kind = \"charge-pump\"", with: "kind = \"relay\"")))
+        #expect(relay.key == "contactor_supply.kind", "\(relay)")
+        let gun = try #require(refusal(vm.replacingOccurrences(of: "signal = \"coil-pump\"\n", with: "signal = \"coil-pump\"\ngun = 0\n")))
+        #expect(gun.key.hasSuffix("gun") && gun.why.contains("station signal"), "\(gun)")
+    }
+}

@@ -32,7 +32,7 @@ slip_during() {
 modprobe configfs; mount -t configfs none /sys/kernel/config 2>/dev/null
 insmod "$MODULE" || { failc "setup: insmod gpio-sim"; echo DONE >> "$RES"; exit 0; }
 C=/sys/kernel/config/gpio-sim/chg
-mkdir $C $C/gpio-bank0 && echo 17 > $C/gpio-bank0/num_lines && echo charger-io > $C/gpio-bank0/label && echo 1 > $C/live
+mkdir $C $C/gpio-bank0 && echo 18 > $C/gpio-bank0/num_lines && echo charger-io > $C/gpio-bank0/label && echo 1 > $C/live
 SIM="/sys/devices/platform/$(cat $C/dev_name)/$(cat $C/gpio-bank0/chip_name)"
 [ -d "$SIM/sim_gpio0" ] || { failc "setup: gpio-sim chip not live ($SIM)"; echo DONE >> "$RES"; exit 0; }
 pull() { echo "$2" > "$SIM/sim_gpio$1/pull"; }          # drive an input: pull-up / pull-down
@@ -80,8 +80,8 @@ else failc "held line: rc=$rc $(cat $OUT/held.log | head -3)"; fi
 if start; then
     n=$(gpioinfo charger-io | grep -c '"chargerd"')
     outs="$(value 0)$(value 1)$(value 2)$(value 4)"
-    [ "$n" = 17 ] && [ "$outs" = "0000" ] && pass "lines: 17 of 17 held by chargerd, K1/K2, K3/K4, lock, rcd-test lines inactive" \
-        || failc "lines: $n of 17 held by chargerd, outputs k1k2,k3k4,lock,rcd-test = $outs"
+    [ "$n" = 18 ] && [ "$outs" = "0000" ] && pass "lines: 18 of 18 held by chargerd, K1/K2, K3/K4, lock, rcd-test lines inactive" \
+        || failc "lines: $n of 18 held by chargerd, outputs k1k2,k3k4,lock,rcd-test = $outs"
     pull 15 pull-up
     if waitfor "FAULT E01-estop" 600; then
         sleep 0.5
@@ -122,19 +122,55 @@ if start; then
     [ "$h" = "$before" ] && [ "$after" = "$before" ] && pass "watchdog: healthy 8 s and an orderly exit (rc $rc): never expired" \
         || failc "watchdog: expired while healthy or after the orderly exit ($before/$h/$after)"
 else failc "start (watchdog): $(head -3 $OUT/chargerd.err)"; fi
+# 5b. chargerd ended by SIGKILL, by SIGTRAP (as a Swift trap ends it) and by SIGSTOP (a hung loop; with the
+#     watchdog case below): charger-plant coil-supply watches the coil pump's line and times the supply's
+#     fall from the signal, on the guest's clock. The bound: the fall within 100 ms less the contactors'
+#     30 ms opening time (docs/standards.md "A controller that dies"); a run that fails while the guest
+#     was starved runs again once.
+coil() {   # coil SIGNAL [AFTER]: the watcher's report in $OUT/coil-SIGNAL.log; returns its verdict
+    "$BIN/charger-plant" coil-supply --board "$T/vm.toml" --sim "$SIM" --pid $CPID --signal $1 --after ${2:-1} > "$OUT/coil-$1.log" 2>&1
+    fell=$(grep -o "^supply-fell-ms [0-9.]*" "$OUT/coil-$1.log" | grep -o "[0-9.]*$")
+    [ -n "$fell" ] && awk -v f="$fell" 'BEGIN { exit !(f <= 70) }'
+}
+#     A dead chargerd never disarmed softdog: it runs out after its timeout (the board's reset, the third
+#     line of defence), awaited here so that the watchdog cases below start from a quiet softdog.
+for sig in KILL TRAP; do
+    for attempt in 1 2; do
+        start || { failc "start (coil supply, $sig): $(head -3 $OUT/chargerd.err)"; break; }
+        w0=${EPOCHREALTIME/./}
+        armed=$(trig)
+        coil $sig; ok=$?
+        kill -KILL $CPID 2>/dev/null; wait $CPID 2>/dev/null
+        k0=$(grep -o "^signalled-realtime-ns [0-9]*" "$OUT/coil-$sig.log" | grep -o "[0-9]*$"); k0=${k0:-$(date +%s%N)}
+        while [ "$(trig)" = "$armed" ] && [ $(( ($(date +%s%N) - k0) / 1000000 )) -lt 10000 ]; do sleep 0.1; done
+        wd="softdog ran out $(( ($(date +%s%N) - k0) / 1000000 )) ms after the signal"
+        [ "$(trig)" = "$armed" ] && { wd="softdog did not run out within 10 s"; ok=1; }
+        slip=$(slip_during $w0 ${EPOCHREALTIME/./}); smax=$(echo "$slip" | awk '{print int($2)}')
+        what="coil supply, chargerd ended by SIG$sig: $(grep '^coil-supply' $OUT/coil-$sig.log); $wd (guest timer slip $slip ms)"
+        if [ $ok = 0 ]; then pass "$what$( [ $attempt = 2 ] && echo " (run again: the first run was starved)")"; break; fi
+        if [ $attempt = 1 ] && [ "${smax:-0}" -gt "$STARVED_MS" ]; then echo "NOTE first run $what: starved; run again" >> "$RES"
+        else failc "$what $(tail -2 $OUT/coil-$sig.log | head -1)"; break; fi
+    done
+done
+
 before=$(trig)
 if start; then
     w0=${EPOCHREALTIME/./}
     sleep 3
     still=$(trig)
-    s0=$(date +%s%N)
-    kill -STOP $CPID
+    # SIGSTOP through the supply's watcher (it stops chargerd after 1 s of watching and says when).
+    coil STOP 1; coilok=$?
+    s0=$(grep -o "^signalled-realtime-ns [0-9]*" "$OUT/coil-STOP.log" | grep -o "[0-9]*$")
+    [ -n "$s0" ] || s0=$(date +%s%N)
     while [ "$(trig)" = "$before" ] && [ $(( ($(date +%s%N) - s0) / 1000000 )) -lt 15000 ]; do sleep 0.1; done
     ms=$(( ($(date +%s%N) - s0) / 1000000 ))
     kill -KILL $CPID; wait $CPID 2>/dev/null
     if [ "$still" != "$before" ]; then failc "watchdog: expired before chargerd was stopped (guest timer slip meanwhile: $(slip_during $w0 $(( w0 + 3000000 ))) ms)"
     elif [ "$(trig)" != "$before" ] && [ $ms -ge 1500 ]; then pass "watchdog: chargerd stopped (SIGSTOP), softdog ran out $ms ms later (timeout 2 s; seen through dmesg)"
     else failc "watchdog: chargerd stopped; softdog ran out after $ms ms (timeout 2 s)"; fi
+    slip=$(slip_during $(( s0 / 1000 )) ${EPOCHREALTIME/./})
+    if [ $coilok = 0 ]; then pass "coil supply, chargerd stopped by SIGSTOP (a hung loop): $(grep '^coil-supply' $OUT/coil-STOP.log) (guest timer slip $slip ms)"
+    else failc "coil supply, chargerd stopped by SIGSTOP: $(grep '^coil-supply' $OUT/coil-STOP.log || tail -2 $OUT/coil-STOP.log) (guest timer slip $slip ms)"; fi
 else failc "start (watchdog stop): $(head -3 $OUT/chargerd.err)"; fi
 
 # 6. The GPIO front end's cost per cycle, as the loop uses it (chargerd gpio-cost; outputs held safe).
