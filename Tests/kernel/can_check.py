@@ -34,10 +34,8 @@ def read_candump(path):
     return frames
 
 
-def periods(db, frames):
-    """Per charger message: its intervals, split where the message paused (a gap over 3 periods)."""
-    out = {}
-    last = {}
+def charger_messages(db, frames):
+    """(time, message, data) of every frame the charger sent that the DBC knows, in time order."""
     for t, fid, data in frames:
         if fid & 0xFFFF != CHARGER_TO_BMS:
             continue
@@ -45,6 +43,14 @@ def periods(db, frames):
             m = db.get_message_by_frame_id(fid)
         except KeyError:
             continue
+        yield t, m, data
+
+
+def periods(db, frames):
+    """Per charger message: its intervals, split where the message paused (a gap over 3 periods)."""
+    out = {}
+    last = {}
+    for t, m, data in charger_messages(db, frames):
         period = m.cycle_time / 1000 if m.cycle_time else None
         if not period:
             continue
@@ -83,16 +89,7 @@ STAGE_ORDER = [("CHM", "CRM"), ("CRM", "CTS"), ("CRM", "CML"), ("CTS", "CRO"), (
 
 def charger_frames(db, frames):
     """(time, name, first byte) of every charger message, in time order."""
-    out = []
-    for t, fid, data in frames:
-        if fid & 0xFFFF != CHARGER_TO_BMS:
-            continue
-        try:
-            m = db.get_message_by_frame_id(fid)
-        except KeyError:
-            continue
-        out.append((t, m.name, data[0] if data else None))
-    return out
+    return [(t, m.name, data[0] if data else None) for t, m, data in charger_messages(db, frames)]
 
 
 def transfer_done(frames, pgn):
