@@ -61,7 +61,7 @@ struct CoilSupply: ParsableCommand {
         let t0 = monotonicNanos()
         var last = level(pumpFd), lastEdge: Int64 = 0, edges = 0, longest: Int64 = 0, drops = 0
         var signalled: Int64 = 0, signalledRealtime: Int64 = 0, energisedAtSignal = false, coilActiveAfter = false
-        var next = t0
+        var next = t0, holding = false
         while true {
             next += 1_000_000
             var ts = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
@@ -73,7 +73,7 @@ struct CoilSupply: ParsableCommand {
                 if lastEdge > 0 && signalled == 0 && now - lastEdge > hold { drops += 1 }
                 lastEdge = now; edges += 1; last = v
             }
-            let holding = lastEdge > 0 && now - lastEdge <= hold
+            holding = lastEdge > 0 && now - lastEdge <= hold
             let active = zip(coils, coilFds).contains { c, fd in level(fd).map { $0 == (c.active == .high) } ?? false }
             if signalled == 0, now - t0 >= Int64(after * 1e9), let pid {
                 energisedAtSignal = holding && active
@@ -91,12 +91,15 @@ struct CoilSupply: ParsableCommand {
         let ms = { (ns: Int64) in String(format: "%.1f", Double(ns) / 1e6) }
         let before = "pump: \(edges) edges, the longest gap \(ms(longest)) ms, \(drops) drop(s) of the supply while chargerd ran (hold \(ms(hold)) ms)"
         guard signalled > 0 else { print("coil-supply: \(before); no signal sent"); return }
+        guard !holding else { print("coil-supply: SIG\(signal) sent; the pump still toggled \(ms(monotonicNanos() - signalled)) ms later: the supply never fell; \(before)"); return }
         let lastAfter = max(0, lastEdge - signalled)
         let fell = lastEdge + hold - signalled
-        print("coil-supply: SIG\(signal) at \(ms(signalled - t0)) ms; the pump's last edge \(ms(lastAfter)) ms after it; the supply fell "
-              + "\(ms(fell)) ms after the signal (the hold \(ms(hold)) ms after the last edge); coils energised at the signal: "
-              + "\(energisedAtSignal ? "yes" : "no"); a K1/K2 line active after it: \(coilActiveAfter ? "yes" : "no"); \(before)")
+        print("coil-supply: SIG\(signal) at \(ms(signalled - t0)) ms; the pump's last edge \(ms(lastAfter)) ms after it (the signal's "
+              + "delivery, the guest's scheduling); the supply fell \(ms(fell)) ms after the signal, the hold \(ms(hold)) ms after the "
+              + "last edge; coils energised at the signal: \(energisedAtSignal ? "yes" : "no"); a K1/K2 line active after it: "
+              + "\(coilActiveAfter ? "yes" : "no"); \(before)")
         print("supply-fell-ms \(ms(fell))")
+        print("last-edge-after-signal-ms \(ms(lastAfter))")
         print("signalled-realtime-ns \(signalledRealtime)")
     }
 }
