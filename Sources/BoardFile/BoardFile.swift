@@ -142,7 +142,7 @@ public enum BoardLoader {
                              "modbus_map", "analog", "watchdog", "bench", "console", "storage", "can", "metering", "contactor_supply"])
         let head = try boardTable(r, top)
         let kind = head.kind
-        let timing = try limitsTable(r, top)
+        let timing = try limitsTable(r, top, period: head.period)
         let runtime = try runtimeTable(r, top)
         let guns = try gunTables(r, top)
         let modules = try moduleTables(r, top, guns: guns.count)
@@ -191,6 +191,7 @@ public enum BoardLoader {
                                moduleSelfOffTime: timing.selfOff, readingMaxAge: timing.readingAge)
         var station = spec
         station.metering = metering
+        station.analogMaxAge = timing.analogAge
         return Board(
             name: head.name, description: head.description, kind: kind, path: file,
             checksum: fnv1a(Array(text.utf8) + DeviceLibrary.checksumBytes(modbus.libraryMaps)),
@@ -219,13 +220,17 @@ public enum BoardLoader {
         var close = TimeSpan.ms(200), open = TimeSpan.ms(200), opening = TimeSpan.ms(30)
         var module = TimeSpan.s(1), meter = TimeSpan.s(2), imd = TimeSpan.s(2)
         var allocation = TimeSpan.ms(500), selfOff = TimeSpan.s(20), readingAge = TimeSpan.ms(100)
+        /// 20 ms, or three periods of a slower loop (docs/standards.md "Analog inputs that stop").
+        var analogAge = TimeSpan.ms(20)
     }
 
-    static func limitsTable(_ r: Reader, _ top: Section) throws(BoardFileError) -> Timing {
+    static func limitsTable(_ r: Reader, _ top: Section, period: TimeSpan) throws(BoardFileError) -> Timing {
         var timing = Timing()
+        timing.analogAge = max(timing.analogAge, period * 3)
         guard let l = try r.optionalTable(top, "limits") else { return timing }
         try r.onlyKeys(l, ["contactor_close_timeout", "contactor_open_timeout", "contactor_opening_time", "module_comm_timeout",
-                           "meter_comm_timeout", "imd_comm_timeout", "allocation_period", "module_self_off_time", "reading_max_age"])
+                           "meter_comm_timeout", "imd_comm_timeout", "allocation_period", "module_self_off_time", "reading_max_age",
+                           "analog_max_age"])
         timing.close = try r.duration(l, "contactor_close_timeout", default: timing.close, range: .ms(10)...(.s(2)))
         timing.open = try r.duration(l, "contactor_open_timeout", default: timing.open, range: .ms(10)...(.s(2)))
         timing.opening = try r.duration(l, "contactor_opening_time", default: timing.opening, range: .ms(1)...(.ms(100)))
@@ -235,6 +240,12 @@ public enum BoardLoader {
         timing.allocation = try r.duration(l, "allocation_period", default: timing.allocation, range: .ms(10)...(.s(10)))
         timing.selfOff = try r.duration(l, "module_self_off_time", default: timing.selfOff, range: .s(1)...(.s(120)))
         timing.readingAge = try r.duration(l, "reading_max_age", default: timing.readingAge, range: .ms(1)...(.s(1)))
+        // Within the CC1 row's 50 ms to ≤ 5 A (a frozen CC1 must not hide an unplugging longer), and over
+        // three periods (a sample a period late is not a stall).
+        timing.analogAge = try r.duration(l, "analog_max_age", default: timing.analogAge, range: .ms(1)...(.ms(50)))
+        guard timing.analogAge >= period * 3 else {
+            throw r.error(l, "analog_max_age", "\(timing.analogAge.seconds * 1000) ms is under three of the loop's \(period.seconds * 1000) ms periods: a sample a period late would stop the gun")
+        }
         return timing
     }
 

@@ -68,6 +68,9 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
     /// The meter's energy register went back, fell to almost nothing, or rose by more than the gun could
     /// deliver since the last reading (a tamper, a replacement, a rollover).
     case meterRegister
+    /// A gun's analog values (CC1, K1/K2 voltages, temperature, auxiliary supply) older than the board's
+    /// `analog_max_age`: the sampler stalled or its channels stopped reading.
+    case analogStale
 
     /// Reaction class, from standards.md "Fault reactions" (row named on each line).
     public var reaction: Reaction {
@@ -88,6 +91,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .contactorWelded: .emergency          // "a welded contactor is a latched fault that blocks the gun"
         case .contactorFailedToClose: .errorShutdown
         case .cc1OutOfBand: .errorShutdown         // "CC1 broken / point 1 leaves 4 V band | CST, open within 100 ms (50 ms to ≤ 5 A)"
+        case .analogStale: .errorShutdown          // a frozen CC1 is a broken one: its row (docs/standards.md "Analog inputs that stop")
         case .vehicleCommTimeout: .errorShutdown   // "car communication timeout while charging | open K1/K2 within 10 s"
         case .vehicleVoltageMismatch: .refuse      // "within ±5 % of the value the car reported (BCP) ... otherwise refuse"
         case .prechargeTimeout: .refuse            // "Precharge times out at 60 s"
@@ -120,7 +124,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .emergency: return .zero
         case .refuse, .errorShutdown:
             switch self {
-            case .cc1OutOfBand: return Standard.cc1OpenWithin                  // "CC1 broken ... open K1/K2 within 100 ms"
+            case .cc1OutOfBand, .analogStale: return Standard.cc1OpenWithin    // "CC1 broken ... open K1/K2 within 100 ms"
             case .overVoltageVehicleMax: return Standard.vehicleMaxOvOpenWithin // "stop, open K1–K4 within 1 s"
             case .overVoltageNegotiated: return Standard.errorShutdownEscalation // "not done after 2.5 s → emergency"
             // The supervisor latches E17 at the row's own 10 s bound ("open K1/K2 (and aux) within 10 s"):
@@ -168,6 +172,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .auxSupplyOutOfRange: "E33-aux-supply"
         case .meteringDeviation: "E34-metering-deviation"
         case .meterRegister: "E35-meter-register"
+        case .analogStale: "E36-analog-stale"
         }
     }
 
@@ -178,7 +183,7 @@ public enum FaultCode: UInt8, Sendable, CaseIterable {
         case .emergencyStop, .doorOpen, .groundFault, .protectiveEarthLost, .mainsLost, .boardIOFailed, .noModulesAvailable: .none
         case .insulationFault: .ohms
         case .insulationCheckTimeout, .imdSelfTestFailed, .prechargeTimeout, .lockFailure, .moduleCommLost, .meterCommLost,
-             .imdCommLost, .groundDetectorSelfTestFailed: .seconds
+             .imdCommLost, .groundDetectorSelfTestFailed, .analogStale: .seconds
         case .outputVoltageBeforeCheck, .overVoltageTable103, .overVoltageVehicleMax, .overVoltageNegotiated,
              .vehicleVoltageMismatch, .cc1OutOfBand, .auxSupplyOutOfRange: .volts
         case .overCurrent, .inrushOverCurrent, .escalatedToEmergency: .amps

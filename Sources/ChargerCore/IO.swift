@@ -19,6 +19,10 @@ public struct GunInputs: Sendable {
     /// The 12 V auxiliary supply at the gun side of K3/K4; NaN where the board does not measure it (the
     /// rule then has nothing to judge).
     public var auxSupply: Volts = Volts(.nan)
+    /// How old the oldest of this gun's analog values is (CC1, the K1/K2 voltages, the gun's temperature,
+    /// the auxiliary supply), where a front end samples them apart from the loop (a real board's IIO
+    /// sampler); nil where they are the cycle's own (the simulated plant, the bench channel).
+    public var analogAge: TimeSpan? = nil
     /// Voltage on the charger side of K1/K2 (module bus of this gun).
     public var chargerSideVoltage: Volts = .zero
     /// Voltage on the vehicle side of K1/K2 (the cable, the car's battery once its contactors close).

@@ -154,6 +154,11 @@ extension StationState {
             raise(.imdCommLost, gun: g, value: Swift.min((now - gi.imdSeenAt).seconds, sinceBoot.seconds),
                   limit: spec.imdCommTimeout.seconds, now: now)
         }
+        // The analog values a sampler reads apart from the loop: a stalled one leaves every analog rule
+        // (CC1, over-voltage, the welding check, temperature) judging the past.
+        if let age = gi.analogAge, age > spec.analogMaxAge {
+            raise(.analogStale, gun: g, value: age.seconds, limit: spec.analogMaxAge.seconds, now: now)
+        }
     }
 
     /// Output voltage: IEC 61851-23 Table 103, the car's maximum, the negotiated maximum.

@@ -139,6 +139,10 @@ public struct StationSpec: Sendable {
     /// reading cannot show that row was met). Older but not yet silent, a reading neither confirms nor
     /// clears: it counts at its value or the last command, the larger.
     public var readingMaxAge: TimeSpan = .ms(100)
+    /// How old a gun's analog values may be (`GunInputs.analogAge`) before E36 stops the gun (board file
+    /// `analog_max_age`; 20 ms when it does not say, or three periods on a slower loop). A frozen CC1 is
+    /// as blind as a broken one: docs/standards.md "Analog inputs that stop".
+    public var analogMaxAge: TimeSpan = .ms(20)
     /// Meter and IMD silence limits (board file).
     public var meterCommTimeout: TimeSpan
     public var imdCommTimeout: TimeSpan

@@ -235,6 +235,14 @@ public enum FaultGuide {
                                   "The meter's seal and event log; its Modbus map (a register read with the wrong scale or word order).",
                                   "Tell the operator: a session spanning it cannot be billed from the register alone."],
                          reset: "A technician's acknowledgement: " + resetRule)
+        case .analogStale:
+            return Entry(trips: "The gun's analog values (CC1, the K1/K2 voltages, the gun's temperature, the auxiliary supply) were "
+                         + "older than the board's analog_max_age (the value is their age in seconds): the ADC's sampler stalled or "
+                         + "its channels stopped reading. A frozen CC1 is as blind as a broken one: error shutdown, as E16.",
+                         checks: ["chargerd's report at exit, its `analog:` line: the sampler's rounds, the failed reads and the last "
+                                  + "error, and whether its SCHED_FIFO was refused.",
+                                  "The kernel log (`dmesg`) for the ADC's driver and its SPI or I2C bus; the ADC's supply and reference."],
+                         reset: resetRule)
         }
     }
 

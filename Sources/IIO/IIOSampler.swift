@@ -71,6 +71,8 @@ public final class IIOSampler: @unchecked Sendable {
     public let paths: [String]
     /// Each channel's low-pass step, 1 - exp(-period / time constant) (1: no filter).
     private let alphas: [Double]
+    /// Which slots of the frame the board maps (`AnalogFrame.slot`).
+    private let mapped: InlineArray<60, Bool>
     private let fds: [Int32]
     private let every: Int64
     private let storage = TripleBufferStorage(initial: AnalogFrame())
@@ -80,17 +82,26 @@ public final class IIOSampler: @unchecked Sendable {
     public private(set) var readErrors: UInt64 = 0
     public private(set) var lastError = ""
     public private(set) var rounds: UInt64 = 0
+    /// SCHED_FIFO priority of the sampling thread (0: the normal scheduler), and the errno of its refusal
+    /// (0: granted or not asked). The core stops a gun whose values age past `analog_max_age` (E36), so
+    /// the sampler must not wait behind the board's other work: one below the loop on a real board.
+    private let priority: Int32
+    public private(set) var fifoRefused: Int32 = 0
 
     /// Finds each channel named by device and number under `iioRoot`, opens every channel's file and
     /// reads it once (a device or file that cannot be found or read stops the start).
-    public init(specs: [AnalogInputSpec], every: TimeSpan, iioRoot: String = "/sys/bus/iio/devices") throws(IIOError) {
+    public init(specs: [AnalogInputSpec], every: TimeSpan, priority: Int32 = 0, iioRoot: String = "/sys/bus/iio/devices") throws(IIOError) {
         self.specs = specs
+        self.priority = priority
         self.every = max(100_000, every.micros * 1000)
         var paths: [String] = []
         for s in specs { paths.append(try Self.resolve(s, root: iioRoot)) }
         self.paths = paths
         let period = Double(self.every)
         alphas = specs.map { s in s.filter.micros > 0 ? 1 - exp(-period / Double(s.filter.micros * 1000)) : 1 }
+        var mapped = InlineArray<60, Bool>(repeating: false)
+        for s in specs { mapped[AnalogFrame.slot(s.gun, s.signal)] = true }
+        self.mapped = mapped
         var fds: [Int32] = []
         for (s, path) in zip(specs, paths) {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -178,6 +189,11 @@ public final class IIOSampler: @unchecked Sendable {
     public func stop() { thread.stop() }
 
     func run() {
+        if priority > 0 {
+            var p = sched_param()
+            p.sched_priority = priority
+            fifoRefused = pthread_setschedparam(pthread_self(), SCHED_FIFO, &p)
+        }
         var next = monotonicNanos()
         while !thread.stopAsked {
             sampleOnce()
@@ -197,5 +213,10 @@ public final class IIOSampler: @unchecked Sendable {
         if f.readAtNanos[base + 2] != 0 { i.vehicleSideVoltage = Volts(f.values[base + 2]) }
         if f.readAtNanos[base + 3] != 0 { i.gunTemperature = Celsius(f.values[base + 3]) }
         if f.readAtNanos[base + 4] != 0 { i.auxSupply = Volts(f.values[base + 4]) }
+        // The age of the oldest value the board maps on this gun (the core's E36 judges it): a stalled
+        // sampler, or a channel that stopped reading, ages while the values stay as they were.
+        var oldest = Int64.max
+        for k in 0..<AnalogFrame.signals where mapped[base + k] { oldest = min(oldest, f.readAtNanos[base + k]) }
+        if oldest != .max { i.analogAge = TimeSpan(micros: max(0, monotonicNanos() - oldest) / 1000) }
     }
 }

@@ -61,7 +61,9 @@ package struct RealBoardRun {
         let spec = board.spec
         var analog: IIOSampler? = nil
         if !board.analog.isEmpty {
-            do { analog = try IIOSampler(specs: board.analog, every: spec.period) } catch {
+            // One below the loop's SCHED_FIFO priority: a sampler behind the board's other work ages the values (E36).
+            let priority = board.runtime.priority > 1 ? board.runtime.priority - 1 : 0
+            do { analog = try IIOSampler(specs: board.analog, every: spec.period, priority: priority) } catch {
                 front.makeSafe()
                 fail("board '\(board.name)' (\(board.path)): \(error)")
             }
@@ -144,7 +146,8 @@ package struct RealBoardRun {
         if let can { print(canReport(can)) }
         if let analog {
             print("analog: \(analog.specs.count) IIO channels, \(analog.rounds) rounds, \(analog.readErrors) failed reads"
-                  + (analog.lastError.isEmpty ? "" : " (last: \(analog.lastError))"))
+                  + (analog.lastError.isEmpty ? "" : " (last: \(analog.lastError))")
+                  + (analog.fifoRefused == 0 ? "" : "; the sampler's SCHED_FIFO was refused (\(String(cString: strerror(analog.fifoRefused)))): its values may age (E36)"))
         }
         print("loop: " + executive.statistics().line)
     }

@@ -343,3 +343,18 @@ extension String {
         #expect(gun.key.hasSuffix("gun") && gun.why.contains("station signal"), "\(gun)")
     }
 }
+
+/// `analog_max_age` (docs/standards.md "Analog inputs that stop"): 20 ms, or three periods of a slower loop;
+/// never under three periods, never over the CC1 row's 50 ms.
+@Suite struct AnalogMaxAge {
+    @Test func defaultsAndBounds() throws {
+        #expect(try BoardLoader.parse(minimal, file: "b.toml").spec.analogMaxAge == .ms(20))
+        let vm = try String(contentsOfFile: "\(repoRoot)/Boards/vm-gpio-sim-60kw.toml", encoding: .utf8)
+        #expect(try BoardLoader.parse(vm, file: "vm.toml").spec.analogMaxAge == .ms(30), "a 10 ms loop: three periods")
+        let short = try #require(refusal(vm.replacingOccurrences(of: "[limits]\n", with: "[limits]\nanalog_max_age = \"25 ms\"\n")))
+        #expect(short.key == "limits.analog_max_age" && short.why.contains("three"), "\(short)")
+        let long = try #require(refusal(minimal + "\n[limits]\nanalog_max_age = \"60 ms\"\n"))
+        #expect(long.key == "limits.analog_max_age", "\(long)")
+        #expect(try BoardLoader.parse(minimal + "\n[limits]\nanalog_max_age = \"5 ms\"\n", file: "b.toml").spec.analogMaxAge == .ms(5))
+    }
+}

@@ -290,6 +290,25 @@ struct Harness {
         #expect(h.state.sessions[g].rampedCurrent > Amps(1), "the fresh BCL is the demand: \(h.state.sessions[g].rampedCurrent)")
     }
 
+    /// A real board's analog values (sampled apart from the loop) older than `analogMaxAge`: E36, an error
+    /// shutdown on CC1's row; at the limit, or where the cycle's own values need no age (nil), nothing.
+    @Test func staleAnalogValuesStopTheGun() {
+        var h = Harness()
+        h.inputs.guns[0].analogAge = .ms(20)
+        h.step(ms: 50)
+        #expect(h.state.safety[0].latched.isEmpty, "at the limit: \(h.state.safety[0].latched)")
+        h.inputs.guns[0].analogAge = nil
+        h.step(ms: 50)
+        #expect(h.state.safety[0].latched.isEmpty)
+        h.inputs.guns[0].analogAge = .ms(21)
+        h.step()
+        #expect(h.state.safety[0].latched.contains(.analogStale))
+        #expect(!h.state.station.latched.contains(.analogStale), "one gun's values, one gun")
+        #expect(FaultCode.analogStale.reaction == .errorShutdown)
+        #expect(FaultCode.analogStale.openWithin == Standard.cc1OpenWithin)
+        #expect(FaultCode.analogStale.name == "E36-analog-stale" && FaultCode.analogStale.measure == .seconds)
+    }
+
     /// The step reads its inputs and spec but never writes them, though they are passed by reference.
     @Test func stepDoesNotWriteInputsOrSpec() {
         var h = Harness()

@@ -562,7 +562,7 @@ final class Bench {
         }
         #expect(b.type("help E5").contains("E05-insulation: error-shutdown, one gun"))
         #expect(b.type("help E05-insulation").contains("100 Ω/V"))
-        #expect(b.type("help E99").contains("no fault code 'e99': codes are E01...E35"))
+        #expect(b.type("help E99").contains("no fault code 'e99': codes are E01...E36"))
         #expect(b.type("help E01").contains("Refused while the button is pressed"))
     }
 

@@ -227,6 +227,31 @@ let repoRoot: String = {
         #expect(abs(12 * (1 - pow(1 - a, 4)) - 12 * (1 - exp(-1))) < 1e-9)
     }
 
+    /// The age the core judges (E36): the oldest value the board maps on the gun, growing while nothing is
+    /// read or while one channel keeps failing; nil on a gun with none mapped. (A lower bound only: a sleep
+    /// lasts at least as long as asked.)
+    @Test func theOldestMappedValueGivesTheGunsAnalogAge() throws {
+        let dir = NSTemporaryDirectoryPath() + "/iio-age-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        mkdir(dir, 0o755)
+        FileManagerLite.put(dir + "/cc1", "2000\n")
+        FileManagerLite.put(dir + "/v", "1600\n")
+        let s = try IIOSampler(specs: [AnalogInputSpec(signal: .cc1, gun: 0, path: dir + "/cc1", scale: 0.003, offset: 0),
+                                       AnalogInputSpec(signal: .chargerVoltage, gun: 0, path: dir + "/v", scale: 0.25, offset: 0)],
+                               every: .ms(1))
+        var i = GunInputs(), other = GunInputs()
+        s.sample(gun: 0, into: &i)
+        s.sample(gun: 1, into: &other)
+        #expect(i.analogAge != nil && other.analogAge == nil)
+        usleep(30_000)
+        s.sample(gun: 0, into: &i)
+        #expect(i.analogAge! >= .ms(30), "nothing read for 30 ms: \(i.analogAge!.seconds) s")
+        // One channel failing: the gun's age is that channel's, however fresh the other.
+        FileManagerLite.put(dir + "/v", "garbage\n")
+        s.sampleOnce()
+        s.sample(gun: 0, into: &i)
+        #expect(i.analogAge! >= .ms(30) && s.readErrors == 1)
+    }
+
     @Test func sysfsNumbers() {
         func parse(_ s: String) -> Double? { Array(s.utf8).withUnsafeBytes { parseSysfsNumber($0) } }
         #expect(parse("2048\n") == 2048)
