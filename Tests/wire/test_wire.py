@@ -223,15 +223,27 @@ class CommFaults(unittest.TestCase):
             self.assertIn("bench: 1 session(s) ended", out)
 
     def test_a_completed_bench_session_prints_the_json_summary(self):
-        with Bench("tcp", car="capacity=5kWh,soc=70,target=80", speed=10, fault_after=10, comm_timeouts=("3 s", "4 s", "4 s")) as b:
-            rc, out, err = b.chargerd("--sessions", "1", "--json", "--max-time", "600", "--status-interval", "60")
-            self.assertEqual(rc, 0, out + err)
-            summary = json.loads(out.strip().splitlines()[-1])
-            self.assertEqual((summary["end_state"], summary["sessions_completed"], summary["faults"]), ("completed", 1, []))
-            self.assertGreater(summary["energy_kwh"], 0.3)
-            self.assertEqual(summary["stop_reason"], "vehicle-bst")
-            self.assertGreater(summary["peak_power_kw"], 10)
-            self.assertGreaterEqual(summary["soc_end"], 79)
+        # At 4x, not 10x: the bus runs in wall time, so a host stall is speed times longer in plant time.
+        # In q35 (a clean-clone make test beside the guest and the fuzz gate) a module kept 28.8 A for a
+        # second of plant time after the car's stop at 10x, 100 ms of wall time: its zero setpoint late
+        # past the command latency measured at the start, E12, the controller right to stop on it. This test
+        # is about the summary of a completed session: a first run that ended on a fault says so and runs
+        # again, once; a fault that comes again is a failure.
+        for attempt in (1, 2):
+            with Bench("tcp", car="capacity=5kWh,soc=70,target=80", speed=4, fault_after=10, comm_timeouts=("3 s", "4 s", "4 s")) as b:
+                rc, out, err = b.chargerd("--sessions", "1", "--json", "--max-time", "600", "--status-interval", "60")
+            fault = re.search(r"FAULT (\S+)", out)
+            if attempt == 1 and rc == 1 and fault:
+                print(f"NOTE the bench session ended on {fault.group(1)} on its first run (the host's stall, at speed): run again", flush=True)
+                continue
+            break
+        self.assertEqual(rc, 0, out + err)
+        summary = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual((summary["end_state"], summary["sessions_completed"], summary["faults"]), ("completed", 1, []))
+        self.assertGreater(summary["energy_kwh"], 0.3)
+        self.assertEqual(summary["stop_reason"], "vehicle-bst")
+        self.assertGreater(summary["peak_power_kw"], 10)
+        self.assertGreaterEqual(summary["soc_end"], 79)
 
     def test_imd_garbage(self):
         out, plant = self.run_fault("imd:0=garbage@20s")
