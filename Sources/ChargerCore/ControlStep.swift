@@ -111,6 +111,7 @@ public func controlStep(_ s: inout StationState, _ inputs: inout StationInputs, 
     openOnlyAtLowCurrent(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
     arbitrate(&s, &inputs, &spec, uncontrolled: &uncontrolled, now: now, &out)
     for g in 0..<spec.gunCount {
+        if s.safety[g].groundTestCommanded && !out.guns[g].groundDetectorTest { s.safety[g].groundTestEndedAt = inputs.now }
         s.safety[g].groundTestCommanded = out.guns[g].groundDetectorTest
         if !out.guns[g].closeK3K4 { s.safety[g].k3k4CommandedSince = nil }
         else if s.safety[g].k3k4CommandedSince == nil { s.safety[g].k3k4CommandedSince = inputs.now }

@@ -25,8 +25,9 @@ public struct GunSafety: Sendable {
     /// Previous cycle's K1/K2 command and when it last changed.
     public var k1k2Commanded = false
     public var k1k2ChangedAt: Instant = .zero
-    /// Previous cycle's ground-detector self-test command.
+    /// Previous cycle's ground-detector self-test command, and when the last command ended.
     public var groundTestCommanded = false
+    public var groundTestEndedAt: Instant? = nil
     /// Since when K3/K4 (the car's 12 V auxiliary supply) have been commanded closed, and since when the
     /// supply has been outside its band.
     public var k3k4CommandedSince: Instant? = nil
@@ -133,9 +134,11 @@ extension StationState {
     mutating func protectiveInputs(_ g: Int, _ gi: GunInputs, _ spec: inout StationSpec, now: Instant, energised: Bool) {
         // A detector testing itself trips its own relay: that trip is the test, not a fault, as long
         // as the test was commanded, nothing is energised, and the device says the test is running
-        // or has just passed.
-        let selfTesting = safety[g].groundTestCommanded && !energised
-            && (gi.groundDetectorTest == .running || gi.groundDetectorTest == .passed)
+        // or has just passed; and for the board's release time after the command ended, the device's
+        // relay resetting when its own test ends. A trip that outlasts it is a fault.
+        let releasing = !safety[g].groundTestCommanded && safety[g].groundTestEndedAt.map { now - $0 <= spec.guns[g].groundDetectorRelease } ?? false
+        let selfTesting = !energised && (releasing || safety[g].groundTestCommanded
+            && (gi.groundDetectorTest == .running || gi.groundDetectorTest == .passed))
         if gi.groundFaultTrip && !selfTesting { raise(.groundFault, gun: g, value: 1, now: now) }
         if !gi.peContinuity { raise(.protectiveEarthLost, gun: g, value: 0, now: now) }
         if gi.gunTemperature > spec.guns[g].tripTemperature {

@@ -81,6 +81,8 @@ public struct GunSession: Sendable {
     public var cableStep: CableCheckStep = .precheck
     public var stepSince: Instant = .zero
     public var handshakeAttempt = 0
+    /// The earth-fault detector's test passed in this locking phase (its relay's release is awaited).
+    public var groundTestPassed = false
     public var carMaxVoltage: Volts? = nil
     public var bcp: BCP? = nil
     public var testVoltage: Volts = .zero
@@ -275,16 +277,22 @@ extension GunSession {
         }
         if !cc1Is(input.cc1, Standard.cc1Connected) { enter(.connecting, now) }
         // The lock closes only once the session is authorized (free vend, an idTag, a remote start).
-        else if inPhase >= Standard.cc1ConnectDebounce && !blocked && input.authorized && !input.outOfService { enter(.locking, now) }
+        else if inPhase >= Standard.cc1ConnectDebounce && !blocked && input.authorized && !input.outOfService {
+            groundTestPassed = false
+            enter(.locking, now)
+        }
     }
 
     mutating func locking(now: Instant, inPhase: TimeSpan, input: GunInputs, gun: GunSpec, out: inout GunOutputs) -> SessionFault? {
         guard input.lockConfirmed else {
             return inPhase > gun.lockTimeout ? SessionFault(.lockFailure, inPhase.seconds, limit: gun.lockTimeout.seconds) : nil
         }
-        // The earth-fault detector tests itself before any voltage is applied (where it can).
-        guard gun.groundDetectorSelfTest && input.groundDetectorTest != .passed else {
-            enter(.auxPower, now)
+        // The earth-fault detector tests itself before any voltage is applied (where it can): the test
+        // passes on its relay's trip, and nothing goes on until the relay has released again (the safety's
+        // ground_detector_release window latches E03 on a relay that stays tripped).
+        if gun.groundDetectorSelfTest && !groundTestPassed && input.groundDetectorTest == .passed { groundTestPassed = true }
+        guard gun.groundDetectorSelfTest && !groundTestPassed else {
+            if !input.groundFaultTrip { enter(.auxPower, now) }
             return nil
         }
         out.groundDetectorTest = true

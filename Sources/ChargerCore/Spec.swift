@@ -52,6 +52,10 @@ public struct GunSpec: Sendable, Equatable {
     public var lockTimeout: TimeSpan
     /// The RCD / 6 mA DC fault detector can self-test (board file): tested before each session.
     public var groundDetectorSelfTest: Bool
+    /// How long the detector's relay may stay tripped once its test is no longer commanded (board file
+    /// `ground_detector_release`): the test passes on the relay's trip, and the device releases it when
+    /// its own test ends (docs/standards.md "Residual current / earth").
+    public var groundDetectorRelease: TimeSpan = .ms(300)
 
     public init(ratedPower: Watts, maxVoltage: Volts, minVoltage: Volts, maxCurrent: Amps, connectorCurrent: Amps,
                 cooling: Cooling, deratingStart: Celsius, deratingEnd: Celsius, tripTemperature: Celsius,

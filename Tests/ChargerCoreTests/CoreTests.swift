@@ -309,6 +309,47 @@ struct Harness {
         #expect(FaultCode.analogStale.name == "E36-analog-stale" && FaultCode.analogStale.measure == .seconds)
     }
 
+    /// The earth-fault detector's test passes on its relay's trip (a GPIO front end sees no more); the
+    /// device releases the relay when its own test ends, after the command has already dropped. A trip
+    /// within the board's `ground_detector_release` after the command is the test's; one that outlasts it
+    /// is a fault (E03). Found on the virtual bench: without the window, every session on a real board's
+    /// lines ended E03 one cycle after the test.
+    @Test func theDetectorsRelayMayReleaseAfterItsTestButNotLater() {
+        for (held, fault) in [(TimeSpan.ms(290), false), (.ms(310), true)] {
+            var h = Harness()
+            h.spec.guns[0].groundDetectorSelfTest = true
+            #expect(h.spec.guns[0].groundDetectorRelease == .ms(300))
+            h.inputs.guns[0].cc1 = Volts(4.1)
+            h.step(ms: 150)
+            #expect(h.phase == .locking)
+            h.inputs.guns[0].lockConfirmed = true
+            h.step()
+            #expect(h.outputs.guns[0].groundDetectorTest, "the test is commanded before aux power")
+            h.inputs.guns[0].groundDetectorTest = .running
+            h.step(ms: 20)
+            h.inputs.guns[0].groundFaultTrip = true          // the relay trips: the test
+            h.inputs.guns[0].groundDetectorTest = .passed
+            h.step()
+            #expect(!h.outputs.guns[0].groundDetectorTest, "passed: the command ends")
+            h.inputs.guns[0].groundDetectorTest = .idle        // the front end: no command, no test
+            h.step(ms: Int(held.micros / 1000) - 2)
+            #expect(h.phase == (fault ? .faulted : .locking), "no voltage while the relay is still tripped")
+            #expect(!h.outputs.guns[0].groundDetectorTest && !h.outputs.guns[0].closeK3K4, "not tested again, nothing energised")
+            h.inputs.guns[0].groundFaultTrip = false
+            h.step(ms: 10)
+            #expect(h.state.safety[0].latched.contains(.groundFault) == fault,
+                    "relay held \(held) after the command: \(h.state.safety[0].latched)")
+            if !fault { #expect(h.phase == .auxPower, "released: on to the auxiliary supply") }
+        }
+        // Energised, the window is no excuse.
+        var h = Harness()
+        h.state.safety[0].groundTestEndedAt = .zero
+        h.state.safety[0].k1k2Commanded = true
+        h.inputs.guns[0].groundFaultTrip = true
+        h.step(ms: 5)
+        #expect(h.state.safety[0].latched.contains(.groundFault), "K1/K2 commanded: a trip is a fault at once")
+    }
+
     /// The step reads its inputs and spec but never writes them, though they are passed by reference.
     @Test func stepDoesNotWriteInputsOrSpec() {
         var h = Harness()
