@@ -53,8 +53,12 @@ final class RegisterBank: @unchecked Sendable {
     init(spec: ModbusDeviceSpec, map: RegisterMap) {
         self.spec = spec; self.map = map
         func span(_ t: RegisterTable) -> ClosedRange<Int>? {
-            let f = map.fields.values.filter { $0.table == t }
-            guard let lo = f.map(\.address).min(), let hi = f.map({ $0.address + $0.words - 1 }).max() else { return nil }
+            var ends = map.fields.values.filter { $0.table == t }.map { ($0.address, $0.address + $0.words - 1) }
+            if let c = map.channels {
+                if c.table == t { ends.append((c.address, c.address + c.count - 1)) }
+                if c.statusTable == t, let a = c.statusAddress { ends.append((a, a + c.count - 1)) }
+            }
+            guard let lo = ends.map(\.0).min(), let hi = ends.map(\.1).max() else { return nil }
             return lo...hi
         }
         holdingRange = span(.holding); inputRange = span(.input)
@@ -91,6 +95,24 @@ final class RegisterBank: @unchecked Sendable {
             }
         }
     }
+    /// An analog input module's channels (plant → registers): each value as the module's raw step
+    /// (clamped to the register's range, as a real module's converter saturates), and its status.
+    func publishChannels(raw: [Double], status: [UInt16]) {
+        guard let c = map.channels else { return }
+        tables.withLock { t in
+            for k in 0..<min(c.count, raw.count) {
+                let lo = c.type == .i16 ? -32768.0 : 0, hi = c.type == .i16 ? 32767.0 : 65535
+                let r = raw[k].isNaN ? 0 : min(max(raw[k].rounded(), lo), hi)
+                let word = c.type == .i16 ? UInt16(bitPattern: Int16(r)) : UInt16(r)
+                if c.table == .holding { t.holding[c.address + k] = word } else { t.input[c.address + k] = word }
+                if let st = c.statusTable, let a = c.statusAddress {
+                    let s = k < status.count ? status[k] : 0
+                    if st == .holding { t.holding[a + k] = s } else { t.input[a + k] = s }
+                }
+            }
+        }
+    }
+
     private func clamp(_ v: Double, _ f: RegisterField) -> Double {
         let maxRaw: Double, minRaw: Double
         switch f.type {

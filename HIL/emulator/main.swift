@@ -97,9 +97,19 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Stop after this much plant time, in seconds.")
     var maxTime: Double = 24 * 3600
 
+    @Option(name: .long, help: "A real board's lines on gpio-sim: the directory holding its sim_gpioN (the plant drives them, in wall time, in the bench channel's place).")
+    var sim: String?
+
+    @Flag(name: .long, help: "With --sim: the cars' plug-at and the --inject and --comm-fault times count from SIGUSR1 (send it once chargerd's loop runs), not from the plant's start.")
+    var plugOnSignal = false
+
+    @Option(name: .long, help: "With --sim: how often the plant reads and sets the lines, in ms (1...20; its physics still steps every 1 ms).")
+    var step: Int = 2
+
     mutating func run() throws {
         let loaded: Board
         do { loaded = try BoardLoader.load(path: board) } catch { fail("board file: \(error)") }
+        if let sim { return serveLines(loaded, sim: sim) }
         guard loaded.kind == .bench, let bench = loaded.bench, let params = loaded.plant else {
             fail("board '\(loaded.name)' is a \(loaded.kind.rawValue) board; the emulator runs bench boards (kind = \"bench\", with [bench] and [plant])")
         }
@@ -122,17 +132,7 @@ struct Serve: ParsableCommand {
         installSignalHandlers()
 
         let bridge = PlantBridge(plant: plant, channel: channel, banks: served.banks, spec: spec)
-        if bmsOnCan {
-            guard !loaded.can.isEmpty else { fail("--bms-on-can: board '\(loaded.name)' has no [[can]] link") }
-            for l in loaded.can {
-                do {
-                    let car = try SocketCANCar(spec: l)
-                    try car.start()
-                    bridge.canCars[l.gun] = car
-                } catch { fail("\(error)") }
-                print("charger-plant: gun \(l.gun)'s car talks GB/T 27930 on \(l.interface) (BMS 0x\(String(l.bmsAddress, radix: 16, uppercase: true)))")
-            }
-        }
+        if bmsOnCan { startCarsOnCan(loaded, bridge) }
         bridge.publish()
         channel.publishTick(1, now: plant.now)
         print("charger-plant: ready: board \(loaded.name), channel \(bench.channel), \(served.endpoints.joined(separator: ", ")), speed \(factor.map { "\(fmt($0, 1))x" } ?? "max")")
@@ -144,27 +144,118 @@ struct Serve: ParsableCommand {
 
         let late = runPlant(plant, bridge: bridge, channel: channel, banks: served.banks, script: &script, factor: factor, spec: spec)
         usleep(100_000)   // the controller's last commands, sent as it stops
+        stopServing(bridge, served, at: plant.now)
+        print("charger-plant: stopped at \(fmt(plant.now.seconds, 3)) s; controller late \(late) times")
+        printPlantTruth(plant, banks: served.banks)
+    }
+
+    /// A real board on gpio-sim's lines (--sim): the plant in wall time, the lines read and set every
+    /// --step ms and the physics advanced by the time since in 1 ms pieces, its devices served on the
+    /// board's own buses, its analog channels on the analog input modules among them.
+    func serveLines(_ loaded: Board, sim: String) {
+        guard loaded.kind == .real else { fail("--sim: board '\(loaded.name)' is a \(loaded.kind.rawValue) board; --sim drives a real board's lines (kind = \"real\")") }
+        guard speed == "1" else { fail("--sim: the plant runs in wall time beside a real board's loop (no --speed)") }
+        let spec = loaded.spec
+        let plant = Plant(spec: spec, params: PlantParameters(loaded.plant ?? PlantSpec()))
+        var carsDue = plugOnSignal
+        if plugOnSignal { signal(SIGUSR1) { _ in plugRequested.store(true, ordering: .releasing) } }
+        else { attachCars(plant, spec: spec) }
+        var script = PlantScript(injections: plantInjections(spec: spec), faults: [])
+        for text in commFault { do { script.faults.append(try CommFault.parse(text, spec: spec)) } catch { fail(error.message) } }
+        let lines: SimLines
+        do { lines = try SimLines(board: loaded, dir: sim) } catch { fail(error.message) }
+        let served = serveBuses(loaded.modbus, spec: spec)
+        installSignalHandlers()
+        let bridge = PlantBridge(plant: plant, channel: nil, lines: lines, banks: served.banks, spec: spec,
+                                 analog: loaded.analog, modbus: loaded.modbus)
+        if bmsOnCan { startCarsOnCan(loaded, bridge) }
+        bridge.publish()
+        let ai = loaded.analog.filter { $0.modbusDevice != nil }.count
+        print("charger-plant: ready: board \(loaded.name), lines on \(sim) (\(loaded.gpio.count)), \(served.endpoints.joined(separator: ", ")), \(ai) analog channel\(ai == 1 ? "" : "s") on Modbus, wall time")
+        fflush(nil)
+        let end = Instant.zero + .seconds(maxTime)
+        guard (1...20).contains(step) else { fail("--step \(step): expected 1...20 ms") }
+        let wake = Int64(step) * 1_000_000, piece: Int64 = 1_000_000
+        var last = monotonicNanos(), steps: UInt64 = 0, lateSteps = 0, worstLate: Int64 = 0
+        var lamps = ""
+        while !stopRequested && plant.now < end {
+            var next = last + wake
+            var ts = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
+            _ = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
+            let now = monotonicNanos()
+            // The physics keeps to the wall clock in 1 ms pieces: a late wake-up is caught up (at most a
+            // second's worth; more and the guest was stopped, not slow).
+            var pieces = max(1, min(1000, (now - last) / piece))
+            if now - last > 2 * wake { lateSteps += 1; worstLate = max(worstLate, now - last - wake) }
+            next = last + pieces * piece
+            if carsDue && plugRequested.load(ordering: .acquiring) {
+                carsDue = false
+                attachCars(plant, spec: spec, from: plant.now)
+                script.count(from: plant.now)
+                print("[\(stamp(plant.now))] SIGUSR1: the cars plug in at their plug-at, and the injections come at their times, from now")
+            }
+            script.applyDue(plant, banks: served.banks)
+            bridge.applyControllerOutputs()
+            while pieces > 0 { plant.advance(by: .ms(1)); pieces -= 1 }
+            bridge.publish()
+            last = next > now ? now : next
+            steps &+= 1
+            for line in bridge.takeNotes() { print("[\(stamp(plant.now))] \(line)") }
+            if steps % 16 == 0 { printRefusals(served.banks, at: plant.now) }
+            if steps % UInt64(500 / step) == 0 {
+                let l = lines.lamps(gun: 0)
+                if l != lamps { print("[\(stamp(plant.now))] gun 0 lamps \(l)"); lamps = l }
+            }
+            if steps % UInt64(1000 / step) == 0 { fflush(nil) }
+        }
+        stopServing(bridge, served, at: plant.now)
+        print("charger-plant: stopped at \(fmt(plant.now.seconds, 3)) s; \(steps) steps, \(lateSteps) late (the latest \(fmt(Double(worstLate) / 1e6, 1)) ms); coil supply fell \(lines.supplyFalls) time(s) (\(lines.blindGaps) samples of the pump too late to judge it); line I/O errors \(lines.ioErrors)\(lines.lastError.isEmpty ? "" : " (last: \(lines.lastError))")")
+        printPlantTruth(plant, banks: served.banks)
+    }
+
+    /// The end of a run: the cars off the wire with their counts, the last refusals, the servers stopped.
+    func stopServing(_ bridge: PlantBridge, _ served: (banks: [DeviceRole: [Int: RegisterBank]], servers: [BusServer], endpoints: [String]),
+                     at now: Instant) {
         for (g, car) in bridge.canCars.sorted(by: { $0.key < $1.key }) {
             car.stop()
             let c = car.counts.withLock { $0 }
             print("charger-plant: gun \(g) car on CAN: \(c.sent) frames sent, \(c.received) received, \(c.transfers) transfers, \(c.aborted) aborted, \(c.timedOut) timed out, \(c.sendErrors) send errors")
         }
-        printRefusals(served.banks, at: plant.now)
+        printRefusals(served.banks, at: now)
         for s in served.servers { s.running.store(false, ordering: .relaxed) }
-        print("charger-plant: stopped at \(fmt(plant.now.seconds, 3)) s; controller late \(late) times")
-        printPlantTruth(plant, banks: served.banks)
     }
 
-    /// The cars of --car and --car-on, plugged at their profiles' times.
-    func attachCars(_ plant: Plant, spec: StationSpec) {
+    /// --bms-on-can: each [[can]] gun's simulated BMS on its interface.
+    func startCarsOnCan(_ loaded: Board, _ bridge: PlantBridge) {
+        guard !loaded.can.isEmpty else { fail("--bms-on-can: board '\(loaded.name)' has no [[can]] link") }
+        for l in loaded.can {
+            do {
+                let car = try SocketCANCar(spec: l)
+                try car.start()
+                bridge.canCars[l.gun] = car
+            } catch { fail("\(error)") }
+            print("charger-plant: gun \(l.gun)'s car talks GB/T 27930 on \(l.interface) (BMS 0x\(String(l.bmsAddress, radix: 16, uppercase: true)))")
+        }
+    }
+
+    /// The cars of --car and --car-on, plugged at their profiles' times (counted from `from`).
+    func attachCars(_ plant: Plant, spec: StationSpec, from: Instant = .zero) {
+        for (g, var profile) in carProfiles(spec: spec) {
+            profile.plugAt = profile.plugAt + (from - .zero)
+            plant.attach(car: profile, gun: g)
+        }
+    }
+
+    func carProfiles(spec: StationSpec) -> [(Int, CarProfile)] {
         do {
-            plant.attach(car: try car.map { try CarProfile.parse($0) } ?? CarProfile(), gun: 0)
+            var out = [(0, try car.map { try CarProfile.parse($0) } ?? CarProfile())]
             for c in carOn {
                 guard let colon = c.firstIndex(of: ":"), let g = Int(c[..<colon]), g >= 0, g < spec.gunCount else {
                     fail("--car-on '\(c)': expected GUN:PROFILE with GUN 0...\(spec.gunCount - 1)")
                 }
-                plant.attach(car: try CarProfile.parse(String(c[c.index(after: colon)...])), gun: g)
+                out.append((g, try CarProfile.parse(String(c[c.index(after: colon)...]))))
             }
+            return out
         } catch { fail("\(error)") }
     }
 
@@ -185,7 +276,7 @@ struct Serve: ParsableCommand {
     func serveBuses(_ config: ModbusConfig, spec: StationSpec) -> (
         banks: [DeviceRole: [Int: RegisterBank]], servers: [BusServer], endpoints: [String]
     ) {
-        var banks: [DeviceRole: [Int: RegisterBank]] = [.module: [:], .meter: [:], .imd: [:]]
+        var banks: [DeviceRole: [Int: RegisterBank]] = [.module: [:], .meter: [:], .imd: [:], .analogIn: [:]]
         var servers: [BusServer] = []
         var endpoints: [String] = []
         var rtuPaths: [String: String] = [:]
@@ -291,6 +382,13 @@ struct PlantScript {
     var injections: [ScheduledInjection]
     var faults: [CommFault]
 
+    /// Every time counted from `origin` instead of the plant's start (--plug-on-signal).
+    mutating func count(from origin: Instant) {
+        let d = origin - .zero
+        for i in injections.indices { if case .at(let t) = injections[i].time { injections[i].time = .at(t + d) } }
+        for i in faults.indices { faults[i].at = faults[i].at + d }
+    }
+
     mutating func applyDue(_ plant: Plant, banks: [DeviceRole: [Int: RegisterBank]]) {
         for i in injections.indices where !injections[i].done {
             guard case .at(let t) = injections[i].time, plant.now >= t, case .plant(let p) = injections[i].action else { continue }
@@ -314,7 +412,7 @@ struct PlantScript {
 /// Moves values between the plant, the register banks and the bench channel, once per plant period.
 final class PlantBridge {
     let plant: Plant
-    let channel: BenchChannel
+    let channel: BenchChannel?
     let banks: [DeviceRole: [Int: RegisterBank]]
     let spec: StationSpec
     let frontEnd: SimFrontEnd
@@ -326,8 +424,23 @@ final class PlantBridge {
     /// Guns whose simulated BMS is on the CAN wire (--bms-on-can).
     var canCars: [Int: SocketCANCar] = [:]
 
-    init(plant: Plant, channel: BenchChannel, banks: [DeviceRole: [Int: RegisterBank]], spec: StationSpec) {
-        self.plant = plant; self.channel = channel; self.banks = banks; self.spec = spec
+    /// A real board's kernel lines (`--sim`) in the channel's place, with its [[analog]] channels on
+    /// analog input modules the plant serves.
+    let lines: SimLines?
+    let analog: [AnalogInputSpec]
+    let modbus: ModbusConfig
+    /// The coil supply as the lines last showed it; the guns whose contactors were closed when it fell.
+    var supply = true
+    var watchOpening: [Int] = []
+    var supplyFellAt = Instant.zero
+    /// Each gun's K1/K2 as last seen closed, with the current they carried (--sim: their opening noted).
+    var wasClosed: [(closed: Bool, amps: Double)] = []
+
+    init(plant: Plant, channel: BenchChannel?, lines: SimLines? = nil, banks: [DeviceRole: [Int: RegisterBank]], spec: StationSpec,
+         analog: [AnalogInputSpec] = [], modbus: ModbusConfig = ModbusConfig()) {
+        self.plant = plant; self.channel = channel; self.lines = lines; self.banks = banks; self.spec = spec
+        self.analog = analog; self.modbus = modbus
+        supply = lines == nil
         frontEnd = SimFrontEnd(plant); imd = SimIMD(plant)
         lastWrites = Array(repeating: 0, count: spec.moduleCount)
         lastCommandAt = Array(repeating: .zero, count: spec.moduleCount)
@@ -339,17 +452,55 @@ final class PlantBridge {
     /// What the controller wrote (channel outputs, car messages, matrix; module and IMD registers).
     func applyControllerOutputs() {
         let now = plant.now
+        if let lines {
+            let was = supply
+            supply = lines.supplyUp(now: monotonicNanos())
+            // What a dead (or stalled) controller leaves: the supply falls, and every closed contactor opens
+            // in its opening time; a supply back sooner leaves them closed (a coil's dropout takes that long).
+            if was && !supply {
+                let closed = plant.guns.enumerated().filter { $0.element.k1.closed || $0.element.k2.closed }
+                notes.append("coil supply fell (the pump's last edge \(fmt(Double(lines.sinceEdge(now: monotonicNanos())) / 1e6, 1)) ms ago)"
+                             + (closed.isEmpty ? "; no contactor closed" : closed.map { "; gun \($0.offset): K1/K2 closed carrying \(fmt($0.element.current.value, 1)) A, opening" }.joined()))
+                watchOpening = closed.map(\.offset)
+                supplyFellAt = now
+            }
+            if !was && supply && !watchOpening.isEmpty {
+                notes.append("coil supply back after \(fmt((now - supplyFellAt).seconds * 1000, 1)) ms: "
+                             + watchOpening.map { g in "gun \(g)'s K1/K2 \(plant.guns[g].k1.closed || plant.guns[g].k2.closed ? "held" : "had opened")" }.joined(separator: ", "))
+                watchOpening.removeAll()
+            }
+            for g in watchOpening where !plant.guns[g].k1.closed && !plant.guns[g].k2.closed {
+                notes.append("gun \(g): K1 and K2 open \(fmt((now - supplyFellAt).seconds * 1000, 1)) ms after the coil supply fell, \(fmt(plant.guns[g].current.value, 1)) A")
+                watchOpening.removeAll { $0 == g }
+            }
+            // Every opening of K1/K2 that carried current, timed from chargerd's last write (the pump's
+            // last edge): by its line, or by the supply.
+            if wasClosed.count != spec.gunCount { wasClosed = Array(repeating: (false, 0), count: spec.gunCount) }
+            for g in 0..<spec.gunCount {
+                let p = plant.guns[g]
+                let closed = p.k1.closed || p.k2.closed
+                if wasClosed[g].closed && !closed && wasClosed[g].amps >= 1 {
+                    let line = lines.outputs(gun: g, supply: true).closeK1K2
+                    notes.append("gun \(g): K1/K2 opened carrying \(fmt(wasClosed[g].amps, 1)) A, \(fmt(Double(lines.sinceEdge(now: monotonicNanos())) / 1e6, 1)) ms after the pump's last edge (\(line ? "the coil supply down" : "their line inactive"))")
+                }
+                wasClosed[g] = (closed, closed ? p.current.value : 0)
+            }
+        }
         for g in 0..<spec.gunCount {
-            if let o = channel.outputs(gun: g) { frontEnd.apply(gun: g, o) }
+            if let o = channel?.outputs(gun: g) ?? lines?.outputs(gun: g, supply: supply) { frontEnd.apply(gun: g, o) }
             if let car = canCars[g] {
                 let m = car.chargerMessages()
                 plant.withGun(g) { $0.tx = m }
-            } else if let m = channel.chargerMessages(gun: g) { plant.withGun(g) { $0.tx = m } }
+            } else if let m = channel?.chargerMessages(gun: g) { plant.withGun(g) { $0.tx = m } }
             if let b = banks[.imd]?[g] {
                 imd.apply(gun: g, enable: (b.value(.enable) ?? 1) != 0, selfTest: (b.value(.selftest) ?? 0) != 0)
             }
         }
-        let matrix = channel.matrix()
+        // On kernel lines a module stays on its one gun (SimLines refuses matrix relays).
+        let matrix = channel?.matrix() ?? (0..<spec.moduleCount).map { m in
+            let mask = spec.modules[m].gunMask
+            return mask.nonzeroBitCount == 1 ? Int8(mask.trailingZeroBitCount) : -1
+        }
         for m in 0..<spec.moduleCount {
             guard let b = banks[.module]?[m] else { continue }
             let writes = b.writeCount
@@ -377,13 +528,14 @@ final class PlantBridge {
     func publish() {
         var station = StationInputs()
         SimSignals(plant).sample(into: &station)
-        channel.publish(station: station.emergencyStop, door: station.doorOpen, mains: station.mainsPresent)
+        channel?.publish(station: station.emergencyStop, door: station.doorOpen, mains: station.mainsPresent)
         let guns = plant.guns
         for g in 0..<spec.gunCount {
             var gi = GunInputs()
             frontEnd.sample(gun: g, into: &gi)
-            channel.publish(gun: g, inputs: gi, imdAlarm: false)
-            channel.publish(gun: g, vehicle: guns[g].rx)
+            station.guns[g] = gi
+            channel?.publish(gun: g, inputs: gi, imdAlarm: false)
+            channel?.publish(gun: g, vehicle: guns[g].rx)
             canCars[g]?.publish(guns[g].rx)
             let p = guns[g]
             banks[.meter]?[g]?.publish([(.voltage, p.vehicleSide.value), (.current, p.current.value),
@@ -399,6 +551,10 @@ final class PlantBridge {
                 b.publish([(.resistancePlus, p.imdReading.value), (.resistanceMinus, p.imdReading.value), (.status, 0), (.selftestResult, code)])
             }
         }
+        if let lines {
+            lines.publish(station: station)
+            publishAnalog(station)
+        }
         let modules = plant.modules
         for m in 0..<spec.moduleCount {
             let mod = modules[m]
@@ -411,6 +567,31 @@ final class PlantBridge {
     }
 }
 
+extension PlantBridge {
+    /// The board's [[analog]] channels on analog input modules: each value as the module's raw step
+    /// ((value / scale) − offset, the inverse of the controller's reading).
+    func publishAnalog(_ station: StationInputs) {
+        var raw: [Int: [Double]] = [:]
+        for a in analog {
+            guard let m = a.modbusDevice, let ch = a.channel, let bank = banks[.analogIn]?[modbus.devices[m].index] else { continue }
+            let gi = station.guns[a.gun]
+            let v: Double
+            switch a.signal {
+            case .cc1: v = gi.cc1.value
+            case .chargerVoltage: v = gi.chargerSideVoltage.value
+            case .vehicleVoltage: v = gi.vehicleSideVoltage.value
+            case .gunTemperature: v = gi.gunTemperature.value
+            case .auxSupply: v = gi.auxSupply.value.isNaN ? 0 : gi.auxSupply.value
+            }
+            let n = bank.map.channels?.count ?? 0
+            var list = raw[modbus.devices[m].index] ?? Array(repeating: 0, count: n)
+            if ch < n { list[ch] = v / a.scale - a.offset }
+            raw[modbus.devices[m].index] = list
+        }
+        for (i, list) in raw { banks[.analogIn]?[i]?.publishChannels(raw: list, status: []) }
+    }
+}
+
 func stamp(_ t: Instant) -> String { fmt(t.seconds, 3).leftPad(10) + " s" }
 
 /// The wall clock of the pacing, in µs: the runtime's one monotonic clock.
@@ -419,6 +600,8 @@ func monotonicMicros() -> Int64 { monotonicNanos() / 1000 }
 /// SIGINT or SIGTERM: set from a signal handler, read by the main thread's loop, so an atomic (a lock-free
 /// store is async-signal-safe).
 private let stopFlag = Atomic<Bool>(false)
+/// SIGUSR1 with --plug-on-signal: the cars' plug-at starts counting.
+let plugRequested = Atomic<Bool>(false)
 nonisolated var stopRequested: Bool {
     get { stopFlag.load(ordering: .acquiring) }
     set { stopFlag.store(newValue, ordering: .releasing) }

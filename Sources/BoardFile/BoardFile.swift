@@ -61,6 +61,9 @@ public struct Board: Sendable {
     public var name: String
     public var description: String
     public var kind: BoardKind
+    /// A real board that runs under emulation (`[board] emulated = true`: the VM board in the qemu
+    /// guest): its real-time bounds may exceed a charger's (analog_max_age), and chargerd says so at start.
+    public var emulated = false
     public var path: String
     /// FNV-1a 64 of the file's bytes, shown by `version` so a technician knows which file runs.
     public var checksum: String
@@ -142,7 +145,7 @@ public enum BoardLoader {
                              "modbus_map", "analog", "watchdog", "bench", "console", "storage", "can", "metering", "contactor_supply"])
         let head = try boardTable(r, top)
         let kind = head.kind
-        let timing = try limitsTable(r, top, period: head.period)
+        let timing = try limitsTable(r, top, period: head.period, emulated: head.emulated)
         let runtime = try runtimeTable(r, top)
         let guns = try gunTables(r, top)
         let modules = try moduleTables(r, top, guns: guns.count)
@@ -162,10 +165,10 @@ public enum BoardLoader {
         for d in modbus.devices where d.role == .module && modules[d.index].bidirectional && modbus.maps[d.map].fields[.direction] == nil {
             throw r.error(top, "modbus_device", "module \(d.index) is bidirectional (reverse_power) but its map '\(modbus.maps[d.map].name)' has no direction and reverse_current_setpoint")
         }
-        let analog = try analogInputs(r, top, guns: guns.count)
+        let analog = try analogInputs(r, top, guns: guns.count, modbus: modbus, maxAge: timing.analogAge)
         if kind != .real && !analog.isEmpty { throw r.error(top, "analog", "analog inputs belong to real boards (a bench board's come through its channel)") }
         let watchdog = try watchdog(r, top, period: head.period)
-        let contactorSupply = try contactorSupply(r, top, period: head.period, opening: timing.opening, gpio: gpio)
+        let contactorSupply = try contactorSupply(r, top, period: head.period, opening: timing.opening, gpio: gpio, emulated: head.emulated)
         let bench = try bench(r, top, kind: kind)
         let plant = try plantTable(r, top, kind: kind)
         let console = try consoleTable(r, top)
@@ -193,7 +196,7 @@ public enum BoardLoader {
         station.metering = metering
         station.analogMaxAge = timing.analogAge
         return Board(
-            name: head.name, description: head.description, kind: kind, path: file,
+            name: head.name, description: head.description, kind: kind, emulated: head.emulated, path: file,
             checksum: fnv1a(Array(text.utf8) + DeviceLibrary.checksumBytes(modbus.libraryMaps)),
                      spec: station, plant: plant, runtime: runtime, gpio: gpio, modbus: modbus, analog: analog, watchdog: watchdog, bench: bench,
                      console: console, storage: storage, can: can, contactorSupply: contactorSupply)
@@ -201,9 +204,9 @@ public enum BoardLoader {
 
     /// `[board]`: name, description, kind, period, grid connection.
     static func boardTable(_ r: Reader, _ top: Section) throws(BoardFileError)
-        -> (name: String, description: String, kind: BoardKind, period: TimeSpan, gridLimit: Watts) {
+        -> (name: String, description: String, kind: BoardKind, period: TimeSpan, gridLimit: Watts, emulated: Bool) {
         let b = try r.table(top, "board")
-        try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit"])
+        try r.onlyKeys(b, ["name", "description", "kind", "period", "grid_limit", "emulated"])
         let name = try r.string(b, "name")
         let description = try r.optionalString(b, "description") ?? ""
         let kindText = try r.string(b, "kind")
@@ -212,7 +215,9 @@ public enum BoardLoader {
         }
         let period = try r.duration(b, "period", default: .ms(1), range: .us(100)...(.ms(100)))
         let gridLimit = try r.power(b, "grid_limit", range: Watts(1_000)...Watts.kW(10_000))
-        return (name, description, kind, period, gridLimit)
+        let emulated = try r.optionalBool(b, "emulated") ?? false
+        if emulated && kind != .real { throw r.error(b, "emulated", "only a real board runs under emulation (a sim or bench board has its own time)") }
+        return (name, description, kind, period, gridLimit, emulated)
     }
 
     /// `[limits]`: the station's timeouts and times, each with its default.
@@ -224,7 +229,7 @@ public enum BoardLoader {
         var analogAge = TimeSpan.ms(20)
     }
 
-    static func limitsTable(_ r: Reader, _ top: Section, period: TimeSpan) throws(BoardFileError) -> Timing {
+    static func limitsTable(_ r: Reader, _ top: Section, period: TimeSpan, emulated: Bool = false) throws(BoardFileError) -> Timing {
         var timing = Timing()
         timing.analogAge = max(timing.analogAge, period * 3)
         guard let l = try r.optionalTable(top, "limits") else { return timing }
@@ -241,8 +246,14 @@ public enum BoardLoader {
         timing.selfOff = try r.duration(l, "module_self_off_time", default: timing.selfOff, range: .s(1)...(.s(120)))
         timing.readingAge = try r.duration(l, "reading_max_age", default: timing.readingAge, range: .ms(1)...(.s(1)))
         // Within the CC1 row's 50 ms to ≤ 5 A (a frozen CC1 must not hide an unplugging longer), and over
-        // three periods (a sample a period late is not a stall).
-        timing.analogAge = try r.duration(l, "analog_max_age", default: timing.analogAge, range: .ms(1)...(.ms(50)))
+        // three periods (a sample a period late is not a stall). An emulated board ([board] emulated) may
+        // take up to ten times that: its emulator stalls for longer than the row (docs/standards.md
+        // "Analog inputs that stop").
+        let most = emulated ? TimeSpan.ms(500) : .ms(50)
+        if !emulated, let v = try? r.duration(l, "analog_max_age", default: .zero, range: .zero...(.s(10))), v > most {
+            throw r.error(l, "analog_max_age", "\(v.seconds * 1000) ms is past the CC1 row's 50 ms (only a board that runs under emulation, [board] emulated = true, may take more)")
+        }
+        timing.analogAge = try r.duration(l, "analog_max_age", default: timing.analogAge, range: .ms(1)...most)
         guard timing.analogAge >= period * 3 else {
             throw r.error(l, "analog_max_age", "\(timing.analogAge.seconds * 1000) ms is under three of the loop's \(period.seconds * 1000) ms periods: a sample a period late would stop the gun")
         }
@@ -270,7 +281,8 @@ public enum BoardLoader {
         for g in gunTables {
             try r.onlyKeys(g, ["rated_power", "max_voltage", "min_voltage", "max_current", "connector_current", "cooling",
                                "derating_start", "derating_end", "trip_temperature", "ramp_up", "stop_ramp",
-                               "over_current_factor", "insulation_rule", "lock_timeout", "ground_detector_self_test"])
+                               "over_current_factor", "insulation_rule", "lock_timeout", "ground_detector_self_test",
+                               "ground_detector_release"])
             let maxV = try r.voltage(g, "max_voltage", range: Volts(50)...Volts(1500))
             let minV = try r.voltage(g, "min_voltage", range: Volts(50)...Volts(1500))
             guard minV < maxV else { throw r.error(g, "min_voltage", "\(minV.value) V must be below max_voltage (\(maxV.value) V)") }
@@ -300,10 +312,15 @@ public enum BoardLoader {
             }
             let lockTimeout = try r.duration(g, "lock_timeout", default: .s(2), range: .ms(100)...(.s(10)))
             let groundTest = try r.optionalBool(g, "ground_detector_self_test") ?? false
+            if g.table["ground_detector_release"] != nil && !groundTest {
+                throw r.error(g, "ground_detector_release", "only a detector that tests itself (ground_detector_self_test = true) has a release time")
+            }
+            let release = try r.duration(g, "ground_detector_release", default: .ms(300), range: .zero...(.s(2)))
             guns.append(GunSpec(ratedPower: power, maxVoltage: maxV, minVoltage: minV, maxCurrent: maxI, connectorCurrent: connI,
                                 cooling: cooling, deratingStart: dStart, deratingEnd: dEnd, tripTemperature: trip,
                                 rampUp: up, stopRamp: stop, overCurrentFactor: ocf, insulationRule: rule, lockTimeout: lockTimeout,
                                 groundDetectorSelfTest: groundTest))
+            guns[guns.count - 1].groundDetectorRelease = release
         }
         return guns
     }

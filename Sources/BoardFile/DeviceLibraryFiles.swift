@@ -61,6 +61,24 @@ selftest_result = { table = "input", address = 5, type = "u16" }
 selftest = { table = "holding", address = 256, type = "u16" }
 enable = { table = "holding", address = 258, type = "u16" }
 """#),
+        ("iologik-e1240", #"""
+# Moxa ioLogik E1240: an 8-channel analog input module on Modbus TCP (each channel 0-10 V or 4-20 mA, set
+# by a jumper), as cabinets use for the signals a controller has no ADC of its own for. A device file of
+# the board library (docs/boards.md "Device files", "Analog inputs"). Source: Moxa's ioLogik E1200 Series
+# user's manual, appendix A, "E1240 Modbus Mapping" (function 4, input registers):
+#
+#   registers         meaning                                   table   address  type
+#   30001-30008       CH0-CH7 raw value, 0-65535 over the range  input   0-7      u16
+#   30061-30068       CH0-CH7 status: 0 normal, 1 burnout,       input   60-67    u16
+#                     2 over range, 3 under range
+#
+# A channel whose status is not 0 is not used: its last value ages, and E36 stops the gun past
+# [limits] analog_max_age. The [[analog]] scale of a 0-10 V channel is 10 V / 65535 at the module's
+# terminal, times the board's divider.
+role = "analog-in"
+channels = { table = "input", address = 0, count = 8, type = "u16" }
+channel_status = { table = "input", address = 60 }
+"""#),
         ("rect-30kw", #"""
 # A 30 kW rectifier power module (one-way), as the project's boards and its plant emulator speak it.
 # A device file of the board library (docs/boards.md "Device files"): a board names it in a

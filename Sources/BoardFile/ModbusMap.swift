@@ -31,7 +31,9 @@ public struct ModbusBusSpec: Sendable, Equatable {
     }
 }
 
-public enum DeviceRole: String, Sendable, CaseIterable { case module, meter, imd }
+/// module: a rectifier module; meter, imd: a gun's DC meter and insulation monitor; analog-in: an analog
+/// input module whose channels carry `[[analog]]` signals (docs/boards.md "Analog inputs").
+public enum DeviceRole: String, Sendable, CaseIterable { case module, meter, imd, analogIn = "analog-in" }
 
 public enum RegisterTable: String, Sendable { case holding, input }
 public enum RegisterType: String, Sendable { case u16, i16, u32, i32, f32 }
@@ -72,6 +74,7 @@ public enum RegisterFieldName: String, Sendable, CaseIterable {
         case .module: [.enable, .voltageSetpoint, .currentSetpoint, .voltage, .current, .temperature, .status]
         case .meter: [.voltage, .current, .energy]
         case .imd: [.resistancePlus, .resistanceMinus, .status, .selftest, .selftestResult]
+        case .analogIn: []
         }
     }
     public static func optional(_ role: DeviceRole) -> [RegisterFieldName] {
@@ -79,6 +82,7 @@ public enum RegisterFieldName: String, Sendable, CaseIterable {
         case .module: [.direction, .reverseCurrentSetpoint]
         case .meter: [.status, .exportEnergy]
         case .imd: [.enable]
+        case .analogIn: []
         }
     }
 }
@@ -144,6 +148,26 @@ public struct RegisterField: Sendable, Equatable {
     }
 }
 
+/// An analog input module's channels: `count` raw values in consecutive registers from `address`, and
+/// where the module has one, a status register per channel (0: the value is good; anything else, e.g. an
+/// open input or a value out of range, and the value is not used).
+public struct AnalogChannels: Sendable, Equatable {
+    /// The most channels one module may have (the poller's fixed-size reading).
+    public static let maxCount = 16
+    public var table: RegisterTable
+    public var address: Int
+    public var count: Int
+    /// u16 or i16: one register a channel.
+    public var type: RegisterType
+    public var statusTable: RegisterTable? = nil
+    public var statusAddress: Int? = nil
+    public init(table: RegisterTable, address: Int, count: Int, type: RegisterType) {
+        self.table = table; self.address = address; self.count = count; self.type = type
+    }
+    /// Channel `k`'s raw value from its register.
+    public func raw(_ word: UInt16) -> Double { type == .i16 ? Double(Int16(bitPattern: word)) : Double(word) }
+}
+
 /// A device model's register map.
 public struct RegisterMap: Sendable, Equatable {
     public var name: String
@@ -155,10 +179,23 @@ public struct RegisterMap: Sendable, Equatable {
     public var selftestRunning: UInt16 = 1
     public var selftestPassed: UInt16 = 2
     public var selftestFailed: UInt16 = 3
+    /// An analog input module's channels (role analog-in; its only fields).
+    public var channels: AnalogChannels? = nil
 
     /// The read fields grouped into as few requests as the protocol allows: runs of one table, at most
     /// 125 registers each, reading through gaps of up to 8 unused registers.
-    public var readRuns: [RegisterRun] { Self.runs(fields.filter { !$0.key.isCommand }, maxGap: 8) }
+    public var readRuns: [RegisterRun] {
+        if let c = channels {
+            // The values and their statuses in one request where one can hold both (one snapshot, half the
+            // exchanges): the E1240's 0-7 and 60-67 are one read of 68 registers.
+            let values = RegisterRun(table: c.table, address: c.address, count: c.count, fields: [])
+            guard let t = c.statusTable, let a = c.statusAddress else { return [values] }
+            let lo = min(a, c.address), hi = max(a, c.address) + c.count
+            if t == c.table && hi - lo <= 125 { return [RegisterRun(table: t, address: lo, count: hi - lo, fields: [])] }
+            return [values, RegisterRun(table: t, address: a, count: c.count, fields: [])]
+        }
+        return Self.runs(fields.filter { !$0.key.isCommand }, maxGap: 8)
+    }
     /// The command fields grouped into write requests (function 16): runs without gaps only, since a
     /// write through a gap would overwrite registers the map does not describe.
     public var writeRuns: [RegisterRun] { Self.runs(fields.filter { $0.key.isCommand }, maxGap: 0) }
@@ -194,8 +231,10 @@ public struct RegisterRun: Sendable, Equatable {
 /// One device on a bus: which module (or which gun's meter or IMD) it is, its unit id and its map.
 public struct ModbusDeviceSpec: Sendable, Equatable {
     public var role: DeviceRole
-    /// Module index (modules) or gun index (meter, IMD).
+    /// Module index (modules), gun index (meter, IMD), or the analog input module's place among them.
     public var index: Int
+    /// An analog input module's name, which `[[analog]]` channels give as their `device`.
+    public var label = ""
     public var bus: Int
     public var unit: Int
     public var map: Int
@@ -203,7 +242,13 @@ public struct ModbusDeviceSpec: Sendable, Equatable {
         self.role = role; self.index = index; self.bus = bus; self.unit = unit; self.map = map
     }
     /// "module 0", "meter gun 0", "imd gun 1".
-    public var name: String { role == .module ? "module \(index)" : "\(role.rawValue) gun \(index)" }
+    public var name: String {
+        switch role {
+        case .module: "module \(index)"
+        case .analogIn: "analog-in \(label)"
+        default: "\(role.rawValue) gun \(index)"
+        }
+    }
 }
 
 /// Everything Modbus of a board.
@@ -284,16 +329,26 @@ extension BoardLoader {
         }
 
         for d in try r.arrayOfTables(top, "modbus_device") {
-            try r.onlyKeys(d, ["role", "module", "gun", "bus", "unit", "map"])
+            try r.onlyKeys(d, ["role", "module", "gun", "name", "bus", "unit", "map"])
             let roleText = try r.string(d, "role")
             guard let role = DeviceRole(rawValue: roleText) else {
                 throw r.error(d, "role", "'\(roleText)' is not one of \(DeviceRole.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let index: Int
-            if role == .module {
+            var label = ""
+            if role == .analogIn {
+                for k in ["module", "gun"] where d.table[k] != nil { throw r.error(d, k, "an analog-in device has a name, not a \(k) (its channels say which gun they serve)") }
+                label = try r.string(d, "name")
+                guard !label.isEmpty, label.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                    throw r.error(d, "name", "'\(label)' is not a name (letters, digits, - and _)")
+                }
+                if config.devices.contains(where: { $0.role == .analogIn && $0.label == label }) { throw r.error(d, "name", "analog-in '\(label)' is defined twice") }
+                index = config.devices.filter { $0.role == .analogIn }.count
+            } else if role == .module {
                 if d.table["gun"] != nil { throw r.error(d, "gun", "a module device names its module, not a gun") }
                 index = try r.integer(d, "module", range: 0...(modules - 1))
             } else {
+                if d.table["name"] != nil { throw r.error(d, "name", "only an analog-in device has a name") }
                 if d.table["module"] != nil { throw r.error(d, "module", "a \(role.rawValue) device names its gun, not a module") }
                 index = try r.integer(d, "gun", range: 0...(guns - 1))
             }
@@ -315,7 +370,8 @@ extension BoardLoader {
             guard config.maps[map].role == role else {
                 throw r.error(d, "map", "'\(mapName)' is a \(config.maps[map].role.rawValue) map, not a \(role.rawValue) map")
             }
-            let spec = ModbusDeviceSpec(role: role, index: index, bus: bus, unit: unit, map: map)
+            var spec = ModbusDeviceSpec(role: role, index: index, bus: bus, unit: unit, map: map)
+            spec.label = label
             if let other = config.devices.first(where: { $0.bus == bus && $0.unit == unit }) {
                 throw r.error(d, "unit", "unit \(unit) on bus '\(busName)' is already \(other.name)")
             }
@@ -326,7 +382,7 @@ extension BoardLoader {
             }
             // A meter's or module's reading must be able to count as the current now (standards.md
             // "Fault reactions": a stop opens, and the current is judged against its command, only on one).
-            if role != .imd && config.buses[bus].pollPeriod * 2 > readingMaxAge {
+            if (role == .module || role == .meter) && config.buses[bus].pollPeriod * 2 > readingMaxAge {
                 throw r.error(d, "bus", "bus '\(busName)' polls every \(config.buses[bus].pollPeriod.seconds) s: too slow for [limits] reading_max_age of \(readingMaxAge.seconds) s (the \(role.rawValue)'s readings would never count as the current now); at most half of it")
             }
             config.devices.append(spec)
@@ -351,7 +407,7 @@ extension BoardLoader {
     /// One register map ([modbus_map.NAME], or a device file's top level): its role, word order, fault
     /// mask and fields, each checked against the role.
     static func registerMap(_ r: Reader, _ m: Section, name: String) throws(BoardFileError) -> RegisterMap {
-        try r.onlyKeys(m, ["role", "word_order", "fault_mask", "selftest_running", "selftest_passed", "selftest_failed"]
+        try r.onlyKeys(m, ["role", "word_order", "fault_mask", "selftest_running", "selftest_passed", "selftest_failed", "channels", "channel_status"]
                           + RegisterFieldName.allCases.map(\.rawValue))
         let roleText = try r.string(m, "role")
         guard let role = DeviceRole(rawValue: roleText) else {
@@ -360,6 +416,11 @@ extension BoardLoader {
         let orderText = try r.optionalString(m, "word_order") ?? WordOrder.highFirst.rawValue
         guard let order = WordOrder(rawValue: orderText) else { throw r.error(m, "word_order", "'\(orderText)' is not one of high-first, low-first") }
         var map = RegisterMap(name: name, role: role, fields: [:], faultMask: 0)
+        if role == .analogIn {
+            map.channels = try analogChannels(r, m)
+            return map
+        }
+        for k in ["channels", "channel_status"] where m.table[k] != nil { throw r.error(m, k, "only an analog-in map has \(k)") }
         let allowed = RegisterFieldName.required(role) + RegisterFieldName.optional(role)
         for f in RegisterFieldName.allCases where m.table[f.rawValue] != nil {
             guard allowed.contains(f) else {
@@ -397,6 +458,38 @@ extension BoardLoader {
             throw r.error(m, b.key.rawValue, "register \(b.value.address) overlaps '\(a.key.rawValue)' (\(a.value.address), \(a.value.words) word(s))")
         }
         return map
+    }
+
+    /// An analog-in map: `channels = { table, address, count, type }` and, where the module has them,
+    /// `channel_status = { table, address }` (one register a channel, 0 when its value is good).
+    static func analogChannels(_ r: Reader, _ m: Section) throws(BoardFileError) -> AnalogChannels {
+        for k in RegisterFieldName.allCases.map(\.rawValue) + ["fault_mask", "selftest_running", "selftest_passed", "selftest_failed"] where m.table[k] != nil {
+            throw r.error(m, k, "an analog-in map has channels and channel_status only")
+        }
+        guard m.table["channels"] != nil else { throw r.error(m, "channels", "missing: an analog-in map needs channels = { table, address, count, type }") }
+        let c = try r.table(m, "channels")
+        try r.onlyKeys(c, ["table", "address", "count", "type"])
+        let tableText = try r.optionalString(c, "table") ?? "input"
+        guard let table = RegisterTable(rawValue: tableText) else { throw r.error(c, "table", "'\(tableText)' is not one of holding, input") }
+        let count = try r.integer(c, "count", range: 1...AnalogChannels.maxCount)
+        let address = try r.integer(c, "address", range: 0...(65536 - count))
+        let typeText = try r.optionalString(c, "type") ?? "u16"
+        guard let type = RegisterType(rawValue: typeText), type == .u16 || type == .i16 else {
+            throw r.error(c, "type", "'\(typeText)' is not one of u16, i16 (a channel's raw value in one register)")
+        }
+        var out = AnalogChannels(table: table, address: address, count: count, type: type)
+        if m.table["channel_status"] != nil {
+            let st = try r.table(m, "channel_status")
+            try r.onlyKeys(st, ["table", "address"])
+            let t = try r.optionalString(st, "table") ?? "input"
+            guard let stable = RegisterTable(rawValue: t) else { throw r.error(st, "table", "'\(t)' is not one of holding, input") }
+            let a = try r.integer(st, "address", range: 0...(65536 - count))
+            if stable == table && a < address + count && address < a + count {
+                throw r.error(st, "address", "registers \(a)-\(a + count - 1) overlap the channels' \(address)-\(address + count - 1)")
+            }
+            out.statusTable = stable; out.statusAddress = a
+        }
+        return out
     }
 
     static func registerField(_ r: Reader, _ s: Section, _ name: RegisterFieldName, order: WordOrder) throws(BoardFileError) -> RegisterField {
@@ -459,7 +552,7 @@ extension ModbusConfig {
     /// or LAN exchange measured well under that). The largest over the buses of modules and meters.
     public var commandLatency: TimeSpan {
         var worst = TimeSpan.zero
-        for (b, bus) in buses.enumerated() where devices.contains(where: { $0.bus == b && $0.role != .imd }) {
+        for (b, bus) in buses.enumerated() where devices.contains(where: { $0.bus == b && ($0.role == .module || $0.role == .meter) }) {
             let round: TimeSpan
             if let w = rtuWireTime(bus: b) { round = .seconds(w.reads + w.writes) }
             else { round = .ms(Int64(devices.filter { $0.bus == b }.count)) }

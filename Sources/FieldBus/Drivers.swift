@@ -144,3 +144,58 @@ extension FieldBus {
                 ModbusIMD(devices: imds, clock: clock))
     }
 }
+
+/// The `[[analog]]` channels a board puts on analog input modules (`source = "modbus"`): the loop's
+/// side, reading each module's newest channels wait-free (no I/O, no lock, no allocation). value =
+/// (raw + offset) × scale, as for an IIO channel. Each gun's analog age becomes the oldest of its
+/// mapped values' (with the IIO channels' age, where the gun has both), so a module that stops
+/// answering, or a channel whose status refuses its value, stops the gun through E36.
+public final class ModbusAnalogInputs: @unchecked Sendable {
+    struct Channel {
+        var gun: Int
+        var signal: AnalogSignal
+        var device: FieldDevice
+        var channel: Int
+        var scale: Double
+        var offset: Double
+    }
+    let channels: [Channel]
+    /// When the loop's side was made: a channel never read is as old as that.
+    let created = monotonicNanos()
+    public var count: Int { channels.count }
+
+    /// The board's Modbus-sourced specs; nil when it has none.
+    public init?(specs: [AnalogInputSpec], field: FieldBus, config: ModbusConfig) {
+        var out: [Channel] = []
+        for s in specs {
+            guard let m = s.modbusDevice, let ch = s.channel else { continue }
+            let spec = config.devices[m]
+            guard let d = field.devices.first(where: { $0.spec == spec }) else { continue }
+            out.append(Channel(gun: s.gun, signal: s.signal, device: d, channel: ch, scale: s.scale, offset: s.offset))
+        }
+        guard !out.isEmpty else { return nil }
+        channels = out
+    }
+
+    public func sample(gun g: Int, into i: inout GunInputs) {
+        var oldest = Int64.max
+        for c in channels where c.gun == g {
+            let r = c.device.analogReadings.read()
+            let at = r.readAtNanos[c.channel]
+            oldest = min(oldest, at)
+            guard at != 0 else { continue }
+            let v = (r.raw[c.channel] + c.offset) * c.scale
+            switch c.signal {
+            case .cc1: i.cc1 = Volts(v)
+            case .chargerVoltage: i.chargerSideVoltage = Volts(v)
+            case .vehicleVoltage: i.vehicleSideVoltage = Volts(v)
+            case .gunTemperature: i.gunTemperature = Celsius(v)
+            case .auxSupply: i.auxSupply = Volts(v)
+            }
+        }
+        guard oldest != .max else { return }
+        // A channel never read is as old as this side (the core's E36 stops the gun once past its bound).
+        let age = TimeSpan(micros: max(0, monotonicNanos() - (oldest == 0 ? created : oldest)) / 1000)
+        i.analogAge = max(i.analogAge ?? .zero, age)
+    }
+}

@@ -39,12 +39,25 @@ public struct DeviceReading: Sendable, BitwiseCopyable {
     public init() {}
 }
 
+/// An analog input module's latest channel values (raw, as the module reports them) and when each was
+/// last read good (monotonic ns; 0: never). A channel whose status register says its value is not good
+/// keeps its last value, which then ages (the loop's E36 judges the age).
+public struct AnalogModuleReading: Sendable, BitwiseCopyable {
+    public var raw: InlineArray<16, Double> = InlineArray(repeating: 0)
+    public var readAtNanos: InlineArray<16, Int64> = InlineArray(repeating: 0)
+    /// The status each channel last reported (0 good).
+    public var status: InlineArray<16, UInt16> = InlineArray(repeating: 0)
+    public init() {}
+}
+
 /// Per-device exchange counters (read by anyone, written by the device's poller).
 public struct DeviceCounts: Sendable, Equatable {
     public var exchanges: UInt64 = 0, ok: UInt64 = 0, timeouts: UInt64 = 0, badReplies: UInt64 = 0
     public var exceptions: UInt64 = 0, connectionErrors: UInt64 = 0, refused: UInt64 = 0, lostEvents: UInt64 = 0
     public var lost = false
     public var lastError = ""
+    /// Analog input modules: channel values refused because their status said so (open input, out of range).
+    public var badChannels: UInt64 = 0
 }
 
 /// One device on a bus.
@@ -54,6 +67,10 @@ public final class FieldDevice: @unchecked Sendable {
     public let name: String
     let commandStorage = TripleBufferStorage<DeviceCommand>(initial: DeviceCommand())
     let readingStorage = TripleBufferStorage<DeviceReading>(initial: DeviceReading())
+    let analogStorage = TripleBufferStorage<AnalogModuleReading>(initial: AnalogModuleReading())
+    /// An analog input module's channels (the loop reads them wait-free).
+    public var analogReadings: TripleBuffer<AnalogModuleReading> { analogStorage.buffer }
+    var analog = AnalogModuleReading()
     public var commands: TripleBuffer<DeviceCommand> { commandStorage.buffer }
     public var readings: TripleBuffer<DeviceReading> { readingStorage.buffer }
     private let countsLock = Mutex(DeviceCounts())
@@ -85,10 +102,16 @@ public final class ModbusPoller: @unchecked Sendable {
     private let thread = SideThread()
     /// How often a lost device is tried again (ns): ten polls, at least half a second.
     let lostRetry: Int64
+    /// SCHED_FIFO priority of the polling thread (0: the normal scheduler), and the errno of its refusal.
+    /// A bus that carries analog inputs feeds E36: on a real board it polls one below the loop, as the IIO
+    /// sampler does, so the board's other work does not age its values.
+    let priority: Int32
+    public private(set) var fifoRefused: Int32 = 0
 
-    init(bus: ModbusBusSpec, devices: [FieldDevice]) throws(ModbusError) {
+    init(bus: ModbusBusSpec, devices: [FieldDevice], priority: Int32 = 0) throws(ModbusError) {
         self.bus = bus
         self.devices = devices
+        self.priority = priority
         lostRetry = max(500_000_000, bus.pollPeriod.micros * 10_000)
         let transport: ModbusTransport
         switch bus.transport {
@@ -124,6 +147,11 @@ public final class ModbusPoller: @unchecked Sendable {
     }
 
     func run() {
+        if priority > 0 {
+            var p = sched_param()
+            p.sched_priority = priority
+            fifoRefused = pthread_setschedparam(pthread_self(), SCHED_FIFO, &p)
+        }
         let period = bus.pollPeriod.micros * 1000
         var next = monotonicNanos()
         while !thread.stopAsked {
@@ -148,12 +176,15 @@ public final class ModbusPoller: @unchecked Sendable {
     /// the devices that still answer must not starve behind it.
     func poll(_ d: FieldDevice) {
         let now = monotonicNanos()
-        if d.reading.lost && now - d.lastTry < lostRetry { return }
+        // An analog input module is tried at every poll even when lost: its values feed E36, and a module
+        // back after a stall must be heard at once (the bus that carries it polls for it).
+        if d.reading.lost && d.spec.role != .analogIn && now - d.lastTry < lostRetry { return }
         d.lastTry = now
         connection.setUnit(d.spec.unit)
         if !d.writeRuns.isEmpty && !sendCommand(d, force: false) { return }
         var ok = true
         var values: [RegisterFieldName: (UInt16, UInt16)] = [:]
+        var channelWords: [(address: Int, words: [UInt16])] = []
         for run in d.readRuns {
             let t0 = monotonicNanos()
             let result: Result<[UInt16], ModbusError>
@@ -164,6 +195,7 @@ public final class ModbusPoller: @unchecked Sendable {
             roundTrips.histogram.record(nanos: monotonicNanos() - t0)
             switch result {
             case .success(let regs):
+                if d.map.channels != nil { channelWords.append((run.address, regs)) }
                 for name in run.fields {
                     let f = d.map.fields[name]!
                     let i = f.address - run.address
@@ -176,6 +208,10 @@ public final class ModbusPoller: @unchecked Sendable {
             if !ok { break }
         }
         guard ok else { return }
+        if let c = d.map.channels {
+            takeChannels(d, c, values: channelWords)
+            return
+        }
         var r = d.reading
         func v(_ n: RegisterFieldName) -> Double? { values[n].map { d.map.fields[n]!.decode($0.0, $0.1) } }
         func raw(_ n: RegisterFieldName) -> UInt16? { values[n].map { $0.0 } }
@@ -194,6 +230,41 @@ public final class ModbusPoller: @unchecked Sendable {
         d.consecutiveFailures = 0
         d.readings.write(r)
         d.count { $0.exchanges += UInt64(d.readRuns.count); $0.ok += UInt64(d.readRuns.count); $0.lost = false }
+    }
+
+    /// An analog input module's good poll: its values and, where the map has them, their statuses (in
+    /// one run or two); a channel whose status is not 0 keeps its last value and time.
+    func takeChannels(_ d: FieldDevice, _ c: AnalogChannels, values runs: [(address: Int, words: [UInt16])]) {
+        let now = monotonicNanos()
+        var a = d.analog
+        var bad = 0, lastBad = (0, UInt16(0))
+        func word(_ table: RegisterTable, _ address: Int) -> UInt16? {
+            for (i, run) in d.readRuns.enumerated() where i < runs.count && run.table == table {
+                let k = address - runs[i].address
+                if k >= 0 && k < runs[i].words.count { return runs[i].words[k] }
+            }
+            return nil
+        }
+        for k in 0..<min(c.count, AnalogChannels.maxCount) {
+            guard let value = word(c.table, c.address + k) else { continue }
+            let status = c.statusTable.flatMap { t in c.statusAddress.flatMap { word(t, $0 + k) } } ?? 0
+            a.status[k] = status
+            if status != 0 { bad += 1; lastBad = (k, status); continue }
+            a.raw[k] = c.raw(value)
+            a.readAtNanos[k] = now
+        }
+        d.analog = a
+        d.analogReadings.write(a)
+        var r = d.reading
+        r.sequence += 1
+        r.lost = false
+        d.reading = r
+        d.consecutiveFailures = 0
+        d.readings.write(r)
+        d.count {
+            $0.exchanges += UInt64(d.readRuns.count); $0.ok += UInt64(d.readRuns.count); $0.lost = false
+            if bad > 0 { $0.badChannels += UInt64(bad); $0.lastError = "channel \(lastBad.0) status \(lastBad.1): value not used" }
+        }
     }
 
     /// False when the exchange failed.
@@ -282,14 +353,16 @@ public final class FieldBus: @unchecked Sendable {
     public let pollers: [ModbusPoller]
     public let devices: [FieldDevice]
 
-    public init(config: ModbusConfig) throws(ModbusError) {
+    /// `analogPriority`: the SCHED_FIFO priority of the pollers of buses with analog input modules (0: none).
+    public init(config: ModbusConfig, analogPriority: Int32 = 0) throws(ModbusError) {
         var all: [FieldDevice] = []
         var pollers: [ModbusPoller] = []
         for (b, bus) in config.buses.enumerated() {
             let devs = config.devices.filter { $0.bus == b }.map { FieldDevice(spec: $0, map: config.maps[$0.map]) }
             guard !devs.isEmpty else { continue }
             all += devs
-            pollers.append(try ModbusPoller(bus: bus, devices: devs))
+            let analog = devs.contains { $0.spec.role == .analogIn }
+            pollers.append(try ModbusPoller(bus: bus, devices: devs, priority: analog ? analogPriority : 0))
         }
         self.pollers = pollers
         devices = all
@@ -309,11 +382,13 @@ public final class FieldBus: @unchecked Sendable {
         var out: [String] = []
         for p in pollers {
             let s = p.roundTrips.histogram.snapshot()
-            out.append("modbus bus \(p.bus.name) (\(p.connection.transport)): \(s.count) exchanges, round trip p50 \(s.percentileMicros(0.5)) / p99 \(s.percentileMicros(0.99)) / max \(Int(s.maxMicros)) µs")
+            out.append("modbus bus \(p.bus.name) (\(p.connection.transport)): \(s.count) exchanges, round trip p50 \(s.percentileMicros(0.5)) / p99 \(s.percentileMicros(0.99)) / max \(Int(s.maxMicros)) µs"
+                       + (p.priority > 0 ? (p.fifoRefused == 0 ? ", polled at SCHED_FIFO \(p.priority)" : "; its SCHED_FIFO was refused (\(String(cString: strerror(p.fifoRefused)))): its analog values may age (E36)") : ""))
             for d in p.devices {
                 let c = d.counts
                 var line = "modbus \(d.name) (unit \(d.spec.unit)): \(c.exchanges) exchanges, \(c.ok) ok, \(c.timeouts) timeouts, \(c.badReplies) bad replies, \(c.exceptions) exceptions, \(c.connectionErrors) connection errors"
                 if c.refused > 0 { line += ", \(c.refused) commands refused" }
+                if c.badChannels > 0 { line += ", \(c.badChannels) channel values refused by their status" }
                 if c.lostEvents > 0 { line += ", lost \(c.lostEvents)x\(c.lost ? " (still lost)" : "")" }
                 if !c.lastError.isEmpty { line += "; last error: \(c.lastError)" }
                 out.append(line)

@@ -180,9 +180,9 @@ package struct LockstepDriver: LoopDriver {
 }
 
 /// The Modbus devices of a board (bench or real), started; a board that cannot start them exits 2.
-package func startFieldBus(_ board: Board) -> FieldBus {
+package func startFieldBus(_ board: Board, analogPriority: Int32 = 0) -> FieldBus {
     do {
-        let field = try FieldBus(config: board.modbus)
+        let field = try FieldBus(config: board.modbus, analogPriority: analogPriority)
         try field.start()
         return field
     } catch { fail("board '\(board.name)': \(error)") }

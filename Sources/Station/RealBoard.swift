@@ -18,14 +18,20 @@ import Glibc
 #endif
 
 /// A real board's front end: the digital lines (GPIO) and, where the board maps them, the analog inputs
-/// (IIO, sampled off the loop).
+/// (IIO, sampled off the loop; analog input modules, polled by the field bus).
 package final class RealFrontEnd: GunFrontEnd {
     package let gpio: GPIOFrontEnd
     package let analog: IIOSampler?
-    package init(gpio: GPIOFrontEnd, analog: IIOSampler?) { self.gpio = gpio; self.analog = analog }
+    package let modules: ModbusAnalogInputs?
+    package init(gpio: GPIOFrontEnd, analog: IIOSampler?, modules: ModbusAnalogInputs? = nil) {
+        self.gpio = gpio; self.analog = analog; self.modules = modules
+    }
     package func sample(gun g: Int, into i: inout GunInputs) {
         gpio.sample(gun: g, into: &i)
+        // Each source sets the age of what it maps; the oldest of the two is the gun's.
+        i.analogAge = nil
         analog?.sample(gun: g, into: &i)
+        modules?.sample(gun: g, into: &i)
     }
     package func apply(gun g: Int, _ o: GunOutputs) { gpio.apply(gun: g, o) }
     package func flush() { gpio.flush() }
@@ -57,19 +63,23 @@ package struct RealBoardRun {
 
     /// Runs until SIGINT/SIGTERM, --max-time of wall time, or the sessions are done. Exit status as on
     /// every board: 0, 1 a fault ended a session, 2 the board could not start, 4 timed out.
+    // Long: the start in its order (analog sampler, field bus, CAN, watchdog armed last, the loop), each
+    // failure making the outputs safe and undoing what was started before it
     package func run() -> Int32 {
         let spec = board.spec
         var analog: IIOSampler? = nil
-        if !board.analog.isEmpty {
+        let iio = board.analog.filter { $0.modbusDevice == nil }
+        if !iio.isEmpty {
             // One below the loop's SCHED_FIFO priority: a sampler behind the board's other work ages the values (E36).
             let priority = board.runtime.priority > 1 ? board.runtime.priority - 1 : 0
-            do { analog = try IIOSampler(specs: board.analog, every: spec.period, priority: priority) } catch {
+            do { analog = try IIOSampler(specs: iio, every: spec.period, priority: priority) } catch {
                 front.makeSafe()
                 fail("board '\(board.name)' (\(board.path)): \(error)")
             }
             analog?.start()
         }
-        let field = startFieldBus(board)
+        // A bus with analog input modules polls one below the loop too (its values feed E36).
+        let field = startFieldBus(board, analogPriority: board.runtime.priority > 1 ? board.runtime.priority - 1 : 0)
         let silent = field.awaitFirstReadings()
         var watchdog: HardwareWatchdog? = nil
         let clock = LoopClock()
@@ -87,7 +97,8 @@ package struct RealBoardRun {
             }
         }
         let devices = BoardDevices(
-            frontEnd: RealFrontEnd(gpio: front, analog: analog), signals: front, modules: drivers.modules, meter: drivers.meter,
+            frontEnd: RealFrontEnd(gpio: front, analog: analog, modules: ModbusAnalogInputs(specs: board.analog, field: field, config: board.modbus)),
+            signals: front, modules: drivers.modules, meter: drivers.meter,
             imd: drivers.imd, vehicle: vehicle)
         let period = board.loopSettings.periodNanos
         let statusEvery = statusInterval > 0 ? UInt64(max(1, (statusInterval * 1e9 / Double(period)).rounded())) : 0
@@ -103,6 +114,9 @@ package struct RealBoardRun {
             fail("\(error)")
         }
         if let w = grant.warning { writeStderr("chargerd: warning: \(w)\n") }
+        if board.emulated {
+            print("chargerd: warning: board \(board.name) runs under emulation ([board] emulated = true): its analog values may be \(fmt(spec.analogMaxAge.seconds * 1000, 0)) ms old before E36, where a charger's may be 50 ms (docs/standards.md \"Analog inputs that stop\"); never a charger's board file")
+        }
         let sched = grant.fifo ? "SCHED_FIFO \(board.runtime.priority)" : "SCHED_OTHER"
         print("chargerd: board \(board.name) (\(board.path), checksum \(board.checksum)), real-time loop every \(fmt(Double(period) / 1e6, 3)) ms, \(sched)\(grant.pinnedCPU.map { " on CPU \($0)" } ?? ""), memory \(grant.memoryLocked ? "locked" : "not locked"); \(front.specs.count) GPIO lines, \(field.devices.count - silent.count)/\(field.devices.count) Modbus devices answered" + (watchdog.map { ", watchdog \($0.path) (\($0.timeoutSeconds) s)" } ?? ", no watchdog"))
         for d in silent { print("chargerd: warning: \(d.name) has not answered: \(d.counts.lastError.isEmpty ? "no reply yet" : d.counts.lastError)") }
@@ -145,7 +159,7 @@ package struct RealBoardRun {
         print(front.report)
         if let can { print(canReport(can)) }
         if let analog {
-            print("analog: \(analog.specs.count) IIO channels, \(analog.rounds) rounds, \(analog.readErrors) failed reads"
+            print("analog: \(analog.specs.count) IIO channel\(analog.specs.count == 1 ? "" : "s"), \(analog.rounds) rounds, \(analog.readErrors) failed reads"
                   + (analog.lastError.isEmpty ? "" : " (last: \(analog.lastError))")
                   + (analog.fifoRefused == 0 ? "" : "; the sampler's SCHED_FIFO was refused (\(String(cString: strerror(analog.fifoRefused)))): its values may age (E36)"))
         }

@@ -92,3 +92,78 @@ import Testing
         #expect(field.devices[0].counts.timeouts < 3 + 8, "\(field.devices[0].counts)")
     }
 }
+
+/// An analog input module (the ioLogik E1240's map of the board library) served by pymodbus: the
+/// channels become a gun's analog inputs with the board's scale and offset; a channel whose status
+/// register says burnout is not used, and its age grows until E36 would stop the gun.
+@Suite(.serialized) struct AnalogInputModuleAgainstPymodbus {
+    /// One E1240 (the library's map), unit 30, named ai0, alone on a bus polled every 10 ms.
+    static func e1240(port: Int) throws -> ModbusConfig {
+        var config = ModbusConfig()
+        config.maps = [try BoardLoader.libraryMap("iologik-e1240", text: try #require(DeviceLibrary.text("iologik-e1240")))]
+        config.buses = [ModbusBusSpec(name: "ai", transport: .tcp(host: "127.0.0.1", port: port), responseTimeout: .ms(500),
+                                      pollPeriod: .ms(10), faultAfter: 3, keepalive: .ms(200))]
+        var dev = ModbusDeviceSpec(role: .analogIn, index: 0, bus: 0, unit: 30, map: 0)
+        dev.label = "ai0"
+        config.devices = [dev]
+        return config
+    }
+
+    @Test func channelsBecomeAnalogInputsAndABurntOutChannelAges() throws {
+        // CH0 13107 (4.000 V at a 2:1 divider: CC1 connected), CH1 32768 but status 1 (burnout), CH3
+        // 22938 (a -50..150 °C transmitter: 20.0 °C), the other statuses 0.
+        let module = try Peer.device(["--tcp", "0", "--unit", "30", "--size", "80", "--input", "0=13107,1=32768,3=22938,61=1"])
+        let config = try Self.e1240(port: module.port)
+        func channel(_ s: AnalogSignal, _ ch: Int, _ scale: Double, _ offset: Double = 0) -> AnalogInputSpec {
+            var a = AnalogInputSpec(signal: s, gun: 0, device: "ai0", channel: ch, scale: scale, offset: offset)
+            a.modbusDevice = 0
+            return a
+        }
+        let specs = [channel(.cc1, 0, 20.0 / 65535), channel(.chargerVoltage, 1, 1000.0 / 65535),
+                     channel(.gunTemperature, 3, 200.0 / 65535, -16384)]
+        let field = try FieldBus(config: config)
+        guard let inputs = ModbusAnalogInputs(specs: specs, field: field, config: config) else { Issue.record("no Modbus channels"); return }
+        try field.start()
+        defer { field.stop() }
+        let end = Date().addingTimeInterval(10)
+        while Date() < end && field.devices[0].readings.read().sequence < 3 { usleep(10_000) }
+        var gi = GunInputs()
+        gi.chargerSideVoltage = Volts(-1)
+        inputs.sample(gun: 0, into: &gi)
+        #expect(abs(gi.cc1.value - 4.0) < 0.001, "\(gi.cc1)")
+        #expect(abs(gi.gunTemperature.value - 20.0) < 0.01, "\(gi.gunTemperature)")
+        #expect(gi.chargerSideVoltage.value == -1, "a burnt-out channel's value is never used")
+        let first = gi.analogAge ?? .zero
+        usleep(100_000)
+        inputs.sample(gun: 0, into: &gi)
+        let later = gi.analogAge ?? .zero
+        #expect(later >= first + .ms(90), "the burnt-out channel ages (\(first) → \(later)): E36 judges it")
+        let c = field.devices[0].counts
+        #expect(c.badChannels >= 3 && c.lastError.contains("channel 1 status 1"), "\(c)")
+        #expect(field.report().contains { $0.contains("modbus analog-in ai0 (unit 30)") && $0.contains("channel values refused by their status") })
+    }
+
+    @Test func aModuleThatAnswersKeepsTheAgeToAPoll() throws {
+        let module = try Peer.device(["--tcp", "0", "--unit", "30", "--size", "80", "--input", "0=13107"])
+        let config = try Self.e1240(port: module.port)
+        var a = AnalogInputSpec(signal: .cc1, gun: 0, device: "ai0", channel: 0, scale: 20.0 / 65535, offset: 0)
+        a.modbusDevice = 0
+        let field = try FieldBus(config: config)
+        let inputs = try #require(ModbusAnalogInputs(specs: [a], field: field, config: config))
+        try field.start()
+        defer { field.stop() }
+        let end = Date().addingTimeInterval(10)
+        while Date() < end && field.devices[0].readings.read().sequence < 3 { usleep(10_000) }
+        // The age is what the poller's last good reply left: some polls' worth, never the time since the
+        // inputs were made (2.5 s here).
+        usleep(2_500_000)
+        var gi = GunInputs()
+        inputs.sample(gun: 0, into: &gi)
+        let age = try #require(gi.analogAge)
+        #expect(age < .s(2), "a module that answers every 10 ms: \(age)")
+        field.stop()
+        usleep(300_000)
+        inputs.sample(gun: 0, into: &gi)
+        #expect(try #require(gi.analogAge) >= .ms(300), "a stopped poller leaves the values to age")
+    }
+}
