@@ -13,6 +13,7 @@ import ArgumentParser
 import BoardFile
 import ChargerCore
 import RealTime
+import SimPlant
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -101,6 +102,23 @@ final class SimLines {
         if supplyWasUp && !up { supplyFalls += 1 }
         supplyWasUp = up
         return up
+    }
+
+    /// The input line a plant fault shows itself on, when the board has none ("mains", say); nil when the
+    /// board has it, or the fault travels elsewhere (Modbus, CAN, the analog module, the plant).
+    func missingLine(for injection: Plant.Injection) -> String? {
+        let needed: GPIOSignal
+        switch injection {
+        case .emergencyStop: needed = .emergencyStop
+        case .door: needed = .door
+        case .mains: needed = .mains
+        case .groundFault: needed = .rcdTrip
+        case .peLoss: needed = .peMonitor
+        case .lockJam: needed = .lockFeedback
+        case .weld, .failToClose: needed = .k1Aux
+        default: return nil
+        }
+        return inputs.contains { $0.spec.signal == needed } ? nil : needed.rawValue
     }
 
     /// Nanoseconds since the pump's last edge.

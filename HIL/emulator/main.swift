@@ -70,7 +70,7 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Bench board file (kind = \"bench\").")
     var board: String
 
-    @Option(name: .long, help: "Car on gun 0 (chargerd's --car syntax).")
+    @Option(name: .long, help: "Car on gun 0 (chargerd's --car syntax; a bench board has a default one, a real board's lines with --sim none).")
     var car: String?
 
     @Option(name: .long, parsing: .singleValue, help: "A car on another gun: 'GUN:PROFILE' (repeatable).")
@@ -82,7 +82,7 @@ struct Serve: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: "Serve an RTU bus on this serial line or pty (the other end of the board's device): BUS=PATH, or PATH when the board has one RTU bus (repeatable).")
     var serveRtu: [String] = []
 
-    @Option(name: .long, parsing: .singleValue, help: "A plant fault or action: WHAT[:GUN][=VALUE]@TIME (repeatable).")
+    @Option(name: .long, parsing: .singleValue, help: "A plant fault or action: WHAT[:GUN][=VALUE]@TIME, or @usr2 with --sim: when SIGUSR2 comes (repeatable).")
     var inject: [String] = []
 
     @Option(name: .long, parsing: .singleValue, help: "Make a device misbehave on the wire: module:N|meter:G|imd:G=silent|exception|garbage|slow=MS|normal@TIME (repeatable).")
@@ -157,13 +157,23 @@ struct Serve: ParsableCommand {
         guard speed == "1" else { fail("--sim: the plant runs in wall time beside a real board's loop (no --speed)") }
         let spec = loaded.spec
         let plant = Plant(spec: spec, params: PlantParameters(loaded.plant ?? PlantSpec()))
-        var carsDue = plugOnSignal
+        // On a real board's lines a car comes only when given (--car, --car-on): without one the lines
+        // rest, and a test drives them by hand (a bench board's plant has a default car).
+        let withCar = car != nil || !carOn.isEmpty
+        var carsDue = plugOnSignal && withCar
         if plugOnSignal { signal(SIGUSR1) { _ in plugRequested.store(true, ordering: .releasing) } }
-        else { attachCars(plant, spec: spec) }
+        else if withCar { attachCars(plant, spec: spec) }
+        signal(SIGUSR2) { _ in injectRequested.store(true, ordering: .releasing) }
         var script = PlantScript(injections: plantInjections(spec: spec), faults: [])
+        script.onSignal = plantInjections(spec: spec, onSignal: true)
         for text in commFault { do { script.faults.append(try CommFault.parse(text, spec: spec)) } catch { fail(error.message) } }
         let lines: SimLines
         do { lines = try SimLines(board: loaded, dir: sim) } catch { fail(error.message) }
+        for i in script.injections + script.onSignal {
+            if case .plant(let p) = i.action, let missing = lines.missingLine(for: p) {
+                fail("--inject '\(i.text)': board '\(loaded.name)' has no \(missing) line, so the plant cannot show it to chargerd")
+            }
+        }
         let served = serveBuses(loaded.modbus, spec: spec)
         installSignalHandlers()
         let bridge = PlantBridge(plant: plant, channel: nil, lines: lines, banks: served.banks, spec: spec,
@@ -188,6 +198,10 @@ struct Serve: ParsableCommand {
             var pieces = max(1, min(1000, (now - last) / piece))
             if now - last > 2 * wake { lateSteps += 1; worstLate = max(worstLate, now - last - wake) }
             next = last + pieces * piece
+            if injectRequested.exchange(false, ordering: .acquiring) {
+                script.signalled(at: plant.now)
+                print("[\(stamp(plant.now))] SIGUSR2: the injections given @usr2 are due")
+            }
             if carsDue && plugRequested.load(ordering: .acquiring) {
                 carsDue = false
                 attachCars(plant, spec: spec, from: plant.now)
@@ -260,10 +274,16 @@ struct Serve: ParsableCommand {
     }
 
     /// --inject: plant faults at a time only (operator actions go to chargerd).
-    func plantInjections(spec: StationSpec) -> [ScheduledInjection] {
+    /// `WHAT@usr2` (with --sim): held back until SIGUSR2 comes (a harness sends it on an event it saw);
+    /// PlantScript.onSignal has them.
+    func plantInjections(spec: StationSpec, onSignal: Bool = false) -> [ScheduledInjection] {
+        if sim == nil, let t = inject.first(where: { $0.hasSuffix("@usr2") }) {
+            fail("--inject '\(t)': @usr2 belongs to --sim (a bench plant runs in lockstep with chargerd: give a time)")
+        }
         var injections: [ScheduledInjection] = []
-        for text in inject {
-            do { injections.append(try InjectionParser.parse(text, spec: spec)) } catch { fail("\(error)") }
+        for text in inject where text.hasSuffix("@usr2") == onSignal {
+            do { injections.append(try InjectionParser.parse(onSignal ? String(text.dropLast(5)) + "@0s" : text, spec: spec)) } catch { fail("\(error)") }
+            if onSignal { injections[injections.count - 1].text = text }
             guard case .plant = injections.last!.action, case .at = injections.last!.time else {
                 fail("--inject '\(text)': only plant faults at a time belong to the emulator; operator actions (reset, stop, setpoints) go to chargerd")
             }
@@ -381,6 +401,15 @@ struct Serve: ParsableCommand {
 struct PlantScript {
     var injections: [ScheduledInjection]
     var faults: [CommFault]
+
+    /// The injections given `@usr2` (--sim), held back until SIGUSR2.
+    var onSignal: [ScheduledInjection] = []
+
+    /// SIGUSR2 came: the `@usr2` injections are due now.
+    mutating func signalled(at now: Instant) {
+        for var i in onSignal { i.time = .at(now); injections.append(i) }
+        onSignal.removeAll()
+    }
 
     /// Every time counted from `origin` instead of the plant's start (--plug-on-signal).
     mutating func count(from origin: Instant) {
@@ -600,8 +629,9 @@ func monotonicMicros() -> Int64 { monotonicNanos() / 1000 }
 /// SIGINT or SIGTERM: set from a signal handler, read by the main thread's loop, so an atomic (a lock-free
 /// store is async-signal-safe).
 private let stopFlag = Atomic<Bool>(false)
-/// SIGUSR1 with --plug-on-signal: the cars' plug-at starts counting.
+/// SIGUSR1 with --plug-on-signal: the cars' plug-at starts counting. SIGUSR2: the `@usr2` injections.
 let plugRequested = Atomic<Bool>(false)
+let injectRequested = Atomic<Bool>(false)
 nonisolated var stopRequested: Bool {
     get { stopFlag.load(ordering: .acquiring) }
     set { stopFlag.store(newValue, ordering: .releasing) }

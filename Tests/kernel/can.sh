@@ -230,7 +230,8 @@ can_cases() {
     #     link's filter. The loop keeps its period (every cycle run, its compute figures beside the idle ones);
     #     the flood is counted by the link, off the loop; bus-off and restart error frames before it.
     if [ -f "$T/vm.toml" ]; then
-        { cat "$T/vm.toml"; printf '\n[[can]]\ngun = 0\ninterface = "vcan0"\n'; } > "$T/vm-can.toml"
+        # The VM board's car link moved from its vcan5 to this case's vcan0.
+        sed 's/^interface = "vcan5"$/interface = "vcan0"/' "$T/vm.toml" > "$T/vm-can.toml"
         loopline() { grep "^loop:" "$1" | tail -1 | sed 's/^loop: //'; }
         "$BIN/chargerd" --board "$T/vm-can.toml" --max-time 10 > "$OUT/can-rt-idle.log" 2>&1
         idle=$(loopline "$OUT/can-rt-idle.log")
