@@ -79,16 +79,25 @@ class Priority:
 
 
 def run(cmd, log_path, env=None, priority=None):
+    """Runs cmd with its output to log_path: (exit status, wall seconds, CPU seconds). The CPU seconds
+    are the target's and every descendant it waited for (wait4's rusage: user + system), the qemu
+    guest's emulated CPUs among them: what a target costs the machine, beside what it waits."""
     t0 = time.monotonic()
     with open(log_path, "w") as log:
         p = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                              process_group=0 if priority is not None else None)
         if priority is not None:
             priority.started(p.pid)
-        p.wait()
+        while True:
+            try:
+                _, status, usage = os.wait4(p.pid, 0)
+                break
+            except InterruptedError:
+                continue
+        p.returncode = os.waitstatus_to_exitcode(status)
         if priority is not None:
             priority.ended(p.pid)
-    return p.returncode, time.monotonic() - t0
+    return p.returncode, time.monotonic() - t0, usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -109,11 +118,11 @@ def main():
     t_start = time.monotonic()
 
     print("=== build (swift build -c release --build-tests: every product and test, once)", flush=True)
-    rc, took = run(["swift", "build", "-c", "release", "--build-tests"], os.path.join(logs, "build.log"))
+    rc, took, cpu = run(["swift", "build", "-c", "release", "--build-tests"], os.path.join(logs, "build.log"))
     with open(os.path.join(logs, "build.log")) as f:
         text = f.read()
     print("\n".join(l for l in text.splitlines() if rc != 0 or l.startswith(("Build complete", "error:", "Building"))), flush=True)
-    results = {"build": (rc, took, "-")}
+    results = {"build": (rc, took, "-", cpu)}
     if rc != 0:
         print(text[-6000:])
         print(f"=== build FAILED after {took:.0f} s: no target can run")
@@ -135,14 +144,14 @@ def main():
             level = priority.nice(nice[t]) if priority and nice[t] else 0
             if level:
                 cmd = ["nice", "-n", str(level)] + cmd
-            rc, took = run(cmd, path, env, priority if nice[t] else None)
+            rc, took, cpu = run(cmd, path, env, priority if nice[t] else None)
             with open(path, errors="replace") as f:
                 out = f.read()
             with lock:
-                results[t] = (rc, took, n + 1)
+                results[t] = (rc, took, n + 1, cpu)
                 print(f"=== make {t}: output", flush=True)
                 print(out, end="" if out.endswith("\n") else "\n", flush=True)
-                print(f"=== {t} {'passed' if rc == 0 else 'FAILED'} in {took:.0f} s (lane {n + 1})", flush=True)
+                print(f"=== {t} {'passed' if rc == 0 else 'FAILED'} in {took:.0f} s, {cpu:.0f} s of CPU (lane {n + 1})", flush=True)
             if priority and i == last_realtime:
                 priority.realtime_lane_ended()
 
@@ -164,16 +173,18 @@ def main():
         raise
     total = time.monotonic() - t_start
 
-    failed = [t for t, (rc, _, _) in results.items() if rc != 0]
-    print(f"\n{'target':<14} {'lane':>4} {'wall s':>7}  result")
-    for t, (rc, took, lane) in results.items():
-        print(f"{t:<14} {lane:>4} {took:7.0f}  {'passed' if rc == 0 else 'FAILED'}")
-    print(f"{'make test':<14} {'':>4} {total:7.0f}  {'FAILED: ' + ' '.join(failed) if failed else 'passed'}"
+    failed = [t for t, (rc, _, _, _) in results.items() if rc != 0]
+    print(f"\n{'target':<14} {'lane':>4} {'wall s':>7} {'CPU s':>7}  result")
+    for t, (rc, took, lane, cpu) in results.items():
+        print(f"{t:<14} {lane:>4} {took:7.0f} {cpu:7.0f}  {'passed' if rc == 0 else 'FAILED'}")
+    cpu_all = sum(r[3] for r in results.values())
+    print(f"{'make test':<14} {'':>4} {total:7.0f} {cpu_all:7.0f}  {'FAILED: ' + ' '.join(failed) if failed else 'passed'}"
           f"{' (one after another)' if serial else f' ({len(lanes)} lanes)'}", flush=True)
     try:
         with open(os.path.join(logs, "times.json"), "w") as f:
             json.dump({"total": total, "serial": serial,
-                       "targets": {t: {"rc": rc, "seconds": round(took, 1), "lane": lane} for t, (rc, took, lane) in results.items()}}, f, indent=1)
+                       "targets": {t: {"rc": rc, "seconds": round(took, 1), "cpu_seconds": round(cpu, 1), "lane": lane}
+                                   for t, (rc, took, lane, cpu) in results.items()}}, f, indent=1)
     except OSError:
         pass
     if failed:
