@@ -462,8 +462,9 @@ final class PlantBridge {
     var supply = true
     var watchOpening: [Int] = []
     var supplyFellAt = Instant.zero
-    /// Each gun's K1/K2 as last seen closed, with the current they carried (--sim: their opening noted).
-    var wasClosed: [(closed: Bool, amps: Double)] = []
+    /// Each gun's K1/K2 as last seen closed, with the current they carried and the most they carried
+    /// within the last 50 ms (--sim: their opening noted).
+    var wasClosed: [(closed: Bool, amps: Double, recent: Double, recentAt: Instant)] = []
 
     init(plant: Plant, channel: BenchChannel?, lines: SimLines? = nil, banks: [DeviceRole: [Int: RegisterBank]], spec: StationSpec,
          analog: [AnalogInputSpec] = [], modbus: ModbusConfig = ModbusConfig()) {
@@ -504,15 +505,27 @@ final class PlantBridge {
             }
             // Every opening of K1/K2 that carried current, timed from chargerd's last write (the pump's
             // last edge): by its line, or by the supply.
-            if wasClosed.count != spec.gunCount { wasClosed = Array(repeating: (false, 0), count: spec.gunCount) }
+            if wasClosed.count != spec.gunCount { wasClosed = Array(repeating: (false, 0, 0, .zero), count: spec.gunCount) }
             for g in 0..<spec.gunCount {
                 let p = plant.guns[g]
                 let closed = p.k1.closed || p.k2.closed
-                if wasClosed[g].closed && !closed && wasClosed[g].amps >= 1 {
+                if wasClosed[g].closed && !closed {
                     let line = lines.outputs(gun: g, supply: true).closeK1K2
-                    notes.append("gun \(g): K1/K2 opened carrying \(fmt(wasClosed[g].amps, 1)) A, \(fmt(Double(lines.sinceEdge(now: monotonicNanos())) / 1e6, 1)) ms after the pump's last edge (\(line ? "the coil supply down" : "their line inactive"))")
+                    let when = "\(fmt(Double(lines.sinceEdge(now: monotonicNanos())) / 1e6, 1)) ms after the pump's last edge (\(line ? "the coil supply down" : "their line inactive"))"
+                    if wasClosed[g].amps >= 1 {
+                        notes.append("gun \(g): K1/K2 opened carrying \(fmt(wasClosed[g].amps, 1)) A, \(when)")
+                    } else if wasClosed[g].recent >= 1 {
+                        // The current stopped just before: a dead controller's released lines let the car's
+                        // auxiliary supply (K3/K4) go too, and the car opened its own contactors first.
+                        notes.append("gun \(g): K1/K2 opened with no current, \(when); \(fmt(wasClosed[g].recent, 1)) A within the 50 ms before")
+                    } else {
+                        notes.append("gun \(g): K1/K2 opened with no current")   // a stop that ramped the current down first
+                    }
                 }
-                wasClosed[g] = (closed, closed ? p.current.value : 0)
+                let amps = closed ? p.current.value : 0
+                var (recent, recentAt) = (wasClosed[g].recent, wasClosed[g].recentAt)
+                if amps >= recent || now - recentAt > .ms(50) { (recent, recentAt) = (amps, now) }
+                wasClosed[g] = (closed, amps, recent, recentAt)
             }
         }
         for g in 0..<spec.gunCount {

@@ -404,7 +404,7 @@ extension String {
         #expect(b.analog.count == 5 && b.analog.allSatisfy { $0.modbusDevice == ai })
         #expect(b.analog.map { $0.channel ?? -1 } == [0, 1, 2, 3, 4])
         // Its poll is not a module's or a meter's: the command latency is the plant bus's.
-        #expect(b.modbus.commandLatency == (TimeSpan.ms(10) + .ms(4)) * 2)
+        #expect(b.modbus.commandLatency == (TimeSpan.ms(20) + .ms(4)) * 2)
     }
 
     @Test func mistakesAreNamed() {
@@ -414,7 +414,7 @@ extension String {
             .contains("channel"))
         #expect(error { $0.replacingOccurrences(of: "channel = 0\nscale", with: "channel = 0\nfilter = \"1 ms\"\nscale") }
             .contains("filtered by its module"))
-        #expect(error { $0.replacingOccurrences(of: "poll_period = \"5 ms\"\nfault_after = 3\nkeepalive = \"200 ms\"\n\n# Register", with: "poll_period = \"200 ms\"\nfault_after = 3\nkeepalive = \"200 ms\"\n\n# Register") }
+        #expect(error { $0.replacingOccurrences(of: "poll_period = \"20 ms\"\nfault_after = 3\nkeepalive = \"200 ms\"\n\n# Register", with: "poll_period = \"200 ms\"\nfault_after = 3\nkeepalive = \"200 ms\"\n\n# Register") }
             .contains("polled every 200.0 ms: too slow for [limits] analog_max_age of 300.0 ms (E36); at most half of it"))
         #expect(error { $0.replacingOccurrences(of: "role = \"analog-in\"\nname = \"ai0\"", with: "role = \"analog-in\"\ngun = 0") }
             .contains("an analog-in device has a name, not a gun"))

@@ -1,8 +1,9 @@
 # The car link on the CAN wire (sourced by guest.sh, inside the qemu guest): the bench board
 # bench-60kw-can at a 10 ms loop (qemu's software emulation), charger-plant running the plant and the
-# battery, and on the wire either the independent BMS (HIL/peers/gbt_bms.py: python-can, cantools, the
-# shipped DBC) or charger-plant's own car. candump (can-utils) records every frame; Tests/kernel/can_check.py
-# judges the records. The five sessions run in two groups, each on its own vcanN, bench channel and Modbus port
+# battery, and on the wire the independent BMS (HIL/peers/gbt_bms.py: python-can, cantools, the shipped
+# DBC). candump (can-utils) records every frame; Tests/kernel/can_check.py judges the records, and the
+# bench's whole session on vcan5 (Tests/kernel/bench.sh, charger-plant's own car on the wire) with them.
+# The four sessions run one, then three at once, each on its own vcanN, bench channel and Modbus port
 # (their wall time is the charge's: a 5 kWh battery, the plant's smallest, from 68 to 80 % takes ~70 s of
 # charging, the car asking 57 A at most; from 74 % it asked 48 A, under the 50 A the check wants to see).
 # A session that fails while the guest was starved (its timer slip, guest.sh's slip monitor, past
@@ -13,7 +14,7 @@
 # that load overlaps the GPIO cases instead of each session's start; guest.sh calls can_cases later.
 # Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc, slip_during.
 
-N_CAN=5
+N_CAN=4
 modprobe vcan 2>/dev/null
 for n in $(seq 0 $((N_CAN - 1))); do
     ip link add dev vcan$n type vcan 2>/dev/null; ip link set vcan$n up
@@ -33,43 +34,36 @@ start_bms() {
 }
 
 # One session on vcan$1 (tag $2): the plant with a 750 V battery (169 cells, charged at constant current)
-# of $3 kWh from $4 %; then 'plant' (the plant's car on the wire, to 80 %) or the Python BMS's arguments.
-# chargerd runs --sessions 1. Leaves $OUT/can-TAG.{plant,bms,bms.err,chargerd,candump,log,rc,window}.
+# of $3 kWh from $4 %; then the Python BMS's arguments. (The plant's own car on the wire is the bench's
+# whole session, Tests/kernel/bench.sh.) chargerd runs --sessions 1. Leaves
+# $OUT/can-TAG.{plant,bms,bms.err,chargerd,candump,log,rc,window}.
 can_session() {
     local n=$1 tag=$2 cap=$3 soc=$4; shift 4
     local board="$T/can-$n.toml" o="$OUT/can-$tag"
     local pre=""; [ -f "$T/bms-$tag.pid" ] && pre=$(cat "$T/bms-$tag.pid"); rm -f "$T/bms-$tag.pid"
     if [ -n "$pre" ]; then rm -f "$o".{plant,chargerd,candump,log,rc,window,check}; else rm -f "$o".*; fi
     echo "${EPOCHREALTIME/./}" > "$o.window"
-    if [ "${1:-}" = plant ]; then
-        shift
-        "$BIN/charger-plant" --board "$board" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=80,max-voltage=750V,max-current=250A" \
-            --bms-on-can --once > "$o.plant" 2>&1 &
-    else
-        "$BIN/charger-plant" --board "$board" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=100,max-voltage=750V,max-current=250A" \
-            --once > "$o.plant" 2>&1 &
-    fi
+    "$BIN/charger-plant" --board "$board" --speed 1 --car "capacity=${cap}kWh,soc=$soc,target=100,max-voltage=750V,max-current=250A" \
+        --once > "$o.plant" 2>&1 &
     local plant=$!
     for i in $(seq 1 1200); do grep -q ready "$o.plant" && break; kill -0 $plant 2>/dev/null || break; sleep 0.1; done
     candump -L vcan$n > "$o.candump" 2>/dev/null &
     local dump=$!
     local bms=""
-    if ! grep -q "talks GB/T 27930" "$o.plant"; then
-        # The BMS can_prestart started for this session, when it still runs; otherwise (a run again, or
-        # one that died) a fresh one, with why the first is gone.
-        if [ -n "$pre" ] && kill -0 "$pre" 2>/dev/null; then bms=$pre
-        else
-            local gone=""; [ -n "$pre" ] && gone="can.sh: the BMS started early had exited: $(tail -2 "$o.bms.err" 2>/dev/null | tr '\n' ' ')"
-            start_bms $n $tag $cap $soc "$@"; bms=$(cat "$T/bms-$tag.pid"); rm -f "$T/bms-$tag.pid"
-            [ -n "$gone" ] && echo "$gone" >> "$o.bms.err"
-        fi
-        # The BMS is up (python and cantools take tens of seconds to load under emulation, more with the
-        # other sessions' starting beside it) before the charger starts.
-        for i in $(seq 1 3000); do grep -q listening "$o.bms.err" && break; kill -0 $bms 2>/dev/null || break; sleep 0.1; done
-        if ! grep -q listening "$o.bms.err"; then
-            if kill -0 $bms 2>/dev/null; then echo "can.sh: gbt_bms not listening after 300 s" >> "$o.bms.err"
-            else wait $bms; echo "can.sh: gbt_bms exited with status $? before listening ($(free -m | awk '/Mem:/ {print $7}') MB available)" >> "$o.bms.err"; bms=""; fi
-        fi
+    # The BMS can_prestart started for this session, when it still runs; otherwise (a run again, or
+    # one that died) a fresh one, with why the first is gone.
+    if [ -n "$pre" ] && kill -0 "$pre" 2>/dev/null; then bms=$pre
+    else
+        local gone=""; [ -n "$pre" ] && gone="can.sh: the BMS started early had exited: $(tail -2 "$o.bms.err" 2>/dev/null | tr '\n' ' ')"
+        start_bms $n $tag $cap $soc "$@"; bms=$(cat "$T/bms-$tag.pid"); rm -f "$T/bms-$tag.pid"
+        [ -n "$gone" ] && echo "$gone" >> "$o.bms.err"
+    fi
+    # The BMS is up (python and cantools take tens of seconds to load under emulation, more with the
+    # other sessions' starting beside it) before the charger starts.
+    for i in $(seq 1 3000); do grep -q listening "$o.bms.err" && break; kill -0 $bms 2>/dev/null || break; sleep 0.1; done
+    if ! grep -q listening "$o.bms.err"; then
+        if kill -0 $bms 2>/dev/null; then echo "can.sh: gbt_bms not listening after 300 s" >> "$o.bms.err"
+        else wait $bms; echo "can.sh: gbt_bms exited with status $? before listening ($(free -m | awk '/Mem:/ {print $7}') MB available)" >> "$o.bms.err"; bms=""; fi
     fi
     # The whole session with the Python BMS is authorized by the car's VIN (plug and charge, issue 37):
     # the local authorization list in the OCPP state holds its idTag, and no central system is reachable
@@ -96,10 +90,12 @@ can_session() {
     kill $plant 2>/dev/null; wait $plant 2>/dev/null
     echo "${EPOCHREALTIME/./}" >> "$o.window"
 }
-rc_of() { cat "$OUT/can-$1.rc" 2>/dev/null || echo none; }
-why() { echo "chargerd exit $(rc_of $1) ($(tail -3 $OUT/can-$1.chargerd | tr '\n' ' '))$( [ -s $OUT/can-$1.bms.err ] && echo " bms: $(tail -2 $OUT/can-$1.bms.err | tr '\n' ' ')")"; }
+# A session's files: $OUT/can-TAG.*, or $OUT/TAG.* for the bench's (bench-charge: Tests/kernel/bench.sh).
+file_of() { case $1 in bench-*) echo "$OUT/$1";; *) echo "$OUT/can-$1";; esac; }
+rc_of() { cat "$(file_of $1).rc" 2>/dev/null || echo none; }
+why() { local f; f=$(file_of $1); echo "chargerd exit $(rc_of $1) ($(tail -3 $f.chargerd | tr '\n' ' '))$( [ -s $f.bms.err ] && echo " bms: $(tail -2 $f.bms.err | tr '\n' ' ')")"; }
 # The guest's timer slip during session TAG: "max M p99 P" in ms (guest.sh's slip_during).
-slip_of() { slip_during $(head -1 "$OUT/can-$1.window") $(tail -1 "$OUT/can-$1.window"); }
+slip_of() { local f; f=$(file_of $1); slip_during $(head -1 "$f.window") $(tail -1 "$f.window"); }
 # The verdicts on a set of sessions (SESSIONS entries), judged in one can_check.py process: for each,
 # chargerd's exit status must be the expected one, then can_check.py's MODE over its records (the BMS's
 # report too when the Python BMS ran). Leaves $OUT/can-TAG.check: "STATUS<tab>TEXT".
@@ -113,8 +109,9 @@ judge_all() {
         if [ "$(rc_of $tag)" != "$rc" ]; then
             printf '1\texpected exit %s: %s\n' "$rc" "$(why $tag)" > "$OUT/can-$tag.check"; continue
         fi
-        local bms=""; [ -s "$OUT/can-$tag.bms" ] && bms="--bms $OUT/can-$tag.bms"
-        echo "$tag $mode --candump $OUT/can-$tag.candump $bms --chargerd $OUT/can-$tag.chargerd" >> "$T/can-batch"
+        local f; f=$(file_of $tag)
+        local bms=""; [ -s "$f.bms" ] && bms="--bms $f.bms"
+        echo "$tag $mode --candump $f.candump $bms --chargerd $f.chargerd" >> "$T/can-batch"
     done
     [ -s "$T/can-batch" ] || return 0
     # The checker can_prestart started, waiting on its FIFO, when it still runs (the first judging);
@@ -131,11 +128,16 @@ judge_all() {
 verdict_of() {
     local tag n label rc mode args
     IFS='|' read -r tag n label rc mode args <<< "$1"
-    [ $tag = plantcar ] && label="$label (plant: $(grep -o 'car on CAN: .*' $OUT/can-plantcar.plant))"
-    local slip max p99 status text
+    local slip max p99 status text own
     slip=$(slip_of $tag); max=$(echo "$slip" | awk '{print int($2)}'); p99=$(echo "$slip" | awk '{print int($4)}')
     if [ -s "$OUT/can-$tag.check" ]; then IFS=$'\t' read -r status text < "$OUT/can-$tag.check"
     else status=1; text="the checker wrote no verdict"; fi
+    # The bench's whole session is judged on the plant's truth too, and its PASS line gives its figures
+    # (Tests/kernel/bench.sh).
+    case $tag in bench-*)
+        if ! own=$(bench_judge_session ${tag#bench-}); then status=1; text="$own; the wire: $text"
+        elif [ "$status" = 0 ]; then text="$(bench_figures ${tag#bench-}); the wire: $text"; fi;;
+    esac
     if [ "$status" = 0 ]; then echo "pass $label: $text (guest timer slip $slip ms)"
     elif [ "${max:-0}" -gt "$STARVED_MS" ]; then echo "starved $label: $text (guest timer slip $slip ms: starved)"
     # The periods are the guest's timers: with its own wake-ups late by more than the periods' tolerance
@@ -152,14 +154,17 @@ verdict_of() {
 # Each session: tag, vcan, label, expected exit, check mode, check args | session args.
 SESSIONS=(
     "session|0|can session 68 -> 80 % with the python BMS, authorized by its VIN|0|session --soc-from 68 --vin LPYBMS00000000001|5 68 --vin LPYBMS00000000001"
-    "plantcar|1|can session 68 -> 80 % with charger-plant's car|0|session --soc-from 68|5 68 plant"
-    "misbehave|2|can misbehaving BMS|0|misbehave --soc-from 70|5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 --misbehave garbage@10 --misbehave flood@12"
-    "silent|3|can silent BMS|1|timeout|5 70 --misbehave silent@3 --timeout 120"
-    "late|4|can late BMS|1|timeout|5 70 --misbehave late@3 --timeout 120"
+    "misbehave|1|can misbehaving BMS|0|misbehave --soc-from 70|5 70 --misbehave wrong-dlc@2 --misbehave unknown-pgn@4 --misbehave tp-gap@6 --misbehave abort@8 --misbehave garbage@10 --misbehave flood@12"
+    "silent|2|can silent BMS|1|timeout|5 70 --misbehave silent@3 --timeout 120"
+    "late|3|can late BMS|1|timeout|5 70 --misbehave late@3 --timeout 120"
 )
 # (Fields split with `IFS='|' read`, which leaves IFS alone: a spec split by setting IFS itself left
 # can_session's `for i in $(seq ...)` waits running once, and chargerd started before the BMS listened.)
-run_spec() { local tag n label rc mode args; IFS='|' read -r tag n label rc mode args <<< "$1"; can_session $n $tag $args; }
+# (A bench-* spec is the bench's whole session: bench.sh's bench_whole.)
+run_spec() {
+    local tag n label rc mode args; IFS='|' read -r tag n label rc mode args <<< "$1"
+    case $tag in bench-*) bench_whole;; *) can_session $n $tag $args;; esac
+}
 
 # Every Python BMS at once, each on its session's link (guest.sh, right after its setup). Kept alive
 # past any wait in the guest (--timeout: seconds from listening; the sessions end them).
@@ -177,37 +182,39 @@ can_prestart() {
     echo $! > "$T/check.pid"
 }
 
-# The cases (guest.sh, at their place among its cases).
-can_cases() {
-    # 8 and 12 together, then 9, 10 and 10b.
-    #  8: a whole 68 -> 80 % session with the independent BMS, authorized by the VIN it sends in BRM (the
-    #     local list, offline); 12: the same with charger-plant's own car on
-    #     the wire (--bms-on-can: the Swift codec's car side and its J1939-21 sender). chargerd ends each
-    #     without a fault; every message the charger sends keeps its period (from candump's kernel
-    #     timestamps) and its stage (can_check.py's judge_order: no message past its stage, none before
-    #     the car's message it answers, CSD ended on BSD); CML, CCS, CST and CSD decoded by cantools agree
-    #     with what the loop commanded and the meter counted. (From BHM to BSD; the span of SOC only sets
-    #     how long the charge is.)
-    #  9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong length, frames of an unknown
-    #     PGN, a BCS transfer with a packet left out, a transfer it aborts, random frames, and a 2 s flood of
-    #     back-to-back frames; each is counted and dropped (or asked again), and the session still ends
-    #     normally.
-    # 10: the BMS falls silent while charging: BCL times out (1 s), the charger sends CEM naming BCL and CST
-    #     for a fault, the current stops, and the session ends with E17 (the handshake retries find no BMS;
-    #     from the handshake's restart on, no CEM names BCL).
-    # 10b: one that sends BCL late (every 1.2 s; the charger allows 1 s): the same reaction.
-    # In two groups, each spec by its index in SESSIONS: the two whole sessions, then the three
-    # misbehaving BMSes. (Five at once overloaded the guest's two emulated CPUs: the plants' Modbus answers
-    # came late and the IMD's link was lost; a Python BMS beside charger-plant's car and another Python BMS
-    # never answered CHM. These two groups are the ones that hold on a loaded host.)
-    for group in "0 1" "2 3 4"; do
-        pids=()
-        for i in $group; do run_spec "${SESSIONS[$i]}" & pids+=($!); done
-        wait "${pids[@]}"
-    done
-    judge_all "${SESSIONS[@]}"
-    again=()
-    for spec in "${SESSIONS[@]}"; do
+# The sessions (guest.sh, before the bench's whole session): 8 alone, then 9, 10 and 10b together.
+#  8: a whole 68 -> 80 % session with the independent BMS, authorized by the VIN it sends in BRM (the
+#     local list, offline). chargerd ends it without a fault; every message the charger sends keeps its
+#     period (from candump's kernel timestamps) and its stage (can_check.py's judge_order: no message
+#     past its stage, none before the car's message it answers, CSD ended on BSD); CML, CCS, CST and CSD
+#     decoded by cantools agree with what the loop commanded and the meter counted. (From BHM to BSD;
+#     the span of SOC only sets how long the charge is.) The same checks judge the bench's whole session,
+#     whose car is charger-plant's own on the wire (the Swift codec's car side and its J1939-21 sender;
+#     until 2026-12-07 a session of its own here, case 12, on the bench board).
+#  9: the BMS misbehaves during one session (70 -> 80 %): a BCL of the wrong length, frames of an unknown
+#     PGN, a BCS transfer with a packet left out, a transfer it aborts, random frames, and a 2 s flood of
+#     back-to-back frames; each is counted and dropped (or asked again), and the session still ends
+#     normally.
+# 10: the BMS falls silent while charging: BCL times out (1 s), the charger sends CEM naming BCL and CST
+#     for a fault, the current stops, and the session ends with E17 (the handshake retries find no BMS;
+#     from the handshake's restart on, no CEM names BCL).
+# 10b: one that sends BCL late (every 1.2 s; the charger allows 1 s): the same reaction.
+# (Five sessions at once overloaded the guest's two emulated CPUs: the plants' Modbus answers came late
+# and the IMD's link was lost; a Python BMS beside charger-plant's car and another Python BMS never
+# answered CHM.)
+can_sessions() {
+    run_spec "${SESSIONS[0]}"
+    local pids=() i
+    for i in 1 2 3; do run_spec "${SESSIONS[$i]}" & pids+=($!); done
+    wait "${pids[@]}"
+}
+
+# The verdicts on the specs given (SESSIONS entries, and the bench's), judged in one checker; a session
+# that failed while the guest was starved runs again alone, once.
+can_judge() {
+    judge_all "$@"
+    local again=() spec v
+    for spec in "$@"; do
         v=$(verdict_of "$spec")
         case "$v" in
             pass*) pass "${v#pass }";;
@@ -224,7 +231,11 @@ can_cases() {
             *) failc "${v#* } (run again alone after a starved first run)";;
         esac
     done
+    # A checker started early that no judging used (every session failed its exit status) is ended.
+    [ -f "$T/check.pid" ] && { kill "$(cat "$T/check.pid")" 2>/dev/null; rm -f "$T/check.pid"; }
+}
 
+can_realloop() {
     # 11. The CAN link on the real board's loop (vm-gpio-sim-60kw + [[can]] on vcan0, SCHED_FIFO where the
     #     guest allows it): 10 s attached and idle, then 10 s under cangen's flood of frames through the
     #     link's filter. The loop keeps its period (every cycle run, its compute figures beside the idle ones);
@@ -273,6 +284,4 @@ can_cases() {
         else failc "$why"; break; fi
         done
     fi
-    # A checker started early that no judging used (every session failed its exit status) is ended.
-    [ -f "$T/check.pid" ] && { kill "$(cat "$T/check.pid")" 2>/dev/null; rm -f "$T/check.pid"; }
 }

@@ -78,12 +78,19 @@ OUT="$OUT"
 MODULE="$MOD/gpio-sim-oot.ko"
 ENV
 b0=$(date +%s)
-# The guest's timer slip is measured and printed with every case (guest.sh). (Run at nice -10 beside
-# the other targets, qemu's emulated CPUs took the host's cores from the real-time tests of the other
-# lanes for seconds: make test runs its CPU-bound lane at nice 19 instead, Tests/suite.py.)
-# At most 45 min: in a clean-clone make test the 32 cases take ~1600 s beside the other lanes (q37 and
+# The guest's timer slip is measured and printed with every case (guest.sh). qemu runs at nice 5: its
+# two emulated CPUs keep the host's two cores busy for the whole run, and beside them the other lane's
+# real-time tests (chargerd at 5-10x against a plant over a socat pty) went seconds without a core (q39:
+# the RTU line silent for over a second, E25); the guest times its own cases and runs a starved one
+# again, a bench at speed cannot. (At nice -10 it was worse; the CPU-bound lanes run at nice 19,
+# Tests/suite.py.)
+# At most 45 min: in a clean-clone make test the 32 cases took ~1600 s beside the other lanes (q37 and
 # q38 hit the former 1500 s with the bench's last cases still to run).
-timeout 2700 "$VNG" --force-9p --disable-kvm --memory 2G --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
+# The guest's clock is the TSC (tsc=reliable: qemu's emulated TSC is the host's clock on every vCPU, so
+# the kernel's check of its sync, which failed and left hpet, is skipped): clock_gettime is then the vDSO's,
+# where with hpet it was a system call and an emulated device read, about 1,000 a second from chargerd
+# alone (strace -c in the guest); a bench case cost qemu 7 % less CPU (99.4 -> 92.7 s, /usr/bin/time).
+nice -n "${GUEST_NICE:-5}" timeout 2700 "$VNG" --force-9p --disable-kvm --memory 2G --append tsc=reliable --append clocksource=tsc --run "/boot/vmlinuz-$KVER" --rwdir "$OUT" --rwdir "$WORK" \
     --exec "bash $GUEST $WORK/env.sh" 2>&1 | cat > "$WORK/guest.log"
 b1=$(date +%s)
 [ -f "$OUT/results" ] || { tail -40 "$WORK/guest.log"; die "the guest did not boot or did not run the cases (log: $WORK/guest.log)"; }
@@ -91,5 +98,5 @@ cat "$OUT/results"
 grep -q '^DONE' "$OUT/results" || { tail -40 "$WORK/guest.log"; die "the guest stopped before the last case (log: $WORK/guest.log)"; }
 fails=$(grep -c '^FAIL' "$OUT/results")
 passes=$(grep -c '^PASS' "$OUT/results")
-echo "test-kernel: $passes passed (32 expected), $fails failed; guest $((b1 - b0)) s of wall time, $(( $(date +%s) - t0 )) s in all"
-[ "$fails" -eq 0 ] && [ "$passes" -ge 32 ] || { echo "(guest output: $WORK/guest.log)"; exit 1; }
+echo "test-kernel: $passes passed (31 expected), $fails failed; guest $((b1 - b0)) s of wall time, $(( $(date +%s) - t0 )) s in all"
+[ "$fails" -eq 0 ] && [ "$passes" -ge 31 ] || { echo "(guest output: $WORK/guest.log)"; exit 1; }
