@@ -479,6 +479,33 @@ final class PlantBridge {
 
     func takeNotes() -> [String] { defer { notes.removeAll() }; return notes }
 
+    /// Every opening of K1/K2, timed from chargerd's last write (the pump's last edge): by its line, or by
+    /// the supply; with the current it carried (or, when none, the most of the 50 ms before).
+    func noteOpenings(_ lines: SimLines, now: Instant) {
+        if wasClosed.count != spec.gunCount { wasClosed = Array(repeating: (false, 0, 0, .zero), count: spec.gunCount) }
+        for g in 0..<spec.gunCount {
+            let p = plant.guns[g]
+            let closed = p.k1.closed || p.k2.closed
+            if wasClosed[g].closed && !closed {
+                let line = lines.outputs(gun: g, supply: true).closeK1K2
+                let when = "\(fmt(Double(lines.sinceEdge(now: monotonicNanos())) / 1e6, 1)) ms after the pump's last edge (\(line ? "the coil supply down" : "their line inactive"))"
+                if wasClosed[g].amps >= 1 {
+                    notes.append("gun \(g): K1/K2 opened carrying \(fmt(wasClosed[g].amps, 1)) A, \(when)")
+                } else if wasClosed[g].recent >= 1 {
+                    // The current stopped just before: a dead controller's released lines let the car's
+                    // auxiliary supply (K3/K4) go too, and the car opened its own contactors first.
+                    notes.append("gun \(g): K1/K2 opened with no current, \(when); \(fmt(wasClosed[g].recent, 1)) A within the 50 ms before")
+                } else {
+                    notes.append("gun \(g): K1/K2 opened with no current")   // a stop that ramped the current down first
+                }
+            }
+            let amps = closed ? p.current.value : 0
+            var (recent, recentAt) = (wasClosed[g].recent, wasClosed[g].recentAt)
+            if amps >= recent || now - recentAt > .ms(50) { (recent, recentAt) = (amps, now) }
+            wasClosed[g] = (closed, amps, recent, recentAt)
+        }
+    }
+
     /// What the controller wrote (channel outputs, car messages, matrix; module and IMD registers).
     func applyControllerOutputs() {
         let now = plant.now
@@ -503,30 +530,7 @@ final class PlantBridge {
                 notes.append("gun \(g): K1 and K2 open \(fmt((now - supplyFellAt).seconds * 1000, 1)) ms after the coil supply fell, \(fmt(plant.guns[g].current.value, 1)) A")
                 watchOpening.removeAll { $0 == g }
             }
-            // Every opening of K1/K2 that carried current, timed from chargerd's last write (the pump's
-            // last edge): by its line, or by the supply.
-            if wasClosed.count != spec.gunCount { wasClosed = Array(repeating: (false, 0, 0, .zero), count: spec.gunCount) }
-            for g in 0..<spec.gunCount {
-                let p = plant.guns[g]
-                let closed = p.k1.closed || p.k2.closed
-                if wasClosed[g].closed && !closed {
-                    let line = lines.outputs(gun: g, supply: true).closeK1K2
-                    let when = "\(fmt(Double(lines.sinceEdge(now: monotonicNanos())) / 1e6, 1)) ms after the pump's last edge (\(line ? "the coil supply down" : "their line inactive"))"
-                    if wasClosed[g].amps >= 1 {
-                        notes.append("gun \(g): K1/K2 opened carrying \(fmt(wasClosed[g].amps, 1)) A, \(when)")
-                    } else if wasClosed[g].recent >= 1 {
-                        // The current stopped just before: a dead controller's released lines let the car's
-                        // auxiliary supply (K3/K4) go too, and the car opened its own contactors first.
-                        notes.append("gun \(g): K1/K2 opened with no current, \(when); \(fmt(wasClosed[g].recent, 1)) A within the 50 ms before")
-                    } else {
-                        notes.append("gun \(g): K1/K2 opened with no current")   // a stop that ramped the current down first
-                    }
-                }
-                let amps = closed ? p.current.value : 0
-                var (recent, recentAt) = (wasClosed[g].recent, wasClosed[g].recentAt)
-                if amps >= recent || now - recentAt > .ms(50) { (recent, recentAt) = (amps, now) }
-                wasClosed[g] = (closed, amps, recent, recentAt)
-            }
+            noteOpenings(lines, now: now)
         }
         for g in 0..<spec.gunCount {
             if let o = channel?.outputs(gun: g) ?? lines?.outputs(gun: g, supply: supply) { frontEnd.apply(gun: g, o) }

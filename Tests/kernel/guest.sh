@@ -14,7 +14,7 @@ T=$(mktemp -d 2>/dev/null) || { mount -t tmpfs none /mnt && T=/mnt; }
 
 # chargerd and charger-plant, and every library they load (the Swift runtime and Foundation, 90 MB), in
 # the guest's memory: read from the host over 9p, which keeps no cache, each start took 1-3 s of the
-# emulated CPU; from tmpfs 0.3 s (`chargerd --help`, 2026-12-07). The guest starts them about seventy
+# emulated CPU; from tmpfs 0.3 s (`chargerd --help`, 2026-12-07). The guest starts them about fifty
 # times. (The Swift test bundle, run once, stays where it is: XCTEST.)
 XCTEST="$BIN/dc-chargerPackageTests.xctest"
 L=/dev/shm/chargerd-bin
