@@ -183,7 +183,7 @@ bench_figures() {
 #     CAN, the insulation check (the IMD on Modbus), precharge (both sides of K1/K2 from the analog
 #     module), K1/K2 closed on their line and confirmed by their aux contacts, the charge through the
 #     modules on Modbus, the car's BST, the welding check on the aux contacts, unlock. The wall time is the
-#     charge's (about 4 min): guest.sh runs it beside the CAN sessions (Tests/kernel/can.sh), and judges it
+#     charge's (about 4 min): guest.sh runs it after the CAN sessions (Tests/kernel/can.sh) and judges it
 #     with them: chargerd ends it without a fault, the car reaches its target, the plant's truth at the
 #     end is K1 and K2 open with no current (bench_judge_session), and the charger's messages on vcan5
 #     keep their periods and their stages, CML, CCS, CST and CSD as the loop commanded and the meter
@@ -216,7 +216,7 @@ bench_midcases() {
     #     past the e-stop to see it, since a session ended by a fault would end its run at once).
     BENCH_PLANT_ARGS="--inject meter-silent@usr2" bench_case meter E25-meter-comm-lost "meter silent on Modbus mid-charge" eval 'kill -USR2 $BPLANT'
     #     (The BMS-silent session ends on E17 only after the standard's three handshake retries, 45 s more:
-    #     chargerd is stopped once the plant has seen K1/K2 open after E17.)
+    #     chargerd is stopped once it has latched E17 and the plant has seen K1/K2 open since the injection.)
     BENCH_PLANT_ARGS="--inject bms-silent@usr2" bench_case bms E17-vehicle-comm-timeout "BMS silent on CAN mid-charge" \
         eval 'n=$(grep -c "K1/K2 opened" $OUT/bench-bms.plant); kill -USR2 $BPLANT; bench_await "FAULT E17" $OUT/bench-bms.chargerd && bench_await_more "K1/K2 opened" $OUT/bench-bms.plant $n; sleep 1; kill -TERM $CPID'
     BENCH_EARLY=1 BENCH_PLANT_ARGS="--inject lock-jam@0s" bench_case lock E21-lock-failure "lock feedback missing at locking" true
