@@ -26,17 +26,24 @@ deps:
 	@python3 -c "import pymodbus, serial, pexpect, ocpp, websockets, cantools, can, pyftpdlib, cryptography" 2>/dev/null || { echo "installing: HIL/peers/requirements.txt (pymodbus, pyserial, pexpect, ocpp, websockets, cantools, python-can, pyftpdlib, cryptography)"; \
 	  python3 -m pip install -q -r HIL/peers/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r HIL/peers/requirements.txt; }
 
+# Every build in .build: release, without debug info. -gnone took the suite's build from 521 to 459 s of
+# CPU (271 to 233 s of wall time, BENCHMARKS.md "Where make test's time goes"); symbols stay, so a crash's
+# backtrace names its functions, not their lines. `make build RELEASE="-c release"` for the lines (a
+# change of flags rebuilds everything; so does a bare `swift build -c release` beside these).
+RELEASE ?= -c release -Xswiftc -gnone -Xcc -g0
+export RELEASE
+
 build: deps
-	$(SWIFT) build -c release --product chargerd
-	$(SWIFT) build -c release --product charger-plant
-	$(SWIFT) build -c release --product charger-hil
+	$(SWIFT) build $(RELEASE) --product chargerd
+	$(SWIFT) build $(RELEASE) --product charger-plant
+	$(SWIFT) build $(RELEASE) --product charger-hil
 
 # One simulated session on the default board, at 60x (about 40 s for a 37-minute 20->80 % charge).
 run: build
 	.build/release/chargerd --board $(BOARD) --speed $(SPEED) --status-interval 60
 
 # Tests run in release: full 30-minute sessions at 1 kHz take seconds there, minutes in debug.
-# Tests/suite.py: one build of every product and test (swift build -c release --build-tests), then the
+# Tests/suite.py: one build of every product and test (swift build $(RELEASE) --build-tests), then the
 # targets in three lanes side by side (the CPU's, the qemu guest's, the real-time peers'); every target
 # runs even when another failed, each one's output printed whole when it ends, a table of wall times last,
 # and the exit status non-zero if any failed. SERIAL=1 one after another; TARGETS="test-wire ..." some.
@@ -52,7 +59,7 @@ test: deps kernel-deps deb-deps
 	@python3 Tests/suite.py
 
 test-swift:
-	$(if $(NO_BUILD),,$(SWIFT) build -c release --build-tests)
+	$(if $(NO_BUILD),,$(SWIFT) build $(RELEASE) --build-tests)
 	$(SWIFT) test -c release --skip-build
 
 # Every parser of outside bytes under libFuzzer (docs/fuzzing.md). `-Xswiftc -sanitize=fuzzer,address`: SwiftPM
@@ -136,7 +143,7 @@ kernel-deps:
 	  command -v pyenv >/dev/null && pyenv rehash || true; }
 
 test-kernel: $(BUILD_STEP) kernel-deps
-	$(if $(NO_BUILD),,$(SWIFT) build -c release --build-tests)
+	$(if $(NO_BUILD),,$(SWIFT) build $(RELEASE) --build-tests)
 	Tests/kernel/run.sh
 
 # The Debian package a board installs (docs/technician.md): chargerd linked with the Swift runtime inside
@@ -208,8 +215,8 @@ powerloss: build
 bench: deps
 	@command -v cyclictest >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq rt-tests; }
-	$(SWIFT) build -c release --product chargerd
-	$(SWIFT) build -c release --product charger-bench
+	$(SWIFT) build $(RELEASE) --product chargerd
+	$(SWIFT) build $(RELEASE) --product charger-bench
 	.build/release/charger-bench --chargerd .build/release/chargerd --write BENCHMARKS.md
 
 # The quick speed check: section 5 of `make bench` alone (whole sessions in virtual time per board).
@@ -223,7 +230,7 @@ bench-campaign: campaign-build
 	HIL/bench/campaign_cost.sh $(CAMPAIGN_HIL) 2
 
 bench-session: deps
-	$(SWIFT) build -c release --product charger-bench
+	$(SWIFT) build $(RELEASE) --product charger-bench
 	.build/release/charger-bench --only 5
 
 clean:

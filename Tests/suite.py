@@ -117,8 +117,11 @@ def main():
     os.makedirs(logs, exist_ok=True)
     t_start = time.monotonic()
 
-    print("=== build (swift build -c release --build-tests: every product and test, once)", flush=True)
-    rc, took, cpu = run(["swift", "build", "-c", "release", "--build-tests"], os.path.join(logs, "build.log"))
+    # The Makefile's RELEASE (exported): the targets' own builds, make build and this one the same flags,
+    # or each would rebuild everything.
+    release = os.environ.get("RELEASE", "-c release -Xswiftc -gnone -Xcc -g0").split()
+    print(f"=== build (swift build {' '.join(release)} --build-tests: every product and test, once)", flush=True)
+    rc, took, cpu = run(["swift", "build", *release, "--build-tests"], os.path.join(logs, "build.log"))
     with open(os.path.join(logs, "build.log")) as f:
         text = f.read()
     print("\n".join(l for l in text.splitlines() if rc != 0 or l.startswith(("Build complete", "error:", "Building"))), flush=True)
