@@ -343,5 +343,14 @@ func write(_ text: String) -> String {
         #expect(try CarProfile.parse("soc=20%,target=80,plug-at=5 s").plugAt == .s(5))
         #expect(throws: CarProfile.ParseError.self) { try CarProfile.parse("capacity=60,soc=20,target=80") }
         #expect(try CarProfile.parse("capacity=60kWh,soc=20,target=80").capacity == .kWh(60))
+        // The battery from 1 kWh (the guest's bench) to 2 MWh; its resistance the model's or given.
+        #expect(try CarProfile.parse("capacity=1kWh,soc=20,target=80").capacity == .kWh(1))
+        #expect(throws: CarProfile.ParseError.self) { try CarProfile.parse("capacity=0.9kWh,soc=20,target=80") }
+        #expect(throws: CarProfile.ParseError.self) { try CarProfile.parse("capacity=2001kWh,soc=20,target=80") }
+        let modelled = try CarProfile.parse("capacity=2kWh,soc=20,target=80,max-voltage=750V")
+        #expect(modelled.resistance == nil && abs(modelled.internalResistance.value - 169 * 0.0004 * 30) < 1e-9)
+        #expect(try CarProfile.parse("capacity=2kWh,soc=20,target=80,resistance=0.2Ohm").internalResistance == Ohms(0.2))
+        #expect(throws: CarProfile.ParseError.self) { try CarProfile.parse("capacity=2kWh,resistance=0.2") }
+        #expect(throws: CarProfile.ParseError.self) { try CarProfile.parse("capacity=2kWh,resistance=20Ω") }
     }
 }
