@@ -10,7 +10,7 @@
 # STARVED_MS during the session) is run again alone, once: a verdict the host's load decided is no
 # verdict. The slip is printed with every case either way.
 # Sourced early (after guest.sh's setup): the links and board files are made, and every Python BMS is
-# started at once (can_prestart), since python and cantools take 40-60 s to load under emulation and
+# started at once (can_prestart), since python and cantools take seconds to load under emulation and
 # that load overlaps the GPIO cases instead of each session's start; guest.sh calls can_cases later.
 # Needs from guest.sh: BIN BOARDS OUT T SRC PY, pass/failc, slip_during.
 

@@ -67,6 +67,8 @@ cp "$ROOT/Tests/kernel/guest.sh" "$ROOT/Tests/kernel/can.sh" "$ROOT/Tests/kernel
 cp "$ROOT/HIL/peers/gbt_bms.py" "$G/src/HIL/peers/"
 cp "$ROOT/HIL/can/gbt27930-2015.dbc" "$G/src/HIL/can/"
 cp "$ROOT/Tests/kernel/can_check.py" "$G/src/Tests/kernel/"
+# Python's standard library and the CAN peers' packages in one file, for the guest's tmpfs (guest.sh).
+python3 "$ROOT/Tests/kernel/python_bundle.py" "$G/python.tar" > /dev/null || rm -f "$G/python.tar"
 GUEST="${GUEST_SCRIPT:-$G/guest.sh}"
 cat > "$WORK/env.sh" <<ENV
 BIN="$G/bin"
