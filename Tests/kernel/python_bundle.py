@@ -53,7 +53,8 @@ def main():
         for d in distributions(["python-can", "cantools"]):
             for f in d.files or []:
                 p = str(f)
-                if p.startswith("..") or "__pycache__" in p and not p.endswith(".cpython-%d%d.pyc" % sys.version_info[:2]):
+                # (Scripts outside site-packages, and bytecode of other interpreters, stay behind.)
+                if p.startswith("..") or ("__pycache__" in p and not p.endswith(".cpython-%d%d.pyc" % sys.version_info[:2])):
                     continue
                 src = d.locate_file(f)
                 if os.path.isfile(src):
