@@ -187,8 +187,8 @@ bench_figures() {
 #     modules on Modbus, the car's BST, the welding check on the aux contacts, unlock. The wall time is the
 #     charge's: 1.2 kWh at the gun's 60 kW, the battery's resistance 0.2 Ω so that it takes that power
 #     to 80 % (the plant's model gives a 2 kWh battery 2 Ω and a CV phase as long as a 5 kWh one's:
-#     225 and 240 s of charge; the guest's CPU is the suite's time). guest.sh runs it after the CAN sessions (Tests/kernel/can.sh) and judges it
-#     with them: chargerd ends it without a fault, the car reaches its target, the plant's truth at the
+#     225 and 240 s of charge; the guest's CPU is the suite's time). guest.sh runs it after the CAN
+#     sessions (Tests/kernel/can.sh) and judges it with them: chargerd ends it without a fault, the car reaches its target, the plant's truth at the
 #     end is K1 and K2 open with no current (bench_judge_session), and the charger's messages on vcan5
 #     keep their periods and their stages, CML, CCS, CST and CSD as the loop commanded and the meter
 #     counted (can_check.py, as the CAN sessions). Needs no plant running (the chip's lines, the ports).
