@@ -166,8 +166,10 @@ bench_judge_session() {
     local rc; rc=$(cat "$o.rc" 2>/dev/null || echo none)
     [ "$rc" = 0 ] || { echo "chargerd exit $rc ($(grep -E 'FAULT|did not|error' "$o.chargerd" | head -3 | tr '\n' ' ')$(tail -2 "$o.chargerd" | tr '\n' ' '))"; return 1; }
     grep -q "^end state      completed" "$o.chargerd" || { echo "not completed: $(grep '^end state' "$o.chargerd")"; return 1; }
-    # (The first SOC chargerd counts is the car's first BCS of the charge: 20-21 % in the guest.)
-    grep -qE "^SOC +2[01]\.[0-9] % → (79\.[5-9]|80\.[0-9])" "$o.chargerd" || { echo "SOC: $(grep '^SOC' "$o.chargerd")"; return 1; }
+    # (The first and last SOC chargerd counts are the car's BCS as its loop took them: 20-21 and 80 % in
+    # a quiet guest. The 2 kWh car gains 1 % in 1.2 s, so a starved guest's loop counts later: 23 -> 77 %
+    # under stress-ng (s44), where the wire's BCS said 20 -> 80, which can_check.py judges on its own.)
+    grep -qE "^SOC +2[0-5]\.[0-9] % → (7[5-9]\.[0-9]|80\.[0-9])" "$o.chargerd" || { echo "SOC: $(grep '^SOC' "$o.chargerd")"; return 1; }
     grep -q "gun 0: K1 open, K2 open, 0.0 A" "$o.plant" || { echo "plant truth at the end: $(grep 'gun 0: K1' "$o.plant")"; return 1; }
     return 0
 }
