@@ -6,9 +6,10 @@
 # The four sessions run one, then three at once, each on its own vcanN, bench channel and Modbus port
 # (their wall time is the charge's: a 5 kWh battery, the plant's smallest, from 68 to 80 % takes ~70 s of
 # charging, the car asking 57 A at most; from 74 % it asked 48 A, under the 50 A the check wants to see).
-# A session that fails while the guest was starved (its timer slip, guest.sh's slip monitor, past
-# STARVED_MS during the session) is run again alone, once: a verdict the host's load decided is no
-# verdict. The slip is printed with every case either way.
+# A session that fails while the guest was starved (its timer slip, guest.sh's slip monitor and its
+# starved, during the session) is run again alone, once: a verdict the host's load decided is no
+# verdict. Starved again, it is judged on what no load changes (starved_verdict). The slip is printed
+# with every case either way.
 # Sourced early (after guest.sh's setup): the links and board files are made, and every Python BMS is
 # started at once (can_prestart), since python and cantools take seconds to load under emulation and
 # that load overlaps the GPIO cases instead of each session's start; guest.sh calls can_cases later.
@@ -124,12 +125,12 @@ judge_all() {
     check --batch "$T/can-batch" --out-dir "$OUT"
 }
 # The verdict on one judged session: "pass TEXT", "fail TEXT" or "starved TEXT" (failed while the
-# guest's timers slipped past STARVED_MS: the caller runs it again alone).
+# guest was starved: the caller runs it again alone, then starved_verdict).
 verdict_of() {
     local tag n label rc mode args
     IFS='|' read -r tag n label rc mode args <<< "$1"
-    local slip max p99 status text own
-    slip=$(slip_of $tag); max=$(echo "$slip" | awk '{print int($2)}'); p99=$(echo "$slip" | awk '{print int($4)}')
+    local slip status text own
+    slip=$(slip_of $tag)
     if [ -s "$OUT/can-$tag.check" ]; then IFS=$'\t' read -r status text < "$OUT/can-$tag.check"
     else status=1; text="the checker wrote no verdict"; fi
     # The bench's whole session is judged on the plant's truth too, and its PASS line gives its figures
@@ -139,17 +140,44 @@ verdict_of() {
         elif [ "$status" = 0 ]; then text="$(bench_figures ${tag#bench-}); the wire: $text"; fi;;
     esac
     if [ "$status" = 0 ]; then echo "pass $label: $text (guest timer slip $slip ms)"
-    elif [ "${max:-0}" -gt "$STARVED_MS" ]; then echo "starved $label: $text (guest timer slip $slip ms: starved)"
-    # The periods are the guest's timers: with its own wake-ups late by more than the periods' tolerance
-    # (p95 within the period + 50 ms, can_check.py) the check measures the host, not chargerd.
-    elif echo "$text" | grep -q "periods out of tolerance" && [ "${p99:-0}" -gt 50 ]; then
-        echo "starved $label: $text (guest timer slip $slip ms: its p99 past the periods' 50 ms tolerance)"
-    # So are the communication timeouts (the modules', the meter's, the IMD's, the car's): a session that
-    # ended on one while the guest's wake-ups were late by more than five of its 10 ms periods at p99 has
-    # measured the host (E23 after 1.01 s of module silence, slip max 194 p99 76 ms, under stress-ng).
-    elif echo "$text" | grep -qE "E(17|23|25|26)-[a-z-]*(comm-lost|comm-timeout)" && [ "${p99:-0}" -gt 50 ]; then
-        echo "starved $label: $text (guest timer slip $slip ms: its p99 past 50 ms, a communication timeout)"
+    # A session that failed while the guest's wake-ups were late past STARVED_MS, or past 50 ms at p99
+    # (guest.sh's starved: the periods' tolerance, five of the loop's 10 ms periods), measured the host as
+    # much as chargerd (E23 after 1.01 s of module silence, slip max 194 p99 76 ms, under stress-ng).
+    elif starved "$slip"; then echo "starved $label: $text (guest timer slip $slip ms: starved)"
     else echo "fail $label: $text (guest timer slip $slip ms)"; fi
+}
+# The faults a starved guest explains: the communication timeouts (the car's, the modules', the meter's,
+# the IMD's, the analog module's), a contactor whose coil supply's hold lapsed between two late cycles
+# (E15), the loop asleep past its board's miss_limit (E29: 100 periods of 10 ms on the VM board; under
+# stress-ng --cpu 4 the guest's wake-ups were 208 ms late at p99), an RCD self-test answered late
+# (E30), and the escalation of a stop the late loop could not ramp down in time (E28). Any other fault
+# is judged as a fault.
+STARVED_FAULTS="E15-contactor-not-closed E17-vehicle-comm-timeout E23-module-comm-lost E25-meter-comm-lost E26-imd-comm-lost E28-shutdown-escalated E29-loop-overrun E30-rcd-selftest E36-analog-stale"
+# starved_faults FILE: true when every fault chargerd's report names is one of STARVED_FAULTS; prints
+# the ones named.
+starved_faults() {
+    local named f ok=0
+    named=$(grep -oE "^fault +E[0-9]+-[a-z0-9-]+" "$1" | awk '{ print $2 }' | sort -u | paste -sd' ')
+    for f in $named; do case " $STARVED_FAULTS " in *" $f "*) ;; *) ok=1;; esac; done
+    echo "${named:-none}"; return $ok
+}
+# A session that failed on both runs while the guest was starved both times: its periods, timeouts and
+# end were the host's load (the issue's rule: a starved guest says so instead of failing a protocol
+# check), so it is not judged on them and its PASS line says so, with the slip. Judged still, as in
+# any run: every fault it latched is one a starved guest explains (STARVED_FAULTS), the plant's truth at
+# the end is K1 and K2 open with no current, and the charger's messages on the wire kept the standard's
+# order up to its first stop (can_check.py starved). run.sh counts these lines apart.
+starved_verdict() {
+    local tag n label rc mode args
+    IFS='|' read -r tag n label rc mode args <<< "$1"
+    local why=${2#"$label: "} f faults order
+    f=$(file_of $tag)
+    if ! faults=$(starved_faults "$f.chargerd"); then failc "$label: $why; a fault no starvation explains: $faults"; return; fi
+    if ! grep -q "gun 0: K1 open, K2 open, 0.0 A" "$f.plant"; then
+        failc "$label: $why; plant truth at the end: $(grep -m1 'gun 0: K1' "$f.plant" || echo none)"; return
+    fi
+    if ! order=$(check starved --candump "$f.candump" --chargerd "$f.chargerd" 2>&1); then failc "$label: $why; $order"; return; fi
+    pass "$label: NOT JUDGED ON TIME, starved on both runs: $why; judged: faults $faults, the plant's K1 and K2 open with no current at the end, $order"
 }
 # Each session: tag, vcan, label, expected exit, check mode, check args | session args.
 SESSIONS=(
@@ -228,6 +256,7 @@ can_judge() {
         v=$(verdict_of "$spec")
         case "$v" in
             pass*) pass "${v#pass } (run again alone: the first run was starved)";;
+            starved*) starved_verdict "$spec" "${v#starved }";;
             *) failc "${v#* } (run again alone after a starved first run)";;
         esac
     done
@@ -258,11 +287,14 @@ can_realloop() {
         # The controller's error frames as a CAN driver reports them (CAN_ERR_BUSOFF, then
         # CAN_ERR_RESTARTED): counted, the state changes printed and journalled (first: on a loaded host the
         # run's 10 s may end before the flood does).
+        # The flood from then until chargerd's run ends (s44: with a fixed 6 s flood after a second's
+        # pause, a starved guest's run of 10 s ended before any flood frame came, "unknown 0").
         cansend vcan0 20000040#0000000000000000; sleep 0.3; cansend vcan0 20000100#0000000000000000
-        sleep 1
-        timeout 6 cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1
+        cangen vcan0 -g 0 -e -I 183456F4 -L 8 -D i -p 1 > /dev/null 2>&1 &
+        gp=$!
         wait $rp; rc=$?
-        slip=$(slip_during $w0 ${EPOCHREALTIME/./}); smax=$(echo "$slip" | awk '{print int($2)}'); sp99=$(echo "$slip" | awk '{print int($4)}')
+        kill $gp 2>/dev/null; wait $gp 2>/dev/null
+        slip=$(slip_during $w0 ${EPOCHREALTIME/./})
         flood=$(loopline "$OUT/can-rt-flood.log")
         unknown=$(grep -o "unknown PGN [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
         overflow=$(grep -o "rx overflow [0-9]*" "$OUT/can-rt-flood.log" | grep -o "[0-9]*$")
@@ -279,9 +311,14 @@ can_realloop() {
             break
         fi
         why="can link on the real loop: rc $rc, unknown ${unknown:-none}, cycles ${cycles:-none} ($(tail -3 $OUT/can-rt-flood.log | tr '\n' ' ')) (guest timer slip $slip ms)"
-        if [ $attempt = 1 ] && { [ "${smax:-0}" -gt "$STARVED_MS" ] || [ "${sp99:-0}" -gt 50 ]; }; then
-            echo "NOTE first run $why: starved; run again" >> "$RES"
-        else failc "$why"; break; fi
+        if ! starved "$slip"; then failc "$why"; break
+        elif [ $attempt = 1 ]; then echo "NOTE first run $why: starved; run again" >> "$RES"
+        # Starved on both runs: the cycle count is the host's, and so is the flood's size (cangen starved
+        # too: 922 frames in a run under stress-ng --cpu 4); neither is judged, and the line says so. The
+        # run without a fault, the flood counted off the loop and the error frames still are.
+        elif [ $rc -eq 0 ] && [ "${unknown:-0}" -gt 0 ] && [ "$busoff" = 1 ] && grep -q "bus-off 1  restarts 1" "$OUT/can-rt-flood.log"; then
+            pass "can link on the real loop: NOT JUDGED ON TIME, starved on both runs: cycles ${cycles:-none} beside the idle run's ${idle_cycles:-none}; judged: no fault, $unknown flood frames counted off the loop ($overflow dropped by the kernel), bus-off and restart counted (guest timer slip $slip ms)"
+        else failc "$why (starved on both runs)"; fi
         done
     fi
 }

@@ -189,7 +189,7 @@ def can_counters(text):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["session", "misbehave", "timeout"])
+    p.add_argument("what", choices=["session", "misbehave", "timeout", "starved"])
     p.add_argument("--dbc", required=True)
     p.add_argument("--candump", required=True)
     p.add_argument("--bms", help="the BMS's JSON line (absent: the plant's own car was the BMS)")
@@ -204,12 +204,37 @@ def main(argv=None):
     bms = bms_json(a.bms) if a.bms and a.what != "timeout" else None
     text = open(a.chargerd).read()
     counters = can_counters(text)
+    if not frames and a.what == "starved":
+        # Starved, a session may end on a Modbus device's timeout before its handshake (E25 at 2.7 s with
+        # the guest's wake-ups 208 ms late at p99): nothing on the wire to judge, and said so.
+        print("no frame on the wire: the session ended before its handshake")
+        return
     if not frames:
         # Say why when chargerd knows: a session that ended before any frame (q30: E25 and E26 at 2.4 s, the
         # guest's timers late by 90 ms at p99) is judged by that reason (can.sh's verdict_of: a
         # communication timeout while the guest was starved runs again alone).
         end = re.search(r"session did not end normally: (\S+ at [0-9.]+ s)", text)
         fail("candump recorded nothing" + (f": chargerd's session ended first, {end.group(1)}" if end else ""))
+
+    if a.what == "starved":
+        # A session that failed twice while the guest was starved (can.sh's starved_verdict): its periods,
+        # timeouts and end are the host's load, so what is judged here is what no load changes: the
+        # charger's messages in the standard's order up to its first stop (CEM or CST; after a stop the
+        # handshake may start again).
+        ch = charger_frames(db, frames)
+        stops = [t for t, name, _ in ch if name in ("CEM", "CST")]
+        upto = stops[0] if stops else frames[-1][0]
+        order, problems = judge_order(db, [f for f in frames if f[0] <= upto], "session")
+        if problems:
+            fail("messages out of order before the first stop: %s" % "; ".join(problems))
+        reached = []
+        for t, name, b0 in ch:
+            key = "%s %02X" % (name, b0) if name in ("CRM", "CRO") else name
+            if t <= upto and key not in reached:
+                reached.append(key)
+        print("messages in the standard's order up to the %s at %.1f s (%s)"
+              % ("first stop" if stops else "record's end", upto - frames[0][0], ", ".join(reached)))
+        return
 
     if a.what == "timeout":
         # The BMS stopped talking while charging: the charger's CEM names BCL, its CST says fault.
