@@ -196,7 +196,12 @@ class CommFaults(unittest.TestCase):
         # 300 ms replies against a 50 ms response timeout on a link shared by every device: the late
         # replies delay and confuse the whole bus (every device counts timeouts or bad replies), the
         # modules are lost, and the gun stops: no module left (E24), or the meter or IMD lost first.
-        out, plant = self.run_fault("module:0=slow=300ms@20s")
+        # Run to 90 s of plant time: module 0 is lost about 10 s after the slow replies begin, and the
+        # second loss needs up to the meter's and IMD's 2 s of bus silence in wall time (20 s of plant
+        # time at 10x) after it. The default 45 s left 15 s, under one such timeout: under stress-ng (s45)
+        # module 0 was lost at 29.9 s, module 1 and the meter were still answering between timeouts at
+        # 45 s, and the run ended first. (A quiet run's cascade ends the session well before.)
+        out, plant = self.run_fault("module:0=slow=300ms@20s", max_time=90)
         self.assertRegex(out, r"FAULT E23-module-comm-lost")
         self.assertRegex(out, r"FAULT E2[456]-(no-modules|meter-comm-lost|imd-comm-lost) \(error-shutdown\)")
         self.assertRegex(out, r"gun0 faulted")
