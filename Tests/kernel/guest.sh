@@ -26,19 +26,18 @@ mkdir -p "$L/lib" && cp "$BIN/chargerd" "$BIN/charger-plant" "$L/" \
 # Tests/kernel/python_bundle.py): over 9p `import can, cantools` took 12-13 s of the emulated CPU in
 # each of the five Python processes, from tmpfs with `python -S` 4.4-7.3 s. PY becomes a wrapper that
 # runs the same interpreter on that tree; if it cannot import them there, PY stays as it was (noted).
-# Unpacked in the background while the chip and the plant are set up (8 s in a quiet guest, 50 s in a
-# starved one, s44); py_ready, before the first use of PY (can_prestart), waits for it.
+# (Unpacked in the background beside the chip's and the plant's setup it took 115 s in a quiet suite and
+# 140 s under stress-ng, against 8 s alone and 49 s in the foreground under the suite (q43): the tar over
+# 9p and the setup's starts slowed each other, so it stays in the foreground.)
 PY_T0=${EPOCHREALTIME/./}
-( if [ -f "$HERE/python.tar" ] && mkdir -p /dev/shm/py && tar xf "$HERE/python.tar" -C /dev/shm/py; then
+if [ -f "$HERE/python.tar" ] && mkdir -p /dev/shm/py && tar xf "$HERE/python.tar" -C /dev/shm/py; then
     printf '#!/bin/sh\nPYTHONHOME=/dev/shm/py PYTHONPATH=/dev/shm/py/site exec %s -S -s "$@"\n' "$PY" > /dev/shm/py/python
     chmod +x /dev/shm/py/python
     if /dev/shm/py/python -c "import can, cantools, can.interfaces.socketcan, json, statistics, socket" 2> "$OUT/python-bundle.err"; then
-        echo /dev/shm/py/python > "$T/py.chosen"
-        echo "NOTE python from tmpfs: unpacked and its imports checked in $(( (${EPOCHREALTIME/./} - PY_T0) / 1000 )) ms (beside the setup)" >> "$RES"
+        PY=/dev/shm/py/python
+        echo "NOTE python from tmpfs: unpacked and its imports checked in $(( (${EPOCHREALTIME/./} - PY_T0) / 1000 )) ms" >> "$RES"
     else echo "NOTE python from tmpfs refused (PY stays $PY): $(tail -1 "$OUT/python-bundle.err")" >> "$RES"; fi
-  fi ) &
-PYJOB=$!
-py_ready() { wait $PYJOB 2>/dev/null; [ -s "$T/py.chosen" ] && PY=$(cat "$T/py.chosen"); return 0; }
+fi
 
 # The guest's own timer slip, measured all along: a shell that asks to wake every 100 ms (read's timeout,
 # no process started) writes how late each wake-up came. Under qemu's software emulation on a loaded host
@@ -88,7 +87,6 @@ grep -q ready "$OUT/plant.log" && pass "setup: chip charger-io ($SIM), softdog $
 # The CAN cases' links, boards and Python BMSes, started now so that their slow start under emulation
 # overlaps the GPIO cases (Tests/kernel/can.sh; its cases run at 8-12 below).
 . "$HERE/can.sh"
-py_ready
 can_prestart
 
 # Starts chargerd on the board in the background; waits until its loop runs.
