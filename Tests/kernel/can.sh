@@ -162,8 +162,8 @@ starved_faults() {
     echo "${named:-none}"; return $ok
 }
 # A session that failed on both runs while the guest was starved both times: its periods, timeouts and
-# end were the host's load (the rule: a starved guest says so instead of failing a protocol
-# check), so it is not judged on them and its PASS line says so, with the slip. Judged still, as in
+# end were the host's load (docs/testing.md "A starved guest says so": never a failed protocol check
+# for it), so it is not judged on them and its PASS line says so, with the slip. Judged still, as in
 # any run: every fault it latched is one a starved guest explains (STARVED_FAULTS), the plant's truth at
 # the end is K1 and K2 open with no current, and the charger's messages on the wire kept the standard's
 # order up to its first stop (can_check.py starved). run.sh counts these lines apart.
