@@ -37,12 +37,12 @@ LANES = [
     ["test-wire", "test-grid", "test-console", "test-cli", "test-deb", "test-hil"],
 ]
 # A target that starts only once another, in another lane, has ended. test-wire's sessions pace an RTU
-# line at 5x against a plant on a socat pty; beside the guest's boot and setup (its two emulated CPUs
-# busy, its Python unpacked over 9p) that line went silent for up to 845 ms and the session ended on a
-# lost device, on its first run and run again (q39, q42, q46; never later in the guest's run). First in
-# lane 2 instead, beside test-grid and test-swift (at nice 19), it failed the same once (q47): the line
-# stalls under other loads too, and the guest's start is the one it met most. The guest waits for it;
-# lane 2 has the time (q43: it ended 160 s before lane 3).
+# line at 5x against a plant on a socat pty, which went silent for up to 1.2 s beside other work and
+# lost its devices (q39, q42, q46-q48, each at the lanes' start: test-swift's tests, which SwiftPM ran at
+# nice 0 until Priority.keep, and in q39-q46 the guest's boot and setup, its two emulated CPUs busy).
+# The guest waits for it. That made lane 2 the last to end in q49 (1359 s, lane 3 about 150 s before):
+# the guest's CAN sessions met test-cli's full-speed sessions and three ran again. With Priority.keep in
+# place it may no longer be needed; not measured without it.
 STARTS_AFTER = {"test-kernel": "test-wire"}
 
 
