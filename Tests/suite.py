@@ -36,14 +36,6 @@ LANES = [
     ["test-kernel"],
     ["test-wire", "test-grid", "test-console", "test-cli", "test-deb", "test-hil"],
 ]
-# A target that starts only once another, in another lane, has ended. test-wire's sessions pace an RTU
-# line at 5x against a plant on a socat pty, which went silent for up to 1.2 s beside other work and
-# lost its devices (q39, q42, q46-q48, each at the lanes' start: test-swift's tests, which SwiftPM ran at
-# nice 0 until Priority.keep, and in q39-q46 the guest's boot and setup, its two emulated CPUs busy).
-# The guest waits for it. That made lane 2 the last to end in q49 (1359 s, lane 3 about 150 s before):
-# the guest's CAN sessions met test-cli's full-speed sessions and three ran again. With Priority.keep in
-# place it may no longer be needed; not measured without it.
-STARTS_AFTER = {"test-kernel": "test-wire"}
 
 
 class Priority:
@@ -172,29 +164,20 @@ def main():
 
     lock = threading.Lock()
     env = dict(os.environ, NO_BUILD="1")
-    ended = {t: threading.Event() for lane in lanes for t in lane}
-    lane_of = {t: n for n, lane in enumerate(lanes) for t in lane}
     realtime = [lane for lane in lanes if any(not nice[t] for t in lane)]
     priority = Priority(realtime_lanes=len(realtime)) if not serial else None
 
     def lane_worker(n, lane):
         last_realtime = max((i for i, t in enumerate(lane) if not nice[t]), default=None)
         for i, t in enumerate(lane):
-            first = STARTS_AFTER.get(t)
-            if first in ended and lane_of[first] != n:
-                ended[first].wait()
             with lock:
-                print(f"=== make {t} (lane {n + 1}) started at {time.monotonic() - t_start:.0f} s"
-                      f"{f' (after {first})' if first in ended and lane_of[first] != n else ''}", flush=True)
+                print(f"=== make {t} (lane {n + 1}) started at {time.monotonic() - t_start:.0f} s", flush=True)
             path = os.path.join(logs, f"{t}.log")
             cmd = [make, "--no-print-directory", t]
             level = priority.nice(nice[t]) if priority and nice[t] else 0
             if level:
                 cmd = ["nice", "-n", str(level)] + cmd
-            try:
-                rc, took, cpu = run(cmd, path, env, priority if nice[t] else None)
-            finally:
-                ended[t].set()
+            rc, took, cpu = run(cmd, path, env, priority if nice[t] else None)
             with open(path, errors="replace") as f:
                 out = f.read()
             with lock:
